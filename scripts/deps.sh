@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a purpose needs, only those missing.
+# usage: scripts/deps.sh build|test|bench
+set -euo pipefail
+build=(make gcc pkg-config libev-dev libyaml-dev libxxhash-dev curl)
+test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-requests python3-redis redis-server)
+bench=("${build[@]}" nghttp2-client wrk nginx haproxy procps)
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  test) want=("${test[@]}") ;;
+  bench) want=("${bench[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1592 @@
+/* config: YAML file -> validated, immutable struct cfg (see config.h).
+ *
+ * libyaml's document API turns the text into a node tree in which every node
+ * keeps its start mark. The loader then walks that tree along the schema,
+ * never generically, so the depth of the walk is fixed by the schema:
+ *
+ *     root map ── listeners list ── listener map ── routes list ── route map ── match map
+ *              │                                 └─ limits / timeouts maps
+ *              └─ clusters list ─── cluster map ─── endpoints list ── address | endpoint map
+ *
+ * Every map type is a table of keys (struct cfg_map). A key either names a
+ * plain field of the object being filled (duration, size or number, with its
+ * offset and bounds) or a handler for anything richer (strings, enums,
+ * nested maps, lists). cfg_parse_map() checks the node is a map, rejects
+ * unknown and repeated keys, dispatches each value and finally checks that
+ * the required keys were present.
+ *
+ * Errors: the first problem found stops the load with one message
+ * "FILE:LINE:COLUMN: ..." (1-based; libyaml marks are 0-based) written into
+ * the caller's buffer, and -EINVAL. Allocation failures give -ENOMEM and
+ * "FILE: out of memory". The struct cfg under construction is always in a
+ * state cfg_free() can release: arrays are zeroed and their counts set as
+ * soon as they are allocated, so every error path is just cfg_free().
+ *
+ * Aliases (&a / *a) are resolved by libyaml to shared nodes and may even form
+ * cycles; since the walk follows the schema, a cycle ends in a type error.
+ * To bound the work an alias can multiply, at most CFG_MAX_VALUES nodes are
+ * visited. Nothing here resolves names, opens sockets or logs. */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/log.h"
+#include "core/units.h"
+
+#define CFG_MAX_FILE_BYTES (16u << 20)
+#define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
+#define CFG_MAX_WORKERS 256
+#define CFG_MAX_NAME 63
+#define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
+#define CFG_MAX_CONNECTIONS 1000000
+#define CFG_MAX_POOL_IDLE 100000
+#define CFG_MAX_WEIGHT 1000
+#define CFG_MAX_MATCH_HEADERS 64
+#define CFG_MAP_MAX_KEYS 16
+#define CFG_QUOTE_SIZE 96
+#define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *(*cfg_calloc_fn)(size_t n, size_t size) = calloc;
+
+/* ---- defaults: the one place they are written (docs/configuration.md) ---- */
+
+static const struct cfg cfg_defaults = {
+    .workers = 0, /* auto */
+    .drain_timeout_ms = 30000,
+    .log = { .level = LOG_LVL_INFO },
+};
+#define CFG_DEFAULT_LOG_ERROR "stderr"
+#define CFG_DEFAULT_LOG_ACCESS "off"
+
+static const struct cfg_listener cfg_listener_defaults = {
+    .protocol = CFG_PROTOCOL_HTTP,
+    .max_request_line = 8 << 10,
+    .max_header_bytes = 32 << 10,
+    .max_headers = 100,
+    .max_body_bytes = 0,
+    .max_connections = 10000,
+    .header_timeout_ms = 10000,
+    .idle_timeout_ms = 60000,
+    .body_timeout_ms = 30000,
+};
+
+static const struct cfg_cluster cfg_cluster_defaults = {
+    .balance = CFG_BALANCE_ROUND_ROBIN,
+    .hash_key = CFG_HASH_KEY_CLIENT_IP,
+    .hash_method = CFG_HASH_METHOD_RING,
+    .connect_timeout_ms = 2000,
+    .response_timeout_ms = 30000,
+    .pool_idle_timeout_ms = 60000,
+    .pool_max_idle = 32,
+    .max_connections = 0,
+};
+
+static const struct cfg_endpoint cfg_endpoint_defaults = { .weight = 1 };
+
+/* ---- enum names ---- */
+
+#define CFG_ENUM_NAME(e, s) s,
+static const char *const cfg_balance_names[] = { CFG_BALANCE_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_hash_key_names[] = { CFG_HASH_KEY_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_hash_method_names[] = { CFG_HASH_METHOD_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_protocol_names[] = { CFG_PROTOCOL_LIST(CFG_ENUM_NAME) };
+#undef CFG_ENUM_NAME
+
+const char *cfg_balance_name(enum cfg_balance b)
+{
+    return (unsigned)b < CFG_BALANCE_COUNT ? cfg_balance_names[b] : "?";
+}
+
+const char *cfg_hash_key_name(enum cfg_hash_key k)
+{
+    return (unsigned)k < CFG_HASH_KEY_COUNT ? cfg_hash_key_names[k] : "?";
+}
+
+const char *cfg_hash_method_name(enum cfg_hash_method m)
+{
+    return (unsigned)m < CFG_HASH_METHOD_COUNT ? cfg_hash_method_names[m] : "?";
+}
+
+const char *cfg_protocol_name(enum cfg_protocol p)
+{
+    return (unsigned)p < CFG_PROTOCOL_COUNT ? cfg_protocol_names[p] : "?";
+}
+
+/* ---- load context and error reporting ---- */
+
+struct cfg_ctx {
+    const char *name;       /* the file name used in messages */
+    yaml_document_t *doc;
+    struct cfg *cfg;        /* under construction */
+    char *err;
+    size_t err_size;
+    size_t values_left;     /* node visits left (CFG_MAX_VALUES) */
+};
+
+/* Writes "NAME:LINE:COL: message" (line/col 1-based) and returns -EINVAL. */
+__attribute__((format(printf, 4, 0))) static int cfg_vfail(struct cfg_ctx *ctx, int line, int col,
+                                                           const char *fmt, va_list ap)
+{
+    if (ctx->err_size == 0)
+        return -EINVAL;
+    int n = snprintf(ctx->err, ctx->err_size, "%s:%d:%d: ", ctx->name, line, col);
+    if (n >= 0 && (size_t)n < ctx->err_size)
+        vsnprintf(ctx->err + n, ctx->err_size - (size_t)n, fmt, ap);
+    return -EINVAL;
+}
+
+/* Reports an error at `node`'s position. Returns -EINVAL. */
+__attribute__((format(printf, 3, 4))) static int cfg_fail(struct cfg_ctx *ctx,
+                                                          const yaml_node_t *node,
+                                                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cfg_vfail(ctx, (int)node->start_mark.line + 1, (int)node->start_mark.column + 1, fmt,
+                       ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Reports an error at a stored mark. Returns -EINVAL. */
+__attribute__((format(printf, 3, 4))) static int cfg_fail_mark(struct cfg_ctx *ctx,
+                                                               struct cfg_mark mark,
+                                                               const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cfg_vfail(ctx, mark.line, mark.col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Reports an error about the whole input ("NAME: message"). Returns `rc`. */
+__attribute__((format(printf, 3, 4))) static int cfg_fail_file(struct cfg_ctx *ctx, int rc,
+                                                               const char *fmt, ...)
+{
+    if (ctx->err_size == 0)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(ctx->err, ctx->err_size, "%s: ", ctx->name);
+    if (n >= 0 && (size_t)n < ctx->err_size)
+        vsnprintf(ctx->err + n, ctx->err_size - (size_t)n, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int cfg_nomem(struct cfg_ctx *ctx)
+{
+    return cfg_fail_file(ctx, -ENOMEM, "out of memory");
+}
+
+static struct cfg_mark cfg_mark_of(const yaml_node_t *node)
+{
+    struct cfg_mark m = { (int)node->start_mark.line + 1, (int)node->start_mark.column + 1 };
+    return m;
+}
+
+/* Copies user text into `buf` (CFG_QUOTE_SIZE bytes) as 'text', shortened
+ * with "..." and with control bytes escaped, so a message stays one short
+ * printable line. Returns buf. */
+static const char *cfg_quote(const char *s, char *buf)
+{
+    size_t o = 0, limit = CFG_QUOTE_SIZE - 8; /* room for "...'" and NUL */
+
+    buf[o++] = '\'';
+    for (; *s != '\0' && o < limit; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(buf + o, CFG_QUOTE_SIZE - o, "\\x%02x", c);
+        else
+            buf[o++] = (char)c;
+    }
+    if (*s != '\0') {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Describes what `node` is, for "expected X, got Y". Returns buf. */
+static const char *cfg_describe(const yaml_node_t *node, char *buf)
+{
+    if (node->type == YAML_MAPPING_NODE)
+        return "a map";
+    if (node->type == YAML_SEQUENCE_NODE)
+        return "a list";
+    if (node->data.scalar.length == 0 && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+        return "nothing";
+    return cfg_quote((const char *)node->data.scalar.value, buf);
+}
+
+/* Fails unless `node` has type `type`; `what` names it ("'limits'", "route"). */
+static int cfg_expect(struct cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type,
+                      const char *what)
+{
+    char q[CFG_QUOTE_SIZE];
+
+    if (node->type == type)
+        return 0;
+    const char *want = type == YAML_MAPPING_NODE    ? "a map"
+                       : type == YAML_SEQUENCE_NODE ? "a list"
+                                                    : "a single value";
+    return cfg_fail(ctx, node, "expected %s for %s, got %s", want, what, cfg_describe(node, q));
+}
+
+static int cfg_too_many(struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    return cfg_fail(ctx, node, "too many values (more than %u, counting aliases each time they "
+                               "are used)", CFG_MAX_VALUES);
+}
+
+/* Counts one visited node against CFG_MAX_VALUES. Returns 0 or -EINVAL. */
+static int cfg_visit(struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    if (ctx->values_left == 0)
+        return cfg_too_many(ctx, node);
+    ctx->values_left--;
+    return 0;
+}
+
+static yaml_node_t *cfg_node(struct cfg_ctx *ctx, int index)
+{
+    return yaml_document_get_node(ctx->doc, index);
+}
+
+/* Points *out at the text of the scalar `node` (owned by the document).
+ * Returns 0, or -EINVAL for another node type or an embedded NUL. */
+static int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+                      const char **out)
+{
+    int rc = cfg_expect(ctx, node, YAML_SCALAR_NODE, what);
+    if (rc < 0)
+        return rc;
+    const char *s = (const char *)node->data.scalar.value;
+    if (strlen(s) != node->data.scalar.length)
+        return cfg_fail(ctx, node, "%s contains a NUL character", what);
+    *out = s;
+    return 0;
+}
+
+/* Like cfg_scalar() but also rejects an empty value. */
+static int cfg_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+                    const char **out)
+{
+    int rc = cfg_scalar(ctx, node, what, out);
+    if (rc == 0 && **out == '\0')
+        return cfg_fail(ctx, node, "%s must not be empty", what);
+    return rc;
+}
+
+/* A plain ~, null or empty value: YAML's null. */
+static bool cfg_is_null(const yaml_node_t *node)
+{
+    static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    for (size_t i = 0; i < CFG_ARRAY_SIZE(nulls); i++)
+        if (strcmp((const char *)node->data.scalar.value, nulls[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Stores a copy of `s` in *out (owned by the struct cfg). 0 or -ENOMEM. */
+static int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out)
+{
+    size_t size = strlen(s) + 1;
+    char *copy = cfg_calloc_fn(1, size);
+    if (copy == NULL)
+        return cfg_nomem(ctx);
+    memcpy(copy, s, size);
+    *out = copy;
+    return 0;
+}
+
+/* RFC 9110 section 5.6.2: token characters (methods, header and cookie names). */
+static bool cfg_is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!isalnum((unsigned char)*s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+            return false;
+    return true;
+}
+
+/* Joins names[0..n) into buf as "a, b, c". Returns buf. */
+static const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < size; i++) {
+        int w = snprintf(buf + o, size - o, "%s%s", i > 0 ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    return buf;
+}
+
+/* Sets *out to the index of `node`'s text in names[0..n), or fails with
+ * "unknown WHAT 'x' (expected one of: ...)". */
+static int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+                          const char *const *names, size_t n, int *out)
+{
+    char q[CFG_QUOTE_SIZE], list[512], key[64];
+    const char *s;
+
+    snprintf(key, sizeof(key), "'%s'", what);
+    int rc = cfg_scalar(ctx, node, key, &s);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    return cfg_fail(ctx, node, "unknown %s %s (expected one of: %s)", what, cfg_quote(s, q),
+                    cfg_join(names, n, list, sizeof(list)));
+}
+
+/* ---- table-driven maps ---- */
+
+enum cfg_kind {
+    CFG_KIND_FUNC,      /* a handler parses the value */
+    CFG_KIND_DURATION,  /* "250ms", "30s" -> milliseconds */
+    CFG_KIND_SIZE,      /* "16k" -> bytes */
+    CFG_KIND_UINT,      /* "100" */
+};
+
+/* Parses `value` into the object being filled. Returns 0 or negative errno. */
+typedef int (*cfg_parse_fn)(struct cfg_ctx *ctx, yaml_node_t *value, void *obj);
+
+struct cfg_key {
+    const char *name;
+    enum cfg_kind kind;
+    bool required;
+    cfg_parse_fn parse;     /* CFG_KIND_FUNC */
+    size_t offset, width;   /* the uint32_t / uint64_t field, other kinds */
+    uint64_t min, max;
+};
+
+struct cfg_map {
+    const char *what;       /* "listener", "cluster timeouts": for messages */
+    const struct cfg_key *keys;
+    size_t n_keys;
+};
+
+#define CFG_FUNC(n, fn, req) \
+    { .name = (n), .kind = CFG_KIND_FUNC, .required = (req), .parse = (fn) }
+#define CFG_FIELD(n, k, type, field, lo, hi) \
+    { .name = (n), .kind = (k), .offset = offsetof(type, field), \
+      .width = sizeof(((type *)0)->field), .min = (lo), .max = (hi) }
+#define CFG_MAP_DEFINE(var, what_, keys_) \
+    _Static_assert(CFG_ARRAY_SIZE(keys_) <= CFG_MAP_MAX_KEYS, #keys_ " has too many keys"); \
+    static const struct cfg_map var = { (what_), (keys_), CFG_ARRAY_SIZE(keys_) }
+
+/* Writes a bound as the user would write it ("24h", "1m", "256"). */
+static void cfg_format_bound(enum cfg_kind kind, uint64_t v, char *buf, size_t size)
+{
+    static const struct { uint64_t unit; const char *suffix; } durations[] = {
+        { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" } };
+    static const struct { uint64_t unit; const char *suffix; } sizes[] = {
+        { 1ULL << 30, "g" }, { 1ULL << 20, "m" }, { 1ULL << 10, "k" }, { 1, "" } };
+
+    uint64_t unit = 1;
+    const char *suffix = "";
+
+    for (size_t i = 0; v != 0 && kind == CFG_KIND_DURATION && i < CFG_ARRAY_SIZE(durations); i++)
+        if (v % durations[i].unit == 0) {
+            unit = durations[i].unit;
+            suffix = durations[i].suffix;
+            break;
+        }
+    for (size_t i = 0; v != 0 && kind == CFG_KIND_SIZE && i < CFG_ARRAY_SIZE(sizes); i++)
+        if (v % sizes[i].unit == 0) {
+            unit = sizes[i].unit;
+            suffix = sizes[i].suffix;
+            break;
+        }
+    snprintf(buf, size, "%llu%s", (unsigned long long)(v / unit), suffix);
+}
+
+/* Converts the text of a plain field. Returns 0, -EINVAL (syntax, message
+ * written) or -ERANGE (overflow, nothing written). */
+static int cfg_convert(struct cfg_ctx *ctx, const struct cfg_key *key, const yaml_node_t *node,
+                       const char *s, uint64_t *v)
+{
+    char q[CFG_QUOTE_SIZE];
+    int rc;
+
+    switch (key->kind) {
+    case CFG_KIND_DURATION:
+        rc = units_parse_duration_ms(s, v);
+        if (rc == -EINVAL)
+            return cfg_fail(ctx, node, "expected a duration like 250ms, 30s, 5m, got %s",
+                            cfg_quote(s, q));
+        return rc;
+    case CFG_KIND_SIZE:
+        rc = units_parse_size(s, v);
+        if (rc == -EINVAL)
+            return cfg_fail(ctx, node, "expected a size like 512, 16k, 8m, 1g, got %s",
+                            cfg_quote(s, q));
+        return rc;
+    default:
+        rc = units_parse_uint(s, UINT64_MAX, v);
+        if (rc == -EINVAL)
+            return cfg_fail(ctx, node, "expected a number for '%s', got %s", key->name,
+                            cfg_quote(s, q));
+        return rc;
+    }
+}
+
+/* Parses a duration / size / number into the field `key` describes. */
+static int cfg_parse_field(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *node,
+                           void *obj)
+{
+    char what[64], q[CFG_QUOTE_SIZE], lo[32], hi[32];
+    const char *s;
+    uint64_t v = 0;
+
+    snprintf(what, sizeof(what), "'%s'", key->name);
+    int rc = cfg_scalar(ctx, node, what, &s);
+    if (rc < 0)
+        return rc;
+    rc = cfg_convert(ctx, key, node, s, &v);
+    if (rc == -EINVAL)
+        return rc;
+    if (rc == -ERANGE && key->max == UINT64_MAX)
+        return cfg_fail(ctx, node, "'%s' is too large, got %s", key->name, cfg_quote(s, q));
+    if (rc == -ERANGE || v < key->min || v > key->max) {
+        cfg_format_bound(key->kind, key->min, lo, sizeof(lo));
+        cfg_format_bound(key->kind, key->max, hi, sizeof(hi));
+        return cfg_fail(ctx, node, "'%s' must be %s..%s, got %s", key->name, lo, hi,
+                        cfg_quote(s, q));
+    }
+    char *field = (char *)obj + key->offset;
+    if (key->width == sizeof(uint32_t)) {
+        uint32_t v32 = (uint32_t)v;
+        memcpy(field, &v32, sizeof(v32));
+    } else {
+        memcpy(field, &v, sizeof(v));
+    }
+    return 0;
+}
+
+static int cfg_unknown_key(struct cfg_ctx *ctx, const yaml_node_t *node, const struct cfg_map *map,
+                           const char *name)
+{
+    const char *names[CFG_MAP_MAX_KEYS];
+    char q[CFG_QUOTE_SIZE], list[512];
+
+    for (size_t i = 0; i < map->n_keys; i++)
+        names[i] = map->keys[i].name;
+    return cfg_fail(ctx, node, "unknown key %s in %s (expected one of: %s)", cfg_quote(name, q),
+                    map->what, cfg_join(names, map->n_keys, list, sizeof(list)));
+}
+
+/* Finds the key `k` (a scalar) in `map`. Returns its index or a negative errno. */
+static int cfg_lookup_key(struct cfg_ctx *ctx, const yaml_node_t *k, const struct cfg_map *map,
+                          yaml_node_t *const *seen)
+{
+    char q[CFG_QUOTE_SIZE], d[CFG_QUOTE_SIZE];
+
+    if (k->type != YAML_SCALAR_NODE)
+        return cfg_fail(ctx, k, "expected a key name in %s, got %s", map->what,
+                        cfg_describe(k, d));
+    const char *name = (const char *)k->data.scalar.value;
+    if (strlen(name) != k->data.scalar.length)
+        return cfg_fail(ctx, k, "a key in %s contains a NUL character", map->what);
+    for (size_t i = 0; i < map->n_keys; i++) {
+        if (strcmp(name, map->keys[i].name) != 0)
+            continue;
+        if (seen[i] != NULL) {
+            struct cfg_mark first = cfg_mark_of(seen[i]);
+            return cfg_fail(ctx, k, "duplicate key %s in %s (first at %d:%d)", cfg_quote(name, q),
+                            map->what, first.line, first.col);
+        }
+        return (int)i;
+    }
+    return cfg_unknown_key(ctx, k, map, name);
+}
+
+/* Parses the map `node` into `obj` along `map`'s keys. If `values` is not
+ * NULL it receives, per key index, the value node or NULL when absent (for
+ * checks that span several keys). Returns 0 or a negative errno. */
+static int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map,
+                         void *obj, yaml_node_t **values)
+{
+    yaml_node_t *seen[CFG_MAP_MAX_KEYS] = { 0 }, *vals[CFG_MAP_MAX_KEYS] = { 0 };
+
+    int rc = cfg_expect(ctx, node, YAML_MAPPING_NODE, map->what);
+    if (rc < 0)
+        return rc;
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = cfg_node(ctx, p->key), *v = cfg_node(ctx, p->value);
+        if ((rc = cfg_visit(ctx, v)) < 0)
+            return rc;
+        int i = cfg_lookup_key(ctx, k, map, seen);
+        if (i < 0)
+            return i;
+        seen[i] = k;
+        vals[i] = v;
+        const struct cfg_key *key = &map->keys[i];
+        rc = key->kind == CFG_KIND_FUNC ? key->parse(ctx, v, obj)
+                                        : cfg_parse_field(ctx, key, v, obj);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < map->n_keys; i++)
+        if (map->keys[i].required && seen[i] == NULL)
+            return cfg_fail(ctx, node, "%s is missing required key '%s'", map->what,
+                            map->keys[i].name);
+    if (values != NULL)
+        memcpy(values, vals, map->n_keys * sizeof(*values));
+    return 0;
+}
+
+/* Returns the index of key `name` in `map` (it must be there). */
+static size_t cfg_key_index(const struct cfg_map *map, const char *name)
+{
+    size_t i = 0;
+    while (i < map->n_keys - 1 && strcmp(map->keys[i].name, name) != 0)
+        i++;
+    return i;
+}
+
+/* ---- lists ---- */
+
+/* Parses item `i` of a list; `obj` is the object owning the list. */
+typedef int (*cfg_item_fn)(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i);
+
+/* Checks `node` is a non-empty list and allocates a zeroed array for its
+ * items. On success *out (owned by the caller's object) and *n are set. */
+static int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const char *what,
+                        const char *item, size_t item_size, void **out, size_t *n)
+{
+    int rc = cfg_expect(ctx, node, YAML_SEQUENCE_NODE, what);
+    if (rc < 0)
+        return rc;
+    size_t count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (count == 0)
+        return cfg_fail(ctx, node, "%s must not be empty (expected at least one %s)", what, item);
+    if (count > ctx->values_left)
+        return cfg_too_many(ctx, node);
+    void *items = cfg_calloc_fn(count, item_size);
+    if (items == NULL)
+        return cfg_nomem(ctx);
+    *out = items;
+    *n = count;
+    return 0;
+}
+
+/* Calls fn on each item of the list `node`. */
+static int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj)
+{
+    size_t i = 0;
+
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++, i++) {
+        yaml_node_t *item = cfg_node(ctx, *it);
+        int rc = cfg_visit(ctx, item);
+        if (rc == 0)
+            rc = fn(ctx, item, obj, i);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- shared value parsers ---- */
+
+/* A listener or cluster name: 1..63 of [A-Za-z0-9_.-], used in logs and metrics. */
+static int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out,
+                          struct cfg_mark *mark)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_text(ctx, node, "'name'", &s);
+    if (rc < 0)
+        return rc;
+    size_t len = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+    if (len != strlen(s) || len > CFG_MAX_NAME)
+        return cfg_fail(ctx, node, "bad name %s: use 1 to %d letters, digits, '_', '-' or '.'",
+                        cfg_quote(s, q), CFG_MAX_NAME);
+    *mark = cfg_mark_of(node);
+    return cfg_strdup(ctx, s, out);
+}
+
+/* Parses an address into *addr / *len and a copy of its text into *text. */
+static int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+                             char **text, struct sockaddr_storage *addr, socklen_t *len)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_scalar(ctx, node, what, &s);
+    if (rc < 0)
+        return rc;
+    rc = units_parse_addr(s, addr, len);
+    if (rc == -ERANGE)
+        return cfg_fail(ctx, node, "bad address %s: port must be 1..65535", cfg_quote(s, q));
+    if (rc < 0)
+        return cfg_fail(ctx, node, "bad address %s: expected IPv4:port, [IPv6]:port, *:port or "
+                                   "localhost:port (names are not resolved)", cfg_quote(s, q));
+    return cfg_strdup(ctx, s, text);
+}
+
+/* ---- log ---- */
+
+static int cfg_parse_log_level(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    const char *names[LOG_LVL_COUNT];
+
+    for (int i = 0; i < LOG_LVL_COUNT; i++)
+        names[i] = log_level_name(i);
+    return cfg_parse_enum(ctx, v, "log level", names, LOG_LVL_COUNT,
+                          &((struct cfg_log *)obj)->level);
+}
+
+/* A log destination: one of the words in `words` (NULL-terminated) or a file
+ * path, which must contain a '/' so a misspelt word is not taken for a file. */
+static int cfg_parse_log_sink(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
+                              const char *const *words, const char *expected, char **out)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_text(ctx, v, what, &s);
+    if (rc < 0)
+        return rc;
+    bool ok = strchr(s, '/') != NULL;
+    for (size_t i = 0; !ok && words[i] != NULL; i++)
+        ok = strcmp(s, words[i]) == 0;
+    if (!ok)
+        return cfg_fail(ctx, v, "expected %s or a file path (containing '/') for %s, got %s",
+                        expected, what, cfg_quote(s, q));
+    return cfg_strdup(ctx, s, out);
+}
+
+static int cfg_parse_log_error(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    static const char *const words[] = { "stderr", NULL };
+    return cfg_parse_log_sink(ctx, v, "'error'", words, "'stderr'",
+                              &((struct cfg_log *)obj)->error);
+}
+
+static int cfg_parse_log_access(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    static const char *const words[] = { "off", "stdout", NULL };
+    return cfg_parse_log_sink(ctx, v, "'access'", words, "'off', 'stdout'",
+                              &((struct cfg_log *)obj)->access);
+}
+
+static const struct cfg_key cfg_log_keys[] = {
+    CFG_FUNC("level", cfg_parse_log_level, false),
+    CFG_FUNC("error", cfg_parse_log_error, false),
+    CFG_FUNC("access", cfg_parse_log_access, false),
+};
+CFG_MAP_DEFINE(cfg_log_map, "log", cfg_log_keys);
+
+/* ---- route match ---- */
+
+/* match.path and match.path_prefix: an absolute path, no spaces or controls. */
+static int cfg_parse_match_path(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, char **out)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_text(ctx, v, what, &s);
+    if (rc < 0)
+        return rc;
+    if (s[0] != '/')
+        return cfg_fail(ctx, v, "%s must start with '/', got %s", what, cfg_quote(s, q));
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return cfg_fail(ctx, v, "%s must not contain spaces or control characters, got %s",
+                            what, cfg_quote(s, q));
+    return cfg_strdup(ctx, s, out);
+}
+
+static int cfg_parse_path(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_match_path(ctx, v, "'path'", &((struct cfg_route *)obj)->path);
+}
+
+static int cfg_parse_path_prefix(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_match_path(ctx, v, "'path_prefix'", &((struct cfg_route *)obj)->path_prefix);
+}
+
+/* match.host: an exact host name (optionally with :port), stored lower case. */
+static int cfg_parse_host(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_route *r = obj;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_text(ctx, v, "'host'", &s);
+    if (rc < 0)
+        return rc;
+    if (strchr(s, '*') != NULL)
+        return cfg_fail(ctx, v, "'host' must be an exact name (wildcards are not supported), "
+                                "got %s", cfg_quote(s, q));
+    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") !=
+        strlen(s))
+        return cfg_fail(ctx, v, "bad host %s: expected a name like api.example.com",
+                        cfg_quote(s, q));
+    if ((rc = cfg_strdup(ctx, s, &r->host)) < 0)
+        return rc;
+    for (char *p = r->host; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return 0;
+}
+
+/* One method of match.method: a token, stored upper case. */
+static int cfg_parse_method_one(struct cfg_ctx *ctx, yaml_node_t *v, char **out)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_text(ctx, v, "'method'", &s);
+    if (rc < 0)
+        return rc;
+    if (!cfg_is_token(s))
+        return cfg_fail(ctx, v, "bad method %s (expected an HTTP method like GET, or a list "
+                                "like [GET, POST])", cfg_quote(s, q));
+    if ((rc = cfg_strdup(ctx, s, out)) < 0)
+        return rc;
+    for (char *p = *out; *p != '\0'; p++)
+        *p = (char)toupper((unsigned char)*p);
+    return 0;
+}
+
+static int cfg_parse_method_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    return cfg_parse_method_one(ctx, v, &((struct cfg_route *)obj)->methods[i]);
+}
+
+/* match.method: a string or a list of strings. */
+static int cfg_parse_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_route *r = obj;
+    void *items;
+
+    if (v->type == YAML_SCALAR_NODE) {
+        r->methods = cfg_calloc_fn(1, sizeof(*r->methods));
+        if (r->methods == NULL)
+            return cfg_nomem(ctx);
+        r->n_methods = 1;
+        return cfg_parse_method_one(ctx, v, &r->methods[0]);
+    }
+    int rc = cfg_list_new(ctx, v, "'method'", "method", sizeof(*r->methods), &items, &r->n_methods);
+    if (rc < 0)
+        return rc;
+    r->methods = items;
+    return cfg_list_each(ctx, v, cfg_parse_method_item, r);
+}
+
+/* One NAME: VALUE of match.header; a null VALUE means "present". */
+static int cfg_parse_header_pair(struct cfg_ctx *ctx, yaml_node_t *map, size_t i,
+                                 struct cfg_header_match *h)
+{
+    yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
+    yaml_node_t *k = cfg_node(ctx, p->key), *v = cfg_node(ctx, p->value);
+    char q[CFG_QUOTE_SIZE];
+    const char *name, *value;
+
+    int rc = cfg_visit(ctx, v);
+    if (rc == 0)
+        rc = cfg_text(ctx, k, "a header name", &name);
+    if (rc < 0)
+        return rc;
+    if (!cfg_is_token(name))
+        return cfg_fail(ctx, k, "bad header name %s", cfg_quote(name, q));
+    for (size_t j = 0; j < i; j++) {
+        yaml_node_t *prev = cfg_node(ctx, map->data.mapping.pairs.start[j].key);
+        if (strcasecmp((const char *)prev->data.scalar.value, name) == 0)
+            return cfg_fail(ctx, k, "duplicate header %s in match (first at %d:%d)",
+                            cfg_quote(name, q), cfg_mark_of(prev).line, cfg_mark_of(prev).col);
+    }
+    if ((rc = cfg_strdup(ctx, name, &h->name)) < 0)
+        return rc;
+    if (cfg_is_null(v))
+        return 0;
+    if ((rc = cfg_scalar(ctx, v, "a header value", &value)) < 0)
+        return rc;
+    for (const char *c = value; *c != '\0'; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+            return cfg_fail(ctx, v, "header value %s contains a control character",
+                            cfg_quote(value, q));
+    return cfg_strdup(ctx, value, &h->value);
+}
+
+/* match.header: {NAME: VALUE, ...}. */
+static int cfg_parse_header(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_route *r = obj;
+
+    int rc = cfg_expect(ctx, v, YAML_MAPPING_NODE, "'header'");
+    if (rc < 0)
+        return rc;
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if (n == 0)
+        return cfg_fail(ctx, v, "'header' must not be empty (expected NAME: VALUE pairs)");
+    if (n > CFG_MAX_MATCH_HEADERS)
+        return cfg_fail(ctx, v, "'header' has %zu headers, at most %d are allowed", n,
+                        CFG_MAX_MATCH_HEADERS);
+    r->headers = cfg_calloc_fn(n, sizeof(*r->headers));
+    if (r->headers == NULL)
+        return cfg_nomem(ctx);
+    r->n_headers = n;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = cfg_parse_header_pair(ctx, v, i, &r->headers[i])) < 0)
+            return rc;
+    return 0;
+}
+
+static const struct cfg_key cfg_match_keys[] = {
+    CFG_FUNC("path", cfg_parse_path, false),
+    CFG_FUNC("path_prefix", cfg_parse_path_prefix, false),
+    CFG_FUNC("host", cfg_parse_host, false),
+    CFG_FUNC("method", cfg_parse_method, false),
+    CFG_FUNC("header", cfg_parse_header, false),
+};
+CFG_MAP_DEFINE(cfg_match_map, "match", cfg_match_keys);
+
+static int cfg_parse_match(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    yaml_node_t *values[CFG_MAP_MAX_KEYS];
+
+    int rc = cfg_parse_map(ctx, v, &cfg_match_map, obj, values);
+    if (rc < 0)
+        return rc;
+    yaml_node_t *path = values[cfg_key_index(&cfg_match_map, "path")];
+    if (path != NULL && values[cfg_key_index(&cfg_match_map, "path_prefix")] != NULL)
+        return cfg_fail(ctx, path, "match has both 'path' and 'path_prefix'; use one of them");
+    return 0;
+}
+
+/* ---- routes ---- */
+
+static int cfg_parse_route_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_route *r = obj;
+    const char *s;
+
+    int rc = cfg_text(ctx, v, "'cluster'", &s);
+    if (rc < 0)
+        return rc;
+    r->cluster_mark = cfg_mark_of(v);
+    return cfg_strdup(ctx, s, &r->cluster_name);
+}
+
+static const struct cfg_key cfg_route_keys[] = {
+    CFG_FUNC("match", cfg_parse_match, false),
+    CFG_FUNC("cluster", cfg_parse_route_cluster, true),
+};
+CFG_MAP_DEFINE(cfg_route_map, "route", cfg_route_keys);
+
+static bool cfg_route_matches_all(const struct cfg_route *r)
+{
+    return r->host == NULL && r->path == NULL && r->path_prefix == NULL && r->n_methods == 0 &&
+           r->n_headers == 0;
+}
+
+static int cfg_parse_route(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+{
+    struct cfg_listener *l = obj;
+    struct cfg_route *r = &l->routes[i];
+
+    r->line = cfg_mark_of(node).line;
+    r->col = cfg_mark_of(node).col;
+    int rc = cfg_parse_map(ctx, node, &cfg_route_map, r, NULL);
+    if (rc < 0)
+        return rc;
+    /* First match wins, so a catch-all route hides every route after it. */
+    if (i > 0 && cfg_route_matches_all(&l->routes[i - 1]))
+        return cfg_fail(ctx, node, "route is never used: the route at %d:%d before it matches "
+                                   "every request (put the default route last)",
+                        l->routes[i - 1].line, l->routes[i - 1].col);
+    return 0;
+}
+
+static int cfg_parse_routes(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+    void *items;
+
+    int rc = cfg_list_new(ctx, v, "'routes'", "route", sizeof(*l->routes), &items, &l->n_routes);
+    if (rc < 0)
+        return rc;
+    l->routes = items;
+    return cfg_list_each(ctx, v, cfg_parse_route, l);
+}
+
+/* ---- listeners ---- */
+
+static const struct cfg_key cfg_limits_keys[] = {
+    CFG_FIELD("request_line", CFG_KIND_SIZE, struct cfg_listener, max_request_line, 16, 1 << 20),
+    CFG_FIELD("header_size", CFG_KIND_SIZE, struct cfg_listener, max_header_bytes, 64, 16 << 20),
+    CFG_FIELD("headers", CFG_KIND_UINT, struct cfg_listener, max_headers, 1, CFG_MAX_HEADERS),
+    CFG_FIELD("body", CFG_KIND_SIZE, struct cfg_listener, max_body_bytes, 0, UINT64_MAX),
+    CFG_FIELD("connections", CFG_KIND_UINT, struct cfg_listener, max_connections, 1,
+              CFG_MAX_CONNECTIONS),
+};
+CFG_MAP_DEFINE(cfg_limits_map, "limits", cfg_limits_keys);
+
+static const struct cfg_key cfg_listener_timeout_keys[] = {
+    CFG_FIELD("client_header", CFG_KIND_DURATION, struct cfg_listener, header_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("client_idle", CFG_KIND_DURATION, struct cfg_listener, idle_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("client_body", CFG_KIND_DURATION, struct cfg_listener, body_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+};
+CFG_MAP_DEFINE(cfg_listener_timeout_map, "listener timeouts", cfg_listener_timeout_keys);
+
+static int cfg_parse_limits(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cfg_limits_map, obj, NULL);
+}
+
+static int cfg_parse_listener_timeouts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cfg_listener_timeout_map, obj, NULL);
+}
+
+static int cfg_parse_listener_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+    return cfg_parse_name(ctx, v, &l->name, &l->name_mark);
+}
+
+static int cfg_parse_listen(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+
+    l->listen_mark = cfg_mark_of(v);
+    return cfg_parse_address(ctx, v, "'listen'", &l->listen, &l->addr, &l->addrlen);
+}
+
+static int cfg_parse_protocol(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int p = 0;
+    int rc = cfg_parse_enum(ctx, v, "protocol", cfg_protocol_names, CFG_PROTOCOL_COUNT, &p);
+    ((struct cfg_listener *)obj)->protocol = (enum cfg_protocol)p;
+    return rc;
+}
+
+static const struct cfg_key cfg_listener_keys[] = {
+    CFG_FUNC("name", cfg_parse_listener_name, true),
+    CFG_FUNC("listen", cfg_parse_listen, true),
+    CFG_FUNC("protocol", cfg_parse_protocol, false),
+    CFG_FUNC("routes", cfg_parse_routes, true),
+    CFG_FUNC("limits", cfg_parse_limits, false),
+    CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
+};
+CFG_MAP_DEFINE(cfg_listener_map, "listener", cfg_listener_keys);
+
+static bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                          const struct sockaddr_storage *b, socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0; /* units_parse_addr zeroes the rest */
+}
+
+/* Listener i against the ones before it: names and addresses are unique. */
+static int cfg_check_listener_unique(struct cfg_ctx *ctx, const struct cfg *cfg, size_t i)
+{
+    const struct cfg_listener *l = &cfg->listeners[i];
+    char q[CFG_QUOTE_SIZE], q2[CFG_QUOTE_SIZE];
+
+    for (size_t j = 0; j < i; j++) {
+        const struct cfg_listener *o = &cfg->listeners[j];
+        if (strcmp(o->name, l->name) == 0)
+            return cfg_fail_mark(ctx, l->name_mark, "duplicate listener name %s (first defined "
+                                 "at %d:%d)", cfg_quote(l->name, q), o->name_mark.line,
+                                 o->name_mark.col);
+        if (cfg_same_addr(&o->addr, o->addrlen, &l->addr, l->addrlen))
+            return cfg_fail_mark(ctx, l->listen_mark, "duplicate listen address %s (also used "
+                                 "by listener %s at %d:%d)", cfg_quote(l->listen, q),
+                                 cfg_quote(o->name, q2), o->listen_mark.line, o->listen_mark.col);
+    }
+    return 0;
+}
+
+static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+{
+    struct cfg *cfg = obj;
+    struct cfg_listener *l = &cfg->listeners[i];
+
+    *l = cfg_listener_defaults;
+    l->line = cfg_mark_of(node).line;
+    l->col = cfg_mark_of(node).col;
+    int rc = cfg_parse_map(ctx, node, &cfg_listener_map, l, NULL);
+    if (rc < 0)
+        return rc;
+    return cfg_check_listener_unique(ctx, cfg, i);
+}
+
+static int cfg_parse_listeners(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg *cfg = obj;
+    void *items;
+
+    int rc = cfg_list_new(ctx, v, "'listeners'", "listener", sizeof(*cfg->listeners), &items,
+                          &cfg->n_listeners);
+    if (rc < 0)
+        return rc;
+    cfg->listeners = items;
+    return cfg_list_each(ctx, v, cfg_parse_listener, cfg);
+}
+
+/* ---- endpoints ---- */
+
+static bool cfg_is_any_addr(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return memcmp(a6, &in6addr_any, sizeof(*a6)) == 0;
+}
+
+static int cfg_parse_endpoint_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_endpoint *e = obj;
+    char q[CFG_QUOTE_SIZE];
+
+    int rc = cfg_parse_address(ctx, v, "'address'", &e->address, &e->addr, &e->addrlen);
+    if (rc < 0)
+        return rc;
+    if (cfg_is_any_addr(&e->addr))
+        return cfg_fail(ctx, v, "endpoint %s is the any-address; give the server's own address",
+                        cfg_quote(e->address, q));
+    return 0;
+}
+
+static const struct cfg_key cfg_endpoint_keys[] = {
+    CFG_FUNC("address", cfg_parse_endpoint_address, true),
+    CFG_FIELD("weight", CFG_KIND_UINT, struct cfg_endpoint, weight, 1, CFG_MAX_WEIGHT),
+};
+CFG_MAP_DEFINE(cfg_endpoint_map, "endpoint", cfg_endpoint_keys);
+
+/* An endpoint is "ADDRESS" or {address: ADDRESS, weight: N}. */
+static int cfg_parse_endpoint(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+{
+    struct cfg_cluster *c = obj;
+    struct cfg_endpoint *e = &c->endpoints[i];
+    char q[CFG_QUOTE_SIZE];
+    int rc;
+
+    *e = cfg_endpoint_defaults;
+    e->line = cfg_mark_of(node).line;
+    e->col = cfg_mark_of(node).col;
+    if (node->type == YAML_SCALAR_NODE)
+        rc = cfg_parse_endpoint_address(ctx, node, e);
+    else if (node->type == YAML_MAPPING_NODE)
+        rc = cfg_parse_map(ctx, node, &cfg_endpoint_map, e, NULL);
+    else
+        rc = cfg_fail(ctx, node, "expected an address or a map with address and weight for "
+                                 "endpoint, got a list");
+    if (rc < 0)
+        return rc;
+    for (size_t j = 0; j < i; j++)
+        if (cfg_same_addr(&c->endpoints[j].addr, c->endpoints[j].addrlen, &e->addr, e->addrlen))
+            return cfg_fail(ctx, node, "duplicate endpoint %s (first at %d:%d; use weight to "
+                                       "send it more traffic)", cfg_quote(e->address, q),
+                            c->endpoints[j].line, c->endpoints[j].col);
+    return 0;
+}
+
+static int cfg_parse_endpoints(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cluster *c = obj;
+    void *items;
+
+    int rc = cfg_list_new(ctx, v, "'endpoints'", "endpoint", sizeof(*c->endpoints), &items,
+                          &c->n_endpoints);
+    if (rc < 0)
+        return rc;
+    c->endpoints = items;
+    return cfg_list_each(ctx, v, cfg_parse_endpoint, c);
+}
+
+/* ---- clusters ---- */
+
+static int cfg_parse_cluster_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cluster *c = obj;
+    return cfg_parse_name(ctx, v, &c->name, &c->name_mark);
+}
+
+static int cfg_parse_balance(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int b = 0;
+    int rc = cfg_parse_enum(ctx, v, "balance", cfg_balance_names, CFG_BALANCE_COUNT, &b);
+    ((struct cfg_cluster *)obj)->balance = (enum cfg_balance)b;
+    return rc;
+}
+
+static int cfg_parse_hash_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int m = 0;
+    int rc = cfg_parse_enum(ctx, v, "hash_method", cfg_hash_method_names, CFG_HASH_METHOD_COUNT,
+                            &m);
+    ((struct cfg_cluster *)obj)->hash_method = (enum cfg_hash_method)m;
+    return rc;
+}
+
+/* hash_key: client_ip | path | header:NAME | cookie:NAME */
+static int cfg_parse_hash_key(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cluster *c = obj;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int rc = cfg_scalar(ctx, v, "'hash_key'", &s);
+    if (rc < 0)
+        return rc;
+    const char *colon = strchr(s, ':');
+    size_t len = colon != NULL ? (size_t)(colon - s) : strlen(s);
+    for (int k = 0; k < CFG_HASH_KEY_COUNT; k++) {
+        bool named = k == CFG_HASH_KEY_HEADER || k == CFG_HASH_KEY_COOKIE;
+        if (strlen(cfg_hash_key_names[k]) != len || strncmp(s, cfg_hash_key_names[k], len) != 0)
+            continue;
+        if (named && (colon == NULL || !cfg_is_token(colon + 1)))
+            return cfg_fail(ctx, v, "hash_key %s needs a %s name, like %s:%s", cfg_quote(s, q),
+                            cfg_hash_key_names[k], cfg_hash_key_names[k],
+                            k == CFG_HASH_KEY_HEADER ? "X-User" : "session");
+        if (!named && colon != NULL)
+            break;
+        c->hash_key = (enum cfg_hash_key)k;
+        return named ? cfg_strdup(ctx, colon + 1, &c->hash_key_name) : 0;
+    }
+    return cfg_fail(ctx, v, "unknown hash_key %s (expected one of: client_ip, path, header:NAME, "
+                            "cookie:NAME)", cfg_quote(s, q));
+}
+
+static const struct cfg_key cfg_cluster_timeout_keys[] = {
+    CFG_FIELD("connect", CFG_KIND_DURATION, struct cfg_cluster, connect_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("response", CFG_KIND_DURATION, struct cfg_cluster, response_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+};
+CFG_MAP_DEFINE(cfg_cluster_timeout_map, "cluster timeouts", cfg_cluster_timeout_keys);
+
+static const struct cfg_key cfg_pool_keys[] = {
+    CFG_FIELD("max_idle", CFG_KIND_UINT, struct cfg_cluster, pool_max_idle, 0, CFG_MAX_POOL_IDLE),
+    CFG_FIELD("idle_timeout", CFG_KIND_DURATION, struct cfg_cluster, pool_idle_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+};
+CFG_MAP_DEFINE(cfg_pool_map, "pool", cfg_pool_keys);
+
+static int cfg_parse_cluster_timeouts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cfg_cluster_timeout_map, obj, NULL);
+}
+
+static int cfg_parse_pool(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cfg_pool_map, obj, NULL);
+}
+
+static const struct cfg_key cfg_cluster_keys[] = {
+    CFG_FUNC("name", cfg_parse_cluster_name, true),
+    CFG_FUNC("balance", cfg_parse_balance, false),
+    CFG_FUNC("hash_key", cfg_parse_hash_key, false),
+    CFG_FUNC("hash_method", cfg_parse_hash_method, false),
+    CFG_FUNC("timeouts", cfg_parse_cluster_timeouts, false),
+    CFG_FUNC("pool", cfg_parse_pool, false),
+    CFG_FIELD("max_connections", CFG_KIND_UINT, struct cfg_cluster, max_connections, 0,
+              CFG_MAX_CONNECTIONS),
+    CFG_FUNC("endpoints", cfg_parse_endpoints, true),
+};
+CFG_MAP_DEFINE(cfg_cluster_map, "cluster", cfg_cluster_keys);
+
+/* hash_key and hash_method only do something for the hashing algorithms; a
+ * key that would be ignored is an error rather than a surprise. */
+static int cfg_check_cluster_hash(struct cfg_ctx *ctx, const struct cfg_cluster *c,
+                                  yaml_node_t *const *values)
+{
+    yaml_node_t *key = values[cfg_key_index(&cfg_cluster_map, "hash_key")];
+    yaml_node_t *method = values[cfg_key_index(&cfg_cluster_map, "hash_method")];
+
+    if (key != NULL && c->balance != CFG_BALANCE_CONSISTENT_HASH &&
+        c->balance != CFG_BALANCE_IP_HASH)
+        return cfg_fail(ctx, key, "hash_key is used only with balance consistent_hash or "
+                                  "ip_hash (this cluster uses %s)", cfg_balance_name(c->balance));
+    if (method != NULL && c->balance != CFG_BALANCE_CONSISTENT_HASH)
+        return cfg_fail(ctx, method, "hash_method is used only with balance consistent_hash "
+                                     "(this cluster uses %s)", cfg_balance_name(c->balance));
+    return 0;
+}
+
+static int cfg_parse_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+{
+    struct cfg *cfg = obj;
+    struct cfg_cluster *c = &cfg->clusters[i];
+    yaml_node_t *values[CFG_MAP_MAX_KEYS];
+    char q[CFG_QUOTE_SIZE];
+
+    *c = cfg_cluster_defaults;
+    c->line = cfg_mark_of(node).line;
+    c->col = cfg_mark_of(node).col;
+    int rc = cfg_parse_map(ctx, node, &cfg_cluster_map, c, values);
+    if (rc == 0)
+        rc = cfg_check_cluster_hash(ctx, c, values);
+    if (rc < 0)
+        return rc;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->clusters[j].name, c->name) == 0)
+            return cfg_fail_mark(ctx, c->name_mark, "duplicate cluster name %s (first defined at "
+                                 "%d:%d)", cfg_quote(c->name, q), cfg->clusters[j].name_mark.line,
+                                 cfg->clusters[j].name_mark.col);
+    return 0;
+}
+
+static int cfg_parse_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg *cfg = obj;
+    void *items;
+
+    int rc = cfg_list_new(ctx, v, "'clusters'", "cluster", sizeof(*cfg->clusters), &items,
+                          &cfg->n_clusters);
+    if (rc < 0)
+        return rc;
+    cfg->clusters = items;
+    return cfg_list_each(ctx, v, cfg_parse_cluster, cfg);
+}
+
+/* ---- top level ---- */
+
+/* workers: auto (0 here, resolved by cfg_finish) or 1..CFG_MAX_WORKERS. */
+static int cfg_parse_workers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg *cfg = obj;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    uint64_t n = 0;
+
+    int rc = cfg_scalar(ctx, v, "'workers'", &s);
+    if (rc < 0)
+        return rc;
+    if (strcmp(s, "auto") == 0) {
+        cfg->workers = 0;
+        return 0;
+    }
+    if (units_parse_uint(s, CFG_MAX_WORKERS, &n) < 0 || n == 0)
+        return cfg_fail(ctx, v, "expected 'auto' or a number 1..%d for 'workers', got %s",
+                        CFG_MAX_WORKERS, cfg_quote(s, q));
+    cfg->workers = (unsigned)n;
+    return 0;
+}
+
+static int cfg_parse_log(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cfg_log_map, &((struct cfg *)obj)->log, NULL);
+}
+
+static const struct cfg_key cfg_root_keys[] = {
+    CFG_FUNC("workers", cfg_parse_workers, false),
+    CFG_FIELD("drain_timeout", CFG_KIND_DURATION, struct cfg, drain_timeout_ms, 0,
+              CFG_MAX_DURATION_MS),
+    CFG_FUNC("log", cfg_parse_log, false),
+    CFG_FUNC("listeners", cfg_parse_listeners, true),
+    CFG_FUNC("clusters", cfg_parse_clusters, true),
+};
+CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
+
+/* Points every route at its cluster. */
+static int cfg_resolve_routes(struct cfg_ctx *ctx, struct cfg *cfg)
+{
+    char q[CFG_QUOTE_SIZE];
+
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct cfg_listener *l = &cfg->listeners[i];
+        for (size_t j = 0; j < l->n_routes; j++) {
+            struct cfg_route *r = &l->routes[j];
+            r->cluster = cfg_find_cluster(cfg, r->cluster_name);
+            if (r->cluster == NULL)
+                return cfg_fail_mark(ctx, r->cluster_mark, "route names cluster %s which is "
+                                     "not defined", cfg_quote(r->cluster_name, q));
+        }
+    }
+    return 0;
+}
+
+/* Fills what defaults to something computed or allocated. */
+static int cfg_finish(struct cfg_ctx *ctx, struct cfg *cfg)
+{
+    if (cfg->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = n < 1 ? 1 : n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
+    }
+    if (cfg->log.error == NULL && cfg_strdup(ctx, CFG_DEFAULT_LOG_ERROR, &cfg->log.error) < 0)
+        return -ENOMEM;
+    if (cfg->log.access == NULL && cfg_strdup(ctx, CFG_DEFAULT_LOG_ACCESS, &cfg->log.access) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- YAML documents ---- */
+
+/* Turns a libyaml parser error into a message. Returns -EINVAL or -ENOMEM. */
+static int cfg_yaml_error(struct cfg_ctx *ctx, const yaml_parser_t *p, const char *text,
+                          size_t len)
+{
+    const char *problem = p->problem != NULL ? p->problem : "malformed YAML";
+
+    if (p->error == YAML_MEMORY_ERROR)
+        return cfg_nomem(ctx);
+    if (p->error == YAML_READER_ERROR) {
+        /* Reader errors carry a byte offset, not a mark. */
+        size_t off = p->problem_offset < len ? p->problem_offset : len;
+        int line = 1, col = 1;
+        for (size_t i = 0; i < off; i++, col++)
+            if (text[i] == '\n') {
+                line++;
+                col = 0;
+            }
+        return cfg_fail_mark(ctx, (struct cfg_mark){ line, col }, "bad input: %s (byte 0x%02x)",
+                             problem, (unsigned)p->problem_value & 0xffu);
+    }
+    struct cfg_mark at = { (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1 };
+    if (p->context == NULL)
+        return cfg_fail_mark(ctx, at, "YAML syntax error: %s", problem);
+    return cfg_fail_mark(ctx, at, "YAML syntax error: %s (%s at %d:%d)", problem, p->context,
+                         (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
+}
+
+/* Loads the one document of the stream into *doc (delete with
+ * yaml_document_delete() on success) and checks that nothing follows it. */
+static int cfg_load_document(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *doc,
+                             const char *text, size_t len)
+{
+    yaml_document_t next;
+
+    if (!yaml_parser_load(p, doc))
+        return cfg_yaml_error(ctx, p, text, len);
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (root == NULL) {
+        yaml_document_delete(doc);
+        return cfg_fail_mark(ctx, (struct cfg_mark){ 1, 1 }, "the configuration is empty "
+                             "(expected a map with listeners and clusters)");
+    }
+    if (!yaml_parser_load(p, &next)) {
+        yaml_document_delete(doc);
+        return cfg_yaml_error(ctx, p, text, len);
+    }
+    yaml_node_t *extra = yaml_document_get_root_node(&next);
+    int rc = 0;
+    if (extra != NULL)
+        rc = cfg_fail(ctx, extra, "expected one YAML document, found a second one");
+    yaml_document_delete(&next);
+    if (rc < 0)
+        yaml_document_delete(doc);
+    return rc;
+}
+
+/* Parses and validates `text` into `cfg`. */
+static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+
+    if (!yaml_parser_initialize(&parser))
+        return cfg_nomem(ctx);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int rc = cfg_load_document(ctx, &parser, &doc, text, len);
+    yaml_parser_delete(&parser);
+    if (rc < 0)
+        return rc;
+    ctx->doc = &doc;
+    ctx->cfg = cfg;
+    rc = cfg_parse_map(ctx, yaml_document_get_root_node(&doc), &cfg_root_map, cfg, NULL);
+    if (rc == 0)
+        rc = cfg_resolve_routes(ctx, cfg);
+    if (rc == 0)
+        rc = cfg_finish(ctx, cfg);
+    yaml_document_delete(&doc);
+    ctx->doc = NULL;
+    return rc;
+}
+
+int cfg_load_string(const char *name, const char *text, size_t len, struct cfg **out, char *err,
+                    size_t err_size)
+{
+    struct cfg_ctx ctx = {
+        .name = name != NULL ? name : "<config>",
+        .err = err,
+        .err_size = err != NULL ? err_size : 0,
+        .values_left = CFG_MAX_VALUES,
+    };
+
+    if (ctx.err_size > 0)
+        err[0] = '\0';
+    if (len > CFG_MAX_FILE_BYTES)
+        return cfg_fail_file(&ctx, -EFBIG, "too large (%zu bytes, at most %u)", len,
+                             CFG_MAX_FILE_BYTES);
+    struct cfg *cfg = cfg_calloc_fn(1, sizeof(*cfg));
+    if (cfg == NULL)
+        return cfg_nomem(&ctx);
+    *cfg = cfg_defaults;
+    int rc = cfg_strdup(&ctx, ctx.name, &cfg->path);
+    if (rc == 0)
+        rc = cfg_build(&ctx, cfg, text, len);
+    if (rc < 0) {
+        cfg_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* Reads all of `fd` into a new buffer (*out, caller frees). Returns 0,
+ * -EFBIG past CFG_MAX_FILE_BYTES, -ENOMEM or -errno of read(2). */
+static int cfg_read_all(int fd, char **out, size_t *out_len)
+{
+    size_t len = 0, cap = 0;
+    char *buf = NULL;
+
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap == 0 ? 16384 : cap * 2;
+            if (cap > CFG_MAX_FILE_BYTES) {
+                free(buf);
+                return -EFBIG;
+            }
+            char *nbuf = cfg_calloc_fn(1, ncap);
+            if (nbuf == NULL) {
+                free(buf);
+                return -ENOMEM;
+            }
+            if (len > 0)
+                memcpy(nbuf, buf, len);
+            free(buf);
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            int e = errno;
+            free(buf);
+            return -e;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
+{
+    struct cfg_ctx ctx = { .name = path, .err = err, .err_size = err != NULL ? err_size : 0 };
+    char *text = NULL;
+    size_t len = 0;
+    int fd;
+
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd == -1 && errno == EINTR);
+    if (fd == -1) {
+        int e = errno;
+        return cfg_fail_file(&ctx, -e, "cannot open: %s", strerror(e));
+    }
+    int rc = cfg_read_all(fd, &text, &len);
+    close(fd);
+    if (rc == -EFBIG)
+        return cfg_fail_file(&ctx, rc, "too large (at most %u bytes)", CFG_MAX_FILE_BYTES);
+    if (rc == -ENOMEM)
+        return cfg_nomem(&ctx);
+    if (rc < 0)
+        return cfg_fail_file(&ctx, rc, "cannot read: %s", strerror(-rc));
+    rc = cfg_load_string(path, text, len, out, err, err_size);
+    free(text);
+    return rc;
+}
+
+/* ---- the snapshot ---- */
+
+static void cfg_free_route(struct cfg_route *r)
+{
+    free(r->host);
+    free(r->path);
+    free(r->path_prefix);
+    for (size_t i = 0; i < r->n_methods; i++)
+        free(r->methods[i]);
+    free(r->methods);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->cluster_name);
+}
+
+static void cfg_free_listener(struct cfg_listener *l)
+{
+    free(l->name);
+    free(l->listen);
+    for (size_t i = 0; i < l->n_routes; i++)
+        cfg_free_route(&l->routes[i]);
+    free(l->routes);
+}
+
+static void cfg_free_cluster(struct cfg_cluster *c)
+{
+    free(c->name);
+    free(c->hash_key_name);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i].address);
+    free(c->endpoints);
+}
+
+void cfg_free(struct cfg *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        cfg_free_listener(&cfg->listeners[i]);
+    free(cfg->listeners);
+    for (size_t i = 0; i < cfg->n_clusters; i++)
+        cfg_free_cluster(&cfg->clusters[i]);
+    free(cfg->clusters);
+    free(cfg->log.error);
+    free(cfg->log.access);
+    free(cfg->path);
+    free(cfg);
+}
+
+struct cfg_cluster *cfg_find_cluster(const struct cfg *cfg, const char *name)
+{
+    if (cfg == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_clusters; i++)
+        if (cfg->clusters[i].name != NULL && strcmp(cfg->clusters[i].name, name) == 0)
+            return &cfg->clusters[i];
+    return NULL;
+}

@@ -1,0 +1,171 @@
+/* config: the YAML configuration, loaded and validated completely into an
+ * immutable snapshot before anything uses it.
+ *
+ * cfg_load() parses the file with libyaml (document API, so every node keeps
+ * its line and column), checks every key, type, value and cross-reference, and
+ * either returns a complete struct cfg or fails with one message of the form
+ * "FILE:LINE:COLUMN: what was expected". Nothing here opens sockets or starts
+ * threads; the snapshot is plain data owned by the caller (cfg_free()).
+ *
+ * Defaults live in one place (cfg_defaults in config.c) and are documented in
+ * docs/configuration.md. */
+#ifndef WEIR_CORE_CONFIG_H
+#define WEIR_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Balancing algorithms: the config names and the enum come from one list. */
+#define CFG_BALANCE_LIST(X) \
+    X(CFG_BALANCE_ROUND_ROBIN, "round_robin") \
+    X(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, "weighted_round_robin") \
+    X(CFG_BALANCE_LEAST_CONNECTIONS, "least_connections") \
+    X(CFG_BALANCE_WEIGHTED_LEAST_CONNECTIONS, "weighted_least_connections") \
+    X(CFG_BALANCE_IP_HASH, "ip_hash") \
+    X(CFG_BALANCE_CONSISTENT_HASH, "consistent_hash") \
+    X(CFG_BALANCE_LEAST_RESPONSE_TIME, "least_response_time") \
+    X(CFG_BALANCE_RANDOM, "random") \
+    X(CFG_BALANCE_POWER_OF_TWO, "power_of_two")
+
+#define CFG_ENUM_MEMBER(e, s) e,
+enum cfg_balance { CFG_BALANCE_LIST(CFG_ENUM_MEMBER) CFG_BALANCE_COUNT };
+
+/* consistent_hash key source: `hash_key: client_ip | path | header:NAME | cookie:NAME` */
+#define CFG_HASH_KEY_LIST(X) \
+    X(CFG_HASH_KEY_CLIENT_IP, "client_ip") \
+    X(CFG_HASH_KEY_PATH, "path") \
+    X(CFG_HASH_KEY_HEADER, "header") \
+    X(CFG_HASH_KEY_COOKIE, "cookie")
+enum cfg_hash_key { CFG_HASH_KEY_LIST(CFG_ENUM_MEMBER) CFG_HASH_KEY_COUNT };
+
+/* consistent_hash table: `hash_method: ring | maglev` */
+#define CFG_HASH_METHOD_LIST(X) \
+    X(CFG_HASH_METHOD_RING, "ring") \
+    X(CFG_HASH_METHOD_MAGLEV, "maglev")
+enum cfg_hash_method { CFG_HASH_METHOD_LIST(CFG_ENUM_MEMBER) CFG_HASH_METHOD_COUNT };
+
+#define CFG_PROTOCOL_LIST(X) X(CFG_PROTOCOL_HTTP, "http")
+enum cfg_protocol { CFG_PROTOCOL_LIST(CFG_ENUM_MEMBER) CFG_PROTOCOL_COUNT };
+#undef CFG_ENUM_MEMBER
+
+/* limits.headers can be at most this; equals HTTP_MAX_HEADERS_HARD (the http
+ * module's array size), repeated here because core depends on nothing above it. */
+#define CFG_MAX_HEADERS 256
+
+/* Names of enum values as written in the file; "?" when out of range. */
+const char *cfg_balance_name(enum cfg_balance b);
+const char *cfg_hash_key_name(enum cfg_hash_key k);
+const char *cfg_hash_method_name(enum cfg_hash_method m);
+const char *cfg_protocol_name(enum cfg_protocol p);
+
+/* Where a value is written in the file (1-based line and column), for messages. */
+struct cfg_mark {
+    int line, col;
+};
+
+struct cfg_endpoint {
+    char *address;                 /* as written: "127.0.0.1:9001" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint32_t weight;               /* 1..1000, default 1 */
+    int line, col;                 /* where it is written */
+};
+
+struct cfg_cluster {
+    char *name;
+    enum cfg_balance balance;      /* default round_robin */
+    enum cfg_hash_key hash_key;    /* default client_ip */
+    char *hash_key_name;           /* header or cookie name, else NULL */
+    enum cfg_hash_method hash_method; /* default ring */
+    struct cfg_endpoint *endpoints;
+    size_t n_endpoints;            /* >= 1 */
+    uint64_t connect_timeout_ms;   /* timeouts.connect, default 2s */
+    uint64_t response_timeout_ms;  /* timeouts.response: first byte of the answer, default 30s */
+    uint64_t pool_idle_timeout_ms; /* pool.idle_timeout, default 60s */
+    uint32_t pool_max_idle;        /* pool.max_idle per endpoint per worker, default 32 */
+    uint32_t max_connections;      /* per endpoint per worker, 0 = unlimited (default) */
+    int line, col;                 /* the cluster's map */
+    struct cfg_mark name_mark;     /* its name value */
+};
+
+struct cfg_header_match {
+    char *name;
+    char *value;                   /* exact value, or NULL: header present */
+};
+
+struct cfg_route {
+    char *host;                    /* match.host, exact, case-insensitive, or NULL */
+    char *path;                    /* match.path, exact, or NULL */
+    char *path_prefix;             /* match.path_prefix, or NULL */
+    char **methods;                /* match.method: a string or a list; upper case */
+    size_t n_methods;
+    struct cfg_header_match *headers; /* match.header: {NAME: VALUE, ...} */
+    size_t n_headers;
+    char *cluster_name;
+    struct cfg_cluster *cluster;   /* resolved, never NULL after cfg_load() */
+    int line, col;                 /* the route's map */
+    struct cfg_mark cluster_mark;  /* its cluster value */
+};
+
+struct cfg_listener {
+    char *name;
+    char *listen;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum cfg_protocol protocol;
+    struct cfg_route *routes;
+    size_t n_routes;               /* >= 1 */
+    /* limits: */
+    uint32_t max_request_line;     /* limits.request_line, default 8k -> 414 */
+    uint32_t max_header_bytes;     /* limits.header_size, default 32k -> 431 */
+    uint32_t max_headers;          /* limits.headers, default 100 -> 431 */
+    uint64_t max_body_bytes;       /* limits.body, default 0 = unlimited -> 413 */
+    uint32_t max_connections;      /* limits.connections per worker, default 10000 */
+    /* timeouts: */
+    uint64_t header_timeout_ms;    /* timeouts.client_header, default 10s -> 408 */
+    uint64_t idle_timeout_ms;      /* timeouts.client_idle keep-alive, default 60s */
+    uint64_t body_timeout_ms;      /* timeouts.client_body between reads, default 30s */
+    int line, col;                 /* the listener's map */
+    struct cfg_mark name_mark;     /* its name value */
+    struct cfg_mark listen_mark;   /* its listen value */
+};
+
+struct cfg_log {
+    int level;                     /* log.level, enum log_level, default info */
+    char *error;                   /* log.error: "stderr" (default) or a file path */
+    char *access;                  /* log.access: "off" (default), "stdout" or a file path */
+};
+
+struct cfg {
+    char *path;                    /* the file it was loaded from */
+    unsigned workers;              /* "auto" = online CPUs */
+    uint64_t drain_timeout_ms;     /* drain_timeout, default 30s */
+    struct cfg_listener *listeners;
+    size_t n_listeners;            /* >= 1 */
+    struct cfg_cluster *clusters;
+    size_t n_clusters;
+    struct cfg_log log;
+};
+
+/* Loads and validates `path`. On success returns 0 and *out owns a new
+ * snapshot (free with cfg_free()). On failure returns a negative errno-style
+ * code, *out is untouched, and `err` holds "FILE:LINE:COLUMN: message"
+ * (or "FILE: message" when the file cannot be read). */
+int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size);
+
+/* Same, from a string in memory; `name` stands for the file in messages. */
+int cfg_load_string(const char *name, const char *text, size_t len, struct cfg **out, char *err,
+                    size_t err_size);
+
+/* Frees a snapshot and everything it owns; NULL is a no-op. */
+void cfg_free(struct cfg *cfg);
+
+/* Returns the cluster named `name` (borrowed from cfg), or NULL. */
+struct cfg_cluster *cfg_find_cluster(const struct cfg *cfg, const char *name);
+
+/* Every allocation the loader makes goes through this pointer (calloc by
+ * default) so tests can inject failures; nothing else should change it. */
+extern void *(*cfg_calloc_fn)(size_t n, size_t size);
+
+#endif

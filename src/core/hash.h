@@ -1,0 +1,15 @@
+/* hash: the one general-purpose hash of weir (XXH3, 64 bits) plus FNV-1a
+ * for places where a stable, well-known function is wanted. */
+#ifndef WEIR_CORE_HASH_H
+#define WEIR_CORE_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t hash_bytes(const void *data, size_t len);
+uint64_t hash_bytes_seed(const void *data, size_t len, uint64_t seed);
+uint64_t hash_fnv1a_64(const void *data, size_t len);
+/* A 64-bit mix (splitmix64 finaliser): spreads a small integer over all bits. */
+uint64_t hash_mix64(uint64_t x);
+
+#endif

@@ -1,0 +1,1411 @@
+/* proxy: one client connection and the upstream connection serving its
+ * current request, driven as one explicit state machine.
+ *
+ *   client fd --read--> in --parse head / decode body--> up_out --write--> backend
+ *   client fd <-write-- out <--re-serialise / re-frame--  up_in  <--read-- backend
+ *
+ *   CS_HEAD ----head parsed, routed----> CS_PROXY --response done--> CS_HEAD
+ *      |                                     |  \--101 Switching----> CS_TUNNEL
+ *      +--error / not keep-alive-------------+------------------------> CS_CLOSING
+ *
+ * Every event callback only records readiness and calls client_pump(),
+ * which moves bytes as far as buffers and readiness allow, then sets the
+ * watchers to what the session still waits for. A session is freed in one
+ * place (client_free), at the end of client_pump, never from deep inside a
+ * step. Buffers are held only while they hold bytes, so an idle keep-alive
+ * connection costs the client struct alone.
+ *
+ * What reaches a backend is always re-serialised (http_write) with framing
+ * chosen here: a request body is forwarded with the client's Content-Length
+ * or re-chunked after decoding; nothing is relayed byte for byte until a
+ * 101 turns the connection into a tunnel. */
+#include "http/proxy.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/units.h"
+#include "http/http_write.h"
+#include "http/router.h"
+
+enum client_state { CS_HEAD, CS_PROXY, CS_TUNNEL, CS_CLOSING };
+enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
+enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
+enum timer_phase { TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER };
+enum up_failure { UF_CONNECT, UF_RESET, UF_TIMEOUT_CONNECT };
+
+#define PROXY_MAX_ATTEMPTS 3
+#define PROXY_LINGER_MS 2000
+#define PROXY_CHUNK_OVERHEAD 24 /* hex size line + CRLF around a chunk */
+
+struct client {
+    ev_io io;
+    ev_io up_io;
+    ev_timer timer;
+    int fd;
+    int up_fd;
+    struct wctx *wc;
+    struct snapshot *snap;
+    const struct cfg_listener *lst;
+    struct client *prev, *next;
+    struct buf in, out, up_in, up_out;
+    uint8_t state, up_state, resp_state, timer_phase;
+    uint8_t c_readable, c_writable, u_readable, u_writable; /* readiness seen, not yet drained */
+    unsigned c_eof : 1, u_eof : 1, closing : 1, keep_alive : 1;
+    unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
+    unsigned idempotent : 1, head_request : 1, upgrade : 1, resp_chunked_out : 1;
+    unsigned up_reusable : 1, linger : 1;
+    uint8_t version_minor;
+    uint8_t attempts;
+    uint8_t body_kind, resp_body_kind;
+    uint16_t status;
+    uint32_t scan_pos, up_scan_pos;
+    uint64_t body_left, body_total, resp_left, bytes_out;
+    struct http_chunked chunk, resp_chunk;
+    const struct cfg_route *route;
+    struct cluster *cl;
+    struct endpoint *ep;
+    struct endpoint *failed_ep;
+    uint64_t key_hash;
+    ev_tstamp t_start, t_up_start, t_up_first;
+    char client_ip[48];
+    char request_id[36];
+    char *log_line; /* method and target for the access log, malloc'd only when logging */
+};
+
+static void client_pump(struct client *c);
+
+/* ---- small helpers --------------------------------------------------- */
+
+static struct ev_loop *client_loop(const struct client *c)
+{
+    return c->wc->worker.loop;
+}
+
+static size_t client_space(const struct client *c, const struct buf *b)
+{
+    return b->data ? c->wc->bufs.block_size - b->wpos : c->wc->bufs.block_size;
+}
+
+static void io_update(struct ev_loop *loop, ev_io *w, int fd, int events)
+{
+    if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events)
+        return;
+    if (ev_is_active(w))
+        ev_io_stop(loop, w);
+    if (events) {
+        ev_io_set(w, fd, events);
+        ev_io_start(loop, w);
+    }
+}
+
+static void timer_set(struct client *c, int phase, uint64_t ms)
+{
+    c->timer_phase = (uint8_t)phase;
+    if (ms == 0) {
+        ev_timer_stop(client_loop(c), &c->timer);
+        return;
+    }
+    c->timer.repeat = (double)ms / 1000.0;
+    ev_timer_again(client_loop(c), &c->timer);
+}
+
+/* Reads into b. Returns bytes read (> 0), 0 on EOF, -EAGAIN when nothing
+ * is there, or another negative errno. Clears *readable when drained. */
+static ssize_t sock_read(struct client *c, int fd, struct buf *b, uint8_t *readable_flag)
+{
+    if (buf_acquire(&c->wc->bufs, b) != 0)
+        return -ENOMEM;
+    if (b->rpos > 0 && b->wpos == c->wc->bufs.block_size)
+        buf_compact(b);
+    size_t space = c->wc->bufs.block_size - b->wpos;
+    if (space == 0)
+        return -ENOBUFS;
+    ssize_t n;
+    do {
+        n = read(fd, b->data + b->wpos, space);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1) {
+        int err = errno;
+        buf_release_if_empty(&c->wc->bufs, b);
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            *readable_flag = 0;
+            return -EAGAIN;
+        }
+        return -err;
+    }
+    if ((size_t)n < space)
+        *readable_flag = 0;
+    b->wpos += (uint32_t)n;
+    if (n == 0)
+        buf_release_if_empty(&c->wc->bufs, b);
+    return n;
+}
+
+/* Writes what b holds. Returns bytes written (>= 0) or a negative errno;
+ * -EAGAIN clears *writable. Does not release b. */
+static ssize_t sock_write(int fd, struct buf *b, uint8_t *writable_flag)
+{
+    size_t len = buf_len(b);
+    if (len == 0)
+        return 0;
+    ssize_t n;
+    do {
+        n = send(fd, buf_rptr(b), len, MSG_NOSIGNAL);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            *writable_flag = 0;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+    if ((size_t)n < len)
+        *writable_flag = 0;
+    b->rpos += (uint32_t)n;
+    return n;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s += 0x9e3779b97f4a7c15ULL;
+    return hash_mix64(*s);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void endpoint_release(struct client *c)
+{
+    if (c->ep) {
+        atomic_fetch_sub_explicit(&c->ep->active, 1, memory_order_relaxed);
+        c->ep = NULL;
+    }
+}
+
+/* Drops the upstream connection: back to the pool when it is clean and
+ * reusable, else closed. */
+static void upstream_detach(struct client *c, int reusable)
+{
+    struct wctx *wc = c->wc;
+    ev_io_stop(client_loop(c), &c->up_io);
+    if (c->up_fd >= 0) {
+        int kept = -1;
+        if (reusable && c->cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
+            kept = pool_put(&wc->upstreams, (struct sockaddr *)&c->ep->addr, c->ep->addrlen,
+                            c->up_fd, c->cl->cfg->pool_max_idle, c->cl->cfg->pool_idle_timeout_ms);
+        if (kept != 0)
+            close(c->up_fd);
+    }
+    c->up_fd = -1;
+    c->up_state = US_NONE;
+    c->u_eof = 0;
+    c->u_readable = c->u_writable = 0;
+    buf_release(&wc->bufs, &c->up_in);
+    buf_release(&wc->bufs, &c->up_out);
+}
+
+static void client_free(struct client *c)
+{
+    struct wctx *wc = c->wc;
+    upstream_detach(c, 0);
+    endpoint_release(c);
+    ev_io_stop(client_loop(c), &c->io);
+    ev_timer_stop(client_loop(c), &c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
+    buf_release(&wc->bufs, &c->in);
+    buf_release(&wc->bufs, &c->out);
+    free(c->log_line);
+    c->log_line = NULL;
+    if (c->snap)
+        snapshot_unref(c->snap);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        wc->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    wc->n_clients--;
+    if (wc->n_free_clients < 1024) {
+        c->next = wc->free_clients;
+        wc->free_clients = c;
+        wc->n_free_clients++;
+    } else {
+        free(c);
+    }
+    if (wc->accept_paused)
+        server_resume_accept(wc);
+    if (wc->draining && wc->n_clients == 0)
+        server_worker_idle(wc);
+}
+
+/* Sends what is left in out, then closes. Unread request bytes are drained
+ * for a moment after our FIN so the client is not sent a reset that could
+ * destroy the response before it reads it (lingering close). */
+static void client_close_after_write(struct client *c)
+{
+    c->state = CS_CLOSING;
+    c->keep_alive = 0;
+    upstream_detach(c, 0);
+    endpoint_release(c);
+    timer_set(c, TP_LINGER, PROXY_LINGER_MS);
+}
+
+/* ---- access log ---------------------------------------------------------- */
+
+static void client_log_access(struct client *c)
+{
+    int fd = c->snap ? c->snap->access_fd : -1;
+    if (fd < 0 || c->status == 0)
+        return;
+    char line[1024];
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    ev_tstamp t_now = ev_now(client_loop(c));
+    double total_ms = (t_now - c->t_start) * 1000.0;
+    double up_ms = c->t_up_first > 0 ? (c->t_up_first - c->t_up_start) * 1000.0 : -1;
+    int n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %u %" PRIu64 " %.3f %s %.3f %s\n",
+                     c->client_ip, when, c->log_line ? c->log_line : "-", c->status, c->bytes_out,
+                     total_ms, c->ep || c->failed_ep ? (c->ep ? c->ep : c->failed_ep)->name : "-",
+                     up_ms, c->request_id[0] ? c->request_id : "-");
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line)) {
+        n = (int)sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
+    ssize_t w;
+    do {
+        w = write(fd, line, (size_t)n);
+    } while (w == -1 && errno == EINTR);
+}
+
+/* ---- error responses ----------------------------------------------------- */
+
+/* Answers the current request with `status` generated by weir. keep_open
+ * keeps the connection when the request was fully read; otherwise it is
+ * closed after the answer. */
+static void client_respond_error(struct client *c, int status, int keep_open)
+{
+    if (c->resp_started) {
+        client_close_after_write(c);
+        return;
+    }
+    const char *reason = http_status_reason(status);
+    char msg[512];
+    int body_len = snprintf(msg, sizeof(msg), "%d %s\n", status, reason);
+    if (!c->keep_alive || c->wc->draining)
+        keep_open = 0;
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n",
+                     status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
+                     keep_open ? "" : "Connection: close\r\n");
+    c->status = (uint16_t)status;
+    c->resp_started = 1;
+    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->head_request) {
+        if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0 &&
+            buf_append(&c->wc->bufs, &c->out, msg, (size_t)body_len) == 0)
+            c->bytes_out += (uint64_t)(n + body_len);
+    } else if (c->out.data) {
+        if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0)
+            c->bytes_out += (uint64_t)n;
+    }
+    client_log_access(c);
+    if (!keep_open) {
+        client_close_after_write(c);
+        return;
+    }
+    /* the request was read whole: the connection goes on */
+    upstream_detach(c, 0);
+    endpoint_release(c);
+    c->resp_state = RS_DONE;
+    c->req_done = 1;
+}
+
+/* ---- starting a request ------------------------------------------------ */
+
+static uint64_t proxy_cookie_hash(const struct http_msg *msg, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < msg->n_headers; i++) {
+        if (!http_slice_eq_nocase(msg->headers[i].name, "cookie"))
+            continue;
+        const char *p = msg->headers[i].value.p;
+        const char *end = p + msg->headers[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *eq = memchr(p, '=', (size_t)(end - p));
+            if (!eq)
+                break;
+            const char *semi = memchr(eq, ';', (size_t)(end - eq));
+            if (!semi)
+                semi = end;
+            if ((size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0)
+                return hash_bytes(eq + 1, (size_t)(semi - eq - 1));
+            p = semi;
+        }
+    }
+    return 0;
+}
+
+static uint64_t proxy_ip_hash(const struct client *c)
+{
+    return hash_bytes(c->client_ip, strlen(c->client_ip));
+}
+
+static uint64_t proxy_key_hash(const struct client *c, const struct http_msg *msg)
+{
+    const struct cfg_cluster *cc = c->cl->cfg;
+    if (cc->balance == CFG_BALANCE_IP_HASH)
+        return proxy_ip_hash(c);
+    if (cc->balance != CFG_BALANCE_CONSISTENT_HASH)
+        return 0;
+    uint64_t h = 0;
+    switch (cc->hash_key) {
+    case CFG_HASH_KEY_PATH:
+        h = hash_bytes(msg->path.p, msg->path.len);
+        break;
+    case CFG_HASH_KEY_HEADER: {
+        int i = http_msg_find(msg, cc->hash_key_name);
+        if (i >= 0)
+            h = hash_bytes(msg->headers[i].value.p, msg->headers[i].value.len);
+        break;
+    }
+    case CFG_HASH_KEY_COOKIE:
+        h = proxy_cookie_hash(msg, cc->hash_key_name);
+        break;
+    default:
+        break;
+    }
+    return h ? h : proxy_ip_hash(c);
+}
+
+static void proxy_new_request_id(struct client *c, const struct http_msg *msg)
+{
+    int i = http_msg_find(msg, "x-request-id");
+    if (i >= 0) {
+        size_t n = msg->headers[i].value.len;
+        if (n > sizeof(c->request_id) - 1)
+            n = sizeof(c->request_id) - 1;
+        memcpy(c->request_id, msg->headers[i].value.p, n);
+        c->request_id[n] = 0;
+        return;
+    }
+    uint64_t a = rng_next(&c->wc->rng), b = rng_next(&c->wc->rng);
+    snprintf(c->request_id, sizeof(c->request_id), "%016" PRIx64 "%016" PRIx64, a, b);
+}
+
+static void proxy_keep_log_line(struct client *c, const struct http_msg *msg)
+{
+    if (!c->snap || c->snap->access_fd < 0)
+        return;
+    size_t tlen = msg->target.len > 512 ? 512 : msg->target.len;
+    size_t mlen = msg->method_str.len > 32 ? 32 : msg->method_str.len;
+    char *line = realloc(c->log_line, mlen + tlen + 16);
+    if (!line)
+        return;
+    c->log_line = line;
+    snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/1.%d", (int)mlen, msg->method_str.p,
+             (int)tlen, msg->target.p, msg->version_minor);
+}
+
+/* Switches a connection to the worker's newest snapshot between requests. */
+static void client_adopt_snapshot(struct client *c)
+{
+    struct snapshot *cur = c->wc->snap;
+    if (c->snap == cur)
+        return;
+    for (size_t i = 0; i < cur->cfg->n_listeners; i++) {
+        if (strcmp(cur->cfg->listeners[i].name, c->lst->name) == 0) {
+            snapshot_ref(cur);
+            snapshot_unref(c->snap);
+            c->snap = cur;
+            c->lst = &cur->cfg->listeners[i];
+            return;
+        }
+    }
+}
+
+static void upstream_connect(struct client *c);
+
+static int proxy_method_idempotent(enum http_method m)
+{
+    return m == HTTP_METHOD_GET || m == HTTP_METHOD_HEAD || m == HTTP_METHOD_PUT ||
+           m == HTTP_METHOD_DELETE || m == HTTP_METHOD_OPTIONS || m == HTTP_METHOD_TRACE;
+}
+
+/* Sets up the request whose head `msg` (head_len bytes at the start of in)
+ * was just parsed: routing, limits, the re-serialised head in up_out, and
+ * the upstream connection. */
+static void proxy_start_request(struct client *c, const struct http_msg *msg, size_t head_len)
+{
+    struct wctx *wc = c->wc;
+    client_adopt_snapshot(c);
+    c->t_start = ev_now(client_loop(c));
+    c->t_up_start = c->t_up_first = 0;
+    c->status = 0;
+    c->bytes_out = 0;
+    c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
+    c->attempts = 0;
+    c->failed_ep = NULL;
+    c->version_minor = (uint8_t)msg->version_minor;
+    c->keep_alive = msg->keep_alive && !wc->draining;
+    c->head_request = msg->method == HTTP_METHOD_HEAD;
+    c->idempotent = proxy_method_idempotent(msg->method);
+    c->upgrade = msg->upgrade;
+    c->body_kind = (uint8_t)msg->body_kind;
+    c->body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
+    c->body_total = 0;
+    c->resp_state = RS_HEAD;
+    c->up_scan_pos = 0;
+    c->state = CS_PROXY;
+    proxy_new_request_id(c, msg);
+    proxy_keep_log_line(c, msg);
+
+    if (msg->method == HTTP_METHOD_CONNECT) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 501, 0);
+        return;
+    }
+    c->route = router_match(c->lst, msg);
+    if (!c->route) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 404, msg->body_kind == HTTP_BODY_NONE);
+        return;
+    }
+    if (c->lst->max_body_bytes && msg->body_kind == HTTP_BODY_LENGTH &&
+        msg->content_length > c->lst->max_body_bytes) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 413, 0);
+        return;
+    }
+    c->cl = &c->snap->clusters[c->route->cluster - c->snap->cfg->clusters];
+    c->key_hash = proxy_key_hash(c, msg);
+
+    struct http_fwd_info info = {
+        .client_ip = c->client_ip,
+        .proto = "http",
+        .request_id = c->request_id,
+        .body_kind = msg->body_kind,
+        .content_length = msg->content_length,
+    };
+    if (buf_acquire(&wc->bufs, &c->up_out) != 0) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 503, 0);
+        return;
+    }
+    int n = http_write_request_head(c->up_out.data, wc->bufs.block_size, msg, &info);
+    if (n < 0) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 431, 0);
+        return;
+    }
+    c->up_out.rpos = 0;
+    c->up_out.wpos = (uint32_t)n;
+    if (msg->expect_continue && msg->body_kind != HTTP_BODY_NONE && buf_len(&c->in) == head_len &&
+        msg->version_minor == 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (buf_acquire(&wc->bufs, &c->out) == 0)
+            (void)buf_append(&wc->bufs, &c->out, cont, sizeof(cont) - 1);
+    }
+    buf_consume(&c->in, head_len);
+    if (msg->body_kind == HTTP_BODY_CHUNKED)
+        http_chunked_init(&c->chunk);
+    if (msg->body_kind == HTTP_BODY_NONE)
+        c->req_done = 1;
+    upstream_connect(c);
+}
+
+/* ---- upstream ------------------------------------------------------------ */
+
+static void upstream_failed(struct client *c, enum up_failure why, int err);
+
+static void upstream_arm_timer(struct client *c)
+{
+    if (c->up_state == US_CONNECTING)
+        timer_set(c, TP_CONNECT, c->cl->cfg->connect_timeout_ms);
+    else if (!c->req_done)
+        timer_set(c, TP_BODY, c->lst->body_timeout_ms);
+    else
+        timer_set(c, TP_RESPONSE, c->cl->cfg->response_timeout_ms);
+}
+
+/* Picks an endpoint and gets a connection to it: an idle pooled one when
+ * there is one, else a new non-blocking connect. */
+static void upstream_connect(struct client *c)
+{
+    struct cluster *cl = c->cl;
+    struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->key_hash, c->failed_ep);
+    if (!ep) {
+        log_warn("cluster %s: no endpoint available for %s", cl->cfg->name, c->client_ip);
+        client_respond_error(c, 503, c->req_done);
+        return;
+    }
+    uint32_t max = cl->cfg->max_connections;
+    int active = atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
+    c->ep = ep;
+    if (max && (uint32_t)active >= max) {
+        log_warn("cluster %s: endpoint %s at max_connections (%u)", cl->cfg->name, ep->name, max);
+        endpoint_release(c);
+        client_respond_error(c, 503, c->req_done);
+        return;
+    }
+    c->attempts++;
+    c->t_up_start = ev_now(client_loop(c));
+    int fd = pool_take(&c->wc->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
+    if (fd >= 0) {
+        c->reused = 1;
+        c->up_state = US_ACTIVE;
+        c->u_writable = 1;
+    } else {
+        c->reused = 0;
+        fd = net_connect((struct sockaddr *)&ep->addr, ep->addrlen);
+        if (fd < 0) {
+            upstream_failed(c, UF_CONNECT, -fd);
+            return;
+        }
+        c->up_state = US_CONNECTING;
+        c->u_writable = 0;
+    }
+    c->up_fd = fd;
+    c->u_readable = 0;
+    c->u_eof = 0;
+    upstream_arm_timer(c);
+}
+
+/* The request can be sent again from the start: it is whole in up_out and
+ * no byte of a response has been seen. */
+static int upstream_replayable(const struct client *c)
+{
+    return c->req_done && !c->up_out_recycled && !c->resp_started && c->up_out.data;
+}
+
+static void upstream_failed(struct client *c, enum up_failure why, int err)
+{
+    struct endpoint *ep = c->ep;
+    const char *what = why == UF_CONNECT ? "connect failed"
+                       : why == UF_TIMEOUT_CONNECT ? "connect timed out"
+                                                   : "connection lost before the response";
+    int may_retry = upstream_replayable(c) && (why != UF_RESET || c->reused || c->idempotent);
+    int attempts_left = c->attempts < PROXY_MAX_ATTEMPTS + (c->reused ? 1 : 0);
+    int stale_reuse = why == UF_RESET && c->reused;
+    if (!stale_reuse || !may_retry)
+        log_warn("upstream %s (cluster %s): %s: %s%s", ep ? ep->name : "?",
+                 c->cl ? c->cl->cfg->name : "?", what, err ? strerror(err) : "closed",
+                 may_retry && attempts_left ? ", retrying" : "");
+    /* a stale pooled connection says nothing about the endpoint: retry on
+     * the same one, on a fresh connection */
+    c->failed_ep = stale_reuse ? NULL : ep;
+    ev_io_stop(client_loop(c), &c->up_io);
+    if (c->up_fd >= 0)
+        close(c->up_fd);
+    c->up_fd = -1;
+    c->up_state = US_NONE;
+    c->u_eof = 0;
+    buf_release(&c->wc->bufs, &c->up_in);
+    endpoint_release(c);
+    if (may_retry && attempts_left) {
+        c->up_out.rpos = 0;
+        c->up_scan_pos = 0;
+        upstream_connect(c);
+        return;
+    }
+    int status = why == UF_TIMEOUT_CONNECT ? 504 : 502;
+    client_respond_error(c, status, c->req_done);
+}
+
+static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct client *c = w->data;
+    if (c->up_state == US_CONNECTING) {
+        int r = net_connect_result(c->up_fd);
+        if (r != 0) {
+            upstream_failed(c, UF_CONNECT, -r);
+            client_pump(c);
+            return;
+        }
+        c->up_state = US_ACTIVE;
+        upstream_arm_timer(c);
+    }
+    if (revents & EV_READ)
+        c->u_readable = 1;
+    if (revents & EV_WRITE)
+        c->u_writable = 1;
+    client_pump(c);
+}
+
+/* ---- request body ------------------------------------------------------ */
+
+static int proxy_move_chunked_body(struct client *c)
+{
+    struct buf_pool *bp = &c->wc->bufs;
+    int progress = 0;
+    while (buf_len(&c->in) > 0 && !c->req_done) {
+        size_t space = client_space(c, &c->up_out);
+        if (space <= PROXY_CHUNK_OVERHEAD)
+            break;
+        size_t lim = buf_len(&c->in);
+        if (lim > space - PROXY_CHUNK_OVERHEAD)
+            lim = space - PROXY_CHUNK_OVERHEAD;
+        size_t used = 0, off = 0, dlen = 0;
+        enum http_chunk_result r = http_chunked_next(&c->chunk, buf_rptr(&c->in), lim, &used, &off, &dlen);
+        if (r == HTTP_CHUNK_ERROR) {
+            log_info("client %s: bad chunked request body: %s", c->client_ip, c->chunk.error);
+            client_respond_error(c, 400, 0);
+            return 1;
+        }
+        if (r == HTTP_CHUNK_DATA) {
+            c->body_total += dlen;
+            if (c->lst->max_body_bytes && c->body_total > c->lst->max_body_bytes) {
+                client_respond_error(c, 413, 0);
+                return 1;
+            }
+            struct http_out o = { buf_wptr(&c->up_out), 0, space, 0 };
+            http_out_hex(&o, dlen);
+            http_out_lit(&o, "\r\n", 2);
+            http_out_lit(&o, buf_rptr(&c->in) + off, dlen);
+            http_out_lit(&o, "\r\n", 2);
+            c->up_out.wpos += (uint32_t)o.len;
+        } else if (r == HTTP_CHUNK_DONE) {
+            (void)buf_append(bp, &c->up_out, "0\r\n\r\n", 5);
+            c->req_done = 1;
+        }
+        buf_consume(&c->in, used);
+        progress = 1;
+        if (r == HTTP_CHUNK_MORE && used == 0)
+            break;
+    }
+    return progress;
+}
+
+/* Moves request body bytes from in to up_out, re-framed. Returns 1 when it
+ * moved something or finished the body. */
+static int proxy_move_request_body(struct client *c)
+{
+    if (c->req_done || buf_len(&c->in) == 0 || c->up_state == US_NONE)
+        return 0;
+    if (buf_acquire(&c->wc->bufs, &c->up_out) != 0)
+        return 0;
+    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos) {
+        c->up_out.rpos = c->up_out.wpos = 0;
+        c->up_out_recycled = 1;
+    }
+    if (c->body_kind == HTTP_BODY_CHUNKED)
+        return proxy_move_chunked_body(c);
+    size_t n = buf_len(&c->in);
+    size_t space = client_space(c, &c->up_out);
+    if (n > c->body_left)
+        n = (size_t)c->body_left;
+    if (n > space)
+        n = space;
+    if (n == 0)
+        return 0;
+    (void)buf_append(&c->wc->bufs, &c->up_out, buf_rptr(&c->in), n);
+    buf_consume(&c->in, n);
+    c->body_left -= n;
+    if (c->body_left == 0)
+        c->req_done = 1;
+    return 1;
+}
+
+/* ---- response ------------------------------------------------------------ */
+
+static int proxy_response_head(struct client *c)
+{
+    struct wctx *wc = c->wc;
+    struct http_msg *msg = &wc->msg;
+    struct http_limits lim = { wc->bufs.block_size, wc->bufs.block_size, HTTP_MAX_HEADERS_HARD };
+    http_msg_init(msg);
+    msg->scan_pos = c->up_scan_pos;
+    enum http_method m = c->head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
+    int n = http_parse_response(buf_rptr(&c->up_in), buf_len(&c->up_in), msg, &lim, m);
+    if (n == HTTP_PARSE_PARTIAL) {
+        c->up_scan_pos = (uint32_t)msg->scan_pos;
+        if (c->u_eof || client_space(c, &c->up_in) == 0) {
+            log_warn("upstream %s: %s", c->ep->name,
+                     c->u_eof ? "closed in the middle of a response head" : "response head too large");
+            client_respond_error(c, 502, c->req_done);
+            return 1;
+        }
+        return 0;
+    }
+    if (n == HTTP_PARSE_ERROR) {
+        log_warn("upstream %s: invalid response: %s at byte %zu", c->ep->name, msg->error,
+                 msg->error_pos);
+        client_respond_error(c, 502, c->req_done);
+        return 1;
+    }
+    c->up_scan_pos = 0;
+    if (c->t_up_first == 0)
+        c->t_up_first = ev_now(client_loop(c));
+    int upgrade = msg->status == 101 && c->upgrade;
+    if (msg->status < 200 && !upgrade) {
+        /* interim response: relay to HTTP/1.1 clients, keep reading */
+        if (c->version_minor == 1 && msg->status != 101) {
+            struct http_resp_info ri = { HTTP_BODY_NONE, 0, 1, 1, 0 };
+            if (buf_acquire(&wc->bufs, &c->out) != 0)
+                return 0;
+            int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
+            if (w < 0)
+                return 0;
+            c->out.wpos += (uint32_t)w;
+        }
+        buf_consume(&c->up_in, (size_t)n);
+        return 1;
+    }
+    /* the final response head */
+    int ka = c->keep_alive && !wc->draining;
+    struct http_resp_info ri = { msg->body_kind, msg->content_length, ka, c->version_minor, upgrade };
+    if (msg->body_kind == HTTP_BODY_CHUNKED || msg->body_kind == HTTP_BODY_UNTIL_CLOSE) {
+        if (c->version_minor == 1) {
+            ri.body_kind = HTTP_BODY_CHUNKED;
+        } else {
+            ri.body_kind = HTTP_BODY_NONE;
+            ri.keep_alive = ka = 0;
+        }
+    }
+    if (buf_acquire(&wc->bufs, &c->out) != 0)
+        return 0;
+    int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
+    if (w < 0) {
+        if (buf_len(&c->out) > 0)
+            return 0; /* wait for out to drain */
+        log_warn("upstream %s: response head too large to forward", c->ep->name);
+        client_respond_error(c, 502, c->req_done);
+        return 1;
+    }
+    c->out.wpos += (uint32_t)w;
+    c->bytes_out += (uint64_t)w;
+    c->status = (uint16_t)msg->status;
+    c->resp_started = 1;
+    c->keep_alive = (unsigned)ka;
+    c->up_reusable = msg->keep_alive && msg->body_kind != HTTP_BODY_UNTIL_CLOSE && !upgrade;
+    c->resp_body_kind = (uint8_t)msg->body_kind;
+    c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
+    c->resp_left = msg->content_length;
+    endpoint_observe_latency(c->ep, (uint64_t)((c->t_up_first - c->t_up_start) * 1e6));
+    buf_consume(&c->up_in, (size_t)n);
+    if (c->req_done)
+        buf_release(&wc->bufs, &c->up_out);
+    if (upgrade) {
+        c->state = CS_TUNNEL;
+        c->resp_state = RS_DONE;
+        c->req_done = 1;
+        timer_set(c, TP_IDLE, c->lst->idle_timeout_ms);
+        return 1;
+    }
+    if (msg->body_kind == HTTP_BODY_CHUNKED)
+        http_chunked_init(&c->resp_chunk);
+    c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
+    return 1;
+}
+
+/* Appends one run of response body to out, chunk-framed when weir sends
+ * the client a chunked body. */
+static void proxy_emit_body(struct client *c, const char *p, size_t n)
+{
+    struct http_out o = { buf_wptr(&c->out), 0, client_space(c, &c->out), 0 };
+    if (c->resp_chunked_out) {
+        http_out_hex(&o, n);
+        http_out_lit(&o, "\r\n", 2);
+    }
+    http_out_lit(&o, p, n);
+    if (c->resp_chunked_out)
+        http_out_lit(&o, "\r\n", 2);
+    c->out.wpos += (uint32_t)o.len;
+    c->bytes_out += o.len;
+}
+
+static void proxy_end_body(struct client *c)
+{
+    if (c->resp_chunked_out) {
+        (void)buf_append(&c->wc->bufs, &c->out, "0\r\n\r\n", 5);
+        c->bytes_out += 5;
+    }
+    c->resp_state = RS_DONE;
+}
+
+static int proxy_move_response_body(struct client *c)
+{
+    if (buf_acquire(&c->wc->bufs, &c->out) != 0)
+        return 0;
+    size_t space = client_space(c, &c->out);
+    if (space <= PROXY_CHUNK_OVERHEAD) {
+        if (buf_len(&c->out) == 0 || c->out.rpos == 0)
+            return 0;
+        buf_compact(&c->out);
+        space = client_space(c, &c->out);
+        if (space <= PROXY_CHUNK_OVERHEAD)
+            return 0;
+    }
+    size_t avail = buf_len(&c->up_in);
+    size_t room = space - (c->resp_chunked_out ? PROXY_CHUNK_OVERHEAD : 0);
+    switch (c->resp_body_kind) {
+    case HTTP_BODY_LENGTH: {
+        size_t n = avail < room ? avail : room;
+        if (n > c->resp_left)
+            n = (size_t)c->resp_left;
+        if (n == 0)
+            break;
+        proxy_emit_body(c, buf_rptr(&c->up_in), n);
+        buf_consume(&c->up_in, n);
+        c->resp_left -= n;
+        if (c->resp_left == 0)
+            proxy_end_body(c);
+        return 1;
+    }
+    case HTTP_BODY_CHUNKED: {
+        if (avail == 0)
+            break;
+        size_t used = 0, off = 0, dlen = 0;
+        enum http_chunk_result r = http_chunked_next(&c->resp_chunk, buf_rptr(&c->up_in),
+                                                     avail < room ? avail : room, &used, &off, &dlen);
+        if (r == HTTP_CHUNK_ERROR) {
+            log_warn("upstream %s: bad chunked response body: %s", c->ep->name, c->resp_chunk.error);
+            client_close_after_write(c);
+            return 1;
+        }
+        if (r == HTTP_CHUNK_DATA)
+            proxy_emit_body(c, buf_rptr(&c->up_in) + off, dlen);
+        buf_consume(&c->up_in, used);
+        if (r == HTTP_CHUNK_DONE)
+            proxy_end_body(c);
+        return used > 0 || r == HTTP_CHUNK_DONE;
+    }
+    case HTTP_BODY_UNTIL_CLOSE: {
+        size_t n = avail < room ? avail : room;
+        if (n > 0) {
+            proxy_emit_body(c, buf_rptr(&c->up_in), n);
+            buf_consume(&c->up_in, n);
+            return 1;
+        }
+        if (c->u_eof) {
+            proxy_end_body(c);
+            return 1;
+        }
+        return 0;
+    }
+    default:
+        break;
+    }
+    if (c->u_eof && c->resp_state == RS_BODY) {
+        log_warn("upstream %s: closed in the middle of a response body", c->ep->name);
+        client_close_after_write(c);
+        return 1;
+    }
+    return 0;
+}
+
+static int proxy_process_response(struct client *c)
+{
+    if (c->resp_state == RS_HEAD) {
+        if (buf_len(&c->up_in) == 0) {
+            if (c->u_eof) {
+                upstream_failed(c, UF_RESET, 0);
+                return 1;
+            }
+            return 0;
+        }
+        return proxy_response_head(c);
+    }
+    if (c->resp_state == RS_BODY)
+        return proxy_move_response_body(c);
+    return 0;
+}
+
+/* ---- the pump ------------------------------------------------------------- */
+
+static int client_flush(struct client *c)
+{
+    if (!c->out.data || buf_len(&c->out) == 0 || !c->c_writable)
+        return 0;
+    ssize_t n = sock_write(c->fd, &c->out, &c->c_writable);
+    if (n == -EAGAIN || n == 0)
+        return 0;
+    if (n < 0) {
+        c->closing = 1;
+        return 0;
+    }
+    if (buf_len(&c->out) == 0)
+        buf_release(&c->wc->bufs, &c->out);
+    if (c->state != CS_CLOSING && c->state != CS_HEAD)
+        ev_timer_again(client_loop(c), &c->timer);
+    return 1;
+}
+
+/* Reads from the client when the state wants bytes and there is room.
+ * Returns 1 on progress; sets c_eof or closing. */
+static int client_fill(struct client *c)
+{
+    if (!c->c_readable || c->c_eof || client_space(c, &c->in) == 0)
+        return 0;
+    ssize_t n = sock_read(c, c->fd, &c->in, &c->c_readable);
+    if (n == -EAGAIN || n == -ENOBUFS)
+        return 0;
+    if (n == 0) {
+        c->c_eof = 1;
+        return 1;
+    }
+    if (n < 0) {
+        c->closing = 1;
+        return 0;
+    }
+    if (c->state == CS_PROXY && !c->req_done)
+        ev_timer_again(client_loop(c), &c->timer);
+    return 1;
+}
+
+static int upstream_fill(struct client *c)
+{
+    if (c->up_state != US_ACTIVE || !c->u_readable || c->u_eof ||
+        client_space(c, &c->up_in) == 0)
+        return 0;
+    ssize_t n = sock_read(c, c->up_fd, &c->up_in, &c->u_readable);
+    if (n == -EAGAIN || n == -ENOBUFS)
+        return 0;
+    if (n <= 0) {
+        c->u_eof = 1; /* a reset counts as an end: the response step decides */
+        return 1;
+    }
+    if (c->resp_state != RS_HEAD || c->req_done)
+        ev_timer_again(client_loop(c), &c->timer);
+    return 1;
+}
+
+static int upstream_flush(struct client *c)
+{
+    if (c->up_state != US_ACTIVE || !c->u_writable || !c->up_out.data || buf_len(&c->up_out) == 0)
+        return 0;
+    ssize_t n = sock_write(c->up_fd, &c->up_out, &c->u_writable);
+    if (n == -EAGAIN || n == 0)
+        return 0;
+    if (n < 0) {
+        if (c->resp_state == RS_HEAD && !c->resp_started) {
+            upstream_failed(c, UF_RESET, -(int)n);
+        } else {
+            c->u_eof = 1;
+        }
+        return 1;
+    }
+    if (c->req_done && buf_len(&c->up_out) == 0 && c->timer_phase == TP_BODY)
+        timer_set(c, TP_RESPONSE, c->cl->cfg->response_timeout_ms);
+    return 1;
+}
+
+static void proxy_finish_request(struct client *c)
+{
+    client_log_access(c);
+    int reusable = c->up_reusable && c->resp_state == RS_DONE;
+    upstream_detach(c, reusable);
+    endpoint_release(c);
+    c->route = NULL;
+    c->cl = NULL;
+    c->failed_ep = NULL;
+    c->scan_pos = 0;
+    if (!c->keep_alive || c->c_eof || c->wc->draining) {
+        client_close_after_write(c);
+        return;
+    }
+    c->state = CS_HEAD;
+    buf_release_if_empty(&c->wc->bufs, &c->in);
+    if (buf_len(&c->in) > 0)
+        timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
+    else
+        timer_set(c, TP_IDLE, c->lst->idle_timeout_ms);
+}
+
+static int proxy_step_head(struct client *c)
+{
+    int progress = client_fill(c);
+    if (c->closing)
+        return 0;
+    if (buf_len(&c->in) == 0) {
+        if (c->c_eof)
+            c->closing = 1;
+        return progress;
+    }
+    if (c->timer_phase == TP_IDLE)
+        timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
+    struct http_msg *msg = &c->wc->msg;
+    struct http_limits lim = { c->lst->max_request_line, c->lst->max_header_bytes, c->lst->max_headers };
+    if (lim.max_header_bytes > c->wc->bufs.block_size)
+        lim.max_header_bytes = c->wc->bufs.block_size;
+    http_msg_init(msg);
+    msg->scan_pos = c->scan_pos;
+    int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), msg, &lim);
+    if (n == HTTP_PARSE_PARTIAL) {
+        c->scan_pos = (uint32_t)msg->scan_pos;
+        if (c->c_eof) {
+            c->closing = 1;
+            return 0;
+        }
+        if (client_space(c, &c->in) == 0) {
+            if (c->in.rpos > 0) {
+                buf_compact(&c->in);
+                c->scan_pos = 0;
+                return 1;
+            }
+            c->keep_alive = 0;
+            client_respond_error(c, 431, 0);
+            return 1;
+        }
+        return progress;
+    }
+    c->scan_pos = 0;
+    if (n == HTTP_PARSE_ERROR) {
+        log_info("client %s: bad request: %s at byte %zu", c->client_ip, msg->error, msg->error_pos);
+        c->keep_alive = 0;
+        c->t_start = ev_now(client_loop(c));
+        c->request_id[0] = 0;
+        free(c->log_line);
+        c->log_line = NULL;
+        client_respond_error(c, msg->error_status ? msg->error_status : 400, 0);
+        return 1;
+    }
+    proxy_start_request(c, msg, (size_t)n);
+    return 1;
+}
+
+static int proxy_step_proxy(struct client *c)
+{
+    int progress = 0;
+    progress |= client_fill(c);
+    if (c->c_eof && !c->req_done) {
+        log_info("client %s: closed before sending the whole request body", c->client_ip);
+        c->closing = 1;
+        return 0;
+    }
+    progress |= proxy_move_request_body(c);
+    if (c->state != CS_PROXY)
+        return 1;
+    progress |= upstream_flush(c);
+    if (c->state != CS_PROXY)
+        return 1;
+    progress |= upstream_fill(c);
+    progress |= proxy_process_response(c);
+    if (c->state != CS_PROXY)
+        return 1;
+    if (c->resp_state == RS_DONE && c->req_done) {
+        proxy_finish_request(c);
+        return 1;
+    }
+    if (c->resp_state == RS_DONE && !c->req_done) {
+        /* the backend answered before the body ended: it cannot be
+         * resynchronised, so finish the answer and close */
+        c->keep_alive = 0;
+        c->req_done = 1;
+        c->up_reusable = 0;
+        proxy_finish_request(c);
+        return 1;
+    }
+    return progress;
+}
+
+/* After a 101: bytes flow both ways untouched until either side closes. */
+static int proxy_step_tunnel(struct client *c)
+{
+    int progress = client_fill(c);
+    if (buf_len(&c->in) > 0 && buf_acquire(&c->wc->bufs, &c->up_out) == 0) {
+        size_t n = buf_len(&c->in), space = client_space(c, &c->up_out);
+        if (c->up_out.rpos == c->up_out.wpos)
+            c->up_out.rpos = c->up_out.wpos = 0;
+        if (n > space)
+            n = space;
+        if (n) {
+            (void)buf_append(&c->wc->bufs, &c->up_out, buf_rptr(&c->in), n);
+            buf_consume(&c->in, n);
+            progress = 1;
+        }
+    }
+    progress |= upstream_flush(c);
+    progress |= upstream_fill(c);
+    if (buf_len(&c->up_in) > 0 && buf_acquire(&c->wc->bufs, &c->out) == 0) {
+        size_t n = buf_len(&c->up_in), space = client_space(c, &c->out);
+        if (n > space)
+            n = space;
+        if (n) {
+            (void)buf_append(&c->wc->bufs, &c->out, buf_rptr(&c->up_in), n);
+            buf_consume(&c->up_in, n);
+            c->bytes_out += n;
+            progress = 1;
+        }
+    }
+    if (progress)
+        ev_timer_again(client_loop(c), &c->timer);
+    if ((c->c_eof && buf_len(&c->in) == 0) || (c->u_eof && buf_len(&c->up_in) == 0)) {
+        client_log_access(c);
+        client_close_after_write(c);
+        return 1;
+    }
+    return progress;
+}
+
+/* While closing: send what is left, then half-close and drain for a while. */
+static int proxy_step_closing(struct client *c)
+{
+    if (buf_len(&c->out) > 0)
+        return 0;
+    if (!c->linger) {
+        c->linger = 1;
+        shutdown(c->fd, SHUT_WR);
+    }
+    char scratch[4096];
+    for (int i = 0; i < 16 && c->c_readable; i++) {
+        ssize_t n = read(c->fd, scratch, sizeof(scratch));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            c->closing = 1;
+            return 0;
+        }
+        if (n < 0 && errno == EAGAIN)
+            c->c_readable = 0;
+    }
+    return 0;
+}
+
+static void client_update_watchers(struct client *c)
+{
+    struct ev_loop *loop = client_loop(c);
+    int cev = 0, uev = 0;
+    int out_pending = c->out.data && buf_len(&c->out) > 0;
+    switch (c->state) {
+    case CS_HEAD:
+        cev = EV_READ;
+        break;
+    case CS_PROXY:
+    case CS_TUNNEL:
+        if (!c->c_eof && client_space(c, &c->in) > 0)
+            cev = EV_READ;
+        break;
+    case CS_CLOSING:
+        cev = out_pending ? 0 : EV_READ;
+        break;
+    }
+    if (out_pending && !c->c_writable)
+        cev |= EV_WRITE;
+    if (c->c_readable)
+        cev &= ~EV_READ;
+    io_update(loop, &c->io, c->fd, cev);
+
+    if (c->up_state == US_CONNECTING) {
+        uev = EV_WRITE;
+    } else if (c->up_state == US_ACTIVE) {
+        if (!c->u_eof && !c->u_readable && client_space(c, &c->up_in) > 0)
+            uev = EV_READ;
+        if (c->up_out.data && buf_len(&c->up_out) > 0 && !c->u_writable)
+            uev |= EV_WRITE;
+    }
+    if (c->up_fd >= 0)
+        io_update(loop, &c->up_io, c->up_fd, uev);
+}
+
+static void client_pump(struct client *c)
+{
+    for (int round = 0; round < 64 && !c->closing; round++) {
+        int progress = 0;
+        switch (c->state) {
+        case CS_HEAD:
+            progress = proxy_step_head(c);
+            break;
+        case CS_PROXY:
+            progress = proxy_step_proxy(c);
+            break;
+        case CS_TUNNEL:
+            progress = proxy_step_tunnel(c);
+            break;
+        case CS_CLOSING:
+            progress = proxy_step_closing(c);
+            break;
+        }
+        progress |= client_flush(c);
+        if (!progress)
+            break;
+    }
+    if (c->closing) {
+        client_free(c);
+        return;
+    }
+    client_update_watchers(c);
+}
+
+static void client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct client *c = w->data;
+    if (revents & EV_READ)
+        c->c_readable = 1;
+    if (revents & EV_WRITE)
+        c->c_writable = 1;
+    client_pump(c);
+}
+
+static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *c = w->data;
+    ev_timer_stop(loop, w);
+    switch (c->timer_phase) {
+    case TP_HEADER:
+        if (buf_len(&c->in) > 0) {
+            log_info("client %s: request head not complete after %" PRIu64 " ms", c->client_ip,
+                     c->lst->header_timeout_ms);
+            c->t_start = ev_now(loop);
+            c->keep_alive = 0;
+            client_respond_error(c, 408, 0);
+        } else {
+            c->closing = 1;
+        }
+        break;
+    case TP_BODY:
+        log_info("client %s: request body stalled for %" PRIu64 " ms", c->client_ip,
+                 c->lst->body_timeout_ms);
+        client_respond_error(c, 408, 0);
+        break;
+    case TP_CONNECT:
+        upstream_failed(c, UF_TIMEOUT_CONNECT, 0);
+        break;
+    case TP_RESPONSE:
+        log_warn("upstream %s (cluster %s): no response within %" PRIu64 " ms",
+                 c->ep ? c->ep->name : "?", c->cl ? c->cl->cfg->name : "?",
+                 c->cl ? c->cl->cfg->response_timeout_ms : 0);
+        client_respond_error(c, 504, 0);
+        break;
+    case TP_IDLE:
+    case TP_LINGER:
+    default:
+        c->closing = 1;
+        break;
+    }
+    client_pump(c);
+}
+
+/* ---- accept / drain ------------------------------------------------------ */
+
+static struct client *client_get(struct wctx *wc)
+{
+    struct client *c = wc->free_clients;
+    if (c) {
+        wc->free_clients = c->next;
+        wc->n_free_clients--;
+    } else {
+        c = malloc(sizeof(*c));
+        if (!c)
+            return NULL;
+    }
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void client_start(struct wctx *wc, struct wlistener *wl, int fd,
+                         const struct sockaddr_storage *peer)
+{
+    struct client *c = client_get(wc);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->wc = wc;
+    c->fd = fd;
+    c->up_fd = -1;
+    c->snap = wc->snap;
+    snapshot_ref(c->snap);
+    c->lst = &wc->snap->cfg->listeners[wl->index];
+    c->keep_alive = 1;
+    c->c_writable = 1;
+    c->c_readable = 1; /* data often arrives with the handshake: try at once */
+    char addr[64];
+    units_format_addr((const struct sockaddr *)peer, addr, sizeof(addr));
+    /* client_ip is the address without the port */
+    char *colon = strrchr(addr, ':');
+    if (colon)
+        *colon = 0;
+    const char *ip = addr[0] == '[' ? addr + 1 : addr;
+    size_t iplen = strlen(ip);
+    if (iplen && ip[iplen - 1] == ']')
+        iplen--;
+    if (iplen >= sizeof(c->client_ip))
+        iplen = sizeof(c->client_ip) - 1;
+    memcpy(c->client_ip, ip, iplen);
+    c->client_ip[iplen] = 0;
+    ev_io_init(&c->io, client_io_cb, fd, EV_READ);
+    c->io.data = c;
+    ev_io_init(&c->up_io, upstream_io_cb, 0, EV_READ);
+    c->up_io.data = c;
+    ev_init(&c->timer, client_timer_cb);
+    c->timer.data = c;
+    c->next = wc->clients;
+    if (wc->clients)
+        wc->clients->prev = c;
+    wc->clients = c;
+    wc->n_clients++;
+    c->state = CS_HEAD;
+    timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
+    client_pump(c);
+}
+
+void proxy_accept(struct wctx *wc, struct wlistener *wl)
+{
+    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
+    for (int i = 0; i < 64; i++) {
+        if (wc->n_clients >= lst->max_connections) {
+            log_warn("listener %s: %u connections on this worker (limits.connections); "
+                     "not accepting until one closes", lst->name, wc->n_clients);
+            ev_io_stop(wc->worker.loop, &wl->io);
+            wc->accept_paused = 1;
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen;
+        int fd = net_accept(wl->fd, &peer, &plen);
+        if (fd < 0) {
+            if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED)
+                log_warn("listener %s: accept: %s", lst->name, strerror(-fd));
+            return;
+        }
+        client_start(wc, wl, fd, &peer);
+    }
+}
+
+void proxy_drain(struct wctx *wc)
+{
+    struct client *c = wc->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->state == CS_HEAD && buf_len(&c->in) == 0 && (!c->out.data || buf_len(&c->out) == 0)) {
+            c->closing = 1;
+            client_pump(c);
+        } else {
+            c->keep_alive = 0;
+        }
+        c = next;
+    }
+    if (wc->n_clients == 0)
+        server_worker_idle(wc);
+}
+
+void proxy_worker_cleanup(struct wctx *wc)
+{
+    while (wc->clients) {
+        wc->clients->closing = 1;
+        client_free(wc->clients);
+    }
+    while (wc->free_clients) {
+        struct client *next = wc->free_clients->next;
+        free(wc->free_clients);
+        wc->free_clients = next;
+    }
+    wc->n_free_clients = 0;
+}
