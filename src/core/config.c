@@ -46,6 +46,12 @@
 
 #define CFG_MAX_FILE_BYTES (16u << 20)
 #define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
+#define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
+#define CFG_MAX_LISTENERS 1024
+#define CFG_MAX_ROUTES 10000             /* per listener */
+#define CFG_MAX_CLUSTERS 10000
+#define CFG_MAX_ENDPOINTS 10000          /* per cluster */
+#define CFG_MAX_METHODS 64               /* per route */
 #define CFG_MAX_WORKERS 256
 #define CFG_MAX_NAME 63
 #define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
@@ -132,6 +138,7 @@ struct cfg_ctx {
     char *err;
     size_t err_size;
     size_t values_left;     /* node visits left (CFG_MAX_VALUES) */
+    size_t bytes_left;      /* bytes of values and arrays left (CFG_MAX_BYTES) */
 };
 
 /* Writes "NAME:LINE:COL: message" (line/col 1-based) and returns -EINVAL. */
@@ -262,6 +269,18 @@ static int cfg_visit(struct cfg_ctx *ctx, const yaml_node_t *node)
     return 0;
 }
 
+/* Counts `bytes` of text or arrays against CFG_MAX_BYTES, so that an alias
+ * of a long value used many times cannot exhaust memory. */
+static int cfg_charge(struct cfg_ctx *ctx, const yaml_node_t *node, size_t bytes)
+{
+    if (bytes > ctx->bytes_left)
+        return cfg_fail(ctx, node, "the configuration is too large (more than %u MB of values, "
+                                   "counting aliases each time they are used)",
+                        CFG_MAX_BYTES >> 20);
+    ctx->bytes_left -= bytes;
+    return 0;
+}
+
 static yaml_node_t *cfg_node(struct cfg_ctx *ctx, int index)
 {
     return yaml_document_get_node(ctx->doc, index);
@@ -278,6 +297,8 @@ static int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *
     const char *s = (const char *)node->data.scalar.value;
     if (strlen(s) != node->data.scalar.length)
         return cfg_fail(ctx, node, "%s contains a NUL character", what);
+    if ((rc = cfg_charge(ctx, node, node->data.scalar.length + 1)) < 0)
+        return rc;
     *out = s;
     return 0;
 }
@@ -574,23 +595,37 @@ static size_t cfg_key_index(const struct cfg_map *map, const char *name)
 
 /* ---- lists ---- */
 
+/* A kind of list: its name for messages, its item and how many it may hold. */
+struct cfg_list {
+    const char *what;       /* "'listeners'" */
+    const char *item;       /* "listener" */
+    size_t item_size;
+    size_t max;
+};
+
 /* Parses item `i` of a list; `obj` is the object owning the list. */
 typedef int (*cfg_item_fn)(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i);
 
 /* Checks `node` is a non-empty list and allocates a zeroed array for its
  * items. On success *out (owned by the caller's object) and *n are set. */
-static int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const char *what,
-                        const char *item, size_t item_size, void **out, size_t *n)
+static int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list,
+                        void **out, size_t *n)
 {
-    int rc = cfg_expect(ctx, node, YAML_SEQUENCE_NODE, what);
+    int rc = cfg_expect(ctx, node, YAML_SEQUENCE_NODE, list->what);
     if (rc < 0)
         return rc;
     size_t count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (count == 0)
-        return cfg_fail(ctx, node, "%s must not be empty (expected at least one %s)", what, item);
+        return cfg_fail(ctx, node, "%s must not be empty (expected at least one %s)", list->what,
+                        list->item);
+    if (count > list->max)
+        return cfg_fail(ctx, node, "%s has %zu items, at most %zu are allowed", list->what, count,
+                        list->max);
     if (count > ctx->values_left)
         return cfg_too_many(ctx, node);
-    void *items = cfg_calloc_fn(count, item_size);
+    if ((rc = cfg_charge(ctx, node, count * list->item_size)) < 0)
+        return rc;
+    void *items = cfg_calloc_fn(count, list->item_size);
     if (items == NULL)
         return cfg_nomem(ctx);
     *out = items;
@@ -798,7 +833,8 @@ static int cfg_parse_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
         r->n_methods = 1;
         return cfg_parse_method_one(ctx, v, &r->methods[0]);
     }
-    int rc = cfg_list_new(ctx, v, "'method'", "method", sizeof(*r->methods), &items, &r->n_methods);
+    static const struct cfg_list list = { "'method'", "method", sizeof(char *), CFG_MAX_METHODS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &r->n_methods);
     if (rc < 0)
         return rc;
     r->methods = items;
@@ -854,6 +890,8 @@ static int cfg_parse_header(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     if (n > CFG_MAX_MATCH_HEADERS)
         return cfg_fail(ctx, v, "'header' has %zu headers, at most %d are allowed", n,
                         CFG_MAX_MATCH_HEADERS);
+    if ((rc = cfg_charge(ctx, v, n * sizeof(*r->headers))) < 0)
+        return rc;
     r->headers = cfg_calloc_fn(n, sizeof(*r->headers));
     if (r->headers == NULL)
         return cfg_nomem(ctx);
@@ -935,7 +973,9 @@ static int cfg_parse_routes(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg_listener *l = obj;
     void *items;
 
-    int rc = cfg_list_new(ctx, v, "'routes'", "route", sizeof(*l->routes), &items, &l->n_routes);
+    static const struct cfg_list list = { "'routes'", "route", sizeof(struct cfg_route),
+                                          CFG_MAX_ROUTES };
+    int rc = cfg_list_new(ctx, v, &list, &items, &l->n_routes);
     if (rc < 0)
         return rc;
     l->routes = items;
@@ -1051,8 +1091,9 @@ static int cfg_parse_listeners(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg *cfg = obj;
     void *items;
 
-    int rc = cfg_list_new(ctx, v, "'listeners'", "listener", sizeof(*cfg->listeners), &items,
-                          &cfg->n_listeners);
+    static const struct cfg_list list = { "'listeners'", "listener",
+                                          sizeof(struct cfg_listener), CFG_MAX_LISTENERS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_listeners);
     if (rc < 0)
         return rc;
     cfg->listeners = items;
@@ -1122,8 +1163,9 @@ static int cfg_parse_endpoints(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg_cluster *c = obj;
     void *items;
 
-    int rc = cfg_list_new(ctx, v, "'endpoints'", "endpoint", sizeof(*c->endpoints), &items,
-                          &c->n_endpoints);
+    static const struct cfg_list list = { "'endpoints'", "endpoint",
+                                          sizeof(struct cfg_endpoint), CFG_MAX_ENDPOINTS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &c->n_endpoints);
     if (rc < 0)
         return rc;
     c->endpoints = items;
@@ -1268,8 +1310,9 @@ static int cfg_parse_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg *cfg = obj;
     void *items;
 
-    int rc = cfg_list_new(ctx, v, "'clusters'", "cluster", sizeof(*cfg->clusters), &items,
-                          &cfg->n_clusters);
+    static const struct cfg_list list = { "'clusters'", "cluster", sizeof(struct cfg_cluster),
+                                          CFG_MAX_CLUSTERS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_clusters);
     if (rc < 0)
         return rc;
     cfg->clusters = items;
@@ -1315,22 +1358,41 @@ static const struct cfg_key cfg_root_keys[] = {
 };
 CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
 
-/* Points every route at its cluster. */
+static int cfg_cluster_cmp(const void *a, const void *b)
+{
+    const struct cfg_cluster *ca = *(const struct cfg_cluster *const *)a;
+    const struct cfg_cluster *cb = *(const struct cfg_cluster *const *)b;
+    return strcmp(ca->name, cb->name);
+}
+
+/* Points every route at its cluster, through a sorted index of the clusters
+ * so that many routes and many clusters stay cheap. */
 static int cfg_resolve_routes(struct cfg_ctx *ctx, struct cfg *cfg)
 {
+    struct cfg_cluster **index = cfg_calloc_fn(cfg->n_clusters, sizeof(*index));
     char q[CFG_QUOTE_SIZE];
+    int rc = 0;
 
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
+    if (index == NULL)
+        return cfg_nomem(ctx);
+    for (size_t i = 0; i < cfg->n_clusters; i++)
+        index[i] = &cfg->clusters[i];
+    qsort(index, cfg->n_clusters, sizeof(*index), cfg_cluster_cmp);
+    for (size_t i = 0; rc == 0 && i < cfg->n_listeners; i++) {
         struct cfg_listener *l = &cfg->listeners[i];
-        for (size_t j = 0; j < l->n_routes; j++) {
+        for (size_t j = 0; rc == 0 && j < l->n_routes; j++) {
             struct cfg_route *r = &l->routes[j];
-            r->cluster = cfg_find_cluster(cfg, r->cluster_name);
-            if (r->cluster == NULL)
-                return cfg_fail_mark(ctx, r->cluster_mark, "route names cluster %s which is "
-                                     "not defined", cfg_quote(r->cluster_name, q));
+            struct cfg_cluster key = { .name = r->cluster_name }, *kp = &key, **found;
+            found = bsearch(&kp, index, cfg->n_clusters, sizeof(*index), cfg_cluster_cmp);
+            if (found != NULL)
+                r->cluster = *found;
+            else
+                rc = cfg_fail_mark(ctx, r->cluster_mark, "route names cluster %s which is not "
+                                   "defined", cfg_quote(r->cluster_name, q));
         }
     }
-    return 0;
+    free(index);
+    return rc;
 }
 
 /* Fills what defaults to something computed or allocated. */
@@ -1438,6 +1500,7 @@ int cfg_load_string(const char *name, const char *text, size_t len, struct cfg *
         .err = err,
         .err_size = err != NULL ? err_size : 0,
         .values_left = CFG_MAX_VALUES,
+        .bytes_left = CFG_MAX_BYTES,
     };
 
     if (ctx.err_size > 0)

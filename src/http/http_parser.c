@@ -677,18 +677,23 @@ static int http_finish_response(struct http_msg *msg, size_t pos, enum http_meth
     return 0;
 }
 
-/* Limits that the bytes so far already break, though the line is open. */
-static int http_check_open_line(const char *buf, size_t len, struct http_msg *msg,
-                                const struct http_limits *lim)
+/* The size limits, for the line [s..e) (e: end of its content as far as
+ * known) when the head is known to run to at least `end`. When both limits
+ * are broken the one whose first offending byte comes first wins (431 on a
+ * tie): that is what a byte-at-a-time caller sees, so any split of the
+ * input gives the same answer. */
+static int http_check_limits(struct http_msg *msg, const struct http_limits *lim, size_t s,
+                             size_t e, size_t end)
 {
-    size_t s = msg->line_start;
-    size_t e = (len > s && buf[len - 1] == '\r') ? len - 1 : len;
-    if (msg->pstate == HTTP_PS_START && e - s > lim->max_request_line)
-        return http_fail(msg, 414, "request line too long", s + lim->max_request_line);
-    if (len - msg->head_start > lim->max_header_bytes)
-        return http_fail(msg, 431, "header section too large",
-                         msg->head_start + lim->max_header_bytes);
-    return HTTP_PARSE_PARTIAL;
+    size_t line_pos = s + lim->max_request_line;
+    size_t head_pos = msg->head_start + lim->max_header_bytes;
+    int over_line = msg->pstate == HTTP_PS_START && e - s > lim->max_request_line;
+    int over_head = end - msg->head_start > lim->max_header_bytes;
+    if (over_line && (!over_head || line_pos < head_pos))
+        return http_fail(msg, 414, "start line too long", line_pos);
+    if (over_head)
+        return http_fail(msg, 431, "header section too large", head_pos);
+    return 0;
 }
 
 static int http_parse_head(const char *buf, size_t len, struct http_msg *msg,
@@ -715,12 +720,8 @@ static int http_parse_head(const char *buf, size_t len, struct http_msg *msg,
         size_t i = (size_t)(lf - buf);
         size_t s = msg->line_start;
         size_t e = (i > s && buf[i - 1] == '\r') ? i - 1 : i;
-        /* same order as http_check_open_line so splits do not matter */
-        if (msg->pstate == HTTP_PS_START && e - s > lim->max_request_line)
-            return http_fail(msg, 414, "request line too long", s + lim->max_request_line);
-        if (i + 1 - msg->head_start > lim->max_header_bytes)
-            return http_fail(msg, 431, "header section too large",
-                             msg->head_start + lim->max_header_bytes);
+        if (http_check_limits(msg, lim, s, e, i + 1))
+            return HTTP_PARSE_ERROR;
         if (e == i)
             return http_fail(msg, 400, "bare LF", i);
         pos = i + 1;
@@ -744,7 +745,8 @@ static int http_parse_head(const char *buf, size_t len, struct http_msg *msg,
         if (msg->pstate == HTTP_PS_START) {
             rc = is_response ? http_parse_status_line(buf, s, e, msg)
                              : http_parse_request_line(buf, s, e, msg);
-            msg->pstate = HTTP_PS_FIELDS;
+            if (rc == 0)
+                msg->pstate = HTTP_PS_FIELDS;
         } else {
             rc = http_parse_field_line(buf, s, e, msg, max_headers);
         }
@@ -753,7 +755,12 @@ static int http_parse_head(const char *buf, size_t len, struct http_msg *msg,
         msg->line_start = pos;
     }
     msg->scan_pos = len;
-    return http_check_open_line(buf, len, msg, lim);
+    /* the open line: a trailing CR may still be followed by its LF */
+    size_t s = msg->line_start;
+    size_t e = (len > s && buf[len - 1] == '\r') ? len - 1 : len;
+    if (http_check_limits(msg, lim, s, e, len))
+        return HTTP_PARSE_ERROR;
+    return HTTP_PARSE_PARTIAL;
 }
 
 void http_msg_init(struct http_msg *msg)

@@ -93,9 +93,16 @@ static struct ev_loop *client_loop(const struct client *c)
     return c->wc->worker.loop;
 }
 
+/* Bytes that can be appended at the end of b as it is. */
 static size_t client_space(const struct client *c, const struct buf *b)
 {
     return b->data ? c->wc->bufs.block_size - b->wpos : c->wc->bufs.block_size;
+}
+
+/* Bytes a read into b can take (sock_read compacts first when needed). */
+static size_t client_room(const struct client *c, const struct buf *b)
+{
+    return b->data ? c->wc->bufs.block_size - buf_len(b) : c->wc->bufs.block_size;
 }
 
 static void io_update(struct ev_loop *loop, ev_io *w, int fd, int events)
@@ -127,7 +134,7 @@ static ssize_t sock_read(struct client *c, int fd, struct buf *b, uint8_t *reada
 {
     if (buf_acquire(&c->wc->bufs, b) != 0)
         return -ENOMEM;
-    if (b->rpos > 0 && b->wpos == c->wc->bufs.block_size)
+    if (b->rpos > 0 && c->wc->bufs.block_size - b->wpos < c->wc->bufs.block_size / 4)
         buf_compact(b);
     size_t space = c->wc->bufs.block_size - b->wpos;
     if (space == 0)
@@ -737,7 +744,7 @@ static int proxy_response_head(struct client *c)
     int n = http_parse_response(buf_rptr(&c->up_in), buf_len(&c->up_in), msg, &lim, m);
     if (n == HTTP_PARSE_PARTIAL) {
         c->up_scan_pos = (uint32_t)msg->scan_pos;
-        if (c->u_eof || client_space(c, &c->up_in) == 0) {
+        if (c->u_eof || client_room(c, &c->up_in) == 0) {
             log_warn("upstream %s: %s", c->ep->name,
                      c->u_eof ? "closed in the middle of a response head" : "response head too large");
             client_respond_error(c, 502, c->req_done);
@@ -953,7 +960,7 @@ static int client_flush(struct client *c)
  * Returns 1 on progress; sets c_eof or closing. */
 static int client_fill(struct client *c)
 {
-    if (!c->c_readable || c->c_eof || client_space(c, &c->in) == 0)
+    if (!c->c_readable || c->c_eof || client_room(c, &c->in) == 0)
         return 0;
     ssize_t n = sock_read(c, c->fd, &c->in, &c->c_readable);
     if (n == -EAGAIN || n == -ENOBUFS)
@@ -973,8 +980,7 @@ static int client_fill(struct client *c)
 
 static int upstream_fill(struct client *c)
 {
-    if (c->up_state != US_ACTIVE || !c->u_readable || c->u_eof ||
-        client_space(c, &c->up_in) == 0)
+    if (c->up_state != US_ACTIVE || !c->u_readable || c->u_eof || client_room(c, &c->up_in) == 0)
         return 0;
     ssize_t n = sock_read(c, c->up_fd, &c->up_in, &c->u_readable);
     if (n == -EAGAIN || n == -ENOBUFS)
@@ -1189,7 +1195,7 @@ static void client_update_watchers(struct client *c)
         break;
     case CS_PROXY:
     case CS_TUNNEL:
-        if (!c->c_eof && client_space(c, &c->in) > 0)
+        if (!c->c_eof && client_room(c, &c->in) > 0)
             cev = EV_READ;
         break;
     case CS_CLOSING:
@@ -1198,14 +1204,12 @@ static void client_update_watchers(struct client *c)
     }
     if (out_pending && !c->c_writable)
         cev |= EV_WRITE;
-    if (c->c_readable)
-        cev &= ~EV_READ;
     io_update(loop, &c->io, c->fd, cev);
 
     if (c->up_state == US_CONNECTING) {
         uev = EV_WRITE;
     } else if (c->up_state == US_ACTIVE) {
-        if (!c->u_eof && !c->u_readable && client_space(c, &c->up_in) > 0)
+        if (!c->u_eof && client_room(c, &c->up_in) > 0)
             uev = EV_READ;
         if (c->up_out.data && buf_len(&c->up_out) > 0 && !c->u_writable)
             uev |= EV_WRITE;
@@ -1216,7 +1220,8 @@ static void client_update_watchers(struct client *c)
 
 static void client_pump(struct client *c)
 {
-    for (int round = 0; round < 64 && !c->closing; round++) {
+    int round;
+    for (round = 0; round < 64 && !c->closing; round++) {
         int progress = 0;
         switch (c->state) {
         case CS_HEAD:
@@ -1235,6 +1240,11 @@ static void client_pump(struct client *c)
         progress |= client_flush(c);
         if (!progress)
             break;
+    }
+    if (round == 64) {
+        /* fairness: yield to other sessions; the watchers (level-triggered)
+         * bring us back to what is still ready */
+        c->c_readable = c->c_writable = c->u_readable = c->u_writable = 0;
     }
     if (c->closing) {
         client_free(c);

@@ -153,9 +153,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct http_msg whole, split;
     uint64_t h = fuzz_hash(data, size);
     struct http_limits lim;
-    lim.max_request_line = (size_t)32 << (h % 6);
-    lim.max_header_bytes = (size_t)128 << ((h >> 3) % 6);
-    lim.max_headers = 1 + (h >> 6) % 40;
+    /* one input in four gets small limits, the rest generous ones */
+    lim.max_request_line = (h & 3) ? 8192 : (size_t)32 << ((h >> 2) % 6);
+    lim.max_header_bytes = (h & 3) ? 65536 : (size_t)128 << ((h >> 5) % 6);
+    lim.max_headers = (h & 3) ? 100 : 1 + (h >> 8) % 40;
     fuzz_req_method = (enum http_method)((h >> 48) % (HTTP_METHOD_OTHER + 1));
 
     char *buf = malloc(size ? size : 1);

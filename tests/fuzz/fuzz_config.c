@@ -1,0 +1,68 @@
+/* libFuzzer harness for core/config: cfg_load_string() on arbitrary bytes.
+ *
+ * Whatever the input, the loader must either return a complete snapshot or
+ * fail with one "fuzz.yaml:..." message; never crash, leak, read out of
+ * bounds or take unbounded time. A loaded snapshot is checked against the
+ * invariants config.h promises, so a logic slip shows up as a crash too. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Aborts unless `cfg` keeps every promise of config.h. */
+static void fuzz_check_cfg(const struct cfg *cfg)
+{
+    if (cfg->workers < 1 || cfg->workers > 256 || cfg->n_listeners < 1 || cfg->n_clusters < 1 ||
+        cfg->log.error == NULL || cfg->log.access == NULL)
+        abort();
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        if (l->name == NULL || l->listen == NULL || l->n_routes < 1 || l->max_headers < 1 ||
+            l->max_headers > CFG_MAX_HEADERS)
+            abort();
+        for (size_t j = 0; j < l->n_routes; j++) {
+            const struct cfg_route *r = &l->routes[j];
+            if (r->cluster == NULL || r->cluster != cfg_find_cluster(cfg, r->cluster_name))
+                abort();
+            if (r->path != NULL && r->path_prefix != NULL)
+                abort();
+        }
+    }
+    for (size_t i = 0; i < cfg->n_clusters; i++) {
+        const struct cfg_cluster *c = &cfg->clusters[i];
+        if (c->name == NULL || c->n_endpoints < 1 || (unsigned)c->balance >= CFG_BALANCE_COUNT)
+            abort();
+        if ((c->hash_key == CFG_HASH_KEY_HEADER || c->hash_key == CFG_HASH_KEY_COOKIE) !=
+            (c->hash_key_name != NULL))
+            abort();
+        for (size_t j = 0; j < c->n_endpoints; j++)
+            if (c->endpoints[j].weight < 1 || c->endpoints[j].weight > 1000 ||
+                c->endpoints[j].address == NULL)
+                abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[512];
+    struct cfg *cfg = NULL;
+
+    memset(err, 0x55, sizeof(err));
+    int rc = cfg_load_string("fuzz.yaml", (const char *)data, size, &cfg, err, sizeof(err));
+    if (rc == 0) {
+        if (cfg == NULL)
+            abort();
+        fuzz_check_cfg(cfg);
+        cfg_free(cfg);
+        return 0;
+    }
+    /* One message, NUL-terminated inside the buffer, naming the file. */
+    if (cfg != NULL || memchr(err, '\0', sizeof(err)) == NULL ||
+        strncmp(err, "fuzz.yaml:", 10) != 0)
+        abort();
+    return 0;
+}
