@@ -65,6 +65,7 @@ static const unsigned char http_cls[256] = {
 #define HTTP_IS_DIGIT(ch) ((unsigned)((unsigned char)(ch) - '0') < 10u)
 
 #define HTTP_MAX_LENGTH ((uint64_t)1 << 62) /* Content-Length and chunk-size cap */
+#define HTTP_MAX_CONNECTION_OPTIONS 32 /* field names a request may list in Connection */
 
 /* msg->pstate */
 enum http_pstate {
@@ -471,6 +472,9 @@ static int http_field_connection(struct http_msg *msg, struct http_slice v, size
             msg->pflags |= HTTP_PF_CONN_KEEP_ALIVE;
         else if (HTTP_TOKEN_IS(el, "upgrade"))
             msg->pflags |= HTTP_PF_CONN_UPGRADE;
+        else if (++msg->conn_options > HTTP_MAX_CONNECTION_OPTIONS)
+            /* each one is matched against every field name at the end */
+            return http_fail(msg, 400, "too many Connection options", vpos);
         else
             msg->pflags |= HTTP_PF_CONN_OTHER;
     }
@@ -796,6 +800,7 @@ void http_msg_init(struct http_msg *msg)
     msg->pstate = HTTP_PS_START;
     msg->empty_lines = 0;
     msg->te_chunked = 0;
+    msg->conn_options = 0;
 }
 
 int http_parse_request(const char *buf, size_t len, struct http_msg *msg,

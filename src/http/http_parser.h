@@ -92,6 +92,7 @@ struct http_msg {
     unsigned char pstate;          /* internal: start line / fields / done / error */
     unsigned char empty_lines;     /* internal: empty lines skipped before the start line */
     unsigned char te_chunked;      /* internal: "chunked" codings seen (saturates at 2) */
+    unsigned char conn_options;    /* internal: Connection options naming other fields */
 };
 
 struct http_limits {

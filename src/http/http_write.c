@@ -103,7 +103,7 @@ static void http_write_request_line(struct http_out *o, const struct http_msg *m
             http_out_slice(o, msg->path);
         else
             http_out_lit(o, "/", 1);
-        if (msg->query.p) {
+        if (msg->query.p && msg->query.p > msg->target.p && msg->query.p[-1] == '?') {
             http_out_lit(o, "?", 1);
             http_out_slice(o, msg->query);
         }
@@ -120,11 +120,10 @@ int http_write_request_head(char *dst, size_t cap, const struct http_msg *msg,
     int has_request_id = 0;
 
     http_write_request_line(&o, msg);
-    if (msg->host.len) {
-        http_out_lit(&o, "Host: ", 6);
-        http_out_slice(&o, msg->host);
-        http_out_lit(&o, "\r\n", 2);
-    }
+    /* HTTP/1.1 requires Host, empty when there is no authority (RFC 9112 3.2) */
+    http_out_lit(&o, "Host: ", 6);
+    http_out_slice(&o, msg->host);
+    http_out_lit(&o, "\r\n", 2);
     for (size_t i = 0; i < msg->n_headers; i++) {
         const struct http_header *h = &msg->headers[i];
         if (msg->hop[i] || http_write_is_replaced(h->name))

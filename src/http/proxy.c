@@ -512,6 +512,11 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
         .body_kind = msg->body_kind,
         .content_length = msg->content_length,
     };
+    if (msg->body_kind == HTTP_BODY_NONE && http_msg_find(msg, "content-length") >= 0) {
+        /* an explicit empty body: some backends want to see its length */
+        info.body_kind = HTTP_BODY_LENGTH;
+        info.content_length = 0;
+    }
     if (buf_acquire(&wc->bufs, &c->up_out) != 0) {
         buf_consume(&c->in, head_len);
         client_respond_error(c, 503, 0);
@@ -1104,7 +1109,9 @@ static int proxy_step_proxy(struct client *c)
     if (c->state != CS_PROXY)
         return 1;
     progress |= upstream_fill(c);
-    progress |= proxy_process_response(c);
+    /* head and body in one go, so a small response leaves in one write */
+    while (c->state == CS_PROXY && proxy_process_response(c))
+        progress = 1;
     if (c->state != CS_PROXY)
         return 1;
     if (c->resp_state == RS_DONE && c->req_done) {

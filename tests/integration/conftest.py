@@ -222,8 +222,15 @@ class Weir:
         return None
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
 @pytest.fixture
-def weir_factory(tmp_path):
+def weir_factory(tmp_path, request):
     """start_weir(yaml_text, port) -> a running Weir; stopped (SIGTERM) at teardown,
     and the test fails if weir crashed or a sanitizer reported anything."""
     started = []
@@ -237,6 +244,10 @@ def weir_factory(tmp_path):
         return w.start()
 
     yield start
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for w in started:  # shown under "Captured stdout teardown"
+            print("--- %s stderr (tail):\n%s" % (w.config_path, w.errlog()[-5000:]))
     reports = []
     for w in started:
         if w.proc is None:
@@ -396,6 +407,7 @@ class RecordingBackend:
       - "close_mid_body": announce Content-Length 1000, send 10 bytes, close
       - "upgrade": answer 101 and then echo raw bytes until the peer closes
       - bytes: sent exactly as the answer
+      - a list: a script of bytes to send, numbers (seconds to sleep) and "close"
       - a callable(req) returning any of the above
     Also records every byte received on every connection (raw_by_conn), so a
     smuggled request is seen even when it would not parse.
@@ -561,6 +573,15 @@ class RecordingBackend:
         """Sends the answer; returns False when the connection must end."""
         if isinstance(action, (bytes, bytearray)):
             s.sendall(action)
+            return True
+        if isinstance(action, list):  # a script: bytes to send, numbers to sleep, "close"
+            for step in action:
+                if step == "close":
+                    return False
+                if isinstance(step, (int, float)):
+                    time.sleep(step)
+                else:
+                    s.sendall(step)
             return True
         if action == "hang":
             self._stop.wait()

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -301,6 +302,22 @@ static void test_upgrade_and_hop(void **state)
     assert_true(hdr_hop("upgrade"));
 }
 
+static void test_connection_options_limit(void **state)
+{
+    char buf[512];
+    size_t n = (size_t)snprintf(buf, sizeof(buf),
+                                "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, keep-alive");
+    for (int i = 0; i < 32; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, ", x%d", i);
+    size_t head = n;
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\r\nx31: 1\r\n\r\n");
+    assert_int_equal(req(buf, n), (int)n);
+    assert_true(hdr_hop("x31"));
+    n = head + (size_t)snprintf(buf + head, sizeof(buf) - head, ",x32\r\n\r\n");
+    assert_int_equal(req(buf, n), HTTP_PARSE_ERROR);
+    assert_int_equal(g_msg.error_status, 400);
+}
+
 static void test_expect(void **state)
 {
     assert_true(req(LIT("PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\n"
@@ -357,18 +374,18 @@ static void test_pipelined(void **state)
                             "POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
                             "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n";
     int rc1 = req(LIT(s));
-    assert_int_equal(rc1, 29);
+    assert_int_equal(rc1, 28);
     assert_slice(g_msg.target, "/1");
     /* the next request starts right after; its body is left alone */
     static struct http_msg m;
     http_msg_init(&m);
     int rc2 = http_parse_request(s + rc1, sizeof(s) - 1 - (size_t)rc1, &m, NULL);
-    assert_int_equal(rc2, 50);
+    assert_int_equal(rc2, 48);
     assert_slice(m.target, "/2");
     assert_int_equal(m.content_length, 3);
     size_t third = (size_t)rc1 + (size_t)rc2 + 3;
     http_msg_init(&m);
-    assert_int_equal(http_parse_request(s + third, sizeof(s) - 1 - third, &m, NULL), 29);
+    assert_int_equal(http_parse_request(s + third, sizeof(s) - 1 - third, &m, NULL), 28);
     assert_slice(m.target, "/3");
 }
 
@@ -432,15 +449,15 @@ static void test_limit_request_line(void **state)
 static void test_limit_header_bytes(void **state)
 {
     struct http_limits lim = {8192, 40, 100};
-    static const char s40[] = "GET / HTTP/1.1\r\nHost: h\r\nX: 123456\r\n\r\n";
+    static const char s40[] = "GET / HTTP/1.1\r\nHost: h\r\nX: 12345678\r\n\r\n";
     assert_int_equal(sizeof(s40) - 1, 40);
     assert_int_equal(parse_both(0, 0, LIT(s40), &lim), 40);
-    assert_int_equal(parse_both(0, 0, LIT("GET / HTTP/1.1\r\nHost: h\r\nX: 1234567\r\n\r\n"), &lim),
+    assert_int_equal(parse_both(0, 0, LIT("GET / HTTP/1.1\r\nHost: h\r\nX: 123456789\r\n\r\n"), &lim),
                      HTTP_PARSE_ERROR);
     assert_int_equal(g_msg.error_status, 431);
     assert_int_equal(g_msg.error_pos, 40);
     /* leading empty lines do not count */
-    assert_int_equal(parse_both(0, 0, LIT("\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nX: 123456\r\n\r\n"),
+    assert_int_equal(parse_both(0, 0, LIT("\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nX: 12345678\r\n\r\n"),
                                 &lim),
                      44);
     /* reported while the head is incomplete */
@@ -541,7 +558,7 @@ static const struct bad_case bad_requests[] = {
     BAD("GET / HTTP/1.1\r\n" H "X: a\x01\r\n\r\n", 400),
     BAD("GET / HTTP/1.1\r\n" H "X: a\x1f\r\n\r\n", 400),
     BAD("GET / HTTP/1.1\r\n" H "X: a\x7f\r\n\r\n", 400),
-    BAD("GET / HTTP/1.1\r\n" H "X: 0123456789abcdef\x7f0123456789\r\n\r\n", 400),
+    BAD("GET / HTTP/1.1\r\n" H "X: 0123456789abcdef\x7f" "0123456789\r\n\r\n", 400),
     BAD("GET / HTTP/1.1\r\n" H "X: 0123456789abcdef\x0b\r\n\r\n", 400),
     /* Host */
     BAD("GET / HTTP/1.1\r\n\r\n", 400),
@@ -618,6 +635,8 @@ static void test_bad_requests(void **state)
 static void test_error_positions(void **state)
 {
     assert_int_equal(req(LIT("GET /a b HTTP/1.1\r\n" H "\r\n")), HTTP_PARSE_ERROR);
+    assert_int_equal(g_msg.error_pos, 7); /* "b HTTP/1.1" is no version */
+    assert_int_equal(req(LIT("GET /a\x01 HTTP/1.1\r\n" H "\r\n")), HTTP_PARSE_ERROR);
     assert_int_equal(g_msg.error_pos, 6);
     assert_int_equal(req(LIT("GET / HTTP/1.1\r\n" H "X: a\x01\r\n\r\n")), HTTP_PARSE_ERROR);
     assert_int_equal(g_msg.error_pos, 29);
@@ -1077,6 +1096,7 @@ int main(void)
         cmocka_unit_test_teardown(test_connect_and_options, teardown),
         cmocka_unit_test_teardown(test_methods, teardown),
         cmocka_unit_test_teardown(test_upgrade_and_hop, teardown),
+        cmocka_unit_test_teardown(test_connection_options_limit, teardown),
         cmocka_unit_test_teardown(test_expect, teardown),
         cmocka_unit_test_teardown(test_field_values, teardown),
         cmocka_unit_test_teardown(test_host_forms, teardown),

@@ -1,0 +1,111 @@
+"""limits.*: request line, header block, header count and body size."""
+import pytest
+
+from conftest import RawClient, Closed
+
+LIMITS = """limits: { request_line: 1k, header_size: 4k, headers: 10, body: 1k }
+timeouts: { client_header: 30s }"""
+
+
+@pytest.fixture
+def pair(proxy):
+    return proxy(listener_extra=LIMITS)
+
+
+def send_expect(w, data, status):
+    with RawClient(w.port) as c:
+        c.send(data)
+        r = c.read_response()
+        assert r.status == status, r
+        if status >= 400:
+            assert c.is_closed()
+        return r
+
+
+def test_request_line_limit(pair):
+    w, b = pair
+    send_expect(w, b"GET /" + b"a" * 900 + b" HTTP/1.1\r\nHost: weir.test\r\n\r\n", 200)
+    send_expect(w, b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: weir.test\r\n\r\n", 414)
+    assert b.count == 1
+
+
+def test_request_line_limit_before_line_ends(pair):
+    """414 as soon as the bytes prove the line is too long, without waiting for
+    the rest (client_header is 30s: a wait would time the read out)."""
+    w, b = pair
+    with RawClient(w.port, timeout=10) as c:
+        c.send(b"GET /" + b"a" * 3000)
+        r = c.read_response()
+        assert r.status == 414
+    assert b.count == 0
+
+
+def test_header_block_limit(pair):
+    w, b = pair
+    send_expect(w, b"GET / HTTP/1.1\r\nHost: weir.test\r\nX-Big: " + b"v" * 3000 + b"\r\n\r\n", 200)
+    send_expect(w, b"GET / HTTP/1.1\r\nHost: weir.test\r\nX-Big: " + b"v" * 5000 + b"\r\n\r\n", 431)
+    many_small = b"".join(b"X-%d: " % i + b"v" * 900 + b"\r\n" for i in range(6))
+    send_expect(w, b"GET / HTTP/1.1\r\nHost: weir.test\r\n" + many_small + b"\r\n", 431)
+    assert b.count == 1
+
+
+def test_header_block_limit_before_head_ends(pair):
+    w, b = pair
+    with RawClient(w.port, timeout=10) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: weir.test\r\nX-Big: " + b"v" * 6000)
+        r = c.read_response()
+        assert r.status == 431
+    assert b.count == 0
+
+
+def test_header_count_limit(pair):
+    w, b = pair
+    few = b"".join(b"X-%d: v\r\n" % i for i in range(8))
+    send_expect(w, b"GET / HTTP/1.1\r\nHost: weir.test\r\n" + few + b"\r\n", 200)
+    many = b"".join(b"X-%d: v\r\n" % i for i in range(20))
+    send_expect(w, b"GET / HTTP/1.1\r\nHost: weir.test\r\n" + many + b"\r\n", 431)
+    assert b.count == 1
+
+
+def test_default_header_count_limit(proxy):
+    """limits.headers defaults to 100."""
+    w, b = proxy()
+    many = b"".join(b"X-%d: v\r\n" % i for i in range(150))
+    send_expect(w, b"GET / HTTP/1.1\r\nHost: weir.test\r\n" + many + b"\r\n", 431)
+    assert b.count == 0
+
+
+def test_content_length_over_body_limit(pair):
+    w, b = pair
+    send_expect(w, b"POST / HTTP/1.1\r\nHost: weir.test\r\nContent-Length: 1024\r\n\r\n" + b"a" * 1024, 200)
+    with RawClient(w.port) as c:
+        c.send(b"POST / HTTP/1.1\r\nHost: weir.test\r\nContent-Length: 2000\r\n\r\n" + b"a" * 100)
+        r = c.read_response()
+        assert r.status == 413
+        assert c.is_closed()
+    assert b.count == 1
+    assert b.connections == 1
+
+
+def test_chunked_body_over_limit(pair):
+    w, b = pair
+    with RawClient(w.port) as c:
+        c.send(b"POST / HTTP/1.1\r\nHost: weir.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"258\r\n" + b"a" * 600 + b"\r\n258\r\n" + b"b" * 600 + b"\r\n0\r\n\r\n")
+        try:
+            r = c.read_response()
+            assert r.status == 413
+            assert c.is_closed()
+        except Closed:
+            pass  # closing without an answer also stops the upload
+    assert b.count == 0  # never a complete request
+    assert b"b" * 600 not in b.raw_received()
+
+
+def test_chunked_body_under_limit(pair):
+    w, b = pair
+    r = send_expect(w, b"POST / HTTP/1.1\r\nHost: weir.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"200\r\n" + b"a" * 512 + b"\r\n200\r\n" + b"b" * 512 + b"\r\n0\r\n\r\n", 200)
+    assert r.body == b"ok"
+    (req,) = b.wait_requests(1)
+    assert req.body == b"a" * 512 + b"b" * 512
