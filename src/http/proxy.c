@@ -1029,6 +1029,10 @@ static void proxy_finish_request(struct client *c)
     c->cl = NULL;
     c->failed_ep = NULL;
     c->scan_pos = 0;
+    /* what follows on this connection is a new request: weir may answer it */
+    c->resp_started = 0;
+    c->head_request = 0;
+    c->status = 0;
     if (!c->keep_alive || c->c_eof || c->wc->draining) {
         client_close_after_write(c);
         return;
