@@ -24,10 +24,11 @@ STEP_TIMEOUT = 10.0  # seconds for one connection to connect and be answered
 
 
 class Conn:
-    __slots__ = ("sock", "state", "buf", "started")
+    __slots__ = ("sock", "fd", "state", "buf", "started")
 
     def __init__(self, sock):
         self.sock = sock
+        self.fd = sock.fileno()
         self.state = "connecting"
         self.buf = b""
         self.started = time.monotonic()
@@ -68,8 +69,8 @@ def main():
         nonlocal failed
         failed += 1
         sel.unregister(c.sock)
+        del pending[c.fd]
         c.sock.close()
-        del pending[c.sock.fileno()]
 
     while (started < total or pending) and not stop:
         while started < total and len(pending) < RAMP:
@@ -82,7 +83,7 @@ def main():
                 s.close()
                 continue
             c = Conn(s)
-            pending[s.fileno()] = c
+            pending[c.fd] = c
             sel.register(s, selectors.EVENT_WRITE, c)
         for key, _ in sel.select(timeout=0.5):
             c = key.data
@@ -105,7 +106,7 @@ def main():
                         fail(c)
                         continue
                     sel.unregister(c.sock)
-                    del pending[c.sock.fileno()]
+                    del pending[c.fd]
                     c.buf = b""
                     held.append(c.sock)
             except OSError:

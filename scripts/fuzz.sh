@@ -107,6 +107,7 @@ for name in "${harnesses[@]}"; do
   artifacts=$work/$name/artifacts
   echo "== fuzz_$name: ${seconds}s"
   clang "${cflags[@]/fuzzer-no-link/fuzzer}" -o "$bin" "$src" "$archive" "${libs[@]}"
+  rm -rf "$artifacts"  # earlier finds were already copied into the corpus
   mkdir -p "$corpus" "$scratch" "$artifacts"
   cp -n "$corpus"/* "$scratch"/ 2>/dev/null || true
   rc=0
@@ -115,7 +116,7 @@ for name in "${harnesses[@]}"; do
     "$scratch" 2>"$work/$name/log" || rc=$?
   tail -n 12 "$work/$name/log"
   found=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
-          -o -name 'oom-*' -o -name 'slow-unit-*' \) | grep -v slow-unit || true)
+          -o -name 'oom-*' \) | sort)
   if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
     for a in $found; do
       cp "$a" "$corpus/"

@@ -1,12 +1,14 @@
 /* config: YAML file -> validated, immutable struct cfg (see config.h).
  *
- * libyaml's document API turns the text into a node tree in which every node
- * keeps its start mark. The loader then walks that tree along the schema,
- * never generically, so the depth of the walk is fixed by the schema:
+ * libyaml's parser turns the text into events, from which cfg_compose()
+ * builds a libyaml document (a node tree in which every node keeps its start
+ * mark) with bounds on depth and size. The loader then walks that tree along
+ * the schema, never generically, so the depth of the walk is fixed by the
+ * schema:
  *
- *     root map ── listeners list ── listener map ── routes list ── route map ── match map
- *              │                                 └─ limits / timeouts maps
- *              └─ clusters list ─── cluster map ─── endpoints list ── address | endpoint map
+ *     root map -- listeners list -- listener map -- routes list -- route map -- match map
+ *              |                                 `- limits / timeouts maps
+ *              `- clusters list --- cluster map --- endpoints list -- address | endpoint map
  *
  * Every map type is a table of keys (struct cfg_map). A key either names a
  * plain field of the object being filled (duration, size or number, with its
@@ -1428,6 +1430,8 @@ static int cfg_yaml_error(struct cfg_ctx *ctx, const yaml_parser_t *p, const cha
                 line++;
                 col = 0;
             }
+        if (p->problem_value < 0) /* no single byte to blame, e.g. a cut-off sequence */
+            return cfg_fail_mark(ctx, (struct cfg_mark){ line, col }, "bad input: %s", problem);
         return cfg_fail_mark(ctx, (struct cfg_mark){ line, col }, "bad input: %s (byte 0x%02x)",
                              problem, (unsigned)p->problem_value & 0xffu);
     }
@@ -1438,31 +1442,227 @@ static int cfg_yaml_error(struct cfg_ctx *ctx, const yaml_parser_t *p, const cha
                          (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
 }
 
-/* Loads the one document of the stream into *doc (delete with
- * yaml_document_delete() on success) and checks that nothing follows it. */
-static int cfg_load_document(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *doc,
-                             const char *text, size_t len)
-{
-    yaml_document_t next;
+/* ---- composing the document ----
+ *
+ * libyaml's own loader (yaml_parser_load) puts no bound on nesting, and its
+ * scanner slows down quadratically with depth (200k nested '[' take
+ * minutes). So the document is composed here from parser events, which stops
+ * reading as soon as CFG_MAX_DEPTH or CFG_MAX_NODES is passed:
+ *
+ *   parser events --> open collections (node, map key waiting for a value)
+ *                 --> yaml_document_t nodes, each with its start mark
+ *   anchors: open-addressing table, name -> node index
+ */
 
-    if (!yaml_parser_load(p, doc))
-        return cfg_yaml_error(ctx, p, text, len);
-    yaml_node_t *root = yaml_document_get_root_node(doc);
-    if (root == NULL) {
-        yaml_document_delete(doc);
-        return cfg_fail_mark(ctx, (struct cfg_mark){ 1, 1 }, "the configuration is empty "
-                             "(expected a map with listeners and clusters)");
+#define CFG_MAX_DEPTH 32
+#define CFG_MAX_NODES (1u << 20)
+#define CFG_MAX_ANCHORS 256
+#define CFG_ANCHOR_SLOTS 512 /* a power of two, twice CFG_MAX_ANCHORS */
+
+struct cfg_anchor {
+    char *name;             /* NULL: a free slot */
+    int node;
+};
+
+struct cfg_composer {
+    yaml_document_t *doc;
+    bool started;           /* the document was initialized: delete it on failure */
+    int depth;              /* collections open */
+    int open[CFG_MAX_DEPTH];/* their node indexes */
+    int key[CFG_MAX_DEPTH]; /* for a map, the key waiting for its value, or 0 */
+    size_t n_nodes;
+    size_t n_anchors;
+    struct cfg_anchor anchors[CFG_ANCHOR_SLOTS];
+};
+
+static struct cfg_mark cfg_mark_at(yaml_mark_t m)
+{
+    struct cfg_mark at = { (int)m.line + 1, (int)m.column + 1 };
+    return at;
+}
+
+/* Returns the slot holding anchor `name`, or the free slot where it goes. */
+static size_t cfg_anchor_slot(const struct cfg_composer *c, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
+    size_t i = (size_t)h & (CFG_ANCHOR_SLOTS - 1);
+    while (c->anchors[i].name != NULL && strcmp(c->anchors[i].name, name) != 0)
+        i = (i + 1) & (CFG_ANCHOR_SLOTS - 1);
+    return i;
+}
+
+/* Records that anchor `name` (may be NULL: none) now names node `index`; a
+ * later anchor of the same name replaces an earlier one (YAML 1.2: an alias
+ * refers to the most recent node with that anchor). */
+static int cfg_anchor_set(struct cfg_ctx *ctx, struct cfg_composer *c, const yaml_event_t *ev,
+                          const yaml_char_t *name, int index)
+{
+    if (name == NULL)
+        return 0;
+    size_t i = cfg_anchor_slot(c, (const char *)name);
+    if (c->anchors[i].name == NULL) {
+        if (c->n_anchors == CFG_MAX_ANCHORS)
+            return cfg_fail_mark(ctx, cfg_mark_at(ev->start_mark), "too many anchors (more "
+                                 "than %d)", CFG_MAX_ANCHORS);
+        size_t size = strlen((const char *)name) + 1;
+        char *copy = cfg_calloc_fn(1, size);
+        if (copy == NULL)
+            return cfg_nomem(ctx);
+        memcpy(copy, name, size);
+        c->anchors[i].name = copy;
+        c->n_anchors++;
     }
-    if (!yaml_parser_load(p, &next)) {
-        yaml_document_delete(doc);
-        return cfg_yaml_error(ctx, p, text, len);
+    c->anchors[i].node = index;
+    return 0;
+}
+
+/* Makes node `index` the next item or key or value of the collection open
+ * on top; with none open it is the root (the document's first node). */
+static int cfg_compose_attach(struct cfg_ctx *ctx, struct cfg_composer *c, int index)
+{
+    if (c->depth == 0)
+        return 0;
+    int top = c->open[c->depth - 1], *key = &c->key[c->depth - 1], ok;
+    if (yaml_document_get_node(c->doc, top)->type == YAML_SEQUENCE_NODE) {
+        ok = yaml_document_append_sequence_item(c->doc, top, index);
+    } else if (*key == 0) {
+        *key = index;
+        return 0;
+    } else {
+        ok = yaml_document_append_mapping_pair(c->doc, top, *key, index);
+        *key = 0;
     }
-    yaml_node_t *extra = yaml_document_get_root_node(&next);
-    int rc = 0;
-    if (extra != NULL)
-        rc = cfg_fail(ctx, extra, "expected one YAML document, found a second one");
-    yaml_document_delete(&next);
+    return ok ? 0 : cfg_nomem(ctx);
+}
+
+/* Counts a node or alias against CFG_MAX_NODES. */
+static int cfg_compose_count(struct cfg_ctx *ctx, struct cfg_composer *c, const yaml_event_t *ev)
+{
+    if (++c->n_nodes > CFG_MAX_NODES)
+        return cfg_fail_mark(ctx, cfg_mark_at(ev->start_mark), "too many values (more than %u)",
+                             CFG_MAX_NODES);
+    return 0;
+}
+
+/* Finishes a node just added (index 0: adding failed, which for text the
+ * parser has already checked can only be a lack of memory). */
+static int cfg_compose_node(struct cfg_ctx *ctx, struct cfg_composer *c, const yaml_event_t *ev,
+                            int index, const yaml_char_t *anchor)
+{
+    if (index == 0)
+        return cfg_nomem(ctx);
+    yaml_node_t *node = yaml_document_get_node(c->doc, index);
+    node->start_mark = ev->start_mark;
+    node->end_mark = ev->end_mark;
+    int rc = cfg_anchor_set(ctx, c, ev, anchor, index);
+    return rc < 0 ? rc : cfg_compose_attach(ctx, c, index);
+}
+
+static int cfg_compose_open(struct cfg_ctx *ctx, struct cfg_composer *c, const yaml_event_t *ev)
+{
+    const yaml_char_t *anchor;
+    int index;
+
+    if (c->depth == CFG_MAX_DEPTH)
+        return cfg_fail_mark(ctx, cfg_mark_at(ev->start_mark), "nested too deeply (more than "
+                             "%d levels)", CFG_MAX_DEPTH);
+    int rc = cfg_compose_count(ctx, c, ev);
     if (rc < 0)
+        return rc;
+    if (ev->type == YAML_SEQUENCE_START_EVENT) {
+        index = yaml_document_add_sequence(c->doc, ev->data.sequence_start.tag,
+                                           ev->data.sequence_start.style);
+        anchor = ev->data.sequence_start.anchor;
+    } else {
+        index = yaml_document_add_mapping(c->doc, ev->data.mapping_start.tag,
+                                          ev->data.mapping_start.style);
+        anchor = ev->data.mapping_start.anchor;
+    }
+    if ((rc = cfg_compose_node(ctx, c, ev, index, anchor)) < 0)
+        return rc;
+    c->open[c->depth] = index;
+    c->key[c->depth] = 0;
+    c->depth++;
+    return 0;
+}
+
+static int cfg_compose_alias(struct cfg_ctx *ctx, struct cfg_composer *c, const yaml_event_t *ev)
+{
+    const char *name = (const char *)ev->data.alias.anchor;
+
+    int rc = cfg_compose_count(ctx, c, ev);
+    if (rc < 0)
+        return rc;
+    size_t i = cfg_anchor_slot(c, name);
+    if (c->anchors[i].name == NULL)
+        return cfg_fail_mark(ctx, cfg_mark_at(ev->start_mark), "undefined alias *%.64s (no "
+                             "anchor &%.64s before it)", name, name);
+    return cfg_compose_attach(ctx, c, c->anchors[i].node);
+}
+
+static int cfg_compose_event(struct cfg_ctx *ctx, struct cfg_composer *c, const yaml_event_t *ev)
+{
+    int rc;
+
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (c->started)
+            return cfg_fail_mark(ctx, cfg_mark_at(ev->start_mark), "expected one YAML "
+                                 "document, found a second one");
+        if (!yaml_document_initialize(c->doc, NULL, NULL, NULL, 1, 1))
+            return cfg_nomem(ctx);
+        c->started = true;
+        return 0;
+    case YAML_SCALAR_EVENT:
+        if ((rc = cfg_compose_count(ctx, c, ev)) < 0)
+            return rc;
+        rc = yaml_document_add_scalar(c->doc, ev->data.scalar.tag, ev->data.scalar.value,
+                                      (int)ev->data.scalar.length, ev->data.scalar.style);
+        return cfg_compose_node(ctx, c, ev, rc, ev->data.scalar.anchor);
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        return cfg_compose_open(ctx, c, ev);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        c->depth--;
+        return 0;
+    case YAML_ALIAS_EVENT:
+        return cfg_compose_alias(ctx, c, ev);
+    default:
+        return 0;
+    }
+}
+
+/* Reads the whole stream, which must hold exactly one document, into *doc.
+ * On success the caller owns *doc (yaml_document_delete()). */
+static int cfg_compose(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *doc,
+                       const char *text, size_t len)
+{
+    struct cfg_composer c;
+    bool end = false;
+    int rc = 0;
+
+    memset(&c, 0, sizeof(c));
+    c.doc = doc;
+    while (rc == 0 && !end) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(p, &ev)) {
+            rc = cfg_yaml_error(ctx, p, text, len);
+            break;
+        }
+        end = ev.type == YAML_STREAM_END_EVENT;
+        rc = cfg_compose_event(ctx, &c, &ev);
+        yaml_event_delete(&ev);
+    }
+    for (size_t i = 0; i < CFG_ANCHOR_SLOTS; i++)
+        free(c.anchors[i].name);
+    if (rc == 0 && !c.started)
+        rc = cfg_fail_mark(ctx, (struct cfg_mark){ 1, 1 }, "the configuration is empty "
+                           "(expected a map with listeners and clusters)");
+    if (rc < 0 && c.started)
         yaml_document_delete(doc);
     return rc;
 }
@@ -1476,7 +1676,7 @@ static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, siz
     if (!yaml_parser_initialize(&parser))
         return cfg_nomem(ctx);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int rc = cfg_load_document(ctx, &parser, &doc, text, len);
+    int rc = cfg_compose(ctx, &parser, &doc, text, len);
     yaml_parser_delete(&parser);
     if (rc < 0)
         return rc;

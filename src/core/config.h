@@ -1,11 +1,12 @@
 /* config: the YAML configuration, loaded and validated completely into an
  * immutable snapshot before anything uses it.
  *
- * cfg_load() parses the file with libyaml (document API, so every node keeps
- * its line and column), checks every key, type, value and cross-reference, and
- * either returns a complete struct cfg or fails with one message of the form
- * "FILE:LINE:COLUMN: what was expected". Nothing here opens sockets or starts
- * threads; the snapshot is plain data owned by the caller (cfg_free()).
+ * cfg_load() parses the file with libyaml (events composed into a document,
+ * so every node keeps its line and column), checks every key, type, value
+ * and cross-reference, and either returns a complete struct cfg or fails
+ * with one message of the form "FILE:LINE:COLUMN: what was expected".
+ * Nothing here opens sockets or starts threads; the snapshot is plain data
+ * owned by the caller (cfg_free()).
  *
  * Defaults live in one place (cfg_defaults in config.c) and are documented in
  * docs/configuration.md. */

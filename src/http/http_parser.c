@@ -1,22 +1,25 @@
 /* http_parser: strict HTTP/1.1 message heads and chunked bodies (RFC 9112).
  *
- * A head is processed one complete line at a time, in order, as lines
- * arrive:
+ * A head is parsed in two steps:
  *
- *   buf:  [CRLF...]  GET /a HTTP/1.1 CRLF  Host: x CRLF  Acc|ept: ...      (len)
- *         ^          ^                     ^             ^   ^
- *         0          head_start            (done)        |   scan_pos: memchr for LF resumes here
- *                                                        line_start: this line waits for its LF
+ *   buf:  GET /a HTTP/1.1 CRLF Host: x CRLF Acc|ept: ...          (len)
+ *         ^                                  ^
+ *         0                                  scan_pos: the LF search resumes here
  *
- * Each call memchr()s for LF from scan_pos only, so a head that trickles in
- * one byte per read is scanned once, not once per read; a line is parsed
- * (start line or field line) only when its LF is present, so no line is
- * parsed twice. Everything a later line can change (framing, Connection,
- * Host) is accumulated in msg->pflags and decided once at the empty line.
- * The limits are checked against line_start/head_start, so 414 and 431 are
- * reported while the head is still incomplete, at positions that do not
- * depend on how the bytes were split; errors come out in the same order and
- * at the same offsets whatever the split.
+ *   1. find the end: memchr() for LF from scan_pos; an LF that ends a
+ *      non-empty line is passed over; one that ends an empty line (or a bare
+ *      LF, or CR CR LF) stops the search. scan_pos = len when none is found, so bytes
+ *      arriving a few at a time are searched once, and scan_pos is all the
+ *      state there is between calls (the proxy keeps one msg per worker,
+ *      re-initialises it per call and restores only scan_pos).
+ *   2. parse, once: the lines from buf[0] to that LF, in order (start line,
+ *      field lines), filling msg with slices; framing, Connection and Host
+ *      are decided at the empty line from what the fields said.
+ *
+ * The size limits (414, 431) are checked on every call, on the bytes present,
+ * so a client that never ends its head is stopped early. They grow only
+ * with len, and step 2 checks them on its prefix first, so a result (status
+ * and position) never depends on how the bytes were split over calls.
  *
  * Byte classes come from one 256-entry table; field values are checked
  * eight bytes at a time (a word holding no byte < 0x20 and no 0x7f is all
@@ -681,18 +684,41 @@ static int http_finish_response(struct http_msg *msg, size_t pos, enum http_meth
     return 0;
 }
 
-/* The size limits, for the line [s..e) (e: end of its content as far as
- * known) when the head is known to run to at least `end`. When both limits
- * are broken the one whose first offending byte comes first wins (431 on a
- * tie): that is what a byte-at-a-time caller sees, so any split of the
- * input gives the same answer. */
-static int http_check_limits(struct http_msg *msg, const struct http_limits *lim, size_t s,
-                             size_t e, size_t end)
+/* The size limits, judged on buf[0..len) alone: the start line (after any
+ * empty lines) longer than max_request_line, or the head from the start line
+ * on longer than max_header_bytes, as far as the bytes present prove it.
+ * Both only grow with len, so checking every prefix or only the last one
+ * gives the same answer; when both are broken, the one whose first
+ * offending byte comes first wins (431 on a tie), which is what a caller
+ * fed one byte at a time sees first. */
+static int http_check_limits(const char *buf, size_t len, struct http_msg *msg,
+                             const struct http_limits *lim)
 {
-    size_t line_pos = s + lim->max_request_line;
-    size_t head_pos = msg->head_start + lim->max_header_bytes;
-    int over_line = msg->pstate == HTTP_PS_START && e - s > lim->max_request_line;
-    int over_head = end - msg->head_start > lim->max_header_bytes;
+    size_t hs = 0;
+    while (len - hs >= 2 && buf[hs] == '\r' && buf[hs + 1] == '\n')
+        hs += 2;
+    size_t max_line = lim->max_request_line;
+    int over_head = len - hs > lim->max_header_bytes;
+    int over_line = 0;
+    if (len - hs > max_line) {
+        /* the start line's LF, if any, is within max_line + 2 bytes */
+        size_t win = len - hs;
+        if (win - max_line > 2)
+            win = max_line + 2;
+        const char *lf = memchr(buf + hs, '\n', win);
+        size_t e;
+        if (lf) {
+            size_t i = (size_t)(lf - buf);
+            e = (i > hs && buf[i - 1] == '\r') ? i - 1 : i;
+        } else if (win < len - hs) {
+            e = hs + win;
+        } else {
+            e = buf[len - 1] == '\r' ? len - 1 : len; /* a CR may still get its LF */
+        }
+        over_line = e - hs > max_line;
+    }
+    size_t line_pos = hs + max_line;
+    size_t head_pos = hs + lim->max_header_bytes;
     if (over_line && (!over_head || line_pos < head_pos))
         return http_fail(msg, 414, "start line too long", line_pos);
     if (over_head)
@@ -700,6 +726,64 @@ static int http_check_limits(struct http_msg *msg, const struct http_limits *lim
     return 0;
 }
 
+/* Parses the complete lines of buf[0..end) from the start: empty lines,
+ * the start line, field lines, up to the empty line that ends the head.
+ * Returns the head length, HTTP_PARSE_ERROR, or HTTP_PARSE_PARTIAL when
+ * every line was an empty line before the start line. */
+static int http_parse_lines(const char *buf, size_t end, struct http_msg *msg,
+                            size_t max_headers, enum http_method req_method)
+{
+    int is_response = (msg->pflags & HTTP_PF_RESPONSE) != 0;
+    size_t s = 0;
+    msg->pstate = HTTP_PS_START;
+    msg->empty_lines = 0;
+    msg->n_headers = 0;
+    while (s < end) {
+        const char *lf = memchr(buf + s, '\n', end - s);
+        if (!lf)
+            break;
+        size_t i = (size_t)(lf - buf);
+        size_t e = (i > s && buf[i - 1] == '\r') ? i - 1 : i;
+        int rc;
+        if (e == i)
+            return http_fail(msg, 400, "bare LF", i);
+        if (e == s) {
+            if (msg->pstate == HTTP_PS_START) {
+                /* RFC 9112 2.2: ignore a few empty lines before the start line */
+                if (++msg->empty_lines > HTTP_MAX_EMPTY_LINES)
+                    return http_fail(msg, 400, "too many empty lines before the start line", s);
+                s = i + 1;
+                continue;
+            }
+            rc = is_response ? http_finish_response(msg, s, req_method)
+                             : http_finish_request(msg, s);
+            if (rc)
+                return rc;
+            msg->pstate = HTTP_PS_DONE;
+            msg->scan_pos = i + 1;
+            return (int)(i + 1);
+        }
+        if (msg->pstate == HTTP_PS_START) {
+            rc = is_response ? http_parse_status_line(buf, s, e, msg)
+                             : http_parse_request_line(buf, s, e, msg);
+            if (rc == 0)
+                msg->pstate = HTTP_PS_FIELDS;
+        } else {
+            rc = http_parse_field_line(buf, s, e, msg, max_headers);
+        }
+        if (rc)
+            return rc;
+        s = i + 1;
+    }
+    return HTTP_PARSE_PARTIAL;
+}
+
+/* Looks for the end of the head from msg->scan_pos on: an LF that ends an
+ * empty line (or a bare LF, which is an error). Only then are the lines
+ * parsed, once, from the start of buf; so msg->scan_pos is the only state
+ * carried between calls and a caller may re-initialise msg and restore just
+ * scan_pos. Empty lines before the start line also trigger a parse (there
+ * are at most HTTP_MAX_EMPTY_LINES + 1 of those). */
 static int http_parse_head(const char *buf, size_t len, struct http_msg *msg,
                            const struct http_limits *lim, enum http_method req_method)
 {
@@ -715,54 +799,27 @@ static int http_parse_head(const char *buf, size_t len, struct http_msg *msg,
     size_t max_headers = lim->max_headers;
     if (max_headers > HTTP_MAX_HEADERS_HARD)
         max_headers = HTTP_MAX_HEADERS_HARD;
-    int is_response = (msg->pflags & HTTP_PF_RESPONSE) != 0;
     size_t pos = msg->scan_pos;
+    if (pos > len) /* misuse: the buffer shrank; start over */
+        pos = 0;
     while (pos < len) {
         const char *lf = memchr(buf + pos, '\n', len - pos);
         if (!lf)
             break;
-        size_t i = (size_t)(lf - buf);
-        size_t s = msg->line_start;
-        size_t e = (i > s && buf[i - 1] == '\r') ? i - 1 : i;
-        if (http_check_limits(msg, lim, s, e, i + 1))
+        size_t t = (size_t)(lf - buf);
+        pos = t + 1;
+        /* the end of a non-empty line: parse later. "\r\r\n" stops the search
+         * too: its line holds a bare CR, so the parse fails right away */
+        if (t >= 2 && buf[t - 1] == '\r' && buf[t - 2] != '\n' && buf[t - 2] != '\r')
+            continue;
+        if (http_check_limits(buf, t + 1, msg, lim))
             return HTTP_PARSE_ERROR;
-        if (e == i)
-            return http_fail(msg, 400, "bare LF", i);
-        pos = i + 1;
-        int rc;
-        if (e == s) {
-            if (msg->pstate == HTTP_PS_START) {
-                /* RFC 9112 2.2: ignore a few empty lines before the start line */
-                if (++msg->empty_lines > HTTP_MAX_EMPTY_LINES)
-                    return http_fail(msg, 400, "too many empty lines before the start line", s);
-                msg->line_start = msg->head_start = pos;
-                continue;
-            }
-            rc = is_response ? http_finish_response(msg, s, req_method)
-                             : http_finish_request(msg, s);
-            if (rc)
-                return rc;
-            msg->pstate = HTTP_PS_DONE;
-            msg->scan_pos = pos;
-            return (int)pos;
-        }
-        if (msg->pstate == HTTP_PS_START) {
-            rc = is_response ? http_parse_status_line(buf, s, e, msg)
-                             : http_parse_request_line(buf, s, e, msg);
-            if (rc == 0)
-                msg->pstate = HTTP_PS_FIELDS;
-        } else {
-            rc = http_parse_field_line(buf, s, e, msg, max_headers);
-        }
-        if (rc)
+        int rc = http_parse_lines(buf, t + 1, msg, max_headers, req_method);
+        if (rc != HTTP_PARSE_PARTIAL)
             return rc;
-        msg->line_start = pos;
     }
     msg->scan_pos = len;
-    /* the open line: a trailing CR may still be followed by its LF */
-    size_t s = msg->line_start;
-    size_t e = (len > s && buf[len - 1] == '\r') ? len - 1 : len;
-    if (http_check_limits(msg, lim, s, e, len))
+    if (http_check_limits(buf, len, msg, lim))
         return HTTP_PARSE_ERROR;
     return HTTP_PARSE_PARTIAL;
 }
@@ -794,8 +851,6 @@ void http_msg_init(struct http_msg *msg)
     msg->error = NULL;
     msg->error_pos = 0;
     msg->scan_pos = 0;
-    msg->line_start = 0;
-    msg->head_start = 0;
     msg->pflags = 0;
     msg->pstate = HTTP_PS_START;
     msg->empty_lines = 0;
@@ -858,10 +913,10 @@ void http_chunked_init(struct http_chunked *c)
     c->error = NULL;
 }
 
-static enum http_chunk_result http_chunk_fail(struct http_chunked *c, const char *why, char ch,
-                                              size_t i, size_t *consumed)
+static enum http_chunk_result http_chunk_fail(struct http_chunked *c, const char *why, size_t i,
+                                              size_t *consumed)
 {
-    c->error = ch == '\n' ? "bare LF in chunked body" : why;
+    c->error = why;
     c->state = HTTP_CK_ERROR;
     *consumed = i;
     return HTTP_CHUNK_ERROR;
@@ -910,7 +965,8 @@ enum http_chunk_result http_chunked_next(struct http_chunked *c, const char *buf
         *consumed = 0;
         return HTTP_CHUNK_ERROR;
     }
-#define CK_FAIL(why) return http_chunk_fail(c, why, ch, i, consumed)
+/* a syntax error on an LF byte is always a bare LF */
+#define CK_FAIL(why) return http_chunk_fail(c, ch == '\n' ? "bare LF in chunked body" : (why), i, consumed)
     for (; i < len; i++) {
         char ch = buf[i];
         if (c->state == HTTP_CK_DATA) {
@@ -927,7 +983,7 @@ enum http_chunk_result http_chunked_next(struct http_chunked *c, const char *buf
         }
         if (c->state != HTTP_CK_DATA_CR && c->state != HTTP_CK_DATA_LF &&
             ++c->line_len > HTTP_CHUNK_LINE_MAX + 2)
-            CK_FAIL("chunk line too long");
+            return http_chunk_fail(c, "chunk line too long", i, consumed);
         switch (c->state) {
         case HTTP_CK_DATA_CR:
             if (ch != '\r')

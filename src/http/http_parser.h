@@ -58,7 +58,8 @@ struct http_msg {
     enum http_method method;
     struct http_slice method_str;
     struct http_slice target;      /* request-target as sent */
-    struct http_slice path;        /* target up to '?' (origin-form), or the path of absolute-form */
+    struct http_slice path;        /* target up to '?' (origin-form), or the path of absolute-form
+                                      (a static "/" if that path is empty; "*" for asterisk-form) */
     struct http_slice query;       /* after '?' without it, may be empty */
     struct http_slice host;        /* Host field value (or authority of absolute-form) */
     /* response */
@@ -85,9 +86,10 @@ struct http_msg {
     const char *error;
     size_t error_pos;
     /* resumption */
-    size_t scan_pos;               /* internal: where the search for the next LF resumes */
-    size_t line_start;             /* internal: first byte of the line not yet complete */
-    size_t head_start;             /* internal: first byte of the start line */
+    size_t scan_pos;               /* bytes already searched for the end of the head; the only
+                                      state carried between calls: a caller may http_msg_init()
+                                      before each call and restore just this (0 if the bytes
+                                      moved). After a result: the head length. */
     unsigned pflags;               /* internal: fields seen so far (HTTP_PF_* in the .c) */
     unsigned char pstate;          /* internal: start line / fields / done / error */
     unsigned char empty_lines;     /* internal: empty lines skipped before the start line */
@@ -106,8 +108,9 @@ void http_msg_init(struct http_msg *msg);
 
 /* See the file comment. Request rules enforced (each -> 400 unless noted):
  * method token syntax; request-target syntax (origin-form, absolute-form,
- * authority-form only with CONNECT, "*" only with OPTIONS) with no control
- * bytes or spaces; "HTTP/1.0" or "HTTP/1.1" only (other HTTP/x.y -> 505);
+ * authority-form only with CONNECT, "*" only with OPTIONS; absolute-form
+ * only http/https, without userinfo) with no control bytes, spaces, non-ASCII
+ * or '#'; "HTTP/1.0" or "HTTP/1.1" only (other HTTP/x.y -> 505);
  * exactly one SP between parts; CRLF line ends (a bare LF or a bare CR
  * anywhere in the head is rejected); field names are tokens, no
  * whitespace before ':'; obs-fold; field values without NUL, CR, LF or other
@@ -118,7 +121,8 @@ void http_msg_init(struct http_msg *msg);
  * than chunked (-> 501); Transfer-Encoding in an HTTP/1.0 request; a head
  * longer than the limits (-> 414/431, reported as soon as the bytes received
  * prove it, even while the head is incomplete); an Expect other than
- * 100-continue (-> 417). Up to HTTP_MAX_EMPTY_LINES empty lines before the
+ * 100-continue (-> 417); a Connection field naming more than 32 other
+ * fields (each named field is marked in hop[], except Host). Up to HTTP_MAX_EMPTY_LINES empty lines before the
  * request line are skipped (RFC 9112 2.2); the return value counts them.
  * `lim` NULL means the defaults below. Calling again after a result returns
  * the same result. Results and errors (status and position) do not depend on

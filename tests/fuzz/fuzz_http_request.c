@@ -1,8 +1,9 @@
 /* fuzz_http_request: libFuzzer harness for http_parse_request().
  *
- * Each input is parsed as a request head three ways: whole, fed in three
- * pieces at split points derived from the input, and (for inputs up to 4 KiB)
- * one byte more per call. All three must give the same result, the same
+ * Each input is parsed as a request head several ways: whole, fed in three
+ * pieces at split points derived from the input, (for inputs up to 4 KiB)
+ * one byte more per call, and the way the proxy calls: a re-initialised msg
+ * per call with only scan_pos carried over. All three must give the same result, the same
  * error status and position, and the same message; a success must come
  * exactly when the last byte of the head arrives. While a prefix is parsed
  * the bytes after it are poisoned (under ASan), so a read past `len` is a
@@ -195,6 +196,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rw > 0)
             FUZZ_CHECK(k == (size_t)rw);
     }
+
+    /* as the proxy calls: a fresh msg per call, only scan_pos carried over,
+     * at the same cuts and then at every 7th byte */
+    size_t scan_pos = 0;
+    rs = HTTP_PARSE_PARTIAL;
+    for (int c = 0; c < 3 && rs == HTTP_PARSE_PARTIAL; c++) {
+        http_msg_init(&split);
+        split.scan_pos = scan_pos;
+        rs = fuzz_parse(buf, cuts[c], size, &split, &lim);
+        FUZZ_CHECK(rs != HTTP_PARSE_PARTIAL || split.scan_pos == cuts[c]);
+        scan_pos = split.scan_pos;
+    }
+    fuzz_check_same(&whole, rw, &split, rs);
+    scan_pos = 0;
+    rs = HTTP_PARSE_PARTIAL;
+    for (size_t k = 0; rs == HTTP_PARSE_PARTIAL && k < size;) {
+        k = k + 7 < size ? k + 7 : size;
+        http_msg_init(&split);
+        split.scan_pos = scan_pos;
+        rs = fuzz_parse(buf, k, size, &split, &lim);
+        scan_pos = split.scan_pos;
+    }
+    fuzz_check_same(&whole, rw, &split, rs);
     free(buf);
     return 0;
 }

@@ -136,9 +136,24 @@ class Weir:
                                      stderr=self._err, stdin=subprocess.DEVNULL, env=env)
         try:
             wait_port(self.port, self.proc, what="weir")
-        except RuntimeError as e:
+            # weir installs its signal handlers after it listens: wait until
+            # SIGHUP/SIGTERM are caught, or a reload right away would kill it
+            wait_until(self._handles_signals, what="weir's signal handlers")
+        except (RuntimeError, AssertionError) as e:
             raise RuntimeError("%s\n--- stderr:\n%s" % (e, self.errlog()))
         return self
+
+    def _handles_signals(self):
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        mask = int(line.split()[1], 16)
+                        want = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGTERM - 1))
+                        return mask & want == want
+        except OSError:
+            pass
+        return False
 
     # logs
     def errlog(self):
@@ -409,16 +424,18 @@ class RecordingBackend:
       - bytes: sent exactly as the answer
       - a list: a script of bytes to send, numbers (seconds to sleep) and "close"
       - a callable(req) returning any of the above
-    Also records every byte received on every connection (raw_by_conn), so a
+    answer_before_body: answer right after the head, then close (body unread).
+    Also records every byte received on every connection (raw_received()), so a
     smuggled request is seen even when it would not parse.
     """
 
-    def __init__(self, respond=None, record_body=True):
+    def __init__(self, respond=None, record_body=True, answer_before_body=False):
         self.respond = respond if respond is not None else {}
+        self.answer_before_body = answer_before_body
         self.record_body = record_body
         self.requests = []
         self.connections = 0
-        self.raw_by_conn = {}
+        self._conns = {}
         self.errors = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -443,7 +460,7 @@ class RecordingBackend:
 
     def raw_received(self):
         with self._lock:
-            return b"".join(self.raw_by_conn.values())
+            return b"".join(c.raw_all for c in self._conns.values())
 
     def wait_requests(self, n, timeout=IO_TIMEOUT):
         wait_until(lambda: self.count >= n, timeout, what="%d requests at the backend" % n)
@@ -483,7 +500,6 @@ class RecordingBackend:
                 self.connections += 1
                 cid = self.connections
                 self._socks.append(s)
-                self.raw_by_conn[cid] = b""
             t = threading.Thread(target=self._serve, args=(s, cid), daemon=True)
             t.start()
             self._threads.append(t)
@@ -494,6 +510,9 @@ class RecordingBackend:
         if head is None:
             return None
         req = Request(0, head, b"", b"")
+        if self.answer_before_body:
+            req.raw = head
+            return req
         te = (req.header("Transfer-Encoding") or "").lower()
         cl = req.header("Content-Length")
         body = b""
@@ -538,6 +557,8 @@ class RecordingBackend:
 
     def _serve(self, s, cid):
         conn = _Conn(s, self._stop)
+        with self._lock:
+            self._conns[cid] = conn
         try:
             while not self._stop.is_set():
                 try:
@@ -546,9 +567,6 @@ class RecordingBackend:
                     with self._lock:
                         self.errors.append(str(e))
                     break
-                finally:
-                    with self._lock:
-                        self.raw_by_conn[cid] = conn.raw_all
                 if req is None:
                     break
                 req.conn_id = cid
@@ -557,13 +575,11 @@ class RecordingBackend:
                 action = self.respond
                 if callable(action):
                     action = action(req)
-                if not self._answer(s, conn, req, action):
+                if not self._answer(s, conn, req, action) or self.answer_before_body:
                     break
         except OSError:
             pass
         finally:
-            with self._lock:
-                self.raw_by_conn[cid] = conn.raw_all
             try:
                 s.close()
             except OSError:
@@ -794,6 +810,7 @@ class RawClient:
         more to read; False if data arrives or the timeout passes."""
         if self.buf:
             return False
+        old = self.sock.gettimeout()
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(65536)
@@ -801,6 +818,8 @@ class RawClient:
             return True
         except socket.timeout:
             return False
+        finally:
+            self.sock.settimeout(old)
         if data:
             self.buf += data
             return False

@@ -109,3 +109,24 @@ def test_chunked_body_under_limit(pair):
     assert r.body == b"ok"
     (req,) = b.wait_requests(1)
     assert req.body == b"a" * 512 + b"b" * 512
+
+
+def test_connection_limit_per_worker(proxy):
+    """limits.connections: past it weir stops accepting until a connection
+    closes; the waiting client is then served."""
+    w, b = proxy(listener_extra="limits: { connections: 2 }")
+    c1, c2 = RawClient(w.port), RawClient(w.port)
+    try:
+        for c in (c1, c2):
+            c.send(b"GET / HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+            assert c.read_response().status == 200
+        with RawClient(w.port) as c3:
+            c3.send(b"GET /third HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+            assert not c3.is_closed(timeout=0.5) and c3.buf == b""  # not served yet
+            c1.close()
+            r = c3.read_response()
+            assert r.status == 200
+    finally:
+        c1.close()
+        c2.close()
+    assert [r.target for r in b.requests] == ["/", "/", "/third"]

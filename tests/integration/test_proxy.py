@@ -32,6 +32,33 @@ def test_absolute_form_target_becomes_origin_form(proxy):
     assert req.header("Host") == "weir.test"
 
 
+def test_absolute_form_without_query(proxy):
+    w, b = proxy()
+    r = request(w.port, b"GET http://weir.test/p HTTP/1.1\r\nHost: weir.test\r\nConnection: close\r\n\r\n")
+    assert r.status == 200
+    (req,) = b.wait_requests(1)
+    assert req.request_line == "GET /p HTTP/1.1"
+
+
+def test_http10_without_host_gets_host_field(proxy):
+    """The backend always gets HTTP/1.1, which requires a Host field."""
+    w, b = proxy()
+    r = request(w.port, b"GET /old HTTP/1.0\r\n\r\n")
+    assert r.status == 200
+    (req,) = b.wait_requests(1)
+    assert req.request_line == "GET /old HTTP/1.1"
+    assert req.header_all("Host") == [""]
+
+
+def test_post_empty_body_keeps_content_length_zero(proxy):
+    w, b = proxy()
+    r = request(w.port, b"POST /empty HTTP/1.1\r\nHost: weir.test\r\nContent-Length: 0\r\n\r\n")
+    assert r.status == 200
+    (req,) = b.wait_requests(1)
+    assert req.header_all("Content-Length") == ["0"]
+    assert req.body == b""
+
+
 def test_head_has_no_body_and_connection_stays_usable(proxy):
     w, b = proxy({"body": b"0123456789"})
     with RawClient(w.port) as c:
@@ -44,6 +71,20 @@ def test_head_has_no_body_and_connection_stays_usable(proxy):
         assert r2.status == 200 and r2.body == b"0123456789"
     reqs = b.wait_requests(2)
     assert [r.method for r in reqs] == ["HEAD", "GET"]
+
+
+def test_head_with_chunked_response_head(proxy):
+    """A HEAD answer announcing chunked carries no body: nothing is waited
+    for and the connection goes on."""
+    w, b = proxy(lambda req: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" if req.method == "HEAD"
+                 else {"body": b"get"})
+    with RawClient(w.port) as c:
+        c.send(b"HEAD / HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        r = c.read_response(head_request=True)
+        assert r.status == 200
+        c.send(b"GET / HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"get"
 
 
 def test_post_content_length(proxy):
@@ -439,3 +480,42 @@ def test_unrouted_request_404(weir_factory, recording_backend):
     r = get(w.port, "/other")
     assert r.status == 404
     assert b.count == 1
+
+
+def test_concurrent_clients(weir_factory, demo_backend):
+    """Many clients at once over two workers: every answer is the right one."""
+    demos = [demo_backend("c%d" % i) for i in range(3)]
+    port = free_port()
+    w = weir_factory(config(port, [d.addr for d in demos], workers=2, access=False))
+    errors = []
+
+    def client(n):
+        try:
+            with RawClient(w.port) as c:
+                for i in range(25):
+                    body = b"%d-%d-" % (n, i) * (1 + (i * 37) % 300)
+                    if i % 3 == 0:
+                        c.send(b"POST /echo HTTP/1.1\r\nHost: weir.test\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                        r = c.read_response()
+                        if r.status != 200 or r.body != body:
+                            errors.append((n, i, r.status, len(r.body)))
+                    elif i % 3 == 1:
+                        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+                        c.send(b"POST /echo HTTP/1.1\r\nHost: weir.test\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+                        r = c.read_response()
+                        if r.status != 200 or r.body != body:
+                            errors.append((n, i, r.status, len(r.body)))
+                    else:
+                        c.send(b"GET /bytes?n=%d HTTP/1.1\r\nHost: weir.test\r\n\r\n" % (i * 1000))
+                        r = c.read_response()
+                        if r.status != 200 or r.body != b"x" * (i * 1000):
+                            errors.append((n, i, r.status, len(r.body)))
+        except Exception as e:  # noqa: BLE001
+            errors.append((n, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []

@@ -397,7 +397,8 @@ static void test_error_values(void **state)
         { "listeners:\n  - name: \"a\\0b\"\n", "weir.yaml:2:11: 'name' contains a NUL character" },
         { LISTENER_HEAD "    protocol: redis\n",
           "weir.yaml:4:15: unknown protocol 'redis' (expected one of: http)" },
-        { "workers: 0\n", "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '0'" },
+        { "workers: 0\n",
+          "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '0'" },
         { "workers: 257\n",
           "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '257'" },
         { "workers: all\n",
@@ -494,7 +495,8 @@ static void test_error_types(void **state)
         { "clusters:\n  - endpoints: [[127.0.0.1:9001]]\n",
           "weir.yaml:2:17: expected an address or a map with address and weight for "
           "endpoint, got a list" },
-        { "clusters:\n  - name: [a]\n", "weir.yaml:2:11: expected a single value for 'name', got a list" },
+        { "clusters:\n  - name: [a]\n",
+          "weir.yaml:2:11: expected a single value for 'name', got a list" },
         { "log: stderr\n", "weir.yaml:1:6: expected a map for log, got 'stderr'" },
     };
     RUN_CASES(cases);
@@ -508,7 +510,8 @@ static void test_error_required_and_empty(void **state)
         { LISTENER_HEAD, "weir.yaml:2:5: listener is missing required key 'routes'" },
         { "listeners:\n  - listen: 127.0.0.1:1\n    routes: [{ cluster: a }]\n",
           "weir.yaml:2:5: listener is missing required key 'name'" },
-        { "clusters:\n  - name: a\n", "weir.yaml:2:5: cluster is missing required key 'endpoints'" },
+        { "clusters:\n  - name: a\n",
+          "weir.yaml:2:5: cluster is missing required key 'endpoints'" },
         { "clusters:\n  - endpoints: [127.0.0.1:1]\n",
           "weir.yaml:2:5: cluster is missing required key 'name'" },
         { LISTENER_HEAD "    routes:\n      - match: { path: / }\n",
@@ -615,11 +618,14 @@ static void test_error_yaml_syntax(void **state)
                           "any token (while scanning for the next token at 2:1)" },
         { "a: b: c\n", "weir.yaml:1:5: YAML syntax error: mapping values are not allowed in "
                        "this context" },
-        { "workers: *w\n", "weir.yaml:1:10: YAML syntax error: found undefined alias" },
+        { "workers: *w\n", "weir.yaml:1:10: undefined alias *w (no anchor &w before it)" },
         { "workers: \x01\n", "weir.yaml:1:10: bad input: control characters are not allowed "
                              "(byte 0x01)" },
+        { "workers: \xc3(\n",
+          "weir.yaml:1:11: bad input: invalid trailing UTF-8 octet (byte 0x28)" },
+        { "workers: \xe6", "weir.yaml:1:10: bad input: incomplete UTF-8 octet sequence" },
         { "workers: 1\n---\nworkers: 2\n",
-          "weir.yaml:3:1: expected one YAML document, found a second one" },
+          "weir.yaml:2:1: expected one YAML document, found a second one" },
         { "workers: 1\n...\n]\n", "weir.yaml:3:1: YAML syntax error: did not find expected "
                                   "<document start>" },
     };
@@ -723,6 +729,53 @@ static void test_alias_byte_bound(void **state)
     if (strstr(msg, ": the configuration is too large (more than 64 MB of values, counting "
                     "aliases each time they are used)") == NULL)
         fail_msg("%s", msg);
+}
+
+/* Deep nesting stops early: libyaml's scanner is quadratic in depth. */
+static void test_depth_bound(void **state)
+{
+    size_t n = 200000;
+    char *text = malloc(2 * n + 16);
+
+    assert_non_null(text);
+    strcpy(text, "listeners: ");
+    memset(text + 11, '[', n);
+    memset(text + 11 + n, ']', n);
+    text[11 + 2 * n] = '\0';
+    const char *msg = load_err(text);
+    free(text);
+    assert_string_equal(msg, "weir.yaml:1:43: nested too deeply (more than 32 levels)");
+}
+
+static void test_node_and_anchor_bounds(void **state)
+{
+    size_t len = 0, cap = 1024;
+    char *text = malloc(cap);
+
+    assert_non_null(text);
+    text[0] = '\0';
+    append(&text, &len, &cap, "x: [");
+    for (int i = 0; i < 1100000; i++)
+        append(&text, &len, &cap, "1,");
+    append(&text, &len, &cap, "]\n");
+    const char *msg = load_err(text);
+    assert_string_equal(msg, "weir.yaml:1:2097151: too many values (more than 1048576)");
+
+    len = 0;
+    text[0] = '\0';
+    append(&text, &len, &cap, "x:\n");
+    for (int i = 0; i < 257; i++)
+        append(&text, &len, &cap, "  - &a%d %d\n", i, i);
+    msg = load_err(text);
+    free(text);
+    assert_string_equal(msg, "weir.yaml:258:5: too many anchors (more than 256)");
+
+    /* A later anchor of the same name replaces the earlier one. */
+    struct cfg *cfg = load_ok("workers: &n 3\ndrain_timeout: &n 5s\n" MINIMAL
+                              "    timeouts: { connect: *n }\n");
+    assert_int_equal(cfg->workers, 3);
+    assert_int_equal(cfg->clusters[0].connect_timeout_ms, 5000);
+    cfg_free(cfg);
 }
 
 static void test_list_limits(void **state)
@@ -860,6 +913,8 @@ int main(void)
         cmocka_unit_test(test_alias_node_bound),
         cmocka_unit_test(test_alias_byte_bound),
         cmocka_unit_test(test_list_limits),
+        cmocka_unit_test(test_depth_bound),
+        cmocka_unit_test(test_node_and_anchor_bounds),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_error_quoting),

@@ -1,8 +1,10 @@
 /* Unit tests for src/http/http_parser.c.
  *
- * Every head is parsed twice: whole, and one byte more per call on a fresh
- * message (every prefix must answer PARTIAL until the last byte of the head,
- * and both must agree on everything). Chunked bodies are decoded whole, byte
+ * Every head is parsed three times: whole; one byte more per call on the
+ * same message; and one byte more per call on a re-initialised message
+ * with only scan_pos carried over (as the proxy does). Every prefix must
+ * answer PARTIAL until the last byte of the head, and all must agree on
+ * everything. Chunked bodies are decoded whole, byte
  * by byte and in 3- and 7-byte pieces. Heads also run at the end of a page
  * followed by an inaccessible one, so reading past `len` faults. */
 #include <setjmp.h>
@@ -100,6 +102,22 @@ static int parse_both(int response, enum http_method rm, const char *s, size_t l
     size_t k = 0;
     while (rb == HTTP_PARSE_PARTIAL && k < len)
         rb = parse_once(response, rm, g_buf, ++k, &g_bytes, lim);
+    assert_int_equal(rw, rb);
+    if (rw > 0)
+        assert_int_equal(k, (size_t)rw);
+    assert_same_msg(&g_msg, &g_bytes, rw);
+
+    /* byte by byte again, the way the proxy calls: a fresh msg each time
+     * with only scan_pos carried over */
+    size_t scan_pos = 0;
+    rb = HTTP_PARSE_PARTIAL;
+    k = 0;
+    while (rb == HTTP_PARSE_PARTIAL && k < len) {
+        http_msg_init(&g_bytes);
+        g_bytes.scan_pos = scan_pos;
+        rb = parse_once(response, rm, g_buf, ++k, &g_bytes, lim);
+        scan_pos = g_bytes.scan_pos;
+    }
     assert_int_equal(rw, rb);
     if (rw > 0)
         assert_int_equal(k, (size_t)rw);
@@ -1043,6 +1061,7 @@ static void test_chunked_line_limit(void **state)
     n += (size_t)sprintf(s + n, "\r\nhello\r\n0\r\n\r\n");
     decode_all(s, n, &g_dec);
     assert_int_equal(g_dec.result, HTTP_CHUNK_ERROR);
+    assert_string_equal(g_dec.error, "chunk line too long");
     /* trailer lines too */
     n = (size_t)sprintf(s, "0\r\nX: ");
     memset(s + n, 'v', 4200);

@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# Side-by-side HTTP/1.1 proxy benchmark: weir, nginx and HAProxy, each with one
+# worker in front of the same two weir-demo backends. See bench/README.md.
+#
+# usage: bench/run.sh            (`make bench` installs the tools and builds first)
+# env:   BENCH_REQUESTS (200000)  requests per proxy in the throughput run
+#        BENCH_CONNS (50)         concurrent client connections for it
+#        BENCH_WARMUP (10000)     warm-up requests before each measured run
+#        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
+#        BENCH_PROXIES ("weir nginx haproxy")
+#        BUILD_DIR (build/release)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+requests=${BENCH_REQUESTS:-200000}
+conns=${BENCH_CONNS:-50}
+warmup=${BENCH_WARMUP:-10000}
+idle_conns=${BENCH_IDLE_CONNS:-10000}
+proxies=${BENCH_PROXIES:-weir nginx haproxy}
+build=${BUILD_DIR:-build/release}
+py=/usr/bin/python3
+h2load_timeout=300 # seconds: bound on any single h2load run
+clk_tck=$(getconf CLK_TCK)
+
+die() { echo "bench: $*" >&2; exit 1; }
+for tool in h2load "$py"; do
+  command -v "$tool" >/dev/null || die "$tool not found (make bench installs nghttp2-client and python3)"
+done
+[ -x "$build/weir-demo" ] || die "$build/weir-demo not found; run make first"
+
+# Idle connections need file descriptors in the client helper and the proxies.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+nofile=$(ulimit -n)
+if [ "$idle_conns" -gt 0 ] && [ "$nofile" != unlimited ] && [ $((idle_conns + 1000)) -gt "$nofile" ]; then
+  echo "bench: open-file limit is $nofile; lowering BENCH_IDLE_CONNS from $idle_conns to $((nofile - 1000))"
+  idle_conns=$((nofile - 1000))
+fi
+
+stamp=$(date -u +%Y%m%d-%H%M%S)
+results=$root/bench/results/$stamp
+mkdir -p "$results"
+tmp=$(mktemp -d /tmp/weir-bench.XXXXXX)
+pids=()
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for _ in $(seq 30); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+# Free loopback TCP ports, one per argument name, e.g. `free_ports a b` sets $a $b.
+free_ports() {
+  local ports
+  ports=$("$py" - "$#" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+)
+  local i=1 p
+  for p in $ports; do
+    printf -v "${!i}" '%s' "$p"
+    i=$((i + 1))
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT PID: until PORT accepts connections; fails if PID dies first.
+wait_port() {
+  for _ in $(seq 100); do
+    port_open "$1" && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Resident set, accurate (smaps_rollup walks the page tables), in kB.
+rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---- backends ----
+free_ports b1 b2 direct_port weir_port nginx_port haproxy_port
+"$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
+pids+=($!); b1_pid=$!
+"$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
+pids+=($!); b2_pid=$!
+wait_port "$b1" "$b1_pid" && wait_port "$b2" "$b2_pid" || die "backends did not start: $(cat "$tmp"/backend-*.log)"
+
+# ---- proxy configurations: one worker, keep-alive to the backends, round robin, no access log ----
+gen_weir() {
+  cat >"$tmp/weir.yaml" <<EOF
+workers: 1
+log: { level: warn, access: off }
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$weir_port
+    limits: { connections: 20000 }
+    routes:
+      - cluster: backends
+clusters:
+  - name: backends
+    balance: round_robin
+    pool: { max_idle: 64 }
+    endpoints: [127.0.0.1:$b1, 127.0.0.1:$b2]
+EOF
+}
+
+gen_nginx() {
+  mkdir -p "$tmp/nginx"
+  cat >"$tmp/nginx/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+worker_rlimit_nofile $nofile;
+daemon off;
+master_process on;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events {
+    worker_connections 20000;
+    use epoll;
+}
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/client_body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    upstream backends {
+        server 127.0.0.1:$b1;
+        server 127.0.0.1:$b2;
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port backlog=4096;
+        location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+EOF
+}
+
+gen_haproxy() {
+  cat >"$tmp/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+    # HAProxy wants 2 fds per maxconn; where the hard limit is lower, run with
+    # what there is (idle client connections need about one fd each).
+    no strict-limits
+defaults
+    mode http
+    maxconn 20000
+    option http-keep-alive
+    option forwardfor
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-request 10s
+    timeout http-keep-alive 300s
+frontend bench
+    bind 127.0.0.1:$haproxy_port
+    default_backend backends
+backend backends
+    balance roundrobin
+    server b1 127.0.0.1:$b1
+    server b2 127.0.0.1:$b2
+EOF
+}
+
+# start_proxy NAME: starts it, sets proxy_pid (the process that serves) and proxy_port.
+start_proxy() {
+  proxy_pid=""
+  proxy_extra_pid=""
+  case $1 in
+    weir)
+      gen_weir
+      proxy_port=$weir_port
+      "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    nginx)
+      gen_nginx
+      proxy_port=$nginx_port
+      nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
+      proxy_extra_pid=$! # the master; the worker does the work
+      ;;
+    haproxy)
+      gen_haproxy
+      proxy_port=$haproxy_port
+      haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+  esac
+  local main_pid=${proxy_pid:-$proxy_extra_pid}
+  pids+=("$main_pid")
+  if ! wait_port "$proxy_port" "$main_pid"; then
+    echo "bench: $1 did not start:" >&2
+    cat "$tmp/$1.log" "$tmp/nginx/error.log" 2>/dev/null | tail -5 >&2
+    return 1
+  fi
+  if [ "$1" = nginx ]; then
+    for _ in $(seq 50); do
+      proxy_pid=$(pgrep -P "$proxy_extra_pid" | head -1)
+      [ -n "$proxy_pid" ] && break
+      sleep 0.1
+    done
+    [ -n "$proxy_pid" ] || { echo "bench: no nginx worker found" >&2; return 1; }
+  fi
+}
+
+stop_proxy() {
+  stop_pid "${proxy_extra_pid:-$proxy_pid}"
+}
+
+# load NAME PORT PID: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
+load() {
+  local name=$1 port=$2 pid=$3 out=$results/h2load-$1.txt t0 t1
+  timeout "$h2load_timeout" h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 \
+    "http://127.0.0.1:$port/" >"$tmp/warmup-$name.txt" 2>&1
+  t0=$(cpu_ticks "$pid")
+  timeout "$h2load_timeout" h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 \
+    "http://127.0.0.1:$port/" >"$out" 2>&1
+  t1=$(cpu_ticks "$pid")
+  r_rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
+  local ok2xx
+  ok2xx=$(awk '/^status codes:/ {print $3}' "$out")
+  r_rps=${r_rps:-0}
+  r_failed=$((requests - ${ok2xx:-0}))
+  r_cpu=$(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$requests" \
+    'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
+}
+
+# idle NAME PORT PID: holds idle_conns idle connections; sets r_idle_bytes r_idle_note.
+idle() {
+  local name=$1 port=$2 pid=$3 ready=$tmp/idle-$1.ready before after hpid
+  r_idle_bytes="-"
+  r_idle_note=""
+  [ "$idle_conns" -gt 0 ] || return 0
+  sleep 0.5
+  before=$(rss_kb "$pid")
+  "$py" "$root/bench/idle_conns.py" 127.0.0.1 "$port" "$idle_conns" "$ready" 120 &
+  hpid=$!
+  pids+=("$hpid")
+  for _ in $(seq 1200); do
+    [ -f "$ready" ] && break
+    kill -0 "$hpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ ! -f "$ready" ]; then
+    stop_pid "$hpid"
+    r_idle_note="idle helper failed"
+    return 0
+  fi
+  sleep 1 # let the proxy settle (timers, pools)
+  after=$(rss_kb "$pid")
+  stop_pid "$hpid"
+  local open failed alive
+  open=$(sed -n 's/.*open=\([0-9]*\).*/\1/p' "$ready")
+  failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$ready")
+  alive=$(sed -n 's/alive=\([0-9]*\)/\1/p' "$ready.end" 2>/dev/null)
+  r_idle_note="open=$open failed=$failed alive_at_end=${alive:-?} rss ${before}kB->${after}kB"
+  if [ "${open:-0}" -gt 0 ]; then
+    r_idle_bytes=$(( (after - before) * 1024 / open ))
+  fi
+}
+
+summary=$results/summary.txt
+{
+  echo "weir bench $stamp"
+  echo "machine: $(nproc) cpu(s), $(uname -sr); load: h2load --h1 -n $requests -c $conns -m 1 -t 1, warm-up $warmup"
+  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "versions: $(nginx -v 2>&1 | sed 's/.*version: //') | $(haproxy -v 2>/dev/null | head -1 | awk '{print "HAProxy " $3}') | $(h2load --version 2>&1 | head -1)"
+} | tee "$summary"
+
+declare -A rps cpu hwm failed idle_b idle_note
+row() { printf '%-22s | %10s | %11s | %10s | %7s\n' "$@"; }
+
+# ---- direct: one backend alone, to show it is not the bottleneck ----
+echo "== direct (one weir-demo backend, no proxy)"
+load direct "$b1" "$b1_pid"
+rps[direct]=$r_rps cpu[direct]=$r_cpu failed[direct]=$r_failed hwm[direct]=$(hwm_kb "$b1_pid")
+
+ran=()
+for p in $proxies; do
+  case $p in
+    weir) bin=$build/weir ;;
+    nginx) bin=$(command -v nginx) ;;
+    haproxy) bin=$(command -v haproxy) ;;
+    *) echo "bench: unknown proxy $p, skipped"; continue ;;
+  esac
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    echo "== $p: skipped (${bin:-$p} not found)"
+    continue
+  fi
+  echo "== $p"
+  if ! start_proxy "$p"; then
+    echo "== $p: skipped (did not start)"
+    continue
+  fi
+  load "$p" "$proxy_port" "$proxy_pid"
+  rps[$p]=$r_rps cpu[$p]=$r_cpu failed[$p]=$r_failed hwm[$p]=$(hwm_kb "$proxy_pid")
+  idle "$p" "$proxy_port" "$proxy_pid"
+  idle_b[$p]=$r_idle_bytes idle_note[$p]=$r_idle_note
+  if [ "$p" = nginx ]; then
+    idle_note[$p]="${idle_note[$p]} (worker; master peak RSS $(hwm_kb "$proxy_extra_pid") kB)"
+  fi
+  stop_proxy
+  ran+=("$p")
+done
+
+ratio() { # ratio A B -> A/B with 2 decimals, or "-"
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+{
+  echo
+  echo "Throughput: ${requests} requests, ${conns} keep-alive connections, 1 request in flight each"
+  row "proxy" "req/s" "CPU us/req" "peak RSS" "failed"
+  row "----------------------" "----------" "-----------" "----------" "-------"
+  row "direct (1 backend)" "${rps[direct]}" "${cpu[direct]}" "${hwm[direct]} kB" "${failed[direct]}"
+  for p in "${ran[@]}"; do
+    row "$p" "${rps[$p]}" "${cpu[$p]}" "${hwm[$p]} kB" "${failed[$p]}"
+  done
+  if [ -n "${rps[weir]:-}" ]; then
+    echo
+    for other in haproxy nginx; do
+      [ -n "${rps[$other]:-}" ] || continue
+      echo "weir/$other: req/s x$(ratio "${rps[weir]}" "${rps[$other]}"), CPU us/req x$(ratio "${cpu[weir]}" "${cpu[$other]}")"
+    done
+  fi
+  if [ "$idle_conns" -gt 0 ]; then
+    echo
+    echo "Idle keep-alive connections: $idle_conns, each after one request"
+    printf '%-10s | %15s | %s\n' "proxy" "bytes per conn" "detail"
+    for p in "${ran[@]}"; do
+      printf '%-10s | %15s | %s\n' "$p" "${idle_b[$p]}" "${idle_note[$p]}"
+    done
+  fi
+  echo
+  echo "CPU us/req = proxy process utime+stime during the run / requests (the whole"
+  echo "machine is shared by h2load, the backends and the proxy: compare ratios, not absolutes)."
+  echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee -a "$summary"
+echo "results saved in ${results#"$root"/}/"
