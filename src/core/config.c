@@ -43,27 +43,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/config_parse.h"
 #include "core/log.h"
 #include "core/units.h"
 
-#define CFG_MAX_FILE_BYTES (16u << 20)
-#define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
-#define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
-#define CFG_MAX_LISTENERS 1024
-#define CFG_MAX_ROUTES 10000             /* per listener */
-#define CFG_MAX_CLUSTERS 10000
-#define CFG_MAX_ENDPOINTS 10000          /* per cluster */
-#define CFG_MAX_METHODS 64               /* per route */
-#define CFG_MAX_WORKERS 256
-#define CFG_MAX_NAME 63
-#define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
-#define CFG_MAX_CONNECTIONS 1000000
-#define CFG_MAX_POOL_IDLE 100000
-#define CFG_MAX_WEIGHT 1000
-#define CFG_MAX_MATCH_HEADERS 64
-#define CFG_MAP_MAX_KEYS 16
-#define CFG_QUOTE_SIZE 96
-#define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 void *(*cfg_calloc_fn)(size_t n, size_t size) = calloc;
 
@@ -133,15 +116,6 @@ const char *cfg_protocol_name(enum cfg_protocol p)
 
 /* ---- load context and error reporting ---- */
 
-struct cfg_ctx {
-    const char *name;       /* the file name used in messages */
-    yaml_document_t *doc;
-    struct cfg *cfg;        /* under construction */
-    char *err;
-    size_t err_size;
-    size_t values_left;     /* node visits left (CFG_MAX_VALUES) */
-    size_t bytes_left;      /* bytes of values and arrays left (CFG_MAX_BYTES) */
-};
 
 /* Writes "NAME:LINE:COL: message" (line/col 1-based) and returns -EINVAL. */
 __attribute__((format(printf, 4, 0))) static int cfg_vfail(struct cfg_ctx *ctx, int line, int col,
@@ -156,7 +130,7 @@ __attribute__((format(printf, 4, 0))) static int cfg_vfail(struct cfg_ctx *ctx, 
 }
 
 /* Reports an error at `node`'s position. Returns -EINVAL. */
-__attribute__((format(printf, 3, 4))) static int cfg_fail(struct cfg_ctx *ctx,
+__attribute__((format(printf, 3, 4))) int cfg_fail(struct cfg_ctx *ctx,
                                                           const yaml_node_t *node,
                                                           const char *fmt, ...)
 {
@@ -169,7 +143,7 @@ __attribute__((format(printf, 3, 4))) static int cfg_fail(struct cfg_ctx *ctx,
 }
 
 /* Reports an error at a stored mark. Returns -EINVAL. */
-__attribute__((format(printf, 3, 4))) static int cfg_fail_mark(struct cfg_ctx *ctx,
+__attribute__((format(printf, 3, 4))) int cfg_fail_mark(struct cfg_ctx *ctx,
                                                                struct cfg_mark mark,
                                                                const char *fmt, ...)
 {
@@ -181,7 +155,7 @@ __attribute__((format(printf, 3, 4))) static int cfg_fail_mark(struct cfg_ctx *c
 }
 
 /* Reports an error about the whole input ("NAME: message"). Returns `rc`. */
-__attribute__((format(printf, 3, 4))) static int cfg_fail_file(struct cfg_ctx *ctx, int rc,
+__attribute__((format(printf, 3, 4))) int cfg_fail_file(struct cfg_ctx *ctx, int rc,
                                                                const char *fmt, ...)
 {
     if (ctx->err_size == 0)
@@ -195,12 +169,12 @@ __attribute__((format(printf, 3, 4))) static int cfg_fail_file(struct cfg_ctx *c
     return rc;
 }
 
-static int cfg_nomem(struct cfg_ctx *ctx)
+int cfg_nomem(struct cfg_ctx *ctx)
 {
     return cfg_fail_file(ctx, -ENOMEM, "out of memory");
 }
 
-static struct cfg_mark cfg_mark_of(const yaml_node_t *node)
+struct cfg_mark cfg_mark_of(const yaml_node_t *node)
 {
     struct cfg_mark m = { (int)node->start_mark.line + 1, (int)node->start_mark.column + 1 };
     return m;
@@ -209,7 +183,7 @@ static struct cfg_mark cfg_mark_of(const yaml_node_t *node)
 /* Copies user text into `buf` (CFG_QUOTE_SIZE bytes) as 'text', shortened
  * with "..." and with control bytes escaped, so a message stays one short
  * printable line. Returns buf. */
-static const char *cfg_quote(const char *s, char *buf)
+const char *cfg_quote(const char *s, char *buf)
 {
     size_t o = 0, limit = CFG_QUOTE_SIZE - 8; /* room for "...'" and NUL */
 
@@ -231,7 +205,7 @@ static const char *cfg_quote(const char *s, char *buf)
 }
 
 /* Describes what `node` is, for "expected X, got Y". Returns buf. */
-static const char *cfg_describe(const yaml_node_t *node, char *buf)
+const char *cfg_describe(const yaml_node_t *node, char *buf)
 {
     if (node->type == YAML_MAPPING_NODE)
         return "a map";
@@ -243,7 +217,7 @@ static const char *cfg_describe(const yaml_node_t *node, char *buf)
 }
 
 /* Fails unless `node` has type `type`; `what` names it ("'limits'", "route"). */
-static int cfg_expect(struct cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type,
+int cfg_expect(struct cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type,
                       const char *what)
 {
     char q[CFG_QUOTE_SIZE];
@@ -256,14 +230,14 @@ static int cfg_expect(struct cfg_ctx *ctx, const yaml_node_t *node, yaml_node_ty
     return cfg_fail(ctx, node, "expected %s for %s, got %s", want, what, cfg_describe(node, q));
 }
 
-static int cfg_too_many(struct cfg_ctx *ctx, const yaml_node_t *node)
+int cfg_too_many(struct cfg_ctx *ctx, const yaml_node_t *node)
 {
     return cfg_fail(ctx, node, "too many values (more than %u, counting aliases each time they "
                                "are used)", CFG_MAX_VALUES);
 }
 
 /* Counts one visited node against CFG_MAX_VALUES. Returns 0 or -EINVAL. */
-static int cfg_visit(struct cfg_ctx *ctx, const yaml_node_t *node)
+int cfg_visit(struct cfg_ctx *ctx, const yaml_node_t *node)
 {
     if (ctx->values_left == 0)
         return cfg_too_many(ctx, node);
@@ -273,7 +247,7 @@ static int cfg_visit(struct cfg_ctx *ctx, const yaml_node_t *node)
 
 /* Counts `bytes` of text or arrays against CFG_MAX_BYTES, so that an alias
  * of a long value used many times cannot exhaust memory. */
-static int cfg_charge(struct cfg_ctx *ctx, const yaml_node_t *node, size_t bytes)
+int cfg_charge(struct cfg_ctx *ctx, const yaml_node_t *node, size_t bytes)
 {
     if (bytes > ctx->bytes_left)
         return cfg_fail(ctx, node, "the configuration is too large (more than %u MB of values, "
@@ -283,14 +257,14 @@ static int cfg_charge(struct cfg_ctx *ctx, const yaml_node_t *node, size_t bytes
     return 0;
 }
 
-static yaml_node_t *cfg_node(struct cfg_ctx *ctx, int index)
+yaml_node_t *cfg_node(struct cfg_ctx *ctx, int index)
 {
     return yaml_document_get_node(ctx->doc, index);
 }
 
 /* Points *out at the text of the scalar `node` (owned by the document).
  * Returns 0, or -EINVAL for another node type or an embedded NUL. */
-static int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
                       const char **out)
 {
     int rc = cfg_expect(ctx, node, YAML_SCALAR_NODE, what);
@@ -306,7 +280,7 @@ static int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *
 }
 
 /* Like cfg_scalar() but also rejects an empty value. */
-static int cfg_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+int cfg_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
                     const char **out)
 {
     int rc = cfg_scalar(ctx, node, what, out);
@@ -316,7 +290,7 @@ static int cfg_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *wh
 }
 
 /* A plain ~, null or empty value: YAML's null. */
-static bool cfg_is_null(const yaml_node_t *node)
+bool cfg_is_null(const yaml_node_t *node)
 {
     static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
 
@@ -329,7 +303,7 @@ static bool cfg_is_null(const yaml_node_t *node)
 }
 
 /* Stores a copy of `s` in *out (owned by the struct cfg). 0 or -ENOMEM. */
-static int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out)
+int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out)
 {
     size_t size = strlen(s) + 1;
     char *copy = cfg_calloc_fn(1, size);
@@ -341,7 +315,7 @@ static int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out)
 }
 
 /* RFC 9110 section 5.6.2: token characters (methods, header and cookie names). */
-static bool cfg_is_token(const char *s)
+bool cfg_is_token(const char *s)
 {
     if (*s == '\0')
         return false;
@@ -352,7 +326,7 @@ static bool cfg_is_token(const char *s)
 }
 
 /* Joins names[0..n) into buf as "a, b, c". Returns buf. */
-static const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size)
+const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size)
 {
     size_t o = 0;
 
@@ -368,7 +342,7 @@ static const char *cfg_join(const char *const *names, size_t n, char *buf, size_
 
 /* Sets *out to the index of `node`'s text in names[0..n), or fails with
  * "unknown WHAT 'x' (expected one of: ...)". */
-static int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
                           const char *const *names, size_t n, int *out)
 {
     char q[CFG_QUOTE_SIZE], list[512], key[64];
@@ -390,39 +364,10 @@ static int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const ch
 
 /* ---- table-driven maps ---- */
 
-enum cfg_kind {
-    CFG_KIND_FUNC,      /* a handler parses the value */
-    CFG_KIND_DURATION,  /* "250ms", "30s" -> milliseconds */
-    CFG_KIND_SIZE,      /* "16k" -> bytes */
-    CFG_KIND_UINT,      /* "100" */
-};
 
-/* Parses `value` into the object being filled. Returns 0 or negative errno. */
-typedef int (*cfg_parse_fn)(struct cfg_ctx *ctx, yaml_node_t *value, void *obj);
 
-struct cfg_key {
-    const char *name;
-    enum cfg_kind kind;
-    bool required;
-    cfg_parse_fn parse;     /* CFG_KIND_FUNC */
-    size_t offset, width;   /* the uint32_t / uint64_t field, other kinds */
-    uint64_t min, max;
-};
 
-struct cfg_map {
-    const char *what;       /* "listener", "cluster timeouts": for messages */
-    const struct cfg_key *keys;
-    size_t n_keys;
-};
 
-#define CFG_FUNC(n, fn, req) \
-    { .name = (n), .kind = CFG_KIND_FUNC, .required = (req), .parse = (fn) }
-#define CFG_FIELD(n, k, type, field, lo, hi) \
-    { .name = (n), .kind = (k), .offset = offsetof(type, field), \
-      .width = sizeof(((type *)0)->field), .min = (lo), .max = (hi) }
-#define CFG_MAP_DEFINE(var, what_, keys_) \
-    _Static_assert(CFG_ARRAY_SIZE(keys_) <= CFG_MAP_MAX_KEYS, #keys_ " has too many keys"); \
-    static const struct cfg_map var = { (what_), (keys_), CFG_ARRAY_SIZE(keys_) }
 
 /* Writes a bound as the user would write it ("24h", "1m", "256"). */
 static void cfg_format_bound(enum cfg_kind kind, uint64_t v, char *buf, size_t size)
@@ -553,7 +498,7 @@ static int cfg_lookup_key(struct cfg_ctx *ctx, const yaml_node_t *k, const struc
 /* Parses the map `node` into `obj` along `map`'s keys. If `values` is not
  * NULL it receives, per key index, the value node or NULL when absent (for
  * checks that span several keys). Returns 0 or a negative errno. */
-static int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map,
+int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map,
                          void *obj, yaml_node_t **values)
 {
     yaml_node_t *seen[CFG_MAP_MAX_KEYS] = { 0 }, *vals[CFG_MAP_MAX_KEYS] = { 0 };
@@ -597,20 +542,11 @@ static size_t cfg_key_index(const struct cfg_map *map, const char *name)
 
 /* ---- lists ---- */
 
-/* A kind of list: its name for messages, its item and how many it may hold. */
-struct cfg_list {
-    const char *what;       /* "'listeners'" */
-    const char *item;       /* "listener" */
-    size_t item_size;
-    size_t max;
-};
 
-/* Parses item `i` of a list; `obj` is the object owning the list. */
-typedef int (*cfg_item_fn)(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i);
 
 /* Checks `node` is a non-empty list and allocates a zeroed array for its
  * items. On success *out (owned by the caller's object) and *n are set. */
-static int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list,
+int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list,
                         void **out, size_t *n)
 {
     int rc = cfg_expect(ctx, node, YAML_SEQUENCE_NODE, list->what);
@@ -636,7 +572,7 @@ static int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg
 }
 
 /* Calls fn on each item of the list `node`. */
-static int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj)
+int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj)
 {
     size_t i = 0;
 
@@ -655,7 +591,7 @@ static int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn,
 /* ---- shared value parsers ---- */
 
 /* A listener or cluster name: 1..63 of [A-Za-z0-9_.-], used in logs and metrics. */
-static int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out,
+int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out,
                           struct cfg_mark *mark)
 {
     char q[CFG_QUOTE_SIZE];
@@ -673,7 +609,7 @@ static int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **o
 }
 
 /* Parses an address into *addr / *len and a copy of its text into *text. */
-static int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
+int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
                              char **text, struct sockaddr_storage *addr, socklen_t *len)
 {
     char q[CFG_QUOTE_SIZE];

@@ -1,0 +1,115 @@
+/* config_parse: the loader's toolkit, shared by the files that parse one
+ * section of the configuration each (config.c: the core shape; the
+ * feature files add their own sections). Internal to the config module:
+ * nothing outside src/core/config*.c includes it. */
+#ifndef WEIR_CORE_CONFIG_PARSE_H
+#define WEIR_CORE_CONFIG_PARSE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "core/config.h"
+
+#define CFG_MAX_FILE_BYTES (16u << 20)
+#define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
+#define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
+#define CFG_MAX_LISTENERS 1024
+#define CFG_MAX_ROUTES 10000             /* per listener */
+#define CFG_MAX_CLUSTERS 10000
+#define CFG_MAX_ENDPOINTS 10000          /* per cluster */
+#define CFG_MAX_METHODS 64               /* per route */
+#define CFG_MAX_WORKERS 256
+#define CFG_MAX_NAME 63
+#define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
+#define CFG_MAX_CONNECTIONS 1000000
+#define CFG_MAX_POOL_IDLE 100000
+#define CFG_MAX_WEIGHT 1000
+#define CFG_MAX_MATCH_HEADERS 64
+#define CFG_MAP_MAX_KEYS 16
+#define CFG_QUOTE_SIZE 96
+#define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct cfg_ctx {
+    const char *name;       /* the file name used in messages */
+    yaml_document_t *doc;
+    struct cfg *cfg;        /* under construction */
+    char *err;
+    size_t err_size;
+    size_t values_left;     /* node visits left (CFG_MAX_VALUES) */
+    size_t bytes_left;      /* bytes of values and arrays left (CFG_MAX_BYTES) */
+};
+
+enum cfg_kind {
+    CFG_KIND_FUNC,      /* a handler parses the value */
+    CFG_KIND_DURATION,  /* "250ms", "30s" -> milliseconds */
+    CFG_KIND_SIZE,      /* "16k" -> bytes */
+    CFG_KIND_UINT,      /* "100" */
+};
+
+/* Parses `value` into the object being filled. Returns 0 or negative errno. */
+typedef int (*cfg_parse_fn)(struct cfg_ctx *ctx, yaml_node_t *value, void *obj);
+
+struct cfg_key {
+    const char *name;
+    enum cfg_kind kind;
+    bool required;
+    cfg_parse_fn parse;     /* CFG_KIND_FUNC */
+    size_t offset, width;   /* the uint32_t / uint64_t field, other kinds */
+    uint64_t min, max;
+};
+
+struct cfg_map {
+    const char *what;       /* "listener", "cluster timeouts": for messages */
+    const struct cfg_key *keys;
+    size_t n_keys;
+};
+
+#define CFG_FUNC(n, fn, req) \
+    { .name = (n), .kind = CFG_KIND_FUNC, .required = (req), .parse = (fn) }
+#define CFG_FIELD(n, k, type, field, lo, hi) \
+    { .name = (n), .kind = (k), .offset = offsetof(type, field), \
+      .width = sizeof(((type *)0)->field), .min = (lo), .max = (hi) }
+#define CFG_MAP_DEFINE(var, what_, keys_) \
+    _Static_assert(CFG_ARRAY_SIZE(keys_) <= CFG_MAP_MAX_KEYS, #keys_ " has too many keys"); \
+    static const struct cfg_map var = { (what_), (keys_), CFG_ARRAY_SIZE(keys_) }
+
+/* A kind of list: its name for messages, its item and how many it may hold. */
+struct cfg_list {
+    const char *what;       /* "'listeners'" */
+    const char *item;       /* "listener" */
+    size_t item_size;
+    size_t max;
+};
+
+/* Parses item `i` of a list; `obj` is the object owning the list. */
+typedef int (*cfg_item_fn)(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i);
+
+__attribute__((format(printf, 3, 4))) int cfg_fail(struct cfg_ctx *ctx, const yaml_node_t *node, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int cfg_fail_mark(struct cfg_ctx *ctx, struct cfg_mark mark, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int cfg_fail_file(struct cfg_ctx *ctx, int rc, const char *fmt, ...);
+int cfg_nomem(struct cfg_ctx *ctx);
+struct cfg_mark cfg_mark_of(const yaml_node_t *node);
+const char *cfg_quote(const char *s, char *buf);
+const char *cfg_describe(const yaml_node_t *node, char *buf);
+int cfg_expect(struct cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type, const char *what);
+int cfg_too_many(struct cfg_ctx *ctx, const yaml_node_t *node);
+int cfg_visit(struct cfg_ctx *ctx, const yaml_node_t *node);
+int cfg_charge(struct cfg_ctx *ctx, const yaml_node_t *node, size_t bytes);
+yaml_node_t *cfg_node(struct cfg_ctx *ctx, int index);
+int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char **out);
+int cfg_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char **out);
+bool cfg_is_null(const yaml_node_t *node);
+int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out);
+bool cfg_is_token(const char *s);
+const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size);
+int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char *const *names, size_t n, int *out);
+int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map, void *obj, yaml_node_t **values);
+int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list, void **out, size_t *n);
+int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj);
+int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out, struct cfg_mark *mark);
+int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **text, struct sockaddr_storage *addr, socklen_t *len);
+
+#endif
