@@ -4,16 +4,19 @@
 #
 # usage: bench/run.sh            (`make bench` installs the tools and builds first)
 # env:   BENCH_REQUESTS (200000)  requests per proxy in the throughput run
+#        BENCH_ROUNDS (3)         throughput runs per proxy, interleaved; medians reported
 #        BENCH_CONNS (50)         concurrent client connections for it
 #        BENCH_WARMUP (10000)     warm-up requests before each measured run
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
 #        BENCH_PROXIES ("weir nginx haproxy")
+#        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
 #        BUILD_DIR (build/release)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 requests=${BENCH_REQUESTS:-200000}
+rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
@@ -22,6 +25,17 @@ build=${BUILD_DIR:-build/release}
 py=/usr/bin/python3
 h2load_timeout=300 # seconds: bound on any single h2load run
 clk_tck=$(getconf CLK_TCK)
+
+# CPU pinning: a proxy with one worker gets the last CPU to itself; the load
+# generator, the backends and the idle helper share the others. That makes the
+# proxy the bottleneck of its run and keeps the comparison about the proxy.
+ncpu=$(nproc)
+pin_proxy=()
+pin_rest=()
+if [ "${BENCH_PIN:-0}" = 1 ] && [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null; then
+  pin_proxy=(taskset -c "$((ncpu - 1))")
+  pin_rest=(taskset -c "0-$((ncpu - 2))")
+fi
 
 die() { echo "bench: $*" >&2; exit 1; }
 for tool in h2load "$py"; do
@@ -103,9 +117,9 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
 free_ports b1 b2 direct_port weir_port nginx_port haproxy_port
-"$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
+"${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
-"$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
+"${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
 pids+=($!); b2_pid=$!
 wait_port "$b1" "$b1_pid" && wait_port "$b2" "$b2_pid" || die "backends did not start: $(cat "$tmp"/backend-*.log)"
 
@@ -208,19 +222,19 @@ start_proxy() {
     weir)
       gen_weir
       proxy_port=$weir_port
-      "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
       proxy_pid=$!
       ;;
     nginx)
       gen_nginx
       proxy_port=$nginx_port
-      nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
+      "${pin_proxy[@]}" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
       proxy_extra_pid=$! # the master; the worker does the work
       ;;
     haproxy)
       gen_haproxy
       proxy_port=$haproxy_port
-      haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+      "${pin_proxy[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
       proxy_pid=$!
       ;;
   esac
@@ -241,17 +255,13 @@ start_proxy() {
   fi
 }
 
-stop_proxy() {
-  stop_pid "${proxy_extra_pid:-$proxy_pid}"
-}
-
-# load NAME PORT PID: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
+# load NAME PORT PID ROUND: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
 load() {
-  local name=$1 port=$2 pid=$3 out=$results/h2load-$1.txt t0 t1
-  timeout "$h2load_timeout" h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 \
+  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1
+  timeout "$h2load_timeout" "${pin_rest[@]}" h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 \
     "http://127.0.0.1:$port/" >"$tmp/warmup-$name.txt" 2>&1
   t0=$(cpu_ticks "$pid")
-  timeout "$h2load_timeout" h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 \
+  timeout "$h2load_timeout" "${pin_rest[@]}" h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 \
     "http://127.0.0.1:$port/" >"$out" 2>&1
   t1=$(cpu_ticks "$pid")
   r_rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
@@ -271,7 +281,7 @@ idle() {
   [ "$idle_conns" -gt 0 ] || return 0
   sleep 0.5
   before=$(rss_kb "$pid")
-  "$py" "$root/bench/idle_conns.py" 127.0.0.1 "$port" "$idle_conns" "$ready" 120 &
+  "${pin_rest[@]}" "$py" "$root/bench/idle_conns.py" 127.0.0.1 "$port" "$idle_conns" "$ready" 120 &
   hpid=$!
   pids+=("$hpid")
   for _ in $(seq 1200); do
@@ -301,17 +311,25 @@ summary=$results/summary.txt
 {
   echo "weir bench $stamp"
   echo "machine: $(nproc) cpu(s), $(uname -sr); load: h2load --h1 -n $requests -c $conns -m 1 -t 1, warm-up $warmup"
-  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg); pinning: ${pin_proxy[*]:-off} for the proxy, ${pin_rest[*]:-off} for the rest"
   echo "versions: $(nginx -v 2>&1 | sed 's/.*version: //') | $(haproxy -v 2>/dev/null | head -1 | awk '{print "HAProxy " $3}') | $(h2load --version 2>&1 | head -1)"
 } | tee "$summary"
 
-declare -A rps cpu hwm failed idle_b idle_note
+declare -A rps cpu hwm failed idle_b idle_note ppid pport pmaster rps_all cpu_all
 row() { printf '%-22s | %10s | %11s | %10s | %7s\n' "$@"; }
 
-# ---- direct: one backend alone, to show it is not the bottleneck ----
-echo "== direct (one weir-demo backend, no proxy)"
-load direct "$b1" "$b1_pid"
-rps[direct]=$r_rps cpu[direct]=$r_cpu failed[direct]=$r_failed hwm[direct]=$(hwm_kb "$b1_pid")
+median() { # median of the arguments (the lower middle one for an even count)
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+
+# measure NAME PORT PID ROUND: one throughput run, accumulated per NAME.
+measure() {
+  load "$1" "$2" "$3" "$4"
+  rps_all[$1]="${rps_all[$1]:-} $r_rps"
+  cpu_all[$1]="${cpu_all[$1]:-} $r_cpu"
+  failed[$1]=$(( ${failed[$1]:-0} + r_failed ))
+  echo "   round $4: $r_rps req/s, $r_cpu us/req CPU, $r_failed failed"
+}
 
 ran=()
 for p in $proxies; do
@@ -325,21 +343,45 @@ for p in $proxies; do
     echo "== $p: skipped (${bin:-$p} not found)"
     continue
   fi
-  echo "== $p"
   if ! start_proxy "$p"; then
     echo "== $p: skipped (did not start)"
     continue
   fi
-  load "$p" "$proxy_port" "$proxy_pid"
-  rps[$p]=$r_rps cpu[$p]=$r_cpu failed[$p]=$r_failed hwm[$p]=$(hwm_kb "$proxy_pid")
-  idle "$p" "$proxy_port" "$proxy_pid"
-  idle_b[$p]=$r_idle_bytes idle_note[$p]=$r_idle_note
-  if [ "$p" = nginx ]; then
-    idle_note[$p]="${idle_note[$p]} (worker; master peak RSS $(hwm_kb "$proxy_extra_pid") kB)"
-  fi
-  stop_proxy
+  ppid[$p]=$proxy_pid pport[$p]=$proxy_port pmaster[$p]=$proxy_extra_pid
   ran+=("$p")
 done
+
+# Throughput: rounds interleave the proxies (A B C A B C ...) so that a burst of
+# outside load hurts them alike; each figure is the median over the rounds.
+for round in $(seq "$rounds"); do
+  echo "== direct (one weir-demo backend, no proxy)"
+  measure direct "$b1" "$b1_pid" "$round"
+  for p in "${ran[@]}"; do
+    echo "== $p"
+    measure "$p" "${pport[$p]}" "${ppid[$p]}" "$round"
+  done
+done
+hwm[direct]=$(hwm_kb "$b1_pid")
+for p in direct "${ran[@]}"; do
+  # shellcheck disable=SC2086 # word splitting wanted
+  rps[$p]=$(median ${rps_all[$p]})
+  # shellcheck disable=SC2086
+  cpu[$p]=$(median ${cpu_all[$p]})
+  [ "$p" = direct ] || hwm[$p]=$(hwm_kb "${ppid[$p]}")
+done
+
+# Idle connections, one proxy at a time; the others are idle meanwhile.
+if [ "$idle_conns" -gt 0 ]; then
+  for p in "${ran[@]}"; do
+    echo "== $p: $idle_conns idle connections"
+    idle "$p" "${pport[$p]}" "${ppid[$p]}"
+    idle_b[$p]=$r_idle_bytes idle_note[$p]=$r_idle_note
+    if [ "$p" = nginx ]; then
+      idle_note[$p]="${idle_note[$p]} (worker; master peak RSS $(hwm_kb "${pmaster[$p]}") kB)"
+    fi
+  done
+fi
+for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
 
 ratio() { # ratio A B -> A/B with 2 decimals, or "-"
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
@@ -347,7 +389,8 @@ ratio() { # ratio A B -> A/B with 2 decimals, or "-"
 
 {
   echo
-  echo "Throughput: ${requests} requests, ${conns} keep-alive connections, 1 request in flight each"
+  echo "Throughput: ${requests} requests, ${conns} keep-alive connections, 1 request in flight each;"
+  echo "median of $rounds round(s), interleaved"
   row "proxy" "req/s" "CPU us/req" "peak RSS" "failed"
   row "----------------------" "----------" "-----------" "----------" "-------"
   row "direct (1 backend)" "${rps[direct]}" "${cpu[direct]}" "${hwm[direct]} kB" "${failed[direct]}"

@@ -81,6 +81,7 @@ static const struct cfg_cluster cfg_cluster_defaults = {
     .pool_idle_timeout_ms = 60000,
     .pool_max_idle = 32,
     .max_connections = 0,
+    .queue_timeout_ms = 1000,
 };
 
 static const struct cfg_endpoint cfg_endpoint_defaults = { .weight = 1 };
@@ -879,6 +880,8 @@ static int cfg_parse_route_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *ob
 static const struct cfg_key cfg_route_keys[] = {
     CFG_FUNC("match", cfg_parse_match, false),
     CFG_FUNC("cluster", cfg_parse_route_cluster, true),
+    CFG_FUNC("retry", cfg_parse_retry, false),
+    CFG_FIELD("timeout", CFG_KIND_DURATION, struct cfg_route, timeout_ms, 1, CFG_MAX_DURATION_MS),
 };
 CFG_MAP_DEFINE(cfg_route_map, "route", cfg_route_keys);
 
@@ -1065,6 +1068,7 @@ static int cfg_parse_endpoint_address(struct cfg_ctx *ctx, yaml_node_t *v, void 
 static const struct cfg_key cfg_endpoint_keys[] = {
     CFG_FUNC("address", cfg_parse_endpoint_address, true),
     CFG_FIELD("weight", CFG_KIND_UINT, struct cfg_endpoint, weight, 1, CFG_MAX_WEIGHT),
+    CFG_FUNC("drain", cfg_parse_endpoint_drain, false),
 };
 CFG_MAP_DEFINE(cfg_endpoint_map, "endpoint", cfg_endpoint_keys);
 
@@ -1199,6 +1203,15 @@ static const struct cfg_key cfg_cluster_keys[] = {
     CFG_FIELD("max_connections", CFG_KIND_UINT, struct cfg_cluster, max_connections, 0,
               CFG_MAX_CONNECTIONS),
     CFG_FUNC("endpoints", cfg_parse_endpoints, true),
+    CFG_FIELD("max_requests", CFG_KIND_UINT, struct cfg_cluster, max_requests, 0, CFG_MAX_CONNECTIONS),
+    CFG_FIELD("max_pending", CFG_KIND_UINT, struct cfg_cluster, max_pending, 0, CFG_MAX_CONNECTIONS),
+    CFG_FIELD("queue_timeout", CFG_KIND_DURATION, struct cfg_cluster, queue_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+    CFG_FUNC("panic", cfg_parse_panic, false),
+    CFG_FIELD("slow_start", CFG_KIND_DURATION, struct cfg_cluster, slow_start_ms, 0, CFG_MAX_DURATION_MS),
+    CFG_FUNC("health_check", cfg_parse_health_check, false),
+    CFG_FUNC("outlier_detection", cfg_parse_outlier, false),
+    CFG_FUNC("circuit_breaker", cfg_parse_breaker, false),
 };
 CFG_MAP_DEFINE(cfg_cluster_map, "cluster", cfg_cluster_keys);
 
@@ -1759,6 +1772,10 @@ static void cfg_free_cluster(struct cfg_cluster *c)
 {
     free(c->name);
     free(c->hash_key_name);
+    free(c->health_check.path);
+    free(c->health_check.method);
+    free(c->health_check.host);
+    free(c->health_check.expect_body);
     for (size_t i = 0; i < c->n_endpoints; i++)
         free(c->endpoints[i].address);
     free(c->endpoints);

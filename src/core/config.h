@@ -56,6 +56,81 @@ enum cfg_protocol { CFG_PROTOCOL_LIST(CFG_ENUM_MEMBER) CFG_PROTOCOL_COUNT };
 
 /* Names of enum values as written in the file; "?" when out of range. */
 const char *cfg_balance_name(enum cfg_balance b);
+
+/* Kinds of failed attempts, for retry.on and outlier_detection.on. */
+#define CFG_FAILURE_LIST(X) \
+    X(CFG_FAILURE_CONNECT, "connect_failure") \
+    X(CFG_FAILURE_RESET, "reset") \
+    X(CFG_FAILURE_TIMEOUT, "timeout") \
+    X(CFG_FAILURE_5XX, "5xx")
+#define CFG_ENUM_MEMBER2(e, s) e,
+enum cfg_failure { CFG_FAILURE_LIST(CFG_ENUM_MEMBER2) CFG_FAILURE_COUNT };
+#undef CFG_ENUM_MEMBER2
+#define CFG_FAILURE_BIT(f) (1u << (f))
+
+/* A set of HTTP status codes 100..599 (expect_status, retry.on). */
+struct cfg_status_set {
+    uint64_t bits[10];
+};
+static inline int cfg_status_in(const struct cfg_status_set *set, int status)
+{
+    if (status < 0 || status >= 640)
+        return 0;
+    return (int)((set->bits[status / 64] >> (status % 64)) & 1);
+}
+
+/* cluster.health_check: active checks run from the main thread. */
+struct cfg_health_check {
+    int enabled;
+    int tcp;                       /* type: tcp (connect only) instead of http */
+    char *path;                    /* default /health */
+    char *method;                  /* default GET */
+    char *host;                    /* Host header; default: the endpoint address */
+    struct cfg_status_set expect_status; /* default 200-399 */
+    char *expect_body;             /* substring of the first 4k of the body, or NULL */
+    uint64_t interval_ms;          /* default 2s */
+    uint64_t timeout_ms;           /* default 1s */
+    uint64_t jitter_ms;            /* up to this much added to each interval, default interval/10 */
+    uint32_t rise;                 /* default 2 */
+    uint32_t fall;                 /* default 3 */
+};
+
+/* cluster.outlier_detection: passive ejection from real traffic. */
+struct cfg_outlier {
+    int enabled;
+    uint32_t consecutive_failures; /* default 5 */
+    uint32_t on_mask;              /* CFG_FAILURE_BIT set, default connect_failure|reset|timeout|5xx */
+    uint64_t base_ejection_ms;     /* default 30s, doubled per consecutive ejection */
+    uint64_t max_ejection_ms;      /* default 5m */
+    uint32_t max_ejected_percent;  /* default 50 */
+};
+
+/* cluster.circuit_breaker: CLOSED -> OPEN -> HALF_OPEN state machine. */
+struct cfg_breaker {
+    int enabled;
+    int per_cluster;               /* scope: cluster (one breaker) | endpoint (default) */
+    uint32_t failures;             /* open after this many failures in the window (0 = off) */
+    uint32_t failure_ratio_pct;    /* or this share of failures (0 = off) ... */
+    uint32_t min_requests;         /* ... once the window holds this many requests (default 10) */
+    uint64_t window_ms;            /* default 10s */
+    uint64_t recovery_timeout_ms;  /* OPEN for this long, then HALF_OPEN; default 30s */
+    uint32_t half_open_requests;   /* probes let through in HALF_OPEN, default 3 */
+};
+
+/* route.retry */
+struct cfg_retry {
+    int enabled;
+    uint32_t attempts;             /* tries in all, first one included (default 3) */
+    uint32_t on_mask;              /* CFG_FAILURE_BIT set (5xx = any of 500..599) */
+    struct cfg_status_set on_status; /* statuses listed one by one (502, 503, ...) */
+    int all_methods;               /* methods: all (default: idempotent only) */
+    uint64_t backoff_base_ms;      /* default 25ms; full jitter in [0, min(max, base*2^n)] */
+    uint64_t backoff_max_ms;       /* default 250ms */
+    uint32_t budget_percent;       /* retries in flight <= this % of the cluster's requests (default 20) */
+    uint32_t min_retry_concurrency;/* ... but always allow this many (default 3) */
+    uint64_t per_try_timeout_ms;   /* 0 = the cluster's timeouts.response */
+    uint64_t buffer_body;          /* bodies up to this size are kept for a retry (default 64k) */
+};
 const char *cfg_hash_key_name(enum cfg_hash_key k);
 const char *cfg_hash_method_name(enum cfg_hash_method m);
 const char *cfg_protocol_name(enum cfg_protocol p);
@@ -70,6 +145,7 @@ struct cfg_endpoint {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     uint32_t weight;               /* 1..1000, default 1 */
+    int drain;                     /* drain: true -> no new requests */
     int line, col;                 /* where it is written */
 };
 
@@ -85,7 +161,15 @@ struct cfg_cluster {
     uint64_t response_timeout_ms;  /* timeouts.response: first byte of the answer, default 30s */
     uint64_t pool_idle_timeout_ms; /* pool.idle_timeout, default 60s */
     uint32_t pool_max_idle;        /* pool.max_idle per endpoint per worker, default 32 */
-    uint32_t max_connections;      /* per endpoint per worker, 0 = unlimited (default) */
+    uint32_t max_connections;      /* requests in flight per endpoint, all workers, 0 = unlimited */
+    uint32_t max_requests;         /* same limit, the resilience name; the lower of the two wins */
+    uint32_t max_pending;          /* requests waiting for a free endpoint, per worker (0 = 503 at once) */
+    uint64_t queue_timeout_ms;     /* how long one may wait (default 1s) */
+    int panic;                     /* all endpoints down -> balance over all of them */
+    uint64_t slow_start_ms;        /* ramp a new or recovered endpoint's share over this window */
+    struct cfg_health_check health_check;
+    struct cfg_outlier outlier;
+    struct cfg_breaker breaker;
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */
 };
@@ -105,6 +189,8 @@ struct cfg_route {
     size_t n_headers;
     char *cluster_name;
     struct cfg_cluster *cluster;   /* resolved, never NULL after cfg_load() */
+    struct cfg_retry retry;
+    uint64_t timeout_ms;           /* overall deadline including retries, 0 = none */
     int line, col;                 /* the route's map */
     struct cfg_mark cluster_mark;  /* its cluster value */
 };

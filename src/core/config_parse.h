@@ -28,7 +28,7 @@
 #define CFG_MAX_POOL_IDLE 100000
 #define CFG_MAX_WEIGHT 1000
 #define CFG_MAX_MATCH_HEADERS 64
-#define CFG_MAP_MAX_KEYS 16
+#define CFG_MAP_MAX_KEYS 24
 #define CFG_QUOTE_SIZE 96
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -111,5 +111,14 @@ int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *
 int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj);
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out, struct cfg_mark *mark);
 int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **text, struct sockaddr_storage *addr, socklen_t *len);
+
+/* config_resilience.c */
+int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out);
+int cfg_parse_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_outlier(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_breaker(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_panic(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_endpoint_drain(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_retry(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 
 #endif

@@ -113,8 +113,6 @@ def test_bad_syntax_rejected(pair, name):
     assert_rejected(pair, SYNTAX[name])
 
 
-@pytest.mark.xfail(reason="weir bug: no error answer for a bad 2nd request on a keep-alive connection "
-                          "(resp_started left set by the previous response)", strict=True)
 @pytest.mark.parametrize("bad, status", [
     (b"GET / HTTP/1.1\r\nHost : weir.test\r\n\r\n", 400),
     (b"GET / HTTP/2.0\r\nHost: weir.test\r\n\r\n", 505),

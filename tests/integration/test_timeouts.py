@@ -41,12 +41,6 @@ def test_idle_keep_alive_connection_closed(pair):
         assert c.buf == b""
 
 
-BUG_RESP_STARTED = ("weir bug: an error answer (408/400/...) for the 2nd+ request on a keep-alive "
-                    "connection is never sent; client_respond_error() sees resp_started left set by the "
-                    "previous response and just closes")
-
-
-@pytest.mark.xfail(reason=BUG_RESP_STARTED, strict=True)
 def test_partial_second_request_gets_408(pair):
     w, b = pair
     with RawClient(w.port) as c:

@@ -318,12 +318,16 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:1:1: unknown key 'redis_clusters' in configuration (expected one of: "
           "workers, drain_timeout, log, listeners, clusters)" },
         { LISTENER_HEAD "    routes:\n      - rate_limit: { rate: 100/s }\n        cluster: api\n",
-          "weir.yaml:5:9: unknown key 'rate_limit' in route (expected one of: match, cluster)" },
-        { LISTENER_HEAD "    routes:\n      - retry: { attempts: 3 }\n",
-          "weir.yaml:5:9: unknown key 'retry' in route (expected one of: match, cluster)" },
-        { "clusters:\n  - name: api\n    health_check: { path: /health }\n",
-          "weir.yaml:3:5: unknown key 'health_check' in cluster (expected one of: name, "
-          "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints)" },
+          "weir.yaml:5:9: unknown key 'rate_limit' in route (expected one of: match, cluster, retry, timeout)" },
+        { "clusters:\n  - name: api\n    health_chek: { path: /health }\n",
+          "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
+          "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "
+          "max_requests, max_pending, queue_timeout, panic, slow_start, health_check, "
+          "outlier_detection, circuit_breaker)" },
+        { "clusters:\n  - name: api\n    circuit_breaker: { failure_ratio: 150% }\n",
+          "weir.yaml:3:39: failure_ratio: expected a percentage 1%..100%, got '150%'" },
+        { "clusters:\n  - name: api\n    health_check: { expect_status: 700 }\n",
+          "weir.yaml:3:36: expected an HTTP status 100..599 or a range like 200-399, got '700'" },
         { LISTENER_HEAD "    routes:\n      - match: { prefix: /a }\n",
           "weir.yaml:5:18: unknown key 'prefix' in match (expected one of: path, path_prefix, "
           "host, method, header)" },
@@ -340,7 +344,7 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:2:13: unknown key 'size' in pool (expected one of: max_idle, "
           "idle_timeout)" },
         { "clusters:\n  - endpoints:\n      - { addr: 127.0.0.1:1 }\n",
-          "weir.yaml:3:11: unknown key 'addr' in endpoint (expected one of: address, weight)" },
+          "weir.yaml:3:11: unknown key 'addr' in endpoint (expected one of: address, weight, drain)" },
         { "log: { file: /tmp/x }\n",
           "weir.yaml:1:8: unknown key 'file' in log (expected one of: level, error, access)" },
         { "workers: 2\nworkers: 3\n",

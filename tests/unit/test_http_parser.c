@@ -419,6 +419,24 @@ static void test_partial_then_done(void **state)
     assert_int_equal(http_parse_request(s, sizeof(s) - 1, &m, NULL), (int)sizeof(s) - 1);
 }
 
+static void test_buffer_moved(void **state)
+{
+    /* the proxy compacts its buffer and restarts with scan_pos = 0 */
+    static const char s[] = "\r\nPOST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok";
+    static char a[128], b[128];
+    static struct http_msg m;
+    memcpy(a, s, 20);
+    http_msg_init(&m);
+    assert_int_equal(http_parse_request(a, 20, &m, NULL), HTTP_PARSE_PARTIAL);
+    assert_int_equal(m.scan_pos, 20);
+    memcpy(b + 7, s, sizeof(s) - 1);
+    http_msg_init(&m);
+    assert_int_equal(http_parse_request(b + 7, sizeof(s) - 1, &m, NULL), (int)sizeof(s) - 3);
+    assert_slice(m.target, "/x");
+    assert_ptr_equal(m.target.p, b + 7 + 7);
+    assert_int_equal(m.content_length, 2);
+}
+
 /* ---- limits ---- */
 
 static void test_limit_headers(void **state)
@@ -1122,6 +1140,7 @@ int main(void)
         cmocka_unit_test_teardown(test_leading_empty_lines, teardown),
         cmocka_unit_test_teardown(test_pipelined, teardown),
         cmocka_unit_test_teardown(test_partial_then_done, teardown),
+        cmocka_unit_test_teardown(test_buffer_moved, teardown),
         cmocka_unit_test_teardown(test_limit_headers, teardown),
         cmocka_unit_test_teardown(test_limit_request_line, teardown),
         cmocka_unit_test_teardown(test_limit_header_bytes, teardown),
