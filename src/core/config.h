@@ -46,8 +46,41 @@ enum cfg_hash_key { CFG_HASH_KEY_LIST(CFG_ENUM_MEMBER) CFG_HASH_KEY_COUNT };
     X(CFG_HASH_METHOD_MAGLEV, "maglev")
 enum cfg_hash_method { CFG_HASH_METHOD_LIST(CFG_ENUM_MEMBER) CFG_HASH_METHOD_COUNT };
 
-#define CFG_PROTOCOL_LIST(X) X(CFG_PROTOCOL_HTTP, "http")
+#define CFG_PROTOCOL_LIST(X) X(CFG_PROTOCOL_HTTP, "http") X(CFG_PROTOCOL_REDIS, "redis")
 enum cfg_protocol { CFG_PROTOCOL_LIST(CFG_ENUM_MEMBER) CFG_PROTOCOL_COUNT };
+
+/* redis_clusters: how keys map to shards, which hash, where reads go. */
+#define CFG_REDIS_DIST_LIST(X) \
+    X(CFG_REDIS_DIST_HASH, "hash") \
+    X(CFG_REDIS_DIST_KETAMA, "consistent_hash") \
+    X(CFG_REDIS_DIST_JUMP, "jump") \
+    X(CFG_REDIS_DIST_RANGE, "range") \
+    X(CFG_REDIS_DIST_DIRECTORY, "directory")
+enum cfg_redis_dist { CFG_REDIS_DIST_LIST(CFG_ENUM_MEMBER) CFG_REDIS_DIST_COUNT };
+
+/* crc32, crc32a, fnv*, murmur and md5 give twemproxy's values (32 bits). */
+#define CFG_REDIS_HASH_LIST(X) \
+    X(CFG_REDIS_HASH_CRC32, "crc32") \
+    X(CFG_REDIS_HASH_CRC32A, "crc32a") \
+    X(CFG_REDIS_HASH_FNV1_64, "fnv1_64") \
+    X(CFG_REDIS_HASH_FNV1A_64, "fnv1a_64") \
+    X(CFG_REDIS_HASH_FNV1_32, "fnv1_32") \
+    X(CFG_REDIS_HASH_FNV1A_32, "fnv1a_32") \
+    X(CFG_REDIS_HASH_MURMUR, "murmur") \
+    X(CFG_REDIS_HASH_MD5, "md5") \
+    X(CFG_REDIS_HASH_XXHASH, "xxhash")
+enum cfg_redis_hash { CFG_REDIS_HASH_LIST(CFG_ENUM_MEMBER) CFG_REDIS_HASH_COUNT };
+
+#define CFG_REDIS_READ_LIST(X) \
+    X(CFG_REDIS_READ_PRIMARY, "primary") \
+    X(CFG_REDIS_READ_PREFER_REPLICA, "prefer_replica") \
+    X(CFG_REDIS_READ_ROUND_ROBIN, "round_robin") \
+    X(CFG_REDIS_READ_LEAST_LATENCY, "least_latency")
+enum cfg_redis_read { CFG_REDIS_READ_LIST(CFG_ENUM_MEMBER) CFG_REDIS_READ_COUNT };
+
+/* range.by: the key's bytes, or the number its last run of digits spells */
+#define CFG_REDIS_RANGE_LIST(X) X(CFG_REDIS_RANGE_KEY, "key") X(CFG_REDIS_RANGE_ID, "id")
+enum cfg_redis_range_by { CFG_REDIS_RANGE_LIST(CFG_ENUM_MEMBER) CFG_REDIS_RANGE_COUNT };
 #undef CFG_ENUM_MEMBER
 
 /* limits.headers can be at most this; equals HTTP_MAX_HEADERS_HARD (the http
@@ -134,6 +167,9 @@ struct cfg_retry {
 const char *cfg_hash_key_name(enum cfg_hash_key k);
 const char *cfg_hash_method_name(enum cfg_hash_method m);
 const char *cfg_protocol_name(enum cfg_protocol p);
+const char *cfg_redis_dist_name(enum cfg_redis_dist d);
+const char *cfg_redis_hash_name(enum cfg_redis_hash h);
+const char *cfg_redis_read_name(enum cfg_redis_read r);
 
 /* Where a value is written in the file (1-based line and column), for messages. */
 struct cfg_mark {
@@ -195,14 +231,80 @@ struct cfg_route {
     struct cfg_mark cluster_mark;  /* its cluster value */
 };
 
+/* ---- redis_clusters (parsed in config_redis.c) ---- */
+
+struct cfg_redis_server {
+    char *address;                 /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct cfg_redis_shard {
+    char *name;                    /* name, default "host:port" of the primary (ketama uses it) */
+    struct cfg_redis_server primary;
+    struct cfg_redis_server *replicas;
+    size_t n_replicas;
+    uint32_t weight;               /* consistent_hash weight, default 1 */
+    struct cfg_mark mark;
+};
+
+/* One bound of range: keys (or ids) below `below` go to `shard`; the last
+ * entry may have no bound (has_below 0) and takes the rest. */
+struct cfg_redis_range {
+    char *below;                   /* range.by key: bytes, else NULL */
+    uint64_t below_id;             /* range.by id */
+    int has_below;
+    size_t shard;
+};
+
+struct cfg_redis_prefix {
+    char *prefix;
+    size_t prefix_len;
+    size_t shard;
+};
+
+struct cfg_redis_cluster {
+    char *name;
+    enum cfg_redis_dist distribution; /* default consistent_hash */
+    enum cfg_redis_hash hash;      /* default fnv1a_64 */
+    char hash_tag[3];              /* two characters, "" = none; default "{}" */
+    struct cfg_redis_shard *shards;
+    size_t n_shards;               /* >= 1 */
+    enum cfg_redis_range_by range_by;
+    struct cfg_redis_range *ranges; /* distribution range */
+    size_t n_ranges;
+    struct cfg_redis_prefix *prefixes; /* distribution directory, longest prefix wins */
+    size_t n_prefixes;
+    int64_t default_shard;         /* directory.default, -1 = none */
+    enum cfg_redis_read read_from; /* default primary */
+    uint32_t connections;          /* per server per worker, default 1 */
+    uint32_t max_blocking;         /* blocking_connections per worker, default 64 */
+    uint64_t connect_timeout_ms;   /* timeouts.connect, default 1s */
+    uint64_t response_timeout_ms;  /* timeouts.response, default 5s */
+    uint64_t health_interval_ms;   /* health_check.interval, default 1s */
+    uint64_t max_lag_s;            /* health_check.max_lag (whole seconds), default 10s */
+    uint32_t health_fall;          /* health_check.fall, default 2 */
+    int allow_keys;                /* commands.keys, default false */
+    int allow_flush;               /* commands.flush, default false */
+    char *password;                /* what clients must AUTH with, or NULL */
+    uint64_t max_bulk_bytes;       /* limits.bulk, default 512m */
+    uint32_t max_args;             /* limits.args, default 1048576 */
+    uint32_t max_depth;            /* limits.depth of replies, default 16 */
+    int line, col;
+    struct cfg_mark name_mark;
+};
+
 struct cfg_listener {
     char *name;
     char *listen;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     enum cfg_protocol protocol;
+    char *redis_cluster_name;      /* protocol redis: redis_cluster */
+    struct cfg_redis_cluster *redis_cluster; /* resolved by cfg_load() */
+    struct cfg_mark redis_cluster_mark;
     struct cfg_route *routes;
-    size_t n_routes;               /* >= 1 */
+    size_t n_routes;               /* >= 1; 0 for protocol redis */
     /* limits: */
     uint32_t max_request_line;     /* limits.request_line, default 8k -> 414 */
     uint32_t max_header_bytes;     /* limits.header_size, default 32k -> 431 */
@@ -232,6 +334,8 @@ struct cfg {
     size_t n_listeners;            /* >= 1 */
     struct cfg_cluster *clusters;
     size_t n_clusters;
+    struct cfg_redis_cluster *redis_clusters;
+    size_t n_redis_clusters;
     struct cfg_log log;
 };
 

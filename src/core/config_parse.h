@@ -121,4 +121,11 @@ int cfg_parse_panic(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 int cfg_parse_endpoint_drain(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 int cfg_parse_retry(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 
+/* config_redis.c: the redis_clusters section and the redis listener key. */
+int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+/* Checks protocol-specific listener keys and points redis listeners at their cluster. */
+int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg);
+void cfg_free_redis_clusters(struct cfg *cfg);
+
 #endif

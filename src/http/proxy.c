@@ -42,11 +42,14 @@
 enum client_state { CS_HEAD, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
-enum timer_phase { TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER };
+enum timer_phase {
+    TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER, TP_BACKOFF, TP_QUEUE
+};
 enum up_failure { UF_CONNECT, UF_RESET, UF_TIMEOUT_CONNECT };
 
 #define PROXY_MAX_ATTEMPTS 3
 #define PROXY_LINGER_MS 2000
+#define PROXY_QUEUE_POLL_MS 5 /* a queued request looks for a free endpoint this often */
 #define PROXY_CHUNK_OVERHEAD 24 /* hex size line + CRLF around a chunk */
 
 struct client {
@@ -66,6 +69,11 @@ struct client {
     unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
     unsigned idempotent : 1, head_request : 1, upgrade : 1, resp_chunked_out : 1;
     unsigned up_reusable : 1, linger : 1;
+    unsigned probe : 1;         /* this attempt is a half-open breaker probe */
+    unsigned retry_counted : 1; /* holds a slot in cl->active_retries */
+    unsigned counted : 1;       /* counted in cl->active_requests */
+    unsigned queued : 1;        /* waiting for an endpoint under its limit */
+    ev_tstamp queued_at;
     uint8_t version_minor;
     uint8_t attempts;
     uint8_t body_kind, resp_body_kind;
@@ -85,6 +93,7 @@ struct client {
 };
 
 static void client_pump(struct client *c);
+static uint64_t proxy_now_ms(void);
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -194,10 +203,35 @@ static uint64_t rng_next(uint64_t *s)
 
 static void endpoint_release(struct client *c)
 {
+    if (c->ep && c->probe) {
+        /* a probe that ended without a verdict frees its slot */
+        const struct cfg_breaker *cb = &c->ep->cluster->cfg->breaker;
+        breaker_cancel_probe(cb->per_cluster ? &c->ep->cluster->breaker : &c->ep->breaker);
+        c->probe = 0;
+    }
     if (c->ep) {
         atomic_fetch_sub_explicit(&c->ep->active, 1, memory_order_relaxed);
         c->ep = NULL;
     }
+}
+
+/* The request is over (answered or abandoned): give back what it held in
+ * its cluster's shared counts. Safe to call more than once. */
+static void proxy_request_end(struct client *c)
+{
+    if (c->queued) {
+        c->queued = 0;
+        c->wc->n_queued--;
+    }
+    if (c->cl && c->probe && c->cl->cfg->breaker.per_cluster) {
+        breaker_cancel_probe(&c->cl->breaker);
+        c->probe = 0;
+    }
+    if (c->cl && c->counted)
+        atomic_fetch_sub_explicit(&c->cl->active_requests, 1, memory_order_relaxed);
+    if (c->cl && c->retry_counted)
+        atomic_fetch_sub_explicit(&c->cl->active_retries, 1, memory_order_relaxed);
+    c->counted = c->retry_counted = 0;
 }
 
 /* Drops the upstream connection: back to the pool when it is clean and
@@ -227,6 +261,7 @@ static void client_free(struct client *c)
     struct wctx *wc = c->wc;
     upstream_detach(c, 0);
     endpoint_release(c);
+    proxy_request_end(c);
     ev_io_stop(client_loop(c), &c->io);
     ev_timer_stop(client_loop(c), &c->timer);
     if (c->fd >= 0)
@@ -333,6 +368,7 @@ static void client_respond_error(struct client *c, int status, int keep_open)
             c->bytes_out += (uint64_t)n;
     }
     client_log_access(c);
+    proxy_request_end(c);
     if (!keep_open) {
         client_close_after_write(c);
         return;
@@ -471,6 +507,9 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
     c->attempts = 0;
     c->failed_ep = NULL;
+    c->probe = c->retry_counted = c->counted = c->queued = 0;
+    c->cl = NULL;
+    c->route = NULL;
     c->version_minor = (uint8_t)msg->version_minor;
     c->keep_alive = msg->keep_alive && !wc->draining;
     c->head_request = msg->method == HTTP_METHOD_HEAD;
@@ -478,7 +517,7 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     c->upgrade = msg->upgrade;
     c->body_kind = (uint8_t)msg->body_kind;
     c->body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
-    c->body_total = 0;
+    c->body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->resp_state = RS_HEAD;
     c->up_scan_pos = 0;
     c->state = CS_PROXY;
@@ -504,6 +543,19 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     }
     c->cl = &c->snap->clusters[c->route->cluster - c->snap->cfg->clusters];
     c->key_hash = proxy_key_hash(c, msg);
+    atomic_fetch_add_explicit(&c->cl->active_requests, 1, memory_order_relaxed);
+    c->counted = 1;
+    const struct cfg_breaker *cb = &c->cl->cfg->breaker;
+    if (cb->enabled && cb->per_cluster) {
+        enum breaker_admission a = breaker_admit(&c->cl->breaker, cb, proxy_now_ms());
+        if (a == BREAKER_DENY) {
+            buf_consume(&c->in, head_len);
+            log_info("cluster %s: circuit breaker open, failing fast", c->cl->cfg->name);
+            client_respond_error(c, 503, msg->body_kind == HTTP_BODY_NONE);
+            return;
+        }
+        c->probe = a == BREAKER_PROBE;
+    }
 
     struct http_fwd_info info = {
         .client_ip = c->client_ip,
@@ -548,14 +600,144 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
 
 static void upstream_failed(struct client *c, enum up_failure why, int err);
 
+static uint64_t proxy_now_ms(void)
+{
+    return endpoint_now_ms();
+}
+
+/* Milliseconds left before the route's deadline (UINT64_MAX: none). */
+static uint64_t proxy_deadline_left(const struct client *c)
+{
+    if (!c->route || !c->route->timeout_ms)
+        return UINT64_MAX;
+    double spent = (ev_now(client_loop(c)) - c->t_start) * 1000.0;
+    if (spent >= (double)c->route->timeout_ms)
+        return 0;
+    uint64_t left = c->route->timeout_ms - (uint64_t)spent;
+    return left ? left : 1;
+}
+
+static uint64_t proxy_clamp_deadline(const struct client *c, uint64_t ms)
+{
+    uint64_t left = proxy_deadline_left(c);
+    return ms < left ? ms : left;
+}
+
 static void upstream_arm_timer(struct client *c)
 {
-    if (c->up_state == US_CONNECTING)
-        timer_set(c, TP_CONNECT, c->cl->cfg->connect_timeout_ms);
-    else if (!c->req_done)
+    if (c->up_state == US_CONNECTING) {
+        timer_set(c, TP_CONNECT, proxy_clamp_deadline(c, c->cl->cfg->connect_timeout_ms));
+    } else if (!c->req_done) {
         timer_set(c, TP_BODY, c->lst->body_timeout_ms);
-    else
-        timer_set(c, TP_RESPONSE, c->cl->cfg->response_timeout_ms);
+    } else {
+        uint64_t per_try = c->route && c->route->retry.per_try_timeout_ms
+                               ? c->route->retry.per_try_timeout_ms
+                               : c->cl->cfg->response_timeout_ms;
+        timer_set(c, TP_RESPONSE, proxy_clamp_deadline(c, per_try));
+    }
+}
+
+static int proxy_uses_key(const struct cluster *cl)
+{
+    return cl->cfg->balance == CFG_BALANCE_IP_HASH || cl->cfg->balance == CFG_BALANCE_CONSISTENT_HASH;
+}
+
+/* Panic mode: every endpoint is down, so balance over all of them (except
+ * those draining) rather than fail everything. */
+static struct endpoint *proxy_pick_panic(struct cluster *cl)
+{
+    for (size_t i = 0; i < cl->n_endpoints; i++) {
+        unsigned k = atomic_fetch_add_explicit(&cl->panic_cursor, 1, memory_order_relaxed);
+        struct endpoint *ep = &cl->endpoints[k % cl->n_endpoints];
+        if (!ep->drain)
+            return ep;
+    }
+    return NULL;
+}
+
+/* The breaker's word on ep. Returns 0 when ep must not be used. */
+static int proxy_breaker_admits(struct client *c, struct endpoint *ep, uint64_t now)
+{
+    const struct cfg_breaker *cb = &c->cl->cfg->breaker;
+    if (!cb->enabled || cb->per_cluster)
+        return 1;
+    enum breaker_admission a = breaker_admit(&ep->breaker, cb, now);
+    if (a == BREAKER_DENY)
+        return 0;
+    c->probe = a == BREAKER_PROBE;
+    return 1;
+}
+
+/* Chooses the endpoint for the next attempt: the balancer's pick, passed
+ * over when it is at its request limit, refused by its breaker, or (slow
+ * start) when a draw says its share is not yet full. *saturated is set
+ * when an endpoint was passed over for its limit. NULL: none can take it. */
+static struct endpoint *proxy_pick(struct client *c, int *saturated)
+{
+    struct cluster *cl = c->cl;
+    const struct cfg_cluster *cc = cl->cfg;
+    uint64_t now = proxy_now_ms();
+    uint32_t limit = cc->max_connections;
+    if (cc->max_requests && (!limit || cc->max_requests < limit))
+        limit = cc->max_requests;
+    const struct endpoint *avoid = c->failed_ep;
+    struct endpoint *ramping = NULL;
+    *saturated = 0;
+    for (size_t tries = 0; tries <= cl->n_endpoints; tries++) {
+        struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->key_hash, avoid);
+        if (!ep)
+            break;
+        avoid = ep;
+        if (limit && (uint32_t)atomic_load_explicit(&ep->active, memory_order_relaxed) >= limit) {
+            *saturated = 1;
+            continue;
+        }
+        uint32_t share = atomic_load_explicit(&ep->share_pct, memory_order_relaxed);
+        if (share < 100 && !proxy_uses_key(cl) && rng_next(&c->wc->rng) % 100 >= share) {
+            if (!ramping)
+                ramping = ep;
+            continue;
+        }
+        if (proxy_breaker_admits(c, ep, now))
+            return ep;
+    }
+    if (ramping && proxy_breaker_admits(c, ramping, now))
+        return ramping;
+    if (cc->panic && !*saturated) {
+        int any_up = 0;
+        for (size_t i = 0; i < cl->n_endpoints && !any_up; i++)
+            any_up = atomic_load_explicit(&cl->endpoints[i].up, memory_order_relaxed);
+        if (!any_up)
+            return proxy_pick_panic(cl);
+    }
+    return NULL;
+}
+
+/* No endpoint could take the request: wait in the queue when the cluster
+ * allows it and an endpoint was only busy, else answer 503. */
+static void proxy_no_endpoint(struct client *c, int saturated)
+{
+    const struct cfg_cluster *cc = c->cl->cfg;
+    ev_tstamp now = ev_now(client_loop(c));
+    if (saturated && cc->max_pending) {
+        if (!c->queued && c->wc->n_queued < cc->max_pending) {
+            c->queued = 1;
+            c->wc->n_queued++;
+            c->queued_at = now;
+        }
+        if (c->queued && (now - c->queued_at) * 1000.0 < (double)cc->queue_timeout_ms &&
+            proxy_deadline_left(c) > 0) {
+            timer_set(c, TP_QUEUE, PROXY_QUEUE_POLL_MS);
+            return;
+        }
+    }
+    if (c->queued) {
+        c->queued = 0;
+        c->wc->n_queued--;
+    }
+    log_warn("cluster %s: no endpoint can take a request from %s (%s)", cc->name, c->client_ip,
+             saturated ? "all at their request limit" : "none available");
+    client_respond_error(c, 503, c->req_done);
 }
 
 /* Picks an endpoint and gets a connection to it: an idle pooled one when
@@ -563,23 +745,25 @@ static void upstream_arm_timer(struct client *c)
 static void upstream_connect(struct client *c)
 {
     struct cluster *cl = c->cl;
-    struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->key_hash, c->failed_ep);
+    int saturated;
+    struct endpoint *ep = proxy_pick(c, &saturated);
     if (!ep) {
-        log_warn("cluster %s: no endpoint available for %s", cl->cfg->name, c->client_ip);
-        client_respond_error(c, 503, c->req_done);
+        proxy_no_endpoint(c, saturated);
         return;
     }
-    uint32_t max = cl->cfg->max_connections;
-    int active = atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
+    if (c->queued) {
+        c->queued = 0;
+        c->wc->n_queued--;
+    }
+    atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
     c->ep = ep;
-    if (max && (uint32_t)active >= max) {
-        log_warn("cluster %s: endpoint %s at max_connections (%u)", cl->cfg->name, ep->name, max);
-        endpoint_release(c);
-        client_respond_error(c, 503, c->req_done);
-        return;
+    if (c->attempts > 0 && c->retry_counted == 0) {
+        atomic_fetch_add_explicit(&cl->active_retries, 1, memory_order_relaxed);
+        c->retry_counted = 1;
     }
     c->attempts++;
     c->t_up_start = ev_now(client_loop(c));
+    c->t_up_first = 0;
     int fd = pool_take(&c->wc->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
     if (fd >= 0) {
         c->reused = 1;
@@ -602,28 +786,81 @@ static void upstream_connect(struct client *c)
 }
 
 /* The request can be sent again from the start: it is whole in up_out and
- * no byte of a response has been seen. */
+ * no byte of a response has been forwarded. */
 static int upstream_replayable(const struct client *c)
 {
-    return c->req_done && !c->up_out_recycled && !c->resp_started && c->up_out.data;
+    if (!c->req_done || c->up_out_recycled || c->resp_started || !c->up_out.data)
+        return 0;
+    if (c->route && c->route->retry.enabled && c->body_total > c->route->retry.buffer_body)
+        return 0;
+    return 1;
 }
 
-static void upstream_failed(struct client *c, enum up_failure why, int err)
+/* Retry budget: retries in flight may add at most budget_percent on top of
+ * the cluster's requests in flight (but min_retry_concurrency always). */
+static int proxy_budget_allows(const struct client *c, const struct cfg_retry *r)
 {
-    struct endpoint *ep = c->ep;
-    const char *what = why == UF_CONNECT ? "connect failed"
-                       : why == UF_TIMEOUT_CONNECT ? "connect timed out"
-                                                   : "connection lost before the response";
-    int may_retry = upstream_replayable(c) && (why != UF_RESET || c->reused || c->idempotent);
-    int attempts_left = c->attempts < PROXY_MAX_ATTEMPTS + (c->reused ? 1 : 0);
-    int stale_reuse = why == UF_RESET && c->reused;
-    if (!stale_reuse || !may_retry)
-        log_warn("upstream %s (cluster %s): %s: %s%s", ep ? ep->name : "?",
-                 c->cl ? c->cl->cfg->name : "?", what, err ? strerror(err) : "closed",
-                 may_retry && attempts_left ? ", retrying" : "");
-    /* a stale pooled connection says nothing about the endpoint: retry on
-     * the same one, on a fresh connection */
-    c->failed_ep = stale_reuse ? NULL : ep;
+    if (c->retry_counted)
+        return 1; /* this request already holds a retry slot */
+    int active = atomic_load_explicit(&c->cl->active_requests, memory_order_relaxed);
+    int retries = atomic_load_explicit(&c->cl->active_retries, memory_order_relaxed);
+    long allowed = (long)active * r->budget_percent / 100;
+    if (allowed < (long)r->min_retry_concurrency)
+        allowed = r->min_retry_concurrency;
+    if (retries < allowed)
+        return 1;
+    log_info("cluster %s: retry budget exhausted (%d retries in flight for %d requests)",
+             c->cl->cfg->name, retries, active);
+    return 0;
+}
+
+/* Whether the failed attempt (a cfg_failure kind, or a response `status`)
+ * may be tried again. *immediate is set when no backoff applies. */
+static int proxy_may_retry(struct client *c, int kind, int status, int *immediate)
+{
+    *immediate = 0;
+    if (!upstream_replayable(c) || proxy_deadline_left(c) == 0)
+        return 0;
+    if (kind == CFG_FAILURE_RESET && c->reused && status == 0) {
+        /* a pooled connection the backend had closed: always safe */
+        *immediate = 1;
+        return c->attempts <= PROXY_MAX_ATTEMPTS;
+    }
+    const struct cfg_retry *r = c->route ? &c->route->retry : NULL;
+    if (!r || !r->enabled) {
+        /* without a retry policy: only what never reached the backend, and
+         * resets of idempotent requests */
+        *immediate = 1;
+        if (status || c->attempts >= PROXY_MAX_ATTEMPTS)
+            return 0;
+        return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->idempotent);
+    }
+    if (c->attempts >= r->attempts)
+        return 0;
+    if (kind != CFG_FAILURE_CONNECT && !c->idempotent && !r->all_methods)
+        return 0;
+    int wanted = status ? ((r->on_mask & CFG_FAILURE_BIT(CFG_FAILURE_5XX)) && status >= 500) ||
+                              cfg_status_in(&r->on_status, status)
+                        : (r->on_mask & CFG_FAILURE_BIT(kind)) != 0;
+    return wanted && proxy_budget_allows(c, r);
+}
+
+/* Full-jitter exponential backoff: uniform in [0, min(max, base * 2^n)]. */
+static uint64_t proxy_backoff_ms(struct client *c)
+{
+    const struct cfg_retry *r = &c->route->retry;
+    uint64_t cap = r->backoff_base_ms;
+    for (unsigned i = 1; i < c->attempts && cap < r->backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > r->backoff_max_ms)
+        cap = r->backoff_max_ms;
+    return rng_next(&c->wc->rng) % (cap + 1);
+}
+
+/* Drops the failed attempt's connection and starts the next attempt, now
+ * or after a backoff. */
+static void proxy_retry(struct client *c, int immediate)
+{
     ev_io_stop(client_loop(c), &c->up_io);
     if (c->up_fd >= 0)
         close(c->up_fd);
@@ -632,10 +869,47 @@ static void upstream_failed(struct client *c, enum up_failure why, int err)
     c->u_eof = 0;
     buf_release(&c->wc->bufs, &c->up_in);
     endpoint_release(c);
-    if (may_retry && attempts_left) {
-        c->up_out.rpos = 0;
-        c->up_scan_pos = 0;
+    c->up_out.rpos = 0;
+    c->up_scan_pos = 0;
+    uint64_t delay = immediate || !c->route->retry.enabled ? 0 : proxy_backoff_ms(c);
+    delay = proxy_clamp_deadline(c, delay);
+    if (delay == 0) {
         upstream_connect(c);
+        return;
+    }
+    timer_set(c, TP_BACKOFF, delay);
+}
+
+/* Reports the attempt's outcome to outlier detection and breakers. */
+static void proxy_record(struct client *c, int outcome)
+{
+    if (!c->ep)
+        return;
+    endpoint_record(c->ep, outcome, c->probe, proxy_now_ms());
+    c->probe = 0;
+}
+
+static void upstream_failed(struct client *c, enum up_failure why, int err)
+{
+    struct endpoint *ep = c->ep;
+    const char *what = why == UF_CONNECT ? "connect failed"
+                       : why == UF_TIMEOUT_CONNECT ? "connect timed out"
+                                                   : "connection lost before the response";
+    int kind = why == UF_RESET ? CFG_FAILURE_RESET : CFG_FAILURE_CONNECT;
+    int stale_reuse = why == UF_RESET && c->reused;
+    int immediate;
+    int retry = proxy_may_retry(c, kind, 0, &immediate);
+    if (!stale_reuse)
+        proxy_record(c, kind);
+    if (!stale_reuse || !retry)
+        log_warn("upstream %s (cluster %s): %s: %s%s", ep ? ep->name : "?",
+                 c->cl ? c->cl->cfg->name : "?", what, err ? strerror(err) : "closed",
+                 retry ? ", retrying" : "");
+    /* a stale pooled connection says nothing about the endpoint: retry on
+     * the same one, on a fresh connection */
+    c->failed_ep = stale_reuse ? NULL : ep;
+    if (retry) {
+        proxy_retry(c, immediate);
         return;
     }
     int status = why == UF_TIMEOUT_CONNECT ? 504 : 502;
@@ -781,7 +1055,16 @@ static int proxy_response_head(struct client *c)
         buf_consume(&c->up_in, (size_t)n);
         return 1;
     }
-    /* the final response head */
+    /* the final response head: a verdict on the attempt */
+    proxy_record(c, msg->status >= 500 ? CFG_FAILURE_5XX : ENDPOINT_OK);
+    int immediate;
+    if (msg->status >= 500 && !upgrade && proxy_may_retry(c, CFG_FAILURE_5XX, msg->status, &immediate)) {
+        log_info("upstream %s (cluster %s): status %d, retrying", c->ep->name, c->cl->cfg->name,
+                 msg->status);
+        c->failed_ep = c->ep;
+        proxy_retry(c, immediate);
+        return 1;
+    }
     int ka = c->keep_alive && !wc->draining;
     struct http_resp_info ri = { msg->body_kind, msg->content_length, ka, c->version_minor, upgrade };
     if (msg->body_kind == HTTP_BODY_CHUNKED || msg->body_kind == HTTP_BODY_UNTIL_CLOSE) {
@@ -1025,6 +1308,7 @@ static void proxy_finish_request(struct client *c)
     int reusable = c->up_reusable && c->resp_state == RS_DONE;
     upstream_detach(c, reusable);
     endpoint_release(c);
+    proxy_request_end(c);
     c->route = NULL;
     c->cl = NULL;
     c->failed_ep = NULL;
@@ -1274,6 +1558,29 @@ static void client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     client_pump(c);
 }
 
+/* No (complete) answer in time: retry when allowed, else 504. */
+static void proxy_response_timeout(struct client *c)
+{
+    int immediate;
+    if (proxy_deadline_left(c) == 0) {
+        log_warn("upstream %s (cluster %s): route deadline of %" PRIu64 " ms passed",
+                 c->ep ? c->ep->name : "?", c->cl ? c->cl->cfg->name : "?", c->route->timeout_ms);
+        proxy_record(c, CFG_FAILURE_TIMEOUT);
+        client_respond_error(c, 504, 0);
+        return;
+    }
+    int retry = !c->resp_started && proxy_may_retry(c, CFG_FAILURE_TIMEOUT, 0, &immediate);
+    log_warn("upstream %s (cluster %s): no response in time%s", c->ep ? c->ep->name : "?",
+             c->cl ? c->cl->cfg->name : "?", retry ? ", retrying" : "");
+    proxy_record(c, CFG_FAILURE_TIMEOUT);
+    if (retry) {
+        c->failed_ep = c->ep;
+        proxy_retry(c, immediate);
+        return;
+    }
+    client_respond_error(c, 504, 0);
+}
+
 static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct client *c = w->data;
@@ -1296,13 +1603,19 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         client_respond_error(c, 408, 0);
         break;
     case TP_CONNECT:
+        if (proxy_deadline_left(c) == 0) {
+            log_warn("route deadline (%" PRIu64 " ms) passed while connecting", c->route->timeout_ms);
+            client_respond_error(c, 504, 0);
+            break;
+        }
         upstream_failed(c, UF_TIMEOUT_CONNECT, 0);
         break;
     case TP_RESPONSE:
-        log_warn("upstream %s (cluster %s): no response within %" PRIu64 " ms",
-                 c->ep ? c->ep->name : "?", c->cl ? c->cl->cfg->name : "?",
-                 c->cl ? c->cl->cfg->response_timeout_ms : 0);
-        client_respond_error(c, 504, 0);
+        proxy_response_timeout(c);
+        break;
+    case TP_BACKOFF:
+    case TP_QUEUE:
+        upstream_connect(c);
         break;
     case TP_IDLE:
     case TP_LINGER:

@@ -316,6 +316,23 @@ static int server_publish(struct server *srv, struct snapshot *snap)
 
 /* ---- main thread: lifecycle ---------------------------------------------- */
 
+#define SERVER_TICK_S 0.1
+
+static void server_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *srv = w->data;
+    cluster_set_tick(srv->snap->clusters, srv->snap->cfg->n_clusters, endpoint_now_ms());
+}
+
+/* Points the health checks at snapshot `snap` (the old ones stop). */
+static void server_restart_health(struct server *srv, struct snapshot *snap)
+{
+    health_free(srv->health);
+    srv->health = health_new(srv->loop, snap->clusters, snap->cfg->n_clusters);
+    if (!srv->health)
+        log_error("out of memory starting health checks; endpoints keep their last state");
+}
+
 static void server_worker_done_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     struct server *srv = w->data;
@@ -390,6 +407,10 @@ int server_start(struct server *srv, struct ev_loop *loop, struct cfg *cfg, char
     ev_async_init(&srv->worker_done, server_worker_done_cb);
     srv->worker_done.data = srv;
     ev_async_start(loop, &srv->worker_done);
+    ev_timer_init(&srv->tick, server_tick_cb, SERVER_TICK_S, SERVER_TICK_S);
+    srv->tick.data = srv;
+    ev_timer_start(loop, &srv->tick);
+    server_restart_health(srv, srv->snap);
     for (unsigned w = 0; w < srv->n_workers; w++) {
         struct wctx *wc = &srv->workers[w];
         atomic_fetch_add(&srv->n_running, 1);
@@ -444,12 +465,18 @@ int server_reload(struct server *srv, const char *path, char *err, size_t err_si
         return -ENOMEM;
     }
     server_apply_log(srv, cfg);
+    cluster_set_inherit(snap->clusters, cfg->n_clusters, srv->snap->clusters,
+                        srv->snap->cfg->n_clusters, endpoint_now_ms());
+    health_free(srv->health); /* it points into the snapshot being replaced */
+    srv->health = NULL;
     rc = server_publish(srv, snap);
     if (rc != 0) {
         snprintf(err, err_size, "out of memory publishing the new configuration");
         snapshot_unref(snap);
+        server_restart_health(srv, srv->snap);
         return rc;
     }
+    server_restart_health(srv, srv->snap);
     log_info("configuration reloaded from %s (generation %u)", path, snap->generation);
     return 0;
 }
@@ -468,6 +495,9 @@ void server_stop(struct server *srv)
 
 void server_free(struct server *srv)
 {
+    ev_timer_stop(srv->loop, &srv->tick);
+    health_free(srv->health);
+    srv->health = NULL;
     for (unsigned w = 0; w < srv->n_workers; w++) {
         struct wctx *wc = &srv->workers[w];
         worker_join(&wc->worker);

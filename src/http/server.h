@@ -22,6 +22,7 @@
 #include "core/worker.h"
 #include "http/http_parser.h"
 #include "upstream/cluster.h"
+#include "upstream/health.h"
 #include "upstream/pool.h"
 
 struct snapshot {
@@ -62,6 +63,7 @@ struct wctx {
     struct client *free_clients;
     unsigned n_clients;
     unsigned n_free_clients;
+    unsigned n_queued;             /* requests waiting for a free endpoint (max_pending) */
     int accept_paused;
     int draining;
     uint64_t rng;
@@ -88,6 +90,8 @@ struct server {
     size_t n_socks;
     size_t buf_size;
     ev_async worker_done;
+    ev_timer tick;                 /* re-derives endpoint availability (ejections, breakers, slow start) */
+    struct health *health;         /* active checks of the current snapshot */
     _Atomic unsigned n_running;
     char *error_log_path;
     int error_log_fd;

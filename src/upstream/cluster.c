@@ -10,6 +10,10 @@
 static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsigned n_workers)
 {
     cl->cfg = cc;
+    atomic_init(&cl->active_requests, 0);
+    atomic_init(&cl->active_retries, 0);
+    atomic_init(&cl->panic_cursor, 0);
+    breaker_init(&cl->breaker);
     cl->n_endpoints = cc->n_endpoints;
     cl->endpoints = calloc(cc->n_endpoints, sizeof(*cl->endpoints));
     cl->endpoint_ptrs = calloc(cc->n_endpoints, sizeof(*cl->endpoint_ptrs));
@@ -25,7 +29,16 @@ static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsign
         ep->index = (unsigned)i;
         atomic_init(&ep->active, 0);
         atomic_init(&ep->ewma_us, 0);
-        atomic_init(&ep->up, 1);
+        atomic_init(&ep->up, ce->drain ? 0 : 1);
+        ep->cluster = cl;
+        ep->drain = ce->drain;
+        atomic_init(&ep->healthy, 1);
+        atomic_init(&ep->ejected_until_ms, 0);
+        atomic_init(&ep->ejections, 0);
+        atomic_init(&ep->consecutive_failures, 0);
+        atomic_init(&ep->ready_since_ms, 0);
+        atomic_init(&ep->share_pct, 100);
+        breaker_init(&ep->breaker);
         cl->endpoint_ptrs[i] = ep;
     }
     cl->lb = lb_new(cc->balance, cc->hash_method, cl->endpoint_ptrs, cc->n_endpoints, n_workers);
@@ -62,4 +75,62 @@ void cluster_set_free(struct cluster *set, size_t n)
     for (size_t i = 0; i < n; i++)
         cluster_destroy(&set[i]);
     free(set);
+}
+
+static const struct endpoint *cluster_find_endpoint(const struct cluster *cl, const struct endpoint *ep)
+{
+    for (size_t i = 0; i < cl->n_endpoints; i++)
+        if (cl->endpoints[i].addrlen == ep->addrlen &&
+            memcmp(&cl->endpoints[i].addr, &ep->addr, ep->addrlen) == 0)
+            return &cl->endpoints[i];
+    return NULL;
+}
+
+static void cluster_copy_state(struct endpoint *to, const struct endpoint *from)
+{
+    atomic_store(&to->healthy, atomic_load(&from->healthy));
+    atomic_store(&to->ejected_until_ms, atomic_load(&from->ejected_until_ms));
+    atomic_store(&to->ejections, atomic_load(&from->ejections));
+    atomic_store(&to->ready_since_ms, atomic_load(&from->ready_since_ms));
+    atomic_store(&to->ewma_us, atomic_load(&from->ewma_us));
+    atomic_store(&to->breaker.state, atomic_load(&from->breaker.state));
+    atomic_store(&to->breaker.opened_at_ms, atomic_load(&from->breaker.opened_at_ms));
+}
+
+void cluster_set_inherit(struct cluster *set, size_t n, const struct cluster *old, size_t old_n,
+                         uint64_t now_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct cluster *prev = NULL;
+        for (size_t j = 0; j < old_n && !prev; j++)
+            if (strcmp(old[j].cfg->name, set[i].cfg->name) == 0)
+                prev = &old[j];
+        for (size_t e = 0; e < set[i].n_endpoints; e++) {
+            struct endpoint *ep = &set[i].endpoints[e];
+            const struct endpoint *was = prev ? cluster_find_endpoint(prev, ep) : NULL;
+            if (was)
+                cluster_copy_state(ep, was);
+            else if (set[i].cfg->slow_start_ms)
+                atomic_store(&ep->ready_since_ms, now_ms ? now_ms : 1);
+            endpoint_refresh(ep, now_ms);
+        }
+        if (prev)
+            atomic_store(&set[i].breaker.state, atomic_load(&prev->breaker.state));
+    }
+}
+
+void cluster_set_tick(struct cluster *set, size_t n, uint64_t now_ms)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t e = 0; e < set[i].n_endpoints; e++)
+            endpoint_refresh(&set[i].endpoints[e], now_ms);
+}
+
+size_t cluster_ejected(const struct cluster *cl, uint64_t now_ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cl->n_endpoints; i++)
+        if (atomic_load_explicit(&cl->endpoints[i].ejected_until_ms, memory_order_relaxed) > now_ms)
+            n++;
+    return n;
 }

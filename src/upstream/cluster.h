@@ -16,7 +16,22 @@ struct cluster {
     struct endpoint **endpoint_ptrs;
     size_t n_endpoints;
     struct lb *lb;
+    _Atomic int active_requests;   /* requests in flight, all workers (retry budget) */
+    _Atomic int active_retries;    /* retry attempts in flight */
+    _Atomic unsigned panic_cursor; /* round robin over all endpoints in panic mode */
+    struct breaker breaker;        /* circuit_breaker with scope: cluster */
 };
+
+/* Carries run-time state over a reload: endpoints of `set` that were in
+ * `old` (same cluster name and address) keep their health, ejection and
+ * breaker state; endpoints that are new start their slow start now. */
+void cluster_set_inherit(struct cluster *set, size_t n, const struct cluster *old, size_t old_n,
+                         uint64_t now_ms);
+/* Re-derives every endpoint's availability (ejections and breakers that
+ * expired, slow-start ramps). Called periodically from the main thread. */
+void cluster_set_tick(struct cluster *set, size_t n, uint64_t now_ms);
+/* How many endpoints of cl are ejected now. */
+size_t cluster_ejected(const struct cluster *cl, uint64_t now_ms);
 
 /* Builds one struct cluster per cfg->clusters[i], same order, into a new
  * array *out. Returns 0, or -ENOMEM with *out untouched. */

@@ -1,0 +1,268 @@
+/* health: active health checks, run from the main thread's event loop.
+ *
+ *   timer(interval + jitter) -> connect -> [http: send request -> read reply]
+ *        -> verdict -> rise/fall counters -> endpoint_set_healthy()
+ *
+ * One probe per endpoint of every cluster that has a health_check, never
+ * more than one check in flight per endpoint, each bounded by the check's
+ * timeout. An HTTP check passes when the status is in expect_status and,
+ * if set, expect_body occurs in the first HEALTH_READ_MAX bytes of the
+ * reply. Checks never run on the workers: the verdict reaches them through
+ * the endpoint's atomics. */
+#include "upstream/health.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/net.h"
+
+#define HEALTH_READ_MAX 4096
+#define HEALTH_REQ_MAX 512
+
+enum health_phase { HP_IDLE, HP_CONNECTING, HP_SENDING, HP_READING };
+
+struct health_probe {
+    ev_timer timer;                /* the next check, then this check's timeout */
+    ev_io io;
+    int fd;
+    enum health_phase phase;
+    struct health *h;
+    struct endpoint *ep;
+    const struct cfg_health_check *cfg;
+    uint32_t ok_streak, fail_streak;
+    size_t req_len, sent, got;
+    char req[HEALTH_REQ_MAX];
+    char buf[HEALTH_READ_MAX + 1];
+};
+
+struct health {
+    struct ev_loop *loop;
+    struct health_probe *probes;
+    size_t n;
+    uint64_t rng;
+};
+
+static void health_schedule(struct health_probe *p, int first);
+
+static uint64_t health_rand(struct health *h)
+{
+    h->rng += 0x9e3779b97f4a7c15ULL;
+    return hash_mix64(h->rng);
+}
+
+static void health_close(struct health_probe *p)
+{
+    ev_io_stop(p->h->loop, &p->io);
+    ev_timer_stop(p->h->loop, &p->timer);
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    p->phase = HP_IDLE;
+}
+
+static void health_verdict(struct health_probe *p, int ok, const char *reason)
+{
+    const struct cfg_health_check *c = p->cfg;
+    uint64_t now = endpoint_now_ms();
+    health_close(p);
+    if (ok) {
+        p->fail_streak = 0;
+        if (++p->ok_streak >= c->rise && !atomic_load(&p->ep->healthy)) {
+            char why[96];
+            snprintf(why, sizeof(why), "%u consecutive checks passed", p->ok_streak);
+            endpoint_set_healthy(p->ep, 1, why, now);
+        }
+    } else {
+        p->ok_streak = 0;
+        log_debug("health check of %s failed: %s", p->ep->name, reason);
+        if (++p->fail_streak >= c->fall && atomic_load(&p->ep->healthy)) {
+            char why[160];
+            snprintf(why, sizeof(why), "%u consecutive checks failed, last: %s", p->fail_streak, reason);
+            endpoint_set_healthy(p->ep, 0, why, now);
+        }
+    }
+    health_schedule(p, 0);
+}
+
+/* Judges the reply read so far; returns 1 when it is complete enough. */
+static int health_judge_http(struct health_probe *p, int eof)
+{
+    p->buf[p->got] = 0;
+    if (!memchr(p->buf, '\n', p->got)) {
+        if (!eof && p->got < HEALTH_READ_MAX)
+            return 0;
+        health_verdict(p, 0, "no status line");
+        return 1;
+    }
+    int status = 0;
+    if (sscanf(p->buf, "HTTP/1.%*1[01] %3d", &status) != 1) {
+        health_verdict(p, 0, "not an HTTP/1.x status line");
+        return 1;
+    }
+    if (!cfg_status_in(&p->cfg->expect_status, status)) {
+        char why[64];
+        snprintf(why, sizeof(why), "status %d", status);
+        health_verdict(p, 0, why);
+        return 1;
+    }
+    if (!p->cfg->expect_body) {
+        health_verdict(p, 1, "ok");
+        return 1;
+    }
+    char *body = strstr(p->buf, "\r\n\r\n");
+    if (body && strstr(body + 4, p->cfg->expect_body)) {
+        health_verdict(p, 1, "ok");
+        return 1;
+    }
+    if (eof || p->got == HEALTH_READ_MAX) {
+        health_verdict(p, 0, "expected body text not found");
+        return 1;
+    }
+    return 0;
+}
+
+static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct health_probe *p = w->data;
+    if (p->phase == HP_CONNECTING) {
+        int r = net_connect_result(p->fd);
+        if (r != 0) {
+            health_verdict(p, 0, strerror(-r));
+            return;
+        }
+        if (p->cfg->tcp) {
+            health_verdict(p, 1, "connected");
+            return;
+        }
+        p->phase = HP_SENDING;
+    }
+    if (p->phase == HP_SENDING) {
+        ssize_t n = send(p->fd, p->req + p->sent, p->req_len - p->sent, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            health_verdict(p, 0, strerror(errno));
+            return;
+        }
+        if (n > 0)
+            p->sent += (size_t)n;
+        if (p->sent < p->req_len)
+            return;
+        p->phase = HP_READING;
+        ev_io_stop(loop, &p->io);
+        ev_io_set(&p->io, p->fd, EV_READ);
+        ev_io_start(loop, &p->io);
+        return;
+    }
+    ssize_t n = read(p->fd, p->buf + p->got, HEALTH_READ_MAX - p->got);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            health_verdict(p, 0, strerror(errno));
+        return;
+    }
+    p->got += (size_t)n;
+    health_judge_http(p, n == 0);
+}
+
+static void health_start_check(struct health_probe *p)
+{
+    p->fd = net_connect((struct sockaddr *)&p->ep->addr, p->ep->addrlen);
+    if (p->fd < 0) {
+        int err = -p->fd;
+        p->fd = -1;
+        health_verdict(p, 0, strerror(err));
+        return;
+    }
+    p->phase = HP_CONNECTING;
+    p->sent = p->got = 0;
+    ev_io_set(&p->io, p->fd, EV_WRITE);
+    ev_io_start(p->h->loop, &p->io);
+    ev_timer_set(&p->timer, (double)p->cfg->timeout_ms / 1000.0, 0.);
+    ev_timer_start(p->h->loop, &p->timer);
+}
+
+static void health_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct health_probe *p = w->data;
+    if (p->phase == HP_IDLE) {
+        health_start_check(p);
+        return;
+    }
+    char why[64];
+    snprintf(why, sizeof(why), "no answer within %llu ms", (unsigned long long)p->cfg->timeout_ms);
+    health_verdict(p, 0, why);
+}
+
+static void health_schedule(struct health_probe *p, int first)
+{
+    const struct cfg_health_check *c = p->cfg;
+    uint64_t ms = c->interval_ms;
+    if (c->jitter_ms)
+        ms += health_rand(p->h) % (c->jitter_ms + 1);
+    if (first) /* spread the first round over one interval */
+        ms = health_rand(p->h) % (c->interval_ms + 1);
+    ev_timer_set(&p->timer, (double)ms / 1000.0, 0.);
+    ev_timer_start(p->h->loop, &p->timer);
+}
+
+static void health_build_request(struct health_probe *p)
+{
+    const struct cfg_health_check *c = p->cfg;
+    int n = snprintf(p->req, sizeof(p->req),
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: weir-health-check\r\n"
+                     "Connection: close\r\n\r\n",
+                     c->method, c->path, c->host ? c->host : p->ep->name);
+    p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
+}
+
+struct health *health_new(struct ev_loop *loop, struct cluster *set, size_t n_clusters)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n_clusters; i++)
+        if (set[i].cfg->health_check.enabled)
+            total += set[i].n_endpoints;
+    struct health *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->loop = loop;
+    h->rng = (uint64_t)(uintptr_t)h ^ endpoint_now_ms();
+    h->probes = calloc(total ? total : 1, sizeof(*h->probes));
+    if (!h->probes) {
+        free(h);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_clusters; i++) {
+        if (!set[i].cfg->health_check.enabled)
+            continue;
+        for (size_t e = 0; e < set[i].n_endpoints; e++) {
+            struct health_probe *p = &h->probes[h->n++];
+            p->h = h;
+            p->fd = -1;
+            p->ep = &set[i].endpoints[e];
+            p->cfg = &set[i].cfg->health_check;
+            /* continue the streak the endpoint is in, so a reload does not
+             * reset a pending verdict's direction */
+            health_build_request(p);
+            ev_init(&p->timer, health_timer_cb);
+            p->timer.data = p;
+            ev_init(&p->io, health_io_cb);
+            p->io.data = p;
+            health_schedule(p, 1);
+        }
+    }
+    return h;
+}
+
+void health_free(struct health *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n; i++)
+        health_close(&h->probes[i]);
+    free(h->probes);
+    free(h);
+}
