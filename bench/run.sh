@@ -12,7 +12,7 @@
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
 #        BUILD_DIR (build/release)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
 requests=${BENCH_REQUESTS:-200000}
@@ -26,7 +26,7 @@ py=/usr/bin/python3
 h2load_timeout=300 # seconds: bound on any single h2load run
 clk_tck=$(getconf CLK_TCK)
 
-# CPU pinning: a proxy with one worker gets the last CPU to itself; the load
+# CPU pinning (BENCH_PIN=1): a proxy with one worker gets the last CPU to itself; the load
 # generator, the backends and the idle helper share the others. That makes the
 # proxy the bottleneck of its run and keeps the comparison about the proxy.
 ncpu=$(nproc)
@@ -56,9 +56,25 @@ results=$root/bench/results/$stamp
 mkdir -p "$results"
 tmp=$(mktemp -d /tmp/weir-bench.XXXXXX)
 pids=()
+fg_pid=""
+
+# run_to FILE CMD...: runs CMD with its output in FILE, in the background and
+# waited for, so that a signal to this script is handled at once (bash runs
+# traps only between foreground commands).
+run_to() {
+  local file=$1 rc
+  shift
+  "$@" >"$file" 2>&1 &
+  fg_pid=$!
+  wait "$fg_pid"
+  rc=$?
+  fg_pid=""
+  return "$rc"
+}
 
 cleanup() {
   local pid
+  [ -n "$fg_pid" ] && kill -TERM "$fg_pid" 2>/dev/null
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for _ in $(seq 30); do
     local alive=0
@@ -73,22 +89,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
 
-# Free loopback TCP ports, one per argument name, e.g. `free_ports a b` sets $a $b.
+# free_ports N: prints N free loopback TCP ports.
 free_ports() {
-  local ports
-  ports=$("$py" - "$#" <<'PY'
+  "$py" - "$1" <<'PY'
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
-)
-  local i=1 p
-  for p in $ports; do
-    printf -v "${!i}" '%s' "$p"
-    i=$((i + 1))
-  done
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -116,12 +125,14 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
-free_ports b1 b2 direct_port weir_port nginx_port haproxy_port
+read -r b1 b2 weir_port nginx_port haproxy_port < <(free_ports 5)
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
 pids+=($!); b2_pid=$!
-wait_port "$b1" "$b1_pid" && wait_port "$b2" "$b2_pid" || die "backends did not start: $(cat "$tmp"/backend-*.log)"
+if ! wait_port "$b1" "$b1_pid" || ! wait_port "$b2" "$b2_pid"; then
+  die "backends did not start: $(cat "$tmp"/backend-*.log)"
+fi
 
 # ---- proxy configurations: one worker, keep-alive to the backends, round robin, no access log ----
 gen_weir() {
@@ -258,11 +269,11 @@ start_proxy() {
 # load NAME PORT PID ROUND: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
 load() {
   local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1
-  timeout "$h2load_timeout" "${pin_rest[@]}" h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 \
-    "http://127.0.0.1:$port/" >"$tmp/warmup-$name.txt" 2>&1
+  run_to "$tmp/warmup-$name.txt" timeout "$h2load_timeout" "${pin_rest[@]}" \
+    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port/"
   t0=$(cpu_ticks "$pid")
-  timeout "$h2load_timeout" "${pin_rest[@]}" h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 \
-    "http://127.0.0.1:$port/" >"$out" 2>&1
+  run_to "$out" timeout "$h2load_timeout" "${pin_rest[@]}" \
+    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port/"
   t1=$(cpu_ticks "$pid")
   r_rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
   local ok2xx

@@ -3,7 +3,7 @@
 # 127.0.0.1:8080 in front of them (conf/demo.yaml). Ctrl-C stops everything.
 # usage: scripts/run-demo.sh [BUILD_DIR]      (default build/release; `make run`)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${1:-build/release}
 conf=conf/demo.yaml
 backend_ports=(9001 9002 9003)
@@ -25,11 +25,12 @@ for p in "${backend_ports[@]}" "$weir_port"; do
 done
 if [ ${#busy[@]} -gt 0 ]; then
   echo "run-demo: port(s) ${busy[*]} on 127.0.0.1 already in use; stop what listens there" >&2
-  echo "          (see: ss -ltnp | grep -E ':(${busy[*]// /|})\\b') and try again" >&2
+  echo "          (see who: ss -ltnp | grep 127.0.0.1) and try again" >&2
   exit 1
 fi
 
 stopping=0
+# shellcheck disable=SC2317 # called from the traps
 stop_all() {
   [ "$stopping" = 1 ] && return
   stopping=1

@@ -3,6 +3,21 @@
  *
  *   usage: weir-demo [-l HOST:PORT] [-n NAME]      (default 127.0.0.1:9001)
  *
+ * Every answer carries `X-Backend: NAME` (NAME defaults to the listen address).
+ *   /, /sticky/...       200 "hello from NAME\n"
+ *   /health              200 "ok\n" (503 while failing)
+ *   /slow?ms=N           200 after N ms (default 1000, at most 60000)
+ *   /echo, /echo/...     200, the request body back, X-Echo-Method, X-Echo-Path
+ *                        (the full target) and X-Echo-Body-Bytes (see below)
+ *   /headers             200, the request head exactly as received
+ *   /fail?status=N       N (200..599, default 500) "failing\n"
+ *   /bytes?n=N           200, N bytes of 'x' (default 1024, at most 1 GiB)
+ *   POST /admin/fail?on=1|0   failing mode on/off (GET shows it); while on,
+ *                        every path but /admin/... answers 500 (/health 503)
+ *   anything else        404
+ * HEAD gets the same heads without bodies. A connection with no I/O for
+ * IDLE_TIMEOUT_S is closed.
+ *
  * One thread, one libev loop. A client connection is a struct conn taken from
  * a free list; it owns two fixed buffers, so nothing is allocated per request
  * and memory per connection is bounded whatever the client sends.
@@ -55,15 +70,15 @@
 
 #define IN_CAP (32 * 1024)
 #define OUT_CAP (32 * 1024)
-#define HEAD_MAX (16 * 1024)            /* larger heads get 431 */
-#define RESP_RESERVE (HEAD_MAX + 1024)  /* room needed in `out` before answering a head */
-#define ECHO_DECIDE_BYTES (16 * 1024)   /* see /echo above */
-#define XS_CAP (256 * 1024)             /* the static block /bytes sends from */
+#define HEAD_MAX (16 * 1024)           /* larger heads get 431 */
+#define RESP_RESERVE (HEAD_MAX + 1024) /* room needed in `out` before answering a head */
+#define ECHO_DECIDE_BYTES (16 * 1024)  /* see /echo above */
+#define XS_CAP (256 * 1024)            /* the static block /bytes sends from */
 #define BYTES_MAX (1024ULL * 1024 * 1024)
 #define SLOW_DEFAULT_MS 1000
 #define SLOW_MAX_MS 60000
-#define IDLE_TIMEOUT_S 120.0            /* no I/O for this long: close */
-#define LINGER_TIMEOUT_S 2.0            /* after our last answer, wait this long for the peer's FIN */
+#define IDLE_TIMEOUT_S 120.0 /* no I/O for this long: close */
+#define LINGER_TIMEOUT_S 2.0 /* after our last answer, wait this long for the peer's FIN */
 #define FREE_LIST_MAX 256
 #define HOLD_NONE SIZE_MAX
 #define NAME_MAX_LEN 200
@@ -86,12 +101,12 @@ enum after_body { AFTER_NONE, AFTER_SLOW, AFTER_BYTES };
 
 /* Chunked decoder states (RFC 9112 section 7.1). */
 enum chunk_state {
-    CH_SIZE,         /* hex digits of chunk-size */
-    CH_SIZE_WS,      /* whitespace after the size (tolerated) */
-    CH_EXT,          /* chunk-ext: skipped up to the line end */
-    CH_SIZE_LF,      /* saw CR after the size line, expect LF */
-    CH_DATA,         /* `size` data bytes left in this chunk */
-    CH_DATA_CR,      /* CRLF after chunk data */
+    CH_SIZE,    /* hex digits of chunk-size */
+    CH_SIZE_WS, /* whitespace after the size (tolerated) */
+    CH_EXT,     /* chunk-ext: skipped up to the line end */
+    CH_SIZE_LF, /* saw CR after the size line, expect LF */
+    CH_DATA,    /* `size` data bytes left in this chunk */
+    CH_DATA_CR, /* CRLF after chunk data */
     CH_DATA_LF,
     CH_TRAILER,      /* start of a trailer line, or the final empty line */
     CH_TRAILER_LINE, /* inside a trailer field line: skipped */
@@ -112,7 +127,7 @@ struct req {
     size_t method_len, target_len, path_len, query_len;
     const char *head;
     size_t head_len;
-    int minor;           /* HTTP/1.minor */
+    int minor; /* HTTP/1.minor */
     int keep_alive;
     int chunked;
     int has_length;
@@ -125,7 +140,7 @@ struct conn {
     int fd;
     enum conn_state state;
     ev_io rd, wr;
-    ev_timer idle;       /* lazy: fires, then checks last_active against timeout_s */
+    ev_timer idle; /* lazy: fires, then checks last_active against timeout_s */
     ev_timer slow;
     ev_tstamp last_active;
     double timeout_s;
@@ -140,12 +155,12 @@ struct conn {
 
     enum body_mode body_mode;
     enum after_body after;
-    uint64_t body_left;   /* Content-Length bytes still to read */
-    struct chunk chunk;   /* chunked request-body decoder */
-    uint64_t echo_bytes;  /* body bytes echoed so far */
-    struct chunk dry;     /* look-ahead decoder for BODY_ECHO_UNDECIDED */
-    size_t dry_off;       /* how far it got, relative to in_pos */
-    uint64_t dry_total;   /* decoded bytes it has seen */
+    uint64_t body_left;  /* Content-Length bytes still to read */
+    struct chunk chunk;  /* chunked request-body decoder */
+    uint64_t echo_bytes; /* body bytes echoed so far */
+    struct chunk dry;    /* look-ahead decoder for BODY_ECHO_UNDECIDED */
+    size_t dry_off;      /* how far it got, relative to in_pos */
+    uint64_t dry_total;  /* decoded bytes it has seen */
     uint64_t slow_ms;
     uint64_t bytes_left;
 
@@ -164,7 +179,7 @@ static char g_common[2 * NAME_MAX_LEN]; /* "Server: ...\r\nX-Backend: NAME\r\n" 
 static size_t g_common_len;
 static char g_hello[NAME_MAX_LEN + 32];
 static size_t g_hello_len;
-static char g_date[64];                 /* "Date: ...\r\n", refreshed once a second */
+static char g_date[64]; /* "Date: ...\r\n", refreshed once a second */
 static size_t g_date_len;
 static time_t g_date_sec = -1;
 static int g_failing;
@@ -585,27 +600,51 @@ static void out_compact(struct conn *c)
 static const char *status_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
@@ -1082,7 +1121,7 @@ static int conn_body(struct conn *c)
             if (OUT_CAP - c->out_len < 1024)
                 out_compact(c);
             if (OUT_CAP - c->out_len < 1024)
-                return progressed; /* `out` full: wait for the socket */
+                return progressed;           /* `out` full: wait for the socket */
             max = OUT_CAP - c->out_len - 32; /* room for the chunk framing */
         }
         if (avail == 0)
@@ -1094,7 +1133,8 @@ static int conn_body(struct conn *c)
                 goto malformed;
             c->in_pos += used;
         } else {
-            dn = min_size(min_size(avail, max), c->body_left < SIZE_MAX ? (size_t)c->body_left : SIZE_MAX);
+            dn = min_size(min_size(avail, max),
+                          c->body_left < SIZE_MAX ? (size_t)c->body_left : SIZE_MAX);
             d = c->in + c->in_pos;
             c->in_pos += dn;
             c->body_left -= dn;
@@ -1396,10 +1436,18 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "l:n:h")) != -1) {
         switch (opt) {
-        case 'l': listen_spec = optarg; break;
-        case 'n': g_name = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'l':
+            listen_spec = optarg;
+            break;
+        case 'n':
+            g_name = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {

@@ -178,14 +178,16 @@ int http_write_response_head(char *dst, size_t cap, const struct http_msg *msg,
         http_out_str(&o, http_status_reason(msg->status));
     http_out_lit(&o, "\r\n", 2);
     for (size_t i = 0; i < msg->n_headers; i++)
-        if (!msg->hop[i])
+        if (!msg->hop[i] || (info->pass_transfer_encoding &&
+                             http_slice_eq_nocase(msg->headers[i].name, "transfer-encoding")))
             http_out_field(&o, msg->headers[i].name, msg->headers[i].value);
     if (info->body_kind == HTTP_BODY_LENGTH) {
         http_out_lit(&o, "Content-Length: ", 16);
         http_out_u64(&o, info->content_length);
         http_out_lit(&o, "\r\n", 2);
     } else if (info->body_kind == HTTP_BODY_CHUNKED) {
-        http_out_lit(&o, "Transfer-Encoding: chunked\r\n", 28);
+        if (!info->pass_transfer_encoding) /* else the backend's list, ending in chunked, went out */
+            http_out_lit(&o, "Transfer-Encoding: chunked\r\n", 28);
     } else if (cl >= 0 && msg->status != 204 && msg->status >= 200) {
         /* HEAD and 304 announce the length of the body they do not carry */
         http_out_field(&o, msg->headers[cl].name, msg->headers[cl].value);

@@ -52,6 +52,7 @@ struct http_resp_info {
     int keep_alive;                /* 0: "Connection: close" */
     int client_version_minor;      /* 1.0 keep-alive clients get "Connection: keep-alive" */
     int upgrade;                   /* 101: forward Connection: upgrade + Upgrade */
+    int pass_transfer_encoding;    /* forward the backend's Transfer-Encoding as is */
 };
 
 /* Writes a response head: "HTTP/1.1 status reason", the backend's

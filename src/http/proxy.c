@@ -94,6 +94,7 @@ struct client {
 
 static void client_pump(struct client *c);
 static uint64_t proxy_now_ms(void);
+static int proxy_te_plain_chunked(const struct http_msg *msg);
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -547,7 +548,10 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     c->counted = 1;
     const struct cfg_breaker *cb = &c->cl->cfg->breaker;
     if (cb->enabled && cb->per_cluster) {
+        int before = atomic_load_explicit(&c->cl->breaker.state, memory_order_relaxed);
         enum breaker_admission a = breaker_admit(&c->cl->breaker, cb, proxy_now_ms());
+        if (before == BREAKER_OPEN && atomic_load(&c->cl->breaker.state) == BREAKER_HALF_OPEN)
+            log_info("cluster %s: circuit breaker of the cluster is now half-open", c->cl->cfg->name);
         if (a == BREAKER_DENY) {
             buf_consume(&c->in, head_len);
             log_info("cluster %s: circuit breaker open, failing fast", c->cl->cfg->name);
@@ -661,7 +665,11 @@ static int proxy_breaker_admits(struct client *c, struct endpoint *ep, uint64_t 
     const struct cfg_breaker *cb = &c->cl->cfg->breaker;
     if (!cb->enabled || cb->per_cluster)
         return 1;
+    int before = atomic_load_explicit(&ep->breaker.state, memory_order_relaxed);
     enum breaker_admission a = breaker_admit(&ep->breaker, cb, now);
+    if (before == BREAKER_OPEN && atomic_load(&ep->breaker.state) == BREAKER_HALF_OPEN)
+        log_info("cluster %s: circuit breaker of %s is now half-open: letting %u probe(s) through",
+                 c->cl->cfg->name, ep->name, cb->half_open_requests);
     if (a == BREAKER_DENY)
         return 0;
     c->probe = a == BREAKER_PROBE;
@@ -988,7 +996,10 @@ static int proxy_move_request_body(struct client *c)
         return 0;
     if (buf_acquire(&c->wc->bufs, &c->up_out) != 0)
         return 0;
-    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos) {
+    /* keep what was sent while the rest still fits behind it: a request
+     * held whole can be sent again (retry) */
+    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos &&
+        client_space(c, &c->up_out) < buf_len(&c->in) + PROXY_CHUNK_OVERHEAD) {
         c->up_out.rpos = c->up_out.wpos = 0;
         c->up_out_recycled = 1;
     }
@@ -1044,7 +1055,7 @@ static int proxy_response_head(struct client *c)
     if (msg->status < 200 && !upgrade) {
         /* interim response: relay to HTTP/1.1 clients, keep reading */
         if (c->version_minor == 1 && msg->status != 101) {
-            struct http_resp_info ri = { HTTP_BODY_NONE, 0, 1, 1, 0 };
+            struct http_resp_info ri = { .body_kind = HTTP_BODY_NONE, .keep_alive = 1, .client_version_minor = 1 };
             if (buf_acquire(&wc->bufs, &c->out) != 0)
                 return 0;
             int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
@@ -1066,8 +1077,20 @@ static int proxy_response_head(struct client *c)
         return 1;
     }
     int ka = c->keep_alive && !wc->draining;
-    struct http_resp_info ri = { msg->body_kind, msg->content_length, ka, c->version_minor, upgrade };
-    if (msg->body_kind == HTTP_BODY_CHUNKED || msg->body_kind == HTTP_BODY_UNTIL_CLOSE) {
+    struct http_resp_info ri = { .body_kind = msg->body_kind, .content_length = msg->content_length, .keep_alive = ka, .client_version_minor = c->version_minor, .upgrade = upgrade };
+    int te = http_msg_find(msg, "transfer-encoding");
+    int coded = msg->body_kind == HTTP_BODY_UNTIL_CLOSE && te >= 0;
+    if (msg->body_kind == HTTP_BODY_CHUNKED && c->version_minor == 1 && !proxy_te_plain_chunked(msg)) {
+        /* gzip, chunked: weir re-chunks but must keep the other codings */
+        ri.body_kind = HTTP_BODY_CHUNKED;
+        ri.pass_transfer_encoding = 1;
+    } else if (coded) {
+        /* a transfer coding weir does not decode (gzip, ...) ends at close:
+         * pass the coding on and close too (RFC 9112 6.3) */
+        ri.body_kind = HTTP_BODY_NONE;
+        ri.keep_alive = ka = 0;
+        ri.pass_transfer_encoding = 1;
+    } else if (msg->body_kind == HTTP_BODY_CHUNKED || msg->body_kind == HTTP_BODY_UNTIL_CLOSE) {
         if (c->version_minor == 1) {
             ri.body_kind = HTTP_BODY_CHUNKED;
         } else {
@@ -1109,6 +1132,20 @@ static int proxy_response_head(struct client *c)
         http_chunked_init(&c->resp_chunk);
     c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
     return 1;
+}
+
+/* True when the only transfer coding of msg is chunked (one field line
+ * saying exactly "chunked"). */
+static int proxy_te_plain_chunked(const struct http_msg *msg)
+{
+    int n = 0, plain = 0;
+    for (size_t i = 0; i < msg->n_headers; i++) {
+        if (!http_slice_eq_nocase(msg->headers[i].name, "transfer-encoding"))
+            continue;
+        n++;
+        plain = http_slice_eq_nocase(msg->headers[i].value, "chunked");
+    }
+    return n == 1 && plain;
 }
 
 /* Appends one run of response body to out, chunk-framed when weir sends
@@ -1317,7 +1354,8 @@ static void proxy_finish_request(struct client *c)
     c->resp_started = 0;
     c->head_request = 0;
     c->status = 0;
-    if (!c->keep_alive || c->c_eof || c->wc->draining) {
+    /* a client that half-closed still gets answers to what it sent */
+    if (!c->keep_alive || (c->c_eof && buf_len(&c->in) == 0) || c->wc->draining) {
         client_close_after_write(c);
         return;
     }

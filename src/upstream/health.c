@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,15 +91,27 @@ static void health_verdict(struct health_probe *p, int ok, const char *reason)
     health_schedule(p, 0);
 }
 
-/* Judges the reply read so far; returns 1 when it is complete enough. */
+/* Content-Length of the head in buf (NUL-terminated), or -1. */
+static long health_content_length(const char *head)
+{
+    for (const char *p = strchr(head, '\n'); p; p = strchr(p + 1, '\n'))
+        if (strncasecmp(p + 1, "content-length:", 15) == 0)
+            return strtol(p + 16, NULL, 10);
+    return -1;
+}
+
+/* Judges the reply read so far, as soon as it can: the status as soon as
+ * the head is in, the body text as soon as it shows up or the announced
+ * body (or the connection) ended. Returns 1 once a verdict was given. */
 static int health_judge_http(struct health_probe *p, int eof)
 {
     p->buf[p->got] = 0;
-    if (!memchr(p->buf, '\n', p->got)) {
-        if (!eof && p->got < HEALTH_READ_MAX)
-            return 0;
-        health_verdict(p, 0, "no status line");
-        return 1;
+    int full = eof || p->got == HEALTH_READ_MAX;
+    char *hend = strstr(p->buf, "\r\n\r\n");
+    if (!hend) {
+        if (full)
+            health_verdict(p, 0, "incomplete response head");
+        return full;
     }
     int status = 0;
     if (sscanf(p->buf, "HTTP/1.%*1[01] %3d", &status) != 1) {
@@ -111,16 +124,13 @@ static int health_judge_http(struct health_probe *p, int eof)
         health_verdict(p, 0, why);
         return 1;
     }
-    if (!p->cfg->expect_body) {
+    const char *body = hend + 4;
+    if (!p->cfg->expect_body || strstr(body, p->cfg->expect_body)) {
         health_verdict(p, 1, "ok");
         return 1;
     }
-    char *body = strstr(p->buf, "\r\n\r\n");
-    if (body && strstr(body + 4, p->cfg->expect_body)) {
-        health_verdict(p, 1, "ok");
-        return 1;
-    }
-    if (eof || p->got == HEALTH_READ_MAX) {
+    long cl = health_content_length(p->buf);
+    if (full || (cl >= 0 && (long)(p->got - (size_t)(body - p->buf)) >= cl)) {
         health_verdict(p, 0, "expected body text not found");
         return 1;
     }

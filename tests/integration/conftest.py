@@ -377,6 +377,7 @@ class _Conn:
         self.buf = b""
         self.stop = stop
         self.raw_all = b""
+        self.ended = False
 
     def _more(self):
         while not self.stop.is_set():
@@ -457,6 +458,11 @@ class RecordingBackend:
     def count(self):
         with self._lock:
             return len(self.requests)
+
+    def closed_connections(self):
+        """Connections the peer (weir) has closed or that ended."""
+        with self._lock:
+            return sum(1 for c in self._conns.values() if c.ended)
 
     def raw_received(self):
         with self._lock:
@@ -580,6 +586,7 @@ class RecordingBackend:
         except OSError:
             pass
         finally:
+            conn.ended = True
             try:
                 s.close()
             except OSError:

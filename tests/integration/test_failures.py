@@ -253,3 +253,30 @@ def test_late_unsolicited_bytes_on_idle_connection(proxy):
     r = get(w.port)
     assert r.status == 200 and r.body == b"ok"
     assert b.connections == 2
+
+
+def test_bad_chunked_response_body(proxy):
+    """Broken chunk framing from the backend: the client's connection ends
+    (the status line was already sent), the upstream connection is not reused."""
+    w, b = proxy(lambda req: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"
+                 if req.target == "/bad" else {"body": b"good"})
+    with RawClient(w.port) as c:
+        c.send(b"GET /bad HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        with pytest.raises(Closed):
+            c.read_response()
+    r = get(w.port, "/next")
+    assert r.status == 200 and r.body == b"good"
+    assert b.connections == 2
+
+
+def test_response_transfer_coding_other_than_chunked(proxy):
+    """A backend answering with Transfer-Encoding: gzip, chunked: the client
+    must not get the gzip bytes as if they were the plain body. Either the
+    coding is kept (HTTP/1.1 client) or weir refuses the response (502)."""
+    import gzip
+    gz = gzip.compress(b"hello world")
+    w, b = proxy(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(gz), gz))
+    r = get(w.port)
+    if r.status != 502:
+        assert r.status == 200
+        assert "gzip" in (r.header("Transfer-Encoding") or ""), r

@@ -5,7 +5,7 @@ import re
 import socket
 import threading
 
-from conftest import RawClient, config, free_port, get, request
+from conftest import RawClient, config, free_port, get, request, wait_until
 
 
 def test_get_reaches_backend_unchanged(proxy):
@@ -519,3 +519,65 @@ def test_concurrent_clients(weir_factory, demo_backend):
     for t in threads:
         t.join(120)
     assert errors == []
+
+
+def test_head_sent_byte_by_byte(proxy):
+    w, b = proxy(lambda req: {"body": req.target.encode()})
+    with RawClient(w.port) as c:
+        for ch in b"GET /bytewise HTTP/1.1\r\nHost: weir.test\r\nX-A: b\r\n\r\n":
+            c.send(bytes([ch]))
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"/bytewise"
+
+
+def test_many_pipelined_requests(proxy):
+    """More pipelined requests than fit in one read buffer: all answered, in order."""
+    w, b = proxy(lambda req: {"body": req.target.encode()})
+    n = 1000
+    with RawClient(w.port) as c:
+        c.send(b"".join(b"GET /p%d HTTP/1.1\r\nHost: weir.test\r\n\r\n" % i for i in range(n)))
+        bodies = [c.read_response().body for _ in range(n)]
+    assert bodies == [b"/p%d" % i for i in range(n)]
+
+
+def test_client_half_close_still_answered(proxy):
+    """A client that shuts down its sending side after a complete request
+    (printf ... | nc -N) still gets the answer."""
+    w, b = proxy(lambda req: {"body": req.target.encode()})
+    with RawClient(w.port) as c:
+        c.send(b"GET /half HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"/half"
+        assert c.is_closed()
+
+
+def test_client_half_close_after_pipelined_requests(proxy):
+    """Every complete request received before the client's FIN is answered
+    (the first answer is slow so the FIN is surely seen while it is pending)."""
+    w, b = proxy(lambda req: {"body": req.target.encode(), "delay": 0.3 if req.target == "/h1" else 0})
+    with RawClient(w.port) as c:
+        c.send(b"GET /h1 HTTP/1.1\r\nHost: weir.test\r\n\r\nGET /h2 HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.read_response().body == b"/h1"
+        assert c.read_response().body == b"/h2"
+        assert c.is_closed()
+
+
+def test_pool_max_idle_zero(proxy):
+    w, b = proxy(cluster_extra="pool: { max_idle: 0 }")
+    with RawClient(w.port) as c:
+        for _ in range(4):
+            c.send(b"GET / HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+            assert c.read_response().status == 200
+    assert b.count == 4
+    assert b.connections == 4
+
+
+def test_pool_idle_timeout_closes_upstream(proxy):
+    w, b = proxy(cluster_extra="pool: { idle_timeout: 200ms }")
+    assert get(w.port).status == 200
+    # weir closes the idle pooled connection: the backend sees it end
+    wait_until(lambda: b.closed_connections() == 1, what="pooled connection closed by weir")
+    assert get(w.port).status == 200
+    assert b.connections == 2

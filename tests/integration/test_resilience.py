@@ -1,0 +1,338 @@
+"""Resilience: active health checks, outlier ejection, circuit breakers,
+retries (conditions, methods, backoff, budget, per-try timeout, deadline),
+request limits, panic mode, drain and slow start. Real weir, real backends."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import (WEIR_DEMO_BIN, cluster_yaml, config, free_port, wait_port, wait_until)
+
+
+def get(url, **kw):
+    kw.setdefault("timeout", 15)
+    return requests.get(url, **kw)
+
+
+def start_demo_on(port, name, tmp_path):
+    log = open(os.path.join(str(tmp_path), "demo-%s-%d.log" % (name, port)), "ab")
+    proc = subprocess.Popen([WEIR_DEMO_BIN, "-l", "127.0.0.1:%d" % port, "-n", name],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    log.close()
+    wait_port(port, proc, what="weir-demo")
+    return proc
+
+
+def stop_proc(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_killed_backend_costs_no_request_and_is_marked_down_then_up(weir_factory, tmp_path):
+    ports = [free_port() for _ in range(3)]
+    procs = [start_demo_on(p, "b%d" % i, tmp_path) for i, p in enumerate(ports)]
+    try:
+        port = free_port()
+        w = weir_factory(config(port, ["127.0.0.1:%d" % p for p in ports], workers=2, cluster_extra="""
+health_check: { path: /health, interval: 200ms, timeout: 100ms, rise: 2, fall: 2 }
+"""))
+        failures = []
+        seen = set()
+        stop = threading.Event()
+
+        def load():
+            s = requests.Session()
+            while not stop.is_set():
+                try:
+                    r = s.get(w.url + "/", timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                    seen.add(r.headers.get("X-Backend"))
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            wait_until(lambda: len(seen) == 3, what="all backends serving")
+            stop_proc(procs[1])
+            w.wait_log(r"endpoint 127\.0\.0\.1:%d is DOWN \(2 consecutive checks failed" % ports[1])
+            seen.clear()
+            wait_until(lambda: len(seen) >= 2, what="traffic after the failure")
+            assert "b1" not in seen
+            procs[1] = start_demo_on(ports[1], "b1", tmp_path)
+            w.wait_log(r"endpoint 127\.0\.0\.1:%d is UP \(2 consecutive checks passed" % ports[1])
+            seen.clear()
+            wait_until(lambda: "b1" in seen, what="the restarted backend back in rotation")
+        finally:
+            stop.set()
+            t.join(30)
+        assert failures == []
+    finally:
+        for p in procs:
+            stop_proc(p)
+
+
+def test_http_check_expect_status_and_body(weir_factory, recording_backend):
+    good = recording_backend({"status": 200, "body": b"ready: yes"})
+    bad = recording_backend({"status": 200, "body": b"ready: no"})
+    port = free_port()
+    w = weir_factory(config(port, [good.addr, bad.addr], cluster_extra="""
+health_check: { path: /ready, interval: 100ms, timeout: 100ms, rise: 1, fall: 1, expect_status: 200-299, expect_body: "ready: yes", host: health.local }
+"""))
+    w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: expected body text not found"
+               % bad.addr.replace(".", r"\."))
+    assert any(r.target == "/ready" and r.header("Host") == "health.local" for r in good.requests)
+    before = bad.count
+    for _ in range(6):
+        assert get(w.url + "/x").status_code == 200
+    assert len([r for r in bad.requests[before:] if r.target == "/x"]) == 0
+
+
+def test_all_unhealthy_gives_503_with_retry_after_or_panic(weir_factory, recording_backend):
+    b = recording_backend({"status": 500})
+    port = free_port()
+    hc = "health_check: { interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }\n"
+    w = weir_factory(config(port, [b.addr], cluster_extra=hc))
+    w.wait_log(r"is DOWN")
+    r = get(w.url + "/")
+    assert r.status_code == 503 and r.headers.get("Retry-After")
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [b.addr], cluster_extra=hc + "panic: true\n"), name="panic")
+    w2.wait_log(r"is DOWN")
+    n = len([x for x in b.requests if x.target == "/p"])
+    assert get(w2.url + "/p").status_code == 500  # panic: balanced over the down endpoints anyway
+    assert len([x for x in b.requests if x.target == "/p"]) == n + 1
+
+
+def test_breaker_opens_fails_fast_then_half_open_probes_close_it(weir_factory, recording_backend):
+    b = recording_backend({"status": 500})
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], cluster_extra="""
+circuit_breaker: { failures: 3, window: 10s, recovery_timeout: 1s, half_open_requests: 2 }
+"""))
+    for _ in range(3):
+        assert get(w.url + "/").status_code == 500
+    w.wait_log(r"circuit breaker of %s is now open" % b.addr.replace(".", r"\."))
+    reached = b.count
+    for _ in range(5):
+        assert get(w.url + "/").status_code == 503  # fail fast
+    assert b.count == reached  # nothing reached the backend while open
+    b.respond = {"status": 200, "body": b"fine"}
+    wait_until(lambda: get(w.url + "/").status_code == 200, timeout=10, interval=0.1,
+               what="half-open probe")
+    w.wait_log(r"is now half-open")
+    assert get(w.url + "/").status_code == 200
+    w.wait_log(r"circuit breaker of %s is now closed" % b.addr.replace(".", r"\."))
+    for _ in range(5):
+        assert get(w.url + "/").status_code == 200
+
+
+def test_breaker_failed_probe_reopens(weir_factory, recording_backend):
+    b = recording_backend({"status": 503})
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], cluster_extra="""
+circuit_breaker: { failures: 2, recovery_timeout: 300ms, half_open_requests: 1 }
+"""))
+    for _ in range(2):
+        get(w.url + "/")
+    w.wait_log(r"is now open")
+    # after the recovery timeout one probe goes through, fails, and reopens it
+    wait_until(lambda: get(w.url + "/").status_code == 503 and w.errlog().count("is now open") >= 2,
+               timeout=10, interval=0.1, what="a failed probe reopening the breaker")
+    assert "is now half-open" in w.errlog()
+
+
+def test_outlier_ejection_stops_traffic_to_a_failing_endpoint(weir_factory, recording_backend):
+    bad = recording_backend({"status": 502})
+    good = recording_backend({"status": 200})
+    port = free_port()
+    w = weir_factory(config(port, [bad.addr, good.addr], cluster_extra="""
+outlier_detection: { consecutive_failures: 2, base_ejection: 30s, max_ejected_percent: 50 }
+"""))
+    for _ in range(8):
+        get(w.url + "/")
+    w.wait_log(r"endpoint %s ejected for 30000 ms after 2 consecutive failures" % bad.addr.replace(".", r"\."))
+    n = bad.count
+    for _ in range(10):
+        assert get(w.url + "/").status_code == 200
+    assert bad.count == n
+
+
+def test_outlier_never_ejects_more_than_max_percent(weir_factory, recording_backend):
+    a = recording_backend({"status": 500})
+    b = recording_backend({"status": 500})
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], cluster_extra="""
+outlier_detection: { consecutive_failures: 1, max_ejected_percent: 50 }
+"""))
+    for _ in range(10):
+        get(w.url + "/")
+    w.wait_log(r"ejected for")
+    w.wait_log(r"is not ejected: 1 of 2 endpoints already are")
+    assert w.errlog().count("ejected for") == 1
+
+
+def test_retry_on_5xx_goes_to_another_endpoint(weir_factory, recording_backend):
+    bad = recording_backend({"status": 503})
+    good = recording_backend({"status": 200, "body": b"good"})
+    port = free_port()
+    w = weir_factory(config(port, [bad.addr, good.addr], routes="""
+- cluster: app
+  retry: { attempts: 2, on: [503], backoff: { base: 1ms, max: 5ms } }
+"""))
+    for _ in range(10):
+        r = get(w.url + "/")
+        assert r.status_code == 200 and r.text == "good"
+    assert bad.count >= 1  # round robin sent some first attempts there
+
+
+def test_hanging_backend_per_try_timeout_then_success_within_deadline(weir_factory, recording_backend):
+    hang = recording_backend("hang")
+    good = recording_backend({"status": 200, "body": b"ok"})
+    port = free_port()
+    w = weir_factory(config(port, [hang.addr, good.addr], routes="""
+- cluster: app
+  retry: { attempts: 3, on: [timeout], per_try_timeout: 300ms }
+  timeout: 5s
+"""))
+    for _ in range(4):
+        r = get(w.url + "/")
+        assert r.status_code == 200
+    assert hang.count >= 1
+    w.wait_log(r"no response in time, retrying")
+
+
+def test_route_deadline_gives_504(weir_factory, recording_backend):
+    hang = recording_backend("hang")
+    port = free_port()
+    w = weir_factory(config(port, [hang.addr], routes="""
+- cluster: app
+  retry: { attempts: 5, on: [timeout], per_try_timeout: 200ms, backoff: { base: 1ms, max: 1ms } }
+  timeout: 700ms
+"""))
+    assert get(w.url + "/").status_code == 504
+    assert 1 <= hang.count <= 4
+
+
+def test_post_not_retried_unless_configured(weir_factory, recording_backend):
+    a = recording_backend({"status": 503})
+    b = recording_backend({"status": 503})
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], routes="""
+- match: { path_prefix: /all }
+  cluster: app
+  retry: { attempts: 2, on: [503], methods: all, backoff: { base: 1ms, max: 1ms } }
+- cluster: app
+  retry: { attempts: 2, on: [503], backoff: { base: 1ms, max: 1ms } }
+"""))
+    r = requests.post(w.url + "/x", data=b"payload", timeout=10)
+    assert r.status_code == 503
+    assert a.count + b.count == 1  # not retried: POST is not idempotent
+    r = requests.post(w.url + "/all", data=b"payload", timeout=10)
+    assert r.status_code == 503
+    assert a.count + b.count == 3
+    posts = [x for x in a.requests + b.requests if x.target == "/all"]
+    assert len(posts) == 2 and all(x.body == b"payload" for x in posts)
+
+
+def test_retry_budget_caps_retries_when_every_backend_fails(weir_factory, recording_backend):
+    a = recording_backend({"status": 503, "delay": 0.3})
+    port = free_port()
+    w = weir_factory(config(port, [a.addr], routes="""
+- cluster: app
+  retry: { attempts: 5, on: [503], budget: 0%, min_retry_concurrency: 1, backoff: { base: 1ms, max: 1ms } }
+"""))
+    results = []
+
+    def one():
+        results.append(get(w.url + "/").status_code)
+
+    ts = [threading.Thread(target=one) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert results == [503] * 8
+    # 8 requests, up to 4 extra attempts each without a budget (40); with at
+    # most one retry in flight at a time it is far fewer
+    assert a.count < 8 * 5
+    w.wait_log(r"retry budget exhausted")
+
+
+def test_max_requests_rejects_or_queues(weir_factory, recording_backend):
+    slow = recording_backend({"status": 200, "delay": 0.5})
+    port = free_port()
+    w = weir_factory(config(port, [slow.addr], cluster_extra="max_requests: 1\n"))
+    results = []
+
+    def one():
+        results.append(get(w.url + "/").status_code)
+
+    ts = [threading.Thread(target=one) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert sorted(results) == [200, 503, 503]
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [slow.addr], cluster_extra="""
+max_requests: 1
+max_pending: 10
+queue_timeout: 5s
+"""), name="queued")
+    results.clear()
+    ts = [threading.Thread(target=lambda: results.append(get(w2.url + "/").status_code))
+          for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert results == [200, 200, 200]
+
+
+def test_drain_in_flight_finish_new_go_elsewhere(weir_factory, demo_backend):
+    a = demo_backend("a")
+    b = demo_backend("b")
+    port = free_port()
+    base = config(port, [a.addr, b.addr])
+    w = weir_factory(base)
+    out = {}
+
+    def slow():
+        s = requests.Session()
+        for _ in range(4):  # find a slow request that lands on a
+            r = s.get(w.url + "/slow?ms=1500", timeout=10)
+            if r.headers.get("X-Backend") == "a":
+                out["r"] = r
+                return
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)  # let the slow request start
+    drained = base.replace("    - %s\n" % a.addr, "    - { address: %s, drain: true }\n" % a.addr)
+    assert drained != base
+    w.reload(drained)
+    for _ in range(10):
+        assert get(w.url + "/").headers["X-Backend"] == "b"
+    t.join(30)
+    assert out["r"].status_code == 200
+
+
+def test_slow_start_share_grows_over_the_window(weir_factory, demo_backend):
+    a = demo_backend("a")
+    b = demo_backend("b")
+    port = free_port()
+    w = weir_factory(config(port, [a.addr], cluster_extra="slow_start: 3s\n"))
+    assert get(w.url + "/").headers["X-Backend"] == "a"
+    w.reload(config(port, [a.addr, b.addr], cluster_extra="slow_start: 3s\n"))
+    s = requests.Session()
+    early = [s.get(w.url + "/", timeout=10).headers["X-Backend"] for _ in range(200)]
+    time.sleep(3.2)  # let the window pass (a wait for the feature, not a timing assertion)
+    late = [s.get(w.url + "/", timeout=10).headers["X-Backend"] for _ in range(200)]
+    assert early.count("b") < late.count("b")
+    assert 80 <= late.count("b") <= 120  # round robin again once the ramp is over
