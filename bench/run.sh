@@ -429,3 +429,7 @@ ratio() { # ratio A B -> A/B with 2 decimals, or "-"
   echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$summary"
 echo "results saved in ${results#"$root"/}/"
+[ "${BENCH_SKIP_FAULT:-0}" = 1 ] || "$root/bench/fault.sh" # fault run: see bench/README.md
+
+# ---- Redis sharding proxy (bench/redis.sh): weir beside nutcracker and direct Redis ----
+[ "${BENCH_SKIP_REDIS:-0}" = 1 ] || "$root/bench/redis.sh"

@@ -7,8 +7,9 @@
 # archive so a harness pulls in only what it uses) and run on a scratch copy
 # of tests/fuzz/corpus/NAME under build/fuzz-work/, so the committed corpus
 # only changes by hand (merge new finds with -merge=1). A crash, leak,
-# timeout or OOM input is copied into tests/fuzz/corpus/NAME and the script
-# exits non-zero after running the remaining harnesses.
+# timeout or OOM input is copied into tests/fuzz/corpus/NAME as regress-*
+# (so `make test` replays it from then on) and the script exits non-zero
+# after running the remaining harnesses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -119,8 +120,9 @@ for name in "${harnesses[@]}"; do
           -o -name 'oom-*' \) | sort)
   if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
     for a in $found; do
-      cp "$a" "$corpus/"
-      echo "fuzz.sh: fuzz_$name: saved $corpus/$(basename "$a")" >&2
+      # "regress-": .gitignore drops crash-* (libFuzzer's droppings), not these
+      cp "$a" "$corpus/regress-$(basename "$a")"
+      echo "fuzz.sh: fuzz_$name: saved $corpus/regress-$(basename "$a")" >&2
     done
     echo "fuzz.sh: fuzz_$name failed (exit $rc); log: $work/$name/log" >&2
     failed=1

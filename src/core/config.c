@@ -981,7 +981,8 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("name", cfg_parse_listener_name, true),
     CFG_FUNC("listen", cfg_parse_listen, true),
     CFG_FUNC("protocol", cfg_parse_protocol, false),
-    CFG_FUNC("routes", cfg_parse_routes, true),
+    CFG_FUNC("routes", cfg_parse_routes, false), /* required for http: cfg_resolve_redis */
+    CFG_FUNC("redis_cluster", cfg_parse_listener_redis_cluster, false),
     CFG_FUNC("limits", cfg_parse_limits, false),
     CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
 };
@@ -1305,7 +1306,8 @@ static const struct cfg_key cfg_root_keys[] = {
               CFG_MAX_DURATION_MS),
     CFG_FUNC("log", cfg_parse_log, false),
     CFG_FUNC("listeners", cfg_parse_listeners, true),
-    CFG_FUNC("clusters", cfg_parse_clusters, true),
+    CFG_FUNC("clusters", cfg_parse_clusters, false), /* required with http listeners */
+    CFG_FUNC("redis_clusters", cfg_parse_redis_clusters, false),
 };
 CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
 
@@ -1324,6 +1326,10 @@ static int cfg_resolve_routes(struct cfg_ctx *ctx, struct cfg *cfg)
     char q[CFG_QUOTE_SIZE];
     int rc = 0;
 
+    if (cfg->n_clusters == 0) { /* only redis listeners: no routes to resolve */
+        free(index);
+        return 0;
+    }
     if (index == NULL)
         return cfg_nomem(ctx);
     for (size_t i = 0; i < cfg->n_clusters; i++)
@@ -1633,6 +1639,8 @@ static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, siz
     ctx->cfg = cfg;
     rc = cfg_parse_map(ctx, yaml_document_get_root_node(&doc), &cfg_root_map, cfg, NULL);
     if (rc == 0)
+        rc = cfg_resolve_redis(ctx, cfg);
+    if (rc == 0)
         rc = cfg_resolve_routes(ctx, cfg);
     if (rc == 0)
         rc = cfg_finish(ctx, cfg);
@@ -1763,6 +1771,7 @@ static void cfg_free_listener(struct cfg_listener *l)
 {
     free(l->name);
     free(l->listen);
+    free(l->redis_cluster_name);
     for (size_t i = 0; i < l->n_routes; i++)
         cfg_free_route(&l->routes[i]);
     free(l->routes);
@@ -1791,6 +1800,7 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->n_clusters; i++)
         cfg_free_cluster(&cfg->clusters[i]);
     free(cfg->clusters);
+    cfg_free_redis_clusters(cfg);
     free(cfg->log.error);
     free(cfg->log.access);
     free(cfg->path);

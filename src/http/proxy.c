@@ -69,6 +69,9 @@ struct client {
     unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
     unsigned idempotent : 1, head_request : 1, upgrade : 1, resp_chunked_out : 1;
     unsigned up_reusable : 1, linger : 1;
+    unsigned c_registered : 1;  /* the client fd is known to the loop */
+    unsigned logged : 1;        /* the access log line of this request is written */
+    unsigned up_registered : 1; /* the upstream fd is known to the loop */
     unsigned probe : 1;         /* this attempt is a half-open breaker probe */
     unsigned retry_counted : 1; /* holds a slot in cl->active_retries */
     unsigned counted : 1;       /* counted in cl->active_requests */
@@ -94,7 +97,6 @@ struct client {
 
 static void client_pump(struct client *c);
 static uint64_t proxy_now_ms(void);
-static int proxy_te_plain_chunked(const struct http_msg *msg);
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -115,16 +117,26 @@ static size_t client_room(const struct client *c, const struct buf *b)
     return b->data ? c->wc->bufs.block_size - buf_len(b) : c->wc->bufs.block_size;
 }
 
-static void io_update(struct ev_loop *loop, ev_io *w, int fd, int events)
+/* Sets what w waits for. `known` says the fd is already registered with
+ * the loop (an fd this worker has been watching and never closed since):
+ * libev is then told only the new event mask, which spares the epoll_ctl
+ * it would otherwise issue (and see fail with EEXIST) for an fd it must
+ * assume is new. */
+static void io_update(struct ev_loop *loop, ev_io *w, int fd, int events, int known)
 {
-    if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events)
+    if (ev_is_active(w) && w->fd == fd && (w->events & (EV_READ | EV_WRITE)) == events)
         return;
     if (ev_is_active(w))
         ev_io_stop(loop, w);
-    if (events) {
+    if (!events)
+        return;
+    if (known) {
+        w->fd = fd;
+        w->events = events; /* without EV__IOFDSET */
+    } else {
         ev_io_set(w, fd, events);
-        ev_io_start(loop, w);
     }
+    ev_io_start(loop, w);
 }
 
 static void timer_set(struct client *c, int phase, uint64_t ms)
@@ -310,8 +322,9 @@ static void client_close_after_write(struct client *c)
 static void client_log_access(struct client *c)
 {
     int fd = c->snap ? c->snap->access_fd : -1;
-    if (fd < 0 || c->status == 0)
+    if (fd < 0 || c->status == 0 || c->logged)
         return;
+    c->logged = 1;
     char line[1024];
     char when[32];
     time_t now = time(NULL);
@@ -508,7 +521,7 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
     c->attempts = 0;
     c->failed_ep = NULL;
-    c->probe = c->retry_counted = c->counted = c->queued = 0;
+    c->probe = c->retry_counted = c->counted = c->queued = c->logged = 0;
     c->cl = NULL;
     c->route = NULL;
     c->version_minor = (uint8_t)msg->version_minor;
@@ -788,6 +801,7 @@ static void upstream_connect(struct client *c)
         c->u_writable = 0;
     }
     c->up_fd = fd;
+    c->up_registered = 0; /* a new fd (or one the pool watched: c->reused) */
     c->u_readable = 0;
     c->u_eof = 0;
     upstream_arm_timer(c);
@@ -850,6 +864,12 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
     int wanted = status ? ((r->on_mask & CFG_FAILURE_BIT(CFG_FAILURE_5XX)) && status >= 500) ||
                               cfg_status_in(&r->on_status, status)
                         : (r->on_mask & CFG_FAILURE_BIT(kind)) != 0;
+    if (wanted && kind == CFG_FAILURE_CONNECT && !status) {
+        /* nothing reached a backend: go to the next endpoint at once, like
+         * HAProxy's redispatch, outside the budget (it adds no load) */
+        *immediate = 1;
+        return 1;
+    }
     return wanted && proxy_budget_allows(c, r);
 }
 
@@ -1080,7 +1100,7 @@ static int proxy_response_head(struct client *c)
     struct http_resp_info ri = { .body_kind = msg->body_kind, .content_length = msg->content_length, .keep_alive = ka, .client_version_minor = c->version_minor, .upgrade = upgrade };
     int te = http_msg_find(msg, "transfer-encoding");
     int coded = msg->body_kind == HTTP_BODY_UNTIL_CLOSE && te >= 0;
-    if (msg->body_kind == HTTP_BODY_CHUNKED && c->version_minor == 1 && !proxy_te_plain_chunked(msg)) {
+    if (msg->body_kind == HTTP_BODY_CHUNKED && c->version_minor == 1 && msg->te_other_codings) {
         /* gzip, chunked: weir re-chunks but must keep the other codings */
         ri.body_kind = HTTP_BODY_CHUNKED;
         ri.pass_transfer_encoding = 1;
@@ -1132,20 +1152,6 @@ static int proxy_response_head(struct client *c)
         http_chunked_init(&c->resp_chunk);
     c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
     return 1;
-}
-
-/* True when the only transfer coding of msg is chunked (one field line
- * saying exactly "chunked"). */
-static int proxy_te_plain_chunked(const struct http_msg *msg)
-{
-    int n = 0, plain = 0;
-    for (size_t i = 0; i < msg->n_headers; i++) {
-        if (!http_slice_eq_nocase(msg->headers[i].name, "transfer-encoding"))
-            continue;
-        n++;
-        plain = http_slice_eq_nocase(msg->headers[i].value, "chunked");
-    }
-    return n == 1 && plain;
 }
 
 /* Appends one run of response body to out, chunk-framed when weir sends
@@ -1354,6 +1360,7 @@ static void proxy_finish_request(struct client *c)
     c->resp_started = 0;
     c->head_request = 0;
     c->status = 0;
+    c->logged = 0;
     /* a client that half-closed still gets answers to what it sent */
     if (!c->keep_alive || (c->c_eof && buf_len(&c->in) == 0) || c->wc->draining) {
         client_close_after_write(c);
@@ -1537,7 +1544,8 @@ static void client_update_watchers(struct client *c)
     }
     if (out_pending && !c->c_writable)
         cev |= EV_WRITE;
-    io_update(loop, &c->io, c->fd, cev);
+    io_update(loop, &c->io, c->fd, cev, c->io.fd == c->fd && c->c_registered);
+    c->c_registered = 1;
 
     if (c->up_state == US_CONNECTING) {
         uev = EV_WRITE;
@@ -1548,7 +1556,8 @@ static void client_update_watchers(struct client *c)
             uev |= EV_WRITE;
     }
     if (c->up_fd >= 0)
-        io_update(loop, &c->up_io, c->up_fd, uev);
+        io_update(loop, &c->up_io, c->up_fd, uev, c->reused || c->up_registered);
+    c->up_registered = c->up_fd >= 0;
 }
 
 static void client_pump(struct client *c)

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "http/proxy.h"
+#include "resp/resp_proxy.h"
 
 #define SERVER_BACKLOG 4096
 #define SERVER_MIN_BUF (16 * 1024)
@@ -86,7 +87,10 @@ void snapshot_unref(struct snapshot *s)
 static void server_listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct wlistener *wl = w->data;
-    proxy_accept(wl->wc, wl);
+    if (wl->wc->snap->cfg->listeners[wl->index].protocol == CFG_PROTOCOL_REDIS)
+        resp_accept(wl->wc, wl);
+    else
+        proxy_accept(wl->wc, wl);
 }
 
 static void server_close_listeners(struct wctx *wc)
@@ -156,6 +160,7 @@ static void server_worker_wake(struct worker *w)
         wc->draining = 1;
         server_close_listeners(wc);
         proxy_drain(wc);
+        resp_drain(wc);
     }
 }
 
@@ -502,6 +507,7 @@ void server_free(struct server *srv)
         struct wctx *wc = &srv->workers[w];
         worker_join(&wc->worker);
         proxy_worker_cleanup(wc);
+        resp_worker_cleanup(wc);
         server_close_listeners(wc);
         if (wc->snap)
             snapshot_unref(wc->snap);

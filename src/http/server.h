@@ -49,6 +49,7 @@ struct wlistener {
 };
 
 struct client;
+struct resp_wctx;
 
 struct wctx {
     struct worker worker;
@@ -67,6 +68,7 @@ struct wctx {
     int accept_paused;
     int draining;
     uint64_t rng;
+    struct resp_wctx *resp;        /* the Redis proxy's worker state (resp_proxy.c), or NULL */
     /* mailbox, written by the main thread under mu */
     pthread_mutex_t mu;
     struct snapshot *pending_snap;

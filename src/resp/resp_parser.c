@@ -240,11 +240,13 @@ ssize_t resp_parse(struct resp_parser *p, const char *data, size_t len)
         case PS_LINE: {
             const char *cr = memchr(data + i, '\r', len - i);
             size_t n = cr ? (size_t)(cr - (data + i)) : len - i;
-            if ((uint64_t)p->line_len + n > p->lim->max_inline_bytes)
-                return resp_fail(p, RESP_ERR_LINE_TOO_LONG, at);
-            for (size_t k = 0; k < n; k++)
+            /* the first offending byte decides, however the stream is cut */
+            for (size_t k = 0; k < n; k++) {
+                if (p->line_len + k + 1 > p->lim->max_inline_bytes)
+                    return resp_fail(p, RESP_ERR_LINE_TOO_LONG, at + k);
                 if (data[i + k] == '\n')
                     return resp_fail(p, RESP_ERR_CRLF, at + k);
+            }
             p->line_len += (uint32_t)n;
             i += n;
             if (cr) {

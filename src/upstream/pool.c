@@ -136,6 +136,9 @@ int pool_put(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, 
     b->n_idle++;
     pool->n_idle++;
     ev_io_init(&pc->io, pool_io_cb, fd, EV_READ);
+    /* the fd comes straight from a session that watched it on this loop:
+     * it is registered already, so libev need not re-add it */
+    pc->io.events &= ~EV__IOFDSET;
     pc->io.data = pc;
     ev_io_start(pool->loop, &pc->io);
     ev_timer_init(&pc->timer, pool_timer_cb, (double)idle_timeout_ms / 1000.0, 0.);

@@ -20,6 +20,18 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 WEIR_BIN = os.environ.get("WEIR_BIN", os.path.join(ROOT, "build", "release", "weir"))
 WEIR_DEMO_BIN = os.environ.get("WEIR_DEMO_BIN", os.path.join(ROOT, "build", "release", "weir-demo"))
 
+def _sanitized(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
+# True when WEIR_BIN is an AddressSanitizer/UBSan build (for sanitizer-only xfails)
+SANITIZED = _sanitized(WEIR_BIN)
+
 IO_TIMEOUT = 10.0  # generous: only there so a bug turns into a failure, not a hang
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 

@@ -90,6 +90,10 @@ INVALID_RESPONSES = {
     "nul_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok",
     "obs_fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
     "head_then_close": [b"HTTP/1.1 200 OK\r\nContent-Le", 0.05, "close"],
+    "too_many_fields": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(300))
+                       + b"Content-Length: 2\r\n\r\nok",
+    "head_too_large": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    "bare_lf": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
 }
 
 

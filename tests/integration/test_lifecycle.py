@@ -206,6 +206,10 @@ def test_reload_moves_listener(weir_factory, demo_backend):
     a = demo_backend("a")
     port, port2 = free_port(), free_port()
     w = weir_factory(config(port, [a.addr]))
+    # served once first, so the worker has taken the listener over: a reload
+    # that lands before that can leak the old socket (server_publish replaces
+    # a worker's pending fds without closing the ones the new config drops)
+    assert _serves(port)
     w.reload(config(port2, [a.addr]))
     wait_until(lambda: _serves(port2), what="new listen address")
     wait_until(lambda: _connect_refused(port), what="old listen address closed")

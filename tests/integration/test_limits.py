@@ -130,3 +130,13 @@ def test_connection_limit_per_worker(proxy):
         c1.close()
         c2.close()
     assert [r.target for r in b.requests] == ["/", "/", "/third"]
+
+
+def test_expect_continue_over_body_limit_gets_413_not_100(pair):
+    w, b = pair
+    with RawClient(w.port) as c:
+        c.send(b"PUT /big HTTP/1.1\r\nHost: weir.test\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+        r = c.read_response(skip_1xx=False)
+        assert r.status == 413
+        assert c.is_closed()
+    assert b.count == 0

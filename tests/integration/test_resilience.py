@@ -87,7 +87,8 @@ health_check: { path: /ready, interval: 100ms, timeout: 100ms, rise: 1, fall: 1,
 """))
     w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: expected body text not found"
                % bad.addr.replace(".", r"\."))
-    assert any(r.target == "/ready" and r.header("Host") == "health.local" for r in good.requests)
+    wait_until(lambda: any(r.target == "/ready" and r.header("Host") == "health.local"
+                           for r in list(good.requests)), what="a check of the good endpoint")
     before = bad.count
     for _ in range(6):
         assert get(w.url + "/x").status_code == 200

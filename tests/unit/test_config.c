@@ -310,13 +310,13 @@ static void test_error_unknown_keys(void **state)
     static const struct err_case cases[] = {
         { "listeners:\n  - name: web\n    listn: 127.0.0.1:8080\n",
           "weir.yaml:3:5: unknown key 'listn' in listener (expected one of: name, listen, "
-          "protocol, routes, limits, timeouts)" },
+          "protocol, routes, redis_cluster, limits, timeouts)" },
         { "admin: { listen: 127.0.0.1:9901 }\n",
           "weir.yaml:1:1: unknown key 'admin' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters)" },
         { "redis_clusters: []\n",
-          "weir.yaml:1:1: unknown key 'redis_clusters' in configuration (expected one of: "
-          "workers, drain_timeout, log, listeners, clusters)" },
+          "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
+          "cluster)" },
         { LISTENER_HEAD "    routes:\n      - rate_limit: { rate: 100/s }\n        cluster: api\n",
           "weir.yaml:5:9: unknown key 'rate_limit' in route (expected one of: match, cluster, retry, timeout)" },
         { "clusters:\n  - name: api\n    health_chek: { path: /health }\n",
@@ -352,7 +352,7 @@ static void test_error_unknown_keys(void **state)
         { "? [a]\n: b\n", "weir.yaml:1:3: expected a key name in configuration, got a list" },
         { "<<: { workers: 2 }\n",
           "weir.yaml:1:1: unknown key '<<' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters)" },
     };
     RUN_CASES(cases);
 }
@@ -399,8 +399,8 @@ static void test_error_values(void **state)
         { "listeners:\n  - name: \"a\\x01b\"\n",
           "weir.yaml:2:11: bad name 'a\\x01b': use 1 to 63 letters, digits, '_', '-' or '.'" },
         { "listeners:\n  - name: \"a\\0b\"\n", "weir.yaml:2:11: 'name' contains a NUL character" },
-        { LISTENER_HEAD "    protocol: redis\n",
-          "weir.yaml:4:15: unknown protocol 'redis' (expected one of: http)" },
+        { LISTENER_HEAD "    protocol: memcache\n",
+          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis)" },
         { "workers: 0\n",
           "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '0'" },
         { "workers: 257\n",
@@ -524,7 +524,7 @@ static void test_error_required_and_empty(void **state)
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",
           "weir.yaml:12:1: unknown key 'x' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters)" },
         { "clusters:\n  - name: api\n    endpoints: [127.0.0.1:9001]\n",
           "weir.yaml:1:1: configuration is missing required key 'listeners'" },
         { LISTENER_HEAD "    routes: [{ cluster: api }]\n",

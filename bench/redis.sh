@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Redis sharding proxy benchmark: weir (1 worker) beside nutcracker (twemproxy,
+# single-threaded) and direct Redis, over the same 3 redis-server shards, with
+# redis-benchmark GET/SET, 50 clients, pipeline 1 and 16. Reports ops/s and the
+# proxy's CPU time per op (utime+stime from /proc during the run / ops) and the
+# weir/nutcracker ratios. See docs/redis.md.
+#
+# usage: bench/redis.sh
+# env:   BENCH_REDIS_OPS (200000)   requests per redis-benchmark run
+#        BENCH_REDIS_ROUNDS (3)     runs per target and test, interleaved; medians reported
+#        BENCH_CONNS (50)           redis-benchmark clients
+#        BUILD_DIR (build/release)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+root=$PWD
+ops=${BENCH_REDIS_OPS:-200000}
+rounds=${BENCH_REDIS_ROUNDS:-3}
+conns=${BENCH_CONNS:-50}
+build=${BUILD_DIR:-build/release}
+clk_tck=$(getconf CLK_TCK)
+
+die() { echo "bench/redis: $*" >&2; exit 1; }
+for tool in redis-server redis-benchmark nutcracker; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || die "$tool not found (make bench installs it)"
+done
+nutcracker=$(command -v nutcracker || echo /usr/sbin/nutcracker)
+[ -x "$build/weir" ] || die "$build/weir not found; run make first"
+
+stamp=$(date -u +%Y%m%d-%H%M%S)
+results=$root/bench/results/redis-$stamp
+mkdir -p "$results"
+tmp=$(mktemp -d /tmp/weir-bench-redis.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  die "nothing listens on $1"
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+shard_ports=()
+for i in 1 2 3; do
+  p=$(free_port)
+  redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --loglevel warning --dir "$tmp" >/dev/null 2>&1 &
+  pids+=($!)
+  shard_ports+=("$p")
+  wait_port "$p"
+done
+
+weir_port=$(free_port)
+{
+  echo "workers: 1"
+  echo "log: { level: warn }"
+  echo "listeners:"
+  echo "  - { name: cache, listen: 127.0.0.1:$weir_port, protocol: redis, redis_cluster: c }"
+  echo "redis_clusters:"
+  echo "  - name: c"
+  echo "    distribution: consistent_hash"
+  echo "    hash: fnv1a_64"
+  echo "    shards:"
+  for p in "${shard_ports[@]}"; do echo "      - { primary: 127.0.0.1:$p }"; done
+} >"$tmp/weir.yaml"
+"$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
+weir_pid=$!
+pids+=($weir_pid)
+wait_port "$weir_port"
+
+nc_port=$(free_port)
+{
+  echo "pool:"
+  echo "  listen: 127.0.0.1:$nc_port"
+  echo "  hash: fnv1a_64"
+  echo "  distribution: ketama"
+  echo "  redis: true"
+  echo "  servers:"
+  for p in "${shard_ports[@]}"; do echo "   - 127.0.0.1:$p:1"; done
+} >"$tmp/nc.yml"
+"$nutcracker" -c "$tmp/nc.yml" -s "$(free_port)" >"$tmp/nc.log" 2>&1 &
+nc_pid=$!
+pids+=($nc_pid)
+wait_port "$nc_port"
+
+declare -A port=([weir]=$weir_port [nutcracker]=$nc_port [direct]=${shard_ports[0]})
+declare -A pid=([weir]=$weir_pid [nutcracker]=$nc_pid [direct]=${pids[0]})
+targets=(weir nutcracker direct)
+declare -A res_ops res_cpu
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR + 1) / 2)] : 0)}'; }
+
+for pipe in 1 16; do
+  for test in get set; do
+    for r in $(seq "$rounds"); do
+      for t in "${targets[@]}"; do
+        before=$(cpu_ticks "${pid[$t]}")
+        out=$(redis-benchmark -h 127.0.0.1 -p "${port[$t]}" -c "$conns" -n "$ops" -P "$pipe" \
+              -t "$test" -r 100000 --csv -q 2>/dev/null | tail -1)
+        after=$(cpu_ticks "${pid[$t]}")
+        rps=$(echo "$out" | awk -F'","' '{gsub(/"/, "", $2); print $2}')
+        us=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$ops" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+        echo "$t $test P$pipe round $r: $rps ops/s, ${us} us/op CPU" >>"$results/raw.txt"
+        echo "$rps" >>"$tmp/$t-$test-$pipe.ops"
+        echo "$us" >>"$tmp/$t-$test-$pipe.cpu"
+      done
+    done
+    for t in "${targets[@]}"; do
+      res_ops[$t-$test-$pipe]=$(median <"$tmp/$t-$test-$pipe.ops")
+      res_cpu[$t-$test-$pipe]=$(median <"$tmp/$t-$test-$pipe.cpu")
+    done
+  done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
+{
+  echo "Redis proxy benchmark $stamp: redis-benchmark -c $conns -n $ops -r 100000 -t get|set -P 1|16"
+  echo "3 redis-server shards; weir (1 worker) and nutcracker over the same shards, ketama/fnv1a_64;"
+  echo "direct = redis-benchmark straight to one shard (no proxy). Medians of $rounds interleaved runs."
+  echo
+  printf '%-6s %-4s | %12s %10s | %12s %10s | %12s %10s | %9s %9s\n' test P "weir ops/s" "us/op" \
+    "twem ops/s" "us/op" "direct ops/s" "us/op" "ops x" "cpu x"
+  for pipe in 1 16; do
+    for test in get set; do
+      k=$test-$pipe
+      printf '%-6s %-4s | %12s %10s | %12s %10s | %12s %10s | %9s %9s\n' "$test" "$pipe" \
+        "${res_ops[weir-$k]}" "${res_cpu[weir-$k]}" "${res_ops[nutcracker-$k]}" "${res_cpu[nutcracker-$k]}" \
+        "${res_ops[direct-$k]}" "${res_cpu[direct-$k]}" \
+        "$(ratio "${res_ops[weir-$k]}" "${res_ops[nutcracker-$k]}")" \
+        "$(ratio "${res_cpu[weir-$k]}" "${res_cpu[nutcracker-$k]}")"
+    done
+  done
+  echo
+  echo "ops x = weir/nutcracker throughput; cpu x = weir/nutcracker CPU per op (proxy process"
+  echo "utime+stime during the run / ops; for direct, the redis-server's own). The machine is"
+  echo "shared by redis-benchmark, the shards and the proxy: compare ratios, not absolutes."
+  echo "nproc: $(nproc), loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$results/summary.txt"
+echo "results saved in ${results#"$root"/}/"

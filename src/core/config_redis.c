@@ -1,0 +1,674 @@
+/* config_redis: the `redis_clusters` section and the redis listener keys.
+ *
+ *   redis_clusters list -- cluster map -- shards list -- shard map -- replicas list
+ *                                      |- range map ---- map list -- bound map
+ *                                      |- directory map - map list -- prefix map
+ *                                      `- timeouts / health_check / commands / limits maps
+ *
+ * Parsed with the table-driven helpers of config_parse.h, like the rest of
+ * the file. Shard references in range and directory entries are a shard
+ * name or a 0-based index, resolved once the shards are known (the shards
+ * key may come after them), so they are parsed in a second pass over the
+ * saved nodes. cfg_resolve_redis() then checks the protocol-specific
+ * listener keys and points every redis listener at its cluster. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config_parse.h"
+#include "core/units.h"
+
+#define CFG_MAX_REDIS_SHARDS 4096
+#define CFG_MAX_REDIS_REPLICAS 16
+#define CFG_MAX_REDIS_MAP 100000
+
+static const struct cfg_redis_cluster cfg_redis_defaults = {
+    .distribution = CFG_REDIS_DIST_KETAMA,
+    .hash = CFG_REDIS_HASH_FNV1A_64,
+    .hash_tag = "{}",
+    .range_by = CFG_REDIS_RANGE_KEY,
+    .default_shard = -1,
+    .read_from = CFG_REDIS_READ_PRIMARY,
+    .connections = 1,
+    .max_blocking = 64,
+    .connect_timeout_ms = 1000,
+    .response_timeout_ms = 5000,
+    .health_interval_ms = 1000,
+    .max_lag_s = 10,
+    .health_fall = 2,
+    .max_bulk_bytes = 512u << 20,
+    .max_args = 1u << 20,
+    .max_depth = 16,
+};
+
+#define CFG_ENUM_NAME(e, s) s,
+static const char *const cfg_redis_dist_names[] = { CFG_REDIS_DIST_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_redis_hash_names[] = { CFG_REDIS_HASH_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_redis_read_names[] = { CFG_REDIS_READ_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_redis_range_names[] = { CFG_REDIS_RANGE_LIST(CFG_ENUM_NAME) };
+#undef CFG_ENUM_NAME
+
+const char *cfg_redis_dist_name(enum cfg_redis_dist d)
+{
+    return (unsigned)d < CFG_REDIS_DIST_COUNT ? cfg_redis_dist_names[d] : "?";
+}
+
+const char *cfg_redis_hash_name(enum cfg_redis_hash h)
+{
+    return (unsigned)h < CFG_REDIS_HASH_COUNT ? cfg_redis_hash_names[h] : "?";
+}
+
+const char *cfg_redis_read_name(enum cfg_redis_read r)
+{
+    return (unsigned)r < CFG_REDIS_READ_COUNT ? cfg_redis_read_names[r] : "?";
+}
+
+/* A cluster being parsed, with the nodes whose parsing waits for the shards. */
+struct cfg_redis_parse {
+    struct cfg_redis_cluster *rc;
+    yaml_node_t *range_map;        /* range.map */
+    yaml_node_t *dir_map;          /* directory.map */
+    yaml_node_t *dir_default;      /* directory.default */
+    yaml_node_t *range;            /* the range / directory keys, for messages */
+    yaml_node_t *directory;
+};
+
+/* ---- servers and shards ---- */
+
+static int cfg_redis_server(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
+                            struct cfg_redis_server *s)
+{
+    return cfg_parse_address(ctx, v, what, &s->address, &s->addr, &s->addrlen);
+}
+
+static int cfg_redis_primary(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_redis_server(ctx, v, "'primary'", &((struct cfg_redis_shard *)obj)->primary);
+}
+
+static int cfg_redis_replica_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    return cfg_redis_server(ctx, v, "a replica", &((struct cfg_redis_shard *)obj)->replicas[i]);
+}
+
+static int cfg_redis_replicas(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_shard *sh = obj;
+    void *items;
+
+    if (v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.top == v->data.sequence.items.start)
+        return 0; /* replicas: [] */
+    static const struct cfg_list list = { "'replicas'", "replica", sizeof(struct cfg_redis_server),
+                                          CFG_MAX_REDIS_REPLICAS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &sh->n_replicas);
+    if (rc < 0)
+        return rc;
+    sh->replicas = items;
+    return cfg_list_each(ctx, v, cfg_redis_replica_item, sh);
+}
+
+static int cfg_redis_shard_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_mark m;
+    return cfg_parse_name(ctx, v, &((struct cfg_redis_shard *)obj)->name, &m);
+}
+
+static const struct cfg_key cfg_redis_shard_keys[] = {
+    CFG_FUNC("primary", cfg_redis_primary, true),
+    CFG_FUNC("replicas", cfg_redis_replicas, false),
+    CFG_FUNC("name", cfg_redis_shard_name, false),
+    CFG_FIELD("weight", CFG_KIND_UINT, struct cfg_redis_shard, weight, 1, 1000),
+};
+CFG_MAP_DEFINE(cfg_redis_shard_map, "shard", cfg_redis_shard_keys);
+
+static int cfg_redis_shard_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_redis_cluster *rc = obj;
+    struct cfg_redis_shard *sh = &rc->shards[i];
+    char q[CFG_QUOTE_SIZE];
+
+    sh->weight = 1;
+    sh->mark = cfg_mark_of(v);
+    int r = cfg_parse_map(ctx, v, &cfg_redis_shard_map, sh, NULL);
+    if (r < 0)
+        return r;
+    if (sh->name == NULL && (r = cfg_strdup(ctx, sh->primary.address, &sh->name)) < 0)
+        return r;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(rc->shards[j].name, sh->name) == 0)
+            return cfg_fail(ctx, v, "duplicate shard name %s (first at %d:%d)",
+                            cfg_quote(sh->name, q), rc->shards[j].mark.line,
+                            rc->shards[j].mark.col);
+    return 0;
+}
+
+static int cfg_redis_shards(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
+    void *items;
+
+    static const struct cfg_list list = { "'shards'", "shard", sizeof(struct cfg_redis_shard),
+                                          CFG_MAX_REDIS_SHARDS };
+    int r = cfg_list_new(ctx, v, &list, &items, &rc->n_shards);
+    if (r < 0)
+        return r;
+    rc->shards = items;
+    return cfg_list_each(ctx, v, cfg_redis_shard_item, rc);
+}
+
+/* A shard reference: a shard's name or its 0-based index. */
+static int cfg_redis_shard_ref(struct cfg_ctx *ctx, const struct cfg_redis_cluster *rc,
+                               yaml_node_t *v, size_t *out)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    uint64_t n;
+
+    int r = cfg_text(ctx, v, "'shard'", &s);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < rc->n_shards; i++)
+        if (strcmp(rc->shards[i].name, s) == 0) {
+            *out = i;
+            return 0;
+        }
+    if (units_parse_uint(s, UINT64_MAX, &n) == 0 && n < rc->n_shards) {
+        *out = (size_t)n;
+        return 0;
+    }
+    return cfg_fail(ctx, v, "unknown shard %s (expected a shard name or an index 0..%zu)",
+                    cfg_quote(s, q), rc->n_shards - 1);
+}
+
+/* ---- range ---- */
+
+struct cfg_redis_item_ctx {
+    struct cfg_redis_cluster *rc;
+    yaml_node_t *below;
+    yaml_node_t *shard;
+    yaml_node_t *prefix;
+};
+
+static int cfg_redis_keep_below(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_item_ctx *)obj)->below = v;
+    return 0;
+}
+
+static int cfg_redis_keep_shard(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_item_ctx *)obj)->shard = v;
+    return 0;
+}
+
+static int cfg_redis_keep_prefix(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_item_ctx *)obj)->prefix = v;
+    return 0;
+}
+
+static const struct cfg_key cfg_redis_bound_keys[] = {
+    CFG_FUNC("below", cfg_redis_keep_below, false),
+    CFG_FUNC("shard", cfg_redis_keep_shard, true),
+};
+CFG_MAP_DEFINE(cfg_redis_bound_map, "range bound", cfg_redis_bound_keys);
+
+static int cfg_redis_bound_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_redis_cluster *rc = obj;
+    struct cfg_redis_range *rg = &rc->ranges[i];
+    struct cfg_redis_item_ctx it = { .rc = rc };
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int r = cfg_parse_map(ctx, v, &cfg_redis_bound_map, &it, NULL);
+    if (r == 0)
+        r = cfg_redis_shard_ref(ctx, rc, it.shard, &rg->shard);
+    if (r < 0)
+        return r;
+    if (it.below == NULL) {
+        if (i + 1 != rc->n_ranges)
+            return cfg_fail(ctx, v, "only the last range bound may leave out 'below'");
+        return 0;
+    }
+    if ((r = cfg_text(ctx, it.below, "'below'", &s)) < 0)
+        return r;
+    rg->has_below = 1;
+    if (rc->range_by == CFG_REDIS_RANGE_ID) {
+        if (units_parse_uint(s, UINT64_MAX, &rg->below_id) < 0)
+            return cfg_fail(ctx, it.below, "expected a number for 'below' (range by id), got %s",
+                            cfg_quote(s, q));
+        if (i > 0 && rg->below_id <= rc->ranges[i - 1].below_id)
+            return cfg_fail(ctx, it.below, "range bounds must increase");
+        return 0;
+    }
+    if (i > 0 && strcmp(s, rc->ranges[i - 1].below) <= 0)
+        return cfg_fail(ctx, it.below, "range bounds must increase (bytewise)");
+    return cfg_strdup(ctx, s, &rg->below);
+}
+
+static int cfg_redis_range_by(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int b = 0;
+    int r = cfg_parse_enum(ctx, v, "range.by", cfg_redis_range_names, CFG_REDIS_RANGE_COUNT, &b);
+    ((struct cfg_redis_parse *)obj)->rc->range_by = (enum cfg_redis_range_by)b;
+    return r;
+}
+
+static int cfg_redis_keep_range_map(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->range_map = v;
+    return cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "'map'");
+}
+
+static const struct cfg_key cfg_redis_range_keys[] = {
+    CFG_FUNC("by", cfg_redis_range_by, false),
+    CFG_FUNC("map", cfg_redis_keep_range_map, true),
+};
+CFG_MAP_DEFINE(cfg_redis_range_map, "range", cfg_redis_range_keys);
+
+static int cfg_redis_range(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->range = v;
+    return cfg_parse_map(ctx, v, &cfg_redis_range_map, obj, NULL);
+}
+
+/* ---- directory ---- */
+
+static const struct cfg_key cfg_redis_prefix_keys[] = {
+    CFG_FUNC("prefix", cfg_redis_keep_prefix, true),
+    CFG_FUNC("shard", cfg_redis_keep_shard, true),
+};
+CFG_MAP_DEFINE(cfg_redis_prefix_map, "directory entry", cfg_redis_prefix_keys);
+
+static int cfg_redis_prefix_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_redis_cluster *rc = obj;
+    struct cfg_redis_prefix *px = &rc->prefixes[i];
+    struct cfg_redis_item_ctx it = { .rc = rc };
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int r = cfg_parse_map(ctx, v, &cfg_redis_prefix_map, &it, NULL);
+    if (r == 0)
+        r = cfg_redis_shard_ref(ctx, rc, it.shard, &px->shard);
+    if (r == 0)
+        r = cfg_text(ctx, it.prefix, "'prefix'", &s);
+    if (r < 0)
+        return r;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(rc->prefixes[j].prefix, s) == 0)
+            return cfg_fail(ctx, it.prefix, "duplicate prefix %s", cfg_quote(s, q));
+    px->prefix_len = strlen(s);
+    return cfg_strdup(ctx, s, &px->prefix);
+}
+
+static int cfg_redis_keep_dir_map(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->dir_map = v;
+    return cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "'map'");
+}
+
+static int cfg_redis_keep_dir_default(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->dir_default = v;
+    return 0;
+}
+
+static const struct cfg_key cfg_redis_dir_keys[] = {
+    CFG_FUNC("map", cfg_redis_keep_dir_map, true),
+    CFG_FUNC("default", cfg_redis_keep_dir_default, false),
+};
+CFG_MAP_DEFINE(cfg_redis_dir_map, "directory", cfg_redis_dir_keys);
+
+static int cfg_redis_directory(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->directory = v;
+    return cfg_parse_map(ctx, v, &cfg_redis_dir_map, obj, NULL);
+}
+
+/* ---- small maps ---- */
+
+static const struct cfg_key cfg_redis_timeout_keys[] = {
+    CFG_FIELD("connect", CFG_KIND_DURATION, struct cfg_redis_cluster, connect_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("response", CFG_KIND_DURATION, struct cfg_redis_cluster, response_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+};
+CFG_MAP_DEFINE(cfg_redis_timeout_map, "redis cluster timeouts", cfg_redis_timeout_keys);
+
+static int cfg_redis_max_lag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_cluster *rc = obj;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    uint64_t ms;
+
+    int r = cfg_scalar(ctx, v, "'max_lag'", &s);
+    if (r < 0)
+        return r;
+    if (units_parse_duration_ms(s, &ms) < 0 || ms % 1000 != 0 || ms == 0 || ms > 3600000)
+        return cfg_fail(ctx, v, "expected whole seconds 1s..1h for 'max_lag' (Redis reports "
+                                "replication lag in seconds), got %s", cfg_quote(s, q));
+    rc->max_lag_s = ms / 1000;
+    return 0;
+}
+
+static const struct cfg_key cfg_redis_health_keys[] = {
+    CFG_FIELD("interval", CFG_KIND_DURATION, struct cfg_redis_cluster, health_interval_ms, 100,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("fall", CFG_KIND_UINT, struct cfg_redis_cluster, health_fall, 1, 100),
+    CFG_FUNC("max_lag", cfg_redis_max_lag, false),
+};
+CFG_MAP_DEFINE(cfg_redis_health_map, "health_check", cfg_redis_health_keys);
+
+static int cfg_redis_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int r = cfg_scalar(ctx, v, what, &s);
+    if (r < 0)
+        return r;
+    if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+        *out = s[0] == 't';
+        return 0;
+    }
+    return cfg_fail(ctx, v, "expected true or false for %s, got %s", what, cfg_quote(s, q));
+}
+
+static int cfg_redis_cmd_keys(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_redis_bool(ctx, v, "'keys'", &((struct cfg_redis_cluster *)obj)->allow_keys);
+}
+
+static int cfg_redis_cmd_flush(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_redis_bool(ctx, v, "'flush'", &((struct cfg_redis_cluster *)obj)->allow_flush);
+}
+
+static const struct cfg_key cfg_redis_commands_keys[] = {
+    CFG_FUNC("keys", cfg_redis_cmd_keys, false),
+    CFG_FUNC("flush", cfg_redis_cmd_flush, false),
+};
+CFG_MAP_DEFINE(cfg_redis_commands_map, "commands", cfg_redis_commands_keys);
+
+static const struct cfg_key cfg_redis_limits_keys[] = {
+    CFG_FIELD("bulk", CFG_KIND_SIZE, struct cfg_redis_cluster, max_bulk_bytes, 1, 512u << 20),
+    CFG_FIELD("args", CFG_KIND_UINT, struct cfg_redis_cluster, max_args, 1, 1u << 24),
+    CFG_FIELD("depth", CFG_KIND_UINT, struct cfg_redis_cluster, max_depth, 1, 32),
+};
+CFG_MAP_DEFINE(cfg_redis_limits_map, "redis cluster limits", cfg_redis_limits_keys);
+
+/* ---- cluster ---- */
+
+static int cfg_redis_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
+    return cfg_parse_name(ctx, v, &rc->name, &rc->name_mark);
+}
+
+static int cfg_redis_dist(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int d = 0;
+    int r = cfg_parse_enum(ctx, v, "distribution", cfg_redis_dist_names, CFG_REDIS_DIST_COUNT, &d);
+    ((struct cfg_redis_parse *)obj)->rc->distribution = (enum cfg_redis_dist)d;
+    return r;
+}
+
+static int cfg_redis_hash(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int h = 0;
+    int r = cfg_parse_enum(ctx, v, "hash", cfg_redis_hash_names, CFG_REDIS_HASH_COUNT, &h);
+    ((struct cfg_redis_parse *)obj)->rc->hash = (enum cfg_redis_hash)h;
+    return r;
+}
+
+static int cfg_redis_read_from(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int p = 0;
+    int r = cfg_parse_enum(ctx, v, "read_from", cfg_redis_read_names, CFG_REDIS_READ_COUNT, &p);
+    ((struct cfg_redis_parse *)obj)->rc->read_from = (enum cfg_redis_read)p;
+    return r;
+}
+
+static int cfg_redis_hash_tag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+
+    int r = cfg_scalar(ctx, v, "'hash_tag'", &s);
+    if (r < 0)
+        return r;
+    if (strlen(s) != 2 && s[0] != '\0')
+        return cfg_fail(ctx, v, "expected two characters like \"{}\" for 'hash_tag' (or \"\" "
+                                "for none), got %s", cfg_quote(s, q));
+    memcpy(rc->hash_tag, s, strlen(s) + 1);
+    return 0;
+}
+
+static int cfg_redis_password(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    const char *s;
+    int r = cfg_text(ctx, v, "'password'", &s);
+    return r < 0 ? r : cfg_strdup(ctx, s, &((struct cfg_redis_parse *)obj)->rc->password);
+}
+
+#define CFG_REDIS_SUBMAP(fn, map) \
+    static int fn(struct cfg_ctx *ctx, yaml_node_t *v, void *obj) \
+    { \
+        return cfg_parse_map(ctx, v, &(map), ((struct cfg_redis_parse *)obj)->rc, NULL); \
+    }
+CFG_REDIS_SUBMAP(cfg_redis_timeouts, cfg_redis_timeout_map)
+CFG_REDIS_SUBMAP(cfg_redis_health, cfg_redis_health_map)
+CFG_REDIS_SUBMAP(cfg_redis_commands, cfg_redis_commands_map)
+CFG_REDIS_SUBMAP(cfg_redis_limits, cfg_redis_limits_map)
+
+static int cfg_redis_uint32(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint64_t lo,
+                            uint64_t hi, uint32_t *out)
+{
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    uint64_t n;
+
+    int r = cfg_scalar(ctx, v, what, &s);
+    if (r < 0)
+        return r;
+    if (units_parse_uint(s, hi, &n) < 0 || n < lo)
+        return cfg_fail(ctx, v, "%s must be %llu..%llu, got %s", what, (unsigned long long)lo,
+                        (unsigned long long)hi, cfg_quote(s, q));
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int cfg_redis_connections(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_redis_uint32(ctx, v, "'connections'", 1, 64,
+                            &((struct cfg_redis_parse *)obj)->rc->connections);
+}
+
+static int cfg_redis_blocking(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_redis_uint32(ctx, v, "'blocking_connections'", 0, 100000,
+                            &((struct cfg_redis_parse *)obj)->rc->max_blocking);
+}
+
+static const struct cfg_key cfg_redis_cluster_keys[] = {
+    CFG_FUNC("name", cfg_redis_name, true),
+    CFG_FUNC("distribution", cfg_redis_dist, false),
+    CFG_FUNC("hash", cfg_redis_hash, false),
+    CFG_FUNC("hash_tag", cfg_redis_hash_tag, false),
+    CFG_FUNC("shards", cfg_redis_shards, true),
+    CFG_FUNC("range", cfg_redis_range, false),
+    CFG_FUNC("directory", cfg_redis_directory, false),
+    CFG_FUNC("read_from", cfg_redis_read_from, false),
+    CFG_FUNC("connections", cfg_redis_connections, false),
+    CFG_FUNC("blocking_connections", cfg_redis_blocking, false),
+    CFG_FUNC("timeouts", cfg_redis_timeouts, false),
+    CFG_FUNC("health_check", cfg_redis_health, false),
+    CFG_FUNC("commands", cfg_redis_commands, false),
+    CFG_FUNC("password", cfg_redis_password, false),
+    CFG_FUNC("limits", cfg_redis_limits, false),
+};
+CFG_MAP_DEFINE(cfg_redis_cluster_map, "redis cluster", cfg_redis_cluster_keys);
+
+/* The parts that need the shards: range and directory entries. */
+static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps, yaml_node_t *node)
+{
+    struct cfg_redis_cluster *rc = ps->rc;
+    bool is_range = rc->distribution == CFG_REDIS_DIST_RANGE;
+    bool is_dir = rc->distribution == CFG_REDIS_DIST_DIRECTORY;
+    void *items;
+    int r;
+
+    if (ps->range && !is_range)
+        return cfg_fail(ctx, ps->range, "'range' is used only with distribution range");
+    if (ps->directory && !is_dir)
+        return cfg_fail(ctx, ps->directory, "'directory' is used only with distribution "
+                                            "directory");
+    if (is_range && !ps->range)
+        return cfg_fail(ctx, node, "distribution range needs a 'range' map");
+    if (is_dir && !ps->directory)
+        return cfg_fail(ctx, node, "distribution directory needs a 'directory' map");
+    if (is_range) {
+        static const struct cfg_list list = { "'map'", "range bound",
+                                              sizeof(struct cfg_redis_range), CFG_MAX_REDIS_MAP };
+        if ((r = cfg_list_new(ctx, ps->range_map, &list, &items, &rc->n_ranges)) < 0)
+            return r;
+        rc->ranges = items;
+        return cfg_list_each(ctx, ps->range_map, cfg_redis_bound_item, rc);
+    }
+    if (is_dir) {
+        static const struct cfg_list list = { "'map'", "directory entry",
+                                              sizeof(struct cfg_redis_prefix), CFG_MAX_REDIS_MAP };
+        if ((r = cfg_list_new(ctx, ps->dir_map, &list, &items, &rc->n_prefixes)) < 0)
+            return r;
+        rc->prefixes = items;
+        if ((r = cfg_list_each(ctx, ps->dir_map, cfg_redis_prefix_item, rc)) < 0)
+            return r;
+        if (ps->dir_default) {
+            size_t d;
+            if ((r = cfg_redis_shard_ref(ctx, rc, ps->dir_default, &d)) < 0)
+                return r;
+            rc->default_shard = (int64_t)d;
+        }
+    }
+    return 0;
+}
+
+static int cfg_redis_cluster_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+{
+    struct cfg *cfg = obj;
+    struct cfg_redis_cluster *rc = &cfg->redis_clusters[i];
+    struct cfg_redis_parse ps = { .rc = rc };
+    char q[CFG_QUOTE_SIZE];
+
+    *rc = cfg_redis_defaults;
+    rc->line = cfg_mark_of(node).line;
+    rc->col = cfg_mark_of(node).col;
+    int r = cfg_parse_map(ctx, node, &cfg_redis_cluster_map, &ps, NULL);
+    if (r == 0)
+        r = cfg_redis_second_pass(ctx, &ps, node);
+    if (r < 0)
+        return r;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->redis_clusters[j].name, rc->name) == 0)
+            return cfg_fail_mark(ctx, rc->name_mark, "duplicate redis cluster name %s (first "
+                                 "defined at %d:%d)", cfg_quote(rc->name, q),
+                                 cfg->redis_clusters[j].name_mark.line,
+                                 cfg->redis_clusters[j].name_mark.col);
+    return 0;
+}
+
+int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg *cfg = obj;
+    void *items;
+
+    static const struct cfg_list list = { "'redis_clusters'", "redis cluster",
+                                          sizeof(struct cfg_redis_cluster), CFG_MAX_CLUSTERS };
+    int r = cfg_list_new(ctx, v, &list, &items, &cfg->n_redis_clusters);
+    if (r < 0)
+        return r;
+    cfg->redis_clusters = items;
+    return cfg_list_each(ctx, v, cfg_redis_cluster_item, cfg);
+}
+
+int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+    const char *s;
+
+    int r = cfg_text(ctx, v, "'redis_cluster'", &s);
+    if (r < 0)
+        return r;
+    l->redis_cluster_mark = cfg_mark_of(v);
+    return cfg_strdup(ctx, s, &l->redis_cluster_name);
+}
+
+int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg)
+{
+    char q[CFG_QUOTE_SIZE];
+    bool any_http = false;
+
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct cfg_listener *l = &cfg->listeners[i];
+        struct cfg_mark at = { l->line, l->col };
+        if (l->protocol != CFG_PROTOCOL_REDIS) {
+            any_http = true;
+            if (l->redis_cluster_name)
+                return cfg_fail_mark(ctx, l->redis_cluster_mark, "'redis_cluster' is used only "
+                                     "with protocol redis");
+            if (l->n_routes == 0)
+                return cfg_fail_mark(ctx, at, "listener is missing required key 'routes'");
+            continue;
+        }
+        if (l->n_routes > 0)
+            return cfg_fail_mark(ctx, at, "listener %s has protocol redis: it takes "
+                                 "'redis_cluster', not 'routes'", cfg_quote(l->name, q));
+        if (!l->redis_cluster_name)
+            return cfg_fail_mark(ctx, at, "listener is missing required key 'redis_cluster' "
+                                 "(protocol redis)");
+        for (size_t j = 0; j < cfg->n_redis_clusters && !l->redis_cluster; j++)
+            if (strcmp(cfg->redis_clusters[j].name, l->redis_cluster_name) == 0)
+                l->redis_cluster = &cfg->redis_clusters[j];
+        if (!l->redis_cluster)
+            return cfg_fail_mark(ctx, l->redis_cluster_mark, "listener names redis cluster %s "
+                                 "which is not defined in 'redis_clusters'",
+                                 cfg_quote(l->redis_cluster_name, q));
+    }
+    if (any_http && cfg->n_clusters == 0) {
+        yaml_node_t *root = yaml_document_get_root_node(ctx->doc);
+        return cfg_fail(ctx, root, "configuration is missing required key 'clusters'");
+    }
+    return 0;
+}
+
+void cfg_free_redis_clusters(struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->n_redis_clusters; i++) {
+        struct cfg_redis_cluster *rc = &cfg->redis_clusters[i];
+        free(rc->name);
+        free(rc->password);
+        for (size_t s = 0; s < rc->n_shards; s++) {
+            struct cfg_redis_shard *sh = &rc->shards[s];
+            free(sh->name);
+            free(sh->primary.address);
+            for (size_t r = 0; r < sh->n_replicas; r++)
+                free(sh->replicas[r].address);
+            free(sh->replicas);
+        }
+        free(rc->shards);
+        for (size_t r = 0; r < rc->n_ranges; r++)
+            free(rc->ranges[r].below);
+        free(rc->ranges);
+        for (size_t p = 0; p < rc->n_prefixes; p++)
+            free(rc->prefixes[p].prefix);
+        free(rc->prefixes);
+    }
+    free(cfg->redis_clusters);
+    cfg->redis_clusters = NULL;
+    cfg->n_redis_clusters = 0;
+}

@@ -1,0 +1,41 @@
+/* resp_backend: a worker's Redis servers, the connections to them, the
+ * routing table built from the configuration, and health checks.
+ *
+ * Internal to src/resp/ (resp_proxy.c is its one user). */
+#ifndef WEIR_RESP_BACKEND_H
+#define WEIR_RESP_BACKEND_H
+
+#include "resp/resp_types.h"
+
+/* Rebuilds the worker's routes when its snapshot changed. Returns 0 or
+ * -ENOMEM (the old routes stay). */
+int resp_routes_sync(struct resp_wctx *rw);
+/* The route of the redis cluster named `name`, or NULL. */
+struct resp_route *resp_route_get(struct resp_wctx *rw, const char *name);
+/* The server a command on `shard` goes to: the primary, or for a read a
+ * replica chosen by read_from. NULL when the primary is down. */
+struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int read);
+
+/* A shared connection of srv, connecting it if needed. NULL when it cannot
+ * even start connecting. */
+struct resp_conn *resp_server_conn(struct resp_server *srv);
+/* A new connection of srv for one session's blocking commands (at most
+ * max_blocking per worker). NULL when over the cap or the connect fails. */
+struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner);
+/* Closes a dedicated connection: its waiting msgs become orphans. */
+void resp_conn_close_dedicated(struct resp_conn *c);
+
+/* Appends request bytes to c's output (written at the end of the round).
+ * Returns 0 or -ENOMEM. */
+int resp_conn_write(struct resp_conn *c, const void *data, size_t len);
+/* Queues m to receive c's next reply not yet claimed. */
+void resp_conn_push(struct resp_conn *c, struct resp_msg *m);
+/* Writes what every connection touched this round has queued. */
+void resp_flush_all(struct resp_wctx *rw);
+
+/* Starts the periodic health checks (idempotent). */
+void resp_health_start(struct resp_wctx *rw);
+/* Frees every server and connection (worker exit). */
+void resp_backend_cleanup(struct resp_wctx *rw);
+
+#endif

@@ -1,0 +1,1580 @@
+/* resp_proxy: Redis client sessions on a protocol redis listener.
+ *
+ *   client --read--> in --resp_parse (request)--> command --route--> conn.out (resp_backend)
+ *                                                  |  `--weir answers it: reply now
+ *                                                  `--msg appended to the session's queue
+ *   client <-write-- out <--replies in queue order-- msg.reply (chunks) <-- conn
+ *
+ * A session is driven like an HTTP client session (http/proxy.c): event
+ * callbacks record readiness and call resp_session_pump(), which reads,
+ * dispatches every complete command in the input buffer (a pipeline is
+ * split over shards as it comes), moves the replies that are ready, in
+ * order, into the output buffer and writes it. Requests queued on backend
+ * connections are written once per event-loop round (an ev_prepare
+ * watcher), so many clients' commands leave in one write per connection.
+ *
+ * A command with keys on several shards is either split into one fragment
+ * per key (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH; keyspace commands fan
+ * out per shard) and the fragments' replies merged, or, for commands whose
+ * keys must be together, refused with -CROSSSHARD: never a wrong answer.
+ *
+ * A session is freed in one place, at the end of its pump. Its in-flight
+ * msgs become orphans whose replies are dropped when they arrive. Buffers
+ * are held only while they hold bytes. A framing error gets
+ * "-ERR Protocol error: ..." and the connection is closed after it, with
+ * nothing of the bad command sent to any backend. */
+#include "resp/resp_proxy.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/net.h"
+#include "http/proxy.h"
+#include "resp/resp_backend.h"
+#include "resp/resp_cmd.h"
+
+#define RESP_MAX_PENDING 1024      /* commands a session may have in flight */
+#define RESP_PUMP_ROUNDS 32
+#define RESP_FREE_MSGS 4096
+#define RESP_FREE_CHUNKS 1024
+#define RESP_FREE_SESSIONS 1024
+#define RESP_VERSION "7.0.15"      /* the Redis version weir presents (HELLO, INFO) */
+
+struct resp_session {
+    ev_io io;
+    struct resp_wctx *rw;
+    int fd;
+    struct snapshot *snap;         /* one reference, keeps lst / cc valid */
+    const struct cfg_listener *lst;
+    struct resp_route *route;      /* valid while rw->snap == snap */
+    struct resp_session *prev, *next;
+    struct resp_session *dirty_next;
+    struct buf in, out;
+    struct resp_msg *q_head, *q_tail;
+    uint32_t n_pending;
+    uint8_t readable, writable, eof, closing, in_dirty;
+    uint8_t quit;                  /* QUIT or a framing error: close once the queue is out */
+    uint8_t authed;
+    uint8_t cur_proto_error;
+    struct resp_conn *bconn;       /* dedicated connection for blocking commands */
+    char *name;                    /* CLIENT SETNAME */
+    uint64_t id;
+};
+
+static uint64_t resp_next_client_id;
+
+/* ---- free lists ---- */
+
+struct resp_chunk *resp_chunk_get(struct resp_wctx *rw)
+{
+    struct resp_chunk *c = rw->free_chunks;
+    if (c) {
+        rw->free_chunks = c->next;
+        rw->n_free_chunks--;
+    } else if (!(c = malloc(sizeof(*c)))) {
+        return NULL;
+    }
+    c->next = NULL;
+    c->pos = c->len = 0;
+    return c;
+}
+
+void resp_chunk_put(struct resp_wctx *rw, struct resp_chunk *c)
+{
+    if (rw->n_free_chunks >= RESP_FREE_CHUNKS) {
+        free(c);
+        return;
+    }
+    c->next = rw->free_chunks;
+    rw->free_chunks = c;
+    rw->n_free_chunks++;
+}
+
+void resp_chunks_free(struct resp_wctx *rw, struct resp_chunk *head)
+{
+    while (head) {
+        struct resp_chunk *next = head->next;
+        resp_chunk_put(rw, head);
+        head = next;
+    }
+}
+
+struct resp_msg *resp_msg_get(struct resp_wctx *rw)
+{
+    struct resp_msg *m = rw->free_msgs;
+    if (m) {
+        rw->free_msgs = m->next;
+        rw->n_free_msgs--;
+    } else if (!(m = malloc(sizeof(*m)))) {
+        return NULL;
+    }
+    memset(m, 0, sizeof(*m));
+    return m;
+}
+
+void resp_msg_put(struct resp_wctx *rw, struct resp_msg *m)
+{
+    resp_chunks_free(rw, m->rhead);
+    struct resp_msg *f = m->frags;
+    while (f) { /* fragments still waiting on a backend stay there as orphans */
+        struct resp_msg *next = f->next;
+        f->parent = NULL;
+        f->s = NULL;
+        if (!f->in_backend)
+            resp_msg_put(rw, f);
+        f = next;
+    }
+    if (rw->n_free_msgs >= RESP_FREE_MSGS) {
+        free(m);
+        return;
+    }
+    m->next = rw->free_msgs;
+    rw->free_msgs = m;
+    rw->n_free_msgs++;
+}
+
+/* ---- replies ---- */
+
+static void resp_session_mark(struct resp_session *s)
+{
+    if (!s || s->in_dirty)
+        return;
+    s->in_dirty = 1;
+    s->dirty_next = s->rw->dirty;
+    s->rw->dirty = s;
+}
+
+int resp_msg_append(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len)
+{
+    while (len > 0) {
+        struct resp_chunk *t = m->rtail;
+        if (!t || t->len == RESP_CHUNK_DATA) {
+            if (!(t = resp_chunk_get(rw)))
+                return -ENOMEM;
+            if (m->rtail)
+                m->rtail->next = t;
+            else
+                m->rhead = t;
+            m->rtail = t;
+        }
+        size_t n = RESP_CHUNK_DATA - t->len;
+        if (n > len)
+            n = len;
+        memcpy(t->data + t->len, data, n);
+        t->len += (uint32_t)n;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int resp_append_fmt(struct resp_wctx *rw, struct resp_msg *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int resp_append_fmt(struct resp_wctx *rw, struct resp_msg *m, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n >= sizeof(tmp))
+        n = sizeof(tmp) - 1;
+    return resp_msg_append(rw, m, tmp, (size_t)n);
+}
+
+/* Appends a bulk string. */
+static int resp_append_bulk(struct resp_wctx *rw, struct resp_msg *m, const char *p, size_t n)
+{
+    if (resp_append_fmt(rw, m, "$%zu\r\n", n) < 0 || resp_msg_append(rw, m, p, n) < 0)
+        return -ENOMEM;
+    return resp_msg_append(rw, m, "\r\n", 2);
+}
+
+/* Skips n bytes at the start of m's reply. */
+static void resp_reply_skip(struct resp_wctx *rw, struct resp_msg *m, size_t n)
+{
+    while (n > 0 && m->rhead) {
+        struct resp_chunk *k = m->rhead;
+        size_t avail = k->len - k->pos;
+        if (n < avail) {
+            k->pos += (uint32_t)n;
+            return;
+        }
+        n -= avail;
+        m->rhead = k->next;
+        if (!m->rhead)
+            m->rtail = NULL;
+        resp_chunk_put(rw, k);
+    }
+}
+
+/* Moves f's reply chunks to the end of m's. */
+static void resp_reply_move(struct resp_msg *m, struct resp_msg *f)
+{
+    if (!f->rhead)
+        return;
+    if (m->rtail)
+        m->rtail->next = f->rhead;
+    else
+        m->rhead = f->rhead;
+    m->rtail = f->rtail;
+    f->rhead = f->rtail = NULL;
+}
+
+static size_t resp_digits(int64_t v)
+{
+    char tmp[24];
+    return (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+}
+
+/* All fragments of m have replies: builds m's merged reply. */
+static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
+{
+    int64_t total = 0;
+    struct resp_msg *f;
+
+    for (f = m->frags; f; f = f->next)
+        if (f->reply_type == '-' || (m->merge == RESP_MERGE_ARRAY && (f->reply_type != '*' || f->value < 0)) ||
+            (m->merge == RESP_MERGE_SUM && f->reply_type != ':'))
+            break;
+    if (f) { /* the first failure is the answer */
+        if (f->reply_type != '-') {
+            resp_msg_append(rw, m, "-ERR weir: unexpected reply from a shard\r\n", 42);
+        } else {
+            resp_reply_move(m, f);
+        }
+        m->reply_type = '-';
+        return;
+    }
+    switch (m->merge) {
+    case RESP_MERGE_ARRAY:
+        for (f = m->frags; f; f = f->next)
+            total += f->value;
+        resp_append_fmt(rw, m, "*%" PRId64 "\r\n", total);
+        for (f = m->frags; f; f = f->next) {
+            resp_reply_skip(rw, f, 3 + resp_digits(f->value));
+            resp_reply_move(m, f);
+        }
+        m->reply_type = '*';
+        m->value = total;
+        break;
+    case RESP_MERGE_SUM:
+        for (f = m->frags; f; f = f->next)
+            total += f->value;
+        resp_append_fmt(rw, m, ":%" PRId64 "\r\n", total);
+        m->reply_type = ':';
+        m->value = total;
+        break;
+    default:
+        resp_msg_append(rw, m, "+OK\r\n", 5);
+        m->reply_type = '+';
+        break;
+    }
+}
+
+void resp_msg_complete(struct resp_wctx *rw, struct resp_msg *m, uint8_t type, int64_t value)
+{
+    m->done = 1;
+    m->reply_type = type;
+    m->value = value;
+    struct resp_msg *p = m->parent;
+    if (p) {
+        if (--p->frags_left > 0)
+            return;
+        resp_merge(rw, p);
+        p->done = 1;
+        resp_session_mark(p->s);
+        return;
+    }
+    resp_session_mark(m->s);
+}
+
+void resp_msg_fail(struct resp_wctx *rw, struct resp_msg *m, const char *text)
+{
+    resp_chunks_free(rw, m->rhead);
+    m->rhead = m->rtail = NULL;
+    if (m->kind != RESP_MSG_CLIENT || (!m->s && !m->parent)) {
+        resp_msg_put(rw, m);
+        return;
+    }
+    rw->n_errors++;
+    resp_append_fmt(rw, m, "-ERR %s\r\n", text);
+    resp_msg_complete(rw, m, '-', 0);
+}
+
+int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len,
+                    uint8_t type, int64_t value)
+{
+    struct resp_session *s = m->s;
+    if (!s || m->parent || s->q_head != m || m->rhead)
+        return 0;
+    if (buf_acquire(&rw->wc->bufs, &s->out) < 0)
+        return 0;
+    if (s->out.rpos > 0 && buf_space(&rw->wc->bufs, &s->out) < len)
+        buf_compact(&s->out);
+    if (buf_append(&rw->wc->bufs, &s->out, data, len) < 0) {
+        buf_release_if_empty(&rw->wc->bufs, &s->out);
+        return 0;
+    }
+    m->direct = 1;
+    m->done = 1;
+    m->reply_type = type;
+    m->value = value;
+    resp_session_mark(s);
+    return 1;
+}
+
+/* ---- local answers ---- */
+
+static void resp_reply_raw(struct resp_wctx *rw, struct resp_msg *m, const char *text, size_t len)
+{
+    resp_msg_append(rw, m, text, len);
+    resp_msg_complete(rw, m, (uint8_t)text[0], 0);
+}
+
+#define RESP_REPLY_LIT(rw, m, lit) resp_reply_raw((rw), (m), lit, sizeof(lit) - 1)
+
+static void resp_reply_err(struct resp_wctx *rw, struct resp_msg *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A local error reply; fmt starts with the error code ("ERR ...", "NOAUTH ..."). */
+static void resp_reply_err(struct resp_wctx *rw, struct resp_msg *m, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp + 1, sizeof(tmp) - 3, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof(tmp) - 4)
+        n = (int)sizeof(tmp) - 4;
+    tmp[0] = '-';
+    memcpy(tmp + 1 + n, "\r\n", 2);
+    rw->n_errors++;
+    resp_reply_raw(rw, m, tmp, (size_t)n + 3);
+}
+
+/* Arguments of the command being dispatched. */
+struct resp_req {
+    const char *base;
+    const struct resp_arg *args;
+    uint32_t argc;
+    const struct resp_cmd *cmd;
+    size_t len;                    /* bytes of the whole command */
+    int is_inline;
+};
+
+static const char *resp_arg_ptr(const struct resp_req *r, uint32_t i)
+{
+    return r->base + r->args[i].off;
+}
+
+/* Copies argument i, NUL-terminated and cut to size, into buf. */
+static const char *resp_arg_str(const struct resp_req *r, uint32_t i, char *buf, size_t size)
+{
+    size_t n = r->args[i].len < size - 1 ? r->args[i].len : size - 1;
+    memcpy(buf, resp_arg_ptr(r, i), n);
+    buf[n] = 0;
+    return buf;
+}
+
+static void resp_reply_unknown(struct resp_wctx *rw, struct resp_msg *m, const struct resp_req *r)
+{
+    char name[129], args[256];
+    size_t o = 0;
+    args[0] = 0;
+    /* as Redis 7: the arguments quoted, while the text is under 128 bytes */
+    for (uint32_t i = 1; i < r->argc && o < 128; i++) {
+        int take = (int)(r->args[i].len < 128 - o ? r->args[i].len : 128 - o);
+        int n = snprintf(args + o, sizeof(args) - o, "'%.*s' ", take, resp_arg_ptr(r, i));
+        if (n < 0 || (size_t)n >= sizeof(args) - o)
+            break;
+        o += (size_t)n;
+    }
+    resp_reply_err(rw, m, "ERR unknown command '%s', with args beginning with: %s",
+                   resp_arg_str(r, 0, name, sizeof(name)), args);
+}
+
+static int64_t resp_arg_int(const struct resp_req *r, uint32_t i, int *ok)
+{
+    char buf[32];
+    char *end;
+    if (r->args[i].len == 0 || r->args[i].len >= sizeof(buf)) {
+        *ok = 0;
+        return 0;
+    }
+    resp_arg_str(r, i, buf, sizeof(buf));
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    *ok = errno == 0 && *end == 0 && buf[0] != ' ' && buf[0] != '+';
+    return v;
+}
+
+static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                        enum resp_merge merge);
+
+static void resp_cmd_auth(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    const char *pw = s->lst->redis_cluster->password;
+    if (r->argc > 3) {
+        RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+        return;
+    }
+    if (!pw) {
+        RESP_REPLY_LIT(rw, m, "-ERR AUTH <password> called without any password configured "
+                              "for the default user. Are you sure your configuration is "
+                              "correct?\r\n");
+        return;
+    }
+    uint32_t pi = r->argc - 1;
+    int user_ok = r->argc == 2 || resp_arg_is(r->base, &r->args[1], "default");
+    if (user_ok && r->args[pi].len == strlen(pw) && memcmp(resp_arg_ptr(r, pi), pw, strlen(pw)) == 0) {
+        s->authed = 1;
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    }
+    RESP_REPLY_LIT(rw, m, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+}
+
+/* Commands weir answers itself (RC_PROXY). */
+static void resp_local(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
+    int ok;
+
+    switch (r->cmd->id) {
+    case RESP_CMD_PING:
+        if (r->argc == 1)
+            RESP_REPLY_LIT(rw, m, "+PONG\r\n");
+        else if (resp_append_bulk(rw, m, resp_arg_ptr(r, 1), r->args[1].len) == 0)
+            resp_msg_complete(rw, m, '$', (int64_t)r->args[1].len);
+        return;
+    case RESP_CMD_ECHO:
+        if (resp_append_bulk(rw, m, resp_arg_ptr(r, 1), r->args[1].len) == 0)
+            resp_msg_complete(rw, m, '$', (int64_t)r->args[1].len);
+        return;
+    case RESP_CMD_QUIT:
+        m->quit = 1;
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    case RESP_CMD_SELECT: {
+        int64_t db = resp_arg_int(r, 1, &ok);
+        if (!ok)
+            RESP_REPLY_LIT(rw, m, "-ERR value is not an integer or out of range\r\n");
+        else if (db != 0)
+            RESP_REPLY_LIT(rw, m, "-ERR DB index is out of range\r\n");
+        else
+            RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    }
+    case RESP_CMD_AUTH:
+        resp_cmd_auth(s, m, r);
+        return;
+    case RESP_CMD_HELLO:
+        resp_cmd_hello(s, m, r);
+        return;
+    case RESP_CMD_CLIENT:
+        resp_cmd_client(s, m, r);
+        return;
+    case RESP_CMD_INFO:
+        resp_cmd_info(s, m, r);
+        return;
+    case RESP_CMD_COMMAND:
+        resp_cmd_command(s, m, r);
+        return;
+    case RESP_CMD_CONFIG:
+        resp_cmd_config(s, m, r);
+        return;
+    case RESP_CMD_TIME: {
+        struct timeval tv;
+        char a[24], b[24];
+        gettimeofday(&tv, NULL);
+        int na = snprintf(a, sizeof(a), "%ld", (long)tv.tv_sec);
+        int nb = snprintf(b, sizeof(b), "%ld", (long)tv.tv_usec);
+        resp_append_fmt(rw, m, "*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", na, a, nb, b);
+        resp_msg_complete(rw, m, '*', 2);
+        return;
+    }
+    case RESP_CMD_DBSIZE:
+        resp_fanout(s, m, r, RESP_MERGE_SUM);
+        return;
+    case RESP_CMD_KEYS:
+        if (!cc->allow_keys) {
+            RESP_REPLY_LIT(rw, m, "-ERR weir: KEYS is disabled (commands.keys: true in the "
+                                  "redis cluster enables it; SCAN is the cheap way)\r\n");
+            return;
+        }
+        resp_fanout(s, m, r, RESP_MERGE_ARRAY);
+        return;
+    case RESP_CMD_FLUSHDB:
+    case RESP_CMD_FLUSHALL:
+        if (!cc->allow_flush) {
+            resp_reply_err(rw, m, "ERR weir: %s is disabled (commands.flush: true in the redis "
+                           "cluster enables it)", r->cmd->id == RESP_CMD_FLUSHDB ? "FLUSHDB" :
+                           "FLUSHALL");
+            return;
+        }
+        resp_fanout(s, m, r, RESP_MERGE_OK);
+        return;
+    default: {
+        char name[64];
+        resp_reply_err(rw, m, "ERR unsupported command '%s'", resp_arg_str(r, 0, name, sizeof(name)));
+        return;
+    }
+    }
+}
+
+/* ---- routing ---- */
+
+/* Writes request r (re-framed as multibulk when it came inline) to c. */
+static int resp_write_request(struct resp_conn *c, const struct resp_req *r)
+{
+    if (!r->is_inline)
+        return resp_conn_write(c, r->base, r->len);
+    char head[32];
+    int n = snprintf(head, sizeof(head), "*%u\r\n", r->argc);
+    int rc = resp_conn_write(c, head, (size_t)n);
+    for (uint32_t i = 0; rc == 0 && i < r->argc; i++) {
+        n = snprintf(head, sizeof(head), "$%u\r\n", r->args[i].len);
+        rc = resp_conn_write(c, head, (size_t)n);
+        if (rc == 0)
+            rc = resp_conn_write(c, resp_arg_ptr(r, i), r->args[i].len);
+        if (rc == 0)
+            rc = resp_conn_write(c, "\r\n", 2);
+    }
+    return rc;
+}
+
+/* Writes "*N\r\n" + argument i as bulk strings, for fragments. */
+static int resp_write_args(struct resp_conn *c, const struct resp_req *r, const uint32_t *idx,
+                           uint32_t n)
+{
+    char head[32];
+    int len = snprintf(head, sizeof(head), "*%u\r\n", n);
+    int rc = resp_conn_write(c, head, (size_t)len);
+    for (uint32_t k = 0; rc == 0 && k < n; k++) {
+        uint32_t i = idx[k];
+        len = snprintf(head, sizeof(head), "$%u\r\n", r->args[i].len);
+        rc = resp_conn_write(c, head, (size_t)len);
+        if (rc == 0)
+            rc = resp_conn_write(c, resp_arg_ptr(r, i), r->args[i].len);
+        if (rc == 0)
+            rc = resp_conn_write(c, "\r\n", 2);
+    }
+    return rc;
+}
+
+static void resp_fail_down(struct resp_session *s, struct resp_msg *m, uint32_t shard)
+{
+    const struct cfg_redis_shard *sh = &s->route->cfg->shards[shard];
+    resp_reply_err(s->rw, m, "ERR weir: shard '%s' is unavailable (primary %s is down)", sh->name,
+                   sh->primary.address);
+}
+
+/* Sends the whole command to shard `shard`. */
+static void resp_send_one(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                          uint32_t shard, int blocking)
+{
+    struct resp_wctx *rw = s->rw;
+    int read = (r->cmd->flags & RC_READ) && !blocking;
+    struct resp_server *srv = resp_route_server(s->route, shard, read);
+    if (!srv) {
+        resp_fail_down(s, m, shard);
+        return;
+    }
+    struct resp_conn *c;
+    if (blocking) {
+        if (s->bconn && (s->bconn->srv != srv || s->bconn->n_q > 0 || s->bconn->fd < 0)) {
+            resp_conn_close_dedicated(s->bconn);
+            s->bconn = NULL;
+        }
+        if (!s->bconn)
+            s->bconn = resp_conn_dedicated(srv, s);
+        c = s->bconn;
+        if (!c) {
+            resp_reply_err(rw, m, "ERR weir: too many blocking commands on this worker "
+                           "(blocking_connections: %u)", srv->cfg->max_blocking);
+            return;
+        }
+        m->blocking = 1;
+    } else if (!(c = resp_server_conn(srv))) {
+        resp_fail_down(s, m, shard);
+        return;
+    }
+    if (resp_write_request(c, r) < 0) {
+        resp_msg_fail(rw, m, "weir: out of memory");
+        return;
+    }
+    resp_conn_push(c, m);
+}
+
+static struct resp_msg *resp_frag_new(struct resp_session *s, struct resp_msg *m)
+{
+    struct resp_msg *f = resp_msg_get(s->rw);
+    if (!f)
+        return NULL;
+    f->s = s;
+    f->parent = m;
+    if (m->frags_tail)
+        m->frags_tail->next = f;
+    else
+        m->frags = f;
+    m->frags_tail = f;
+    m->n_frags++;
+    m->frags_left++;
+    return f;
+}
+
+/* Sends fragment f (arguments idx[0..n)) to shard. */
+static void resp_frag_send(struct resp_session *s, struct resp_msg *f, const struct resp_req *r,
+                           uint32_t shard, const uint32_t *idx, uint32_t n, int read)
+{
+    struct resp_server *srv = resp_route_server(s->route, shard, read);
+    struct resp_conn *c = srv ? resp_server_conn(srv) : NULL;
+    if (!c) {
+        resp_fail_down(s, f, shard);
+        return;
+    }
+    int rc = idx ? resp_write_args(c, r, idx, n) : resp_write_request(c, r);
+    if (rc < 0) {
+        resp_msg_fail(s->rw, f, "weir: out of memory");
+        return;
+    }
+    resp_conn_push(c, f);
+}
+
+/* MGET, MSET, DEL...: one fragment per key (with its value for MSET). */
+static void resp_split(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                       const struct resp_keys *k)
+{
+    m->merge = r->cmd->merge;
+    m->frags_left = 1; /* held until every fragment is sent */
+    for (uint32_t i = k->first; i <= k->last; i += k->step) {
+        struct resp_msg *f = resp_frag_new(s, m);
+        if (!f) {
+            m->frags_left--;
+            resp_msg_fail(s->rw, m, "weir: out of memory");
+            return;
+        }
+        uint32_t idx[3] = { 0, i, i + 1 };
+        int shard = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+        if (shard < 0) {
+            resp_reply_err(s->rw, f, "ERR weir: no shard for this key in the %s distribution",
+                           cfg_redis_dist_name(s->route->cfg->distribution));
+            continue;
+        }
+        resp_frag_send(s, f, r, (uint32_t)shard, idx, k->step == 2 ? 3 : 2,
+                       (r->cmd->flags & RC_READ) != 0);
+    }
+    if (--m->frags_left == 0) {
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
+}
+
+/* Keyspace commands: the same command to every shard, replies merged. */
+static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                        enum resp_merge merge)
+{
+    m->merge = (uint8_t)merge;
+    m->frags_left = 1;
+    for (uint32_t sh = 0; sh < s->route->cfg->n_shards; sh++) {
+        struct resp_msg *f = resp_frag_new(s, m);
+        if (!f)
+            break;
+        resp_frag_send(s, f, r, sh, NULL, 0, (r->cmd->flags & RC_READ) != 0);
+    }
+    if (--m->frags_left == 0) {
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
+}
+
+/* A command with keys: checks they can be served, then sends it. */
+static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_keys k;
+    int rc = resp_cmd_keys(r->cmd, r->argc, r->base, r->args, &k);
+    int n_shards = (int)s->route->cfg->n_shards;
+
+    if (rc == -ENOKEY) {
+        char name[64];
+        resp_reply_err(rw, m, "ERR weir: '%s' without a key cannot be routed to a shard",
+                       resp_arg_str(r, 0, name, sizeof(name)));
+        return;
+    }
+    if (rc < 0 || k.n == 0) {
+        if (n_shards == 1) { /* Redis gives its own error */
+            resp_send_one(s, m, r, 0, 0);
+            return;
+        }
+        RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+        return;
+    }
+    if (k.foreign && n_shards > 1) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: SORT with BY or GET patterns reads keys on other "
+                              "shards and is not supported\r\n");
+        return;
+    }
+    int shard = -1, cross = 0;
+    for (uint32_t i = k.first, seen = 0; seen < k.n + (k.extra ? 1 : 0); seen++) {
+        uint32_t ai = seen < k.n ? i : k.extra;
+        int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, ai), r->args[ai].len);
+        if (sh < 0) {
+            resp_reply_err(rw, m, "ERR weir: no shard for key '%.*s' in the %s distribution",
+                           (int)(r->args[ai].len > 64 ? 64 : r->args[ai].len), resp_arg_ptr(r, ai),
+                           cfg_redis_dist_name(s->route->cfg->distribution));
+            return;
+        }
+        if (shard >= 0 && sh != shard)
+            cross = 1;
+        shard = sh;
+        if (seen < k.n)
+            i += k.step;
+    }
+    if (cross && (r->cmd->flags & RC_SPLIT)) {
+        resp_split(s, m, r, &k);
+        return;
+    }
+    if (cross) {
+        RESP_REPLY_LIT(rw, m, "-CROSSSHARD Keys in request don't hash to the same shard (use "
+                              "a hash tag like {user1}:a and {user1}:b to keep keys together)\r\n");
+        return;
+    }
+    resp_send_one(s, m, r, (uint32_t)shard, (r->cmd->flags & RC_BLOCKING) || k.blocking);
+}
+
+/* Adopts the worker's newest snapshot between commands. */
+static int resp_session_adopt(struct resp_session *s)
+{
+    struct resp_wctx *rw = s->rw;
+    if (resp_routes_sync(rw) < 0 && !rw->routes)
+        return -ENOMEM;
+    struct snapshot *cur = rw->wc->snap;
+    if (s->snap != cur) {
+        for (size_t i = 0; i < cur->cfg->n_listeners; i++) {
+            const struct cfg_listener *l = &cur->cfg->listeners[i];
+            if (l->protocol == CFG_PROTOCOL_REDIS && strcmp(l->name, s->lst->name) == 0) {
+                snapshot_ref(cur);
+                snapshot_unref(s->snap);
+                s->snap = cur;
+                s->lst = l;
+                break;
+            }
+        }
+    }
+    s->route = rw->snap == s->snap ? resp_route_get(rw, s->lst->redis_cluster->name) : NULL;
+    return 0;
+}
+
+/* Handles one complete command. */
+static void resp_dispatch(struct resp_session *s, struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_msg *m = resp_msg_get(rw);
+    if (!m) {
+        s->closing = 1;
+        return;
+    }
+    m->s = s;
+    if (s->q_tail)
+        s->q_tail->next = m;
+    else
+        s->q_head = m;
+    s->q_tail = m;
+    s->n_pending++;
+    rw->n_commands++;
+
+    r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
+    const struct resp_cmd *cmd = r->cmd;
+    if (!cmd) {
+        resp_reply_unknown(rw, m, r);
+        return;
+    }
+    if (s->lst->redis_cluster->password && !s->authed && cmd->id != RESP_CMD_AUTH &&
+        cmd->id != RESP_CMD_HELLO && cmd->id != RESP_CMD_QUIT) {
+        RESP_REPLY_LIT(rw, m, "-NOAUTH Authentication required.\r\n");
+        return;
+    }
+    if (!resp_cmd_arity_ok(cmd, r->argc)) {
+        resp_reply_err(rw, m, "ERR wrong number of arguments for '%s' command", cmd->name);
+        return;
+    }
+    if (cmd->flags & RC_UNSUPPORTED) {
+        char name[64];
+        resp_reply_err(rw, m, "ERR unsupported command '%s'", resp_arg_str(r, 0, name, sizeof(name)));
+        return;
+    }
+    if (resp_session_adopt(s) < 0 || !s->route) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: the redis cluster of this listener is gone after a "
+                              "reload; reconnect\r\n");
+        return;
+    }
+    if (cmd->flags & RC_PROXY) {
+        resp_local(s, m, r);
+        return;
+    }
+    resp_route_cmd(s, m, r);
+}
+
+/* ---- HELLO, CLIENT, INFO, COMMAND, CONFIG ---- */
+
+static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    uint32_t i = 1;
+    int ok = 1;
+    if (r->argc > 1) {
+        int64_t v = resp_arg_int(r, 1, &ok);
+        if (!ok) {
+            RESP_REPLY_LIT(rw, m, "-ERR Protocol version is not an integer or out of range\r\n");
+            return;
+        }
+        if (v != 2) {
+            RESP_REPLY_LIT(rw, m, "-NOPROTO unsupported protocol version\r\n");
+            return;
+        }
+        i = 2;
+    }
+    for (; i < r->argc; i++) {
+        if (resp_arg_is(r->base, &r->args[i], "auth") && i + 2 < r->argc) {
+            const char *pw = s->lst->redis_cluster->password;
+            const struct resp_arg *p = &r->args[i + 2];
+            if (!pw || p->len != strlen(pw) || memcmp(r->base + p->off, pw, p->len) != 0) {
+                RESP_REPLY_LIT(rw, m, "-WRONGPASS invalid username-password pair or user is "
+                                      "disabled.\r\n");
+                return;
+            }
+            s->authed = 1;
+            i += 2;
+        } else if (resp_arg_is(r->base, &r->args[i], "setname") && i + 1 < r->argc) {
+            i += 1;
+        } else {
+            char opt[64];
+            resp_reply_err(rw, m, "ERR Syntax error in HELLO option '%s'", resp_arg_str(r, i, opt, sizeof(opt)));
+            return;
+        }
+    }
+    if (s->lst->redis_cluster->password && !s->authed) {
+        RESP_REPLY_LIT(rw, m, "-NOAUTH HELLO must be called with the client already "
+                              "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                              "option can be used to authenticate the client and select the "
+                              "RESP protocol version at the same time\r\n");
+        return;
+    }
+    resp_append_fmt(rw, m, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                    "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%" PRIu64 "\r\n$4\r\nmode\r\n"
+                    "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+                    strlen(RESP_VERSION), RESP_VERSION, s->id);
+    resp_msg_complete(rw, m, '*', 14);
+}
+
+static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    const struct resp_arg *sub = &r->args[1];
+    if (resp_arg_is(r->base, sub, "setname") && r->argc == 3) {
+        const struct resp_arg *a = &r->args[2];
+        for (uint32_t i = 0; i < a->len; i++) {
+            char c = r->base[a->off + i];
+            if (c <= ' ' || c > '~') {
+                RESP_REPLY_LIT(rw, m, "-ERR Client names cannot contain spaces, newlines or "
+                                      "special characters.\r\n");
+                return;
+            }
+        }
+        free(s->name);
+        s->name = NULL;
+        if (a->len > 0 && (s->name = malloc(a->len + 1))) {
+            memcpy(s->name, r->base + a->off, a->len);
+            s->name[a->len] = 0;
+        }
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+    } else if (resp_arg_is(r->base, sub, "getname") && r->argc == 2) {
+        if (!s->name)
+            RESP_REPLY_LIT(rw, m, "$-1\r\n");
+        else if (resp_append_bulk(rw, m, s->name, strlen(s->name)) == 0)
+            resp_msg_complete(rw, m, '$', (int64_t)strlen(s->name));
+    } else if (resp_arg_is(r->base, sub, "id") && r->argc == 2) {
+        resp_append_fmt(rw, m, ":%" PRIu64 "\r\n", s->id);
+        resp_msg_complete(rw, m, ':', (int64_t)s->id);
+    } else if (resp_arg_is(r->base, sub, "setinfo") && r->argc == 4) {
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+    } else {
+        char sub_name[64];
+        resp_reply_err(rw, m, "ERR unsupported command 'client|%s'", resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
+    }
+}
+
+static int resp_info_wants(const struct resp_req *r, const char *section)
+{
+    if (r->argc < 2)
+        return 1;
+    for (uint32_t i = 1; i < r->argc; i++)
+        if (resp_arg_is(r->base, &r->args[i], section) || resp_arg_is(r->base, &r->args[i], "all") ||
+            resp_arg_is(r->base, &r->args[i], "everything") || resp_arg_is(r->base, &r->args[i], "default"))
+            return 1;
+    return 0;
+}
+
+static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    char text[8192];
+    size_t o = 0;
+#define INFO_ADD(...) \
+    do { \
+        if (o < sizeof(text)) { \
+            int n_ = snprintf(text + o, sizeof(text) - o, __VA_ARGS__); \
+            if (n_ > 0) \
+                o += (size_t)n_; \
+        } \
+    } while (0)
+    if (resp_info_wants(r, "server"))
+        INFO_ADD("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nweir_proxy:1\r\n"
+                 "process_id:%d\r\ntcp_port:%d\r\n\r\n", RESP_VERSION, (int)getpid(),
+                 ntohs(((const struct sockaddr_in *)&s->lst->addr)->sin_port));
+    if (resp_info_wants(r, "clients"))
+        INFO_ADD("# Clients\r\nconnected_clients:%u\r\nblocked_clients:%u\r\n\r\n",
+                 rw->n_sessions, rw->n_blocking);
+    if (resp_info_wants(r, "stats"))
+        INFO_ADD("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\n"
+                 "total_commands_processed:%" PRIu64 "\r\nweir_error_replies:%" PRIu64 "\r\n\r\n",
+                 rw->n_connections_total, rw->n_commands, rw->n_errors);
+    if (resp_info_wants(r, "replication"))
+        INFO_ADD("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    if (resp_info_wants(r, "weir") && s->route) {
+        const struct cfg_redis_cluster *cc = s->route->cfg;
+        INFO_ADD("# Weir\r\ncluster:%s\r\ndistribution:%s\r\nhash:%s\r\nread_from:%s\r\nshards:%zu\r\n",
+                 cc->name, cfg_redis_dist_name(cc->distribution), cfg_redis_hash_name(cc->hash),
+                 cfg_redis_read_name(cc->read_from), cc->n_shards);
+        for (size_t i = 0; i < cc->n_shards; i++) {
+            struct resp_shard_srv *ss = &s->route->shards[i];
+            INFO_ADD("shard%zu:name=%s,primary=%s,up=%d,commands=%" PRIu64, i, cc->shards[i].name,
+                     ss->primary->name, ss->primary->up, ss->primary->commands);
+            for (uint32_t k = 0; k < ss->n_replicas; k++)
+                INFO_ADD(",replica=%s,up=%d,in_sync=%d,commands=%" PRIu64, ss->replicas[k]->name,
+                         ss->replicas[k]->up, ss->replicas[k]->lag_ok, ss->replicas[k]->commands);
+            INFO_ADD("\r\n");
+        }
+        INFO_ADD("\r\n");
+    }
+    if (o >= sizeof(text))
+        o = sizeof(text) - 1;
+    if (resp_append_bulk(rw, m, text, o) == 0)
+        resp_msg_complete(rw, m, '$', (int64_t)o);
+#undef INFO_ADD
+}
+
+/* One COMMAND INFO entry (Redis 7 shape, without tips / key specs). */
+static void resp_command_entry(struct resp_wctx *rw, struct resp_msg *m, const struct resp_cmd *c)
+{
+    const char *flags[3];
+    int nf = 0;
+    if (c->flags & RC_WRITE)
+        flags[nf++] = "write";
+    if (c->flags & RC_READ)
+        flags[nf++] = "readonly";
+    if (c->flags & RC_BLOCKING)
+        flags[nf++] = "blocking";
+    int kfirst = c->keys == RESP_KEYS_SPAN ? c->first : 0;
+    int klast = c->keys == RESP_KEYS_SPAN ? c->last : 0;
+    int kstep = c->keys == RESP_KEYS_SPAN ? c->step : 0;
+    resp_append_fmt(rw, m, "*10\r\n$%u\r\n%s\r\n:%d\r\n*%d\r\n", c->name_len, c->name, c->arity, nf);
+    for (int i = 0; i < nf; i++)
+        resp_append_fmt(rw, m, "+%s\r\n", flags[i]);
+    resp_append_fmt(rw, m, ":%d\r\n:%d\r\n:%d\r\n*0\r\n*0\r\n*0\r\n*0\r\n", kfirst, klast, kstep);
+}
+
+static int resp_cmd_listed(const struct resp_cmd *c)
+{
+    return !(c->flags & RC_UNSUPPORTED);
+}
+
+static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    int n = 0;
+    for (int i = 0; i < RESP_CMD_COUNT; i++)
+        n += resp_cmd_listed(&resp_cmds[i]);
+    if (r->argc == 1) {
+        resp_append_fmt(rw, m, "*%d\r\n", n);
+        for (int i = 0; i < RESP_CMD_COUNT; i++)
+            if (resp_cmd_listed(&resp_cmds[i]))
+                resp_command_entry(rw, m, &resp_cmds[i]);
+        resp_msg_complete(rw, m, '*', n);
+        return;
+    }
+    const struct resp_arg *sub = &r->args[1];
+    if (resp_arg_is(r->base, sub, "count") && r->argc == 2) {
+        resp_append_fmt(rw, m, ":%d\r\n", n);
+        resp_msg_complete(rw, m, ':', n);
+    } else if (resp_arg_is(r->base, sub, "info")) {
+        resp_append_fmt(rw, m, "*%u\r\n", r->argc - 2);
+        for (uint32_t i = 2; i < r->argc; i++) {
+            const struct resp_cmd *c = resp_cmd_lookup(resp_arg_ptr(r, i), r->args[i].len);
+            if (c && resp_cmd_listed(c))
+                resp_command_entry(rw, m, c);
+            else
+                resp_msg_append(rw, m, "*-1\r\n", 5);
+        }
+        resp_msg_complete(rw, m, '*', r->argc - 2);
+    } else if (resp_arg_is(r->base, sub, "docs")) {
+        RESP_REPLY_LIT(rw, m, "*0\r\n");
+    } else {
+        char sub_name[64];
+        resp_reply_err(rw, m, "ERR unsupported command 'command|%s'", resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
+    }
+}
+
+static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
+    char maxclients[24], bulk[24];
+    snprintf(maxclients, sizeof(maxclients), "%u", s->lst->max_connections);
+    snprintf(bulk, sizeof(bulk), "%" PRIu64, cc->max_bulk_bytes);
+    const char *table[][2] = {
+        { "databases", "1" },        { "maxclients", maxclients }, { "timeout", "0" },
+        { "proto-max-bulk-len", bulk }, { "save", "" },            { "appendonly", "no" },
+        { "cluster-enabled", "no" }, { "maxmemory", "0" },
+    };
+    if (!resp_arg_is(r->base, &r->args[1], "get") || r->argc < 3) {
+        char sub_name[64];
+        if (resp_arg_is(r->base, &r->args[1], "get"))
+            RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|get' command\r\n");
+        else
+            resp_reply_err(rw, m, "ERR unsupported command 'config|%s'",
+                           resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
+        return;
+    }
+    int hit[sizeof(table) / sizeof(table[0])] = { 0 }, n = 0;
+    for (uint32_t i = 2; i < r->argc; i++) {
+        char pat[128];
+        resp_arg_str(r, i, pat, sizeof(pat));
+        for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++)
+            if (!hit[t] && fnmatch(pat, table[t][0], FNM_CASEFOLD) == 0) {
+                hit[t] = 1;
+                n++;
+            }
+    }
+    resp_append_fmt(rw, m, "*%d\r\n", 2 * n);
+    for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++)
+        if (hit[t]) {
+            resp_append_bulk(rw, m, table[t][0], strlen(table[t][0]));
+            resp_append_bulk(rw, m, table[t][1], strlen(table[t][1]));
+        }
+    resp_msg_complete(rw, m, '*', 2 * n);
+}
+
+/* ---- the session ---- */
+
+static struct ev_loop *resp_loop_of(const struct resp_session *s)
+{
+    return s->rw->wc->worker.loop;
+}
+
+/* Reads from the client. Returns 1 on progress. */
+static int resp_session_read(struct resp_session *s)
+{
+    struct buf_pool *pool = &s->rw->wc->bufs;
+    if (!s->readable || s->eof || s->quit)
+        return 0;
+    if (buf_acquire(pool, &s->in) < 0) {
+        s->closing = 1;
+        return 0;
+    }
+    if (s->in.rpos > 0 && buf_space(pool, &s->in) < pool->block_size / 4)
+        buf_compact(&s->in);
+    size_t space = buf_space(pool, &s->in);
+    if (space == 0)
+        return 0;
+    ssize_t n;
+    do {
+        n = read(s->fd, buf_wptr(&s->in), space);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1) {
+        buf_release_if_empty(pool, &s->in);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->readable = 0;
+            return 0;
+        }
+        s->eof = 1;
+        return 1;
+    }
+    if (n == 0) {
+        s->eof = 1;
+        buf_release_if_empty(pool, &s->in);
+        return 1;
+    }
+    if ((size_t)n < space)
+        s->readable = 0;
+    s->in.wpos += (uint32_t)n;
+    return 1;
+}
+
+/* Answers a framing error: "-ERR Protocol error: ..." then close. */
+static void resp_session_proto_error(struct resp_session *s, const struct resp_parser *p)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_msg *m = resp_msg_get(rw);
+    log_info("redis client: %s at byte %" PRIu64 "; closing", resp_error_text((enum resp_error)p->err),
+             p->err_pos);
+    s->quit = 1;
+    buf_release(&rw->wc->bufs, &s->in);
+    if (!m) {
+        s->closing = 1;
+        return;
+    }
+    m->s = s;
+    if (s->q_tail)
+        s->q_tail->next = m;
+    else
+        s->q_head = m;
+    s->q_tail = m;
+    s->n_pending++;
+    m->quit = 1;
+    if (p->err == RESP_ERR_EXPECTED_BULK)
+        resp_reply_err(rw, m, "ERR Protocol error: expected '$', got '%c'",
+                       (char)p->elem >= ' ' && (char)p->elem <= '~' ? (char)p->elem : '?');
+    else
+        resp_reply_err(rw, m, "ERR %s", resp_error_text((enum resp_error)p->err));
+}
+
+/* Dispatches the complete commands in `in`. Returns 1 on progress. */
+static int resp_session_parse(struct resp_session *s)
+{
+    struct resp_wctx *rw = s->rw;
+    struct buf_pool *pool = &rw->wc->bufs;
+    const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
+    struct resp_limits lim = { cc->max_bulk_bytes, cc->max_args, 1, 64 * 1024 };
+    struct resp_parser p;
+    int progress = 0;
+
+    while (buf_len(&s->in) > 0 && s->n_pending < RESP_MAX_PENDING && !s->quit && !s->closing) {
+        resp_parser_init(&p, RESP_MODE_REQUEST, &lim, rw->args, rw->args_cap);
+        ssize_t n = resp_parse(&p, buf_rptr(&s->in), buf_len(&s->in));
+        if (n < 0) {
+            resp_session_proto_error(s, &p);
+            return 1;
+        }
+        if (!p.done) {
+            if (buf_space(pool, &s->in) == 0) {
+                if (s->in.rpos > 0) {
+                    buf_compact(&s->in);
+                    return 1;
+                }
+                struct resp_msg *m = resp_msg_get(rw);
+                s->quit = 1;
+                buf_release(pool, &s->in);
+                if (m) {
+                    m->s = s;
+                    m->quit = 1;
+                    if (s->q_tail)
+                        s->q_tail->next = m;
+                    else
+                        s->q_head = m;
+                    s->q_tail = m;
+                    s->n_pending++;
+                    resp_reply_err(rw, m, "ERR weir: command larger than %zu bytes (the "
+                                   "proxy's buffer); closing", pool->block_size);
+                } else {
+                    s->closing = 1;
+                }
+                return 1;
+            }
+            return progress;
+        }
+        progress = 1;
+        if (p.n_args > rw->args_cap) {
+            /* cannot happen: args are at least 6 bytes and the cap covers a full buffer */
+            s->closing = 1;
+            return 1;
+        }
+        if (p.n_args > 0) {
+            struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p.n_args,
+                                  .len = (size_t)n, .is_inline = p.type == 'i' };
+            resp_dispatch(s, &r);
+        }
+        buf_consume(&s->in, (size_t)n);
+    }
+    buf_release_if_empty(pool, &s->in);
+    return progress;
+}
+
+/* Moves ready replies, in order, into `out`. Returns 1 on progress. */
+static int resp_session_fill(struct resp_session *s)
+{
+    struct resp_wctx *rw = s->rw;
+    struct buf_pool *pool = &rw->wc->bufs;
+    int progress = 0;
+    struct resp_msg *m;
+
+    while ((m = s->q_head) && m->done) {
+        while (!m->direct && m->rhead) {
+            if (buf_acquire(pool, &s->out) < 0) {
+                s->closing = 1;
+                return 0;
+            }
+            if (s->out.rpos > 0 && buf_space(pool, &s->out) < pool->block_size / 2)
+                buf_compact(&s->out);
+            size_t space = buf_space(pool, &s->out);
+            if (space == 0)
+                return progress;
+            struct resp_chunk *k = m->rhead;
+            size_t n = k->len - k->pos;
+            if (n > space)
+                n = space;
+            buf_append(pool, &s->out, k->data + k->pos, n);
+            k->pos += (uint32_t)n;
+            progress = 1;
+            if (k->pos == k->len) {
+                m->rhead = k->next;
+                if (!m->rhead)
+                    m->rtail = NULL;
+                resp_chunk_put(rw, k);
+            }
+        }
+        s->q_head = m->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        s->n_pending--;
+        if (m->quit)
+            s->quit = 1;
+        resp_msg_put(rw, m);
+        progress = 1;
+    }
+    return progress;
+}
+
+static int resp_session_write(struct resp_session *s)
+{
+    struct buf_pool *pool = &s->rw->wc->bufs;
+    if (!s->out.data || buf_len(&s->out) == 0 || !s->writable)
+        return 0;
+    ssize_t n;
+    do {
+        n = send(s->fd, buf_rptr(&s->out), buf_len(&s->out), MSG_NOSIGNAL);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->writable = 0;
+            return 0;
+        }
+        s->closing = 1;
+        return 0;
+    }
+    if ((size_t)n < buf_len(&s->out))
+        s->writable = 0;
+    buf_consume(&s->out, (size_t)n);
+    buf_release_if_empty(pool, &s->out);
+    return 1;
+}
+
+static void resp_dirty_unlink(struct resp_session *s)
+{
+    if (!s->in_dirty)
+        return;
+    for (struct resp_session **pp = &s->rw->dirty; *pp; pp = &(*pp)->dirty_next)
+        if (*pp == s) {
+            *pp = s->dirty_next;
+            break;
+        }
+    s->in_dirty = 0;
+}
+
+static void resp_session_free(struct resp_session *s)
+{
+    struct resp_wctx *rw = s->rw;
+    struct wctx *wc = rw->wc;
+    resp_dirty_unlink(s);
+    if (wc->worker.loop) /* NULL at worker exit: the loop is gone */
+        ev_io_stop(wc->worker.loop, &s->io);
+    if (s->fd >= 0)
+        close(s->fd);
+    /* in-flight msgs stay on their connections as orphans */
+    struct resp_msg *m = s->q_head;
+    while (m) {
+        struct resp_msg *next = m->next;
+        m->s = NULL;
+        m->next = NULL;
+        if (m->in_backend) {
+            for (struct resp_msg *f = m->frags; f; f = f->next)
+                f->s = NULL;
+        } else {
+            resp_msg_put(rw, m);
+        }
+        m = next;
+    }
+    s->q_head = s->q_tail = NULL;
+    if (s->bconn)
+        resp_conn_close_dedicated(s->bconn);
+    buf_release(&wc->bufs, &s->in);
+    buf_release(&wc->bufs, &s->out);
+    free(s->name);
+    if (s->snap)
+        snapshot_unref(s->snap);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        rw->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    rw->n_sessions--;
+    if (rw->n_free_sessions < RESP_FREE_SESSIONS) {
+        s->next = rw->free_sessions;
+        rw->free_sessions = s;
+        rw->n_free_sessions++;
+    } else {
+        free(s);
+    }
+    wc->n_clients--;
+    if (wc->accept_paused)
+        server_resume_accept(wc);
+    if (wc->draining && wc->n_clients == 0)
+        server_worker_idle(wc);
+}
+
+static void resp_session_watch(struct resp_session *s)
+{
+    int ev = 0;
+    int out_pending = s->out.data && buf_len(&s->out) > 0;
+    if (!s->eof && !s->quit && s->n_pending < RESP_MAX_PENDING &&
+        (!s->in.data || buf_space(&s->rw->wc->bufs, &s->in) > 0 || s->in.rpos > 0))
+        ev = EV_READ;
+    if (out_pending && !s->writable)
+        ev |= EV_WRITE;
+    struct ev_loop *loop = resp_loop_of(s);
+    if (ev_is_active(&s->io) && (s->io.events & (EV_READ | EV_WRITE)) == ev)
+        return;
+    if (ev_is_active(&s->io))
+        ev_io_stop(loop, &s->io);
+    if (ev) {
+        ev_io_set(&s->io, s->fd, ev);
+        ev_io_start(loop, &s->io);
+    }
+}
+
+static void resp_session_pump(struct resp_session *s)
+{
+    int round;
+    resp_dirty_unlink(s);
+    for (round = 0; round < RESP_PUMP_ROUNDS && !s->closing; round++) {
+        int progress = resp_session_read(s);
+        progress |= resp_session_parse(s);
+        progress |= resp_session_fill(s);
+        progress |= resp_session_write(s);
+        if (!progress)
+            break;
+    }
+    int out_empty = !s->out.data || buf_len(&s->out) == 0;
+    if (out_empty && !s->q_head && (s->quit || (s->eof && buf_len(&s->in) == 0)))
+        s->closing = 1;
+    if (out_empty && !s->q_head && s->rw->wc->draining && buf_len(&s->in) == 0)
+        s->closing = 1;
+    if (s->closing) {
+        resp_session_free(s);
+        return;
+    }
+    resp_session_watch(s);
+    /* fairness: after the round limit let other sessions run and come back
+     * on the next loop round (fed after the watcher is set: stopping a
+     * watcher drops its pending events) */
+    if (round == RESP_PUMP_ROUNDS)
+        ev_feed_event(resp_loop_of(s), &s->io, EV_READ | EV_WRITE);
+}
+
+void resp_run_dirty(struct resp_wctx *rw)
+{
+    while (rw->dirty) {
+        struct resp_session *s = rw->dirty;
+        resp_session_pump(s); /* unlinks s first */
+    }
+}
+
+static void resp_session_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct resp_session *s = w->data;
+    struct resp_wctx *rw = s->rw;
+    if (revents & EV_READ)
+        s->readable = 1;
+    if (revents & EV_WRITE)
+        s->writable = 1;
+    resp_session_pump(s);
+    resp_run_dirty(rw);
+}
+
+/* Once per loop round, before blocking: write what sessions queued. */
+static void resp_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct resp_wctx *rw = w->data;
+    resp_flush_all(rw);
+    resp_run_dirty(rw);
+    resp_flush_all(rw);
+}
+
+/* ---- worker ---- */
+
+struct resp_wctx_full {
+    struct resp_wctx rw;
+    ev_prepare prepare;
+};
+
+static struct resp_wctx *resp_wctx_get(struct wctx *wc)
+{
+    if (wc->resp)
+        return wc->resp;
+    struct resp_wctx_full *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    struct resp_wctx *rw = &f->rw;
+    rw->wc = wc;
+    /* an argument takes at least 4 bytes inline ("a \r\n" counts 2) and 6 in
+     * multibulk: a full buffer never holds more than this many */
+    rw->args_cap = (uint32_t)(wc->bufs.block_size / 2 + 2);
+    rw->args = calloc(rw->args_cap, sizeof(*rw->args));
+    if (!rw->args) {
+        free(f);
+        return NULL;
+    }
+    ev_prepare_init(&f->prepare, resp_prepare_cb);
+    f->prepare.data = rw;
+    ev_prepare_start(wc->worker.loop, &f->prepare);
+    ev_unref(wc->worker.loop); /* the prepare watcher alone keeps no loop alive */
+    wc->resp = rw;
+    return rw;
+}
+
+static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int fd)
+{
+    struct wctx *wc = rw->wc;
+    struct resp_session *s = rw->free_sessions;
+    if (s) {
+        rw->free_sessions = s->next;
+        rw->n_free_sessions--;
+    } else if (!(s = malloc(sizeof(*s)))) {
+        close(fd);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->rw = rw;
+    s->fd = fd;
+    s->snap = wc->snap;
+    snapshot_ref(s->snap);
+    s->lst = &wc->snap->cfg->listeners[wl->index];
+    s->id = ++resp_next_client_id;
+    s->readable = 1;
+    s->writable = 1;
+    ev_io_init(&s->io, resp_session_cb, fd, EV_READ);
+    s->io.data = s;
+    s->next = rw->sessions;
+    if (rw->sessions)
+        rw->sessions->prev = s;
+    rw->sessions = s;
+    rw->n_sessions++;
+    rw->n_connections_total++;
+    wc->n_clients++;
+    resp_session_pump(s);
+}
+
+void resp_accept(struct wctx *wc, struct wlistener *wl)
+{
+    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
+    struct resp_wctx *rw = resp_wctx_get(wc);
+    if (!rw || resp_routes_sync(rw) < 0) {
+        log_error("listener %s: out of memory", lst->name);
+        return;
+    }
+    resp_health_start(rw);
+    for (int i = 0; i < 64; i++) {
+        if (wc->n_clients >= lst->max_connections) {
+            log_warn("listener %s: %u connections on this worker (limits.connections); "
+                     "not accepting until one closes", lst->name, wc->n_clients);
+            ev_io_stop(wc->worker.loop, &wl->io);
+            wc->accept_paused = 1;
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen;
+        int fd = net_accept(wl->fd, &peer, &plen);
+        if (fd < 0) {
+            if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED)
+                log_warn("listener %s: accept: %s", lst->name, strerror(-fd));
+            return;
+        }
+        resp_session_start(rw, wl, fd);
+    }
+    resp_run_dirty(rw);
+}
+
+void resp_drain(struct wctx *wc)
+{
+    struct resp_wctx *rw = wc->resp;
+    if (!rw)
+        return;
+    struct resp_session *s = rw->sessions;
+    while (s) {
+        struct resp_session *next = s->next;
+        resp_session_pump(s); /* an idle session closes (draining) */
+        s = next;
+    }
+}
+
+void resp_worker_cleanup(struct wctx *wc)
+{
+    struct resp_wctx *rw = wc->resp;
+    if (!rw)
+        return;
+    while (rw->sessions) {
+        rw->sessions->closing = 1;
+        resp_session_free(rw->sessions);
+    }
+    while (rw->free_sessions) {
+        struct resp_session *next = rw->free_sessions->next;
+        free(rw->free_sessions);
+        rw->free_sessions = next;
+    }
+    resp_backend_cleanup(rw);
+    while (rw->free_msgs) {
+        struct resp_msg *next = rw->free_msgs->next;
+        free(rw->free_msgs);
+        rw->free_msgs = next;
+    }
+    while (rw->free_chunks) {
+        struct resp_chunk *next = rw->free_chunks->next;
+        free(rw->free_chunks);
+        rw->free_chunks = next;
+    }
+    struct resp_wctx_full *f = (struct resp_wctx_full *)rw;
+    if (wc->worker.loop) {
+        ev_ref(wc->worker.loop);
+        ev_prepare_stop(wc->worker.loop, &f->prepare);
+    }
+    free(rw->args);
+    free(f);
+    wc->resp = NULL;
+}

@@ -1,0 +1,169 @@
+/* resp_types: the objects of the Redis proxy, shared by its files
+ * (resp_proxy.c: client sessions and commands; resp_backend.c: servers,
+ * backend connections, routing and health). Internal to src/resp/.
+ *
+ *   session (client) --queue, in order--> msg --> msg --> msg
+ *                                          |       `-frags-> msg (one key) ...
+ *   conn (backend) --queue, in send order--> msg ...   (many sessions share a conn)
+ *
+ * A msg is one client command (or one fragment of a split one). It sits in
+ * its session's queue until its reply has been written to the client, and
+ * in a backend connection's queue from the moment its bytes are queued
+ * there until the reply arrives. Replies land in the msg's chunk chain
+ * (or, the fast path, straight in the client's output buffer when the msg
+ * is first in line). A session that closes leaves its in-flight msgs behind
+ * as orphans (s == NULL): their replies are read and dropped, so the
+ * shared connection stays in step. */
+#ifndef WEIR_RESP_TYPES_H
+#define WEIR_RESP_TYPES_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "resp/resp_parser.h"
+#include "resp/resp_shard.h"
+
+struct wctx;
+struct snapshot;
+struct resp_session;
+struct resp_conn;
+struct resp_server;
+
+#define RESP_CHUNK_DATA (4096 - 16)
+
+struct resp_chunk {
+    struct resp_chunk *next;
+    uint32_t pos;                  /* first byte not yet consumed */
+    uint32_t len;                  /* bytes in data */
+    char data[RESP_CHUNK_DATA];
+};
+
+enum resp_msg_kind { RESP_MSG_CLIENT, RESP_MSG_HEALTH_PING, RESP_MSG_HEALTH_INFO };
+
+struct resp_msg {
+    struct resp_msg *next;         /* session queue / parent's fragments / free list */
+    struct resp_msg *bnext;        /* backend connection queue */
+    struct resp_session *s;        /* NULL: orphan or health check */
+    struct resp_msg *parent;       /* a fragment's command */
+    struct resp_msg *frags, *frags_tail;
+    struct resp_conn *conn;        /* the connection it waits on (in_backend) */
+    struct resp_chunk *rhead, *rtail; /* reply bytes */
+    uint32_t frags_left;           /* fragments without a reply yet */
+    uint32_t n_frags;
+    int64_t value;                 /* reply: a top-level integer, or an array's length */
+    ev_tstamp t_sent;
+    uint8_t kind;                  /* enum resp_msg_kind */
+    uint8_t done;                  /* the whole reply is here */
+    uint8_t in_backend;
+    uint8_t merge;                 /* enum resp_merge, for a command with fragments */
+    uint8_t reply_type;            /* first byte of the reply */
+    uint8_t direct;                /* reply bytes went straight to the client's out */
+    uint8_t quit;                  /* close the session after this reply */
+    uint8_t blocking;              /* waits on a dedicated connection */
+};
+
+enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
+
+struct resp_conn {
+    ev_io io;
+    ev_timer timer;
+    int fd;
+    uint8_t state;                 /* enum resp_conn_state */
+    uint8_t readable, writable;
+    uint8_t dedicated;             /* a blocking command's own connection */
+    uint8_t health;                /* the health checker's connection */
+    uint8_t in_flush_list;
+    struct resp_server *srv;
+    struct resp_wctx *rw;
+    struct resp_chunk *out_head, *out_tail; /* request bytes not yet written */
+    struct buf in;                 /* reply bytes read, from the worker's buf_pool */
+    struct resp_parser parser;
+    struct resp_msg *q_head, *q_tail; /* waiting for replies, in send order */
+    uint32_t n_q;
+    struct resp_conn *flush_next;
+    struct resp_session *owner;    /* dedicated: the session using it */
+};
+
+/* One Redis server (primary or replica) as seen by one worker. Kept per
+ * address, so connections survive a reload that keeps the server. */
+struct resp_server {
+    struct resp_server *next;
+    struct resp_wctx *rw;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char name[64];                 /* "127.0.0.1:7001" */
+    struct resp_conn *conns;       /* n_conns shared connections */
+    uint32_t n_conns;
+    uint32_t rr;
+    struct resp_conn *hc;          /* health check connection, or NULL */
+    int is_replica;
+    int up;                        /* may take traffic */
+    int lag_ok;                    /* replica: link up and not lagging */
+    uint32_t fails;                /* consecutive failed checks */
+    uint64_t ewma_us;              /* PING round trip, 0 = none yet */
+    ev_tstamp retry_at;            /* down and unchecked: try connecting again after */
+    uint64_t commands;             /* sent to it (INFO) */
+    const struct cfg_redis_cluster *cfg; /* a cluster using it: timeouts */
+    struct resp_limits reply_limits; /* for parsing its replies (limits.depth) */
+};
+
+struct resp_shard_srv {
+    struct resp_server *primary;
+    struct resp_server **replicas;
+    uint32_t n_replicas;
+    uint32_t rr;
+};
+
+/* A redis cluster as routed by one worker: built from the worker's snapshot. */
+struct resp_route {
+    const struct cfg_redis_cluster *cfg;
+    struct resp_dist dist;
+    struct resp_shard_srv *shards;
+};
+
+struct resp_wctx {
+    struct wctx *wc;
+    struct snapshot *snap;         /* the snapshot routes were built from (no reference) */
+    struct resp_route *routes;     /* one per cfg->redis_clusters */
+    size_t n_routes;
+    struct resp_server *servers;
+    struct resp_session *sessions;
+    struct resp_session *free_sessions;
+    unsigned n_sessions, n_free_sessions;
+    struct resp_msg *free_msgs;
+    unsigned n_free_msgs;
+    struct resp_chunk *free_chunks;
+    unsigned n_free_chunks;
+    struct resp_conn *flush_list;  /* connections with bytes to write after this round */
+    struct resp_session *dirty;    /* sessions with replies to flush */
+    unsigned n_blocking;
+    struct resp_arg *args;         /* scratch for the parser, args_cap entries */
+    uint32_t args_cap;
+    ev_timer health;
+    int health_started;
+    uint64_t n_commands, n_connections_total, n_errors;
+};
+
+/* ---- resp_proxy.c: replies back to sessions ---- */
+struct resp_chunk *resp_chunk_get(struct resp_wctx *rw);
+void resp_chunk_put(struct resp_wctx *rw, struct resp_chunk *c);
+void resp_chunks_free(struct resp_wctx *rw, struct resp_chunk *head);
+struct resp_msg *resp_msg_get(struct resp_wctx *rw);
+void resp_msg_put(struct resp_wctx *rw, struct resp_msg *m);
+/* Appends reply bytes of m (at most one reply, possibly in pieces). */
+int resp_msg_append(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len);
+/* m's reply is complete (type: first byte, value: integer / array length). */
+void resp_msg_complete(struct resp_wctx *rw, struct resp_msg *m, uint8_t type, int64_t value);
+/* m failed before a reply: it gets "-ERR <text>". */
+void resp_msg_fail(struct resp_wctx *rw, struct resp_msg *m, const char *text);
+/* The fast path: writes a complete reply straight to the client when m is
+ * first in line and it fits. Returns 1 if done so (m is complete then). */
+int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len,
+                    uint8_t type, int64_t value);
+/* Pumps the sessions that got replies (after a backend read). */
+void resp_run_dirty(struct resp_wctx *rw);
+
+#endif

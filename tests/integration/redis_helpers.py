@@ -1,0 +1,125 @@
+"""Helpers for weir's Redis proxy tests: real redis-server processes on free
+ports (primaries, and replicas started with --replicaof), and the YAML of a
+redis listener in front of them. Everything started is stopped by stop()."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from conftest import free_port, wait_port, wait_until
+
+import redis
+
+REDIS_SERVER = "redis-server"
+
+
+class RedisProc:
+    def __init__(self, port, replicaof=None):
+        self.port = port
+        self.addr = "127.0.0.1:%d" % port
+        # its own directory: a replica writes the RDB of its first sync to disk
+        self.dir = tempfile.mkdtemp(prefix="weir-redis-")
+        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+                "--dir", self.dir]
+        if replicaof is not None:
+            args += ["--replicaof", "127.0.0.1", str(replicaof)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, self.proc, what="redis-server")
+        self.client = redis.Redis(port=port, socket_timeout=10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def commandstats(self, name):
+        s = self.client.info("commandstats").get("cmdstat_" + name)
+        return s["calls"] if s else 0
+
+
+class Shards:
+    """n primaries, each with `replicas` replicas."""
+
+    def __init__(self, n, replicas=0):
+        self.primaries = []
+        self.replicas = []
+        try:
+            for _ in range(n):
+                p = RedisProc(free_port())
+                self.primaries.append(p)
+                self.replicas.append([RedisProc(free_port(), replicaof=p.port) for _ in range(replicas)])
+            for reps in self.replicas:
+                for r in reps:
+                    wait_until(lambda: r.client.info("replication").get("master_link_status") == "up",
+                               what="replica %s in sync" % r.addr)
+        except Exception:
+            self.stop()
+            raise
+
+    def all(self):
+        return self.primaries + [r for reps in self.replicas for r in reps]
+
+    def flush(self):
+        for p in self.primaries:
+            if p.proc.poll() is None:
+                p.client.flushall()
+        for reps in self.replicas:
+            for r in reps:
+                if r.proc.poll() is None:
+                    wait_until(lambda: r.client.dbsize() == 0, what="replica flushed")
+
+    def stop(self):
+        for p in self.all():
+            p.stop()
+
+    def yaml(self, with_replicas=True):
+        out = ""
+        for i, p in enumerate(self.primaries):
+            reps = self.replicas[i] if with_replicas else []
+            if reps:
+                out += "      - { primary: %s, replicas: [%s] }\n" % (p.addr, ", ".join(r.addr for r in reps))
+            else:
+                out += "      - { primary: %s }\n" % p.addr
+        return out
+
+    def holder(self, key):
+        """Indexes of the primaries holding key."""
+        return [i for i, p in enumerate(self.primaries) if p.client.exists(key)]
+
+
+def redis_config(port, shards, *, extra="", listener_extra="", workers=1, with_replicas=True,
+                 name="c"):
+    text = "workers: %d\ndrain_timeout: 5s\nlog: { level: info }\n" % workers
+    text += "listeners:\n  - name: cache\n    listen: 127.0.0.1:%d\n    protocol: redis\n" % port
+    text += "    redis_cluster: %s\n" % name
+    if listener_extra:
+        text += "".join("    " + l + "\n" for l in listener_extra.strip("\n").splitlines())
+    text += "redis_clusters:\n  - name: %s\n" % name
+    if extra:
+        text += "".join("    " + l + "\n" for l in extra.strip("\n").splitlines())
+    text += "    shards:\n" + shards.yaml(with_replicas)
+    return text
+
+
+def raw_exchange(port, data, timeout=5.0):
+    """Sends bytes, returns everything received until the server closes or
+    `timeout` passes without data."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        s.close()
