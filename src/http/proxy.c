@@ -464,8 +464,11 @@ static void proxy_new_request_id(struct client *c, const struct http_msg *msg)
         c->request_id[n] = 0;
         return;
     }
-    uint64_t a = rng_next(&c->wc->rng), b = rng_next(&c->wc->rng);
-    snprintf(c->request_id, sizeof(c->request_id), "%016" PRIx64 "%016" PRIx64, a, b);
+    static const char hex[] = "0123456789abcdef";
+    uint64_t half[2] = { rng_next(&c->wc->rng), rng_next(&c->wc->rng) };
+    for (int k = 0; k < 32; k++)
+        c->request_id[k] = hex[(half[k / 16] >> (60 - 4 * (k % 16))) & 15];
+    c->request_id[32] = 0;
 }
 
 static void proxy_keep_log_line(struct client *c, const struct http_msg *msg)
