@@ -69,6 +69,9 @@ test:
 	@$(MAKE) --no-print-directory unit MODE=asan
 	@$(MAKE) --no-print-directory fuzz-replay MODE=asan
 	@$(MAKE) --no-print-directory integration MODE=asan
+	@if command -v clang >/dev/null; then \
+	  echo "== warnings as errors under clang too"; \
+	  $(MAKE) --no-print-directory -j2 MODE=clang CC=clang build >/dev/null; fi
 
 .PHONY: unit-bins fuzz-bins
 unit-bins: $(UNIT_BINS)

@@ -6,6 +6,8 @@
 
 void http_out_lit(struct http_out *o, const char *s, size_t n)
 {
+    if (n == 0)
+        return; /* s may be NULL for an empty slice */
     if (o->overflow || o->cap - o->len < n) {
         o->overflow = 1;
         return;
