@@ -42,9 +42,6 @@ def test_absolute_form_without_query(proxy):
     assert req.request_line == "GET /p HTTP/1.1"
 
 
-@pytest.mark.xfail(SANITIZED, strict=True,
-                   reason="weir bug: http_write_request_head() copies msg->host (NULL, 0) with memcpy; "
-                          "UBSan aborts the sanitizer build on any HTTP/1.0 request without Host")
 def test_http10_without_host_gets_host_field(proxy):
     """The backend always gets HTTP/1.1, which requires a Host field."""
     w, b = proxy()
