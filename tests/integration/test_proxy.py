@@ -5,9 +5,7 @@ import re
 import socket
 import threading
 
-import pytest
-
-from conftest import SANITIZED, RawClient, config, free_port, get, request, wait_until
+from conftest import RawClient, config, free_port, get, request, wait_until
 
 
 def test_get_reaches_backend_unchanged(proxy):
