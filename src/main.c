@@ -93,26 +93,27 @@ static int main_run(const char *path)
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(EVFLAG_NOENV);
     st.config_path = path;
-    double drain_s = (double)cfg->drain_timeout_ms / 1000.0;
-    if (server_start(&st.srv, loop, cfg, err, sizeof(err)) != 0) {
-        log_error("%s", err);
-        return 1;
-    }
-    ev_init(&st.drain_timer, main_drain_timeout_cb);
-    st.drain_timer.repeat = drain_s > 0 ? drain_s : 0.001;
-    st.drain_timer.data = &st;
-    ev_signal sigs[3];
+    /* Handlers first: a signal that arrives while the sockets are being
+     * bound waits for the loop instead of killing the process. They stay
+     * installed until exit, so a late second SIGTERM is handled too. */
+    static ev_signal sigs[3];
     const int signums[3] = { SIGHUP, SIGTERM, SIGINT };
     for (int i = 0; i < 3; i++) {
         ev_signal_init(&sigs[i], main_signal_cb, signums[i]);
         sigs[i].data = &st;
         ev_signal_start(loop, &sigs[i]);
     }
+    double drain_s = (double)cfg->drain_timeout_ms / 1000.0;
+    ev_init(&st.drain_timer, main_drain_timeout_cb);
+    st.drain_timer.repeat = drain_s > 0 ? drain_s : 0.001;
+    st.drain_timer.data = &st;
+    if (server_start(&st.srv, loop, cfg, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
     ev_run(loop, 0);
     if (st.forced)
         return 0; /* workers still hold connections: the process exit ends them */
-    for (int i = 0; i < 3; i++)
-        ev_signal_stop(loop, &sigs[i]);
     ev_timer_stop(loop, &st.drain_timer);
     server_free(&st.srv);
     log_info("stopped");

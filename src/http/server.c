@@ -142,20 +142,22 @@ static void server_worker_wake(struct worker *w)
 {
     struct wctx *wc = w->ctx;
     pthread_mutex_lock(&wc->mu);
-    struct snapshot *snap = wc->pending_snap;
-    int *fds = wc->pending_fds;
+    struct pending_pub *list = wc->pending;
     int stop = wc->pending_stop;
-    wc->pending_snap = NULL;
-    wc->pending_fds = NULL;
+    wc->pending = NULL;
+    wc->pending_tail = &wc->pending;
     pthread_mutex_unlock(&wc->mu);
 
-    if (snap) {
-        server_adopt_listeners(wc, fds, snap->cfg->n_listeners);
+    while (list) {
+        struct pending_pub *next = list->next;
+        server_adopt_listeners(wc, list->fds, list->snap->cfg->n_listeners);
         if (wc->snap)
             snapshot_unref(wc->snap);
-        wc->snap = snap;
+        wc->snap = list->snap;
+        free(list->fds);
+        free(list);
+        list = next;
     }
-    free(fds);
     if (stop && !wc->draining) {
         wc->draining = 1;
         server_close_listeners(wc);
@@ -298,19 +300,33 @@ static int server_publish(struct server *srv, struct snapshot *snap)
         for (size_t i = 0; i < cfg->n_listeners; i++)
             per_worker[w][i] = server_find_sock(srv, &cfg->listeners[i])->fds[w];
     }
+    struct pending_pub **pubs = calloc(srv->n_workers, sizeof(*pubs));
+    for (unsigned w = 0; pubs && w < srv->n_workers; w++)
+        if (!(pubs[w] = calloc(1, sizeof(**pubs)))) {
+            for (unsigned k = 0; k < w; k++)
+                free(pubs[k]);
+            free(pubs);
+            pubs = NULL;
+        }
+    if (!pubs) {
+        for (unsigned w = 0; w < srv->n_workers; w++)
+            free(per_worker[w]);
+        free(per_worker);
+        return -ENOMEM;
+    }
     for (unsigned w = 0; w < srv->n_workers; w++) {
         struct wctx *wc = &srv->workers[w];
         snapshot_ref(snap);
+        pubs[w]->snap = snap;
+        pubs[w]->fds = per_worker[w];
         pthread_mutex_lock(&wc->mu);
-        if (wc->pending_snap)
-            snapshot_unref(wc->pending_snap);
-        free(wc->pending_fds);
-        wc->pending_snap = snap;
-        wc->pending_fds = per_worker[w];
+        *wc->pending_tail = pubs[w];
+        wc->pending_tail = &pubs[w]->next;
         pthread_mutex_unlock(&wc->mu);
         if (wc->worker.loop)
             worker_wake(&wc->worker);
     }
+    free(pubs);
     free(per_worker);
     server_forget_unused_socks(srv);
     if (srv->snap)
@@ -400,6 +416,7 @@ int server_start(struct server *srv, struct ev_loop *loop, struct cfg *cfg, char
         struct wctx *wc = &srv->workers[w];
         wc->srv = srv;
         pthread_mutex_init(&wc->mu, NULL);
+        wc->pending_tail = &wc->pending;
         buf_pool_init(&wc->bufs, srv->buf_size, 4096);
     }
     rc = server_publish(srv, snap);
@@ -511,9 +528,13 @@ void server_free(struct server *srv)
         server_close_listeners(wc);
         if (wc->snap)
             snapshot_unref(wc->snap);
-        if (wc->pending_snap)
-            snapshot_unref(wc->pending_snap);
-        free(wc->pending_fds);
+        while (wc->pending) {
+            struct pending_pub *next = wc->pending->next;
+            snapshot_unref(wc->pending->snap);
+            free(wc->pending->fds);
+            free(wc->pending);
+            wc->pending = next;
+        }
         buf_pool_destroy(&wc->bufs);
         pthread_mutex_destroy(&wc->mu);
     }

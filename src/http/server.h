@@ -51,6 +51,13 @@ struct wlistener {
 struct client;
 struct resp_wctx;
 
+/* A configuration published to a worker and not yet adopted by it. */
+struct pending_pub {
+    struct snapshot *snap;         /* one reference, handed to the worker */
+    int *fds;                      /* one per listener of snap */
+    struct pending_pub *next;
+};
+
 struct wctx {
     struct worker worker;
     struct server *srv;
@@ -71,8 +78,9 @@ struct wctx {
     struct resp_wctx *resp;        /* the Redis proxy's worker state (resp_proxy.c), or NULL */
     /* mailbox, written by the main thread under mu */
     pthread_mutex_t mu;
-    struct snapshot *pending_snap;
-    int *pending_fds;              /* one per listener of pending_snap, -1 = none */
+    struct pending_pub *pending;   /* FIFO: adopted in order, so each adoption
+                                    * closes what the one after it dropped */
+    struct pending_pub **pending_tail;
     int pending_stop;
 };
 
