@@ -513,9 +513,10 @@ static int proxy_method_idempotent(enum http_method m)
 /* Sets up the request whose head `msg` (head_len bytes at the start of in)
  * was just parsed: routing, limits, the re-serialised head in up_out, and
  * the upstream connection. */
-static void proxy_start_request(struct client *c, const struct http_msg *msg, size_t head_len)
+/* Clears what the previous request on this connection left behind and
+ * records what the new head says about framing and reuse. */
+static void proxy_reset_request(struct client *c, const struct http_msg *msg)
 {
-    struct wctx *wc = c->wc;
     client_adopt_snapshot(c);
     c->t_start = ev_now(client_loop(c));
     c->t_up_start = c->t_up_first = 0;
@@ -528,7 +529,7 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     c->cl = NULL;
     c->route = NULL;
     c->version_minor = (uint8_t)msg->version_minor;
-    c->keep_alive = msg->keep_alive && !wc->draining;
+    c->keep_alive = msg->keep_alive && !c->wc->draining;
     c->head_request = msg->method == HTTP_METHOD_HEAD;
     c->idempotent = proxy_method_idempotent(msg->method);
     c->upgrade = msg->upgrade;
@@ -540,43 +541,45 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
     c->state = CS_PROXY;
     proxy_new_request_id(c, msg);
     proxy_keep_log_line(c, msg);
+}
 
-    if (msg->method == HTTP_METHOD_CONNECT) {
-        buf_consume(&c->in, head_len);
-        client_respond_error(c, 501, 0);
-        return;
-    }
+/* Routing and the checks that need no backend. Returns 0 when the request
+ * goes on (c->route and c->cl set), else the status weir answers with. */
+static int proxy_admit(struct client *c, const struct http_msg *msg)
+{
+    if (msg->method == HTTP_METHOD_CONNECT)
+        return 501;
     c->route = router_match(c->lst, msg);
-    if (!c->route) {
-        buf_consume(&c->in, head_len);
-        client_respond_error(c, 404, msg->body_kind == HTTP_BODY_NONE);
-        return;
-    }
+    if (!c->route)
+        return 404;
     if (c->lst->max_body_bytes && msg->body_kind == HTTP_BODY_LENGTH &&
-        msg->content_length > c->lst->max_body_bytes) {
-        buf_consume(&c->in, head_len);
-        client_respond_error(c, 413, 0);
-        return;
-    }
+        msg->content_length > c->lst->max_body_bytes)
+        return 413;
     c->cl = &c->snap->clusters[c->route->cluster - c->snap->cfg->clusters];
     c->key_hash = proxy_key_hash(c, msg);
     atomic_fetch_add_explicit(&c->cl->active_requests, 1, memory_order_relaxed);
     c->counted = 1;
     const struct cfg_breaker *cb = &c->cl->cfg->breaker;
-    if (cb->enabled && cb->per_cluster) {
-        int before = atomic_load_explicit(&c->cl->breaker.state, memory_order_relaxed);
-        enum breaker_admission a = breaker_admit(&c->cl->breaker, cb, proxy_now_ms());
-        if (before == BREAKER_OPEN && atomic_load(&c->cl->breaker.state) == BREAKER_HALF_OPEN)
-            log_info("cluster %s: circuit breaker of the cluster is now half-open", c->cl->cfg->name);
-        if (a == BREAKER_DENY) {
-            buf_consume(&c->in, head_len);
-            log_info("cluster %s: circuit breaker open, failing fast", c->cl->cfg->name);
-            client_respond_error(c, 503, msg->body_kind == HTTP_BODY_NONE);
-            return;
-        }
-        c->probe = a == BREAKER_PROBE;
+    if (!cb->enabled || !cb->per_cluster)
+        return 0;
+    int before = atomic_load_explicit(&c->cl->breaker.state, memory_order_relaxed);
+    enum breaker_admission a = breaker_admit(&c->cl->breaker, cb, proxy_now_ms());
+    if (before == BREAKER_OPEN && atomic_load(&c->cl->breaker.state) == BREAKER_HALF_OPEN)
+        log_info("cluster %s: circuit breaker of the cluster is now half-open", c->cl->cfg->name);
+    if (a == BREAKER_DENY) {
+        log_info("cluster %s: circuit breaker open, failing fast", c->cl->cfg->name);
+        return 503;
     }
+    c->probe = a == BREAKER_PROBE;
+    return 0;
+}
 
+/* Writes the head for the backend into up_out (re-serialised, framed by
+ * weir) and answers 100-continue when the client waits for it. Returns 0
+ * or the status to answer. */
+static int proxy_forward_head(struct client *c, const struct http_msg *msg, size_t head_len)
+{
+    struct wctx *wc = c->wc;
     struct http_fwd_info info = {
         .client_ip = c->client_ip,
         .proto = "http",
@@ -589,17 +592,11 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
         info.body_kind = HTTP_BODY_LENGTH;
         info.content_length = 0;
     }
-    if (buf_acquire(&wc->bufs, &c->up_out) != 0) {
-        buf_consume(&c->in, head_len);
-        client_respond_error(c, 503, 0);
-        return;
-    }
+    if (buf_acquire(&wc->bufs, &c->up_out) != 0)
+        return 503;
     int n = http_write_request_head(c->up_out.data, wc->bufs.block_size, msg, &info);
-    if (n < 0) {
-        buf_consume(&c->in, head_len);
-        client_respond_error(c, 431, 0);
-        return;
-    }
+    if (n < 0)
+        return 431;
     c->up_out.rpos = 0;
     c->up_out.wpos = (uint32_t)n;
     if (msg->expect_continue && msg->body_kind != HTTP_BODY_NONE && buf_len(&c->in) == head_len &&
@@ -608,7 +605,24 @@ static void proxy_start_request(struct client *c, const struct http_msg *msg, si
         if (buf_acquire(&wc->bufs, &c->out) == 0)
             (void)buf_append(&wc->bufs, &c->out, cont, sizeof(cont) - 1);
     }
+    return 0;
+}
+
+/* Sets up the request whose head `msg` (head_len bytes at the start of in)
+ * was just parsed, then starts the first attempt. */
+static void proxy_start_request(struct client *c, const struct http_msg *msg, size_t head_len)
+{
+    proxy_reset_request(c, msg);
+    int status = proxy_admit(c, msg);
+    if (status == 0)
+        status = proxy_forward_head(c, msg, head_len);
     buf_consume(&c->in, head_len);
+    if (status) {
+        /* keep the connection when no body is left unread behind the head */
+        client_respond_error(c, status, (status == 404 || status == 503) &&
+                                             msg->body_kind == HTTP_BODY_NONE);
+        return;
+    }
     if (msg->body_kind == HTTP_BODY_CHUNKED)
         http_chunked_init(&c->chunk);
     if (msg->body_kind == HTTP_BODY_NONE)
@@ -1046,87 +1060,80 @@ static int proxy_move_request_body(struct client *c)
 
 /* ---- response ------------------------------------------------------------ */
 
-static int proxy_response_head(struct client *c)
+/* Relays a 1xx interim response (not 101) to an HTTP/1.1 client. Returns
+ * 1 when consumed, 0 to wait for room in out. */
+static int proxy_relay_interim(struct client *c, const struct http_msg *msg, size_t head_len)
+{
+    if (c->version_minor == 1) {
+        struct http_resp_info ri = { .body_kind = HTTP_BODY_NONE, .keep_alive = 1,
+                                     .client_version_minor = 1 };
+        if (buf_acquire(&c->wc->bufs, &c->out) != 0)
+            return 0;
+        int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
+        if (w < 0)
+            return 0;
+        c->out.wpos += (uint32_t)w;
+    }
+    buf_consume(&c->up_in, head_len);
+    return 1;
+}
+
+/* How the response travels on to the client (RFC 9112 6.3, 7): fills ri
+ * and returns whether the client connection stays open. Bodies weir can
+ * frame are re-framed (chunked for HTTP/1.1 clients); transfer codings it
+ * does not decode are passed on. */
+static int proxy_response_framing(const struct client *c, const struct http_msg *msg, int upgrade,
+                                  struct http_resp_info *ri)
+{
+    int ka = c->keep_alive && !c->wc->draining;
+    *ri = (struct http_resp_info){ .body_kind = msg->body_kind,
+                                   .content_length = msg->content_length,
+                                   .client_version_minor = c->version_minor,
+                                   .upgrade = upgrade };
+    int coded = msg->body_kind == HTTP_BODY_UNTIL_CLOSE && http_msg_find(msg, "transfer-encoding") >= 0;
+    if (msg->body_kind == HTTP_BODY_CHUNKED && c->version_minor == 1 && msg->te_other_codings) {
+        /* gzip, chunked: weir re-chunks but must keep the other codings */
+        ri->pass_transfer_encoding = 1;
+    } else if (coded) {
+        /* a coding weir does not decode, ending at close: pass it on, close too */
+        ri->body_kind = HTTP_BODY_NONE;
+        ri->pass_transfer_encoding = 1;
+        ka = 0;
+    } else if (msg->body_kind == HTTP_BODY_CHUNKED || msg->body_kind == HTTP_BODY_UNTIL_CLOSE) {
+        if (c->version_minor == 1) {
+            ri->body_kind = HTTP_BODY_CHUNKED;
+        } else {
+            ri->body_kind = HTTP_BODY_NONE;
+            ka = 0;
+        }
+    }
+    ri->keep_alive = ka;
+    return ka;
+}
+
+/* The final response head is in wc->msg (head_len bytes of up_in): judge
+ * the attempt, retry it or forward the head. Returns 1 on progress. */
+static int proxy_final_head(struct client *c, const struct http_msg *msg, size_t head_len)
 {
     struct wctx *wc = c->wc;
-    struct http_msg *msg = &wc->msg;
-    struct http_limits lim = { wc->bufs.block_size, wc->bufs.block_size, HTTP_MAX_HEADERS_HARD };
-    http_msg_init(msg);
-    msg->scan_pos = c->up_scan_pos;
-    enum http_method m = c->head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
-    int n = http_parse_response(buf_rptr(&c->up_in), buf_len(&c->up_in), msg, &lim, m);
-    if (n == HTTP_PARSE_PARTIAL) {
-        c->up_scan_pos = (uint32_t)msg->scan_pos;
-        if (c->u_eof || client_room(c, &c->up_in) == 0) {
-            log_warn("upstream %s: %s", c->ep->name,
-                     c->u_eof ? "closed in the middle of a response head" : "response head too large");
-            client_respond_error(c, 502, c->req_done);
-            return 1;
-        }
-        return 0;
-    }
-    if (n == HTTP_PARSE_ERROR) {
-        log_warn("upstream %s: invalid response: %s at byte %zu", c->ep->name, msg->error,
-                 msg->error_pos);
-        client_respond_error(c, 502, c->req_done);
-        return 1;
-    }
-    c->up_scan_pos = 0;
-    if (c->t_up_first == 0)
-        c->t_up_first = ev_now(client_loop(c));
     int upgrade = msg->status == 101 && c->upgrade;
-    if (msg->status < 200 && !upgrade) {
-        /* interim response: relay to HTTP/1.1 clients, keep reading */
-        if (c->version_minor == 1 && msg->status != 101) {
-            struct http_resp_info ri = { .body_kind = HTTP_BODY_NONE, .keep_alive = 1, .client_version_minor = 1 };
-            if (buf_acquire(&wc->bufs, &c->out) != 0)
-                return 0;
-            int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
-            if (w < 0)
-                return 0;
-            c->out.wpos += (uint32_t)w;
-        }
-        buf_consume(&c->up_in, (size_t)n);
-        return 1;
-    }
-    /* the final response head: a verdict on the attempt */
+    if (buf_acquire(&wc->bufs, &c->out) != 0)
+        return 0;
+    if (buf_len(&c->out) > 0 && client_space(c, &c->out) < head_len + 1024)
+        return 0; /* let out drain first, so the head surely fits below */
     proxy_record(c, msg->status >= 500 ? CFG_FAILURE_5XX : ENDPOINT_OK);
     int immediate;
-    if (msg->status >= 500 && !upgrade && proxy_may_retry(c, CFG_FAILURE_5XX, msg->status, &immediate)) {
+    if (msg->status >= 500 && proxy_may_retry(c, CFG_FAILURE_5XX, msg->status, &immediate)) {
         log_info("upstream %s (cluster %s): status %d, retrying", c->ep->name, c->cl->cfg->name,
                  msg->status);
         c->failed_ep = c->ep;
         proxy_retry(c, immediate);
         return 1;
     }
-    int ka = c->keep_alive && !wc->draining;
-    struct http_resp_info ri = { .body_kind = msg->body_kind, .content_length = msg->content_length, .keep_alive = ka, .client_version_minor = c->version_minor, .upgrade = upgrade };
-    int te = http_msg_find(msg, "transfer-encoding");
-    int coded = msg->body_kind == HTTP_BODY_UNTIL_CLOSE && te >= 0;
-    if (msg->body_kind == HTTP_BODY_CHUNKED && c->version_minor == 1 && msg->te_other_codings) {
-        /* gzip, chunked: weir re-chunks but must keep the other codings */
-        ri.body_kind = HTTP_BODY_CHUNKED;
-        ri.pass_transfer_encoding = 1;
-    } else if (coded) {
-        /* a transfer coding weir does not decode (gzip, ...) ends at close:
-         * pass the coding on and close too (RFC 9112 6.3) */
-        ri.body_kind = HTTP_BODY_NONE;
-        ri.keep_alive = ka = 0;
-        ri.pass_transfer_encoding = 1;
-    } else if (msg->body_kind == HTTP_BODY_CHUNKED || msg->body_kind == HTTP_BODY_UNTIL_CLOSE) {
-        if (c->version_minor == 1) {
-            ri.body_kind = HTTP_BODY_CHUNKED;
-        } else {
-            ri.body_kind = HTTP_BODY_NONE;
-            ri.keep_alive = ka = 0;
-        }
-    }
-    if (buf_acquire(&wc->bufs, &c->out) != 0)
-        return 0;
+    struct http_resp_info ri;
+    int ka = proxy_response_framing(c, msg, upgrade, &ri);
     int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
     if (w < 0) {
-        if (buf_len(&c->out) > 0)
-            return 0; /* wait for out to drain */
         log_warn("upstream %s: response head too large to forward", c->ep->name);
         client_respond_error(c, 502, c->req_done);
         return 1;
@@ -1141,7 +1148,7 @@ static int proxy_response_head(struct client *c)
     c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
     c->resp_left = msg->content_length;
     endpoint_observe_latency(c->ep, (uint64_t)((c->t_up_first - c->t_up_start) * 1e6));
-    buf_consume(&c->up_in, (size_t)n);
+    buf_consume(&c->up_in, head_len);
     if (c->req_done)
         buf_release(&wc->bufs, &c->up_out);
     if (upgrade) {
@@ -1155,6 +1162,46 @@ static int proxy_response_head(struct client *c)
         http_chunked_init(&c->resp_chunk);
     c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
     return 1;
+}
+
+/* Parses the response head in up_in as far as it has come. Returns 1 on
+ * progress (a head handled, or an error answered), 0 to wait for bytes. */
+static int proxy_response_head(struct client *c)
+{
+    struct wctx *wc = c->wc;
+    struct http_msg *msg = &wc->msg;
+    struct http_limits lim = { wc->bufs.block_size, wc->bufs.block_size, HTTP_MAX_HEADERS_HARD };
+    http_msg_init(msg);
+    msg->scan_pos = c->up_scan_pos;
+    enum http_method m = c->head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
+    int n = http_parse_response(buf_rptr(&c->up_in), buf_len(&c->up_in), msg, &lim, m);
+    if (n == HTTP_PARSE_PARTIAL) {
+        c->up_scan_pos = (uint32_t)msg->scan_pos;
+        if (!c->u_eof && client_room(c, &c->up_in) > 0)
+            return 0;
+        log_warn("upstream %s: %s", c->ep->name,
+                 c->u_eof ? "closed in the middle of a response head" : "response head too large");
+        client_respond_error(c, 502, c->req_done);
+        return 1;
+    }
+    if (n == HTTP_PARSE_ERROR) {
+        log_warn("upstream %s: invalid response: %s at byte %zu", c->ep->name, msg->error,
+                 msg->error_pos);
+        client_respond_error(c, 502, c->req_done);
+        return 1;
+    }
+    c->up_scan_pos = 0;
+    if (c->t_up_first == 0)
+        c->t_up_first = ev_now(client_loop(c));
+    if (msg->status < 200 && !(msg->status == 101 && c->upgrade)) {
+        if (msg->status == 101) {
+            log_warn("upstream %s: switched protocols without being asked to", c->ep->name);
+            client_respond_error(c, 502, 0);
+            return 1;
+        }
+        return proxy_relay_interim(c, msg, (size_t)n);
+    }
+    return proxy_final_head(c, msg, (size_t)n);
 }
 
 /* Appends one run of response body to out, chunk-framed when weir sends
