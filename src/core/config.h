@@ -290,6 +290,12 @@ struct cfg_redis_cluster {
     uint64_t max_bulk_bytes;       /* limits.bulk, default 512m */
     uint32_t max_args;             /* limits.args, default 1048576 */
     uint32_t max_depth;            /* limits.depth of replies, default 16 */
+    int auto_eject;                /* auto_eject: a shard with its primary down leaves the
+                                      ring (consistent_hash only), default false */
+    char **sentinel_masters;       /* sentinel.masters: one name per shard, or NULL */
+    struct cfg_redis_server *sentinels; /* sentinel.addresses */
+    size_t n_sentinels;            /* 0: no sentinel */
+    uint64_t sentinel_interval_ms; /* sentinel.interval, default 1s */
     int line, col;
     struct cfg_mark name_mark;
 };

@@ -40,6 +40,7 @@ static const struct cfg_redis_cluster cfg_redis_defaults = {
     .max_bulk_bytes = 512u << 20,
     .max_args = 1u << 20,
     .max_depth = 16,
+    .sentinel_interval_ms = 1000,
 };
 
 #define CFG_ENUM_NAME(e, s) s,
@@ -72,6 +73,9 @@ struct cfg_redis_parse {
     yaml_node_t *dir_default;      /* directory.default */
     yaml_node_t *range;            /* the range / directory keys, for messages */
     yaml_node_t *directory;
+    yaml_node_t *auto_eject;       /* for messages */
+    yaml_node_t *sentinel_masters; /* sentinel.masters, checked against the shards */
+    yaml_node_t *sentinel;
 };
 
 /* ---- servers and shards ---- */
@@ -456,6 +460,109 @@ static int cfg_redis_password(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return r < 0 ? r : cfg_strdup(ctx, s, &((struct cfg_redis_parse *)obj)->rc->password);
 }
 
+static int cfg_redis_auto_eject(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_parse *ps = obj;
+    ps->auto_eject = v;
+    return cfg_redis_bool(ctx, v, "'auto_eject'", &ps->rc->auto_eject);
+}
+
+/* ---- sentinel ---- */
+
+static int cfg_redis_sentinel_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    return cfg_redis_server(ctx, v, "a sentinel address",
+                            &((struct cfg_redis_cluster *)obj)->sentinels[i]);
+}
+
+static int cfg_redis_sentinel_addresses(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
+    void *items;
+    static const struct cfg_list list = { "'addresses'", "sentinel address",
+                                          sizeof(struct cfg_redis_server), 64 };
+    int r = cfg_list_new(ctx, v, &list, &items, &rc->n_sentinels);
+    if (r < 0)
+        return r;
+    rc->sentinels = items;
+    return cfg_list_each(ctx, v, cfg_redis_sentinel_address, rc);
+}
+
+static int cfg_redis_sentinel_masters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->sentinel_masters = v;
+    return cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "'masters'");
+}
+
+static int cfg_redis_sentinel_interval(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    uint64_t ms;
+    int r = cfg_scalar(ctx, v, "'interval'", &s);
+    if (r < 0)
+        return r;
+    if (units_parse_duration_ms(s, &ms) < 0 || ms < 100 || ms > 3600000)
+        return cfg_fail(ctx, v, "expected a duration 100ms..1h for the sentinel 'interval', got %s",
+                        cfg_quote(s, q));
+    rc->sentinel_interval_ms = ms;
+    return 0;
+}
+
+static const struct cfg_key cfg_redis_sentinel_keys[] = {
+    CFG_FUNC("masters", cfg_redis_sentinel_masters, true),
+    CFG_FUNC("addresses", cfg_redis_sentinel_addresses, true),
+    CFG_FUNC("interval", cfg_redis_sentinel_interval, false),
+};
+CFG_MAP_DEFINE(cfg_redis_sentinel_map, "sentinel", cfg_redis_sentinel_keys);
+
+static int cfg_redis_sentinel(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    ((struct cfg_redis_parse *)obj)->sentinel = v;
+    return cfg_parse_map(ctx, v, &cfg_redis_sentinel_map, obj, NULL);
+}
+
+static int cfg_redis_master_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_redis_cluster *rc = obj;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    int r = cfg_text(ctx, v, "a sentinel master name", &s);
+    if (r < 0)
+        return r;
+    if (strlen(s) > 200 || strpbrk(s, " \r\n\t"))
+        return cfg_fail(ctx, v, "expected a sentinel master name (no spaces, at most 200 "
+                                "bytes), got %s", cfg_quote(s, q));
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(rc->sentinel_masters[j], s) == 0)
+            return cfg_fail(ctx, v, "duplicate sentinel master name %s", cfg_quote(s, q));
+    return cfg_strdup(ctx, s, &rc->sentinel_masters[i]);
+}
+
+/* sentinel.masters: one name per shard, in the order of the shards. */
+static int cfg_redis_sentinel_check(struct cfg_ctx *ctx, struct cfg_redis_parse *ps)
+{
+    struct cfg_redis_cluster *rc = ps->rc;
+    void *items;
+    size_t n;
+    if (!ps->sentinel)
+        return 0;
+    static const struct cfg_list list = { "'masters'", "sentinel master name", sizeof(char *),
+                                          CFG_MAX_REDIS_SHARDS };
+    int r = cfg_list_new(ctx, ps->sentinel_masters, &list, &items, &n);
+    if (r < 0)
+        return r;
+    if (n != rc->n_shards) {
+        free(items);
+        return cfg_fail(ctx, ps->sentinel_masters, "sentinel 'masters' names %zu master(s) but "
+                        "the cluster has %zu shard(s): one name per shard, in order", n,
+                        rc->n_shards);
+    }
+    rc->sentinel_masters = items;
+    return cfg_list_each(ctx, ps->sentinel_masters, cfg_redis_master_item, rc);
+}
+
 #define CFG_REDIS_SUBMAP(fn, map) \
     static int fn(struct cfg_ctx *ctx, yaml_node_t *v, void *obj) \
     { \
@@ -511,6 +618,8 @@ static const struct cfg_key cfg_redis_cluster_keys[] = {
     CFG_FUNC("commands", cfg_redis_commands, false),
     CFG_FUNC("password", cfg_redis_password, false),
     CFG_FUNC("limits", cfg_redis_limits, false),
+    CFG_FUNC("auto_eject", cfg_redis_auto_eject, false),
+    CFG_FUNC("sentinel", cfg_redis_sentinel, false),
 };
 CFG_MAP_DEFINE(cfg_redis_cluster_map, "redis cluster", cfg_redis_cluster_keys);
 
@@ -523,6 +632,12 @@ static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps
     void *items;
     int r;
 
+    if (rc->auto_eject && rc->distribution != CFG_REDIS_DIST_KETAMA)
+        return cfg_fail(ctx, ps->auto_eject, "auto_eject works only with distribution "
+                                             "consistent_hash (other distributions would move "
+                                             "almost every key when a shard leaves)");
+    if ((r = cfg_redis_sentinel_check(ctx, ps)) < 0)
+        return r;
     if (ps->range && !is_range)
         return cfg_fail(ctx, ps->range, "'range' is used only with distribution range");
     if (ps->directory && !is_dir)
@@ -667,6 +782,13 @@ void cfg_free_redis_clusters(struct cfg *cfg)
         for (size_t p = 0; p < rc->n_prefixes; p++)
             free(rc->prefixes[p].prefix);
         free(rc->prefixes);
+        if (rc->sentinel_masters)
+            for (size_t m = 0; m < rc->n_shards; m++)
+                free(rc->sentinel_masters[m]);
+        free(rc->sentinel_masters);
+        for (size_t m = 0; m < rc->n_sentinels; m++)
+            free(rc->sentinels[m].address);
+        free(rc->sentinels);
     }
     free(cfg->redis_clusters);
     cfg->redis_clusters = NULL;

@@ -19,7 +19,10 @@
  * replica whose link to its primary is down or silent for max_lag. */
 #include "resp/resp_backend.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,14 +126,95 @@ static struct resp_server *resp_server_get(struct resp_wctx *rw, const struct cf
 
 /* ---- routes ---- */
 
+/* The primaries sentinel named, shared by the workers, so a worker that
+ * starts routing later (or after a reload) starts from what another one
+ * learnt rather than from the configured address. */
+struct resp_sentinel_seen {
+    char cluster[64];
+    char master[208];
+    char address[300];
+};
+
+static struct resp_sentinel_seen *resp_seen;
+static size_t resp_n_seen;
+static pthread_mutex_t resp_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void resp_seen_put(const char *cluster, const char *master, const char *address)
+{
+    pthread_mutex_lock(&resp_seen_lock);
+    size_t i = 0;
+    while (i < resp_n_seen && (strcmp(resp_seen[i].cluster, cluster) != 0 ||
+                               strcmp(resp_seen[i].master, master) != 0))
+        i++;
+    if (i == resp_n_seen) {
+        struct resp_sentinel_seen *n = realloc(resp_seen, (i + 1) * sizeof(*n));
+        if (!n) {
+            pthread_mutex_unlock(&resp_seen_lock);
+            return;
+        }
+        resp_seen = n;
+        resp_n_seen++;
+        snprintf(n[i].cluster, sizeof(n[i].cluster), "%s", cluster);
+        snprintf(n[i].master, sizeof(n[i].master), "%s", master);
+    }
+    snprintf(resp_seen[i].address, sizeof(resp_seen[i].address), "%s", address);
+    pthread_mutex_unlock(&resp_seen_lock);
+}
+
+/* Copies the address sentinel last gave for master into out. Returns 0 or
+ * -ENOENT. */
+static int resp_seen_get(const char *cluster, const char *master, char *out, size_t size)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&resp_seen_lock);
+    for (size_t i = 0; i < resp_n_seen; i++)
+        if (strcmp(resp_seen[i].cluster, cluster) == 0 && strcmp(resp_seen[i].master, master) == 0) {
+            snprintf(out, size, "%s", resp_seen[i].address);
+            rc = 0;
+        }
+    pthread_mutex_unlock(&resp_seen_lock);
+    return rc;
+}
+
+static int resp_parse_ipport(const char *text, struct sockaddr_storage *addr, socklen_t *len);
+
+/* Sentinel named another primary for shard i of r: switches to it. */
+static int resp_route_switch(struct resp_wctx *rw, struct resp_route *r, uint32_t i,
+                             const char *address)
+{
+    const struct cfg_redis_cluster *cc = r->cfg;
+    struct cfg_redis_server cs = { .address = (char *)address };
+    struct resp_shard_srv *ss = &r->shards[i];
+    if (resp_parse_ipport(address, &cs.addr, &cs.addrlen) < 0)
+        return -EINVAL;
+    if (ss->primary->addrlen == cs.addrlen && memcmp(&ss->primary->addr, &cs.addr, cs.addrlen) == 0)
+        return 0;
+    char *master = strdup(cc->sentinel_masters[i]);
+    struct resp_server *np = master ? resp_server_get(rw, &cs, cc, 0) : NULL;
+    if (!np) {
+        free(master);
+        return -ENOMEM;
+    }
+    log_warn("redis cluster %s: shard '%s' (master '%s') has a new primary %s (was %s), from "
+             "sentinel (worker %u)", cc->name, cc->shards[i].name, master, np->name,
+             ss->primary->name, rw->wc->worker.id);
+    free(ss->sentinel_master);
+    ss->sentinel_master = master;
+    ss->primary = np;
+    return 1;
+}
+
 static void resp_routes_free(struct resp_route *routes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         resp_dist_free(&routes[i].dist);
         if (routes[i].shards)
-            for (size_t s = 0; s < routes[i].cfg->n_shards; s++)
+            for (size_t s = 0; s < routes[i].n_shards; s++) {
                 free(routes[i].shards[s].replicas);
+                free(routes[i].shards[s].sentinel_master);
+            }
         free(routes[i].shards);
+        free(routes[i].live);
     }
     free(routes);
 }
@@ -139,16 +223,25 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
                             const struct cfg_redis_cluster *cc)
 {
     r->cfg = cc;
+    snprintf(r->name, sizeof(r->name), "%s", cc->name);
     if (resp_dist_init(&r->dist, cc, NULL) < 0)
         return -ENOMEM;
     r->shards = calloc(cc->n_shards, sizeof(*r->shards));
-    if (!r->shards)
+    r->live = malloc(cc->n_shards);
+    if (!r->shards || !r->live)
         return -ENOMEM;
+    r->n_shards = (uint32_t)cc->n_shards;
+    memset(r->live, 1, cc->n_shards);
     for (size_t i = 0; i < cc->n_shards; i++) {
         const struct cfg_redis_shard *sh = &cc->shards[i];
         struct resp_shard_srv *ss = &r->shards[i];
         ss->primary = resp_server_get(rw, &sh->primary, cc, 0);
         if (!ss->primary)
+            return -ENOMEM;
+        char seen[300];
+        if (cc->sentinel_masters &&
+            resp_seen_get(cc->name, cc->sentinel_masters[i], seen, sizeof(seen)) == 0 &&
+            resp_route_switch(rw, r, (uint32_t)i, seen) == -ENOMEM)
             return -ENOMEM;
         if (sh->n_replicas == 0)
             continue;
@@ -162,6 +255,8 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
     }
     return 0;
 }
+
+static void resp_route_eject(struct resp_wctx *rw, struct resp_route *r);
 
 int resp_routes_sync(struct resp_wctx *rw)
 {
@@ -185,6 +280,9 @@ int resp_routes_sync(struct resp_wctx *rw)
     rw->routes = routes;
     rw->n_routes = cfg->n_redis_clusters;
     rw->snap = snap;
+    rw->routes_gen++;
+    for (size_t i = 0; i < rw->n_routes; i++)
+        resp_route_eject(rw, &rw->routes[i]);
     return 0;
 }
 
@@ -299,18 +397,60 @@ static int resp_conn_connect(struct resp_conn *c)
     return 0;
 }
 
+/* auto_eject: the distribution of r leaves out the shards whose primary is
+ * down (all in when every one is). Keeps the old one when out of memory. */
+static void resp_route_eject(struct resp_wctx *rw, struct resp_route *r)
+{
+    const struct cfg_redis_cluster *cc = r->cfg;
+    uint32_t n_live = 0, changed = 0;
+    if (!cc->auto_eject)
+        return;
+    uint8_t *live = malloc(r->n_shards);
+    if (!live)
+        return;
+    for (uint32_t i = 0; i < r->n_shards; i++) {
+        live[i] = (uint8_t)(r->shards[i].primary->up != 0);
+        n_live += live[i];
+        changed += live[i] != r->live[i];
+    }
+    struct resp_dist d;
+    if (!changed || resp_dist_init(&d, cc, n_live ? live : NULL) < 0) {
+        free(live);
+        return;
+    }
+    for (uint32_t i = 0; i < r->n_shards; i++)
+        if (live[i] != r->live[i])
+            log_warn("redis cluster %s: shard '%s' %s (auto_eject)", cc->name, cc->shards[i].name,
+                     live[i] ? "is back in the distribution: its keys return to it" :
+                               "left the distribution (its primary is down): its keys go to "
+                               "the other shards");
+    resp_dist_free(&r->dist);
+    r->dist = d;
+    free(r->live);
+    r->live = live;
+}
+
+/* A server went up or down: redistributes the clusters with auto_eject. */
+static void resp_server_flipped(struct resp_wctx *rw)
+{
+    for (size_t i = 0; i < rw->n_routes; i++)
+        resp_route_eject(rw, &rw->routes[i]);
+}
+
 static void resp_server_down(struct resp_server *s, const char *why)
 {
-    if (s->up)
-        log_warn("redis server %s is down: %s", s->name, why);
-    s->up = 0;
     s->retry_at = ev_now(resp_loop(s->rw)) + 1.0;
+    if (!s->up)
+        return;
+    log_warn("redis server %s is down: %s", s->name, why);
+    s->up = 0;
+    resp_server_flipped(s->rw);
 }
 
 static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok);
 
-/* Closes c; every msg waiting on it fails (or is retried on the primary). */
-static void resp_conn_fail(struct resp_conn *c, const char *why)
+/* Closes c; every msg waiting on it fails. */
+void resp_conn_fail(struct resp_conn *c, const char *why)
 {
     struct resp_wctx *rw = c->rw;
     struct ev_loop *loop = resp_loop(rw);
@@ -324,6 +464,8 @@ static void resp_conn_fail(struct resp_conn *c, const char *why)
     c->state = RESP_CONN_IDLE;
     resp_chunks_free(rw, c->out_head);
     c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+    c->owner_waits = 0;
     buf_release(&rw->wc->bufs, &c->in);
     resp_parser_reset(&c->parser);
     if (!c->dedicated && !c->health)
@@ -404,6 +546,7 @@ static void resp_conn_release(struct resp_conn *c)
     resp_flush_unlink(c);
     resp_chunks_free(rw, c->out_head);
     c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
     buf_release(&rw->wc->bufs, &c->in);
     for (struct resp_msg *m = c->q_head; m;) {
         struct resp_msg *next = m->bnext;
@@ -423,6 +566,29 @@ void resp_conn_close_dedicated(struct resp_conn *c)
     c->rw->n_blocking--;
     resp_conn_release(c);
     free(c);
+}
+
+void resp_conn_retire(struct resp_conn *c)
+{
+    c->owner = NULL;
+    c->owner_waits = 0;
+    c->retired = 1;
+    c->retired_next = c->rw->retired;
+    c->rw->retired = c;
+}
+
+void resp_conn_reap(struct resp_wctx *rw)
+{
+    struct resp_conn **pp = &rw->retired;
+    while (*pp) {
+        struct resp_conn *c = *pp;
+        if (c->n_q > 0 && c->state != RESP_CONN_IDLE) {
+            pp = &c->retired_next;
+            continue;
+        }
+        *pp = c->retired_next;
+        resp_conn_close_dedicated(c);
+    }
 }
 
 int resp_conn_write(struct resp_conn *c, const void *data, size_t len)
@@ -445,6 +611,7 @@ int resp_conn_write(struct resp_conn *c, const void *data, size_t len)
             n = len;
         memcpy(t->data + t->len, p, n);
         t->len += (uint32_t)n;
+        c->out_bytes += n;
         p += n;
         len -= n;
     }
@@ -495,6 +662,7 @@ static int resp_conn_send(struct resp_conn *c)
             return -1;
         }
         size_t left = (size_t)w;
+        c->out_bytes -= left;
         while (left > 0 && c->out_head) {
             struct resp_chunk *k = c->out_head;
             size_t avail = k->len - k->pos;
@@ -508,6 +676,10 @@ static int resp_conn_send(struct resp_conn *c)
                 c->out_tail = NULL;
             resp_chunk_put(c->rw, k);
         }
+    }
+    if (c->owner_waits && c->out_bytes < RESP_STREAM_LOW_BYTES) {
+        c->owner_waits = 0;
+        resp_session_wake(c->owner);
     }
     return 0;
 }
@@ -703,17 +875,24 @@ static int resp_info_field(const struct resp_msg *m, const char *field, char *ou
     return -ENOENT;
 }
 
+static void resp_sentinel_result(struct resp_wctx *rw, struct resp_server *sv,
+                                 const struct resp_msg *m, int ok);
+
 static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok)
 {
     struct resp_wctx *rw = s->rw;
-    if (m->kind == RESP_MSG_HEALTH_PING) {
+    if (m->kind == RESP_MSG_SENTINEL) {
+        resp_sentinel_result(rw, s, m, ok);
+    } else if (m->kind == RESP_MSG_HEALTH_PING) {
         if (ok && m->done) {
             uint64_t us = (uint64_t)((ev_now(resp_loop(rw)) - m->t_sent) * 1e6) + 1;
             s->ewma_us = s->ewma_us ? s->ewma_us - s->ewma_us / 8 + us / 8 : us;
-            if (!s->up)
-                log_info("redis server %s is up", s->name);
-            s->up = 1;
             s->fails = 0;
+            if (!s->up) {
+                log_info("redis server %s is up", s->name);
+                s->up = 1;
+                resp_server_flipped(rw);
+            }
         } else if (++s->fails >= s->cfg->health_fall) {
             resp_server_down(s, "health check failed");
         }
@@ -732,17 +911,26 @@ static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok
     resp_msg_put(rw, m);
 }
 
-static void resp_health_check(struct resp_server *s)
+/* The server's health-check connection (also a sentinel's query
+ * connection), made when missing; NULL when out of memory. */
+static struct resp_conn *resp_health_conn(struct resp_server *s)
 {
-    struct resp_wctx *rw = s->rw;
     if (!s->hc) {
         s->hc = malloc(sizeof(*s->hc));
         if (!s->hc)
-            return;
+            return NULL;
         resp_conn_init(s->hc, s);
         s->hc->health = 1;
     }
-    struct resp_conn *c = s->hc;
+    return s->hc;
+}
+
+static void resp_health_check(struct resp_server *s)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_conn *c = resp_health_conn(s);
+    if (!c)
+        return;
     if (c->n_q > 0) { /* the last check is still unanswered */
         if (++s->fails >= s->cfg->health_fall)
             resp_server_down(s, "health check timed out");
@@ -773,6 +961,7 @@ static void resp_health_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct resp_wctx *rw = w->data;
     uint64_t interval = 0;
+    resp_routes_sync(rw); /* never the routes of a snapshot that is gone */
     for (size_t i = 0; i < rw->n_routes; i++) {
         const struct cfg_redis_cluster *cc = rw->routes[i].cfg;
         if (interval == 0 || cc->health_interval_ms < interval)
@@ -789,6 +978,181 @@ static void resp_health_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_timer_again(loop, w);
 }
 
+/* ---- sentinel ----
+ *
+ *   every sentinel.interval: sentinel --SENTINEL get-master-addr-by-name NAME (one per shard)-->
+ *   reply *2 ip port --differs from the shard's primary--> the shard's primary is switched
+ *
+ * Each worker asks on its own connection to one of the cluster's sentinels
+ * (the health-check connection of a server made for the sentinel's
+ * address), all shards pipelined; a sentinel that fails or does not answer
+ * within an interval is left for the next one. Switching is only a pointer
+ * in the route: commands already sent finish where they went. */
+
+static void resp_sentinel_ask(struct resp_wctx *rw, size_t ri)
+{
+    struct resp_route *r = &rw->routes[ri];
+    const struct cfg_redis_cluster *cc = r->cfg;
+    struct resp_server *sv = resp_server_get(rw, &cc->sentinels[r->sentinel_next % cc->n_sentinels],
+                                             cc, 0);
+    struct resp_conn *c = sv ? resp_health_conn(sv) : NULL;
+    if (!c)
+        return;
+    if (c->n_q > 0) { /* the last round is unanswered */
+        resp_conn_fail(c, "sentinel did not answer within the interval");
+        return; /* the failure moved sentinel_next on */
+    }
+    if (c->state == RESP_CONN_IDLE && resp_conn_connect(c) < 0) {
+        log_warn("redis cluster %s: cannot connect to sentinel %s", cc->name, sv->name);
+        r->sentinel_next++;
+        return;
+    }
+    for (uint32_t k = 0; k < r->n_shards; k++) {
+        struct resp_msg *m = resp_msg_get(rw);
+        char head[64];
+        const char *name = cc->sentinel_masters[k];
+        if (!m)
+            return;
+        m->kind = RESP_MSG_SENTINEL;
+        m->route = (uint32_t)ri;
+        m->shard = k;
+        m->gen = rw->routes_gen;
+        int n = snprintf(head, sizeof(head), "*3\r\n$8\r\nSENTINEL\r\n$23\r\n"
+                         "get-master-addr-by-name\r\n$%zu\r\n", strlen(name));
+        if (resp_conn_write(c, head, (size_t)n) < 0 || resp_conn_write(c, name, strlen(name)) < 0 ||
+            resp_conn_write(c, "\r\n", 2) < 0) {
+            resp_msg_put(rw, m);
+            resp_conn_fail(c, "out of memory");
+            return;
+        }
+        resp_conn_push(c, m);
+    }
+}
+
+/* Reads "*2 $n ip $n port" from m's reply into "ip:port" (IPv6 in brackets).
+ * Returns 0, or -EINVAL for anything else (nil: the sentinel does not know
+ * the master). */
+static int resp_sentinel_addr(const struct resp_msg *m, char *out, size_t size)
+{
+    char text[600], *p = text, *end;
+    const char *part[2];
+    size_t plen[2], len = 0;
+    for (const struct resp_chunk *k = m->rhead; k && len < sizeof(text) - 1; k = k->next) {
+        size_t n = k->len - k->pos;
+        if (n > sizeof(text) - 1 - len)
+            n = sizeof(text) - 1 - len;
+        memcpy(text + len, k->data + k->pos, n);
+        len += n;
+    }
+    text[len] = 0;
+    if (m->reply_type != '*' || strncmp(p, "*2\r\n", 4) != 0)
+        return -EINVAL;
+    p += 4;
+    for (int i = 0; i < 2; i++) {
+        if (*p != '$')
+            return -EINVAL;
+        unsigned long n = strtoul(p + 1, &end, 10);
+        if (strncmp(end, "\r\n", 2) != 0 || n == 0 || n > 200 || (size_t)(end + 2 - text) + n > len)
+            return -EINVAL;
+        part[i] = end + 2;
+        plen[i] = n;
+        p = end + 2 + n + 2;
+        if ((size_t)(p - text) > len)
+            return -EINVAL;
+    }
+    int v6 = memchr(part[0], ':', plen[0]) != NULL;
+    int n = snprintf(out, size, "%s%.*s%s:%.*s", v6 ? "[" : "", (int)plen[0], part[0],
+                     v6 ? "]" : "", (int)plen[1], part[1]);
+    return n > 0 && (size_t)n < size ? 0 : -EINVAL;
+}
+
+/* "ip:port" or "[ipv6]:port" into addr. Returns 0 or -EINVAL. */
+static int resp_parse_ipport(const char *text, struct sockaddr_storage *addr, socklen_t *len)
+{
+    char host[256];
+    const char *colon = strrchr(text, ':');
+    char *end;
+    if (!colon)
+        return -EINVAL;
+    size_t hlen = (size_t)(colon - text);
+    const char *h = text;
+    if (hlen >= 2 && text[0] == '[' && colon[-1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port == 0 || port > 65535)
+        return -EINVAL;
+    memset(addr, 0, sizeof(*addr));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static void resp_sentinel_result(struct resp_wctx *rw, struct resp_server *sv,
+                                 const struct resp_msg *m, int ok)
+{
+    char addr[300];
+    if (m->gen != rw->routes_gen || m->route >= rw->n_routes)
+        return; /* asked before a reload */
+    struct resp_route *r = &rw->routes[m->route];
+    const struct cfg_redis_cluster *cc = r->cfg;
+    if (m->shard >= r->n_shards)
+        return;
+    if (!ok || !m->done) {
+        if (m->shard == 0)
+            r->sentinel_next++;
+        return;
+    }
+    if (resp_sentinel_addr(m, addr, sizeof(addr)) < 0) {
+        if (m->reply_type == '-' || m->value < 0)
+            log_warn("redis cluster %s: sentinel %s does not know master '%s' (shard '%s')",
+                     cc->name, sv->name, cc->sentinel_masters[m->shard], cc->shards[m->shard].name);
+        return;
+    }
+    if (resp_route_switch(rw, r, m->shard, addr) < 0) {
+        log_warn("redis cluster %s: sentinel %s gave master '%s' an address weir cannot use: %s",
+                 cc->name, sv->name, cc->sentinel_masters[m->shard], addr);
+        return;
+    }
+    resp_seen_put(cc->name, cc->sentinel_masters[m->shard], addr);
+    resp_route_eject(rw, r);
+}
+
+static void resp_sentinel_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct resp_wctx *rw = w->data;
+    uint64_t interval = 0;
+    resp_routes_sync(rw);
+    for (size_t i = 0; i < rw->n_routes; i++) {
+        const struct cfg_redis_cluster *cc = rw->routes[i].cfg;
+        if (cc->n_sentinels == 0)
+            continue;
+        if (interval == 0 || cc->sentinel_interval_ms < interval)
+            interval = cc->sentinel_interval_ms;
+        resp_sentinel_ask(rw, i);
+    }
+    resp_flush_all(rw);
+    w->repeat = interval ? (double)interval / 1000.0 : 1.0;
+    ev_timer_again(loop, w);
+}
+
 void resp_health_start(struct resp_wctx *rw)
 {
     if (rw->health_started)
@@ -798,12 +1162,23 @@ void resp_health_start(struct resp_wctx *rw)
     rw->health.data = rw;
     rw->health.repeat = 0.05; /* the first round soon, then every interval */
     ev_timer_again(resp_loop(rw), &rw->health);
+    ev_init(&rw->sentinel, resp_sentinel_cb);
+    rw->sentinel.data = rw;
+    rw->sentinel.repeat = 0.05;
+    ev_timer_again(resp_loop(rw), &rw->sentinel);
 }
 
 void resp_backend_cleanup(struct resp_wctx *rw)
 {
-    if (rw->health_started && resp_loop(rw))
+    if (rw->health_started && resp_loop(rw)) {
         ev_timer_stop(resp_loop(rw), &rw->health);
+        ev_timer_stop(resp_loop(rw), &rw->sentinel);
+    }
+    while (rw->retired) {
+        struct resp_conn *c = rw->retired;
+        rw->retired = c->retired_next;
+        resp_conn_close_dedicated(c);
+    }
     while (rw->servers) {
         struct resp_server *s = rw->servers;
         rw->servers = s->next;

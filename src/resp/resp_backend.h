@@ -22,8 +22,23 @@ struct resp_conn *resp_server_conn(struct resp_server *srv);
 /* A new connection of srv for one session's blocking commands (at most
  * max_blocking per worker). NULL when over the cap or the connect fails. */
 struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner);
+/* A streamed request pauses while its connection holds this many unwritten
+ * bytes, and goes on once they are below the low mark. */
+#define RESP_STREAM_HIGH_BYTES (256u * 1024)
+#define RESP_STREAM_LOW_BYTES (64u * 1024)
+
+/* Closes c at once: every msg waiting on it fails with an error naming why;
+ * a shared connection's server is marked down. c stays allocated (idle). */
+void resp_conn_fail(struct resp_conn *c, const char *why);
 /* Closes a dedicated connection: its waiting msgs become orphans. */
 void resp_conn_close_dedicated(struct resp_conn *c);
+
+/* Gives up a dedicated connection whose msgs still wait for replies: they
+ * get them, then resp_conn_reap() closes it. */
+void resp_conn_retire(struct resp_conn *c);
+/* Closes the retired connections that have no reply left to wait for (not
+ * from inside a connection's callback). */
+void resp_conn_reap(struct resp_wctx *rw);
 
 /* Appends request bytes to c's output (written at the end of the round).
  * Returns 0 or -ENOMEM. */

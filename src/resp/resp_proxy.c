@@ -66,9 +66,21 @@ struct resp_session {
     uint8_t quit;                  /* QUIT or a framing error: close once the queue is out */
     uint8_t authed;
     uint8_t cur_proto_error;
-    struct resp_conn *bconn;       /* dedicated connection for blocking commands */
+    struct resp_conn *bconn;       /* own connection: blocking commands, streams, MULTI */
     char *name;                    /* CLIENT SETNAME */
     uint64_t id;
+    struct resp_limits lim;        /* request limits of the listener's cluster */
+    /* a command larger than the read buffer, passed on as it arrives */
+    struct resp_parser sp;         /* its parser, resumed at every read */
+    struct resp_msg *stream_msg;   /* its msg (in the queue, kept there while streaming) */
+    struct resp_conn *stream_conn; /* where its bytes go; NULL: dropped (m has an error) */
+    uint8_t streaming;
+    uint8_t after_stream;          /* dispatch nothing until every reply is in */
+    /* MULTI / WATCH: pinned to one shard's primary on bconn */
+    uint8_t tx_multi;              /* inside MULTI */
+    uint8_t tx_dirty;              /* a queued command was refused: EXEC aborts */
+    uint8_t tx_sent;               /* MULTI went to the shard */
+    int32_t tx_shard;              /* the shard of the WATCH / transaction, -1 none */
 };
 
 static uint64_t resp_next_client_id;
@@ -152,6 +164,11 @@ static void resp_session_mark(struct resp_session *s)
     s->in_dirty = 1;
     s->dirty_next = s->rw->dirty;
     s->rw->dirty = s;
+}
+
+void resp_session_wake(struct resp_session *s)
+{
+    resp_session_mark(s);
 }
 
 int resp_msg_append(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len)
@@ -240,11 +257,118 @@ static size_t resp_digits(int64_t v)
     return (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64, v);
 }
 
+/* SCAN cursors: the shard in the top bits, the shard's own cursor below. */
+#define RESP_SCAN_SHARD_SHIFT 52
+#define RESP_SCAN_CURSOR_MASK ((UINT64_C(1) << RESP_SCAN_SHARD_SHIFT) - 1)
+
+/* Copies up to size - 1 bytes from the start of m's reply, NUL-terminated. */
+static size_t resp_reply_peek(const struct resp_msg *m, char *out, size_t size)
+{
+    size_t len = 0;
+    for (const struct resp_chunk *k = m->rhead; k && len < size - 1; k = k->next) {
+        size_t n = k->len - k->pos;
+        if (n > size - 1 - len)
+            n = size - 1 - len;
+        memcpy(out + len, k->data + k->pos, n);
+        len += n;
+    }
+    out[len] = 0;
+    return len;
+}
+
+/* SCAN: the shard's reply "*2 $n cursor *k keys..." with its cursor made
+ * global (m->shard: the shard asked, m->route: the cluster's shard count);
+ * at the end of a shard the cursor moves to the start of the next one. */
+static void resp_merge_scan(struct resp_wctx *rw, struct resp_msg *m)
+{
+    struct resp_msg *f = m->frags;
+    char head[64], *end;
+    if (f->reply_type == '-') {
+        resp_reply_move(m, f);
+        m->reply_type = '-';
+        return;
+    }
+    resp_reply_peek(f, head, sizeof(head));
+    unsigned long long len = 0;
+    const char *p = head + 5;
+    if (f->reply_type != '*' || f->value != 2 || strncmp(head, "*2\r\n$", 5) != 0 ||
+        (len = strtoull(p, &end, 10)) == 0 || len > 20 || strncmp(end, "\r\n", 2) != 0 ||
+        (size_t)(end + 2 - head) + len + 2 > sizeof(head) - 1) {
+        resp_msg_append(rw, m, "-ERR weir: unexpected reply from a shard\r\n", 42);
+        m->reply_type = '-';
+        return;
+    }
+    p = end + 2;
+    char num[24];
+    memcpy(num, p, len);
+    num[len] = 0;
+    uint64_t sc = strtoull(num, &end, 10);
+    if (*end || sc > RESP_SCAN_CURSOR_MASK) {
+        resp_append_fmt(rw, m, "-ERR weir: the SCAN cursor of shard %u does not fit in %d "
+                        "bits\r\n", m->shard, RESP_SCAN_SHARD_SHIFT);
+        m->reply_type = '-';
+        return;
+    }
+    uint64_t next = (uint64_t)m->shard << RESP_SCAN_SHARD_SHIFT | sc;
+    if (sc == 0)
+        next = m->shard + 1 < m->route ? (uint64_t)(m->shard + 1) << RESP_SCAN_SHARD_SHIFT : 0;
+    snprintf(num, sizeof(num), "%" PRIu64, next);
+    resp_append_fmt(rw, m, "*2\r\n$%zu\r\n%s\r\n", strlen(num), num);
+    resp_reply_skip(rw, f, (size_t)(p - head) + len + 2);
+    resp_reply_move(m, f);
+    m->reply_type = '*';
+    m->value = 2;
+}
+
+/* RANDOMKEY: the key of a random shard that returned one; nil when none
+ * did; an error only when no shard answered with a key or nil. */
+static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
+{
+    uint32_t n_keys = 0, n_nil = 0;
+    struct resp_msg *f, *err = NULL;
+    for (f = m->frags; f; f = f->next) {
+        if (f->reply_type == '$' && f->value >= 0)
+            n_keys++;
+        else if (f->reply_type == '$')
+            n_nil++;
+        else if (!err)
+            err = f;
+    }
+    if (n_keys > 0) {
+        uint32_t pick = (uint32_t)random() % n_keys;
+        for (f = m->frags; f; f = f->next)
+            if (f->reply_type == '$' && f->value >= 0 && pick-- == 0)
+                break;
+        resp_reply_move(m, f);
+        m->reply_type = '$';
+        m->value = f->value;
+    } else if (n_nil > 0 || !err) {
+        resp_msg_append(rw, m, "$-1\r\n", 5);
+        m->reply_type = '$';
+        m->value = -1;
+    } else {
+        if (err->reply_type == '-')
+            resp_reply_move(m, err);
+        else
+            resp_msg_append(rw, m, "-ERR weir: unexpected reply from a shard\r\n", 42);
+        m->reply_type = '-';
+    }
+}
+
 /* All fragments of m have replies: builds m's merged reply. */
 static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
 {
     int64_t total = 0;
     struct resp_msg *f;
+
+    if (m->merge == RESP_MERGE_SCAN) {
+        resp_merge_scan(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_RANDOM) {
+        resp_merge_random(rw, m);
+        return;
+    }
 
     for (f = m->frags; f; f = f->next)
         if (f->reply_type == '-' || (m->merge == RESP_MERGE_ARRAY && (f->reply_type != '*' || f->value < 0)) ||
@@ -339,8 +463,12 @@ int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, 
 
 /* ---- local answers ---- */
 
+/* A local reply. An error for a command inside MULTI aborts the transaction
+ * (EXEC answers -EXECABORT), as Redis does for a command it refuses to queue. */
 static void resp_reply_raw(struct resp_wctx *rw, struct resp_msg *m, const char *text, size_t len)
 {
+    if (text[0] == '-' && m->s && m->s->tx_multi)
+        m->s->tx_dirty = 1;
     resp_msg_append(rw, m, text, len);
     resp_msg_complete(rw, m, (uint8_t)text[0], 0);
 }
@@ -431,6 +559,13 @@ static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const st
 static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
                         enum resp_merge merge);
+static void resp_cmd_multi(struct resp_session *s, struct resp_msg *m);
+static void resp_cmd_exec(struct resp_session *s, struct resp_msg *m, int discard);
+static void resp_cmd_watch(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_cmd_unwatch(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_cmd_scan(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_tx_send(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                         uint32_t shard);
 
 static void resp_cmd_auth(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
@@ -456,6 +591,36 @@ static void resp_cmd_auth(struct resp_session *s, struct resp_msg *m, const stru
     RESP_REPLY_LIT(rw, m, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
 }
 
+/* A command weir answers itself, inside MULTI: PING, ECHO and TIME are
+ * queued on the transaction's shard once it has one; commands about the
+ * whole keyspace or the connection are refused (aborting the transaction).
+ * Returns 1 when handled here. */
+static int resp_local_in_tx(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    switch (r->cmd->id) {
+    case RESP_CMD_MULTI:
+    case RESP_CMD_EXEC:
+    case RESP_CMD_DISCARD:
+    case RESP_CMD_WATCH:
+    case RESP_CMD_UNWATCH:
+    case RESP_CMD_QUIT:
+        return 0;
+    case RESP_CMD_PING:
+    case RESP_CMD_ECHO:
+    case RESP_CMD_TIME:
+        if (s->tx_shard >= 0) {
+            resp_tx_send(s, m, r, (uint32_t)s->tx_shard);
+            return 1;
+        }
+        break;
+    default:
+        break;
+    }
+    resp_reply_err(s->rw, m, "ERR weir: '%s' inside MULTI is not supported (a transaction holds "
+                   "commands on the keys of one shard)", r->cmd->name);
+    return 1;
+}
+
 /* Commands weir answers itself (RC_PROXY). */
 static void resp_local(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
@@ -463,7 +628,28 @@ static void resp_local(struct resp_session *s, struct resp_msg *m, const struct 
     const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
     int ok;
 
+    if (s->tx_multi && resp_local_in_tx(s, m, r))
+        return;
     switch (r->cmd->id) {
+    case RESP_CMD_MULTI:
+        resp_cmd_multi(s, m);
+        return;
+    case RESP_CMD_EXEC:
+    case RESP_CMD_DISCARD:
+        resp_cmd_exec(s, m, r->cmd->id == RESP_CMD_DISCARD);
+        return;
+    case RESP_CMD_WATCH:
+        resp_cmd_watch(s, m, r);
+        return;
+    case RESP_CMD_UNWATCH:
+        resp_cmd_unwatch(s, m, r);
+        return;
+    case RESP_CMD_SCAN:
+        resp_cmd_scan(s, m, r);
+        return;
+    case RESP_CMD_RANDOMKEY:
+        resp_fanout(s, m, r, RESP_MERGE_RANDOM);
+        return;
     case RESP_CMD_PING:
         if (r->argc == 1)
             RESP_REPLY_LIT(rw, m, "+PONG\r\n");
@@ -589,7 +775,258 @@ static void resp_fail_down(struct resp_session *s, struct resp_msg *m, uint32_t 
 {
     const struct cfg_redis_shard *sh = &s->route->cfg->shards[shard];
     resp_reply_err(s->rw, m, "ERR weir: shard '%s' is unavailable (primary %s is down)", sh->name,
-                   sh->primary.address);
+                   s->route->shards[shard].primary->name);
+}
+
+/* The session's own connection to srv (blocking commands, streamed
+ * commands, WATCH / MULTI), opened when needed. Commands queue behind what
+ * runs there, as on one Redis connection. A connection to another server is
+ * replaced (retired until its replies are in) unless a blocking command
+ * waits there or it holds a WATCH / MULTI: then NULL with *busy set. NULL also over blocking_connections or when the
+ * connect fails at once. The session owns the connection (s->bconn). */
+static struct resp_conn *resp_session_conn(struct resp_session *s, struct resp_server *srv,
+                                           int *busy)
+{
+    struct resp_conn *c = s->bconn;
+    *busy = 0;
+    if (c && c->srv == srv && c->state != RESP_CONN_IDLE)
+        return c;
+    int waiting = c && c->n_q > 0 && c->state != RESP_CONN_IDLE;
+    int blocked = 0;
+    for (struct resp_msg *m = waiting ? c->q_head : NULL; m; m = m->bnext)
+        blocked |= m->blocking;
+    if (c && (s->tx_shard >= 0 || blocked)) {
+        *busy = 1;
+        return NULL;
+    }
+    if (c) { /* replies still due there arrive before it closes */
+        if (waiting)
+            resp_conn_retire(c);
+        else
+            resp_conn_close_dedicated(c);
+        s->bconn = NULL;
+    }
+    s->bconn = resp_conn_dedicated(srv, s);
+    return s->bconn;
+}
+
+static void resp_reply_noconn(struct resp_session *s, struct resp_msg *m,
+                              const struct resp_server *srv, int busy)
+{
+    if (busy)
+        RESP_REPLY_LIT(s->rw, m, "-ERR weir: this connection waits on another shard (a blocking "
+                                 "command, WATCH or MULTI); send this after it\r\n");
+    else
+        resp_reply_err(s->rw, m, "ERR weir: too many blocking commands on this worker "
+                       "(blocking_connections: %u)", srv->cfg->max_blocking);
+}
+
+/* ---- transactions ----
+ * MULTI is answered here; the first command with a key pins the
+ * transaction to its shard's primary on the session's own connection and
+ * MULTI goes there right before it. WATCH pins the same way (MULTI then
+ * goes at once). A command for another shard is refused with -CROSSSHARD,
+ * which aborts the transaction (EXEC: -EXECABORT), as Redis does with a
+ * command it refuses to queue. */
+
+static int resp_tx_alive(const struct resp_session *s)
+{
+    return s->bconn && s->bconn->state != RESP_CONN_IDLE;
+}
+
+static void resp_tx_reset(struct resp_session *s)
+{
+    s->tx_multi = s->tx_dirty = s->tx_sent = 0;
+    s->tx_shard = -1;
+}
+
+/* Sends the one-word command `name` on c; its reply goes to m, or is
+ * dropped when m is NULL. Returns 0 or -ENOMEM (m untouched). */
+static int resp_tx_write(struct resp_session *s, struct resp_conn *c, struct resp_msg *m,
+                         const char *name)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "*1\r\n$%zu\r\n%s\r\n", strlen(name), name);
+    struct resp_msg *to = m ? m : resp_msg_get(s->rw); /* s == NULL: reply dropped */
+    if (!to)
+        return -ENOMEM;
+    if (resp_conn_write(c, tmp, (size_t)n) < 0) {
+        if (!m)
+            resp_msg_put(s->rw, to);
+        return -ENOMEM;
+    }
+    resp_conn_push(c, to);
+    return 0;
+}
+
+/* The connection of the session's WATCH / transaction, pinning it to
+ * `shard` when it has no shard yet, and sending MULTI first when inside
+ * MULTI. NULL after replying an error to m. */
+static struct resp_conn *resp_tx_conn(struct resp_session *s, struct resp_msg *m, uint32_t shard)
+{
+    struct resp_wctx *rw = s->rw;
+    if (s->tx_shard < 0) {
+        struct resp_server *srv = resp_route_server(s->route, shard, 0);
+        int busy;
+        if (!srv) {
+            resp_fail_down(s, m, shard);
+            return NULL;
+        }
+        if (!resp_session_conn(s, srv, &busy)) {
+            resp_reply_noconn(s, m, srv, busy);
+            return NULL;
+        }
+        s->tx_shard = (int32_t)shard;
+    }
+    if (!resp_tx_alive(s)) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: the connection of this WATCH / MULTI to its shard was "
+                              "lost; nothing of the transaction runs\r\n");
+        return NULL;
+    }
+    if (s->tx_multi && !s->tx_sent) {
+        if (resp_tx_write(s, s->bconn, NULL, "MULTI") < 0) {
+            RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+            return NULL;
+        }
+        s->tx_sent = 1;
+    }
+    return s->bconn;
+}
+
+/* Sends r on the transaction's connection (pinned to `shard`). */
+static void resp_tx_send(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                         uint32_t shard)
+{
+    struct resp_conn *c = resp_tx_conn(s, m, shard);
+    if (!c)
+        return;
+    if (resp_write_request(c, r) < 0) {
+        RESP_REPLY_LIT(s->rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
+    resp_conn_push(c, m);
+}
+
+/* A reply that does not abort a transaction (Redis lets MULTI go on after
+ * a nested MULTI or a WATCH inside it). */
+static void resp_reply_keep_tx(struct resp_wctx *rw, struct resp_msg *m, const char *text)
+{
+    resp_msg_append(rw, m, text, strlen(text));
+    resp_msg_complete(rw, m, (uint8_t)text[0], 0);
+}
+
+static void resp_cmd_multi(struct resp_session *s, struct resp_msg *m)
+{
+    struct resp_wctx *rw = s->rw;
+    if (s->tx_multi) {
+        resp_reply_keep_tx(rw, m, "-ERR MULTI calls can not be nested\r\n");
+        return;
+    }
+    int pinned = s->tx_shard >= 0;
+    s->tx_multi = 1;
+    s->tx_dirty = 0;
+    s->tx_sent = 0;
+    if (!pinned) {
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    }
+    if (!resp_tx_alive(s) || resp_tx_write(s, s->bconn, m, "MULTI") < 0) {
+        s->tx_dirty = 1; /* the WATCH is gone: EXEC must not run */
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    }
+    s->tx_sent = 1;
+}
+
+/* EXEC (discard 0) or DISCARD (1). */
+static void resp_cmd_exec(struct resp_session *s, struct resp_msg *m, int discard)
+{
+    struct resp_wctx *rw = s->rw;
+    if (!s->tx_multi) {
+        if (discard)
+            RESP_REPLY_LIT(rw, m, "-ERR DISCARD without MULTI\r\n");
+        else
+            RESP_REPLY_LIT(rw, m, "-ERR EXEC without MULTI\r\n");
+        return;
+    }
+    int dirty = s->tx_dirty, alive = resp_tx_alive(s);
+    int sent = s->tx_sent && alive, lost = s->tx_shard >= 0 && !alive;
+    resp_tx_reset(s); /* EXEC and DISCARD also end every WATCH */
+    if (sent && (discard || !dirty)) {
+        if (resp_tx_write(s, s->bconn, m, discard ? "DISCARD" : "EXEC") < 0)
+            RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
+    if (sent) /* dirty: the shard drops what it queued */
+        resp_tx_write(s, s->bconn, NULL, "DISCARD");
+    if (discard)
+        RESP_REPLY_LIT(rw, m, "+OK\r\n");
+    else if (dirty)
+        RESP_REPLY_LIT(rw, m, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    else if (lost)
+        RESP_REPLY_LIT(rw, m, "-EXECABORT Transaction discarded because the connection to its "
+                              "shard was lost.\r\n");
+    else
+        RESP_REPLY_LIT(rw, m, "*0\r\n");
+}
+
+/* The shard of every key of r from argument `first` on; -1 after replying
+ * an error to m (a key nowhere, or keys on several shards). */
+static int resp_keys_one_shard(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                               uint32_t first)
+{
+    int shard = -1;
+    for (uint32_t i = first; i < r->argc; i++) {
+        int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+        if (sh < 0) {
+            resp_reply_err(s->rw, m, "ERR weir: no shard for key '%.*s' in the %s distribution",
+                           (int)(r->args[i].len > 64 ? 64 : r->args[i].len), resp_arg_ptr(r, i),
+                           cfg_redis_dist_name(s->route->cfg->distribution));
+            return -1;
+        }
+        if (shard >= 0 && sh != shard) {
+            RESP_REPLY_LIT(s->rw, m, "-CROSSSHARD Keys in request don't hash to the same shard "
+                                     "(use a hash tag like {user1}:a and {user1}:b to keep keys "
+                                     "together)\r\n");
+            return -1;
+        }
+        shard = sh;
+    }
+    return shard;
+}
+
+static void resp_cmd_watch(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    if (s->tx_multi) {
+        resp_reply_keep_tx(s->rw, m, "-ERR WATCH inside MULTI is not allowed\r\n");
+        return;
+    }
+    int shard = resp_keys_one_shard(s, m, r, 1);
+    if (shard < 0)
+        return;
+    if (s->tx_shard >= 0 && shard != s->tx_shard) {
+        RESP_REPLY_LIT(s->rw, m, "-CROSSSHARD Keys in request don't hash to the shard of the keys "
+                                 "already watched (WATCH keys of one shard only)\r\n");
+        return;
+    }
+    resp_tx_send(s, m, r, (uint32_t)shard);
+}
+
+static void resp_cmd_unwatch(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    if (s->tx_multi) {
+        if (s->tx_shard >= 0)
+            resp_tx_send(s, m, r, (uint32_t)s->tx_shard);
+        else
+            RESP_REPLY_LIT(s->rw, m, "-ERR weir: UNWATCH inside MULTI before a command with a "
+                                     "key is not supported\r\n");
+        return;
+    }
+    if (s->tx_shard >= 0 && resp_tx_alive(s))
+        resp_tx_send(s, m, r, (uint32_t)s->tx_shard);
+    else
+        RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
+    s->tx_shard = -1;
 }
 
 /* Sends the whole command to shard `shard`. */
@@ -605,16 +1042,10 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
     }
     struct resp_conn *c;
     if (blocking) {
-        if (s->bconn && (s->bconn->srv != srv || s->bconn->n_q > 0 || s->bconn->fd < 0)) {
-            resp_conn_close_dedicated(s->bconn);
-            s->bconn = NULL;
-        }
-        if (!s->bconn)
-            s->bconn = resp_conn_dedicated(srv, s);
-        c = s->bconn;
+        int busy;
+        c = resp_session_conn(s, srv, &busy);
         if (!c) {
-            resp_reply_err(rw, m, "ERR weir: too many blocking commands on this worker "
-                           "(blocking_connections: %u)", srv->cfg->max_blocking);
+            resp_reply_noconn(s, m, srv, busy);
             return;
         }
         m->blocking = 1;
@@ -713,6 +1144,82 @@ static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct
     }
 }
 
+/* Sends a command whose keys are all on `shard`: inside MULTI (or after a
+ * WATCH on that shard, to keep its order) on the transaction's connection. */
+static void resp_send_keyed(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
+                            uint32_t shard, int blocking)
+{
+    if (s->tx_multi) {
+        if (s->tx_shard >= 0 && shard != (uint32_t)s->tx_shard) {
+            RESP_REPLY_LIT(s->rw, m, "-CROSSSHARD Keys in request don't hash to the shard of this "
+                                     "transaction (a transaction runs on one shard: use hash "
+                                     "tags)\r\n");
+            return;
+        }
+        resp_tx_send(s, m, r, shard);
+        return;
+    }
+    if (s->tx_shard >= 0 && shard == (uint32_t)s->tx_shard && resp_tx_alive(s)) {
+        resp_tx_send(s, m, r, shard);
+        return;
+    }
+    resp_send_one(s, m, r, shard, blocking);
+}
+
+/* SCAN cursor [MATCH p] [COUNT n] [TYPE t]: the cursor names a shard and
+ * that shard's cursor; the options go to the shard as they are. */
+static void resp_cmd_scan(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    char num[24], *end;
+    const struct resp_arg *a = &r->args[1];
+    if (a->len == 0 || a->len > 20 || resp_arg_ptr(r, 1)[0] < '0' || resp_arg_ptr(r, 1)[0] > '9') {
+        RESP_REPLY_LIT(rw, m, "-ERR invalid cursor\r\n");
+        return;
+    }
+    resp_arg_str(r, 1, num, sizeof(num));
+    errno = 0;
+    uint64_t cursor = strtoull(num, &end, 10);
+    uint64_t shard = cursor >> RESP_SCAN_SHARD_SHIFT;
+    if (errno || *end || shard >= s->route->cfg->n_shards) {
+        RESP_REPLY_LIT(rw, m, "-ERR invalid cursor\r\n");
+        return;
+    }
+    m->merge = RESP_MERGE_SCAN;
+    m->shard = (uint32_t)shard;
+    m->route = (uint32_t)s->route->cfg->n_shards;
+    struct resp_msg *f = resp_frag_new(s, m);
+    if (!f) {
+        m->frags_left = 0;
+        RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
+    struct resp_server *srv = resp_route_server(s->route, (uint32_t)shard, 1);
+    struct resp_conn *c = srv ? resp_server_conn(srv) : NULL;
+    if (!c) {
+        resp_fail_down(s, f, (uint32_t)shard);
+        return;
+    }
+    snprintf(num, sizeof(num), "%" PRIu64, cursor & RESP_SCAN_CURSOR_MASK);
+    char head[64];
+    int n = snprintf(head, sizeof(head), "*%u\r\n$4\r\nSCAN\r\n$%zu\r\n%s\r\n", r->argc,
+                     strlen(num), num);
+    int rc = resp_conn_write(c, head, (size_t)n);
+    for (uint32_t i = 2; rc == 0 && i < r->argc; i++) {
+        n = snprintf(head, sizeof(head), "$%u\r\n", r->args[i].len);
+        rc = resp_conn_write(c, head, (size_t)n);
+        if (rc == 0)
+            rc = resp_conn_write(c, resp_arg_ptr(r, i), r->args[i].len);
+        if (rc == 0)
+            rc = resp_conn_write(c, "\r\n", 2);
+    }
+    if (rc < 0) {
+        resp_msg_fail(rw, f, "weir: out of memory");
+        return;
+    }
+    resp_conn_push(c, f);
+}
+
 /* A command with keys: checks they can be served, then sends it. */
 static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
@@ -729,7 +1236,7 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
     }
     if (rc < 0 || k.n == 0) {
         if (n_shards == 1) { /* Redis gives its own error */
-            resp_send_one(s, m, r, 0, 0);
+            resp_send_keyed(s, m, r, 0, 0);
             return;
         }
         RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
@@ -756,7 +1263,7 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
         if (seen < k.n)
             i += k.step;
     }
-    if (cross && (r->cmd->flags & RC_SPLIT)) {
+    if (cross && (r->cmd->flags & RC_SPLIT) && !s->tx_multi) {
         resp_split(s, m, r, &k);
         return;
     }
@@ -765,7 +1272,7 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
                               "a hash tag like {user1}:a and {user1}:b to keep keys together)\r\n");
         return;
     }
-    resp_send_one(s, m, r, (uint32_t)shard, (r->cmd->flags & RC_BLOCKING) || k.blocking);
+    resp_send_keyed(s, m, r, (uint32_t)shard, (r->cmd->flags & RC_BLOCKING) || k.blocking);
 }
 
 /* Adopts the worker's newest snapshot between commands. */
@@ -1165,18 +1672,215 @@ static void resp_session_proto_error(struct resp_session *s, const struct resp_p
         resp_reply_err(rw, m, "ERR %s", resp_error_text((enum resp_error)p->err));
 }
 
+/* 1 when every command of s dispatched so far has its reply. */
+static int resp_session_settled(const struct resp_session *s)
+{
+    for (const struct resp_msg *m = s->q_head; m; m = m->next)
+        if (!m->done)
+            return 0;
+    return 1;
+}
+
+static struct resp_msg *resp_session_enqueue(struct resp_session *s)
+{
+    struct resp_msg *m = resp_msg_get(s->rw);
+    if (!m)
+        return NULL;
+    m->s = s;
+    if (s->q_tail)
+        s->q_tail->next = m;
+    else
+        s->q_head = m;
+    s->q_tail = m;
+    s->n_pending++;
+    return m;
+}
+
+/* ---- streamed commands ----
+ *
+ *   client --read--> in (16 KB) --resp_parse (s->sp, resumed)--> bconn.out --writev--> shard
+ *                    ^ stops when bconn holds RESP_STREAM_HIGH_BYTES unwritten;
+ *                      resp_conn_send wakes the session below RESP_STREAM_LOW_BYTES
+ *
+ * A command that does not fit the read buffer is passed on as it arrives,
+ * once its name and key are in: a single-key command on the session's own
+ * connection to its shard's primary (no other session's bytes can come
+ * between its pieces there). Commands before it must have their replies
+ * first and those after it wait for its reply, so it never overtakes or is
+ * overtaken by its neighbours on the shared connections. If it cannot be
+ * sent (no shard, primary down) or its connection fails, the rest of its
+ * bytes are read and dropped and the client gets the error. */
+
+/* Ends the stream (its last byte was read, or the client is gone). */
+static void resp_stream_end(struct resp_session *s)
+{
+    struct resp_conn *c = s->stream_conn;
+    s->streaming = 0;
+    s->after_stream = 1;
+    s->stream_msg = NULL;
+    s->stream_conn = NULL;
+    if (c)
+        c->owner_waits = 0;
+}
+
+/* Ends the stream without a reply: its msg (the last in the queue) leaves
+ * the queue and the shard's connection, which is closed. */
+static void resp_stream_drop(struct resp_session *s)
+{
+    struct resp_msg *m = s->stream_msg, **pp = &s->q_head, *prev = NULL;
+    while (*pp != m) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = NULL;
+    s->q_tail = prev;
+    s->n_pending--;
+    m->s = NULL;
+    resp_stream_end(s);
+    if (m->in_backend) /* on c: the failure frees it with the other orphans */
+        resp_conn_fail(m->conn, "the client sent a malformed command");
+    else
+        resp_msg_put(s->rw, m);
+}
+
+/* Passes data[0..n) of the stream on. */
+static void resp_stream_forward(struct resp_session *s, const char *data, size_t n)
+{
+    struct resp_conn *c = s->stream_conn;
+    if (!c)
+        return;
+    if (c->state == RESP_CONN_IDLE || s->stream_msg->done) {
+        /* failed (the msg has the error), or the shard answered early and
+         * is closing (a protocol error): drop the rest */
+        if (c->state != RESP_CONN_IDLE)
+            resp_conn_fail(c, "the shard answered a command before its end");
+        s->stream_conn = NULL;
+        return;
+    }
+    if (resp_conn_write(c, data, n) < 0) {
+        resp_conn_fail(c, "out of memory");
+        s->stream_conn = NULL;
+    }
+}
+
+/* Starts streaming the command whose first n bytes parser p has read and
+ * which fills the whole buffer. Returns 0 when started (those bytes are
+ * consumed), -EAGAIN to try again once earlier commands have their replies,
+ * -E2BIG when this command cannot stream (the caller refuses it). */
+static int resp_stream_start(struct resp_session *s, const struct resp_parser *p, size_t n)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p->n_args };
+    if (p->type != '*' || p->arg_done < 2 || p->arg_done > rw->args_cap)
+        return -E2BIG;
+    const struct resp_cmd *cmd = resp_cmd_lookup(resp_arg_ptr(&r, 0), r.args[0].len);
+    if (!cmd || (cmd->flags & (RC_PROXY | RC_UNSUPPORTED | RC_BLOCKING)) ||
+        cmd->keys != RESP_KEYS_SPAN || cmd->first != 1 || cmd->last != 1 ||
+        !resp_cmd_arity_ok(cmd, r.argc) || (s->lst->redis_cluster->password && !s->authed))
+        return -E2BIG;
+    if (!resp_session_settled(s))
+        return -EAGAIN;
+    if (resp_session_adopt(s) < 0 || !s->route)
+        return -E2BIG;
+    struct resp_msg *m = resp_session_enqueue(s);
+    if (!m)
+        return -E2BIG;
+    rw->n_commands++;
+    struct resp_conn *c = NULL;
+    int shard = resp_dist_shard(&s->route->dist, resp_arg_ptr(&r, 1), r.args[1].len);
+    if (shard < 0) {
+        resp_reply_err(rw, m, "ERR weir: no shard for key '%.*s' in the %s distribution",
+                       (int)(r.args[1].len > 64 ? 64 : r.args[1].len), resp_arg_ptr(&r, 1),
+                       cfg_redis_dist_name(s->route->cfg->distribution));
+    } else if (s->tx_multi && s->tx_shard >= 0 && shard != s->tx_shard) {
+        RESP_REPLY_LIT(rw, m, "-CROSSSHARD Keys in request don't hash to the shard of this "
+                              "transaction (a transaction runs on one shard: use hash tags)\r\n");
+    } else if (s->tx_multi || (s->tx_shard == shard && resp_tx_alive(s))) {
+        c = resp_tx_conn(s, m, (uint32_t)shard);
+    } else {
+        struct resp_server *srv = resp_route_server(s->route, (uint32_t)shard, 0);
+        int busy = 0;
+        if (!srv)
+            resp_fail_down(s, m, (uint32_t)shard);
+        else if (!(c = resp_session_conn(s, srv, &busy)))
+            resp_reply_noconn(s, m, srv, busy);
+    }
+    s->sp = *p;
+    s->sp.args = NULL; /* the arguments left are not in the buffer: count them only */
+    s->sp.args_cap = 0;
+    s->sp.lim = &s->lim;
+    s->streaming = 1;
+    s->stream_msg = m;
+    s->stream_conn = c;
+    if (c)
+        resp_conn_push(c, m);
+    resp_stream_forward(s, buf_rptr(&s->in), n);
+    buf_consume(&s->in, n);
+    return 0;
+}
+
+/* Passes on what the buffer holds of the command being streamed. Returns 1
+ * on progress. */
+static int resp_stream_pump(struct resp_session *s)
+{
+    int progress = 0;
+    while (s->streaming) {
+        struct resp_conn *c = s->stream_conn;
+        if (c && c->out_bytes >= RESP_STREAM_HIGH_BYTES) {
+            c->owner_waits = 1; /* resp_conn_send wakes us */
+            break;
+        }
+        size_t len = buf_len(&s->in);
+        if (len == 0) {
+            if (s->eof) { /* the client left mid-command: the shard must not wait for it */
+                if (c && c->state != RESP_CONN_IDLE)
+                    resp_conn_fail(c, "the client closed the connection mid-command");
+                resp_stream_end(s);
+                progress = 1;
+            }
+            break;
+        }
+        ssize_t n = resp_parse(&s->sp, buf_rptr(&s->in), len);
+        progress = 1;
+        if (n < 0) { /* the client hears of the protocol error only, as from Redis */
+            struct resp_parser bad = s->sp;
+            resp_stream_drop(s);
+            resp_session_proto_error(s, &bad);
+            break;
+        }
+        resp_stream_forward(s, buf_rptr(&s->in), (size_t)n);
+        buf_consume(&s->in, (size_t)n);
+        if (s->sp.done)
+            resp_stream_end(s);
+    }
+    return progress;
+}
+
 /* Dispatches the complete commands in `in`. Returns 1 on progress. */
 static int resp_session_parse(struct resp_session *s)
 {
     struct resp_wctx *rw = s->rw;
     struct buf_pool *pool = &rw->wc->bufs;
     const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
-    struct resp_limits lim = { cc->max_bulk_bytes, cc->max_args, 1, 64 * 1024 };
     struct resp_parser p;
     int progress = 0;
 
+    if (!s->streaming) {
+        s->lim = (struct resp_limits){ cc->max_bulk_bytes, cc->max_args, 1, 64 * 1024 };
+    } else {
+        progress = resp_stream_pump(s);
+        if (s->streaming || s->quit) {
+            buf_release_if_empty(pool, &s->in);
+            return progress;
+        }
+    }
+    if (s->after_stream) {
+        if (!resp_session_settled(s))
+            return progress;
+        s->after_stream = 0;
+    }
     while (buf_len(&s->in) > 0 && s->n_pending < RESP_MAX_PENDING && !s->quit && !s->closing) {
-        resp_parser_init(&p, RESP_MODE_REQUEST, &lim, rw->args, rw->args_cap);
+        resp_parser_init(&p, RESP_MODE_REQUEST, &s->lim, rw->args, rw->args_cap);
         ssize_t n = resp_parse(&p, buf_rptr(&s->in), buf_len(&s->in));
         if (n < 0) {
             resp_session_proto_error(s, &p);
@@ -1188,20 +1892,20 @@ static int resp_session_parse(struct resp_session *s)
                     buf_compact(&s->in);
                     return 1;
                 }
-                struct resp_msg *m = resp_msg_get(rw);
+                int rc = resp_stream_start(s, &p, (size_t)n);
+                if (rc == 0)
+                    return 1;
+                if (rc == -EAGAIN)
+                    return progress;
+                struct resp_msg *m = resp_session_enqueue(s);
                 s->quit = 1;
                 buf_release(pool, &s->in);
                 if (m) {
-                    m->s = s;
                     m->quit = 1;
-                    if (s->q_tail)
-                        s->q_tail->next = m;
-                    else
-                        s->q_head = m;
-                    s->q_tail = m;
-                    s->n_pending++;
                     resp_reply_err(rw, m, "ERR weir: command larger than %zu bytes (the "
-                                   "proxy's buffer); closing", pool->block_size);
+                                   "proxy's buffer) that cannot stream (only a single-key "
+                                   "command whose key comes first can); closing",
+                                   pool->block_size);
                 } else {
                     s->closing = 1;
                 }
@@ -1234,7 +1938,7 @@ static int resp_session_fill(struct resp_session *s)
     int progress = 0;
     struct resp_msg *m;
 
-    while ((m = s->q_head) && m->done) {
+    while ((m = s->q_head) && m->done && m != s->stream_msg) {
         while (!m->direct && m->rhead) {
             if (buf_acquire(pool, &s->out) < 0) {
                 s->closing = 1;
@@ -1428,21 +2132,43 @@ static void resp_session_cb(struct ev_loop *loop, ev_io *w, int revents)
     resp_run_dirty(rw);
 }
 
-/* Once per loop round, before blocking: write what sessions queued. */
-static void resp_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    struct resp_wctx *rw = w->data;
-    resp_flush_all(rw);
-    resp_run_dirty(rw);
-    resp_flush_all(rw);
-}
-
 /* ---- worker ---- */
 
 struct resp_wctx_full {
     struct resp_wctx rw;
     ev_prepare prepare;
+    ev_timer kick;                 /* a round without blocking, for sessions still dirty */
 };
+
+#define RESP_PREPARE_ROUNDS 8
+
+/* Once per loop round, before blocking: write what sessions queued. A write
+ * may wake a session whose stream waited for it (which queues more), so
+ * this goes on for a few rounds; sessions still dirty then are run on the
+ * next loop round, which must not block. */
+static void resp_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct resp_wctx *rw = w->data;
+    struct resp_wctx_full *f = (struct resp_wctx_full *)rw;
+    resp_flush_all(rw);
+    for (int i = 0; i < RESP_PREPARE_ROUNDS && rw->dirty; i++) {
+        resp_run_dirty(rw);
+        resp_flush_all(rw);
+    }
+    if (rw->dirty && !ev_is_active(&f->kick)) {
+        ev_timer_set(&f->kick, 0., 0.);
+        ev_timer_start(loop, &f->kick);
+    }
+    if (rw->retired)
+        resp_conn_reap(rw);
+}
+
+static void resp_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct resp_wctx *rw = w->data;
+    resp_run_dirty(rw);
+    resp_flush_all(rw);
+}
 
 static struct resp_wctx *resp_wctx_get(struct wctx *wc)
 {
@@ -1463,6 +2189,8 @@ static struct resp_wctx *resp_wctx_get(struct wctx *wc)
     }
     ev_prepare_init(&f->prepare, resp_prepare_cb);
     f->prepare.data = rw;
+    ev_timer_init(&f->kick, resp_kick_cb, 0., 0.);
+    f->kick.data = rw;
     ev_prepare_start(wc->worker.loop, &f->prepare);
     ev_unref(wc->worker.loop); /* the prepare watcher alone keeps no loop alive */
     wc->resp = rw;
@@ -1487,6 +2215,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     snapshot_ref(s->snap);
     s->lst = &wc->snap->cfg->listeners[wl->index];
     s->id = ++resp_next_client_id;
+    s->tx_shard = -1;
     s->readable = 1;
     s->writable = 1;
     ev_io_init(&s->io, resp_session_cb, fd, EV_READ);
@@ -1573,6 +2302,7 @@ void resp_worker_cleanup(struct wctx *wc)
     if (wc->worker.loop) {
         ev_ref(wc->worker.loop);
         ev_prepare_stop(wc->worker.loop, &f->prepare);
+        ev_timer_stop(wc->worker.loop, &f->kick);
     }
     free(rw->args);
     free(f);

@@ -41,7 +41,12 @@ struct resp_chunk {
     char data[RESP_CHUNK_DATA];
 };
 
-enum resp_msg_kind { RESP_MSG_CLIENT, RESP_MSG_HEALTH_PING, RESP_MSG_HEALTH_INFO };
+enum resp_msg_kind {
+    RESP_MSG_CLIENT,
+    RESP_MSG_HEALTH_PING,
+    RESP_MSG_HEALTH_INFO,
+    RESP_MSG_SENTINEL,             /* SENTINEL get-master-addr-by-name for one shard */
+};
 
 struct resp_msg {
     struct resp_msg *next;         /* session queue / parent's fragments / free list */
@@ -63,6 +68,9 @@ struct resp_msg {
     uint8_t direct;                /* reply bytes went straight to the client's out */
     uint8_t quit;                  /* close the session after this reply */
     uint8_t blocking;              /* waits on a dedicated connection */
+    uint32_t shard;                /* SCAN: the shard asked; sentinel query: the shard */
+    uint32_t route;                /* sentinel query: index of its route */
+    uint64_t gen;                  /* sentinel query: rw->routes_gen when sent */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -76,9 +84,13 @@ struct resp_conn {
     uint8_t dedicated;             /* a blocking command's own connection */
     uint8_t health;                /* the health checker's connection */
     uint8_t in_flush_list;
+    uint8_t owner_waits;           /* dedicated: the owner paused a stream on out_bytes */
+    uint8_t retired;               /* dedicated, given up by its session: closed once idle */
+    struct resp_conn *retired_next;
     struct resp_server *srv;
     struct resp_wctx *rw;
     struct resp_chunk *out_head, *out_tail; /* request bytes not yet written */
+    uint64_t out_bytes;            /* bytes in that chain */
     struct buf in;                 /* reply bytes read, from the worker's buf_pool */
     struct resp_parser parser;
     struct resp_msg *q_head, *q_tail; /* waiting for replies, in send order */
@@ -111,17 +123,23 @@ struct resp_server {
 };
 
 struct resp_shard_srv {
-    struct resp_server *primary;
+    struct resp_server *primary;   /* the configured one, or the sentinel's choice */
     struct resp_server **replicas;
     uint32_t n_replicas;
     uint32_t rr;
+    char *sentinel_master;         /* owned copy of the master's name once sentinel moved
+                                      the primary (kept across reloads), else NULL */
 };
 
 /* A redis cluster as routed by one worker: built from the worker's snapshot. */
 struct resp_route {
     const struct cfg_redis_cluster *cfg;
+    char name[64];                 /* cfg->name, readable after the snapshot is gone */
     struct resp_dist dist;
     struct resp_shard_srv *shards;
+    uint32_t n_shards;
+    uint8_t *live;                 /* auto_eject: shards in dist (1) or ejected (0) */
+    uint32_t sentinel_next;        /* the sentinel asked next (rotates on failure) */
 };
 
 struct resp_wctx {
@@ -138,12 +156,15 @@ struct resp_wctx {
     struct resp_chunk *free_chunks;
     unsigned n_free_chunks;
     struct resp_conn *flush_list;  /* connections with bytes to write after this round */
+    struct resp_conn *retired;     /* dedicated connections waiting for their last replies */
     struct resp_session *dirty;    /* sessions with replies to flush */
     unsigned n_blocking;
     struct resp_arg *args;         /* scratch for the parser, args_cap entries */
     uint32_t args_cap;
     ev_timer health;
     int health_started;
+    ev_timer sentinel;             /* asks the sentinels of the clusters that have them */
+    uint64_t routes_gen;           /* bumped when routes are rebuilt */
     uint64_t n_commands, n_connections_total, n_errors;
 };
 
@@ -163,6 +184,8 @@ void resp_msg_fail(struct resp_wctx *rw, struct resp_msg *m, const char *text);
  * first in line and it fits. Returns 1 if done so (m is complete then). */
 int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len,
                     uint8_t type, int64_t value);
+/* Asks for s to be pumped after this callback (a stream it paused may go on). */
+void resp_session_wake(struct resp_session *s);
 /* Pumps the sessions that got replies (after a backend read). */
 void resp_run_dirty(struct resp_wctx *rw);
 

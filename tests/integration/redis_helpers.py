@@ -13,6 +13,7 @@ from conftest import free_port, wait_port, wait_until
 import redis
 
 REDIS_SERVER = "redis-server"
+REDIS_SENTINEL = "redis-sentinel"
 
 
 class RedisProc:
@@ -87,8 +88,8 @@ class Shards:
         return out
 
     def holder(self, key):
-        """Indexes of the primaries holding key."""
-        return [i for i, p in enumerate(self.primaries) if p.client.exists(key)]
+        """Indexes of the running primaries holding key."""
+        return [i for i, p in enumerate(self.primaries) if p.proc.poll() is None and p.client.exists(key)]
 
 
 def redis_config(port, shards, *, extra="", listener_extra="", workers=1, with_replicas=True,
@@ -123,3 +124,34 @@ def raw_exchange(port, data, timeout=5.0):
         return b"".join(chunks)
     finally:
         s.close()
+
+
+class SentinelProc:
+    """A redis-sentinel watching one master (quorum 1, quick failover)."""
+
+    def __init__(self, port, master_name, master_port, down_after_ms=1000, failover_ms=3000):
+        self.port = port
+        self.addr = "127.0.0.1:%d" % port
+        self.dir = tempfile.mkdtemp(prefix="weir-sentinel-")
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(conf, "w") as f:  # sentinel rewrites its own configuration file
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nprotected-mode no\n"
+                    "sentinel monitor %s 127.0.0.1 %d 1\n"
+                    "sentinel down-after-milliseconds %s %d\n"
+                    "sentinel failover-timeout %s %d\n"
+                    % (port, self.dir, master_name, master_port, master_name, down_after_ms,
+                       master_name, failover_ms))
+        self.proc = subprocess.Popen([REDIS_SENTINEL, conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(port, self.proc, what="redis-sentinel")
+        self.client = redis.Redis(port=port, socket_timeout=10)
+
+    def master_port(self, name):
+        r = self.client.execute_command("SENTINEL", "get-master-addr-by-name", name)
+        return int(r[1]) if r else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

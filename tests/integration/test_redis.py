@@ -367,7 +367,7 @@ def test_config_errors(tmp_path, shards3):
     p.write_text(bad)
     r = subprocess.run([WEIR_BIN, "check", "-c", str(p)], capture_output=True, text=True)
     assert r.returncode != 0
-    assert "unknown key 'auto_eject'" in r.stderr + r.stdout
+    assert "auto_eject works only with distribution consistent_hash" in r.stderr + r.stdout
 
 
 def test_client_gone_mid_pipeline_leaves_proxy_healthy(shards3, proxy3):

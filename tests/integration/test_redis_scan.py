@@ -19,7 +19,7 @@ def shards3():
 def proxy3(shards3, weir_factory):
     shards3.flush()
     port = free_port()
-    weir_factory(redis_config(port, shards3))
+    weir_factory(redis_config(port, shards3, extra="hash: xxhash"))
     c = redis.Redis(port=port, socket_timeout=10)
     yield port, c
     c.close()
