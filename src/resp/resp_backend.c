@@ -98,7 +98,11 @@ static struct resp_server *resp_server_get(struct resp_wctx *rw, const struct cf
         rw->servers = s;
     }
     s->is_replica = replica;
-    s->cfg = cc;
+    s->connect_timeout_ms = cc->connect_timeout_ms;
+    s->response_timeout_ms = cc->response_timeout_ms;
+    s->max_lag_s = cc->max_lag_s;
+    s->health_fall = cc->health_fall;
+    s->max_blocking = cc->max_blocking;
     s->reply_limits = resp_reply_limits;
     s->reply_limits.max_depth = cc->max_depth;
     if (s->n_conns < cc->connections) {
@@ -279,6 +283,10 @@ int resp_routes_sync(struct resp_wctx *rw)
     resp_routes_free(rw->routes, rw->n_routes);
     rw->routes = routes;
     rw->n_routes = cfg->n_redis_clusters;
+    /* the routes point into snap's configuration: hold it while they do */
+    snapshot_ref(snap);
+    if (rw->snap)
+        snapshot_unref(rw->snap);
     rw->snap = snap;
     rw->routes_gen++;
     for (size_t i = 0; i < rw->n_routes; i++)
@@ -369,12 +377,11 @@ static void resp_conn_watch(struct resp_conn *c)
 static void resp_conn_arm(struct resp_conn *c)
 {
     struct ev_loop *loop = resp_loop(c->rw);
-    const struct cfg_redis_cluster *cc = c->srv->cfg;
     uint64_t ms = 0;
     if (c->state == RESP_CONN_CONNECTING)
-        ms = cc->connect_timeout_ms;
+        ms = c->srv->connect_timeout_ms;
     else if (c->n_q > 0 && !c->dedicated)
-        ms = cc->response_timeout_ms;
+        ms = c->srv->response_timeout_ms;
     if (ms == 0) {
         ev_timer_stop(loop, &c->timer);
         return;
@@ -502,7 +509,7 @@ struct resp_conn *resp_server_conn(struct resp_server *srv)
 struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner)
 {
     struct resp_wctx *rw = srv->rw;
-    if (rw->n_blocking >= srv->cfg->max_blocking)
+    if (rw->n_blocking >= srv->max_blocking)
         return NULL;
     struct resp_conn *c = malloc(sizeof(*c));
     if (!c)
@@ -893,7 +900,7 @@ static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok
                 s->up = 1;
                 resp_server_flipped(rw);
             }
-        } else if (++s->fails >= s->cfg->health_fall) {
+        } else if (++s->fails >= s->health_fall) {
             resp_server_down(s, "health check failed");
         }
     } else if (m->kind == RESP_MSG_HEALTH_INFO && ok && m->done) {
@@ -901,7 +908,7 @@ static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok
         int lag_ok = resp_info_field(m, "master_link_status", link, sizeof(link)) == 0 &&
                      strcmp(link, "up") == 0;
         if (lag_ok && resp_info_field(m, "master_last_io_seconds_ago", io, sizeof(io)) == 0 &&
-            strtoll(io, NULL, 10) > (long long)s->cfg->max_lag_s)
+            strtoll(io, NULL, 10) > (long long)s->max_lag_s)
             lag_ok = 0;
         if (lag_ok != s->lag_ok)
             log_info("redis replica %s %s", s->name, lag_ok ? "is in sync again" :
@@ -932,12 +939,12 @@ static void resp_health_check(struct resp_server *s)
     if (!c)
         return;
     if (c->n_q > 0) { /* the last check is still unanswered */
-        if (++s->fails >= s->cfg->health_fall)
+        if (++s->fails >= s->health_fall)
             resp_server_down(s, "health check timed out");
         return;
     }
     if (c->state == RESP_CONN_IDLE && resp_conn_connect(c) < 0) {
-        if (++s->fails >= s->cfg->health_fall)
+        if (++s->fails >= s->health_fall)
             resp_server_down(s, "cannot connect");
         return;
     }
@@ -1194,4 +1201,7 @@ void resp_backend_cleanup(struct resp_wctx *rw)
     resp_routes_free(rw->routes, rw->n_routes);
     rw->routes = NULL;
     rw->n_routes = 0;
+    if (rw->snap)
+        snapshot_unref(rw->snap);
+    rw->snap = NULL;
 }

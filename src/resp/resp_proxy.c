@@ -818,7 +818,7 @@ static void resp_reply_noconn(struct resp_session *s, struct resp_msg *m,
                                  "command, WATCH or MULTI); send this after it\r\n");
     else
         resp_reply_err(s->rw, m, "ERR weir: too many blocking commands on this worker "
-                       "(blocking_connections: %u)", srv->cfg->max_blocking);
+                       "(blocking_connections: %u)", srv->max_blocking);
 }
 
 /* ---- transactions ----

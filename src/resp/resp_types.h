@@ -118,7 +118,13 @@ struct resp_server {
     uint64_t ewma_us;              /* PING round trip, 0 = none yet */
     ev_tstamp retry_at;            /* down and unchecked: try connecting again after */
     uint64_t commands;             /* sent to it (INFO) */
-    const struct cfg_redis_cluster *cfg; /* a cluster using it: timeouts */
+    /* settings of the cluster that last used it, copied: a server outlives
+     * the configuration snapshot it was made for */
+    uint64_t connect_timeout_ms;
+    uint64_t response_timeout_ms;
+    uint64_t max_lag_s;
+    uint32_t health_fall;
+    uint32_t max_blocking;
     struct resp_limits reply_limits; /* for parsing its replies (limits.depth) */
 };
 
@@ -144,7 +150,7 @@ struct resp_route {
 
 struct resp_wctx {
     struct wctx *wc;
-    struct snapshot *snap;         /* the snapshot routes were built from (no reference) */
+    struct snapshot *snap;         /* the snapshot routes were built from (one reference) */
     struct resp_route *routes;     /* one per cfg->redis_clusters */
     size_t n_routes;
     struct resp_server *servers;
