@@ -1740,8 +1740,7 @@ static struct client *client_get(struct wctx *wc)
     return c;
 }
 
-static void client_start(struct wctx *wc, struct wlistener *wl, int fd,
-                         const struct sockaddr_storage *peer)
+void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct sockaddr_storage *peer)
 {
     struct client *c = client_get(wc);
     if (!c) {
@@ -1785,29 +1784,6 @@ static void client_start(struct wctx *wc, struct wlistener *wl, int fd,
     c->state = CS_HEAD;
     timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
     client_pump(c);
-}
-
-void proxy_accept(struct wctx *wc, struct wlistener *wl)
-{
-    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
-    for (int i = 0; i < 64; i++) {
-        if (wc->n_clients >= lst->max_connections) {
-            log_warn("listener %s: %u connections on this worker (limits.connections); "
-                     "not accepting until one closes", lst->name, wc->n_clients);
-            ev_io_stop(wc->worker.loop, &wl->io);
-            wc->accept_paused = 1;
-            return;
-        }
-        struct sockaddr_storage peer;
-        socklen_t plen;
-        int fd = net_accept(wl->fd, &peer, &plen);
-        if (fd < 0) {
-            if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED)
-                log_warn("listener %s: accept: %s", lst->name, strerror(-fd));
-            return;
-        }
-        client_start(wc, wl, fd, &peer);
-    }
 }
 
 void proxy_drain(struct wctx *wc)

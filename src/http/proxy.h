@@ -5,8 +5,9 @@
 
 #include "http/server.h"
 
-/* Accepts every pending connection on wl and starts a session for each. */
-void proxy_accept(struct wctx *wc, struct wlistener *wl);
+/* Starts a session on the accepted connection fd (owned by the session
+ * from now on) from listener wl; peer is the client's address. */
+void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct sockaddr_storage *peer);
 /* Starts draining: idle clients are closed now, busy ones after their
  * current response (which says Connection: close). */
 void proxy_drain(struct wctx *wc);

@@ -84,13 +84,38 @@ void snapshot_unref(struct snapshot *s)
 
 /* ---- worker side -------------------------------------------------------- */
 
+/* Accepts what is pending on wl (at most a batch, for fairness) and hands
+ * each connection to its protocol's session. At limits.connections the
+ * listener pauses: new connections wait in the kernel's backlog. */
 static void server_listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct wlistener *wl = w->data;
-    if (wl->wc->snap->cfg->listeners[wl->index].protocol == CFG_PROTOCOL_REDIS)
-        resp_accept(wl->wc, wl);
-    else
-        proxy_accept(wl->wc, wl);
+    struct wctx *wc = wl->wc;
+    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
+    int redis = lst->protocol == CFG_PROTOCOL_REDIS;
+    if (redis && resp_prepare(wc, lst) < 0)
+        return;
+    for (int i = 0; i < 64; i++) {
+        if (wc->n_clients >= lst->max_connections) {
+            log_warn("listener %s: %u connections on this worker (limits.connections); "
+                     "not accepting until one closes", lst->name, wc->n_clients);
+            ev_io_stop(loop, &wl->io);
+            wc->accept_paused = 1;
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen;
+        int fd = net_accept(wl->fd, &peer, &plen);
+        if (fd < 0) {
+            if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED)
+                log_warn("listener %s: accept: %s", lst->name, strerror(-fd));
+            return;
+        }
+        if (redis)
+            resp_start(wc, wl, fd);
+        else
+            proxy_start(wc, wl, fd, &peer);
+    }
 }
 
 static void server_close_listeners(struct wctx *wc)

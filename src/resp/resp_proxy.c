@@ -2230,34 +2230,20 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     resp_session_pump(s);
 }
 
-void resp_accept(struct wctx *wc, struct wlistener *wl)
+int resp_prepare(struct wctx *wc, const struct cfg_listener *lst)
 {
-    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
     struct resp_wctx *rw = resp_wctx_get(wc);
     if (!rw || resp_routes_sync(rw) < 0) {
         log_error("listener %s: out of memory", lst->name);
-        return;
+        return -ENOMEM;
     }
     resp_health_start(rw);
-    for (int i = 0; i < 64; i++) {
-        if (wc->n_clients >= lst->max_connections) {
-            log_warn("listener %s: %u connections on this worker (limits.connections); "
-                     "not accepting until one closes", lst->name, wc->n_clients);
-            ev_io_stop(wc->worker.loop, &wl->io);
-            wc->accept_paused = 1;
-            return;
-        }
-        struct sockaddr_storage peer;
-        socklen_t plen;
-        int fd = net_accept(wl->fd, &peer, &plen);
-        if (fd < 0) {
-            if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED)
-                log_warn("listener %s: accept: %s", lst->name, strerror(-fd));
-            return;
-        }
-        resp_session_start(rw, wl, fd);
-    }
-    resp_run_dirty(rw);
+    return 0;
+}
+
+void resp_start(struct wctx *wc, struct wlistener *wl, int fd)
+{
+    resp_session_start(wc->resp, wl, fd);
 }
 
 void resp_drain(struct wctx *wc)

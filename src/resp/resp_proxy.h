@@ -6,8 +6,13 @@
 
 #include "http/server.h"
 
-/* Accepts every pending connection on wl (a protocol redis listener). */
-void resp_accept(struct wctx *wc, struct wlistener *wl);
+/* Makes the worker's Redis state current (routes of the worker's
+ * snapshot, health checks running) before sessions are started on a
+ * protocol redis listener. Returns 0 or -ENOMEM (logged). */
+int resp_prepare(struct wctx *wc, const struct cfg_listener *lst);
+/* Starts a session on the accepted connection fd (owned by it from now on);
+ * resp_prepare() must have succeeded on this worker. */
+void resp_start(struct wctx *wc, struct wlistener *wl, int fd);
 /* Starts draining: idle sessions close now, busy ones once their replies
  * are out. */
 void resp_drain(struct wctx *wc);
