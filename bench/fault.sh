@@ -16,6 +16,9 @@
 #        FAULT_WEIR_RETRY        weir's route retry map, inside { } (default: default_retry below)
 #        BUILD_DIR (build/release)
 set -uo pipefail
+BENCH_NAME=fault
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh" || exit 1 # die, cleanup (pids, tmp), bg_wait, free_ports, wait_port, stop_pid
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
@@ -30,9 +33,7 @@ weir_log=${FAULT_WEIR_LOG:-info}
 default_retry='attempts: 4, on: [connect_failure, reset, timeout, 502, 503, 504], backoff: { base: 5ms, max: 50ms }'
 weir_retry=${FAULT_WEIR_RETRY:-$default_retry}
 build=${BUILD_DIR:-build/release}
-py=/usr/bin/python3
 
-die() { echo "fault: $*" >&2; exit 1; }
 [ -x "$py" ] || die "$py not found"
 [ -x "$build/weir-demo" ] || die "$build/weir-demo not found; run make first"
 awk -v k="$kill_at" -v r="$restart_at" 'BEGIN { exit !(0 < k && k < r) }' ||
@@ -44,64 +45,6 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 results=$root/bench/results/fault-$stamp
 mkdir -p "$results"
 tmp=$(mktemp -d /tmp/weir-fault.XXXXXX)
-pids=()
-fg_pid=""
-
-cleanup() {
-  local pid
-  [ -n "$fg_pid" ] && kill -TERM "$fg_pid" 2>/dev/null
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for _ in $(seq 30); do
-    local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "fault: interrupted" >&2; exit 130' INT TERM
-
-# bg_wait CMD...: runs CMD in the background and waits, so traps run at once.
-bg_wait() {
-  local rc
-  "$@" &
-  fg_pid=$!
-  wait "$fg_pid"
-  rc=$?
-  fg_pid=""
-  return "$rc"
-}
-
-free_ports() {
-  "$py" - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port() { # PORT PID: until PORT accepts connections; fails if PID dies first
-  for _ in $(seq 100); do
-    port_open "$1" && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-stop_pid() {
-  kill -TERM "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
 
 now() { date +%s.%N; }
 

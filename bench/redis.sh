@@ -11,6 +11,9 @@
 #        BENCH_CONNS (50)           redis-benchmark clients
 #        BUILD_DIR (build/release)
 set -uo pipefail
+BENCH_NAME=bench/redis
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh" || exit 1 # die, cleanup (pids, tmp), free_ports, wait_port, cpu_ticks, median, ratio
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 ops=${BENCH_REDIS_OPS:-200000}
@@ -19,7 +22,6 @@ conns=${BENCH_CONNS:-50}
 build=${BUILD_DIR:-build/release}
 clk_tck=$(getconf CLK_TCK)
 
-die() { echo "bench/redis: $*" >&2; exit 1; }
 for tool in redis-server redis-benchmark nutcracker; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || die "$tool not found (make bench installs it)"
 done
@@ -30,35 +32,18 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 results=$root/bench/results/redis-$stamp
 mkdir -p "$results"
 tmp=$(mktemp -d /tmp/weir-bench-redis.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  die "nothing listens on $1"
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 shard_ports=()
-for i in 1 2 3; do
-  p=$(free_port)
+for _ in 1 2 3; do
+  p=$(free_ports 1)
   redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --loglevel warning --dir "$tmp" >/dev/null 2>&1 &
   pids+=($!)
   shard_ports+=("$p")
-  wait_port "$p"
+  wait_port "$p" "$!" || die "nothing listens on $p"
 done
 
-weir_port=$(free_port)
+weir_port=$(free_ports 1)
 {
   echo "workers: 1"
   echo "log: { level: warn }"
@@ -73,10 +58,10 @@ weir_port=$(free_port)
 } >"$tmp/weir.yaml"
 "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
 weir_pid=$!
-pids+=($weir_pid)
-wait_port "$weir_port"
+pids+=("$weir_pid")
+wait_port "$weir_port" "$weir_pid" || die "nothing listens on $weir_port"
 
-nc_port=$(free_port)
+nc_port=$(free_ports 1)
 {
   echo "pool:"
   echo "  listen: 127.0.0.1:$nc_port"
@@ -86,17 +71,15 @@ nc_port=$(free_port)
   echo "  servers:"
   for p in "${shard_ports[@]}"; do echo "   - 127.0.0.1:$p:1"; done
 } >"$tmp/nc.yml"
-"$nutcracker" -c "$tmp/nc.yml" -s "$(free_port)" >"$tmp/nc.log" 2>&1 &
+"$nutcracker" -c "$tmp/nc.yml" -s "$(free_ports 1)" >"$tmp/nc.log" 2>&1 &
 nc_pid=$!
-pids+=($nc_pid)
-wait_port "$nc_port"
+pids+=("$nc_pid")
+wait_port "$nc_port" "$nc_pid" || die "nothing listens on $nc_port"
 
 declare -A port=([weir]=$weir_port [nutcracker]=$nc_port [direct]=${shard_ports[0]})
 declare -A pid=([weir]=$weir_pid [nutcracker]=$nc_pid [direct]=${pids[0]})
 targets=(weir nutcracker direct)
 declare -A res_ops res_cpu
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR + 1) / 2)] : 0)}'; }
 
 for pipe in 1 16; do
   for test in get set; do
@@ -114,13 +97,14 @@ for pipe in 1 16; do
       done
     done
     for t in "${targets[@]}"; do
-      res_ops[$t-$test-$pipe]=$(median <"$tmp/$t-$test-$pipe.ops")
-      res_cpu[$t-$test-$pipe]=$(median <"$tmp/$t-$test-$pipe.cpu")
+      mapfile -t v <"$tmp/$t-$test-$pipe.ops"
+      res_ops[$t-$test-$pipe]=$(median "${v[@]}")
+      mapfile -t v <"$tmp/$t-$test-$pipe.cpu"
+      res_cpu[$t-$test-$pipe]=$(median "${v[@]}")
     done
   done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
 {
   echo "Redis proxy benchmark $stamp: redis-benchmark -c $conns -n $ops -r 100000 -t get|set -P 1|16"
   echo "3 redis-server shards; weir (1 worker) and nutcracker over the same shards, ketama/fnv1a_64;"
@@ -134,8 +118,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
       printf '%-6s %-4s | %12s %10s | %12s %10s | %12s %10s | %9s %9s\n' "$test" "$pipe" \
         "${res_ops[weir-$k]}" "${res_cpu[weir-$k]}" "${res_ops[nutcracker-$k]}" "${res_cpu[nutcracker-$k]}" \
         "${res_ops[direct-$k]}" "${res_cpu[direct-$k]}" \
-        "$(ratio "${res_ops[weir-$k]}" "${res_ops[nutcracker-$k]}")" \
-        "$(ratio "${res_cpu[weir-$k]}" "${res_cpu[nutcracker-$k]}")"
+        "$(ratio "${res_ops[weir-$k]}" "${res_ops[nutcracker-$k]}" n/a)" \
+        "$(ratio "${res_cpu[weir-$k]}" "${res_cpu[nutcracker-$k]}" n/a)"
     done
   done
   echo

@@ -12,6 +12,9 @@
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
 #        BUILD_DIR (build/release)
 set -uo pipefail
+BENCH_NAME=bench
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh" || exit 1 # die, cleanup (pids, tmp), free_ports, wait_port, stop_pid, ...
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
@@ -22,7 +25,6 @@ warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
 proxies=${BENCH_PROXIES:-weir nginx haproxy}
 build=${BUILD_DIR:-build/release}
-py=/usr/bin/python3
 h2load_timeout=300 # seconds: bound on any single h2load run
 clk_tck=$(getconf CLK_TCK)
 
@@ -37,7 +39,6 @@ if [ "${BENCH_PIN:-0}" = 1 ] && [ "$ncpu" -ge 2 ] && command -v taskset >/dev/nu
   pin_rest=(taskset -c "0-$((ncpu - 2))")
 fi
 
-die() { echo "bench: $*" >&2; exit 1; }
 for tool in h2load "$py"; do
   command -v "$tool" >/dev/null || die "$tool not found (make bench installs nghttp2-client and python3)"
 done
@@ -55,12 +56,11 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 results=$root/bench/results/$stamp
 mkdir -p "$results"
 tmp=$(mktemp -d /tmp/weir-bench.XXXXXX)
-pids=()
-fg_pid=""
 
 # run_to FILE CMD...: runs CMD with its output in FILE, in the background and
 # waited for, so that a signal to this script is handled at once (bash runs
-# traps only between foreground commands).
+# traps only between foreground commands). Not bg_wait CMD >FILE: the trap's
+# message would go to FILE too.
 run_to() {
   local file=$1 rc
   shift
@@ -72,54 +72,6 @@ run_to() {
   return "$rc"
 }
 
-cleanup() {
-  local pid
-  [ -n "$fg_pid" ] && kill -TERM "$fg_pid" 2>/dev/null
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for _ in $(seq 30); do
-    local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
-
-# free_ports N: prints N free loopback TCP ports.
-free_ports() {
-  "$py" - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_port PORT PID: until PORT accepts connections; fails if PID dies first.
-wait_port() {
-  for _ in $(seq 100); do
-    port_open "$1" && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-stop_pid() {
-  kill -TERM "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Resident set, accurate (smaps_rollup walks the page tables), in kB.
 rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -329,10 +281,6 @@ summary=$results/summary.txt
 declare -A rps cpu hwm failed idle_b idle_note ppid pport pmaster rps_all cpu_all
 row() { printf '%-22s | %10s | %11s | %10s | %7s\n' "$@"; }
 
-median() { # median of the arguments (the lower middle one for an even count)
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
-}
-
 # measure NAME PORT PID ROUND: one throughput run, accumulated per NAME.
 measure() {
   load "$1" "$2" "$3" "$4"
@@ -393,10 +341,6 @@ if [ "$idle_conns" -gt 0 ]; then
   done
 fi
 for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
-
-ratio() { # ratio A B -> A/B with 2 decimals, or "-"
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
-}
 
 {
   echo
