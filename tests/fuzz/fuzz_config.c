@@ -16,13 +16,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Aborts unless `cfg` keeps every promise of config.h. */
 static void fuzz_check_cfg(const struct cfg *cfg)
 {
-    if (cfg->workers < 1 || cfg->workers > 256 || cfg->n_listeners < 1 || cfg->n_clusters < 1 ||
+    if (cfg->workers < 1 || cfg->workers > 256 || cfg->n_listeners < 1 ||
         cfg->log.error == NULL || cfg->log.access == NULL)
         abort();
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
-        if (l->name == NULL || l->listen == NULL || l->n_routes < 1 || l->max_headers < 1 ||
+        if (l->name == NULL || l->listen == NULL || l->max_headers < 1 ||
             l->max_headers > CFG_MAX_HEADERS)
+            abort();
+        if (l->protocol == CFG_PROTOCOL_REDIS) {
+            /* a redis listener names a redis cluster and has no routes */
+            if (l->redis_cluster == NULL || l->n_routes != 0)
+                abort();
+            continue;
+        }
+        if (l->n_routes < 1 || cfg->n_clusters < 1)
             abort();
         for (size_t j = 0; j < l->n_routes; j++) {
             const struct cfg_route *r = &l->routes[j];
