@@ -372,15 +372,28 @@ static void resp_conn_watch(struct resp_conn *c)
     }
 }
 
+/* True when a blocking command (which may legitimately wait forever) is
+ * among what c waits for: only a dedicated connection carries those. */
+static int resp_conn_waits_blocking(const struct resp_conn *c)
+{
+    if (!c->dedicated)
+        return 0;
+    for (const struct resp_msg *m = c->q_head; m; m = m->bnext)
+        if (m->blocking)
+            return 1;
+    return 0;
+}
+
 /* Arms the timer: connect timeout while connecting, response timeout while
- * replies are awaited (not for blocking commands), else off. */
+ * replies are awaited (except behind a blocking command: a streamed command
+ * or a transaction on a dedicated connection is timed out too), else off. */
 static void resp_conn_arm(struct resp_conn *c)
 {
     struct ev_loop *loop = resp_loop(c->rw);
     uint64_t ms = 0;
     if (c->state == RESP_CONN_CONNECTING)
         ms = c->srv->connect_timeout_ms;
-    else if (c->n_q > 0 && !c->dedicated)
+    else if (c->n_q > 0 && !resp_conn_waits_blocking(c))
         ms = c->srv->response_timeout_ms;
     if (ms == 0) {
         ev_timer_stop(loop, &c->timer);

@@ -119,3 +119,56 @@ def test_client_gone_mid_stream_leaves_proxy_healthy(shards2, proxy2):
     assert out == b"-ERR Protocol error: expected CRLF\r\n"
     assert c.get("bad") is None
     assert c.set("bad", "ok") is True
+
+
+def test_streamed_command_to_a_hung_shard_times_out(weir_factory):
+    """A shard that accepts a streamed command and never answers: the client
+    gets an error after timeouts.response instead of waiting forever."""
+    import threading
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve(conn):
+        conn.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data = conn.recv(1 << 16)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if b"PING" in data.upper():  # health checks pass; nothing else is answered
+                conn.sendall(b"+PONG\r\n")
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        port = free_port()
+        shard = "127.0.0.1:%d" % lsock.getsockname()[1]
+        weir_factory("workers: 1\nlog: { level: info }\nlisteners:\n  - name: cache\n"
+                     "    listen: 127.0.0.1:%d\n    protocol: redis\n    redis_cluster: c\n"
+                     "redis_clusters:\n  - name: c\n    timeouts: { response: 500ms }\n"
+                     "    limits: { bulk: 8m }\n    shards:\n      - { primary: %s }\n"
+                     % (port, shard))
+        big = b"v" * (2 * MB)
+        cmd = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n" % (len(big), big)
+        reply = raw_exchange(port, cmd, timeout=10.0)
+        assert reply.startswith(b"-"), reply[:200]
+    finally:
+        stop.set()
+        t.join(5)
+        lsock.close()
