@@ -26,6 +26,7 @@
 #include "resp/resp_proxy.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -83,7 +84,7 @@ struct resp_session {
     int32_t tx_shard;              /* the shard of the WATCH / transaction, -1 none */
 };
 
-static uint64_t resp_next_client_id;
+static _Atomic uint64_t resp_next_client_id; /* CLIENT ID, unique over all workers */
 
 /* ---- free lists ---- */
 
@@ -2214,7 +2215,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->snap = wc->snap;
     snapshot_ref(s->snap);
     s->lst = &wc->snap->cfg->listeners[wl->index];
-    s->id = ++resp_next_client_id;
+    s->id = atomic_fetch_add_explicit(&resp_next_client_id, 1, memory_order_relaxed) + 1;
     s->tx_shard = -1;
     s->readable = 1;
     s->writable = 1;
