@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-int log_level_current = LOG_LVL_INFO;
-static int log_fd = 2;
+_Atomic int log_level_current = LOG_LVL_INFO;
+static _Atomic int log_fd = 2;
 
 #define LOG_LEVEL_NAME(e, s) s,
 static const char *const log_level_names[] = { LOG_LEVEL_LIST(LOG_LEVEL_NAME) };

@@ -8,6 +8,7 @@
 #define WEIR_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #define LOG_LEVEL_LIST(X) \
     X(LOG_LVL_ERROR, "error") \
@@ -19,7 +20,7 @@
 enum log_level { LOG_LEVEL_LIST(LOG_LEVEL_ENUM) LOG_LVL_COUNT };
 #undef LOG_LEVEL_ENUM
 
-extern int log_level_current;
+extern _Atomic int log_level_current; /* written by a reload, read by every thread */
 
 /* Returns the level named `name` ("error", "warn", ...) or -1. */
 int log_level_from_name(const char *name);
