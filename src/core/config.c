@@ -467,8 +467,16 @@ static int cfg_unknown_key(struct cfg_ctx *ctx, const yaml_node_t *node, const s
 
     for (size_t i = 0; i < map->n_keys; i++)
         names[i] = map->keys[i].name;
+    cfg_join(names, map->n_keys, list, sizeof(list));
+    if (map->other_names != NULL) {
+        size_t used = strlen(list);
+        if (used + 2 < sizeof(list)) {
+            memcpy(list + used, ", ", 2);
+            map->other_names(list + used + 2, sizeof(list) - used - 2);
+        }
+    }
     return cfg_fail(ctx, node, "unknown key %s in %s (expected one of: %s)", cfg_quote(name, q),
-                    map->what, cfg_join(names, map->n_keys, list, sizeof(list)));
+                    map->what, list);
 }
 
 /* Finds the key `k` (a scalar) in `map`. Returns its index or a negative errno. */
@@ -493,7 +501,7 @@ static int cfg_lookup_key(struct cfg_ctx *ctx, const yaml_node_t *k, const struc
         }
         return (int)i;
     }
-    return cfg_unknown_key(ctx, k, map, name);
+    return -ENOENT;
 }
 
 /* Parses the map `node` into `obj` along `map`'s keys. If `values` is not
@@ -513,6 +521,16 @@ int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *
         if ((rc = cfg_visit(ctx, v)) < 0)
             return rc;
         int i = cfg_lookup_key(ctx, k, map, seen);
+        if (i == -ENOENT && map->other != NULL) {
+            const char *name = (const char *)k->data.scalar.value;
+            rc = map->other(ctx, name, k, v, obj);
+            if (rc == 0)
+                continue;
+            if (rc != -ENOENT)
+                return rc;
+        }
+        if (i == -ENOENT)
+            return cfg_unknown_key(ctx, k, map, (const char *)k->data.scalar.value);
         if (i < 0)
             return i;
         seen[i] = k;
@@ -533,7 +551,7 @@ int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *
 }
 
 /* Returns the index of key `name` in `map` (it must be there). */
-static size_t cfg_key_index(const struct cfg_map *map, const char *name)
+size_t cfg_key_index(const struct cfg_map *map, const char *name)
 {
     size_t i = 0;
     while (i < map->n_keys - 1 && strcmp(map->keys[i].name, name) != 0)
@@ -681,248 +699,6 @@ static const struct cfg_key cfg_log_keys[] = {
 };
 CFG_MAP_DEFINE(cfg_log_map, "log", cfg_log_keys);
 
-/* ---- route match ---- */
-
-/* match.path and match.path_prefix: an absolute path, no spaces or controls. */
-static int cfg_parse_match_path(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, char **out)
-{
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-
-    int rc = cfg_text(ctx, v, what, &s);
-    if (rc < 0)
-        return rc;
-    if (s[0] != '/')
-        return cfg_fail(ctx, v, "%s must start with '/', got %s", what, cfg_quote(s, q));
-    for (const char *p = s; *p != '\0'; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return cfg_fail(ctx, v, "%s must not contain spaces or control characters, got %s",
-                            what, cfg_quote(s, q));
-    return cfg_strdup(ctx, s, out);
-}
-
-static int cfg_parse_path(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_match_path(ctx, v, "'path'", &((struct cfg_route *)obj)->path);
-}
-
-static int cfg_parse_path_prefix(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_match_path(ctx, v, "'path_prefix'", &((struct cfg_route *)obj)->path_prefix);
-}
-
-/* match.host: an exact host name (optionally with :port), stored lower case. */
-static int cfg_parse_host(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_route *r = obj;
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-
-    int rc = cfg_text(ctx, v, "'host'", &s);
-    if (rc < 0)
-        return rc;
-    if (strchr(s, '*') != NULL)
-        return cfg_fail(ctx, v, "'host' must be an exact name (wildcards are not supported), "
-                                "got %s", cfg_quote(s, q));
-    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") !=
-        strlen(s))
-        return cfg_fail(ctx, v, "bad host %s: expected a name like api.example.com",
-                        cfg_quote(s, q));
-    if ((rc = cfg_strdup(ctx, s, &r->host)) < 0)
-        return rc;
-    for (char *p = r->host; *p != '\0'; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return 0;
-}
-
-/* One method of match.method: a token, stored upper case. */
-static int cfg_parse_method_one(struct cfg_ctx *ctx, yaml_node_t *v, char **out)
-{
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-
-    int rc = cfg_text(ctx, v, "'method'", &s);
-    if (rc < 0)
-        return rc;
-    if (!cfg_is_token(s))
-        return cfg_fail(ctx, v, "bad method %s (expected an HTTP method like GET, or a list "
-                                "like [GET, POST])", cfg_quote(s, q));
-    if ((rc = cfg_strdup(ctx, s, out)) < 0)
-        return rc;
-    for (char *p = *out; *p != '\0'; p++)
-        *p = (char)toupper((unsigned char)*p);
-    return 0;
-}
-
-static int cfg_parse_method_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
-{
-    return cfg_parse_method_one(ctx, v, &((struct cfg_route *)obj)->methods[i]);
-}
-
-/* match.method: a string or a list of strings. */
-static int cfg_parse_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_route *r = obj;
-    void *items;
-
-    if (v->type == YAML_SCALAR_NODE) {
-        r->methods = cfg_calloc_fn(1, sizeof(*r->methods));
-        if (r->methods == NULL)
-            return cfg_nomem(ctx);
-        r->n_methods = 1;
-        return cfg_parse_method_one(ctx, v, &r->methods[0]);
-    }
-    static const struct cfg_list list = { "'method'", "method", sizeof(char *), CFG_MAX_METHODS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &r->n_methods);
-    if (rc < 0)
-        return rc;
-    r->methods = items;
-    return cfg_list_each(ctx, v, cfg_parse_method_item, r);
-}
-
-/* One NAME: VALUE of match.header; a null VALUE means "present". */
-static int cfg_parse_header_pair(struct cfg_ctx *ctx, yaml_node_t *map, size_t i,
-                                 struct cfg_header_match *h)
-{
-    yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
-    yaml_node_t *k = cfg_node(ctx, p->key), *v = cfg_node(ctx, p->value);
-    char q[CFG_QUOTE_SIZE];
-    const char *name, *value;
-
-    int rc = cfg_visit(ctx, v);
-    if (rc == 0)
-        rc = cfg_text(ctx, k, "a header name", &name);
-    if (rc < 0)
-        return rc;
-    if (!cfg_is_token(name))
-        return cfg_fail(ctx, k, "bad header name %s", cfg_quote(name, q));
-    for (size_t j = 0; j < i; j++) {
-        yaml_node_t *prev = cfg_node(ctx, map->data.mapping.pairs.start[j].key);
-        if (strcasecmp((const char *)prev->data.scalar.value, name) == 0)
-            return cfg_fail(ctx, k, "duplicate header %s in match (first at %d:%d)",
-                            cfg_quote(name, q), cfg_mark_of(prev).line, cfg_mark_of(prev).col);
-    }
-    if ((rc = cfg_strdup(ctx, name, &h->name)) < 0)
-        return rc;
-    if (cfg_is_null(v))
-        return 0;
-    if ((rc = cfg_scalar(ctx, v, "a header value", &value)) < 0)
-        return rc;
-    for (const char *c = value; *c != '\0'; c++)
-        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
-            return cfg_fail(ctx, v, "header value %s contains a control character",
-                            cfg_quote(value, q));
-    return cfg_strdup(ctx, value, &h->value);
-}
-
-/* match.header: {NAME: VALUE, ...}. */
-static int cfg_parse_header(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_route *r = obj;
-
-    int rc = cfg_expect(ctx, v, YAML_MAPPING_NODE, "'header'");
-    if (rc < 0)
-        return rc;
-    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-    if (n == 0)
-        return cfg_fail(ctx, v, "'header' must not be empty (expected NAME: VALUE pairs)");
-    if (n > CFG_MAX_MATCH_HEADERS)
-        return cfg_fail(ctx, v, "'header' has %zu headers, at most %d are allowed", n,
-                        CFG_MAX_MATCH_HEADERS);
-    if ((rc = cfg_charge(ctx, v, n * sizeof(*r->headers))) < 0)
-        return rc;
-    r->headers = cfg_calloc_fn(n, sizeof(*r->headers));
-    if (r->headers == NULL)
-        return cfg_nomem(ctx);
-    r->n_headers = n;
-    for (size_t i = 0; i < n; i++)
-        if ((rc = cfg_parse_header_pair(ctx, v, i, &r->headers[i])) < 0)
-            return rc;
-    return 0;
-}
-
-static const struct cfg_key cfg_match_keys[] = {
-    CFG_FUNC("path", cfg_parse_path, false),
-    CFG_FUNC("path_prefix", cfg_parse_path_prefix, false),
-    CFG_FUNC("host", cfg_parse_host, false),
-    CFG_FUNC("method", cfg_parse_method, false),
-    CFG_FUNC("header", cfg_parse_header, false),
-};
-CFG_MAP_DEFINE(cfg_match_map, "match", cfg_match_keys);
-
-static int cfg_parse_match(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    yaml_node_t *values[CFG_MAP_MAX_KEYS];
-
-    int rc = cfg_parse_map(ctx, v, &cfg_match_map, obj, values);
-    if (rc < 0)
-        return rc;
-    yaml_node_t *path = values[cfg_key_index(&cfg_match_map, "path")];
-    if (path != NULL && values[cfg_key_index(&cfg_match_map, "path_prefix")] != NULL)
-        return cfg_fail(ctx, path, "match has both 'path' and 'path_prefix'; use one of them");
-    return 0;
-}
-
-/* ---- routes ---- */
-
-static int cfg_parse_route_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_route *r = obj;
-    const char *s;
-
-    int rc = cfg_text(ctx, v, "'cluster'", &s);
-    if (rc < 0)
-        return rc;
-    r->cluster_mark = cfg_mark_of(v);
-    return cfg_strdup(ctx, s, &r->cluster_name);
-}
-
-static const struct cfg_key cfg_route_keys[] = {
-    CFG_FUNC("match", cfg_parse_match, false),
-    CFG_FUNC("cluster", cfg_parse_route_cluster, true),
-    CFG_FUNC("retry", cfg_parse_retry, false),
-    CFG_FIELD("timeout", CFG_KIND_DURATION, struct cfg_route, timeout_ms, 1, CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_route_map, "route", cfg_route_keys);
-
-static bool cfg_route_matches_all(const struct cfg_route *r)
-{
-    return r->host == NULL && r->path == NULL && r->path_prefix == NULL && r->n_methods == 0 &&
-           r->n_headers == 0;
-}
-
-static int cfg_parse_route(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg_listener *l = obj;
-    struct cfg_route *r = &l->routes[i];
-
-    r->line = cfg_mark_of(node).line;
-    r->col = cfg_mark_of(node).col;
-    int rc = cfg_parse_map(ctx, node, &cfg_route_map, r, NULL);
-    if (rc < 0)
-        return rc;
-    /* First match wins, so a catch-all route hides every route after it. */
-    if (i > 0 && cfg_route_matches_all(&l->routes[i - 1]))
-        return cfg_fail(ctx, node, "route is never used: the route at %d:%d before it matches "
-                                   "every request (put the default route last)",
-                        l->routes[i - 1].line, l->routes[i - 1].col);
-    return 0;
-}
-
-static int cfg_parse_routes(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_listener *l = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'routes'", "route", sizeof(struct cfg_route),
-                                          CFG_MAX_ROUTES };
-    int rc = cfg_list_new(ctx, v, &list, &items, &l->n_routes);
-    if (rc < 0)
-        return rc;
-    l->routes = items;
-    return cfg_list_each(ctx, v, cfg_parse_route, l);
-}
-
 /* ---- listeners ---- */
 
 static const struct cfg_key cfg_limits_keys[] = {
@@ -981,7 +757,7 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("name", cfg_parse_listener_name, true),
     CFG_FUNC("listen", cfg_parse_listen, true),
     CFG_FUNC("protocol", cfg_parse_protocol, false),
-    CFG_FUNC("routes", cfg_parse_routes, false), /* required for http: cfg_resolve_redis */
+    CFG_FUNC("routes", route_cfg_parse_routes, false), /* required for http: cfg_resolve_redis */
     CFG_FUNC("redis_cluster", cfg_parse_listener_redis_cluster, false),
     CFG_FUNC("limits", cfg_parse_limits, false),
     CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
@@ -1311,47 +1087,6 @@ static const struct cfg_key cfg_root_keys[] = {
 };
 CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
 
-static int cfg_cluster_cmp(const void *a, const void *b)
-{
-    const struct cfg_cluster *ca = *(const struct cfg_cluster *const *)a;
-    const struct cfg_cluster *cb = *(const struct cfg_cluster *const *)b;
-    return strcmp(ca->name, cb->name);
-}
-
-/* Points every route at its cluster, through a sorted index of the clusters
- * so that many routes and many clusters stay cheap. */
-static int cfg_resolve_routes(struct cfg_ctx *ctx, struct cfg *cfg)
-{
-    struct cfg_cluster **index = cfg_calloc_fn(cfg->n_clusters, sizeof(*index));
-    char q[CFG_QUOTE_SIZE];
-    int rc = 0;
-
-    if (cfg->n_clusters == 0) { /* only redis listeners: no routes to resolve */
-        free(index);
-        return 0;
-    }
-    if (index == NULL)
-        return cfg_nomem(ctx);
-    for (size_t i = 0; i < cfg->n_clusters; i++)
-        index[i] = &cfg->clusters[i];
-    qsort(index, cfg->n_clusters, sizeof(*index), cfg_cluster_cmp);
-    for (size_t i = 0; rc == 0 && i < cfg->n_listeners; i++) {
-        struct cfg_listener *l = &cfg->listeners[i];
-        for (size_t j = 0; rc == 0 && j < l->n_routes; j++) {
-            struct cfg_route *r = &l->routes[j];
-            struct cfg_cluster key = { .name = r->cluster_name }, *kp = &key, **found;
-            found = bsearch(&kp, index, cfg->n_clusters, sizeof(*index), cfg_cluster_cmp);
-            if (found != NULL)
-                r->cluster = *found;
-            else
-                rc = cfg_fail_mark(ctx, r->cluster_mark, "route names cluster %s which is not "
-                                   "defined", cfg_quote(r->cluster_name, q));
-        }
-    }
-    free(index);
-    return rc;
-}
-
 /* Fills what defaults to something computed or allocated. */
 static int cfg_finish(struct cfg_ctx *ctx, struct cfg *cfg)
 {
@@ -1641,7 +1376,7 @@ static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, siz
     if (rc == 0)
         rc = cfg_resolve_redis(ctx, cfg);
     if (rc == 0)
-        rc = cfg_resolve_routes(ctx, cfg);
+        rc = route_cfg_resolve(ctx, cfg);
     if (rc == 0)
         rc = cfg_finish(ctx, cfg);
     yaml_document_delete(&doc);
@@ -1751,29 +1486,13 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
 
 /* ---- the snapshot ---- */
 
-static void cfg_free_route(struct cfg_route *r)
-{
-    free(r->host);
-    free(r->path);
-    free(r->path_prefix);
-    for (size_t i = 0; i < r->n_methods; i++)
-        free(r->methods[i]);
-    free(r->methods);
-    for (size_t i = 0; i < r->n_headers; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
-    free(r->cluster_name);
-}
-
 static void cfg_free_listener(struct cfg_listener *l)
 {
     free(l->name);
     free(l->listen);
     free(l->redis_cluster_name);
     for (size_t i = 0; i < l->n_routes; i++)
-        cfg_free_route(&l->routes[i]);
+        route_cfg_free(&l->routes[i]);
     free(l->routes);
 }
 

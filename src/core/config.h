@@ -215,7 +215,11 @@ struct cfg_header_match {
     char *value;                   /* exact value, or NULL: header present */
 };
 
+struct route_step;
+struct target_type;
+
 struct cfg_route {
+    char *name;                    /* name, default "<listener>/<index>" (1-based) */
     char *host;                    /* match.host, exact, case-insensitive, or NULL */
     char *path;                    /* match.path, exact, or NULL */
     char *path_prefix;             /* match.path_prefix, or NULL */
@@ -223,8 +227,14 @@ struct cfg_route {
     size_t n_methods;
     struct cfg_header_match *headers; /* match.header: {NAME: VALUE, ...} */
     size_t n_headers;
-    char *cluster_name;
-    struct cfg_cluster *cluster;   /* resolved, never NULL after cfg_load() */
+    char *cluster_name;            /* target cluster, else NULL */
+    struct cfg_cluster *cluster;   /* resolved: never NULL for a cluster target */
+    const struct target_type *target; /* exactly one after cfg_load() (http/target.h) */
+    void *target_cfg;              /* the target's own configuration (respond, redirect) */
+    struct cfg_mark target_mark;   /* where the target key is written */
+    struct route_step *steps;      /* in phase order (http/step.h) */
+    size_t n_steps;
+    size_t step_state_bytes;       /* per-request state all steps need */
     struct cfg_retry retry;
     uint64_t timeout_ms;           /* overall deadline including retries, 0 = none */
     int line, col;                 /* the route's map */

@@ -1144,7 +1144,7 @@ int http_slice_eq_nocase(struct http_slice s, const char *lit)
 int http_msg_find(const struct http_msg *msg, const char *name)
 {
     for (size_t i = 0; i < msg->n_headers; i++) {
-        if (http_slice_eq_nocase(msg->headers[i].name, name))
+        if (msg->hop[i] != HTTP_HOP_REMOVED && http_slice_eq_nocase(msg->headers[i].name, name))
             return (int)i;
     }
     return -1;

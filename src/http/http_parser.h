@@ -25,6 +25,7 @@
 #define HTTP_PARSE_PARTIAL (-2)
 
 #define HTTP_MAX_HEADERS_HARD 256  /* the array size; limits.headers is <= this */
+#define HTTP_HOP_REMOVED 2         /* a hop[] mark: the field was removed (http_edit.h) */
 
 struct http_slice {
     const char *p;
@@ -68,7 +69,8 @@ struct http_msg {
     /* both */
     int version_minor;             /* 0 or 1 (HTTP/1.x only) */
     struct http_header headers[HTTP_MAX_HEADERS_HARD];
-    unsigned char hop[HTTP_MAX_HEADERS_HARD]; /* 1 = hop-by-hop or framing: not forwarded as is */
+    unsigned char hop[HTTP_MAX_HEADERS_HARD]; /* 1 = hop-by-hop or framing: not forwarded as is;
+                                                 HTTP_HOP_REMOVED: removed by a route step */
     size_t n_headers;
     enum http_body_kind body_kind;
     uint64_t content_length;       /* valid when body_kind == HTTP_BODY_LENGTH */

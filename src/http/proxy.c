@@ -37,13 +37,18 @@
 #include "core/net.h"
 #include "core/units.h"
 #include "http/http_write.h"
+#include "http/http_edit.h"
+#include "http/proxy_internal.h"
 #include "http/router.h"
+#include "http/target.h"
+#include "http/txn.h"
 
-enum client_state { CS_HEAD, CS_PROXY, CS_TUNNEL, CS_CLOSING };
+enum client_state { CS_HEAD, CS_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
 enum timer_phase {
-    TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER, TP_BACKOFF, TP_QUEUE
+    TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER, TP_BACKOFF, TP_QUEUE,
+    TP_STEP
 };
 enum up_failure { UF_CONNECT, UF_RESET, UF_TIMEOUT_CONNECT };
 
@@ -84,14 +89,15 @@ struct client {
     uint32_t scan_pos, up_scan_pos;
     uint64_t body_left, body_total, resp_left, bytes_out;
     struct http_chunked chunk, resp_chunk;
-    const struct cfg_route *route;
     struct cluster *cl;
     struct endpoint *ep;
     struct endpoint *failed_ep;
     uint64_t key_hash;
     ev_tstamp t_start, t_up_start, t_up_first;
     char client_ip[48];
-    char request_id[36];
+    const char *static_body;   /* an answer weir makes: body bytes still to send */
+    size_t static_left;
+    struct txn txn;            /* the request in progress */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
 };
 
@@ -283,6 +289,7 @@ static void client_free(struct client *c)
     buf_release(&wc->bufs, &c->out);
     free(c->log_line);
     c->log_line = NULL;
+    txn_end(&c->txn);
     if (c->snap)
         snapshot_unref(c->snap);
     if (c->prev)
@@ -337,7 +344,7 @@ static void client_log_access(struct client *c)
     int n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %u %" PRIu64 " %.3f %s %.3f %s\n",
                      c->client_ip, when, c->log_line ? c->log_line : "-", c->status, c->bytes_out,
                      total_ms, c->ep || c->failed_ep ? (c->ep ? c->ep : c->failed_ep)->name : "-",
-                     up_ms, c->request_id[0] ? c->request_id : "-");
+                     up_ms, c->txn.request_id[0] ? c->txn.request_id : "-");
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line)) {
@@ -458,17 +465,17 @@ static void proxy_new_request_id(struct client *c, const struct http_msg *msg)
     int i = http_msg_find(msg, "x-request-id");
     if (i >= 0) {
         size_t n = msg->headers[i].value.len;
-        if (n > sizeof(c->request_id) - 1)
-            n = sizeof(c->request_id) - 1;
-        memcpy(c->request_id, msg->headers[i].value.p, n);
-        c->request_id[n] = 0;
+        if (n > sizeof(c->txn.request_id) - 1)
+            n = sizeof(c->txn.request_id) - 1;
+        memcpy(c->txn.request_id, msg->headers[i].value.p, n);
+        c->txn.request_id[n] = 0;
         return;
     }
     static const char hex[] = "0123456789abcdef";
     uint64_t half[2] = { rng_next(&c->wc->rng), rng_next(&c->wc->rng) };
     for (int k = 0; k < 32; k++)
-        c->request_id[k] = hex[(half[k / 16] >> (60 - 4 * (k % 16))) & 15];
-    c->request_id[32] = 0;
+        c->txn.request_id[k] = hex[(half[k / 16] >> (60 - 4 * (k % 16))) & 15];
+    c->txn.request_id[32] = 0;
 }
 
 static void proxy_keep_log_line(struct client *c, const struct http_msg *msg)
@@ -527,7 +534,7 @@ static void proxy_reset_request(struct client *c, const struct http_msg *msg)
     c->failed_ep = NULL;
     c->probe = c->retry_counted = c->counted = c->queued = c->logged = 0;
     c->cl = NULL;
-    c->route = NULL;
+    c->txn.route = NULL;
     c->version_minor = (uint8_t)msg->version_minor;
     c->keep_alive = msg->keep_alive && !c->wc->draining;
     c->head_request = msg->method == HTTP_METHOD_HEAD;
@@ -543,19 +550,26 @@ static void proxy_reset_request(struct client *c, const struct http_msg *msg)
     proxy_keep_log_line(c, msg);
 }
 
-/* Routing and the checks that need no backend. Returns 0 when the request
- * goes on (c->route and c->cl set), else the status weir answers with. */
-static int proxy_admit(struct client *c, const struct http_msg *msg)
+/* Routing and the checks that need no step or backend. Returns 0 when
+ * the request goes on (the route set), else the status weir answers with. */
+static int proxy_route(struct client *c, const struct http_msg *msg)
 {
     if (msg->method == HTTP_METHOD_CONNECT)
         return 501;
-    c->route = router_match(c->lst, msg);
-    if (!c->route)
+    c->txn.route = router_match(c->lst, msg);
+    if (!c->txn.route)
         return 404;
     if (c->lst->max_body_bytes && msg->body_kind == HTTP_BODY_LENGTH &&
         msg->content_length > c->lst->max_body_bytes)
         return 413;
-    c->cl = &c->snap->clusters[c->route->cluster - c->snap->cfg->clusters];
+    return 0;
+}
+
+/* The checks of a cluster target: its shared counts, its breaker. Returns
+ * 0 when the request goes on to an endpoint, else the status to answer. */
+static int proxy_admit(struct client *c, const struct http_msg *msg)
+{
+    c->cl = &c->snap->clusters[c->txn.route->cluster - c->snap->cfg->clusters];
     c->key_hash = proxy_key_hash(c, msg);
     atomic_fetch_add_explicit(&c->cl->active_requests, 1, memory_order_relaxed);
     c->counted = 1;
@@ -583,7 +597,7 @@ static int proxy_forward_head(struct client *c, const struct http_msg *msg, size
     struct http_fwd_info info = {
         .client_ip = c->client_ip,
         .proto = "http",
-        .request_id = c->request_id,
+        .request_id = c->txn.request_id,
         .body_kind = msg->body_kind,
         .content_length = msg->content_length,
     };
@@ -608,26 +622,161 @@ static int proxy_forward_head(struct client *c, const struct http_msg *msg, size
     return 0;
 }
 
+static void proxy_answer(struct client *c);
+static uint64_t proxy_deadline_left(const struct client *c);
+static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len);
+
 /* Sets up the request whose head `msg` (head_len bytes at the start of in)
- * was just parsed, then starts the first attempt. */
-static void proxy_start_request(struct client *c, const struct http_msg *msg, size_t head_len)
+ * was just parsed: route, steps, then the route's target. */
+static void proxy_start_request(struct client *c, struct http_msg *msg, size_t head_len)
 {
     proxy_reset_request(c, msg);
-    int status = proxy_admit(c, msg);
+    txn_begin(&c->txn, c, c->wc, msg);
+    int status = proxy_route(c, msg);
+    if (status) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, status, status == 404 && msg->body_kind == HTTP_BODY_NONE);
+        return;
+    }
+    proxy_dispatch(c, txn_run_steps(&c->txn), head_len);
+}
+
+/* Acts on what the steps said. head_len: bytes of the head still at the
+ * start of in (0 once the head was kept for a waiting step). */
+static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len)
+{
+    struct txn *t = &c->txn;
+    const struct http_msg *msg = t->req;
+    int body_pending = msg->body_kind != HTTP_BODY_NONE;
+    int status = 0;
+    if (r == STEP_WAIT) {
+        if (head_len && txn_keep_head(t, buf_rptr(&c->in), head_len) != 0) {
+            log_warn("client %s: out of memory keeping a request head", c->client_ip);
+            buf_consume(&c->in, head_len);
+            client_respond_error(c, 503, 0);
+            return;
+        }
+        buf_consume(&c->in, head_len);
+        c->state = CS_WAIT;
+        uint64_t left = proxy_deadline_left(c);
+        timer_set(c, TP_STEP, left == UINT64_MAX ? 0 : left);
+        return;
+    }
+    if (r == STEP_ERROR) {
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 500, !body_pending);
+        return;
+    }
+    if (r == STEP_NEXT && t->route->target->start) {
+        t->route->target->start(t, t->route->target_cfg);
+        r = STEP_RESPOND;
+    }
+    if (r == STEP_RESPOND) {
+        buf_consume(&c->in, head_len);
+        proxy_answer(c);
+        return;
+    }
+    status = proxy_admit(c, msg);
     if (status == 0)
         status = proxy_forward_head(c, msg, head_len);
     buf_consume(&c->in, head_len);
     if (status) {
         /* keep the connection when no body is left unread behind the head */
-        client_respond_error(c, status, (status == 404 || status == 503) &&
-                                             msg->body_kind == HTTP_BODY_NONE);
+        client_respond_error(c, status, status == 503 && !body_pending);
         return;
     }
+    c->state = CS_PROXY;
     if (msg->body_kind == HTTP_BODY_CHUNKED)
         http_chunked_init(&c->chunk);
     if (msg->body_kind == HTTP_BODY_NONE)
         c->req_done = 1;
     upstream_connect(c);
+}
+
+void proxy_txn_resumed(struct txn *t, enum step_result r)
+{
+    struct client *c = t->session;
+    ev_timer_stop(client_loop(c), &c->timer);
+    c->state = CS_PROXY;
+    if (r == STEP_NEXT)
+        r = txn_run_steps(t);
+    proxy_dispatch(c, r, 0);
+    client_pump(c);
+}
+
+/* Sends the answer a step or a target made (txn_respond): its head goes
+ * through the route's response steps like a backend's would; its body is
+ * streamed from where it lives (configuration or the arena). */
+static void proxy_answer(struct client *c)
+{
+    struct txn *t = &c->txn;
+    const struct txn_answer *a = &t->answer;
+    struct wctx *wc = c->wc;
+    /* not wc->msg: the request head may still be there */
+    static _Thread_local struct http_msg answer_msg;
+    struct http_msg *resp = &answer_msg;
+    http_msg_init(resp);
+    resp->status = a->status ? a->status : 500;
+    resp->version_minor = 1;
+    for (size_t i = 0; i < a->n_headers && i < HTTP_MAX_HEADERS_HARD; i++) {
+        resp->headers[i] = a->headers[i];
+        resp->hop[i] = 0;
+        resp->n_headers++;
+    }
+    txn_response_head(t, resp);
+    int keep = c->keep_alive && !wc->draining && t->req->body_kind == HTTP_BODY_NONE;
+    struct http_resp_info ri = { .body_kind = HTTP_BODY_LENGTH, .content_length = a->body_len,
+                                 .keep_alive = keep, .client_version_minor = c->version_minor };
+    if (buf_acquire(&wc->bufs, &c->out) != 0) {
+        c->closing = 1;
+        return;
+    }
+    int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), resp, &ri);
+    if (w < 0) {
+        log_warn("route %s: the answer's head does not fit in %zu bytes", txn_route_name(t),
+                 client_space(c, &c->out));
+        client_respond_error(c, 500, 0);
+        return;
+    }
+    c->out.wpos += (uint32_t)w;
+    c->bytes_out += (uint64_t)w;
+    c->status = (uint16_t)resp->status;
+    c->resp_started = 1;
+    c->keep_alive = (unsigned)keep;
+    c->state = CS_PROXY;
+    c->static_body = c->head_request ? NULL : a->body;
+    c->static_left = c->head_request ? 0 : a->body_len;
+    c->resp_state = c->static_left ? RS_BODY : RS_DONE;
+    c->resp_body_kind = HTTP_BODY_LENGTH;
+    c->resp_chunked_out = 0;
+    if (!keep) {
+        /* the request body is not read: close once the answer is out */
+        c->req_done = 1;
+        c->up_reusable = 0;
+    } else {
+        c->req_done = 1;
+    }
+}
+
+/* Copies the next run of a weir-made body into out. */
+static int proxy_move_static_body(struct client *c)
+{
+    if (c->static_left == 0 || buf_acquire(&c->wc->bufs, &c->out) != 0)
+        return 0;
+    if (client_space(c, &c->out) == 0 && c->out.rpos > 0)
+        buf_compact(&c->out);
+    size_t n = client_space(c, &c->out);
+    if (n > c->static_left)
+        n = c->static_left;
+    if (n == 0)
+        return 0;
+    (void)buf_append(&c->wc->bufs, &c->out, c->static_body, n);
+    c->static_body += n;
+    c->static_left -= n;
+    c->bytes_out += n;
+    if (c->static_left == 0)
+        c->resp_state = RS_DONE;
+    return 1;
 }
 
 /* ---- upstream ------------------------------------------------------------ */
@@ -642,12 +791,12 @@ static uint64_t proxy_now_ms(void)
 /* Milliseconds left before the route's deadline (UINT64_MAX: none). */
 static uint64_t proxy_deadline_left(const struct client *c)
 {
-    if (!c->route || !c->route->timeout_ms)
+    if (!c->txn.route || !c->txn.route->timeout_ms)
         return UINT64_MAX;
     double spent = (ev_now(client_loop(c)) - c->t_start) * 1000.0;
-    if (spent >= (double)c->route->timeout_ms)
+    if (spent >= (double)c->txn.route->timeout_ms)
         return 0;
-    uint64_t left = c->route->timeout_ms - (uint64_t)spent;
+    uint64_t left = c->txn.route->timeout_ms - (uint64_t)spent;
     return left ? left : 1;
 }
 
@@ -664,8 +813,8 @@ static void upstream_arm_timer(struct client *c)
     } else if (!c->req_done) {
         timer_set(c, TP_BODY, c->lst->body_timeout_ms);
     } else {
-        uint64_t per_try = c->route && c->route->retry.per_try_timeout_ms
-                               ? c->route->retry.per_try_timeout_ms
+        uint64_t per_try = c->txn.route && c->txn.route->retry.per_try_timeout_ms
+                               ? c->txn.route->retry.per_try_timeout_ms
                                : c->cl->cfg->response_timeout_ms;
         timer_set(c, TP_RESPONSE, proxy_clamp_deadline(c, per_try));
     }
@@ -830,7 +979,7 @@ static int upstream_replayable(const struct client *c)
 {
     if (!c->req_done || c->up_out_recycled || c->resp_started || !c->up_out.data)
         return 0;
-    if (c->route && c->route->retry.enabled && c->body_total > c->route->retry.buffer_body)
+    if (c->txn.route && c->txn.route->retry.enabled && c->body_total > c->txn.route->retry.buffer_body)
         return 0;
     return 1;
 }
@@ -865,7 +1014,7 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
         *immediate = 1;
         return c->attempts <= PROXY_MAX_ATTEMPTS;
     }
-    const struct cfg_retry *r = c->route ? &c->route->retry : NULL;
+    const struct cfg_retry *r = c->txn.route ? &c->txn.route->retry : NULL;
     if (!r || !r->enabled) {
         /* without a retry policy: only what never reached the backend, and
          * resets of idempotent requests */
@@ -893,7 +1042,7 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
 /* Full-jitter exponential backoff: uniform in [0, min(max, base * 2^n)]. */
 static uint64_t proxy_backoff_ms(struct client *c)
 {
-    const struct cfg_retry *r = &c->route->retry;
+    const struct cfg_retry *r = &c->txn.route->retry;
     uint64_t cap = r->backoff_base_ms;
     for (unsigned i = 1; i < c->attempts && cap < r->backoff_max_ms; i++)
         cap *= 2;
@@ -916,7 +1065,7 @@ static void proxy_retry(struct client *c, int immediate)
     endpoint_release(c);
     c->up_out.rpos = 0;
     c->up_scan_pos = 0;
-    uint64_t delay = immediate || !c->route->retry.enabled ? 0 : proxy_backoff_ms(c);
+    uint64_t delay = immediate || !c->txn.route->retry.enabled ? 0 : proxy_backoff_ms(c);
     delay = proxy_clamp_deadline(c, delay);
     if (delay == 0) {
         upstream_connect(c);
@@ -1113,7 +1262,7 @@ static int proxy_response_framing(const struct client *c, const struct http_msg 
 
 /* The final response head is in wc->msg (head_len bytes of up_in): judge
  * the attempt, retry it or forward the head. Returns 1 on progress. */
-static int proxy_final_head(struct client *c, const struct http_msg *msg, size_t head_len)
+static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_len)
 {
     struct wctx *wc = c->wc;
     int upgrade = msg->status == 101 && c->upgrade;
@@ -1130,6 +1279,7 @@ static int proxy_final_head(struct client *c, const struct http_msg *msg, size_t
         proxy_retry(c, immediate);
         return 1;
     }
+    txn_response_head(&c->txn, msg);
     struct http_resp_info ri;
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
     int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
@@ -1208,6 +1358,7 @@ static int proxy_response_head(struct client *c)
  * the client a chunked body. */
 static void proxy_emit_body(struct client *c, const char *p, size_t n)
 {
+    txn_body(&c->txn, p, n);
     struct http_out o = { buf_wptr(&c->out), 0, client_space(c, &c->out), 0 };
     if (c->resp_chunked_out) {
         http_out_hex(&o, n);
@@ -1391,18 +1542,21 @@ static int upstream_flush(struct client *c)
         return 1;
     }
     if (c->req_done && buf_len(&c->up_out) == 0 && c->timer_phase == TP_BODY)
-        timer_set(c, TP_RESPONSE, c->cl->cfg->response_timeout_ms);
+        upstream_arm_timer(c); /* per-try timeout, within the route's deadline */
     return 1;
 }
 
 static void proxy_finish_request(struct client *c)
 {
     client_log_access(c);
+    txn_end(&c->txn);
+    c->static_body = NULL;
+    c->static_left = 0;
     int reusable = c->up_reusable && c->resp_state == RS_DONE;
     upstream_detach(c, reusable);
     endpoint_release(c);
     proxy_request_end(c);
-    c->route = NULL;
+    c->txn.route = NULL;
     c->cl = NULL;
     c->failed_ep = NULL;
     c->scan_pos = 0;
@@ -1466,7 +1620,7 @@ static int proxy_step_head(struct client *c)
         log_info("client %s: bad request: %s at byte %zu", c->client_ip, msg->error, msg->error_pos);
         c->keep_alive = 0;
         c->t_start = ev_now(client_loop(c));
-        c->request_id[0] = 0;
+        c->txn.request_id[0] = 0;
         free(c->log_line);
         c->log_line = NULL;
         client_respond_error(c, msg->error_status ? msg->error_status : 400, 0);
@@ -1488,6 +1642,8 @@ static int proxy_step_proxy(struct client *c)
     progress |= proxy_move_request_body(c);
     if (c->state != CS_PROXY)
         return 1;
+    if (c->static_left)
+        progress |= proxy_move_static_body(c);
     progress |= upstream_flush(c);
     if (c->state != CS_PROXY)
         return 1;
@@ -1509,6 +1665,19 @@ static int proxy_step_proxy(struct client *c)
         c->up_reusable = 0;
         proxy_finish_request(c);
         return 1;
+    }
+    return progress;
+}
+
+/* While a step waits: only notice the client going away (as nginx does,
+ * a client that closes its side abandons the request). */
+static int proxy_step_wait(struct client *c)
+{
+    int progress = client_fill(c);
+    if (c->c_eof && !c->closing) {
+        log_info("client %s: closed while its request waited on route %s", c->client_ip,
+                 txn_route_name(&c->txn));
+        c->closing = 1;
     }
     return progress;
 }
@@ -1583,6 +1752,7 @@ static void client_update_watchers(struct client *c)
     case CS_HEAD:
         cev = EV_READ;
         break;
+    case CS_WAIT:
     case CS_PROXY:
     case CS_TUNNEL:
         if (!c->c_eof && client_room(c, &c->in) > 0)
@@ -1618,6 +1788,9 @@ static void client_pump(struct client *c)
         switch (c->state) {
         case CS_HEAD:
             progress = proxy_step_head(c);
+            break;
+        case CS_WAIT:
+            progress = proxy_step_wait(c);
             break;
         case CS_PROXY:
             progress = proxy_step_proxy(c);
@@ -1661,7 +1834,7 @@ static void proxy_response_timeout(struct client *c)
     int immediate;
     if (proxy_deadline_left(c) == 0) {
         log_warn("upstream %s (cluster %s): route deadline of %" PRIu64 " ms passed",
-                 c->ep ? c->ep->name : "?", c->cl ? c->cl->cfg->name : "?", c->route->timeout_ms);
+                 c->ep ? c->ep->name : "?", c->cl ? c->cl->cfg->name : "?", c->txn.route->timeout_ms);
         proxy_record(c, CFG_FAILURE_TIMEOUT);
         client_respond_error(c, 504, 0);
         return;
@@ -1701,7 +1874,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         break;
     case TP_CONNECT:
         if (proxy_deadline_left(c) == 0) {
-            log_warn("route deadline (%" PRIu64 " ms) passed while connecting", c->route->timeout_ms);
+            log_warn("route deadline (%" PRIu64 " ms) passed while connecting", c->txn.route->timeout_ms);
             client_respond_error(c, 504, 0);
             break;
         }
@@ -1713,6 +1886,12 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     case TP_BACKOFF:
     case TP_QUEUE:
         upstream_connect(c);
+        break;
+    case TP_STEP:
+        log_warn("route %s: deadline of %" PRIu64 " ms passed while a step waited",
+                 txn_route_name(&c->txn), c->txn.route ? c->txn.route->timeout_ms : 0);
+        txn_end(&c->txn);
+        client_respond_error(c, 504, 0);
         break;
     case TP_IDLE:
     case TP_LINGER:
@@ -1803,8 +1982,82 @@ void proxy_drain(struct wctx *wc)
         server_worker_idle(wc);
 }
 
+/* ---- what a transaction borrows from its session ------------------------- */
+
+#define PROXY_MAX_FREE_HEADS 256
+
+struct txn_head *proxy_head_get(struct txn *t)
+{
+    struct wctx *wc = t->wc;
+    struct txn_head *h = wc->free_heads;
+    if (h) {
+        wc->free_heads = h->next;
+        wc->n_free_heads--;
+    } else if (!(h = malloc(sizeof(*h)))) {
+        return NULL;
+    }
+    memset(&h->bytes, 0, sizeof(h->bytes));
+    h->next = NULL;
+    return h;
+}
+
+void proxy_head_put(struct txn *t, struct txn_head *h)
+{
+    struct wctx *wc = t->wc;
+    if (wc->n_free_heads >= PROXY_MAX_FREE_HEADS) {
+        free(h);
+        return;
+    }
+    h->next = wc->free_heads;
+    wc->free_heads = h;
+    wc->n_free_heads++;
+}
+
+struct ev_loop *txn_loop(const struct txn *t)
+{
+    return t->wc->worker.loop;
+}
+
+const char *txn_client_ip(const struct txn *t)
+{
+    return t->session->client_ip;
+}
+
+const char *txn_request_id(const struct txn *t)
+{
+    return t->request_id;
+}
+
+const char *txn_listener_name(const struct txn *t)
+{
+    return t->session->lst->name;
+}
+
+struct cluster *txn_cluster(const struct txn *t, const struct cfg_cluster *cc)
+{
+    const struct snapshot *snap = t->session->snap;
+    return &snap->clusters[cc - snap->cfg->clusters];
+}
+
+struct pool *txn_upstream_pool(const struct txn *t)
+{
+    return &t->wc->upstreams;
+}
+
+struct buf_pool *txn_buf_pool(const struct txn *t)
+{
+    return &t->wc->bufs;
+}
+
+unsigned txn_worker_id(const struct txn *t)
+{
+    return t->wc->worker.id;
+}
+
 void proxy_worker_cleanup(struct wctx *wc)
 {
+    txn_worker_cleanup(&wc->free_heads);
+    wc->n_free_heads = 0;
     while (wc->clients) {
         wc->clients->closing = 1;
         client_free(wc->clients);

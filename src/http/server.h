@@ -50,6 +50,7 @@ struct wlistener {
 
 struct client;
 struct resp_wctx;
+struct txn_head;
 
 /* A configuration published to a worker and not yet adopted by it. */
 struct pending_pub {
@@ -67,6 +68,8 @@ struct wctx {
     struct buf_pool bufs;
     struct pool upstreams;
     struct http_msg msg;           /* scratch: one head is parsed at a time */
+    struct txn_head *free_heads;   /* kept request heads (http/txn.h) */
+    unsigned n_free_heads;
     struct client *clients;        /* every open client connection */
     struct client *free_clients;
     unsigned n_clients;

@@ -318,7 +318,7 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
           "cluster)" },
         { LISTENER_HEAD "    routes:\n      - rate_limit: { rate: 100/s }\n        cluster: api\n",
-          "weir.yaml:5:9: unknown key 'rate_limit' in route (expected one of: match, cluster, retry, timeout)" },
+          "weir.yaml:5:9: unknown key 'rate_limit' in route (expected one of: name, match, cluster, retry, timeout, headers, respond, redirect, queue)" },
         { "clusters:\n  - name: api\n    health_chek: { path: /health }\n",
           "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
           "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "
@@ -519,7 +519,7 @@ static void test_error_required_and_empty(void **state)
         { "clusters:\n  - endpoints: [127.0.0.1:1]\n",
           "weir.yaml:2:5: cluster is missing required key 'name'" },
         { LISTENER_HEAD "    routes:\n      - match: { path: / }\n",
-          "weir.yaml:5:9: route is missing required key 'cluster'" },
+          "weir.yaml:5:9: route has no target: add one of cluster, respond, redirect" },
         { "clusters:\n  - endpoints:\n      - { weight: 2 }\n",
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",

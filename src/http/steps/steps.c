@@ -1,0 +1,34 @@
+/* steps: the table of route steps. A new step is a file in this folder
+ * and one row here; its phase, not its place in this table or in the
+ * configuration file, decides when it runs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "http/step.h"
+#include "http/steps/forward_auth.h"
+#include "http/steps/headers.h"
+
+static const struct step_type *const step_table[] = {
+    &step_forward_auth,
+    &step_headers,
+};
+
+const struct step_type *step_find(const char *key)
+{
+    for (size_t i = 0; i < sizeof(step_table) / sizeof(step_table[0]); i++)
+        if (strcmp(step_table[i]->key, key) == 0)
+            return step_table[i];
+    return NULL;
+}
+
+void step_names(char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof(step_table) / sizeof(step_table[0]) && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", step_table[i]->key);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}

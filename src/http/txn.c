@@ -1,0 +1,186 @@
+/* txn: see txn.h. The session (proxy.c) owns the transaction's lifetime;
+ * this file runs the route's steps and keeps what they need between a
+ * WAIT and its txn_resume(). */
+#include "http/txn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "http/proxy_internal.h"
+
+char *txn_alloc(struct txn *t, size_t n)
+{
+    struct buf_pool *bp = txn_buf_pool(t);
+    if (buf_acquire(bp, &t->arena) != 0)
+        return NULL;
+    /* keep every allocation aligned, for structs steps may put here */
+    size_t at = (t->arena.wpos + 7u) & ~(size_t)7u;
+    if (at > bp->block_size || bp->block_size - at < n)
+        return NULL;
+    t->arena.wpos = (uint32_t)(at + n);
+    return t->arena.data + at;
+}
+
+struct http_slice txn_copy(struct txn *t, const char *p, size_t n)
+{
+    char *dst = txn_alloc(t, n ? n : 1);
+    if (dst == NULL)
+        return (struct http_slice){ NULL, 0 };
+    if (n)
+        memcpy(dst, p, n);
+    return (struct http_slice){ dst, n };
+}
+
+void txn_respond(struct txn *t, int status, const struct http_header *headers, size_t n_headers,
+                 const char *body, size_t body_len)
+{
+    t->answer.status = status;
+    t->answer.headers = headers;
+    t->answer.n_headers = n_headers;
+    t->answer.body = body;
+    t->answer.body_len = body_len;
+}
+
+void txn_resume(struct txn *t, enum step_result r)
+{
+    if (!t->waiting)
+        return;
+    t->waiting = 0;
+    proxy_txn_resumed(t, r);
+}
+
+const char *txn_route_name(const struct txn *t)
+{
+    return t->route && t->route->name ? t->route->name : "-";
+}
+
+void txn_begin(struct txn *t, struct client *session, struct wctx *wc, struct http_msg *req)
+{
+    t->session = session;
+    t->wc = wc;
+    t->req = req;
+    t->route = NULL;
+    t->step_next = 0;
+    t->waiting = 0;
+    t->started = 0;
+    memset(&t->answer, 0, sizeof(t->answer));
+}
+
+enum step_result txn_run_steps(struct txn *t)
+{
+    const struct cfg_route *r = t->route;
+    if (!t->started) {
+        t->started = 1;
+        if (r->step_state_bytes)
+            memset(t->state, 0, r->step_state_bytes);
+    }
+    while (t->step_next < r->n_steps) {
+        const struct route_step *st = &r->steps[t->step_next];
+        t->step_next++;
+        if (!st->type->on_request)
+            continue;
+        enum step_result res = st->type->on_request(t, st->cfg, t->state + st->state_off);
+        if (res == STEP_WAIT)
+            t->waiting = 1;
+        if (res != STEP_NEXT)
+            return res;
+    }
+    return STEP_NEXT;
+}
+
+/* Moves a slice that points into [from, from + len) to the same offset of `to`. */
+static void txn_rebase(struct http_slice *s, const char *from, size_t len, const char *to)
+{
+    if (s->p >= from && s->p < from + len)
+        s->p = to + (s->p - from);
+}
+
+int txn_keep_head(struct txn *t, const char *start, size_t head_len)
+{
+    struct txn_head *h = proxy_head_get(t);
+    if (h == NULL)
+        return -ENOMEM;
+    if (buf_acquire(txn_buf_pool(t), &h->bytes) != 0 || head_len > txn_buf_pool(t)->block_size) {
+        proxy_head_put(t, h);
+        return -ENOMEM;
+    }
+    memcpy(h->bytes.data, start, head_len);
+    h->bytes.wpos = (uint32_t)head_len;
+    memcpy(&h->msg, t->req, sizeof(h->msg));
+    struct http_msg *m = &h->msg;
+    const char *to = h->bytes.data;
+    txn_rebase(&m->method_str, start, head_len, to);
+    txn_rebase(&m->target, start, head_len, to);
+    txn_rebase(&m->path, start, head_len, to);
+    txn_rebase(&m->query, start, head_len, to);
+    txn_rebase(&m->host, start, head_len, to);
+    txn_rebase(&m->reason, start, head_len, to);
+    txn_rebase(&m->upgrade_proto, start, head_len, to);
+    for (size_t i = 0; i < m->n_headers; i++) {
+        txn_rebase(&m->headers[i].name, start, head_len, to);
+        txn_rebase(&m->headers[i].value, start, head_len, to);
+    }
+    t->kept = h;
+    t->req = m;
+    return 0;
+}
+
+void txn_response_head(struct txn *t, struct http_msg *resp)
+{
+    const struct cfg_route *r = t->route;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const struct route_step *st = &r->steps[i];
+        if (st->type->on_response_head)
+            st->type->on_response_head(t, st->cfg, t->state + st->state_off, resp);
+    }
+}
+
+void txn_body(struct txn *t, const char *p, size_t n)
+{
+    const struct cfg_route *r = t->route;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const struct route_step *st = &r->steps[i];
+        if (st->type->on_body)
+            st->type->on_body(t, st->cfg, t->state + st->state_off, p, n);
+    }
+}
+
+void txn_end(struct txn *t)
+{
+    const struct cfg_route *r = t->route;
+    if (r != NULL && t->started) {
+        /* every step that ran may hold something; cancel is a no-op when not */
+        for (size_t i = 0; i < t->step_next && i < r->n_steps; i++) {
+            const struct route_step *st = &r->steps[i];
+            if (st->type->cancel)
+                st->type->cancel(t, st->cfg, t->state + st->state_off);
+        }
+    }
+    t->started = 0;
+    t->waiting = 0;
+    t->step_next = 0;
+    t->route = NULL;
+    if (t->kept) {
+        buf_release(txn_buf_pool(t), &t->kept->bytes);
+        proxy_head_put(t, t->kept);
+        t->kept = NULL;
+    }
+    if (t->wc)
+        buf_release(txn_buf_pool(t), &t->arena);
+    memset(&t->answer, 0, sizeof(t->answer));
+}
+
+void txn_worker_cleanup(struct txn_head **free_list)
+{
+    while (*free_list) {
+        struct txn_head *next = (*free_list)->next;
+        free(*free_list);
+        *free_list = next;
+    }
+}
