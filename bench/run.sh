@@ -8,7 +8,8 @@
 #        BENCH_CONNS (50)         concurrent client connections for it
 #        BENCH_WARMUP (10000)     warm-up requests before each measured run
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
-#        BENCH_PROXIES ("weir nginx haproxy")
+#        BENCH_PROXIES ("weir weir-steps nginx haproxy"); weir-steps is weir with a
+#                                 route that runs the headers and rewrite steps
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
 #        BUILD_DIR (build/release)
 set -uo pipefail
@@ -23,7 +24,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir nginx haproxy}
+proxies=${BENCH_PROXIES:-weir weir-steps nginx haproxy}
 build=${BUILD_DIR:-build/release}
 h2load_timeout=300 # seconds: bound on any single h2load run
 clk_tck=$(getconf CLK_TCK)
@@ -77,7 +78,7 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
-read -r b1 b2 weir_port nginx_port haproxy_port < <(free_ports 5)
+read -r b1 b2 weir_port nginx_port haproxy_port steps_port < <(free_ports 6)
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
@@ -87,16 +88,33 @@ if ! wait_port "$b1" "$b1_pid" || ! wait_port "$b2" "$b2_pid"; then
 fi
 
 # ---- proxy configurations: one worker, keep-alive to the backends, round robin, no access log ----
+# The rewrite step of the weir-steps route, when this build has it.
+weir_rewrite_step() {
+  local f=$tmp/rewrite-check.yaml
+  echo 'listeners: [{ name: x, listen: 127.0.0.1:1, routes: [{ rewrite: { replace_prefix: { from: /, to: / } }, respond: {} }] }]' >"$f"
+  if "$build/weir" check -c "$f" >/dev/null 2>&1; then
+    echo 'rewrite: { replace_prefix: { from: /, to: / } }'
+  fi
+}
+
+# gen_weir [steps]: the plain route, or one that runs route steps on every
+# request (the cost of the step chain: compare weir-steps with weir).
 gen_weir() {
-  cat >"$tmp/weir.yaml" <<EOF
+  local port=$weir_port file=$tmp/weir.yaml steps=""
+  if [ "${1:-}" = steps ]; then
+    port=$steps_port file=$tmp/weir-steps.yaml
+    steps="headers: { request: { set: { X-Env: prod }, remove: [X-Debug] }, response: { set: { X-Frame-Options: DENY } } }"
+    steps="$steps"$'\n        '"$(weir_rewrite_step)"$'\n        '
+  fi
+  cat >"$file" <<EOF
 workers: 1
 log: { level: warn, access: off }
 listeners:
   - name: bench
-    listen: 127.0.0.1:$weir_port
+    listen: 127.0.0.1:$port
     limits: { connections: 20000 }
     routes:
-      - cluster: backends
+      - ${steps}cluster: backends
 clusters:
   - name: backends
     balance: round_robin
@@ -186,6 +204,12 @@ start_proxy() {
       gen_weir
       proxy_port=$weir_port
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    weir-steps)
+      gen_weir steps
+      proxy_port=$steps_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-steps.yaml" >"$tmp/weir-steps.log" 2>&1 &
       proxy_pid=$!
       ;;
     nginx)
@@ -293,7 +317,7 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir) bin=$build/weir ;;
+    weir | weir-steps) bin=$build/weir ;;
     nginx) bin=$(command -v nginx) ;;
     haproxy) bin=$(command -v haproxy) ;;
     *) echo "bench: unknown proxy $p, skipped"; continue ;;
@@ -358,6 +382,9 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
       [ -n "${rps[$other]:-}" ] || continue
       echo "weir/$other: req/s x$(ratio "${rps[weir]}" "${rps[$other]}"), CPU us/req x$(ratio "${cpu[weir]}" "${cpu[$other]}")"
     done
+    if [ -n "${rps[weir-steps]:-}" ]; then
+      echo "weir-steps/weir (a route with steps vs a plain route): req/s x$(ratio "${rps[weir-steps]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-steps]}" "${cpu[weir]}")"
+    fi
   fi
   if [ "$idle_conns" -gt 0 ]; then
     echo
