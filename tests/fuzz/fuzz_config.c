@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "http/step.h"
+#include "http/target.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,12 +32,24 @@ static void fuzz_check_cfg(const struct cfg *cfg)
                 abort();
             continue;
         }
-        if (l->n_routes < 1 || cfg->n_clusters < 1)
+        if (l->n_routes < 1)
             abort();
         for (size_t j = 0; j < l->n_routes; j++) {
             const struct cfg_route *r = &l->routes[j];
-            if (r->cluster == NULL || r->cluster != cfg_find_cluster(cfg, r->cluster_name))
+            /* exactly one target; a cluster target is resolved */
+            if (r->target == NULL || r->name == NULL)
                 abort();
+            if (r->target->kind == TARGET_CLUSTER &&
+                (r->cluster == NULL || r->cluster != cfg_find_cluster(cfg, r->cluster_name)))
+                abort();
+            if (r->target->kind != TARGET_CLUSTER && (r->cluster != NULL || r->target_cfg == NULL))
+                abort();
+            /* steps in phase order, their state within bounds */
+            for (size_t k = 0; k < r->n_steps; k++)
+                if (r->steps[k].cfg == NULL || r->steps[k].state_off + r->steps[k].type->state_size >
+                                                   STEP_STATE_MAX ||
+                    (k > 0 && r->steps[k - 1].type->phase > r->steps[k].type->phase))
+                    abort();
             if (r->path != NULL && r->path_prefix != NULL)
                 abort();
         }
