@@ -61,6 +61,7 @@ struct client {
     struct wctx *wc;
     struct snapshot *snap;
     const struct cfg_listener *lst;
+    struct wlistener *wl;          /* accepted there: server_conn_close() */
     struct client *prev, *next;
     struct buf in, out, up_in, up_out;
     uint8_t state, up_state, resp_state, timer_phase;
@@ -272,6 +273,7 @@ static void upstream_detach(struct client *c, int reusable)
 static void client_free(struct client *c)
 {
     struct wctx *wc = c->wc;
+    struct wlistener *wl = c->wl;
     upstream_detach(c, 0);
     endpoint_release(c);
     proxy_request_end(c);
@@ -291,7 +293,6 @@ static void client_free(struct client *c)
         wc->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    wc->n_clients--;
     if (wc->n_free_clients < 1024) {
         c->next = wc->free_clients;
         wc->free_clients = c;
@@ -299,10 +300,7 @@ static void client_free(struct client *c)
     } else {
         free(c);
     }
-    if (wc->accept_paused)
-        server_resume_accept(wc);
-    if (wc->draining && wc->n_clients == 0)
-        server_worker_idle(wc);
+    server_conn_close(wc, wl);
 }
 
 /* Sends what is left in out, then closes. Unread request bytes are drained
@@ -1753,6 +1751,7 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     c->snap = wc->snap;
     snapshot_ref(c->snap);
     c->lst = &wc->snap->cfg->listeners[wl->index];
+    c->wl = wl;
     c->keep_alive = 1;
     c->c_writable = 1;
     c->c_readable = 1; /* data often arrives with the handshake: try at once */
@@ -1780,7 +1779,7 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     if (wc->clients)
         wc->clients->prev = c;
     wc->clients = c;
-    wc->n_clients++;
+    server_conn_open(wc, wl);
     c->state = CS_HEAD;
     timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
     client_pump(c);
@@ -1799,8 +1798,6 @@ void proxy_drain(struct wctx *wc)
         }
         c = next;
     }
-    if (wc->n_clients == 0)
-        server_worker_idle(wc);
 }
 
 void proxy_worker_cleanup(struct wctx *wc)
