@@ -9,7 +9,8 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "http/server.h"
+#include "protocols.h"
+#include "server/server.h"
 
 #ifndef WEIR_VERSION
 #define WEIR_VERSION "0.1.0"
@@ -107,7 +108,7 @@ static int main_run(const char *path)
     ev_init(&st.drain_timer, main_drain_timeout_cb);
     st.drain_timer.repeat = drain_s > 0 ? drain_s : 0.001;
     st.drain_timer.data = &st;
-    if (server_start(&st.srv, loop, cfg, err, sizeof(err)) != 0) {
+    if (server_start(&st.srv, loop, protocols, cfg, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return 1;
     }

@@ -36,7 +36,9 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/units.h"
+#include "upstream/pool.h"
 #include "http/http_write.h"
+#include "http/http_parser.h"
 #include "http/http_edit.h"
 #include "http/proxy_internal.h"
 #include "http/router.h"
@@ -66,6 +68,7 @@ struct client {
     struct wctx *wc;
     struct snapshot *snap;
     const struct cfg_listener *lst;
+    struct wlistener *wl;          /* accepted there: server_conn_close() */
     struct client *prev, *next;
     struct buf in, out, up_in, up_out;
     uint8_t state, up_state, resp_state, timer_phase;
@@ -100,6 +103,23 @@ struct client {
     struct txn txn;            /* the request in progress */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
 };
+
+/* The HTTP proxy's state on one worker (the server keeps it in wc->proto). */
+struct http_worker {
+    struct pool upstreams;
+    struct http_msg msg;           /* scratch: one head is parsed at a time */
+    struct client *clients;        /* every open client connection */
+    struct client *free_clients;
+    unsigned n_free_clients;
+    unsigned n_queued;             /* requests waiting for a free endpoint (max_pending) */
+    struct txn_head *free_heads;   /* kept request heads (txn.h) */
+    unsigned n_free_heads;
+};
+
+static inline struct http_worker *proxy_hw(const struct wctx *wc)
+{
+    return wc->proto[CFG_PROTOCOL_HTTP];
+}
 
 static void client_pump(struct client *c);
 static uint64_t proxy_now_ms(void);
@@ -240,7 +260,7 @@ static void proxy_request_end(struct client *c)
 {
     if (c->queued) {
         c->queued = 0;
-        c->wc->n_queued--;
+        proxy_hw(c->wc)->n_queued--;
     }
     if (c->cl && c->probe && c->cl->cfg->breaker.per_cluster) {
         breaker_cancel_probe(&c->cl->breaker);
@@ -262,7 +282,7 @@ static void upstream_detach(struct client *c, int reusable)
     if (c->up_fd >= 0) {
         int kept = -1;
         if (reusable && c->cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
-            kept = pool_put(&wc->upstreams, (struct sockaddr *)&c->ep->addr, c->ep->addrlen,
+            kept = pool_put(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->ep->addr, c->ep->addrlen,
                             c->up_fd, c->cl->cfg->pool_max_idle, c->cl->cfg->pool_idle_timeout_ms);
         if (kept != 0)
             close(c->up_fd);
@@ -278,6 +298,7 @@ static void upstream_detach(struct client *c, int reusable)
 static void client_free(struct client *c)
 {
     struct wctx *wc = c->wc;
+    struct wlistener *wl = c->wl;
     upstream_detach(c, 0);
     endpoint_release(c);
     proxy_request_end(c);
@@ -295,21 +316,17 @@ static void client_free(struct client *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        wc->clients = c->next;
+        proxy_hw(wc)->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    wc->n_clients--;
-    if (wc->n_free_clients < 1024) {
-        c->next = wc->free_clients;
-        wc->free_clients = c;
-        wc->n_free_clients++;
+    if (proxy_hw(wc)->n_free_clients < 1024) {
+        c->next = proxy_hw(wc)->free_clients;
+        proxy_hw(wc)->free_clients = c;
+        proxy_hw(wc)->n_free_clients++;
     } else {
         free(c);
     }
-    if (wc->accept_paused)
-        server_resume_accept(wc);
-    if (wc->draining && wc->n_clients == 0)
-        server_worker_idle(wc);
+    server_conn_close(wc, wl);
 }
 
 /* Sends what is left in out, then closes. Unread request bytes are drained
@@ -907,9 +924,9 @@ static void proxy_no_endpoint(struct client *c, int saturated)
     const struct cfg_cluster *cc = c->cl->cfg;
     ev_tstamp now = ev_now(client_loop(c));
     if (saturated && cc->max_pending) {
-        if (!c->queued && c->wc->n_queued < cc->max_pending) {
+        if (!c->queued && proxy_hw(c->wc)->n_queued < cc->max_pending) {
             c->queued = 1;
-            c->wc->n_queued++;
+            proxy_hw(c->wc)->n_queued++;
             c->queued_at = now;
         }
         if (c->queued && (now - c->queued_at) * 1000.0 < (double)cc->queue_timeout_ms &&
@@ -920,7 +937,7 @@ static void proxy_no_endpoint(struct client *c, int saturated)
     }
     if (c->queued) {
         c->queued = 0;
-        c->wc->n_queued--;
+        proxy_hw(c->wc)->n_queued--;
     }
     log_warn("cluster %s: no endpoint can take a request from %s (%s)", cc->name, c->client_ip,
              saturated ? "all at their request limit" : "none available");
@@ -940,7 +957,7 @@ static void upstream_connect(struct client *c)
     }
     if (c->queued) {
         c->queued = 0;
-        c->wc->n_queued--;
+        proxy_hw(c->wc)->n_queued--;
     }
     atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
     c->ep = ep;
@@ -951,7 +968,7 @@ static void upstream_connect(struct client *c)
     c->attempts++;
     c->t_up_start = ev_now(client_loop(c));
     c->t_up_first = 0;
-    int fd = pool_take(&c->wc->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
+    int fd = pool_take(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
     if (fd >= 0) {
         c->reused = 1;
         c->up_state = US_ACTIVE;
@@ -1260,7 +1277,7 @@ static int proxy_response_framing(const struct client *c, const struct http_msg 
     return ka;
 }
 
-/* The final response head is in wc->msg (head_len bytes of up_in): judge
+/* The final response head is in proxy_hw(wc)->msg (head_len bytes of up_in): judge
  * the attempt, retry it or forward the head. Returns 1 on progress. */
 static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_len)
 {
@@ -1319,7 +1336,7 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
 static int proxy_response_head(struct client *c)
 {
     struct wctx *wc = c->wc;
-    struct http_msg *msg = &wc->msg;
+    struct http_msg *msg = &proxy_hw(wc)->msg;
     struct http_limits lim = { wc->bufs.block_size, wc->bufs.block_size, HTTP_MAX_HEADERS_HARD };
     http_msg_init(msg);
     msg->scan_pos = c->up_scan_pos;
@@ -1590,7 +1607,7 @@ static int proxy_step_head(struct client *c)
     }
     if (c->timer_phase == TP_IDLE)
         timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
-    struct http_msg *msg = &c->wc->msg;
+    struct http_msg *msg = &proxy_hw(c->wc)->msg;
     struct http_limits lim = { c->lst->max_request_line, c->lst->max_header_bytes, c->lst->max_headers };
     if (lim.max_header_bytes > c->wc->bufs.block_size)
         lim.max_header_bytes = c->wc->bufs.block_size;
@@ -1906,10 +1923,10 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static struct client *client_get(struct wctx *wc)
 {
-    struct client *c = wc->free_clients;
+    struct client *c = proxy_hw(wc)->free_clients;
     if (c) {
-        wc->free_clients = c->next;
-        wc->n_free_clients--;
+        proxy_hw(wc)->free_clients = c->next;
+        proxy_hw(wc)->n_free_clients--;
     } else {
         c = malloc(sizeof(*c));
         if (!c)
@@ -1921,6 +1938,10 @@ static struct client *client_get(struct wctx *wc)
 
 void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct sockaddr_storage *peer)
 {
+    if (!proxy_hw(wc)) { /* worker_init failed */
+        close(fd);
+        return;
+    }
     struct client *c = client_get(wc);
     if (!c) {
         close(fd);
@@ -1932,6 +1953,7 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     c->snap = wc->snap;
     snapshot_ref(c->snap);
     c->lst = &wc->snap->cfg->listeners[wl->index];
+    c->wl = wl;
     c->keep_alive = 1;
     c->c_writable = 1;
     c->c_readable = 1; /* data often arrives with the handshake: try at once */
@@ -1955,11 +1977,11 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     c->up_io.data = c;
     ev_init(&c->timer, client_timer_cb);
     c->timer.data = c;
-    c->next = wc->clients;
-    if (wc->clients)
-        wc->clients->prev = c;
-    wc->clients = c;
-    wc->n_clients++;
+    c->next = proxy_hw(wc)->clients;
+    if (proxy_hw(wc)->clients)
+        proxy_hw(wc)->clients->prev = c;
+    proxy_hw(wc)->clients = c;
+    server_conn_open(wc, wl);
     c->state = CS_HEAD;
     timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
     client_pump(c);
@@ -1967,7 +1989,7 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
 
 void proxy_drain(struct wctx *wc)
 {
-    struct client *c = wc->clients;
+    struct client *c = proxy_hw(wc)->clients;
     while (c) {
         struct client *next = c->next;
         if (c->state == CS_HEAD && buf_len(&c->in) == 0 && (!c->out.data || buf_len(&c->out) == 0)) {
@@ -1978,8 +2000,6 @@ void proxy_drain(struct wctx *wc)
         }
         c = next;
     }
-    if (wc->n_clients == 0)
-        server_worker_idle(wc);
 }
 
 /* ---- what a transaction borrows from its session ------------------------- */
@@ -1989,10 +2009,10 @@ void proxy_drain(struct wctx *wc)
 struct txn_head *proxy_head_get(struct txn *t)
 {
     struct wctx *wc = t->wc;
-    struct txn_head *h = wc->free_heads;
+    struct txn_head *h = proxy_hw(wc)->free_heads;
     if (h) {
-        wc->free_heads = h->next;
-        wc->n_free_heads--;
+        proxy_hw(wc)->free_heads = h->next;
+        proxy_hw(wc)->n_free_heads--;
     } else if (!(h = malloc(sizeof(*h)))) {
         return NULL;
     }
@@ -2004,13 +2024,13 @@ struct txn_head *proxy_head_get(struct txn *t)
 void proxy_head_put(struct txn *t, struct txn_head *h)
 {
     struct wctx *wc = t->wc;
-    if (wc->n_free_heads >= PROXY_MAX_FREE_HEADS) {
+    if (proxy_hw(wc)->n_free_heads >= PROXY_MAX_FREE_HEADS) {
         free(h);
         return;
     }
-    h->next = wc->free_heads;
-    wc->free_heads = h;
-    wc->n_free_heads++;
+    h->next = proxy_hw(wc)->free_heads;
+    proxy_hw(wc)->free_heads = h;
+    proxy_hw(wc)->n_free_heads++;
 }
 
 struct ev_loop *txn_loop(const struct txn *t)
@@ -2041,7 +2061,7 @@ struct cluster *txn_cluster(const struct txn *t, const struct cfg_cluster *cc)
 
 struct pool *txn_upstream_pool(const struct txn *t)
 {
-    return &t->wc->upstreams;
+    return &proxy_hw(t->wc)->upstreams;
 }
 
 struct buf_pool *txn_buf_pool(const struct txn *t)
@@ -2054,18 +2074,37 @@ unsigned txn_worker_id(const struct txn *t)
     return t->wc->worker.id;
 }
 
+int proxy_worker_init(struct wctx *wc)
+{
+    struct http_worker *hw = calloc(1, sizeof(*hw));
+    if (!hw)
+        return -ENOMEM;
+    pool_init(&hw->upstreams, wc->worker.loop);
+    wc->proto[CFG_PROTOCOL_HTTP] = hw;
+    return 0;
+}
+
+void proxy_worker_stop(struct wctx *wc)
+{
+    if (proxy_hw(wc))
+        pool_destroy(&proxy_hw(wc)->upstreams); /* idle connections watch the ending loop */
+}
+
 void proxy_worker_cleanup(struct wctx *wc)
 {
-    txn_worker_cleanup(&wc->free_heads);
-    wc->n_free_heads = 0;
-    while (wc->clients) {
-        wc->clients->closing = 1;
-        client_free(wc->clients);
+    if (!proxy_hw(wc))
+        return;
+    txn_worker_cleanup(&proxy_hw(wc)->free_heads);
+    proxy_hw(wc)->n_free_heads = 0;
+    while (proxy_hw(wc)->clients) {
+        proxy_hw(wc)->clients->closing = 1;
+        client_free(proxy_hw(wc)->clients);
     }
-    while (wc->free_clients) {
-        struct client *next = wc->free_clients->next;
-        free(wc->free_clients);
-        wc->free_clients = next;
+    while (proxy_hw(wc)->free_clients) {
+        struct client *next = proxy_hw(wc)->free_clients->next;
+        free(proxy_hw(wc)->free_clients);
+        proxy_hw(wc)->free_clients = next;
     }
-    wc->n_free_clients = 0;
+    free(proxy_hw(wc));
+    wc->proto[CFG_PROTOCOL_HTTP] = NULL;
 }

@@ -3,19 +3,21 @@
 #ifndef WEIR_HTTP_PROXY_H
 #define WEIR_HTTP_PROXY_H
 
-#include "http/server.h"
+#include "server/server.h"
 
 /* Starts a session on the accepted connection fd (owned by the session
- * from now on) from listener wl; peer is the client's address. */
+ * from now on) from listener wl; peer is the client's address. The session
+ * is counted with server_conn_open/close. */
 void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct sockaddr_storage *peer);
 /* Starts draining: idle clients are closed now, busy ones after their
  * current response (which says Connection: close). */
 void proxy_drain(struct wctx *wc);
-/* Frees the worker's free lists (at worker exit, no clients left). */
+/* Creates the worker's HTTP state (wc->proto[CFG_PROTOCOL_HTTP]): its
+ * upstream pool and free lists. Returns 0 or -ENOMEM. */
+int proxy_worker_init(struct wctx *wc);
+/* On the worker, as its loop ends: closes the pooled upstream connections. */
+void proxy_worker_stop(struct wctx *wc);
+/* Frees the worker's HTTP state (at worker exit, after its thread ended). */
 void proxy_worker_cleanup(struct wctx *wc);
-/* Called by the proxy when the last client of a draining worker closed. */
-void server_worker_idle(struct wctx *wc);
-/* Called by the proxy when a client closed and accepting was paused. */
-void server_resume_accept(struct wctx *wc);
 
 #endif

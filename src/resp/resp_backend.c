@@ -32,7 +32,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/units.h"
-#include "http/server.h"
+#include "server/server.h"
 #include "resp/resp_cmd.h"
 
 #define RESP_IOV_MAX 64

@@ -40,7 +40,6 @@
 
 #include "core/log.h"
 #include "core/net.h"
-#include "http/proxy.h"
 #include "resp/resp_backend.h"
 #include "resp/resp_cmd.h"
 
@@ -57,6 +56,7 @@ struct resp_session {
     int fd;
     struct snapshot *snap;         /* one reference, keeps lst / cc valid */
     const struct cfg_listener *lst;
+    struct wlistener *wl;          /* accepted there: server_conn_close() */
     struct resp_route *route;      /* valid while rw->snap == snap */
     struct resp_session *prev, *next;
     struct resp_session *dirty_next;
@@ -2016,6 +2016,7 @@ static void resp_session_free(struct resp_session *s)
 {
     struct resp_wctx *rw = s->rw;
     struct wctx *wc = rw->wc;
+    struct wlistener *wl = s->wl;
     resp_dirty_unlink(s);
     if (wc->worker.loop) /* NULL at worker exit: the loop is gone */
         ev_io_stop(wc->worker.loop, &s->io);
@@ -2057,11 +2058,7 @@ static void resp_session_free(struct resp_session *s)
     } else {
         free(s);
     }
-    wc->n_clients--;
-    if (wc->accept_paused)
-        server_resume_accept(wc);
-    if (wc->draining && wc->n_clients == 0)
-        server_worker_idle(wc);
+    server_conn_close(wc, wl);
 }
 
 static void resp_session_watch(struct resp_session *s)
@@ -2173,8 +2170,8 @@ static void resp_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static struct resp_wctx *resp_wctx_get(struct wctx *wc)
 {
-    if (wc->resp)
-        return wc->resp;
+    if (wc->proto[CFG_PROTOCOL_REDIS])
+        return wc->proto[CFG_PROTOCOL_REDIS];
     struct resp_wctx_full *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
@@ -2194,7 +2191,7 @@ static struct resp_wctx *resp_wctx_get(struct wctx *wc)
     f->kick.data = rw;
     ev_prepare_start(wc->worker.loop, &f->prepare);
     ev_unref(wc->worker.loop); /* the prepare watcher alone keeps no loop alive */
-    wc->resp = rw;
+    wc->proto[CFG_PROTOCOL_REDIS] = rw;
     return rw;
 }
 
@@ -2215,6 +2212,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->snap = wc->snap;
     snapshot_ref(s->snap);
     s->lst = &wc->snap->cfg->listeners[wl->index];
+    s->wl = wl;
     s->id = atomic_fetch_add_explicit(&resp_next_client_id, 1, memory_order_relaxed) + 1;
     s->tx_shard = -1;
     s->readable = 1;
@@ -2227,7 +2225,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     rw->sessions = s;
     rw->n_sessions++;
     rw->n_connections_total++;
-    wc->n_clients++;
+    server_conn_open(wc, wl);
     resp_session_pump(s);
 }
 
@@ -2244,12 +2242,12 @@ int resp_prepare(struct wctx *wc, const struct cfg_listener *lst)
 
 void resp_start(struct wctx *wc, struct wlistener *wl, int fd)
 {
-    resp_session_start(wc->resp, wl, fd);
+    resp_session_start(wc->proto[CFG_PROTOCOL_REDIS], wl, fd);
 }
 
 void resp_drain(struct wctx *wc)
 {
-    struct resp_wctx *rw = wc->resp;
+    struct resp_wctx *rw = wc->proto[CFG_PROTOCOL_REDIS];
     if (!rw)
         return;
     struct resp_session *s = rw->sessions;
@@ -2262,7 +2260,7 @@ void resp_drain(struct wctx *wc)
 
 void resp_worker_cleanup(struct wctx *wc)
 {
-    struct resp_wctx *rw = wc->resp;
+    struct resp_wctx *rw = wc->proto[CFG_PROTOCOL_REDIS];
     if (!rw)
         return;
     while (rw->sessions) {
@@ -2293,5 +2291,5 @@ void resp_worker_cleanup(struct wctx *wc)
     }
     free(rw->args);
     free(f);
-    wc->resp = NULL;
+    wc->proto[CFG_PROTOCOL_REDIS] = NULL;
 }

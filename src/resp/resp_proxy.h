@@ -4,7 +4,7 @@
 #ifndef WEIR_RESP_PROXY_H
 #define WEIR_RESP_PROXY_H
 
-#include "http/server.h"
+#include "server/server.h"
 
 /* Makes the worker's Redis state current (routes of the worker's
  * snapshot, health checks running) before sessions are started on a

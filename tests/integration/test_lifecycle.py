@@ -115,9 +115,12 @@ def test_run_with_port_in_use_exits_1(tmp_path):
     s.bind(("127.0.0.1", 0))
     s.listen(1)
     try:
-        path = write(tmp_path, "busy.yaml", GOOD % {"port": s.getsockname()[1]})
+        port = s.getsockname()[1]
+        path = write(tmp_path, "busy.yaml", GOOD % {"port": port})
         r = run("-c", path)
         assert r.returncode == 1, r.stderr
+        # the listener's map is at line 3, column 5 of the file
+        assert "%s:3:5: listener web: cannot listen on 127.0.0.1:%d: " % (path, port) in r.stderr
     finally:
         s.close()
 
@@ -306,6 +309,85 @@ def test_graceful_shutdown_finishes_in_flight(weir_factory, recording_backend):
     assert (result["r"].header("Connection") or "").lower() == "close"
     assert result["closed"]
     assert w.proc.wait(20) == 0  # exits by itself once the request is done
+
+
+def _idle_keepalive_clients(port, n):
+    """n connections that each had a response and now sit idle, kept alive."""
+    clients = []
+    for i in range(n):
+        c = RawClient(port)
+        clients.append(c)
+        c.send(b"GET /idle%d HTTP/1.1\r\nHost: weir.test\r\n\r\n" % i)
+        assert c.read_response().status == 200
+    return clients
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_with_idle_keepalive_clients_exits_at_once(weir_factory, recording_backend, workers):
+    """Idle keep-alive connections hold no request: SIGTERM closes them and
+    weir exits without waiting for drain_timeout (60 s here, far beyond the
+    wait, so waiting for it fails the test)."""
+    b = recording_backend()
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], drain="60s", workers=workers))
+    clients = _idle_keepalive_clients(port, 4)
+    try:
+        w.proc.send_signal(signal.SIGTERM)
+        assert w.proc.wait(10) == 0
+        for c in clients:
+            assert c.is_closed()
+    finally:
+        for c in clients:
+            c.close()
+    assert "still in flight" not in w.errlog()
+
+
+def test_sigterm_waits_for_the_request_in_flight_only(weir_factory, recording_backend):
+    """Idle keep-alive clients close at once; the slow request in flight gets
+    its whole response (Connection: close), then weir exits by itself, long
+    before drain_timeout."""
+    b = recording_backend(lambda req: {"body": b"finished" * 1000, "delay": 1.0}
+                          if req.target == "/slow" else {"body": b"quick"})
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], drain="60s"))
+    clients = _idle_keepalive_clients(port, 3)
+    slow = RawClient(port)
+    try:
+        slow.send(b"GET /slow HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        wait_until(lambda: b.count == 4, what="slow request at the backend")
+        w.proc.send_signal(signal.SIGTERM)
+        for c in clients:
+            assert c.is_closed()
+        r = slow.read_response()
+        assert r.status == 200 and r.body == b"finished" * 1000
+        assert (r.header("Connection") or "").lower() == "close"
+        assert slow.is_closed()
+        assert w.proc.wait(10) == 0
+    finally:
+        slow.close()
+        for c in clients:
+            c.close()
+    assert "still in flight" not in w.errlog()
+
+
+def test_sigterm_with_idle_redis_clients_exits_at_once(weir_factory):
+    from redis_helpers import Shards, redis_config
+    import redis
+    shards = Shards(1)
+    try:
+        port = free_port()
+        text = redis_config(port, shards).replace("drain_timeout: 5s", "drain_timeout: 60s")
+        w = weir_factory(text)
+        clients = [redis.Redis(port=port, socket_timeout=10) for _ in range(3)]
+        for i, c in enumerate(clients):
+            assert c.set("k%d" % i, "v") is True  # each holds an open connection now
+        w.proc.send_signal(signal.SIGTERM)
+        assert w.proc.wait(10) == 0
+        for c in clients:
+            c.close()
+        assert "still in flight" not in w.errlog()
+    finally:
+        shards.stop()
 
 
 def test_drain_timeout_forces_exit(weir_factory, recording_backend):

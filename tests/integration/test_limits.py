@@ -1,7 +1,7 @@
 """limits.*: request line, header block, header count and body size."""
 import pytest
 
-from conftest import RawClient, Closed
+from conftest import RawClient, Closed, cluster_yaml, free_port
 
 LIMITS = """limits: { request_line: 1k, header_size: 4k, headers: 10, body: 1k }
 timeouts: { client_header: 30s }"""
@@ -130,6 +130,70 @@ def test_connection_limit_per_worker(proxy):
         c1.close()
         c2.close()
     assert [r.target for r in b.requests] == ["/", "/", "/third"]
+
+
+def two_listeners(ports, backend, order=(0, 1)):
+    """One worker, listeners a and b (limits.connections 1 each) in `order`."""
+    text = "workers: 1\ndrain_timeout: 5s\nlog: { level: info, access: off }\nlisteners:\n"
+    for i in order:
+        text += ("  - name: %s\n    listen: 127.0.0.1:%d\n    limits: { connections: 1 }\n"
+                 "    routes: [ { cluster: app } ]\n" % ("ab"[i], ports[i]))
+    return text + "clusters:\n" + "".join("  " + l + "\n" for l in
+                                          cluster_yaml("app", [backend.addr]).splitlines())
+
+
+def ask(port, target):
+    """A new connection that has sent GET target."""
+    c = RawClient(port)
+    c.send(b"GET %s HTTP/1.1\r\nHost: weir.test\r\n\r\n" % target.encode())
+    return c
+
+
+def test_connection_limit_is_per_listener(weir_factory, recording_backend):
+    """limits.connections of a listener counts that listener's connections
+    only: listener a at its limit does not make b refuse, and a connection
+    of b does not count against a."""
+    b = recording_backend()
+    ports = (free_port(), free_port())
+    weir_factory(two_listeners(ports, b), port=ports[0])
+    cb = ask(ports[1], "/b1")
+    ca = ask(ports[0], "/a1")
+    try:
+        assert cb.read_response().status == 200
+        assert ca.read_response().status == 200  # b's connection is not a's
+        with ask(ports[0], "/a2") as ca2:  # a is at its limit now
+            assert not ca2.is_closed(timeout=0.5) and ca2.buf == b""
+            cb.close()
+            with ask(ports[1], "/b2") as cb2:  # b is not held back by a
+                assert cb2.read_response().status == 200
+            ca.close()
+            assert ca2.read_response().status == 200
+    finally:
+        ca.close()
+        cb.close()
+    assert [r.target for r in b.requests] == ["/b1", "/a1", "/b2", "/a2"]
+
+
+def test_connection_limit_follows_its_socket_across_reload(weir_factory, recording_backend):
+    """A reload that reorders the listeners keeps each connection counted
+    against the socket it came from: a stays at its limit while its old
+    connection is open, and accepts again once it closes."""
+    b = recording_backend()
+    ports = (free_port(), free_port())
+    w = weir_factory(two_listeners(ports, b), port=ports[0])
+    ca = ask(ports[0], "/a1")
+    try:
+        assert ca.read_response().status == 200
+        w.reload(two_listeners(ports, b, order=(1, 0)))
+        with ask(ports[1], "/b1") as cb:
+            assert cb.read_response().status == 200
+        with ask(ports[0], "/a2") as ca2:
+            assert not ca2.is_closed(timeout=0.5) and ca2.buf == b""
+            ca.close()
+            assert ca2.read_response().status == 200
+    finally:
+        ca.close()
+    assert [r.target for r in b.requests] == ["/a1", "/b1", "/a2"]
 
 
 def test_expect_continue_over_body_limit_gets_413_not_100(pair):

@@ -1,106 +1,115 @@
-/* server: see server.h.
+/* server: workers, listening sockets, accept, connection counts, reload
+ * and drain, for protocols it knows only as rows of a table.
+ *
+ *   main thread                          worker i (own libev loop)
+ *   cfg_load -> snapshot_new             wlisteners (own SO_REUSEPORT fds)
+ *   listen fds (one per worker) -------> listener_cb: protocol->ready, accept
+ *   server_reload: publish(snapshot) -->   -> protocol->accept(fd) -> session
+ *   server_stop:   stop flag ----------> drain: close listeners, protocol->drain
+ *   worker_done <-- n_running-- <------- idle: draining and n_conns == 0
+ *
+ *   session start --server_conn_open(wl)--> wl->n_conns++, wc->n_conns++
+ *   session end  --server_conn_close(wl)--> wl->n_conns--, wc->n_conns--
+ *                                           wl at its limit again? resume it
+ *                                           wl dropped by a reload, 0 left? free it
+ *                                           draining and wc->n_conns == 0? idle
  *
  * Listening sockets are made on the main thread, one per worker per address
  * (SO_REUSEPORT: the kernel spreads connections over the workers), so a
  * reload that adds an address fails before anything is published if the
- * address cannot be bound. A worker closes the sockets of addresses a new
- * snapshot no longer has. */
-#include "http/server.h"
+ * address cannot be bound. A worker adopts a published snapshot by keeping
+ * the wlistener of every socket still listed (only its index changes), so
+ * connections stay counted against the socket they came from, and closes
+ * the sockets no longer listed.
+ *
+ * limits.connections is per listener per worker: at the limit that
+ * listener alone stops accepting (new connections wait in the kernel's
+ * backlog) until one of its connections closes.
+ *
+ * The server decides alone that a worker is idle, exactly once: when it
+ * drains and its last connection closed (or it had none when the drain
+ * began). Protocols never end a worker's loop themselves. */
+#include "server/server.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/net.h"
-#include "http/proxy.h"
-#include "resp/resp_proxy.h"
 
 #define SERVER_BACKLOG 4096
 #define SERVER_MIN_BUF (16 * 1024)
+#define SERVER_ACCEPT_BATCH 64
 
-/* ---- snapshots ------------------------------------------------------------ */
+/* ---- worker side: idleness and connection counts -------------------------- */
 
-static unsigned snapshot_generation;
-
-static int snapshot_open_access(const struct cfg *cfg, char *err, size_t err_size)
+/* Ends the worker's loop: every connection is closed and it drains. Runs
+ * once per worker. */
+static void server_worker_idle(struct wctx *wc)
 {
-    const char *a = cfg->log.access;
-    if (!a || strcmp(a, "off") == 0)
-        return -1;
-    if (strcmp(a, "stdout") == 0)
-        return dup(1);
-    int fd = open(a, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd == -1) {
-        snprintf(err, err_size, "%s: log.access: cannot open '%s': %s", cfg->path, a, strerror(errno));
-        return -2;
-    }
-    return fd;
+    wc->idle = 1;
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (wc->srv->protocols[p].worker_stop)
+            wc->srv->protocols[p].worker_stop(wc);
+    ev_async_stop(wc->worker.loop, &wc->worker.wake);
+    ev_break(wc->worker.loop, EVBREAK_ALL);
+    atomic_fetch_sub(&wc->srv->n_running, 1);
+    ev_async_send(wc->srv->loop, &wc->srv->worker_done);
 }
 
-struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers, char *err, size_t err_size)
+static void server_check_idle(struct wctx *wc)
 {
-    struct snapshot *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(err, err_size, "out of memory");
-        return NULL;
-    }
-    s->access_fd = snapshot_open_access(cfg, err, err_size);
-    if (s->access_fd == -2) {
-        free(s);
-        return NULL;
-    }
-    if (cluster_set_new(cfg, n_workers, &s->clusters) != 0) {
-        snprintf(err, err_size, "out of memory building clusters");
-        if (s->access_fd >= 0)
-            close(s->access_fd);
-        free(s);
-        return NULL;
-    }
-    atomic_init(&s->refs, 1);
-    s->cfg = cfg;
-    s->generation = ++snapshot_generation;
-    return s;
+    /* no loop: the worker already ended (connections freed at worker_free) */
+    if (wc->draining && !wc->in_drain && !wc->idle && wc->n_conns == 0 && wc->worker.loop)
+        server_worker_idle(wc);
 }
 
-void snapshot_ref(struct snapshot *s)
+void server_conn_open(struct wctx *wc, struct wlistener *wl)
 {
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    wl->n_conns++;
+    wc->n_conns++;
 }
 
-void snapshot_unref(struct snapshot *s)
+void server_conn_close(struct wctx *wc, struct wlistener *wl)
 {
-    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    cluster_set_free(s->clusters, s->cfg->n_clusters);
-    if (s->access_fd >= 0)
-        close(s->access_fd);
-    cfg_free(s->cfg);
-    free(s);
+    wl->n_conns--;
+    wc->n_conns--;
+    if (!wl->listed) {
+        if (wl->n_conns == 0)
+            free(wl);
+    } else if (wl->paused && !wc->draining && wc->worker.loop) {
+        /* the listener callback pauses it again if it is still at its limit
+         * (a reload may have lowered it) */
+        wl->paused = 0;
+        ev_io_start(wc->worker.loop, &wl->io);
+    }
+    server_check_idle(wc);
 }
 
-/* ---- worker side -------------------------------------------------------- */
+/* ---- worker side: listeners ---------------------------------------------- */
 
 /* Accepts what is pending on wl (at most a batch, for fairness) and hands
- * each connection to its protocol's session. At limits.connections the
- * listener pauses: new connections wait in the kernel's backlog. */
+ * each connection to its protocol. At limits.connections the listener
+ * pauses until one of its connections closes. */
 static void server_listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct wlistener *wl = w->data;
     struct wctx *wc = wl->wc;
     const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
-    int redis = lst->protocol == CFG_PROTOCOL_REDIS;
-    if (redis && resp_prepare(wc, lst) < 0)
+    const struct server_protocol *proto = &wc->srv->protocols[lst->protocol];
+    if (proto->ready && proto->ready(wc, lst) < 0)
         return;
-    for (int i = 0; i < 64; i++) {
-        if (wc->n_clients >= lst->max_connections) {
+    for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
+        if (wl->n_conns >= lst->max_connections) {
             log_warn("listener %s: %u connections on this worker (limits.connections); "
-                     "not accepting until one closes", lst->name, wc->n_clients);
+                     "not accepting until one closes", lst->name, wl->n_conns);
             ev_io_stop(loop, &wl->io);
-            wc->accept_paused = 1;
+            wl->paused = 1;
             return;
         }
         struct sockaddr_storage peer;
@@ -111,56 +120,104 @@ static void server_listener_cb(struct ev_loop *loop, ev_io *w, int revents)
                 log_warn("listener %s: accept: %s", lst->name, strerror(-fd));
             return;
         }
-        if (redis)
-            resp_start(wc, wl, fd);
-        else
-            proxy_start(wc, wl, fd, &peer);
+        proto->accept(wc, wl, fd, &peer);
     }
+}
+
+/* Closes wl's socket and takes it out of the listed set; wl itself goes
+ * when its last connection does. */
+static void server_unlist(struct wctx *wc, struct wlistener *wl)
+{
+    if (wc->worker.loop)
+        ev_io_stop(wc->worker.loop, &wl->io);
+    close(wl->fd);
+    wl->listed = 0;
+    if (wl->n_conns == 0)
+        free(wl);
 }
 
 static void server_close_listeners(struct wctx *wc)
 {
-    for (size_t i = 0; i < wc->n_listeners; i++) {
-        ev_io_stop(wc->worker.loop, &wc->listeners[i].io);
-        close(wc->listeners[i].fd);
-    }
+    for (size_t i = 0; i < wc->n_listeners; i++)
+        server_unlist(wc, wc->listeners[i]);
     free(wc->listeners);
     wc->listeners = NULL;
     wc->n_listeners = 0;
 }
 
+static struct wlistener *server_find_listener(struct wctx *wc, int fd)
+{
+    for (size_t i = 0; i < wc->n_listeners; i++)
+        if (wc->listeners[i]->fd == fd)
+            return wc->listeners[i];
+    return NULL;
+}
+
 /* Replaces the worker's listener set with `fds` (one per listener of the
- * new snapshot): sockets kept across the reload just get their new index,
- * sockets no longer listed are closed. */
+ * new snapshot): a socket kept across the reload keeps its wlistener (and
+ * its connection count) with a new index, a new one gets a new wlistener,
+ * one no longer listed is closed. On allocation failure the old set stays
+ * (logged). */
 static void server_adopt_listeners(struct wctx *wc, const int *fds, size_t n)
 {
-    struct wlistener *nl = calloc(n ? n : 1, sizeof(*nl));
-    if (!nl) {
-        log_error("worker %u: out of memory adopting listeners; keeping the old ones", wc->worker.id);
-        return;
+    struct wlistener **nl = calloc(n ? n : 1, sizeof(*nl));
+    if (!nl)
+        goto fail;
+    for (size_t j = 0; j < n; j++) {
+        nl[j] = server_find_listener(wc, fds[j]);
+        if (!nl[j] && !(nl[j] = calloc(1, sizeof(*nl[j]))))
+            goto fail_new;
     }
     for (size_t i = 0; i < wc->n_listeners; i++) {
-        struct wlistener *old = &wc->listeners[i];
-        int kept = 0;
-        for (size_t j = 0; j < n; j++)
-            kept |= fds[j] == old->fd;
+        struct wlistener *old = wc->listeners[i];
         ev_io_stop(wc->worker.loop, &old->io);
-        if (!kept)
-            close(old->fd);
+        old->listed = 0;
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct wlistener *wl = nl[j];
+        if (!wl->wc) {
+            wl->fd = fds[j];
+            wl->wc = wc;
+            ev_io_init(&wl->io, server_listener_cb, fds[j], EV_READ);
+            wl->io.data = wl;
+        }
+        wl->index = j;
+        wl->listed = 1;
+        wl->paused = 0;
+        if (!wc->draining)
+            ev_io_start(wc->worker.loop, &wl->io);
+    }
+    for (size_t i = 0; i < wc->n_listeners; i++) {
+        struct wlistener *old = wc->listeners[i];
+        if (!old->listed)
+            server_unlist(wc, old);
     }
     free(wc->listeners);
-    for (size_t j = 0; j < n; j++) {
-        nl[j].fd = fds[j];
-        nl[j].index = j;
-        nl[j].wc = wc;
-        ev_io_init(&nl[j].io, server_listener_cb, fds[j], EV_READ);
-        nl[j].io.data = &nl[j];
-        if (!wc->draining)
-            ev_io_start(wc->worker.loop, &nl[j].io);
-    }
     wc->listeners = nl;
     wc->n_listeners = n;
-    wc->accept_paused = 0;
+    return;
+
+fail_new:
+    for (size_t j = 0; j < n; j++)
+        if (nl[j] && !nl[j]->wc)
+            free(nl[j]);
+    free(nl);
+fail:
+    log_error("worker %u: out of memory adopting listeners; keeping the old ones", wc->worker.id);
+}
+
+/* Stops accepting and lets every protocol drain; idle at once when no
+ * connection is left. */
+static void server_worker_drain(struct wctx *wc)
+{
+    wc->draining = 1;
+    server_close_listeners(wc);
+    wc->in_drain = 1;
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (wc->srv->protocols[p].drain)
+            wc->srv->protocols[p].drain(wc);
+    wc->in_drain = 0;
+    server_check_idle(wc);
 }
 
 static void server_worker_wake(struct worker *w)
@@ -183,38 +240,19 @@ static void server_worker_wake(struct worker *w)
         free(list);
         list = next;
     }
-    if (stop && !wc->draining) {
-        wc->draining = 1;
-        server_close_listeners(wc);
-        proxy_drain(wc);
-        resp_drain(wc);
-    }
+    if (stop && !wc->draining)
+        server_worker_drain(wc);
 }
 
 static void server_worker_start(struct worker *w)
 {
     struct wctx *wc = w->ctx;
     wc->rng = (uint64_t)time(NULL) ^ ((uint64_t)w->id << 32) ^ (uint64_t)(uintptr_t)wc;
-    pool_init(&wc->upstreams, w->loop);
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (wc->srv->protocols[p].worker_init && wc->srv->protocols[p].worker_init(wc) != 0)
+            log_error("worker %u: out of memory starting protocol %s; its connections will be "
+                      "closed at once", w->id, wc->srv->protocols[p].name);
     server_worker_wake(w);
-}
-
-void server_worker_idle(struct wctx *wc)
-{
-    pool_destroy(&wc->upstreams);
-    ev_async_stop(wc->worker.loop, &wc->worker.wake);
-    ev_break(wc->worker.loop, EVBREAK_ALL);
-    atomic_fetch_sub(&wc->srv->n_running, 1);
-    ev_async_send(wc->srv->loop, &wc->srv->worker_done);
-}
-
-void server_resume_accept(struct wctx *wc)
-{
-    if (wc->draining)
-        return;
-    for (size_t i = 0; i < wc->n_listeners; i++)
-        ev_io_start(wc->worker.loop, &wc->listeners[i].io);
-    wc->accept_paused = 0;
 }
 
 /* ---- main thread: sockets --------------------------------------------- */
@@ -234,8 +272,11 @@ static void server_close_sock_fds(struct listen_sock *ls, unsigned n_workers)
             close(ls->fds[w]);
 }
 
-static int server_open_sock(struct server *srv, const struct cfg_listener *l, struct listen_sock *ls,
-                            char *err, size_t err_size)
+/* Opens one socket per worker for listener l of cfg into ls. Returns 0, or
+ * a negative errno with err naming the listener by cfg's file, line and
+ * column (nothing left open). */
+static int server_open_sock(struct server *srv, const struct cfg *cfg, const struct cfg_listener *l,
+                            struct listen_sock *ls, char *err, size_t err_size)
 {
     memset(ls, 0, sizeof(*ls));
     memcpy(&ls->addr, &l->addr, l->addrlen);
@@ -250,7 +291,7 @@ static int server_open_sock(struct server *srv, const struct cfg_listener *l, st
     for (unsigned w = 0; w < srv->n_workers; w++) {
         int fd = net_listen((const struct sockaddr *)&l->addr, l->addrlen, SERVER_BACKLOG);
         if (fd < 0) {
-            snprintf(err, err_size, "%s:%d:%d: listener %s: cannot listen on %s: %s", srv->snap ? srv->snap->cfg->path : "config",
+            snprintf(err, err_size, "%s:%d:%d: listener %s: cannot listen on %s: %s", cfg->path,
                      l->line, l->col, l->name, l->listen, strerror(-fd));
             server_close_sock_fds(ls, srv->n_workers);
             free(ls->fds);
@@ -278,7 +319,7 @@ static int server_prepare_socks(struct server *srv, const struct cfg *cfg, char 
         struct listen_sock *ls = server_find_sock(srv, &cfg->listeners[i]);
         if (!ls) {
             ls = &srv->socks[srv->n_socks];
-            int rc = server_open_sock(srv, &cfg->listeners[i], ls, err, err_size);
+            int rc = server_open_sock(srv, cfg, &cfg->listeners[i], ls, err, err_size);
             if (rc != 0) {
                 for (size_t j = before; j < srv->n_socks; j++) {
                     server_close_sock_fds(&srv->socks[j], srv->n_workers);
@@ -415,10 +456,20 @@ static void server_apply_log(struct server *srv, const struct cfg *cfg)
     srv->error_log_path = strdup(path);
 }
 
-int server_start(struct server *srv, struct ev_loop *loop, struct cfg *cfg, char *err, size_t err_size)
+int server_start(struct server *srv, struct ev_loop *loop, const struct server_protocol *protocols,
+                 struct cfg *cfg, char *err, size_t err_size)
 {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
+    srv->protocols = protocols;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (!protocols[cfg->listeners[i].protocol].accept) {
+            snprintf(err, err_size, "%s:%d:%d: listener %s: protocol %s is not built in", cfg->path,
+                     cfg->listeners[i].line, cfg->listeners[i].col, cfg->listeners[i].name,
+                     cfg_protocol_name(cfg->listeners[i].protocol));
+            cfg_free(cfg);
+            return -EINVAL;
+        }
     srv->n_workers = cfg->workers ? cfg->workers : 1;
     srv->buf_size = server_buf_size(cfg);
     srv->workers = calloc(srv->n_workers, sizeof(*srv->workers));
@@ -548,8 +599,9 @@ void server_free(struct server *srv)
     for (unsigned w = 0; w < srv->n_workers; w++) {
         struct wctx *wc = &srv->workers[w];
         worker_join(&wc->worker);
-        proxy_worker_cleanup(wc);
-        resp_worker_cleanup(wc);
+        for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+            if (srv->protocols[p].worker_free)
+                srv->protocols[p].worker_free(wc);
         server_close_listeners(wc);
         if (wc->snap)
             snapshot_unref(wc->snap);

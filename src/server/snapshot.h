@@ -1,0 +1,33 @@
+/* snapshot: one loaded configuration and what is built from it (the
+ * clusters with their endpoints, the access log file), immutable and
+ * reference counted.
+ *
+ * The main thread, every worker and every connection hold a reference to
+ * the snapshot they use, so a reload never changes anything under a
+ * request in flight; the last reference frees it. */
+#ifndef WEIR_SERVER_SNAPSHOT_H
+#define WEIR_SERVER_SNAPSHOT_H
+
+#include <stdatomic.h>
+
+#include "core/config.h"
+#include "upstream/cluster.h"
+
+struct snapshot {
+    _Atomic int refs;
+    unsigned generation;
+    struct cfg *cfg;
+    struct cluster *clusters;      /* cfg->n_clusters, same order */
+    int access_fd;                 /* -1: access log off */
+};
+
+/* Takes ownership of cfg on success (one reference, the caller's). Returns
+ * NULL (cfg still the caller's) when memory is short or the access log
+ * cannot be opened (err says why). */
+struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers, char *err, size_t err_size);
+/* Thread-safe. */
+void snapshot_ref(struct snapshot *s);
+/* Thread-safe; the last reference frees s, its clusters and its cfg. */
+void snapshot_unref(struct snapshot *s);
+
+#endif
