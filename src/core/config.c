@@ -533,7 +533,7 @@ int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *
 }
 
 /* Returns the index of key `name` in `map` (it must be there). */
-static size_t cfg_key_index(const struct cfg_map *map, const char *name)
+size_t cfg_key_index(const struct cfg_map *map, const char *name)
 {
     size_t i = 0;
     while (i < map->n_keys - 1 && strcmp(map->keys[i].name, name) != 0)

@@ -61,10 +61,21 @@ struct cfg_key {
     uint64_t min, max;
 };
 
+/* Keys a map does not list itself but a module adds (route steps and
+ * targets): parses `key` with `value` into obj. Returns 0 when parsed,
+ * -ENOENT (no message) when `key` is not one of them, or another negative
+ * errno with ctx's error set. */
+typedef int (*cfg_other_fn)(struct cfg_ctx *ctx, const char *key, yaml_node_t *key_node,
+                            yaml_node_t *value, void *obj);
+/* Writes the names of the keys cfg_other_fn accepts, for messages. */
+typedef void (*cfg_other_names_fn)(char *buf, size_t size);
+
 struct cfg_map {
     const char *what;       /* "listener", "cluster timeouts": for messages */
     const struct cfg_key *keys;
     size_t n_keys;
+    cfg_other_fn other;     /* optional */
+    cfg_other_names_fn other_names;
 };
 
 #define CFG_FUNC(n, fn, req) \
@@ -74,7 +85,10 @@ struct cfg_map {
       .width = sizeof(((type *)0)->field), .min = (lo), .max = (hi) }
 #define CFG_MAP_DEFINE(var, what_, keys_) \
     _Static_assert(CFG_ARRAY_SIZE(keys_) <= CFG_MAP_MAX_KEYS, #keys_ " has too many keys"); \
-    static const struct cfg_map var = { (what_), (keys_), CFG_ARRAY_SIZE(keys_) }
+    static const struct cfg_map var = { (what_), (keys_), CFG_ARRAY_SIZE(keys_), NULL, NULL }
+#define CFG_MAP_DEFINE_OTHER(var, what_, keys_, other_, names_) \
+    _Static_assert(CFG_ARRAY_SIZE(keys_) <= CFG_MAP_MAX_KEYS, #keys_ " has too many keys"); \
+    static const struct cfg_map var = { (what_), (keys_), CFG_ARRAY_SIZE(keys_), (other_), (names_) }
 
 /* A kind of list: its name for messages, its item and how many it may hold. */
 struct cfg_list {
@@ -106,6 +120,8 @@ int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out);
 bool cfg_is_token(const char *s);
 const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size);
 int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char *const *names, size_t n, int *out);
+/* Index of key `name` in `map` (it must be there). */
+size_t cfg_key_index(const struct cfg_map *map, const char *name);
 int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map, void *obj, yaml_node_t **values);
 int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list, void **out, size_t *n);
 int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj);
@@ -127,5 +143,11 @@ int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *
 /* Checks protocol-specific listener keys and points redis listeners at their cluster. */
 int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg);
 void cfg_free_redis_clusters(struct cfg *cfg);
+
+/* http/route_cfg.c: an HTTP listener's routes (a section of the http
+ * module; declared here until listeners are parsed per protocol). */
+int route_cfg_parse_routes(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int route_cfg_resolve(struct cfg_ctx *ctx, struct cfg *cfg);
+void route_cfg_free(struct cfg_route *r);
 
 #endif

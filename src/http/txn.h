@@ -1,0 +1,114 @@
+/* txn: one HTTP request and its answer, as the session (proxy.c) drives it.
+ *
+ *   session (one client connection: socket, buffers, timers, the pump)
+ *     `-- txn (one request): head, route, step states, forward attempts
+ *           head:  parsed in place from the session's read buffer; kept
+ *                  (copied into a txn_head from the worker's free list)
+ *                  only when a step waits, so the common path copies
+ *                  nothing
+ *           arena: bytes the steps make (rewritten paths, header values),
+ *                  one buffer from the worker's pool, released at the end
+ *
+ * Steps see the transaction through the functions below only. An HTTP/2
+ * stream will own a txn the same way a session does now. */
+#ifndef WEIR_HTTP_TXN_H
+#define WEIR_HTTP_TXN_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "http/http_parser.h"
+#include "http/step.h"
+
+struct client;
+struct wctx;
+struct cluster;
+
+/* A request head kept while a step waits: the parsed message and its bytes. */
+struct txn_head {
+    struct http_msg msg;
+    struct buf bytes;
+    struct txn_head *next;         /* the worker's free list */
+};
+
+/* An answer a step or a target made (txn_respond). */
+struct txn_answer {
+    int status;
+    const struct http_header *headers; /* valid until the transaction ends */
+    size_t n_headers;
+    const char *body;              /* idem */
+    size_t body_len;
+};
+
+struct txn {
+    struct client *session;
+    struct wctx *wc;
+    const struct cfg_route *route;
+    struct http_msg *req;          /* the request head: the worker's parse scratch until kept */
+    struct txn_head *kept;
+    struct buf arena;
+    uint32_t step_next;            /* index into route->steps of the step to run next */
+    uint8_t waiting;               /* a step returned WAIT and has not resumed */
+    uint8_t started;               /* on_request ran for steps [0, step_next) */
+    struct txn_answer answer;      /* set by txn_respond */
+    char request_id[36];
+    _Alignas(16) unsigned char state[STEP_STATE_MAX];
+};
+
+/* ---- for steps ---- */
+
+/* Returns n bytes of memory valid until the transaction ends, or NULL when
+ * its arena (one worker buffer) is full. */
+char *txn_alloc(struct txn *t, size_t n);
+/* Copies p[0..n) into the arena; a slice with p NULL when full. */
+struct http_slice txn_copy(struct txn *t, const char *p, size_t n);
+/* Records the answer; the step then returns STEP_RESPOND (or, after a
+ * WAIT, calls txn_resume(t, STEP_RESPOND)). Headers and body must stay
+ * valid until the transaction ends (configuration or txn_alloc memory). */
+void txn_respond(struct txn *t, int status, const struct http_header *headers, size_t n_headers,
+                 const char *body, size_t body_len);
+/* Continues a transaction whose step returned WAIT. r is what the step's
+ * on_request would have returned. Must not be called from inside that
+ * step's on_request. */
+void txn_resume(struct txn *t, enum step_result r);
+
+struct ev_loop *txn_loop(const struct txn *t);
+const char *txn_client_ip(const struct txn *t);
+const char *txn_request_id(const struct txn *t);
+const char *txn_route_name(const struct txn *t);
+const char *txn_listener_name(const struct txn *t);
+/* The running state (endpoints, balancer) of a configured cluster. */
+struct cluster *txn_cluster(const struct txn *t, const struct cfg_cluster *cc);
+/* The worker's upstream connection pool and buffer pool. */
+struct pool *txn_upstream_pool(const struct txn *t);
+struct buf_pool *txn_buf_pool(const struct txn *t);
+unsigned txn_worker_id(const struct txn *t);
+
+/* ---- for the session ---- */
+
+/* Starts a transaction for a request head parsed into req (slices into
+ * the session's read buffer). */
+void txn_begin(struct txn *t, struct client *session, struct wctx *wc, struct http_msg *req);
+/* Runs the route's steps from where it stopped. Returns NEXT when all let
+ * the request through, or the result that stopped them. */
+enum step_result txn_run_steps(struct txn *t);
+/* Copies the head out of the session's read buffer (head_len bytes at
+ * `start`), so the buffer can move on while a step waits. Returns 0 or
+ * -ENOMEM. */
+int txn_keep_head(struct txn *t, const char *start, size_t head_len);
+/* Calls the steps' on_response_head, in order. */
+void txn_response_head(struct txn *t, struct http_msg *resp);
+/* Calls the steps' on_body, in order. */
+void txn_body(struct txn *t, const char *p, size_t n);
+/* Ends the transaction: cancels a waiting step, frees the kept head and
+ * the arena. Safe to call more than once. */
+void txn_end(struct txn *t);
+/* Frees the worker's free list of kept heads. */
+void txn_worker_cleanup(struct txn_head **free_list);
+
+/* Implemented by the session (proxy.c): a waiting step has resumed. */
+void proxy_txn_resumed(struct txn *t, enum step_result r);
+
+#endif
