@@ -14,7 +14,7 @@ CFLAGS_MODE := -O2
 LDFLAGS_MODE :=
 endif
 ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(CFLAGS)
-LDLIBS := -lev -lyaml -lm -pthread
+LDLIBS := -lev -lyaml -lpcre2-8 -lm -pthread
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)

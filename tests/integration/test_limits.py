@@ -171,7 +171,9 @@ def test_connection_limit_is_per_listener(weir_factory, recording_backend):
     finally:
         ca.close()
         cb.close()
-    assert [r.target for r in b.requests] == ["/b1", "/a1", "/b2", "/a2"]
+    targets = [r.target for r in b.requests]
+    # /a1 and /b1 race each other; /b2 must get through while /a2 waits
+    assert sorted(targets[:2]) == ["/a1", "/b1"] and targets[2:] == ["/b2", "/a2"]
 
 
 def test_connection_limit_follows_its_socket_across_reload(weir_factory, recording_backend):

@@ -7,10 +7,12 @@
 #include "http/step.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
+#include "http/steps/rewrite.h"
 
 static const struct step_type *const step_table[] = {
     &step_forward_auth,
     &step_headers,
+    &step_rewrite,
 };
 
 const struct step_type *step_find(const char *key)
