@@ -59,25 +59,25 @@
 
 #define STORE_MAGIC 0x73746f72u
 #define STORE_CMD_MAGIC 0x636d6421u
-#define STORE_MAX_LINKS 512        /* cluster nodes (seeds and primaries) per store */
-#define STORE_MAX_INFLIGHT 100000  /* sent and unanswered commands per store */
+#define STORE_MAX_LINKS 512       /* cluster nodes (seeds and primaries) per store */
+#define STORE_MAX_INFLIGHT 100000 /* sent and unanswered commands per store */
 #define STORE_MAX_ARGS 65536
 #define STORE_MAX_COMMAND_BYTES (64u << 20)
-#define STORE_STALL_TIMEOUTS 3     /* command timeouts without a reply: drop the link */
-#define STORE_STABLE_S 1.0         /* a link up this long reconnects without delay */
+#define STORE_STALL_TIMEOUTS 3 /* command timeouts without a reply: drop the link */
+#define STORE_STABLE_S 1.0     /* a link up this long reconnects without delay */
 
-#define STORE_LINK_STATE_LIST(X) \
-    X(STORE_LINK_IDLE, "idle") \
-    X(STORE_LINK_CONNECTING, "connecting") \
-    X(STORE_LINK_HANDSHAKE, "handshake") \
-    X(STORE_LINK_READY, "ready") \
+#define STORE_LINK_STATE_LIST(X)                                                                   \
+    X(STORE_LINK_IDLE, "idle")                                                                     \
+    X(STORE_LINK_CONNECTING, "connecting")                                                         \
+    X(STORE_LINK_HANDSHAKE, "handshake")                                                           \
+    X(STORE_LINK_READY, "ready")                                                                   \
     X(STORE_LINK_BACKOFF, "backoff")
 #define STORE_ENUM_MEMBER(e, s) e,
 enum store_link_state { STORE_LINK_STATE_LIST(STORE_ENUM_MEMBER) };
 #undef STORE_ENUM_MEMBER
 
 #define STORE_ENUM_NAME(e, s) s,
-static const char *const store_result_names[] = { STORE_RESULT_LIST(STORE_ENUM_NAME) };
+static const char *const store_result_names[] = {STORE_RESULT_LIST(STORE_ENUM_NAME)};
 #undef STORE_ENUM_NAME
 
 struct store_list {
@@ -86,20 +86,20 @@ struct store_list {
 
 struct store_link {
     struct store *store;
-    size_t index;                  /* in store->links */
+    size_t index; /* in store->links */
     char host[STORE_HOST_MAX];
     int port;
     char addr[STORE_HOST_MAX + 8]; /* "host:port", "[v6]:port" for logs */
     redisAsyncContext *ac;         /* NULL unless CONNECTING, HANDSHAKE or READY */
     enum store_link_state state;
-    ev_timer connect_timer;        /* connect + handshake deadline; also a deferred failure */
-    ev_timer retry_timer;          /* reconnect delay */
-    uint32_t failures;             /* consecutive failed attempts (backoff exponent) */
-    int handshake_left;            /* AUTH / SELECT replies awaited */
-    int down_logged;               /* a failure was logged; log the recovery */
-    struct store_list wait;        /* commands waiting for READY */
-    size_t inflight;               /* sent, callback not yet back */
-    size_t n_slots;                /* slots it owns in the map (cluster) */
+    ev_timer connect_timer; /* connect + handshake deadline; also a deferred failure */
+    ev_timer retry_timer;   /* reconnect delay */
+    uint32_t failures;      /* consecutive failed attempts (backoff exponent) */
+    int handshake_left;     /* AUTH / SELECT replies awaited */
+    int down_logged;        /* a failure was logged; log the recovery */
+    struct store_list wait; /* commands waiting for READY */
+    size_t inflight;        /* sent, callback not yet back */
+    size_t n_slots;         /* slots it owns in the map (cluster) */
     ev_tstamp ready_at, last_reply, busy_since;
 };
 
@@ -108,20 +108,20 @@ struct store_cmd {
     struct store *store;
     store_cb cb;
     void *arg;
-    int done;                      /* called back or cancelled: no more callbacks */
-    int refs;                      /* hiredis callbacks still to come */
-    int internal;                  /* the store's own (CLUSTER SLOTS): not counted as pending */
-    int asking;                    /* send ASKING first (an ASK redirection) */
-    int waited_map;                /* already waited for a slot map refresh */
+    int done;       /* called back or cancelled: no more callbacks */
+    int refs;       /* hiredis callbacks still to come */
+    int internal;   /* the store's own (CLUSTER SLOTS): not counted as pending */
+    int asking;     /* send ASKING first (an ASK redirection) */
+    int waited_map; /* already waited for a slot map refresh */
     int has_slot;
     unsigned slot;
     uint32_t redirects;
-    struct store_list *list;       /* the wait list it is on, or NULL */
+    struct store_list *list; /* the wait list it is on, or NULL */
     struct store_cmd *prev, *next;
-    struct store_link *link;       /* where it was last sent */
+    struct store_link *link; /* where it was last sent */
     ev_timer timer;
     int argc;
-    const char **argv;             /* into the same allocation */
+    const char **argv; /* into the same allocation */
     size_t *argvlen;
 };
 
@@ -138,18 +138,18 @@ struct store {
     uint64_t rng;
     struct store_link *links[STORE_MAX_LINKS];
     size_t n_links;
-    size_t pending;                /* queued on any wait list (not internal) */
+    size_t pending; /* queued on any wait list (not internal) */
     size_t inflight;
     /* cluster only: */
-    uint16_t *slots;               /* STORE_SLOTS entries: link index + 1, 0 = unknown */
-    int map_known;                 /* a CLUSTER SLOTS answer was applied once */
-    int refreshing;                /* a CLUSTER SLOTS is in flight */
-    int refresh_again;             /* asked again while refreshing */
+    uint16_t *slots;   /* STORE_SLOTS entries: link index + 1, 0 = unknown */
+    int map_known;     /* a CLUSTER SLOTS answer was applied once */
+    int refreshing;    /* a CLUSTER SLOTS is in flight */
+    int refresh_again; /* asked again while refreshing */
     size_t refresh_next, refresh_tries;
     uint32_t refresh_failures;
     int refresh_logged;
-    ev_timer refresh_timer;        /* starts a refresh: soon, or after a backoff */
-    struct store_list wait;        /* commands waiting for the slot map */
+    ev_timer refresh_timer; /* starts a refresh: soon, or after a backoff */
+    struct store_list wait; /* commands waiting for the slot map */
 };
 
 static void store_link_connect_cb(EV_P_ ev_timer *w, int revents);
@@ -277,9 +277,9 @@ static struct store_cmd *store_cmd_new(struct store *s, int argc, const char **a
 /* Commands whose replies hiredis would not match one to one. */
 static int store_cmd_allowed(const char *name, size_t len)
 {
-    static const char *const refused[] = { "subscribe", "psubscribe", "ssubscribe",
-                                           "unsubscribe", "punsubscribe", "sunsubscribe",
-                                           "monitor" };
+    static const char *const refused[] = {"subscribe",   "psubscribe",   "ssubscribe",
+                                          "unsubscribe", "punsubscribe", "sunsubscribe",
+                                          "monitor"};
 
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
         if (strlen(refused[i]) == len && strncasecmp(name, refused[i], len) == 0)
@@ -346,8 +346,7 @@ static int store_link_send(struct store_link *l, struct store_cmd *c)
     ASSERT(l->state == STORE_LINK_READY && l->ac != NULL);
     if (c->asking && redisAsyncCommand(l->ac, NULL, NULL, "ASKING") != REDIS_OK)
         return -EAGAIN;
-    if (redisAsyncCommandArgv(l->ac, store_reply_cb, c, c->argc, c->argv, c->argvlen) !=
-        REDIS_OK)
+    if (redisAsyncCommandArgv(l->ac, store_reply_cb, c, c->argc, c->argv, c->argvlen) != REDIS_OK)
         return -EAGAIN;
     c->asking = 0;
     c->refs++;
@@ -436,8 +435,8 @@ static void store_link_failed(struct store_link *l, const char *why)
     ev_tstamp delay = store_backoff(s, l->failures);
     if (!l->down_logged && !s->freeing)
         log_warn("store %s: cannot connect to %s: %s; retrying in %.0fms (then with backoff up "
-                 "to %llums); commands fail as unavailable meanwhile", s->name, l->addr, why,
-                 delay * 1000, (unsigned long long)s->backoff_max_ms);
+                 "to %llums); commands fail as unavailable meanwhile",
+                 s->name, l->addr, why, delay * 1000, (unsigned long long)s->backoff_max_ms);
     l->down_logged = 1;
     ev_timer_stop(s->loop, &l->retry_timer);
     ev_timer_set(&l->retry_timer, delay, 0);
@@ -503,7 +502,8 @@ static void store_handshake_cb(redisAsyncContext *ac, void *reply, void *privdat
         snprintf(why, sizeof(why), "%s", r->str);
         if (!l->down_logged)
             log_error("store %s: %s refused the handshake (check password/username/database): "
-                      "%s", l->store->name, l->addr, why);
+                      "%s",
+                      l->store->name, l->addr, why);
         l->down_logged = 1;
         store_link_failed(l, why);
         return;
@@ -520,8 +520,8 @@ static int store_handshake_send(struct store_link *l)
 
     l->handshake_left = 0;
     if (s->password != NULL && s->username != NULL)
-        rc = redisAsyncCommand(l->ac, store_handshake_cb, l, "AUTH %s %s", s->username,
-                               s->password);
+        rc =
+            redisAsyncCommand(l->ac, store_handshake_cb, l, "AUTH %s %s", s->username, s->password);
     else if (s->password != NULL)
         rc = redisAsyncCommand(l->ac, store_handshake_cb, l, "AUTH %s", s->password);
     l->handshake_left += s->password != NULL;
@@ -654,7 +654,7 @@ static void store_slots_set(struct store *s, unsigned slot, struct store_link *l
 
 struct store_map_build {
     struct store *store;
-    uint16_t *slots;               /* the new map */
+    uint16_t *slots; /* the new map */
 };
 
 static int store_map_range(void *arg, unsigned first, unsigned last, const char *host, int port)
@@ -672,7 +672,7 @@ static int store_map_range(void *arg, unsigned first, unsigned last, const char 
 /* Applies a CLUSTER SLOTS reply from `from`. Returns 0 or -EPROTO. */
 static int store_map_apply(struct store *s, struct store_link *from, const redisReply *r)
 {
-    struct store_map_build b = { s, calloc(STORE_SLOTS, sizeof(uint16_t)) };
+    struct store_map_build b = {s, calloc(STORE_SLOTS, sizeof(uint16_t))};
 
     if (b.slots == NULL)
         return -ENOMEM;
@@ -749,8 +749,8 @@ static void store_slots_cb(void *arg, enum store_result result, redisReply *r)
         return;
     }
     if (result == STORE_OK)
-        log_warn("store %s: %s answered CLUSTER SLOTS with an unusable reply%s%s", s->name,
-                 l->addr, r->type == REDIS_REPLY_ERROR ? ": " : "",
+        log_warn("store %s: %s answered CLUSTER SLOTS with an unusable reply%s%s", s->name, l->addr,
+                 r->type == REDIS_REPLY_ERROR ? ": " : "",
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     store_refresh_try(s);
 }
@@ -758,8 +758,8 @@ static void store_slots_cb(void *arg, enum store_result result, redisReply *r)
 /* Asks the next node for the slot map; every node once, then back off. */
 static void store_refresh_try(struct store *s)
 {
-    static const char *argv[] = { "CLUSTER", "SLOTS" };
-    static const size_t argvlen[] = { 7, 5 };
+    static const char *argv[] = {"CLUSTER", "SLOTS"};
+    static const size_t argvlen[] = {7, 5};
 
     while (s->refresh_tries < s->n_links) {
         struct store_link *l = s->links[s->refresh_next++ % s->n_links];
@@ -772,8 +772,7 @@ static void store_refresh_try(struct store *s)
         c->internal = 1;
         c->cb = store_slots_cb;
         c->arg = l;
-        ev_timer_init(&c->timer, store_cmd_timeout_cb, s->connect_timeout + s->command_timeout,
-                      0);
+        ev_timer_init(&c->timer, store_cmd_timeout_cb, s->connect_timeout + s->command_timeout, 0);
         c->timer.data = c;
         if (store_link_submit(l, c) < 0) {
             c->done = 1;
@@ -875,8 +874,8 @@ static int store_route(struct store_cmd *c)
                         : store_any_link(s);
     if (l != NULL)
         return store_link_submit(l, c);
-    if (c->waited_map || (!s->refreshing && ev_is_active(&s->refresh_timer) &&
-                          s->refresh_failures > 0))
+    if (c->waited_map ||
+        (!s->refreshing && ev_is_active(&s->refresh_timer) && s->refresh_failures > 0))
         return -EAGAIN; /* no owner after a refresh, or backing off without a map */
     if (s->pending >= s->max_pending)
         return -EAGAIN;

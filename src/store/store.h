@@ -13,10 +13,10 @@
 #include "store/store_cfg.h"
 
 /* Results of a command, names for logs and tests from one list. */
-#define STORE_RESULT_LIST(X) \
-    X(STORE_OK, "OK")                   /* a reply arrived (possibly a Redis error reply) */ \
-    X(STORE_UNAVAILABLE, "UNAVAILABLE") /* not connected, connection lost, too many pending */ \
-    X(STORE_TIMEOUT, "TIMEOUT")         /* no reply within timeouts.command */ \
+#define STORE_RESULT_LIST(X)                                                                       \
+    X(STORE_OK, "OK")                   /* a reply arrived (possibly a Redis error reply) */       \
+    X(STORE_UNAVAILABLE, "UNAVAILABLE") /* not connected, connection lost, too many pending */     \
+    X(STORE_TIMEOUT, "TIMEOUT")         /* no reply within timeouts.command */                     \
     X(STORE_ERROR, "ERROR")             /* protocol error, too many redirections */
 #define STORE_ENUM_MEMBER(e, s) e,
 enum store_result { STORE_RESULT_LIST(STORE_ENUM_MEMBER) STORE_RESULT_COUNT };

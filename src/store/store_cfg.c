@@ -73,8 +73,8 @@ static int store_cfg_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 
     if (st->servers != NULL)
         return cfg_fail(ctx, v, "a store takes either 'redis' or 'cluster', not both");
-    static const struct cfg_list list = { "'cluster'", "seed address HOST:PORT",
-                                          sizeof(struct cfg_store_server), CFG_MAX_STORE_SEEDS };
+    static const struct cfg_list list = {"'cluster'", "seed address HOST:PORT",
+                                         sizeof(struct cfg_store_server), CFG_MAX_STORE_SEEDS};
     int rc = cfg_list_new(ctx, v, &list, &items, &st->n_servers);
     if (rc < 0)
         return rc;
@@ -96,8 +96,7 @@ CFG_MAP_DEFINE(store_cfg_timeout_map, "store timeouts", store_cfg_timeout_keys);
 static const struct cfg_key store_cfg_reconnect_keys[] = {
     CFG_FIELD("base", CFG_KIND_DURATION, struct cfg_store, reconnect_base_ms, 1,
               CFG_MAX_DURATION_MS),
-    CFG_FIELD("max", CFG_KIND_DURATION, struct cfg_store, reconnect_max_ms, 1,
-              CFG_MAX_DURATION_MS),
+    CFG_FIELD("max", CFG_KIND_DURATION, struct cfg_store, reconnect_max_ms, 1, CFG_MAX_DURATION_MS),
 };
 CFG_MAP_DEFINE(store_cfg_reconnect_map, "store reconnect", store_cfg_reconnect_keys);
 
@@ -156,16 +155,20 @@ static int store_cfg_check(struct cfg_ctx *ctx, yaml_node_t *node, const struct 
     yaml_node_t *database = vals[7], *reconnect = vals[4], *username = vals[5];
 
     if (st->servers == NULL)
-        return cfg_fail(ctx, node, "store is missing 'redis: HOST:PORT' or 'cluster: "
-                                   "[HOST:PORT, ...]'");
+        return cfg_fail(ctx, node,
+                        "store is missing 'redis: HOST:PORT' or 'cluster: "
+                        "[HOST:PORT, ...]'");
     if (st->cluster && database != NULL && st->database != 0)
-        return cfg_fail(ctx, database, "'database' works only with a single Redis (Redis "
-                                       "Cluster has database 0 only)");
+        return cfg_fail(ctx, database,
+                        "'database' works only with a single Redis (Redis "
+                        "Cluster has database 0 only)");
     if (username != NULL && st->password == NULL)
         return cfg_fail(ctx, username, "'username' needs a 'password'");
     if (st->reconnect_base_ms > st->reconnect_max_ms)
-        return cfg_fail(ctx, reconnect, "reconnect 'base' (%llums) must not exceed 'max' "
-                                        "(%llums)", (unsigned long long)st->reconnect_base_ms,
+        return cfg_fail(ctx, reconnect,
+                        "reconnect 'base' (%llums) must not exceed 'max' "
+                        "(%llums)",
+                        (unsigned long long)st->reconnect_base_ms,
                         (unsigned long long)st->reconnect_max_ms);
     return 0;
 }
@@ -188,9 +191,11 @@ static int store_cfg_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, siz
         return rc;
     for (size_t j = 0; j < i; j++)
         if (strcmp(cfg->stores[j].name, st->name) == 0)
-            return cfg_fail_mark(ctx, st->name_mark, "duplicate store name %s (first defined "
-                                 "at %d:%d)", cfg_quote(st->name, q),
-                                 cfg->stores[j].name_mark.line, cfg->stores[j].name_mark.col);
+            return cfg_fail_mark(ctx, st->name_mark,
+                                 "duplicate store name %s (first defined "
+                                 "at %d:%d)",
+                                 cfg_quote(st->name, q), cfg->stores[j].name_mark.line,
+                                 cfg->stores[j].name_mark.col);
     return 0;
 }
 
@@ -199,8 +204,8 @@ int store_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg *cfg = obj;
     void *items;
 
-    static const struct cfg_list list = { "'stores'", "store", sizeof(struct cfg_store),
-                                          CFG_MAX_STORES };
+    static const struct cfg_list list = {"'stores'", "store", sizeof(struct cfg_store),
+                                         CFG_MAX_STORES};
     int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_stores);
     if (rc < 0)
         return rc;

@@ -18,26 +18,26 @@
 #define CFG_MAX_STORE_REDIRECTS 16
 
 struct cfg_store_server {
-    char *address;                 /* as written: "127.0.0.1:6379" */
+    char *address; /* as written: "127.0.0.1:6379" */
     struct sockaddr_storage addr;
     socklen_t addrlen;
 };
 
 struct cfg_store {
     char *name;
-    int cluster;                   /* 1: `cluster:` seeds, 0: one `redis:` server */
+    int cluster;                      /* 1: `cluster:` seeds, 0: one `redis:` server */
     struct cfg_store_server *servers; /* redis: one; cluster: the seeds */
-    size_t n_servers;              /* >= 1 */
-    uint64_t connect_timeout_ms;   /* timeouts.connect: TCP connect + AUTH/SELECT, default 1s */
-    uint64_t command_timeout_ms;   /* timeouts.command: submit to reply, default 1s */
-    uint64_t reconnect_base_ms;    /* reconnect.base: first delay after a failure, default 100ms */
-    uint64_t reconnect_max_ms;     /* reconnect.max: the delay doubles up to this, default 5s */
-    char *username;                /* AUTH username password (Redis 6 ACL), or NULL */
-    char *password;                /* AUTH password, or NULL */
-    uint32_t database;             /* SELECT n, single Redis only, default 0 */
-    uint32_t max_pending;          /* commands queued per worker while connecting, default 1024 */
-    uint32_t max_redirects;        /* MOVED/ASK followed per command, default 5 */
-    int line, col;                 /* the store's map */
+    size_t n_servers;                 /* >= 1 */
+    uint64_t connect_timeout_ms;      /* timeouts.connect: TCP connect + AUTH/SELECT, default 1s */
+    uint64_t command_timeout_ms;      /* timeouts.command: submit to reply, default 1s */
+    uint64_t reconnect_base_ms; /* reconnect.base: first delay after a failure, default 100ms */
+    uint64_t reconnect_max_ms;  /* reconnect.max: the delay doubles up to this, default 5s */
+    char *username;             /* AUTH username password (Redis 6 ACL), or NULL */
+    char *password;             /* AUTH password, or NULL */
+    uint32_t database;          /* SELECT n, single Redis only, default 0 */
+    uint32_t max_pending;       /* commands queued per worker while connecting, default 1024 */
+    uint32_t max_redirects;     /* MOVED/ASK followed per command, default 5 */
+    int line, col;              /* the store's map */
     struct cfg_mark name_mark;
 };
 

@@ -76,8 +76,7 @@ static int store_parse_hostport(const char *s, size_t len, struct store_redirect
         hlen -= 2;
     }
     if (hlen >= STORE_HOST_MAX || memchr(host, ' ', hlen) != NULL ||
-        store_parse_num(colon + 1, (size_t)(s + len - colon - 1), 65535, &port) < 0 ||
-        port == 0)
+        store_parse_num(colon + 1, (size_t)(s + len - colon - 1), 65535, &port) < 0 || port == 0)
         return -EINVAL;
     memcpy(out->host, host, hlen);
     out->host[hlen] = '\0';
@@ -116,8 +115,8 @@ static int store_slots_entry(const redisReply *e, const char *self_host, store_s
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
         return -EPROTO;
     const redisReply *lo = e->element[0], *hi = e->element[1], *node = e->element[2];
-    if (lo->type != REDIS_REPLY_INTEGER || hi->type != REDIS_REPLY_INTEGER ||
-        lo->integer < 0 || lo->integer > hi->integer || hi->integer >= STORE_SLOTS)
+    if (lo->type != REDIS_REPLY_INTEGER || hi->type != REDIS_REPLY_INTEGER || lo->integer < 0 ||
+        lo->integer > hi->integer || hi->integer >= STORE_SLOTS)
         return -EPROTO;
     if (node->type != REDIS_REPLY_ARRAY || node->elements < 2 ||
         node->element[0]->type != REDIS_REPLY_STRING ||

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define STORE_SLOTS 16384
-#define STORE_HOST_MAX 64          /* room for any textual IPv4/IPv6 address */
+#define STORE_HOST_MAX 64 /* room for any textual IPv4/IPv6 address */
 
 struct redisReply;
 
@@ -21,7 +21,7 @@ uint16_t store_crc16(const char *buf, size_t len);
 unsigned store_slot(const char *key, size_t len);
 
 struct store_redirect {
-    int ask;                       /* 1: ASK (once), 0: MOVED (the slot moved) */
+    int ask; /* 1: ASK (once), 0: MOVED (the slot moved) */
     unsigned slot;
     char host[STORE_HOST_MAX];
     int port;
@@ -35,8 +35,7 @@ int store_redirect_parse(const char *err, size_t len, struct store_redirect *out
 
 /* Called per slot range of a CLUSTER SLOTS reply with its primary. Returns 0
  * to go on or a negative errno to stop the walk with that value. */
-typedef int (*store_slots_fn)(void *arg, unsigned first, unsigned last, const char *host,
-                              int port);
+typedef int (*store_slots_fn)(void *arg, unsigned first, unsigned last, const char *host, int port);
 
 /* Walks a CLUSTER SLOTS reply: checks every entry's shape (first <= last <
  * 16384, a primary [host, port, ...]) and calls fn per range; an empty host

@@ -143,8 +143,8 @@ static void probe_line(char *line)
         return;
     unsigned long n = ++probe.seq;
     const char *key = !keyless && argc > 1 ? argv[1] : NULL;
-    struct store_cmd *c = store_command(probe.store, key, key ? argvlen[1] : 0, argc, argv,
-                                        argvlen, probe_done, (void *)(uintptr_t)n);
+    struct store_cmd *c = store_command(probe.store, key, key ? argvlen[1] : 0, argc, argv, argvlen,
+                                        probe_done, (void *)(uintptr_t)n);
     if (c == NULL) {
         printf("#%lu UNAVAILABLE refused\n", n);
     } else if (cancel) {

@@ -59,18 +59,17 @@ static void load_err(const char *stores, const char *want)
 
 static void test_full(void **state)
 {
-    struct cfg *cfg = load_ok(
-        "  - name: shared\n"
-        "    redis: 127.0.0.1:6379\n"
-        "    timeouts: { connect: 250ms, command: 2s }\n"
-        "    reconnect: { base: 50ms, max: 10s }\n"
-        "    username: weir\n"
-        "    password: s3cret\n"
-        "    database: 3\n"
-        "    max_pending: 10\n"
-        "    max_redirects: 2\n"
-        "  - name: big\n"
-        "    cluster: [127.0.0.1:7000, \"[::1]:7001\", localhost:7002]\n");
+    struct cfg *cfg = load_ok("  - name: shared\n"
+                              "    redis: 127.0.0.1:6379\n"
+                              "    timeouts: { connect: 250ms, command: 2s }\n"
+                              "    reconnect: { base: 50ms, max: 10s }\n"
+                              "    username: weir\n"
+                              "    password: s3cret\n"
+                              "    database: 3\n"
+                              "    max_pending: 10\n"
+                              "    max_redirects: 2\n"
+                              "  - name: big\n"
+                              "    cluster: [127.0.0.1:7000, \"[::1]:7001\", localhost:7002]\n");
     assert_int_equal(cfg->n_stores, 2);
     const struct cfg_store *s = store_cfg_find(cfg, "shared");
     assert_ptr_equal(s, &cfg->stores[0]);
@@ -188,9 +187,8 @@ static void *failing_calloc(size_t n, size_t size)
 
 static void test_alloc_failures(void **state)
 {
-    static const char stores[] =
-        "  - { name: a, redis: 127.0.0.1:1, username: u, password: p }\n"
-        "  - { name: b, cluster: [127.0.0.1:2, 127.0.0.1:3] }\n";
+    static const char stores[] = "  - { name: a, redis: 127.0.0.1:1, username: u, password: p }\n"
+                                 "  - { name: b, cluster: [127.0.0.1:2, 127.0.0.1:3] }\n";
     void *(*saved)(size_t, size_t) = cfg_calloc_fn;
     const char *t = with_stores(stores);
     struct cfg *cfg = NULL;

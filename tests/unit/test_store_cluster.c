@@ -50,8 +50,9 @@ static void test_redirect_parse(void **state)
     assert_int_equal(store_redirect_parse("MOVED 1 :7000", 13, &r), 0);
     assert_string_equal(r.host, "");
     static const char *const bad[] = {
-        "MOVED 16384 h:1", "MOVED 1 h", "MOVED x h:1", "MOVED 1 h:0", "MOVED 1 h:70000",
-        "MOVED 1 h:", "MOVED  1 h:1", "MOVED 1", "ERR x", "MOVED", "ASK 1 h:1x", "MOVED -1 h:1",
+        "MOVED 16384 h:1", "MOVED 1 h",  "MOVED x h:1",  "MOVED 1 h:0",
+        "MOVED 1 h:70000", "MOVED 1 h:", "MOVED  1 h:1", "MOVED 1",
+        "ERR x",           "MOVED",      "ASK 1 h:1x",   "MOVED -1 h:1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (store_redirect_parse(bad[i], strlen(bad[i]), &r) != -EINVAL)
@@ -115,9 +116,10 @@ static void test_slots_walk(void **state)
     used = used_ptrs = 0;
     seen[0] = '\0';
     redisReply *ok = r_arr(2,
-        r_arr(4, r_int(0), r_int(8191), r_arr(3, r_str("10.0.0.1"), r_int(7000), r_str("id1")),
-              r_arr(2, r_str("10.0.0.9"), r_int(7009))),
-        r_arr(3, r_int(8192), r_int(16383), r_arr(2, r_str(""), r_int(7001))));
+                           r_arr(4, r_int(0), r_int(8191),
+                                 r_arr(3, r_str("10.0.0.1"), r_int(7000), r_str("id1")),
+                                 r_arr(2, r_str("10.0.0.9"), r_int(7009))),
+                           r_arr(3, r_int(8192), r_int(16383), r_arr(2, r_str(""), r_int(7001))));
     assert_int_equal(store_slots_walk(ok, "self", collect, &go_on), 2);
     assert_string_equal(seen, "0-8191@10.0.0.1:7000;8192-16383@self:7001;");
     seen[0] = '\0';
@@ -127,12 +129,12 @@ static void test_slots_walk(void **state)
     redisReply *bad[] = {
         r_arr(0),
         r_int(3),
-        r_arr(1, r_arr(3, r_int(5), r_int(4), r_arr(2, r_str("h"), r_int(1)))),   /* first > last */
+        r_arr(1, r_arr(3, r_int(5), r_int(4), r_arr(2, r_str("h"), r_int(1)))), /* first > last */
         r_arr(1, r_arr(3, r_int(0), r_int(16384), r_arr(2, r_str("h"), r_int(1)))), /* past 16383 */
-        r_arr(1, r_arr(3, r_int(0), r_int(1), r_arr(2, r_str("h"), r_int(0)))),   /* port 0 */
-        r_arr(1, r_arr(3, r_int(0), r_int(1), r_arr(1, r_str("h")))),             /* no port */
-        r_arr(1, r_arr(2, r_int(0), r_int(1))),                                   /* no node */
-        r_arr(1, r_arr(3, r_str("0"), r_int(1), r_arr(2, r_str("h"), r_int(1)))), /* not an int */
+        r_arr(1, r_arr(3, r_int(0), r_int(1), r_arr(2, r_str("h"), r_int(0)))),     /* port 0 */
+        r_arr(1, r_arr(3, r_int(0), r_int(1), r_arr(1, r_str("h")))),               /* no port */
+        r_arr(1, r_arr(2, r_int(0), r_int(1))),                                     /* no node */
+        r_arr(1, r_arr(3, r_str("0"), r_int(1), r_arr(2, r_str("h"), r_int(1)))),   /* not an int */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (store_slots_walk(bad[i], "self", collect, &go_on) != -EPROTO)
