@@ -14,7 +14,7 @@ CFLAGS_MODE := -O2
 LDFLAGS_MODE :=
 endif
 ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(CFLAGS)
-LDLIBS := -lev -lyaml -lpcre2-8 -lm -pthread
+LDLIBS := -lhiredis -lev -lyaml -lpcre2-8 -lm -pthread
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
@@ -45,6 +45,11 @@ $(BUILD)/weir-demo: tools/weir-demo.c
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libweir.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(BUILD)/libweir.a $(LDLIBS) -lcmocka
+
+# Drives one store from stdin for tests/integration/test_store.py.
+$(BUILD)/store_probe: tests/store/store_probe.c $(BUILD)/libweir.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(BUILD)/libweir.a $(LDLIBS)
 
 $(BUILD)/fuzz/%_replay: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libweir.a
 	@mkdir -p $(dir $@)
@@ -85,8 +90,9 @@ fuzz-replay: $(FUZZ_REPLAY)
 	  name=$$(basename $$f _replay); name=$${name#fuzz_}; \
 	  echo "== $$f tests/fuzz/corpus/$$name"; $$f tests/fuzz/corpus/$$name; done
 
-integration: $(BUILD)/weir $(BUILD)/weir-demo
+integration: $(BUILD)/weir $(BUILD)/weir-demo $(BUILD)/store_probe
 	WEIR_BIN=$(CURDIR)/$(BUILD)/weir WEIR_DEMO_BIN=$(CURDIR)/$(BUILD)/weir-demo \
+	  WEIR_STORE_PROBE=$(CURDIR)/$(BUILD)/store_probe \
 	  $(PYTEST) -q -p no:cacheprovider tests/integration
 
 asan:

@@ -46,6 +46,7 @@
 #include "core/config_parse.h"
 #include "core/log.h"
 #include "core/units.h"
+#include "store/store_cfg.h"
 
 
 void *(*cfg_calloc_fn)(size_t n, size_t size) = calloc;
@@ -1084,6 +1085,7 @@ static const struct cfg_key cfg_root_keys[] = {
     CFG_FUNC("listeners", cfg_parse_listeners, true),
     CFG_FUNC("clusters", cfg_parse_clusters, false), /* required with http listeners */
     CFG_FUNC("redis_clusters", cfg_parse_redis_clusters, false),
+    CFG_FUNC("stores", store_cfg_parse, false),
 };
 CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
 
@@ -1520,6 +1522,7 @@ void cfg_free(struct cfg *cfg)
         cfg_free_cluster(&cfg->clusters[i]);
     free(cfg->clusters);
     cfg_free_redis_clusters(cfg);
+    store_cfg_free(cfg->stores, cfg->n_stores);
     free(cfg->log.error);
     free(cfg->log.access);
     free(cfg->path);

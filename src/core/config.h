@@ -342,6 +342,8 @@ struct cfg_log {
     char *access;                  /* log.access: "off" (default), "stdout" or a file path */
 };
 
+struct cfg_store;                  /* stores: store/store_cfg.h */
+
 struct cfg {
     char *path;                    /* the file it was loaded from */
     unsigned workers;              /* "auto" = online CPUs */
@@ -352,6 +354,8 @@ struct cfg {
     size_t n_clusters;
     struct cfg_redis_cluster *redis_clusters;
     size_t n_redis_clusters;
+    struct cfg_store *stores;      /* parsed by store/store_cfg.c */
+    size_t n_stores;
     struct cfg_log log;
 };
 

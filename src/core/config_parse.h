@@ -1,7 +1,7 @@
 /* config_parse: the loader's toolkit, shared by the files that parse one
  * section of the configuration each (config.c: the core shape; the
- * feature files add their own sections). Internal to the config module:
- * nothing outside src/core/config*.c includes it. */
+ * feature files add their own sections). Internal to the loader and the
+ * section parsers: src/core/config*.c and src/store/store_cfg.c. */
 #ifndef WEIR_CORE_CONFIG_PARSE_H
 #define WEIR_CORE_CONFIG_PARSE_H
 

@@ -12,8 +12,27 @@
 #include "core/config.h"
 #include "http/step.h"
 #include "http/target.h"
+#include "store/store_cfg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Aborts unless the stores keep the promises of store_cfg.h. */
+static void fuzz_check_stores(const struct cfg *cfg)
+{
+    if ((cfg->n_stores == 0) != (cfg->stores == NULL))
+        abort();
+    for (size_t i = 0; i < cfg->n_stores; i++) {
+        const struct cfg_store *s = &cfg->stores[i];
+        if (s->name == NULL || store_cfg_find(cfg, s->name) != s || s->n_servers < 1 ||
+            (!s->cluster && s->n_servers != 1) || (s->cluster && s->database != 0) ||
+            s->reconnect_base_ms > s->reconnect_max_ms || s->command_timeout_ms < 1 ||
+            (s->username != NULL && s->password == NULL))
+            abort();
+        for (size_t j = 0; j < s->n_servers; j++)
+            if (s->servers[j].address == NULL)
+                abort();
+    }
+}
 
 /* Aborts unless `cfg` keeps every promise of config.h. */
 static void fuzz_check_cfg(const struct cfg *cfg)
@@ -66,6 +85,7 @@ static void fuzz_check_cfg(const struct cfg *cfg)
                 c->endpoints[j].address == NULL)
                 abort();
     }
+    fuzz_check_stores(cfg);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
