@@ -75,28 +75,16 @@ struct client {
     uint8_t c_readable, c_writable, u_readable, u_writable; /* readiness seen, not yet drained */
     unsigned c_eof : 1, u_eof : 1, closing : 1, keep_alive : 1;
     unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
-    unsigned idempotent : 1, head_request : 1, upgrade : 1, resp_chunked_out : 1;
+    unsigned upgrade : 1, resp_chunked_out : 1;
     unsigned up_reusable : 1, linger : 1;
     unsigned c_registered : 1;  /* the client fd is known to the loop */
     unsigned logged : 1;        /* the access log line of this request is written */
     unsigned up_registered : 1; /* the upstream fd is known to the loop */
-    unsigned probe : 1;         /* this attempt is a half-open breaker probe */
-    unsigned retry_counted : 1; /* holds a slot in cl->active_retries */
-    unsigned counted : 1;       /* counted in cl->active_requests */
-    unsigned queued : 1;        /* waiting for an endpoint under its limit */
-    ev_tstamp queued_at;
     uint8_t version_minor;
-    uint8_t attempts;
-    uint8_t body_kind, resp_body_kind;
-    uint16_t status;
+    uint8_t resp_body_kind;
     uint32_t scan_pos, up_scan_pos;
-    uint64_t body_left, body_total, resp_left, bytes_out;
+    uint64_t resp_left, bytes_out;
     struct http_chunked chunk, resp_chunk;
-    struct cluster *cl;
-    struct endpoint *ep;
-    struct endpoint *failed_ep;
-    uint64_t key_hash;
-    ev_tstamp t_start, t_up_start, t_up_first;
     char client_ip[48];
     const char *static_body;   /* an answer weir makes: body bytes still to send */
     size_t static_left;
@@ -242,15 +230,15 @@ static uint64_t rng_next(uint64_t *s)
 
 static void endpoint_release(struct client *c)
 {
-    if (c->ep && c->probe) {
+    if (c->txn.ep && c->txn.probe) {
         /* a probe that ended without a verdict frees its slot */
-        const struct cfg_breaker *cb = &c->ep->cluster->cfg->breaker;
-        breaker_cancel_probe(cb->per_cluster ? &c->ep->cluster->breaker : &c->ep->breaker);
-        c->probe = 0;
+        const struct cfg_breaker *cb = &c->txn.ep->cluster->cfg->breaker;
+        breaker_cancel_probe(cb->per_cluster ? &c->txn.ep->cluster->breaker : &c->txn.ep->breaker);
+        c->txn.probe = 0;
     }
-    if (c->ep) {
-        atomic_fetch_sub_explicit(&c->ep->active, 1, memory_order_relaxed);
-        c->ep = NULL;
+    if (c->txn.ep) {
+        atomic_fetch_sub_explicit(&c->txn.ep->active, 1, memory_order_relaxed);
+        c->txn.ep = NULL;
     }
 }
 
@@ -258,19 +246,19 @@ static void endpoint_release(struct client *c)
  * its cluster's shared counts. Safe to call more than once. */
 static void proxy_request_end(struct client *c)
 {
-    if (c->queued) {
-        c->queued = 0;
+    if (c->txn.queued) {
+        c->txn.queued = 0;
         proxy_hw(c->wc)->n_queued--;
     }
-    if (c->cl && c->probe && c->cl->cfg->breaker.per_cluster) {
-        breaker_cancel_probe(&c->cl->breaker);
-        c->probe = 0;
+    if (c->txn.cl && c->txn.probe && c->txn.cl->cfg->breaker.per_cluster) {
+        breaker_cancel_probe(&c->txn.cl->breaker);
+        c->txn.probe = 0;
     }
-    if (c->cl && c->counted)
-        atomic_fetch_sub_explicit(&c->cl->active_requests, 1, memory_order_relaxed);
-    if (c->cl && c->retry_counted)
-        atomic_fetch_sub_explicit(&c->cl->active_retries, 1, memory_order_relaxed);
-    c->counted = c->retry_counted = 0;
+    if (c->txn.cl && c->txn.counted)
+        atomic_fetch_sub_explicit(&c->txn.cl->active_requests, 1, memory_order_relaxed);
+    if (c->txn.cl && c->txn.retry_counted)
+        atomic_fetch_sub_explicit(&c->txn.cl->active_retries, 1, memory_order_relaxed);
+    c->txn.counted = c->txn.retry_counted = 0;
 }
 
 /* Drops the upstream connection: back to the pool when it is clean and
@@ -281,9 +269,9 @@ static void upstream_detach(struct client *c, int reusable)
     ev_io_stop(client_loop(c), &c->up_io);
     if (c->up_fd >= 0) {
         int kept = -1;
-        if (reusable && c->cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
-            kept = pool_put(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->ep->addr, c->ep->addrlen,
-                            c->up_fd, c->cl->cfg->pool_max_idle, c->cl->cfg->pool_idle_timeout_ms);
+        if (reusable && c->txn.cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
+            kept = pool_put(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->txn.ep->addr, c->txn.ep->addrlen,
+                            c->up_fd, c->txn.cl->cfg->pool_max_idle, c->txn.cl->cfg->pool_idle_timeout_ms);
         if (kept != 0)
             close(c->up_fd);
     }
@@ -346,7 +334,7 @@ static void client_close_after_write(struct client *c)
 static void client_log_access(struct client *c)
 {
     int fd = c->snap ? c->snap->access_fd : -1;
-    if (fd < 0 || c->status == 0 || c->logged)
+    if (fd < 0 || c->txn.status == 0 || c->logged)
         return;
     c->logged = 1;
     char line[1024];
@@ -356,11 +344,11 @@ static void client_log_access(struct client *c)
     gmtime_r(&now, &tm);
     strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     ev_tstamp t_now = ev_now(client_loop(c));
-    double total_ms = (t_now - c->t_start) * 1000.0;
-    double up_ms = c->t_up_first > 0 ? (c->t_up_first - c->t_up_start) * 1000.0 : -1;
+    double total_ms = (t_now - c->txn.t_start) * 1000.0;
+    double up_ms = c->txn.t_up_first > 0 ? (c->txn.t_up_first - c->txn.t_up_start) * 1000.0 : -1;
     int n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %u %" PRIu64 " %.3f %s %.3f %s\n",
-                     c->client_ip, when, c->log_line ? c->log_line : "-", c->status, c->bytes_out,
-                     total_ms, c->ep || c->failed_ep ? (c->ep ? c->ep : c->failed_ep)->name : "-",
+                     c->client_ip, when, c->log_line ? c->log_line : "-", c->txn.status, c->bytes_out,
+                     total_ms, c->txn.ep || c->txn.failed_ep ? (c->txn.ep ? c->txn.ep : c->txn.failed_ep)->name : "-",
                      up_ms, c->txn.request_id[0] ? c->txn.request_id : "-");
     if (n < 0)
         return;
@@ -395,9 +383,9 @@ static void client_respond_error(struct client *c, int status, int keep_open)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n",
                      status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
                      keep_open ? "" : "Connection: close\r\n");
-    c->status = (uint16_t)status;
+    c->txn.status = (uint16_t)status;
     c->resp_started = 1;
-    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->head_request) {
+    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->txn.head_request) {
         if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0 &&
             buf_append(&c->wc->bufs, &c->out, msg, (size_t)body_len) == 0)
             c->bytes_out += (uint64_t)(n + body_len);
@@ -452,7 +440,7 @@ static uint64_t proxy_ip_hash(const struct client *c)
 
 static uint64_t proxy_key_hash(const struct client *c, const struct http_msg *msg)
 {
-    const struct cfg_cluster *cc = c->cl->cfg;
+    const struct cfg_cluster *cc = c->txn.cl->cfg;
     if (cc->balance == CFG_BALANCE_IP_HASH)
         return proxy_ip_hash(c);
     if (cc->balance != CFG_BALANCE_CONSISTENT_HASH)
@@ -542,24 +530,24 @@ static int proxy_method_idempotent(enum http_method m)
 static void proxy_reset_request(struct client *c, const struct http_msg *msg)
 {
     client_adopt_snapshot(c);
-    c->t_start = ev_now(client_loop(c));
-    c->t_up_start = c->t_up_first = 0;
-    c->status = 0;
+    c->txn.t_start = ev_now(client_loop(c));
+    c->txn.t_up_start = c->txn.t_up_first = 0;
+    c->txn.status = 0;
     c->bytes_out = 0;
     c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
-    c->attempts = 0;
-    c->failed_ep = NULL;
-    c->probe = c->retry_counted = c->counted = c->queued = c->logged = 0;
-    c->cl = NULL;
+    c->txn.attempts = 0;
+    c->txn.failed_ep = NULL;
+    c->txn.probe = c->txn.retry_counted = c->txn.counted = c->txn.queued = c->logged = 0;
+    c->txn.cl = NULL;
     c->txn.route = NULL;
     c->version_minor = (uint8_t)msg->version_minor;
     c->keep_alive = msg->keep_alive && !c->wc->draining;
-    c->head_request = msg->method == HTTP_METHOD_HEAD;
-    c->idempotent = proxy_method_idempotent(msg->method);
+    c->txn.head_request = msg->method == HTTP_METHOD_HEAD;
+    c->txn.idempotent = proxy_method_idempotent(msg->method);
     c->upgrade = msg->upgrade;
-    c->body_kind = (uint8_t)msg->body_kind;
-    c->body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
-    c->body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
+    c->txn.body_kind = (uint8_t)msg->body_kind;
+    c->txn.body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
+    c->txn.body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->resp_state = RS_HEAD;
     c->up_scan_pos = 0;
     c->state = CS_PROXY;
@@ -586,22 +574,22 @@ static int proxy_route(struct client *c, const struct http_msg *msg)
  * 0 when the request goes on to an endpoint, else the status to answer. */
 static int proxy_admit(struct client *c, const struct http_msg *msg)
 {
-    c->cl = &c->snap->clusters[c->txn.route->cluster - c->snap->cfg->clusters];
-    c->key_hash = proxy_key_hash(c, msg);
-    atomic_fetch_add_explicit(&c->cl->active_requests, 1, memory_order_relaxed);
-    c->counted = 1;
-    const struct cfg_breaker *cb = &c->cl->cfg->breaker;
+    c->txn.cl = &c->snap->clusters[c->txn.route->cluster - c->snap->cfg->clusters];
+    c->txn.key_hash = proxy_key_hash(c, msg);
+    atomic_fetch_add_explicit(&c->txn.cl->active_requests, 1, memory_order_relaxed);
+    c->txn.counted = 1;
+    const struct cfg_breaker *cb = &c->txn.cl->cfg->breaker;
     if (!cb->enabled || !cb->per_cluster)
         return 0;
-    int before = atomic_load_explicit(&c->cl->breaker.state, memory_order_relaxed);
-    enum breaker_admission a = breaker_admit(&c->cl->breaker, cb, proxy_now_ms());
-    if (before == BREAKER_OPEN && atomic_load(&c->cl->breaker.state) == BREAKER_HALF_OPEN)
-        log_info("cluster %s: circuit breaker of the cluster is now half-open", c->cl->cfg->name);
+    int before = atomic_load_explicit(&c->txn.cl->breaker.state, memory_order_relaxed);
+    enum breaker_admission a = breaker_admit(&c->txn.cl->breaker, cb, proxy_now_ms());
+    if (before == BREAKER_OPEN && atomic_load(&c->txn.cl->breaker.state) == BREAKER_HALF_OPEN)
+        log_info("cluster %s: circuit breaker of the cluster is now half-open", c->txn.cl->cfg->name);
     if (a == BREAKER_DENY) {
-        log_info("cluster %s: circuit breaker open, failing fast", c->cl->cfg->name);
+        log_info("cluster %s: circuit breaker open, failing fast", c->txn.cl->cfg->name);
         return 503;
     }
-    c->probe = a == BREAKER_PROBE;
+    c->txn.probe = a == BREAKER_PROBE;
     return 0;
 }
 
@@ -757,12 +745,12 @@ static void proxy_answer(struct client *c)
     }
     c->out.wpos += (uint32_t)w;
     c->bytes_out += (uint64_t)w;
-    c->status = (uint16_t)resp->status;
+    c->txn.status = (uint16_t)resp->status;
     c->resp_started = 1;
     c->keep_alive = (unsigned)keep;
     c->state = CS_PROXY;
-    c->static_body = c->head_request ? NULL : a->body;
-    c->static_left = c->head_request ? 0 : a->body_len;
+    c->static_body = c->txn.head_request ? NULL : a->body;
+    c->static_left = c->txn.head_request ? 0 : a->body_len;
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
     c->resp_chunked_out = 0;
@@ -810,7 +798,7 @@ static uint64_t proxy_deadline_left(const struct client *c)
 {
     if (!c->txn.route || !c->txn.route->timeout_ms)
         return UINT64_MAX;
-    double spent = (ev_now(client_loop(c)) - c->t_start) * 1000.0;
+    double spent = (ev_now(client_loop(c)) - c->txn.t_start) * 1000.0;
     if (spent >= (double)c->txn.route->timeout_ms)
         return 0;
     uint64_t left = c->txn.route->timeout_ms - (uint64_t)spent;
@@ -826,13 +814,13 @@ static uint64_t proxy_clamp_deadline(const struct client *c, uint64_t ms)
 static void upstream_arm_timer(struct client *c)
 {
     if (c->up_state == US_CONNECTING) {
-        timer_set(c, TP_CONNECT, proxy_clamp_deadline(c, c->cl->cfg->connect_timeout_ms));
+        timer_set(c, TP_CONNECT, proxy_clamp_deadline(c, c->txn.cl->cfg->connect_timeout_ms));
     } else if (!c->req_done) {
         timer_set(c, TP_BODY, c->lst->body_timeout_ms);
     } else {
         uint64_t per_try = c->txn.route && c->txn.route->retry.per_try_timeout_ms
                                ? c->txn.route->retry.per_try_timeout_ms
-                               : c->cl->cfg->response_timeout_ms;
+                               : c->txn.cl->cfg->response_timeout_ms;
         timer_set(c, TP_RESPONSE, proxy_clamp_deadline(c, per_try));
     }
 }
@@ -858,17 +846,17 @@ static struct endpoint *proxy_pick_panic(struct cluster *cl)
 /* The breaker's word on ep. Returns 0 when ep must not be used. */
 static int proxy_breaker_admits(struct client *c, struct endpoint *ep, uint64_t now)
 {
-    const struct cfg_breaker *cb = &c->cl->cfg->breaker;
+    const struct cfg_breaker *cb = &c->txn.cl->cfg->breaker;
     if (!cb->enabled || cb->per_cluster)
         return 1;
     int before = atomic_load_explicit(&ep->breaker.state, memory_order_relaxed);
     enum breaker_admission a = breaker_admit(&ep->breaker, cb, now);
     if (before == BREAKER_OPEN && atomic_load(&ep->breaker.state) == BREAKER_HALF_OPEN)
         log_info("cluster %s: circuit breaker of %s is now half-open: letting %u probe(s) through",
-                 c->cl->cfg->name, ep->name, cb->half_open_requests);
+                 c->txn.cl->cfg->name, ep->name, cb->half_open_requests);
     if (a == BREAKER_DENY)
         return 0;
-    c->probe = a == BREAKER_PROBE;
+    c->txn.probe = a == BREAKER_PROBE;
     return 1;
 }
 
@@ -878,17 +866,17 @@ static int proxy_breaker_admits(struct client *c, struct endpoint *ep, uint64_t 
  * when an endpoint was passed over for its limit. NULL: none can take it. */
 static struct endpoint *proxy_pick(struct client *c, int *saturated)
 {
-    struct cluster *cl = c->cl;
+    struct cluster *cl = c->txn.cl;
     const struct cfg_cluster *cc = cl->cfg;
     uint64_t now = proxy_now_ms();
     uint32_t limit = cc->max_connections;
     if (cc->max_requests && (!limit || cc->max_requests < limit))
         limit = cc->max_requests;
-    const struct endpoint *avoid = c->failed_ep;
+    const struct endpoint *avoid = c->txn.failed_ep;
     struct endpoint *ramping = NULL;
     *saturated = 0;
     for (size_t tries = 0; tries <= cl->n_endpoints; tries++) {
-        struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->key_hash, avoid);
+        struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->txn.key_hash, avoid);
         if (!ep)
             break;
         avoid = ep;
@@ -921,22 +909,22 @@ static struct endpoint *proxy_pick(struct client *c, int *saturated)
  * allows it and an endpoint was only busy, else answer 503. */
 static void proxy_no_endpoint(struct client *c, int saturated)
 {
-    const struct cfg_cluster *cc = c->cl->cfg;
+    const struct cfg_cluster *cc = c->txn.cl->cfg;
     ev_tstamp now = ev_now(client_loop(c));
     if (saturated && cc->max_pending) {
-        if (!c->queued && proxy_hw(c->wc)->n_queued < cc->max_pending) {
-            c->queued = 1;
+        if (!c->txn.queued && proxy_hw(c->wc)->n_queued < cc->max_pending) {
+            c->txn.queued = 1;
             proxy_hw(c->wc)->n_queued++;
-            c->queued_at = now;
+            c->txn.queued_at = now;
         }
-        if (c->queued && (now - c->queued_at) * 1000.0 < (double)cc->queue_timeout_ms &&
+        if (c->txn.queued && (now - c->txn.queued_at) * 1000.0 < (double)cc->queue_timeout_ms &&
             proxy_deadline_left(c) > 0) {
             timer_set(c, TP_QUEUE, PROXY_QUEUE_POLL_MS);
             return;
         }
     }
-    if (c->queued) {
-        c->queued = 0;
+    if (c->txn.queued) {
+        c->txn.queued = 0;
         proxy_hw(c->wc)->n_queued--;
     }
     log_warn("cluster %s: no endpoint can take a request from %s (%s)", cc->name, c->client_ip,
@@ -948,26 +936,26 @@ static void proxy_no_endpoint(struct client *c, int saturated)
  * there is one, else a new non-blocking connect. */
 static void upstream_connect(struct client *c)
 {
-    struct cluster *cl = c->cl;
+    struct cluster *cl = c->txn.cl;
     int saturated;
     struct endpoint *ep = proxy_pick(c, &saturated);
     if (!ep) {
         proxy_no_endpoint(c, saturated);
         return;
     }
-    if (c->queued) {
-        c->queued = 0;
+    if (c->txn.queued) {
+        c->txn.queued = 0;
         proxy_hw(c->wc)->n_queued--;
     }
     atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
-    c->ep = ep;
-    if (c->attempts > 0 && c->retry_counted == 0) {
+    c->txn.ep = ep;
+    if (c->txn.attempts > 0 && c->txn.retry_counted == 0) {
         atomic_fetch_add_explicit(&cl->active_retries, 1, memory_order_relaxed);
-        c->retry_counted = 1;
+        c->txn.retry_counted = 1;
     }
-    c->attempts++;
-    c->t_up_start = ev_now(client_loop(c));
-    c->t_up_first = 0;
+    c->txn.attempts++;
+    c->txn.t_up_start = ev_now(client_loop(c));
+    c->txn.t_up_first = 0;
     int fd = pool_take(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
     if (fd >= 0) {
         c->reused = 1;
@@ -996,7 +984,7 @@ static int upstream_replayable(const struct client *c)
 {
     if (!c->req_done || c->up_out_recycled || c->resp_started || !c->up_out.data)
         return 0;
-    if (c->txn.route && c->txn.route->retry.enabled && c->body_total > c->txn.route->retry.buffer_body)
+    if (c->txn.route && c->txn.route->retry.enabled && c->txn.body_total > c->txn.route->retry.buffer_body)
         return 0;
     return 1;
 }
@@ -1005,17 +993,17 @@ static int upstream_replayable(const struct client *c)
  * the cluster's requests in flight (but min_retry_concurrency always). */
 static int proxy_budget_allows(const struct client *c, const struct cfg_retry *r)
 {
-    if (c->retry_counted)
+    if (c->txn.retry_counted)
         return 1; /* this request already holds a retry slot */
-    int active = atomic_load_explicit(&c->cl->active_requests, memory_order_relaxed);
-    int retries = atomic_load_explicit(&c->cl->active_retries, memory_order_relaxed);
+    int active = atomic_load_explicit(&c->txn.cl->active_requests, memory_order_relaxed);
+    int retries = atomic_load_explicit(&c->txn.cl->active_retries, memory_order_relaxed);
     long allowed = (long)active * r->budget_percent / 100;
     if (allowed < (long)r->min_retry_concurrency)
         allowed = r->min_retry_concurrency;
     if (retries < allowed)
         return 1;
     log_info("cluster %s: retry budget exhausted (%d retries in flight for %d requests)",
-             c->cl->cfg->name, retries, active);
+             c->txn.cl->cfg->name, retries, active);
     return 0;
 }
 
@@ -1029,20 +1017,20 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
     if (kind == CFG_FAILURE_RESET && c->reused && status == 0) {
         /* a pooled connection the backend had closed: always safe */
         *immediate = 1;
-        return c->attempts <= PROXY_MAX_ATTEMPTS;
+        return c->txn.attempts <= PROXY_MAX_ATTEMPTS;
     }
     const struct cfg_retry *r = c->txn.route ? &c->txn.route->retry : NULL;
     if (!r || !r->enabled) {
         /* without a retry policy: only what never reached the backend, and
          * resets of idempotent requests */
         *immediate = 1;
-        if (status || c->attempts >= PROXY_MAX_ATTEMPTS)
+        if (status || c->txn.attempts >= PROXY_MAX_ATTEMPTS)
             return 0;
-        return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->idempotent);
+        return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->txn.idempotent);
     }
-    if (c->attempts >= r->attempts)
+    if (c->txn.attempts >= r->attempts)
         return 0;
-    if (kind != CFG_FAILURE_CONNECT && !c->idempotent && !r->all_methods)
+    if (kind != CFG_FAILURE_CONNECT && !c->txn.idempotent && !r->all_methods)
         return 0;
     int wanted = status ? ((r->on_mask & CFG_FAILURE_BIT(CFG_FAILURE_5XX)) && status >= 500) ||
                               cfg_status_in(&r->on_status, status)
@@ -1061,7 +1049,7 @@ static uint64_t proxy_backoff_ms(struct client *c)
 {
     const struct cfg_retry *r = &c->txn.route->retry;
     uint64_t cap = r->backoff_base_ms;
-    for (unsigned i = 1; i < c->attempts && cap < r->backoff_max_ms; i++)
+    for (unsigned i = 1; i < c->txn.attempts && cap < r->backoff_max_ms; i++)
         cap *= 2;
     if (cap > r->backoff_max_ms)
         cap = r->backoff_max_ms;
@@ -1094,15 +1082,15 @@ static void proxy_retry(struct client *c, int immediate)
 /* Reports the attempt's outcome to outlier detection and breakers. */
 static void proxy_record(struct client *c, int outcome)
 {
-    if (!c->ep)
+    if (!c->txn.ep)
         return;
-    endpoint_record(c->ep, outcome, c->probe, proxy_now_ms());
-    c->probe = 0;
+    endpoint_record(c->txn.ep, outcome, c->txn.probe, proxy_now_ms());
+    c->txn.probe = 0;
 }
 
 static void upstream_failed(struct client *c, enum up_failure why, int err)
 {
-    struct endpoint *ep = c->ep;
+    struct endpoint *ep = c->txn.ep;
     const char *what = why == UF_CONNECT ? "connect failed"
                        : why == UF_TIMEOUT_CONNECT ? "connect timed out"
                                                    : "connection lost before the response";
@@ -1114,11 +1102,11 @@ static void upstream_failed(struct client *c, enum up_failure why, int err)
         proxy_record(c, kind);
     if (!stale_reuse || !retry)
         log_warn("upstream %s (cluster %s): %s: %s%s", ep ? ep->name : "?",
-                 c->cl ? c->cl->cfg->name : "?", what, err ? strerror(err) : "closed",
+                 c->txn.cl ? c->txn.cl->cfg->name : "?", what, err ? strerror(err) : "closed",
                  retry ? ", retrying" : "");
     /* a stale pooled connection says nothing about the endpoint: retry on
      * the same one, on a fresh connection */
-    c->failed_ep = stale_reuse ? NULL : ep;
+    c->txn.failed_ep = stale_reuse ? NULL : ep;
     if (retry) {
         proxy_retry(c, immediate);
         return;
@@ -1168,8 +1156,8 @@ static int proxy_move_chunked_body(struct client *c)
             return 1;
         }
         if (r == HTTP_CHUNK_DATA) {
-            c->body_total += dlen;
-            if (c->lst->max_body_bytes && c->body_total > c->lst->max_body_bytes) {
+            c->txn.body_total += dlen;
+            if (c->lst->max_body_bytes && c->txn.body_total > c->lst->max_body_bytes) {
                 client_respond_error(c, 413, 0);
                 return 1;
             }
@@ -1206,20 +1194,20 @@ static int proxy_move_request_body(struct client *c)
         c->up_out.rpos = c->up_out.wpos = 0;
         c->up_out_recycled = 1;
     }
-    if (c->body_kind == HTTP_BODY_CHUNKED)
+    if (c->txn.body_kind == HTTP_BODY_CHUNKED)
         return proxy_move_chunked_body(c);
     size_t n = buf_len(&c->in);
     size_t space = client_space(c, &c->up_out);
-    if (n > c->body_left)
-        n = (size_t)c->body_left;
+    if (n > c->txn.body_left)
+        n = (size_t)c->txn.body_left;
     if (n > space)
         n = space;
     if (n == 0)
         return 0;
     (void)buf_append(&c->wc->bufs, &c->up_out, buf_rptr(&c->in), n);
     buf_consume(&c->in, n);
-    c->body_left -= n;
-    if (c->body_left == 0)
+    c->txn.body_left -= n;
+    if (c->txn.body_left == 0)
         c->req_done = 1;
     return 1;
 }
@@ -1290,9 +1278,9 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     proxy_record(c, msg->status >= 500 ? CFG_FAILURE_5XX : ENDPOINT_OK);
     int immediate;
     if (msg->status >= 500 && proxy_may_retry(c, CFG_FAILURE_5XX, msg->status, &immediate)) {
-        log_info("upstream %s (cluster %s): status %d, retrying", c->ep->name, c->cl->cfg->name,
+        log_info("upstream %s (cluster %s): status %d, retrying", c->txn.ep->name, c->txn.cl->cfg->name,
                  msg->status);
-        c->failed_ep = c->ep;
+        c->txn.failed_ep = c->txn.ep;
         proxy_retry(c, immediate);
         return 1;
     }
@@ -1301,20 +1289,20 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
     int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
     if (w < 0) {
-        log_warn("upstream %s: response head too large to forward", c->ep->name);
+        log_warn("upstream %s: response head too large to forward", c->txn.ep->name);
         client_respond_error(c, 502, c->req_done);
         return 1;
     }
     c->out.wpos += (uint32_t)w;
     c->bytes_out += (uint64_t)w;
-    c->status = (uint16_t)msg->status;
+    c->txn.status = (uint16_t)msg->status;
     c->resp_started = 1;
     c->keep_alive = (unsigned)ka;
     c->up_reusable = msg->keep_alive && msg->body_kind != HTTP_BODY_UNTIL_CLOSE && !upgrade;
     c->resp_body_kind = (uint8_t)msg->body_kind;
     c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
     c->resp_left = msg->content_length;
-    endpoint_observe_latency(c->ep, (uint64_t)((c->t_up_first - c->t_up_start) * 1e6));
+    endpoint_observe_latency(c->txn.ep, (uint64_t)((c->txn.t_up_first - c->txn.t_up_start) * 1e6));
     buf_consume(&c->up_in, head_len);
     if (c->req_done)
         buf_release(&wc->bufs, &c->up_out);
@@ -1340,29 +1328,29 @@ static int proxy_response_head(struct client *c)
     struct http_limits lim = { wc->bufs.block_size, wc->bufs.block_size, HTTP_MAX_HEADERS_HARD };
     http_msg_init(msg);
     msg->scan_pos = c->up_scan_pos;
-    enum http_method m = c->head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
+    enum http_method m = c->txn.head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
     int n = http_parse_response(buf_rptr(&c->up_in), buf_len(&c->up_in), msg, &lim, m);
     if (n == HTTP_PARSE_PARTIAL) {
         c->up_scan_pos = (uint32_t)msg->scan_pos;
         if (!c->u_eof && client_room(c, &c->up_in) > 0)
             return 0;
-        log_warn("upstream %s: %s", c->ep->name,
+        log_warn("upstream %s: %s", c->txn.ep->name,
                  c->u_eof ? "closed in the middle of a response head" : "response head too large");
         client_respond_error(c, 502, c->req_done);
         return 1;
     }
     if (n == HTTP_PARSE_ERROR) {
-        log_warn("upstream %s: invalid response: %s at byte %zu", c->ep->name, msg->error,
+        log_warn("upstream %s: invalid response: %s at byte %zu", c->txn.ep->name, msg->error,
                  msg->error_pos);
         client_respond_error(c, 502, c->req_done);
         return 1;
     }
     c->up_scan_pos = 0;
-    if (c->t_up_first == 0)
-        c->t_up_first = ev_now(client_loop(c));
+    if (c->txn.t_up_first == 0)
+        c->txn.t_up_first = ev_now(client_loop(c));
     if (msg->status < 200 && !(msg->status == 101 && c->upgrade)) {
         if (msg->status == 101) {
-            log_warn("upstream %s: switched protocols without being asked to", c->ep->name);
+            log_warn("upstream %s: switched protocols without being asked to", c->txn.ep->name);
             client_respond_error(c, 502, 0);
             return 1;
         }
@@ -1433,7 +1421,7 @@ static int proxy_move_response_body(struct client *c)
         enum http_chunk_result r = http_chunked_next(&c->resp_chunk, buf_rptr(&c->up_in),
                                                      avail < room ? avail : room, &used, &off, &dlen);
         if (r == HTTP_CHUNK_ERROR) {
-            log_warn("upstream %s: bad chunked response body: %s", c->ep->name, c->resp_chunk.error);
+            log_warn("upstream %s: bad chunked response body: %s", c->txn.ep->name, c->resp_chunk.error);
             client_close_after_write(c);
             return 1;
         }
@@ -1461,7 +1449,7 @@ static int proxy_move_response_body(struct client *c)
         break;
     }
     if (c->u_eof && c->resp_state == RS_BODY) {
-        log_warn("upstream %s: closed in the middle of a response body", c->ep->name);
+        log_warn("upstream %s: closed in the middle of a response body", c->txn.ep->name);
         client_close_after_write(c);
         return 1;
     }
@@ -1574,13 +1562,13 @@ static void proxy_finish_request(struct client *c)
     endpoint_release(c);
     proxy_request_end(c);
     c->txn.route = NULL;
-    c->cl = NULL;
-    c->failed_ep = NULL;
+    c->txn.cl = NULL;
+    c->txn.failed_ep = NULL;
     c->scan_pos = 0;
     /* what follows on this connection is a new request: weir may answer it */
     c->resp_started = 0;
-    c->head_request = 0;
-    c->status = 0;
+    c->txn.head_request = 0;
+    c->txn.status = 0;
     c->logged = 0;
     /* a client that half-closed still gets answers to what it sent */
     if (!c->keep_alive || (c->c_eof && buf_len(&c->in) == 0) || c->wc->draining) {
@@ -1636,7 +1624,7 @@ static int proxy_step_head(struct client *c)
     if (n == HTTP_PARSE_ERROR) {
         log_info("client %s: bad request: %s at byte %zu", c->client_ip, msg->error, msg->error_pos);
         c->keep_alive = 0;
-        c->t_start = ev_now(client_loop(c));
+        c->txn.t_start = ev_now(client_loop(c));
         c->txn.request_id[0] = 0;
         free(c->log_line);
         c->log_line = NULL;
@@ -1851,17 +1839,17 @@ static void proxy_response_timeout(struct client *c)
     int immediate;
     if (proxy_deadline_left(c) == 0) {
         log_warn("upstream %s (cluster %s): route deadline of %" PRIu64 " ms passed",
-                 c->ep ? c->ep->name : "?", c->cl ? c->cl->cfg->name : "?", c->txn.route->timeout_ms);
+                 c->txn.ep ? c->txn.ep->name : "?", c->txn.cl ? c->txn.cl->cfg->name : "?", c->txn.route->timeout_ms);
         proxy_record(c, CFG_FAILURE_TIMEOUT);
         client_respond_error(c, 504, 0);
         return;
     }
     int retry = !c->resp_started && proxy_may_retry(c, CFG_FAILURE_TIMEOUT, 0, &immediate);
-    log_warn("upstream %s (cluster %s): no response in time%s", c->ep ? c->ep->name : "?",
-             c->cl ? c->cl->cfg->name : "?", retry ? ", retrying" : "");
+    log_warn("upstream %s (cluster %s): no response in time%s", c->txn.ep ? c->txn.ep->name : "?",
+             c->txn.cl ? c->txn.cl->cfg->name : "?", retry ? ", retrying" : "");
     proxy_record(c, CFG_FAILURE_TIMEOUT);
     if (retry) {
-        c->failed_ep = c->ep;
+        c->txn.failed_ep = c->txn.ep;
         proxy_retry(c, immediate);
         return;
     }
@@ -1877,7 +1865,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (buf_len(&c->in) > 0) {
             log_info("client %s: request head not complete after %" PRIu64 " ms", c->client_ip,
                      c->lst->header_timeout_ms);
-            c->t_start = ev_now(loop);
+            c->txn.t_start = ev_now(loop);
             c->keep_alive = 0;
             client_respond_error(c, 408, 0);
         } else {

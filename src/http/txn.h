@@ -25,6 +25,7 @@
 struct client;
 struct wctx;
 struct cluster;
+struct endpoint;
 
 /* A request head kept while a step waits: the parsed message and its bytes. */
 struct txn_head {
@@ -54,6 +55,23 @@ struct txn {
     uint8_t started;               /* on_request ran for steps [0, step_next) */
     struct txn_answer answer;      /* set by txn_respond */
     char request_id[36];
+    uint16_t status;               /* answered to the client, 0 until then */
+    ev_tstamp t_start;             /* the head's first byte was parsed */
+    /* the request's body as the client frames it */
+    uint8_t body_kind;             /* enum http_body_kind */
+    uint64_t body_left, body_total;
+    unsigned idempotent : 1, head_request : 1;
+    /* forward attempts (a cluster target, proxy.c) */
+    unsigned probe : 1;            /* this attempt is a half-open breaker probe */
+    unsigned retry_counted : 1;    /* holds a slot in cl->active_retries */
+    unsigned counted : 1;          /* counted in cl->active_requests */
+    unsigned queued : 1;           /* waiting for an endpoint under its limit */
+    uint8_t attempts;
+    struct cluster *cl;
+    struct endpoint *ep;
+    struct endpoint *failed_ep;
+    uint64_t key_hash;
+    ev_tstamp queued_at, t_up_start, t_up_first;
     _Alignas(16) unsigned char state[STEP_STATE_MAX];
 };
 
