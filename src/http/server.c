@@ -53,7 +53,9 @@ struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers, char *err, si
         free(s);
         return NULL;
     }
-    if (cluster_set_new(cfg, n_workers, &s->clusters) != 0) {
+    if (cluster_set_new(cfg, n_workers, &s->clusters) != 0 ||
+        resp_health_states_new(cfg, &s->redis_health) != 0) {
+        cluster_set_free(s->clusters, cfg->n_clusters);
         snprintf(err, err_size, "out of memory building clusters");
         if (s->access_fd >= 0)
             close(s->access_fd);
@@ -76,6 +78,7 @@ void snapshot_unref(struct snapshot *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     cluster_set_free(s->clusters, s->cfg->n_clusters);
+    resp_health_states_free(s->redis_health, s->cfg->n_redis_clusters);
     if (s->access_fd >= 0)
         close(s->access_fd);
     cfg_free(s->cfg);
@@ -374,8 +377,10 @@ static void server_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void server_restart_health(struct server *srv, struct snapshot *snap)
 {
     health_free(srv->health);
+    resp_health_free(srv->redis_health);
     srv->health = health_new(srv->loop, snap->clusters, snap->cfg->n_clusters);
-    if (!srv->health)
+    srv->redis_health = resp_health_new(srv->loop, snap->redis_health, snap->cfg->n_redis_clusters);
+    if (!srv->health || !srv->redis_health)
         log_error("out of memory starting health checks; endpoints keep their last state");
 }
 
@@ -514,8 +519,12 @@ int server_reload(struct server *srv, const char *path, char *err, size_t err_si
     server_apply_log(srv, cfg);
     cluster_set_inherit(snap->clusters, cfg->n_clusters, srv->snap->clusters,
                         srv->snap->cfg->n_clusters, endpoint_now_ms());
+    resp_health_states_inherit(snap->redis_health, cfg->n_redis_clusters, srv->snap->redis_health,
+                               srv->snap->cfg->n_redis_clusters);
     health_free(srv->health); /* it points into the snapshot being replaced */
     srv->health = NULL;
+    resp_health_free(srv->redis_health);
+    srv->redis_health = NULL;
     rc = server_publish(srv, snap);
     if (rc != 0) {
         snprintf(err, err_size, "out of memory publishing the new configuration");
@@ -545,6 +554,8 @@ void server_free(struct server *srv)
     ev_timer_stop(srv->loop, &srv->tick);
     health_free(srv->health);
     srv->health = NULL;
+    resp_health_free(srv->redis_health);
+    srv->redis_health = NULL;
     for (unsigned w = 0; w < srv->n_workers; w++) {
         struct wctx *wc = &srv->workers[w];
         worker_join(&wc->worker);

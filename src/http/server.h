@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/worker.h"
 #include "http/http_parser.h"
+#include "resp/resp_health.h"
 #include "upstream/cluster.h"
 #include "upstream/health.h"
 #include "upstream/pool.h"
@@ -30,6 +31,7 @@ struct snapshot {
     unsigned generation;
     struct cfg *cfg;
     struct cluster *clusters;      /* cfg->n_clusters, same order */
+    struct resp_health_state **redis_health; /* cfg->n_redis_clusters, same order */
     int access_fd;                 /* -1: access log off */
 };
 
@@ -102,6 +104,7 @@ struct server {
     ev_async worker_done;
     ev_timer tick;                 /* re-derives endpoint availability (ejections, breakers, slow start) */
     struct health *health;         /* active checks of the current snapshot */
+    struct resp_health *redis_health; /* its Redis servers' checks */
     _Atomic unsigned n_running;
     char *error_log_path;
     int error_log_fd;
