@@ -407,6 +407,7 @@ static void resp_health_switch_primary(struct resp_probe *sp, uint32_t i, const 
     slot->addrlen = salen;
     slot->fails = 0;
     atomic_store(&slot->ewma_us, 0);
+    atomic_store(&slot->last_ok_ms, 0); /* the old primary's passes say nothing of this one */
     atomic_store(&slot->up, 1); /* as a new server: up until its checks fail */
     struct resp_probe *pp = resp_health_primary_probe(sp->h, st, i);
     if (pp) {
