@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/log.h"
+
 struct buf {
     char *data;                    /* NULL while released */
     uint32_t rpos;
@@ -45,6 +47,7 @@ static inline size_t buf_space(const struct buf_pool *p, const struct buf *b)
 }
 static inline void buf_consume(struct buf *b, size_t n)
 {
+    ASSERT(n <= (size_t)(b->wpos - b->rpos)); /* never past what was read */
     b->rpos += (uint32_t)n;
     if (b->rpos == b->wpos)
         b->rpos = b->wpos = 0;

@@ -214,7 +214,7 @@ int cfg_parse_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg_health_check *hc = &((struct cfg_cluster *)obj)->health_check;
     hc->enabled = 1;
     hc->interval_ms = 2000;
-    hc->timeout_ms = 1000;
+    hc->timeout_ms = UINT64_MAX; /* unset: min(1s, interval), as HAProxy's "timeout check" */
     hc->jitter_ms = UINT64_MAX;
     hc->rise = 2;
     hc->fall = 3;
@@ -227,6 +227,8 @@ int cfg_parse_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
             hc->expect_status.bits[st / 64] |= 1ULL << (st % 64);
     if (hc->jitter_ms == UINT64_MAX)
         hc->jitter_ms = hc->interval_ms / 10;
+    if (hc->timeout_ms == UINT64_MAX)
+        hc->timeout_ms = hc->interval_ms < 1000 ? hc->interval_ms : 1000;
     if (!hc->path && (rc = cfg_strdup(ctx, "/health", &hc->path)) < 0)
         return rc;
     if (!hc->method && (rc = cfg_strdup(ctx, "GET", &hc->method)) < 0)

@@ -14,17 +14,6 @@ uint64_t hash_bytes_seed(const void *data, size_t len, uint64_t seed)
     return XXH3_64bits_withSeed(data, len, seed);
 }
 
-uint64_t hash_fnv1a_64(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 uint64_t hash_mix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ULL;

@@ -1,5 +1,6 @@
-/* hash: the one general-purpose hash of weir (XXH3, 64 bits) plus FNV-1a
- * for places where a stable, well-known function is wanted. */
+/* hash: the one general-purpose hash of weir (XXH3, 64 bits) and a 64-bit
+ * integer mix. (The twemproxy-compatible key hashes of the Redis proxy live
+ * in resp_shard.c: they must match twemproxy's, truncations included.) */
 #ifndef WEIR_CORE_HASH_H
 #define WEIR_CORE_HASH_H
 
@@ -8,7 +9,6 @@
 
 uint64_t hash_bytes(const void *data, size_t len);
 uint64_t hash_bytes_seed(const void *data, size_t len, uint64_t seed);
-uint64_t hash_fnv1a_64(const void *data, size_t len);
 /* A 64-bit mix (splitmix64 finaliser): spreads a small integer over all bits. */
 uint64_t hash_mix64(uint64_t x);
 

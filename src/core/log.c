@@ -15,14 +15,6 @@ static _Atomic int log_fd = 2;
 static const char *const log_level_names[] = { LOG_LEVEL_LIST(LOG_LEVEL_NAME) };
 #undef LOG_LEVEL_NAME
 
-int log_level_from_name(const char *name)
-{
-    for (int i = 0; i < LOG_LVL_COUNT; i++)
-        if (strcmp(name, log_level_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 const char *log_level_name(int level)
 {
     if (level < 0 || level >= LOG_LVL_COUNT)

@@ -22,8 +22,7 @@ enum log_level { LOG_LEVEL_LIST(LOG_LEVEL_ENUM) LOG_LVL_COUNT };
 
 extern _Atomic int log_level_current; /* written by a reload, read by every thread */
 
-/* Returns the level named `name` ("error", "warn", ...) or -1. */
-int log_level_from_name(const char *name);
+/* The name of `level` ("error", "warn", ...), "?" when out of range. */
 const char *log_level_name(int level);
 
 /* Sends the error log to `fd` (default 2). The caller keeps ownership. */

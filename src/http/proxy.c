@@ -825,11 +825,6 @@ static void upstream_arm_timer(struct client *c)
     }
 }
 
-static int proxy_uses_key(const struct cluster *cl)
-{
-    return cl->cfg->balance == CFG_BALANCE_IP_HASH || cl->cfg->balance == CFG_BALANCE_CONSISTENT_HASH;
-}
-
 /* Panic mode: every endpoint is down, so balance over all of them (except
  * those draining) rather than fail everything. */
 static struct endpoint *proxy_pick_panic(struct cluster *cl)
@@ -885,7 +880,7 @@ static struct endpoint *proxy_pick(struct client *c, int *saturated)
             continue;
         }
         uint32_t share = atomic_load_explicit(&ep->share_pct, memory_order_relaxed);
-        if (share < 100 && !proxy_uses_key(cl) && rng_next(&c->wc->rng) % 100 >= share) {
+        if (share < 100 && !lb_uses_key(cl->lb) && rng_next(&c->wc->rng) % 100 >= share) {
             if (!ramping)
                 ramping = ep;
             continue;

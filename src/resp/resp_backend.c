@@ -12,11 +12,15 @@
  *
  * A connection that fails (connect error, reset, EOF, response timeout, a
  * reply that is not RESP) is closed and every msg waiting on it gets an
- * error (it is not retried elsewhere: the command may have run). The
- * server is then marked down (passive check), so later commands skip it
- * (replica) or fail fast (primary) until a health check PING succeeds. Health checks PING every server of the current
- * routes each interval and ask replicas for INFO replication to skip a
- * replica whose link to its primary is down or silent for max_lag. */
+ * error (it is not retried elsewhere: the command may have run). This
+ * worker then skips the server (replica) or fails fast (primary) until a
+ * health check passes again (passive check).
+ *
+ * Health checks and Sentinel queries are not made here: the main thread
+ * runs them once for all workers (resp_health.c) and a route reads their
+ * verdicts from its cluster's shared resp_health_state: up, lag and round
+ * trip per server on every command, and, when the state's version moved,
+ * the primaries sentinel named and the shards auto_eject leaves out. */
 #include "resp/resp_backend.h"
 
 #include <arpa/inet.h>
@@ -34,6 +38,7 @@
 #include "core/units.h"
 #include "server/server.h"
 #include "resp/resp_cmd.h"
+#include "upstream/endpoint.h"
 
 #define RESP_IOV_MAX 64
 #define RESP_READ_ROUNDS 16
@@ -92,16 +97,12 @@ static struct resp_server *resp_server_get(struct resp_wctx *rw, const struct cf
         memcpy(&s->addr, &cs->addr, cs->addrlen);
         s->addrlen = cs->addrlen;
         snprintf(s->name, sizeof(s->name), "%s", cs->address);
-        s->up = 1;
-        s->lag_ok = 1;
         s->next = rw->servers;
         rw->servers = s;
     }
     s->is_replica = replica;
     s->connect_timeout_ms = cc->connect_timeout_ms;
     s->response_timeout_ms = cc->response_timeout_ms;
-    s->max_lag_s = cc->max_lag_s;
-    s->health_fall = cc->health_fall;
     s->max_blocking = cc->max_blocking;
     s->reply_limits = resp_reply_limits;
     s->reply_limits.max_depth = cc->max_depth;
@@ -130,57 +131,6 @@ static struct resp_server *resp_server_get(struct resp_wctx *rw, const struct cf
 
 /* ---- routes ---- */
 
-/* The primaries sentinel named, shared by the workers, so a worker that
- * starts routing later (or after a reload) starts from what another one
- * learnt rather than from the configured address. */
-struct resp_sentinel_seen {
-    char cluster[64];
-    char master[208];
-    char address[300];
-};
-
-static struct resp_sentinel_seen *resp_seen;
-static size_t resp_n_seen;
-static pthread_mutex_t resp_seen_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void resp_seen_put(const char *cluster, const char *master, const char *address)
-{
-    pthread_mutex_lock(&resp_seen_lock);
-    size_t i = 0;
-    while (i < resp_n_seen && (strcmp(resp_seen[i].cluster, cluster) != 0 ||
-                               strcmp(resp_seen[i].master, master) != 0))
-        i++;
-    if (i == resp_n_seen) {
-        struct resp_sentinel_seen *n = realloc(resp_seen, (i + 1) * sizeof(*n));
-        if (!n) {
-            pthread_mutex_unlock(&resp_seen_lock);
-            return;
-        }
-        resp_seen = n;
-        resp_n_seen++;
-        snprintf(n[i].cluster, sizeof(n[i].cluster), "%s", cluster);
-        snprintf(n[i].master, sizeof(n[i].master), "%s", master);
-    }
-    snprintf(resp_seen[i].address, sizeof(resp_seen[i].address), "%s", address);
-    pthread_mutex_unlock(&resp_seen_lock);
-}
-
-/* Copies the address sentinel last gave for master into out. Returns 0 or
- * -ENOENT. */
-static int resp_seen_get(const char *cluster, const char *master, char *out, size_t size)
-{
-    int rc = -ENOENT;
-    pthread_mutex_lock(&resp_seen_lock);
-    for (size_t i = 0; i < resp_n_seen; i++)
-        if (strcmp(resp_seen[i].cluster, cluster) == 0 && strcmp(resp_seen[i].master, master) == 0) {
-            snprintf(out, size, "%s", resp_seen[i].address);
-            rc = 0;
-        }
-    pthread_mutex_unlock(&resp_seen_lock);
-    return rc;
-}
-
-static int resp_parse_ipport(const char *text, struct sockaddr_storage *addr, socklen_t *len);
 
 /* Sentinel named another primary for shard i of r: switches to it. */
 static int resp_route_switch(struct resp_wctx *rw, struct resp_route *r, uint32_t i,
@@ -189,7 +139,7 @@ static int resp_route_switch(struct resp_wctx *rw, struct resp_route *r, uint32_
     const struct cfg_redis_cluster *cc = r->cfg;
     struct cfg_redis_server cs = { .address = (char *)address };
     struct resp_shard_srv *ss = &r->shards[i];
-    if (resp_parse_ipport(address, &cs.addr, &cs.addrlen) < 0)
+    if (units_parse_addr(address, &cs.addr, &cs.addrlen) < 0)
         return -EINVAL;
     if (ss->primary->addrlen == cs.addrlen && memcmp(&ss->primary->addr, &cs.addr, cs.addrlen) == 0)
         return 0;
@@ -199,9 +149,8 @@ static int resp_route_switch(struct resp_wctx *rw, struct resp_route *r, uint32_
         free(master);
         return -ENOMEM;
     }
-    log_warn("redis cluster %s: shard '%s' (master '%s') has a new primary %s (was %s), from "
-             "sentinel (worker %u)", cc->name, cc->shards[i].name, master, np->name,
-             ss->primary->name, rw->wc->worker.id);
+    log_debug("redis cluster %s: worker %u sends shard '%s' (master '%s') to %s (was %s)",
+              cc->name, rw->wc->worker.id, cc->shards[i].name, master, np->name, ss->primary->name);
     free(ss->sentinel_master);
     ss->sentinel_master = master;
     ss->primary = np;
@@ -219,14 +168,17 @@ static void resp_routes_free(struct resp_route *routes, size_t n)
             }
         free(routes[i].shards);
         free(routes[i].live);
+        resp_health_state_unref(routes[i].hs);
     }
     free(routes);
 }
 
 static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
-                            const struct cfg_redis_cluster *cc)
+                            const struct cfg_redis_cluster *cc, struct resp_health_state *hs)
 {
     r->cfg = cc;
+    r->hs = hs;
+    resp_health_state_ref(hs);
     snprintf(r->name, sizeof(r->name), "%s", cc->name);
     if (resp_dist_init(&r->dist, cc, NULL) < 0)
         return -ENOMEM;
@@ -241,11 +193,6 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
         struct resp_shard_srv *ss = &r->shards[i];
         ss->primary = resp_server_get(rw, &sh->primary, cc, 0);
         if (!ss->primary)
-            return -ENOMEM;
-        char seen[300];
-        if (cc->sentinel_masters &&
-            resp_seen_get(cc->name, cc->sentinel_masters[i], seen, sizeof(seen)) == 0 &&
-            resp_route_switch(rw, r, (uint32_t)i, seen) == -ENOMEM)
             return -ENOMEM;
         if (sh->n_replicas == 0)
             continue;
@@ -262,18 +209,43 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
 
 static void resp_route_eject(struct resp_wctx *rw, struct resp_route *r);
 
+/* Follows what the main thread's checks learnt since r last looked: the
+ * primaries sentinel named, and (auto_eject) which shards are in. */
+static void resp_route_refresh(struct resp_wctx *rw, struct resp_route *r)
+{
+    uint64_t v = atomic_load_explicit(&r->hs->version, memory_order_acquire);
+    if (v == r->hs_version)
+        return;
+    r->hs_version = v;
+    for (uint32_t i = 0; r->cfg->sentinel_masters && i < r->n_shards; i++) {
+        char addr[RESP_HEALTH_ADDR_MAX];
+        resp_health_sentinel_addr(r->hs, i, addr, sizeof(addr));
+        if (addr[0] && resp_route_switch(rw, r, i, addr) == -ENOMEM)
+            r->hs_version = 0; /* try again with the next command */
+    }
+    resp_route_eject(rw, r);
+}
+
+static void resp_routes_refresh(struct resp_wctx *rw)
+{
+    for (size_t i = 0; i < rw->n_routes; i++)
+        resp_route_refresh(rw, &rw->routes[i]);
+}
+
 int resp_routes_sync(struct resp_wctx *rw)
 {
     struct snapshot *snap = rw->wc->snap;
-    if (rw->snap == snap)
+    if (rw->snap == snap) {
+        resp_routes_refresh(rw);
         return 0;
+    }
     const struct cfg *cfg = snap->cfg;
     struct resp_route *routes = calloc(cfg->n_redis_clusters ? cfg->n_redis_clusters : 1,
                                        sizeof(*routes));
     if (!routes)
         return -ENOMEM;
     for (size_t i = 0; i < cfg->n_redis_clusters; i++) {
-        if (resp_route_build(rw, &routes[i], &cfg->redis_clusters[i]) < 0) {
+        if (resp_route_build(rw, &routes[i], &cfg->redis_clusters[i], ((struct resp_health_state **)snap->proto[CFG_PROTOCOL_REDIS])[i]) < 0) {
             resp_routes_free(routes, i + 1);
             log_error("worker %u: out of memory building redis routes; keeping the old ones",
                       rw->wc->worker.id);
@@ -289,8 +261,7 @@ int resp_routes_sync(struct resp_wctx *rw)
         snapshot_unref(rw->snap);
     rw->snap = snap;
     rw->routes_gen++;
-    for (size_t i = 0; i < rw->n_routes; i++)
-        resp_route_eject(rw, &rw->routes[i]);
+    resp_routes_refresh(rw);
     return 0;
 }
 
@@ -302,51 +273,71 @@ struct resp_route *resp_route_get(struct resp_wctx *rw, const char *name)
     return NULL;
 }
 
-static int resp_replica_usable(const struct resp_server *s)
+/* The shared verdict on ss's primary (or replica k), with this worker's
+ * own failures. */
+static int resp_primary_usable(const struct resp_route *r, uint32_t shard)
 {
-    return s->up && s->lag_ok;
+    return resp_health_usable(&r->hs->shards[shard].primary, r->shards[shard].primary->failed_ms);
+}
+
+static int resp_replica_usable(const struct resp_route *r, uint32_t shard, uint32_t k)
+{
+    const struct resp_health_slot *slot = &r->hs->shards[shard].replicas[k];
+    return resp_health_usable(slot, r->shards[shard].replicas[k]->failed_ms) &&
+           atomic_load_explicit(&slot->lag_ok, memory_order_relaxed);
+}
+
+static uint64_t resp_slot_ewma(const struct resp_health_slot *slot)
+{
+    return atomic_load_explicit(&slot->ewma_us, memory_order_relaxed);
 }
 
 struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int read)
 {
     struct resp_shard_srv *ss = &r->shards[shard];
+    const struct resp_health_shard *hs = &r->hs->shards[shard];
+    int primary_up = resp_primary_usable(r, shard);
     struct resp_server *best = NULL;
+    uint64_t best_us = 0;
 
     if (!read || ss->n_replicas == 0 || r->cfg->read_from == CFG_REDIS_READ_PRIMARY)
-        return ss->primary->up ? ss->primary : NULL;
+        return primary_up ? ss->primary : NULL;
     switch (r->cfg->read_from) {
     case CFG_REDIS_READ_PREFER_REPLICA:
         for (uint32_t i = 0; i < ss->n_replicas; i++) {
-            struct resp_server *s = ss->replicas[(ss->rr + i) % ss->n_replicas];
-            if (resp_replica_usable(s)) {
-                ss->rr = (ss->rr + i + 1) % ss->n_replicas;
-                return s;
+            uint32_t k = (ss->rr + i) % ss->n_replicas;
+            if (resp_replica_usable(r, shard, k)) {
+                ss->rr = (k + 1) % ss->n_replicas;
+                return ss->replicas[k];
             }
         }
         break;
     case CFG_REDIS_READ_ROUND_ROBIN:
         for (uint32_t i = 0; i <= ss->n_replicas; i++) {
             uint32_t k = (ss->rr + i) % (ss->n_replicas + 1);
-            struct resp_server *s = k == 0 ? ss->primary : ss->replicas[k - 1];
-            if (k == 0 ? s->up : resp_replica_usable(s)) {
+            if (k == 0 ? primary_up : resp_replica_usable(r, shard, k - 1)) {
                 ss->rr = (k + 1) % (ss->n_replicas + 1);
-                return s;
+                return k == 0 ? ss->primary : ss->replicas[k - 1];
             }
         }
         return NULL;
     case CFG_REDIS_READ_LEAST_LATENCY:
-        if (ss->primary->up)
+        if (primary_up) {
             best = ss->primary;
+            best_us = resp_slot_ewma(&hs->primary);
+        }
         for (uint32_t i = 0; i < ss->n_replicas; i++) {
-            struct resp_server *s = ss->replicas[i];
-            if (resp_replica_usable(s) && (!best || s->ewma_us < best->ewma_us))
-                best = s;
+            uint64_t us = resp_slot_ewma(&hs->replicas[i]);
+            if (resp_replica_usable(r, shard, i) && (!best || us < best_us)) {
+                best = ss->replicas[i];
+                best_us = us;
+            }
         }
         return best;
     default:
         break;
     }
-    return ss->primary->up ? ss->primary : NULL;
+    return primary_up ? ss->primary : NULL;
 }
 
 /* ---- connections ---- */
@@ -429,7 +420,7 @@ static void resp_route_eject(struct resp_wctx *rw, struct resp_route *r)
     if (!live)
         return;
     for (uint32_t i = 0; i < r->n_shards; i++) {
-        live[i] = (uint8_t)(r->shards[i].primary->up != 0);
+        live[i] = (uint8_t)(atomic_load_explicit(&r->hs->shards[i].primary.up, memory_order_relaxed) != 0);
         n_live += live[i];
         changed += live[i] != r->live[i];
     }
@@ -440,34 +431,25 @@ static void resp_route_eject(struct resp_wctx *rw, struct resp_route *r)
     }
     for (uint32_t i = 0; i < r->n_shards; i++)
         if (live[i] != r->live[i])
-            log_warn("redis cluster %s: shard '%s' %s (auto_eject)", cc->name, cc->shards[i].name,
-                     live[i] ? "is back in the distribution: its keys return to it" :
-                               "left the distribution (its primary is down): its keys go to "
-                               "the other shards");
+            log_debug("redis cluster %s: worker %u: shard '%s' %s (auto_eject)", cc->name,
+                      rw->wc->worker.id, cc->shards[i].name, live[i] ? "back in" : "left out");
     resp_dist_free(&r->dist);
     r->dist = d;
     free(r->live);
     r->live = live;
 }
 
-/* A server went up or down: redistributes the clusters with auto_eject. */
-static void resp_server_flipped(struct resp_wctx *rw)
-{
-    for (size_t i = 0; i < rw->n_routes; i++)
-        resp_route_eject(rw, &rw->routes[i]);
-}
-
+/* A data connection to s failed: this worker skips s (a replica) or fails
+ * its commands fast (a primary) until the main thread's next check of s
+ * passes. */
 static void resp_server_down(struct resp_server *s, const char *why)
 {
-    s->retry_at = ev_now(resp_loop(s->rw)) + 1.0;
-    if (!s->up)
-        return;
-    log_warn("redis server %s is down: %s", s->name, why);
-    s->up = 0;
-    resp_server_flipped(s->rw);
+    uint64_t now = endpoint_now_ms();
+    if (s->failed_ms == 0 || now - s->failed_ms > 1000) /* at most once a second */
+        log_warn("redis server %s failed (%s): worker %u skips it until a health check passes",
+                 s->name, why, s->rw->wc->worker.id);
+    s->failed_ms = now ? now : 1;
 }
-
-static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok);
 
 /* Closes c; every msg waiting on it fails. */
 void resp_conn_fail(struct resp_conn *c, const char *why)
@@ -488,7 +470,7 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
     c->owner_waits = 0;
     buf_release(&rw->wc->bufs, &c->in);
     resp_parser_reset(&c->parser);
-    if (!c->dedicated && !c->health)
+    if (!c->dedicated)
         resp_server_down(c->srv, why);
     snprintf(text, sizeof(text), "weir: connection to redis %s failed (%s)", c->srv->name, why);
     struct resp_msg *m = c->q_head;
@@ -499,10 +481,7 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m->bnext = NULL;
         m->in_backend = 0;
         m->conn = NULL;
-        if (m->kind != RESP_MSG_CLIENT)
-            resp_health_result(c->srv, m, 0);
-        else
-            resp_msg_fail(rw, m, text);
+        resp_msg_fail(rw, m, text);
         m = next;
     }
     /* sessions are pumped by the callback that got here (never nested) */
@@ -728,9 +707,8 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
     struct resp_parser *p = &c->parser;
 
     if (!c->parser.done) {
-        if (m->kind == RESP_MSG_CLIENT && !m->s) {
+        if (!m->s)
             return; /* orphan: drop */
-        }
         if (resp_msg_append(rw, m, data, n) < 0)
             m->s = NULL; /* out of memory: the client will be closed */
         return;
@@ -744,12 +722,6 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
     m->conn = NULL;
     uint8_t type = p->type;
     int64_t value = type == ':' ? p->int_value : p->top_len;
-    if (m->kind != RESP_MSG_CLIENT) {
-        if (resp_msg_append(rw, m, data, n) == 0)
-            resp_msg_complete(rw, m, type, value);
-        resp_health_result(c->srv, m, type != '-');
-        return;
-    }
     if (!m->s && !m->parent) {
         resp_msg_put(rw, m);
         return;
@@ -865,335 +837,8 @@ static void resp_conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     resp_flush_all(rw);
 }
 
-/* ---- health checks ---- */
-
-/* Reads "field:value" out of an INFO text (the reply's chunks). */
-static int resp_info_field(const struct resp_msg *m, const char *field, char *out, size_t size)
-{
-    char text[4096];
-    size_t len = 0;
-    for (const struct resp_chunk *k = m->rhead; k && len < sizeof(text) - 1; k = k->next) {
-        size_t n = k->len - k->pos;
-        if (n > sizeof(text) - 1 - len)
-            n = sizeof(text) - 1 - len;
-        memcpy(text + len, k->data + k->pos, n);
-        len += n;
-    }
-    text[len] = 0;
-    size_t flen = strlen(field);
-    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
-            const char *v = line + flen + 1;
-            size_t n = strcspn(v, "\r\n");
-            if (n >= size)
-                n = size - 1;
-            memcpy(out, v, n);
-            out[n] = 0;
-            return 0;
-        }
-    }
-    return -ENOENT;
-}
-
-static void resp_sentinel_result(struct resp_wctx *rw, struct resp_server *sv,
-                                 const struct resp_msg *m, int ok);
-
-static void resp_health_result(struct resp_server *s, struct resp_msg *m, int ok)
-{
-    struct resp_wctx *rw = s->rw;
-    if (m->kind == RESP_MSG_SENTINEL) {
-        resp_sentinel_result(rw, s, m, ok);
-    } else if (m->kind == RESP_MSG_HEALTH_PING) {
-        if (ok && m->done) {
-            uint64_t us = (uint64_t)((ev_now(resp_loop(rw)) - m->t_sent) * 1e6) + 1;
-            s->ewma_us = s->ewma_us ? s->ewma_us - s->ewma_us / 8 + us / 8 : us;
-            s->fails = 0;
-            if (!s->up) {
-                log_info("redis server %s is up", s->name);
-                s->up = 1;
-                resp_server_flipped(rw);
-            }
-        } else if (++s->fails >= s->health_fall) {
-            resp_server_down(s, "health check failed");
-        }
-    } else if (m->kind == RESP_MSG_HEALTH_INFO && ok && m->done) {
-        char link[32], io[32];
-        int lag_ok = resp_info_field(m, "master_link_status", link, sizeof(link)) == 0 &&
-                     strcmp(link, "up") == 0;
-        if (lag_ok && resp_info_field(m, "master_last_io_seconds_ago", io, sizeof(io)) == 0 &&
-            strtoll(io, NULL, 10) > (long long)s->max_lag_s)
-            lag_ok = 0;
-        if (lag_ok != s->lag_ok)
-            log_info("redis replica %s %s", s->name, lag_ok ? "is in sync again" :
-                     "is lagging or its link to the primary is down: reads skip it");
-        s->lag_ok = lag_ok;
-    }
-    resp_msg_put(rw, m);
-}
-
-/* The server's health-check connection (also a sentinel's query
- * connection), made when missing; NULL when out of memory. */
-static struct resp_conn *resp_health_conn(struct resp_server *s)
-{
-    if (!s->hc) {
-        s->hc = malloc(sizeof(*s->hc));
-        if (!s->hc)
-            return NULL;
-        resp_conn_init(s->hc, s);
-        s->hc->health = 1;
-    }
-    return s->hc;
-}
-
-static void resp_health_check(struct resp_server *s)
-{
-    struct resp_wctx *rw = s->rw;
-    struct resp_conn *c = resp_health_conn(s);
-    if (!c)
-        return;
-    if (c->n_q > 0) { /* the last check is still unanswered */
-        if (++s->fails >= s->health_fall)
-            resp_server_down(s, "health check timed out");
-        return;
-    }
-    if (c->state == RESP_CONN_IDLE && resp_conn_connect(c) < 0) {
-        if (++s->fails >= s->health_fall)
-            resp_server_down(s, "cannot connect");
-        return;
-    }
-    struct resp_msg *m = resp_msg_get(rw);
-    if (!m)
-        return;
-    m->kind = RESP_MSG_HEALTH_PING;
-    resp_conn_write(c, "*1\r\n$4\r\nPING\r\n", 14);
-    resp_conn_push(c, m);
-    if (s->is_replica) {
-        struct resp_msg *mi = resp_msg_get(rw);
-        if (!mi)
-            return;
-        mi->kind = RESP_MSG_HEALTH_INFO;
-        resp_conn_write(c, "*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n", 31);
-        resp_conn_push(c, mi);
-    }
-}
-
-static void resp_health_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct resp_wctx *rw = w->data;
-    uint64_t interval = 0;
-    resp_routes_sync(rw); /* never the routes of a snapshot that is gone */
-    for (size_t i = 0; i < rw->n_routes; i++) {
-        const struct cfg_redis_cluster *cc = rw->routes[i].cfg;
-        if (interval == 0 || cc->health_interval_ms < interval)
-            interval = cc->health_interval_ms;
-        for (size_t s = 0; s < cc->n_shards; s++) {
-            struct resp_shard_srv *ss = &rw->routes[i].shards[s];
-            resp_health_check(ss->primary);
-            for (uint32_t k = 0; k < ss->n_replicas; k++)
-                resp_health_check(ss->replicas[k]);
-        }
-    }
-    resp_flush_all(rw);
-    w->repeat = interval ? (double)interval / 1000.0 : 1.0;
-    ev_timer_again(loop, w);
-}
-
-/* ---- sentinel ----
- *
- *   every sentinel.interval: sentinel --SENTINEL get-master-addr-by-name NAME (one per shard)-->
- *   reply *2 ip port --differs from the shard's primary--> the shard's primary is switched
- *
- * Each worker asks on its own connection to one of the cluster's sentinels
- * (the health-check connection of a server made for the sentinel's
- * address), all shards pipelined; a sentinel that fails or does not answer
- * within an interval is left for the next one. Switching is only a pointer
- * in the route: commands already sent finish where they went. */
-
-static void resp_sentinel_ask(struct resp_wctx *rw, size_t ri)
-{
-    struct resp_route *r = &rw->routes[ri];
-    const struct cfg_redis_cluster *cc = r->cfg;
-    struct resp_server *sv = resp_server_get(rw, &cc->sentinels[r->sentinel_next % cc->n_sentinels],
-                                             cc, 0);
-    struct resp_conn *c = sv ? resp_health_conn(sv) : NULL;
-    if (!c)
-        return;
-    if (c->n_q > 0) { /* the last round is unanswered */
-        resp_conn_fail(c, "sentinel did not answer within the interval");
-        return; /* the failure moved sentinel_next on */
-    }
-    if (c->state == RESP_CONN_IDLE && resp_conn_connect(c) < 0) {
-        log_warn("redis cluster %s: cannot connect to sentinel %s", cc->name, sv->name);
-        r->sentinel_next++;
-        return;
-    }
-    for (uint32_t k = 0; k < r->n_shards; k++) {
-        struct resp_msg *m = resp_msg_get(rw);
-        char head[64];
-        const char *name = cc->sentinel_masters[k];
-        if (!m)
-            return;
-        m->kind = RESP_MSG_SENTINEL;
-        m->route = (uint32_t)ri;
-        m->shard = k;
-        m->gen = rw->routes_gen;
-        int n = snprintf(head, sizeof(head), "*3\r\n$8\r\nSENTINEL\r\n$23\r\n"
-                         "get-master-addr-by-name\r\n$%zu\r\n", strlen(name));
-        if (resp_conn_write(c, head, (size_t)n) < 0 || resp_conn_write(c, name, strlen(name)) < 0 ||
-            resp_conn_write(c, "\r\n", 2) < 0) {
-            resp_msg_put(rw, m);
-            resp_conn_fail(c, "out of memory");
-            return;
-        }
-        resp_conn_push(c, m);
-    }
-}
-
-/* Reads "*2 $n ip $n port" from m's reply into "ip:port" (IPv6 in brackets).
- * Returns 0, or -EINVAL for anything else (nil: the sentinel does not know
- * the master). */
-static int resp_sentinel_addr(const struct resp_msg *m, char *out, size_t size)
-{
-    char text[600], *p = text, *end;
-    const char *part[2];
-    size_t plen[2], len = 0;
-    for (const struct resp_chunk *k = m->rhead; k && len < sizeof(text) - 1; k = k->next) {
-        size_t n = k->len - k->pos;
-        if (n > sizeof(text) - 1 - len)
-            n = sizeof(text) - 1 - len;
-        memcpy(text + len, k->data + k->pos, n);
-        len += n;
-    }
-    text[len] = 0;
-    if (m->reply_type != '*' || strncmp(p, "*2\r\n", 4) != 0)
-        return -EINVAL;
-    p += 4;
-    for (int i = 0; i < 2; i++) {
-        if (*p != '$')
-            return -EINVAL;
-        unsigned long n = strtoul(p + 1, &end, 10);
-        if (strncmp(end, "\r\n", 2) != 0 || n == 0 || n > 200 || (size_t)(end + 2 - text) + n > len)
-            return -EINVAL;
-        part[i] = end + 2;
-        plen[i] = n;
-        p = end + 2 + n + 2;
-        if ((size_t)(p - text) > len)
-            return -EINVAL;
-    }
-    int v6 = memchr(part[0], ':', plen[0]) != NULL;
-    int n = snprintf(out, size, "%s%.*s%s:%.*s", v6 ? "[" : "", (int)plen[0], part[0],
-                     v6 ? "]" : "", (int)plen[1], part[1]);
-    return n > 0 && (size_t)n < size ? 0 : -EINVAL;
-}
-
-/* "ip:port" or "[ipv6]:port" into addr. Returns 0 or -EINVAL. */
-static int resp_parse_ipport(const char *text, struct sockaddr_storage *addr, socklen_t *len)
-{
-    char host[256];
-    const char *colon = strrchr(text, ':');
-    char *end;
-    if (!colon)
-        return -EINVAL;
-    size_t hlen = (size_t)(colon - text);
-    const char *h = text;
-    if (hlen >= 2 && text[0] == '[' && colon[-1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, h, hlen);
-    host[hlen] = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end || port == 0 || port > 65535)
-        return -EINVAL;
-    memset(addr, 0, sizeof(*addr));
-    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        *len = sizeof(*a4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*a6);
-        return 0;
-    }
-    return -EINVAL;
-}
-
-static void resp_sentinel_result(struct resp_wctx *rw, struct resp_server *sv,
-                                 const struct resp_msg *m, int ok)
-{
-    char addr[300];
-    if (m->gen != rw->routes_gen || m->route >= rw->n_routes)
-        return; /* asked before a reload */
-    struct resp_route *r = &rw->routes[m->route];
-    const struct cfg_redis_cluster *cc = r->cfg;
-    if (m->shard >= r->n_shards)
-        return;
-    if (!ok || !m->done) {
-        if (m->shard == 0)
-            r->sentinel_next++;
-        return;
-    }
-    if (resp_sentinel_addr(m, addr, sizeof(addr)) < 0) {
-        if (m->reply_type == '-' || m->value < 0)
-            log_warn("redis cluster %s: sentinel %s does not know master '%s' (shard '%s')",
-                     cc->name, sv->name, cc->sentinel_masters[m->shard], cc->shards[m->shard].name);
-        return;
-    }
-    if (resp_route_switch(rw, r, m->shard, addr) < 0) {
-        log_warn("redis cluster %s: sentinel %s gave master '%s' an address weir cannot use: %s",
-                 cc->name, sv->name, cc->sentinel_masters[m->shard], addr);
-        return;
-    }
-    resp_seen_put(cc->name, cc->sentinel_masters[m->shard], addr);
-    resp_route_eject(rw, r);
-}
-
-static void resp_sentinel_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct resp_wctx *rw = w->data;
-    uint64_t interval = 0;
-    resp_routes_sync(rw);
-    for (size_t i = 0; i < rw->n_routes; i++) {
-        const struct cfg_redis_cluster *cc = rw->routes[i].cfg;
-        if (cc->n_sentinels == 0)
-            continue;
-        if (interval == 0 || cc->sentinel_interval_ms < interval)
-            interval = cc->sentinel_interval_ms;
-        resp_sentinel_ask(rw, i);
-    }
-    resp_flush_all(rw);
-    w->repeat = interval ? (double)interval / 1000.0 : 1.0;
-    ev_timer_again(loop, w);
-}
-
-void resp_health_start(struct resp_wctx *rw)
-{
-    if (rw->health_started)
-        return;
-    rw->health_started = 1;
-    ev_init(&rw->health, resp_health_cb);
-    rw->health.data = rw;
-    rw->health.repeat = 0.05; /* the first round soon, then every interval */
-    ev_timer_again(resp_loop(rw), &rw->health);
-    ev_init(&rw->sentinel, resp_sentinel_cb);
-    rw->sentinel.data = rw;
-    rw->sentinel.repeat = 0.05;
-    ev_timer_again(resp_loop(rw), &rw->sentinel);
-}
-
 void resp_backend_cleanup(struct resp_wctx *rw)
 {
-    if (rw->health_started && resp_loop(rw)) {
-        ev_timer_stop(resp_loop(rw), &rw->health);
-        ev_timer_stop(resp_loop(rw), &rw->sentinel);
-    }
     while (rw->retired) {
         struct resp_conn *c = rw->retired;
         rw->retired = c->retired_next;
@@ -1205,10 +850,6 @@ void resp_backend_cleanup(struct resp_wctx *rw)
         for (uint32_t i = 0; i < s->n_conns; i++)
             resp_conn_release(&s->conns[i]);
         free(s->conns);
-        if (s->hc) {
-            resp_conn_release(s->hc);
-            free(s->hc);
-        }
         free(s);
     }
     resp_routes_free(rw->routes, rw->n_routes);

@@ -1,5 +1,5 @@
-/* resp_backend: a worker's Redis servers, the connections to them, the
- * routing table built from the configuration, and health checks.
+/* resp_backend: a worker's Redis servers, the connections to them and the
+ * routing table built from the configuration and the shared health state.
  *
  * Internal to src/resp/ (resp_proxy.c is its one user). */
 #ifndef WEIR_RESP_BACKEND_H
@@ -7,8 +7,10 @@
 
 #include "resp/resp_types.h"
 
-/* Rebuilds the worker's routes when its snapshot changed. Returns 0 or
- * -ENOMEM (the old routes stay). */
+/* Rebuilds the worker's routes when its snapshot changed, and follows
+ * what the main thread's health checks changed since the last call
+ * (sentinel primaries, auto_eject). Returns 0 or -ENOMEM (the old routes
+ * stay). */
 int resp_routes_sync(struct resp_wctx *rw);
 /* The route of the redis cluster named `name`, or NULL. */
 struct resp_route *resp_route_get(struct resp_wctx *rw, const char *name);
@@ -48,8 +50,6 @@ void resp_conn_push(struct resp_conn *c, struct resp_msg *m);
 /* Writes what every connection touched this round has queued. */
 void resp_flush_all(struct resp_wctx *rw);
 
-/* Starts the periodic health checks (idempotent). */
-void resp_health_start(struct resp_wctx *rw);
 /* Frees every server and connection (worker exit). */
 void resp_backend_cleanup(struct resp_wctx *rw);
 

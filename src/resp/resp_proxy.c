@@ -431,7 +431,7 @@ void resp_msg_fail(struct resp_wctx *rw, struct resp_msg *m, const char *text)
 {
     resp_chunks_free(rw, m->rhead);
     m->rhead = m->rtail = NULL;
-    if (m->kind != RESP_MSG_CLIENT || (!m->s && !m->parent)) {
+    if (!m->s && !m->parent) {
         resp_msg_put(rw, m);
         return;
     }
@@ -1482,11 +1482,14 @@ static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const stru
                  cfg_redis_read_name(cc->read_from), cc->n_shards);
         for (size_t i = 0; i < cc->n_shards; i++) {
             struct resp_shard_srv *ss = &s->route->shards[i];
+            const struct resp_health_shard *hs = &s->route->hs->shards[i];
             INFO_ADD("shard%zu:name=%s,primary=%s,up=%d,commands=%" PRIu64, i, cc->shards[i].name,
-                     ss->primary->name, ss->primary->up, ss->primary->commands);
+                     ss->primary->name, resp_health_usable(&hs->primary, ss->primary->failed_ms),
+                     ss->primary->commands);
             for (uint32_t k = 0; k < ss->n_replicas; k++)
                 INFO_ADD(",replica=%s,up=%d,in_sync=%d,commands=%" PRIu64, ss->replicas[k]->name,
-                         ss->replicas[k]->up, ss->replicas[k]->lag_ok, ss->replicas[k]->commands);
+                         resp_health_usable(&hs->replicas[k], ss->replicas[k]->failed_ms),
+                         atomic_load(&hs->replicas[k].lag_ok), ss->replicas[k]->commands);
             INFO_ADD("\r\n");
         }
         INFO_ADD("\r\n");
@@ -2236,7 +2239,6 @@ int resp_prepare(struct wctx *wc, const struct cfg_listener *lst)
         log_error("listener %s: out of memory", lst->name);
         return -ENOMEM;
     }
-    resp_health_start(rw);
     return 0;
 }
 

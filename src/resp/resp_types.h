@@ -1,6 +1,7 @@
 /* resp_types: the objects of the Redis proxy, shared by its files
  * (resp_proxy.c: client sessions and commands; resp_backend.c: servers,
- * backend connections, routing and health). Internal to src/resp/.
+ * backend connections and routing, reading the health the main thread's
+ * checks share, resp_health.h). Internal to src/resp/.
  *
  *   session (client) --queue, in order--> msg --> msg --> msg
  *                                          |       `-frags-> msg (one key) ...
@@ -23,6 +24,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "resp/resp_health.h"
 #include "resp/resp_parser.h"
 #include "resp/resp_shard.h"
 
@@ -41,17 +43,10 @@ struct resp_chunk {
     char data[RESP_CHUNK_DATA];
 };
 
-enum resp_msg_kind {
-    RESP_MSG_CLIENT,
-    RESP_MSG_HEALTH_PING,
-    RESP_MSG_HEALTH_INFO,
-    RESP_MSG_SENTINEL,             /* SENTINEL get-master-addr-by-name for one shard */
-};
-
 struct resp_msg {
     struct resp_msg *next;         /* session queue / parent's fragments / free list */
     struct resp_msg *bnext;        /* backend connection queue */
-    struct resp_session *s;        /* NULL: orphan or health check */
+    struct resp_session *s;        /* NULL: orphan */
     struct resp_msg *parent;       /* a fragment's command */
     struct resp_msg *frags, *frags_tail;
     struct resp_conn *conn;        /* the connection it waits on (in_backend) */
@@ -60,7 +55,6 @@ struct resp_msg {
     uint32_t n_frags;
     int64_t value;                 /* reply: a top-level integer, or an array's length */
     ev_tstamp t_sent;
-    uint8_t kind;                  /* enum resp_msg_kind */
     uint8_t done;                  /* the whole reply is here */
     uint8_t in_backend;
     uint8_t merge;                 /* enum resp_merge, for a command with fragments */
@@ -68,9 +62,8 @@ struct resp_msg {
     uint8_t direct;                /* reply bytes went straight to the client's out */
     uint8_t quit;                  /* close the session after this reply */
     uint8_t blocking;              /* waits on a dedicated connection */
-    uint32_t shard;                /* SCAN: the shard asked; sentinel query: the shard */
-    uint32_t route;                /* sentinel query: index of its route */
-    uint64_t gen;                  /* sentinel query: rw->routes_gen when sent */
+    uint32_t shard;                /* SCAN: the shard asked */
+    uint32_t route;                /* SCAN: the cluster's shard count */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -82,7 +75,6 @@ struct resp_conn {
     uint8_t state;                 /* enum resp_conn_state */
     uint8_t readable, writable;
     uint8_t dedicated;             /* a blocking command's own connection */
-    uint8_t health;                /* the health checker's connection */
     uint8_t in_flush_list;
     uint8_t owner_waits;           /* dedicated: the owner paused a stream on out_bytes */
     uint8_t retired;               /* dedicated, given up by its session: closed once idle */
@@ -110,20 +102,14 @@ struct resp_server {
     struct resp_conn *conns;       /* n_conns shared connections */
     uint32_t n_conns;
     uint32_t rr;
-    struct resp_conn *hc;          /* health check connection, or NULL */
     int is_replica;
-    int up;                        /* may take traffic */
-    int lag_ok;                    /* replica: link up and not lagging */
-    uint32_t fails;                /* consecutive failed checks */
-    uint64_t ewma_us;              /* PING round trip, 0 = none yet */
-    ev_tstamp retry_at;            /* down and unchecked: try connecting again after */
+    uint64_t failed_ms;            /* endpoint_now_ms() of this worker's last failed connection
+                                      to it, 0 = none: skipped until a health check passes after */
     uint64_t commands;             /* sent to it (INFO) */
     /* settings of the cluster that last used it, copied: a server outlives
      * the configuration snapshot it was made for */
     uint64_t connect_timeout_ms;
     uint64_t response_timeout_ms;
-    uint64_t max_lag_s;
-    uint32_t health_fall;
     uint32_t max_blocking;
     struct resp_limits reply_limits; /* for parsing its replies (limits.depth) */
 };
@@ -145,7 +131,8 @@ struct resp_route {
     struct resp_shard_srv *shards;
     uint32_t n_shards;
     uint8_t *live;                 /* auto_eject: shards in dist (1) or ejected (0) */
-    uint32_t sentinel_next;        /* the sentinel asked next (rotates on failure) */
+    struct resp_health_state *hs;  /* the main thread's checks of this cluster (one reference) */
+    uint64_t hs_version;           /* hs->version last followed */
 };
 
 struct resp_wctx {
@@ -167,9 +154,6 @@ struct resp_wctx {
     unsigned n_blocking;
     struct resp_arg *args;         /* scratch for the parser, args_cap entries */
     uint32_t args_cap;
-    ev_timer health;
-    int health_started;
-    ev_timer sentinel;             /* asks the sentinels of the clusters that have them */
     uint64_t routes_gen;           /* bumped when routes are rebuilt */
     uint64_t n_commands, n_connections_total, n_errors;
 };

@@ -418,6 +418,19 @@ static void server_restart_health(struct server *srv, struct snapshot *snap)
     srv->health = health_new(srv->loop, snap->clusters, snap->cfg->n_clusters);
     if (!srv->health)
         log_error("out of memory starting health checks; endpoints keep their last state");
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (srv->protocols[p].checks_start)
+            srv->protocols[p].checks_start(srv, snap);
+}
+
+/* Stops every check: they point into the snapshot being replaced. */
+static void server_stop_health(struct server *srv)
+{
+    health_free(srv->health);
+    srv->health = NULL;
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (srv->protocols[p].checks_stop)
+            srv->protocols[p].checks_stop(srv);
 }
 
 static void server_worker_done_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -482,7 +495,7 @@ int server_start(struct server *srv, struct ev_loop *loop, const struct server_p
     int rc = server_prepare_socks(srv, cfg, err, err_size);
     if (rc != 0)
         goto fail_workers;
-    struct snapshot *snap = snapshot_new(cfg, srv->n_workers, err, err_size);
+    struct snapshot *snap = snapshot_new(cfg, srv->n_workers, srv->protocols, err, err_size);
     if (!snap) {
         rc = -ENOMEM;
         goto fail_socks;
@@ -557,16 +570,14 @@ int server_reload(struct server *srv, const char *path, char *err, size_t err_si
         cfg_free(cfg);
         return rc;
     }
-    struct snapshot *snap = snapshot_new(cfg, srv->n_workers, err, err_size);
+    struct snapshot *snap = snapshot_new(cfg, srv->n_workers, srv->protocols, err, err_size);
     if (!snap) {
         cfg_free(cfg);
         return -ENOMEM;
     }
     server_apply_log(srv, cfg);
-    cluster_set_inherit(snap->clusters, cfg->n_clusters, srv->snap->clusters,
-                        srv->snap->cfg->n_clusters, endpoint_now_ms());
-    health_free(srv->health); /* it points into the snapshot being replaced */
-    srv->health = NULL;
+    snapshot_inherit(snap, srv->snap);
+    server_stop_health(srv);
     rc = server_publish(srv, snap);
     if (rc != 0) {
         snprintf(err, err_size, "out of memory publishing the new configuration");
@@ -594,8 +605,7 @@ void server_stop(struct server *srv)
 void server_free(struct server *srv)
 {
     ev_timer_stop(srv->loop, &srv->tick);
-    health_free(srv->health);
-    srv->health = NULL;
+    server_stop_health(srv);
     for (unsigned w = 0; w < srv->n_workers; w++) {
         struct wctx *wc = &srv->workers[w];
         worker_join(&wc->worker);

@@ -23,6 +23,7 @@
 #include "upstream/health.h"
 
 struct wctx;
+struct server;
 
 /* A listening socket on one worker. The object lives as long as its socket
  * is listed in the worker's snapshot or a connection accepted on it is
@@ -38,8 +39,9 @@ struct wlistener {
     unsigned paused : 1;           /* at limits.connections: not accepting */
 };
 
-/* A protocol's hooks. All run on the worker's thread except worker_free.
- * Only accept is required; a NULL hook does nothing. */
+/* A protocol's hooks. All run on the worker's thread except worker_free
+ * and the main-thread hooks at the end. Only accept is required; a NULL
+ * hook does nothing. */
 struct server_protocol {
     const char *name;
     /* Once, when the worker starts, before anything is accepted. Returns 0
@@ -63,6 +65,19 @@ struct server_protocol {
     /* On the main thread after the worker's thread ended (its loop is gone):
      * free everything the protocol holds for wc. */
     void (*worker_free)(struct wctx *wc);
+    /* Main thread: state the workers share for one snapshot (the Redis
+     * shards' health), kept in snap->proto[p]. snapshot_init builds it
+     * (returns 0 or -ENOMEM), snapshot_inherit carries what still applies
+     * over from the snapshot being replaced, snapshot_free frees it with
+     * the snapshot. */
+    int (*snapshot_init)(struct snapshot *snap);
+    void (*snapshot_inherit)(struct snapshot *snap, const struct snapshot *old);
+    void (*snapshot_free)(struct snapshot *snap);
+    /* Main thread: (re)starts the protocol's own checks on snap, stopping
+     * those of the snapshot before (state in srv->proto[p]); checks_stop
+     * stops them for good. */
+    void (*checks_start)(struct server *srv, struct snapshot *snap);
+    void (*checks_stop)(struct server *srv);
 };
 
 
@@ -113,6 +128,7 @@ struct server {
     ev_async worker_done;
     ev_timer tick;                 /* re-derives endpoint availability (ejections, breakers, slow start) */
     struct health *health;         /* active checks of the current snapshot */
+    void *proto[CFG_PROTOCOL_COUNT]; /* each protocol's main-thread state (checks_start) */
     _Atomic unsigned n_running;
     char *error_log_path;
     int error_log_fd;

@@ -2,6 +2,8 @@
  * counter is not shared); referenced and released from any thread. */
 #include "server/snapshot.h"
 
+#include "server/server.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,7 +30,16 @@ static int snapshot_open_access(const struct cfg *cfg, char *err, size_t err_siz
     return fd;
 }
 
-struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers, char *err, size_t err_size)
+/* Frees each protocol's shared state (the hooks accept a NULL one). */
+static void snapshot_free_proto(struct snapshot *s)
+{
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (s->protocols[p].snapshot_free)
+            s->protocols[p].snapshot_free(s);
+}
+
+struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers,
+                              const struct server_protocol *protocols, char *err, size_t err_size)
 {
     struct snapshot *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -42,17 +53,36 @@ struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers, char *err, si
         snprintf(err, err_size, "out of memory building clusters");
         goto fail_access;
     }
-    atomic_init(&s->refs, 1);
     s->cfg = cfg;
+    s->protocols = protocols;
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++) {
+        if (protocols[p].snapshot_init && protocols[p].snapshot_init(s) != 0) {
+            snprintf(err, err_size, "out of memory building the %s state", protocols[p].name);
+            goto fail_proto;
+        }
+    }
+    atomic_init(&s->refs, 1);
     s->generation = ++snapshot_generation;
     return s;
 
+fail_proto:
+    snapshot_free_proto(s);
+    cluster_set_free(s->clusters, cfg->n_clusters);
 fail_access:
     if (s->access_fd >= 0)
         close(s->access_fd);
 fail_free:
     free(s);
     return NULL;
+}
+
+void snapshot_inherit(struct snapshot *s, const struct snapshot *old)
+{
+    cluster_set_inherit(s->clusters, s->cfg->n_clusters, old->clusters, old->cfg->n_clusters,
+                        endpoint_now_ms());
+    for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
+        if (s->protocols[p].snapshot_inherit)
+            s->protocols[p].snapshot_inherit(s, old);
 }
 
 void snapshot_ref(struct snapshot *s)
@@ -64,6 +94,7 @@ void snapshot_unref(struct snapshot *s)
 {
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    snapshot_free_proto(s);
     cluster_set_free(s->clusters, s->cfg->n_clusters);
     if (s->access_fd >= 0)
         close(s->access_fd);

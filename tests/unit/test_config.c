@@ -245,6 +245,38 @@ static void test_defaults(void **state)
     cfg_free(cfg);
 }
 
+/* An unset health_check timeout follows the interval (min(1s, interval),
+ * as HAProxy's): a fast interval alone is valid; an explicit timeout above
+ * the interval stays an error. */
+static void test_health_timeout_default(void **state)
+{
+    static const char *const cases[][2] = {
+        { "{ interval: 200ms }", "200" },
+        { "{ interval: 10ms }", "10" },
+        { "{ interval: 1s }", "1000" },
+        { "{ interval: 5s }", "1000" },
+        { "{ }", "1000" },
+        { "{ interval: 200ms, timeout: 150ms }", "150" },
+        { "{ interval: 5s, timeout: 3s }", "3000" },
+    };
+    char text[512];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "listeners:\n  - { name: web, listen: 127.0.0.1:8080, routes: [{ cluster: api }] }\n"
+                 "clusters:\n  - name: api\n    health_check: %s\n    endpoints: [127.0.0.1:9001]\n",
+                 cases[i][0]);
+        struct cfg *cfg = load_ok(text);
+        assert_int_equal(cfg->clusters[0].health_check.timeout_ms, strtoull(cases[i][1], NULL, 10));
+        cfg_free(cfg);
+    }
+    const char *e = load_err(
+        "listeners:\n  - { name: web, listen: 127.0.0.1:8080, routes: [{ cluster: api }] }\n"
+        "clusters:\n  - name: api\n    health_check: { interval: 200ms, timeout: 1s }\n"
+        "    endpoints: [127.0.0.1:9001]\n");
+    assert_string_equal(e, "weir.yaml:5:19: health_check timeout (1000 ms) must not exceed its "
+                           "interval (200 ms)");
+}
+
 static void test_find_cluster(void **state)
 {
     struct cfg *cfg = load_ok(full_yaml);
@@ -901,6 +933,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_health_timeout_default),
         cmocka_unit_test(test_find_cluster),
         cmocka_unit_test(test_enum_names),
         cmocka_unit_test(test_every_balance),
