@@ -242,27 +242,79 @@ def test_post_not_retried_unless_configured(weir_factory, recording_backend):
     assert len(posts) == 2 and all(x.body == b"payload" for x in posts)
 
 
-def test_retry_budget_caps_retries_when_every_backend_fails(weir_factory, recording_backend):
-    a = recording_backend({"status": 503, "delay": 0.3})
+class Gated:
+    """A backend answering 503 to everything, in waves of two gated phases:
+    the first `n` requests of a wave wait for `first`, every later one (a
+    retry) for `later`."""
+
+    def __init__(self, recording_backend, n):
+        self.n = n
+        self._lock = threading.Lock()
+        self.backend = recording_backend(self._respond)
+        self.new_wave()
+
+    def new_wave(self):
+        with self._lock:
+            self.first = threading.Event()
+            self.later = threading.Event()
+            self._seen = 0
+            self.base = self.backend.count
+
+    def count(self):
+        """Requests the backend received in this wave."""
+        return self.backend.count - self.base
+
+    def _respond(self, req):
+        with self._lock:
+            i = self._seen
+            self._seen += 1
+            gate = self.first if i < self.n else self.later
+        gate.wait(30)
+        return {"status": 503}
+
+
+@pytest.mark.parametrize("budget, min_conc, slots", [
+    ("0%", 1, 1),    # only the minimum: one request retries at a time
+    ("0%", 3, 3),
+    ("50%", 0, 4),   # 8 requests in flight: 50% of them may retry
+    ("25%", 1, 2),
+])
+def test_retry_budget_exact(weir_factory, recording_backend, budget, min_conc, slots):
+    """8 requests fail together; exactly `slots` of them may retry (all 4 more
+    times each), the others answer 503 at once without a retry. Twice: the
+    slots of the first wave are all given back."""
+    n, attempts = 8, 5
+    g = Gated(recording_backend, n)
     port = free_port()
-    w = weir_factory(config(port, [a.addr], routes="""
+    # a long backoff: a retry waiting for its timer holds its place in the budget
+    w = weir_factory(config(port, [g.backend.addr], routes="""
 - cluster: app
-  retry: { attempts: 5, on: [503], budget: 0%, min_retry_concurrency: 1, backoff: { base: 1ms, max: 1ms } }
-"""))
-    results = []
+  retry: { attempts: %d, on: [503], budget: %s, min_retry_concurrency: %d, backoff: { base: 200ms, max: 200ms } }
+""" % (attempts, budget, min_conc)))
+    for wave in range(2):
+        g.new_wave()
+        results = []
 
-    def one():
-        results.append(get(w.url + "/").status_code)
+        def one():
+            results.append(get(w.url + "/").status_code)
 
-    ts = [threading.Thread(target=one) for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
-    assert results == [503] * 8
-    # 8 requests, up to 4 extra attempts each without a budget (40); with at
-    # most one retry in flight at a time it is far fewer
-    assert a.count < 8 * 5
+        ts = [threading.Thread(target=one) for _ in range(n)]
+        for t in ts:
+            t.start()
+        try:
+            wait_until(lambda: g.count() >= n, what="all %d requests at the backend" % n)
+            g.first.set()                    # all fail at once
+            # each request either answered 503 or sent its first retry (held)
+            wait_until(lambda: len(results) + g.count() - n >= n, what="every request decided")
+            assert (wave, g.count() - n) == (wave, slots)
+            assert results == [503] * (n - slots)
+        finally:
+            g.first.set()
+            g.later.set()
+            for t in ts:
+                t.join(30)
+        assert results == [503] * n
+        assert g.count() == n + slots * (attempts - 1)
     w.wait_log(r"retry budget exhausted")
 
 
