@@ -95,6 +95,77 @@ health_check: { path: /ready, interval: 100ms, timeout: 100ms, rise: 1, fall: 1,
     assert len([r for r in bad.requests[before:] if r.target == "/x"]) == 0
 
 
+class Checked:
+    """A recording backend that answers traffic with 200 and its health
+    path with 200 or 503 as `sick` says."""
+
+    def __init__(self, recording_backend, name):
+        self.name = name
+        self.sick = False
+        self.backend = recording_backend(self._respond)
+        self.addr = self.backend.addr
+
+    def _respond(self, req):
+        if req.target == "/health":
+            return {"status": 503 if self.sick else 200}
+        return {"status": 200, "body": self.name.encode(), "headers": [("X-Backend", self.name)]}
+
+    def traffic(self):
+        return sum(1 for r in list(self.backend.requests) if r.target != "/health")
+
+
+def test_down_endpoint_gets_no_requests_until_up(weir_factory, recording_backend):
+    """Health checks decide where traffic goes: a backend that still answers
+    requests but fails its checks gets none of them while DOWN, and its
+    share again once UP (counted at the backends, not read from the log)."""
+    a = Checked(recording_backend, "a")
+    b = Checked(recording_backend, "b")
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], cluster_extra="""
+health_check: { path: /health, interval: 250ms, timeout: 250ms, rise: 1, fall: 1, jitter: 0ms }
+"""))
+    assert sorted(get(w.url + "/").headers["X-Backend"] for _ in range(4)) == ["a", "a", "b", "b"]
+    a.sick = True
+    w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed" % a.addr.replace(".", r"\."))
+    before_a, before_b = a.traffic(), b.traffic()
+    for _ in range(10):
+        r = get(w.url + "/")
+        assert r.status_code == 200 and r.headers["X-Backend"] == "b"
+    assert (a.traffic() - before_a, b.traffic() - before_b) == (0, 10)
+    a.sick = False
+    w.wait_log(r"endpoint %s is UP \(1 consecutive checks passed" % a.addr.replace(".", r"\."))
+    before_a, before_b = a.traffic(), b.traffic()
+    for _ in range(20):
+        assert get(w.url + "/").status_code == 200
+    assert (a.traffic() - before_a, b.traffic() - before_b) == (10, 10)
+
+
+def test_tcp_check_only_connects(weir_factory, recording_backend):
+    """type: tcp passes on a connect alone: an endpoint whose HTTP health path
+    fails stays UP and serves, no HTTP check request reaches it, and an
+    address where nothing listens is DOWN."""
+    a = Checked(recording_backend, "a")
+    a.sick = True
+    dead = "127.0.0.1:%d" % free_port()
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, dead], cluster_extra="""
+health_check: { type: tcp, path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }
+"""))
+    w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed" % dead.replace(".", r"\."))
+    wait_until(lambda: a.backend.connections >= 3, what="tcp checks of the live endpoint")
+    for _ in range(6):
+        r = get(w.url + "/")
+        assert r.status_code == 200 and r.headers["X-Backend"] == "a"
+    assert a.backend.requests and all(r.target == "/" for r in a.backend.requests)
+    assert "is DOWN" not in w.errlog().replace("%s is DOWN" % dead, "")
+    # the same endpoints under an http check: a is DOWN
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [a.addr, dead], cluster_extra="""
+health_check: { path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }
+"""), name="http")
+    w2.wait_log(r"endpoint %s is DOWN" % a.addr.replace(".", r"\."))
+
+
 def test_all_unhealthy_gives_503_with_retry_after_or_panic(weir_factory, recording_backend):
     b = recording_backend({"status": 500})
     port = free_port()
