@@ -220,6 +220,65 @@ circuit_breaker: { failures: 2, recovery_timeout: 300ms, half_open_requests: 1 }
     assert "is now half-open" in w.errlog()
 
 
+def test_breaker_scope_cluster_counts_all_endpoints_together(weir_factory, recording_backend):
+    """scope: cluster: failures on different endpoints add up in one breaker,
+    and once it is open no endpoint gets a request. Per endpoint (the
+    default) the same 2 + 1 failures open nothing."""
+    a = recording_backend({"status": 500})
+    b = recording_backend({"status": 500})
+    breaker = "circuit_breaker: { failures: 3, window: 60s, recovery_timeout: 300ms, half_open_requests: 1%s }\n"
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], cluster_extra=breaker % ", scope: cluster"))
+    assert [get(w.url + "/").status_code for _ in range(3)] == [500] * 3
+    assert (a.count, b.count) == (2, 1)  # round robin: the failures are spread
+    w.wait_log(r"circuit breaker of the cluster is now open")
+    assert [get(w.url + "/").status_code for _ in range(6)] == [503] * 6
+    assert (a.count, b.count) == (2, 1)
+    # one probe after the recovery timeout closes it again
+    a.respond = b.respond = {"status": 200}
+    wait_until(lambda: get(w.url + "/").status_code == 200, interval=0.1, what="the half-open probe")
+    w.wait_log(r"circuit breaker of the cluster is now closed")
+    assert [get(w.url + "/").status_code for _ in range(4)] == [200] * 4
+
+    a.respond = b.respond = {"status": 500}
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [a.addr, b.addr], cluster_extra=breaker % ""), name="per-endpoint")
+    before = a.count + b.count
+    assert [get(w2.url + "/").status_code for _ in range(3)] == [500] * 3
+    assert [get(w2.url + "/").status_code for _ in range(2)] == [500] * 2  # 3rd failure of each
+    assert a.count + b.count == before + 5
+    w2.wait_log(r"circuit breaker of 127\.0\.0\.1:\d+ is now open")
+    assert "of the cluster" not in w2.errlog()
+
+
+def test_breaker_failure_ratio_waits_for_min_requests(weir_factory, recording_backend):
+    """failure_ratio 50% with min_requests 6: five failures out of five do
+    not open it (too few requests), the sixth does; and with successes in
+    the window it opens exactly when half of the requests failed."""
+    b = recording_backend(lambda req: {"status": 500 if req.target == "/bad" else 200})
+    breaker = "circuit_breaker: { failure_ratio: 50%, min_requests: 6, window: 60s, recovery_timeout: 60s }\n"
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], cluster_extra=breaker))
+    assert [get(w.url + "/bad").status_code for _ in range(5)] == [500] * 5
+    assert "is now open" not in w.errlog()
+    assert get(w.url + "/bad").status_code == 500  # 6 of 6
+    w.wait_log(r"circuit breaker of %s is now open" % b.addr.replace(".", r"\."))
+    assert get(w.url + "/good").status_code == 503
+    assert b.count == 6
+
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [b.addr], cluster_extra=breaker), name="ratio")
+    assert [get(w2.url + "/good").status_code for _ in range(4)] == [200] * 4
+    assert [get(w2.url + "/bad").status_code for _ in range(3)] == [500] * 3  # 3 of 7: closed
+    assert get(w2.url + "/good").status_code == 200
+    assert get(w2.url + "/bad").status_code == 500  # 4 of 9: closed
+    assert "is now open" not in w2.errlog()
+    assert get(w2.url + "/bad").status_code == 500  # 5 of 10: open
+    w2.wait_log(r"is now open")
+    assert get(w2.url + "/good").status_code == 503
+    assert b.count == 6 + 10
+
+
 def test_outlier_ejection_stops_traffic_to_a_failing_endpoint(weir_factory, recording_backend):
     bad = recording_backend({"status": 502})
     good = recording_backend({"status": 200})
@@ -262,6 +321,25 @@ def test_retry_on_5xx_goes_to_another_endpoint(weir_factory, recording_backend):
         r = get(w.url + "/")
         assert r.status_code == 200 and r.text == "good"
     assert bad.count >= 1  # round robin sent some first attempts there
+
+
+def test_body_larger_than_buffer_body_is_not_retried(weir_factory, recording_backend):
+    a = recording_backend({"status": 503})
+    b = recording_backend({"status": 503})
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], routes="""
+- cluster: app
+  retry: { attempts: 2, on: [503], methods: all, buffer_body: 1k, backoff: { base: 1ms, max: 1ms } }
+"""))
+    small, large = b"s" * 1024, b"L" * 1025
+    r = requests.post(w.url + "/small", data=small, timeout=10)
+    assert r.status_code == 503
+    posts = [x for x in a.requests + b.requests if x.target == "/small"]
+    assert len(posts) == 2 and all(x.body == small for x in posts)  # kept, so tried twice
+    r = requests.post(w.url + "/large", data=large, timeout=10)
+    assert r.status_code == 503
+    posts = [x for x in a.requests + b.requests if x.target == "/large"]
+    assert len(posts) == 1 and posts[0].body == large  # streamed, so never retried
 
 
 def test_hanging_backend_per_try_timeout_then_success_within_deadline(weir_factory, recording_backend):
