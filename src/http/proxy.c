@@ -985,18 +985,24 @@ static int upstream_replayable(const struct client *c)
 }
 
 /* Retry budget: retries in flight may add at most budget_percent on top of
- * the cluster's requests in flight (but min_retry_concurrency always). */
-static int proxy_budget_allows(const struct client *c, const struct cfg_retry *r)
+ * the cluster's requests in flight (but min_retry_concurrency always). An
+ * allowed retry takes its slot here, not when it connects: a retry waiting
+ * out its backoff is in flight too, or every request failing in the same
+ * moment would pass the check. */
+static int proxy_budget_allows(struct client *c, const struct cfg_retry *r)
 {
     if (c->txn.retry_counted)
         return 1; /* this request already holds a retry slot */
     int active = atomic_load_explicit(&c->txn.cl->active_requests, memory_order_relaxed);
-    int retries = atomic_load_explicit(&c->txn.cl->active_retries, memory_order_relaxed);
+    int retries = atomic_fetch_add_explicit(&c->txn.cl->active_retries, 1, memory_order_relaxed);
     long allowed = (long)active * r->budget_percent / 100;
     if (allowed < (long)r->min_retry_concurrency)
         allowed = r->min_retry_concurrency;
-    if (retries < allowed)
+    if (retries < allowed) {
+        c->txn.retry_counted = 1;
         return 1;
+    }
+    atomic_fetch_sub_explicit(&c->txn.cl->active_retries, 1, memory_order_relaxed);
     log_info("cluster %s: retry budget exhausted (%d retries in flight for %d requests)",
              c->txn.cl->cfg->name, retries, active);
     return 0;

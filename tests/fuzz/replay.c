@@ -5,8 +5,8 @@
  * and every crash ever found is replayed on each test run. Each argument is
  * a file or a directory whose regular files are replayed in name order. Each
  * input is copied into an allocation of exactly its size, so a read past the
- * end is caught. A failing input aborts the process; success prints
- * "replayed N inputs" and exits 0. */
+ * end is caught. A failing input aborts the process; a directory with no
+ * input fails (exit 1); success prints "replayed N inputs" and exits 0. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,6 +137,11 @@ int main(int argc, char **argv)
             long n = replay_dir(argv[i]);
             if (n < 0)
                 return 1;
+            if (n == 0) {
+                /* a corpus that lost its files would otherwise pass quietly */
+                fprintf(stderr, "%s: no inputs to replay (the corpus is empty)\n", argv[i]);
+                return 1;
+            }
             total += n;
         } else {
             if (replay_file(argv[i]) != 0)

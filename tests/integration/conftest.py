@@ -732,8 +732,10 @@ class Closed(Exception):
 class RawClient:
     """A socket to weir: send raw bytes, read and parse responses."""
 
-    def __init__(self, port, timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=IO_TIMEOUT, source=None):
+        """source: a local address to connect from (e.g. "127.0.0.2"), or None."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.eof = False

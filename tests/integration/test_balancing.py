@@ -119,11 +119,34 @@ def test_least_connections_avoids_busy(weir_factory, recording_backend, balance)
     assert len(c) == 3, c
 
 
+def backend_from(w, source):
+    """X-Backend of one GET on a new connection from the loopback address `source`."""
+    with RawClient(w.port, source=source) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: weir.test\r\nConnection: close\r\n\r\n")
+        r = conn.read_response()
+    assert r.status == 200, r
+    return r.header("X-Backend")
+
+
 def test_ip_hash_sticks(weir_factory, demo_backend):
     w, demos = start(weir_factory, demo_backend, "ip_hash")
     names = {backend_for(w) for _ in range(30)}
     assert len(names) == 1
     assert len(hits(w, 30)) == 1
+
+
+def test_ip_hash_each_client_address_sticks_and_addresses_spread(weir_factory, demo_backend):
+    """Clients from 24 loopback addresses: each keeps its backend over new
+    connections, and the addresses spread over all three backends (a hash of
+    anything but the client address would put them all on one)."""
+    w, demos = start(weir_factory, demo_backend, "ip_hash")
+    sources = ["127.0.0.%d" % i for i in range(2, 26)]
+    first = {s: backend_from(w, s) for s in sources}
+    for _ in range(3):
+        for s in sources:
+            assert backend_from(w, s) == first[s], s
+    spread = collections.Counter(first.values())
+    assert set(spread) == {"b0", "b1", "b2"}, spread
 
 
 @pytest.mark.parametrize("method", ["ring", "maglev"])

@@ -1,5 +1,6 @@
 """Command line, config validation, reload (SIGHUP), graceful shutdown (SIGTERM)
 and the access log."""
+import collections
 import os
 import re
 import signal
@@ -263,6 +264,15 @@ def test_reload_under_load(weir_factory, demo_backend):
     assert not t.is_alive()
     assert failures == []
     assert len(seen) == 300
+    # each reload is served: the last one (a and b) on new connections, then
+    # back to a alone, then both again, on both workers
+    def served(n):
+        return collections.Counter(get(w.port, "/health").header("X-Backend") for _ in range(n))
+    assert set(served(8)) == {"a", "b"}
+    w.reload(cfgs[0])
+    assert served(8) == {"a": 8}
+    w.reload(cfgs[1])
+    assert set(served(8)) == {"a", "b"}
 
 
 # ---- shutdown ---------------------------------------------------------------------

@@ -2,7 +2,9 @@
 (3 shards) and against one plain redis-server must give the same replies.
 Keys share a few hash tags so multi-key commands mostly stay on one shard;
 the ones that cannot (cross-shard RENAME, SMOVE, ...) are compared only in
-that weir refuses them with CROSSSHARD and changes nothing."""
+that weir refuses them with CROSSSHARD and changes nothing, and a CROSSSHARD
+must name keys that really live on different shards (found by looking for
+each key on the shards themselves)."""
 import random
 
 import pytest
@@ -63,6 +65,22 @@ def run(c, op):
         return norm(e)
 
 
+def placement(w, shards):
+    """Which shard (index) each of KEYS lives on, seen at the shards: each key
+    is written through weir and looked for on every primary."""
+    shard_of = {}
+    for k in KEYS:
+        assert run(w, ["SET", k, "probe"]) == b"OK"
+        where = [i for i, p in enumerate(shards.primaries) if p.client.exists(k)]
+        assert len(where) == 1, (k, where)
+        shard_of[k] = where[0]
+        assert run(w, ["DEL", k]) == 1
+    # the tags keep their keys together, and the keys do not all share one shard
+    assert len({shard_of[k] for k in KEYS if k.startswith("{a}")}) == 1
+    assert len(set(shard_of.values())) > 1, shard_of
+    return shard_of
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_operations_match_single_redis(weir_factory, seed):
     shards = Shards(3)
@@ -72,6 +90,7 @@ def test_random_operations_match_single_redis(weir_factory, seed):
         weir_factory(redis_config(port, shards, extra="distribution: consistent_hash\nhash: murmur"))
         w = redis.Connection(port=port, socket_timeout=10)
         r = redis.Connection(port=single.port, socket_timeout=10)
+        shard_of = placement(w, shards)
         rng = random.Random(seed)
         crossed = 0
         for i in range(1500):
@@ -83,6 +102,11 @@ def test_random_operations_match_single_redis(weir_factory, seed):
             before = None
             a = run(w, op)
             if isinstance(a, tuple) and a[1].startswith("CROSSSHARD"):
+                # only keys that really live on different shards are refused
+                keys = [x for x in op[1:] if x in KEYS]
+                assert len({shard_of[k] for k in keys}) > 1, \
+                    "op %d %r refused with CROSSSHARD, but its keys are all on shard %s" % (
+                        i, op, [shard_of[k] for k in keys])
                 crossed += 1
                 # weir refused; undo nothing, but keep the reference in step
                 continue

@@ -95,6 +95,77 @@ health_check: { path: /ready, interval: 100ms, timeout: 100ms, rise: 1, fall: 1,
     assert len([r for r in bad.requests[before:] if r.target == "/x"]) == 0
 
 
+class Checked:
+    """A recording backend that answers traffic with 200 and its health
+    path with 200 or 503 as `sick` says."""
+
+    def __init__(self, recording_backend, name):
+        self.name = name
+        self.sick = False
+        self.backend = recording_backend(self._respond)
+        self.addr = self.backend.addr
+
+    def _respond(self, req):
+        if req.target == "/health":
+            return {"status": 503 if self.sick else 200}
+        return {"status": 200, "body": self.name.encode(), "headers": [("X-Backend", self.name)]}
+
+    def traffic(self):
+        return sum(1 for r in list(self.backend.requests) if r.target != "/health")
+
+
+def test_down_endpoint_gets_no_requests_until_up(weir_factory, recording_backend):
+    """Health checks decide where traffic goes: a backend that still answers
+    requests but fails its checks gets none of them while DOWN, and its
+    share again once UP (counted at the backends, not read from the log)."""
+    a = Checked(recording_backend, "a")
+    b = Checked(recording_backend, "b")
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], cluster_extra="""
+health_check: { path: /health, interval: 250ms, timeout: 250ms, rise: 1, fall: 1, jitter: 0ms }
+"""))
+    assert sorted(get(w.url + "/").headers["X-Backend"] for _ in range(4)) == ["a", "a", "b", "b"]
+    a.sick = True
+    w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed" % a.addr.replace(".", r"\."))
+    before_a, before_b = a.traffic(), b.traffic()
+    for _ in range(10):
+        r = get(w.url + "/")
+        assert r.status_code == 200 and r.headers["X-Backend"] == "b"
+    assert (a.traffic() - before_a, b.traffic() - before_b) == (0, 10)
+    a.sick = False
+    w.wait_log(r"endpoint %s is UP \(1 consecutive checks passed" % a.addr.replace(".", r"\."))
+    before_a, before_b = a.traffic(), b.traffic()
+    for _ in range(20):
+        assert get(w.url + "/").status_code == 200
+    assert (a.traffic() - before_a, b.traffic() - before_b) == (10, 10)
+
+
+def test_tcp_check_only_connects(weir_factory, recording_backend):
+    """type: tcp passes on a connect alone: an endpoint whose HTTP health path
+    fails stays UP and serves, no HTTP check request reaches it, and an
+    address where nothing listens is DOWN."""
+    a = Checked(recording_backend, "a")
+    a.sick = True
+    dead = "127.0.0.1:%d" % free_port()
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, dead], cluster_extra="""
+health_check: { type: tcp, path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }
+"""))
+    w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed" % dead.replace(".", r"\."))
+    wait_until(lambda: a.backend.connections >= 3, what="tcp checks of the live endpoint")
+    for _ in range(6):
+        r = get(w.url + "/")
+        assert r.status_code == 200 and r.headers["X-Backend"] == "a"
+    assert a.backend.requests and all(r.target == "/" for r in a.backend.requests)
+    assert "is DOWN" not in w.errlog().replace("%s is DOWN" % dead, "")
+    # the same endpoints under an http check: a is DOWN
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [a.addr, dead], cluster_extra="""
+health_check: { path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }
+"""), name="http")
+    w2.wait_log(r"endpoint %s is DOWN" % a.addr.replace(".", r"\."))
+
+
 def test_all_unhealthy_gives_503_with_retry_after_or_panic(weir_factory, recording_backend):
     b = recording_backend({"status": 500})
     port = free_port()
@@ -149,6 +220,65 @@ circuit_breaker: { failures: 2, recovery_timeout: 300ms, half_open_requests: 1 }
     assert "is now half-open" in w.errlog()
 
 
+def test_breaker_scope_cluster_counts_all_endpoints_together(weir_factory, recording_backend):
+    """scope: cluster: failures on different endpoints add up in one breaker,
+    and once it is open no endpoint gets a request. Per endpoint (the
+    default) the same 2 + 1 failures open nothing."""
+    a = recording_backend({"status": 500})
+    b = recording_backend({"status": 500})
+    breaker = "circuit_breaker: { failures: 3, window: 60s, recovery_timeout: 300ms, half_open_requests: 1%s }\n"
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], cluster_extra=breaker % ", scope: cluster"))
+    assert [get(w.url + "/").status_code for _ in range(3)] == [500] * 3
+    assert (a.count, b.count) == (2, 1)  # round robin: the failures are spread
+    w.wait_log(r"circuit breaker of the cluster is now open")
+    assert [get(w.url + "/").status_code for _ in range(6)] == [503] * 6
+    assert (a.count, b.count) == (2, 1)
+    # one probe after the recovery timeout closes it again
+    a.respond = b.respond = {"status": 200}
+    wait_until(lambda: get(w.url + "/").status_code == 200, interval=0.1, what="the half-open probe")
+    w.wait_log(r"circuit breaker of the cluster is now closed")
+    assert [get(w.url + "/").status_code for _ in range(4)] == [200] * 4
+
+    a.respond = b.respond = {"status": 500}
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [a.addr, b.addr], cluster_extra=breaker % ""), name="per-endpoint")
+    before = a.count + b.count
+    assert [get(w2.url + "/").status_code for _ in range(3)] == [500] * 3
+    assert [get(w2.url + "/").status_code for _ in range(2)] == [500] * 2  # 3rd failure of each
+    assert a.count + b.count == before + 5
+    w2.wait_log(r"circuit breaker of 127\.0\.0\.1:\d+ is now open")
+    assert "of the cluster" not in w2.errlog()
+
+
+def test_breaker_failure_ratio_waits_for_min_requests(weir_factory, recording_backend):
+    """failure_ratio 50% with min_requests 6: five failures out of five do
+    not open it (too few requests), the sixth does; and with successes in
+    the window it opens exactly when half of the requests failed."""
+    b = recording_backend(lambda req: {"status": 500 if req.target == "/bad" else 200})
+    breaker = "circuit_breaker: { failure_ratio: 50%, min_requests: 6, window: 60s, recovery_timeout: 60s }\n"
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], cluster_extra=breaker))
+    assert [get(w.url + "/bad").status_code for _ in range(5)] == [500] * 5
+    assert "is now open" not in w.errlog()
+    assert get(w.url + "/bad").status_code == 500  # 6 of 6
+    w.wait_log(r"circuit breaker of %s is now open" % b.addr.replace(".", r"\."))
+    assert get(w.url + "/good").status_code == 503
+    assert b.count == 6
+
+    port2 = free_port()
+    w2 = weir_factory(config(port2, [b.addr], cluster_extra=breaker), name="ratio")
+    assert [get(w2.url + "/good").status_code for _ in range(4)] == [200] * 4
+    assert [get(w2.url + "/bad").status_code for _ in range(3)] == [500] * 3  # 3 of 7: closed
+    assert get(w2.url + "/good").status_code == 200
+    assert get(w2.url + "/bad").status_code == 500  # 4 of 9: closed
+    assert "is now open" not in w2.errlog()
+    assert get(w2.url + "/bad").status_code == 500  # 5 of 10: open
+    w2.wait_log(r"is now open")
+    assert get(w2.url + "/good").status_code == 503
+    assert b.count == 6 + 10
+
+
 def test_outlier_ejection_stops_traffic_to_a_failing_endpoint(weir_factory, recording_backend):
     bad = recording_backend({"status": 502})
     good = recording_backend({"status": 200})
@@ -191,6 +321,25 @@ def test_retry_on_5xx_goes_to_another_endpoint(weir_factory, recording_backend):
         r = get(w.url + "/")
         assert r.status_code == 200 and r.text == "good"
     assert bad.count >= 1  # round robin sent some first attempts there
+
+
+def test_body_larger_than_buffer_body_is_not_retried(weir_factory, recording_backend):
+    a = recording_backend({"status": 503})
+    b = recording_backend({"status": 503})
+    port = free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], routes="""
+- cluster: app
+  retry: { attempts: 2, on: [503], methods: all, buffer_body: 1k, backoff: { base: 1ms, max: 1ms } }
+"""))
+    small, large = b"s" * 1024, b"L" * 1025
+    r = requests.post(w.url + "/small", data=small, timeout=10)
+    assert r.status_code == 503
+    posts = [x for x in a.requests + b.requests if x.target == "/small"]
+    assert len(posts) == 2 and all(x.body == small for x in posts)  # kept, so tried twice
+    r = requests.post(w.url + "/large", data=large, timeout=10)
+    assert r.status_code == 503
+    posts = [x for x in a.requests + b.requests if x.target == "/large"]
+    assert len(posts) == 1 and posts[0].body == large  # streamed, so never retried
 
 
 def test_hanging_backend_per_try_timeout_then_success_within_deadline(weir_factory, recording_backend):
@@ -242,27 +391,79 @@ def test_post_not_retried_unless_configured(weir_factory, recording_backend):
     assert len(posts) == 2 and all(x.body == b"payload" for x in posts)
 
 
-def test_retry_budget_caps_retries_when_every_backend_fails(weir_factory, recording_backend):
-    a = recording_backend({"status": 503, "delay": 0.3})
+class Gated:
+    """A backend answering 503 to everything, in waves of two gated phases:
+    the first `n` requests of a wave wait for `first`, every later one (a
+    retry) for `later`."""
+
+    def __init__(self, recording_backend, n):
+        self.n = n
+        self._lock = threading.Lock()
+        self.backend = recording_backend(self._respond)
+        self.new_wave()
+
+    def new_wave(self):
+        with self._lock:
+            self.first = threading.Event()
+            self.later = threading.Event()
+            self._seen = 0
+            self.base = self.backend.count
+
+    def count(self):
+        """Requests the backend received in this wave."""
+        return self.backend.count - self.base
+
+    def _respond(self, req):
+        with self._lock:
+            i = self._seen
+            self._seen += 1
+            gate = self.first if i < self.n else self.later
+        gate.wait(30)
+        return {"status": 503}
+
+
+@pytest.mark.parametrize("budget, min_conc, slots", [
+    ("0%", 1, 1),    # only the minimum: one request retries at a time
+    ("0%", 3, 3),
+    ("50%", 0, 4),   # 8 requests in flight: 50% of them may retry
+    ("25%", 1, 2),
+])
+def test_retry_budget_exact(weir_factory, recording_backend, budget, min_conc, slots):
+    """8 requests fail together; exactly `slots` of them may retry (all 4 more
+    times each), the others answer 503 at once without a retry. Twice: the
+    slots of the first wave are all given back."""
+    n, attempts = 8, 5
+    g = Gated(recording_backend, n)
     port = free_port()
-    w = weir_factory(config(port, [a.addr], routes="""
+    # a long backoff: a retry waiting for its timer holds its place in the budget
+    w = weir_factory(config(port, [g.backend.addr], routes="""
 - cluster: app
-  retry: { attempts: 5, on: [503], budget: 0%, min_retry_concurrency: 1, backoff: { base: 1ms, max: 1ms } }
-"""))
-    results = []
+  retry: { attempts: %d, on: [503], budget: %s, min_retry_concurrency: %d, backoff: { base: 200ms, max: 200ms } }
+""" % (attempts, budget, min_conc)))
+    for wave in range(2):
+        g.new_wave()
+        results = []
 
-    def one():
-        results.append(get(w.url + "/").status_code)
+        def one():
+            results.append(get(w.url + "/").status_code)
 
-    ts = [threading.Thread(target=one) for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
-    assert results == [503] * 8
-    # 8 requests, up to 4 extra attempts each without a budget (40); with at
-    # most one retry in flight at a time it is far fewer
-    assert a.count < 8 * 5
+        ts = [threading.Thread(target=one) for _ in range(n)]
+        for t in ts:
+            t.start()
+        try:
+            wait_until(lambda: g.count() >= n, what="all %d requests at the backend" % n)
+            g.first.set()                    # all fail at once
+            # each request either answered 503 or sent its first retry (held)
+            wait_until(lambda: len(results) + g.count() - n >= n, what="every request decided")
+            assert (wave, g.count() - n) == (wave, slots)
+            assert results == [503] * (n - slots)
+        finally:
+            g.first.set()
+            g.later.set()
+            for t in ts:
+                t.join(30)
+        assert results == [503] * n
+        assert g.count() == n + slots * (attempts - 1)
     w.wait_log(r"retry budget exhausted")
 
 

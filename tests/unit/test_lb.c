@@ -315,12 +315,29 @@ static void test_lc_closed_loop(void **state)
 {
     struct lb *lb;
 
+    /* Uneven start (requests of other workers in flight): least connections
+     * fills the idle ones first and never touches the busiest until the
+     * others catch up; round robin would give each 200 more. */
     eps_init(3, (uint32_t[]){ 1, 2, 3 });
     lb = lb_new(CFG_BALANCE_LEAST_CONNECTIONS, CFG_HASH_METHOD_RING, eps, 3, 1);
+    atomic_store(&eps[0]->active, 100);
+    atomic_store(&eps[2]->active, 40);
+    for (int i = 0; i < 60; i++)
+        atomic_fetch_add(&lb_pick(lb, 0, 0, NULL)->active, 1);
+    assert_int_equal(atomic_load(&eps[0]->active), 100);
+    assert_int_equal(atomic_load(&eps[1]->active), 50);
+    assert_int_equal(atomic_load(&eps[2]->active), 50);
     for (int i = 0; i < 600; i++)
         atomic_fetch_add(&lb_pick(lb, 0, 0, NULL)->active, 1);
     for (size_t i = 0; i < 3; i++)
-        assert_int_equal(atomic_load(&eps[i]->active), 200);
+        assert_in_range(atomic_load(&eps[i]->active), 266, 267); /* 800 / 3 */
+    /* requests finishing on one endpoint send the next ones there */
+    atomic_fetch_sub(&eps[1]->active, 10);
+    for (int i = 0; i < 9; i++) {
+        struct endpoint *ep = lb_pick(lb, 0, 0, NULL);
+        assert_ptr_equal(ep, eps[1]);
+        atomic_fetch_add(&ep->active, 1);
+    }
     lb_free(lb);
 
     eps_init(3, (uint32_t[]){ 1, 2, 3 });
@@ -710,9 +727,27 @@ static void test_worker_out_of_range(void **state)
 {
     struct lb *lb;
 
+    struct lb *ref;
+    size_t count[MAX_EPS] = { 0 };
+
+    /* A worker number past n_workers uses worker 0's state: picks on 0, 2
+     * and 99 interleaved are the sequence worker 0 alone would make, and a
+     * whole smooth WRR cycle (7 picks) keeps the 5:1:1 weights exactly. */
     eps_init(3, (uint32_t[]){ 5, 1, 1 });
     lb = lb_new(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, CFG_HASH_METHOD_RING, eps, 3, 2);
-    assert_non_null(lb_pick(lb, 99, 0, NULL));
+    ref = lb_new(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, CFG_HASH_METHOD_RING, eps, 3, 2);
+    static const unsigned workers[] = { 99, 0, 2, 99, 2, 0, 99 };
+    for (size_t i = 0; i < 7; i++) {
+        struct endpoint *ep = lb_pick(lb, workers[i], 0, NULL);
+        assert_ptr_equal(ep, lb_pick(ref, 0, 0, NULL));
+        count[ep_pos(ep)]++;
+    }
+    assert_int_equal(count[0], 5);
+    assert_int_equal(count[1], 1);
+    assert_int_equal(count[2], 1);
+    /* worker 1 kept its own state: it starts its cycle from the beginning */
+    assert_ptr_equal(lb_pick(lb, 1, 0, NULL), lb_pick(ref, 1, 0, NULL));
+    lb_free(ref);
     lb_free(lb);
 }
 

@@ -48,8 +48,55 @@ static void test_hash_values(void **state)
     /* twemproxy's fnv1a_64: 64-bit constants truncated to 32 bits */
     assert_int_equal(resp_hash(CFG_REDIS_HASH_FNV1A_64, "", 0), 0x84222325u);
     assert_int_equal(resp_hash(CFG_REDIS_HASH_FNV1A_64, "a", 1), (0x84222325u ^ 'a') * 0x1b3u);
-    assert_true(resp_hash(CFG_REDIS_HASH_MURMUR, "foo", 3) != resp_hash(CFG_REDIS_HASH_MURMUR, "fop", 3));
-    assert_true(resp_hash(CFG_REDIS_HASH_XXHASH, "foo", 3) > 0);
+}
+
+/* MurmurHash2 (Appleby) seeded as libmemcached and twemproxy seed it:
+ * seed = 0xdeadbeef * length. The expected values come from an independent
+ * implementation of MurmurHash2 that reproduces SMHasher's verification
+ * value for it (0x27864C1E), called with that seed. */
+static void test_murmur_reference(void **state)
+{
+    static const struct {
+        const char *key;
+        uint32_t want;
+    } v[] = {
+        { "", 0x00000000u },          { "a", 0x4b41757cu },         /* tail of 1 */
+        { "foo", 0xc4e0338fu },       /* tail of 3 */
+        { "abcd", 0xef6a86afu },      /* one block, no tail */
+        { "hello world", 0x5e19153bu }, { "123456789", 0xb7760690u },
+        { "user:1000", 0x8e24aec7u },
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        assert_int_equal(resp_hash(CFG_REDIS_HASH_MURMUR, v[i].key, strlen(v[i].key)), v[i].want);
+}
+
+/* XXH3_64bits, seed 0: xxHash's own sanity vectors (xxhsum's
+ * XSUM_sanityCheck: the test buffer, lengths that reach every code path)
+ * and its digests of "", "a" and "abc". */
+static void test_xxhash_reference(void **state)
+{
+    static const struct {
+        size_t len;
+        uint64_t want;
+    } v[] = {
+        { 0, 0x2D06800538D394C2ULL },   { 1, 0xC44BDFF4074EECDBULL },
+        { 6, 0x27B56A84CD2D7325ULL },   { 12, 0xA713DAF0DFBB77E7ULL },
+        { 24, 0xA3FE70BF9D3510EBULL },  { 48, 0x397DA259ECBA1F11ULL },
+        { 80, 0xBCDEFBBB2C47C90AULL },  { 195, 0xCD94217EE362EC3AULL },
+        { 403, 0xCDEB804D65C6DEA4ULL }, { 512, 0x617E49599013CB6BULL },
+        { 2048, 0xDD59E2C3A5F038E0ULL }, { 2367, 0xCB37AEB9E5D361EDULL },
+    };
+    static unsigned char buf[2367];
+    uint64_t gen = 2654435761u; /* PRIME32, times PRIME64 per byte */
+
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (unsigned char)(gen >> 56);
+        gen *= 11400714785074694797ULL;
+    }
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        assert_int_equal(resp_hash(CFG_REDIS_HASH_XXHASH, buf, v[i].len), v[i].want);
+    assert_int_equal(resp_hash(CFG_REDIS_HASH_XXHASH, "a", 1), 0xE6C632B61E964E1FULL);
+    assert_int_equal(resp_hash(CFG_REDIS_HASH_XXHASH, "abc", 3), 0x78AF5F94892F3950ULL);
 }
 
 static void test_hash_tag(void **state)
@@ -70,6 +117,23 @@ static void test_hash_tag(void **state)
     assert_int_equal(n, 3);
     resp_hash_tag("$$", "x$id$y", 6, &p, &n);
     assert_memory_equal(p, "id", 2);
+}
+
+/* Jump consistent hash (Lamping and Veach): the values other
+ * implementations publish as their test vectors. */
+static void test_jump_reference(void **state)
+{
+    assert_int_equal(resp_jump(1, 1), 0);
+    assert_int_equal(resp_jump(42, 57), 43);
+    assert_int_equal(resp_jump(0xDEAD10CCu, 1), 0);
+    assert_int_equal(resp_jump(0xDEAD10CCu, 666), 361);
+    assert_int_equal(resp_jump(256, 1024), 520);
+    assert_int_equal(resp_jump(4, 2), 1);
+    assert_int_equal(resp_jump(7, 2), 0);
+    assert_int_equal(resp_jump(1, 128), 55);
+    assert_int_equal(resp_jump(129, 128), 120);
+    assert_int_equal(resp_jump(128, 100000000), 38172097);
+    assert_int_equal(resp_jump(UINT64_MAX, 128), 92);
 }
 
 static void test_jump_consistency(void **state)
@@ -155,11 +219,28 @@ static void test_hash_mod_and_jump(void **state)
 {
     struct cfg_redis_cluster cc;
     struct resp_dist d;
+    /* murmur of each key (see test_murmur_reference), then modulo or jump
+     * over 3 shards; the expected shards were computed apart from weir */
+    static const struct {
+        const char *key;
+        int mod3, jump3;
+    } v[] = {
+        { "foo", 2, 0 },       { "hello world", 1, 1 }, { "user:1000", 2, 1 },
+        { "123456789", 1, 0 }, { "a", 0, 0 },           { "abcd", 0, 2 },
+    };
+    char tagged[64];
+
     setup_cluster(&cc, CFG_REDIS_DIST_HASH, 3);
     assert_int_equal(resp_dist_init(&d, &cc, NULL), 0);
-    assert_int_equal(resp_dist_shard(&d, "foo", 3), (int)(resp_hash(cc.hash, "foo", 3) % 3));
-    cc.distribution = CFG_REDIS_DIST_JUMP;
-    assert_int_equal(resp_dist_shard(&d, "foo", 3), (int)resp_jump(resp_hash(cc.hash, "foo", 3), 3));
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        int n = snprintf(tagged, sizeof(tagged), "x{%s}y", v[i].key);
+        cc.distribution = CFG_REDIS_DIST_HASH;
+        assert_int_equal(resp_dist_shard(&d, v[i].key, strlen(v[i].key)), v[i].mod3);
+        assert_int_equal(resp_dist_shard(&d, tagged, (size_t)n), v[i].mod3); /* the tag decides */
+        cc.distribution = CFG_REDIS_DIST_JUMP;
+        assert_int_equal(resp_dist_shard(&d, v[i].key, strlen(v[i].key)), v[i].jump3);
+        assert_int_equal(resp_dist_shard(&d, tagged, (size_t)n), v[i].jump3);
+    }
     resp_dist_free(&d);
 }
 
@@ -217,7 +298,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_md5_rfc1321),
         cmocka_unit_test(test_hash_values),
+        cmocka_unit_test(test_murmur_reference),
+        cmocka_unit_test(test_xxhash_reference),
         cmocka_unit_test(test_hash_tag),
+        cmocka_unit_test(test_jump_reference),
         cmocka_unit_test(test_jump_consistency),
         cmocka_unit_test(test_ketama_balance_and_stability),
         cmocka_unit_test(test_hash_mod_and_jump),
