@@ -51,6 +51,20 @@ void txn_resume(struct txn *t, enum step_result r)
     proxy_txn_resumed(t, r);
 }
 
+int txn_set_identity(struct txn *t, const char *p, size_t n)
+{
+    struct http_slice id = txn_copy(t, p, n);
+    if (id.p == NULL)
+        return -ENOMEM;
+    t->identity = id;
+    return 0;
+}
+
+struct http_slice txn_identity(const struct txn *t)
+{
+    return t->identity;
+}
+
 const char *txn_route_name(const struct txn *t)
 {
     return t->route && t->route->name ? t->route->name : "-";
@@ -65,6 +79,7 @@ void txn_begin(struct txn *t, struct client *session, struct wctx *wc, struct ht
     t->step_next = 0;
     t->waiting = 0;
     t->started = 0;
+    t->identity = (struct http_slice){ NULL, 0 };
     memset(&t->answer, 0, sizeof(t->answer));
 }
 

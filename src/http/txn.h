@@ -55,6 +55,7 @@ struct txn {
     uint8_t started;               /* on_request ran for steps [0, step_next) */
     struct txn_answer answer;      /* set by txn_respond */
     char request_id[36];
+    struct http_slice identity;    /* who the auth step says the client is (arena), or empty */
     uint16_t status;               /* answered to the client, 0 until then */
     ev_tstamp t_start;             /* the head's first byte was parsed */
     /* the request's body as the client frames it */
@@ -91,6 +92,13 @@ void txn_respond(struct txn *t, int status, const struct http_header *headers, s
  * on_request would have returned. Must not be called from inside that
  * step's on_request. */
 void txn_resume(struct txn *t, enum step_result r);
+
+/* The authenticated identity (an API key's name, a JWT subject): set by an
+ * auth step, read by later steps (rate_limit key `identity`). The bytes are
+ * copied into the arena. Returns 0 or -ENOMEM. */
+int txn_set_identity(struct txn *t, const char *p, size_t n);
+/* The identity, or a slice with len 0 when none was set. */
+struct http_slice txn_identity(const struct txn *t);
 
 struct ev_loop *txn_loop(const struct txn *t);
 const char *txn_client_ip(const struct txn *t);
