@@ -3,9 +3,8 @@
  * Configurations are real YAML run through the step's parser (the config
  * toolkit of core/config.c), so the tests cover parsing, config errors with
  * their FILE:LINE:COLUMN, and rewrite_apply() on every key and edge case.
- * The step's on_request is driven with stand-ins for the few txn / http_edit
- * functions it calls (they live in main's step seam, not in this branch),
- * on request heads parsed by the real http_parse_request. */
+ * The step's on_request runs on a real transaction arena and the real
+ * http_edit_target, on request heads parsed by the real http_parse_request. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -22,35 +21,11 @@
 #include "http/http_parser.h"
 #include "http/steps/rewrite.h"
 #include "http/txn.h"
+#include "server/server.h"
 
-/* ---- stand-ins for the step seam (txn.c, http_edit.c in main) ---- */
-
-static char g_arena[256];
-static size_t g_arena_used, g_arena_cap = sizeof(g_arena);
-
-char *txn_alloc(struct txn *t, size_t n)
-{
-    if (n > g_arena_cap - g_arena_used)
-        return NULL;
-    char *p = g_arena + g_arena_used;
-    g_arena_used += n;
-    return p;
-}
-
-const char *txn_route_name(const struct txn *t)
-{
-    return "test";
-}
-
-void http_edit_target(struct http_msg *msg, struct http_slice target)
-{
-    const char *q = memchr(target.p, '?', target.len);
-    size_t plen = q ? (size_t)(q - target.p) : target.len;
-    msg->target = target;
-    msg->path = (struct http_slice){ target.p, plen };
-    msg->query = q ? (struct http_slice){ q + 1, target.len - plen - 1 }
-                   : (struct http_slice){ target.p + target.len, 0 };
-}
+/* The transaction's arena is the real one (txn.c): a worker context with
+ * a buffer pool is all it needs. */
+static struct wctx g_wc;
 
 /* ---- helpers ---- */
 
@@ -365,12 +340,26 @@ static void req(const char *head)
         fail_msg("parse of \"%s\" returned %d", head, rc);
 }
 
-static enum step_result run(const void *cfg, struct txn *t)
+/* Runs the step with an empty arena, or one with only `room` bytes left
+ * (room < block size). */
+static enum step_result run_room(const void *cfg, struct txn *t, size_t room)
 {
-    g_arena_used = 0;
+    t->wc = &g_wc;
+    buf_release(&g_wc.bufs, &t->arena);
+    if (room < g_wc.bufs.block_size) {
+        assert_int_equal(buf_acquire(&g_wc.bufs, &t->arena), 0);
+        t->arena.wpos = (uint32_t)(g_wc.bufs.block_size - room);
+    }
     t->req = &g_msg;
     return step_rewrite.on_request(t, cfg, NULL);
 }
+
+static enum step_result run(const void *cfg, struct txn *t)
+{
+    return run_room(cfg, t, SIZE_MAX);
+}
+
+#define g_arena_used (t.arena.data ? (size_t)t.arena.wpos : 0)
 
 static void test_on_request(void **state)
 {
@@ -384,7 +373,7 @@ static void test_on_request(void **state)
     assert_int_equal(run(c, &t), STEP_NEXT);
     assert_int_equal(g_msg.target.len, strlen("/users?x=1"));
     assert_memory_equal(g_msg.target.p, "/users?x=1", g_msg.target.len);
-    assert_ptr_equal(g_msg.target.p, g_arena);    /* in the transaction's arena */
+    assert_ptr_equal(g_msg.target.p, t.arena.data); /* in the transaction's arena */
     assert_int_equal(g_arena_used, g_msg.target.len); /* exactly its length */
 
     /* absolute-form: the path is rewritten, the target becomes origin-form */
@@ -401,9 +390,7 @@ static void test_on_request(void **state)
 
     /* arena full: 500 */
     req("GET /api/users HTTP/1.1\r\nHost: a\r\n\r\n");
-    g_arena_cap = 3;
-    assert_int_equal(run(c, &t), STEP_ERROR);
-    g_arena_cap = sizeof(g_arena);
+    assert_int_equal(run_room(c, &t, 3), STEP_ERROR);
     step_rewrite.free_cfg(c);
 
     /* an invalid result: 500, and the request is left alone */
@@ -413,6 +400,7 @@ static void test_on_request(void **state)
     assert_int_equal(run(c, &t), STEP_ERROR);
     assert_ptr_equal(g_msg.target.p, head + 4);
     step_rewrite.free_cfg(c);
+    buf_release(&g_wc.bufs, &t.arena);
 }
 
 /* A worker thread's match data is freed when the thread ends (LeakSanitizer
@@ -455,7 +443,9 @@ int main(void)
         cmocka_unit_test(test_on_request),
         cmocka_unit_test(test_match_data_per_thread),
     };
+    buf_pool_init(&g_wc.bufs, 4096, 4);
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     rewrite_thread_cleanup();
+    buf_pool_destroy(&g_wc.bufs);
     return failed;
 }
