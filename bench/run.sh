@@ -10,6 +10,8 @@
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
 #        BENCH_PROXIES ("weir weir-steps nginx haproxy"); weir-steps is weir with a
 #                                 route that runs the headers and rewrite steps
+#        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
+#                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
 #        BUILD_DIR (build/release)
 set -uo pipefail
@@ -25,6 +27,8 @@ conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
 proxies=${BENCH_PROXIES:-weir weir-steps nginx haproxy}
+baseline=${BENCH_BASELINE:-}
+[ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
 h2load_timeout=300 # seconds: bound on any single h2load run
 clk_tck=$(getconf CLK_TCK)
@@ -78,7 +82,7 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
-read -r b1 b2 weir_port nginx_port haproxy_port steps_port < <(free_ports 6)
+read -r b1 b2 weir_port nginx_port haproxy_port steps_port baseline_port < <(free_ports 7)
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
@@ -101,7 +105,9 @@ weir_rewrite_step() {
 # request (the cost of the step chain: compare weir-steps with weir).
 gen_weir() {
   local port=$weir_port file=$tmp/weir.yaml steps=""
-  if [ "${1:-}" = steps ]; then
+  if [ "${1:-}" = baseline ]; then
+    port=$baseline_port file=$tmp/weir-baseline.yaml
+  elif [ "${1:-}" = steps ]; then
     port=$steps_port file=$tmp/weir-steps.yaml
     steps="headers: { request: { set: { X-Env: prod }, remove: [X-Debug] }, response: { set: { X-Frame-Options: DENY } } }"
     steps="$steps"$'\n        '"$(weir_rewrite_step)"$'\n        '
@@ -204,6 +210,12 @@ start_proxy() {
       gen_weir
       proxy_port=$weir_port
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    weir-baseline)
+      gen_weir baseline
+      proxy_port=$baseline_port
+      "${pin_proxy[@]}" "$baseline" -c "$tmp/weir-baseline.yaml" >"$tmp/weir-baseline.log" 2>&1 &
       proxy_pid=$!
       ;;
     weir-steps)
@@ -318,6 +330,7 @@ ran=()
 for p in $proxies; do
   case $p in
     weir | weir-steps) bin=$build/weir ;;
+    weir-baseline) bin=$baseline ;;
     nginx) bin=$(command -v nginx) ;;
     haproxy) bin=$(command -v haproxy) ;;
     *) echo "bench: unknown proxy $p, skipped"; continue ;;
@@ -382,6 +395,9 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
       [ -n "${rps[$other]:-}" ] || continue
       echo "weir/$other: req/s x$(ratio "${rps[weir]}" "${rps[$other]}"), CPU us/req x$(ratio "${cpu[weir]}" "${cpu[$other]}")"
     done
+    if [ -n "${rps[weir-baseline]:-}" ]; then
+      echo "weir/weir-baseline (this build vs BENCH_BASELINE): req/s x$(ratio "${rps[weir]}" "${rps[weir-baseline]}"), CPU us/req x$(ratio "${cpu[weir]}" "${cpu[weir-baseline]}")"
+    fi
     if [ -n "${rps[weir-steps]:-}" ]; then
       echo "weir-steps/weir (a route with steps vs a plain route): req/s x$(ratio "${rps[weir-steps]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-steps]}" "${cpu[weir]}")"
     fi
