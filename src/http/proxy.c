@@ -88,7 +88,8 @@ struct client {
     char client_ip[48];
     const char *static_body;   /* an answer weir makes: body bytes still to send */
     size_t static_left;
-    struct txn txn;            /* the request in progress */
+    struct txn *txn;           /* the request in progress: from the worker's free list while
+                                  bytes of a request are here, NULL on an idle connection */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
 };
 
@@ -102,6 +103,8 @@ struct http_worker {
     unsigned n_queued;             /* requests waiting for a free endpoint (max_pending) */
     struct txn_head *free_heads;   /* kept request heads (txn.h) */
     unsigned n_free_heads;
+    struct txn *free_txns;
+    unsigned n_free_txns;
 };
 
 static inline struct http_worker *proxy_hw(const struct wctx *wc)
@@ -230,15 +233,17 @@ static uint64_t rng_next(uint64_t *s)
 
 static void endpoint_release(struct client *c)
 {
-    if (c->txn.ep && c->txn.probe) {
+    if (!c->txn)
+        return;
+    if (c->txn->ep && c->txn->probe) {
         /* a probe that ended without a verdict frees its slot */
-        const struct cfg_breaker *cb = &c->txn.ep->cluster->cfg->breaker;
-        breaker_cancel_probe(cb->per_cluster ? &c->txn.ep->cluster->breaker : &c->txn.ep->breaker);
-        c->txn.probe = 0;
+        const struct cfg_breaker *cb = &c->txn->ep->cluster->cfg->breaker;
+        breaker_cancel_probe(cb->per_cluster ? &c->txn->ep->cluster->breaker : &c->txn->ep->breaker);
+        c->txn->probe = 0;
     }
-    if (c->txn.ep) {
-        atomic_fetch_sub_explicit(&c->txn.ep->active, 1, memory_order_relaxed);
-        c->txn.ep = NULL;
+    if (c->txn->ep) {
+        atomic_fetch_sub_explicit(&c->txn->ep->active, 1, memory_order_relaxed);
+        c->txn->ep = NULL;
     }
 }
 
@@ -246,19 +251,21 @@ static void endpoint_release(struct client *c)
  * its cluster's shared counts. Safe to call more than once. */
 static void proxy_request_end(struct client *c)
 {
-    if (c->txn.queued) {
-        c->txn.queued = 0;
+    if (!c->txn)
+        return;
+    if (c->txn->queued) {
+        c->txn->queued = 0;
         proxy_hw(c->wc)->n_queued--;
     }
-    if (c->txn.cl && c->txn.probe && c->txn.cl->cfg->breaker.per_cluster) {
-        breaker_cancel_probe(&c->txn.cl->breaker);
-        c->txn.probe = 0;
+    if (c->txn->cl && c->txn->probe && c->txn->cl->cfg->breaker.per_cluster) {
+        breaker_cancel_probe(&c->txn->cl->breaker);
+        c->txn->probe = 0;
     }
-    if (c->txn.cl && c->txn.counted)
-        atomic_fetch_sub_explicit(&c->txn.cl->active_requests, 1, memory_order_relaxed);
-    if (c->txn.cl && c->txn.retry_counted)
-        atomic_fetch_sub_explicit(&c->txn.cl->active_retries, 1, memory_order_relaxed);
-    c->txn.counted = c->txn.retry_counted = 0;
+    if (c->txn->cl && c->txn->counted)
+        atomic_fetch_sub_explicit(&c->txn->cl->active_requests, 1, memory_order_relaxed);
+    if (c->txn->cl && c->txn->retry_counted)
+        atomic_fetch_sub_explicit(&c->txn->cl->active_retries, 1, memory_order_relaxed);
+    c->txn->counted = c->txn->retry_counted = 0;
 }
 
 /* Drops the upstream connection: back to the pool when it is clean and
@@ -269,9 +276,9 @@ static void upstream_detach(struct client *c, int reusable)
     ev_io_stop(client_loop(c), &c->up_io);
     if (c->up_fd >= 0) {
         int kept = -1;
-        if (reusable && c->txn.cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
-            kept = pool_put(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->txn.ep->addr, c->txn.ep->addrlen,
-                            c->up_fd, c->txn.cl->cfg->pool_max_idle, c->txn.cl->cfg->pool_idle_timeout_ms);
+        if (reusable && c->txn->cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
+            kept = pool_put(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->txn->ep->addr, c->txn->ep->addrlen,
+                            c->up_fd, c->txn->cl->cfg->pool_max_idle, c->txn->cl->cfg->pool_idle_timeout_ms);
         if (kept != 0)
             close(c->up_fd);
     }
@@ -281,6 +288,45 @@ static void upstream_detach(struct client *c, int reusable)
     c->u_readable = c->u_writable = 0;
     buf_release(&wc->bufs, &c->up_in);
     buf_release(&wc->bufs, &c->up_out);
+}
+
+#define PROXY_MAX_FREE_TXNS 1024
+
+/* Gives the session a transaction for the request whose bytes arrived.
+ * Returns 0 or -ENOMEM. */
+static int proxy_txn_attach(struct client *c)
+{
+    struct http_worker *hw = proxy_hw(c->wc);
+    struct txn *t = hw->free_txns;
+    if (t) {
+        hw->free_txns = t->free_next;
+        hw->n_free_txns--;
+    } else if (!(t = malloc(sizeof(*t)))) {
+        return -ENOMEM;
+    }
+    memset(t, 0, sizeof(*t));
+    t->session = c;
+    t->wc = c->wc;
+    c->txn = t;
+    return 0;
+}
+
+/* Ends the session's transaction, if any, and keeps it for the next one. */
+static void proxy_txn_detach(struct client *c)
+{
+    struct txn *t = c->txn;
+    if (!t)
+        return;
+    txn_end(t);
+    c->txn = NULL;
+    struct http_worker *hw = proxy_hw(c->wc);
+    if (hw->n_free_txns >= PROXY_MAX_FREE_TXNS) {
+        free(t);
+        return;
+    }
+    t->free_next = hw->free_txns;
+    hw->free_txns = t;
+    hw->n_free_txns++;
 }
 
 static void client_free(struct client *c)
@@ -298,7 +344,7 @@ static void client_free(struct client *c)
     buf_release(&wc->bufs, &c->out);
     free(c->log_line);
     c->log_line = NULL;
-    txn_end(&c->txn);
+    proxy_txn_detach(c);
     if (c->snap)
         snapshot_unref(c->snap);
     if (c->prev)
@@ -334,7 +380,7 @@ static void client_close_after_write(struct client *c)
 static void client_log_access(struct client *c)
 {
     int fd = c->snap ? c->snap->access_fd : -1;
-    if (fd < 0 || c->txn.status == 0 || c->logged)
+    if (fd < 0 || c->txn->status == 0 || c->logged)
         return;
     c->logged = 1;
     char line[1024];
@@ -344,12 +390,12 @@ static void client_log_access(struct client *c)
     gmtime_r(&now, &tm);
     strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     ev_tstamp t_now = ev_now(client_loop(c));
-    double total_ms = (t_now - c->txn.t_start) * 1000.0;
-    double up_ms = c->txn.t_up_first > 0 ? (c->txn.t_up_first - c->txn.t_up_start) * 1000.0 : -1;
+    double total_ms = (t_now - c->txn->t_start) * 1000.0;
+    double up_ms = c->txn->t_up_first > 0 ? (c->txn->t_up_first - c->txn->t_up_start) * 1000.0 : -1;
     int n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %u %" PRIu64 " %.3f %s %.3f %s\n",
-                     c->client_ip, when, c->log_line ? c->log_line : "-", c->txn.status, c->bytes_out,
-                     total_ms, c->txn.ep || c->txn.failed_ep ? (c->txn.ep ? c->txn.ep : c->txn.failed_ep)->name : "-",
-                     up_ms, c->txn.request_id[0] ? c->txn.request_id : "-");
+                     c->client_ip, when, c->log_line ? c->log_line : "-", c->txn->status, c->bytes_out,
+                     total_ms, c->txn->ep || c->txn->failed_ep ? (c->txn->ep ? c->txn->ep : c->txn->failed_ep)->name : "-",
+                     up_ms, c->txn->request_id[0] ? c->txn->request_id : "-");
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line)) {
@@ -383,9 +429,9 @@ static void client_respond_error(struct client *c, int status, int keep_open)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n",
                      status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
                      keep_open ? "" : "Connection: close\r\n");
-    c->txn.status = (uint16_t)status;
+    c->txn->status = (uint16_t)status;
     c->resp_started = 1;
-    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->txn.head_request) {
+    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->txn->head_request) {
         if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0 &&
             buf_append(&c->wc->bufs, &c->out, msg, (size_t)body_len) == 0)
             c->bytes_out += (uint64_t)(n + body_len);
@@ -440,7 +486,7 @@ static uint64_t proxy_ip_hash(const struct client *c)
 
 static uint64_t proxy_key_hash(const struct client *c, const struct http_msg *msg)
 {
-    const struct cfg_cluster *cc = c->txn.cl->cfg;
+    const struct cfg_cluster *cc = c->txn->cl->cfg;
     if (cc->balance == CFG_BALANCE_IP_HASH)
         return proxy_ip_hash(c);
     if (cc->balance != CFG_BALANCE_CONSISTENT_HASH)
@@ -470,17 +516,17 @@ static void proxy_new_request_id(struct client *c, const struct http_msg *msg)
     int i = http_msg_find(msg, "x-request-id");
     if (i >= 0) {
         size_t n = msg->headers[i].value.len;
-        if (n > sizeof(c->txn.request_id) - 1)
-            n = sizeof(c->txn.request_id) - 1;
-        memcpy(c->txn.request_id, msg->headers[i].value.p, n);
-        c->txn.request_id[n] = 0;
+        if (n > sizeof(c->txn->request_id) - 1)
+            n = sizeof(c->txn->request_id) - 1;
+        memcpy(c->txn->request_id, msg->headers[i].value.p, n);
+        c->txn->request_id[n] = 0;
         return;
     }
     static const char hex[] = "0123456789abcdef";
     uint64_t half[2] = { rng_next(&c->wc->rng), rng_next(&c->wc->rng) };
     for (int k = 0; k < 32; k++)
-        c->txn.request_id[k] = hex[(half[k / 16] >> (60 - 4 * (k % 16))) & 15];
-    c->txn.request_id[32] = 0;
+        c->txn->request_id[k] = hex[(half[k / 16] >> (60 - 4 * (k % 16))) & 15];
+    c->txn->request_id[32] = 0;
 }
 
 static void proxy_keep_log_line(struct client *c, const struct http_msg *msg)
@@ -530,24 +576,24 @@ static int proxy_method_idempotent(enum http_method m)
 static void proxy_reset_request(struct client *c, const struct http_msg *msg)
 {
     client_adopt_snapshot(c);
-    c->txn.t_start = ev_now(client_loop(c));
-    c->txn.t_up_start = c->txn.t_up_first = 0;
-    c->txn.status = 0;
+    c->txn->t_start = ev_now(client_loop(c));
+    c->txn->t_up_start = c->txn->t_up_first = 0;
+    c->txn->status = 0;
     c->bytes_out = 0;
     c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
-    c->txn.attempts = 0;
-    c->txn.failed_ep = NULL;
-    c->txn.probe = c->txn.retry_counted = c->txn.counted = c->txn.queued = c->logged = 0;
-    c->txn.cl = NULL;
-    c->txn.route = NULL;
+    c->txn->attempts = 0;
+    c->txn->failed_ep = NULL;
+    c->txn->probe = c->txn->retry_counted = c->txn->counted = c->txn->queued = c->logged = 0;
+    c->txn->cl = NULL;
+    c->txn->route = NULL;
     c->version_minor = (uint8_t)msg->version_minor;
     c->keep_alive = msg->keep_alive && !c->wc->draining;
-    c->txn.head_request = msg->method == HTTP_METHOD_HEAD;
-    c->txn.idempotent = proxy_method_idempotent(msg->method);
+    c->txn->head_request = msg->method == HTTP_METHOD_HEAD;
+    c->txn->idempotent = proxy_method_idempotent(msg->method);
     c->upgrade = msg->upgrade;
-    c->txn.body_kind = (uint8_t)msg->body_kind;
-    c->txn.body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
-    c->txn.body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
+    c->txn->body_kind = (uint8_t)msg->body_kind;
+    c->txn->body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
+    c->txn->body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->resp_state = RS_HEAD;
     c->up_scan_pos = 0;
     c->state = CS_PROXY;
@@ -561,8 +607,8 @@ static int proxy_route(struct client *c, const struct http_msg *msg)
 {
     if (msg->method == HTTP_METHOD_CONNECT)
         return 501;
-    c->txn.route = router_match(c->lst, msg);
-    if (!c->txn.route)
+    c->txn->route = router_match(c->lst, msg);
+    if (!c->txn->route)
         return 404;
     if (c->lst->max_body_bytes && msg->body_kind == HTTP_BODY_LENGTH &&
         msg->content_length > c->lst->max_body_bytes)
@@ -574,22 +620,22 @@ static int proxy_route(struct client *c, const struct http_msg *msg)
  * 0 when the request goes on to an endpoint, else the status to answer. */
 static int proxy_admit(struct client *c, const struct http_msg *msg)
 {
-    c->txn.cl = &c->snap->clusters[c->txn.route->cluster - c->snap->cfg->clusters];
-    c->txn.key_hash = proxy_key_hash(c, msg);
-    atomic_fetch_add_explicit(&c->txn.cl->active_requests, 1, memory_order_relaxed);
-    c->txn.counted = 1;
-    const struct cfg_breaker *cb = &c->txn.cl->cfg->breaker;
+    c->txn->cl = &c->snap->clusters[c->txn->route->cluster - c->snap->cfg->clusters];
+    c->txn->key_hash = proxy_key_hash(c, msg);
+    atomic_fetch_add_explicit(&c->txn->cl->active_requests, 1, memory_order_relaxed);
+    c->txn->counted = 1;
+    const struct cfg_breaker *cb = &c->txn->cl->cfg->breaker;
     if (!cb->enabled || !cb->per_cluster)
         return 0;
-    int before = atomic_load_explicit(&c->txn.cl->breaker.state, memory_order_relaxed);
-    enum breaker_admission a = breaker_admit(&c->txn.cl->breaker, cb, proxy_now_ms());
-    if (before == BREAKER_OPEN && atomic_load(&c->txn.cl->breaker.state) == BREAKER_HALF_OPEN)
-        log_info("cluster %s: circuit breaker of the cluster is now half-open", c->txn.cl->cfg->name);
+    int before = atomic_load_explicit(&c->txn->cl->breaker.state, memory_order_relaxed);
+    enum breaker_admission a = breaker_admit(&c->txn->cl->breaker, cb, proxy_now_ms());
+    if (before == BREAKER_OPEN && atomic_load(&c->txn->cl->breaker.state) == BREAKER_HALF_OPEN)
+        log_info("cluster %s: circuit breaker of the cluster is now half-open", c->txn->cl->cfg->name);
     if (a == BREAKER_DENY) {
-        log_info("cluster %s: circuit breaker open, failing fast", c->txn.cl->cfg->name);
+        log_info("cluster %s: circuit breaker open, failing fast", c->txn->cl->cfg->name);
         return 503;
     }
-    c->txn.probe = a == BREAKER_PROBE;
+    c->txn->probe = a == BREAKER_PROBE;
     return 0;
 }
 
@@ -602,7 +648,7 @@ static int proxy_forward_head(struct client *c, const struct http_msg *msg, size
     struct http_fwd_info info = {
         .client_ip = c->client_ip,
         .proto = "http",
-        .request_id = c->txn.request_id,
+        .request_id = c->txn->request_id,
         .body_kind = msg->body_kind,
         .content_length = msg->content_length,
     };
@@ -636,21 +682,21 @@ static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len
 static void proxy_start_request(struct client *c, struct http_msg *msg, size_t head_len)
 {
     proxy_reset_request(c, msg);
-    txn_begin(&c->txn, c, c->wc, msg);
+    txn_begin(c->txn, c, c->wc, msg);
     int status = proxy_route(c, msg);
     if (status) {
         buf_consume(&c->in, head_len);
         client_respond_error(c, status, status == 404 && msg->body_kind == HTTP_BODY_NONE);
         return;
     }
-    proxy_dispatch(c, txn_run_steps(&c->txn), head_len);
+    proxy_dispatch(c, txn_run_steps(c->txn), head_len);
 }
 
 /* Acts on what the steps said. head_len: bytes of the head still at the
  * start of in (0 once the head was kept for a waiting step). */
 static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len)
 {
-    struct txn *t = &c->txn;
+    struct txn *t = c->txn;
     const struct http_msg *msg = t->req;
     int body_pending = msg->body_kind != HTTP_BODY_NONE;
     int status = 0;
@@ -714,7 +760,7 @@ void proxy_txn_resumed(struct txn *t, enum step_result r)
  * streamed from where it lives (configuration or the arena). */
 static void proxy_answer(struct client *c)
 {
-    struct txn *t = &c->txn;
+    struct txn *t = c->txn;
     const struct txn_answer *a = &t->answer;
     struct wctx *wc = c->wc;
     /* not wc->msg: the request head may still be there */
@@ -745,12 +791,12 @@ static void proxy_answer(struct client *c)
     }
     c->out.wpos += (uint32_t)w;
     c->bytes_out += (uint64_t)w;
-    c->txn.status = (uint16_t)resp->status;
+    c->txn->status = (uint16_t)resp->status;
     c->resp_started = 1;
     c->keep_alive = (unsigned)keep;
     c->state = CS_PROXY;
-    c->static_body = c->txn.head_request ? NULL : a->body;
-    c->static_left = c->txn.head_request ? 0 : a->body_len;
+    c->static_body = c->txn->head_request ? NULL : a->body;
+    c->static_left = c->txn->head_request ? 0 : a->body_len;
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
     c->resp_chunked_out = 0;
@@ -796,12 +842,12 @@ static uint64_t proxy_now_ms(void)
 /* Milliseconds left before the route's deadline (UINT64_MAX: none). */
 static uint64_t proxy_deadline_left(const struct client *c)
 {
-    if (!c->txn.route || !c->txn.route->timeout_ms)
+    if (!c->txn->route || !c->txn->route->timeout_ms)
         return UINT64_MAX;
-    double spent = (ev_now(client_loop(c)) - c->txn.t_start) * 1000.0;
-    if (spent >= (double)c->txn.route->timeout_ms)
+    double spent = (ev_now(client_loop(c)) - c->txn->t_start) * 1000.0;
+    if (spent >= (double)c->txn->route->timeout_ms)
         return 0;
-    uint64_t left = c->txn.route->timeout_ms - (uint64_t)spent;
+    uint64_t left = c->txn->route->timeout_ms - (uint64_t)spent;
     return left ? left : 1;
 }
 
@@ -814,13 +860,13 @@ static uint64_t proxy_clamp_deadline(const struct client *c, uint64_t ms)
 static void upstream_arm_timer(struct client *c)
 {
     if (c->up_state == US_CONNECTING) {
-        timer_set(c, TP_CONNECT, proxy_clamp_deadline(c, c->txn.cl->cfg->connect_timeout_ms));
+        timer_set(c, TP_CONNECT, proxy_clamp_deadline(c, c->txn->cl->cfg->connect_timeout_ms));
     } else if (!c->req_done) {
         timer_set(c, TP_BODY, c->lst->body_timeout_ms);
     } else {
-        uint64_t per_try = c->txn.route && c->txn.route->retry.per_try_timeout_ms
-                               ? c->txn.route->retry.per_try_timeout_ms
-                               : c->txn.cl->cfg->response_timeout_ms;
+        uint64_t per_try = c->txn->route && c->txn->route->retry.per_try_timeout_ms
+                               ? c->txn->route->retry.per_try_timeout_ms
+                               : c->txn->cl->cfg->response_timeout_ms;
         timer_set(c, TP_RESPONSE, proxy_clamp_deadline(c, per_try));
     }
 }
@@ -841,17 +887,17 @@ static struct endpoint *proxy_pick_panic(struct cluster *cl)
 /* The breaker's word on ep. Returns 0 when ep must not be used. */
 static int proxy_breaker_admits(struct client *c, struct endpoint *ep, uint64_t now)
 {
-    const struct cfg_breaker *cb = &c->txn.cl->cfg->breaker;
+    const struct cfg_breaker *cb = &c->txn->cl->cfg->breaker;
     if (!cb->enabled || cb->per_cluster)
         return 1;
     int before = atomic_load_explicit(&ep->breaker.state, memory_order_relaxed);
     enum breaker_admission a = breaker_admit(&ep->breaker, cb, now);
     if (before == BREAKER_OPEN && atomic_load(&ep->breaker.state) == BREAKER_HALF_OPEN)
         log_info("cluster %s: circuit breaker of %s is now half-open: letting %u probe(s) through",
-                 c->txn.cl->cfg->name, ep->name, cb->half_open_requests);
+                 c->txn->cl->cfg->name, ep->name, cb->half_open_requests);
     if (a == BREAKER_DENY)
         return 0;
-    c->txn.probe = a == BREAKER_PROBE;
+    c->txn->probe = a == BREAKER_PROBE;
     return 1;
 }
 
@@ -861,17 +907,17 @@ static int proxy_breaker_admits(struct client *c, struct endpoint *ep, uint64_t 
  * when an endpoint was passed over for its limit. NULL: none can take it. */
 static struct endpoint *proxy_pick(struct client *c, int *saturated)
 {
-    struct cluster *cl = c->txn.cl;
+    struct cluster *cl = c->txn->cl;
     const struct cfg_cluster *cc = cl->cfg;
     uint64_t now = proxy_now_ms();
     uint32_t limit = cc->max_connections;
     if (cc->max_requests && (!limit || cc->max_requests < limit))
         limit = cc->max_requests;
-    const struct endpoint *avoid = c->txn.failed_ep;
+    const struct endpoint *avoid = c->txn->failed_ep;
     struct endpoint *ramping = NULL;
     *saturated = 0;
     for (size_t tries = 0; tries <= cl->n_endpoints; tries++) {
-        struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->txn.key_hash, avoid);
+        struct endpoint *ep = lb_pick(cl->lb, c->wc->worker.id, c->txn->key_hash, avoid);
         if (!ep)
             break;
         avoid = ep;
@@ -904,22 +950,22 @@ static struct endpoint *proxy_pick(struct client *c, int *saturated)
  * allows it and an endpoint was only busy, else answer 503. */
 static void proxy_no_endpoint(struct client *c, int saturated)
 {
-    const struct cfg_cluster *cc = c->txn.cl->cfg;
+    const struct cfg_cluster *cc = c->txn->cl->cfg;
     ev_tstamp now = ev_now(client_loop(c));
     if (saturated && cc->max_pending) {
-        if (!c->txn.queued && proxy_hw(c->wc)->n_queued < cc->max_pending) {
-            c->txn.queued = 1;
+        if (!c->txn->queued && proxy_hw(c->wc)->n_queued < cc->max_pending) {
+            c->txn->queued = 1;
             proxy_hw(c->wc)->n_queued++;
-            c->txn.queued_at = now;
+            c->txn->queued_at = now;
         }
-        if (c->txn.queued && (now - c->txn.queued_at) * 1000.0 < (double)cc->queue_timeout_ms &&
+        if (c->txn->queued && (now - c->txn->queued_at) * 1000.0 < (double)cc->queue_timeout_ms &&
             proxy_deadline_left(c) > 0) {
             timer_set(c, TP_QUEUE, PROXY_QUEUE_POLL_MS);
             return;
         }
     }
-    if (c->txn.queued) {
-        c->txn.queued = 0;
+    if (c->txn->queued) {
+        c->txn->queued = 0;
         proxy_hw(c->wc)->n_queued--;
     }
     log_warn("cluster %s: no endpoint can take a request from %s (%s)", cc->name, c->client_ip,
@@ -931,26 +977,26 @@ static void proxy_no_endpoint(struct client *c, int saturated)
  * there is one, else a new non-blocking connect. */
 static void upstream_connect(struct client *c)
 {
-    struct cluster *cl = c->txn.cl;
+    struct cluster *cl = c->txn->cl;
     int saturated;
     struct endpoint *ep = proxy_pick(c, &saturated);
     if (!ep) {
         proxy_no_endpoint(c, saturated);
         return;
     }
-    if (c->txn.queued) {
-        c->txn.queued = 0;
+    if (c->txn->queued) {
+        c->txn->queued = 0;
         proxy_hw(c->wc)->n_queued--;
     }
     atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
-    c->txn.ep = ep;
-    if (c->txn.attempts > 0 && c->txn.retry_counted == 0) {
+    c->txn->ep = ep;
+    if (c->txn->attempts > 0 && c->txn->retry_counted == 0) {
         atomic_fetch_add_explicit(&cl->active_retries, 1, memory_order_relaxed);
-        c->txn.retry_counted = 1;
+        c->txn->retry_counted = 1;
     }
-    c->txn.attempts++;
-    c->txn.t_up_start = ev_now(client_loop(c));
-    c->txn.t_up_first = 0;
+    c->txn->attempts++;
+    c->txn->t_up_start = ev_now(client_loop(c));
+    c->txn->t_up_first = 0;
     int fd = pool_take(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
     if (fd >= 0) {
         c->reused = 1;
@@ -979,7 +1025,7 @@ static int upstream_replayable(const struct client *c)
 {
     if (!c->req_done || c->up_out_recycled || c->resp_started || !c->up_out.data)
         return 0;
-    if (c->txn.route && c->txn.route->retry.enabled && c->txn.body_total > c->txn.route->retry.buffer_body)
+    if (c->txn->route && c->txn->route->retry.enabled && c->txn->body_total > c->txn->route->retry.buffer_body)
         return 0;
     return 1;
 }
@@ -991,20 +1037,20 @@ static int upstream_replayable(const struct client *c)
  * moment would pass the check. */
 static int proxy_budget_allows(struct client *c, const struct cfg_retry *r)
 {
-    if (c->txn.retry_counted)
+    if (c->txn->retry_counted)
         return 1; /* this request already holds a retry slot */
-    int active = atomic_load_explicit(&c->txn.cl->active_requests, memory_order_relaxed);
-    int retries = atomic_fetch_add_explicit(&c->txn.cl->active_retries, 1, memory_order_relaxed);
+    int active = atomic_load_explicit(&c->txn->cl->active_requests, memory_order_relaxed);
+    int retries = atomic_fetch_add_explicit(&c->txn->cl->active_retries, 1, memory_order_relaxed);
     long allowed = (long)active * r->budget_percent / 100;
     if (allowed < (long)r->min_retry_concurrency)
         allowed = r->min_retry_concurrency;
     if (retries < allowed) {
-        c->txn.retry_counted = 1;
+        c->txn->retry_counted = 1;
         return 1;
     }
-    atomic_fetch_sub_explicit(&c->txn.cl->active_retries, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->txn->cl->active_retries, 1, memory_order_relaxed);
     log_info("cluster %s: retry budget exhausted (%d retries in flight for %d requests)",
-             c->txn.cl->cfg->name, retries, active);
+             c->txn->cl->cfg->name, retries, active);
     return 0;
 }
 
@@ -1018,20 +1064,20 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
     if (kind == CFG_FAILURE_RESET && c->reused && status == 0) {
         /* a pooled connection the backend had closed: always safe */
         *immediate = 1;
-        return c->txn.attempts <= PROXY_MAX_ATTEMPTS;
+        return c->txn->attempts <= PROXY_MAX_ATTEMPTS;
     }
-    const struct cfg_retry *r = c->txn.route ? &c->txn.route->retry : NULL;
+    const struct cfg_retry *r = c->txn->route ? &c->txn->route->retry : NULL;
     if (!r || !r->enabled) {
         /* without a retry policy: only what never reached the backend, and
          * resets of idempotent requests */
         *immediate = 1;
-        if (status || c->txn.attempts >= PROXY_MAX_ATTEMPTS)
+        if (status || c->txn->attempts >= PROXY_MAX_ATTEMPTS)
             return 0;
-        return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->txn.idempotent);
+        return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->txn->idempotent);
     }
-    if (c->txn.attempts >= r->attempts)
+    if (c->txn->attempts >= r->attempts)
         return 0;
-    if (kind != CFG_FAILURE_CONNECT && !c->txn.idempotent && !r->all_methods)
+    if (kind != CFG_FAILURE_CONNECT && !c->txn->idempotent && !r->all_methods)
         return 0;
     int wanted = status ? ((r->on_mask & CFG_FAILURE_BIT(CFG_FAILURE_5XX)) && status >= 500) ||
                               cfg_status_in(&r->on_status, status)
@@ -1048,9 +1094,9 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
 /* Full-jitter exponential backoff: uniform in [0, min(max, base * 2^n)]. */
 static uint64_t proxy_backoff_ms(struct client *c)
 {
-    const struct cfg_retry *r = &c->txn.route->retry;
+    const struct cfg_retry *r = &c->txn->route->retry;
     uint64_t cap = r->backoff_base_ms;
-    for (unsigned i = 1; i < c->txn.attempts && cap < r->backoff_max_ms; i++)
+    for (unsigned i = 1; i < c->txn->attempts && cap < r->backoff_max_ms; i++)
         cap *= 2;
     if (cap > r->backoff_max_ms)
         cap = r->backoff_max_ms;
@@ -1071,7 +1117,7 @@ static void proxy_retry(struct client *c, int immediate)
     endpoint_release(c);
     c->up_out.rpos = 0;
     c->up_scan_pos = 0;
-    uint64_t delay = immediate || !c->txn.route->retry.enabled ? 0 : proxy_backoff_ms(c);
+    uint64_t delay = immediate || !c->txn->route->retry.enabled ? 0 : proxy_backoff_ms(c);
     delay = proxy_clamp_deadline(c, delay);
     if (delay == 0) {
         upstream_connect(c);
@@ -1083,15 +1129,15 @@ static void proxy_retry(struct client *c, int immediate)
 /* Reports the attempt's outcome to outlier detection and breakers. */
 static void proxy_record(struct client *c, int outcome)
 {
-    if (!c->txn.ep)
+    if (!c->txn->ep)
         return;
-    endpoint_record(c->txn.ep, outcome, c->txn.probe, proxy_now_ms());
-    c->txn.probe = 0;
+    endpoint_record(c->txn->ep, outcome, c->txn->probe, proxy_now_ms());
+    c->txn->probe = 0;
 }
 
 static void upstream_failed(struct client *c, enum up_failure why, int err)
 {
-    struct endpoint *ep = c->txn.ep;
+    struct endpoint *ep = c->txn->ep;
     const char *what = why == UF_CONNECT ? "connect failed"
                        : why == UF_TIMEOUT_CONNECT ? "connect timed out"
                                                    : "connection lost before the response";
@@ -1103,11 +1149,11 @@ static void upstream_failed(struct client *c, enum up_failure why, int err)
         proxy_record(c, kind);
     if (!stale_reuse || !retry)
         log_warn("upstream %s (cluster %s): %s: %s%s", ep ? ep->name : "?",
-                 c->txn.cl ? c->txn.cl->cfg->name : "?", what, err ? strerror(err) : "closed",
+                 c->txn->cl ? c->txn->cl->cfg->name : "?", what, err ? strerror(err) : "closed",
                  retry ? ", retrying" : "");
     /* a stale pooled connection says nothing about the endpoint: retry on
      * the same one, on a fresh connection */
-    c->txn.failed_ep = stale_reuse ? NULL : ep;
+    c->txn->failed_ep = stale_reuse ? NULL : ep;
     if (retry) {
         proxy_retry(c, immediate);
         return;
@@ -1157,8 +1203,8 @@ static int proxy_move_chunked_body(struct client *c)
             return 1;
         }
         if (r == HTTP_CHUNK_DATA) {
-            c->txn.body_total += dlen;
-            if (c->lst->max_body_bytes && c->txn.body_total > c->lst->max_body_bytes) {
+            c->txn->body_total += dlen;
+            if (c->lst->max_body_bytes && c->txn->body_total > c->lst->max_body_bytes) {
                 client_respond_error(c, 413, 0);
                 return 1;
             }
@@ -1195,20 +1241,20 @@ static int proxy_move_request_body(struct client *c)
         c->up_out.rpos = c->up_out.wpos = 0;
         c->up_out_recycled = 1;
     }
-    if (c->txn.body_kind == HTTP_BODY_CHUNKED)
+    if (c->txn->body_kind == HTTP_BODY_CHUNKED)
         return proxy_move_chunked_body(c);
     size_t n = buf_len(&c->in);
     size_t space = client_space(c, &c->up_out);
-    if (n > c->txn.body_left)
-        n = (size_t)c->txn.body_left;
+    if (n > c->txn->body_left)
+        n = (size_t)c->txn->body_left;
     if (n > space)
         n = space;
     if (n == 0)
         return 0;
     (void)buf_append(&c->wc->bufs, &c->up_out, buf_rptr(&c->in), n);
     buf_consume(&c->in, n);
-    c->txn.body_left -= n;
-    if (c->txn.body_left == 0)
+    c->txn->body_left -= n;
+    if (c->txn->body_left == 0)
         c->req_done = 1;
     return 1;
 }
@@ -1279,31 +1325,31 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     proxy_record(c, msg->status >= 500 ? CFG_FAILURE_5XX : ENDPOINT_OK);
     int immediate;
     if (msg->status >= 500 && proxy_may_retry(c, CFG_FAILURE_5XX, msg->status, &immediate)) {
-        log_info("upstream %s (cluster %s): status %d, retrying", c->txn.ep->name, c->txn.cl->cfg->name,
+        log_info("upstream %s (cluster %s): status %d, retrying", c->txn->ep->name, c->txn->cl->cfg->name,
                  msg->status);
-        c->txn.failed_ep = c->txn.ep;
+        c->txn->failed_ep = c->txn->ep;
         proxy_retry(c, immediate);
         return 1;
     }
-    txn_response_head(&c->txn, msg);
+    txn_response_head(c->txn, msg);
     struct http_resp_info ri;
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
     int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
     if (w < 0) {
-        log_warn("upstream %s: response head too large to forward", c->txn.ep->name);
+        log_warn("upstream %s: response head too large to forward", c->txn->ep->name);
         client_respond_error(c, 502, c->req_done);
         return 1;
     }
     c->out.wpos += (uint32_t)w;
     c->bytes_out += (uint64_t)w;
-    c->txn.status = (uint16_t)msg->status;
+    c->txn->status = (uint16_t)msg->status;
     c->resp_started = 1;
     c->keep_alive = (unsigned)ka;
     c->up_reusable = msg->keep_alive && msg->body_kind != HTTP_BODY_UNTIL_CLOSE && !upgrade;
     c->resp_body_kind = (uint8_t)msg->body_kind;
     c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
     c->resp_left = msg->content_length;
-    endpoint_observe_latency(c->txn.ep, (uint64_t)((c->txn.t_up_first - c->txn.t_up_start) * 1e6));
+    endpoint_observe_latency(c->txn->ep, (uint64_t)((c->txn->t_up_first - c->txn->t_up_start) * 1e6));
     buf_consume(&c->up_in, head_len);
     if (c->req_done)
         buf_release(&wc->bufs, &c->up_out);
@@ -1329,29 +1375,29 @@ static int proxy_response_head(struct client *c)
     struct http_limits lim = { wc->bufs.block_size, wc->bufs.block_size, HTTP_MAX_HEADERS_HARD };
     http_msg_init(msg);
     msg->scan_pos = c->up_scan_pos;
-    enum http_method m = c->txn.head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
+    enum http_method m = c->txn->head_request ? HTTP_METHOD_HEAD : HTTP_METHOD_GET;
     int n = http_parse_response(buf_rptr(&c->up_in), buf_len(&c->up_in), msg, &lim, m);
     if (n == HTTP_PARSE_PARTIAL) {
         c->up_scan_pos = (uint32_t)msg->scan_pos;
         if (!c->u_eof && client_room(c, &c->up_in) > 0)
             return 0;
-        log_warn("upstream %s: %s", c->txn.ep->name,
+        log_warn("upstream %s: %s", c->txn->ep->name,
                  c->u_eof ? "closed in the middle of a response head" : "response head too large");
         client_respond_error(c, 502, c->req_done);
         return 1;
     }
     if (n == HTTP_PARSE_ERROR) {
-        log_warn("upstream %s: invalid response: %s at byte %zu", c->txn.ep->name, msg->error,
+        log_warn("upstream %s: invalid response: %s at byte %zu", c->txn->ep->name, msg->error,
                  msg->error_pos);
         client_respond_error(c, 502, c->req_done);
         return 1;
     }
     c->up_scan_pos = 0;
-    if (c->txn.t_up_first == 0)
-        c->txn.t_up_first = ev_now(client_loop(c));
+    if (c->txn->t_up_first == 0)
+        c->txn->t_up_first = ev_now(client_loop(c));
     if (msg->status < 200 && !(msg->status == 101 && c->upgrade)) {
         if (msg->status == 101) {
-            log_warn("upstream %s: switched protocols without being asked to", c->txn.ep->name);
+            log_warn("upstream %s: switched protocols without being asked to", c->txn->ep->name);
             client_respond_error(c, 502, 0);
             return 1;
         }
@@ -1364,7 +1410,7 @@ static int proxy_response_head(struct client *c)
  * the client a chunked body. */
 static void proxy_emit_body(struct client *c, const char *p, size_t n)
 {
-    txn_body(&c->txn, p, n);
+    txn_body(c->txn, p, n);
     struct http_out o = { buf_wptr(&c->out), 0, client_space(c, &c->out), 0 };
     if (c->resp_chunked_out) {
         http_out_hex(&o, n);
@@ -1422,7 +1468,7 @@ static int proxy_move_response_body(struct client *c)
         enum http_chunk_result r = http_chunked_next(&c->resp_chunk, buf_rptr(&c->up_in),
                                                      avail < room ? avail : room, &used, &off, &dlen);
         if (r == HTTP_CHUNK_ERROR) {
-            log_warn("upstream %s: bad chunked response body: %s", c->txn.ep->name, c->resp_chunk.error);
+            log_warn("upstream %s: bad chunked response body: %s", c->txn->ep->name, c->resp_chunk.error);
             client_close_after_write(c);
             return 1;
         }
@@ -1450,7 +1496,7 @@ static int proxy_move_response_body(struct client *c)
         break;
     }
     if (c->u_eof && c->resp_state == RS_BODY) {
-        log_warn("upstream %s: closed in the middle of a response body", c->txn.ep->name);
+        log_warn("upstream %s: closed in the middle of a response body", c->txn->ep->name);
         client_close_after_write(c);
         return 1;
     }
@@ -1555,21 +1601,16 @@ static int upstream_flush(struct client *c)
 static void proxy_finish_request(struct client *c)
 {
     client_log_access(c);
-    txn_end(&c->txn);
     c->static_body = NULL;
     c->static_left = 0;
     int reusable = c->up_reusable && c->resp_state == RS_DONE;
     upstream_detach(c, reusable);
     endpoint_release(c);
     proxy_request_end(c);
-    c->txn.route = NULL;
-    c->txn.cl = NULL;
-    c->txn.failed_ep = NULL;
+    proxy_txn_detach(c);
     c->scan_pos = 0;
     /* what follows on this connection is a new request: weir may answer it */
     c->resp_started = 0;
-    c->txn.head_request = 0;
-    c->txn.status = 0;
     c->logged = 0;
     /* a client that half-closed still gets answers to what it sent */
     if (!c->keep_alive || (c->c_eof && buf_len(&c->in) == 0) || c->wc->draining) {
@@ -1593,6 +1634,11 @@ static int proxy_step_head(struct client *c)
         if (c->c_eof)
             c->closing = 1;
         return progress;
+    }
+    if (!c->txn && proxy_txn_attach(c) != 0) {
+        log_warn("client %s: out of memory for a request; closing", c->client_ip);
+        c->closing = 1;
+        return 0;
     }
     if (c->timer_phase == TP_IDLE)
         timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
@@ -1625,8 +1671,8 @@ static int proxy_step_head(struct client *c)
     if (n == HTTP_PARSE_ERROR) {
         log_info("client %s: bad request: %s at byte %zu", c->client_ip, msg->error, msg->error_pos);
         c->keep_alive = 0;
-        c->txn.t_start = ev_now(client_loop(c));
-        c->txn.request_id[0] = 0;
+        c->txn->t_start = ev_now(client_loop(c));
+        c->txn->request_id[0] = 0;
         free(c->log_line);
         c->log_line = NULL;
         client_respond_error(c, msg->error_status ? msg->error_status : 400, 0);
@@ -1682,7 +1728,7 @@ static int proxy_step_wait(struct client *c)
     int progress = client_fill(c);
     if (c->c_eof && !c->closing) {
         log_info("client %s: closed while its request waited on route %s", c->client_ip,
-                 txn_route_name(&c->txn));
+                 txn_route_name(c->txn));
         c->closing = 1;
     }
     return progress;
@@ -1840,17 +1886,17 @@ static void proxy_response_timeout(struct client *c)
     int immediate;
     if (proxy_deadline_left(c) == 0) {
         log_warn("upstream %s (cluster %s): route deadline of %" PRIu64 " ms passed",
-                 c->txn.ep ? c->txn.ep->name : "?", c->txn.cl ? c->txn.cl->cfg->name : "?", c->txn.route->timeout_ms);
+                 c->txn->ep ? c->txn->ep->name : "?", c->txn->cl ? c->txn->cl->cfg->name : "?", c->txn->route->timeout_ms);
         proxy_record(c, CFG_FAILURE_TIMEOUT);
         client_respond_error(c, 504, 0);
         return;
     }
     int retry = !c->resp_started && proxy_may_retry(c, CFG_FAILURE_TIMEOUT, 0, &immediate);
-    log_warn("upstream %s (cluster %s): no response in time%s", c->txn.ep ? c->txn.ep->name : "?",
-             c->txn.cl ? c->txn.cl->cfg->name : "?", retry ? ", retrying" : "");
+    log_warn("upstream %s (cluster %s): no response in time%s", c->txn->ep ? c->txn->ep->name : "?",
+             c->txn->cl ? c->txn->cl->cfg->name : "?", retry ? ", retrying" : "");
     proxy_record(c, CFG_FAILURE_TIMEOUT);
     if (retry) {
-        c->txn.failed_ep = c->txn.ep;
+        c->txn->failed_ep = c->txn->ep;
         proxy_retry(c, immediate);
         return;
     }
@@ -1866,7 +1912,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (buf_len(&c->in) > 0) {
             log_info("client %s: request head not complete after %" PRIu64 " ms", c->client_ip,
                      c->lst->header_timeout_ms);
-            c->txn.t_start = ev_now(loop);
+            c->txn->t_start = ev_now(loop);
             c->keep_alive = 0;
             client_respond_error(c, 408, 0);
         } else {
@@ -1880,7 +1926,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         break;
     case TP_CONNECT:
         if (proxy_deadline_left(c) == 0) {
-            log_warn("route deadline (%" PRIu64 " ms) passed while connecting", c->txn.route->timeout_ms);
+            log_warn("route deadline (%" PRIu64 " ms) passed while connecting", c->txn->route->timeout_ms);
             client_respond_error(c, 504, 0);
             break;
         }
@@ -1895,8 +1941,8 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         break;
     case TP_STEP:
         log_warn("route %s: deadline of %" PRIu64 " ms passed while a step waited",
-                 txn_route_name(&c->txn), c->txn.route ? c->txn.route->timeout_ms : 0);
-        txn_end(&c->txn);
+                 txn_route_name(c->txn), c->txn->route ? c->txn->route->timeout_ms : 0);
+        txn_end(c->txn);
         client_respond_error(c, 504, 0);
         break;
     case TP_IDLE:
@@ -2081,19 +2127,25 @@ void proxy_worker_stop(struct wctx *wc)
 
 void proxy_worker_cleanup(struct wctx *wc)
 {
-    if (!proxy_hw(wc))
+    struct http_worker *hw = proxy_hw(wc);
+    if (!hw)
         return;
-    txn_worker_cleanup(&proxy_hw(wc)->free_heads);
-    proxy_hw(wc)->n_free_heads = 0;
-    while (proxy_hw(wc)->clients) {
-        proxy_hw(wc)->clients->closing = 1;
-        client_free(proxy_hw(wc)->clients);
+    /* sessions first: ending them returns transactions and heads to the lists */
+    while (hw->clients) {
+        hw->clients->closing = 1;
+        client_free(hw->clients);
     }
-    while (proxy_hw(wc)->free_clients) {
-        struct client *next = proxy_hw(wc)->free_clients->next;
-        free(proxy_hw(wc)->free_clients);
-        proxy_hw(wc)->free_clients = next;
+    while (hw->free_clients) {
+        struct client *next = hw->free_clients->next;
+        free(hw->free_clients);
+        hw->free_clients = next;
     }
-    free(proxy_hw(wc));
+    while (hw->free_txns) {
+        struct txn *next = hw->free_txns->free_next;
+        free(hw->free_txns);
+        hw->free_txns = next;
+    }
+    txn_worker_cleanup(&hw->free_heads);
+    free(hw);
     wc->proto[CFG_PROTOCOL_HTTP] = NULL;
 }

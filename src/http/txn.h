@@ -45,6 +45,7 @@ struct txn_answer {
 
 struct txn {
     struct client *session;
+    struct txn *free_next;         /* the worker's free list */
     struct wctx *wc;
     const struct cfg_route *route;
     struct http_msg *req;          /* the request head: the worker's parse scratch until kept */
