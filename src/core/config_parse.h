@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <yaml.h>
 
-#include "core/config.h"
+#include "server/config.h" /* until the sections move out of core */
 
 #define CFG_MAX_FILE_BYTES (16u << 20)
 #define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
@@ -143,11 +143,5 @@ int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *
 /* Checks protocol-specific listener keys and points redis listeners at their cluster. */
 int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg);
 void cfg_free_redis_clusters(struct cfg *cfg);
-
-/* http/route_cfg.c: an HTTP listener's routes (a section of the http
- * module; declared here until listeners are parsed per protocol). */
-int route_cfg_parse_routes(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int route_cfg_resolve(struct cfg_ctx *ctx, struct cfg *cfg);
-void route_cfg_free(struct cfg_route *r);
 
 #endif

@@ -12,6 +12,8 @@
 
 #include "core/config.h"
 
+struct cfg; /* server/config.h */
+
 #define CFG_MAX_STORES 256
 #define CFG_MAX_STORE_SEEDS 64
 #define CFG_MAX_STORE_PENDING 1000000

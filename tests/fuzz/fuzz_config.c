@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "http/step.h"
 #include "http/target.h"
 #include "store/store_cfg.h"

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "core/log.h"
 #include "core/units.h"
 
