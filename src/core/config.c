@@ -73,43 +73,11 @@ static const struct cfg_listener cfg_listener_defaults = {
     .body_timeout_ms = 30000,
 };
 
-static const struct cfg_cluster cfg_cluster_defaults = {
-    .balance = CFG_BALANCE_ROUND_ROBIN,
-    .hash_key = CFG_HASH_KEY_CLIENT_IP,
-    .hash_method = CFG_HASH_METHOD_RING,
-    .connect_timeout_ms = 2000,
-    .response_timeout_ms = 30000,
-    .pool_idle_timeout_ms = 60000,
-    .pool_max_idle = 32,
-    .max_connections = 0,
-    .queue_timeout_ms = 1000,
-};
-
-static const struct cfg_endpoint cfg_endpoint_defaults = { .weight = 1 };
-
 /* ---- enum names ---- */
 
 #define CFG_ENUM_NAME(e, s) s,
-static const char *const cfg_balance_names[] = { CFG_BALANCE_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_hash_key_names[] = { CFG_HASH_KEY_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_hash_method_names[] = { CFG_HASH_METHOD_LIST(CFG_ENUM_NAME) };
 static const char *const cfg_protocol_names[] = { CFG_PROTOCOL_LIST(CFG_ENUM_NAME) };
 #undef CFG_ENUM_NAME
-
-const char *cfg_balance_name(enum cfg_balance b)
-{
-    return (unsigned)b < CFG_BALANCE_COUNT ? cfg_balance_names[b] : "?";
-}
-
-const char *cfg_hash_key_name(enum cfg_hash_key k)
-{
-    return (unsigned)k < CFG_HASH_KEY_COUNT ? cfg_hash_key_names[k] : "?";
-}
-
-const char *cfg_hash_method_name(enum cfg_hash_method m)
-{
-    return (unsigned)m < CFG_HASH_METHOD_COUNT ? cfg_hash_method_names[m] : "?";
-}
 
 const char *cfg_protocol_name(enum cfg_protocol p)
 {
@@ -647,6 +615,57 @@ int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *
     return cfg_strdup(ctx, s, text);
 }
 
+/* Two addresses parsed by cfg_parse_address() are the same. */
+bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                   const struct sockaddr_storage *b, socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0; /* units_parse_addr zeroes the rest */
+}
+
+/* true / yes / on or false / no / off into *out (1 or 0). */
+int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out)
+{
+    const char *s;
+    int rc = cfg_scalar(ctx, v, what, &s);
+    if (rc < 0)
+        return rc;
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    char q[CFG_QUOTE_SIZE];
+    return cfg_fail(ctx, v, "%s: expected true or false, got %s", what, cfg_quote(s, q));
+}
+
+/* "20%" or "20": an integer percentage lo..100. */
+int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint32_t lo,
+                             uint32_t *out)
+{
+    const char *s;
+    int rc = cfg_scalar(ctx, v, what, &s);
+    if (rc < 0)
+        return rc;
+    char buf[16];
+    size_t n = strlen(s);
+    if (n > 0 && s[n - 1] == '%')
+        n--;
+    uint64_t val;
+    char q[CFG_QUOTE_SIZE];
+    if (n == 0 || n >= sizeof(buf))
+        return cfg_fail(ctx, v, "%s: expected a percentage like 20%%, got %s", what, cfg_quote(s, q));
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    if (units_parse_uint(buf, 100, &val) != 0 || val < lo)
+        return cfg_fail(ctx, v, "%s: expected a percentage %u%%..100%%, got %s", what, lo,
+                        cfg_quote(s, q));
+    *out = (uint32_t)val;
+    return 0;
+}
+
 /* ---- log ---- */
 
 static int cfg_parse_log_level(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -765,12 +784,6 @@ static const struct cfg_key cfg_listener_keys[] = {
 };
 CFG_MAP_DEFINE(cfg_listener_map, "listener", cfg_listener_keys);
 
-static bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
-                          const struct sockaddr_storage *b, socklen_t blen)
-{
-    return alen == blen && memcmp(a, b, alen) == 0; /* units_parse_addr zeroes the rest */
-}
-
 /* Listener i against the ones before it: names and addresses are unique. */
 static int cfg_check_listener_unique(struct cfg_ctx *ctx, const struct cfg *cfg, size_t i)
 {
@@ -819,235 +832,6 @@ static int cfg_parse_listeners(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_list_each(ctx, v, cfg_parse_listener, cfg);
 }
 
-/* ---- endpoints ---- */
-
-static bool cfg_is_any_addr(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-    return memcmp(a6, &in6addr_any, sizeof(*a6)) == 0;
-}
-
-static int cfg_parse_endpoint_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_endpoint *e = obj;
-    char q[CFG_QUOTE_SIZE];
-
-    int rc = cfg_parse_address(ctx, v, "'address'", &e->address, &e->addr, &e->addrlen);
-    if (rc < 0)
-        return rc;
-    if (cfg_is_any_addr(&e->addr))
-        return cfg_fail(ctx, v, "endpoint %s is the any-address; give the server's own address",
-                        cfg_quote(e->address, q));
-    return 0;
-}
-
-static const struct cfg_key cfg_endpoint_keys[] = {
-    CFG_FUNC("address", cfg_parse_endpoint_address, true),
-    CFG_FIELD("weight", CFG_KIND_UINT, struct cfg_endpoint, weight, 1, CFG_MAX_WEIGHT),
-    CFG_FUNC("drain", cfg_parse_endpoint_drain, false),
-};
-CFG_MAP_DEFINE(cfg_endpoint_map, "endpoint", cfg_endpoint_keys);
-
-/* An endpoint is "ADDRESS" or {address: ADDRESS, weight: N}. */
-static int cfg_parse_endpoint(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg_cluster *c = obj;
-    struct cfg_endpoint *e = &c->endpoints[i];
-    char q[CFG_QUOTE_SIZE];
-    int rc;
-
-    *e = cfg_endpoint_defaults;
-    e->line = cfg_mark_of(node).line;
-    e->col = cfg_mark_of(node).col;
-    if (node->type == YAML_SCALAR_NODE)
-        rc = cfg_parse_endpoint_address(ctx, node, e);
-    else if (node->type == YAML_MAPPING_NODE)
-        rc = cfg_parse_map(ctx, node, &cfg_endpoint_map, e, NULL);
-    else
-        rc = cfg_fail(ctx, node, "expected an address or a map with address and weight for "
-                                 "endpoint, got a list");
-    if (rc < 0)
-        return rc;
-    for (size_t j = 0; j < i; j++)
-        if (cfg_same_addr(&c->endpoints[j].addr, c->endpoints[j].addrlen, &e->addr, e->addrlen))
-            return cfg_fail(ctx, node, "duplicate endpoint %s (first at %d:%d; use weight to "
-                                       "send it more traffic)", cfg_quote(e->address, q),
-                            c->endpoints[j].line, c->endpoints[j].col);
-    return 0;
-}
-
-static int cfg_parse_endpoints(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_cluster *c = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'endpoints'", "endpoint",
-                                          sizeof(struct cfg_endpoint), CFG_MAX_ENDPOINTS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &c->n_endpoints);
-    if (rc < 0)
-        return rc;
-    c->endpoints = items;
-    return cfg_list_each(ctx, v, cfg_parse_endpoint, c);
-}
-
-/* ---- clusters ---- */
-
-static int cfg_parse_cluster_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_cluster *c = obj;
-    return cfg_parse_name(ctx, v, &c->name, &c->name_mark);
-}
-
-static int cfg_parse_balance(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    int b = 0;
-    int rc = cfg_parse_enum(ctx, v, "balance", cfg_balance_names, CFG_BALANCE_COUNT, &b);
-    ((struct cfg_cluster *)obj)->balance = (enum cfg_balance)b;
-    return rc;
-}
-
-static int cfg_parse_hash_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    int m = 0;
-    int rc = cfg_parse_enum(ctx, v, "hash_method", cfg_hash_method_names, CFG_HASH_METHOD_COUNT,
-                            &m);
-    ((struct cfg_cluster *)obj)->hash_method = (enum cfg_hash_method)m;
-    return rc;
-}
-
-/* hash_key: client_ip | path | header:NAME | cookie:NAME */
-static int cfg_parse_hash_key(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_cluster *c = obj;
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-
-    int rc = cfg_scalar(ctx, v, "'hash_key'", &s);
-    if (rc < 0)
-        return rc;
-    const char *colon = strchr(s, ':');
-    size_t len = colon != NULL ? (size_t)(colon - s) : strlen(s);
-    for (int k = 0; k < CFG_HASH_KEY_COUNT; k++) {
-        bool named = k == CFG_HASH_KEY_HEADER || k == CFG_HASH_KEY_COOKIE;
-        if (strlen(cfg_hash_key_names[k]) != len || strncmp(s, cfg_hash_key_names[k], len) != 0)
-            continue;
-        if (named && (colon == NULL || !cfg_is_token(colon + 1)))
-            return cfg_fail(ctx, v, "hash_key %s needs a %s name, like %s:%s", cfg_quote(s, q),
-                            cfg_hash_key_names[k], cfg_hash_key_names[k],
-                            k == CFG_HASH_KEY_HEADER ? "X-User" : "session");
-        if (!named && colon != NULL)
-            break;
-        c->hash_key = (enum cfg_hash_key)k;
-        return named ? cfg_strdup(ctx, colon + 1, &c->hash_key_name) : 0;
-    }
-    return cfg_fail(ctx, v, "unknown hash_key %s (expected one of: client_ip, path, header:NAME, "
-                            "cookie:NAME)", cfg_quote(s, q));
-}
-
-static const struct cfg_key cfg_cluster_timeout_keys[] = {
-    CFG_FIELD("connect", CFG_KIND_DURATION, struct cfg_cluster, connect_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FIELD("response", CFG_KIND_DURATION, struct cfg_cluster, response_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_cluster_timeout_map, "cluster timeouts", cfg_cluster_timeout_keys);
-
-static const struct cfg_key cfg_pool_keys[] = {
-    CFG_FIELD("max_idle", CFG_KIND_UINT, struct cfg_cluster, pool_max_idle, 0, CFG_MAX_POOL_IDLE),
-    CFG_FIELD("idle_timeout", CFG_KIND_DURATION, struct cfg_cluster, pool_idle_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_pool_map, "pool", cfg_pool_keys);
-
-static int cfg_parse_cluster_timeouts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_cluster_timeout_map, obj, NULL);
-}
-
-static int cfg_parse_pool(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_pool_map, obj, NULL);
-}
-
-static const struct cfg_key cfg_cluster_keys[] = {
-    CFG_FUNC("name", cfg_parse_cluster_name, true),
-    CFG_FUNC("balance", cfg_parse_balance, false),
-    CFG_FUNC("hash_key", cfg_parse_hash_key, false),
-    CFG_FUNC("hash_method", cfg_parse_hash_method, false),
-    CFG_FUNC("timeouts", cfg_parse_cluster_timeouts, false),
-    CFG_FUNC("pool", cfg_parse_pool, false),
-    CFG_FIELD("max_connections", CFG_KIND_UINT, struct cfg_cluster, max_connections, 0,
-              CFG_MAX_CONNECTIONS),
-    CFG_FUNC("endpoints", cfg_parse_endpoints, true),
-    CFG_FIELD("max_requests", CFG_KIND_UINT, struct cfg_cluster, max_requests, 0, CFG_MAX_CONNECTIONS),
-    CFG_FIELD("max_pending", CFG_KIND_UINT, struct cfg_cluster, max_pending, 0, CFG_MAX_CONNECTIONS),
-    CFG_FIELD("queue_timeout", CFG_KIND_DURATION, struct cfg_cluster, queue_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FUNC("panic", cfg_parse_panic, false),
-    CFG_FIELD("slow_start", CFG_KIND_DURATION, struct cfg_cluster, slow_start_ms, 0, CFG_MAX_DURATION_MS),
-    CFG_FUNC("health_check", cfg_parse_health_check, false),
-    CFG_FUNC("outlier_detection", cfg_parse_outlier, false),
-    CFG_FUNC("circuit_breaker", cfg_parse_breaker, false),
-};
-CFG_MAP_DEFINE(cfg_cluster_map, "cluster", cfg_cluster_keys);
-
-/* hash_key and hash_method only do something for the hashing algorithms; a
- * key that would be ignored is an error rather than a surprise. */
-static int cfg_check_cluster_hash(struct cfg_ctx *ctx, const struct cfg_cluster *c,
-                                  yaml_node_t *const *values)
-{
-    yaml_node_t *key = values[cfg_key_index(&cfg_cluster_map, "hash_key")];
-    yaml_node_t *method = values[cfg_key_index(&cfg_cluster_map, "hash_method")];
-
-    if (key != NULL && c->balance != CFG_BALANCE_CONSISTENT_HASH &&
-        c->balance != CFG_BALANCE_IP_HASH)
-        return cfg_fail(ctx, key, "hash_key is used only with balance consistent_hash or "
-                                  "ip_hash (this cluster uses %s)", cfg_balance_name(c->balance));
-    if (method != NULL && c->balance != CFG_BALANCE_CONSISTENT_HASH)
-        return cfg_fail(ctx, method, "hash_method is used only with balance consistent_hash "
-                                     "(this cluster uses %s)", cfg_balance_name(c->balance));
-    return 0;
-}
-
-static int cfg_parse_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg *cfg = obj;
-    struct cfg_cluster *c = &cfg->clusters[i];
-    yaml_node_t *values[CFG_MAP_MAX_KEYS];
-    char q[CFG_QUOTE_SIZE];
-
-    *c = cfg_cluster_defaults;
-    c->line = cfg_mark_of(node).line;
-    c->col = cfg_mark_of(node).col;
-    int rc = cfg_parse_map(ctx, node, &cfg_cluster_map, c, values);
-    if (rc == 0)
-        rc = cfg_check_cluster_hash(ctx, c, values);
-    if (rc < 0)
-        return rc;
-    for (size_t j = 0; j < i; j++)
-        if (strcmp(cfg->clusters[j].name, c->name) == 0)
-            return cfg_fail_mark(ctx, c->name_mark, "duplicate cluster name %s (first defined at "
-                                 "%d:%d)", cfg_quote(c->name, q), cfg->clusters[j].name_mark.line,
-                                 cfg->clusters[j].name_mark.col);
-    return 0;
-}
-
-static int cfg_parse_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg *cfg = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'clusters'", "cluster", sizeof(struct cfg_cluster),
-                                          CFG_MAX_CLUSTERS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_clusters);
-    if (rc < 0)
-        return rc;
-    cfg->clusters = items;
-    return cfg_list_each(ctx, v, cfg_parse_cluster, cfg);
-}
-
 /* ---- top level ---- */
 
 /* workers: auto (0 here, resolved by cfg_finish) or 1..CFG_MAX_WORKERS. */
@@ -1083,7 +867,7 @@ static const struct cfg_key cfg_root_keys[] = {
               CFG_MAX_DURATION_MS),
     CFG_FUNC("log", cfg_parse_log, false),
     CFG_FUNC("listeners", cfg_parse_listeners, true),
-    CFG_FUNC("clusters", cfg_parse_clusters, false), /* required with http listeners */
+    CFG_FUNC("clusters", cluster_cfg_parse, false), /* required with http listeners */
     CFG_FUNC("redis_clusters", cfg_parse_redis_clusters, false),
     CFG_FUNC("stores", store_cfg_parse, false),
 };
@@ -1498,19 +1282,6 @@ static void cfg_free_listener(struct cfg_listener *l)
     free(l->routes);
 }
 
-static void cfg_free_cluster(struct cfg_cluster *c)
-{
-    free(c->name);
-    free(c->hash_key_name);
-    free(c->health_check.path);
-    free(c->health_check.method);
-    free(c->health_check.host);
-    free(c->health_check.expect_body);
-    for (size_t i = 0; i < c->n_endpoints; i++)
-        free(c->endpoints[i].address);
-    free(c->endpoints);
-}
-
 void cfg_free(struct cfg *cfg)
 {
     if (cfg == NULL)
@@ -1518,9 +1289,7 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->n_listeners; i++)
         cfg_free_listener(&cfg->listeners[i]);
     free(cfg->listeners);
-    for (size_t i = 0; i < cfg->n_clusters; i++)
-        cfg_free_cluster(&cfg->clusters[i]);
-    free(cfg->clusters);
+    cluster_cfg_free(cfg);
     cfg_free_redis_clusters(cfg);
     store_cfg_free(cfg->stores, cfg->n_stores);
     free(cfg->log.error);

@@ -18,15 +18,11 @@
 #define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
 #define CFG_MAX_LISTENERS 1024
 #define CFG_MAX_ROUTES 10000             /* per listener */
-#define CFG_MAX_CLUSTERS 10000
-#define CFG_MAX_ENDPOINTS 10000          /* per cluster */
 #define CFG_MAX_METHODS 64               /* per route */
 #define CFG_MAX_WORKERS 256
 #define CFG_MAX_NAME 63
 #define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
 #define CFG_MAX_CONNECTIONS 1000000
-#define CFG_MAX_POOL_IDLE 100000
-#define CFG_MAX_WEIGHT 1000
 #define CFG_MAX_MATCH_HEADERS 64
 #define CFG_MAP_MAX_KEYS 24
 #define CFG_QUOTE_SIZE 96
@@ -128,13 +124,13 @@ int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out, struct cfg_mark *mark);
 int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **text, struct sockaddr_storage *addr, socklen_t *len);
 
-/* config_resilience.c */
+bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                   const struct sockaddr_storage *b, socklen_t blen);
 int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out);
-int cfg_parse_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_outlier(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_breaker(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_panic(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_endpoint_drain(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint32_t lo,
+                      uint32_t *out);
+
+/* config_resilience.c */
 int cfg_parse_retry(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 
 /* config_redis.c: the redis_clusters section and the redis listener key. */

@@ -19,6 +19,7 @@
 #include "core/config_parse.h"
 #include "core/units.h"
 
+#define CFG_MAX_REDIS_CLUSTERS 10000
 #define CFG_MAX_REDIS_SHARDS 4096
 #define CFG_MAX_REDIS_REPLICAS 16
 #define CFG_MAX_REDIS_MAP 100000
@@ -703,7 +704,7 @@ int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     void *items;
 
     static const struct cfg_list list = { "'redis_clusters'", "redis cluster",
-                                          sizeof(struct cfg_redis_cluster), CFG_MAX_CLUSTERS };
+                                          sizeof(struct cfg_redis_cluster), CFG_MAX_REDIS_CLUSTERS };
     int r = cfg_list_new(ctx, v, &list, &items, &cfg->n_redis_clusters);
     if (r < 0)
         return r;
