@@ -17,13 +17,10 @@
 #define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
 #define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
 #define CFG_MAX_LISTENERS 1024
-#define CFG_MAX_ROUTES 10000             /* per listener */
-#define CFG_MAX_METHODS 64               /* per route */
 #define CFG_MAX_WORKERS 256
 #define CFG_MAX_NAME 63
 #define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
 #define CFG_MAX_CONNECTIONS 1000000
-#define CFG_MAX_MATCH_HEADERS 64
 #define CFG_MAP_MAX_KEYS 24
 #define CFG_QUOTE_SIZE 96
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -129,9 +126,6 @@ bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
 int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out);
 int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint32_t lo,
                       uint32_t *out);
-
-/* config_resilience.c */
-int cfg_parse_retry(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 
 /* config_redis.c: the redis_clusters section and the redis listener key. */
 int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
