@@ -777,8 +777,8 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("name", cfg_parse_listener_name, true),
     CFG_FUNC("listen", cfg_parse_listen, true),
     CFG_FUNC("protocol", cfg_parse_protocol, false),
-    CFG_FUNC("routes", route_cfg_parse_routes, false), /* required for http: cfg_resolve_redis */
-    CFG_FUNC("redis_cluster", cfg_parse_listener_redis_cluster, false),
+    CFG_FUNC("routes", route_cfg_parse_routes, false), /* required for http: cfg_resolve_listeners */
+    CFG_FUNC("redis_cluster", redis_cfg_parse_listener_cluster, false),
     CFG_FUNC("limits", cfg_parse_limits, false),
     CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
 };
@@ -832,6 +832,44 @@ static int cfg_parse_listeners(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_list_each(ctx, v, cfg_parse_listener, cfg);
 }
 
+/* Checks the protocol-specific listener keys, points every redis listener at
+ * its redis cluster, and asks for clusters when any listener is http. */
+static int cfg_resolve_listeners(struct cfg_ctx *ctx, struct cfg *cfg)
+{
+    char q[CFG_QUOTE_SIZE];
+    bool any_http = false;
+
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct cfg_listener *l = &cfg->listeners[i];
+        struct cfg_mark at = { l->line, l->col };
+        if (l->protocol != CFG_PROTOCOL_REDIS) {
+            any_http = true;
+            if (l->redis_cluster_name)
+                return cfg_fail_mark(ctx, l->redis_cluster_mark, "'redis_cluster' is used only "
+                                     "with protocol redis");
+            if (l->n_routes == 0)
+                return cfg_fail_mark(ctx, at, "listener is missing required key 'routes'");
+            continue;
+        }
+        if (l->n_routes > 0)
+            return cfg_fail_mark(ctx, at, "listener %s has protocol redis: it takes "
+                                 "'redis_cluster', not 'routes'", cfg_quote(l->name, q));
+        if (!l->redis_cluster_name)
+            return cfg_fail_mark(ctx, at, "listener is missing required key 'redis_cluster' "
+                                 "(protocol redis)");
+        l->redis_cluster = redis_cfg_find(cfg, l->redis_cluster_name);
+        if (!l->redis_cluster)
+            return cfg_fail_mark(ctx, l->redis_cluster_mark, "listener names redis cluster %s "
+                                 "which is not defined in 'redis_clusters'",
+                                 cfg_quote(l->redis_cluster_name, q));
+    }
+    if (any_http && cfg->n_clusters == 0) {
+        yaml_node_t *root = yaml_document_get_root_node(ctx->doc);
+        return cfg_fail(ctx, root, "configuration is missing required key 'clusters'");
+    }
+    return 0;
+}
+
 /* ---- top level ---- */
 
 /* workers: auto (0 here, resolved by cfg_finish) or 1..CFG_MAX_WORKERS. */
@@ -868,7 +906,7 @@ static const struct cfg_key cfg_root_keys[] = {
     CFG_FUNC("log", cfg_parse_log, false),
     CFG_FUNC("listeners", cfg_parse_listeners, true),
     CFG_FUNC("clusters", cluster_cfg_parse, false), /* required with http listeners */
-    CFG_FUNC("redis_clusters", cfg_parse_redis_clusters, false),
+    CFG_FUNC("redis_clusters", redis_cfg_parse, false),
     CFG_FUNC("stores", store_cfg_parse, false),
 };
 CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
@@ -1160,7 +1198,7 @@ static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, siz
     ctx->cfg = cfg;
     rc = cfg_parse_map(ctx, yaml_document_get_root_node(&doc), &cfg_root_map, cfg, NULL);
     if (rc == 0)
-        rc = cfg_resolve_redis(ctx, cfg);
+        rc = cfg_resolve_listeners(ctx, cfg);
     if (rc == 0)
         rc = route_cfg_resolve(ctx, cfg);
     if (rc == 0)
@@ -1290,7 +1328,7 @@ void cfg_free(struct cfg *cfg)
         cfg_free_listener(&cfg->listeners[i]);
     free(cfg->listeners);
     cluster_cfg_free(cfg);
-    cfg_free_redis_clusters(cfg);
+    redis_cfg_free(cfg);
     store_cfg_free(cfg->stores, cfg->n_stores);
     free(cfg->log.error);
     free(cfg->log.access);

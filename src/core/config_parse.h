@@ -127,11 +127,4 @@ int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *o
 int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint32_t lo,
                       uint32_t *out);
 
-/* config_redis.c: the redis_clusters section and the redis listener key. */
-int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-/* Checks protocol-specific listener keys and points redis listeners at their cluster. */
-int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg);
-void cfg_free_redis_clusters(struct cfg *cfg);
-
 #endif
