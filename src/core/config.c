@@ -1,14 +1,16 @@
-/* config: YAML file -> validated, immutable struct cfg (see config.h).
+/* config: YAML text -> a caller's configuration, along a table of sections
+ * (see config.h); core knows none of them.
  *
  * libyaml's parser turns the text into events, from which cfg_compose()
  * builds a libyaml document (a node tree in which every node keeps its start
  * mark) with bounds on depth and size. The loader then walks that tree along
  * the schema, never generically, so the depth of the walk is fixed by the
- * schema:
+ * schema: the root map along the caller's section rows, each section along
+ * its own key tables (server/config.c draws the whole tree).
  *
- *     root map -- listeners list -- listener map -- routes list -- route map -- match map
- *              |                                 `- limits / timeouts maps
- *              `- clusters list --- cluster map --- endpoints list -- address | endpoint map
+ *     text --> composer --> document --> root map: row.parse for each key present
+ *                                    --> row.resolve for each row, in table order
+ *                          (failure) --> row.free for each row
  *
  * Every map type is a table of keys (struct cfg_map). A key either names a
  * plain field of the object being filled (duration, size or number, with its
@@ -20,9 +22,9 @@
  * Errors: the first problem found stops the load with one message
  * "FILE:LINE:COLUMN: ..." (1-based; libyaml marks are 0-based) written into
  * the caller's buffer, and -EINVAL. Allocation failures give -ENOMEM and
- * "FILE: out of memory". The struct cfg under construction is always in a
- * state cfg_free() can release: arrays are zeroed and their counts set as
- * soon as they are allocated, so every error path is just cfg_free().
+ * "FILE: out of memory". A section under construction is always in a state
+ * its free can release: arrays are zeroed and their counts set as soon as
+ * they are allocated, so every error path is just the rows' free.
  *
  * Aliases (&a / *a) are resolved by libyaml to shared nodes and may even form
  * cycles; since the walk follows the schema, a cycle ends in a type error.
@@ -44,45 +46,10 @@
 #include <yaml.h>
 
 #include "core/config_parse.h"
-#include "core/log.h"
 #include "core/units.h"
-#include "store/store_cfg.h"
 
 
 void *(*cfg_calloc_fn)(size_t n, size_t size) = calloc;
-
-/* ---- defaults: the one place they are written (docs/configuration.md) ---- */
-
-static const struct cfg cfg_defaults = {
-    .workers = 0, /* auto */
-    .drain_timeout_ms = 30000,
-    .log = { .level = LOG_LVL_INFO },
-};
-#define CFG_DEFAULT_LOG_ERROR "stderr"
-#define CFG_DEFAULT_LOG_ACCESS "off"
-
-static const struct cfg_listener cfg_listener_defaults = {
-    .protocol = CFG_PROTOCOL_HTTP,
-    .max_request_line = 8 << 10,
-    .max_header_bytes = 32 << 10,
-    .max_headers = 100,
-    .max_body_bytes = 0,
-    .max_connections = 10000,
-    .header_timeout_ms = 10000,
-    .idle_timeout_ms = 60000,
-    .body_timeout_ms = 30000,
-};
-
-/* ---- enum names ---- */
-
-#define CFG_ENUM_NAME(e, s) s,
-static const char *const cfg_protocol_names[] = { CFG_PROTOCOL_LIST(CFG_ENUM_NAME) };
-#undef CFG_ENUM_NAME
-
-const char *cfg_protocol_name(enum cfg_protocol p)
-{
-    return (unsigned)p < CFG_PROTOCOL_COUNT ? cfg_protocol_names[p] : "?";
-}
 
 /* ---- load context and error reporting ---- */
 
@@ -448,6 +415,14 @@ static int cfg_unknown_key(struct cfg_ctx *ctx, const yaml_node_t *node, const s
                     map->what, list);
 }
 
+/* Parses `node`, the value of `key`, into obj: through the key's handler or
+ * into the plain field it describes. Returns 0 or a negative errno. */
+int cfg_parse_key(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *node, void *obj)
+{
+    return key->kind == CFG_KIND_FUNC ? key->parse(ctx, node, obj)
+                                      : cfg_parse_field(ctx, key, node, obj);
+}
+
 /* Finds the key `k` (a scalar) in `map`. Returns its index or a negative errno. */
 static int cfg_lookup_key(struct cfg_ctx *ctx, const yaml_node_t *k, const struct cfg_map *map,
                           yaml_node_t *const *seen)
@@ -504,10 +479,7 @@ int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *
             return i;
         seen[i] = k;
         vals[i] = v;
-        const struct cfg_key *key = &map->keys[i];
-        rc = key->kind == CFG_KIND_FUNC ? key->parse(ctx, v, obj)
-                                        : cfg_parse_field(ctx, key, v, obj);
-        if (rc < 0)
+        if ((rc = cfg_parse_key(ctx, &map->keys[i], v, obj)) < 0)
             return rc;
     }
     for (size_t i = 0; i < map->n_keys; i++)
@@ -663,265 +635,6 @@ int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uin
         return cfg_fail(ctx, v, "%s: expected a percentage %u%%..100%%, got %s", what, lo,
                         cfg_quote(s, q));
     *out = (uint32_t)val;
-    return 0;
-}
-
-/* ---- log ---- */
-
-static int cfg_parse_log_level(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    const char *names[LOG_LVL_COUNT];
-
-    for (int i = 0; i < LOG_LVL_COUNT; i++)
-        names[i] = log_level_name(i);
-    return cfg_parse_enum(ctx, v, "log level", names, LOG_LVL_COUNT,
-                          &((struct cfg_log *)obj)->level);
-}
-
-/* A log destination: one of the words in `words` (NULL-terminated) or a file
- * path, which must contain a '/' so a misspelt word is not taken for a file. */
-static int cfg_parse_log_sink(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
-                              const char *const *words, const char *expected, char **out)
-{
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-
-    int rc = cfg_text(ctx, v, what, &s);
-    if (rc < 0)
-        return rc;
-    bool ok = strchr(s, '/') != NULL;
-    for (size_t i = 0; !ok && words[i] != NULL; i++)
-        ok = strcmp(s, words[i]) == 0;
-    if (!ok)
-        return cfg_fail(ctx, v, "expected %s or a file path (containing '/') for %s, got %s",
-                        expected, what, cfg_quote(s, q));
-    return cfg_strdup(ctx, s, out);
-}
-
-static int cfg_parse_log_error(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    static const char *const words[] = { "stderr", NULL };
-    return cfg_parse_log_sink(ctx, v, "'error'", words, "'stderr'",
-                              &((struct cfg_log *)obj)->error);
-}
-
-static int cfg_parse_log_access(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    static const char *const words[] = { "off", "stdout", NULL };
-    return cfg_parse_log_sink(ctx, v, "'access'", words, "'off', 'stdout'",
-                              &((struct cfg_log *)obj)->access);
-}
-
-static const struct cfg_key cfg_log_keys[] = {
-    CFG_FUNC("level", cfg_parse_log_level, false),
-    CFG_FUNC("error", cfg_parse_log_error, false),
-    CFG_FUNC("access", cfg_parse_log_access, false),
-};
-CFG_MAP_DEFINE(cfg_log_map, "log", cfg_log_keys);
-
-/* ---- listeners ---- */
-
-static const struct cfg_key cfg_limits_keys[] = {
-    CFG_FIELD("request_line", CFG_KIND_SIZE, struct cfg_listener, max_request_line, 16, 1 << 20),
-    CFG_FIELD("header_size", CFG_KIND_SIZE, struct cfg_listener, max_header_bytes, 64, 16 << 20),
-    CFG_FIELD("headers", CFG_KIND_UINT, struct cfg_listener, max_headers, 1, CFG_MAX_HEADERS),
-    CFG_FIELD("body", CFG_KIND_SIZE, struct cfg_listener, max_body_bytes, 0, UINT64_MAX),
-    CFG_FIELD("connections", CFG_KIND_UINT, struct cfg_listener, max_connections, 1,
-              CFG_MAX_CONNECTIONS),
-};
-CFG_MAP_DEFINE(cfg_limits_map, "limits", cfg_limits_keys);
-
-static const struct cfg_key cfg_listener_timeout_keys[] = {
-    CFG_FIELD("client_header", CFG_KIND_DURATION, struct cfg_listener, header_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FIELD("client_idle", CFG_KIND_DURATION, struct cfg_listener, idle_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FIELD("client_body", CFG_KIND_DURATION, struct cfg_listener, body_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_listener_timeout_map, "listener timeouts", cfg_listener_timeout_keys);
-
-static int cfg_parse_limits(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_limits_map, obj, NULL);
-}
-
-static int cfg_parse_listener_timeouts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_listener_timeout_map, obj, NULL);
-}
-
-static int cfg_parse_listener_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_listener *l = obj;
-    return cfg_parse_name(ctx, v, &l->name, &l->name_mark);
-}
-
-static int cfg_parse_listen(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_listener *l = obj;
-
-    l->listen_mark = cfg_mark_of(v);
-    return cfg_parse_address(ctx, v, "'listen'", &l->listen, &l->addr, &l->addrlen);
-}
-
-static int cfg_parse_protocol(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    int p = 0;
-    int rc = cfg_parse_enum(ctx, v, "protocol", cfg_protocol_names, CFG_PROTOCOL_COUNT, &p);
-    ((struct cfg_listener *)obj)->protocol = (enum cfg_protocol)p;
-    return rc;
-}
-
-static const struct cfg_key cfg_listener_keys[] = {
-    CFG_FUNC("name", cfg_parse_listener_name, true),
-    CFG_FUNC("listen", cfg_parse_listen, true),
-    CFG_FUNC("protocol", cfg_parse_protocol, false),
-    CFG_FUNC("routes", route_cfg_parse_routes, false), /* required for http: cfg_resolve_listeners */
-    CFG_FUNC("redis_cluster", redis_cfg_parse_listener_cluster, false),
-    CFG_FUNC("limits", cfg_parse_limits, false),
-    CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
-};
-CFG_MAP_DEFINE(cfg_listener_map, "listener", cfg_listener_keys);
-
-/* Listener i against the ones before it: names and addresses are unique. */
-static int cfg_check_listener_unique(struct cfg_ctx *ctx, const struct cfg *cfg, size_t i)
-{
-    const struct cfg_listener *l = &cfg->listeners[i];
-    char q[CFG_QUOTE_SIZE], q2[CFG_QUOTE_SIZE];
-
-    for (size_t j = 0; j < i; j++) {
-        const struct cfg_listener *o = &cfg->listeners[j];
-        if (strcmp(o->name, l->name) == 0)
-            return cfg_fail_mark(ctx, l->name_mark, "duplicate listener name %s (first defined "
-                                 "at %d:%d)", cfg_quote(l->name, q), o->name_mark.line,
-                                 o->name_mark.col);
-        if (cfg_same_addr(&o->addr, o->addrlen, &l->addr, l->addrlen))
-            return cfg_fail_mark(ctx, l->listen_mark, "duplicate listen address %s (also used "
-                                 "by listener %s at %d:%d)", cfg_quote(l->listen, q),
-                                 cfg_quote(o->name, q2), o->listen_mark.line, o->listen_mark.col);
-    }
-    return 0;
-}
-
-static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg *cfg = obj;
-    struct cfg_listener *l = &cfg->listeners[i];
-
-    *l = cfg_listener_defaults;
-    l->line = cfg_mark_of(node).line;
-    l->col = cfg_mark_of(node).col;
-    int rc = cfg_parse_map(ctx, node, &cfg_listener_map, l, NULL);
-    if (rc < 0)
-        return rc;
-    return cfg_check_listener_unique(ctx, cfg, i);
-}
-
-static int cfg_parse_listeners(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg *cfg = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'listeners'", "listener",
-                                          sizeof(struct cfg_listener), CFG_MAX_LISTENERS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_listeners);
-    if (rc < 0)
-        return rc;
-    cfg->listeners = items;
-    return cfg_list_each(ctx, v, cfg_parse_listener, cfg);
-}
-
-/* Checks the protocol-specific listener keys, points every redis listener at
- * its redis cluster, and asks for clusters when any listener is http. */
-static int cfg_resolve_listeners(struct cfg_ctx *ctx, struct cfg *cfg)
-{
-    char q[CFG_QUOTE_SIZE];
-    bool any_http = false;
-
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        struct cfg_listener *l = &cfg->listeners[i];
-        struct cfg_mark at = { l->line, l->col };
-        if (l->protocol != CFG_PROTOCOL_REDIS) {
-            any_http = true;
-            if (l->redis_cluster_name)
-                return cfg_fail_mark(ctx, l->redis_cluster_mark, "'redis_cluster' is used only "
-                                     "with protocol redis");
-            if (l->n_routes == 0)
-                return cfg_fail_mark(ctx, at, "listener is missing required key 'routes'");
-            continue;
-        }
-        if (l->n_routes > 0)
-            return cfg_fail_mark(ctx, at, "listener %s has protocol redis: it takes "
-                                 "'redis_cluster', not 'routes'", cfg_quote(l->name, q));
-        if (!l->redis_cluster_name)
-            return cfg_fail_mark(ctx, at, "listener is missing required key 'redis_cluster' "
-                                 "(protocol redis)");
-        l->redis_cluster = redis_cfg_find(cfg, l->redis_cluster_name);
-        if (!l->redis_cluster)
-            return cfg_fail_mark(ctx, l->redis_cluster_mark, "listener names redis cluster %s "
-                                 "which is not defined in 'redis_clusters'",
-                                 cfg_quote(l->redis_cluster_name, q));
-    }
-    if (any_http && cfg->n_clusters == 0) {
-        yaml_node_t *root = yaml_document_get_root_node(ctx->doc);
-        return cfg_fail(ctx, root, "configuration is missing required key 'clusters'");
-    }
-    return 0;
-}
-
-/* ---- top level ---- */
-
-/* workers: auto (0 here, resolved by cfg_finish) or 1..CFG_MAX_WORKERS. */
-static int cfg_parse_workers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg *cfg = obj;
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-    uint64_t n = 0;
-
-    int rc = cfg_scalar(ctx, v, "'workers'", &s);
-    if (rc < 0)
-        return rc;
-    if (strcmp(s, "auto") == 0) {
-        cfg->workers = 0;
-        return 0;
-    }
-    if (units_parse_uint(s, CFG_MAX_WORKERS, &n) < 0 || n == 0)
-        return cfg_fail(ctx, v, "expected 'auto' or a number 1..%d for 'workers', got %s",
-                        CFG_MAX_WORKERS, cfg_quote(s, q));
-    cfg->workers = (unsigned)n;
-    return 0;
-}
-
-static int cfg_parse_log(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_log_map, &((struct cfg *)obj)->log, NULL);
-}
-
-static const struct cfg_key cfg_root_keys[] = {
-    CFG_FUNC("workers", cfg_parse_workers, false),
-    CFG_FIELD("drain_timeout", CFG_KIND_DURATION, struct cfg, drain_timeout_ms, 0,
-              CFG_MAX_DURATION_MS),
-    CFG_FUNC("log", cfg_parse_log, false),
-    CFG_FUNC("listeners", cfg_parse_listeners, true),
-    CFG_FUNC("clusters", cluster_cfg_parse, false), /* required with http listeners */
-    CFG_FUNC("redis_clusters", redis_cfg_parse, false),
-    CFG_FUNC("stores", store_cfg_parse, false),
-};
-CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
-
-/* Fills what defaults to something computed or allocated. */
-static int cfg_finish(struct cfg_ctx *ctx, struct cfg *cfg)
-{
-    if (cfg->workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->workers = n < 1 ? 1 : n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
-    }
-    if (cfg->log.error == NULL && cfg_strdup(ctx, CFG_DEFAULT_LOG_ERROR, &cfg->log.error) < 0)
-        return -ENOMEM;
-    if (cfg->log.access == NULL && cfg_strdup(ctx, CFG_DEFAULT_LOG_ACCESS, &cfg->log.access) < 0)
-        return -ENOMEM;
     return 0;
 }
 
@@ -1153,7 +866,7 @@ static int cfg_compose_event(struct cfg_ctx *ctx, struct cfg_composer *c, const 
 /* Reads the whole stream, which must hold exactly one document, into *doc.
  * On success the caller owns *doc (yaml_document_delete()). */
 static int cfg_compose(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *doc,
-                       const char *text, size_t len)
+                       const char *text, size_t len, const char *empty)
 {
     struct cfg_composer c;
     bool end = false;
@@ -1175,14 +888,52 @@ static int cfg_compose(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *d
         free(c.anchors[i].name);
     if (rc == 0 && !c.started)
         rc = cfg_fail_mark(ctx, (struct cfg_mark){ 1, 1 }, "the configuration is empty "
-                           "(expected a map with listeners and clusters)");
+                           "(expected %s)", empty);
     if (rc < 0 && c.started)
         yaml_document_delete(doc);
     return rc;
 }
 
-/* Parses and validates `text` into `cfg`. */
-static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, size_t len)
+/* ---- sections: the entry point ---- */
+
+int cfg_load_begin(struct cfg_ctx *ctx, const char *name, size_t len, char *err, size_t err_size)
+{
+    *ctx = (struct cfg_ctx){
+        .name = name != NULL ? name : "<config>",
+        .err = err,
+        .err_size = err != NULL ? err_size : 0,
+        .values_left = CFG_MAX_VALUES,
+        .bytes_left = CFG_MAX_BYTES,
+    };
+    if (ctx->err_size > 0)
+        err[0] = '\0';
+    if (len > CFG_MAX_FILE_BYTES)
+        return cfg_fail_file(ctx, -EFBIG, "too large (%zu bytes, at most %u)", len,
+                             CFG_MAX_FILE_BYTES);
+    return 0;
+}
+
+/* Walks the root map along the schema's rows, then resolves every row in
+ * table order; the document is still there, so a resolve may point at nodes. */
+static int cfg_walk_sections(struct cfg_ctx *ctx, const struct cfg_schema *schema, void *root)
+{
+    struct cfg_key keys[CFG_MAP_MAX_KEYS];
+    const struct cfg_section *rows = schema->sections;
+
+    if (schema->n_sections > CFG_MAP_MAX_KEYS)
+        return cfg_fail_file(ctx, -EINVAL, "more than %d sections", CFG_MAP_MAX_KEYS);
+    for (size_t i = 0; i < schema->n_sections; i++)
+        keys[i] = (struct cfg_key)CFG_FUNC(rows[i].key, rows[i].parse, rows[i].required);
+    struct cfg_map map = { schema->what, keys, schema->n_sections, NULL, NULL };
+    int rc = cfg_parse_map(ctx, yaml_document_get_root_node(ctx->doc), &map, root, NULL);
+    for (size_t i = 0; rc == 0 && i < schema->n_sections; i++)
+        if (rows[i].resolve != NULL)
+            rc = rows[i].resolve(ctx, root);
+    return rc;
+}
+
+int cfg_load_sections(struct cfg_ctx *ctx, const char *text, size_t len,
+                      const struct cfg_schema *schema, void *root)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -1190,54 +941,29 @@ static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, siz
     if (!yaml_parser_initialize(&parser))
         return cfg_nomem(ctx);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int rc = cfg_compose(ctx, &parser, &doc, text, len);
+    int rc = cfg_compose(ctx, &parser, &doc, text, len, schema->empty);
     yaml_parser_delete(&parser);
     if (rc < 0)
         return rc;
     ctx->doc = &doc;
-    ctx->cfg = cfg;
-    rc = cfg_parse_map(ctx, yaml_document_get_root_node(&doc), &cfg_root_map, cfg, NULL);
-    if (rc == 0)
-        rc = cfg_resolve_listeners(ctx, cfg);
-    if (rc == 0)
-        rc = route_cfg_resolve(ctx, cfg);
-    if (rc == 0)
-        rc = cfg_finish(ctx, cfg);
+    ctx->root = root;
+    rc = cfg_walk_sections(ctx, schema, root);
     yaml_document_delete(&doc);
     ctx->doc = NULL;
+    ctx->root = NULL;
+    if (rc < 0)
+        cfg_free_sections(schema, root);
     return rc;
 }
 
-int cfg_load_string(const char *name, const char *text, size_t len, struct cfg **out, char *err,
-                    size_t err_size)
+void cfg_free_sections(const struct cfg_schema *schema, void *root)
 {
-    struct cfg_ctx ctx = {
-        .name = name != NULL ? name : "<config>",
-        .err = err,
-        .err_size = err != NULL ? err_size : 0,
-        .values_left = CFG_MAX_VALUES,
-        .bytes_left = CFG_MAX_BYTES,
-    };
-
-    if (ctx.err_size > 0)
-        err[0] = '\0';
-    if (len > CFG_MAX_FILE_BYTES)
-        return cfg_fail_file(&ctx, -EFBIG, "too large (%zu bytes, at most %u)", len,
-                             CFG_MAX_FILE_BYTES);
-    struct cfg *cfg = cfg_calloc_fn(1, sizeof(*cfg));
-    if (cfg == NULL)
-        return cfg_nomem(&ctx);
-    *cfg = cfg_defaults;
-    int rc = cfg_strdup(&ctx, ctx.name, &cfg->path);
-    if (rc == 0)
-        rc = cfg_build(&ctx, cfg, text, len);
-    if (rc < 0) {
-        cfg_free(cfg);
-        return rc;
-    }
-    *out = cfg;
-    return 0;
+    for (size_t i = schema->n_sections; i-- > 0;)
+        if (schema->sections[i].free != NULL)
+            schema->sections[i].free(root);
 }
+
+/* ---- reading a file ---- */
 
 /* Reads all of `fd` into a new buffer (*out, caller frees). Returns 0,
  * -EFBIG past CFG_MAX_FILE_BYTES, -ENOMEM or -errno of read(2). */
@@ -1281,11 +1007,9 @@ static int cfg_read_all(int fd, char **out, size_t *out_len)
     return 0;
 }
 
-int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
+int cfg_read_file(const char *path, char **text, size_t *len, char *err, size_t err_size)
 {
     struct cfg_ctx ctx = { .name = path, .err = err, .err_size = err != NULL ? err_size : 0 };
-    char *text = NULL;
-    size_t len = 0;
     int fd;
 
     do {
@@ -1295,7 +1019,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
         int e = errno;
         return cfg_fail_file(&ctx, -e, "cannot open: %s", strerror(e));
     }
-    int rc = cfg_read_all(fd, &text, &len);
+    int rc = cfg_read_all(fd, text, len);
     close(fd);
     if (rc == -EFBIG)
         return cfg_fail_file(&ctx, rc, "too large (at most %u bytes)", CFG_MAX_FILE_BYTES);
@@ -1303,45 +1027,5 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
         return cfg_nomem(&ctx);
     if (rc < 0)
         return cfg_fail_file(&ctx, rc, "cannot read: %s", strerror(-rc));
-    rc = cfg_load_string(path, text, len, out, err, err_size);
-    free(text);
-    return rc;
-}
-
-/* ---- the snapshot ---- */
-
-static void cfg_free_listener(struct cfg_listener *l)
-{
-    free(l->name);
-    free(l->listen);
-    free(l->redis_cluster_name);
-    for (size_t i = 0; i < l->n_routes; i++)
-        route_cfg_free(&l->routes[i]);
-    free(l->routes);
-}
-
-void cfg_free(struct cfg *cfg)
-{
-    if (cfg == NULL)
-        return;
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        cfg_free_listener(&cfg->listeners[i]);
-    free(cfg->listeners);
-    cluster_cfg_free(cfg);
-    redis_cfg_free(cfg);
-    store_cfg_free(cfg->stores, cfg->n_stores);
-    free(cfg->log.error);
-    free(cfg->log.access);
-    free(cfg->path);
-    free(cfg);
-}
-
-struct cfg_cluster *cfg_find_cluster(const struct cfg *cfg, const char *name)
-{
-    if (cfg == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < cfg->n_clusters; i++)
-        if (cfg->clusters[i].name != NULL && strcmp(cfg->clusters[i].name, name) == 0)
-            return &cfg->clusters[i];
-    return NULL;
+    return 0;
 }

@@ -1,7 +1,9 @@
-/* config_parse: the loader's toolkit, shared by the files that parse one
- * section of the configuration each (config.c: the core shape; the
- * feature files add their own sections). Internal to the loader and the
- * section parsers: src/core/config*.c and src/store/store_cfg.c. */
+/* config_parse: the loader's toolkit, for the files that parse one section
+ * of the configuration each (server/config.c, upstream/cluster_cfg.c,
+ * http/route_cfg.c and the route steps, resp/redis_cfg.c,
+ * store/store_cfg.c): the load context, error reporting with
+ * FILE:LINE:COLUMN, table-driven maps and lists, shared value parsers. It
+ * names no section: limits of a section live in its own file. */
 #ifndef WEIR_CORE_CONFIG_PARSE_H
 #define WEIR_CORE_CONFIG_PARSE_H
 
@@ -9,18 +11,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <yaml.h>
 
-#include "server/config.h" /* until the sections move out of core */
+#include "core/config.h"
 
 #define CFG_MAX_FILE_BYTES (16u << 20)
 #define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
 #define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
-#define CFG_MAX_LISTENERS 1024
-#define CFG_MAX_WORKERS 256
 #define CFG_MAX_NAME 63
 #define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
-#define CFG_MAX_CONNECTIONS 1000000
+#define CFG_MAX_CONNECTIONS 1000000       /* any limits.connections */
 #define CFG_MAP_MAX_KEYS 24
 #define CFG_QUOTE_SIZE 96
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -28,7 +29,7 @@
 struct cfg_ctx {
     const char *name;       /* the file name used in messages */
     yaml_document_t *doc;
-    struct cfg *cfg;        /* under construction */
+    void *root;             /* the object being filled (cfg_load_sections) */
     char *err;
     size_t err_size;
     size_t values_left;     /* node visits left (CFG_MAX_VALUES) */
@@ -42,8 +43,6 @@ enum cfg_kind {
     CFG_KIND_UINT,      /* "100" */
 };
 
-/* Parses `value` into the object being filled. Returns 0 or negative errno. */
-typedef int (*cfg_parse_fn)(struct cfg_ctx *ctx, yaml_node_t *value, void *obj);
 
 struct cfg_key {
     const char *name;
@@ -115,6 +114,7 @@ const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size)
 int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char *const *names, size_t n, int *out);
 /* Index of key `name` in `map` (it must be there). */
 size_t cfg_key_index(const struct cfg_map *map, const char *name);
+int cfg_parse_key(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *node, void *obj);
 int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map, void *obj, yaml_node_t **values);
 int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list, void **out, size_t *n);
 int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj);

@@ -22,6 +22,7 @@
 #include "core/config_parse.h"
 #include "http/step.h"
 #include "http/target.h"
+#include "server/config.h"
 
 #define CFG_MAX_ROUTES 10000             /* per listener */
 #define CFG_MAX_METHODS 64               /* per route */
