@@ -239,7 +239,7 @@ bool cfg_is_null(const yaml_node_t *node)
     return false;
 }
 
-/* Stores a copy of `s` in *out (owned by the struct cfg). 0 or -ENOMEM. */
+/* Stores a copy of `s` in *out (owned by the object being filled). 0 or -ENOMEM. */
 int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out)
 {
     size_t size = strlen(s) + 1;
@@ -550,7 +550,7 @@ int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *
 
 /* ---- shared value parsers ---- */
 
-/* A listener or cluster name: 1..63 of [A-Za-z0-9_.-], used in logs and metrics. */
+/* A section entry's name: 1..63 of [A-Za-z0-9_.-], used in logs and metrics. */
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out,
                           struct cfg_mark *mark)
 {

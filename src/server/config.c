@@ -244,7 +244,7 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("name", cfg_parse_listener_name, true),
     CFG_FUNC("listen", cfg_parse_listen, true),
     CFG_FUNC("protocol", cfg_parse_protocol, false),
-    CFG_FUNC("routes", route_cfg_parse_routes, false), /* required for http: cfg_resolve_listeners */
+    CFG_FUNC("routes", route_cfg_parse_routes, false), /* http needs it: cfg_resolve_listeners */
     CFG_FUNC("redis_cluster", redis_cfg_parse_listener_cluster, false),
     CFG_FUNC("limits", cfg_parse_limits, false),
     CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),

@@ -1,4 +1,5 @@
-/* libFuzzer harness for core/config: cfg_load_string() on arbitrary bytes.
+/* libFuzzer harness for the configuration loader: cfg_load_string() on
+ * arbitrary bytes.
  *
  * Whatever the input, the loader must either return a complete snapshot or
  * fail with one "fuzz.yaml:..." message; never crash, leak, read out of
