@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "core/log.h"
 #include "protocols.h"
 #include "server/server.h"

@@ -1,5 +1,5 @@
 /* protocols: see protocols.h. Adding a protocol is its own files, a value in
- * CFG_PROTOCOL_LIST (core/config.h) and one row here; the small adapters
+ * CFG_PROTOCOL_LIST (server/config.h) and one row here; the small adapters
  * below fit a module's existing functions to the server's hooks. */
 #include "protocols.h"
 

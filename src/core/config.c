@@ -1,14 +1,16 @@
-/* config: YAML file -> validated, immutable struct cfg (see config.h).
+/* config: YAML text -> a caller's configuration, along a table of sections
+ * (see config.h); core knows none of them.
  *
  * libyaml's parser turns the text into events, from which cfg_compose()
  * builds a libyaml document (a node tree in which every node keeps its start
  * mark) with bounds on depth and size. The loader then walks that tree along
  * the schema, never generically, so the depth of the walk is fixed by the
- * schema:
+ * schema: the root map along the caller's section rows, each section along
+ * its own key tables (server/config.c draws the whole tree).
  *
- *     root map -- listeners list -- listener map -- routes list -- route map -- match map
- *              |                                 `- limits / timeouts maps
- *              `- clusters list --- cluster map --- endpoints list -- address | endpoint map
+ *     text --> composer --> document --> root map: row.parse for each key present
+ *                                    --> row.resolve for each row, in table order
+ *                          (failure) --> row.free for each row
  *
  * Every map type is a table of keys (struct cfg_map). A key either names a
  * plain field of the object being filled (duration, size or number, with its
@@ -20,9 +22,9 @@
  * Errors: the first problem found stops the load with one message
  * "FILE:LINE:COLUMN: ..." (1-based; libyaml marks are 0-based) written into
  * the caller's buffer, and -EINVAL. Allocation failures give -ENOMEM and
- * "FILE: out of memory". The struct cfg under construction is always in a
- * state cfg_free() can release: arrays are zeroed and their counts set as
- * soon as they are allocated, so every error path is just cfg_free().
+ * "FILE: out of memory". A section under construction is always in a state
+ * its free can release: arrays are zeroed and their counts set as soon as
+ * they are allocated, so every error path is just the rows' free.
  *
  * Aliases (&a / *a) are resolved by libyaml to shared nodes and may even form
  * cycles; since the walk follows the schema, a cycle ends in a type error.
@@ -44,77 +46,10 @@
 #include <yaml.h>
 
 #include "core/config_parse.h"
-#include "core/log.h"
 #include "core/units.h"
-#include "store/store_cfg.h"
 
 
 void *(*cfg_calloc_fn)(size_t n, size_t size) = calloc;
-
-/* ---- defaults: the one place they are written (docs/configuration.md) ---- */
-
-static const struct cfg cfg_defaults = {
-    .workers = 0, /* auto */
-    .drain_timeout_ms = 30000,
-    .log = { .level = LOG_LVL_INFO },
-};
-#define CFG_DEFAULT_LOG_ERROR "stderr"
-#define CFG_DEFAULT_LOG_ACCESS "off"
-
-static const struct cfg_listener cfg_listener_defaults = {
-    .protocol = CFG_PROTOCOL_HTTP,
-    .max_request_line = 8 << 10,
-    .max_header_bytes = 32 << 10,
-    .max_headers = 100,
-    .max_body_bytes = 0,
-    .max_connections = 10000,
-    .header_timeout_ms = 10000,
-    .idle_timeout_ms = 60000,
-    .body_timeout_ms = 30000,
-};
-
-static const struct cfg_cluster cfg_cluster_defaults = {
-    .balance = CFG_BALANCE_ROUND_ROBIN,
-    .hash_key = CFG_HASH_KEY_CLIENT_IP,
-    .hash_method = CFG_HASH_METHOD_RING,
-    .connect_timeout_ms = 2000,
-    .response_timeout_ms = 30000,
-    .pool_idle_timeout_ms = 60000,
-    .pool_max_idle = 32,
-    .max_connections = 0,
-    .queue_timeout_ms = 1000,
-};
-
-static const struct cfg_endpoint cfg_endpoint_defaults = { .weight = 1 };
-
-/* ---- enum names ---- */
-
-#define CFG_ENUM_NAME(e, s) s,
-static const char *const cfg_balance_names[] = { CFG_BALANCE_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_hash_key_names[] = { CFG_HASH_KEY_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_hash_method_names[] = { CFG_HASH_METHOD_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_protocol_names[] = { CFG_PROTOCOL_LIST(CFG_ENUM_NAME) };
-#undef CFG_ENUM_NAME
-
-const char *cfg_balance_name(enum cfg_balance b)
-{
-    return (unsigned)b < CFG_BALANCE_COUNT ? cfg_balance_names[b] : "?";
-}
-
-const char *cfg_hash_key_name(enum cfg_hash_key k)
-{
-    return (unsigned)k < CFG_HASH_KEY_COUNT ? cfg_hash_key_names[k] : "?";
-}
-
-const char *cfg_hash_method_name(enum cfg_hash_method m)
-{
-    return (unsigned)m < CFG_HASH_METHOD_COUNT ? cfg_hash_method_names[m] : "?";
-}
-
-const char *cfg_protocol_name(enum cfg_protocol p)
-{
-    return (unsigned)p < CFG_PROTOCOL_COUNT ? cfg_protocol_names[p] : "?";
-}
 
 /* ---- load context and error reporting ---- */
 
@@ -304,7 +239,7 @@ bool cfg_is_null(const yaml_node_t *node)
     return false;
 }
 
-/* Stores a copy of `s` in *out (owned by the struct cfg). 0 or -ENOMEM. */
+/* Stores a copy of `s` in *out (owned by the object being filled). 0 or -ENOMEM. */
 int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out)
 {
     size_t size = strlen(s) + 1;
@@ -480,6 +415,14 @@ static int cfg_unknown_key(struct cfg_ctx *ctx, const yaml_node_t *node, const s
                     map->what, list);
 }
 
+/* Parses `node`, the value of `key`, into obj: through the key's handler or
+ * into the plain field it describes. Returns 0 or a negative errno. */
+int cfg_parse_key(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *node, void *obj)
+{
+    return key->kind == CFG_KIND_FUNC ? key->parse(ctx, node, obj)
+                                      : cfg_parse_field(ctx, key, node, obj);
+}
+
 /* Finds the key `k` (a scalar) in `map`. Returns its index or a negative errno. */
 static int cfg_lookup_key(struct cfg_ctx *ctx, const yaml_node_t *k, const struct cfg_map *map,
                           yaml_node_t *const *seen)
@@ -536,10 +479,7 @@ int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *
             return i;
         seen[i] = k;
         vals[i] = v;
-        const struct cfg_key *key = &map->keys[i];
-        rc = key->kind == CFG_KIND_FUNC ? key->parse(ctx, v, obj)
-                                        : cfg_parse_field(ctx, key, v, obj);
-        if (rc < 0)
+        if ((rc = cfg_parse_key(ctx, &map->keys[i], v, obj)) < 0)
             return rc;
     }
     for (size_t i = 0; i < map->n_keys; i++)
@@ -610,7 +550,7 @@ int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *
 
 /* ---- shared value parsers ---- */
 
-/* A listener or cluster name: 1..63 of [A-Za-z0-9_.-], used in logs and metrics. */
+/* A section entry's name: 1..63 of [A-Za-z0-9_.-], used in logs and metrics. */
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out,
                           struct cfg_mark *mark)
 {
@@ -647,459 +587,54 @@ int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *
     return cfg_strdup(ctx, s, text);
 }
 
-/* ---- log ---- */
-
-static int cfg_parse_log_level(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    const char *names[LOG_LVL_COUNT];
-
-    for (int i = 0; i < LOG_LVL_COUNT; i++)
-        names[i] = log_level_name(i);
-    return cfg_parse_enum(ctx, v, "log level", names, LOG_LVL_COUNT,
-                          &((struct cfg_log *)obj)->level);
-}
-
-/* A log destination: one of the words in `words` (NULL-terminated) or a file
- * path, which must contain a '/' so a misspelt word is not taken for a file. */
-static int cfg_parse_log_sink(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
-                              const char *const *words, const char *expected, char **out)
-{
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-
-    int rc = cfg_text(ctx, v, what, &s);
-    if (rc < 0)
-        return rc;
-    bool ok = strchr(s, '/') != NULL;
-    for (size_t i = 0; !ok && words[i] != NULL; i++)
-        ok = strcmp(s, words[i]) == 0;
-    if (!ok)
-        return cfg_fail(ctx, v, "expected %s or a file path (containing '/') for %s, got %s",
-                        expected, what, cfg_quote(s, q));
-    return cfg_strdup(ctx, s, out);
-}
-
-static int cfg_parse_log_error(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    static const char *const words[] = { "stderr", NULL };
-    return cfg_parse_log_sink(ctx, v, "'error'", words, "'stderr'",
-                              &((struct cfg_log *)obj)->error);
-}
-
-static int cfg_parse_log_access(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    static const char *const words[] = { "off", "stdout", NULL };
-    return cfg_parse_log_sink(ctx, v, "'access'", words, "'off', 'stdout'",
-                              &((struct cfg_log *)obj)->access);
-}
-
-static const struct cfg_key cfg_log_keys[] = {
-    CFG_FUNC("level", cfg_parse_log_level, false),
-    CFG_FUNC("error", cfg_parse_log_error, false),
-    CFG_FUNC("access", cfg_parse_log_access, false),
-};
-CFG_MAP_DEFINE(cfg_log_map, "log", cfg_log_keys);
-
-/* ---- listeners ---- */
-
-static const struct cfg_key cfg_limits_keys[] = {
-    CFG_FIELD("request_line", CFG_KIND_SIZE, struct cfg_listener, max_request_line, 16, 1 << 20),
-    CFG_FIELD("header_size", CFG_KIND_SIZE, struct cfg_listener, max_header_bytes, 64, 16 << 20),
-    CFG_FIELD("headers", CFG_KIND_UINT, struct cfg_listener, max_headers, 1, CFG_MAX_HEADERS),
-    CFG_FIELD("body", CFG_KIND_SIZE, struct cfg_listener, max_body_bytes, 0, UINT64_MAX),
-    CFG_FIELD("connections", CFG_KIND_UINT, struct cfg_listener, max_connections, 1,
-              CFG_MAX_CONNECTIONS),
-};
-CFG_MAP_DEFINE(cfg_limits_map, "limits", cfg_limits_keys);
-
-static const struct cfg_key cfg_listener_timeout_keys[] = {
-    CFG_FIELD("client_header", CFG_KIND_DURATION, struct cfg_listener, header_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FIELD("client_idle", CFG_KIND_DURATION, struct cfg_listener, idle_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FIELD("client_body", CFG_KIND_DURATION, struct cfg_listener, body_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_listener_timeout_map, "listener timeouts", cfg_listener_timeout_keys);
-
-static int cfg_parse_limits(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_limits_map, obj, NULL);
-}
-
-static int cfg_parse_listener_timeouts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_listener_timeout_map, obj, NULL);
-}
-
-static int cfg_parse_listener_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_listener *l = obj;
-    return cfg_parse_name(ctx, v, &l->name, &l->name_mark);
-}
-
-static int cfg_parse_listen(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_listener *l = obj;
-
-    l->listen_mark = cfg_mark_of(v);
-    return cfg_parse_address(ctx, v, "'listen'", &l->listen, &l->addr, &l->addrlen);
-}
-
-static int cfg_parse_protocol(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    int p = 0;
-    int rc = cfg_parse_enum(ctx, v, "protocol", cfg_protocol_names, CFG_PROTOCOL_COUNT, &p);
-    ((struct cfg_listener *)obj)->protocol = (enum cfg_protocol)p;
-    return rc;
-}
-
-static const struct cfg_key cfg_listener_keys[] = {
-    CFG_FUNC("name", cfg_parse_listener_name, true),
-    CFG_FUNC("listen", cfg_parse_listen, true),
-    CFG_FUNC("protocol", cfg_parse_protocol, false),
-    CFG_FUNC("routes", route_cfg_parse_routes, false), /* required for http: cfg_resolve_redis */
-    CFG_FUNC("redis_cluster", cfg_parse_listener_redis_cluster, false),
-    CFG_FUNC("limits", cfg_parse_limits, false),
-    CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
-};
-CFG_MAP_DEFINE(cfg_listener_map, "listener", cfg_listener_keys);
-
-static bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
-                          const struct sockaddr_storage *b, socklen_t blen)
+/* Two addresses parsed by cfg_parse_address() are the same. */
+bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                   const struct sockaddr_storage *b, socklen_t blen)
 {
     return alen == blen && memcmp(a, b, alen) == 0; /* units_parse_addr zeroes the rest */
 }
 
-/* Listener i against the ones before it: names and addresses are unique. */
-static int cfg_check_listener_unique(struct cfg_ctx *ctx, const struct cfg *cfg, size_t i)
+/* true / yes / on or false / no / off into *out (1 or 0). */
+int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out)
 {
-    const struct cfg_listener *l = &cfg->listeners[i];
-    char q[CFG_QUOTE_SIZE], q2[CFG_QUOTE_SIZE];
-
-    for (size_t j = 0; j < i; j++) {
-        const struct cfg_listener *o = &cfg->listeners[j];
-        if (strcmp(o->name, l->name) == 0)
-            return cfg_fail_mark(ctx, l->name_mark, "duplicate listener name %s (first defined "
-                                 "at %d:%d)", cfg_quote(l->name, q), o->name_mark.line,
-                                 o->name_mark.col);
-        if (cfg_same_addr(&o->addr, o->addrlen, &l->addr, l->addrlen))
-            return cfg_fail_mark(ctx, l->listen_mark, "duplicate listen address %s (also used "
-                                 "by listener %s at %d:%d)", cfg_quote(l->listen, q),
-                                 cfg_quote(o->name, q2), o->listen_mark.line, o->listen_mark.col);
-    }
-    return 0;
-}
-
-static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg *cfg = obj;
-    struct cfg_listener *l = &cfg->listeners[i];
-
-    *l = cfg_listener_defaults;
-    l->line = cfg_mark_of(node).line;
-    l->col = cfg_mark_of(node).col;
-    int rc = cfg_parse_map(ctx, node, &cfg_listener_map, l, NULL);
-    if (rc < 0)
-        return rc;
-    return cfg_check_listener_unique(ctx, cfg, i);
-}
-
-static int cfg_parse_listeners(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg *cfg = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'listeners'", "listener",
-                                          sizeof(struct cfg_listener), CFG_MAX_LISTENERS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_listeners);
-    if (rc < 0)
-        return rc;
-    cfg->listeners = items;
-    return cfg_list_each(ctx, v, cfg_parse_listener, cfg);
-}
-
-/* ---- endpoints ---- */
-
-static bool cfg_is_any_addr(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-    return memcmp(a6, &in6addr_any, sizeof(*a6)) == 0;
-}
-
-static int cfg_parse_endpoint_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_endpoint *e = obj;
-    char q[CFG_QUOTE_SIZE];
-
-    int rc = cfg_parse_address(ctx, v, "'address'", &e->address, &e->addr, &e->addrlen);
-    if (rc < 0)
-        return rc;
-    if (cfg_is_any_addr(&e->addr))
-        return cfg_fail(ctx, v, "endpoint %s is the any-address; give the server's own address",
-                        cfg_quote(e->address, q));
-    return 0;
-}
-
-static const struct cfg_key cfg_endpoint_keys[] = {
-    CFG_FUNC("address", cfg_parse_endpoint_address, true),
-    CFG_FIELD("weight", CFG_KIND_UINT, struct cfg_endpoint, weight, 1, CFG_MAX_WEIGHT),
-    CFG_FUNC("drain", cfg_parse_endpoint_drain, false),
-};
-CFG_MAP_DEFINE(cfg_endpoint_map, "endpoint", cfg_endpoint_keys);
-
-/* An endpoint is "ADDRESS" or {address: ADDRESS, weight: N}. */
-static int cfg_parse_endpoint(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg_cluster *c = obj;
-    struct cfg_endpoint *e = &c->endpoints[i];
-    char q[CFG_QUOTE_SIZE];
-    int rc;
-
-    *e = cfg_endpoint_defaults;
-    e->line = cfg_mark_of(node).line;
-    e->col = cfg_mark_of(node).col;
-    if (node->type == YAML_SCALAR_NODE)
-        rc = cfg_parse_endpoint_address(ctx, node, e);
-    else if (node->type == YAML_MAPPING_NODE)
-        rc = cfg_parse_map(ctx, node, &cfg_endpoint_map, e, NULL);
-    else
-        rc = cfg_fail(ctx, node, "expected an address or a map with address and weight for "
-                                 "endpoint, got a list");
-    if (rc < 0)
-        return rc;
-    for (size_t j = 0; j < i; j++)
-        if (cfg_same_addr(&c->endpoints[j].addr, c->endpoints[j].addrlen, &e->addr, e->addrlen))
-            return cfg_fail(ctx, node, "duplicate endpoint %s (first at %d:%d; use weight to "
-                                       "send it more traffic)", cfg_quote(e->address, q),
-                            c->endpoints[j].line, c->endpoints[j].col);
-    return 0;
-}
-
-static int cfg_parse_endpoints(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_cluster *c = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'endpoints'", "endpoint",
-                                          sizeof(struct cfg_endpoint), CFG_MAX_ENDPOINTS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &c->n_endpoints);
-    if (rc < 0)
-        return rc;
-    c->endpoints = items;
-    return cfg_list_each(ctx, v, cfg_parse_endpoint, c);
-}
-
-/* ---- clusters ---- */
-
-static int cfg_parse_cluster_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_cluster *c = obj;
-    return cfg_parse_name(ctx, v, &c->name, &c->name_mark);
-}
-
-static int cfg_parse_balance(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    int b = 0;
-    int rc = cfg_parse_enum(ctx, v, "balance", cfg_balance_names, CFG_BALANCE_COUNT, &b);
-    ((struct cfg_cluster *)obj)->balance = (enum cfg_balance)b;
-    return rc;
-}
-
-static int cfg_parse_hash_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    int m = 0;
-    int rc = cfg_parse_enum(ctx, v, "hash_method", cfg_hash_method_names, CFG_HASH_METHOD_COUNT,
-                            &m);
-    ((struct cfg_cluster *)obj)->hash_method = (enum cfg_hash_method)m;
-    return rc;
-}
-
-/* hash_key: client_ip | path | header:NAME | cookie:NAME */
-static int cfg_parse_hash_key(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg_cluster *c = obj;
-    char q[CFG_QUOTE_SIZE];
     const char *s;
-
-    int rc = cfg_scalar(ctx, v, "'hash_key'", &s);
+    int rc = cfg_scalar(ctx, v, what, &s);
     if (rc < 0)
         return rc;
-    const char *colon = strchr(s, ':');
-    size_t len = colon != NULL ? (size_t)(colon - s) : strlen(s);
-    for (int k = 0; k < CFG_HASH_KEY_COUNT; k++) {
-        bool named = k == CFG_HASH_KEY_HEADER || k == CFG_HASH_KEY_COOKIE;
-        if (strlen(cfg_hash_key_names[k]) != len || strncmp(s, cfg_hash_key_names[k], len) != 0)
-            continue;
-        if (named && (colon == NULL || !cfg_is_token(colon + 1)))
-            return cfg_fail(ctx, v, "hash_key %s needs a %s name, like %s:%s", cfg_quote(s, q),
-                            cfg_hash_key_names[k], cfg_hash_key_names[k],
-                            k == CFG_HASH_KEY_HEADER ? "X-User" : "session");
-        if (!named && colon != NULL)
-            break;
-        c->hash_key = (enum cfg_hash_key)k;
-        return named ? cfg_strdup(ctx, colon + 1, &c->hash_key_name) : 0;
-    }
-    return cfg_fail(ctx, v, "unknown hash_key %s (expected one of: client_ip, path, header:NAME, "
-                            "cookie:NAME)", cfg_quote(s, q));
-}
-
-static const struct cfg_key cfg_cluster_timeout_keys[] = {
-    CFG_FIELD("connect", CFG_KIND_DURATION, struct cfg_cluster, connect_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FIELD("response", CFG_KIND_DURATION, struct cfg_cluster, response_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_cluster_timeout_map, "cluster timeouts", cfg_cluster_timeout_keys);
-
-static const struct cfg_key cfg_pool_keys[] = {
-    CFG_FIELD("max_idle", CFG_KIND_UINT, struct cfg_cluster, pool_max_idle, 0, CFG_MAX_POOL_IDLE),
-    CFG_FIELD("idle_timeout", CFG_KIND_DURATION, struct cfg_cluster, pool_idle_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-};
-CFG_MAP_DEFINE(cfg_pool_map, "pool", cfg_pool_keys);
-
-static int cfg_parse_cluster_timeouts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_cluster_timeout_map, obj, NULL);
-}
-
-static int cfg_parse_pool(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_pool_map, obj, NULL);
-}
-
-static const struct cfg_key cfg_cluster_keys[] = {
-    CFG_FUNC("name", cfg_parse_cluster_name, true),
-    CFG_FUNC("balance", cfg_parse_balance, false),
-    CFG_FUNC("hash_key", cfg_parse_hash_key, false),
-    CFG_FUNC("hash_method", cfg_parse_hash_method, false),
-    CFG_FUNC("timeouts", cfg_parse_cluster_timeouts, false),
-    CFG_FUNC("pool", cfg_parse_pool, false),
-    CFG_FIELD("max_connections", CFG_KIND_UINT, struct cfg_cluster, max_connections, 0,
-              CFG_MAX_CONNECTIONS),
-    CFG_FUNC("endpoints", cfg_parse_endpoints, true),
-    CFG_FIELD("max_requests", CFG_KIND_UINT, struct cfg_cluster, max_requests, 0, CFG_MAX_CONNECTIONS),
-    CFG_FIELD("max_pending", CFG_KIND_UINT, struct cfg_cluster, max_pending, 0, CFG_MAX_CONNECTIONS),
-    CFG_FIELD("queue_timeout", CFG_KIND_DURATION, struct cfg_cluster, queue_timeout_ms, 1,
-              CFG_MAX_DURATION_MS),
-    CFG_FUNC("panic", cfg_parse_panic, false),
-    CFG_FIELD("slow_start", CFG_KIND_DURATION, struct cfg_cluster, slow_start_ms, 0, CFG_MAX_DURATION_MS),
-    CFG_FUNC("health_check", cfg_parse_health_check, false),
-    CFG_FUNC("outlier_detection", cfg_parse_outlier, false),
-    CFG_FUNC("circuit_breaker", cfg_parse_breaker, false),
-};
-CFG_MAP_DEFINE(cfg_cluster_map, "cluster", cfg_cluster_keys);
-
-/* hash_key and hash_method only do something for the hashing algorithms; a
- * key that would be ignored is an error rather than a surprise. */
-static int cfg_check_cluster_hash(struct cfg_ctx *ctx, const struct cfg_cluster *c,
-                                  yaml_node_t *const *values)
-{
-    yaml_node_t *key = values[cfg_key_index(&cfg_cluster_map, "hash_key")];
-    yaml_node_t *method = values[cfg_key_index(&cfg_cluster_map, "hash_method")];
-
-    if (key != NULL && c->balance != CFG_BALANCE_CONSISTENT_HASH &&
-        c->balance != CFG_BALANCE_IP_HASH)
-        return cfg_fail(ctx, key, "hash_key is used only with balance consistent_hash or "
-                                  "ip_hash (this cluster uses %s)", cfg_balance_name(c->balance));
-    if (method != NULL && c->balance != CFG_BALANCE_CONSISTENT_HASH)
-        return cfg_fail(ctx, method, "hash_method is used only with balance consistent_hash "
-                                     "(this cluster uses %s)", cfg_balance_name(c->balance));
-    return 0;
-}
-
-static int cfg_parse_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
-{
-    struct cfg *cfg = obj;
-    struct cfg_cluster *c = &cfg->clusters[i];
-    yaml_node_t *values[CFG_MAP_MAX_KEYS];
-    char q[CFG_QUOTE_SIZE];
-
-    *c = cfg_cluster_defaults;
-    c->line = cfg_mark_of(node).line;
-    c->col = cfg_mark_of(node).col;
-    int rc = cfg_parse_map(ctx, node, &cfg_cluster_map, c, values);
-    if (rc == 0)
-        rc = cfg_check_cluster_hash(ctx, c, values);
-    if (rc < 0)
-        return rc;
-    for (size_t j = 0; j < i; j++)
-        if (strcmp(cfg->clusters[j].name, c->name) == 0)
-            return cfg_fail_mark(ctx, c->name_mark, "duplicate cluster name %s (first defined at "
-                                 "%d:%d)", cfg_quote(c->name, q), cfg->clusters[j].name_mark.line,
-                                 cfg->clusters[j].name_mark.col);
-    return 0;
-}
-
-static int cfg_parse_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg *cfg = obj;
-    void *items;
-
-    static const struct cfg_list list = { "'clusters'", "cluster", sizeof(struct cfg_cluster),
-                                          CFG_MAX_CLUSTERS };
-    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_clusters);
-    if (rc < 0)
-        return rc;
-    cfg->clusters = items;
-    return cfg_list_each(ctx, v, cfg_parse_cluster, cfg);
-}
-
-/* ---- top level ---- */
-
-/* workers: auto (0 here, resolved by cfg_finish) or 1..CFG_MAX_WORKERS. */
-static int cfg_parse_workers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    struct cfg *cfg = obj;
-    char q[CFG_QUOTE_SIZE];
-    const char *s;
-    uint64_t n = 0;
-
-    int rc = cfg_scalar(ctx, v, "'workers'", &s);
-    if (rc < 0)
-        return rc;
-    if (strcmp(s, "auto") == 0) {
-        cfg->workers = 0;
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0) {
+        *out = 1;
         return 0;
     }
-    if (units_parse_uint(s, CFG_MAX_WORKERS, &n) < 0 || n == 0)
-        return cfg_fail(ctx, v, "expected 'auto' or a number 1..%d for 'workers', got %s",
-                        CFG_MAX_WORKERS, cfg_quote(s, q));
-    cfg->workers = (unsigned)n;
-    return 0;
-}
-
-static int cfg_parse_log(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
-{
-    return cfg_parse_map(ctx, v, &cfg_log_map, &((struct cfg *)obj)->log, NULL);
-}
-
-static const struct cfg_key cfg_root_keys[] = {
-    CFG_FUNC("workers", cfg_parse_workers, false),
-    CFG_FIELD("drain_timeout", CFG_KIND_DURATION, struct cfg, drain_timeout_ms, 0,
-              CFG_MAX_DURATION_MS),
-    CFG_FUNC("log", cfg_parse_log, false),
-    CFG_FUNC("listeners", cfg_parse_listeners, true),
-    CFG_FUNC("clusters", cfg_parse_clusters, false), /* required with http listeners */
-    CFG_FUNC("redis_clusters", cfg_parse_redis_clusters, false),
-    CFG_FUNC("stores", store_cfg_parse, false),
-};
-CFG_MAP_DEFINE(cfg_root_map, "configuration", cfg_root_keys);
-
-/* Fills what defaults to something computed or allocated. */
-static int cfg_finish(struct cfg_ctx *ctx, struct cfg *cfg)
-{
-    if (cfg->workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->workers = n < 1 ? 1 : n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
+    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0) {
+        *out = 0;
+        return 0;
     }
-    if (cfg->log.error == NULL && cfg_strdup(ctx, CFG_DEFAULT_LOG_ERROR, &cfg->log.error) < 0)
-        return -ENOMEM;
-    if (cfg->log.access == NULL && cfg_strdup(ctx, CFG_DEFAULT_LOG_ACCESS, &cfg->log.access) < 0)
-        return -ENOMEM;
+    char q[CFG_QUOTE_SIZE];
+    return cfg_fail(ctx, v, "%s: expected true or false, got %s", what, cfg_quote(s, q));
+}
+
+/* "20%" or "20": an integer percentage lo..100. */
+int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint32_t lo,
+                             uint32_t *out)
+{
+    const char *s;
+    int rc = cfg_scalar(ctx, v, what, &s);
+    if (rc < 0)
+        return rc;
+    char buf[16];
+    size_t n = strlen(s);
+    if (n > 0 && s[n - 1] == '%')
+        n--;
+    uint64_t val;
+    char q[CFG_QUOTE_SIZE];
+    if (n == 0 || n >= sizeof(buf))
+        return cfg_fail(ctx, v, "%s: expected a percentage like 20%%, got %s", what, cfg_quote(s, q));
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    if (units_parse_uint(buf, 100, &val) != 0 || val < lo)
+        return cfg_fail(ctx, v, "%s: expected a percentage %u%%..100%%, got %s", what, lo,
+                        cfg_quote(s, q));
+    *out = (uint32_t)val;
     return 0;
 }
 
@@ -1331,7 +866,7 @@ static int cfg_compose_event(struct cfg_ctx *ctx, struct cfg_composer *c, const 
 /* Reads the whole stream, which must hold exactly one document, into *doc.
  * On success the caller owns *doc (yaml_document_delete()). */
 static int cfg_compose(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *doc,
-                       const char *text, size_t len)
+                       const char *text, size_t len, const char *empty)
 {
     struct cfg_composer c;
     bool end = false;
@@ -1353,14 +888,52 @@ static int cfg_compose(struct cfg_ctx *ctx, yaml_parser_t *p, yaml_document_t *d
         free(c.anchors[i].name);
     if (rc == 0 && !c.started)
         rc = cfg_fail_mark(ctx, (struct cfg_mark){ 1, 1 }, "the configuration is empty "
-                           "(expected a map with listeners and clusters)");
+                           "(expected %s)", empty);
     if (rc < 0 && c.started)
         yaml_document_delete(doc);
     return rc;
 }
 
-/* Parses and validates `text` into `cfg`. */
-static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, size_t len)
+/* ---- sections: the entry point ---- */
+
+int cfg_load_begin(struct cfg_ctx *ctx, const char *name, size_t len, char *err, size_t err_size)
+{
+    *ctx = (struct cfg_ctx){
+        .name = name != NULL ? name : "<config>",
+        .err = err,
+        .err_size = err != NULL ? err_size : 0,
+        .values_left = CFG_MAX_VALUES,
+        .bytes_left = CFG_MAX_BYTES,
+    };
+    if (ctx->err_size > 0)
+        err[0] = '\0';
+    if (len > CFG_MAX_FILE_BYTES)
+        return cfg_fail_file(ctx, -EFBIG, "too large (%zu bytes, at most %u)", len,
+                             CFG_MAX_FILE_BYTES);
+    return 0;
+}
+
+/* Walks the root map along the schema's rows, then resolves every row in
+ * table order; the document is still there, so a resolve may point at nodes. */
+static int cfg_walk_sections(struct cfg_ctx *ctx, const struct cfg_schema *schema, void *root)
+{
+    struct cfg_key keys[CFG_MAP_MAX_KEYS];
+    const struct cfg_section *rows = schema->sections;
+
+    if (schema->n_sections > CFG_MAP_MAX_KEYS)
+        return cfg_fail_file(ctx, -EINVAL, "more than %d sections", CFG_MAP_MAX_KEYS);
+    for (size_t i = 0; i < schema->n_sections; i++)
+        keys[i] = (struct cfg_key)CFG_FUNC(rows[i].key, rows[i].parse, rows[i].required);
+    struct cfg_map map = { schema->what, keys, schema->n_sections, NULL, NULL };
+    int rc = cfg_parse_map(ctx, yaml_document_get_root_node(ctx->doc), &map, root, NULL);
+    for (size_t i = 0; rc == 0 && i < schema->n_sections; i++)
+        if (rows[i].resolve != NULL)
+            rc = rows[i].resolve(ctx, root);
+    return rc;
+}
+
+int cfg_load_sections(struct cfg_ctx *ctx, const char *text, size_t len,
+                      const struct cfg_schema *schema, void *root)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -1368,54 +941,29 @@ static int cfg_build(struct cfg_ctx *ctx, struct cfg *cfg, const char *text, siz
     if (!yaml_parser_initialize(&parser))
         return cfg_nomem(ctx);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int rc = cfg_compose(ctx, &parser, &doc, text, len);
+    int rc = cfg_compose(ctx, &parser, &doc, text, len, schema->empty);
     yaml_parser_delete(&parser);
     if (rc < 0)
         return rc;
     ctx->doc = &doc;
-    ctx->cfg = cfg;
-    rc = cfg_parse_map(ctx, yaml_document_get_root_node(&doc), &cfg_root_map, cfg, NULL);
-    if (rc == 0)
-        rc = cfg_resolve_redis(ctx, cfg);
-    if (rc == 0)
-        rc = route_cfg_resolve(ctx, cfg);
-    if (rc == 0)
-        rc = cfg_finish(ctx, cfg);
+    ctx->root = root;
+    rc = cfg_walk_sections(ctx, schema, root);
     yaml_document_delete(&doc);
     ctx->doc = NULL;
+    ctx->root = NULL;
+    if (rc < 0)
+        cfg_free_sections(schema, root);
     return rc;
 }
 
-int cfg_load_string(const char *name, const char *text, size_t len, struct cfg **out, char *err,
-                    size_t err_size)
+void cfg_free_sections(const struct cfg_schema *schema, void *root)
 {
-    struct cfg_ctx ctx = {
-        .name = name != NULL ? name : "<config>",
-        .err = err,
-        .err_size = err != NULL ? err_size : 0,
-        .values_left = CFG_MAX_VALUES,
-        .bytes_left = CFG_MAX_BYTES,
-    };
-
-    if (ctx.err_size > 0)
-        err[0] = '\0';
-    if (len > CFG_MAX_FILE_BYTES)
-        return cfg_fail_file(&ctx, -EFBIG, "too large (%zu bytes, at most %u)", len,
-                             CFG_MAX_FILE_BYTES);
-    struct cfg *cfg = cfg_calloc_fn(1, sizeof(*cfg));
-    if (cfg == NULL)
-        return cfg_nomem(&ctx);
-    *cfg = cfg_defaults;
-    int rc = cfg_strdup(&ctx, ctx.name, &cfg->path);
-    if (rc == 0)
-        rc = cfg_build(&ctx, cfg, text, len);
-    if (rc < 0) {
-        cfg_free(cfg);
-        return rc;
-    }
-    *out = cfg;
-    return 0;
+    for (size_t i = schema->n_sections; i-- > 0;)
+        if (schema->sections[i].free != NULL)
+            schema->sections[i].free(root);
 }
+
+/* ---- reading a file ---- */
 
 /* Reads all of `fd` into a new buffer (*out, caller frees). Returns 0,
  * -EFBIG past CFG_MAX_FILE_BYTES, -ENOMEM or -errno of read(2). */
@@ -1459,11 +1007,9 @@ static int cfg_read_all(int fd, char **out, size_t *out_len)
     return 0;
 }
 
-int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
+int cfg_read_file(const char *path, char **text, size_t *len, char *err, size_t err_size)
 {
     struct cfg_ctx ctx = { .name = path, .err = err, .err_size = err != NULL ? err_size : 0 };
-    char *text = NULL;
-    size_t len = 0;
     int fd;
 
     do {
@@ -1473,7 +1019,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
         int e = errno;
         return cfg_fail_file(&ctx, -e, "cannot open: %s", strerror(e));
     }
-    int rc = cfg_read_all(fd, &text, &len);
+    int rc = cfg_read_all(fd, text, len);
     close(fd);
     if (rc == -EFBIG)
         return cfg_fail_file(&ctx, rc, "too large (at most %u bytes)", CFG_MAX_FILE_BYTES);
@@ -1481,60 +1027,5 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t err_size)
         return cfg_nomem(&ctx);
     if (rc < 0)
         return cfg_fail_file(&ctx, rc, "cannot read: %s", strerror(-rc));
-    rc = cfg_load_string(path, text, len, out, err, err_size);
-    free(text);
-    return rc;
-}
-
-/* ---- the snapshot ---- */
-
-static void cfg_free_listener(struct cfg_listener *l)
-{
-    free(l->name);
-    free(l->listen);
-    free(l->redis_cluster_name);
-    for (size_t i = 0; i < l->n_routes; i++)
-        route_cfg_free(&l->routes[i]);
-    free(l->routes);
-}
-
-static void cfg_free_cluster(struct cfg_cluster *c)
-{
-    free(c->name);
-    free(c->hash_key_name);
-    free(c->health_check.path);
-    free(c->health_check.method);
-    free(c->health_check.host);
-    free(c->health_check.expect_body);
-    for (size_t i = 0; i < c->n_endpoints; i++)
-        free(c->endpoints[i].address);
-    free(c->endpoints);
-}
-
-void cfg_free(struct cfg *cfg)
-{
-    if (cfg == NULL)
-        return;
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        cfg_free_listener(&cfg->listeners[i]);
-    free(cfg->listeners);
-    for (size_t i = 0; i < cfg->n_clusters; i++)
-        cfg_free_cluster(&cfg->clusters[i]);
-    free(cfg->clusters);
-    cfg_free_redis_clusters(cfg);
-    store_cfg_free(cfg->stores, cfg->n_stores);
-    free(cfg->log.error);
-    free(cfg->log.access);
-    free(cfg->path);
-    free(cfg);
-}
-
-struct cfg_cluster *cfg_find_cluster(const struct cfg *cfg, const char *name)
-{
-    if (cfg == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < cfg->n_clusters; i++)
-        if (cfg->clusters[i].name != NULL && strcmp(cfg->clusters[i].name, name) == 0)
-            return &cfg->clusters[i];
-    return NULL;
+    return 0;
 }

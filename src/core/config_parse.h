@@ -1,7 +1,9 @@
-/* config_parse: the loader's toolkit, shared by the files that parse one
- * section of the configuration each (config.c: the core shape; the
- * feature files add their own sections). Internal to the loader and the
- * section parsers: src/core/config*.c and src/store/store_cfg.c. */
+/* config_parse: the loader's toolkit, for the files that parse one section
+ * of the configuration each (server/config.c, upstream/cluster_cfg.c,
+ * http/route_cfg.c and the route steps, resp/redis_cfg.c,
+ * store/store_cfg.c): the load context, error reporting with
+ * FILE:LINE:COLUMN, table-driven maps and lists, shared value parsers. It
+ * names no section: limits of a section live in its own file. */
 #ifndef WEIR_CORE_CONFIG_PARSE_H
 #define WEIR_CORE_CONFIG_PARSE_H
 
@@ -9,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <yaml.h>
 
 #include "core/config.h"
@@ -16,18 +19,9 @@
 #define CFG_MAX_FILE_BYTES (16u << 20)
 #define CFG_MAX_VALUES (1u << 20)        /* nodes visited, aliases expanded */
 #define CFG_MAX_BYTES (64u << 20)        /* text read and arrays made, aliases expanded */
-#define CFG_MAX_LISTENERS 1024
-#define CFG_MAX_ROUTES 10000             /* per listener */
-#define CFG_MAX_CLUSTERS 10000
-#define CFG_MAX_ENDPOINTS 10000          /* per cluster */
-#define CFG_MAX_METHODS 64               /* per route */
-#define CFG_MAX_WORKERS 256
 #define CFG_MAX_NAME 63
 #define CFG_MAX_DURATION_MS (24ULL * 3600 * 1000)
-#define CFG_MAX_CONNECTIONS 1000000
-#define CFG_MAX_POOL_IDLE 100000
-#define CFG_MAX_WEIGHT 1000
-#define CFG_MAX_MATCH_HEADERS 64
+#define CFG_MAX_CONNECTIONS 1000000       /* any limits.connections */
 #define CFG_MAP_MAX_KEYS 24
 #define CFG_QUOTE_SIZE 96
 #define CFG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -35,7 +29,7 @@
 struct cfg_ctx {
     const char *name;       /* the file name used in messages */
     yaml_document_t *doc;
-    struct cfg *cfg;        /* under construction */
+    void *root;             /* the object being filled (cfg_load_sections) */
     char *err;
     size_t err_size;
     size_t values_left;     /* node visits left (CFG_MAX_VALUES) */
@@ -49,8 +43,6 @@ enum cfg_kind {
     CFG_KIND_UINT,      /* "100" */
 };
 
-/* Parses `value` into the object being filled. Returns 0 or negative errno. */
-typedef int (*cfg_parse_fn)(struct cfg_ctx *ctx, yaml_node_t *value, void *obj);
 
 struct cfg_key {
     const char *name;
@@ -122,32 +114,17 @@ const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size)
 int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char *const *names, size_t n, int *out);
 /* Index of key `name` in `map` (it must be there). */
 size_t cfg_key_index(const struct cfg_map *map, const char *name);
+int cfg_parse_key(struct cfg_ctx *ctx, const struct cfg_key *key, yaml_node_t *node, void *obj);
 int cfg_parse_map(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_map *map, void *obj, yaml_node_t **values);
 int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *list, void **out, size_t *n);
 int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj);
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out, struct cfg_mark *mark);
 int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **text, struct sockaddr_storage *addr, socklen_t *len);
 
-/* config_resilience.c */
+bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                   const struct sockaddr_storage *b, socklen_t blen);
 int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out);
-int cfg_parse_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_outlier(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_breaker(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_panic(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_endpoint_drain(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_retry(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-
-/* config_redis.c: the redis_clusters section and the redis listener key. */
-int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-/* Checks protocol-specific listener keys and points redis listeners at their cluster. */
-int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg);
-void cfg_free_redis_clusters(struct cfg *cfg);
-
-/* http/route_cfg.c: an HTTP listener's routes (a section of the http
- * module; declared here until listeners are parsed per protocol). */
-int route_cfg_parse_routes(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
-int route_cfg_resolve(struct cfg_ctx *ctx, struct cfg *cfg);
-void route_cfg_free(struct cfg_route *r);
+int cfg_parse_percent(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint32_t lo,
+                      uint32_t *out);
 
 #endif

@@ -1,8 +1,15 @@
-/* route_cfg: the `routes:` of an HTTP listener: match conditions, the
- * target (cluster, respond, redirect), the steps (http/steps/), retry and
- * deadline. Parsed with the loader's toolkit (core/config_parse.h); the
- * steps and targets parse their own values through their table rows, so a
- * new step adds its row and nothing here. */
+/* route_cfg: the `routes:` of an HTTP listener (see route_cfg.h).
+ *
+ *   routes list -- route map -- match map (host, path, path_prefix, method, header)
+ *                            |- cluster | respond | redirect   (one target)
+ *                            |- retry map -- backoff map
+ *                            `- step keys (http/steps/: auth, rewrite, headers, ...)
+ *
+ * Parsed with the loader's toolkit (core/config_parse.h); the steps and
+ * targets parse their own values through their table rows, so a new step
+ * adds its row and nothing here. route_cfg_resolve() runs once every
+ * section is parsed: it points routes at their clusters and orders and
+ * resolves their steps and targets. */
 #include "http/route_cfg.h"
 
 #include <ctype.h>
@@ -15,6 +22,11 @@
 #include "core/config_parse.h"
 #include "http/step.h"
 #include "http/target.h"
+#include "server/config.h"
+
+#define CFG_MAX_ROUTES 10000             /* per listener */
+#define CFG_MAX_METHODS 64               /* per route */
+#define CFG_MAX_MATCH_HEADERS 64
 
 static void route_cfg_free_route(struct cfg_route *r);
 
@@ -200,6 +212,72 @@ static int route_parse_match(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return 0;
 }
 
+/* ---- retry: a block that is present is enabled with every key it omits at
+ * its default; absent, a failed attempt is not retried ---- */
+
+static int route_retry_on(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_retry *r = obj;
+    memset(&r->on_status, 0, sizeof(r->on_status));
+    return cluster_cfg_parse_failures(ctx, v, "retry.on", &r->on_mask, &r->on_status);
+}
+
+static int route_retry_methods(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    static const char *const names[] = { "idempotent", "all" };
+    return cfg_parse_enum(ctx, v, "retry methods", names, 2, &((struct cfg_retry *)obj)->all_methods);
+}
+
+static const struct cfg_key route_backoff_keys[] = {
+    CFG_FIELD("base", CFG_KIND_DURATION, struct cfg_retry, backoff_base_ms, 1, CFG_MAX_DURATION_MS),
+    CFG_FIELD("max", CFG_KIND_DURATION, struct cfg_retry, backoff_max_ms, 1, CFG_MAX_DURATION_MS),
+};
+CFG_MAP_DEFINE(route_backoff_map, "retry backoff", route_backoff_keys);
+
+static int route_retry_backoff(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_retry *r = obj;
+    int rc = cfg_parse_map(ctx, v, &route_backoff_map, obj, NULL);
+    if (rc == 0 && r->backoff_max_ms < r->backoff_base_ms)
+        return cfg_fail(ctx, v, "retry backoff: max must be >= base");
+    return rc;
+}
+
+static int route_retry_budget(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_percent(ctx, v, "retry budget", 0, &((struct cfg_retry *)obj)->budget_percent);
+}
+
+static const struct cfg_key route_retry_keys[] = {
+    CFG_FIELD("attempts", CFG_KIND_UINT, struct cfg_retry, attempts, 1, 10),
+    CFG_FUNC("on", route_retry_on, false),
+    CFG_FUNC("methods", route_retry_methods, false),
+    CFG_FUNC("backoff", route_retry_backoff, false),
+    CFG_FUNC("budget", route_retry_budget, false),
+    CFG_FIELD("min_retry_concurrency", CFG_KIND_UINT, struct cfg_retry, min_retry_concurrency, 0, 1000000),
+    CFG_FIELD("per_try_timeout", CFG_KIND_DURATION, struct cfg_retry, per_try_timeout_ms, 1,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("buffer_body", CFG_KIND_SIZE, struct cfg_retry, buffer_body, 0, 1u << 20),
+};
+CFG_MAP_DEFINE(route_retry_map, "retry", route_retry_keys);
+
+static int route_parse_retry(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_retry *r = &((struct cfg_route *)obj)->retry;
+    r->enabled = 1;
+    r->attempts = 3;
+    r->on_mask = CFG_FAILURE_BIT(CFG_FAILURE_CONNECT) | CFG_FAILURE_BIT(CFG_FAILURE_RESET) |
+                 CFG_FAILURE_BIT(CFG_FAILURE_TIMEOUT);
+    for (int st = 502; st <= 504; st++)
+        r->on_status.bits[st / 64] |= 1ULL << (st % 64);
+    r->backoff_base_ms = 25;
+    r->backoff_max_ms = 250;
+    r->budget_percent = 20;
+    r->min_retry_concurrency = 3;
+    r->buffer_body = 64 * 1024;
+    return cfg_parse_map(ctx, v, &route_retry_map, r, NULL);
+}
+
 /* ---- routes ---- */
 
 static int route_parse_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -287,7 +365,7 @@ static const struct cfg_key route_keys[] = {
     CFG_FUNC("name", route_parse_name, false),
     CFG_FUNC("match", route_parse_match, false),
     CFG_FUNC("cluster", route_parse_cluster, false),
-    CFG_FUNC("retry", cfg_parse_retry, false),
+    CFG_FUNC("retry", route_parse_retry, false),
     CFG_FIELD("timeout", CFG_KIND_DURATION, struct cfg_route, timeout_ms, 1, CFG_MAX_DURATION_MS),
 };
 CFG_MAP_DEFINE_OTHER(route_map, "route", route_keys, route_parse_other, route_other_names);

@@ -3,7 +3,7 @@
 #ifndef WEIR_HTTP_ROUTER_H
 #define WEIR_HTTP_ROUTER_H
 
-#include "core/config.h"
+#include "server/config.h"
 #include "http/http_parser.h"
 
 /* Returns the first route of `lst` whose conditions all hold for `msg`, or

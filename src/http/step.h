@@ -25,6 +25,8 @@
 #include <yaml.h>
 
 #include "core/config.h"
+
+struct cfg; /* server/config.h */
 #include "http/http_parser.h"
 
 struct txn;

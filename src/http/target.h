@@ -14,6 +14,8 @@
 
 #include "core/config.h"
 
+struct cfg; /* server/config.h */
+
 struct txn;
 struct cfg_ctx;
 

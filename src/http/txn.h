@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "core/config.h"
+#include "http/route_cfg.h"
 #include "http/http_parser.h"
 #include "http/step.h"
 

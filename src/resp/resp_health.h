@@ -23,7 +23,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/config.h"
+#include "resp/redis_cfg.h"
+#include "server/config.h"
 
 #define RESP_HEALTH_ADDR_MAX 300
 

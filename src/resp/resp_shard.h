@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "resp/redis_cfg.h"
 
 struct resp_point {
     uint32_t value;

@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 
 #include "core/buf.h"
-#include "core/config.h"
+#include "resp/redis_cfg.h"
 #include "resp/resp_health.h"
 #include "resp/resp_parser.h"
 #include "resp/resp_shard.h"

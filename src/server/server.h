@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 
 #include "core/buf.h"
-#include "core/config.h"
+#include "server/config.h"
 #include "core/worker.h"
 #include "server/snapshot.h"
 #include "upstream/health.h"

@@ -10,7 +10,7 @@
 
 #include <stdatomic.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "upstream/cluster.h"
 
 struct server_protocol;

@@ -19,6 +19,7 @@
 
 #include "core/config_parse.h"
 #include "core/units.h"
+#include "server/config.h"
 
 static const struct cfg_store store_cfg_defaults = {
     .connect_timeout_ms = 1000,
@@ -213,12 +214,14 @@ int store_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_list_each(ctx, v, store_cfg_item, cfg);
 }
 
-void store_cfg_free(struct cfg_store *stores, size_t n)
+void store_cfg_free(void *root)
 {
-    if (stores == NULL)
+    struct cfg *cfg = root;
+
+    if (cfg->stores == NULL)
         return;
-    for (size_t i = 0; i < n; i++) {
-        struct cfg_store *st = &stores[i];
+    for (size_t i = 0; i < cfg->n_stores; i++) {
+        struct cfg_store *st = &cfg->stores[i];
         free(st->name);
         free(st->username);
         free(st->password);
@@ -226,7 +229,9 @@ void store_cfg_free(struct cfg_store *stores, size_t n)
             free(st->servers[s].address);
         free(st->servers);
     }
-    free(stores);
+    free(cfg->stores);
+    cfg->stores = NULL;
+    cfg->n_stores = 0;
 }
 
 const struct cfg_store *store_cfg_find(const struct cfg *cfg, const char *name)

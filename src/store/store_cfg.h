@@ -12,6 +12,8 @@
 
 #include "core/config.h"
 
+struct cfg; /* server/config.h */
+
 #define CFG_MAX_STORES 256
 #define CFG_MAX_STORE_SEEDS 64
 #define CFG_MAX_STORE_PENDING 1000000
@@ -43,14 +45,15 @@ struct cfg_store {
 
 struct cfg_ctx;
 
-/* Parses the `stores` list (the value `v` of the root key) into
- * cfg->stores / cfg->n_stores of the struct cfg `obj`. Returns 0, or a
- * negative errno with the message in ctx (FILE:LINE:COLUMN). On failure what
- * was allocated stays in the cfg for store_cfg_free(). */
+/* Section row of server/config.c: parses the `stores` list (the value `v`
+ * of the root key) into cfg->stores / cfg->n_stores of the struct cfg `obj`.
+ * Returns 0, or a negative errno with the message in ctx (FILE:LINE:COLUMN).
+ * On failure what was allocated stays in the cfg for store_cfg_free(). */
 int store_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
 
-/* Frees an array of n stores and what they own; NULL is a no-op. */
-void store_cfg_free(struct cfg_store *stores, size_t n);
+/* Section row: frees cfg->stores of the struct cfg `root` and what they own,
+ * and leaves none. */
+void store_cfg_free(void *root);
 
 /* Returns the store named `name` (borrowed from cfg), or NULL. */
 const struct cfg_store *store_cfg_find(const struct cfg *cfg, const char *name);

@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "upstream/cluster_cfg.h"
 
 #define BREAKER_BUCKETS 10
 

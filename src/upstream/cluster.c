@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/units.h"
+#include "server/config.h"
 
 static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsigned n_workers)
 {

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "core/config.h"
+#include "upstream/cluster_cfg.h"
 #include "upstream/endpoint.h"
 #include "upstream/lb.h"
 

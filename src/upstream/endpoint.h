@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/config.h"
+#include "upstream/cluster_cfg.h"
 #include "upstream/breaker.h"
 
 struct cluster;

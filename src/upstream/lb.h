@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "upstream/cluster_cfg.h"
 #include "upstream/endpoint.h"
 
 struct lb;

@@ -1,4 +1,5 @@
-/* libFuzzer harness for core/config: cfg_load_string() on arbitrary bytes.
+/* libFuzzer harness for the configuration loader: cfg_load_string() on
+ * arbitrary bytes.
  *
  * Whatever the input, the loader must either return a complete snapshot or
  * fail with one "fuzz.yaml:..." message; never crash, leak, read out of
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "http/step.h"
 #include "http/target.h"
 #include "store/store_cfg.h"

@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "store/store.h"
 #include "store/store_cfg.h"
 

@@ -1,6 +1,6 @@
-/* Unit tests for core/config: a full file, defaults, every kind of error
- * with its exact FILE:LINE:COLUMN message, aliases, limits, injected
- * allocation failures. */
+/* Unit tests for the configuration loader (server/config.c's sections over
+ * core/config.c): a full file, defaults, every kind of error with its exact
+ * FILE:LINE:COLUMN message, aliases, limits, injected allocation failures. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "core/log.h"
 #include "core/units.h"
 

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "http/http_parser.h"
 #include "http/router.h"
 

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "store/store_cfg.h"
 
 static char err[1024];

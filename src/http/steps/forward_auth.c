@@ -24,6 +24,7 @@
 #include "http/http_write.h"
 #include "http/subreq.h"
 #include "http/txn.h"
+#include "server/config.h"
 
 #define FA_MAX_COPY 32
 

@@ -1,16 +1,19 @@
-/* config_redis: the `redis_clusters` section and the redis listener keys.
+/* redis_cfg: the `redis_clusters` section and the redis listener key (see
+ * redis_cfg.h).
  *
  *   redis_clusters list -- cluster map -- shards list -- shard map -- replicas list
  *                                      |- range map ---- map list -- bound map
  *                                      |- directory map - map list -- prefix map
  *                                      `- timeouts / health_check / commands / limits maps
  *
- * Parsed with the table-driven helpers of config_parse.h, like the rest of
- * the file. Shard references in range and directory entries are a shard
+ * Parsed with the loader's toolkit (core/config_parse.h), like every
+ * section. Shard references in range and directory entries are a shard
  * name or a 0-based index, resolved once the shards are known (the shards
  * key may come after them), so they are parsed in a second pass over the
- * saved nodes. cfg_resolve_redis() then checks the protocol-specific
- * listener keys and points every redis listener at its cluster. */
+ * saved nodes. The listener table (server/config.c) later points every
+ * redis listener at its cluster with redis_cfg_find(). */
+#include "resp/redis_cfg.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +21,14 @@
 
 #include "core/config_parse.h"
 #include "core/units.h"
+#include "server/config.h"
 
+#define CFG_MAX_REDIS_CLUSTERS 10000
 #define CFG_MAX_REDIS_SHARDS 4096
 #define CFG_MAX_REDIS_REPLICAS 16
 #define CFG_MAX_REDIS_MAP 100000
 
-static const struct cfg_redis_cluster cfg_redis_defaults = {
+static const struct cfg_redis_cluster redis_cfg_defaults = {
     .distribution = CFG_REDIS_DIST_KETAMA,
     .hash = CFG_REDIS_HASH_FNV1A_64,
     .hash_tag = "{}",
@@ -44,25 +49,25 @@ static const struct cfg_redis_cluster cfg_redis_defaults = {
 };
 
 #define CFG_ENUM_NAME(e, s) s,
-static const char *const cfg_redis_dist_names[] = { CFG_REDIS_DIST_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_redis_hash_names[] = { CFG_REDIS_HASH_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_redis_read_names[] = { CFG_REDIS_READ_LIST(CFG_ENUM_NAME) };
-static const char *const cfg_redis_range_names[] = { CFG_REDIS_RANGE_LIST(CFG_ENUM_NAME) };
+static const char *const redis_cfg_dist_names[] = { CFG_REDIS_DIST_LIST(CFG_ENUM_NAME) };
+static const char *const redis_cfg_hash_names[] = { CFG_REDIS_HASH_LIST(CFG_ENUM_NAME) };
+static const char *const redis_cfg_read_names[] = { CFG_REDIS_READ_LIST(CFG_ENUM_NAME) };
+static const char *const redis_cfg_range_names[] = { CFG_REDIS_RANGE_LIST(CFG_ENUM_NAME) };
 #undef CFG_ENUM_NAME
 
 const char *cfg_redis_dist_name(enum cfg_redis_dist d)
 {
-    return (unsigned)d < CFG_REDIS_DIST_COUNT ? cfg_redis_dist_names[d] : "?";
+    return (unsigned)d < CFG_REDIS_DIST_COUNT ? redis_cfg_dist_names[d] : "?";
 }
 
 const char *cfg_redis_hash_name(enum cfg_redis_hash h)
 {
-    return (unsigned)h < CFG_REDIS_HASH_COUNT ? cfg_redis_hash_names[h] : "?";
+    return (unsigned)h < CFG_REDIS_HASH_COUNT ? redis_cfg_hash_names[h] : "?";
 }
 
 const char *cfg_redis_read_name(enum cfg_redis_read r)
 {
-    return (unsigned)r < CFG_REDIS_READ_COUNT ? cfg_redis_read_names[r] : "?";
+    return (unsigned)r < CFG_REDIS_READ_COUNT ? redis_cfg_read_names[r] : "?";
 }
 
 /* A cluster being parsed, with the nodes whose parsing waits for the shards. */
@@ -80,23 +85,23 @@ struct cfg_redis_parse {
 
 /* ---- servers and shards ---- */
 
-static int cfg_redis_server(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
+static int redis_cfg_server(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
                             struct cfg_redis_server *s)
 {
     return cfg_parse_address(ctx, v, what, &s->address, &s->addr, &s->addrlen);
 }
 
-static int cfg_redis_primary(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_primary(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return cfg_redis_server(ctx, v, "'primary'", &((struct cfg_redis_shard *)obj)->primary);
+    return redis_cfg_server(ctx, v, "'primary'", &((struct cfg_redis_shard *)obj)->primary);
 }
 
-static int cfg_redis_replica_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+static int redis_cfg_replica_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
-    return cfg_redis_server(ctx, v, "a replica", &((struct cfg_redis_shard *)obj)->replicas[i]);
+    return redis_cfg_server(ctx, v, "a replica", &((struct cfg_redis_shard *)obj)->replicas[i]);
 }
 
-static int cfg_redis_replicas(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_replicas(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_shard *sh = obj;
     void *items;
@@ -109,24 +114,24 @@ static int cfg_redis_replicas(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     if (rc < 0)
         return rc;
     sh->replicas = items;
-    return cfg_list_each(ctx, v, cfg_redis_replica_item, sh);
+    return cfg_list_each(ctx, v, redis_cfg_replica_item, sh);
 }
 
-static int cfg_redis_shard_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_shard_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_mark m;
     return cfg_parse_name(ctx, v, &((struct cfg_redis_shard *)obj)->name, &m);
 }
 
-static const struct cfg_key cfg_redis_shard_keys[] = {
-    CFG_FUNC("primary", cfg_redis_primary, true),
-    CFG_FUNC("replicas", cfg_redis_replicas, false),
-    CFG_FUNC("name", cfg_redis_shard_name, false),
+static const struct cfg_key redis_cfg_shard_keys[] = {
+    CFG_FUNC("primary", redis_cfg_primary, true),
+    CFG_FUNC("replicas", redis_cfg_replicas, false),
+    CFG_FUNC("name", redis_cfg_shard_name, false),
     CFG_FIELD("weight", CFG_KIND_UINT, struct cfg_redis_shard, weight, 1, 1000),
 };
-CFG_MAP_DEFINE(cfg_redis_shard_map, "shard", cfg_redis_shard_keys);
+CFG_MAP_DEFINE(redis_cfg_shard_map, "shard", redis_cfg_shard_keys);
 
-static int cfg_redis_shard_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+static int redis_cfg_shard_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
     struct cfg_redis_cluster *rc = obj;
     struct cfg_redis_shard *sh = &rc->shards[i];
@@ -134,7 +139,7 @@ static int cfg_redis_shard_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, 
 
     sh->weight = 1;
     sh->mark = cfg_mark_of(v);
-    int r = cfg_parse_map(ctx, v, &cfg_redis_shard_map, sh, NULL);
+    int r = cfg_parse_map(ctx, v, &redis_cfg_shard_map, sh, NULL);
     if (r < 0)
         return r;
     if (sh->name == NULL && (r = cfg_strdup(ctx, sh->primary.address, &sh->name)) < 0)
@@ -147,7 +152,7 @@ static int cfg_redis_shard_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, 
     return 0;
 }
 
-static int cfg_redis_shards(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_shards(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
     void *items;
@@ -158,11 +163,11 @@ static int cfg_redis_shards(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     if (r < 0)
         return r;
     rc->shards = items;
-    return cfg_list_each(ctx, v, cfg_redis_shard_item, rc);
+    return cfg_list_each(ctx, v, redis_cfg_shard_item, rc);
 }
 
 /* A shard reference: a shard's name or its 0-based index. */
-static int cfg_redis_shard_ref(struct cfg_ctx *ctx, const struct cfg_redis_cluster *rc,
+static int redis_cfg_shard_ref(struct cfg_ctx *ctx, const struct cfg_redis_cluster *rc,
                                yaml_node_t *v, size_t *out)
 {
     char q[CFG_QUOTE_SIZE];
@@ -194,31 +199,31 @@ struct cfg_redis_item_ctx {
     yaml_node_t *prefix;
 };
 
-static int cfg_redis_keep_below(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_keep_below(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_item_ctx *)obj)->below = v;
     return 0;
 }
 
-static int cfg_redis_keep_shard(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_keep_shard(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_item_ctx *)obj)->shard = v;
     return 0;
 }
 
-static int cfg_redis_keep_prefix(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_keep_prefix(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_item_ctx *)obj)->prefix = v;
     return 0;
 }
 
-static const struct cfg_key cfg_redis_bound_keys[] = {
-    CFG_FUNC("below", cfg_redis_keep_below, false),
-    CFG_FUNC("shard", cfg_redis_keep_shard, true),
+static const struct cfg_key redis_cfg_bound_keys[] = {
+    CFG_FUNC("below", redis_cfg_keep_below, false),
+    CFG_FUNC("shard", redis_cfg_keep_shard, true),
 };
-CFG_MAP_DEFINE(cfg_redis_bound_map, "range bound", cfg_redis_bound_keys);
+CFG_MAP_DEFINE(redis_cfg_bound_map, "range bound", redis_cfg_bound_keys);
 
-static int cfg_redis_bound_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+static int redis_cfg_bound_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
     struct cfg_redis_cluster *rc = obj;
     struct cfg_redis_range *rg = &rc->ranges[i];
@@ -226,9 +231,9 @@ static int cfg_redis_bound_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, 
     char q[CFG_QUOTE_SIZE];
     const char *s;
 
-    int r = cfg_parse_map(ctx, v, &cfg_redis_bound_map, &it, NULL);
+    int r = cfg_parse_map(ctx, v, &redis_cfg_bound_map, &it, NULL);
     if (r == 0)
-        r = cfg_redis_shard_ref(ctx, rc, it.shard, &rg->shard);
+        r = redis_cfg_shard_ref(ctx, rc, it.shard, &rg->shard);
     if (r < 0)
         return r;
     if (it.below == NULL) {
@@ -252,41 +257,41 @@ static int cfg_redis_bound_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, 
     return cfg_strdup(ctx, s, &rg->below);
 }
 
-static int cfg_redis_range_by(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_range_by(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     int b = 0;
-    int r = cfg_parse_enum(ctx, v, "range.by", cfg_redis_range_names, CFG_REDIS_RANGE_COUNT, &b);
+    int r = cfg_parse_enum(ctx, v, "range.by", redis_cfg_range_names, CFG_REDIS_RANGE_COUNT, &b);
     ((struct cfg_redis_parse *)obj)->rc->range_by = (enum cfg_redis_range_by)b;
     return r;
 }
 
-static int cfg_redis_keep_range_map(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_keep_range_map(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->range_map = v;
     return cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "'map'");
 }
 
-static const struct cfg_key cfg_redis_range_keys[] = {
-    CFG_FUNC("by", cfg_redis_range_by, false),
-    CFG_FUNC("map", cfg_redis_keep_range_map, true),
+static const struct cfg_key redis_cfg_range_keys[] = {
+    CFG_FUNC("by", redis_cfg_range_by, false),
+    CFG_FUNC("map", redis_cfg_keep_range_map, true),
 };
-CFG_MAP_DEFINE(cfg_redis_range_map, "range", cfg_redis_range_keys);
+CFG_MAP_DEFINE(redis_cfg_range_map, "range", redis_cfg_range_keys);
 
-static int cfg_redis_range(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_range(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->range = v;
-    return cfg_parse_map(ctx, v, &cfg_redis_range_map, obj, NULL);
+    return cfg_parse_map(ctx, v, &redis_cfg_range_map, obj, NULL);
 }
 
 /* ---- directory ---- */
 
-static const struct cfg_key cfg_redis_prefix_keys[] = {
-    CFG_FUNC("prefix", cfg_redis_keep_prefix, true),
-    CFG_FUNC("shard", cfg_redis_keep_shard, true),
+static const struct cfg_key redis_cfg_prefix_keys[] = {
+    CFG_FUNC("prefix", redis_cfg_keep_prefix, true),
+    CFG_FUNC("shard", redis_cfg_keep_shard, true),
 };
-CFG_MAP_DEFINE(cfg_redis_prefix_map, "directory entry", cfg_redis_prefix_keys);
+CFG_MAP_DEFINE(redis_cfg_prefix_map, "directory entry", redis_cfg_prefix_keys);
 
-static int cfg_redis_prefix_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+static int redis_cfg_prefix_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
     struct cfg_redis_cluster *rc = obj;
     struct cfg_redis_prefix *px = &rc->prefixes[i];
@@ -294,9 +299,9 @@ static int cfg_redis_prefix_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj,
     char q[CFG_QUOTE_SIZE];
     const char *s;
 
-    int r = cfg_parse_map(ctx, v, &cfg_redis_prefix_map, &it, NULL);
+    int r = cfg_parse_map(ctx, v, &redis_cfg_prefix_map, &it, NULL);
     if (r == 0)
-        r = cfg_redis_shard_ref(ctx, rc, it.shard, &px->shard);
+        r = redis_cfg_shard_ref(ctx, rc, it.shard, &px->shard);
     if (r == 0)
         r = cfg_text(ctx, it.prefix, "'prefix'", &s);
     if (r < 0)
@@ -308,41 +313,41 @@ static int cfg_redis_prefix_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj,
     return cfg_strdup(ctx, s, &px->prefix);
 }
 
-static int cfg_redis_keep_dir_map(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_keep_dir_map(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->dir_map = v;
     return cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "'map'");
 }
 
-static int cfg_redis_keep_dir_default(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_keep_dir_default(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->dir_default = v;
     return 0;
 }
 
-static const struct cfg_key cfg_redis_dir_keys[] = {
-    CFG_FUNC("map", cfg_redis_keep_dir_map, true),
-    CFG_FUNC("default", cfg_redis_keep_dir_default, false),
+static const struct cfg_key redis_cfg_dir_keys[] = {
+    CFG_FUNC("map", redis_cfg_keep_dir_map, true),
+    CFG_FUNC("default", redis_cfg_keep_dir_default, false),
 };
-CFG_MAP_DEFINE(cfg_redis_dir_map, "directory", cfg_redis_dir_keys);
+CFG_MAP_DEFINE(redis_cfg_dir_map, "directory", redis_cfg_dir_keys);
 
-static int cfg_redis_directory(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_directory(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->directory = v;
-    return cfg_parse_map(ctx, v, &cfg_redis_dir_map, obj, NULL);
+    return cfg_parse_map(ctx, v, &redis_cfg_dir_map, obj, NULL);
 }
 
 /* ---- small maps ---- */
 
-static const struct cfg_key cfg_redis_timeout_keys[] = {
+static const struct cfg_key redis_cfg_timeout_keys[] = {
     CFG_FIELD("connect", CFG_KIND_DURATION, struct cfg_redis_cluster, connect_timeout_ms, 1,
               CFG_MAX_DURATION_MS),
     CFG_FIELD("response", CFG_KIND_DURATION, struct cfg_redis_cluster, response_timeout_ms, 1,
               CFG_MAX_DURATION_MS),
 };
-CFG_MAP_DEFINE(cfg_redis_timeout_map, "redis cluster timeouts", cfg_redis_timeout_keys);
+CFG_MAP_DEFINE(redis_cfg_timeout_map, "redis cluster timeouts", redis_cfg_timeout_keys);
 
-static int cfg_redis_max_lag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_max_lag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_cluster *rc = obj;
     char q[CFG_QUOTE_SIZE];
@@ -359,15 +364,15 @@ static int cfg_redis_max_lag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return 0;
 }
 
-static const struct cfg_key cfg_redis_health_keys[] = {
+static const struct cfg_key redis_cfg_health_keys[] = {
     CFG_FIELD("interval", CFG_KIND_DURATION, struct cfg_redis_cluster, health_interval_ms, 100,
               CFG_MAX_DURATION_MS),
     CFG_FIELD("fall", CFG_KIND_UINT, struct cfg_redis_cluster, health_fall, 1, 100),
-    CFG_FUNC("max_lag", cfg_redis_max_lag, false),
+    CFG_FUNC("max_lag", redis_cfg_max_lag, false),
 };
-CFG_MAP_DEFINE(cfg_redis_health_map, "health_check", cfg_redis_health_keys);
+CFG_MAP_DEFINE(redis_cfg_health_map, "health_check", redis_cfg_health_keys);
 
-static int cfg_redis_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out)
+static int redis_cfg_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out)
 {
     char q[CFG_QUOTE_SIZE];
     const char *s;
@@ -382,62 +387,62 @@ static int cfg_redis_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
     return cfg_fail(ctx, v, "expected true or false for %s, got %s", what, cfg_quote(s, q));
 }
 
-static int cfg_redis_cmd_keys(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_cmd_keys(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return cfg_redis_bool(ctx, v, "'keys'", &((struct cfg_redis_cluster *)obj)->allow_keys);
+    return redis_cfg_bool(ctx, v, "'keys'", &((struct cfg_redis_cluster *)obj)->allow_keys);
 }
 
-static int cfg_redis_cmd_flush(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_cmd_flush(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return cfg_redis_bool(ctx, v, "'flush'", &((struct cfg_redis_cluster *)obj)->allow_flush);
+    return redis_cfg_bool(ctx, v, "'flush'", &((struct cfg_redis_cluster *)obj)->allow_flush);
 }
 
-static const struct cfg_key cfg_redis_commands_keys[] = {
-    CFG_FUNC("keys", cfg_redis_cmd_keys, false),
-    CFG_FUNC("flush", cfg_redis_cmd_flush, false),
+static const struct cfg_key redis_cfg_commands_keys[] = {
+    CFG_FUNC("keys", redis_cfg_cmd_keys, false),
+    CFG_FUNC("flush", redis_cfg_cmd_flush, false),
 };
-CFG_MAP_DEFINE(cfg_redis_commands_map, "commands", cfg_redis_commands_keys);
+CFG_MAP_DEFINE(redis_cfg_commands_map, "commands", redis_cfg_commands_keys);
 
-static const struct cfg_key cfg_redis_limits_keys[] = {
+static const struct cfg_key redis_cfg_limits_keys[] = {
     CFG_FIELD("bulk", CFG_KIND_SIZE, struct cfg_redis_cluster, max_bulk_bytes, 1, 512u << 20),
     CFG_FIELD("args", CFG_KIND_UINT, struct cfg_redis_cluster, max_args, 1, 1u << 24),
     CFG_FIELD("depth", CFG_KIND_UINT, struct cfg_redis_cluster, max_depth, 1, 32),
 };
-CFG_MAP_DEFINE(cfg_redis_limits_map, "redis cluster limits", cfg_redis_limits_keys);
+CFG_MAP_DEFINE(redis_cfg_limits_map, "redis cluster limits", redis_cfg_limits_keys);
 
 /* ---- cluster ---- */
 
-static int cfg_redis_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
     return cfg_parse_name(ctx, v, &rc->name, &rc->name_mark);
 }
 
-static int cfg_redis_dist(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_dist(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     int d = 0;
-    int r = cfg_parse_enum(ctx, v, "distribution", cfg_redis_dist_names, CFG_REDIS_DIST_COUNT, &d);
+    int r = cfg_parse_enum(ctx, v, "distribution", redis_cfg_dist_names, CFG_REDIS_DIST_COUNT, &d);
     ((struct cfg_redis_parse *)obj)->rc->distribution = (enum cfg_redis_dist)d;
     return r;
 }
 
-static int cfg_redis_hash(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_hash(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     int h = 0;
-    int r = cfg_parse_enum(ctx, v, "hash", cfg_redis_hash_names, CFG_REDIS_HASH_COUNT, &h);
+    int r = cfg_parse_enum(ctx, v, "hash", redis_cfg_hash_names, CFG_REDIS_HASH_COUNT, &h);
     ((struct cfg_redis_parse *)obj)->rc->hash = (enum cfg_redis_hash)h;
     return r;
 }
 
-static int cfg_redis_read_from(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_read_from(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     int p = 0;
-    int r = cfg_parse_enum(ctx, v, "read_from", cfg_redis_read_names, CFG_REDIS_READ_COUNT, &p);
+    int r = cfg_parse_enum(ctx, v, "read_from", redis_cfg_read_names, CFG_REDIS_READ_COUNT, &p);
     ((struct cfg_redis_parse *)obj)->rc->read_from = (enum cfg_redis_read)p;
     return r;
 }
 
-static int cfg_redis_hash_tag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_hash_tag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
     char q[CFG_QUOTE_SIZE];
@@ -453,29 +458,29 @@ static int cfg_redis_hash_tag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return 0;
 }
 
-static int cfg_redis_password(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_password(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     const char *s;
     int r = cfg_text(ctx, v, "'password'", &s);
     return r < 0 ? r : cfg_strdup(ctx, s, &((struct cfg_redis_parse *)obj)->rc->password);
 }
 
-static int cfg_redis_auto_eject(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_auto_eject(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_parse *ps = obj;
     ps->auto_eject = v;
-    return cfg_redis_bool(ctx, v, "'auto_eject'", &ps->rc->auto_eject);
+    return redis_cfg_bool(ctx, v, "'auto_eject'", &ps->rc->auto_eject);
 }
 
 /* ---- sentinel ---- */
 
-static int cfg_redis_sentinel_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+static int redis_cfg_sentinel_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
-    return cfg_redis_server(ctx, v, "a sentinel address",
+    return redis_cfg_server(ctx, v, "a sentinel address",
                             &((struct cfg_redis_cluster *)obj)->sentinels[i]);
 }
 
-static int cfg_redis_sentinel_addresses(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_sentinel_addresses(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
     void *items;
@@ -485,16 +490,16 @@ static int cfg_redis_sentinel_addresses(struct cfg_ctx *ctx, yaml_node_t *v, voi
     if (r < 0)
         return r;
     rc->sentinels = items;
-    return cfg_list_each(ctx, v, cfg_redis_sentinel_address, rc);
+    return cfg_list_each(ctx, v, redis_cfg_sentinel_address, rc);
 }
 
-static int cfg_redis_sentinel_masters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_sentinel_masters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->sentinel_masters = v;
     return cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "'masters'");
 }
 
-static int cfg_redis_sentinel_interval(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_sentinel_interval(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
     char q[CFG_QUOTE_SIZE];
@@ -510,20 +515,20 @@ static int cfg_redis_sentinel_interval(struct cfg_ctx *ctx, yaml_node_t *v, void
     return 0;
 }
 
-static const struct cfg_key cfg_redis_sentinel_keys[] = {
-    CFG_FUNC("masters", cfg_redis_sentinel_masters, true),
-    CFG_FUNC("addresses", cfg_redis_sentinel_addresses, true),
-    CFG_FUNC("interval", cfg_redis_sentinel_interval, false),
+static const struct cfg_key redis_cfg_sentinel_keys[] = {
+    CFG_FUNC("masters", redis_cfg_sentinel_masters, true),
+    CFG_FUNC("addresses", redis_cfg_sentinel_addresses, true),
+    CFG_FUNC("interval", redis_cfg_sentinel_interval, false),
 };
-CFG_MAP_DEFINE(cfg_redis_sentinel_map, "sentinel", cfg_redis_sentinel_keys);
+CFG_MAP_DEFINE(redis_cfg_sentinel_map, "sentinel", redis_cfg_sentinel_keys);
 
-static int cfg_redis_sentinel(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_sentinel(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     ((struct cfg_redis_parse *)obj)->sentinel = v;
-    return cfg_parse_map(ctx, v, &cfg_redis_sentinel_map, obj, NULL);
+    return cfg_parse_map(ctx, v, &redis_cfg_sentinel_map, obj, NULL);
 }
 
-static int cfg_redis_master_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+static int redis_cfg_master_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
     struct cfg_redis_cluster *rc = obj;
     char q[CFG_QUOTE_SIZE];
@@ -541,7 +546,7 @@ static int cfg_redis_master_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj,
 }
 
 /* sentinel.masters: one name per shard, in the order of the shards. */
-static int cfg_redis_sentinel_check(struct cfg_ctx *ctx, struct cfg_redis_parse *ps)
+static int redis_cfg_sentinel_check(struct cfg_ctx *ctx, struct cfg_redis_parse *ps)
 {
     struct cfg_redis_cluster *rc = ps->rc;
     void *items;
@@ -560,7 +565,7 @@ static int cfg_redis_sentinel_check(struct cfg_ctx *ctx, struct cfg_redis_parse 
                         rc->n_shards);
     }
     rc->sentinel_masters = items;
-    return cfg_list_each(ctx, ps->sentinel_masters, cfg_redis_master_item, rc);
+    return cfg_list_each(ctx, ps->sentinel_masters, redis_cfg_master_item, rc);
 }
 
 #define CFG_REDIS_SUBMAP(fn, map) \
@@ -568,12 +573,12 @@ static int cfg_redis_sentinel_check(struct cfg_ctx *ctx, struct cfg_redis_parse 
     { \
         return cfg_parse_map(ctx, v, &(map), ((struct cfg_redis_parse *)obj)->rc, NULL); \
     }
-CFG_REDIS_SUBMAP(cfg_redis_timeouts, cfg_redis_timeout_map)
-CFG_REDIS_SUBMAP(cfg_redis_health, cfg_redis_health_map)
-CFG_REDIS_SUBMAP(cfg_redis_commands, cfg_redis_commands_map)
-CFG_REDIS_SUBMAP(cfg_redis_limits, cfg_redis_limits_map)
+CFG_REDIS_SUBMAP(cfg_redis_timeouts, redis_cfg_timeout_map)
+CFG_REDIS_SUBMAP(cfg_redis_health, redis_cfg_health_map)
+CFG_REDIS_SUBMAP(cfg_redis_commands, redis_cfg_commands_map)
+CFG_REDIS_SUBMAP(cfg_redis_limits, redis_cfg_limits_map)
 
-static int cfg_redis_uint32(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint64_t lo,
+static int redis_cfg_uint32(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, uint64_t lo,
                             uint64_t hi, uint32_t *out)
 {
     char q[CFG_QUOTE_SIZE];
@@ -590,41 +595,41 @@ static int cfg_redis_uint32(struct cfg_ctx *ctx, yaml_node_t *v, const char *wha
     return 0;
 }
 
-static int cfg_redis_connections(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_connections(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return cfg_redis_uint32(ctx, v, "'connections'", 1, 64,
+    return redis_cfg_uint32(ctx, v, "'connections'", 1, 64,
                             &((struct cfg_redis_parse *)obj)->rc->connections);
 }
 
-static int cfg_redis_blocking(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+static int redis_cfg_blocking(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return cfg_redis_uint32(ctx, v, "'blocking_connections'", 0, 100000,
+    return redis_cfg_uint32(ctx, v, "'blocking_connections'", 0, 100000,
                             &((struct cfg_redis_parse *)obj)->rc->max_blocking);
 }
 
-static const struct cfg_key cfg_redis_cluster_keys[] = {
-    CFG_FUNC("name", cfg_redis_name, true),
-    CFG_FUNC("distribution", cfg_redis_dist, false),
-    CFG_FUNC("hash", cfg_redis_hash, false),
-    CFG_FUNC("hash_tag", cfg_redis_hash_tag, false),
-    CFG_FUNC("shards", cfg_redis_shards, true),
-    CFG_FUNC("range", cfg_redis_range, false),
-    CFG_FUNC("directory", cfg_redis_directory, false),
-    CFG_FUNC("read_from", cfg_redis_read_from, false),
-    CFG_FUNC("connections", cfg_redis_connections, false),
-    CFG_FUNC("blocking_connections", cfg_redis_blocking, false),
+static const struct cfg_key redis_cfg_cluster_keys[] = {
+    CFG_FUNC("name", redis_cfg_name, true),
+    CFG_FUNC("distribution", redis_cfg_dist, false),
+    CFG_FUNC("hash", redis_cfg_hash, false),
+    CFG_FUNC("hash_tag", redis_cfg_hash_tag, false),
+    CFG_FUNC("shards", redis_cfg_shards, true),
+    CFG_FUNC("range", redis_cfg_range, false),
+    CFG_FUNC("directory", redis_cfg_directory, false),
+    CFG_FUNC("read_from", redis_cfg_read_from, false),
+    CFG_FUNC("connections", redis_cfg_connections, false),
+    CFG_FUNC("blocking_connections", redis_cfg_blocking, false),
     CFG_FUNC("timeouts", cfg_redis_timeouts, false),
     CFG_FUNC("health_check", cfg_redis_health, false),
     CFG_FUNC("commands", cfg_redis_commands, false),
-    CFG_FUNC("password", cfg_redis_password, false),
+    CFG_FUNC("password", redis_cfg_password, false),
     CFG_FUNC("limits", cfg_redis_limits, false),
-    CFG_FUNC("auto_eject", cfg_redis_auto_eject, false),
-    CFG_FUNC("sentinel", cfg_redis_sentinel, false),
+    CFG_FUNC("auto_eject", redis_cfg_auto_eject, false),
+    CFG_FUNC("sentinel", redis_cfg_sentinel, false),
 };
-CFG_MAP_DEFINE(cfg_redis_cluster_map, "redis cluster", cfg_redis_cluster_keys);
+CFG_MAP_DEFINE(redis_cfg_cluster_map, "redis cluster", redis_cfg_cluster_keys);
 
 /* The parts that need the shards: range and directory entries. */
-static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps, yaml_node_t *node)
+static int redis_cfg_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps, yaml_node_t *node)
 {
     struct cfg_redis_cluster *rc = ps->rc;
     bool is_range = rc->distribution == CFG_REDIS_DIST_RANGE;
@@ -636,7 +641,7 @@ static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps
         return cfg_fail(ctx, ps->auto_eject, "auto_eject works only with distribution "
                                              "consistent_hash (other distributions would move "
                                              "almost every key when a shard leaves)");
-    if ((r = cfg_redis_sentinel_check(ctx, ps)) < 0)
+    if ((r = redis_cfg_sentinel_check(ctx, ps)) < 0)
         return r;
     if (ps->range && !is_range)
         return cfg_fail(ctx, ps->range, "'range' is used only with distribution range");
@@ -653,7 +658,7 @@ static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps
         if ((r = cfg_list_new(ctx, ps->range_map, &list, &items, &rc->n_ranges)) < 0)
             return r;
         rc->ranges = items;
-        return cfg_list_each(ctx, ps->range_map, cfg_redis_bound_item, rc);
+        return cfg_list_each(ctx, ps->range_map, redis_cfg_bound_item, rc);
     }
     if (is_dir) {
         static const struct cfg_list list = { "'map'", "directory entry",
@@ -661,11 +666,11 @@ static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps
         if ((r = cfg_list_new(ctx, ps->dir_map, &list, &items, &rc->n_prefixes)) < 0)
             return r;
         rc->prefixes = items;
-        if ((r = cfg_list_each(ctx, ps->dir_map, cfg_redis_prefix_item, rc)) < 0)
+        if ((r = cfg_list_each(ctx, ps->dir_map, redis_cfg_prefix_item, rc)) < 0)
             return r;
         if (ps->dir_default) {
             size_t d;
-            if ((r = cfg_redis_shard_ref(ctx, rc, ps->dir_default, &d)) < 0)
+            if ((r = redis_cfg_shard_ref(ctx, rc, ps->dir_default, &d)) < 0)
                 return r;
             rc->default_shard = (int64_t)d;
         }
@@ -673,19 +678,19 @@ static int cfg_redis_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps
     return 0;
 }
 
-static int cfg_redis_cluster_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+static int redis_cfg_cluster_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
 {
     struct cfg *cfg = obj;
     struct cfg_redis_cluster *rc = &cfg->redis_clusters[i];
     struct cfg_redis_parse ps = { .rc = rc };
     char q[CFG_QUOTE_SIZE];
 
-    *rc = cfg_redis_defaults;
+    *rc = redis_cfg_defaults;
     rc->line = cfg_mark_of(node).line;
     rc->col = cfg_mark_of(node).col;
-    int r = cfg_parse_map(ctx, node, &cfg_redis_cluster_map, &ps, NULL);
+    int r = cfg_parse_map(ctx, node, &redis_cfg_cluster_map, &ps, NULL);
     if (r == 0)
-        r = cfg_redis_second_pass(ctx, &ps, node);
+        r = redis_cfg_second_pass(ctx, &ps, node);
     if (r < 0)
         return r;
     for (size_t j = 0; j < i; j++)
@@ -697,23 +702,23 @@ static int cfg_redis_cluster_item(struct cfg_ctx *ctx, yaml_node_t *node, void *
     return 0;
 }
 
-int cfg_parse_redis_clusters(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+int redis_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *root)
 {
-    struct cfg *cfg = obj;
+    struct cfg *cfg = root;
     void *items;
 
     static const struct cfg_list list = { "'redis_clusters'", "redis cluster",
-                                          sizeof(struct cfg_redis_cluster), CFG_MAX_CLUSTERS };
+                                          sizeof(struct cfg_redis_cluster), CFG_MAX_REDIS_CLUSTERS };
     int r = cfg_list_new(ctx, v, &list, &items, &cfg->n_redis_clusters);
     if (r < 0)
         return r;
     cfg->redis_clusters = items;
-    return cfg_list_each(ctx, v, cfg_redis_cluster_item, cfg);
+    return cfg_list_each(ctx, v, redis_cfg_cluster_item, cfg);
 }
 
-int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+int redis_cfg_parse_listener_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *listener)
 {
-    struct cfg_listener *l = obj;
+    struct cfg_listener *l = listener;
     const char *s;
 
     int r = cfg_text(ctx, v, "'redis_cluster'", &s);
@@ -723,46 +728,10 @@ int cfg_parse_listener_redis_cluster(struct cfg_ctx *ctx, yaml_node_t *v, void *
     return cfg_strdup(ctx, s, &l->redis_cluster_name);
 }
 
-int cfg_resolve_redis(struct cfg_ctx *ctx, struct cfg *cfg)
+void redis_cfg_free(void *root)
 {
-    char q[CFG_QUOTE_SIZE];
-    bool any_http = false;
+    struct cfg *cfg = root;
 
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        struct cfg_listener *l = &cfg->listeners[i];
-        struct cfg_mark at = { l->line, l->col };
-        if (l->protocol != CFG_PROTOCOL_REDIS) {
-            any_http = true;
-            if (l->redis_cluster_name)
-                return cfg_fail_mark(ctx, l->redis_cluster_mark, "'redis_cluster' is used only "
-                                     "with protocol redis");
-            if (l->n_routes == 0)
-                return cfg_fail_mark(ctx, at, "listener is missing required key 'routes'");
-            continue;
-        }
-        if (l->n_routes > 0)
-            return cfg_fail_mark(ctx, at, "listener %s has protocol redis: it takes "
-                                 "'redis_cluster', not 'routes'", cfg_quote(l->name, q));
-        if (!l->redis_cluster_name)
-            return cfg_fail_mark(ctx, at, "listener is missing required key 'redis_cluster' "
-                                 "(protocol redis)");
-        for (size_t j = 0; j < cfg->n_redis_clusters && !l->redis_cluster; j++)
-            if (strcmp(cfg->redis_clusters[j].name, l->redis_cluster_name) == 0)
-                l->redis_cluster = &cfg->redis_clusters[j];
-        if (!l->redis_cluster)
-            return cfg_fail_mark(ctx, l->redis_cluster_mark, "listener names redis cluster %s "
-                                 "which is not defined in 'redis_clusters'",
-                                 cfg_quote(l->redis_cluster_name, q));
-    }
-    if (any_http && cfg->n_clusters == 0) {
-        yaml_node_t *root = yaml_document_get_root_node(ctx->doc);
-        return cfg_fail(ctx, root, "configuration is missing required key 'clusters'");
-    }
-    return 0;
-}
-
-void cfg_free_redis_clusters(struct cfg *cfg)
-{
     for (size_t i = 0; i < cfg->n_redis_clusters; i++) {
         struct cfg_redis_cluster *rc = &cfg->redis_clusters[i];
         free(rc->name);
@@ -793,4 +762,12 @@ void cfg_free_redis_clusters(struct cfg *cfg)
     free(cfg->redis_clusters);
     cfg->redis_clusters = NULL;
     cfg->n_redis_clusters = 0;
+}
+
+struct cfg_redis_cluster *redis_cfg_find(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_redis_clusters; i++)
+        if (strcmp(cfg->redis_clusters[i].name, name) == 0)
+            return &cfg->redis_clusters[i];
+    return NULL;
 }
