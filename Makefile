@@ -78,7 +78,10 @@ test:
 	  echo "== warnings as errors under clang too"; \
 	  $(MAKE) --no-print-directory -j2 MODE=clang CC=clang build >/dev/null; fi
 
-.PHONY: unit-bins fuzz-bins
+.PHONY: unit-bins fuzz-bins print-ldlibs
+print-ldlibs:
+	@echo $(LDLIBS)
+
 unit-bins: $(UNIT_BINS)
 fuzz-bins: $(FUZZ_REPLAY)
 
