@@ -7,12 +7,14 @@
 
 #include "http/step.h"
 #include "http/steps/access.h"
+#include "http/steps/cors.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
 #include "http/steps/rewrite.h"
 
 static const struct step_type *const step_table[] = {
     &step_access,
+    &step_cors,
     &step_forward_auth,
     &step_headers,
     &step_rewrite,
