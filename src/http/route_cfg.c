@@ -459,13 +459,15 @@ static int route_cfg_resolve_clusters(struct cfg_ctx *ctx, struct cfg *cfg)
     return rc;
 }
 
-/* Steps run in phase order, whatever order the file lists them in. */
+/* Steps run in phase order, whatever order the file lists them in; within
+ * a phase, in the step table's order (steps.c). */
 static int route_step_cmp(const void *a, const void *b)
 {
     const struct route_step *sa = a, *sb = b;
     if (sa->type->phase != sb->type->phase)
         return sa->type->phase < sb->type->phase ? -1 : 1;
-    return 0;
+    size_t ra = step_rank(sa->type), rb = step_rank(sb->type);
+    return ra < rb ? -1 : ra > rb;
 }
 
 static int route_cfg_resolve_route(struct cfg_ctx *ctx, struct cfg *cfg, struct cfg_listener *l,

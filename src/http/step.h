@@ -86,6 +86,8 @@ struct route_step {
 
 /* The step named `key`, or NULL. */
 const struct step_type *step_find(const char *key);
+/* The row of `type` in the table: orders the steps of one phase. */
+size_t step_rank(const struct step_type *type);
 /* Writes the step keys, comma separated, for messages. */
 void step_names(char *buf, size_t size);
 

@@ -1,15 +1,20 @@
 /* steps: the table of route steps. A new step is a file in this folder
- * and one row here; its phase, not its place in this table or in the
- * configuration file, decides when it runs. */
+ * and one row here; its phase, not its place in the configuration file,
+ * decides when it runs. Steps of one phase run in this table's order
+ * (access before cors: a refused address gets no preflight answer). */
 #include <stdio.h>
 #include <string.h>
 
 #include "http/step.h"
+#include "http/steps/access.h"
+#include "http/steps/cors.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
 #include "http/steps/rewrite.h"
 
 static const struct step_type *const step_table[] = {
+    &step_access,
+    &step_cors,
     &step_forward_auth,
     &step_headers,
     &step_rewrite,
@@ -21,6 +26,14 @@ const struct step_type *step_find(const char *key)
         if (strcmp(step_table[i]->key, key) == 0)
             return step_table[i];
     return NULL;
+}
+
+size_t step_rank(const struct step_type *type)
+{
+    size_t i = 0;
+    while (i < sizeof(step_table) / sizeof(step_table[0]) && step_table[i] != type)
+        i++;
+    return i;
 }
 
 void step_names(char *buf, size_t size)
