@@ -7,11 +7,13 @@
 #include "http/step.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
+#include "http/steps/ratelimit.h"
 #include "http/steps/rewrite.h"
 
 static const struct step_type *const step_table[] = {
     &step_forward_auth,
     &step_headers,
+    &step_rate_limit,
     &step_rewrite,
 };
 
