@@ -1,6 +1,7 @@
 /* Unit tests for the rate_limit step's algorithms (ratelimit_algo.c) over a
  * clock the test drives, and its shared table (ratelimit_table.c): expiry,
  * max_keys eviction and exactness under concurrent threads. */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,9 @@
 
 #include <cmocka.h>
 
+#include "http/http_parser.h"
 #include "http/steps/ratelimit_algo.h"
+#include "http/steps/ratelimit_key.h"
 #include "http/steps/ratelimit_table.h"
 
 struct rl_fixture {
@@ -254,6 +257,81 @@ static void test_table_exact_across_threads(void **state)
     }
 }
 
+/* ---- request-head key parts (ratelimit_key.c) ---- */
+
+static struct http_msg g_msg;
+
+static const struct http_msg *parse(const char *head)
+{
+    struct http_limits lim = { 8192, 65536, 100 };
+    http_msg_init(&g_msg);
+    assert_true(http_parse_request(head, strlen(head), &g_msg, &lim) > 0);
+    return &g_msg;
+}
+
+static int slice_is(struct http_slice s, const char *want)
+{
+    return s.p != NULL && s.len == strlen(want) && memcmp(s.p, want, s.len) == 0;
+}
+
+static void test_cidr_parse(void **state)
+{
+    struct rl_cidr c[3];
+    assert_int_equal(rl_cidr_parse("10.0.0.0/8", &c[0]), 0);
+    assert_int_equal(c[0].bits, 104);
+    assert_int_equal(rl_cidr_parse("2001:db8::/32", &c[1]), 0);
+    assert_int_equal(c[1].bits, 32);
+    assert_int_equal(rl_cidr_parse("192.0.2.7", &c[2]), 0);
+    assert_int_equal(c[2].bits, 128);
+    assert_true(rl_cidr_match(c, 3, "10.200.1.1", 10));
+    assert_false(rl_cidr_match(c, 3, "11.0.0.1", 8));
+    assert_true(rl_cidr_match(c, 3, "2001:db8:ffff::1", 16));
+    assert_false(rl_cidr_match(c, 3, "2001:db9::1", 11));
+    assert_true(rl_cidr_match(c, 3, "192.0.2.7", 9));
+    assert_false(rl_cidr_match(c, 3, "192.0.2.8", 9));
+    assert_false(rl_cidr_match(c, 3, "garbage", 7));
+    struct rl_cidr odd;
+    assert_int_equal(rl_cidr_parse("10.0.0.0/12", &odd), 0);
+    assert_true(rl_cidr_match(&odd, 1, "10.15.255.255", 13));
+    assert_false(rl_cidr_match(&odd, 1, "10.16.0.0", 9));
+    assert_int_equal(rl_cidr_parse("10.0.0.0/33", &odd), -ERANGE);
+    assert_int_equal(rl_cidr_parse("::/129", &odd), -ERANGE);
+    assert_int_equal(rl_cidr_parse("10.0.0/8", &odd), -EINVAL);
+    assert_int_equal(rl_cidr_parse("", &odd), -EINVAL);
+}
+
+static void test_client_ip_forwarded(void **state)
+{
+    struct rl_cidr t[2];
+    rl_cidr_parse("10.0.0.0/8", &t[0]);
+    rl_cidr_parse("::1", &t[1]);
+    struct http_slice peer = { "10.0.0.2", 8 }, outside = { "192.0.2.1", 9 };
+    const struct http_msg *m = parse("GET / HTTP/1.1\r\nHost: a\r\n"
+                                     "X-Forwarded-For: 203.0.113.9 ,198.51.100.1, 10.0.0.7\r\n\r\n");
+    assert_true(slice_is(rl_key_client_ip(m, peer, t, 2), "198.51.100.1"));
+    assert_true(slice_is(rl_key_client_ip(m, outside, t, 2), "192.0.2.1")); /* not a proxy */
+    assert_true(slice_is(rl_key_client_ip(m, peer, t, 0), "10.0.0.2"));     /* none trusted */
+    m = parse("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n"
+              "X-Forwarded-For: 10.1.1.1, ::1\r\n\r\n");
+    assert_true(slice_is(rl_key_client_ip(m, peer, t, 2), "1.1.1.1")); /* across fields */
+    m = parse("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: ,10.3.3.3 , ,10.4.4.4\r\n\r\n");
+    assert_true(slice_is(rl_key_client_ip(m, peer, t, 2), "10.3.3.3")); /* all trusted */
+    m = parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_true(slice_is(rl_key_client_ip(m, peer, t, 2), "10.0.0.2"));
+}
+
+static void test_cookie(void **state)
+{
+    const struct http_msg *m = parse("GET / HTTP/1.1\r\nHost: a\r\nCookie: sidx=1; a=2\r\n"
+                                     "Cookie: b=; sid=abc;c=3\r\n\r\n");
+    assert_true(slice_is(rl_key_cookie(m, "sid", 3), "abc"));
+    assert_true(slice_is(rl_key_cookie(m, "a", 1), "2"));
+    assert_true(slice_is(rl_key_cookie(m, "c", 1), "3"));
+    assert_true(slice_is(rl_key_cookie(m, "b", 1), ""));
+    assert_null(rl_key_cookie(m, "si", 2).p);
+    assert_null(rl_key_cookie(m, "d", 1).p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +346,9 @@ int main(void)
         cmocka_unit_test(test_table_max_keys_evicts_lru),
         cmocka_unit_test(test_table_long_keys_cut),
         cmocka_unit_test(test_table_exact_across_threads),
+        cmocka_unit_test(test_cidr_parse),
+        cmocka_unit_test(test_client_ip_forwarded),
+        cmocka_unit_test(test_cookie),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

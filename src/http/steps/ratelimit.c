@@ -21,7 +21,6 @@
  * reload starts them afresh. */
 #include "http/steps/ratelimit.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include "core/units.h"
 #include "http/http_edit.h"
 #include "http/steps/ratelimit_algo.h"
+#include "http/steps/ratelimit_key.h"
 #include "http/steps/ratelimit_table.h"
 #include "http/txn.h"
 
@@ -57,12 +57,6 @@ struct rl_part {
     enum rl_part_kind kind;
     char *name;                    /* header or cookie name */
     size_t name_len;
-};
-
-/* An address or a CIDR block; IPv4 as IPv4-mapped IPv6. */
-struct rl_cidr {
-    unsigned char addr[16];
-    unsigned bits;
 };
 
 struct rl_limit {
@@ -94,45 +88,6 @@ static const char rl_body[] = "rate limit exceeded\n";
 static const struct http_header rl_deny_fields[] = {
     { { "Content-Type", 12 }, { "text/plain", 10 } },
 };
-
-/* ---- addresses ---- */
-
-/* Parses an IPv4 or IPv6 literal (n bytes) into 16 bytes. Returns 0 or -EINVAL. */
-static int rl_ip_parse(const char *s, size_t n, unsigned char out[16])
-{
-    char tmp[INET6_ADDRSTRLEN];
-    if (n == 0 || n >= sizeof(tmp))
-        return -EINVAL;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    if (inet_pton(AF_INET6, tmp, out) == 1)
-        return 0;
-    memset(out, 0, 10);
-    out[10] = out[11] = 0xff;
-    return inet_pton(AF_INET, tmp, out + 12) == 1 ? 0 : -EINVAL;
-}
-
-static int rl_cidr_has(const struct rl_cidr *c, const unsigned char ip[16])
-{
-    unsigned full = c->bits / 8, rest = c->bits % 8;
-    if (memcmp(c->addr, ip, full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (c->addr[full] & mask) == (ip[full] & mask);
-}
-
-static int rl_trusted(const struct rl_limit *l, const char *s, size_t n)
-{
-    unsigned char ip[16];
-    if (rl_ip_parse(s, n, ip) < 0)
-        return 0;
-    for (size_t i = 0; i < l->n_trusted; i++)
-        if (rl_cidr_has(&l->trusted[i], ip))
-            return 1;
-    return 0;
-}
 
 /* ---- configuration ---- */
 
@@ -218,22 +173,17 @@ static int rl_parse_key(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static int rl_parse_trusted_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
     struct rl_limit *l = obj;
-    struct rl_cidr *c = &l->trusted[i];
-    const char *s, *slash;
+    const char *s;
     char q[CFG_QUOTE_SIZE];
     int rc = cfg_text(ctx, v, "a CIDR block", &s);
     if (rc < 0)
         return rc;
-    slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    uint64_t bits = 128;
-    if (rl_ip_parse(s, n, c->addr) < 0)
+    rc = rl_cidr_parse(s, &l->trusted[i]);
+    if (rc == -ERANGE)
+        return cfg_fail(ctx, v, "bad prefix length in trusted_proxies %s", cfg_quote(s, q));
+    if (rc < 0)
         return cfg_fail(ctx, v, "bad address in trusted_proxies %s (expected an IPv4 or IPv6 "
                                 "address or CIDR block, e.g. 10.0.0.0/8)", cfg_quote(s, q));
-    int v4 = strchr(s, ':') == NULL;
-    if (slash && (units_parse_uint(slash + 1, v4 ? 32 : 128, &bits) < 0))
-        return cfg_fail(ctx, v, "bad prefix length in trusted_proxies %s", cfg_quote(s, q));
-    c->bits = (unsigned)(slash ? bits + (v4 ? 96 : 0) : 128);
     return 0;
 }
 
@@ -406,81 +356,21 @@ static void rl_free(void *p)
 
 /* ---- the key of a request ---- */
 
-static int rl_is_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* The client's address: the peer's, or when the peer is a trusted proxy,
- * the rightmost X-Forwarded-For entry that is not a trusted proxy (all
- * trusted: the leftmost). */
-static struct http_slice rl_client_ip(struct txn *t, const struct rl_limit *l)
-{
-    const char *peer = txn_client_ip(t);
-    struct http_slice ip = { peer, strlen(peer) };
-    if (l->n_trusted == 0 || !rl_trusted(l, ip.p, ip.len))
-        return ip;
-    const struct http_msg *m = t->req;
-    for (size_t h = m->n_headers; h-- > 0;) {
-        if (m->hop[h] == HTTP_HOP_REMOVED || !http_slice_eq_nocase(m->headers[h].name,
-                                                                   "x-forwarded-for"))
-            continue;
-        const char *s = m->headers[h].value.p, *e = s + m->headers[h].value.len;
-        while (e > s) {
-            const char *c = e;
-            while (c > s && c[-1] != ',')
-                c--;
-            const char *a = c, *b = e;
-            while (a < b && rl_is_space(*a))
-                a++;
-            while (b > a && rl_is_space(b[-1]))
-                b--;
-            e = c > s ? c - 1 : s;
-            if (a == b)
-                continue;
-            ip = (struct http_slice){ a, (size_t)(b - a) };
-            if (!rl_trusted(l, a, (size_t)(b - a)))
-                return ip;
-        }
-    }
-    return ip;
-}
-
-/* The value of cookie `name` in the request's Cookie fields, or p NULL. */
-static struct http_slice rl_cookie(const struct http_msg *m, const struct rl_part *part)
-{
-    for (size_t h = 0; h < m->n_headers; h++) {
-        if (m->hop[h] == HTTP_HOP_REMOVED || !http_slice_eq_nocase(m->headers[h].name, "cookie"))
-            continue;
-        const char *s = m->headers[h].value.p, *e = s + m->headers[h].value.len;
-        while (s < e) {
-            const char *semi = memchr(s, ';', (size_t)(e - s));
-            const char *end = semi ? semi : e;
-            while (s < end && rl_is_space(*s))
-                s++;
-            if ((size_t)(end - s) > part->name_len && s[part->name_len] == '=' &&
-                memcmp(s, part->name, part->name_len) == 0)
-                return (struct http_slice){ s + part->name_len + 1,
-                                            (size_t)(end - s) - part->name_len - 1 };
-            s = end + 1;
-        }
-    }
-    return (struct http_slice){ NULL, 0 };
-}
-
 static struct http_slice rl_part_value(struct txn *t, const struct rl_limit *l,
                                        const struct rl_part *part)
 {
-    const char *route;
+    const char *route; /* or the peer's address */
     int k;
     switch (part->kind) {
     case RL_PART_CLIENT_IP:
-        return rl_client_ip(t, l);
+        route = txn_client_ip(t);
+        return rl_key_client_ip(t->req, (struct http_slice){ route, strlen(route) }, l->trusted,
+                                l->n_trusted);
     case RL_PART_HEADER:
         k = http_msg_find(t->req, part->name);
         return k < 0 ? (struct http_slice){ NULL, 0 } : t->req->headers[k].value;
     case RL_PART_COOKIE:
-        return rl_cookie(t->req, part);
+        return rl_key_cookie(t->req, part->name, part->name_len);
     case RL_PART_IDENTITY:
         return txn_identity(t);
     default:
