@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from conftest import WEIR_BIN, config, free_port, request
+from redis_helpers import RedisProc
 
 
 def send(w, headers=""):
@@ -185,7 +186,9 @@ def check(tmp_path, routes):
     ("{ rate: 1/s, trusted_proxies: [10.0.0] }", "bad address"),
     ("{ rate: 1/s, status: 200 }", "'status'"),
     ("{ rate: 1/s, on_missing: deny }", "unknown on_missing"),
-    ("{ rate: 1/s, store: shared }", "'store'"),
+    ("{ rate: 1/s, store: shared }", "names store 'shared' which is not defined"),
+    ("{ rate: 1/s, on_store_error: allow }", "applies to a limit with a 'store'"),
+    ("{ rate: 1/s, store_timeout: 1s }", "applies to a limit with a 'store'"),
     ("[]", "empty list"),
     ("[{ rate: 1/s }, { rate: 2/s, name: limit1 }]", "named 'limit1'"),
 ])
@@ -194,3 +197,94 @@ def test_config_errors(tmp_path, spec, message):
     assert rc == 2, err
     assert message in err
     assert "bad.yaml:" in err
+
+
+# ---- cluster-wide: `store: NAME` ----
+
+@pytest.fixture
+def redis_server():
+    r = RedisProc(free_port())
+    yield r
+    r.stop()
+
+
+def store_weir(weir_factory, backend, redis, limit, workers=1):
+    port = free_port()
+    stores = "stores:\n  - name: shared\n    redis: %s\n    reconnect: { base: 50ms, max: 200ms }\n" % (
+        redis.addr)
+    routes = "- name: api\n  rate_limit: %s\n  cluster: app" % limit
+    return weir_factory(config(port, [backend.addr], routes=routes, top_extra=stores,
+                               workers=workers))
+
+
+@pytest.mark.parametrize("algo,extra", [
+    ("token_bucket", ", burst: 20"),
+    ("leaky_bucket", ", burst: 20"),
+    ("fixed_window", ""),
+    ("sliding_window_log", ""),
+    ("sliding_window_counter", ""),
+])
+def test_store_two_instances_enforce_one_limit(weir_factory, recording_backend, redis_server,
+                                               algo, extra):
+    b = recording_backend()
+    limit = "{ algorithm: %s, rate: 20/d, key: header:X-Api-Key, store: shared%s }" % (algo, extra)
+    w1 = store_weir(weir_factory, b, redis_server, limit, workers=2)
+    w2 = store_weir(weir_factory, b, redis_server, limit, workers=2)
+    got = []
+    for i in range(30):
+        for w in (w1, w2):
+            got.append(request(w.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: k\r\n"
+                                       b"Connection: close\r\n\r\n").status)
+    assert got.count(200) == 20
+    assert got.count(429) == 40
+    assert b.count == 20
+    # one round trip per decision: every decision is one EVALSHA; the script
+    # is sent whole (EVAL) only when Redis did not know it yet
+    evalsha = redis_server.commandstats("evalsha")
+    evals = redis_server.commandstats("eval")
+    assert evalsha == 60
+    assert 1 <= evals <= 4                       # at most once per worker
+    keys = redis_server.client.keys("*")
+    assert keys == [b"rl:{api/default:k}"]       # hash-tagged
+
+
+def test_store_script_reloaded_after_flush(weir_factory, recording_backend, redis_server):
+    b = recording_backend()
+    w = store_weir(weir_factory, b, redis_server, "{ rate: 5/d, key: route, store: shared }")
+    assert statuses(w, 2) == [200, 200]
+    redis_server.client.script_flush()
+    assert statuses(w, 4) == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("allow", [200, 200, 200, 200, 200]),
+    ("deny", [503, 503, 503, 503, 503]),
+    ("local", [200, 200, 200, 429, 429]),     # this instance's share: 6/2 = 3, counted afresh
+])
+def test_store_killed_mid_test(weir_factory, recording_backend, redis_server, mode, expected):
+    b = recording_backend()
+    extra = ", instances: 2" if mode == "local" else ""
+    limit = "{ algorithm: fixed_window, rate: 6/d, key: route, store: shared, " \
+            "on_store_error: %s, store_timeout: 300ms%s }" % (mode, extra)
+    w = store_weir(weir_factory, b, redis_server, limit)
+    assert statuses(w, 2) == [200, 200]
+    redis_server.stop()
+    got = [send(w) for _ in range(5)]             # none stuck: each is answered
+    assert [r.status for r in got] == expected
+    if mode == "deny":
+        assert got[0].header("Retry-After") == "1"
+    assert b.count == 2 + expected.count(200)
+
+
+def test_store_unresponsive_times_out(weir_factory, recording_backend, redis_server):
+    """A Redis that accepts but does not answer (SIGSTOP): store_timeout decides."""
+    import signal
+    b = recording_backend()
+    limit = "{ rate: 6/d, key: route, store: shared, on_store_error: deny, store_timeout: 200ms }"
+    w = store_weir(weir_factory, b, redis_server, limit)
+    assert statuses(w, 1) == [200]
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert statuses(w, 2) == [503, 503]
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)

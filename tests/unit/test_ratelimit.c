@@ -15,6 +15,7 @@
 #include "http/http_parser.h"
 #include "http/steps/ratelimit_algo.h"
 #include "http/steps/ratelimit_key.h"
+#include "http/steps/ratelimit_store.h"
 #include "http/steps/ratelimit_table.h"
 
 struct rl_fixture {
@@ -332,6 +333,23 @@ static void test_cookie(void **state)
     assert_null(rl_key_cookie(m, "d", 1).p);
 }
 
+static void test_sha1(void **state)
+{
+    char hex[41];
+    rl_sha1_hex("abc", 3, hex);
+    assert_string_equal(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    rl_sha1_hex("", 0, hex);
+    assert_string_equal(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 56: 2 blocks */
+    rl_sha1_hex(two, strlen(two), hex);
+    assert_string_equal(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    char big[1000];
+    memset(big, 'a', sizeof(big));
+    rl_sha1_hex(big, sizeof(big), hex);
+    assert_string_equal(hex, "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+    assert_int_equal(strlen(rl_store_sha(RL_SLIDING_WINDOW_LOG)), 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_cidr_parse),
         cmocka_unit_test(test_client_ip_forwarded),
         cmocka_unit_test(test_cookie),
+        cmocka_unit_test(test_sha1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

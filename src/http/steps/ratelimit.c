@@ -27,14 +27,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <ev.h>
+
 #include "core/config_parse.h"
 #include "core/log.h"
 #include "core/units.h"
 #include "http/http_edit.h"
 #include "http/steps/ratelimit_algo.h"
 #include "http/steps/ratelimit_key.h"
+#include "http/steps/ratelimit_store.h"
 #include "http/steps/ratelimit_table.h"
 #include "http/txn.h"
+#include <hiredis/hiredis.h>
 
 #define RL_MAX_LIMITS 8
 #define RL_MAX_PARTS 4
@@ -69,8 +73,22 @@ struct rl_limit {
     uint64_t max_keys, status;
     int response_headers;
     char *name;
-    struct rl_table *table;
+    struct rl_table *table;        /* local limit; with a store, the on_store_error: local share */
+    /* cluster-wide (store: NAME) */
+    char *store_name;
+    struct cfg_mark store_mark;
+    const struct cfg_store *store; /* resolved */
+    int on_store_error;            /* enum rl_store_error */
+    uint64_t store_timeout_ms, instances;
 };
+
+#define RL_STORE_ERROR_LIST(X) \
+    X(RL_STORE_ERROR_ALLOW, "allow") \
+    X(RL_STORE_ERROR_DENY, "deny") \
+    X(RL_STORE_ERROR_LOCAL, "local")
+#define RL_ENUM(e, s) e,
+enum rl_store_error { RL_STORE_ERROR_LIST(RL_ENUM) RL_STORE_ERROR_COUNT };
+#undef RL_ENUM
 
 struct rl_cfg {
     struct rl_limit limits[RL_MAX_LIMITS];
@@ -78,10 +96,20 @@ struct rl_cfg {
     char *policy;                  /* the RateLimit-Policy value, all limits */
 };
 
-/* Per request: the decision the answer's headers describe. */
+/* Per request: the decision the answer's headers describe, and while a
+ * store answers, where to go on. */
 struct rl_req {
     uint8_t decided, denied, which;
+    uint8_t next;                  /* the limit being decided */
+    uint8_t full;                  /* EVAL sent after NOSCRIPT */
     uint64_t remaining, reset_ms, retry_ms;
+    struct txn *t;
+    const struct rl_cfg *cfg;
+    struct store *store;
+    struct store_cmd *cmd;
+    ev_timer timer;                /* store_timeout */
+    uint16_t key_len;
+    char *key;                     /* the store key (arena) */
 };
 
 static const char rl_body[] = "rate limit exceeded\n";
@@ -226,6 +254,26 @@ static int rl_parse_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_strdup(ctx, s, &((struct rl_limit *)obj)->name);
 }
 
+static int rl_parse_store(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct rl_limit *l = obj;
+    const char *s;
+    int rc = cfg_text(ctx, v, "'store'", &s);
+    if (rc < 0)
+        return rc;
+    l->store_mark = cfg_mark_of(v);
+    return cfg_strdup(ctx, s, &l->store_name);
+}
+
+static int rl_parse_on_store_error(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+#define RL_NAME(e, s) s,
+    static const char *const names[] = { RL_STORE_ERROR_LIST(RL_NAME) };
+#undef RL_NAME
+    return cfg_parse_enum(ctx, v, "on_store_error", names, RL_STORE_ERROR_COUNT,
+                          &((struct rl_limit *)obj)->on_store_error);
+}
+
 static const struct cfg_key rl_keys[] = {
     CFG_FUNC("algorithm", rl_parse_algorithm, false),
     CFG_FUNC("rate", rl_parse_rate, true),
@@ -237,8 +285,50 @@ static const struct cfg_key rl_keys[] = {
     CFG_FIELD("status", CFG_KIND_UINT, struct rl_limit, status, 400, 599),
     CFG_FUNC("response_headers", rl_parse_response_headers, false),
     CFG_FUNC("name", rl_parse_name, false),
+    CFG_FUNC("store", rl_parse_store, false),
+    CFG_FUNC("on_store_error", rl_parse_on_store_error, false),
+    CFG_FIELD("store_timeout", CFG_KIND_DURATION, struct rl_limit, store_timeout_ms, 1, 60000),
+    CFG_FIELD("instances", CFG_KIND_UINT, struct rl_limit, instances, 1, 10000),
 };
 CFG_MAP_DEFINE(rl_map, "rate_limit", rl_keys);
+
+static uint64_t rl_share(uint64_t v, uint64_t instances)
+{
+    return (v + instances - 1) / instances;
+}
+
+/* The store keys of a limit, and its table: the limit itself, or with a
+ * store and on_store_error: local, this instance's share of it. */
+static int rl_finish_store(struct cfg_ctx *ctx, yaml_node_t **vals, struct rl_limit *l)
+{
+    static const char *const only[] = { "on_store_error", "store_timeout", "instances" };
+    struct rl_params local = l->params;
+    if (l->store_name == NULL) {
+        for (size_t k = 0; k < 3; k++)
+            if (vals[cfg_key_index(&rl_map, only[k])])
+                return cfg_fail(ctx, vals[cfg_key_index(&rl_map, only[k])],
+                                "'%s' applies to a limit with a 'store'", only[k]);
+    } else {
+        const struct rl_params *p = &l->params;
+        if (p->count * p->period_ms > RL_STORE_MAX_UNITS || p->burst * p->period_ms > RL_STORE_MAX_UNITS)
+            return cfg_fail(ctx, vals[cfg_key_index(&rl_map, "rate")], "a limit in a store "
+                            "counts up to 2^53 request-milliseconds: lower the rate or the burst");
+        if (l->store_timeout_ms == 0)
+            l->store_timeout_ms = 500;
+        if (l->instances == 0)
+            l->instances = 1;
+        if (vals[cfg_key_index(&rl_map, "instances")] && l->on_store_error != RL_STORE_ERROR_LOCAL)
+            return cfg_fail(ctx, vals[cfg_key_index(&rl_map, "instances")],
+                            "'instances' applies to on_store_error: local");
+        if (l->on_store_error != RL_STORE_ERROR_LOCAL)
+            return 0;
+        local.count = rl_share(local.count, l->instances);
+        local.burst = rl_share(local.burst, l->instances);
+    }
+    if ((l->table = rl_table_new(&local, l->max_keys)) == NULL)
+        return cfg_nomem(ctx);
+    return 0;
+}
 
 /* Checks the keys of one limit together and makes its table. */
 static int rl_finish_limit(struct cfg_ctx *ctx, yaml_node_t **vals, struct rl_limit *l, size_t i,
@@ -279,9 +369,7 @@ static int rl_finish_limit(struct cfg_ctx *ctx, yaml_node_t **vals, struct rl_li
         if ((rc = cfg_strdup(ctx, name, &l->name)) < 0)
             return rc;
     }
-    if ((l->table = rl_table_new(p, l->max_keys)) == NULL)
-        return cfg_nomem(ctx);
-    return 0;
+    return rl_finish_store(ctx, vals, l);
 }
 
 /* Builds the RateLimit-Policy value: "NAME";q=QUOTA;w=SECONDS, ... */
@@ -339,6 +427,21 @@ static int rl_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
     return rl_build_policy(ctx, c);
 }
 
+static int rl_resolve(struct cfg_ctx *ctx, const struct cfg *cfg, void *p)
+{
+    struct rl_cfg *c = p;
+    char q[CFG_QUOTE_SIZE];
+    for (size_t i = 0; i < c->n; i++) {
+        struct rl_limit *l = &c->limits[i];
+        if (l->store_name == NULL)
+            continue;
+        if ((l->store = store_cfg_find(cfg, l->store_name)) == NULL)
+            return cfg_fail_mark(ctx, l->store_mark, "rate_limit names store %s which is not "
+                                 "defined under 'stores'", cfg_quote(l->store_name, q));
+    }
+    return 0;
+}
+
 static void rl_free(void *p)
 {
     struct rl_cfg *c = p;
@@ -348,6 +451,7 @@ static void rl_free(void *p)
             free(l->parts[k].name);
         free(l->trusted);
         free(l->name);
+        free(l->store_name);
         rl_table_free(l->table);
     }
     free(c->policy);
@@ -406,15 +510,114 @@ static uint64_t rl_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static enum step_result rl_on_request(struct txn *t, const void *cfg, void *state)
+/* Records decision d of limit i. Returns 1 when it refuses the request
+ * (answered with txn_respond), else 0. */
+static int rl_apply(struct txn *t, struct rl_req *st, size_t i, const struct rl_decision *d)
 {
-    const struct rl_cfg *c = cfg;
-    struct rl_req *st = state;
+    const struct rl_limit *l = &st->cfg->limits[i];
+    if (!st->decided || !d->allowed || d->remaining < st->remaining) {
+        st->decided = 1;
+        st->denied = (uint8_t)!d->allowed;
+        st->which = (uint8_t)i;
+        st->remaining = d->remaining;
+        st->reset_ms = d->reset_ms;
+        st->retry_ms = d->retry_after_ms;
+    }
+    if (d->allowed)
+        return 0;
+    txn_respond(t, (int)l->status, rl_deny_fields, 1, rl_body, sizeof(rl_body) - 1);
+    return 1;
+}
+
+/* Decides limit i locally (its table). Returns 1 when refused, else 0. */
+static int rl_local(struct txn *t, struct rl_req *st, size_t i, const char *key, size_t n)
+{
+    const struct rl_limit *l = &st->cfg->limits[i];
+    struct rl_decision d;
+    if (rl_table_decide(l->table, key, n, rl_now_ms(), &d) < 0) {
+        log_warn("route %s: rate limit %s: out of memory for a new key; letting the request "
+                 "through", txn_route_name(t), l->name);
+        return 0;
+    }
+    return rl_apply(t, st, i, &d);
+}
+
+static void rl_store_done(void *arg, enum store_result res, struct redisReply *reply);
+static void rl_store_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* The store could not decide limit st->next (why: for the log). Returns 1
+ * when the request is refused, else 0. */
+static int rl_store_failed(struct txn *t, struct rl_req *st, const char *why)
+{
+    const struct rl_limit *l = &st->cfg->limits[st->next];
+    static const char *const then[] = { "letting the request through", "refusing the request",
+                                        "deciding on this instance's share" };
+    log_warn("route %s: rate limit %s: store %s: %s; %s (on_store_error)", txn_route_name(t),
+             l->name, l->store->name, why, then[l->on_store_error]);
+    if (l->on_store_error == RL_STORE_ERROR_ALLOW)
+        return 0;
+    if (l->on_store_error == RL_STORE_ERROR_LOCAL) {
+        /* the store key is "rl:{ROUTE/NAME:KEY}": the local table keys by KEY */
+        size_t skip = 4 + strlen(txn_route_name(t)) + 1 + strlen(l->name) + 1;
+        return rl_local(t, st, st->next, st->key + skip, st->key_len - skip - 1);
+    }
+    static const struct http_header fields[] = {
+        { { "Content-Type", 12 }, { "text/plain", 10 } },
+        { { "Retry-After", 11 }, { "1", 1 } },
+    };
+    static const char body[] = "rate limit unavailable\n";
+    txn_respond(t, 503, fields, 2, body, sizeof(body) - 1);
+    return 1;
+}
+
+/* Sends limit st->next's question to its store and arms store_timeout.
+ * Returns 1 when sent, or 0 when the store refused it at once. */
+static int rl_store_send(struct txn *t, struct rl_req *st)
+{
+    const struct rl_limit *l = &st->cfg->limits[st->next];
+    st->cmd = rl_store_decide(st->store, &l->params, st->key, st->key_len, st->full,
+                              rl_store_done, st);
+    if (st->cmd == NULL)
+        return 0;
+    if (!ev_is_active(&st->timer)) {
+        ev_timer_init(&st->timer, rl_store_timeout, (double)l->store_timeout_ms / 1000.0, 0.);
+        st->timer.data = st;
+        ev_timer_start(txn_loop(t), &st->timer);
+    }
+    return 1;
+}
+
+/* Starts the store question of limit st->next for `key`. Returns STEP_WAIT
+ * when asked, STEP_RESPOND when refused (store down: on_store_error), or
+ * STEP_NEXT when the request may go on to the next limit. */
+static enum step_result rl_store_start(struct txn *t, struct rl_req *st, const char *key, size_t n)
+{
+    const struct rl_limit *l = &st->cfg->limits[st->next];
+    const char *route = txn_route_name(t);
+    size_t len = 4 + strlen(route) + 1 + strlen(l->name) + 1 + n + 1;
+    st->key = txn_alloc(t, len + 1);
+    if (st->key == NULL)
+        return STEP_ERROR;
+    snprintf(st->key, len + 1, "rl:{%s/%s:", route, l->name);
+    memcpy(st->key + len - n - 1, key, n);
+    st->key[len - 1] = '}';
+    st->key_len = (uint16_t)len;
+    st->full = 0;
+    st->t = t;
+    st->store = rl_store_get(txn_loop(t), l->store);
+    if (st->store != NULL && rl_store_send(t, st))
+        return STEP_WAIT;
+    return rl_store_failed(t, st, "unavailable") ? STEP_RESPOND : STEP_NEXT;
+}
+
+/* Decides the limits from st->next on. Returns NEXT (all allow), RESPOND
+ * (one refused), WAIT (a store is asked) or ERROR. */
+static enum step_result rl_run(struct txn *t, struct rl_req *st)
+{
+    const struct rl_cfg *c = st->cfg;
     char key[RL_KEY_MAX];
-    uint64_t now = rl_now_ms();
-    for (size_t i = 0; i < c->n; i++) {
-        const struct rl_limit *l = &c->limits[i];
-        struct rl_decision d;
+    for (; st->next < c->n; st->next++) {
+        const struct rl_limit *l = &c->limits[st->next];
         int n = rl_key(t, l, key);
         if (n < 0 && l->on_missing_allow)
             continue;
@@ -422,21 +625,87 @@ static enum step_result rl_on_request(struct txn *t, const void *cfg, void *stat
             key[0] = 0x1e; /* the one shared key of requests without one; no value is this */
             n = 1;
         }
-        if (rl_table_decide(l->table, key, (size_t)n, now, &d) < 0) {
-            log_warn("route %s: rate limit %s: out of memory for a new key; letting the request "
-                     "through", txn_route_name(t), l->name);
+        if (l->store != NULL) {
+            enum step_result r = rl_store_start(t, st, key, (size_t)n);
+            if (r != STEP_NEXT)
+                return r;
             continue;
         }
-        if (!st->decided || !d.allowed || d.remaining < st->remaining) {
-            *st = (struct rl_req){ 1, (uint8_t)!d.allowed, (uint8_t)i, d.remaining, d.reset_ms,
-                                   d.retry_after_ms };
-        }
-        if (!d.allowed) {
-            txn_respond(t, (int)l->status, rl_deny_fields, 1, rl_body, sizeof(rl_body) - 1);
+        if (rl_local(t, st, st->next, key, (size_t)n))
             return STEP_RESPOND;
-        }
     }
     return STEP_NEXT;
+}
+
+static enum step_result rl_on_request(struct txn *t, const void *cfg, void *state)
+{
+    struct rl_req *st = state;
+    st->cfg = cfg;
+    return rl_run(t, st);
+}
+
+/* The store's answer (or failure) for limit st->next came: go on. */
+static void rl_store_continue(struct rl_req *st, int refused)
+{
+    struct txn *t = st->t;
+    enum step_result r = STEP_RESPOND;
+    if (!refused) {
+        st->next++;
+        r = rl_run(t, st);
+        if (r == STEP_WAIT)
+            return;
+    }
+    txn_resume(t, r);
+}
+
+static void rl_store_done(void *arg, enum store_result res, struct redisReply *reply)
+{
+    struct rl_req *st = arg;
+    const struct rl_limit *l = &st->cfg->limits[st->next];
+    st->cmd = NULL;
+    if (rl_store_exiting()) {
+        ev_timer_stop(txn_loop(st->t), &st->timer);
+        return; /* the worker is ending: the session frees the request */
+    }
+    struct rl_decision d;
+    int rc = res == STORE_OK ? rl_store_reply(reply, &l->params, &d) : -EPROTO;
+    if (rc == -ENOENT && !st->full) {
+        st->full = 1; /* the server lost the script: send it whole once */
+        if (rl_store_send(st->t, st))
+            return;
+    }
+    ev_timer_stop(txn_loop(st->t), &st->timer);
+    if (rc == 0) {
+        rl_store_continue(st, rl_apply(st->t, st, st->next, &d));
+        return;
+    }
+    char why[96];
+    if (res != STORE_OK)
+        snprintf(why, sizeof(why), "%s", store_result_name(res));
+    else if (reply && reply->type == REDIS_REPLY_ERROR)
+        snprintf(why, sizeof(why), "error reply: %.80s", reply->str);
+    else
+        snprintf(why, sizeof(why), "unexpected reply");
+    rl_store_continue(st, rl_store_failed(st->t, st, why));
+}
+
+static void rl_store_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct rl_req *st = w->data;
+    store_cancel(st->cmd);
+    st->cmd = NULL;
+    rl_store_continue(st, rl_store_failed(st->t, st, "no answer within store_timeout"));
+}
+
+static void rl_cancel(struct txn *t, const void *cfg, void *state)
+{
+    struct rl_req *st = state;
+    if (st->cmd) {
+        store_cancel(st->cmd);
+        st->cmd = NULL;
+    }
+    if (ev_is_active(&st->timer))
+        ev_timer_stop(txn_loop(t), &st->timer);
 }
 
 /* Sets field `name` to the decimal v (arena). Returns 0 or -ENOSPC. */
@@ -495,8 +764,10 @@ const struct step_type step_rate_limit = {
     .key = "rate_limit",
     .phase = STEP_PHASE_RATE_LIMIT,
     .parse = rl_parse,
+    .resolve = rl_resolve,
     .free_cfg = rl_free,
     .state_size = sizeof(struct rl_req),
     .on_request = rl_on_request,
     .on_response_head = rl_on_response_head,
+    .cancel = rl_cancel,
 };
