@@ -552,8 +552,19 @@ static int rl_store_failed(struct txn *t, struct rl_req *st, const char *why)
     const struct rl_limit *l = &st->cfg->limits[st->next];
     static const char *const then[] = { "letting the request through", "refusing the request",
                                         "deciding on this instance's share" };
-    log_warn("route %s: rate limit %s: store %s: %s; %s (on_store_error)", txn_route_name(t),
-             l->name, l->store->name, why, then[l->on_store_error]);
+    /* once a second per worker at most: a store that is down fails every request */
+    static _Thread_local ev_tstamp logged_at;
+    static _Thread_local unsigned long quiet;
+    ev_tstamp now = ev_now(txn_loop(t));
+    if (now - logged_at >= 1.0) {
+        log_warn("route %s: rate limit %s: store %s: %s; %s (on_store_error)%s", txn_route_name(t),
+                 l->name, l->store->name, why, then[l->on_store_error],
+                 quiet ? " (and more since the last message)" : "");
+        logged_at = now;
+        quiet = 0;
+    } else {
+        quiet++;
+    }
     if (l->on_store_error == RL_STORE_ERROR_ALLOW)
         return 0;
     if (l->on_store_error == RL_STORE_ERROR_LOCAL) {
