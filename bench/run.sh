@@ -8,8 +8,10 @@
 #        BENCH_CONNS (50)         concurrent client connections for it
 #        BENCH_WARMUP (10000)     warm-up requests before each measured run
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
-#        BENCH_PROXIES ("weir weir-steps nginx haproxy"); weir-steps is weir with a
-#                                 route that runs the headers and rewrite steps
+#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy"); weir-steps is
+#                                 weir with a route that runs the headers and rewrite
+#                                 steps, weir-ratelimit one with a local rate limit
+#                                 that is never reached
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
@@ -26,7 +28,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps nginx haproxy}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -82,7 +84,7 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
-read -r b1 b2 weir_port nginx_port haproxy_port steps_port baseline_port < <(free_ports 7)
+read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port < <(free_ports 8)
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
@@ -101,8 +103,10 @@ weir_rewrite_step() {
   fi
 }
 
-# gen_weir [steps]: the plain route, or one that runs route steps on every
-# request (the cost of the step chain: compare weir-steps with weir).
+# gen_weir [steps|ratelimit]: the plain route, or one that runs route steps on
+# every request (the cost of the step chain: compare weir-steps with weir), or
+# one with a local rate limit per client address that is never reached (the
+# cost of a limit decision: compare weir-ratelimit with weir).
 gen_weir() {
   local port=$weir_port file=$tmp/weir.yaml steps=""
   if [ "${1:-}" = baseline ]; then
@@ -111,6 +115,9 @@ gen_weir() {
     port=$steps_port file=$tmp/weir-steps.yaml
     steps="headers: { request: { set: { X-Env: prod }, remove: [X-Debug] }, response: { set: { X-Frame-Options: DENY } } }"
     steps="$steps"$'\n        '"$(weir_rewrite_step)"$'\n        '
+  elif [ "${1:-}" = ratelimit ]; then
+    port=$ratelimit_port file=$tmp/weir-ratelimit.yaml
+    steps="rate_limit: { algorithm: token_bucket, rate: 1000000000/s, key: client_ip }"$'\n        '
   fi
   cat >"$file" <<EOF
 workers: 1
@@ -224,6 +231,12 @@ start_proxy() {
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-steps.yaml" >"$tmp/weir-steps.log" 2>&1 &
       proxy_pid=$!
       ;;
+    weir-ratelimit)
+      gen_weir ratelimit
+      proxy_port=$ratelimit_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-ratelimit.yaml" >"$tmp/weir-ratelimit.log" 2>&1 &
+      proxy_pid=$!
+      ;;
     nginx)
       gen_nginx
       proxy_port=$nginx_port
@@ -329,7 +342,7 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir | weir-steps) bin=$build/weir ;;
+    weir | weir-steps | weir-ratelimit) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
     nginx) bin=$(command -v nginx) ;;
     haproxy) bin=$(command -v haproxy) ;;
@@ -400,6 +413,9 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
     fi
     if [ -n "${rps[weir-steps]:-}" ]; then
       echo "weir-steps/weir (a route with steps vs a plain route): req/s x$(ratio "${rps[weir-steps]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-steps]}" "${cpu[weir]}")"
+    fi
+    if [ -n "${rps[weir-ratelimit]:-}" ]; then
+      echo "weir-ratelimit/weir (a local rate limit never reached vs a plain route): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[weir]}")"
     fi
   fi
   if [ "$idle_conns" -gt 0 ]; then

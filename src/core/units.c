@@ -112,6 +112,32 @@ int units_parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+int units_parse_rate(const char *s, uint64_t max_count, uint64_t *out_count,
+                     uint64_t *out_period_ms)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t ms;
+    } units[] = { { "/s", 1000 }, { "/m", 60000 }, { "/h", 3600000 }, { "/d", 86400000 } };
+    uint64_t v = 0;
+    int n = units_digits(s, &v);
+
+    if (n < 0)
+        return n;
+    if (n == 0 || s[n] != '/')
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(s + n, units[i].suffix) != 0)
+            continue;
+        if (v == 0 || v > max_count)
+            return -ERANGE;
+        *out_count = v;
+        *out_period_ms = units[i].ms;
+        return 0;
+    }
+    return -EINVAL;
+}
+
 /* Parses the port after the last ':' of an address. Returns 0, -EINVAL (not
  * digits) or -ERANGE (outside 1..65535). */
 static int units_parse_port(const char *s, uint16_t *out)

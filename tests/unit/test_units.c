@@ -206,6 +206,34 @@ static void test_format_addr_small_buffer(void **state)
     assert_int_equal(strlen(buf), sizeof(buf) - 1);
 }
 
+static void test_rate(void **state)
+{
+    uint64_t n = 7, ms = 7;
+    assert_int_equal(units_parse_rate("100/s", 1000000, &n, &ms), 0);
+    assert_int_equal(n, 100);
+    assert_int_equal(ms, 1000);
+    assert_int_equal(units_parse_rate("6000/m", 1000000, &n, &ms), 0);
+    assert_int_equal(ms, 60000);
+    assert_int_equal(units_parse_rate("1000/h", 1000000, &n, &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(units_parse_rate("50000/d", 1000000, &n, &ms), 0);
+    assert_int_equal(n, 50000);
+    assert_int_equal(ms, 86400000);
+    n = ms = 7;
+    assert_int_equal(units_parse_rate("0/s", 1000, &n, &ms), -ERANGE);
+    assert_int_equal(units_parse_rate("1001/s", 1000, &n, &ms), -ERANGE);
+    assert_int_equal(units_parse_rate("99999999999999999999999/s", 1000, &n, &ms), -ERANGE);
+    assert_int_equal(units_parse_rate("100", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(units_parse_rate("100/", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(units_parse_rate("100/w", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(units_parse_rate("100/ss", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(units_parse_rate("/s", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(units_parse_rate(" 1/s", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(units_parse_rate("-1/s", 1000, &n, &ms), -EINVAL);
+    assert_int_equal(n, 7); /* untouched on failure */
+    assert_int_equal(ms, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_addr_bad),
         cmocka_unit_test(test_addr_bad_port),
         cmocka_unit_test(test_format_addr_small_buffer),
+        cmocka_unit_test(test_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "http/steps/cors.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
+#include "http/steps/ratelimit.h"
 #include "http/steps/rewrite.h"
 
 static const struct step_type *const step_table[] = {
@@ -17,6 +18,7 @@ static const struct step_type *const step_table[] = {
     &step_cors,
     &step_forward_auth,
     &step_headers,
+    &step_rate_limit,
     &step_rewrite,
 };
 

@@ -1,0 +1,361 @@
+/* ratelimit_store: the cluster-wide side of the rate_limit step.
+ *
+ *   worker thread                              Redis (or the key's Cluster node)
+ *   rl_store_decide --EVALSHA sha 1 KEY N P B T--> script: TIME, read the key's
+ *                                                  hash / sorted set, decide,
+ *                                                  write it back, PEXPIRE
+ *   rl_store_reply  <------ {allowed, remaining, reset_ms, retry_ms} ---
+ *
+ * One round trip per decision: the script is atomic on the server, so every
+ * weir instance sharing the store enforces one limit, on the server's clock
+ * (TIME). A script unknown to the server (restart, SCRIPT FLUSH) answers
+ * NOSCRIPT and the caller sends it once whole with EVAL, which caches it
+ * again. The scripts are the same integer arithmetic as ratelimit_algo.c,
+ * in Lua numbers (exact below 2^53: the step refuses larger limits).
+ *
+ * Each worker thread keeps its store clients in a registry (a thread
+ * key): one client per distinct store setting, made on first use. Clients
+ * of settings a reload dropped stay until the thread ends, when the
+ * registry's destructor frees them all (the loop still exists then). */
+#include "http/steps/ratelimit_store.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* ---- the scripts (KEYS[1]; ARGV: N, P, B, a unique member) ---- */
+
+#define RL_LUA_HEAD \
+    "local t = redis.call('TIME')\n" \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "local N, P, B = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n" \
+    "local k = KEYS[1]\n" \
+    "local ok, retry = 0, 0\n" \
+    "local function f(x) return string.format('%.0f', x) end\n"
+
+static const char *const rl_scripts[RL_ALGO_COUNT] = {
+    [RL_TOKEN_BUCKET] = RL_LUA_HEAD
+    "local cap = B * P\n"
+    "local v = redis.call('HMGET', k, 'a', 'l')\n"
+    "local tok, last = tonumber(v[1]), tonumber(v[2])\n"
+    "if tok == nil or last == nil then tok = cap; last = now end\n"
+    "if now < last then now = last end\n"
+    "tok = math.min(cap, tok + (now - last) * N)\n"
+    "if tok >= P then tok = tok - P; ok = 1 else retry = math.ceil((P - tok) / N) end\n"
+    "local reset = math.ceil((cap - tok) / N)\n"
+    "redis.call('HSET', k, 'a', f(tok), 'l', f(now))\n"
+    "redis.call('PEXPIRE', k, reset + 1000)\n"
+    "return {ok, math.floor(tok / P), reset, retry}\n",
+
+    [RL_LEAKY_BUCKET] = RL_LUA_HEAD
+    "local cap = B * P\n"
+    "local v = redis.call('HMGET', k, 'a', 'l')\n"
+    "local lvl, last = tonumber(v[1]) or 0, tonumber(v[2]) or now\n"
+    "if now < last then now = last end\n"
+    "lvl = math.max(0, lvl - (now - last) * N)\n"
+    "if lvl + P <= cap then lvl = lvl + P; ok = 1 else retry = math.ceil((lvl + P - cap) / N) end\n"
+    "local reset = math.ceil(lvl / N)\n"
+    "redis.call('HSET', k, 'a', f(lvl), 'l', f(now))\n"
+    "redis.call('PEXPIRE', k, reset + 1000)\n"
+    "return {ok, math.floor((cap - lvl) / P), reset, retry}\n",
+
+    [RL_FIXED_WINDOW] = RL_LUA_HEAD
+    "local start = now - now % P\n"
+    "local v = redis.call('HMGET', k, 's', 'c')\n"
+    "local c = 0\n"
+    "if tonumber(v[1]) == start then c = tonumber(v[2]) or 0 end\n"
+    "local reset = start + P - now\n"
+    "if c < N then c = c + 1; ok = 1 else retry = reset end\n"
+    "redis.call('HSET', k, 's', f(start), 'c', f(c))\n"
+    "redis.call('PEXPIRE', k, reset + 1000)\n"
+    "return {ok, N - c, reset, retry}\n",
+
+    [RL_SLIDING_WINDOW_LOG] = RL_LUA_HEAD
+    "redis.call('ZREMRANGEBYSCORE', k, '-inf', f(now - P))\n"
+    "local n = redis.call('ZCARD', k)\n"
+    "if n < N then\n"
+    "  redis.call('ZADD', k, f(now), ARGV[4]); n = n + 1; ok = 1\n"
+    "else\n"
+    "  local o = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')\n"
+    "  retry = tonumber(o[2]) + P - now\n"
+    "end\n"
+    "local reset = 0\n"
+    "if n > 0 then\n"
+    "  local y = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')\n"
+    "  reset = tonumber(y[2]) + P - now\n"
+    "end\n"
+    "redis.call('PEXPIRE', k, P + 1000)\n"
+    "return {ok, N - n, reset, retry}\n",
+
+    [RL_SLIDING_WINDOW_COUNTER] = RL_LUA_HEAD
+    "local start = now - now % P\n"
+    "local v = redis.call('HMGET', k, 's', 'p', 'c')\n"
+    "local s0, p, c = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0\n"
+    "if s0 ~= start then\n"
+    "  if s0 == start - P then p = c else p = 0 end\n"
+    "  c = 0\n"
+    "end\n"
+    "local el, room = now - start, N * P\n"
+    "local w = p * (P - el) + c * P\n"
+    "if w + P <= room then\n"
+    "  c = c + 1; w = w + P; ok = 1\n"
+    "else\n"
+    "  local need = w + P\n"
+    "  if p > 0 and need - room <= p * (P - el - 1) then\n"
+    "    retry = math.ceil((need - room) / p)\n"
+    "  else\n"
+    "    local nx, wt = c * P + P, 0\n"
+    "    if nx > room and c > 0 then wt = math.ceil((nx - room) / c) end\n"
+    "    retry = P - el + wt\n"
+    "  end\n"
+    "end\n"
+    "local rem = 0\n"
+    "if w < room then rem = math.floor((room - w) / P) end\n"
+    "local reset = P - el\n"
+    "if c > 0 then reset = 2 * P - el end\n"
+    "redis.call('HSET', k, 's', f(start), 'p', f(p), 'c', f(c))\n"
+    "redis.call('PEXPIRE', k, 2 * P + 1000)\n"
+    "return {ok, rem, reset, retry}\n",
+};
+
+/* ---- SHA-1 (FIPS 180-4), for EVALSHA ---- */
+
+static uint32_t rl_rol(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
+
+static void rl_sha1_block(uint32_t h[5], const unsigned char *p)
+{
+    uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++)
+        w[i] = rl_rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5a827999;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ed9eba1;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8f1bbcdc;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xca62c1d6;
+        }
+        uint32_t tmp = rl_rol(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rl_rol(b, 30);
+        b = a;
+        a = tmp;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+void rl_sha1_hex(const void *data, size_t n, char out[41])
+{
+    uint32_t h[5] = { 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0 };
+    const unsigned char *p = data;
+    unsigned char last[128] = { 0 };
+    size_t full = n / 64 * 64, rest = n - full;
+    for (size_t i = 0; i < full; i += 64)
+        rl_sha1_block(h, p + i);
+    memcpy(last, p + full, rest);
+    last[rest] = 0x80;
+    size_t len = rest + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int i = 0; i < 8; i++)
+        last[len - 1 - i] = (unsigned char)(bits >> (8 * i));
+    rl_sha1_block(h, last);
+    if (len == 128)
+        rl_sha1_block(h, last + 64);
+    for (int i = 0; i < 5; i++)
+        snprintf(out + 8 * i, 9, "%08x", h[i]);
+}
+
+static char rl_shas[RL_ALGO_COUNT][41];
+static pthread_once_t rl_shas_once = PTHREAD_ONCE_INIT;
+
+static void rl_shas_init(void)
+{
+    for (int a = 0; a < RL_ALGO_COUNT; a++)
+        rl_sha1_hex(rl_scripts[a], strlen(rl_scripts[a]), rl_shas[a]);
+}
+
+const char *rl_store_sha(enum rl_algo a)
+{
+    pthread_once(&rl_shas_once, rl_shas_init);
+    return rl_shas[a];
+}
+
+/* ---- decisions ---- */
+
+struct store_cmd *rl_store_decide(struct store *s, const struct rl_params *p, const char *key,
+                                  size_t len, int full, store_cb cb, void *arg)
+{
+    static _Thread_local uint64_t seq;
+    static uint64_t nonce;
+    if (nonce == 0) /* racy but harmless: any value differs between processes */
+        nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seq;
+    char n[24], per[24], burst[24], member[64];
+    const char *argv[8];
+    size_t argvlen[8];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)p->count);
+    snprintf(per, sizeof(per), "%llu", (unsigned long long)p->period_ms);
+    snprintf(burst, sizeof(burst), "%llu", (unsigned long long)p->burst);
+    snprintf(member, sizeof(member), "%llx-%llx-%llx", (unsigned long long)nonce,
+             (unsigned long long)(uintptr_t)&seq, (unsigned long long)++seq);
+    argv[0] = full ? "EVAL" : "EVALSHA";
+    argv[1] = full ? rl_scripts[p->algo] : rl_store_sha(p->algo);
+    argv[2] = "1";
+    argv[3] = key;
+    argvlen[3] = len;
+    argv[4] = n;
+    argv[5] = per;
+    argv[6] = burst;
+    argv[7] = member;
+    for (int i = 0; i < 8; i++)
+        if (i != 3)
+            argvlen[i] = strlen(argv[i]);
+    return store_command(s, key, len, 8, argv, argvlen, cb, arg);
+}
+
+int rl_store_reply(const struct redisReply *r, const struct rl_params *p, struct rl_decision *d)
+{
+    if (r == NULL)
+        return -EPROTO;
+    if (r->type == REDIS_REPLY_ERROR)
+        return strncmp(r->str, "NOSCRIPT", 8) == 0 ? -ENOENT : -EPROTO;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+        return -EPROTO;
+    long long v[4];
+    for (int i = 0; i < 4; i++) {
+        if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0)
+            return -EPROTO;
+        v[i] = r->element[i]->integer;
+    }
+    *d = (struct rl_decision){
+        .allowed = v[0] != 0,
+        .limit = p->algo == RL_TOKEN_BUCKET || p->algo == RL_LEAKY_BUCKET ? p->burst : p->count,
+        .remaining = (uint64_t)v[1],
+        .reset_ms = (uint64_t)v[2],
+        .retry_after_ms = (uint64_t)v[3],
+    };
+    return 0;
+}
+
+/* ---- the per-worker registry ---- */
+
+#define RL_MAX_STORES 32
+
+struct rl_store_slot {
+    char *name;
+    char *fingerprint;     /* the settings, as text */
+    struct store *store;
+};
+
+struct rl_registry {
+    struct ev_loop *loop;
+    struct rl_store_slot slots[RL_MAX_STORES];
+    size_t n;
+};
+
+static pthread_key_t rl_registry_key;
+static pthread_once_t rl_registry_once = PTHREAD_ONCE_INIT;
+
+static _Thread_local int rl_exiting;
+
+int rl_store_exiting(void)
+{
+    return rl_exiting;
+}
+
+static void rl_registry_free(void *p)
+{
+    struct rl_registry *reg = p;
+    rl_exiting = 1; /* callbacks from store_free below must not resume requests */
+    for (size_t i = 0; i < reg->n; i++) {
+        store_free(reg->slots[i].store);
+        free(reg->slots[i].name);
+        free(reg->slots[i].fingerprint);
+    }
+    free(reg);
+}
+
+static void rl_registry_init(void)
+{
+    pthread_key_create(&rl_registry_key, rl_registry_free);
+}
+
+/* The settings a store client copies, as one string. */
+static char *rl_store_fingerprint(const struct cfg_store *c)
+{
+    char buf[4096];
+    size_t used = (size_t)snprintf(buf, sizeof(buf), "%s|%d|%llu|%llu|%llu|%llu|%s|%s|%u|%u|%u",
+                                   c->name, c->cluster, (unsigned long long)c->connect_timeout_ms,
+                                   (unsigned long long)c->command_timeout_ms,
+                                   (unsigned long long)c->reconnect_base_ms,
+                                   (unsigned long long)c->reconnect_max_ms,
+                                   c->username ? c->username : "", c->password ? c->password : "",
+                                   c->database, c->max_pending, c->max_redirects);
+    for (size_t i = 0; i < c->n_servers && used < sizeof(buf); i++)
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "|%s", c->servers[i].address);
+    return strdup(buf);
+}
+
+struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg)
+{
+    pthread_once(&rl_registry_once, rl_registry_init);
+    struct rl_registry *reg = pthread_getspecific(rl_registry_key);
+    if (reg == NULL) {
+        if ((reg = calloc(1, sizeof(*reg))) == NULL)
+            return NULL;
+        reg->loop = loop;
+        pthread_setspecific(rl_registry_key, reg);
+    }
+    char *fp = rl_store_fingerprint(cfg);
+    if (fp == NULL)
+        return NULL;
+    for (size_t i = reg->n; i-- > 0;) {
+        if (strcmp(reg->slots[i].fingerprint, fp) == 0) {
+            free(fp);
+            return reg->slots[i].store;
+        }
+    }
+    if (reg->n == RL_MAX_STORES) {
+        log_warn("rate_limit: more than %d store settings on one worker since start; not "
+                 "connecting to store %s", RL_MAX_STORES, cfg->name);
+        free(fp);
+        return NULL;
+    }
+    struct rl_store_slot *slot = &reg->slots[reg->n];
+    slot->fingerprint = fp;
+    slot->name = strdup(cfg->name);
+    slot->store = store_new(loop, cfg);
+    if (slot->name == NULL || slot->store == NULL) {
+        store_free(slot->store);
+        free(slot->name);
+        free(fp);
+        *slot = (struct rl_store_slot){ 0 };
+        return NULL;
+    }
+    reg->n++;
+    return slot->store;
+}
