@@ -347,3 +347,30 @@ def test_store_unresponsive_times_out(weir_factory, recording_backend, redis_ser
         assert statuses(w, 2) == [503, 503]
     finally:
         redis_server.proc.send_signal(signal.SIGCONT)
+
+
+def test_store_redis_cluster(weir_factory, recording_backend):
+    """Two instances over a real 3-node Redis Cluster: each key's limit is one
+    limit, whichever node owns the key's slot."""
+    from test_store import Cluster
+    cluster = Cluster()
+    try:
+        b = recording_backend()
+        stores = "stores:\n" + cluster.seeds_yaml()
+        routes = ("- name: api\n  rate_limit: { algorithm: sliding_window_log, rate: 3/d, "
+                  "key: header:X-Api-Key, store: c }\n  cluster: app")
+        ws = [weir_factory(config(free_port(), [b.addr], routes=routes, top_extra=stores))
+              for _ in range(2)]
+        keys = ["key-%d" % i for i in range(8)]
+        got = {}
+        for k in keys:
+            got[k] = [request(ws[i % 2].port, ("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\n"
+                                               "Connection: close\r\n\r\n" % k).encode()).status
+                      for i in range(5)]
+        assert got == {k: [200, 200, 200, 429, 429] for k in keys}
+        owners = {cluster.owner(cluster.slot("rl:{api/default:%s}" % k)).port for k in keys}
+        assert len(owners) >= 2                       # the keys live on several nodes
+        total = sum(len(n.client().keys("rl:*")) for n in cluster.nodes)
+        assert total == len(keys)
+    finally:
+        cluster.stop()

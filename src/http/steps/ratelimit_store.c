@@ -210,13 +210,23 @@ const char *rl_store_sha(enum rl_algo a)
 
 /* ---- decisions ---- */
 
+/* sliding_window_log members must differ between every request of every
+ * instance: this process's nonce, the thread, a counter. */
+static uint64_t rl_nonce;
+static pthread_once_t rl_nonce_once = PTHREAD_ONCE_INIT;
+
+static void rl_nonce_init(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rl_nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20);
+}
+
 struct store_cmd *rl_store_decide(struct store *s, const struct rl_params *p, const char *key,
                                   size_t len, int full, store_cb cb, void *arg)
 {
     static _Thread_local uint64_t seq;
-    static uint64_t nonce;
-    if (nonce == 0) /* racy but harmless: any value differs between processes */
-        nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seq;
+    pthread_once(&rl_nonce_once, rl_nonce_init);
     char n[24], per[24], burst[24], member[64], delay[24];
     const char *argv[9];
     size_t argvlen[9];
@@ -224,7 +234,7 @@ struct store_cmd *rl_store_decide(struct store *s, const struct rl_params *p, co
     snprintf(per, sizeof(per), "%llu", (unsigned long long)p->period_ms);
     snprintf(burst, sizeof(burst), "%llu", (unsigned long long)p->burst);
     snprintf(delay, sizeof(delay), "%llu", (unsigned long long)p->delay_ms);
-    snprintf(member, sizeof(member), "%llx-%llx-%llx", (unsigned long long)nonce,
+    snprintf(member, sizeof(member), "%llx-%llx-%llx", (unsigned long long)rl_nonce,
              (unsigned long long)(uintptr_t)&seq, (unsigned long long)++seq);
     argv[0] = full ? "EVAL" : "EVALSHA";
     argv[1] = full ? rl_scripts[p->algo] : rl_store_sha(p->algo);
