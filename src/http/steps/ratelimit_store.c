@@ -10,7 +10,8 @@
  * weir instance sharing the store enforces one limit, on the server's clock
  * (TIME). A script unknown to the server (restart, SCRIPT FLUSH) answers
  * NOSCRIPT and the caller sends it once whole with EVAL, which caches it
- * again. The scripts are the same integer arithmetic as ratelimit_algo.c,
+ * again. A new client loads every script first (SCRIPT LOAD), so the first
+ * burst of decisions finds them. The scripts are the same integer arithmetic as ratelimit_algo.c,
  * in Lua numbers (exact below 2^53: the step refuses larger limits).
  *
  * Each worker thread keeps its store clients in a registry (a thread
@@ -336,6 +337,23 @@ static char *rl_store_fingerprint(const struct cfg_store *c)
     return strdup(buf);
 }
 
+static void rl_store_ignore(void *arg, enum store_result result, struct redisReply *reply)
+{
+}
+
+/* Loads the scripts as soon as the client connects, ahead of the first
+ * decisions on the same connection, so a burst of first requests does not
+ * all meet NOSCRIPT (the fallback still covers a Cluster's other nodes and
+ * a server that restarts). */
+static void rl_store_preload(struct store *s)
+{
+    for (int a = 0; a < RL_ALGO_COUNT; a++) {
+        const char *argv[3] = { "SCRIPT", "LOAD", rl_scripts[a] };
+        size_t argvlen[3] = { 6, 4, strlen(rl_scripts[a]) };
+        store_command(s, NULL, 0, 3, argv, argvlen, rl_store_ignore, NULL);
+    }
+}
+
 struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg)
 {
     pthread_once(&rl_registry_once, rl_registry_init);
@@ -373,5 +391,6 @@ struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg)
         return NULL;
     }
     reg->n++;
+    rl_store_preload(slot->store);
     return slot->store;
 }
