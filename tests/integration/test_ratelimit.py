@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import WEIR_BIN, config, free_port, request
+from conftest import WEIR_BIN, RawClient, config, free_port, request
 from redis_helpers import RedisProc
 
 
@@ -162,6 +162,55 @@ def test_key_list_and_several_limits(proxy):
     assert b.count == 3
 
 
+def concurrent(w, n):
+    out = []
+    lock = threading.Lock()
+
+    def one():
+        r = send(w).status
+        with lock:
+            out.append(r)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(out)
+
+
+def test_leaky_bucket_delay_holds_back_instead_of_refusing(proxy):
+    # 1/s without burst: the second request of a burst waits 1 s (within the
+    # 1.5 s delay) and goes through; the third would wait 2 s and is refused
+    # (as long as the three arrive within half a second of each other)
+    routes = """
+- rate_limit: { algorithm: leaky_bucket, rate: 1/s, key: route, delay: 1500ms }
+  cluster: app
+"""
+    w, b = proxy(routes=routes)
+    assert concurrent(w, 3) == [200, 200, 429]
+    assert b.count == 2
+
+
+def test_leaky_bucket_delayed_request_is_answered_after_a_later_refusal(proxy):
+    """20/m: one request each 3 s. A goes through, B is held back 3 s, C
+    (sent after B) would wait 6 s, more than the 5 s delay: C's refusal comes
+    back while B is still held."""
+    import select
+    routes = """
+- rate_limit: { algorithm: leaky_bucket, rate: 20/m, key: route, delay: 5s }
+  cluster: app
+"""
+    w, b = proxy(routes=routes)
+    assert send(w).status == 200
+    with RawClient(w.port) as held:
+        held.send(b"GET /b HTTP/1.1\r\nHost: rl.test\r\nConnection: close\r\n\r\n")
+        assert send(w).status == 429                   # C, sent after B
+        assert select.select([held.sock], [], [], 0)[0] == []   # B not answered yet
+        assert held.read_response().status == 200
+    assert [r.target for r in b.requests] == ["/x", "/b"]
+
+
 def check(tmp_path, routes):
     path = os.path.join(str(tmp_path), "bad.yaml")
     with open(path, "w") as f:
@@ -178,6 +227,8 @@ def check(tmp_path, routes):
     ("{ algorithm: fixed_window, rate: 1/s, burst: 5 }", "'burst' applies to token_bucket"),
     ("{ algorithm: sliding_window_log, rate: 20000/s }", "at most 10000"),
     ("{ algorithm: gcra, rate: 1/s }", "unknown algorithm"),
+    ("{ algorithm: token_bucket, rate: 1/s, delay: 1s }", "'delay' applies to leaky_bucket only"),
+    ("{ algorithm: leaky_bucket, rate: 1/s, delay: 2m }", "'delay'"),
     ("{ rate: 1/s, key: ip }", "unknown rate limit key"),
     ("{ rate: 1/s, key: 'header:' }", "bad name"),
     ("{ rate: 1/s, key: [] }", "empty list"),
@@ -238,14 +289,20 @@ def test_store_two_instances_enforce_one_limit(weir_factory, recording_backend, 
     assert got.count(200) == 20
     assert got.count(429) == 40
     assert b.count == 20
-    # one round trip per decision: every decision is one EVALSHA; the script
-    # is sent whole (EVAL) only when Redis did not know it yet
-    evalsha = redis_server.commandstats("evalsha")
-    evals = redis_server.commandstats("eval")
-    assert evalsha == 60
-    assert 1 <= evals <= 4                       # at most once per worker
+    # one round trip per decision: every decision is one EVALSHA; each
+    # worker's client loaded the scripts first, so none was sent whole
+    assert redis_server.commandstats("evalsha") == 60
+    assert redis_server.commandstats("eval") == 0
     keys = redis_server.client.keys("*")
     assert keys == [b"rl:{api/default:k}"]       # hash-tagged
+
+
+def test_store_leaky_bucket_delay(weir_factory, recording_backend, redis_server):
+    b = recording_backend()
+    w = store_weir(weir_factory, b, redis_server, "{ algorithm: leaky_bucket, rate: 1/s, "
+                   "key: route, delay: 1500ms, store: shared }", workers=2)
+    assert concurrent(w, 3) == [200, 200, 429]
+    assert b.count == 2
 
 
 def test_store_script_reloaded_after_flush(weir_factory, recording_backend, redis_server):
@@ -254,6 +311,7 @@ def test_store_script_reloaded_after_flush(weir_factory, recording_backend, redi
     assert statuses(w, 2) == [200, 200]
     redis_server.client.script_flush()
     assert statuses(w, 4) == [200, 200, 200, 429]
+    assert redis_server.commandstats("eval") == 1   # sent whole once, then EVALSHA again
 
 
 @pytest.mark.parametrize("mode,expected", [
@@ -288,3 +346,30 @@ def test_store_unresponsive_times_out(weir_factory, recording_backend, redis_ser
         assert statuses(w, 2) == [503, 503]
     finally:
         redis_server.proc.send_signal(signal.SIGCONT)
+
+
+def test_store_redis_cluster(weir_factory, recording_backend):
+    """Two instances over a real 3-node Redis Cluster: each key's limit is one
+    limit, whichever node owns the key's slot."""
+    from test_store import Cluster
+    cluster = Cluster()
+    try:
+        b = recording_backend()
+        stores = "stores:\n" + cluster.seeds_yaml()
+        routes = ("- name: api\n  rate_limit: { algorithm: sliding_window_log, rate: 3/d, "
+                  "key: header:X-Api-Key, store: c }\n  cluster: app")
+        ws = [weir_factory(config(free_port(), [b.addr], routes=routes, top_extra=stores))
+              for _ in range(2)]
+        keys = ["key-%d" % i for i in range(8)]
+        got = {}
+        for k in keys:
+            got[k] = [request(ws[i % 2].port, ("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\n"
+                                               "Connection: close\r\n\r\n" % k).encode()).status
+                      for i in range(5)]
+        assert got == {k: [200, 200, 200, 429, 429] for k in keys}
+        owners = {cluster.owner(cluster.slot("rl:{api/default:%s}" % k)).port for k in keys}
+        assert len(owners) >= 2                       # the keys live on several nodes
+        total = sum(len(n.client().keys("rl:*")) for n in cluster.nodes)
+        assert total == len(keys)
+    finally:
+        cluster.stop()

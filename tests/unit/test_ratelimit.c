@@ -29,7 +29,7 @@ static struct rl_fixture fx(enum rl_algo a, uint64_t count, uint64_t period_ms, 
 {
     struct rl_fixture f;
     memset(&f, 0, sizeof(f));
-    f.p = (struct rl_params){ a, count, period_ms, burst };
+    f.p = (struct rl_params){ a, count, period_ms, burst, 0 };
     return f;
 }
 
@@ -95,6 +95,25 @@ static void test_leaky_bucket(void **state)
     assert_int_equal(rl_idle_at(&g.p, &g.s, NULL), 400);
 }
 
+static void test_leaky_bucket_delay(void **state)
+{
+    struct rl_fixture f = fx(RL_LEAKY_BUCKET, 1, 1000, 1); /* 1/s, no burst */
+    f.p.delay_ms = 1500;
+    assert_true(at(&f, 10000));
+    assert_int_equal(f.d.delay_ms, 0);
+    assert_true(at(&f, 10000));         /* held back one second */
+    assert_int_equal(f.d.delay_ms, 1000);
+    assert_int_equal(f.d.remaining, 0);
+    assert_false(at(&f, 10000));        /* would wait 2 s: more than delay */
+    assert_int_equal(f.d.retry_after_ms, 500);
+    assert_false(at(&f, 10499));
+    assert_true(at(&f, 10500));         /* now 1.5 s */
+    assert_int_equal(f.d.delay_ms, 1500);
+    assert_true(at(&f, 12500));         /* 2 s leaked: 0.5 s still queued ahead */
+    assert_int_equal(f.d.delay_ms, 500);
+    assert_int_equal(rl_idle_at(&f.p, &f.s, NULL), 14000);
+}
+
 static void test_fixed_window(void **state)
 {
     struct rl_fixture f = fx(RL_FIXED_WINDOW, 3, 1000, 0);
@@ -157,7 +176,7 @@ static void test_sliding_log_is_exact_at_boundary(void **state)
 
 static void test_table_keys_and_expiry(void **state)
 {
-    struct rl_params p = { RL_FIXED_WINDOW, 2, 1000, 1 };
+    struct rl_params p = { RL_FIXED_WINDOW, 2, 1000, 1, 0 };
     struct rl_table *t = rl_table_new(&p, 1000);
     struct rl_decision d;
     assert_non_null(t);
@@ -191,7 +210,7 @@ static void test_table_keys_and_expiry(void **state)
 
 static void test_table_max_keys_evicts_lru(void **state)
 {
-    struct rl_params p = { RL_FIXED_WINDOW, 1, 60000, 1 };
+    struct rl_params p = { RL_FIXED_WINDOW, 1, 60000, 1, 0 };
     struct rl_table *t = rl_table_new(&p, 1); /* one key per shard */
     struct rl_decision d;
     char k[16];
@@ -207,7 +226,7 @@ static void test_table_max_keys_evicts_lru(void **state)
 
 static void test_table_long_keys_cut(void **state)
 {
-    struct rl_params p = { RL_FIXED_WINDOW, 1, 60000, 1 };
+    struct rl_params p = { RL_FIXED_WINDOW, 1, 60000, 1, 0 };
     struct rl_table *t = rl_table_new(&p, 100);
     struct rl_decision d;
     char a[RL_KEY_MAX + 10], b[RL_KEY_MAX + 10];
@@ -240,7 +259,7 @@ static void *rl_hammer(void *p)
 static void test_table_exact_across_threads(void **state)
 {
     for (int algo = 0; algo < RL_ALGO_COUNT; algo++) {
-        struct rl_params p = { (enum rl_algo)algo, 1000, 60000, 1000 };
+        struct rl_params p = { (enum rl_algo)algo, 1000, 60000, 1000, 0 };
         struct rl_table *t = rl_table_new(&p, 100);
         struct rl_thread_arg args[4];
         pthread_t th[4];
@@ -356,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_token_bucket_default_burst_over_time),
         cmocka_unit_test(test_leaky_bucket),
+        cmocka_unit_test(test_leaky_bucket_delay),
         cmocka_unit_test(test_fixed_window),
         cmocka_unit_test(test_sliding_window_counter),
         cmocka_unit_test(test_sliding_window_log),

@@ -103,6 +103,7 @@ struct rl_req {
     uint8_t next;                  /* the limit being decided */
     uint8_t full;                  /* EVAL sent after NOSCRIPT */
     uint64_t remaining, reset_ms, retry_ms;
+    uint64_t delay_ms;             /* the longest a leaky_bucket holds the request back */
     struct txn *t;
     const struct rl_cfg *cfg;
     struct store *store;
@@ -289,6 +290,7 @@ static const struct cfg_key rl_keys[] = {
     CFG_FUNC("on_store_error", rl_parse_on_store_error, false),
     CFG_FIELD("store_timeout", CFG_KIND_DURATION, struct rl_limit, store_timeout_ms, 1, 60000),
     CFG_FIELD("instances", CFG_KIND_UINT, struct rl_limit, instances, 1, 10000),
+    CFG_FIELD("delay", CFG_KIND_DURATION, struct rl_limit, params.delay_ms, 1, 60000),
 };
 CFG_MAP_DEFINE(rl_map, "rate_limit", rl_keys);
 
@@ -339,6 +341,9 @@ static int rl_finish_limit(struct cfg_ctx *ctx, yaml_node_t **vals, struct rl_li
     yaml_node_t *burst = vals[cfg_key_index(&rl_map, "burst")];
     if (burst && !bucket)
         return cfg_fail(ctx, burst, "'burst' applies to token_bucket and leaky_bucket only");
+    yaml_node_t *delay = vals[cfg_key_index(&rl_map, "delay")];
+    if (delay && p->algo != RL_LEAKY_BUCKET)
+        return cfg_fail(ctx, delay, "'delay' applies to leaky_bucket only");
     if (p->burst == 0)
         p->burst = p->algo == RL_TOKEN_BUCKET ? p->count : 1;
     if (p->algo == RL_SLIDING_WINDOW_LOG && p->count > RL_MAX_LOG)
@@ -515,6 +520,8 @@ static uint64_t rl_now_ms(void)
 static int rl_apply(struct txn *t, struct rl_req *st, size_t i, const struct rl_decision *d)
 {
     const struct rl_limit *l = &st->cfg->limits[i];
+    if (d->delay_ms > st->delay_ms)
+        st->delay_ms = d->delay_ms;
     if (!st->decided || !d->allowed || d->remaining < st->remaining) {
         st->decided = 1;
         st->denied = (uint8_t)!d->allowed;
@@ -621,6 +628,25 @@ static enum step_result rl_store_start(struct txn *t, struct rl_req *st, const c
     return rl_store_failed(t, st, "unavailable") ? STEP_RESPOND : STEP_NEXT;
 }
 
+static void rl_delay_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct rl_req *st = w->data;
+    txn_resume(st->t, STEP_NEXT);
+}
+
+/* Every limit allowed the request: NEXT, or WAIT while a leaky_bucket's
+ * delay holds it back. */
+static enum step_result rl_hold(struct txn *t, struct rl_req *st)
+{
+    if (st->delay_ms == 0)
+        return STEP_NEXT;
+    st->t = t;
+    ev_timer_init(&st->timer, rl_delay_done, (double)st->delay_ms / 1000.0, 0.);
+    st->timer.data = st;
+    ev_timer_start(txn_loop(t), &st->timer);
+    return STEP_WAIT;
+}
+
 /* Decides the limits from st->next on. Returns NEXT (all allow), RESPOND
  * (one refused), WAIT (a store is asked) or ERROR. */
 static enum step_result rl_run(struct txn *t, struct rl_req *st)
@@ -645,7 +671,7 @@ static enum step_result rl_run(struct txn *t, struct rl_req *st)
         if (rl_local(t, st, st->next, key, (size_t)n))
             return STEP_RESPOND;
     }
-    return STEP_NEXT;
+    return rl_hold(t, st);
 }
 
 static enum step_result rl_on_request(struct txn *t, const void *cfg, void *state)
@@ -715,8 +741,9 @@ static void rl_cancel(struct txn *t, const void *cfg, void *state)
         store_cancel(st->cmd);
         st->cmd = NULL;
     }
-    if (ev_is_active(&st->timer))
-        ev_timer_stop(txn_loop(t), &st->timer);
+    struct ev_loop *loop = txn_loop(t);
+    if (loop != NULL && ev_is_active(&st->timer)) /* no loop: the worker has ended */
+        ev_timer_stop(loop, &st->timer);
 }
 
 /* Sets field `name` to the decimal v (arena). Returns 0 or -ENOSPC. */

@@ -8,8 +8,11 @@
  *   token_bucket            a = tokens (units), capacity burst*P; a request
  *                           takes P; refills N per ms
  *   leaky_bucket            a = water level (units), capacity burst*P; a
- *                           request pours P; leaks N per ms (the refusing
- *                           form: a request that would overflow is refused)
+ *                           request pours P; leaks N per ms. A request that
+ *                           would overflow is refused, or with delay_ms
+ *                           poured anyway and held back until the level is
+ *                           back under the capacity, if that is soon enough
+ *                           (the level then stays below cap + delay_ms*N)
  *   fixed_window            a = window start (now - now % P), c = count
  *   sliding_window_counter  a = window start, b = previous window's count,
  *                           c = this window's; the previous window weighs
@@ -86,14 +89,18 @@ static void rl_leaky_bucket(const struct rl_params *p, struct rl_state *s, uint6
     else
         level -= leaked * p->count;
     d->limit = p->burst;
-    d->allowed = level + p->period_ms <= cap;
-    if (d->allowed)
+    uint64_t over = level + p->period_ms > cap ? level + p->period_ms - cap : 0;
+    uint64_t wait = rl_ceil_div(over, p->count);
+    d->allowed = wait <= p->delay_ms;
+    if (d->allowed) {
         level += p->period_ms;
-    else
-        d->retry_after_ms = rl_ceil_div(level + p->period_ms - cap, p->count);
+        d->delay_ms = wait;
+    } else {
+        d->retry_after_ms = rl_ceil_div(over - p->delay_ms * p->count, p->count);
+    }
     s->a = level;
     s->used = 1;
-    d->remaining = (cap - level) / p->period_ms;
+    d->remaining = level >= cap ? 0 : (cap - level) / p->period_ms;
     d->reset_ms = rl_ceil_div(level, p->count);
 }
 

@@ -26,10 +26,13 @@ enum rl_algo { RL_ALGO_LIST(RL_ENUM_MEMBER) RL_ALGO_COUNT };
 #define RL_MAX_LOG 10000ULL
 
 /* One limit: `count` requests per `period_ms`; `burst` is the bucket size of
- * token_bucket / leaky_bucket (ignored by the window algorithms). */
+ * token_bucket / leaky_bucket (ignored by the window algorithms); `delay_ms`
+ * (leaky_bucket only, 0: refuse) how long a request may be held back
+ * instead of refused when the bucket is full. */
 struct rl_params {
     enum rl_algo algo;
     uint64_t count, period_ms, burst;
+    uint64_t delay_ms;
 };
 
 /* One key's state. All zero is a key never seen. sliding_window_log also
@@ -47,6 +50,7 @@ struct rl_decision {
     uint64_t remaining;      /* requests left now */
     uint64_t reset_ms;       /* until the quota is whole again (window end, bucket full) */
     uint64_t retry_after_ms; /* denied: until a request would be allowed */
+    uint64_t delay_ms;       /* allowed after this long (leaky_bucket with delay) */
 };
 
 const char *rl_algo_name(enum rl_algo a);

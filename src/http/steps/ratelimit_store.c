@@ -10,7 +10,8 @@
  * weir instance sharing the store enforces one limit, on the server's clock
  * (TIME). A script unknown to the server (restart, SCRIPT FLUSH) answers
  * NOSCRIPT and the caller sends it once whole with EVAL, which caches it
- * again. The scripts are the same integer arithmetic as ratelimit_algo.c,
+ * again. A new client loads every script first (SCRIPT LOAD), so the first
+ * burst of decisions finds them. The scripts are the same integer arithmetic as ratelimit_algo.c,
  * in Lua numbers (exact below 2^53: the step refuses larger limits).
  *
  * Each worker thread keeps its store clients in a registry (a thread
@@ -30,12 +31,13 @@
 
 #include "core/log.h"
 
-/* ---- the scripts (KEYS[1]; ARGV: N, P, B, a unique member) ---- */
+/* ---- the scripts (KEYS[1]; ARGV: N, P, B, a unique member, delay) ----
+ * Each returns {allowed, remaining, reset_ms, retry_ms, delay_ms}. */
 
 #define RL_LUA_HEAD \
     "local t = redis.call('TIME')\n" \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-    "local N, P, B = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n" \
+    "local N, P, B, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])\n" \
     "local k = KEYS[1]\n" \
     "local ok, retry = 0, 0\n" \
     "local function f(x) return string.format('%.0f', x) end\n"
@@ -52,7 +54,7 @@ static const char *const rl_scripts[RL_ALGO_COUNT] = {
     "local reset = math.ceil((cap - tok) / N)\n"
     "redis.call('HSET', k, 'a', f(tok), 'l', f(now))\n"
     "redis.call('PEXPIRE', k, reset + 1000)\n"
-    "return {ok, math.floor(tok / P), reset, retry}\n",
+    "return {ok, math.floor(tok / P), reset, retry, 0}\n",
 
     [RL_LEAKY_BUCKET] = RL_LUA_HEAD
     "local cap = B * P\n"
@@ -60,11 +62,13 @@ static const char *const rl_scripts[RL_ALGO_COUNT] = {
     "local lvl, last = tonumber(v[1]) or 0, tonumber(v[2]) or now\n"
     "if now < last then now = last end\n"
     "lvl = math.max(0, lvl - (now - last) * N)\n"
-    "if lvl + P <= cap then lvl = lvl + P; ok = 1 else retry = math.ceil((lvl + P - cap) / N) end\n"
+    "local over = math.max(0, lvl + P - cap)\n"
+    "local wait = math.ceil(over / N)\n"
+    "if wait <= D then lvl = lvl + P; ok = 1 else wait = 0; retry = math.ceil((over - D * N) / N) end\n"
     "local reset = math.ceil(lvl / N)\n"
     "redis.call('HSET', k, 'a', f(lvl), 'l', f(now))\n"
     "redis.call('PEXPIRE', k, reset + 1000)\n"
-    "return {ok, math.floor((cap - lvl) / P), reset, retry}\n",
+    "return {ok, math.floor(math.max(0, cap - lvl) / P), reset, retry, wait}\n",
 
     [RL_FIXED_WINDOW] = RL_LUA_HEAD
     "local start = now - now % P\n"
@@ -75,7 +79,7 @@ static const char *const rl_scripts[RL_ALGO_COUNT] = {
     "if c < N then c = c + 1; ok = 1 else retry = reset end\n"
     "redis.call('HSET', k, 's', f(start), 'c', f(c))\n"
     "redis.call('PEXPIRE', k, reset + 1000)\n"
-    "return {ok, N - c, reset, retry}\n",
+    "return {ok, N - c, reset, retry, 0}\n",
 
     [RL_SLIDING_WINDOW_LOG] = RL_LUA_HEAD
     "redis.call('ZREMRANGEBYSCORE', k, '-inf', f(now - P))\n"
@@ -92,7 +96,7 @@ static const char *const rl_scripts[RL_ALGO_COUNT] = {
     "  reset = tonumber(y[2]) + P - now\n"
     "end\n"
     "redis.call('PEXPIRE', k, P + 1000)\n"
-    "return {ok, N - n, reset, retry}\n",
+    "return {ok, N - n, reset, retry, 0}\n",
 
     [RL_SLIDING_WINDOW_COUNTER] = RL_LUA_HEAD
     "local start = now - now % P\n"
@@ -122,7 +126,7 @@ static const char *const rl_scripts[RL_ALGO_COUNT] = {
     "if c > 0 then reset = 2 * P - el end\n"
     "redis.call('HSET', k, 's', f(start), 'p', f(p), 'c', f(c))\n"
     "redis.call('PEXPIRE', k, 2 * P + 1000)\n"
-    "return {ok, rem, reset, retry}\n",
+    "return {ok, rem, reset, retry, 0}\n",
 };
 
 /* ---- SHA-1 (FIPS 180-4), for EVALSHA ---- */
@@ -207,20 +211,31 @@ const char *rl_store_sha(enum rl_algo a)
 
 /* ---- decisions ---- */
 
+/* sliding_window_log members must differ between every request of every
+ * instance: this process's nonce, the thread, a counter. */
+static uint64_t rl_nonce;
+static pthread_once_t rl_nonce_once = PTHREAD_ONCE_INIT;
+
+static void rl_nonce_init(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rl_nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20);
+}
+
 struct store_cmd *rl_store_decide(struct store *s, const struct rl_params *p, const char *key,
                                   size_t len, int full, store_cb cb, void *arg)
 {
     static _Thread_local uint64_t seq;
-    static uint64_t nonce;
-    if (nonce == 0) /* racy but harmless: any value differs between processes */
-        nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seq;
-    char n[24], per[24], burst[24], member[64];
-    const char *argv[8];
-    size_t argvlen[8];
+    pthread_once(&rl_nonce_once, rl_nonce_init);
+    char n[24], per[24], burst[24], member[64], delay[24];
+    const char *argv[9];
+    size_t argvlen[9];
     snprintf(n, sizeof(n), "%llu", (unsigned long long)p->count);
     snprintf(per, sizeof(per), "%llu", (unsigned long long)p->period_ms);
     snprintf(burst, sizeof(burst), "%llu", (unsigned long long)p->burst);
-    snprintf(member, sizeof(member), "%llx-%llx-%llx", (unsigned long long)nonce,
+    snprintf(delay, sizeof(delay), "%llu", (unsigned long long)p->delay_ms);
+    snprintf(member, sizeof(member), "%llx-%llx-%llx", (unsigned long long)rl_nonce,
              (unsigned long long)(uintptr_t)&seq, (unsigned long long)++seq);
     argv[0] = full ? "EVAL" : "EVALSHA";
     argv[1] = full ? rl_scripts[p->algo] : rl_store_sha(p->algo);
@@ -231,10 +246,11 @@ struct store_cmd *rl_store_decide(struct store *s, const struct rl_params *p, co
     argv[5] = per;
     argv[6] = burst;
     argv[7] = member;
-    for (int i = 0; i < 8; i++)
+    argv[8] = delay;
+    for (int i = 0; i < 9; i++)
         if (i != 3)
             argvlen[i] = strlen(argv[i]);
-    return store_command(s, key, len, 8, argv, argvlen, cb, arg);
+    return store_command(s, key, len, 9, argv, argvlen, cb, arg);
 }
 
 int rl_store_reply(const struct redisReply *r, const struct rl_params *p, struct rl_decision *d)
@@ -243,10 +259,10 @@ int rl_store_reply(const struct redisReply *r, const struct rl_params *p, struct
         return -EPROTO;
     if (r->type == REDIS_REPLY_ERROR)
         return strncmp(r->str, "NOSCRIPT", 8) == 0 ? -ENOENT : -EPROTO;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
         return -EPROTO;
-    long long v[4];
-    for (int i = 0; i < 4; i++) {
+    long long v[5];
+    for (int i = 0; i < 5; i++) {
         if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0)
             return -EPROTO;
         v[i] = r->element[i]->integer;
@@ -257,6 +273,7 @@ int rl_store_reply(const struct redisReply *r, const struct rl_params *p, struct
         .remaining = (uint64_t)v[1],
         .reset_ms = (uint64_t)v[2],
         .retry_after_ms = (uint64_t)v[3],
+        .delay_ms = (uint64_t)v[4],
     };
     return 0;
 }
@@ -320,6 +337,23 @@ static char *rl_store_fingerprint(const struct cfg_store *c)
     return strdup(buf);
 }
 
+static void rl_store_ignore(void *arg, enum store_result result, struct redisReply *reply)
+{
+}
+
+/* Loads the scripts as soon as the client connects, ahead of the first
+ * decisions on the same connection, so a burst of first requests does not
+ * all meet NOSCRIPT (the fallback still covers a Cluster's other nodes and
+ * a server that restarts). */
+static void rl_store_preload(struct store *s)
+{
+    for (int a = 0; a < RL_ALGO_COUNT; a++) {
+        const char *argv[3] = { "SCRIPT", "LOAD", rl_scripts[a] };
+        size_t argvlen[3] = { 6, 4, strlen(rl_scripts[a]) };
+        store_command(s, NULL, 0, 3, argv, argvlen, rl_store_ignore, NULL);
+    }
+}
+
 struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg)
 {
     pthread_once(&rl_registry_once, rl_registry_init);
@@ -357,5 +391,6 @@ struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg)
         return NULL;
     }
     reg->n++;
+    rl_store_preload(slot->store);
     return slot->store;
 }
