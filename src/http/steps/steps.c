@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "http/step.h"
+#include "http/steps/auth.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
 #include "http/steps/rewrite.h"
 
 static const struct step_type *const step_table[] = {
+    &step_auth,
     &step_forward_auth,
     &step_headers,
     &step_rewrite,
