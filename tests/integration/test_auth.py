@@ -136,3 +136,111 @@ def test_api_key_file_error_names_line(tmp_path):
     rc, err = check_config(tmp_path, "- auth: { api_key: { file: k.txt } }\n  cluster: app")
     assert rc == 2
     assert "'k.txt' line 2: expected name:key" in err, err
+
+
+# ---- basic ----------------------------------------------------------------------
+
+
+def htpasswd_line(user, password, kind):
+    """user:hash with a hash of `kind`: sha256, sha512 (crypt), bcrypt-2b, bcrypt-2y."""
+    if kind.startswith("bcrypt"):
+        import bcrypt
+        h = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        if kind == "bcrypt-2y":
+            h = "$2y$" + h[4:]
+        return "%s:%s" % (user, h)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    method = crypt.METHOD_SHA256 if kind == "sha256" else crypt.METHOD_SHA512
+    return "%s:%s" % (user, crypt.crypt(password, crypt.mksalt(method)))
+
+
+def basic(user, password):
+    import base64
+    return "Authorization: Basic %s\r\n" % base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+USERS = [("ann", "pw-ann", "sha256"), ("ben", "pw ben:colon", "sha512"),
+         ("cat", "pw-cat", "bcrypt-2b"), ("dan", "pw-dan", "bcrypt-2y")]
+
+
+@pytest.fixture
+def basic_weir(proxy, tmp_path):
+    (tmp_path / "users.htpasswd").write_text(
+        "# users\n" + "\n".join(htpasswd_line(u, p, k) for u, p, k in USERS) + "\n")
+    return proxy(routes="- auth: { basic: { file: users.htpasswd } }\n  cluster: app")
+
+
+def test_basic_every_hash_kind(basic_weir):
+    w, b = basic_weir
+    for user, password, kind in USERS:
+        r = get(w, headers=basic(user, password) + "X-Auth-Identity: forged\r\n")
+        assert r.status == 200, kind
+        assert b.requests[-1].header_all("X-Auth-Identity") == [user]
+        # the same credentials again (from the worker's cache when it kept them)
+        assert get(w, headers=basic(user, password)).status == 200
+    assert len(b.requests) == 8
+
+
+def test_basic_missing_wrong_unknown_malformed(basic_weir):
+    w, b = basic_weir
+    r = get(w)
+    assert r.status == 401
+    assert r.header("WWW-Authenticate") == 'Basic realm="weir", charset="UTF-8"'
+    for headers in (basic("ann", "pw-ben"), basic("ann", "pw-ann "), basic("cat", "pw-cat2"),
+                    basic("zed", "pw-ann"), basic("", "pw-ann"), basic("ann", ""),
+                    "Authorization: Basic YW5uOnB3LWFubg\r\n",   # unpadded
+                    "Authorization: Basic !!!!\r\n", "Authorization: Basic \r\n",
+                    "Authorization: Basic YW5u\r\n"):            # "ann", no colon
+        r = get(w, headers=headers)
+        assert r.status == 401, headers
+    r = get(w, headers="Authorization: Bearer abc\r\n")
+    assert r.status == 401
+    assert b.requests == []
+    r = get(w, headers=basic("ann", "pw-ann").replace("Basic", "bAsIc"))
+    assert r.status == 200
+
+
+def test_basic_password_change_on_reload_beats_the_cache(proxy, tmp_path):
+    f = tmp_path / "users.htpasswd"
+    f.write_text(htpasswd_line("ann", "old", "bcrypt-2b") + "\n")
+    w, b = proxy(routes="- auth: { basic: { file: users.htpasswd } }\n  cluster: app")
+    assert get(w, headers=basic("ann", "old")).status == 200
+    assert get(w, headers=basic("ann", "old")).status == 200
+    f.write_text(htpasswd_line("ann", "new", "bcrypt-2b") + "\n")
+    with open(w.config_path) as fh:
+        w.reload(fh.read())
+    assert get(w, headers=basic("ann", "old")).status == 401
+    assert get(w, headers=basic("ann", "new")).status == 200
+
+
+@pytest.mark.parametrize("content,message", [
+    ("ann:$apr1$abc$0123456789012345678901\n", "line 1: unsupported hash"),
+    ("ann:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", "line 1: unsupported hash"),
+    ("ann:plain\n", "line 1: unsupported hash"),
+    ("# nobody\n", "has no users"),
+    ("ann\n", "line 1: expected user:hash"),
+])
+def test_basic_file_errors(tmp_path, content, message):
+    (tmp_path / "u.htpasswd").write_text(content)
+    rc, err = check_config(tmp_path, "- auth: { basic: { file: u.htpasswd } }\n  cluster: app")
+    assert rc == 2
+    assert message in err, err
+
+
+def test_basic_duplicate_user(tmp_path):
+    (tmp_path / "u.htpasswd").write_text(htpasswd_line("ann", "a", "sha256") + "\n" +
+                                         htpasswd_line("ann", "b", "sha512") + "\n")
+    rc, err = check_config(tmp_path, "- auth: { basic: { file: u.htpasswd } }\n  cluster: app")
+    assert rc == 2
+    assert "lists user ann twice" in err, err
+
+
+def test_auth_two_methods_refused(tmp_path):
+    (tmp_path / "u.htpasswd").write_text(htpasswd_line("ann", "a", "sha256") + "\n")
+    rc, err = check_config(tmp_path, "- auth: { api_key: { keys: [{name: a, key: b}] }, "
+                                     "basic: { file: u.htpasswd } }\n  cluster: app")
+    assert rc == 2
+    assert "auth has two methods" in err, err

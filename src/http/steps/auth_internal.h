@@ -35,6 +35,7 @@ struct auth_method {
 };
 
 extern const struct auth_method auth_method_api_key;
+extern const struct auth_method auth_method_basic;
 
 /* ---- helpers for the methods (auth.c) ---- */
 
