@@ -32,7 +32,7 @@ objs=$work/obj
 mkdir -p "$objs"
 cflags=(-std=c11 -D_GNU_SOURCE -Isrc -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined)
-libs=(-lev -lyaml -lm -pthread)
+libs=(-lev -lyaml -ljansson -lcrypto -lm -pthread)
 
 # src/ into one archive (rebuilt when a source is newer than its object)
 archive=$work/libweir-fuzz.a

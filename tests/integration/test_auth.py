@@ -244,3 +244,240 @@ def test_auth_two_methods_refused(tmp_path):
                                      "basic: { file: u.htpasswd } }\n  cluster: app")
     assert rc == 2
     assert "auth has two methods" in err, err
+
+
+# ---- jwt ------------------------------------------------------------------------
+
+import base64 as _b64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt as pyjwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+def b64u(data):
+    return _b64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def pem_public(key):
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def jwk_of(key, kid):
+    """The public JWK of a private key (PyJWT's algorithms do the encoding)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        d = json.loads(pyjwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        d = json.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    else:
+        d = json.loads(pyjwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
+    d["kid"] = kid
+    return d
+
+
+def claims(**kw):
+    now = int(time.time())
+    c = {"sub": "user-1", "iat": now, "exp": now + 300}
+    c.update(kw)
+    return {k: v for k, v in c.items() if v is not None}
+
+
+def bearer(token):
+    return "Authorization: Bearer %s\r\n" % token
+
+
+def hand_token(header, payload, key=b""):
+    """A token built by hand (for what PyJWT refuses to make): HMAC-SHA256 with key."""
+    signing = b64u(json.dumps(header).encode()) + "." + b64u(json.dumps(payload).encode())
+    sig = hmac.new(key, signing.encode(), hashlib.sha256).digest() if key else b""
+    return signing + "." + b64u(sig)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {
+        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "rsa2": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "p256": ec.generate_private_key(ec.SECP256R1()),
+        "p384": ec.generate_private_key(ec.SECP384R1()),
+        "ed": ed25519.Ed25519PrivateKey.generate(),
+    }
+
+
+def test_jwt_hmac_algorithms_identity_and_claims(proxy):
+    routes = """
+- auth:
+    jwt:
+      secret: "%s"
+      claims_to_headers: { email: X-Email, level: X-Level }
+  cluster: app
+""" % SECRET
+    w, b = proxy(routes=routes)
+    for alg in ("HS256", "HS384", "HS512"):
+        tok = pyjwt.encode(claims(sub="ann-" + alg, email="ann@example.com", level=3), SECRET,
+                           algorithm=alg)
+        r = get(w, headers=bearer(tok) + "X-Email: forged\r\nX-Level: 9\r\nX-Auth-Identity: x\r\n")
+        assert r.status == 200, alg
+        req = b.requests[-1]
+        assert req.header_all("X-Auth-Identity") == ["ann-" + alg]
+        assert req.header_all("X-Email") == ["ann@example.com"]
+        assert req.header_all("X-Level") == ["3"]
+    # a claim the token lacks: the client's copy is still removed
+    tok = pyjwt.encode(claims(), SECRET, algorithm="HS256")
+    assert get(w, headers=bearer(tok) + "X-Email: forged\r\n").status == 200
+    assert not b.requests[-1].has("X-Email")
+
+
+def test_jwt_missing_bad_expired_not_yet_valid(proxy):
+    routes = "- auth: { jwt: { secret: \"%s\", clock_skew: 10s } }\n  cluster: app" % SECRET
+    w, b = proxy(routes=routes)
+    r = get(w)
+    assert r.status == 401
+    assert r.header("WWW-Authenticate") == 'Bearer realm="weir"'
+    now = int(time.time())
+    bad = [
+        pyjwt.encode(claims(exp=now - 60), SECRET, algorithm="HS256"),             # expired
+        pyjwt.encode(claims(nbf=now + 60), SECRET, algorithm="HS256"),             # not yet valid
+        pyjwt.encode(claims(), SECRET[:-1] + "X", algorithm="HS256"),              # wrong secret
+        pyjwt.encode(claims(exp="soon"), SECRET, algorithm="HS256"),               # exp not a number
+        pyjwt.encode(claims(sub=None), SECRET, algorithm="HS256"),                 # no identity
+        pyjwt.encode(claims(sub="a\u0001b"), SECRET, algorithm="HS256"),           # unsendable identity
+        hand_token({"alg": "none", "typ": "JWT"}, claims()) + "AA",                # alg none
+        hand_token({"alg": "HS256", "crit": ["x"], "x": 1}, claims(), SECRET.encode()),
+        "a.b", "not a token",
+    ]
+    for tok in bad:
+        r = get(w, headers=bearer(tok))
+        assert r.status == 401, tok
+        assert r.header("WWW-Authenticate") == 'Bearer realm="weir", error="invalid_token"', tok
+    # tampered payload, original signature
+    good = pyjwt.encode(claims(), SECRET, algorithm="HS256")
+    h, p, s = good.split(".")
+    forged = h + "." + b64u(json.dumps(claims(sub="admin")).encode()) + "." + s
+    assert get(w, headers=bearer(forged)).status == 401
+    assert b.requests == []
+    # within the clock skew
+    assert get(w, headers=bearer(pyjwt.encode(claims(exp=now - 2), SECRET, algorithm="HS256"))).status == 200
+    assert get(w, headers=bearer(pyjwt.encode(claims(nbf=now + 2), SECRET, algorithm="HS256"))).status == 200
+    assert get(w, headers=bearer(good).replace("Bearer", "bearer")).status == 200
+
+
+def test_jwt_rsa_pem_and_algorithm_confusion(proxy, tmp_path, keys):
+    (tmp_path / "pub.pem").write_bytes(pem_public(keys["rsa"]))
+    w, b = proxy(routes="- auth: { jwt: { key_file: pub.pem } }\n  cluster: app")
+    for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"):
+        tok = pyjwt.encode(claims(sub=alg), keys["rsa"], algorithm=alg)
+        assert get(w, headers=bearer(tok)).status == 200, alg
+        assert b.requests[-1].header("X-Auth-Identity") == alg
+    # signed by another RSA key
+    assert get(w, headers=bearer(pyjwt.encode(claims(), keys["rsa2"], algorithm="RS256"))).status == 401
+    # HS256 "signed" with the public key's PEM as the HMAC secret
+    confused = hand_token({"alg": "HS256", "typ": "JWT"}, claims(), pem_public(keys["rsa"]))
+    assert get(w, headers=bearer(confused)).status == 401
+    # an ES256 token against an RSA-only route
+    assert get(w, headers=bearer(pyjwt.encode(claims(), keys["p256"], algorithm="ES256"))).status == 401
+    assert len(b.requests) == 6
+
+
+def test_jwt_jwks_by_kid_ec_eddsa_and_rotation(proxy, tmp_path, keys):
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk_of(keys["p256"], "k256"), jwk_of(keys["p384"], "k384"),
+                                         jwk_of(keys["ed"], "ked"), jwk_of(keys["rsa"], "krsa")]}))
+    w, b = proxy(routes="- auth: { jwt: { jwks: jwks.json, algorithms: [ES256, ES384, EdDSA, RS256] } }\n"
+                        "  cluster: app")
+    cases = [("p256", "ES256", "k256"), ("p384", "ES384", "k384"), ("ed", "EdDSA", "ked"),
+             ("rsa", "RS256", "krsa")]
+    for name, alg, kid in cases:
+        tok = pyjwt.encode(claims(sub=name), keys[name], algorithm=alg, headers={"kid": kid})
+        assert get(w, headers=bearer(tok)).status == 200, alg
+        assert b.requests[-1].header("X-Auth-Identity") == name
+    # without kid: every key of the right kind is tried
+    assert get(w, headers=bearer(pyjwt.encode(claims(), keys["p256"], algorithm="ES256"))).status == 200
+    # a kid that names another key, an unknown kid
+    tok = pyjwt.encode(claims(), keys["p256"], algorithm="ES256", headers={"kid": "k384"})
+    assert get(w, headers=bearer(tok)).status == 401
+    tok = pyjwt.encode(claims(), keys["p256"], algorithm="ES256", headers={"kid": "gone"})
+    assert get(w, headers=bearer(tok)).status == 401
+    # an allowed kind but an algorithm not in the list
+    assert get(w, headers=bearer(pyjwt.encode(claims(), keys["rsa"], algorithm="PS256",
+                                              headers={"kid": "krsa"}))).status == 401
+    # rotation: k256 replaced by a new key on reload
+    new = ec.generate_private_key(ec.SECP256R1())
+    jwks.write_text(json.dumps({"keys": [jwk_of(new, "k256-2")]}))
+    with open(w.config_path) as f:
+        w.reload(f.read())
+    old = pyjwt.encode(claims(), keys["p256"], algorithm="ES256", headers={"kid": "k256"})
+    assert get(w, headers=bearer(old)).status == 401
+    tok = pyjwt.encode(claims(sub="new"), new, algorithm="ES256", headers={"kid": "k256-2"})
+    assert get(w, headers=bearer(tok)).status == 200
+    assert b.requests[-1].header("X-Auth-Identity") == "new"
+
+
+def test_jwt_issuer_audience_and_require(proxy):
+    routes = """
+- auth:
+    jwt:
+      secret: "%s"
+      issuer: https://id.example.com
+      audience: [orders, billing]
+      require: { scope: "orders:write", role: admin }
+  cluster: app
+""" % SECRET
+    w, b = proxy(routes=routes)
+    ok = dict(iss="https://id.example.com", aud="orders", scope="orders:read orders:write",
+              role=["user", "admin"])
+
+    def status(**kw):
+        c = dict(ok)
+        c.update(kw)
+        return get(w, headers=bearer(pyjwt.encode(claims(**c), SECRET, algorithm="HS256"))).status
+
+    assert status() == 200
+    assert status(aud=["x", "billing"]) == 200
+    assert status(role="admin") == 200
+    assert status(iss="https://evil.example.com") == 401
+    assert status(iss=None) == 401
+    assert status(aud="other") == 401
+    assert status(aud=None) == 401
+    r = get(w, headers=bearer(pyjwt.encode(claims(**dict(ok, scope="orders:read")), SECRET,
+                                           algorithm="HS256")))
+    assert r.status == 403
+    assert r.body == b"forbidden\n"
+    assert status(scope="orders:writer") == 403
+    assert status(role=["user"]) == 403
+    assert status(role=None) == 403
+    assert len(b.requests) == 3
+
+
+@pytest.mark.parametrize("jwt_yaml,message", [
+    ("{ issuer: x }", "jwt needs keys"),
+    ("{ secret: short }", "at least 32 bytes"),
+    ("{ secret: \"%s\", algorithms: [RS256] }" % SECRET, "no key fits any of 'algorithms'"),
+    ("{ secret: \"%s\", algorithms: [none] }" % SECRET, "unknown algorithm 'none'"),
+    ("{ secret: \"%s\", claims_to_headers: { sub: Content-Length } }" % SECRET, "cannot carry a claim"),
+    ("{ key_file: missing.pem }", "cannot open"),
+])
+def test_jwt_config_errors(tmp_path, jwt_yaml, message):
+    rc, err = check_config(tmp_path, "- auth: { jwt: %s }\n  cluster: app" % jwt_yaml)
+    assert rc == 2
+    assert message in err, err
+
+
+def test_jwt_weak_rsa_and_bad_jwks_refused(tmp_path):
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    (tmp_path / "small.pem").write_bytes(pem_public(small))
+    rc, err = check_config(tmp_path, "- auth: { jwt: { key_file: small.pem } }\n  cluster: app")
+    assert rc == 2 and "shorter than 2048 bits" in err, err
+    (tmp_path / "j.json").write_text('{"keys": [{"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}]}')
+    rc, err = check_config(tmp_path, "- auth: { jwt: { jwks: j.json } }\n  cluster: app")
+    assert rc == 2 and "jwks key 0: unsupported or invalid EC key" in err, err
+    (tmp_path / "j.json").write_text('{"keys": []}')
+    rc, err = check_config(tmp_path, "- auth: { jwt: { jwks: j.json } }\n  cluster: app")
+    assert rc == 2 and "no \"keys\" array" in err, err

@@ -2,7 +2,7 @@
  * method and either lets the request go on, carrying who the client is,
  * or answers for the backend.
  *
- *   auth: { api_key: {...} | basic: {...},
+ *   auth: { api_key: {...} | basic: {...} | jwt: {...},
  *           identity_header: X-Auth-Identity, realm: weir }
  *
  *   request --> method.check --> OK:        identity -> txn_set_identity
@@ -158,6 +158,11 @@ static int auth_parse_basic(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return auth_parse_method(ctx, v, obj, &auth_method_basic);
 }
 
+static int auth_parse_jwt(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return auth_parse_method(ctx, v, obj, &auth_method_jwt);
+}
+
 static int auth_parse_identity_header(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct auth_cfg *ac = obj;
@@ -193,6 +198,7 @@ static int auth_parse_realm(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static const struct cfg_key auth_keys[] = {
     CFG_FUNC("api_key", auth_parse_api_key, false),
     CFG_FUNC("basic", auth_parse_basic, false),
+    CFG_FUNC("jwt", auth_parse_jwt, false),
     CFG_FUNC("identity_header", auth_parse_identity_header, false),
     CFG_FUNC("realm", auth_parse_realm, false),
 };
@@ -233,7 +239,7 @@ static int auth_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
     if (rc < 0)
         return rc;
     if (ac->method == NULL)
-        return cfg_fail(ctx, v, "auth needs a method: api_key or basic");
+        return cfg_fail(ctx, v, "auth needs a method: api_key, basic or jwt");
     if (ac->identity_header == NULL &&
         (rc = cfg_strdup(ctx, AUTH_DEFAULT_IDENTITY_HEADER, &ac->identity_header)) < 0)
         return rc;

@@ -36,6 +36,7 @@ struct auth_method {
 
 extern const struct auth_method auth_method_api_key;
 extern const struct auth_method auth_method_basic;
+extern const struct auth_method auth_method_jwt;
 
 /* ---- helpers for the methods (auth.c) ---- */
 
