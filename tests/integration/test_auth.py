@@ -481,3 +481,10 @@ def test_jwt_weak_rsa_and_bad_jwks_refused(tmp_path):
     (tmp_path / "j.json").write_text('{"keys": []}')
     rc, err = check_config(tmp_path, "- auth: { jwt: { jwks: j.json } }\n  cluster: app")
     assert rc == 2 and "no \"keys\" array" in err, err
+
+
+def test_api_key_empty_file_refused(tmp_path):
+    (tmp_path / "k.txt").write_text("# nobody yet\n")
+    rc, err = check_config(tmp_path, "- auth: { api_key: { file: k.txt } }\n  cluster: app")
+    assert rc == 2
+    assert "api_key has no keys" in err, err

@@ -128,7 +128,8 @@ static int basic_parse_file(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     free(text);
     if (rc == 0 && bc->n_users == 0)
         rc = cfg_fail(ctx, v, "%s has no users", cfg_quote(path, q));
-    qsort(bc->users, bc->n_users, sizeof(*bc->users), basic_user_cmp);
+    if (rc == 0)
+        qsort(bc->users, bc->n_users, sizeof(*bc->users), basic_user_cmp);
     for (size_t i = 1; rc == 0 && i < bc->n_users; i++)
         if (strcmp(bc->users[i - 1].name, bc->users[i].name) == 0)
             rc = cfg_fail(ctx, v, "%s lists user %s twice", cfg_quote(path, q), bc->users[i].name);

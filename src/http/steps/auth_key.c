@@ -226,6 +226,8 @@ static int key_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
         return rc;
     if (!kc->has_keys && !kc->has_file)
         return cfg_fail(ctx, v, "api_key needs 'keys' or 'file'");
+    if (kc->n_keys == 0)
+        return cfg_fail(ctx, v, "api_key has no keys (the file is empty)");
     if (kc->header == NULL && kc->query == NULL &&
         (rc = cfg_strdup(ctx, KEY_DEFAULT_HEADER, &kc->header)) < 0)
         return rc;
