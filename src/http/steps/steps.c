@@ -8,6 +8,7 @@
 #include "http/step.h"
 #include "http/steps/access.h"
 #include "http/steps/cors.h"
+#include "http/steps/auth.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
 #include "http/steps/ratelimit.h"
@@ -16,6 +17,7 @@
 static const struct step_type *const step_table[] = {
     &step_access,
     &step_cors,
+    &step_auth,
     &step_forward_auth,
     &step_headers,
     &step_rate_limit,
