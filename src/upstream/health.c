@@ -207,14 +207,16 @@ static void health_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     health_verdict(p, 0, why);
 }
 
+uint64_t health_delay_ms(const struct cfg_health_check *c, int first, uint64_t r)
+{
+    if (first) /* spread the first round over one interval */
+        return r % (c->interval_ms + 1);
+    return c->interval_ms + r % (c->jitter_ms + 1);
+}
+
 static void health_schedule(struct health_probe *p, int first)
 {
-    const struct cfg_health_check *c = p->cfg;
-    uint64_t ms = c->interval_ms;
-    if (c->jitter_ms)
-        ms += health_rand(p->h) % (c->jitter_ms + 1);
-    if (first) /* spread the first round over one interval */
-        ms = health_rand(p->h) % (c->interval_ms + 1);
+    uint64_t ms = health_delay_ms(p->cfg, first, health_rand(p->h));
     ev_timer_set(&p->timer, (double)ms / 1000.0, 0.);
     ev_timer_start(p->h->loop, &p->timer);
 }
