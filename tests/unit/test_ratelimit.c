@@ -298,11 +298,14 @@ static void test_cidr_parse(void **state)
 {
     struct rl_cidr c[3];
     assert_int_equal(rl_cidr_parse("10.0.0.0/8", &c[0]), 0);
-    assert_int_equal(c[0].bits, 104);
+    assert_int_equal(c[0].net.family, 4); /* 104 bits of an IPv4-mapped address */
+    assert_int_equal(c[0].net.prefix, 8);
     assert_int_equal(rl_cidr_parse("2001:db8::/32", &c[1]), 0);
-    assert_int_equal(c[1].bits, 32);
+    assert_int_equal(c[1].net.family, 6);
+    assert_int_equal(c[1].net.prefix, 32);
     assert_int_equal(rl_cidr_parse("192.0.2.7", &c[2]), 0);
-    assert_int_equal(c[2].bits, 128);
+    assert_int_equal(c[2].net.family, 4); /* one host */
+    assert_int_equal(c[2].net.prefix, 32);
     assert_true(rl_cidr_match(c, 3, "10.200.1.1", 10));
     assert_false(rl_cidr_match(c, 3, "11.0.0.1", 8));
     assert_true(rl_cidr_match(c, 3, "2001:db8:ffff::1", 16));

@@ -15,56 +15,50 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/cidr.h"
 #include "core/units.h"
 
-/* Parses an IPv4 or IPv6 literal (n bytes) into 16 bytes (IPv4 mapped).
- * Returns 0 or -EINVAL. */
-static int rl_ip_parse(const char *s, size_t n, unsigned char out[16])
-{
-    char tmp[INET6_ADDRSTRLEN];
-    if (n == 0 || n >= sizeof(tmp))
-        return -EINVAL;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    if (inet_pton(AF_INET6, tmp, out) == 1)
-        return 0;
-    memset(out, 0, 10);
-    out[10] = out[11] = 0xff;
-    return inet_pton(AF_INET, tmp, out + 12) == 1 ? 0 : -EINVAL;
-}
-
+/* Both parse with core/cidr.c; these keep this module's contract: a
+ * prefix out of range is -ERANGE, and bits after the prefix are ignored. */
 int rl_cidr_parse(const char *s, struct rl_cidr *out)
 {
+    char text[INET6_ADDRSTRLEN];
     const char *slash = strchr(s, '/');
     size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    int v4 = memchr(s, ':', n) == NULL;
-    uint64_t bits = 128;
-    if (rl_ip_parse(s, n, out->addr) < 0)
+    struct cidr c;
+    if (n == 0 || n >= sizeof(text))
         return -EINVAL;
-    if (slash && units_parse_uint(slash + 1, v4 ? 32 : 128, &bits) < 0)
-        return -ERANGE;
-    out->bits = (unsigned)(slash ? bits + (v4 ? 96 : 0) : 128);
+    memcpy(text, s, n);
+    text[n] = 0;
+    if (cidr_parse_addr(text, &c) < 0)
+        return -EINVAL;
+    int v6_text = memchr(text, ':', n) != NULL;
+    uint64_t bits = c.prefix;
+    if (slash) {
+        if (units_parse_uint(slash + 1, v6_text ? 128 : 32, &bits) < 0)
+            return -ERANGE;
+        if (c.family == 4 && v6_text) /* an IPv4-mapped block counts IPv6 bits */
+            bits = bits < 96 ? 0 : bits - 96;
+    }
+    c.prefix = (uint8_t)bits;
+    for (unsigned bit = c.prefix; bit < (c.family == 4 ? 32u : 128u); bit++)
+        c.addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+    out->net = c;
     return 0;
-}
-
-static int rl_cidr_has(const struct rl_cidr *c, const unsigned char ip[16])
-{
-    unsigned full = c->bits / 8, rest = c->bits % 8;
-    if (memcmp(c->addr, ip, full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (c->addr[full] & mask) == (ip[full] & mask);
 }
 
 int rl_cidr_match(const struct rl_cidr *blocks, size_t n_blocks, const char *s, size_t n)
 {
-    unsigned char ip[16];
-    if (rl_ip_parse(s, n, ip) < 0)
+    char text[INET6_ADDRSTRLEN];
+    struct cidr ip;
+    if (n == 0 || n >= sizeof(text))
+        return 0;
+    memcpy(text, s, n);
+    text[n] = 0;
+    if (cidr_parse_addr(text, &ip) < 0)
         return 0;
     for (size_t i = 0; i < n_blocks; i++)
-        if (rl_cidr_has(&blocks[i], ip))
+        if (cidr_contains(&blocks[i].net, &ip))
             return 1;
     return 0;
 }

@@ -8,12 +8,12 @@
 
 #include <stddef.h>
 
+#include "core/cidr.h"
 #include "http/http_parser.h"
 
-/* An address or a CIDR block; IPv4 as IPv4-mapped IPv6 (bits + 96). */
+/* An address or a CIDR block (core/cidr.h). */
 struct rl_cidr {
-    unsigned char addr[16];
-    unsigned bits;
+    struct cidr net;
 };
 
 /* Parses "ADDR" or "ADDR/BITS" (IPv4 or IPv6, NUL-terminated). Returns 0,
