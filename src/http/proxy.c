@@ -800,13 +800,10 @@ static void proxy_answer(struct client *c)
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
     c->resp_chunked_out = 0;
-    if (!keep) {
-        /* the request body is not read: close once the answer is out */
-        c->req_done = 1;
-        c->up_reusable = 0;
-    } else {
-        c->req_done = 1;
-    }
+    /* nothing more of the request is read: with a body pending, keep is 0
+     * and the connection closes once the answer is out */
+    c->req_done = 1;
+    c->up_reusable = 0;
 }
 
 /* Copies the next run of a weir-made body into out. */
