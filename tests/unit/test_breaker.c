@@ -178,6 +178,20 @@ static void test_old_buckets_do_not_count(void **state)
     assert_int_equal(breaker_record(&b, &c, 2060, 0, 0), -1);
 }
 
+/* A bucket taken again one window later starts empty: old successes do not
+ * dilute the failure ratio. */
+static void test_reused_bucket_starts_empty(void **state)
+{
+    struct breaker b;
+    struct cfg_breaker c = { .enabled = 1, .failure_ratio_pct = 50, .min_requests = 2,
+                             .window_ms = 1000, .recovery_timeout_ms = 500, .half_open_requests = 1 };
+    breaker_fresh(&b);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(breaker_record(&b, &c, 50, 1, 0), -1); /* bucket of 0..99 */
+    assert_int_equal(breaker_record(&b, &c, 1050, 0, 0), -1);   /* same slot, 1000..1099 */
+    assert_int_equal(breaker_record(&b, &c, 1060, 0, 0), BREAKER_OPEN); /* 2 of 2 */
+}
+
 /* A window under BREAKER_BUCKETS ms has buckets of 1 ms, so it spans 10 ms. */
 static void test_tiny_window(void **state)
 {
@@ -282,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_init_over_garbage),
         cmocka_unit_test(test_window_edge),
         cmocka_unit_test(test_old_buckets_do_not_count),
+        cmocka_unit_test(test_reused_bucket_starts_empty),
         cmocka_unit_test(test_tiny_window),
         cmocka_unit_test(test_ratio_boundary),
         cmocka_unit_test(test_reopen_starts_probing_afresh),
