@@ -310,6 +310,23 @@ static void test_rr_workers_independent(void **state)
     lb_free(lb);
 }
 
+/* Workers start apart: round robin's first picks on workers 0..3 are
+ * eps[0..3], and so are least_connections' among four idle endpoints (the
+ * tie turn starts at the worker number). */
+static void test_workers_start_apart(void **state)
+{
+    static const enum cfg_balance algos[] = { CFG_BALANCE_ROUND_ROBIN,
+                                              CFG_BALANCE_LEAST_CONNECTIONS };
+    eps_init(4, NULL);
+    for (size_t a = 0; a < 2; a++) {
+        struct lb *lb = lb_new(algos[a], CFG_HASH_METHOD_RING, eps, 4, 4);
+
+        for (unsigned w = 0; w < 4; w++)
+            assert_ptr_equal(lb_pick(lb, w, 0, NULL), eps[w]);
+        lb_free(lb);
+    }
+}
+
 /* ---- weighted round robin ---------------------------------------------- */
 
 static void test_wrr_smooth_sequence_5_1_1(void **state)
@@ -323,6 +340,28 @@ static void test_wrr_smooth_sequence_5_1_1(void **state)
     for (size_t i = 0; i < 3 * 7; i++)
         for (unsigned w = 0; w < 4; w++)
             assert_int_equal(ep_pos(lb_pick(lb, w, 0, NULL)), want[i % 7]);
+    lb_free(lb);
+}
+
+/* Weights are clamped to 1..4096: 0 counts as 1, 5000 as 4096. */
+static void test_weight_clamp(void **state)
+{
+    size_t count[MAX_EPS];
+    struct lb *lb;
+
+    eps_init(2, (uint32_t[]){ 0, 1 });
+    lb = lb_new(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, CFG_HASH_METHOD_RING, eps, 2, 1);
+    count_picks(lb, 1000, count);
+    assert_int_equal(count[0], 500);
+    assert_int_equal(count[1], 500);
+    lb_free(lb);
+
+    eps_init(3, (uint32_t[]){ 5000, 4096, 2 });
+    lb = lb_new(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, CFG_HASH_METHOD_RING, eps, 3, 1);
+    count_picks(lb, 4096 + 4096 + 2, count); /* one whole cycle */
+    assert_int_equal(count[0], 4096);
+    assert_int_equal(count[1], 4096);
+    assert_int_equal(count[2], 2);
     lb_free(lb);
 }
 
@@ -816,6 +855,23 @@ static void test_random(void **state)
     lb_free(lb);
 }
 
+/* When the first draws mostly hit endpoints that are down, the exact pass
+ * over the usable ones keeps their weights (1:3). */
+static void test_random_exact_pass_by_weight(void **state)
+{
+    size_t count[MAX_EPS];
+    struct lb *lb;
+
+    eps_init(5, (uint32_t[]){ 1, 100, 100, 100, 3 });
+    lb = lb_new(CFG_BALANCE_RANDOM, CFG_HASH_METHOD_RING, eps, 5, 1);
+    for (size_t i = 1; i < 4; i++)
+        atomic_store(&eps[i]->up, 0);
+    count_picks(lb, PICKS, count);
+    assert_share(count[0], PICKS, 0.25, 0.02);
+    assert_share(count[4], PICKS, 0.75, 0.02);
+    lb_free(lb);
+}
+
 static void test_random_workers_differ(void **state)
 {
     struct lb *lb;
@@ -919,6 +975,8 @@ int main(void)
         cmocka_unit_test(test_all_fallback_by_identity),
         cmocka_unit_test(test_rr_even_and_skips_down),
         cmocka_unit_test(test_rr_workers_independent),
+        cmocka_unit_test(test_workers_start_apart),
+        cmocka_unit_test(test_weight_clamp),
         cmocka_unit_test(test_wrr_smooth_sequence_5_1_1),
         cmocka_unit_test(test_wrr_weights_and_down),
         cmocka_unit_test(test_lc_fewest_and_ties_spread),
@@ -930,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_hash_duplicate_names),
         cmocka_unit_test(test_lrt),
         cmocka_unit_test(test_random),
+        cmocka_unit_test(test_random_exact_pass_by_weight),
         cmocka_unit_test(test_random_workers_differ),
         cmocka_unit_test(test_power_of_two),
         cmocka_unit_test(test_worker_out_of_range),
