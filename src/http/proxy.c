@@ -974,7 +974,6 @@ static void proxy_no_endpoint(struct client *c, int saturated)
  * there is one, else a new non-blocking connect. */
 static void upstream_connect(struct client *c)
 {
-    struct cluster *cl = c->txn->cl;
     int saturated;
     struct endpoint *ep = proxy_pick(c, &saturated);
     if (!ep) {
@@ -987,11 +986,7 @@ static void upstream_connect(struct client *c)
     }
     atomic_fetch_add_explicit(&ep->active, 1, memory_order_relaxed);
     c->txn->ep = ep;
-    if (c->txn->attempts > 0 && c->txn->retry_counted == 0) {
-        atomic_fetch_add_explicit(&cl->active_retries, 1, memory_order_relaxed);
-        c->txn->retry_counted = 1;
-    }
-    c->txn->attempts++;
+    c->txn->attempts++; /* a budgeted retry took its slot in proxy_budget_allows() */
     c->txn->t_up_start = ev_now(client_loop(c));
     c->txn->t_up_first = 0;
     int fd = pool_take(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);

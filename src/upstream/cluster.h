@@ -17,7 +17,7 @@ struct cluster {
     size_t n_endpoints;
     struct lb *lb;
     _Atomic int active_requests;   /* requests in flight, all workers (retry budget) */
-    _Atomic int active_retries;    /* retry attempts in flight */
+    _Atomic int active_retries;    /* budgeted retries in flight (not connect redispatches) */
     _Atomic unsigned panic_cursor; /* round robin over all endpoints in panic mode */
     struct breaker breaker;        /* circuit_breaker with scope: cluster */
 };

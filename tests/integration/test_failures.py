@@ -118,6 +118,16 @@ def test_backend_closes_without_answer_get_retried(weir_factory, recording_backe
     assert bad.count >= 1
 
 
+def test_retries_without_policy_stop_at_three_attempts(weir_factory, recording_backend):
+    """Without a retry policy a GET whose connections are closed before any
+    answer is tried at most three times in all, then answered 502."""
+    bad = [recording_backend("close") for _ in range(4)]
+    port = free_port()
+    w = weir_factory(config(port, [b.addr for b in bad]))
+    assert get(w.port, "/x").status == 502
+    assert sum(b.count for b in bad) == 3
+
+
 def test_post_reset_on_fresh_connection_not_retried(weir_factory, recording_backend):
     """A POST whose fresh connection dies before the answer may have been acted
     on: weir answers 502 and does not send it to another endpoint."""

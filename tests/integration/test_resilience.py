@@ -467,6 +467,53 @@ def test_retry_budget_exact(weir_factory, recording_backend, budget, min_conc, s
     w.wait_log(r"retry budget exhausted")
 
 
+def test_connect_redispatch_takes_no_budget_slot(weir_factory, recording_backend):
+    """A retry after a failed connect is outside the budget: while request A,
+    redispatched from a dead endpoint, waits at a backend, request B's 503 may
+    still use the one retry the budget allows (min_retry_concurrency 1)."""
+    release = threading.Event()
+    lock = threading.Lock()
+    b_seen = []
+
+    def respond(req):
+        if req.target == "/a":
+            release.wait(30)
+            return {"status": 200, "body": b"a"}
+        with lock:
+            b_seen.append(req.target)
+            first = len(b_seen) == 1
+        return {"status": 503} if first else {"status": 200, "body": b"b"}
+
+    dead = "127.0.0.1:%d" % free_port()  # nothing listens: connect refused
+    g1 = recording_backend(respond)
+    g2 = recording_backend(respond)
+    port = free_port()
+    # one worker, round robin from the first endpoint: A goes to `dead`, is
+    # redispatched to g1 and held there; B starts at g2.
+    w = weir_factory(config(port, [dead, g1.addr, g2.addr], routes="""
+- cluster: app
+  retry: { attempts: 3, on: [connect_failure, 503], budget: 0%, min_retry_concurrency: 1, backoff: { base: 1ms, max: 1ms } }
+"""))
+    result = {}
+
+    def request_a():
+        result["a"] = get(w.url + "/a")
+
+    ta = threading.Thread(target=request_a)
+    ta.start()
+    try:
+        wait_until(lambda: g1.count == 1, what="A redispatched to g1")
+        w.wait_log(r"connect failed: .*, retrying")
+        r = get(w.url + "/b")
+        assert (r.status_code, r.text) == (200, "b")
+        assert g2.requests[0].target == "/b"  # B's first attempt, answered 503
+        assert "retry budget exhausted" not in w.errlog()
+    finally:
+        release.set()
+        ta.join(30)
+    assert result["a"].status_code == 200
+
+
 def test_max_requests_rejects_or_queues(weir_factory, recording_backend):
     # long enough that the three requests overlap even on a loaded machine
     slow = recording_backend({"status": 200, "delay": 3})

@@ -84,6 +84,20 @@ def test_upstream_response_timeout_not_retried(proxy, recording_backend):
     assert b.count == 1
 
 
+def test_upstream_response_timeout_on_pooled_connection_not_retried(proxy):
+    """Nor when the timed-out request went over a reused pooled connection
+    (only a pooled connection found closed is sent again)."""
+    w, b = proxy(lambda req: "hang" if req.target == "/hang" else {"body": b"ok"},
+                 cluster_extra="timeouts: { response: 300ms }")
+    with RawClient(w.port) as c:
+        c.send(b"GET /first HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        assert c.read_response().status == 200
+        c.send(b"GET /hang HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        assert c.read_response().status == 504
+    assert [r.target for r in b.requests] == ["/first", "/hang"]
+    assert b.connections == 1  # the second request did reuse the pooled connection
+
+
 def _blackhole():
     """A listening socket whose accept queue is full: the kernel drops further
     SYNs, so a connect to it neither succeeds nor fails."""

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -75,6 +76,11 @@ static enum cfg_hash_method method_of(size_t algo_pos)
     return algo_pos == 6 ? CFG_HASH_METHOD_MAGLEV : CFG_HASH_METHOD_RING;
 }
 #define N_ALGOS (sizeof(all_algos) / sizeof(all_algos[0]))
+
+static uint64_t key_at(size_t i)
+{
+    return hash_mix64(0xc0ffee00ULL + i);
+}
 
 /* ---- endpoint ---------------------------------------------------------- */
 
@@ -200,6 +206,67 @@ static void test_uses_key(void **state)
     }
 }
 
+/* An lb over a heap copy of eps[from..from+n) of exactly n pointers, so
+ * that under ASan a read past the lb's own endpoints is reported (eps[]
+ * itself is larger). The caller frees *arr after lb_free(). */
+static struct lb *lb_exact(enum cfg_balance algo, enum cfg_hash_method method, size_t from,
+                           size_t n, struct endpoint ***arr)
+{
+    *arr = malloc(n * sizeof(**arr));
+    assert_non_null(*arr);
+    memcpy(*arr, eps + from, n * sizeof(**arr));
+    return lb_new(algo, method, *arr, n, 1);
+}
+
+/* With one endpoint up, every algorithm finds it, whatever its place and
+ * weight; endpoints outside the lb (eps[5..], up) are never counted. */
+static void test_all_only_one_up(void **state)
+{
+    eps_init(5, (uint32_t[]){ 1, 2, 3, 4, 5 });
+    for (size_t a = 0; a < N_ALGOS; a++) {
+        struct endpoint **arr;
+        struct lb *lb = lb_exact(all_algos[a], method_of(a), 0, 5, &arr);
+
+        for (size_t j = 0; j < 5; j++) {
+            for (size_t i = 0; i < 5; i++)
+                atomic_store(&eps[i]->up, i == j);
+            for (uint64_t k = 0; k < 2000; k++)
+                assert_ptr_equal(lb_pick(lb, 0, key_at(k), NULL), eps[j]);
+        }
+        for (size_t i = 0; i < 5; i++)
+            atomic_store(&eps[i]->up, 1);
+        lb_free(lb);
+        free(arr);
+    }
+}
+
+/* The fallback finds `avoid` by identity, not by its index: an lb over
+ * eps[1], eps[0] (indexes not positions) still returns eps[0] when it is
+ * `avoid` and the only one up; an endpoint of another lb whose index is
+ * past this lb's end is never returned. */
+static void test_all_fallback_by_identity(void **state)
+{
+    eps_init(3, NULL);
+    for (size_t a = 0; a < N_ALGOS; a++) {
+        struct endpoint **arr = malloc(2 * sizeof(*arr));
+        struct lb *lb;
+
+        assert_non_null(arr);
+        arr[0] = eps[1];
+        arr[1] = eps[0];
+        lb = lb_new(all_algos[a], method_of(a), arr, 2, 1);
+        atomic_store(&eps[1]->up, 0);
+        for (uint64_t k = 0; k < 50; k++)
+            assert_ptr_equal(lb_pick(lb, 0, key_at(k), eps[0]), eps[0]);
+        atomic_store(&eps[0]->up, 0);
+        assert_null(lb_pick(lb, 0, 1, eps[2])); /* eps[2]: index 2, up, not ours */
+        atomic_store(&eps[0]->up, 1);
+        atomic_store(&eps[1]->up, 1);
+        lb_free(lb);
+        free(arr);
+    }
+}
+
 /* ---- round robin ------------------------------------------------------- */
 
 static void test_rr_even_and_skips_down(void **state)
@@ -243,6 +310,23 @@ static void test_rr_workers_independent(void **state)
     lb_free(lb);
 }
 
+/* Workers start apart: round robin's first picks on workers 0..3 are
+ * eps[0..3], and so are least_connections' among four idle endpoints (the
+ * tie turn starts at the worker number). */
+static void test_workers_start_apart(void **state)
+{
+    static const enum cfg_balance algos[] = { CFG_BALANCE_ROUND_ROBIN,
+                                              CFG_BALANCE_LEAST_CONNECTIONS };
+    eps_init(4, NULL);
+    for (size_t a = 0; a < 2; a++) {
+        struct lb *lb = lb_new(algos[a], CFG_HASH_METHOD_RING, eps, 4, 4);
+
+        for (unsigned w = 0; w < 4; w++)
+            assert_ptr_equal(lb_pick(lb, w, 0, NULL), eps[w]);
+        lb_free(lb);
+    }
+}
+
 /* ---- weighted round robin ---------------------------------------------- */
 
 static void test_wrr_smooth_sequence_5_1_1(void **state)
@@ -256,6 +340,28 @@ static void test_wrr_smooth_sequence_5_1_1(void **state)
     for (size_t i = 0; i < 3 * 7; i++)
         for (unsigned w = 0; w < 4; w++)
             assert_int_equal(ep_pos(lb_pick(lb, w, 0, NULL)), want[i % 7]);
+    lb_free(lb);
+}
+
+/* Weights are clamped to 1..4096: 0 counts as 1, 5000 as 4096. */
+static void test_weight_clamp(void **state)
+{
+    size_t count[MAX_EPS];
+    struct lb *lb;
+
+    eps_init(2, (uint32_t[]){ 0, 1 });
+    lb = lb_new(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, CFG_HASH_METHOD_RING, eps, 2, 1);
+    count_picks(lb, 1000, count);
+    assert_int_equal(count[0], 500);
+    assert_int_equal(count[1], 500);
+    lb_free(lb);
+
+    eps_init(3, (uint32_t[]){ 5000, 4096, 2 });
+    lb = lb_new(CFG_BALANCE_WEIGHTED_ROUND_ROBIN, CFG_HASH_METHOD_RING, eps, 3, 1);
+    count_picks(lb, 4096 + 4096 + 2, count); /* one whole cycle */
+    assert_int_equal(count[0], 4096);
+    assert_int_equal(count[1], 4096);
+    assert_int_equal(count[2], 2);
     lb_free(lb);
 }
 
@@ -376,11 +482,6 @@ static void test_wlc_weights(void **state)
 }
 
 /* ---- hashing ----------------------------------------------------------- */
-
-static uint64_t key_at(size_t i)
-{
-    return hash_mix64(0xc0ffee00ULL + i);
-}
 
 static void hash_distribution(enum cfg_balance algo, enum cfg_hash_method method,
                               double tolerance)
@@ -522,11 +623,90 @@ static void hash_down_moves_only_its_keys(enum cfg_balance algo, enum cfg_hash_m
     lb_free(lb);
 }
 
+/* Ring: with an endpoint down, every key lands where it would on the ring
+ * built without that endpoint (the walk goes on clockwise, across the end
+ * of the ring too). */
+static void ring_down_is_removed_with(enum cfg_balance algo, const uint32_t *weights,
+                                      unsigned variant)
+{
+    struct endpoint *others[4];
+
+    eps_init(5, weights);
+    for (size_t i = 0; i < 5; i++) /* other names: other rings */
+        snprintf(eps[i]->name, sizeof(eps[i]->name), "10.%u.0.%zu:80", variant, i + 1);
+    for (size_t j = 0; j < 5; j++) {
+        struct endpoint **arr;
+        struct lb *lb = lb_exact(algo, CFG_HASH_METHOD_RING, 0, 5, &arr), *without;
+
+        for (size_t i = 0, o = 0; i < 5; i++)
+            if (i != j)
+                others[o++] = eps[i];
+        without = lb_new(algo, CFG_HASH_METHOD_RING, others, 4, 1);
+        atomic_store(&eps[j]->up, 0);
+        for (size_t i = 0; i < KEYS / 4; i++)
+            assert_ptr_equal(lb_pick(lb, 0, key_at(i), NULL), lb_pick(without, 0, key_at(i), NULL));
+        atomic_store(&eps[j]->up, 1);
+        lb_free(without);
+        lb_free(lb);
+        free(arr);
+    }
+}
+
+static void ring_down_is_removed(enum cfg_balance algo)
+{
+    static const uint32_t weights[][5] = {
+        { 1, 3, 1, 2, 1 }, { 1, 1, 1, 1, 1 }, { 2, 1, 1, 1, 3 }, { 1, 2, 3, 4, 5 },
+    };
+    for (unsigned w = 0; w < 8; w++)
+        ring_down_is_removed_with(algo, weights[w % 4], w);
+}
+
+/* Where keys go is a function of the endpoint names alone: every weir
+ * process in front of the same backends agrees, and a change of the ring or
+ * table construction moves clients' keys on upgrade, so it must be made on
+ * purpose. Reference picks of keys 0..39 (endpoint number), taken from this
+ * implementation, with all up and with eps[1] down, and a digest of all the
+ * picks of KEYS keys. */
+#define RING_UP "2011302022220233112221102221321332220132"
+#define RING_DOWN "2030302022220233222222302223323332220332"
+#define MAGLEV_UP "0220230222202002202222230233220232122112"
+#define RING_DIGEST 0xb14b152b2cfee22dULL
+#define MAGLEV_DIGEST 0xdee2c5ff6983bc83ULL
+#define MAGLEV_DOWN "0220230222202002202222230233220232222332"
+static void hash_reference(enum cfg_balance algo, enum cfg_hash_method method, const char *up,
+                           const char *one_down, uint64_t want_digest)
+{
+    char got[64];
+    struct endpoint **arr;
+    struct lb *lb;
+
+    eps_init(4, (uint32_t[]){ 1, 2, 3, 1 });
+    lb = lb_exact(algo, method, 0, 4, &arr);
+    for (size_t i = 0; i < 40; i++)
+        got[i] = (char)('0' + ep_pos(lb_pick(lb, 0, i, NULL)));
+    got[40] = 0;
+    assert_string_equal(got, up);
+    atomic_store(&eps[1]->up, 0);
+    for (size_t i = 0; i < 40; i++)
+        got[i] = (char)('0' + ep_pos(lb_pick(lb, 0, i, NULL)));
+    assert_string_equal(got, one_down);
+    atomic_store(&eps[1]->up, 1);
+    /* all of the table or ring: a digest of the picks of KEYS keys */
+    uint64_t digest = 0;
+    for (size_t i = 0; i < KEYS; i++)
+        digest = digest * 31 + ep_pos(lb_pick(lb, 0, i, NULL));
+    assert_true(digest == want_digest);
+    lb_free(lb);
+    free(arr);
+}
+
 static void test_ip_hash(void **state)
 {
     hash_distribution(CFG_BALANCE_IP_HASH, CFG_HASH_METHOD_RING, 0.05);
     hash_deterministic(CFG_BALANCE_IP_HASH, CFG_HASH_METHOD_RING);
     hash_down_moves_only_its_keys(CFG_BALANCE_IP_HASH, CFG_HASH_METHOD_RING);
+    ring_down_is_removed(CFG_BALANCE_IP_HASH);
+    hash_reference(CFG_BALANCE_IP_HASH, CFG_HASH_METHOD_RING, RING_UP, RING_DOWN, RING_DIGEST);
 }
 
 static void test_ring(void **state)
@@ -537,6 +717,8 @@ static void test_ring(void **state)
     hash_distribution(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_RING, 0.05);
     hash_deterministic(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_RING);
     hash_down_moves_only_its_keys(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_RING);
+    ring_down_is_removed(CFG_BALANCE_CONSISTENT_HASH);
+    hash_reference(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_RING, RING_UP, RING_DOWN, RING_DIGEST);
 
     churn = hash_churn_add(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_RING, &to_new, &moved);
     print_message("ring: 4 -> 5 endpoints moves %.4f of keys\n", churn);
@@ -557,6 +739,7 @@ static void test_maglev(void **state)
     hash_distribution(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_MAGLEV, 0.02);
     hash_deterministic(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_MAGLEV);
     hash_down_moves_only_its_keys(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_MAGLEV);
+    hash_reference(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_MAGLEV, MAGLEV_UP, MAGLEV_DOWN, MAGLEV_DIGEST);
 
     churn = hash_churn_add(CFG_BALANCE_CONSISTENT_HASH, CFG_HASH_METHOD_MAGLEV, &to_new, &moved);
     print_message("maglev: 4 -> 5 endpoints moves %.4f of keys (%.4f to the new one)\n", churn,
@@ -615,6 +798,16 @@ static void test_lrt(void **state)
     assert_int_equal(count[0], 500);
     assert_int_equal(count[1], 500);
     assert_int_equal(count[2], 0);
+    /* The default is the lowest average, eps[0]'s here (the first one), never
+     * one of an endpoint outside the lb (eps[3]) */
+    atomic_store(&eps[3]->ewma_us, 10);
+    atomic_store(&eps[0]->ewma_us, 100);
+    atomic_store(&eps[1]->ewma_us, 1000);
+    atomic_store(&eps[2]->ewma_us, 0);
+    count_picks(lb, 1000, count);
+    assert_int_equal(count[0], 500);
+    assert_int_equal(count[1], 0);
+    assert_int_equal(count[2], 500);
     /* No samples at all: least connections. */
     for (size_t i = 0; i < 3; i++)
         atomic_store(&eps[i]->ewma_us, 0);
@@ -659,6 +852,23 @@ static void test_random(void **state)
     assert_int_equal(count[1], 0);
     assert_share(count[0], PICKS, 0.25, 0.02);
     assert_share(count[2], PICKS, 0.75, 0.02);
+    lb_free(lb);
+}
+
+/* When the first draws mostly hit endpoints that are down, the exact pass
+ * over the usable ones keeps their weights (1:3). */
+static void test_random_exact_pass_by_weight(void **state)
+{
+    size_t count[MAX_EPS];
+    struct lb *lb;
+
+    eps_init(5, (uint32_t[]){ 1, 100, 100, 100, 3 });
+    lb = lb_new(CFG_BALANCE_RANDOM, CFG_HASH_METHOD_RING, eps, 5, 1);
+    for (size_t i = 1; i < 4; i++)
+        atomic_store(&eps[i]->up, 0);
+    count_picks(lb, PICKS, count);
+    assert_share(count[0], PICKS, 0.25, 0.02);
+    assert_share(count[4], PICKS, 0.75, 0.02);
     lb_free(lb);
 }
 
@@ -761,8 +971,12 @@ int main(void)
         cmocka_unit_test(test_all_avoid),
         cmocka_unit_test(test_all_no_endpoints),
         cmocka_unit_test(test_uses_key),
+        cmocka_unit_test(test_all_only_one_up),
+        cmocka_unit_test(test_all_fallback_by_identity),
         cmocka_unit_test(test_rr_even_and_skips_down),
         cmocka_unit_test(test_rr_workers_independent),
+        cmocka_unit_test(test_workers_start_apart),
+        cmocka_unit_test(test_weight_clamp),
         cmocka_unit_test(test_wrr_smooth_sequence_5_1_1),
         cmocka_unit_test(test_wrr_weights_and_down),
         cmocka_unit_test(test_lc_fewest_and_ties_spread),
@@ -774,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_hash_duplicate_names),
         cmocka_unit_test(test_lrt),
         cmocka_unit_test(test_random),
+        cmocka_unit_test(test_random_exact_pass_by_weight),
         cmocka_unit_test(test_random_workers_differ),
         cmocka_unit_test(test_power_of_two),
         cmocka_unit_test(test_worker_out_of_range),
