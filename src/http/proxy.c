@@ -41,6 +41,7 @@
 #include "http/http_parser.h"
 #include "http/http_edit.h"
 #include "http/proxy_internal.h"
+#include "http/retry.h"
 #include "http/router.h"
 #include "http/target.h"
 #include "http/txn.h"
@@ -1083,18 +1084,6 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
     return wanted && proxy_budget_allows(c, r);
 }
 
-/* Full-jitter exponential backoff: uniform in [0, min(max, base * 2^n)]. */
-static uint64_t proxy_backoff_ms(struct client *c)
-{
-    const struct cfg_retry *r = &c->txn->route->retry;
-    uint64_t cap = r->backoff_base_ms;
-    for (unsigned i = 1; i < c->txn->attempts && cap < r->backoff_max_ms; i++)
-        cap *= 2;
-    if (cap > r->backoff_max_ms)
-        cap = r->backoff_max_ms;
-    return rng_next(&c->wc->rng) % (cap + 1);
-}
-
 /* Drops the failed attempt's connection and starts the next attempt, now
  * or after a backoff. */
 static void proxy_retry(struct client *c, int immediate)
@@ -1109,7 +1098,9 @@ static void proxy_retry(struct client *c, int immediate)
     endpoint_release(c);
     c->up_out.rpos = 0;
     c->up_scan_pos = 0;
-    uint64_t delay = immediate || !c->txn->route->retry.enabled ? 0 : proxy_backoff_ms(c);
+    const struct cfg_retry *rp = &c->txn->route->retry;
+    uint64_t delay = immediate || !rp->enabled ? 0
+                                               : retry_backoff_ms(rp, c->txn->attempts, rng_next(&c->wc->rng));
     delay = proxy_clamp_deadline(c, delay);
     if (delay == 0) {
         upstream_connect(c);
