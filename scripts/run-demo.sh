@@ -8,6 +8,7 @@ build=${1:-build/release}
 conf=conf/demo.yaml
 backend_ports=(9001 9002 9003)
 weir_port=8080
+admin_port=9901
 pids=()
 
 for bin in "$build/weir" "$build/weir-demo"; do
@@ -20,7 +21,7 @@ done
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 busy=()
-for p in "${backend_ports[@]}" "$weir_port"; do
+for p in "${backend_ports[@]}" "$weir_port" "$admin_port"; do
   port_busy "$p" && busy+=("$p")
 done
 if [ ${#busy[@]} -gt 0 ]; then
@@ -101,6 +102,8 @@ Try:
   curl -X POST 'http://127.0.0.1:$weir_port/admin/fail?on=1'     # the backend that gets it fails
   curl -X POST 'http://127.0.0.1:$weir_port/admin/fail?on=0'     #   (each call goes to the next one)
   h2load --h1 -n 100000 -c 50 http://127.0.0.1:$weir_port/
+  curl http://127.0.0.1:$admin_port/metrics                  # Prometheus metrics
+  curl http://127.0.0.1:$admin_port/api/v1/clusters           # every endpoint's state (JSON)
 Config: $conf. Access log below. Ctrl-C stops weir and the backends.
 
 MSG

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "server/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "protocols.h"
 #include "server/server.h"
 
@@ -18,6 +20,7 @@
 
 struct main_state {
     struct server srv;
+    struct admin *admin;
     const char *config_path;
     int stopping;
     int forced;
@@ -53,6 +56,8 @@ static void main_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         log_info("SIGHUP: reloading %s", st->config_path);
         if (server_reload(&st->srv, st->config_path, err, sizeof(err)) != 0)
             log_error("reload rejected, the running configuration stays: %s", err);
+        else if (admin_apply(st->admin, err, sizeof(err)) != 0)
+            log_error("%s", err);
         return;
     }
     if (st->stopping) {
@@ -108,15 +113,30 @@ static int main_run(const char *path)
     ev_init(&st.drain_timer, main_drain_timeout_cb);
     st.drain_timer.repeat = drain_s > 0 ? drain_s : 0.001;
     st.drain_timer.data = &st;
+    const struct cfg_admin *ac = cfg->admin;
+    if (metrics_init((cfg->workers ? cfg->workers : 1) + 1, ac && ac->n_buckets ? ac->buckets : NULL,
+                     ac ? ac->n_buckets : 0) != 0) {
+        log_error("out of memory starting the metrics registry");
+        return 1;
+    }
     if (server_start(&st.srv, loop, protocols, cfg, err, sizeof(err)) != 0) {
         log_error("%s", err);
+        return 1;
+    }
+    st.admin = admin_new(loop, &st.srv, path, WEIR_VERSION);
+    if (!st.admin || admin_apply(st.admin, err, sizeof(err)) != 0) {
+        log_error("%s", st.admin ? err : "out of memory starting the admin listener");
+        admin_free(st.admin);
+        server_stop(&st.srv);
         return 1;
     }
     ev_run(loop, 0);
     if (st.forced)
         return 0; /* workers still hold connections: the process exit ends them */
     ev_timer_stop(loop, &st.drain_timer);
+    admin_free(st.admin);
     server_free(&st.srv);
+    metrics_shutdown();
     log_info("stopped");
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include "core/log.h"
+#include "http/http_metrics.h"
 #include "http/proxy.h"
 #include "resp/resp_health.h"
 #include "resp/resp_proxy.h"
@@ -62,6 +63,8 @@ const struct server_protocol protocols[CFG_PROTOCOL_COUNT] = {
         .drain = proxy_drain,
         .worker_stop = proxy_worker_stop,
         .worker_free = proxy_worker_cleanup,
+        .snapshot_init = http_metrics_snapshot_init,
+        .snapshot_free = http_metrics_snapshot_free,
     },
     [CFG_PROTOCOL_REDIS] = {
         .name = "redis",

@@ -587,6 +587,64 @@ int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *
     return cfg_strdup(ctx, s, text);
 }
 
+/* The path to open: `path` itself when absolute or when the configuration
+ * has no directory, else joined to the configuration file's directory. */
+static void cfg_file_path(const struct cfg_ctx *ctx, const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(ctx->name, '/');
+    if (path[0] == '/' || slash == NULL) {
+        snprintf(buf, size, "%s", path);
+        return;
+    }
+    snprintf(buf, size, "%.*s/%s", (int)(slash - ctx->name), ctx->name, path);
+}
+
+int cfg_read_near(struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, size_t max_bytes,
+                  char **out, size_t *len)
+{
+    char full[4096], q[CFG_QUOTE_SIZE];
+    cfg_file_path(ctx, path, full, sizeof(full));
+    int fd;
+    do
+        fd = open(full, O_RDONLY | O_CLOEXEC);
+    while (fd == -1 && errno == EINTR);
+    if (fd == -1)
+        return cfg_fail(ctx, node, "cannot open %s: %s", cfg_quote(full, q), strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    int rc = buf ? 0 : cfg_nomem(ctx);
+    while (rc == 0) {
+        if (n + 1 == cap) {
+            char *nb = cap > max_bytes ? NULL : realloc(buf, cap * 2);
+            if (nb == NULL) {
+                rc = cfg_fail(ctx, node, "%s is too large (at most %u bytes) or memory is short",
+                              cfg_quote(full, q), (unsigned)max_bytes);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r == -1 && errno == EINTR)
+            continue;
+        if (r == -1)
+            rc = cfg_fail(ctx, node, "cannot read %s: %s", cfg_quote(full, q), strerror(errno));
+        else if (r == 0)
+            break;
+        else
+            n += (size_t)r;
+    }
+    close(fd);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 /* Two addresses parsed by cfg_parse_address() are the same. */
 bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
                    const struct sockaddr_storage *b, socklen_t blen)

@@ -121,6 +121,12 @@ int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out, struct cfg_mark *mark);
 int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **text, struct sockaddr_storage *addr, socklen_t *len);
 
+/* Reads the file a configuration value names (relative to the directory
+ * of the configuration file) into a new NUL-terminated buffer (*out, the
+ * caller frees; *len excludes the NUL), at most max_bytes. Returns 0 or
+ * negative with ctx's error set at `node`. */
+int cfg_read_near(struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, size_t max_bytes,
+                  char **out, size_t *len);
 bool cfg_same_addr(const struct sockaddr_storage *a, socklen_t alen,
                    const struct sockaddr_storage *b, socklen_t blen);
 int cfg_parse_bool(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, int *out);

@@ -37,9 +37,11 @@
 #include "core/net.h"
 #include "core/units.h"
 #include "upstream/pool.h"
+#include "upstream/upstream_metrics.h"
 #include "http/http_write.h"
 #include "http/http_parser.h"
 #include "http/http_edit.h"
+#include "http/http_metrics.h"
 #include "http/proxy_internal.h"
 #include "http/retry.h"
 #include "http/router.h"
@@ -378,12 +380,19 @@ static void client_close_after_write(struct client *c)
 
 /* ---- access log ---------------------------------------------------------- */
 
+/* Counts the answered request in the metrics and writes its access log
+ * line: once per request, whoever answered it. */
 static void client_log_access(struct client *c)
 {
-    int fd = c->snap ? c->snap->access_fd : -1;
-    if (fd < 0 || c->txn->status == 0 || c->logged)
+    if (c->txn->status == 0 || c->logged || !c->snap)
         return;
     c->logged = 1;
+    double spent = ev_time() - c->txn->t_start; /* the loop's cached time would say 0 */
+    http_metrics_request(c->snap, c->lst, c->txn->route, c->txn->status,
+                         spent > 0 ? (uint64_t)(spent * 1e9) : 0);
+    int fd = c->snap->access_fd;
+    if (fd < 0)
+        return;
     char line[1024];
     char when[32];
     time_t now = time(NULL);
@@ -992,6 +1001,7 @@ static void upstream_connect(struct client *c)
     c->txn->t_up_first = 0;
     int fd = pool_take(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
     if (fd >= 0) {
+        metrics_add(c->txn->cl->m_pool_reuses, 0, 1);
         c->reused = 1;
         c->up_state = US_ACTIVE;
         c->u_writable = 1;
@@ -1002,6 +1012,7 @@ static void upstream_connect(struct client *c)
             upstream_failed(c, UF_CONNECT, -fd);
             return;
         }
+        metrics_add(c->txn->cl->m_pool_connects, 0, 1);
         c->up_state = US_CONNECTING;
         c->u_writable = 0;
     }
@@ -1085,9 +1096,11 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
 }
 
 /* Drops the failed attempt's connection and starts the next attempt, now
- * or after a backoff. */
-static void proxy_retry(struct client *c, int immediate)
+ * or after a backoff; `kind` (a cfg_failure) is why, for the metrics. */
+static void proxy_retry(struct client *c, int kind, int immediate)
 {
+    if (c->txn->cl)
+        metrics_add(c->txn->cl->m_retries, (unsigned)kind, 1);
     ev_io_stop(client_loop(c), &c->up_io);
     if (c->up_fd >= 0)
         close(c->up_fd);
@@ -1138,7 +1151,7 @@ static void upstream_failed(struct client *c, enum up_failure why, int err)
      * the same one, on a fresh connection */
     c->txn->failed_ep = stale_reuse ? NULL : ep;
     if (retry) {
-        proxy_retry(c, immediate);
+        proxy_retry(c, kind, immediate);
         return;
     }
     int status = why == UF_TIMEOUT_CONNECT ? 504 : 502;
@@ -1156,6 +1169,8 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         c->up_state = US_ACTIVE;
+        metrics_observe_ns(c->txn->cl->m_connect,
+                           (uint64_t)((ev_now(client_loop(c)) - c->txn->t_up_start) * 1e9));
         upstream_arm_timer(c);
     }
     if (revents & EV_READ)
@@ -1306,12 +1321,15 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     if (buf_len(&c->out) > 0 && client_space(c, &c->out) < head_len + 1024)
         return 0; /* let out drain first, so the head surely fits below */
     proxy_record(c, msg->status >= 500 ? CFG_FAILURE_5XX : ENDPOINT_OK);
+    metrics_add(c->txn->ep->m_requests, upstream_code_cell(msg->status), 1);
+    metrics_observe_ns(c->txn->cl->m_response,
+                       (uint64_t)((c->txn->t_up_first - c->txn->t_up_start) * 1e9));
     int immediate;
     if (msg->status >= 500 && proxy_may_retry(c, CFG_FAILURE_5XX, msg->status, &immediate)) {
         log_info("upstream %s (cluster %s): status %d, retrying", c->txn->ep->name, c->txn->cl->cfg->name,
                  msg->status);
         c->txn->failed_ep = c->txn->ep;
-        proxy_retry(c, immediate);
+        proxy_retry(c, CFG_FAILURE_5XX, immediate);
         return 1;
     }
     txn_response_head(c->txn, msg);
@@ -1880,7 +1898,7 @@ static void proxy_response_timeout(struct client *c)
     proxy_record(c, CFG_FAILURE_TIMEOUT);
     if (retry) {
         c->txn->failed_ep = c->txn->ep;
-        proxy_retry(c, immediate);
+        proxy_retry(c, CFG_FAILURE_TIMEOUT, immediate);
         return;
     }
     client_respond_error(c, 504, 0);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "admin/admin_cfg.h"
 #include "core/config.h"
 #include "http/route_cfg.h"
 #include "resp/redis_cfg.h"
@@ -86,6 +87,7 @@ struct cfg {
     struct cfg_store *stores;      /* store/store_cfg.c */
     size_t n_stores;
     struct cfg_log log;
+    struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
 };
 
 /* Loads and validates `path`. On success returns 0 and *out owns a new

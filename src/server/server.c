@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/net.h"
 
 #define SERVER_BACKLOG 4096
@@ -69,19 +70,55 @@ static void server_check_idle(struct wctx *wc)
         server_worker_idle(wc);
 }
 
+static const struct metric_family server_family_accepted = {
+    .name = "weir_connections_total",
+    .help = "Client connections accepted.",
+    .type = METRIC_COUNTER,
+    .labels = { "listener" },
+    .om_unknown = 1, /* beside weir_connections */
+};
+
+static const struct metric_family server_family_open = {
+    .name = "weir_connections",
+    .help = "Client connections open.",
+    .type = METRIC_GAUGE,
+    .labels = { "listener" },
+};
+
+static const char *const server_reload_results[] = { "success", "failure" };
+
+static const struct metric_family server_family_reloads = {
+    .name = "weir_config_reloads_total",
+    .help = "Configuration reloads (SIGHUP or the admin API), by result.",
+    .type = METRIC_COUNTER,
+    .cells_label = "result",
+    .cells = server_reload_results,
+    .n_cells = 2,
+};
+
+static void server_wl_free(struct wlistener *wl)
+{
+    metrics_series_put(wl->m_accepted);
+    metrics_series_put(wl->m_open);
+    free(wl);
+}
+
 void server_conn_open(struct wctx *wc, struct wlistener *wl)
 {
     wl->n_conns++;
     wc->n_conns++;
+    metrics_add(wl->m_accepted, 0, 1);
+    metrics_add(wl->m_open, 0, 1);
 }
 
 void server_conn_close(struct wctx *wc, struct wlistener *wl)
 {
     wl->n_conns--;
     wc->n_conns--;
+    metrics_sub(wl->m_open, 0, 1);
     if (!wl->listed) {
         if (wl->n_conns == 0)
-            free(wl);
+            server_wl_free(wl);
     } else if (wl->paused && !wc->draining && wc->worker.loop) {
         /* the listener callback pauses it again if it is still at its limit
          * (a reload may have lowered it) */
@@ -133,7 +170,7 @@ static void server_unlist(struct wctx *wc, struct wlistener *wl)
     close(wl->fd);
     wl->listed = 0;
     if (wl->n_conns == 0)
-        free(wl);
+        server_wl_free(wl);
 }
 
 static void server_close_listeners(struct wctx *wc)
@@ -154,12 +191,13 @@ static struct wlistener *server_find_listener(struct wctx *wc, int fd)
 }
 
 /* Replaces the worker's listener set with `fds` (one per listener of the
- * new snapshot): a socket kept across the reload keeps its wlistener (and
+ * new snapshot's cfg): a socket kept across the reload keeps its wlistener (and
  * its connection count) with a new index, a new one gets a new wlistener,
  * one no longer listed is closed. On allocation failure the old set stays
  * (logged). */
-static void server_adopt_listeners(struct wctx *wc, const int *fds, size_t n)
+static void server_adopt_listeners(struct wctx *wc, const int *fds, const struct cfg *cfg)
 {
+    size_t n = cfg->n_listeners;
     struct wlistener **nl = calloc(n ? n : 1, sizeof(*nl));
     if (!nl)
         goto fail;
@@ -176,6 +214,9 @@ static void server_adopt_listeners(struct wctx *wc, const int *fds, size_t n)
     for (size_t j = 0; j < n; j++) {
         struct wlistener *wl = nl[j];
         if (!wl->wc) {
+            const char *name[] = { cfg->listeners[j].name };
+            wl->m_accepted = metrics_series_get(&server_family_accepted, name);
+            wl->m_open = metrics_series_get(&server_family_open, name);
             wl->fd = fds[j];
             wl->wc = wc;
             ev_io_init(&wl->io, server_listener_cb, fds[j], EV_READ);
@@ -232,7 +273,7 @@ static void server_worker_wake(struct worker *w)
 
     while (list) {
         struct pending_pub *next = list->next;
-        server_adopt_listeners(wc, list->fds, list->snap->cfg->n_listeners);
+        server_adopt_listeners(wc, list->fds, list->snap->cfg);
         if (wc->snap)
             snapshot_unref(wc->snap);
         wc->snap = list->snap;
@@ -247,6 +288,7 @@ static void server_worker_wake(struct worker *w)
 static void server_worker_start(struct worker *w)
 {
     struct wctx *wc = w->ctx;
+    metrics_set_slot(w->id);
     wc->rng = (uint64_t)time(NULL) ^ ((uint64_t)w->id << 32) ^ (uint64_t)(uintptr_t)wc;
     for (int p = 0; p < CFG_PROTOCOL_COUNT; p++)
         if (wc->srv->protocols[p].worker_init && wc->srv->protocols[p].worker_init(wc) != 0)
@@ -533,6 +575,8 @@ int server_start(struct server *srv, struct ev_loop *loop, const struct server_p
             return rc;
         }
     }
+    srv->m_reloads = metrics_series_get(&server_family_reloads, NULL);
+    srv->started_at = srv->loaded_at = ev_time();
     log_info("weir started: %u worker(s), %zu listener(s), %zu cluster(s)", srv->n_workers,
              srv->snap->cfg->n_listeners, srv->snap->cfg->n_clusters);
     return 0;
@@ -553,7 +597,18 @@ fail_workers:
     return rc;
 }
 
+static int server_reload_(struct server *srv, const char *path, char *err, size_t err_size);
+
 int server_reload(struct server *srv, const char *path, char *err, size_t err_size)
+{
+    int rc = server_reload_(srv, path, err, err_size);
+    metrics_add(srv->m_reloads, rc == 0 ? 0 : 1, 1);
+    if (rc == 0)
+        srv->loaded_at = ev_time();
+    return rc;
+}
+
+static int server_reload_(struct server *srv, const char *path, char *err, size_t err_size)
 {
     struct cfg *cfg;
     int rc = cfg_load(path, &cfg, err, err_size);
@@ -632,5 +687,7 @@ void server_free(struct server *srv)
     if (srv->snap)
         snapshot_unref(srv->snap);
     free(srv->error_log_path);
+    metrics_series_put(srv->m_reloads);
+    srv->m_reloads = NULL;
     ev_async_stop(srv->loop, &srv->worker_done);
 }

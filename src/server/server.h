@@ -24,6 +24,7 @@
 
 struct wctx;
 struct server;
+struct metric_series;
 
 /* A listening socket on one worker. The object lives as long as its socket
  * is listed in the worker's snapshot or a connection accepted on it is
@@ -37,6 +38,7 @@ struct wlistener {
     unsigned n_conns;              /* open connections accepted here, on this worker */
     unsigned listed : 1;           /* 0: a reload or the drain closed the socket */
     unsigned paused : 1;           /* at limits.connections: not accepting */
+    struct metric_series *m_accepted, *m_open; /* weir_connections_total / weir_connections */
 };
 
 /* A protocol's hooks. All run on the worker's thread except worker_free
@@ -132,6 +134,9 @@ struct server {
     _Atomic unsigned n_running;
     char *error_log_path;
     int error_log_fd;
+    struct metric_series *m_reloads; /* weir_config_reloads_total{result} */
+    double loaded_at;              /* wall clock of the last successful load (start or reload) */
+    double started_at;             /* wall clock of server_start */
 };
 
 /* Starts workers and listeners for cfg (always takes ownership of cfg),

@@ -1,6 +1,8 @@
 /* breaker: see breaker.h. */
 #include "upstream/breaker.h"
 
+#include "core/metrics.h"
+
 #include <string.h>
 
 #define BREAKER_STATE_NAME(e, s) s,
@@ -82,6 +84,7 @@ static int breaker_move(struct breaker *b, int from, int to, uint64_t now_ms)
     }
     if (to == BREAKER_CLOSED)
         breaker_reset_window(b);
+    metrics_add(b->m_transitions, (unsigned)to, 1);
     return to;
 }
 

@@ -21,6 +21,8 @@
 
 #include "upstream/cluster_cfg.h"
 
+struct metric_series;
+
 #define BREAKER_BUCKETS 10
 
 #define BREAKER_STATE_LIST(X) \
@@ -43,6 +45,7 @@ struct breaker {
     _Atomic uint32_t probes_inflight;
     _Atomic uint32_t probes_ok;
     struct breaker_bucket buckets[BREAKER_BUCKETS];
+    struct metric_series *m_transitions; /* cells by the new state (upstream_metrics.c) */
 };
 
 enum breaker_admission {

@@ -7,6 +7,7 @@
 
 #include "core/units.h"
 #include "server/config.h"
+#include "upstream/upstream_metrics.h"
 
 static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsigned n_workers)
 {
@@ -43,11 +44,13 @@ static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsign
         cl->endpoint_ptrs[i] = ep;
     }
     cl->lb = lb_new(cc->balance, cc->hash_method, cl->endpoint_ptrs, cc->n_endpoints, n_workers);
+    upstream_metrics_attach(cl);
     return cl->lb ? 0 : -ENOMEM;
 }
 
 static void cluster_destroy(struct cluster *cl)
 {
+    upstream_metrics_detach(cl);
     if (cl->lb)
         lb_free(cl->lb);
     free(cl->endpoints);

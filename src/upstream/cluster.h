@@ -10,6 +10,8 @@
 #include "upstream/endpoint.h"
 #include "upstream/lb.h"
 
+struct metric_series;
+
 struct cluster {
     const struct cfg_cluster *cfg; /* borrowed from the snapshot's cfg */
     struct endpoint *endpoints;
@@ -20,6 +22,8 @@ struct cluster {
     _Atomic int active_retries;    /* budgeted retries in flight (not connect redispatches) */
     _Atomic unsigned panic_cursor; /* round robin over all endpoints in panic mode */
     struct breaker breaker;        /* circuit_breaker with scope: cluster */
+    /* series (upstream_metrics.c), NULL when metrics are off */
+    struct metric_series *m_response, *m_connect, *m_retries, *m_pool_reuses, *m_pool_connects;
 };
 
 /* Carries run-time state over a reload: endpoints of `set` that were in

@@ -52,6 +52,7 @@ void endpoint_observe_latency(struct endpoint *ep, uint64_t latency_us)
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "upstream/cluster.h"
 
 uint64_t endpoint_now_ms(void)
@@ -106,6 +107,7 @@ static void endpoint_eject(struct endpoint *ep, const struct cfg_outlier *od, ui
         ms = od->max_ejection_ms;
     atomic_store(&ep->ejected_until_ms, now_ms + ms);
     atomic_store(&ep->consecutive_failures, 0);
+    metrics_add(ep->m_ejections, 0, 1);
     log_warn("cluster %s: endpoint %s ejected for %llu ms after %u consecutive failures "
              "(ejection #%u)", cl->cfg->name, ep->name, (unsigned long long)ms,
              od->consecutive_failures, n + 1);

@@ -15,6 +15,7 @@
 #include "upstream/breaker.h"
 
 struct cluster;
+struct metric_series;
 
 struct endpoint {
     char name[64];                 /* "127.0.0.1:9001", for logs */
@@ -35,6 +36,8 @@ struct endpoint {
     _Atomic uint64_t ready_since_ms;   /* slow start began (0 = full share) */
     _Atomic uint32_t share_pct;    /* slow start: 1..100 % of its normal share */
     struct breaker breaker;
+    /* series (upstream_metrics.c), NULL when metrics are off */
+    struct metric_series *m_requests, *m_ejections, *m_checks;
 };
 
 /* Outcome of one attempt on an endpoint, as the proxy saw it. */

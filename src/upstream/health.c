@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "upstream/upstream_metrics.h"
 
 #define HEALTH_READ_MAX 4096
 #define HEALTH_REQ_MAX 512
@@ -72,6 +73,7 @@ static void health_verdict(struct health_probe *p, int ok, const char *reason)
     const struct cfg_health_check *c = p->cfg;
     uint64_t now = endpoint_now_ms();
     health_close(p);
+    metrics_add(p->ep->m_checks, ok ? UPSTREAM_CHECK_SUCCESS : UPSTREAM_CHECK_FAILURE, 1);
     if (ok) {
         p->fail_streak = 0;
         if (++p->ok_streak >= c->rise && !atomic_load(&p->ep->healthy)) {

@@ -343,9 +343,9 @@ static void test_error_unknown_keys(void **state)
         { "listeners:\n  - name: web\n    listn: 127.0.0.1:8080\n",
           "weir.yaml:3:5: unknown key 'listn' in listener (expected one of: name, listen, "
           "protocol, routes, redis_cluster, limits, timeouts)" },
-        { "admin: { listen: 127.0.0.1:9901 }\n",
-          "weir.yaml:1:1: unknown key 'admin' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores)" },
+        { "admins: { listen: 127.0.0.1:9901 }\n",
+          "weir.yaml:1:1: unknown key 'admins' in configuration (expected one of: workers, "
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin)" },
         { "redis_clusters: []\n",
           "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
           "cluster)" },
@@ -384,7 +384,7 @@ static void test_error_unknown_keys(void **state)
         { "? [a]\n: b\n", "weir.yaml:1:3: expected a key name in configuration, got a list" },
         { "<<: { workers: 2 }\n",
           "weir.yaml:1:1: unknown key '<<' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin)" },
     };
     RUN_CASES(cases);
 }
@@ -556,7 +556,7 @@ static void test_error_required_and_empty(void **state)
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",
           "weir.yaml:12:1: unknown key 'x' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin)" },
         { "clusters:\n  - name: api\n    endpoints: [127.0.0.1:9001]\n",
           "weir.yaml:1:1: configuration is missing required key 'listeners'" },
         { LISTENER_HEAD "    routes: [{ cluster: api }]\n",

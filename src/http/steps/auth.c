@@ -76,64 +76,6 @@ int auth_identity_ok(const char *s, size_t n)
     return 1;
 }
 
-/* The path to open: `path` itself when absolute or when the configuration
- * has no directory, else joined to the configuration file's directory. */
-static void auth_file_path(const struct cfg_ctx *ctx, const char *path, char *buf, size_t size)
-{
-    const char *slash = strrchr(ctx->name, '/');
-    if (path[0] == '/' || slash == NULL) {
-        snprintf(buf, size, "%s", path);
-        return;
-    }
-    snprintf(buf, size, "%.*s/%s", (int)(slash - ctx->name), ctx->name, path);
-}
-
-int auth_read_file(struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, char **out,
-                   size_t *len)
-{
-    char full[4096], q[CFG_QUOTE_SIZE];
-    auth_file_path(ctx, path, full, sizeof(full));
-    int fd;
-    do
-        fd = open(full, O_RDONLY | O_CLOEXEC);
-    while (fd == -1 && errno == EINTR);
-    if (fd == -1)
-        return cfg_fail(ctx, node, "cannot open %s: %s", cfg_quote(full, q), strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    int rc = buf ? 0 : cfg_nomem(ctx);
-    while (rc == 0) {
-        if (n + 1 == cap) {
-            char *nb = cap > AUTH_MAX_FILE_BYTES ? NULL : realloc(buf, cap * 2);
-            if (nb == NULL) {
-                rc = cfg_fail(ctx, node, "%s is too large (at most %u bytes) or memory is short",
-                              cfg_quote(full, q), AUTH_MAX_FILE_BYTES);
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + n, cap - n - 1);
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r == -1)
-            rc = cfg_fail(ctx, node, "cannot read %s: %s", cfg_quote(full, q), strerror(errno));
-        else if (r == 0)
-            break;
-        else
-            n += (size_t)r;
-    }
-    close(fd);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* ---- configuration ---- */
 
 static int auth_parse_method(struct cfg_ctx *ctx, yaml_node_t *v, struct auth_cfg *ac,

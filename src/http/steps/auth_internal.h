@@ -42,12 +42,6 @@ extern const struct auth_method auth_method_jwt;
 
 #define AUTH_MAX_FILE_BYTES (16u << 20)
 
-/* Reads the file a configuration value names (relative to the directory
- * of the configuration file) into a new NUL-terminated buffer (*out, the
- * caller frees; *len excludes the NUL). Returns 0 or negative with ctx's
- * error set at `node`. */
-int auth_read_file(struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, char **out,
-                   size_t *len);
 /* Whether s[0..n) may be sent as an identity in a header: 1 to 255 visible
  * ASCII bytes or spaces, no leading or trailing space. */
 int auth_identity_ok(const char *s, size_t n);

@@ -185,7 +185,7 @@ static int jwt_parse_key_file(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     char *text;
     size_t len;
     int rc = cfg_text(ctx, v, "'key_file'", &path);
-    if (rc < 0 || (rc = auth_read_file(ctx, v, path, &text, &len)) < 0)
+    if (rc < 0 || (rc = cfg_read_near(ctx, v, path, AUTH_MAX_FILE_BYTES, &text, &len)) < 0)
         return rc;
     BIO *bio = BIO_new_mem_buf(text, (int)len);
     int count = 0;
@@ -345,7 +345,7 @@ static int jwt_parse_jwks(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     size_t len;
     json_error_t jerr;
     int rc = cfg_text(ctx, v, "'jwks'", &path);
-    if (rc < 0 || (rc = auth_read_file(ctx, v, path, &text, &len)) < 0)
+    if (rc < 0 || (rc = cfg_read_near(ctx, v, path, AUTH_MAX_FILE_BYTES, &text, &len)) < 0)
         return rc;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);

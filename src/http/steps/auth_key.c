@@ -174,7 +174,7 @@ static int key_parse_file(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     char *text, q[CFG_QUOTE_SIZE];
     size_t len;
     int rc = cfg_text(ctx, v, "'file'", &path);
-    if (rc < 0 || (rc = auth_read_file(ctx, v, path, &text, &len)) < 0)
+    if (rc < 0 || (rc = cfg_read_near(ctx, v, path, AUTH_MAX_FILE_BYTES, &text, &len)) < 0)
         return rc;
     kc->has_file = 1;
     unsigned line = 0;
