@@ -50,7 +50,11 @@ static const struct admin_route admin_routes[] = {
     { "/api/v1/clusters", admin_api_clusters },
     { "/api/v1/clusters/*", admin_api_clusters },
     { "/api/v1/listeners", admin_api_listeners },
+    { "/api/v1/clusters/*/endpoints", admin_api_endpoints },
+    { "/api/v1/clusters/*/endpoints/*", admin_api_endpoints },
     { "/api/v1/reload", admin_api_reload },
+    { "/api/v1/register", admin_api_register },
+    { "/api/v1/register/*/*", admin_api_register },
 };
 
 static const struct cfg_admin *admin_cfg(const struct admin *a)

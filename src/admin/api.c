@@ -40,27 +40,32 @@ void admin_api_status(struct admin_req *r)
                                "last_reload_success", srv->loaded_at));
 }
 
-static json_t *api_endpoint(const struct cluster *cl, const struct endpoint *ep, uint64_t now_ms)
+static json_t *api_endpoint(struct topology *topo, const struct cluster *cl,
+                            const struct endpoint *ep, uint64_t now_ms)
 {
     const struct breaker *b = cl->cfg->breaker.per_cluster ? &cl->breaker : &ep->breaker;
     uint64_t until = atomic_load(&ep->ejected_until_ms);
-    return json_pack("{s:s, s:i, s:b, s:b, s:b, s:b, s:s, s:i, s:f, s:i, s:i}", "address",
-                     ep->name, "weight", (json_int_t)ep->weight, "up", atomic_load(&ep->up) != 0,
-                     "healthy", atomic_load(&ep->healthy) != 0, "draining", ep->drain != 0,
-                     "ejected", until > now_ms, "breaker",
+    const struct topology_item *it = topology_find(topo, cl->cfg->name, &ep->addr, ep->addrlen);
+    json_t *meta = it && it->meta ? json_loads(it->meta, JSON_DECODE_ANY, NULL) : NULL;
+    return json_pack("{s:s, s:i, s:b, s:b, s:b, s:b, s:b, s:s, s:i, s:f, s:i, s:i, s:s, s:o?}",
+                     "address", ep->name, "weight", (json_int_t)ep->weight, "up",
+                     atomic_load(&ep->up) != 0, "healthy", atomic_load(&ep->healthy) != 0,
+                     "draining", ep->drain != 0, "down", ep->down != 0, "ejected", until > now_ms,
+                     "breaker",
                      cl->cfg->breaker.enabled ? breaker_state_name(atomic_load(&b->state))
                                               : "disabled",
                      "in_flight", (json_int_t)atomic_load(&ep->active), "ewma_latency_ms",
                      (double)atomic_load(&ep->ewma_us) / 1000.0, "ejections",
                      (json_int_t)atomic_load(&ep->ejections), "share_percent",
-                     (json_int_t)atomic_load(&ep->share_pct));
+                     (json_int_t)atomic_load(&ep->share_pct), "source",
+                     !it || !it->added ? "config" : it->ttl_ms ? "registered" : "api", "meta", meta);
 }
 
-static json_t *api_cluster(const struct cluster *cl, uint64_t now_ms)
+static json_t *api_cluster(struct topology *topo, const struct cluster *cl, uint64_t now_ms)
 {
     json_t *eps = json_array();
     for (size_t i = 0; eps && i < cl->n_endpoints; i++)
-        json_array_append_new(eps, api_endpoint(cl, &cl->endpoints[i], now_ms));
+        json_array_append_new(eps, api_endpoint(topo, cl, &cl->endpoints[i], now_ms));
     return json_pack("{s:s, s:s, s:i, s:i, s:o}", "name", cl->cfg->name, "balance",
                      cfg_balance_name(cl->cfg->balance), "in_flight",
                      (json_int_t)atomic_load(&cl->active_requests), "retries_in_flight",
@@ -74,10 +79,10 @@ void admin_api_clusters(struct admin_req *r)
         return;
     const struct snapshot *snap = r->a->srv->snap;
     uint64_t now_ms = endpoint_now_ms();
-    if (r->n_seg == 4) {
+    if (r->n_seg == 4) { /* /api/v1/clusters/NAME */
         for (size_t i = 0; i < snap->cfg->n_clusters; i++) {
             if (strcmp(snap->clusters[i].cfg->name, r->seg[3]) == 0) {
-                admin_reply_json(r, 200, api_cluster(&snap->clusters[i], now_ms));
+                admin_reply_json(r, 200, api_cluster(&r->a->srv->topo, &snap->clusters[i], now_ms));
                 return;
             }
         }
@@ -86,7 +91,7 @@ void admin_api_clusters(struct admin_req *r)
     }
     json_t *list = json_array();
     for (size_t i = 0; list && i < snap->cfg->n_clusters; i++)
-        json_array_append_new(list, api_cluster(&snap->clusters[i], now_ms));
+        json_array_append_new(list, api_cluster(&r->a->srv->topo, &snap->clusters[i], now_ms));
     admin_reply_json(r, 200, json_pack("{s:o}", "clusters", list));
 }
 
@@ -123,6 +128,8 @@ void admin_api_reload(struct admin_req *r)
     char aerr[512];
     if (admin_apply(r->a, aerr, sizeof(aerr)) != 0)
         log_error("%s", aerr);
+    if (server_wait_adopted(r->a->srv, 1000) != 0)
+        log_warn("admin: a worker has not taken the new configuration within 1 s; answering anyway");
     admin_reply_json(r, 200, json_pack("{s:s, s:i}", "result", "reloaded", "generation",
                                        (json_int_t)r->a->srv->snap->generation));
 }

@@ -885,7 +885,7 @@ static struct endpoint *proxy_pick_panic(struct cluster *cl)
     for (size_t i = 0; i < cl->n_endpoints; i++) {
         unsigned k = atomic_fetch_add_explicit(&cl->panic_cursor, 1, memory_order_relaxed);
         struct endpoint *ep = &cl->endpoints[k % cl->n_endpoints];
-        if (!ep->drain)
+        if (!ep->drain && !ep->down)
             return ep;
     }
     return NULL;

@@ -403,6 +403,7 @@ int cfg_load_string(const char *name, const char *text, size_t len, struct cfg *
     if (cfg == NULL)
         return cfg_nomem(&ctx);
     *cfg = cfg_defaults;
+    atomic_init(&cfg->refs, 1);
     rc = cfg_strdup(&ctx, ctx.name, &cfg->path);
     if (rc == 0)
         rc = cfg_load_sections(&ctx, text, len, &cfg_schema, cfg);
@@ -435,6 +436,17 @@ void cfg_free(struct cfg *cfg)
     cfg_free_sections(&cfg_schema, cfg);
     free(cfg->path);
     free(cfg);
+}
+
+void cfg_ref(struct cfg *cfg)
+{
+    atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+}
+
+void cfg_unref(struct cfg *cfg)
+{
+    if (cfg && atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+        cfg_free(cfg);
 }
 
 struct cfg_cluster *cfg_find_cluster(const struct cfg *cfg, const char *name)

@@ -17,6 +17,7 @@
 #ifndef WEIR_SERVER_CONFIG_H
 #define WEIR_SERVER_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -75,6 +76,7 @@ struct cfg_log {
 };
 
 struct cfg {
+    _Atomic int refs;              /* snapshots sharing it (a run-time topology change reuses it) */
     char *path;                    /* the file it was loaded from */
     unsigned workers;              /* "auto" = online CPUs */
     uint64_t drain_timeout_ms;     /* drain_timeout, default 30s */
@@ -102,6 +104,10 @@ int cfg_load_string(const char *name, const char *text, size_t len, struct cfg *
 
 /* Frees a snapshot and everything it owns; NULL is a no-op. */
 void cfg_free(struct cfg *cfg);
+/* cfg_load returns one reference; cfg_ref adds one (thread-safe),
+ * cfg_unref drops one and frees cfg with the last. */
+void cfg_ref(struct cfg *cfg);
+void cfg_unref(struct cfg *cfg);
 
 /* Returns the cluster named `name` (borrowed from cfg), or NULL. */
 struct cfg_cluster *cfg_find_cluster(const struct cfg *cfg, const char *name);

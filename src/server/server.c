@@ -277,6 +277,7 @@ static void server_worker_wake(struct worker *w)
         if (wc->snap)
             snapshot_unref(wc->snap);
         wc->snap = list->snap;
+        atomic_store_explicit(&wc->adopted, wc->snap->generation, memory_order_release);
         free(list->fds);
         free(list);
         list = next;
@@ -450,7 +451,11 @@ static int server_publish(struct server *srv, struct snapshot *snap)
 static void server_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *srv = w->data;
-    cluster_set_tick(srv->snap->clusters, srv->snap->cfg->n_clusters, endpoint_now_ms());
+    uint64_t now = endpoint_now_ms();
+    cluster_set_tick(srv->snap->clusters, srv->snap->cfg->n_clusters, now);
+    char err[256];
+    if (topology_expire(&srv->topo, now) > 0 && server_rebuild(srv, err, sizeof(err)) != 0)
+        log_error("removing expired registrations: %s", err);
 }
 
 /* Points the health checks at snapshot `snap` (the old ones stop). */
@@ -537,7 +542,8 @@ int server_start(struct server *srv, struct ev_loop *loop, const struct server_p
     int rc = server_prepare_socks(srv, cfg, err, err_size);
     if (rc != 0)
         goto fail_workers;
-    struct snapshot *snap = snapshot_new(cfg, srv->n_workers, srv->protocols, err, err_size);
+    struct snapshot *snap = snapshot_new(cfg, &srv->topo, srv->n_workers, srv->protocols, err,
+                                         err_size);
     if (!snap) {
         rc = -ENOMEM;
         goto fail_socks;
@@ -625,7 +631,9 @@ static int server_reload_(struct server *srv, const char *path, char *err, size_
         cfg_free(cfg);
         return rc;
     }
-    struct snapshot *snap = snapshot_new(cfg, srv->n_workers, srv->protocols, err, err_size);
+    topology_reconcile(&srv->topo, cfg);
+    struct snapshot *snap = snapshot_new(cfg, &srv->topo, srv->n_workers, srv->protocols, err,
+                                         err_size);
     if (!snap) {
         cfg_free(cfg);
         return -ENOMEM;
@@ -643,6 +651,45 @@ static int server_reload_(struct server *srv, const char *path, char *err, size_
     server_restart_health(srv, srv->snap);
     log_info("configuration reloaded from %s (generation %u)", path, snap->generation);
     return 0;
+}
+
+int server_rebuild(struct server *srv, char *err, size_t err_size)
+{
+    struct cfg *cfg = srv->snap->cfg;
+    cfg_ref(cfg);
+    struct snapshot *snap = snapshot_new(cfg, &srv->topo, srv->n_workers, srv->protocols, err,
+                                         err_size);
+    if (!snap) {
+        cfg_unref(cfg);
+        return -ENOMEM;
+    }
+    snapshot_inherit(snap, srv->snap);
+    server_stop_health(srv);
+    int rc = server_publish(srv, snap);
+    if (rc != 0) {
+        snprintf(err, err_size, "out of memory publishing the new endpoints");
+        snapshot_unref(snap);
+    }
+    server_restart_health(srv, srv->snap);
+    return rc;
+}
+
+int server_wait_adopted(struct server *srv, unsigned timeout_ms)
+{
+    unsigned want = srv->snap->generation;
+    for (unsigned waited_us = 0; waited_us < timeout_ms * 1000u; waited_us += 100) {
+        unsigned w = 0;
+        for (; w < srv->n_workers; w++) {
+            const struct wctx *wc = &srv->workers[w];
+            if (atomic_load_explicit(&wc->adopted, memory_order_acquire) < want)
+                break;
+        }
+        if (w == srv->n_workers)
+            return 0;
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    return -ETIMEDOUT;
 }
 
 void server_stop(struct server *srv)
@@ -689,5 +736,6 @@ void server_free(struct server *srv)
     free(srv->error_log_path);
     metrics_series_put(srv->m_reloads);
     srv->m_reloads = NULL;
+    topology_free(&srv->topo);
     ev_async_stop(srv->loop, &srv->worker_done);
 }

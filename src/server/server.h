@@ -21,6 +21,7 @@
 #include "core/worker.h"
 #include "server/snapshot.h"
 #include "upstream/health.h"
+#include "upstream/topology.h"
 
 struct wctx;
 struct server;
@@ -109,6 +110,7 @@ struct wctx {
                                     * closes what the one after it dropped */
     struct pending_pub **pending_tail;
     int pending_stop;
+    _Atomic unsigned adopted;      /* generation of the snapshot the worker runs (server_wait_adopted) */
 };
 
 struct listen_sock {
@@ -134,6 +136,7 @@ struct server {
     _Atomic unsigned n_running;
     char *error_log_path;
     int error_log_fd;
+    struct topology topo;          /* run-time endpoint changes, applied to every snapshot */
     struct metric_series *m_reloads; /* weir_config_reloads_total{result} */
     double loaded_at;              /* wall clock of the last successful load (start or reload) */
     double started_at;             /* wall clock of server_start */
@@ -148,6 +151,14 @@ int server_start(struct server *srv, struct ev_loop *loop, const struct server_p
 /* Loads `path` again; on success publishes it to the workers and returns 0.
  * On failure returns negative, err says why, and the old config serves on. */
 int server_reload(struct server *srv, const char *path, char *err, size_t err_size);
+/* Builds and publishes a new snapshot of the running configuration with
+ * srv->topo as it is now (after a run-time endpoint change). Returns 0, or
+ * negative with err filled (the running snapshot stays). */
+int server_rebuild(struct server *srv, char *err, size_t err_size);
+/* Waits (blocking the main thread, at most timeout_ms) until every running
+ * worker has adopted the current snapshot, so an API answer given after it
+ * holds for every request that follows. Returns 0 or -ETIMEDOUT. */
+int server_wait_adopted(struct server *srv, unsigned timeout_ms);
 /* Asks every worker to stop accepting, finish in-flight requests and exit. */
 void server_stop(struct server *srv);
 /* Joins the workers (they must have finished) and frees everything. */

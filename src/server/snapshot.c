@@ -38,7 +38,7 @@ static void snapshot_free_proto(struct snapshot *s)
             s->protocols[p].snapshot_free(s);
 }
 
-struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers,
+struct snapshot *snapshot_new(struct cfg *cfg, const struct topology *topo, unsigned n_workers,
                               const struct server_protocol *protocols, char *err, size_t err_size)
 {
     struct snapshot *s = calloc(1, sizeof(*s));
@@ -49,7 +49,7 @@ struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers,
     s->access_fd = snapshot_open_access(cfg, err, err_size);
     if (s->access_fd == -2)
         goto fail_free;
-    if (cluster_set_new(cfg, n_workers, &s->clusters) != 0) {
+    if (cluster_set_new(cfg, topo, n_workers, &s->clusters) != 0) {
         snprintf(err, err_size, "out of memory building clusters");
         goto fail_access;
     }
@@ -98,6 +98,6 @@ void snapshot_unref(struct snapshot *s)
     cluster_set_free(s->clusters, s->cfg->n_clusters);
     if (s->access_fd >= 0)
         close(s->access_fd);
-    cfg_free(s->cfg);
+    cfg_unref(s->cfg);
     free(s);
 }

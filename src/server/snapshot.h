@@ -14,6 +14,7 @@
 #include "upstream/cluster.h"
 
 struct server_protocol;
+struct topology;
 
 struct snapshot {
     _Atomic int refs;
@@ -25,10 +26,11 @@ struct snapshot {
     void *proto[CFG_PROTOCOL_COUNT]; /* each protocol's shared state (snapshot_init) */
 };
 
-/* Takes ownership of cfg on success (one reference, the caller's). Returns
- * NULL (cfg still the caller's) when memory is short or the access log
- * cannot be opened (err says why). */
-struct snapshot *snapshot_new(struct cfg *cfg, unsigned n_workers,
+/* Takes ownership of cfg on success (one reference, the caller's), with
+ * the clusters' endpoints as cfg lists them changed by topo (NULL: none;
+ * only read here). Returns NULL (cfg still the caller's) when memory is
+ * short or the access log cannot be opened (err says why). */
+struct snapshot *snapshot_new(struct cfg *cfg, const struct topology *topo, unsigned n_workers,
                               const struct server_protocol *protocols, char *err, size_t err_size);
 /* Main thread: carries over from `old` what still applies (endpoint
  * health, breakers, each protocol's shared state). */

@@ -7,23 +7,27 @@
 
 #include "core/units.h"
 #include "server/config.h"
+#include "upstream/topology.h"
 #include "upstream/upstream_metrics.h"
 
-static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsigned n_workers)
+/* Builds cl from cc with the endpoints eps[0..n) (cc's, with the run-time
+ * changes applied: topology.h). */
+static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc,
+                        const struct cfg_endpoint *eps, size_t n, unsigned n_workers)
 {
     cl->cfg = cc;
     atomic_init(&cl->active_requests, 0);
     atomic_init(&cl->active_retries, 0);
     atomic_init(&cl->panic_cursor, 0);
     breaker_init(&cl->breaker);
-    cl->n_endpoints = cc->n_endpoints;
-    cl->endpoints = calloc(cc->n_endpoints, sizeof(*cl->endpoints));
-    cl->endpoint_ptrs = calloc(cc->n_endpoints, sizeof(*cl->endpoint_ptrs));
+    cl->n_endpoints = n;
+    cl->endpoints = calloc(n ? n : 1, sizeof(*cl->endpoints));
+    cl->endpoint_ptrs = calloc(n ? n : 1, sizeof(*cl->endpoint_ptrs));
     if (!cl->endpoints || !cl->endpoint_ptrs)
         return -ENOMEM;
-    for (size_t i = 0; i < cc->n_endpoints; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct endpoint *ep = &cl->endpoints[i];
-        const struct cfg_endpoint *ce = &cc->endpoints[i];
+        const struct cfg_endpoint *ce = &eps[i];
         units_format_addr((const struct sockaddr *)&ce->addr, ep->name, sizeof(ep->name));
         memcpy(&ep->addr, &ce->addr, sizeof(ep->addr));
         ep->addrlen = ce->addrlen;
@@ -31,9 +35,10 @@ static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsign
         ep->index = (unsigned)i;
         atomic_init(&ep->active, 0);
         atomic_init(&ep->ewma_us, 0);
-        atomic_init(&ep->up, ce->drain ? 0 : 1);
+        atomic_init(&ep->up, ce->drain || ce->down ? 0 : 1);
         ep->cluster = cl;
         ep->drain = ce->drain;
+        ep->down = ce->down;
         atomic_init(&ep->healthy, 1);
         atomic_init(&ep->ejected_until_ms, 0);
         atomic_init(&ep->ejections, 0);
@@ -43,7 +48,7 @@ static int cluster_init(struct cluster *cl, const struct cfg_cluster *cc, unsign
         breaker_init(&ep->breaker);
         cl->endpoint_ptrs[i] = ep;
     }
-    cl->lb = lb_new(cc->balance, cc->hash_method, cl->endpoint_ptrs, cc->n_endpoints, n_workers);
+    cl->lb = lb_new(cc->balance, cc->hash_method, cl->endpoint_ptrs, n, n_workers);
     upstream_metrics_attach(cl);
     return cl->lb ? 0 : -ENOMEM;
 }
@@ -57,13 +62,21 @@ static void cluster_destroy(struct cluster *cl)
     free(cl->endpoint_ptrs);
 }
 
-int cluster_set_new(const struct cfg *cfg, unsigned n_workers, struct cluster **out)
+int cluster_set_new(const struct cfg *cfg, const struct topology *topo, unsigned n_workers,
+                    struct cluster **out)
 {
     struct cluster *set = calloc(cfg->n_clusters ? cfg->n_clusters : 1, sizeof(*set));
     if (!set)
         return -ENOMEM;
     for (size_t i = 0; i < cfg->n_clusters; i++) {
-        if (cluster_init(&set[i], &cfg->clusters[i], n_workers) != 0) {
+        struct cfg_endpoint *eps;
+        size_t n;
+        int rc = topology_endpoints(topo, &cfg->clusters[i], &eps, &n);
+        if (rc == 0) {
+            rc = cluster_init(&set[i], &cfg->clusters[i], eps, n, n_workers);
+            free(eps);
+        }
+        if (rc != 0) {
             cluster_set_free(set, i + 1);
             return -ENOMEM;
         }

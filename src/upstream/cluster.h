@@ -11,6 +11,7 @@
 #include "upstream/lb.h"
 
 struct metric_series;
+struct topology;
 
 struct cluster {
     const struct cfg_cluster *cfg; /* borrowed from the snapshot's cfg */
@@ -38,8 +39,10 @@ void cluster_set_tick(struct cluster *set, size_t n, uint64_t now_ms);
 size_t cluster_ejected(const struct cluster *cl, uint64_t now_ms);
 
 /* Builds one struct cluster per cfg->clusters[i], same order, into a new
- * array *out. Returns 0, or -ENOMEM with *out untouched. */
-int cluster_set_new(const struct cfg *cfg, unsigned n_workers, struct cluster **out);
+ * array *out, with the run-time endpoint changes of topo (NULL: none).
+ * Returns 0, or -ENOMEM with *out untouched. */
+int cluster_set_new(const struct cfg *cfg, const struct topology *topo, unsigned n_workers,
+                    struct cluster **out);
 void cluster_set_free(struct cluster *set, size_t n);
 
 #endif

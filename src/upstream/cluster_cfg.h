@@ -117,6 +117,7 @@ struct cfg_endpoint {
     socklen_t addrlen;
     uint32_t weight;               /* 1..1000, default 1 */
     int drain;                     /* drain: true -> no new requests */
+    int down;                      /* run time only (topology.h): maintenance, no requests */
     int line, col;                 /* where it is written */
 };
 

@@ -74,7 +74,7 @@ static uint32_t endpoint_share(const struct endpoint *ep, uint64_t now_ms)
 
 void endpoint_refresh(struct endpoint *ep, uint64_t now_ms)
 {
-    int up = !ep->drain && atomic_load_explicit(&ep->healthy, memory_order_relaxed);
+    int up = !ep->drain && !ep->down && atomic_load_explicit(&ep->healthy, memory_order_relaxed);
     if (up && atomic_load_explicit(&ep->ejected_until_ms, memory_order_relaxed) > now_ms)
         up = 0;
     if (up && ep->cluster && ep->cluster->cfg->breaker.enabled && !ep->cluster->cfg->breaker.per_cluster &&

@@ -28,7 +28,8 @@ struct endpoint {
     _Atomic int up;                /* 1 = may be picked: derived by endpoint_refresh() */
     /* resilience state, all workers and the main thread */
     struct cluster *cluster;       /* owner (its cfg holds the thresholds) */
-    int drain;                     /* from the config: no new requests */
+    int drain;                     /* from the config or the admin API: no new requests */
+    int down;                      /* admin API maintenance: no requests, not even in panic */
     _Atomic int healthy;           /* the active checks' verdict (1 without checks) */
     _Atomic uint64_t ejected_until_ms; /* outlier ejection, 0 = not ejected */
     _Atomic uint32_t ejections;    /* consecutive ejections: the next one lasts longer */

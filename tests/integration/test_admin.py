@@ -316,3 +316,161 @@ def test_custom_histogram_buckets(admin_proxy):
     les = sorted(dict(k[1])["le"] for k in ss if k[0] == "weir_http_request_duration_seconds_bucket"
                  and dict(k[1])["route"] == "hello")
     assert les == sorted(["0.001", "0.5", "30", "+Inf"])
+
+
+# ---- run-time endpoint changes and registration ------------------------------
+
+def api(aport, method, path, body=None, token=None):
+    h = {"Authorization": "Bearer " + token} if token else {}
+    return requests.request(method, "http://127.0.0.1:%d/api/v1%s" % (aport, path),
+                            json=body, headers=h, timeout=10)
+
+
+def endpoints(aport, cluster="app"):
+    return {e["address"]: e for e in api(aport, "GET", "/clusters/" + cluster).json()["endpoints"]}
+
+
+def test_add_patch_delete_endpoints(admin_proxy, recording_backend):
+    w, b1, aport = admin_proxy(workers=2)
+    b2 = recording_backend()
+    r = api(aport, "POST", "/clusters/app/endpoints", {"address": b2.addr, "weight": 2})
+    assert r.status_code == 201, r.text
+    assert r.json()["address"] == b2.addr and r.json()["weight"] == 2
+    assert endpoints(aport)[b2.addr]["source"] == "api"
+    for i in range(30):
+        assert get(w.port, "/api/%d" % i).status == 200
+    assert b1.count > 0 and b2.count > 0 and b1.count + b2.count == 30
+    # drain b1: it gets nothing new
+    r = api(aport, "PATCH", "/clusters/app/endpoints/" + b1.addr, {"drain": True})
+    assert r.status_code == 200 and r.json()["draining"] is True and r.json()["up"] is False
+    before = b1.count
+    for i in range(20):
+        assert get(w.port, "/api/d%d" % i).status == 200
+    assert b1.count == before
+    # enable again, then maintenance (down)
+    assert api(aport, "PATCH", "/clusters/app/endpoints/" + b1.addr, {"drain": False}).json()["up"] is True
+    r = api(aport, "PATCH", "/clusters/app/endpoints/" + b2.addr, {"down": True, "weight": 5})
+    assert r.json()["down"] is True and r.json()["weight"] == 5
+    before2 = b2.count
+    for i in range(10):
+        assert get(w.port, "/api/m%d" % i).status == 200
+    assert b2.count == before2
+    # remove b2 (added at run time): gone from the cluster
+    r = api(aport, "DELETE", "/clusters/app/endpoints/" + b2.addr)
+    assert r.status_code == 200 and r.json()["removed"] == b2.addr
+    assert list(endpoints(aport)) == [b1.addr]
+    # the last endpoint stays
+    r = api(aport, "DELETE", "/clusters/app/endpoints/" + b1.addr)
+    assert r.status_code == 409
+
+
+def test_endpoint_api_bad_input(admin_proxy):
+    w, b, aport = admin_proxy()
+    cases = [
+        ("POST", "/clusters/app/endpoints", {"address": "nonsense"}, 400),
+        ("POST", "/clusters/app/endpoints", {"address": "127.0.0.1:99999"}, 400),
+        ("POST", "/clusters/app/endpoints", {"address": "127.0.0.1:5", "weight": 0}, 400),
+        ("POST", "/clusters/app/endpoints", {"address": "127.0.0.1:5", "weight": "2"}, 400),
+        ("POST", "/clusters/app/endpoints", {"address": "127.0.0.1:5", "color": 1}, 400),
+        ("POST", "/clusters/app/endpoints", {"address": b.addr}, 409),
+        ("POST", "/clusters/nope/endpoints", {"address": "127.0.0.1:5"}, 404),
+        ("PATCH", "/clusters/app/endpoints/127.0.0.1:5", {"drain": True}, 404),
+        ("PATCH", "/clusters/app/endpoints/" + b.addr, {"drain": "yes"}, 400),
+        ("PATCH", "/clusters/app/endpoints/" + b.addr, {"weight": 1001}, 400),
+        ("GET", "/clusters/app/endpoints/" + b.addr, None, 405),
+        ("PUT", "/clusters/app/endpoints", None, 405),
+    ]
+    for method, path, body, status in cases:
+        r = api(aport, method, path, body)
+        assert r.status_code == status, (method, path, body, r.status_code, r.text)
+        assert "error" in r.json()
+    r = requests.post("http://127.0.0.1:%d/api/v1/clusters/app/endpoints" % aport, data=b"{bad",
+                      timeout=10)
+    assert r.status_code == 400 and r.json()["error"] == "the body must be a JSON object"
+    # nothing changed
+    assert list(endpoints(aport)) == [b.addr]
+
+
+def test_runtime_changes_under_load_lose_nothing(admin_proxy, recording_backend):
+    import threading
+    w, b1, aport = admin_proxy(workers=2)
+    b2 = recording_backend()
+    failures, done = [], threading.Event()
+    count = [0]
+
+    def load():
+        while not done.is_set() and count[0] < 3000:
+            try:
+                r = get(w.port, "/api/x")
+                if r.status != 200:
+                    failures.append(r.status)
+            except Exception as e:  # noqa: BLE001 - any failure counts
+                failures.append(repr(e))
+            count[0] += 1
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            assert api(aport, "POST", "/clusters/app/endpoints", {"address": b2.addr}).status_code == 201
+            assert api(aport, "PATCH", "/clusters/app/endpoints/" + b1.addr, {"drain": True}).status_code == 200
+            assert api(aport, "PATCH", "/clusters/app/endpoints/" + b1.addr, {"drain": False}).status_code == 200
+            assert api(aport, "DELETE", "/clusters/app/endpoints/" + b2.addr).status_code == 200
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert count[0] > 0 and failures == []
+    assert b2.count > 0  # it did take traffic while it was in
+
+
+def test_changes_survive_reload_unless_the_file_names_the_endpoint(admin_proxy, recording_backend):
+    w, b1, aport = admin_proxy(workers=1)
+    b2 = recording_backend()
+    assert api(aport, "POST", "/clusters/app/endpoints", {"address": b2.addr, "weight": 3}).status_code == 201
+    text = open(w.config_path).read()
+    w.reload(text)
+    eps = endpoints(aport)
+    assert eps[b2.addr]["source"] == "api" and eps[b2.addr]["weight"] == 3
+    # the file now names b2 itself (weight 1): the file wins
+    w.reload(text.replace("      - %s\n" % b1.addr, "      - %s\n      - %s\n" % (b1.addr, b2.addr)))
+    eps = endpoints(aport)
+    assert eps[b2.addr]["source"] == "config" and eps[b2.addr]["weight"] == 1
+    w.wait_log("the file names it")
+
+
+def test_registration_expires_without_heartbeat(admin_proxy, recording_backend):
+    from conftest import wait_until
+    import time
+    w, b1, aport = admin_proxy(workers=1)
+    b2, b3 = recording_backend(), recording_backend()
+    r = api(aport, "POST", "/register", {"cluster": "app", "address": b2.addr, "ttl": "1s",
+                                         "meta": {"zone": "a"}})
+    assert r.status_code == 201, r.text
+    r = api(aport, "POST", "/register", {"cluster": "app", "address": b3.addr, "ttl": "1s"})
+    assert r.status_code == 201
+    eps = endpoints(aport)
+    assert eps[b2.addr]["source"] == "registered" and eps[b2.addr]["meta"] == {"zone": "a"}
+    # b3 heartbeats for 2.5 s (2.5 TTLs); b2 does not
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:
+        assert api(aport, "PUT", "/register/app/" + b3.addr).status_code == 200
+        time.sleep(0.25)
+    wait_until(lambda: b2.addr not in endpoints(aport), what="b2 removed after its TTL")
+    assert b3.addr in endpoints(aport)
+    w.wait_log("registered endpoint %s missed its heartbeat" % b2.addr)
+    assert api(aport, "PUT", "/register/app/" + b2.addr).status_code == 404
+    before = b2.count
+    for i in range(10):
+        assert get(w.port, "/api/%d" % i).status == 200
+    assert b2.count == before  # no request reaches the expired one after removal
+    assert b3.count > 0
+    # bad registrations
+    for body, status in [({"cluster": "app", "address": b3.addr}, 400),
+                         ({"cluster": "app", "address": "127.0.0.1:7", "ttl": "100ms"}, 400),
+                         ({"cluster": "nope", "address": "127.0.0.1:7", "ttl": "5s"}, 404),
+                         ({"cluster": "app", "address": b1.addr, "ttl": "5s"}, 409),
+                         ({"address": "127.0.0.1:7", "ttl": "5s"}, 400)]:
+        r = api(aport, "POST", "/register", body)
+        assert r.status_code == status, (body, r.text)
