@@ -22,6 +22,8 @@ struct main_state {
     struct server srv;
     struct admin *admin;
     const char *config_path;
+    int started;                   /* server_start returned (it may run the loop: DNS) */
+    int stop_early;                /* a stop signal came before that */
     int stopping;
     int forced;
     ev_timer drain_timer;
@@ -49,6 +51,13 @@ static void main_drain_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents
 static void main_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct main_state *st = w->data;
+    if (!st->started) {
+        if (w->signum == SIGHUP)
+            log_warn("SIGHUP while starting: ignored");
+        else
+            st->stop_early = 1;
+        return;
+    }
     if (w->signum == SIGHUP) {
         char err[1024];
         if (st->stopping)
@@ -123,12 +132,19 @@ static int main_run(const char *path)
         log_error("%s", err);
         return 1;
     }
+    st.started = 1;
     st.admin = admin_new(loop, &st.srv, path, WEIR_VERSION);
     if (!st.admin || admin_apply(st.admin, err, sizeof(err)) != 0) {
         log_error("%s", st.admin ? err : "out of memory starting the admin listener");
         admin_free(st.admin);
         server_stop(&st.srv);
         return 1;
+    }
+    if (st.stop_early) {
+        st.stopping = 1;
+        log_info("stop signal while starting: draining, then exiting");
+        ev_timer_again(loop, &st.drain_timer);
+        server_stop(&st.srv);
     }
     ev_run(loop, 0);
     if (st.forced)

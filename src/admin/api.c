@@ -58,7 +58,8 @@ static json_t *api_endpoint(struct topology *topo, const struct cluster *cl,
                      (double)atomic_load(&ep->ewma_us) / 1000.0, "ejections",
                      (json_int_t)atomic_load(&ep->ejections), "share_percent",
                      (json_int_t)atomic_load(&ep->share_pct), "source",
-                     !it || !it->added ? "config" : it->ttl_ms ? "registered" : "api", "meta", meta);
+                     !it || !it->added ? "config" : it->dns ? "dns" : it->ttl_ms ? "registered" : "api", "meta",
+                     meta);
 }
 
 static json_t *api_cluster(struct topology *topo, const struct cluster *cl, uint64_t now_ms)

@@ -42,6 +42,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/net.h"
+#include "upstream/resolver.h"
 
 #define SERVER_BACKLOG 4096
 #define SERVER_MIN_BUF (16 * 1024)
@@ -446,6 +447,8 @@ static int server_publish(struct server *srv, struct snapshot *snap)
 
 /* ---- main thread: lifecycle ---------------------------------------------- */
 
+static void server_topology_changed(void *arg);
+
 #define SERVER_TICK_S 0.1
 
 static void server_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -542,6 +545,13 @@ int server_start(struct server *srv, struct ev_loop *loop, const struct server_p
     int rc = server_prepare_socks(srv, cfg, err, err_size);
     if (rc != 0)
         goto fail_workers;
+    srv->resolver = resolver_new(loop, &srv->topo, server_topology_changed, srv);
+    if (!srv->resolver) {
+        snprintf(err, err_size, "out of memory");
+        rc = -ENOMEM;
+        goto fail_socks;
+    }
+    resolver_sync(srv->resolver, cfg, 1);
     struct snapshot *snap = snapshot_new(cfg, &srv->topo, srv->n_workers, srv->protocols, err,
                                          err_size);
     if (!snap) {
@@ -588,6 +598,8 @@ int server_start(struct server *srv, struct ev_loop *loop, const struct server_p
     return 0;
 
 fail_socks:
+    resolver_free(srv->resolver);
+    srv->resolver = NULL;
     for (size_t i = 0; i < srv->n_socks; i++) {
         server_close_sock_fds(&srv->socks[i], srv->n_workers);
         free(srv->socks[i].fds);
@@ -632,6 +644,7 @@ static int server_reload_(struct server *srv, const char *path, char *err, size_
         return rc;
     }
     topology_reconcile(&srv->topo, cfg);
+    resolver_sync(srv->resolver, cfg, 0);
     struct snapshot *snap = snapshot_new(cfg, &srv->topo, srv->n_workers, srv->protocols, err,
                                          err_size);
     if (!snap) {
@@ -651,6 +664,15 @@ static int server_reload_(struct server *srv, const char *path, char *err, size_
     server_restart_health(srv, srv->snap);
     log_info("configuration reloaded from %s (generation %u)", path, snap->generation);
     return 0;
+}
+
+/* The resolver's answer changed a cluster's endpoints. */
+static void server_topology_changed(void *arg)
+{
+    struct server *srv = arg;
+    char err[256];
+    if (server_rebuild(srv, err, sizeof(err)) != 0)
+        log_error("DNS: publishing the new endpoints: %s", err);
 }
 
 int server_rebuild(struct server *srv, char *err, size_t err_size)
@@ -736,6 +758,8 @@ void server_free(struct server *srv)
     free(srv->error_log_path);
     metrics_series_put(srv->m_reloads);
     srv->m_reloads = NULL;
+    resolver_free(srv->resolver);
+    srv->resolver = NULL;
     topology_free(&srv->topo);
     ev_async_stop(srv->loop, &srv->worker_done);
 }

@@ -137,6 +137,7 @@ struct server {
     char *error_log_path;
     int error_log_fd;
     struct topology topo;          /* run-time endpoint changes, applied to every snapshot */
+    struct resolver *resolver;     /* DNS discovery of endpoints given as names */
     struct metric_series *m_reloads; /* weir_config_reloads_total{result} */
     double loaded_at;              /* wall clock of the last successful load (start or reload) */
     double started_at;             /* wall clock of server_start */

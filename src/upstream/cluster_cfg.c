@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/config_parse.h"
+#include "core/dns.h"
 #include "core/units.h"
 #include "server/config.h"
 
@@ -41,6 +42,7 @@ static const struct cfg_cluster cluster_cfg_defaults = {
     .pool_max_idle = 32,
     .max_connections = 0,
     .queue_timeout_ms = 1000,
+    .resolve = { .interval_ms = 30000, .timeout_ms = 2000, .family = CFG_RESOLVE_IPV4 },
 };
 
 static const struct cfg_endpoint cluster_cfg_endpoint_defaults = { .weight = 1 };
@@ -349,12 +351,37 @@ static bool cluster_cfg_is_any_addr(const struct sockaddr_storage *ss)
     return memcmp(a6, &in6addr_any, sizeof(*a6)) == 0;
 }
 
+/* "NAME:PORT" with a DNS host name: an endpoint to resolve. Returns 1 when
+ * s is one (e->host / port / address set), 0 when not, negative on error. */
+static int cluster_cfg_endpoint_host(struct cfg_ctx *ctx, yaml_node_t *v, const char *s,
+                                     struct cfg_endpoint *e)
+{
+    const char *colon = strrchr(s, ':');
+    uint64_t port;
+    if (!colon || !dns_name_ok(s, (size_t)(colon - s)) ||
+        units_parse_uint(colon + 1, 65535, &port) != 0 || port == 0)
+        return 0;
+    e->host = strndup(s, (size_t)(colon - s));
+    e->address = strdup(s);
+    if (!e->host || !e->address)
+        return cfg_nomem(ctx);
+    e->port = (uint16_t)port;
+    return 1;
+}
+
 static int cluster_cfg_endpoint_address(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_endpoint *e = obj;
     char q[CFG_QUOTE_SIZE];
+    const char *s;
 
-    int rc = cfg_parse_address(ctx, v, "'address'", &e->address, &e->addr, &e->addrlen);
+    int rc = cfg_scalar(ctx, v, "'address'", &s);
+    if (rc < 0)
+        return rc;
+    if (strcmp(s, "localhost") != 0 && strncmp(s, "localhost:", 10) != 0 &&
+        (rc = cluster_cfg_endpoint_host(ctx, v, s, e)) != 0)
+        return rc < 0 ? rc : 0;
+    rc = cfg_parse_address(ctx, v, "'address'", &e->address, &e->addr, &e->addrlen);
     if (rc < 0)
         return rc;
     if (cluster_cfg_is_any_addr(&e->addr))
@@ -390,8 +417,13 @@ static int cluster_cfg_endpoint(struct cfg_ctx *ctx, yaml_node_t *node, void *ob
                                  "endpoint, got a list");
     if (rc < 0)
         return rc;
+    if (e->host)
+        c->n_hosts++;
     for (size_t j = 0; j < i; j++)
-        if (cfg_same_addr(&c->endpoints[j].addr, c->endpoints[j].addrlen, &e->addr, e->addrlen))
+        if (e->host ? c->endpoints[j].host && strcmp(c->endpoints[j].address, e->address) == 0
+                    : !c->endpoints[j].host && cfg_same_addr(&c->endpoints[j].addr,
+                                                            c->endpoints[j].addrlen, &e->addr,
+                                                            e->addrlen))
             return cfg_fail(ctx, node, "duplicate endpoint %s (first at %d:%d; use weight to "
                                        "send it more traffic)", cfg_quote(e->address, q),
                             c->endpoints[j].line, c->endpoints[j].col);
@@ -410,6 +442,59 @@ static int cluster_cfg_endpoints(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
         return rc;
     c->endpoints = items;
     return cfg_list_each(ctx, v, cluster_cfg_endpoint, c);
+}
+
+/* ---- resolve ---- */
+
+static int cluster_cfg_resolve_family(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    static const char *const names[] = {
+#define CFG_NAME(e, s) s,
+        CFG_RESOLVE_FAMILY_LIST(CFG_NAME)
+#undef CFG_NAME
+    };
+    int f;
+    int rc = cfg_parse_enum(ctx, v, "'family'", names, CFG_ARRAY_SIZE(names), &f);
+    if (rc == 0)
+        ((struct cfg_resolve *)obj)->family = (enum cfg_resolve_family)f;
+    return rc;
+}
+
+static int cluster_cfg_resolve_server(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_resolve *r = obj;
+    char *text = NULL;
+    int rc = cfg_parse_address(ctx, v, "a DNS server", &text, &r->servers[i], &r->server_lens[i]);
+    free(text);
+    return rc;
+}
+
+static int cluster_cfg_resolve_servers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_resolve *r = obj;
+    void *items;
+    static const struct cfg_list list = { "'servers'", "DNS server address HOST:PORT", 1,
+                                          CFG_MAX_RESOLVE_SERVERS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &r->n_servers);
+    if (rc < 0)
+        return rc;
+    free(items); /* a fixed array in the struct */
+    return cfg_list_each(ctx, v, cluster_cfg_resolve_server, r);
+}
+
+static const struct cfg_key cluster_cfg_resolve_keys[] = {
+    CFG_FIELD("interval", CFG_KIND_DURATION, struct cfg_resolve, interval_ms, 100,
+              CFG_MAX_DURATION_MS),
+    CFG_FIELD("timeout", CFG_KIND_DURATION, struct cfg_resolve, timeout_ms, 10, 60000),
+    CFG_FUNC("family", cluster_cfg_resolve_family, false),
+    CFG_FUNC("servers", cluster_cfg_resolve_servers, false),
+};
+CFG_MAP_DEFINE(cluster_cfg_resolve_map, "cluster resolve", cluster_cfg_resolve_keys);
+
+static int cluster_cfg_resolve(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cluster_cfg_resolve_map, &((struct cfg_cluster *)obj)->resolve,
+                         NULL);
 }
 
 /* ---- clusters ---- */
@@ -510,6 +595,7 @@ static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("health_check", cluster_cfg_health_check, false),
     CFG_FUNC("outlier_detection", cluster_cfg_outlier, false),
     CFG_FUNC("circuit_breaker", cluster_cfg_breaker, false),
+    CFG_FUNC("resolve", cluster_cfg_resolve, false),
 };
 CFG_MAP_DEFINE(cluster_cfg_map, "cluster", cluster_cfg_keys);
 
@@ -544,6 +630,10 @@ static int cluster_cfg_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj
     int rc = cfg_parse_map(ctx, node, &cluster_cfg_map, c, values);
     if (rc == 0)
         rc = cluster_cfg_check_cluster_hash(ctx, c, values);
+    yaml_node_t *resolve = values[cfg_key_index(&cluster_cfg_map, "resolve")];
+    if (rc == 0 && resolve && c->n_hosts == 0)
+        rc = cfg_fail(ctx, resolve, "'resolve' is used only when an endpoint is a host name "
+                                    "(NAME:PORT)");
     if (rc < 0)
         return rc;
     for (size_t j = 0; j < i; j++)
@@ -580,8 +670,10 @@ static void cluster_cfg_free_one(struct cfg_cluster *c)
     free(c->health_check.method);
     free(c->health_check.host);
     free(c->health_check.expect_body);
-    for (size_t i = 0; i < c->n_endpoints; i++)
+    for (size_t i = 0; i < c->n_endpoints; i++) {
         free(c->endpoints[i].address);
+        free(c->endpoints[i].host);
+    }
     free(c->endpoints);
 }
 

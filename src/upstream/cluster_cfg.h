@@ -112,13 +112,33 @@ struct cfg_breaker {
 };
 
 struct cfg_endpoint {
-    char *address;                 /* as written: "127.0.0.1:9001" */
+    char *address;                 /* as written: "127.0.0.1:9001" or "api.internal:8080" */
+    char *host;                    /* a name to resolve (upstream/resolver.c), else NULL; then
+                                      addr / addrlen are unset (0) and port holds the port */
+    uint16_t port;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     uint32_t weight;               /* 1..1000, default 1 */
     int drain;                     /* drain: true -> no new requests */
     int down;                      /* run time only (topology.h): maintenance, no requests */
     int line, col;                 /* where it is written */
+};
+
+#define CFG_RESOLVE_FAMILY_LIST(X) \
+    X(CFG_RESOLVE_IPV4, "ipv4") X(CFG_RESOLVE_IPV6, "ipv6") X(CFG_RESOLVE_ANY, "any")
+#define CFG_ENUM_MEMBER(e, s) e,
+enum cfg_resolve_family { CFG_RESOLVE_FAMILY_LIST(CFG_ENUM_MEMBER) };
+#undef CFG_ENUM_MEMBER
+#define CFG_MAX_RESOLVE_SERVERS 4
+
+/* cluster.resolve: how endpoints given as host names are resolved */
+struct cfg_resolve {
+    uint64_t interval_ms;          /* re-resolve every (default 30s) */
+    uint64_t timeout_ms;           /* one query's wait (default 2s) */
+    enum cfg_resolve_family family; /* default ipv4 (A records) */
+    struct sockaddr_storage servers[CFG_MAX_RESOLVE_SERVERS];
+    socklen_t server_lens[CFG_MAX_RESOLVE_SERVERS];
+    size_t n_servers;              /* 0: the nameservers of /etc/resolv.conf */
 };
 
 struct cfg_cluster {
@@ -128,7 +148,7 @@ struct cfg_cluster {
     char *hash_key_name;           /* header or cookie name, else NULL */
     enum cfg_hash_method hash_method; /* default ring */
     struct cfg_endpoint *endpoints;
-    size_t n_endpoints;            /* >= 1 */
+    size_t n_endpoints;            /* >= 1 (names included) */
     uint64_t connect_timeout_ms;   /* timeouts.connect, default 2s */
     uint64_t response_timeout_ms;  /* timeouts.response: first byte of the answer, default 30s */
     uint64_t pool_idle_timeout_ms; /* pool.idle_timeout, default 60s */
@@ -142,6 +162,8 @@ struct cfg_cluster {
     struct cfg_health_check health_check;
     struct cfg_outlier outlier;
     struct cfg_breaker breaker;
+    struct cfg_resolve resolve;
+    size_t n_hosts;                /* endpoints given as names */
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */
 };

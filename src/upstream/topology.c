@@ -71,6 +71,7 @@ static void topology_item_free(struct topology_item *it)
     free(it->cluster);
     free(it->address);
     free(it->meta);
+    free(it->dns);
 }
 
 void topology_drop(struct topology *t, struct topology_item *it)
@@ -101,6 +102,8 @@ int topology_endpoints(const struct topology *t, const struct cfg_cluster *cc,
     size_t n = 0;
     for (size_t i = 0; i < cc->n_endpoints; i++) {
         const struct cfg_endpoint *ce = &cc->endpoints[i];
+        if (ce->host)
+            continue; /* its addresses are items of the resolver's */
         const struct topology_item *it = topology_find_const(t, cc->name, &ce->addr, ce->addrlen);
         if (it && it->removed)
             continue;
@@ -126,14 +129,22 @@ int topology_endpoints(const struct topology *t, const struct cfg_cluster *cc,
 }
 
 /* Whether cfg's cluster `name` lists the address itself; *exists says
- * whether the cluster is there at all. */
+ * whether the cluster is there at all. An address resolved from a name
+ * stays while the file still has that name. */
 static int topology_in_file(const struct cfg *cfg, const struct topology_item *it, int *exists)
 {
     const struct cfg_cluster *cc = cfg_find_cluster(cfg, it->cluster);
     *exists = cc != NULL;
-    for (size_t i = 0; cc && i < cc->n_endpoints; i++)
-        if (cfg_same_addr(&cc->endpoints[i].addr, cc->endpoints[i].addrlen, &it->addr, it->addrlen))
+    int named = 0;
+    for (size_t i = 0; cc && i < cc->n_endpoints; i++) {
+        const struct cfg_endpoint *ce = &cc->endpoints[i];
+        if (ce->host && it->dns && strcmp(ce->address, it->dns) == 0)
+            named = 1;
+        else if (!ce->host && cfg_same_addr(&ce->addr, ce->addrlen, &it->addr, it->addrlen))
             return 1;
+    }
+    if (it->dns && !named)
+        *exists = 0; /* the name is gone: so is what it resolved to */
     return 0;
 }
 
@@ -145,7 +156,8 @@ size_t topology_reconcile(struct topology *t, const struct cfg *cfg)
         if (topology_in_file(cfg, &t->items[i], &exists) || !exists) {
             log_info("reload: cluster %s endpoint %s: the file %s; the run-time change is dropped",
                      t->items[i].cluster, t->items[i].address,
-                     exists ? "names it" : "no longer has the cluster");
+                     exists ? "names it" : t->items[i].dns ? "no longer has its name"
+                                                          : "no longer has the cluster");
             topology_drop(t, &t->items[i]);
             dropped++;
             continue;

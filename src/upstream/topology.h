@@ -36,6 +36,7 @@ struct topology_item {
     uint64_t ttl_ms;               /* registration: kept while it heartbeats within this */
     uint64_t expires_ms;           /* registration: 0 = never */
     char *meta;                    /* registration: JSON text, or NULL */
+    char *dns;                     /* resolved from this endpoint of the file ("name:port"), or NULL */
 };
 
 struct topology {
