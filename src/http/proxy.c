@@ -1534,6 +1534,7 @@ static int client_flush(struct client *c)
         c->closing = 1;
         return 0;
     }
+    metrics_add(c->wl->m_bytes_out, 0, (uint64_t)n);
     if (buf_len(&c->out) == 0)
         buf_release(&c->wc->bufs, &c->out);
     if (c->state != CS_CLOSING && c->state != CS_HEAD)
@@ -1558,6 +1559,7 @@ static int client_fill(struct client *c)
         c->closing = 1;
         return 0;
     }
+    metrics_add(c->wl->m_bytes_in, 0, (uint64_t)n);
     if (c->state == CS_PROXY && !c->req_done)
         ev_timer_again(client_loop(c), &c->timer);
     return 1;

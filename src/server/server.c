@@ -86,6 +86,20 @@ static const struct metric_family server_family_open = {
     .labels = { "listener" },
 };
 
+static const struct metric_family server_family_bytes_in = {
+    .name = "weir_bytes_received_total",
+    .help = "Bytes received from clients.",
+    .type = METRIC_COUNTER,
+    .labels = { "listener" },
+};
+
+static const struct metric_family server_family_bytes_out = {
+    .name = "weir_bytes_sent_total",
+    .help = "Bytes sent to clients.",
+    .type = METRIC_COUNTER,
+    .labels = { "listener" },
+};
+
 static const char *const server_reload_results[] = { "success", "failure" };
 
 static const struct metric_family server_family_reloads = {
@@ -101,6 +115,8 @@ static void server_wl_free(struct wlistener *wl)
 {
     metrics_series_put(wl->m_accepted);
     metrics_series_put(wl->m_open);
+    metrics_series_put(wl->m_bytes_in);
+    metrics_series_put(wl->m_bytes_out);
     free(wl);
 }
 
@@ -218,6 +234,8 @@ static void server_adopt_listeners(struct wctx *wc, const int *fds, const struct
             const char *name[] = { cfg->listeners[j].name };
             wl->m_accepted = metrics_series_get(&server_family_accepted, name);
             wl->m_open = metrics_series_get(&server_family_open, name);
+            wl->m_bytes_in = metrics_series_get(&server_family_bytes_in, name);
+            wl->m_bytes_out = metrics_series_get(&server_family_bytes_out, name);
             wl->fd = fds[j];
             wl->wc = wc;
             ev_io_init(&wl->io, server_listener_cb, fds[j], EV_READ);

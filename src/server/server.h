@@ -40,6 +40,8 @@ struct wlistener {
     unsigned listed : 1;           /* 0: a reload or the drain closed the socket */
     unsigned paused : 1;           /* at limits.connections: not accepting */
     struct metric_series *m_accepted, *m_open; /* weir_connections_total / weir_connections */
+    struct metric_series *m_bytes_in, *m_bytes_out; /* weir_bytes_received/sent_total: the
+                                                        protocol adds what its clients send/get */
 };
 
 /* A protocol's hooks. All run on the worker's thread except worker_free

@@ -474,3 +474,19 @@ def test_registration_expires_without_heartbeat(admin_proxy, recording_backend):
                          ({"address": "127.0.0.1:7", "ttl": "5s"}, 400)]:
         r = api(aport, "POST", "/register", body)
         assert r.status_code == status, (body, r.text)
+
+
+def test_bytes_counted_exactly(admin_proxy):
+    w, b, aport = admin_proxy(respond={"status": 200, "body": b"x" * 1000}, workers=2)
+    sent = received = 0
+    for i in range(12):
+        req = ("GET /api/%d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % i).encode()
+        r = request(w.port, req)
+        assert r.status == 200 and len(r.body) == 1000
+        sent += len(req)
+        head = "HTTP/1.1 %d %s\r\n" % (r.status, r.reason)
+        head += "".join("%s: %s\r\n" % hv for hv in r.headers) + "\r\n"
+        received += len(head.encode()) + len(r.body)
+    ss = samples(aport)
+    assert value(ss, "weir_bytes_received_total", listener="web") == sent
+    assert value(ss, "weir_bytes_sent_total", listener="web") == received
