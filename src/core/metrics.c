@@ -57,18 +57,19 @@ struct metric_collector {
 
 static struct {
     pthread_mutex_t mu;
-    int on;
-    unsigned n_slots;
+    unsigned n_slots;              /* 0 until metrics_init */
     size_t n_buckets;
     uint64_t bounds_ns[METRICS_MAX_BUCKETS];
     double bounds_s[METRICS_MAX_BUCKETS];
     struct metric_family_entry *families, **families_tail;
     struct metric_collector *collectors;
-} reg = { .mu = PTHREAD_MUTEX_INITIALIZER };
+} reg = { .mu = PTHREAD_MUTEX_INITIALIZER, .families_tail = &reg.families };
 
 static const double metrics_default_buckets[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
+
+static int metrics_series_cells(struct metric_series *s);
 
 int metrics_init(unsigned n_slots, const double *buckets, size_t n_buckets)
 {
@@ -89,10 +90,13 @@ int metrics_init(unsigned n_slots, const double *buckets, size_t n_buckets)
         reg.bounds_s[i] = buckets[i];
         reg.bounds_ns[i] = (uint64_t)llround(buckets[i] * 1e9);
     }
-    reg.families_tail = &reg.families;
-    reg.on = 1;
+    int rc = 0;
+    for (struct metric_family_entry *fe = reg.families; fe; fe = fe->next)
+        for (struct metric_series *s = fe->series; s; s = s->next)
+            if (!s->cells && metrics_series_cells(s) != 0)
+                rc = -ENOMEM;
     pthread_mutex_unlock(&reg.mu);
-    return 0;
+    return rc;
 }
 
 void metrics_shutdown(void)
@@ -109,7 +113,7 @@ void metrics_shutdown(void)
         free(c);
     }
     reg.families_tail = &reg.families;
-    reg.on = 0;
+    reg.n_slots = 0;
     pthread_mutex_unlock(&reg.mu);
 }
 
@@ -173,6 +177,22 @@ static void metrics_series_free(struct metric_series *s)
     free(s);
 }
 
+/* Gives s its cells (registry initialized). Returns 0 or -ENOMEM. */
+static int metrics_series_cells(struct metric_series *s)
+{
+    unsigned n_cells = metrics_family_cells(s->f);
+    size_t per_line = METRICS_LINE / sizeof(uint64_t);
+    size_t stride = (n_cells + per_line - 1) / per_line * per_line;
+    size_t bytes = stride * reg.n_slots * sizeof(uint64_t);
+    s->cells = aligned_alloc(METRICS_LINE, bytes);
+    if (!s->cells)
+        return -ENOMEM;
+    memset(s->cells, 0, bytes);
+    s->stride = stride;
+    s->n_cells = n_cells; /* last: 0 until here, so updates before it do nothing */
+    return 0;
+}
+
 static struct metric_series *metrics_series_new(const struct metric_family *f, unsigned n_labels,
                                                 const char *const *values)
 {
@@ -181,14 +201,10 @@ static struct metric_series *metrics_series_new(const struct metric_family *f, u
         return NULL;
     s->f = f;
     s->refs = 1;
-    s->n_cells = metrics_family_cells(f);
-    size_t per_line = METRICS_LINE / sizeof(uint64_t);
-    s->stride = (s->n_cells + per_line - 1) / per_line * per_line;
-    size_t bytes = s->stride * reg.n_slots * sizeof(uint64_t);
-    s->cells = aligned_alloc(METRICS_LINE, bytes);
-    if (!s->cells)
+    /* a series made before metrics_init (a configuration loaded before the
+     * worker count is known) gets its cells there */
+    if (reg.n_slots && metrics_series_cells(s) != 0)
         goto fail;
-    memset(s->cells, 0, bytes);
     for (unsigned i = 0; i < n_labels; i++) {
         if (!(s->values[i] = strdup(values[i] ? values[i] : "")))
             goto fail;
@@ -203,8 +219,6 @@ struct metric_series *metrics_series_get(const struct metric_family *f, const ch
 {
     pthread_mutex_lock(&reg.mu);
     struct metric_series *s = NULL;
-    if (!reg.on)
-        goto out;
     struct metric_family_entry *fe = metrics_family_entry(f);
     if (!fe)
         goto out;
@@ -259,7 +273,7 @@ void metrics_add(struct metric_series *s, unsigned cell, uint64_t n)
 void metrics_observe_ns(struct metric_series *s, uint64_t ns)
 {
     unsigned slot = metrics_slot();
-    if (!s || slot >= reg.n_slots || s->f->type != METRIC_HISTOGRAM)
+    if (!s || slot >= reg.n_slots || s->n_cells == 0 || s->f->type != METRIC_HISTOGRAM)
         return;
     size_t b = 0;
     while (b < reg.n_buckets && ns > reg.bounds_ns[b])
@@ -281,6 +295,8 @@ static uint64_t metrics_sum(const struct metric_series *s, unsigned cell)
 uint64_t metrics_read(const struct metric_series *s, unsigned cell)
 {
     if (!s)
+        return 0;
+    if (s->n_cells == 0)
         return 0;
     if (s->f->type == METRIC_HISTOGRAM) {
         uint64_t n = 0;
@@ -480,6 +496,8 @@ int metrics_scrape(struct metrics_out *o, enum metrics_format format)
             continue;
         metrics_write_family(o, fe->f);
         for (const struct metric_series *s = fe->series; s; s = s->next) {
+            if (s->n_cells == 0)
+                continue;
             if (fe->f->type == METRIC_HISTOGRAM)
                 metrics_write_histogram(o, s);
             else

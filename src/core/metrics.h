@@ -47,9 +47,11 @@ struct metric_series;
 
 /* Sets the registry up for n_slots writers (the worker threads, then one
  * for the main thread) and the histogram bucket bounds in seconds,
- * ascending (NULL: the defaults, 0.5 ms to 10 s). Once, before any series
- * is made. Returns 0, -EINVAL (bad buckets) or -ENOMEM. Without it every
- * series is NULL and every update does nothing (unit tests). */
+ * ascending (NULL: the defaults, 0.5 ms to 10 s). Once, before any worker
+ * starts. Series made before it (by a configuration loaded to learn the
+ * worker count) get their cells here; until then, and without it (unit
+ * tests, `weir check`), updates do nothing and reads are 0. Returns 0,
+ * -EINVAL (bad buckets) or -ENOMEM. */
 int metrics_init(unsigned n_slots, const double *buckets, size_t n_buckets);
 /* Frees the registry (every series must have been put). */
 void metrics_shutdown(void);
@@ -60,8 +62,8 @@ void metrics_set_slot(unsigned slot);
 
 /* The series of family f with these label values (as many as f->labels,
  * copied), made on first use, with one more reference. Thread-safe, not
- * for the hot path. Returns NULL when the registry is off or memory is
- * short (updates to NULL do nothing). */
+ * for the hot path. Returns NULL when memory is short (updates to NULL do
+ * nothing). */
 struct metric_series *metrics_series_get(const struct metric_family *f, const char *const *values);
 /* Drops a reference; the last one removes the series from the registry
  * (it stops being exposed). NULL is ignored. */

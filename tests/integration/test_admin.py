@@ -490,3 +490,32 @@ def test_bytes_counted_exactly(admin_proxy):
     ss = samples(aport)
     assert value(ss, "weir_bytes_received_total", listener="web") == sent
     assert value(ss, "weir_bytes_sent_total", listener="web") == received
+
+
+def test_rate_limit_metrics(admin_proxy):
+    routes = """
+- name: limited
+  match: { path_prefix: /l }
+  rate_limit: { name: perkey, algorithm: fixed_window, rate: 5/m, key: "header:X-K", max_keys: 64 }
+  cluster: app
+- name: rest
+  cluster: app
+"""
+    w, b, aport = admin_proxy(routes=routes, workers=2)
+    for i in range(8):
+        assert get(w.port, "/l", headers="X-K: one\r\n").status == (200 if i < 5 else 429)
+    ss = samples(aport)
+    d = lambda res: value(ss, "weir_ratelimit_decisions_total", route="limited", limit="perkey",
+                          result=res)
+    assert d("allowed") == 5 and d("limited") == 3
+    assert value(ss, "weir_ratelimit_keys", route="limited", limit="perkey") == 1
+    assert value(ss, "weir_ratelimit_evictions_total", route="limited", limit="perkey") == 0
+    # 200 more keys over 64 shards of one key each: each new key either stays or evicts one
+    for i in range(200):
+        assert get(w.port, "/l", headers="X-K: k%d\r\n" % i).status == 200
+    ss = samples(aport)
+    keys = value(ss, "weir_ratelimit_keys", route="limited", limit="perkey")
+    ev = value(ss, "weir_ratelimit_evictions_total", route="limited", limit="perkey")
+    assert keys <= 64 and keys + ev == 201
+    assert value(ss, "weir_ratelimit_decisions_total", route="limited", limit="perkey",
+                 result="allowed") == 205

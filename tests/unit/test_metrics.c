@@ -228,13 +228,20 @@ static void test_bad_buckets_refused(void **state)
     assert_int_equal(metrics_init(2, down, 2), -EINVAL);
     assert_int_equal(metrics_init(2, zero, 2), -EINVAL);
     assert_int_equal(metrics_init(0, NULL, 0), -EINVAL);
-    /* off: no series, and updates to NULL do nothing */
-    assert_null(metrics_series_get(&fam_plain, NULL));
+    /* not initialized: a series exists, updates do nothing until init */
+    struct metric_series *early = metrics_series_get(&fam_plain, NULL);
+    assert_non_null(early);
+    metrics_add(early, 0, 5);
+    assert_int_equal(metrics_read(early, 0), 0);
     metrics_set_slot(0);
     metrics_add(NULL, 0, 1);
     metrics_set_slot(0);
     metrics_observe_ns(NULL, 1);
     assert_int_equal(metrics_init(2, NULL, 0), 0); /* the defaults */
+    metrics_set_slot(1);
+    metrics_add(early, 0, 5); /* it got its cells at init */
+    assert_int_equal(metrics_read(early, 0), 5);
+    metrics_series_put(early);
 }
 
 int main(void)

@@ -31,6 +31,7 @@
 
 #include "core/config_parse.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/units.h"
 #include "http/http_edit.h"
 #include "http/steps/ratelimit_algo.h"
@@ -38,6 +39,7 @@
 #include "http/steps/ratelimit_store.h"
 #include "http/steps/ratelimit_table.h"
 #include "http/txn.h"
+#include "server/config.h"
 #include <hiredis/hiredis.h>
 
 #define RL_MAX_LIMITS 8
@@ -80,6 +82,41 @@ struct rl_limit {
     const struct cfg_store *store; /* resolved */
     int on_store_error;            /* enum rl_store_error */
     uint64_t store_timeout_ms, instances;
+    /* series, labelled by route and limit (rl_resolve) */
+    struct metric_series *m_decisions, *m_store_errors, *m_keys, *m_evictions;
+};
+
+static const char *const rl_results[] = { "allowed", "limited" };
+
+static const struct metric_family rl_family_decisions = {
+    .name = "weir_ratelimit_decisions_total",
+    .help = "Rate limit decisions, by result (every path: local, store, local fallback).",
+    .type = METRIC_COUNTER,
+    .labels = { "route", "limit" },
+    .cells_label = "result",
+    .cells = rl_results,
+    .n_cells = 2,
+};
+
+static const struct metric_family rl_family_store_errors = {
+    .name = "weir_ratelimit_store_errors_total",
+    .help = "Decisions the store could not make (on_store_error applied).",
+    .type = METRIC_COUNTER,
+    .labels = { "route", "limit" },
+};
+
+static const struct metric_family rl_family_keys = {
+    .name = "weir_ratelimit_keys",
+    .help = "Keys held in the limit's table on this instance.",
+    .type = METRIC_GAUGE,
+    .labels = { "route", "limit" },
+};
+
+static const struct metric_family rl_family_evictions = {
+    .name = "weir_ratelimit_evictions_total",
+    .help = "Keys forgotten because the table was at max_keys (they start again with a full quota).",
+    .type = METRIC_COUNTER,
+    .labels = { "route", "limit" },
 };
 
 #define RL_STORE_ERROR_LIST(X) \
@@ -432,12 +469,33 @@ static int rl_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
     return rl_build_policy(ctx, c);
 }
 
+/* The name of the route whose step configuration is p. */
+static const char *rl_route_of(const struct cfg *cfg, const void *p)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        for (size_t r = 0; r < cfg->listeners[i].n_routes; r++) {
+            const struct cfg_route *rt = &cfg->listeners[i].routes[r];
+            for (size_t s = 0; s < rt->n_steps; s++)
+                if (rt->steps[s].cfg == p)
+                    return rt->name;
+        }
+    return "";
+}
+
 static int rl_resolve(struct cfg_ctx *ctx, const struct cfg *cfg, void *p)
 {
     struct rl_cfg *c = p;
     char q[CFG_QUOTE_SIZE];
+    const char *route = rl_route_of(cfg, p);
     for (size_t i = 0; i < c->n; i++) {
         struct rl_limit *l = &c->limits[i];
+        const char *v[] = { route, l->name };
+        l->m_decisions = metrics_series_get(&rl_family_decisions, v);
+        l->m_store_errors = metrics_series_get(&rl_family_store_errors, v);
+        l->m_keys = metrics_series_get(&rl_family_keys, v);
+        l->m_evictions = metrics_series_get(&rl_family_evictions, v);
+        if (l->table)
+            rl_table_set_metrics(l->table, l->m_keys, l->m_evictions);
         if (l->store_name == NULL)
             continue;
         if ((l->store = store_cfg_find(cfg, l->store_name)) == NULL)
@@ -458,6 +516,10 @@ static void rl_free(void *p)
         free(l->name);
         free(l->store_name);
         rl_table_free(l->table);
+        metrics_series_put(l->m_decisions);
+        metrics_series_put(l->m_store_errors);
+        metrics_series_put(l->m_keys);
+        metrics_series_put(l->m_evictions);
     }
     free(c->policy);
     free(c);
@@ -530,6 +592,7 @@ static int rl_apply(struct txn *t, struct rl_req *st, size_t i, const struct rl_
         st->reset_ms = d->reset_ms;
         st->retry_ms = d->retry_after_ms;
     }
+    metrics_add(l->m_decisions, d->allowed ? 0 : 1, 1);
     if (d->allowed)
         return 0;
     txn_respond(t, (int)l->status, rl_deny_fields, 1, rl_body, sizeof(rl_body) - 1);
@@ -559,6 +622,7 @@ static int rl_store_failed(struct txn *t, struct rl_req *st, const char *why)
     const struct rl_limit *l = &st->cfg->limits[st->next];
     static const char *const then[] = { "letting the request through", "refusing the request",
                                         "deciding on this instance's share" };
+    metrics_add(l->m_store_errors, 0, 1);
     /* once a second per worker at most: a store that is down fails every request */
     static _Thread_local ev_tstamp logged_at;
     static _Thread_local unsigned long quiet;

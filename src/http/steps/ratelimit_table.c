@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/hash.h"
+#include "core/metrics.h"
 
 struct rl_entry {
     struct rl_entry *chain;        /* next in the bucket */
@@ -40,11 +41,13 @@ struct rl_shard {
     struct rl_entry *newest, *oldest;
     size_t count, cap;
     uint64_t evictions;
+    struct metric_series *m_keys, *m_evictions; /* the table's (rl_table_set_metrics) */
 } __attribute__((aligned(64)));
 
 struct rl_table {
     struct rl_params params;
     size_t log_len;
+    struct metric_series *m_keys, *m_evictions;
     struct rl_shard shards[RL_TABLE_SHARDS];
 };
 
@@ -78,6 +81,19 @@ struct rl_table *rl_table_new(const struct rl_params *p, uint64_t max_keys)
     return t;
 }
 
+void rl_table_set_metrics(struct rl_table *t, struct metric_series *keys,
+                          struct metric_series *evictions)
+{
+    for (size_t i = 0; i < RL_TABLE_SHARDS; i++) {
+        struct rl_shard *s = &t->shards[i];
+        pthread_mutex_lock(&s->lock);
+        metrics_add(keys, 0, s->count);
+        s->m_keys = keys;
+        s->m_evictions = evictions;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 void rl_table_free(struct rl_table *t)
 {
     if (t == NULL)
@@ -88,6 +104,7 @@ void rl_table_free(struct rl_table *t)
             next = e->older;
             free(e);
         }
+        metrics_sub(s->m_keys, 0, s->count); /* the gauge forgets this table's keys */
         free(s->buckets);
         pthread_mutex_destroy(&s->lock);
     }
@@ -127,6 +144,7 @@ static void rl_forget(struct rl_shard *s, struct rl_entry *e)
     *pp = e->chain;
     rl_lru_unlink(s, e);
     s->count--;
+    metrics_sub(s->m_keys, 0, 1);
     free(e);
 }
 
@@ -156,6 +174,7 @@ static struct rl_entry *rl_insert(struct rl_table *t, struct rl_shard *s, uint64
         return NULL;
     if (s->count >= s->cap) {
         s->evictions++;
+        metrics_add(s->m_evictions, 0, 1);
         rl_forget(s, s->oldest);
     }
     e->hash = h;
@@ -165,6 +184,7 @@ static struct rl_entry *rl_insert(struct rl_table *t, struct rl_shard *s, uint64
     s->buckets[h & s->mask] = e;
     rl_lru_push(s, e);
     s->count++;
+    metrics_add(s->m_keys, 0, 1);
     return e;
 }
 

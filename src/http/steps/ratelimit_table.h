@@ -14,6 +14,7 @@
 #define RL_KEY_MAX 512
 
 struct rl_table;
+struct metric_series;
 
 /* A new empty table for limit `p` (copied) holding at most max_keys keys
  * (at least one per shard): a shard at its share (max_keys / shards,
@@ -27,6 +28,11 @@ void rl_table_free(struct rl_table *t);
  * key could not be stored (*d is then untouched). Thread-safe. */
 int rl_table_decide(struct rl_table *t, const char *key, size_t len, uint64_t now_ms,
                     struct rl_decision *d);
+/* Counts the table's keys (a gauge: up and down as keys come and go) and
+ * its evictions (a counter) in these series from now on; either may be
+ * NULL. The table does not own them. */
+void rl_table_set_metrics(struct rl_table *t, struct metric_series *keys,
+                          struct metric_series *evictions);
 /* Keys held now (for tests). */
 size_t rl_table_count(struct rl_table *t);
 /* Keys forgotten because a shard was full (not idle), since creation. */
