@@ -776,7 +776,10 @@ static void proxy_answer(struct client *c)
     }
     txn_response_head(t, resp);
     int keep = c->keep_alive && !wc->draining && t->req->body_kind == HTTP_BODY_NONE;
-    struct http_resp_info ri = { .body_kind = HTTP_BODY_LENGTH, .content_length = a->body_len,
+    /* 204 and 304 carry no body and no length (RFC 9110 8.6) */
+    int bodiless = resp->status == 204 || resp->status == 304;
+    struct http_resp_info ri = { .body_kind = bodiless ? HTTP_BODY_NONE : HTTP_BODY_LENGTH,
+                                 .content_length = a->body_len,
                                  .keep_alive = keep, .client_version_minor = c->version_minor };
     if (buf_acquire(&wc->bufs, &c->out) != 0) {
         c->closing = 1;
@@ -795,8 +798,8 @@ static void proxy_answer(struct client *c)
     c->resp_started = 1;
     c->keep_alive = (unsigned)keep;
     c->state = CS_PROXY;
-    c->static_body = c->txn->head_request ? NULL : a->body;
-    c->static_left = c->txn->head_request ? 0 : a->body_len;
+    c->static_body = c->txn->head_request || bodiless ? NULL : a->body;
+    c->static_left = c->txn->head_request || bodiless ? 0 : a->body_len;
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
     c->resp_chunked_out = 0;
@@ -1355,6 +1358,8 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     if (msg->body_kind == HTTP_BODY_CHUNKED)
         http_chunked_init(&c->resp_chunk);
     c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
+    if (c->resp_state == RS_DONE)
+        txn_response_end(c->txn);
     return 1;
 }
 
@@ -1422,6 +1427,7 @@ static void proxy_end_body(struct client *c)
         c->bytes_out += 5;
     }
     c->resp_state = RS_DONE;
+    txn_response_end(c->txn);
 }
 
 static int proxy_move_response_body(struct client *c)

@@ -166,6 +166,18 @@ void txn_body(struct txn *t, const char *p, size_t n)
     }
 }
 
+void txn_response_end(struct txn *t)
+{
+    const struct cfg_route *r = t->route;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const struct route_step *st = &r->steps[i];
+        if (st->type->on_response_end)
+            st->type->on_response_end(t, st->cfg, t->state + st->state_off);
+    }
+}
+
 void txn_end(struct txn *t)
 {
     const struct cfg_route *r = t->route;

@@ -129,6 +129,8 @@ int txn_keep_head(struct txn *t, const char *start, size_t head_len);
 void txn_response_head(struct txn *t, struct http_msg *resp);
 /* Calls the steps' on_body, in order. */
 void txn_body(struct txn *t, const char *p, size_t n);
+/* Calls the steps' on_response_end, in order: the backend's body is whole. */
+void txn_response_end(struct txn *t);
 /* Ends the transaction: cancels a waiting step, frees the kept head and
  * the arena. Safe to call more than once. */
 void txn_end(struct txn *t);

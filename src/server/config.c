@@ -7,7 +7,8 @@
  *            |                                 `- limits / timeouts maps
  *            |- clusters        (upstream/cluster_cfg.c)
  *            |- redis_clusters  (resp/redis_cfg.c)
- *            `- stores          (store/store_cfg.c)
+ *            |- stores          (store/store_cfg.c)
+ *            `- caches          (cache/cache_cfg.c)
  *
  * Each top-level key is a row of cfg_sections: core's composer
  * (core/config.c) parses every row present, then runs every row's resolve in
@@ -378,6 +379,7 @@ static const struct cfg_section cfg_sections[] = {
     { "clusters", false, cluster_cfg_parse, NULL, cluster_cfg_free }, /* required with http */
     { "redis_clusters", false, redis_cfg_parse, NULL, redis_cfg_free },
     { "stores", false, store_cfg_parse, NULL, store_cfg_free },
+    { "caches", false, cache_cfg_parse, NULL, cache_cfg_free },
 };
 
 static const struct cfg_schema cfg_schema = {

@@ -1,0 +1,206 @@
+/* cache_cfg: parses the `caches:` section.
+ *
+ *   caches list -- cache map -- name, memory, max_object, eviction, version
+ *                            |- key map (query: all | sorted | ignore, headers: [...])
+ *                            `- purge map (allow: [CIDR, ...])
+ *
+ * Built on the loader's toolkit (core/config_parse.h). Names are unique;
+ * max_object may not exceed memory. Nothing here allocates cache memory:
+ * the route step acquires the cache (cache/store.c) when routes resolve. */
+#include "cache/cache_cfg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/evict.h"
+#include "core/config_parse.h"
+#include "server/config.h"
+
+static const struct cfg_cache cache_cfg_defaults = {
+    .memory_bytes = 64u << 20,
+    .max_object_bytes = 1u << 20,
+    .eviction = EVICT_S3FIFO,
+    .key_query = CACHE_QUERY_ALL,
+};
+
+static const char *const cache_query_names[] = {
+#define CACHE_QUERY_NAME(e, s) s,
+    CACHE_QUERY_LIST(CACHE_QUERY_NAME)
+#undef CACHE_QUERY_NAME
+};
+
+static const char *const cache_eviction_names[] = {
+#define EVICT_NAME(e, s, ops) s,
+    EVICT_POLICY_LIST(EVICT_NAME)
+#undef EVICT_NAME
+};
+
+static int cache_cfg_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    return cfg_parse_name(ctx, v, &c->name, &c->name_mark);
+}
+
+static int cache_cfg_eviction(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_enum(ctx, v, "'eviction'", cache_eviction_names, EVICT_POLICY_COUNT,
+                          &((struct cfg_cache *)obj)->eviction);
+}
+
+static int cache_cfg_query(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_enum(ctx, v, "key 'query'", cache_query_names, CACHE_QUERY_COUNT,
+                          &((struct cfg_cache *)obj)->key_query);
+}
+
+static int cache_cfg_header_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_cache *c = obj;
+    const char *s;
+    char q[CFG_QUOTE_SIZE];
+    int rc = cfg_text(ctx, v, "a header name", &s);
+    if (rc < 0)
+        return rc;
+    if (!cfg_is_token(s))
+        return cfg_fail(ctx, v, "%s is not a header name", cfg_quote(s, q));
+    return cfg_strdup(ctx, s, &c->key_headers[i]);
+}
+
+static int cache_cfg_headers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    void *items;
+    static const struct cfg_list list = { "key 'headers'", "header name", sizeof(char *),
+                                          CFG_MAX_CACHE_KEY_HEADERS };
+    int rc = cfg_list_new(ctx, v, &list, &items, &c->n_key_headers);
+    if (rc < 0)
+        return rc;
+    c->key_headers = items;
+    return cfg_list_each(ctx, v, cache_cfg_header_item, c);
+}
+
+static const struct cfg_key cache_cfg_key_keys[] = {
+    CFG_FUNC("query", cache_cfg_query, false),
+    CFG_FUNC("headers", cache_cfg_headers, false),
+};
+CFG_MAP_DEFINE(cache_cfg_key_map, "cache key", cache_cfg_key_keys);
+
+static int cache_cfg_key(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cache_cfg_key_map, obj, NULL);
+}
+
+static int cache_cfg_allow_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_cache *c = obj;
+    const char *s;
+    char q[CFG_QUOTE_SIZE];
+    int rc = cfg_text(ctx, v, "a network (CIDR)", &s);
+    if (rc < 0)
+        return rc;
+    if (cidr_parse(s, &c->purge_allow[i]) < 0)
+        return cfg_fail(ctx, v, "bad network %s (expected an address, optionally with /PREFIX, "
+                                "its bits after the prefix zero)", cfg_quote(s, q));
+    return 0;
+}
+
+static int cache_cfg_allow(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    void *items;
+    static const struct cfg_list list = { "purge 'allow'", "network", sizeof(struct cidr),
+                                          CFG_MAX_CACHE_PURGE_ALLOW };
+    int rc = cfg_list_new(ctx, v, &list, &items, &c->n_purge_allow);
+    if (rc < 0)
+        return rc;
+    c->purge_allow = items;
+    return cfg_list_each(ctx, v, cache_cfg_allow_item, c);
+}
+
+static const struct cfg_key cache_cfg_purge_keys[] = {
+    CFG_FUNC("allow", cache_cfg_allow, true),
+};
+CFG_MAP_DEFINE(cache_cfg_purge_map, "cache purge", cache_cfg_purge_keys);
+
+static int cache_cfg_purge(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cache_cfg_purge_map, obj, NULL);
+}
+
+static const struct cfg_key cache_cfg_keys[] = {
+    CFG_FUNC("name", cache_cfg_name, true),
+    CFG_FIELD("memory", CFG_KIND_SIZE, struct cfg_cache, memory_bytes, 64u << 10, 1ULL << 40),
+    CFG_FIELD("max_object", CFG_KIND_SIZE, struct cfg_cache, max_object_bytes, 1, 1ULL << 32),
+    CFG_FUNC("eviction", cache_cfg_eviction, false),
+    CFG_FIELD("version", CFG_KIND_UINT, struct cfg_cache, version, 0, 4000000000u),
+    CFG_FUNC("key", cache_cfg_key, false),
+    CFG_FUNC("purge", cache_cfg_purge, false),
+};
+CFG_MAP_DEFINE(cache_cfg_map, "cache", cache_cfg_keys);
+
+static int cache_cfg_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, size_t i)
+{
+    struct cfg *cfg = obj;
+    struct cfg_cache *c = &cfg->caches[i];
+    yaml_node_t *vals[CFG_MAP_MAX_KEYS];
+    char q[CFG_QUOTE_SIZE];
+
+    *c = cache_cfg_defaults;
+    int rc = cfg_parse_map(ctx, node, &cache_cfg_map, c, vals);
+    if (rc < 0)
+        return rc;
+    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 7, "vals[2] is max_object");
+    if (vals[2] == NULL && c->max_object_bytes > c->memory_bytes)
+        c->max_object_bytes = c->memory_bytes; /* the default, for a small cache */
+    if (c->max_object_bytes > c->memory_bytes)
+        return cfg_fail(ctx, vals[2],
+                        "'max_object' (%llu bytes) must not exceed 'memory' (%llu bytes)",
+                        (unsigned long long)c->max_object_bytes,
+                        (unsigned long long)c->memory_bytes);
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->caches[j].name, c->name) == 0)
+            return cfg_fail_mark(ctx, c->name_mark, "duplicate cache name %s (first defined at %d:%d)",
+                                 cfg_quote(c->name, q), cfg->caches[j].name_mark.line,
+                                 cfg->caches[j].name_mark.col);
+    return 0;
+}
+
+int cache_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg *cfg = obj;
+    void *items;
+    static const struct cfg_list list = { "'caches'", "cache", sizeof(struct cfg_cache),
+                                          CFG_MAX_CACHES };
+    int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_caches);
+    if (rc < 0)
+        return rc;
+    cfg->caches = items;
+    return cfg_list_each(ctx, v, cache_cfg_item, cfg);
+}
+
+void cache_cfg_free(void *root)
+{
+    struct cfg *cfg = root;
+    if (cfg->caches == NULL)
+        return;
+    for (size_t i = 0; i < cfg->n_caches; i++) {
+        struct cfg_cache *c = &cfg->caches[i];
+        free(c->name);
+        for (size_t k = 0; c->key_headers && k < c->n_key_headers; k++)
+            free(c->key_headers[k]);
+        free(c->key_headers);
+        free(c->purge_allow);
+    }
+    free(cfg->caches);
+    cfg->caches = NULL;
+    cfg->n_caches = 0;
+}
+
+const struct cfg_cache *cache_cfg_find(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->n_caches; i++)
+        if (cfg->caches[i].name && strcmp(cfg->caches[i].name, name) == 0)
+            return &cfg->caches[i];
+    return NULL;
+}

@@ -1,0 +1,653 @@
+/* cache: the `cache: NAME` route step, an RFC 9111 shared cache in front
+ * of the route's target. The rules are cache/freshness.c, the memory is
+ * cache/store.c; this file joins them to a transaction.
+ *
+ *   request (GET / HEAD) --key--> lookup
+ *     fresh (or stale the client accepts) -> answer from the object:
+ *         stored fields + Age + Cache-Status, the body streamed from the
+ *         object (HEAD: no body; Range: 206; a matching validator: 304)
+ *     none / must revalidate -> the target; its answer, if storable, is
+ *         copied into a new object as it streams to the client and
+ *         inserted once whole (a body over max_object stops the copy; the
+ *         client still gets everything)
+ *   request (POST, PUT, DELETE, PATCH) -> the target; a 2xx/3xx answer
+ *     invalidates the URI and a same-host Location / Content-Location
+ *   PURGE from an allowed address -> removes the URI's objects (200 / 404)
+ *
+ * What a request holds (an object reference, the fill in progress) is in
+ * the step state and released by cancel when the transaction ends. */
+#include "http/steps/cache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cache/cache_cfg.h"
+#include "cache/store.h"
+#include "core/config_parse.h"
+#include "core/log.h"
+#include "http/http_edit.h"
+#include "http/txn.h"
+#include "server/config.h"
+
+#define CACHE_QUERY_PARAMS_MAX 64
+
+struct cache_step_cfg {
+    char *name;
+    struct cfg_mark mark;
+    const struct cfg_cache *cc;    /* resolved */
+    struct cache *cache;           /* acquired at resolve, released by free */
+};
+
+enum cache_mode { CM_NONE, CM_HIT, CM_FILL, CM_PASS, CM_UNSAFE };
+
+struct cache_state {
+    struct cache_obj *hit;         /* the object an answer is sent from */
+    struct cache_obj *fill;        /* the object being filled */
+    struct http_slice key, url;    /* arena */
+    struct http_header *req_fields; /* arena copy of the request's fields (Vary) */
+    struct http_slice host;        /* arena copy of the request's host (Location) */
+    size_t n_req_fields;
+    int64_t request_time;
+    uint32_t req_flags;            /* the request's Cache-Control flags */
+    uint8_t mode;                  /* enum cache_mode */
+    uint8_t has_auth, is_get, stale; /* stale: an object existed but could not be used */
+    const char *fwd;               /* Cache-Status fwd= reason */
+};
+
+/* ---- configuration ---- */
+
+static int cache_step_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
+{
+    const char *s;
+    int rc = cfg_text(ctx, v, "a cache name", &s);
+    if (rc < 0)
+        return rc;
+    struct cache_step_cfg *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL)
+        return cfg_nomem(ctx);
+    sc->mark = cfg_mark_of(v);
+    *out = sc;
+    return cfg_strdup(ctx, s, &sc->name);
+}
+
+static int cache_step_resolve(struct cfg_ctx *ctx, const struct cfg *cfg, void *p)
+{
+    struct cache_step_cfg *sc = p;
+    char q[CFG_QUOTE_SIZE];
+    sc->cc = cache_cfg_find(cfg, sc->name);
+    if (sc->cc == NULL)
+        return cfg_fail_mark(ctx, sc->mark, "cache %s is not defined under 'caches'",
+                             cfg_quote(sc->name, q));
+    if ((sc->cache = cache_acquire(sc->cc)) == NULL)
+        return cfg_nomem(ctx);
+    return 0;
+}
+
+static void cache_step_free(void *p)
+{
+    struct cache_step_cfg *sc = p;
+    if (sc == NULL)
+        return;
+    cache_release(sc->cache);
+    free(sc->name);
+    free(sc);
+}
+
+/* ---- the key ---- */
+
+static int cache_slice_cmp(const void *a, const void *b)
+{
+    const struct http_slice *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Writes the query as the cache's key.query says. Returns bytes written
+ * or -1 when it does not fit. */
+static int cache_key_query(const struct cfg_cache *cc, struct http_slice q, char *dst, size_t cap)
+{
+    if (cc->key_query == CACHE_QUERY_IGNORE || q.len == 0)
+        return 0;
+    if (cc->key_query == CACHE_QUERY_ALL || q.len + 1 > cap) {
+        if (q.len + 1 > cap)
+            return -1;
+        dst[0] = '?';
+        memcpy(dst + 1, q.p, q.len);
+        return (int)q.len + 1;
+    }
+    struct http_slice parts[CACHE_QUERY_PARAMS_MAX];
+    size_t n = 0, s = 0;
+    for (size_t i = 0; i <= q.len; i++) {
+        if (i < q.len && q.p[i] != '&')
+            continue;
+        if (i > s && n < CACHE_QUERY_PARAMS_MAX)
+            parts[n++] = (struct http_slice){ q.p + s, i - s };
+        else if (i > s)
+            return -1;
+        s = i + 1;
+    }
+    qsort(parts, n, sizeof(parts[0]), cache_slice_cmp);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        dst[len++] = i ? '&' : '?';
+        memcpy(dst + len, parts[i].p, parts[i].len);
+        len += parts[i].len;
+    }
+    return (int)len;
+}
+
+static const struct http_header *cache_find_field(const struct http_msg *m, const char *name)
+{
+    int i = http_msg_find(m, name);
+    return i >= 0 ? &m->headers[i] : NULL;
+}
+
+static const struct http_header *cache_find_in(const struct http_header *h, size_t n,
+                                               const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name.len == len && strncasecmp(h[i].name.p, name, len) == 0)
+            return &h[i];
+    return NULL;
+}
+
+/* What a key is made of: the request's host and fields, and a target. */
+struct cache_key_parts {
+    struct http_slice host, path, query;
+    const struct http_header *fields;
+    size_t n_fields;
+};
+
+/* Builds "v<version>|" host path [?query] ["|" name "=" value ...] in the
+ * arena. The URL part (host path ?query) is *url. Returns 0 or -ENOMEM. */
+static int cache_build_key(struct txn *t, const struct cfg_cache *cc,
+                           const struct cache_key_parts *kp, struct http_slice *key,
+                           struct http_slice *url)
+{
+    size_t cap = 64 + kp->host.len + kp->path.len + kp->query.len + 1;
+    for (size_t i = 0; i < cc->n_key_headers; i++) {
+        const struct http_header *h = cache_find_in(kp->fields, kp->n_fields, cc->key_headers[i]);
+        cap += strlen(cc->key_headers[i]) + 2 + (h ? h->value.len : 0);
+    }
+    char *k = txn_alloc(t, cap);
+    if (k == NULL)
+        return -ENOMEM;
+    size_t len = (size_t)snprintf(k, cap, "v%u|", cc->version), u = len;
+    for (size_t i = 0; i < kp->host.len; i++) { /* hosts are case-insensitive */
+        char ch = kp->host.p[i];
+        k[len++] = (char)(ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch);
+    }
+    memcpy(k + len, kp->path.p, kp->path.len);
+    len += kp->path.len;
+    int qn = cache_key_query(cc, kp->query, k + len, cap - len);
+    if (qn < 0)
+        return -ENOMEM;
+    len += (size_t)qn;
+    *url = (struct http_slice){ k + u, len - u };
+    for (size_t i = 0; i < cc->n_key_headers; i++) {
+        const struct http_header *h = cache_find_in(kp->fields, kp->n_fields, cc->key_headers[i]);
+        len += (size_t)snprintf(k + len, cap - len, "|%s=", cc->key_headers[i]);
+        if (h) {
+            memcpy(k + len, h->value.p, h->value.len);
+            len += h->value.len;
+        }
+    }
+    *key = (struct http_slice){ k, len };
+    return 0;
+}
+
+/* Copies the request's fields into the arena: at response time the
+ * request head is gone, and the Vary signature needs them. */
+static int cache_keep_fields(struct txn *t, struct cache_state *st, const struct http_msg *req)
+{
+    size_t bytes = 0, n = 0;
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (req->hop[i] != HTTP_HOP_REMOVED) {
+            bytes += req->headers[i].name.len + req->headers[i].value.len;
+            n++;
+        }
+    struct http_header *h = (struct http_header *)txn_alloc(t, n * sizeof(*h) + bytes + 1);
+    if (h == NULL)
+        return -ENOMEM;
+    char *at = (char *)(h + n);
+    size_t k = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (req->hop[i] == HTTP_HOP_REMOVED)
+            continue;
+        const struct http_header *f = &req->headers[i];
+        memcpy(at, f->name.p, f->name.len);
+        h[k].name = (struct http_slice){ at, f->name.len };
+        at += f->name.len;
+        memcpy(at, f->value.p, f->value.len);
+        h[k].value = (struct http_slice){ at, f->value.len };
+        at += f->value.len;
+        k++;
+    }
+    st->req_fields = h;
+    st->n_req_fields = n;
+    st->host = txn_copy(t, req->host.p, req->host.len);
+    return st->host.p ? 0 : -ENOMEM;
+}
+
+/* ---- answering from an object ---- */
+
+static int64_t cache_now(struct txn *t)
+{
+    return (int64_t)ev_now(txn_loop(t));
+}
+
+/* The stored fields, then Age, Cache-Status and `extra` (may be NULL), in
+ * the arena. Returns the count or -ENOMEM. */
+static int cache_answer_fields(struct txn *t, const struct cache_obj *o, int64_t age,
+                               int64_t ttl, const struct http_header *extra,
+                               struct http_header **out)
+{
+    struct http_header *h = (struct http_header *)txn_alloc(t, (o->n_headers + 3) * sizeof(*h));
+    char *age_s = txn_alloc(t, 24), *status_s = txn_alloc(t, 48);
+    if (h == NULL || age_s == NULL || status_s == NULL)
+        return -ENOMEM;
+    memcpy(h, o->headers, o->n_headers * sizeof(*h));
+    size_t n = o->n_headers;
+    int an = snprintf(age_s, 24, "%lld", (long long)(age > 0 ? age : 0));
+    h[n++] = (struct http_header){ { "Age", 3 }, { age_s, (size_t)an } };
+    int sn = snprintf(status_s, 48, "weir; hit; ttl=%lld", (long long)ttl);
+    h[n++] = (struct http_header){ { "Cache-Status", 12 }, { status_s, (size_t)sn } };
+    if (extra)
+        h[n++] = *extra;
+    *out = h;
+    return (int)n;
+}
+
+/* Weak comparison of an If-None-Match list with the stored ETag (RFC 9110
+ * 13.1.2): "*" or any member equal once W/ is ignored. */
+static int cache_etag_matches(struct http_slice list, struct http_slice etag)
+{
+    if (etag.len == 0)
+        return 0;
+    struct http_slice e = etag;
+    if (e.len > 2 && e.p[0] == 'W' && e.p[1] == '/')
+        e = (struct http_slice){ e.p + 2, e.len - 2 };
+    size_t i = 0;
+    while (i < list.len) {
+        while (i < list.len && (list.p[i] == ' ' || list.p[i] == ',' || list.p[i] == '\t'))
+            i++;
+        size_t s = i;
+        while (i < list.len && list.p[i] != ',')
+            i++;
+        struct http_slice m = { list.p + s, i - s };
+        while (m.len && (m.p[m.len - 1] == ' ' || m.p[m.len - 1] == '\t'))
+            m.len--;
+        if (m.len == 1 && m.p[0] == '*')
+            return 1;
+        if (m.len > 2 && m.p[0] == 'W' && m.p[1] == '/')
+            m = (struct http_slice){ m.p + 2, m.len - 2 };
+        if (m.len == e.len && memcmp(m.p, e.p, e.len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether the client's conditional request is satisfied by the object
+ * (RFC 9110 13.2.2: If-None-Match first, else If-Modified-Since). */
+static int cache_not_modified(const struct http_msg *req, const struct cache_obj *o)
+{
+    const struct http_header *inm = cache_find_field(req, "if-none-match");
+    if (inm)
+        return cache_etag_matches(inm->value, o->etag);
+    const struct http_header *ims = cache_find_field(req, "if-modified-since");
+    int64_t since, lm;
+    if (ims == NULL || o->last_modified.len == 0 ||
+        cache_date_parse(ims->value.p, ims->value.len, &since) < 0 ||
+        cache_date_parse(o->last_modified.p, o->last_modified.len, &lm) < 0)
+        return 0;
+    return lm <= since;
+}
+
+/* Parses a single "bytes=first-last" / "bytes=first-" / "bytes=-suffix"
+ * range over len bytes. Returns 1 with [*from, *to] inclusive, 0 when the
+ * field is not one weir answers with a part (a multi-range: the whole
+ * object), -1 when unsatisfiable. */
+static int cache_range(struct http_slice v, uint64_t len, uint64_t *from, uint64_t *to)
+{
+    if (v.len < 7 || strncasecmp(v.p, "bytes=", 6) != 0 || memchr(v.p, ',', v.len))
+        return 0;
+    const char *p = v.p + 6, *end = v.p + v.len;
+    uint64_t a = 0, b = 0;
+    int has_a = 0, has_b = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++, has_a = 1)
+        if ((a = a * 10 + (uint64_t)(*p - '0')) > (1ULL << 62))
+            return 0;
+    if (p == end || *p++ != '-')
+        return 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++, has_b = 1)
+        if ((b = b * 10 + (uint64_t)(*p - '0')) > (1ULL << 62))
+            return 0;
+    if (p != end || (!has_a && !has_b))
+        return 0;
+    if (!has_a) { /* suffix */
+        if (b == 0 || len == 0)
+            return -1;
+        *from = b >= len ? 0 : len - b;
+        *to = len - 1;
+        return 1;
+    }
+    if (has_b && b < a)
+        return 0; /* invalid: ignored (RFC 9110 14.2) */
+    if (a >= len)
+        return -1;
+    *from = a;
+    *to = has_b && b < len ? b : len - 1;
+    return 1;
+}
+
+/* Answers the request from o (a reference the state now holds). */
+static enum step_result cache_answer(struct txn *t, struct cache_state *st,
+                                     const struct http_msg *req, struct cache_obj *o, int64_t age)
+{
+    st->hit = o;
+    st->mode = CM_HIT;
+    struct http_header *h, extra, *xp = NULL;
+    int status = o->meta.status;
+    const char *body = o->body;
+    size_t body_len = o->body_len;
+    if (status == 200 && cache_not_modified(req, o)) {
+        status = 304;
+        body_len = 0;
+    } else if (status == 200 && !cache_find_field(req, "if-range")) {
+        const struct http_header *rg = cache_find_field(req, "range");
+        uint64_t from = 0, to = 0;
+        int r = rg ? cache_range(rg->value, o->body_len, &from, &to) : 0;
+        char *cr = r ? txn_alloc(t, 64) : NULL;
+        if (r && cr == NULL)
+            return STEP_ERROR;
+        if (r > 0) {
+            int n = snprintf(cr, 64, "bytes %llu-%llu/%zu", (unsigned long long)from,
+                             (unsigned long long)to, o->body_len);
+            extra = (struct http_header){ { "Content-Range", 13 }, { cr, (size_t)n } };
+            status = 206;
+            body += from;
+            body_len = (size_t)(to - from + 1);
+            xp = &extra;
+        } else if (r < 0) {
+            int n = snprintf(cr, 64, "bytes */%zu", o->body_len);
+            extra = (struct http_header){ { "Content-Range", 13 }, { cr, (size_t)n } };
+            status = 416;
+            body_len = 0;
+            xp = &extra;
+        }
+    }
+    int n = cache_answer_fields(t, o, age, o->lifetime - age, xp, &h);
+    if (n < 0)
+        return STEP_ERROR;
+    txn_respond(t, status, h, (size_t)n, body_len ? body : NULL, body_len);
+    return STEP_RESPOND;
+}
+
+/* ---- per request ---- */
+
+static int cache_method_unsafe(enum http_method m)
+{
+    return m == HTTP_METHOD_POST || m == HTTP_METHOD_PUT || m == HTTP_METHOD_DELETE ||
+           m == HTTP_METHOD_PATCH;
+}
+
+static void cache_request_cc(const struct http_msg *req, struct cache_cc *cc)
+{
+    cache_cc_init(cc);
+    int any = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (req->hop[i] == HTTP_HOP_REMOVED)
+            continue;
+        struct http_slice n = req->headers[i].name;
+        if (n.len == 13 && strncasecmp(n.p, "cache-control", 13) == 0) {
+            (void)cache_cc_parse(req->headers[i].value.p, req->headers[i].value.len, cc);
+            any = 1;
+        }
+    }
+    /* Pragma: no-cache counts only without Cache-Control (RFC 9111 5.4) */
+    const struct http_header *pragma = cache_find_field(req, "pragma");
+    if (!any && pragma && pragma->value.len >= 8 && strncasecmp(pragma->value.p, "no-cache", 8) == 0)
+        cc->flags |= CACHE_CC_FLAG(CACHE_CC_NO_CACHE);
+}
+
+static const struct http_header cache_purge_fields[] = {
+    { { "Content-Type", 12 }, { "text/plain", 10 } },
+};
+
+/* PURGE: from an allowed address, removes the URI's objects. */
+static enum step_result cache_purge_request(struct txn *t, const struct cache_step_cfg *sc,
+                                            struct cache_state *st)
+{
+    struct cidr addr;
+    int allowed = cidr_parse_addr(txn_client_ip(t), &addr) == 0 && sc->cc->n_purge_allow > 0;
+    size_t i = 0;
+    while (allowed && i < sc->cc->n_purge_allow && !cidr_contains(&sc->cc->purge_allow[i], &addr))
+        i++;
+    if (!allowed || i == sc->cc->n_purge_allow) {
+        txn_respond(t, 405, cache_purge_fields, 1, "PURGE not allowed\n", 18);
+        return STEP_RESPOND;
+    }
+    size_t n = cache_invalidate(sc->cache, st->key.p, st->key.len);
+    if (n == 0)
+        txn_respond(t, 404, cache_purge_fields, 1, "not cached\n", 11);
+    else
+        txn_respond(t, 200, cache_purge_fields, 1, "purged\n", 7);
+    return STEP_RESPOND;
+}
+
+/* A GET or HEAD: answer from the cache, or go on to fill it. */
+static enum step_result cache_lookup_request(struct txn *t, const struct cache_step_cfg *sc,
+                                             struct cache_state *st, const struct http_msg *req,
+                                             const struct cache_cc *rcc)
+{
+    st->fwd = "uri-miss";
+    struct cache_obj *o = NULL;
+    if (rcc->flags & CACHE_CC_FLAG(CACHE_CC_NO_STORE))
+        st->fwd = "bypass";
+    else
+        o = cache_lookup(sc->cache, st->key.p, st->key.len, req->headers, req->n_headers);
+    if (o != NULL) {
+        int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
+        enum cache_reuse r = cache_reuse(rcc, &o->meta, o->lifetime, age);
+        if (r == CACHE_REUSE_FRESH || r == CACHE_REUSE_STALE_OK)
+            return cache_answer(t, st, req, o, age);
+        cache_obj_put(o);
+        st->stale = 1;
+        st->fwd = (rcc->flags & CACHE_CC_FLAG(CACHE_CC_NO_CACHE)) ? "request" : "stale";
+    }
+    if (rcc->flags & CACHE_CC_FLAG(CACHE_CC_ONLY_IF_CACHED)) {
+        txn_respond(t, 504, NULL, 0, NULL, 0); /* RFC 9111 5.2.1.7 */
+        return STEP_RESPOND;
+    }
+    st->mode = CM_FILL;
+    if (cache_keep_fields(t, st, req) < 0)
+        st->mode = CM_PASS;
+    return STEP_NEXT;
+}
+
+static enum step_result cache_on_request(struct txn *t, const void *cfg, void *state)
+{
+    const struct cache_step_cfg *sc = cfg;
+    struct cache_state *st = state;
+    const struct http_msg *req = t->req;
+    st->request_time = cache_now(t);
+    int purge = req->method == HTTP_METHOD_OTHER && req->method_str.len == 5 &&
+                memcmp(req->method_str.p, "PURGE", 5) == 0;
+    int lookup = req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD;
+    if (!lookup && !purge && !cache_method_unsafe(req->method)) {
+        st->mode = CM_PASS;
+        return STEP_NEXT;
+    }
+    struct cache_key_parts kp = { req->host, req->path, req->query, req->headers, req->n_headers };
+    if (cache_build_key(t, sc->cc, &kp, &st->key, &st->url) < 0) {
+        st->mode = CM_PASS;
+        return STEP_NEXT;
+    }
+    if (purge)
+        return cache_purge_request(t, sc, st);
+    if (!lookup) {
+        /* the request may change the resource: keep what Location needs */
+        st->mode = cache_keep_fields(t, st, req) == 0 ? CM_UNSAFE : CM_PASS;
+        return STEP_NEXT;
+    }
+    struct cache_cc rcc;
+    cache_request_cc(req, &rcc);
+    st->req_flags = rcc.flags;
+    st->is_get = req->method == HTTP_METHOD_GET;
+    st->has_auth = cache_find_field(req, "authorization") != NULL;
+    return cache_lookup_request(t, sc, st, req, &rcc);
+}
+
+/* ---- the response ---- */
+
+static void cache_status_field(struct txn *t, struct http_msg *resp, const char *fwd,
+                               const char *detail, int stored)
+{
+    char *v = txn_alloc(t, 96);
+    if (v == NULL)
+        return;
+    int n = snprintf(v, 96, "weir; fwd=%s%s%s%s", fwd, detail ? "; detail=" : "",
+                     detail ? detail : "", stored ? "; stored" : "");
+    (void)http_edit_add(resp, (struct http_slice){ "Cache-Status", 12 },
+                        (struct http_slice){ v, (size_t)n });
+}
+
+/* A fake request holding only the kept fields, for the Vary signature. */
+static int cache_vary_of(struct txn *t, const struct cache_state *st, const struct http_msg *resp,
+                         struct http_slice *out)
+{
+    char *sig = txn_alloc(t, CACHE_VARY_MAX);
+    if (sig == NULL)
+        return -ENOMEM;
+    int n = cache_vary_sig(st->req_fields, st->n_req_fields, resp->headers, resp->n_headers, sig,
+                           CACHE_VARY_MAX);
+    if (n < 0)
+        return n;
+    *out = (struct http_slice){ sig, (size_t)n };
+    return 0;
+}
+
+/* Decides whether the backend's answer is stored and starts the copy. */
+static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, struct cache_state *st,
+                             struct http_msg *resp)
+{
+    struct cache_resp meta;
+    int64_t now = cache_now(t);
+    cache_resp_init(&meta, resp->status);
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (resp->hop[i] != HTTP_HOP_REMOVED)
+            cache_resp_field(&meta, resp->headers[i].name.p, resp->headers[i].name.len,
+                             resp->headers[i].value.p, resp->headers[i].value.len);
+    if (meta.date == CACHE_ABSENT)
+        meta.date = now;
+    struct cache_cc rcc;
+    cache_cc_init(&rcc);
+    rcc.flags = st->req_flags;
+    enum cache_verdict v = cache_storable(st->is_get, &rcc, st->has_auth, &meta);
+    const char *detail = v == CACHE_STORE_OK ? NULL : cache_verdict_name(v);
+    struct http_slice vary;
+    if (v == CACHE_STORE_OK && resp->body_kind == HTTP_BODY_LENGTH &&
+        resp->content_length > cache_max_object(sc->cache))
+        detail = "too-large";
+    else if (v == CACHE_STORE_OK && cache_vary_of(t, st, resp, &vary) < 0)
+        detail = "vary-too-large";
+    else if (v == CACHE_STORE_OK &&
+             (st->fill = cache_obj_new(sc->cache, st->key, st->url, vary, resp, &meta)) == NULL)
+        detail = "too-large";
+    if (st->fill) {
+        st->fill->request_time = st->request_time;
+        st->fill->response_time = now;
+        st->fill->lifetime = cache_freshness_lifetime(&meta);
+        int64_t age = cache_current_age(&meta, st->request_time, now, now);
+        st->fill->ev.expires_at = now + st->fill->lifetime - age;
+    }
+    cache_status_field(t, resp, st->fwd, detail, st->fill != NULL);
+}
+
+/* Invalidates the URI of `path` [?query] (RFC 9111 4.4). */
+static void cache_invalidate_path(struct txn *t, const struct cache_step_cfg *sc,
+                                  const struct cache_state *st, struct http_slice target)
+{
+    const char *q = memchr(target.p, '?', target.len);
+    struct http_slice path = { target.p, q ? (size_t)(q - target.p) : target.len };
+    struct http_slice query = { q ? q + 1 : "", q ? target.len - path.len - 1 : 0 };
+    struct cache_key_parts kp = { st->host, path, query, st->req_fields, st->n_req_fields };
+    struct http_slice key, url;
+    if (cache_build_key(t, sc->cc, &kp, &key, &url) == 0)
+        cache_invalidate(sc->cache, key.p, key.len);
+}
+
+static void cache_after_unsafe(struct txn *t, const struct cache_step_cfg *sc,
+                               struct cache_state *st, struct http_msg *resp)
+{
+    if (resp->status < 200 || resp->status >= 400)
+        return;
+    cache_invalidate(sc->cache, st->key.p, st->key.len);
+    static const char *const names[] = { "location", "content-location" };
+    for (size_t k = 0; k < 2; k++) {
+        const struct http_header *h = cache_find_field(resp, names[k]);
+        /* same origin: a path without a scheme and authority */
+        if (h && h->value.len > 0 && h->value.p[0] == '/' && (h->value.len < 2 || h->value.p[1] != '/'))
+            cache_invalidate_path(t, sc, st, h->value);
+    }
+}
+
+static void cache_on_response_head(struct txn *t, const void *cfg, void *state,
+                                   struct http_msg *resp)
+{
+    const struct cache_step_cfg *sc = cfg;
+    struct cache_state *st = state;
+    if (st->mode == CM_FILL)
+        cache_begin_fill(t, sc, st, resp);
+    else if (st->mode == CM_UNSAFE)
+        cache_after_unsafe(t, sc, st, resp);
+}
+
+static void cache_on_body(struct txn *t, const void *cfg, void *state, const char *p, size_t n)
+{
+    const struct cache_step_cfg *sc = cfg;
+    struct cache_state *st = state;
+    if (st->fill && cache_obj_append(sc->cache, st->fill, p, n) < 0) {
+        cache_obj_put(st->fill); /* too large after all: passed through, not kept */
+        st->fill = NULL;
+    }
+}
+
+static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
+{
+    const struct cache_step_cfg *sc = cfg;
+    struct cache_state *st = state;
+    if (st->fill == NULL)
+        return;
+    if (cache_insert(sc->cache, st->fill) < 0)
+        log_debug("cache %s: an object of %zu bytes was not stored", sc->name, st->fill->body_len);
+    cache_obj_put(st->fill);
+    st->fill = NULL;
+}
+
+static void cache_cancel(struct txn *t, const void *cfg, void *state)
+{
+    struct cache_state *st = state;
+    cache_obj_put(st->hit);
+    cache_obj_put(st->fill);
+    st->hit = st->fill = NULL;
+}
+
+const struct step_type step_cache = {
+    .key = "cache",
+    .phase = STEP_PHASE_CACHE,
+    .parse = cache_step_parse,
+    .resolve = cache_step_resolve,
+    .free_cfg = cache_step_free,
+    .state_size = sizeof(struct cache_state),
+    .on_request = cache_on_request,
+    .on_response_head = cache_on_response_head,
+    .on_body = cache_on_body,
+    .on_response_end = cache_on_response_end,
+    .cancel = cache_cancel,
+};

@@ -1,0 +1,303 @@
+"""cache: the RFC 9111 edge cache step. A backend that counts what it serves
+shows what reached it: hits never do, Vary variants are stored apart, objects
+too large pass through, unsafe methods invalidate, purge removes."""
+import re
+import socket
+import threading
+
+import pytest
+
+from conftest import RawClient, cluster_yaml, config, free_port, request
+
+
+def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1):
+    routes = """
+- cache: edge
+  cluster: app
+  %s
+""" % route_extra
+    if "memory:" not in cache_extra:
+        cache_extra = "memory: 1m\n" + cache_extra
+    top = "caches:\n  - name: edge\n%s" % "".join(
+        "    %s\n" % line for line in cache_extra.strip("\n").splitlines() if line)
+    return config(port, routes=routes, clusters=[cluster_yaml("app", [backend.addr])],
+                  top_extra=top, workers=workers)
+
+
+@pytest.fixture
+def edge(weir_factory, recording_backend):
+    def make(respond=None, **kw):
+        app = recording_backend(respond if respond is not None else {})
+        port = free_port()
+        w = weir_factory(cache_config(port, app, **kw))
+        return w, app, port
+    return make
+
+
+def get(port, path="/obj", headers="", method="GET"):
+    data = ("%s %s HTTP/1.1\r\nHost: weir.test\r\n%sConnection: close\r\n\r\n"
+            % (method, path, headers)).encode()
+    return request(port, data, head_request=method == "HEAD")
+
+
+def fresh(body=b"hello", extra=(), status=200, **kw):
+    d = {"status": status, "headers": [("Cache-Control", "max-age=600")] + list(extra),
+         "body": body}
+    d.update(kw)
+    return d
+
+
+def test_hit_never_reaches_backend(edge):
+    w, app, port = edge(fresh(b"x" * 1024, [("ETag", '"v1"')]))
+    r1 = get(port)
+    assert r1.status == 200 and r1.body == b"x" * 1024
+    assert "fwd=uri-miss" in r1.header("Cache-Status") and "stored" in r1.header("Cache-Status")
+    for _ in range(5):
+        r = get(port)
+        assert r.status == 200 and r.body == b"x" * 1024
+        assert r.header("Cache-Status").startswith("weir; hit")
+        assert r.header("Age") is not None and int(r.header("Age")) >= 0
+        assert r.header("ETag") == '"v1"'
+        assert r.header("Content-Length") == "1024"
+    assert app.count == 1
+
+
+def test_head_from_stored_get(edge):
+    w, app, port = edge(fresh(b"abcdef"))
+    assert get(port).body == b"abcdef"
+    r = get(port, method="HEAD")
+    assert r.status == 200 and r.header("Content-Length") == "6" and r.body == b""
+    assert r.header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+
+
+def test_head_miss_is_not_stored(edge):
+    w, app, port = edge(fresh(b"abcdef"))
+    r = get(port, method="HEAD")
+    assert r.status == 200 and "detail=method" in r.header("Cache-Status")
+    assert get(port).body == b"abcdef"
+    assert app.count == 2
+
+
+@pytest.mark.parametrize("cc,detail", [
+    ("no-store, max-age=600", "no-store"),
+    ("private, max-age=600", "private"),
+    (None, "no-freshness-or-validator"),
+])
+def test_not_stored(edge, cc, detail):
+    headers = [("Cache-Control", cc)] if cc else []
+    w, app, port = edge({"status": 200, "headers": headers, "body": b"p"})
+    r = get(port)
+    assert "detail=" + detail in r.header("Cache-Status")
+    get(port)
+    assert app.count == 2
+
+
+def test_chunked_response_is_stored(edge):
+    w, app, port = edge(fresh(b"0123456789" * 30, chunked=True))
+    assert get(port).body == b"0123456789" * 30
+    r = get(port)
+    assert r.body == b"0123456789" * 30 and r.header("Content-Length") == "300"
+    assert app.count == 1
+
+
+def test_vary_variants_stored_apart(edge):
+    def by_lang(req):
+        lang = req.header("Accept-Language") or "none"
+        return fresh(("lang=" + lang).encode(), [("Vary", "Accept-Language")])
+    w, app, port = edge(by_lang)
+    assert get(port, headers="Accept-Language: en\r\n").body == b"lang=en"
+    assert get(port, headers="Accept-Language: fr\r\n").body == b"lang=fr"
+    assert app.count == 2
+    assert get(port, headers="Accept-Language: en\r\n").body == b"lang=en"
+    assert get(port, headers="Accept-Language: fr\r\n").body == b"lang=fr"
+    assert app.count == 2
+    assert get(port).body == b"lang=none"
+    assert app.count == 3
+
+
+def test_vary_star_never_matches(edge):
+    w, app, port = edge(fresh(b"v", [("Vary", "*")]))
+    get(port)
+    r = get(port)
+    assert "detail=vary-star" in r.header("Cache-Status")
+    assert app.count == 2
+
+
+def test_request_directives(edge):
+    w, app, port = edge(fresh(b"d"))
+    get(port)
+    assert app.count == 1
+    r = get(port, headers="Cache-Control: no-cache\r\n")
+    assert "fwd=request" in r.header("Cache-Status")
+    assert app.count == 2
+    r = get(port, headers="Cache-Control: no-store\r\n")
+    assert "fwd=bypass" in r.header("Cache-Status")
+    assert app.count == 3
+    r = get(port, headers="Cache-Control: max-age=100000\r\n")
+    assert r.header("Cache-Status").startswith("weir; hit")
+    assert app.count == 3
+
+
+def test_only_if_cached(edge):
+    w, app, port = edge(fresh(b"o"))
+    r = get(port, "/other", headers="Cache-Control: only-if-cached\r\n")
+    assert r.status == 504
+    assert app.count == 0
+    get(port)
+    r = get(port, headers="Cache-Control: only-if-cached\r\n")
+    assert r.status == 200 and r.body == b"o"
+    assert app.count == 1
+
+
+def test_authorization_needs_permission(edge):
+    def decide(req):
+        if req.target.startswith("/public"):
+            return {"status": 200, "headers": [("Cache-Control", "public, max-age=600")], "body": b"pub"}
+        return fresh(b"auth")
+    w, app, port = edge(decide)
+    r = get(port, "/auth", headers="Authorization: Bearer x\r\n")
+    assert "detail=authorization" in r.header("Cache-Status")
+    get(port, "/public", headers="Authorization: Bearer x\r\n")
+    r = get(port, "/public", headers="Authorization: Bearer x\r\n")
+    assert r.header("Cache-Status").startswith("weir; hit")
+    assert app.count == 2
+
+
+def test_conditional_client_request(edge):
+    w, app, port = edge(fresh(b"body", [("ETag", '"abc"'),
+                                        ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")]))
+    get(port)
+    r = get(port, headers='If-None-Match: "zzz", W/"abc"\r\n')
+    assert r.status == 304 and r.body == b"" and not r.has("Content-Length")
+    assert r.header("ETag") == '"abc"'
+    r = get(port, headers='If-None-Match: "zzz"\r\n')
+    assert r.status == 200 and r.body == b"body"
+    r = get(port, headers="If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n")
+    assert r.status == 304
+    r = get(port, headers="If-Modified-Since: Sat, 05 Nov 1994 08:49:37 GMT\r\n")
+    assert r.status == 200
+    assert app.count == 1
+
+
+def test_range_from_stored_object(edge):
+    w, app, port = edge(fresh(b"0123456789"))
+    get(port)
+    r = get(port, headers="Range: bytes=2-5\r\n")
+    assert r.status == 206 and r.body == b"2345"
+    assert r.header("Content-Range") == "bytes 2-5/10"
+    r = get(port, headers="Range: bytes=-3\r\n")
+    assert r.status == 206 and r.body == b"789"
+    r = get(port, headers="Range: bytes=7-\r\n")
+    assert r.body == b"789"
+    r = get(port, headers="Range: bytes=20-30\r\n")
+    assert r.status == 416 and r.header("Content-Range") == "bytes */10"
+    r = get(port, headers="Range: bytes=0-1,4-5\r\n")
+    assert r.status == 200 and r.body == b"0123456789"
+    assert app.count == 1
+
+
+def test_too_large_passes_through(edge):
+    big = bytes(range(256)) * 1024  # 256k: over max_object
+    w, app, port = edge(fresh(big), cache_extra="max_object: 64k")
+    r = get(port)
+    assert r.body == big and "detail=too-large" in r.header("Cache-Status")
+    assert get(port).body == big
+    assert app.count == 2
+
+
+def test_too_large_chunked_passes_through(edge):
+    big = b"z" * (200 * 1024)
+    w, app, port = edge(fresh(big, chunked=True, chunk_size=4096), cache_extra="max_object: 64k")
+    r = get(port)
+    assert r.body == big and "stored" in r.header("Cache-Status")  # not known until it grows
+    r = get(port)
+    assert r.body == big
+    assert app.count == 2
+
+
+def test_unsafe_method_invalidates(edge):
+    def decide(req):
+        if req.method == "POST":
+            return {"status": 201, "headers": [("Location", "/other")], "body": b"made"}
+        return fresh(("v%d" % app_count[0]).encode())
+    app_count = [0]
+    w, app, port = edge(decide)
+    get(port)
+    get(port, "/other")
+    assert app.count == 2
+    r = request(port, b"POST /obj HTTP/1.1\r\nHost: weir.test\r\nContent-Length: 1\r\n"
+                      b"Connection: close\r\n\r\nx")
+    assert r.status == 201
+    get(port)
+    get(port, "/other")
+    assert app.count == 5
+
+
+def test_query_and_key(edge):
+    w, app, port = edge(fresh(b"q"), cache_extra="key: { query: sorted }")
+    get(port, "/obj?a=1&b=2")
+    r = get(port, "/obj?b=2&a=1")
+    assert r.header("Cache-Status").startswith("weir; hit")
+    get(port, "/obj?a=1")
+    assert app.count == 2
+    get(port, "/OBJ?a=1&b=2")
+    assert app.count == 3
+
+
+def test_purge_method(edge):
+    w, app, port = edge(fresh(b"p"), cache_extra="purge: { allow: [127.0.0.1] }")
+    get(port)
+    r = get(port, method="PURGE")
+    assert r.status == 200
+    r = get(port, method="PURGE")
+    assert r.status == 404
+    get(port)
+    assert app.count == 2
+
+
+def test_purge_method_refused_without_allow(edge):
+    w, app, port = edge(fresh(b"p"))
+    get(port)
+    r = get(port, method="PURGE")
+    assert r.status == 405
+    assert get(port).header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo", "random", "ttl", "s3fifo"])
+def test_eviction_keeps_the_cap(edge, policy):
+    body = b"e" * 2000
+    w, app, port = edge(fresh(body), cache_extra="memory: 256k\neviction: %s" % policy)
+    for i in range(300):
+        assert get(port, "/k%d" % i).body == body
+    assert app.count == 300
+    # 256k over 16 shards is 16k a shard: at most 7 objects of 2000+ bytes each
+    hits = sum(1 for i in reversed(range(300))  # newest first: a scan defeats lru
+               if get(port, "/k%d" % i).header("Cache-Status").startswith("weir; hit"))
+    assert 0 < hits <= 16 * 7
+    assert app.count == 300 + (300 - hits)
+
+
+def test_client_gone_mid_stream(edge):
+    body = b"m" * (300 * 1024)
+    w, app, port = edge(fresh(body, chunked=True, chunk_size=1024))
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /obj HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+    s.recv(100)
+    s.close()
+    r = get(port)
+    assert r.body == body
+    r = get(port)
+    assert r.body == body
+
+
+def test_unknown_cache_is_a_config_error(tmp_path):
+    import subprocess, os
+    port = free_port()
+    text = config(port, routes="- cache: nope\n  cluster: app", endpoints=["127.0.0.1:1"])
+    p = tmp_path / "w.yaml"
+    p.write_text(text)
+    out = subprocess.run([os.environ["WEIR_BIN"], "check", "-c", str(p)], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "cache 'nope' is not defined" in out.stderr + out.stdout
