@@ -75,11 +75,10 @@ static int cache_tag_field(struct http_slice name)
     return cache_field_is(name, "surrogate-key") || cache_field_is(name, "cache-tag");
 }
 
-/* Fields kept with the object: end-to-end ones, without Age (recomputed
- * on each answer) and without a Cache-Status of weir's own. */
-static int cache_keep_field(const struct http_msg *resp, size_t i)
+/* Fields kept with the object: all but Age (recomputed on each answer). */
+static int cache_keep_field(const struct http_header *f)
 {
-    return !resp->hop[i] && !cache_field_is(resp->headers[i].name, "age");
+    return !cache_field_is(f->name, "age");
 }
 
 static char *cache_put_slice(char *at, struct http_slice s, struct http_slice *out)
@@ -93,13 +92,14 @@ static char *cache_put_slice(char *at, struct http_slice s, struct http_slice *o
 
 /* Copies the tags (Surrogate-Key, space separated; Cache-Tag, comma
  * separated) as one space separated list. */
-static char *cache_put_tags(char *at, const struct http_msg *resp, struct http_slice *out)
+static char *cache_put_tags(char *at, const struct http_header *f, size_t nf,
+                            struct http_slice *out)
 {
     char *start = at;
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        if (resp->hop[i] || !cache_tag_field(resp->headers[i].name))
+    for (size_t i = 0; i < nf; i++) {
+        if (!cache_tag_field(f[i].name))
             continue;
-        struct http_slice v = resp->headers[i].value;
+        struct http_slice v = f[i].value;
         for (size_t k = 0; k < v.len; k++)
             *at++ = v.p[k] == ',' ? ' ' : v.p[k];
         *at++ = ' ';
@@ -110,17 +110,17 @@ static char *cache_put_tags(char *at, const struct http_msg *resp, struct http_s
 }
 
 struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct http_slice url,
-                                struct http_slice vary, const struct http_msg *resp,
+                                struct http_slice vary, const struct http_header *f, size_t nf,
                                 const struct cache_resp *meta)
 {
     size_t n = 0, bytes = key.len + url.len + vary.len, tags = 0;
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        if (!cache_keep_field(resp, i))
+    for (size_t i = 0; i < nf; i++) {
+        if (!cache_keep_field(&f[i]))
             continue;
         n++;
-        bytes += resp->headers[i].name.len + resp->headers[i].value.len;
-        if (cache_tag_field(resp->headers[i].name))
-            tags += resp->headers[i].value.len + 1;
+        bytes += f[i].name.len + f[i].value.len;
+        if (cache_tag_field(f[i].name))
+            tags += f[i].value.len + 1;
     }
     size_t head = (sizeof(struct cache_obj) + 15) & ~(size_t)15;
     size_t total = head + n * sizeof(struct http_header) + bytes + tags;
@@ -136,18 +136,18 @@ struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct h
     at = cache_put_slice(at, key, &o->key);
     at = cache_put_slice(at, url, &o->url);
     at = cache_put_slice(at, vary, &o->vary);
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        if (!cache_keep_field(resp, i))
+    for (size_t i = 0; i < nf; i++) {
+        if (!cache_keep_field(&f[i]))
             continue;
         struct http_header *h = &o->headers[o->n_headers++];
-        at = cache_put_slice(at, resp->headers[i].name, &h->name);
-        at = cache_put_slice(at, resp->headers[i].value, &h->value);
+        at = cache_put_slice(at, f[i].name, &h->name);
+        at = cache_put_slice(at, f[i].value, &h->value);
         if (cache_field_is(h->name, "etag"))
             o->etag = h->value;
         else if (cache_field_is(h->name, "last-modified"))
             o->last_modified = h->value;
     }
-    cache_put_tags(at, resp, &o->tags);
+    cache_put_tags(at, f, nf, &o->tags);
     o->charge = total;
     o->ev.hash = hash_bytes(key.p, key.len);
     return o;

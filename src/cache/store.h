@@ -77,11 +77,11 @@ struct cache_obj *cache_lookup(struct cache *c, const char *key, size_t klen,
 void cache_obj_put(struct cache_obj *o);
 
 /* A new object, not yet in the table, holding copies of the key, url, Vary
- * signature and resp's end-to-end fields (hop-by-hop ones and Age left
- * out), with one reference for the caller. Returns NULL when out of memory
- * or when the head alone is over the object cap. */
+ * signature and the fields f[0..n) (Age left out: it is recomputed), with
+ * one reference for the caller. Returns NULL when out of memory or when
+ * the head alone is over the object cap. */
 struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct http_slice url,
-                                struct http_slice vary, const struct http_msg *resp,
+                                struct http_slice vary, const struct http_header *f, size_t n,
                                 const struct cache_resp *meta);
 /* Appends body bytes to an object being filled. Returns 0, -EFBIG when
  * the object would pass the cap (its body is then dropped: the caller

@@ -131,6 +131,9 @@ void txn_response_head(struct txn *t, struct http_msg *resp);
 void txn_body(struct txn *t, const char *p, size_t n);
 /* Calls the steps' on_response_end, in order: the backend's body is whole. */
 void txn_response_end(struct txn *t);
+/* Calls the steps' on_error, in order, until one answers. Returns 1 when
+ * one did (t->answer is set), else 0. */
+int txn_error(struct txn *t, int status);
 /* Ends the transaction: cancels a waiting step, frees the kept head and
  * the arena. Safe to call more than once. */
 void txn_end(struct txn *t);

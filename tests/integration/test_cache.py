@@ -301,3 +301,97 @@ def test_unknown_cache_is_a_config_error(tmp_path):
     out = subprocess.run([os.environ["WEIR_BIN"], "check", "-c", str(p)], capture_output=True, text=True)
     assert out.returncode != 0
     assert "cache 'nope' is not defined" in out.stderr + out.stdout
+
+
+# ---- revalidation and stale answers ------------------------------------------------
+
+
+def test_revalidation_304_merges_and_refreshes(edge):
+    def decide(req):
+        if req.header("If-None-Match") == '"v1"':
+            return {"status": 304, "headers": [("Cache-Control", "max-age=600"), ("ETag", '"v1"'),
+                                               ("X-New", "yes")], "body": b""}
+        return {"status": 200, "headers": [("Cache-Control", "max-age=0"), ("ETag", '"v1"'),
+                                           ("X-Old", "kept"), ("X-New", "no")], "body": b"stored body"}
+    w, app, port = edge(decide)
+    assert get(port).body == b"stored body"
+    r = get(port)  # stale at once: weir asks with the validator
+    assert app.count == 2
+    assert app.requests[1].header("If-None-Match") == '"v1"'
+    assert r.status == 200 and r.body == b"stored body"
+    assert r.header("X-New") == "yes" and r.header("X-Old") == "kept"
+    assert "fwd-status=304" in r.header("Cache-Status")
+    assert r.header("Content-Length") == "11"
+    r = get(port)  # fresh now, for 600 s
+    assert r.header("Cache-Status").startswith("weir; hit") and r.header("X-New") == "yes"
+    assert app.count == 2
+
+
+def test_revalidation_200_replaces(edge):
+    n = [0]
+
+    def decide(req):
+        n[0] += 1
+        return {"status": 200, "headers": [("Cache-Control", "max-age=0"), ("ETag", '"v%d"' % n[0])],
+                "body": b"version %d" % n[0]}
+    w, app, port = edge(decide)
+    assert get(port).body == b"version 1"
+    assert get(port).body == b"version 2"
+    assert app.requests[1].header("If-None-Match") == '"v1"'
+    get(port)
+    assert app.requests[2].header("If-None-Match") == '"v2"'
+
+
+def test_client_conditional_not_replaced(edge):
+    w, app, port = edge({"status": 200, "headers": [("Cache-Control", "max-age=0"), ("ETag", '"v1"')],
+                         "body": b"b"})
+    get(port)
+    get(port, headers='If-None-Match: "mine"\r\n')
+    assert app.requests[1].header("If-None-Match") == '"mine"'
+
+
+def test_stale_if_error_on_500(edge):
+    state = {"fail": False}
+
+    def decide(req):
+        if state["fail"]:
+            return {"status": 500, "body": b"broken"}
+        return {"status": 200, "headers": [("Cache-Control", "max-age=0, stale-if-error=600"),
+                                           ("ETag", '"s"')], "body": b"good"}
+    w, app, port = edge(decide)
+    assert get(port).body == b"good"
+    state["fail"] = True
+    r = get(port)
+    assert r.status == 200 and r.body == b"good"
+    assert "detail=stale-if-error" in r.header("Cache-Status")
+    assert "fwd-status=500" in r.header("Cache-Status")
+    # the connection to the backend keeps working afterwards
+    state["fail"] = False
+    assert get(port).body == b"good"
+
+
+def test_stale_if_error_on_dead_backend(edge):
+    w, app, port = edge({"status": 200, "headers": [("Cache-Control", "max-age=0, stale-if-error=600"),
+                                                    ("ETag", '"s"')], "body": b"good"})
+    assert get(port).body == b"good"
+    app.stop()
+    r = get(port)
+    assert r.status == 200 and r.body == b"good"
+    assert "detail=stale-if-error" in r.header("Cache-Status")
+
+
+def test_no_stale_if_error_without_directive(edge):
+    state = {"fail": False}
+
+    def decide(req):
+        if state["fail"]:
+            return {"status": 500, "body": b"broken"}
+        return {"status": 200, "headers": [("Cache-Control", "max-age=0"), ("ETag", '"s"')],
+                "body": b"good"}
+    w, app, port = edge(decide)
+    get(port)
+    state["fail"] = True
+    r = get(port)
+    assert r.status == 500 and r.body == b"broken"
+    r = get(port, headers="Cache-Control: stale-if-error=60\r\n")  # the request may allow it
+    assert r.status == 200 and r.body == b"good"

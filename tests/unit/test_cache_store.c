@@ -173,7 +173,8 @@ static int put(struct cache *c, const char *url, const char *body, const char *v
 {
     struct cache_resp meta;
     cache_resp_init(&meta, 200);
-    struct cache_obj *o = cache_obj_new(c, sl(url), sl(url), sl(vary_sig ? vary_sig : ""), &resp, &meta);
+    struct cache_obj *o = cache_obj_new(c, sl(url), sl(url), sl(vary_sig ? vary_sig : ""), resp.headers,
+                                        resp.n_headers, &meta);
     if (o == NULL)
         return -EFBIG;
     int rc = cache_obj_append(c, o, body, strlen(body));

@@ -46,6 +46,9 @@ enum cache_mode { CM_NONE, CM_HIT, CM_FILL, CM_PASS, CM_UNSAFE };
 struct cache_state {
     struct cache_obj *hit;         /* the object an answer is sent from */
     struct cache_obj *fill;        /* the object being filled */
+    struct cache_obj *stale;       /* a stored object not usable as is: revalidated, or kept
+                                      for stale-if-error */
+    int64_t req_sie;               /* the request's stale-if-error, or CACHE_ABSENT */
     struct http_slice key, url;    /* arena */
     struct http_header *req_fields; /* arena copy of the request's fields (Vary) */
     struct http_slice host;        /* arena copy of the request's host (Location) */
@@ -53,7 +56,8 @@ struct cache_state {
     int64_t request_time;
     uint32_t req_flags;            /* the request's Cache-Control flags */
     uint8_t mode;                  /* enum cache_mode */
-    uint8_t has_auth, is_get, stale; /* stale: an object existed but could not be used */
+    uint8_t has_auth, is_get;
+    uint8_t revalidating;          /* the request carries the stale object's validators */
     const char *fwd;               /* Cache-Status fwd= reason */
 };
 
@@ -244,18 +248,18 @@ static int64_t cache_now(struct txn *t)
 /* The stored fields, then Age, Cache-Status and `extra` (may be NULL), in
  * the arena. Returns the count or -ENOMEM. */
 static int cache_answer_fields(struct txn *t, const struct cache_obj *o, int64_t age,
-                               int64_t ttl, const struct http_header *extra,
+                               const char *how, const struct http_header *extra,
                                struct http_header **out)
 {
     struct http_header *h = (struct http_header *)txn_alloc(t, (o->n_headers + 3) * sizeof(*h));
-    char *age_s = txn_alloc(t, 24), *status_s = txn_alloc(t, 48);
+    char *age_s = txn_alloc(t, 24), *status_s = txn_alloc(t, 96);
     if (h == NULL || age_s == NULL || status_s == NULL)
         return -ENOMEM;
     memcpy(h, o->headers, o->n_headers * sizeof(*h));
     size_t n = o->n_headers;
     int an = snprintf(age_s, 24, "%lld", (long long)(age > 0 ? age : 0));
     h[n++] = (struct http_header){ { "Age", 3 }, { age_s, (size_t)an } };
-    int sn = snprintf(status_s, 48, "weir; hit; ttl=%lld", (long long)ttl);
+    int sn = snprintf(status_s, 96, "weir; %s; ttl=%lld", how, (long long)(o->lifetime - age));
     h[n++] = (struct http_header){ { "Cache-Status", 12 }, { status_s, (size_t)sn } };
     if (extra)
         h[n++] = *extra;
@@ -345,9 +349,13 @@ static int cache_range(struct http_slice v, uint64_t len, uint64_t *from, uint64
     return 1;
 }
 
-/* Answers the request from o (a reference the state now holds). */
+/* Answers from o (a reference the state now holds). req NULL: at response
+ * time, when the request's conditionals and Range are no longer known
+ * (weir only revalidates requests that had none). `how` starts the
+ * Cache-Status entry ("hit"). */
 static enum step_result cache_answer(struct txn *t, struct cache_state *st,
-                                     const struct http_msg *req, struct cache_obj *o, int64_t age)
+                                     const struct http_msg *req, struct cache_obj *o, int64_t age,
+                                     const char *how)
 {
     st->hit = o;
     st->mode = CM_HIT;
@@ -355,10 +363,10 @@ static enum step_result cache_answer(struct txn *t, struct cache_state *st,
     int status = o->meta.status;
     const char *body = o->body;
     size_t body_len = o->body_len;
-    if (status == 200 && cache_not_modified(req, o)) {
+    if (req && status == 200 && cache_not_modified(req, o)) {
         status = 304;
         body_len = 0;
-    } else if (status == 200 && !cache_find_field(req, "if-range")) {
+    } else if (req && status == 200 && !cache_find_field(req, "if-range")) {
         const struct http_header *rg = cache_find_field(req, "range");
         uint64_t from = 0, to = 0;
         int r = rg ? cache_range(rg->value, o->body_len, &from, &to) : 0;
@@ -381,7 +389,7 @@ static enum step_result cache_answer(struct txn *t, struct cache_state *st,
             xp = &extra;
         }
     }
-    int n = cache_answer_fields(t, o, age, o->lifetime - age, xp, &h);
+    int n = cache_answer_fields(t, o, age, how, xp, &h);
     if (n < 0)
         return STEP_ERROR;
     txn_respond(t, status, h, (size_t)n, body_len ? body : NULL, body_len);
@@ -440,6 +448,32 @@ static enum step_result cache_purge_request(struct txn *t, const struct cache_st
     return STEP_RESPOND;
 }
 
+static int cache_client_conditional(const struct http_msg *req)
+{
+    return cache_find_field(req, "if-none-match") || cache_find_field(req, "if-modified-since") ||
+           cache_find_field(req, "if-match") || cache_find_field(req, "if-unmodified-since") ||
+           cache_find_field(req, "if-range") || cache_find_field(req, "range");
+}
+
+/* Asks the backend whether the stale object o is still good (RFC 9111
+ * 4.3.1): its ETag as If-None-Match, its Last-Modified as
+ * If-Modified-Since. Only for requests without conditionals or Range of
+ * their own (those go on as they are, and a 304 for them is passed on).
+ * The values point into o, which the state holds. Returns 0 or -ENOSPC. */
+static int cache_add_validators(struct txn *t, struct cache_state *st, const struct cache_obj *o)
+{
+    if (cache_client_conditional(t->req) || t->req->method != HTTP_METHOD_GET ||
+        (o->etag.len == 0 && o->last_modified.len == 0))
+        return 0;
+    int rc = 0;
+    if (o->etag.len)
+        rc = http_edit_add(t->req, (struct http_slice){ "If-None-Match", 13 }, o->etag);
+    if (rc == 0 && o->last_modified.len)
+        rc = http_edit_add(t->req, (struct http_slice){ "If-Modified-Since", 17 }, o->last_modified);
+    st->revalidating = rc == 0;
+    return rc;
+}
+
 /* A GET or HEAD: answer from the cache, or go on to fill it. */
 static enum step_result cache_lookup_request(struct txn *t, const struct cache_step_cfg *sc,
                                              struct cache_state *st, const struct http_msg *req,
@@ -455,10 +489,11 @@ static enum step_result cache_lookup_request(struct txn *t, const struct cache_s
         int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
         enum cache_reuse r = cache_reuse(rcc, &o->meta, o->lifetime, age);
         if (r == CACHE_REUSE_FRESH || r == CACHE_REUSE_STALE_OK)
-            return cache_answer(t, st, req, o, age);
-        cache_obj_put(o);
-        st->stale = 1;
+            return cache_answer(t, st, req, o, age, "hit");
+        st->stale = o;
         st->fwd = (rcc->flags & CACHE_CC_FLAG(CACHE_CC_NO_CACHE)) ? "request" : "stale";
+        if (cache_add_validators(t, st, o) < 0)
+            return STEP_ERROR;
     }
     if (rcc->flags & CACHE_CC_FLAG(CACHE_CC_ONLY_IF_CACHED)) {
         txn_respond(t, 504, NULL, 0, NULL, 0); /* RFC 9111 5.2.1.7 */
@@ -498,6 +533,7 @@ static enum step_result cache_on_request(struct txn *t, const void *cfg, void *s
     struct cache_cc rcc;
     cache_request_cc(req, &rcc);
     st->req_flags = rcc.flags;
+    st->req_sie = rcc.stale_if_error;
     st->is_get = req->method == HTTP_METHOD_GET;
     st->has_auth = cache_find_field(req, "authorization") != NULL;
     return cache_lookup_request(t, sc, st, req, &rcc);
@@ -532,41 +568,145 @@ static int cache_vary_of(struct txn *t, const struct cache_state *st, const stru
     return 0;
 }
 
+/* The response's end-to-end fields (as steps left them), in the arena. */
+static struct http_header *cache_resp_fields(struct txn *t, const struct http_msg *resp, size_t *n)
+{
+    struct http_header *f = (struct http_header *)txn_alloc(t, (resp->n_headers + 1) * sizeof(*f));
+    *n = 0;
+    if (f == NULL)
+        return NULL;
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (!resp->hop[i])
+            f[(*n)++] = resp->headers[i];
+    return f;
+}
+
+static void cache_meta_of(struct cache_resp *meta, int status, const struct http_header *f,
+                          size_t n, int64_t now)
+{
+    cache_resp_init(meta, status);
+    for (size_t i = 0; i < n; i++)
+        cache_resp_field(meta, f[i].name.p, f[i].name.len, f[i].value.p, f[i].value.len);
+    if (meta->date == CACHE_ABSENT)
+        meta->date = now;
+}
+
+static void cache_obj_times(struct cache_obj *o, int64_t request_time, int64_t now)
+{
+    o->request_time = request_time;
+    o->response_time = now;
+    o->lifetime = cache_freshness_lifetime(&o->meta);
+    o->ev.expires_at = now + o->lifetime - cache_current_age(&o->meta, request_time, now, now);
+}
+
 /* Decides whether the backend's answer is stored and starts the copy. */
 static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, struct cache_state *st,
                              struct http_msg *resp)
 {
     struct cache_resp meta;
     int64_t now = cache_now(t);
-    cache_resp_init(&meta, resp->status);
-    for (size_t i = 0; i < resp->n_headers; i++)
-        if (resp->hop[i] != HTTP_HOP_REMOVED)
-            cache_resp_field(&meta, resp->headers[i].name.p, resp->headers[i].name.len,
-                             resp->headers[i].value.p, resp->headers[i].value.len);
-    if (meta.date == CACHE_ABSENT)
-        meta.date = now;
+    size_t nf;
+    struct http_header *f = cache_resp_fields(t, resp, &nf);
+    cache_meta_of(&meta, resp->status, f, nf, now);
     struct cache_cc rcc;
     cache_cc_init(&rcc);
     rcc.flags = st->req_flags;
     enum cache_verdict v = cache_storable(st->is_get, &rcc, st->has_auth, &meta);
     const char *detail = v == CACHE_STORE_OK ? NULL : cache_verdict_name(v);
     struct http_slice vary;
-    if (v == CACHE_STORE_OK && resp->body_kind == HTTP_BODY_LENGTH &&
-        resp->content_length > cache_max_object(sc->cache))
+    if (v == CACHE_STORE_OK && f == NULL)
+        detail = "no-memory";
+    else if (v == CACHE_STORE_OK && resp->body_kind == HTTP_BODY_LENGTH &&
+             resp->content_length > cache_max_object(sc->cache))
         detail = "too-large";
     else if (v == CACHE_STORE_OK && cache_vary_of(t, st, resp, &vary) < 0)
         detail = "vary-too-large";
     else if (v == CACHE_STORE_OK &&
-             (st->fill = cache_obj_new(sc->cache, st->key, st->url, vary, resp, &meta)) == NULL)
+             (st->fill = cache_obj_new(sc->cache, st->key, st->url, vary, f, nf, &meta)) == NULL)
         detail = "too-large";
-    if (st->fill) {
-        st->fill->request_time = st->request_time;
-        st->fill->response_time = now;
-        st->fill->lifetime = cache_freshness_lifetime(&meta);
-        int64_t age = cache_current_age(&meta, st->request_time, now, now);
-        st->fill->ev.expires_at = now + st->fill->lifetime - age;
-    }
+    if (st->fill)
+        cache_obj_times(st->fill, st->request_time, now);
     cache_status_field(t, resp, st->fwd, detail, st->fill != NULL);
+}
+
+/* The stale object's fields updated by a 304's (RFC 9111 3.2, 4.3.4):
+ * each field the 304 carries replaces the stored ones of that name;
+ * Content-Length (framing, never in the 304's end-to-end fields) stays. */
+static struct http_header *cache_merge_fields(struct txn *t, const struct cache_obj *o,
+                                              const struct http_header *nf, size_t n_new,
+                                              size_t *n)
+{
+    struct http_header *f =
+        (struct http_header *)txn_alloc(t, (o->n_headers + n_new + 1) * sizeof(*f));
+    *n = 0;
+    if (f == NULL)
+        return NULL;
+    for (size_t i = 0; i < o->n_headers; i++) {
+        size_t k = 0;
+        while (k < n_new && (nf[k].name.len != o->headers[i].name.len ||
+                             strncasecmp(nf[k].name.p, o->headers[i].name.p, nf[k].name.len)))
+            k++;
+        if (k == n_new)
+            f[(*n)++] = o->headers[i];
+    }
+    for (size_t k = 0; k < n_new; k++)
+        f[(*n)++] = nf[k];
+    return f;
+}
+
+/* The backend said 304 to weir's revalidation: the stored object, its
+ * fields updated, is stored again and answers. */
+static void cache_revalidated(struct txn *t, const struct cache_step_cfg *sc,
+                              struct cache_state *st, struct http_msg *resp)
+{
+    int64_t now = cache_now(t);
+    struct cache_obj *o = st->stale, *fresh = NULL;
+    size_t n_new, n;
+    struct http_header *nf = cache_resp_fields(t, resp, &n_new);
+    struct http_header *f = nf ? cache_merge_fields(t, o, nf, n_new, &n) : NULL;
+    struct cache_resp meta;
+    if (f) {
+        cache_meta_of(&meta, o->meta.status, f, n, now);
+        fresh = cache_obj_new(sc->cache, o->key, o->url, o->vary, f, n, &meta);
+    }
+    if (fresh)
+        cache_obj_times(fresh, st->request_time, now);
+    if (fresh && (o->body_len == 0 || cache_obj_append(sc->cache, fresh, o->body, o->body_len) == 0) &&
+        cache_insert(sc->cache, fresh) == 0) {
+        cache_obj_put(o);
+        o = fresh;
+    } else {
+        cache_obj_put(fresh); /* not stored again: the validated old object answers */
+    }
+    st->stale = NULL;
+    int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, now);
+    if (cache_answer(t, st, NULL, o, age, "fwd=stale; fwd-status=304") != STEP_RESPOND)
+        st->hit = NULL, cache_obj_put(o);
+}
+
+/* The stale object answers instead of an error, when RFC 5861 4 allows it. */
+static int cache_stale_instead(struct txn *t, struct cache_state *st, int status)
+{
+    struct cache_obj *o = st->stale;
+    if (o == NULL)
+        return 0;
+    struct cache_cc rcc;
+    cache_cc_init(&rcc);
+    rcc.stale_if_error = st->req_sie;
+    int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
+    if (!cache_stale_if_error(&rcc, &o->meta, o->lifetime, age))
+        return 0;
+    char *how = txn_alloc(t, 64);
+    if (how == NULL)
+        return 0;
+    snprintf(how, 64, "fwd=stale; fwd-status=%d; detail=stale-if-error", status);
+    st->stale = NULL;
+    if (cache_answer(t, st, NULL, o, age, how) != STEP_RESPOND) {
+        st->hit = NULL;
+        cache_obj_put(o);
+        return 0;
+    }
+    return 1;
 }
 
 /* Invalidates the URI of `path` [?query] (RFC 9111 4.4). */
@@ -602,7 +742,11 @@ static void cache_on_response_head(struct txn *t, const void *cfg, void *state,
 {
     const struct cache_step_cfg *sc = cfg;
     struct cache_state *st = state;
-    if (st->mode == CM_FILL)
+    if (st->mode == CM_FILL && st->revalidating && resp->status == 304)
+        cache_revalidated(t, sc, st, resp);
+    else if (st->mode == CM_FILL && resp->status >= 500 && cache_stale_instead(t, st, resp->status))
+        return;
+    else if (st->mode == CM_FILL)
         cache_begin_fill(t, sc, st, resp);
     else if (st->mode == CM_UNSAFE)
         cache_after_unsafe(t, sc, st, resp);
@@ -630,12 +774,20 @@ static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
     st->fill = NULL;
 }
 
+static void cache_on_error(struct txn *t, const void *cfg, void *state, int status)
+{
+    struct cache_state *st = state;
+    if (st->mode == CM_FILL)
+        (void)cache_stale_instead(t, st, status);
+}
+
 static void cache_cancel(struct txn *t, const void *cfg, void *state)
 {
     struct cache_state *st = state;
     cache_obj_put(st->hit);
     cache_obj_put(st->fill);
-    st->hit = st->fill = NULL;
+    cache_obj_put(st->stale);
+    st->hit = st->fill = st->stale = NULL;
 }
 
 const struct step_type step_cache = {
@@ -649,5 +801,6 @@ const struct step_type step_cache = {
     .on_response_head = cache_on_response_head,
     .on_body = cache_on_body,
     .on_response_end = cache_on_response_end,
+    .on_error = cache_on_error,
     .cancel = cache_cancel,
 };
