@@ -22,6 +22,7 @@ static const struct cfg_cache cache_cfg_defaults = {
     .max_object_bytes = 1u << 20,
     .eviction = EVICT_S3FIFO,
     .key_query = CACHE_QUERY_ALL,
+    .coalesce_timeout_ms = 5000,
 };
 
 static const char *const cache_query_names[] = {
@@ -136,6 +137,8 @@ static const struct cfg_key cache_cfg_keys[] = {
     CFG_FIELD("version", CFG_KIND_UINT, struct cfg_cache, version, 0, 4000000000u),
     CFG_FUNC("key", cache_cfg_key, false),
     CFG_FUNC("purge", cache_cfg_purge, false),
+    CFG_FIELD("coalesce_timeout", CFG_KIND_DURATION, struct cfg_cache, coalesce_timeout_ms, 0,
+              CFG_MAX_DURATION_MS),
 };
 CFG_MAP_DEFINE(cache_cfg_map, "cache", cache_cfg_keys);
 
@@ -150,7 +153,7 @@ static int cache_cfg_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, siz
     int rc = cfg_parse_map(ctx, node, &cache_cfg_map, c, vals);
     if (rc < 0)
         return rc;
-    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 7, "vals[2] is max_object");
+    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 8, "vals[2] is max_object");
     if (vals[2] == NULL && c->max_object_bytes > c->memory_bytes)
         c->max_object_bytes = c->memory_bytes; /* the default, for a small cache */
     if (c->max_object_bytes > c->memory_bytes)

@@ -36,6 +36,8 @@ struct cfg_cache {
     int key_query;               /* key.query: enum cache_query, default all */
     char **key_headers;          /* key.headers: request fields in the key */
     size_t n_key_headers;
+    uint64_t coalesce_timeout_ms; /* coalesce_timeout: longest wait on another request's miss,
+                                     default 5s; 0: no coalescing */
     struct cidr *purge_allow;    /* purge.allow: addresses that may send PURGE; none: off */
     size_t n_purge_allow;
 };

@@ -27,8 +27,19 @@
 
 #define CACHE_BUCKETS_MIN 256
 
+struct cache_flight {
+    struct cache_flight *next;      /* the shard's flights in progress */
+    _Atomic uint32_t refs;
+    _Atomic int state;              /* enum cache_flight_state */
+    uint8_t listed;                 /* in the shard's list (lock held to read) */
+    uint64_t hash;
+    size_t klen;
+    char key[];
+};
+
 struct cache_shard {
     pthread_mutex_t lock;
+    struct cache_flight *flights;
     struct cache_obj **buckets;
     size_t mask;
     size_t count;
@@ -388,6 +399,65 @@ size_t cache_invalidate(struct cache *c, const char *key, size_t klen)
     return n;
 }
 
+/* ---- coalescing ---- */
+
+struct cache_flight *cache_flight_join(struct cache *c, const char *key, size_t klen, int *leader)
+{
+    uint64_t h = hash_bytes(key, klen);
+    struct cache_shard *s = cache_shard_of(c, h);
+    pthread_mutex_lock(&s->lock);
+    struct cache_flight *f = s->flights;
+    while (f && (f->hash != h || f->klen != klen || memcmp(f->key, key, klen) != 0))
+        f = f->next;
+    *leader = f == NULL;
+    if (f == NULL && (f = malloc(sizeof(*f) + klen)) != NULL) {
+        atomic_init(&f->refs, 1); /* the table's */
+        atomic_init(&f->state, CACHE_FLIGHT_PENDING);
+        f->hash = h;
+        f->klen = klen;
+        memcpy(f->key, key, klen);
+        f->listed = 1;
+        f->next = s->flights;
+        s->flights = f;
+    }
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&s->lock);
+    return f;
+}
+
+void cache_flight_put(struct cache_flight *f)
+{
+    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        free(f);
+}
+
+void cache_flight_end(struct cache *c, struct cache_flight *f, int stored)
+{
+    struct cache_shard *s = cache_shard_of(c, f->hash);
+    int unlisted = 0;
+    pthread_mutex_lock(&s->lock);
+    if (f->listed) {
+        struct cache_flight **pp = &s->flights;
+        while (*pp && *pp != f)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = f->next;
+        f->listed = 0;
+        unlisted = 1;
+        atomic_store_explicit(&f->state, stored ? CACHE_FLIGHT_DONE : CACHE_FLIGHT_FAILED,
+                              memory_order_release);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (unlisted)
+        cache_flight_put(f); /* the table's reference */
+}
+
+enum cache_flight_state cache_flight_state(const struct cache_flight *f)
+{
+    return (enum cache_flight_state)atomic_load_explicit(&f->state, memory_order_acquire);
+}
+
 /* ---- purge ---- */
 
 static int cache_has_tag(struct http_slice tags, const char *tag, size_t len)
@@ -503,6 +573,12 @@ static void cache_free(struct cache *c)
                     cache_shard_unlink(c, s, o);
                 }
             }
+        }
+        while (s->flights) {
+            struct cache_flight *f = s->flights;
+            s->flights = f->next;
+            f->listed = 0;
+            cache_flight_put(f);
         }
         if (s->policy && c->ops->fini)
             c->ops->fini(s->policy);

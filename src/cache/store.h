@@ -95,6 +95,23 @@ int cache_insert(struct cache *c, struct cache_obj *o);
  * many. */
 size_t cache_invalidate(struct cache *c, const char *key, size_t klen);
 
+/* Request coalescing: the first miss for a key leads (goes to the backend),
+ * later ones wait on its flight and look again once it ended. */
+enum cache_flight_state { CACHE_FLIGHT_PENDING, CACHE_FLIGHT_DONE, CACHE_FLIGHT_FAILED };
+struct cache_flight;
+
+/* Joins the flight for key. Returns a flight with a reference for the
+ * caller (cache_flight_put); *leader says whether the caller made it (and
+ * must end it with cache_flight_end) or waits on another's. NULL when out
+ * of memory (the caller goes on alone). Thread-safe. */
+struct cache_flight *cache_flight_join(struct cache *c, const char *key, size_t klen, int *leader);
+/* The leader's flight ended: stored (DONE: waiters look again) or not
+ * (FAILED: waiters go to the backend themselves). It leaves the table, so
+ * the next miss leads a new one. Idempotent. */
+void cache_flight_end(struct cache *c, struct cache_flight *f, int stored);
+enum cache_flight_state cache_flight_state(const struct cache_flight *f);
+void cache_flight_put(struct cache_flight *f);
+
 #define CACHE_PURGE_KINDS(X) \
     X(CACHE_PURGE_URL, "url") \
     X(CACHE_PURGE_PREFIX, "prefix") \

@@ -395,3 +395,55 @@ def test_no_stale_if_error_without_directive(edge):
     assert r.status == 500 and r.body == b"broken"
     r = get(port, headers="Cache-Control: stale-if-error=60\r\n")  # the request may allow it
     assert r.status == 200 and r.body == b"good"
+
+
+# ---- coalescing ---------------------------------------------------------------------
+
+
+def _parallel_gets(port, n, path="/obj", headers=""):
+    results = [None] * n
+    errors = []
+
+    def one(i):
+        try:
+            results[i] = get(port, path, headers=headers)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    return results
+
+
+def test_concurrent_misses_make_one_backend_request(edge):
+    # the backend takes its time, so every client arrives while the first waits
+    w, app, port = edge(fresh(b"c" * 1000, delay=0.5), workers=2)
+    results = _parallel_gets(port, 200)
+    assert all(r.status == 200 and r.body == b"c" * 1000 for r in results)
+    assert app.count == 1
+    assert sum(1 for r in results if "coalesced" in r.header("Cache-Status")) >= 1
+
+
+def test_uncacheable_answer_releases_waiters(edge):
+    w, app, port = edge({"status": 200, "headers": [("Cache-Control", "private")], "body": b"mine",
+                         "delay": 0.3})
+    results = _parallel_gets(port, 20)
+    assert all(r.status == 200 and r.body == b"mine" for r in results)
+    assert app.count == 20  # each went on its own once the first proved private
+
+
+def test_coalesce_waiters_time_out(edge):
+    w, app, port = edge(fresh(b"slow", delay=2), cache_extra="coalesce_timeout: 100ms")
+    results = _parallel_gets(port, 5)
+    assert all(r.status == 200 and r.body == b"slow" for r in results)
+    assert app.count == 5
+    assert sum(1 for r in results if "coalesce-timeout" in r.header("Cache-Status")) == 4
+
+
+def test_coalescing_off(edge):
+    w, app, port = edge(fresh(b"x", delay=0.3), cache_extra="coalesce_timeout: 0s")
+    _parallel_gets(port, 5)
+    assert app.count == 5

@@ -49,6 +49,8 @@ struct cache_state {
     struct cache_obj *stale;       /* a stored object not usable as is: revalidated, or kept
                                       for stale-if-error */
     int64_t req_sie;               /* the request's stale-if-error, or CACHE_ABSENT */
+    struct cache_flight *flight;   /* coalescing: the flight this request leads */
+    struct cache_wait *wait;       /* coalescing: this request waits on another's (arena) */
     struct http_slice key, url;    /* arena */
     struct http_header *req_fields; /* arena copy of the request's fields (Vary) */
     struct http_slice host;        /* arena copy of the request's host (Location) */
@@ -58,6 +60,7 @@ struct cache_state {
     uint8_t mode;                  /* enum cache_mode */
     uint8_t has_auth, is_get;
     uint8_t revalidating;          /* the request carries the stale object's validators */
+    uint8_t leads;                 /* st->flight is this request's own (it leads) */
     const char *fwd;               /* Cache-Status fwd= reason */
 };
 
@@ -396,6 +399,126 @@ static enum step_result cache_answer(struct txn *t, struct cache_state *st,
     return STEP_RESPOND;
 }
 
+/* ---- coalescing ---- */
+
+/* A request waiting for another's miss to end (in the arena). It polls the
+ * flight on its own loop (the leader may be on another worker): every 1 ms
+ * at first, doubling up to 16 ms, until coalesce_timeout. */
+struct cache_wait {
+    ev_timer timer;
+    struct txn *t;
+    const struct cache_step_cfg *sc;
+    struct cache_state *st;
+    struct cache_cc rcc;
+    ev_tstamp give_up_at;
+};
+
+#define CACHE_POLL_FIRST 0.001
+#define CACHE_POLL_MAX 0.016
+
+static void cache_wait_stop(struct cache_state *st)
+{
+    if (st->wait == NULL)
+        return;
+    ev_timer_stop(txn_loop(st->wait->t), &st->wait->timer);
+    st->wait = NULL;
+}
+
+/* The leader's flight ended (or the wait timed out): answer from what it
+ * stored, or go to the backend as a miss. */
+static void cache_wait_over(struct cache_wait *w, enum cache_flight_state fs)
+{
+    struct cache_state *st = w->st;
+    struct txn *t = w->t;
+    cache_wait_stop(st);
+    cache_flight_put(st->flight);
+    st->flight = NULL;
+    struct cache_obj *o = NULL;
+    if (fs == CACHE_FLIGHT_DONE)
+        o = cache_lookup(w->sc->cache, st->key.p, st->key.len, st->req_fields, st->n_req_fields);
+    if (o != NULL) {
+        int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
+        enum cache_reuse r = cache_reuse(&w->rcc, &o->meta, o->lifetime, age);
+        if ((r == CACHE_REUSE_FRESH || r == CACHE_REUSE_STALE_OK) &&
+            cache_answer(t, st, NULL, o, age, "hit; detail=coalesced") == STEP_RESPOND) {
+            txn_resume(t, STEP_RESPOND);
+            return;
+        }
+        if (st->hit == o)
+            st->hit = NULL;
+        cache_obj_put(o);
+    }
+    st->fwd = fs == CACHE_FLIGHT_PENDING ? "miss; detail=coalesce-timeout" : "miss";
+    txn_resume(t, STEP_NEXT);
+}
+
+static void cache_wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    struct cache_wait *w = timer->data;
+    enum cache_flight_state fs = cache_flight_state(w->st->flight);
+    if (fs != CACHE_FLIGHT_PENDING || ev_now(loop) >= w->give_up_at) {
+        cache_wait_over(w, fs);
+        return;
+    }
+    timer->repeat = timer->repeat * 2 < CACHE_POLL_MAX ? timer->repeat * 2 : CACHE_POLL_MAX;
+    ev_timer_again(loop, timer);
+}
+
+/* The leader says how its miss ended. */
+static void cache_lead_end(const struct cache_step_cfg *sc, struct cache_state *st, int stored)
+{
+    if (st->flight == NULL || !st->leads)
+        return;
+    cache_flight_end(sc->cache, st->flight, stored);
+    cache_flight_put(st->flight);
+    st->flight = NULL;
+    st->leads = 0;
+}
+
+/* Joins the key's flight: returns NEXT to lead it (or alone), WAIT to wait
+ * for the leader. */
+static enum step_result cache_coalesce(struct txn *t, const struct cache_step_cfg *sc,
+                                       struct cache_state *st, const struct cache_cc *rcc)
+{
+    int leader;
+    if (sc->cc->coalesce_timeout_ms == 0 ||
+        (st->flight = cache_flight_join(sc->cache, st->key.p, st->key.len, &leader)) == NULL)
+        return STEP_NEXT;
+    if (leader) {
+        /* the previous flight may have ended between our lookup and now */
+        st->leads = 1;
+        struct cache_obj *o = cache_lookup(sc->cache, st->key.p, st->key.len, st->req_fields,
+                                           st->n_req_fields);
+        if (o == NULL)
+            return STEP_NEXT;
+        int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
+        enum cache_reuse r = cache_reuse(rcc, &o->meta, o->lifetime, age);
+        if (r != CACHE_REUSE_FRESH && r != CACHE_REUSE_STALE_OK) {
+            cache_obj_put(o);
+            return STEP_NEXT;
+        }
+        cache_lead_end(sc, st, 1);
+        st->fill = NULL;
+        return cache_answer(t, st, NULL, o, age, "hit");
+    }
+    struct cache_wait *w = (struct cache_wait *)txn_alloc(t, sizeof(*w));
+    if (w == NULL) {
+        cache_flight_put(st->flight);
+        st->flight = NULL;
+        return STEP_NEXT;
+    }
+    w->t = t;
+    w->sc = sc;
+    w->st = st;
+    w->rcc = *rcc;
+    w->give_up_at = ev_now(txn_loop(t)) + (double)sc->cc->coalesce_timeout_ms / 1000.0;
+    ev_timer_init(&w->timer, cache_wait_cb, CACHE_POLL_FIRST, CACHE_POLL_FIRST);
+    w->timer.data = w;
+    ev_timer_start(txn_loop(t), &w->timer);
+    st->wait = w;
+    return STEP_WAIT;
+}
+
 /* ---- per request ---- */
 
 static int cache_method_unsafe(enum http_method m)
@@ -500,9 +623,16 @@ static enum step_result cache_lookup_request(struct txn *t, const struct cache_s
         return STEP_RESPOND;
     }
     st->mode = CM_FILL;
-    if (cache_keep_fields(t, st, req) < 0)
+    if (cache_keep_fields(t, st, req) < 0) {
         st->mode = CM_PASS;
-    return STEP_NEXT;
+        return STEP_NEXT;
+    }
+    /* requests with conditionals or Range, or that want a fresh answer,
+     * go on alone: the leader's answer may not be theirs */
+    if (cache_client_conditional(req) ||
+        (rcc->flags & (CACHE_CC_FLAG(CACHE_CC_NO_CACHE) | CACHE_CC_FLAG(CACHE_CC_NO_STORE))))
+        return STEP_NEXT;
+    return cache_coalesce(t, sc, st, rcc);
 }
 
 static enum step_result cache_on_request(struct txn *t, const void *cfg, void *state)
@@ -626,6 +756,8 @@ static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, str
         detail = "too-large";
     if (st->fill)
         cache_obj_times(st->fill, st->request_time, now);
+    else
+        cache_lead_end(sc, st, 0); /* not storable: the waiters go on their own */
     cache_status_field(t, resp, st->fwd, detail, st->fill != NULL);
 }
 
@@ -679,6 +811,7 @@ static void cache_revalidated(struct txn *t, const struct cache_step_cfg *sc,
         cache_obj_put(fresh); /* not stored again: the validated old object answers */
     }
     st->stale = NULL;
+    cache_lead_end(sc, st, o == fresh);
     int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, now);
     if (cache_answer(t, st, NULL, o, age, "fwd=stale; fwd-status=304") != STEP_RESPOND)
         st->hit = NULL, cache_obj_put(o);
@@ -759,6 +892,7 @@ static void cache_on_body(struct txn *t, const void *cfg, void *state, const cha
     if (st->fill && cache_obj_append(sc->cache, st->fill, p, n) < 0) {
         cache_obj_put(st->fill); /* too large after all: passed through, not kept */
         st->fill = NULL;
+        cache_lead_end(sc, st, 0);
     }
 }
 
@@ -768,10 +902,12 @@ static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
     struct cache_state *st = state;
     if (st->fill == NULL)
         return;
-    if (cache_insert(sc->cache, st->fill) < 0)
+    int rc = cache_insert(sc->cache, st->fill);
+    if (rc < 0)
         log_debug("cache %s: an object of %zu bytes was not stored", sc->name, st->fill->body_len);
     cache_obj_put(st->fill);
     st->fill = NULL;
+    cache_lead_end(sc, st, rc == 0);
 }
 
 static void cache_on_error(struct txn *t, const void *cfg, void *state, int status)
@@ -784,6 +920,10 @@ static void cache_on_error(struct txn *t, const void *cfg, void *state, int stat
 static void cache_cancel(struct txn *t, const void *cfg, void *state)
 {
     struct cache_state *st = state;
+    cache_wait_stop(st);
+    cache_lead_end(cfg, st, 0);
+    cache_flight_put(st->flight); /* a waiter's reference */
+    st->flight = NULL;
     cache_obj_put(st->hit);
     cache_obj_put(st->fill);
     cache_obj_put(st->stale);
