@@ -439,8 +439,11 @@ enum cache_verdict cache_storable(int is_get, const struct cache_cc *req, int ha
     int explicit = cache_has_freshness(r) || (f & CACHE_CC_FLAG(CACHE_CC_PUBLIC));
     if (!explicit && !cache_status_heuristic(r->status))
         return CACHE_STORE_STATUS;
-    /* it must be reusable some day: fresh for a while, or validatable */
-    if (cache_freshness_lifetime(r) <= 0 && !r->has_etag && r->last_modified == CACHE_ABSENT)
+    /* it must be reusable some day: fresh for a while, validatable, or
+     * usable stale (RFC 5861) */
+    int stale_use = r->cc.stale_while_revalidate > 0 || r->cc.stale_if_error > 0;
+    if (cache_freshness_lifetime(r) <= 0 && !r->has_etag && r->last_modified == CACHE_ABSENT &&
+        !stale_use)
         return CACHE_STORE_NOT_CACHEABLE;
     return CACHE_STORE_OK;
 }

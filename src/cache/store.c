@@ -164,6 +164,41 @@ struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct h
     return o;
 }
 
+void cache_meta_of(struct cache_resp *meta, int status, const struct http_header *f, size_t n,
+                   int64_t now)
+{
+    cache_resp_init(meta, status);
+    for (size_t i = 0; i < n; i++)
+        cache_resp_field(meta, f[i].name.p, f[i].name.len, f[i].value.p, f[i].value.len);
+    if (meta->date == CACHE_ABSENT)
+        meta->date = now;
+}
+
+void cache_obj_set_times(struct cache_obj *o, int64_t request_time, int64_t now)
+{
+    o->request_time = request_time;
+    o->response_time = now;
+    o->lifetime = cache_freshness_lifetime(&o->meta);
+    o->ev.expires_at = now + o->lifetime - cache_current_age(&o->meta, request_time, now, now);
+}
+
+size_t cache_merge_fields(const struct cache_obj *o, const struct http_header *nf, size_t n_new,
+                          struct http_header *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_headers; i++) {
+        size_t k = 0;
+        while (k < n_new && (nf[k].name.len != o->headers[i].name.len ||
+                             strncasecmp(nf[k].name.p, o->headers[i].name.p, nf[k].name.len)))
+            k++;
+        if (k == n_new)
+            out[n++] = o->headers[i];
+    }
+    for (size_t k = 0; k < n_new; k++)
+        out[n++] = nf[k];
+    return n;
+}
+
 int cache_obj_append(struct cache *c, struct cache_obj *o, const char *p, size_t n)
 {
     if (o->body_len + n + o->charge > cache_max_object(c)) {
@@ -630,6 +665,13 @@ struct cache *cache_acquire(const struct cfg_cache *cc)
     }
     pthread_mutex_unlock(&cache_registry_lock);
     return c;
+}
+
+void cache_ref(struct cache *c)
+{
+    pthread_mutex_lock(&cache_registry_lock);
+    c->refs++;
+    pthread_mutex_unlock(&cache_registry_lock);
 }
 
 void cache_release(struct cache *c)

@@ -55,9 +55,11 @@ struct cache;
  * changed), with a reference for the caller. Its caps become cc's. Returns
  * NULL when out of memory. Thread-safe. */
 struct cache *cache_acquire(const struct cfg_cache *cc);
-/* Drops a reference from cache_acquire; the last frees the cache and its
- * objects. */
+/* Drops a reference from cache_acquire or cache_ref; the last frees the
+ * cache and its objects. */
 void cache_release(struct cache *c);
+/* Takes one more reference (for work that outlives a request). */
+void cache_ref(struct cache *c);
 /* Bytes an object may hold at most (per-object cap, and a shard's share). */
 uint64_t cache_max_object(const struct cache *c);
 
@@ -83,6 +85,19 @@ void cache_obj_put(struct cache_obj *o);
 struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct http_slice url,
                                 struct http_slice vary, const struct http_header *f, size_t n,
                                 const struct cache_resp *meta);
+/* The response facts of fields f[0..n) with `status`; Date defaults to now. */
+void cache_meta_of(struct cache_resp *meta, int status, const struct http_header *f, size_t n,
+                   int64_t now);
+/* Sets an object's times (seconds): when its request went out and now,
+ * its freshness lifetime and the ttl policy's expiry. Before inserting. */
+void cache_obj_set_times(struct cache_obj *o, int64_t request_time, int64_t now);
+/* Writes into out (room for o->n_headers + n_new entries) o's fields
+ * updated by a 304's fields nf[0..n_new) (RFC 9111 3.2): each field the 304
+ * carries replaces the stored ones of that name; framing (never among nf)
+ * stays. Returns how many were written. Slices point into o and nf. */
+size_t cache_merge_fields(const struct cache_obj *o, const struct http_header *nf, size_t n_new,
+                          struct http_header *out);
+
 /* Appends body bytes to an object being filled. Returns 0, -EFBIG when
  * the object would pass the cap (its body is then dropped: the caller
  * stops filling) or -ENOMEM. */

@@ -2116,6 +2116,12 @@ struct cluster *txn_cluster(const struct txn *t, const struct cfg_cluster *cc)
     return &snap->clusters[cc - snap->cfg->clusters];
 }
 
+struct snapshot *txn_snapshot_ref(const struct txn *t)
+{
+    snapshot_ref(t->session->snap);
+    return t->session->snap;
+}
+
 struct pool *txn_upstream_pool(const struct txn *t)
 {
     return &proxy_hw(t->wc)->upstreams;

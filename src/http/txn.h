@@ -26,6 +26,7 @@ struct client;
 struct wctx;
 struct cluster;
 struct endpoint;
+struct snapshot;
 
 /* A request head kept while a step waits: the parsed message and its bytes. */
 struct txn_head {
@@ -108,6 +109,10 @@ const char *txn_route_name(const struct txn *t);
 const char *txn_listener_name(const struct txn *t);
 /* The running state (endpoints, balancer) of a configured cluster. */
 struct cluster *txn_cluster(const struct txn *t, const struct cfg_cluster *cc);
+/* The configuration snapshot the request runs on, with a reference for
+ * the caller (snapshot_unref, server/snapshot.h): for work that outlives
+ * the request and uses its clusters (a cache's background refresh). */
+struct snapshot *txn_snapshot_ref(const struct txn *t);
 /* The worker's upstream connection pool and buffer pool. */
 struct pool *txn_upstream_pool(const struct txn *t);
 struct buf_pool *txn_buf_pool(const struct txn *t);

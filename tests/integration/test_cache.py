@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import RawClient, cluster_yaml, config, free_port, request
+from conftest import RawClient, cluster_yaml, config, free_port, request, wait_until
 
 
 def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1):
@@ -447,3 +447,41 @@ def test_coalescing_off(edge):
     w, app, port = edge(fresh(b"x", delay=0.3), cache_extra="coalesce_timeout: 0s")
     _parallel_gets(port, 5)
     assert app.count == 5
+
+
+# ---- stale-while-revalidate ------------------------------------------------------------
+
+
+def test_stale_while_revalidate_refreshes_once(edge):
+    def decide(req):
+        if req.header("If-None-Match") == '"w1"':
+            return {"status": 304, "headers": [("Cache-Control", "max-age=600"), ("ETag", '"w1"'),
+                                               ("X-Refreshed", "yes")], "delay": 0.5}
+        return {"status": 200, "headers": [("Cache-Control", "max-age=0, stale-while-revalidate=600"),
+                                           ("ETag", '"w1"')], "body": b"swr body"}
+    w, app, port = edge(decide, workers=2)
+    assert get(port).body == b"swr body"
+    # stale now: every request is answered at once from the stale object
+    results = _parallel_gets(port, 20)
+    assert all(r.status == 200 and r.body == b"swr body" for r in results)
+    assert all("stale-while-revalidate" in r.header("Cache-Status") for r in results)
+    wait_until(lambda: app.count >= 2, what="the background refresh")
+    wait_until(lambda: get(port).header("X-Refreshed") == "yes", what="the refreshed object")
+    r = get(port)
+    assert r.header("Cache-Status").startswith("weir; hit;") and r.header("X-Refreshed") == "yes"
+    assert app.count == 2  # one refresh for all the stale answers
+    assert app.requests[1].header("If-None-Match") == '"w1"'
+
+
+def test_stale_while_revalidate_refresh_with_new_body(edge):
+    n = [0]
+
+    def decide(req):
+        n[0] += 1
+        return {"status": 200, "headers": [("Cache-Control", "max-age=0, stale-while-revalidate=600")],
+                "body": b"v%d" % n[0]}
+    w, app, port = edge(decide)
+    assert get(port).body == b"v1"  # stored: SWR makes it reusable though stale at once
+    assert get(port).body == b"v1"  # stale answer; refresh fetches v2
+    wait_until(lambda: app.count >= 2, what="the background refresh")
+    wait_until(lambda: get(port).body == b"v2", what="the refreshed object")

@@ -232,6 +232,10 @@ static void test_storable(void **state)
     /* no freshness and no validator: useless */
     r = resp_cc(200, NULL);
     assert_int_equal(storable("", 0, &r), CACHE_STORE_NOT_CACHEABLE);
+    r = resp_cc(200, "max-age=0, stale-while-revalidate=30"); /* usable stale */
+    assert_int_equal(storable("", 0, &r), CACHE_STORE_OK);
+    r = resp_cc(200, "max-age=0, stale-while-revalidate=0");
+    assert_int_equal(storable("", 0, &r), CACHE_STORE_NOT_CACHEABLE);
     r = resp_cc(200, "no-cache");
     assert_int_equal(storable("", 0, &r), CACHE_STORE_NOT_CACHEABLE);
     field(&r, "ETag", "\"v1\"");

@@ -17,6 +17,7 @@
  * What a request holds (an object reference, the fill in progress) is in
  * the step state and released by cancel when the transaction ends. */
 #include "http/steps/cache.h"
+#include "http/steps/cache_refresh.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -597,6 +598,29 @@ static int cache_add_validators(struct txn *t, struct cache_state *st, const str
     return rc;
 }
 
+/* Stale within stale-while-revalidate (RFC 5861 3): answers from o now and,
+ * when no other request is already fetching the key, refreshes it in the
+ * background. */
+static enum step_result cache_swr(struct txn *t, const struct cache_step_cfg *sc,
+                                  struct cache_state *st, struct cache_obj *o, int64_t age)
+{
+    enum step_result res = cache_answer(t, st, t->req, o, age, "hit; detail=stale-while-revalidate");
+    if (res != STEP_RESPOND)
+        return res;
+    int leader;
+    struct cache_flight *f = cache_flight_join(sc->cache, st->key.p, st->key.len, &leader);
+    if (f == NULL)
+        return res;
+    uint64_t timeout_ms = sc->cc->coalesce_timeout_ms ? sc->cc->coalesce_timeout_ms : 5000;
+    if (leader && cache_refresh_start(t, sc->cache, f, o, st->req_flags, st->has_auth,
+                                      timeout_ms) == 0)
+        return res; /* the refresh owns the flight and its reference now */
+    if (leader)
+        cache_flight_end(sc->cache, f, 0);
+    cache_flight_put(f);
+    return res;
+}
+
 /* A GET or HEAD: answer from the cache, or go on to fill it. */
 static enum step_result cache_lookup_request(struct txn *t, const struct cache_step_cfg *sc,
                                              struct cache_state *st, const struct http_msg *req,
@@ -613,6 +637,8 @@ static enum step_result cache_lookup_request(struct txn *t, const struct cache_s
         enum cache_reuse r = cache_reuse(rcc, &o->meta, o->lifetime, age);
         if (r == CACHE_REUSE_FRESH || r == CACHE_REUSE_STALE_OK)
             return cache_answer(t, st, req, o, age, "hit");
+        if (r == CACHE_REUSE_SWR)
+            return cache_swr(t, sc, st, o, age);
         st->stale = o;
         st->fwd = (rcc->flags & CACHE_CC_FLAG(CACHE_CC_NO_CACHE)) ? "request" : "stale";
         if (cache_add_validators(t, st, o) < 0)
@@ -711,24 +737,6 @@ static struct http_header *cache_resp_fields(struct txn *t, const struct http_ms
     return f;
 }
 
-static void cache_meta_of(struct cache_resp *meta, int status, const struct http_header *f,
-                          size_t n, int64_t now)
-{
-    cache_resp_init(meta, status);
-    for (size_t i = 0; i < n; i++)
-        cache_resp_field(meta, f[i].name.p, f[i].name.len, f[i].value.p, f[i].value.len);
-    if (meta->date == CACHE_ABSENT)
-        meta->date = now;
-}
-
-static void cache_obj_times(struct cache_obj *o, int64_t request_time, int64_t now)
-{
-    o->request_time = request_time;
-    o->response_time = now;
-    o->lifetime = cache_freshness_lifetime(&o->meta);
-    o->ev.expires_at = now + o->lifetime - cache_current_age(&o->meta, request_time, now, now);
-}
-
 /* Decides whether the backend's answer is stored and starts the copy. */
 static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, struct cache_state *st,
                              struct http_msg *resp)
@@ -755,35 +763,10 @@ static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, str
              (st->fill = cache_obj_new(sc->cache, st->key, st->url, vary, f, nf, &meta)) == NULL)
         detail = "too-large";
     if (st->fill)
-        cache_obj_times(st->fill, st->request_time, now);
+        cache_obj_set_times(st->fill, st->request_time, now);
     else
         cache_lead_end(sc, st, 0); /* not storable: the waiters go on their own */
     cache_status_field(t, resp, st->fwd, detail, st->fill != NULL);
-}
-
-/* The stale object's fields updated by a 304's (RFC 9111 3.2, 4.3.4):
- * each field the 304 carries replaces the stored ones of that name;
- * Content-Length (framing, never in the 304's end-to-end fields) stays. */
-static struct http_header *cache_merge_fields(struct txn *t, const struct cache_obj *o,
-                                              const struct http_header *nf, size_t n_new,
-                                              size_t *n)
-{
-    struct http_header *f =
-        (struct http_header *)txn_alloc(t, (o->n_headers + n_new + 1) * sizeof(*f));
-    *n = 0;
-    if (f == NULL)
-        return NULL;
-    for (size_t i = 0; i < o->n_headers; i++) {
-        size_t k = 0;
-        while (k < n_new && (nf[k].name.len != o->headers[i].name.len ||
-                             strncasecmp(nf[k].name.p, o->headers[i].name.p, nf[k].name.len)))
-            k++;
-        if (k == n_new)
-            f[(*n)++] = o->headers[i];
-    }
-    for (size_t k = 0; k < n_new; k++)
-        f[(*n)++] = nf[k];
-    return f;
 }
 
 /* The backend said 304 to weir's revalidation: the stored object, its
@@ -795,14 +778,17 @@ static void cache_revalidated(struct txn *t, const struct cache_step_cfg *sc,
     struct cache_obj *o = st->stale, *fresh = NULL;
     size_t n_new, n;
     struct http_header *nf = cache_resp_fields(t, resp, &n_new);
-    struct http_header *f = nf ? cache_merge_fields(t, o, nf, n_new, &n) : NULL;
+    struct http_header *f =
+        nf ? (struct http_header *)txn_alloc(t, (o->n_headers + n_new + 1) * sizeof(*f)) : NULL;
+    if (f)
+        n = cache_merge_fields(o, nf, n_new, f);
     struct cache_resp meta;
     if (f) {
         cache_meta_of(&meta, o->meta.status, f, n, now);
         fresh = cache_obj_new(sc->cache, o->key, o->url, o->vary, f, n, &meta);
     }
     if (fresh)
-        cache_obj_times(fresh, st->request_time, now);
+        cache_obj_set_times(fresh, st->request_time, now);
     if (fresh && (o->body_len == 0 || cache_obj_append(sc->cache, fresh, o->body, o->body_len) == 0) &&
         cache_insert(sc->cache, fresh) == 0) {
         cache_obj_put(o);
