@@ -531,3 +531,86 @@ int cache_stale_if_error(const struct cache_cc *req, const struct cache_resp *r,
         window = req->stale_if_error;
     return window != CACHE_ABSENT && staleness <= window;
 }
+
+/* ---- validators and ranges (RFC 9110 13.1.2, 14.1.2) ---- */
+
+/* Strips W/ from an entity-tag. */
+static void cache_etag_strong(const char **p, size_t *n)
+{
+    if (*n >= 2 && (*p)[0] == 'W' && (*p)[1] == '/') {
+        *p += 2;
+        *n -= 2;
+    }
+}
+
+int cache_etag_match(const char *p, size_t n, const char *etag, size_t elen)
+{
+    cache_etag_strong(&etag, &elen);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == ','))
+            i++;
+        if (i == n)
+            break;
+        if (p[i] == '*')
+            return 1;
+        size_t s = i;
+        if (n - i >= 2 && p[i] == 'W' && p[i + 1] == '/')
+            i += 2;
+        if (i >= n || p[i] != '"')
+            return 0;
+        const char *close = memchr(p + i + 1, '"', n - i - 1);
+        if (close == NULL)
+            return 0;
+        i = (size_t)(close - p) + 1;
+        const char *m = p + s;
+        size_t mn = i - s;
+        cache_etag_strong(&m, &mn);
+        if (elen > 0 && mn == elen && memcmp(m, etag, elen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Reads digits at *p (at most 2^62); returns 1 when there were some. */
+static int cache_range_num(const char **p, const char *end, uint64_t *out, int *overflow)
+{
+    const char *start = *p;
+    uint64_t x = 0;
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
+        x = x * 10 + (uint64_t)(**p - '0');
+        if (x > (1ULL << 62))
+            *overflow = 1;
+    }
+    *out = x;
+    return *p > start;
+}
+
+int cache_range_parse(const char *v, size_t n, uint64_t len, uint64_t *from, uint64_t *to)
+{
+    if (n < 7 || strncasecmp(v, "bytes=", 6) != 0 || memchr(v, ',', n))
+        return 0;
+    const char *p = v + 6, *end = v + n;
+    uint64_t a = 0, b = 0;
+    int overflow = 0;
+    int has_a = cache_range_num(&p, end, &a, &overflow);
+    if (p == end || *p++ != '-')
+        return 0;
+    int has_b = cache_range_num(&p, end, &b, &overflow);
+    if (p != end || overflow || (!has_a && !has_b))
+        return 0;
+    if (!has_a) { /* the last b bytes */
+        if (b == 0 || len == 0)
+            return -1;
+        *from = b >= len ? 0 : len - b;
+        *to = len - 1;
+        return 1;
+    }
+    if (has_b && b < a)
+        return 0;
+    if (a >= len)
+        return -1;
+    *from = a;
+    *to = has_b && b < len ? b : len - 1;
+    return 1;
+}

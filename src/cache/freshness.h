@@ -144,4 +144,18 @@ enum cache_reuse cache_reuse(const struct cache_cc *req, const struct cache_resp
 int cache_stale_if_error(const struct cache_cc *req, const struct cache_resp *r, int64_t lifetime,
                          int64_t age);
 
+/* Whether an If-None-Match value p[0..n) is "*" or lists the entity-tag
+ * etag[0..elen) under the weak comparison (RFC 9110 8.8.3.2, 13.1.2: W/
+ * ignored on both sides). A malformed member ends the list (no match
+ * after it). An empty etag matches only "*". */
+int cache_etag_match(const char *p, size_t n, const char *etag, size_t elen);
+
+/* Reads a Range value p[0..n) against a representation of len bytes: one
+ * "bytes=first-last", "bytes=first-" or "bytes=-suffix" (RFC 9110 14.1.2).
+ * Returns 1 with [*from, *to] (inclusive, within len), -1 when it cannot
+ * be satisfied (416), 0 when weir answers the whole representation
+ * instead (other units, several ranges, invalid: RFC 9110 14.2 lets a
+ * server ignore those). */
+int cache_range_parse(const char *p, size_t n, uint64_t len, uint64_t *from, uint64_t *to);
+
 #endif

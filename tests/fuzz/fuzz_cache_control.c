@@ -1,11 +1,13 @@
 /* fuzz_cache_control: libFuzzer harness for the cache's readers of
- * response fields (cache/freshness.c): cache_cc_parse on Cache-Control
- * values, cache_date_parse on HTTP dates, and the decisions built on them.
+ * fields (cache/freshness.c): cache_cc_parse on Cache-Control values,
+ * cache_date_parse on HTTP dates, cache_etag_match on If-None-Match,
+ * cache_range_parse on Range, and the decisions built on them.
  *
  * The input is copied to an exact-size buffer (fields are slices: no byte
  * after them may be read). Checks: parsing is the same whole and split at
  * every comma; a parsed date formats back to a date that parses to the same
- * time; lifetimes and ages are never negative. */
+ * time; lifetimes and ages are never negative; a range lies inside the
+ * representation; "*" and the input's own first tag match. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (life < 0 || age < 0)
         abort();
     (void)cache_reuse(&whole, &r, life, age);
+    uint64_t from = 0, to = 0, len = size * 7 + 1;
+    if (cache_range_parse(p, size, len, &from, &to) == 1 && (from > to || to >= len))
+        abort();
+    (void)cache_etag_match(p, size, "\"v1\"", 4);
+    if (!cache_etag_match("*", 1, p, size))
+        abort();
+    const char *q = size ? memchr(p, '"', size) : NULL;
+    const char *q2 = q ? memchr(q + 1, '"', size - (size_t)(q - p) - 1) : NULL;
+    if (q2 && !cache_etag_match(q, (size_t)(q2 - q) + 1, q, (size_t)(q2 - q) + 1))
+        abort();
     (void)cache_storable(1, &whole, 1, &r);
     free(p);
     return 0;

@@ -292,6 +292,58 @@ static void test_stale_if_error(void **state)
     assert_false(cache_stale_if_error(&rq, &r, 60, 61));
 }
 
+static int etag(const char *list, const char *tag)
+{
+    return cache_etag_match(list, strlen(list), tag, strlen(tag));
+}
+
+static void test_etag_match(void **state)
+{
+    assert_true(etag("\"a\"", "\"a\""));
+    assert_true(etag("W/\"a\"", "\"a\""));
+    assert_true(etag("\"a\"", "W/\"a\""));
+    assert_true(etag("\"x\", \"y\" ,W/\"a\"", "\"a\""));
+    assert_true(etag("*", "\"a\""));
+    assert_true(etag("*", ""));
+    assert_true(etag("\"a,b\"", "\"a,b\"")); /* a comma inside a tag */
+    assert_false(etag("\"a,b\"", "\"a\""));
+    assert_false(etag("\"ab\"", "\"a\""));
+    assert_false(etag("", "\"a\""));
+    assert_false(etag("\"a", "\"a\""));       /* unterminated */
+    assert_false(etag("junk, \"a\"", "\"a\"")); /* a bad member ends the list */
+    assert_false(etag("\"\"", ""));
+}
+
+static int range(const char *v, uint64_t len, uint64_t *a, uint64_t *b)
+{
+    return cache_range_parse(v, strlen(v), len, a, b);
+}
+
+static void test_range(void **state)
+{
+    uint64_t a = 0, b = 0;
+    assert_int_equal(range("bytes=2-5", 10, &a, &b), 1);
+    assert_int_equal(a, 2);
+    assert_int_equal(b, 5);
+    assert_int_equal(range("bytes=7-", 10, &a, &b), 1);
+    assert_int_equal(b, 9);
+    assert_int_equal(range("bytes=5-100", 10, &a, &b), 1);
+    assert_int_equal(b, 9);
+    assert_int_equal(range("bytes=-3", 10, &a, &b), 1);
+    assert_int_equal(a, 7);
+    assert_int_equal(range("bytes=-30", 10, &a, &b), 1);
+    assert_int_equal(a, 0);
+    assert_int_equal(range("BYTES=0-0", 10, &a, &b), 1);
+    assert_int_equal(range("bytes=10-", 10, &a, &b), -1);
+    assert_int_equal(range("bytes=-0", 10, &a, &b), -1);
+    assert_int_equal(range("bytes=0-1,3-4", 10, &a, &b), 0);
+    assert_int_equal(range("bytes=5-2", 10, &a, &b), 0);
+    assert_int_equal(range("bytes=-", 10, &a, &b), 0);
+    assert_int_equal(range("items=0-1", 10, &a, &b), 0);
+    assert_int_equal(range("bytes=1-2x", 10, &a, &b), 0);
+    assert_int_equal(range("bytes=99999999999999999999-", 10, &a, &b), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +356,8 @@ int main(void)
         cmocka_unit_test(test_storable),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_stale_if_error),
+        cmocka_unit_test(test_etag_match),
+        cmocka_unit_test(test_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,42 +271,13 @@ static int cache_answer_fields(struct txn *t, const struct cache_obj *o, int64_t
     return (int)n;
 }
 
-/* Weak comparison of an If-None-Match list with the stored ETag (RFC 9110
- * 13.1.2): "*" or any member equal once W/ is ignored. */
-static int cache_etag_matches(struct http_slice list, struct http_slice etag)
-{
-    if (etag.len == 0)
-        return 0;
-    struct http_slice e = etag;
-    if (e.len > 2 && e.p[0] == 'W' && e.p[1] == '/')
-        e = (struct http_slice){ e.p + 2, e.len - 2 };
-    size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.p[i] == ' ' || list.p[i] == ',' || list.p[i] == '\t'))
-            i++;
-        size_t s = i;
-        while (i < list.len && list.p[i] != ',')
-            i++;
-        struct http_slice m = { list.p + s, i - s };
-        while (m.len && (m.p[m.len - 1] == ' ' || m.p[m.len - 1] == '\t'))
-            m.len--;
-        if (m.len == 1 && m.p[0] == '*')
-            return 1;
-        if (m.len > 2 && m.p[0] == 'W' && m.p[1] == '/')
-            m = (struct http_slice){ m.p + 2, m.len - 2 };
-        if (m.len == e.len && memcmp(m.p, e.p, e.len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* Whether the client's conditional request is satisfied by the object
  * (RFC 9110 13.2.2: If-None-Match first, else If-Modified-Since). */
 static int cache_not_modified(const struct http_msg *req, const struct cache_obj *o)
 {
     const struct http_header *inm = cache_find_field(req, "if-none-match");
     if (inm)
-        return cache_etag_matches(inm->value, o->etag);
+        return cache_etag_match(inm->value.p, inm->value.len, o->etag.p, o->etag.len);
     const struct http_header *ims = cache_find_field(req, "if-modified-since");
     int64_t since, lm;
     if (ims == NULL || o->last_modified.len == 0 ||
@@ -314,43 +285,6 @@ static int cache_not_modified(const struct http_msg *req, const struct cache_obj
         cache_date_parse(o->last_modified.p, o->last_modified.len, &lm) < 0)
         return 0;
     return lm <= since;
-}
-
-/* Parses a single "bytes=first-last" / "bytes=first-" / "bytes=-suffix"
- * range over len bytes. Returns 1 with [*from, *to] inclusive, 0 when the
- * field is not one weir answers with a part (a multi-range: the whole
- * object), -1 when unsatisfiable. */
-static int cache_range(struct http_slice v, uint64_t len, uint64_t *from, uint64_t *to)
-{
-    if (v.len < 7 || strncasecmp(v.p, "bytes=", 6) != 0 || memchr(v.p, ',', v.len))
-        return 0;
-    const char *p = v.p + 6, *end = v.p + v.len;
-    uint64_t a = 0, b = 0;
-    int has_a = 0, has_b = 0;
-    for (; p < end && *p >= '0' && *p <= '9'; p++, has_a = 1)
-        if ((a = a * 10 + (uint64_t)(*p - '0')) > (1ULL << 62))
-            return 0;
-    if (p == end || *p++ != '-')
-        return 0;
-    for (; p < end && *p >= '0' && *p <= '9'; p++, has_b = 1)
-        if ((b = b * 10 + (uint64_t)(*p - '0')) > (1ULL << 62))
-            return 0;
-    if (p != end || (!has_a && !has_b))
-        return 0;
-    if (!has_a) { /* suffix */
-        if (b == 0 || len == 0)
-            return -1;
-        *from = b >= len ? 0 : len - b;
-        *to = len - 1;
-        return 1;
-    }
-    if (has_b && b < a)
-        return 0; /* invalid: ignored (RFC 9110 14.2) */
-    if (a >= len)
-        return -1;
-    *from = a;
-    *to = has_b && b < len ? b : len - 1;
-    return 1;
 }
 
 /* Answers from o (a reference the state now holds). req NULL: at response
@@ -373,7 +307,7 @@ static enum step_result cache_answer(struct txn *t, struct cache_state *st,
     } else if (req && status == 200 && !cache_find_field(req, "if-range")) {
         const struct http_header *rg = cache_find_field(req, "range");
         uint64_t from = 0, to = 0;
-        int r = rg ? cache_range(rg->value, o->body_len, &from, &to) : 0;
+        int r = rg ? cache_range_parse(rg->value.p, rg->value.len, o->body_len, &from, &to) : 0;
         char *cr = r ? txn_alloc(t, 64) : NULL;
         if (r && cr == NULL)
             return STEP_ERROR;
