@@ -485,3 +485,40 @@ def test_stale_while_revalidate_refresh_with_new_body(edge):
     assert get(port).body == b"v1"  # stale answer; refresh fetches v2
     wait_until(lambda: app.count >= 2, what="the background refresh")
     wait_until(lambda: get(port).body == b"v2", what="the refreshed object")
+
+
+def test_purge_by_tag_and_prefix(edge):
+    def decide(req):
+        tags = {"/a/1": "red blue", "/a/2": "green", "/b/3": "blue", "/b/4": ""}
+        extra = [("Surrogate-Key", tags[req.target])] if tags.get(req.target) else []
+        return fresh(req.target.encode(), extra)
+    w, app, port = edge(decide, cache_extra="purge: { allow: [127.0.0.0/8] }")
+    paths = ["/a/1", "/a/2", "/b/3", "/b/4"]
+
+    def cached():
+        return {p for p in paths if get(p_port, p, headers="Cache-Control: only-if-cached\r\n").status == 200}
+    p_port = port
+    for p in paths:
+        get(port, p)
+    assert cached() == set(paths)
+    r = get(port, "/", method="PURGE", headers="Surrogate-Key: blue\r\n")
+    assert r.status == 200 and r.body == b"purged 2\n"
+    assert cached() == {"/a/2", "/b/4"}
+    r = get(port, "/", method="PURGE", headers="Cache-Tag: nothing\r\n")
+    assert r.status == 404
+    for p in paths:
+        get(port, p)
+    r = get(port, "/a/*", method="PURGE")
+    assert r.status == 200 and r.body == b"purged 2\n"
+    assert cached() == {"/b/3", "/b/4"}
+
+
+def test_reload_keeps_objects_and_version_invalidates(edge):
+    w, app, port = edge(fresh(b"kept"))
+    get(port)
+    w.reload(cache_config(port, app))
+    assert get(port).header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+    w.reload(cache_config(port, app, cache_extra="version: 2"))
+    assert "fwd=uri-miss" in get(port).header("Cache-Status")
+    assert app.count == 2

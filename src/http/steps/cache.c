@@ -485,6 +485,41 @@ static const struct http_header cache_purge_fields[] = {
     { { "Content-Type", 12 }, { "text/plain", 10 } },
 };
 
+/* What a PURGE names: the tags of its Surrogate-Key / Cache-Tag fields;
+ * else a URL prefix (a path ending in '*'); else its URI. Returns how many
+ * objects went. */
+static long cache_purge_what(const struct cache_step_cfg *sc, const struct cache_state *st,
+                             const struct http_msg *req)
+{
+    long n = 0;
+    int tagged = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        struct http_slice name = req->headers[i].name, v = req->headers[i].value;
+        if (!((name.len == 13 && strncasecmp(name.p, "surrogate-key", 13) == 0) ||
+              (name.len == 9 && strncasecmp(name.p, "cache-tag", 9) == 0)))
+            continue;
+        for (size_t k = 0; k < v.len;) {
+            while (k < v.len && (v.p[k] == ' ' || v.p[k] == ',' || v.p[k] == '\t'))
+                k++;
+            size_t b = k;
+            while (k < v.len && v.p[k] != ' ' && v.p[k] != ',' && v.p[k] != '\t')
+                k++;
+            if (k > b) {
+                n += cache_purge_in(sc->cache, CACHE_PURGE_TAG, v.p + b, k - b);
+                tagged = 1;
+            }
+        }
+    }
+    if (tagged)
+        return n;
+    if (req->query.len == 0 && st->url.len > 0 && st->url.p[st->url.len - 1] == '*')
+        return cache_purge_in(sc->cache, CACHE_PURGE_PREFIX, st->url.p, st->url.len - 1);
+    /* with key headers, the URI's objects differ in more than the key */
+    if (sc->cc->n_key_headers)
+        return cache_purge_in(sc->cache, CACHE_PURGE_URL, st->url.p, st->url.len);
+    return (long)cache_invalidate(sc->cache, st->key.p, st->key.len);
+}
+
 /* PURGE: from an allowed address, removes the URI's objects. */
 static enum step_result cache_purge_request(struct txn *t, const struct cache_step_cfg *sc,
                                             struct cache_state *st)
@@ -498,11 +533,12 @@ static enum step_result cache_purge_request(struct txn *t, const struct cache_st
         txn_respond(t, 405, cache_purge_fields, 1, "PURGE not allowed\n", 18);
         return STEP_RESPOND;
     }
-    size_t n = cache_invalidate(sc->cache, st->key.p, st->key.len);
-    if (n == 0)
-        txn_respond(t, 404, cache_purge_fields, 1, "not cached\n", 11);
-    else
-        txn_respond(t, 200, cache_purge_fields, 1, "purged\n", 7);
+    long n = cache_purge_what(sc, st, t->req);
+    char *body = txn_alloc(t, 32);
+    if (body == NULL)
+        return STEP_ERROR;
+    int len = snprintf(body, 32, n > 0 ? "purged %ld\n" : "not cached\n", n);
+    txn_respond(t, n > 0 ? 200 : 404, cache_purge_fields, 1, body, (size_t)len);
     return STEP_RESPOND;
 }
 
