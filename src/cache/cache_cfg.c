@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cache/evict.h"
 #include "core/config_parse.h"
@@ -81,6 +82,33 @@ static int cache_cfg_headers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_list_each(ctx, v, cache_cfg_header_item, c);
 }
 
+static int cache_cfg_targeted_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    struct cfg_cache *c = obj;
+    const char *s;
+    char q[CFG_QUOTE_SIZE];
+    int rc = cfg_text(ctx, v, "a header name", &s);
+    if (rc < 0)
+        return rc;
+    if (!cfg_is_token(s) || strcasecmp(s, "cache-control") == 0)
+        return cfg_fail(ctx, v, "%s cannot be a targeted cache field (name one such as "
+                                "CDN-Cache-Control or Surrogate-Control)", cfg_quote(s, q));
+    return cfg_strdup(ctx, s, &c->targeted[i]);
+}
+
+static int cache_cfg_targeted(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    void *items;
+    static const struct cfg_list list = { "'targeted'", "header name", sizeof(char *),
+                                          CFG_MAX_CACHE_TARGETED };
+    int rc = cfg_list_new(ctx, v, &list, &items, &c->n_targeted);
+    if (rc < 0)
+        return rc;
+    c->targeted = items;
+    return cfg_list_each(ctx, v, cache_cfg_targeted_item, c);
+}
+
 static const struct cfg_key cache_cfg_key_keys[] = {
     CFG_FUNC("query", cache_cfg_query, false),
     CFG_FUNC("headers", cache_cfg_headers, false),
@@ -139,6 +167,7 @@ static const struct cfg_key cache_cfg_keys[] = {
     CFG_FUNC("purge", cache_cfg_purge, false),
     CFG_FIELD("coalesce_timeout", CFG_KIND_DURATION, struct cfg_cache, coalesce_timeout_ms, 0,
               CFG_MAX_DURATION_MS),
+    CFG_FUNC("targeted", cache_cfg_targeted, false),
 };
 CFG_MAP_DEFINE(cache_cfg_map, "cache", cache_cfg_keys);
 
@@ -153,7 +182,7 @@ static int cache_cfg_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, siz
     int rc = cfg_parse_map(ctx, node, &cache_cfg_map, c, vals);
     if (rc < 0)
         return rc;
-    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 8, "vals[2] is max_object");
+    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 9, "vals[2] is max_object");
     if (vals[2] == NULL && c->max_object_bytes > c->memory_bytes)
         c->max_object_bytes = c->memory_bytes; /* the default, for a small cache */
     if (c->max_object_bytes > c->memory_bytes)
@@ -193,6 +222,9 @@ void cache_cfg_free(void *root)
         for (size_t k = 0; c->key_headers && k < c->n_key_headers; k++)
             free(c->key_headers[k]);
         free(c->key_headers);
+        for (size_t k = 0; c->targeted && k < c->n_targeted; k++)
+            free(c->targeted[k]);
+        free(c->targeted);
         free(c->purge_allow);
     }
     free(cfg->caches);

@@ -17,6 +17,7 @@ struct cfg_ctx;
 #define CFG_MAX_CACHES 64
 #define CFG_MAX_CACHE_KEY_HEADERS 8
 #define CFG_MAX_CACHE_PURGE_ALLOW 64
+#define CFG_MAX_CACHE_TARGETED 4
 
 #define CACHE_QUERY_LIST(X) \
     X(CACHE_QUERY_ALL, "all") \
@@ -38,6 +39,9 @@ struct cfg_cache {
     size_t n_key_headers;
     uint64_t coalesce_timeout_ms; /* coalesce_timeout: longest wait on another request's miss,
                                      default 5s; 0: no coalescing */
+    char **targeted;             /* targeted: fields read ahead of Cache-Control, in order
+                                    (CDN-Cache-Control, RFC 9213; Surrogate-Control) */
+    size_t n_targeted;
     struct cidr *purge_allow;    /* purge.allow: addresses that may send PURGE; none: off */
     size_t n_purge_allow;
 };

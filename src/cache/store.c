@@ -164,14 +164,37 @@ struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct h
     return o;
 }
 
+/* Reads the targeted field `name` (all its lines) into cc. Returns 1 when
+ * present and valid. */
+static int cache_targeted(const char *name, const struct http_header *f, size_t n,
+                          struct cache_cc *cc)
+{
+    int seen = 0, bad = 0;
+    cache_cc_init(cc);
+    for (size_t i = 0; i < n; i++) {
+        if (!cache_field_is(f[i].name, name))
+            continue;
+        seen = 1;
+        bad |= cache_cc_parse(f[i].value.p, f[i].value.len, cc) < 0;
+    }
+    return seen && !bad;
+}
+
 void cache_meta_of(struct cache_resp *meta, int status, const struct http_header *f, size_t n,
-                   int64_t now)
+                   int64_t now, const struct cfg_cache *cc)
 {
     cache_resp_init(meta, status);
     for (size_t i = 0; i < n; i++)
         cache_resp_field(meta, f[i].name.p, f[i].name.len, f[i].value.p, f[i].value.len);
     if (meta->date == CACHE_ABSENT)
         meta->date = now;
+    struct cache_cc t;
+    for (size_t k = 0; cc && k < cc->n_targeted; k++) {
+        if (cache_targeted(cc->targeted[k], f, n, &t)) {
+            meta->cc = t; /* RFC 9213 2.1: Cache-Control is then ignored */
+            break;
+        }
+    }
 }
 
 void cache_obj_set_times(struct cache_obj *o, int64_t request_time, int64_t now)

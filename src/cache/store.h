@@ -85,9 +85,11 @@ void cache_obj_put(struct cache_obj *o);
 struct cache_obj *cache_obj_new(struct cache *c, struct http_slice key, struct http_slice url,
                                 struct http_slice vary, const struct http_header *f, size_t n,
                                 const struct cache_resp *meta);
-/* The response facts of fields f[0..n) with `status`; Date defaults to now. */
+/* The response facts of fields f[0..n) with `status`; Date defaults to
+ * now. With cc's targeted fields (RFC 9213), the first of them present and
+ * valid stands for Cache-Control. cc may be NULL. */
 void cache_meta_of(struct cache_resp *meta, int status, const struct http_header *f, size_t n,
-                   int64_t now);
+                   int64_t now, const struct cfg_cache *cc);
 /* Sets an object's times (seconds): when its request went out and now,
  * its freshness lifetime and the ttl policy's expiry. Before inserting. */
 void cache_obj_set_times(struct cache_obj *o, int64_t request_time, int64_t now);

@@ -522,3 +522,29 @@ def test_reload_keeps_objects_and_version_invalidates(edge):
     w.reload(cache_config(port, app, cache_extra="version: 2"))
     assert "fwd=uri-miss" in get(port).header("Cache-Status")
     assert app.count == 2
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_cdn_cache_control_when_configured(edge, targeted):
+    spec = {"status": 200, "headers": [("Cache-Control", "no-store"),
+                                       ("CDN-Cache-Control", "max-age=600")], "body": b"cdn"}
+    extra = "targeted: [CDN-Cache-Control, Surrogate-Control]" if targeted else ""
+    w, app, port = edge(spec, cache_extra=extra)
+    get(port)
+    r = get(port)
+    assert r.header("Cache-Control") == "no-store"  # passed on untouched
+    if targeted:
+        assert r.header("Cache-Status").startswith("weir; hit")
+        assert app.count == 1
+    else:
+        assert "detail=no-store" in r.header("Cache-Status")
+        assert app.count == 2
+
+
+def test_surrogate_control_second_in_list(edge):
+    spec = {"status": 200, "headers": [("Cache-Control", "max-age=600"),
+                                       ("Surrogate-Control", "no-store")], "body": b"s"}
+    w, app, port = edge(spec, cache_extra="targeted: [CDN-Cache-Control, Surrogate-Control]")
+    get(port)
+    get(port)
+    assert app.count == 2

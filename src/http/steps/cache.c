@@ -582,7 +582,7 @@ static enum step_result cache_swr(struct txn *t, const struct cache_step_cfg *sc
     if (f == NULL)
         return res;
     uint64_t timeout_ms = sc->cc->coalesce_timeout_ms ? sc->cc->coalesce_timeout_ms : 5000;
-    if (leader && cache_refresh_start(t, sc->cache, f, o, st->req_flags, st->has_auth,
+    if (leader && cache_refresh_start(t, sc->cache, sc->cc, f, o, st->req_flags, st->has_auth,
                                       timeout_ms) == 0)
         return res; /* the refresh owns the flight and its reference now */
     if (leader)
@@ -715,7 +715,7 @@ static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, str
     int64_t now = cache_now(t);
     size_t nf;
     struct http_header *f = cache_resp_fields(t, resp, &nf);
-    cache_meta_of(&meta, resp->status, f, nf, now);
+    cache_meta_of(&meta, resp->status, f, nf, now, sc->cc);
     struct cache_cc rcc;
     cache_cc_init(&rcc);
     rcc.flags = st->req_flags;
@@ -754,7 +754,7 @@ static void cache_revalidated(struct txn *t, const struct cache_step_cfg *sc,
         n = cache_merge_fields(o, nf, n_new, f);
     struct cache_resp meta;
     if (f) {
-        cache_meta_of(&meta, o->meta.status, f, n, now);
+        cache_meta_of(&meta, o->meta.status, f, n, now, sc->cc);
         fresh = cache_obj_new(sc->cache, o->key, o->url, o->vary, f, n, &meta);
     }
     if (fresh)

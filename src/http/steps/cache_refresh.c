@@ -33,6 +33,7 @@ struct cache_refresh {
     struct subreq *sr;
     struct ev_loop *loop;
     struct cache *cache;
+    const struct cfg_cache *cc;    /* in snap's configuration */
     struct snapshot *snap;
     struct cache_flight *flight;
     struct cache_obj *stale;
@@ -69,7 +70,7 @@ static int cache_refresh_store(struct cache_refresh *r, int status, const struct
                                size_t n, const char *body, size_t body_len, int64_t now)
 {
     struct cache_resp meta;
-    cache_meta_of(&meta, status, f, n, now);
+    cache_meta_of(&meta, status, f, n, now, r->cc);
     struct cache_obj *o = cache_obj_new(r->cache, r->stale->key, r->stale->url, r->stale->vary,
                                         f, n, &meta);
     if (o == NULL)
@@ -113,7 +114,7 @@ static int cache_refresh_answer(struct cache_refresh *r, const struct subreq_res
         struct cache_cc rcc;
         cache_cc_init(&rcc);
         rcc.flags = r->req_flags;
-        cache_meta_of(&meta, h->status, nf, n_new, now);
+        cache_meta_of(&meta, h->status, nf, n_new, now, r->cc);
         if (cache_storable(1, &rcc, r->has_auth, &meta) == CACHE_STORE_OK &&
             cache_refresh_same_vary(r->stale, nf, n_new))
             stored = cache_refresh_store(r, h->status, nf, n_new, res->body, res->body_len, now);
@@ -148,7 +149,8 @@ static int cache_refresh_edit(struct http_msg *req, const struct cache_obj *o)
     return rc;
 }
 
-int cache_refresh_start(struct txn *t, struct cache *c, struct cache_flight *f,
+int cache_refresh_start(struct txn *t, struct cache *c, const struct cfg_cache *cc,
+                        struct cache_flight *f,
                         struct cache_obj *stale, uint32_t req_flags, int has_auth,
                         uint64_t timeout_ms)
 {
@@ -187,6 +189,7 @@ int cache_refresh_start(struct txn *t, struct cache *c, struct cache_flight *f,
     }
     /* from here the refresh owns what it needs; done() releases it */
     r->cache = c;
+    r->cc = cc;
     cache_ref(c);
     r->snap = txn_snapshot_ref(t);
     r->flight = f;
