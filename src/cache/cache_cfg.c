@@ -109,9 +109,59 @@ static int cache_cfg_targeted(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_list_each(ctx, v, cache_cfg_targeted_item, c);
 }
 
+/* A list of names (cookies, query parameters): non-empty, no '=', '&', ';' or space. */
+static int cache_cfg_name_list(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
+                               char ***out, size_t *n)
+{
+    void *items;
+    const struct cfg_list list = { what, "name", sizeof(char *), CFG_MAX_CACHE_KEY_NAMES };
+    int rc = cfg_list_new(ctx, v, &list, &items, n);
+    if (rc < 0)
+        return rc;
+    *out = items;
+    for (size_t i = 0; i < *n; i++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, v->data.sequence.items.start[i]);
+        const char *s;
+        char q[CFG_QUOTE_SIZE];
+        if ((rc = cfg_text(ctx, item, "a name", &s)) < 0)
+            return rc;
+        if (s[0] == 0 || strpbrk(s, "=&; \t"))
+            return cfg_fail(ctx, item, "%s is not a cookie or parameter name", cfg_quote(s, q));
+        if ((rc = cfg_strdup(ctx, s, &(*out)[i])) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int cache_cfg_cookies(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    return cache_cfg_name_list(ctx, v, "key 'cookies'", &c->key_cookies, &c->n_key_cookies);
+}
+
+static int cache_cfg_params(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    if (c->key_params_ignored)
+        return cfg_fail(ctx, v, "key takes 'query_params' or 'query_ignore', not both");
+    return cache_cfg_name_list(ctx, v, "key 'query_params'", &c->key_params, &c->n_key_params);
+}
+
+static int cache_cfg_params_ignored(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    if (c->key_params)
+        return cfg_fail(ctx, v, "key takes 'query_params' or 'query_ignore', not both");
+    return cache_cfg_name_list(ctx, v, "key 'query_ignore'", &c->key_params_ignored,
+                               &c->n_key_params_ignored);
+}
+
 static const struct cfg_key cache_cfg_key_keys[] = {
     CFG_FUNC("query", cache_cfg_query, false),
     CFG_FUNC("headers", cache_cfg_headers, false),
+    CFG_FUNC("cookies", cache_cfg_cookies, false),
+    CFG_FUNC("query_params", cache_cfg_params, false),
+    CFG_FUNC("query_ignore", cache_cfg_params_ignored, false),
 };
 CFG_MAP_DEFINE(cache_cfg_key_map, "cache key", cache_cfg_key_keys);
 
@@ -211,6 +261,13 @@ int cache_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_list_each(ctx, v, cache_cfg_item, cfg);
 }
 
+static void cache_cfg_free_names(char **names, size_t n)
+{
+    for (size_t k = 0; names && k < n; k++)
+        free(names[k]);
+    free(names);
+}
+
 void cache_cfg_free(void *root)
 {
     struct cfg *cfg = root;
@@ -219,9 +276,10 @@ void cache_cfg_free(void *root)
     for (size_t i = 0; i < cfg->n_caches; i++) {
         struct cfg_cache *c = &cfg->caches[i];
         free(c->name);
-        for (size_t k = 0; c->key_headers && k < c->n_key_headers; k++)
-            free(c->key_headers[k]);
-        free(c->key_headers);
+        cache_cfg_free_names(c->key_headers, c->n_key_headers);
+        cache_cfg_free_names(c->key_cookies, c->n_key_cookies);
+        cache_cfg_free_names(c->key_params, c->n_key_params);
+        cache_cfg_free_names(c->key_params_ignored, c->n_key_params_ignored);
         for (size_t k = 0; c->targeted && k < c->n_targeted; k++)
             free(c->targeted[k]);
         free(c->targeted);

@@ -16,6 +16,7 @@ struct cfg_ctx;
 
 #define CFG_MAX_CACHES 64
 #define CFG_MAX_CACHE_KEY_HEADERS 8
+#define CFG_MAX_CACHE_KEY_NAMES 32
 #define CFG_MAX_CACHE_PURGE_ALLOW 64
 #define CFG_MAX_CACHE_TARGETED 4
 
@@ -37,6 +38,12 @@ struct cfg_cache {
     int key_query;               /* key.query: enum cache_query, default all */
     char **key_headers;          /* key.headers: request fields in the key */
     size_t n_key_headers;
+    char **key_cookies;          /* key.cookies: request cookies in the key */
+    size_t n_key_cookies;
+    char **key_params;           /* key.query_params: only these query parameters count */
+    size_t n_key_params;
+    char **key_params_ignored;   /* key.query_ignore: these query parameters do not count */
+    size_t n_key_params_ignored;
     uint64_t coalesce_timeout_ms; /* coalesce_timeout: longest wait on another request's miss,
                                      default 5s; 0: no coalescing */
     char **targeted;             /* targeted: fields read ahead of Cache-Control, in order

@@ -548,3 +548,26 @@ def test_surrogate_control_second_in_list(edge):
     get(port)
     get(port)
     assert app.count == 2
+
+
+def test_key_query_params_and_cookies(edge):
+    w, app, port = edge(fresh(b"k"), cache_extra="key: { query_ignore: [utm_source, utm_medium], "
+                                                  "cookies: [lang] }")
+    get(port, "/p?id=1&utm_source=x")
+    assert get(port, "/p?id=1&utm_source=y&utm_medium=z").header("Cache-Status").startswith("weir; hit")
+    assert get(port, "/p?id=1").header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+    get(port, "/p?id=2")
+    assert app.count == 2
+    get(port, "/c", headers="Cookie: a=1; lang=en\r\n")
+    assert get(port, "/c", headers="Cookie: lang=en; b=2\r\n").header("Cache-Status").startswith("weir; hit")
+    get(port, "/c", headers="Cookie: lang=fr\r\n")
+    get(port, "/c")
+    assert app.count == 5
+
+
+def test_key_query_params_allow_list(edge):
+    w, app, port = edge(fresh(b"k"), cache_extra="key: { query: sorted, query_params: [b, a] }")
+    get(port, "/p?a=1&b=2&session=9")
+    assert get(port, "/p?b=2&a=1").header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1

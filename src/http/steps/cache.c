@@ -116,11 +116,30 @@ static int cache_slice_cmp(const void *a, const void *b)
 
 /* Writes the query as the cache's key.query says. Returns bytes written
  * or -1 when it does not fit. */
+static int cache_name_listed(struct http_slice param, char *const *names, size_t n)
+{
+    const char *eq = memchr(param.p, '=', param.len);
+    size_t len = eq ? (size_t)(eq - param.p) : param.len;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], param.p, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether a query parameter counts in the key (query_params / query_ignore). */
+static int cache_param_counts(const struct cfg_cache *cc, struct http_slice param)
+{
+    if (cc->n_key_params)
+        return cache_name_listed(param, cc->key_params, cc->n_key_params);
+    return !cache_name_listed(param, cc->key_params_ignored, cc->n_key_params_ignored);
+}
+
 static int cache_key_query(const struct cfg_cache *cc, struct http_slice q, char *dst, size_t cap)
 {
     if (cc->key_query == CACHE_QUERY_IGNORE || q.len == 0)
         return 0;
-    if (cc->key_query == CACHE_QUERY_ALL || q.len + 1 > cap) {
+    int filtered = cc->n_key_params || cc->n_key_params_ignored;
+    if ((cc->key_query == CACHE_QUERY_ALL && !filtered) || q.len + 1 > cap) {
         if (q.len + 1 > cap)
             return -1;
         dst[0] = '?';
@@ -132,13 +151,15 @@ static int cache_key_query(const struct cfg_cache *cc, struct http_slice q, char
     for (size_t i = 0; i <= q.len; i++) {
         if (i < q.len && q.p[i] != '&')
             continue;
-        if (i > s && n < CACHE_QUERY_PARAMS_MAX)
-            parts[n++] = (struct http_slice){ q.p + s, i - s };
-        else if (i > s)
+        struct http_slice part = { q.p + s, i - s };
+        if (i > s && n < CACHE_QUERY_PARAMS_MAX && cache_param_counts(cc, part))
+            parts[n++] = part;
+        else if (i > s && n == CACHE_QUERY_PARAMS_MAX)
             return -1;
         s = i + 1;
     }
-    qsort(parts, n, sizeof(parts[0]), cache_slice_cmp);
+    if (cc->key_query == CACHE_QUERY_SORTED)
+        qsort(parts, n, sizeof(parts[0]), cache_slice_cmp);
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         dst[len++] = i ? '&' : '?';
@@ -164,6 +185,28 @@ static const struct http_header *cache_find_in(const struct http_header *h, size
     return NULL;
 }
 
+/* The value of cookie `name` in the request's Cookie fields (RFC 6265
+ * 4.2.1: "a=1; b=2"), or an empty slice with p NULL when absent. */
+static struct http_slice cache_cookie(const struct http_header *h, size_t n, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name.len != 6 || strncasecmp(h[i].name.p, "cookie", 6) != 0)
+            continue;
+        const char *p = h[i].value.p, *end = p + h[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *e = semi ? semi : end;
+            if ((size_t)(e - p) > nl && p[nl] == '=' && memcmp(p, name, nl) == 0)
+                return (struct http_slice){ p + nl + 1, (size_t)(e - p) - nl - 1 };
+            p = e;
+        }
+    }
+    return (struct http_slice){ NULL, 0 };
+}
+
 /* What a key is made of: the request's host and fields, and a target. */
 struct cache_key_parts {
     struct http_slice host, path, query;
@@ -182,6 +225,9 @@ static int cache_build_key(struct txn *t, const struct cfg_cache *cc,
         const struct http_header *h = cache_find_in(kp->fields, kp->n_fields, cc->key_headers[i]);
         cap += strlen(cc->key_headers[i]) + 2 + (h ? h->value.len : 0);
     }
+    for (size_t i = 0; i < cc->n_key_cookies; i++)
+        cap += strlen(cc->key_cookies[i]) + 10 +
+               cache_cookie(kp->fields, kp->n_fields, cc->key_cookies[i]).len;
     char *k = txn_alloc(t, cap);
     if (k == NULL)
         return -ENOMEM;
@@ -203,6 +249,16 @@ static int cache_build_key(struct txn *t, const struct cfg_cache *cc,
         if (h) {
             memcpy(k + len, h->value.p, h->value.len);
             len += h->value.len;
+        }
+    }
+    for (size_t i = 0; i < cc->n_key_cookies; i++) {
+        struct http_slice v = cache_cookie(kp->fields, kp->n_fields, cc->key_cookies[i]);
+        /* an absent cookie and an empty one differ */
+        len += (size_t)snprintf(k + len, cap - len, "|cookie:%s%s", cc->key_cookies[i],
+                                v.p ? "=" : "");
+        if (v.len) {
+            memcpy(k + len, v.p, v.len);
+            len += v.len;
         }
     }
     *key = (struct http_slice){ k, len };
