@@ -24,6 +24,7 @@ static const struct cfg_cache cache_cfg_defaults = {
     .eviction = EVICT_S3FIFO,
     .key_query = CACHE_QUERY_ALL,
     .coalesce_timeout_ms = 5000,
+    .l2_max_object_bytes = 256u << 10,
 };
 
 static const char *const cache_query_names[] = {
@@ -207,6 +208,29 @@ static int cache_cfg_purge(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_parse_map(ctx, v, &cache_cfg_purge_map, obj, NULL);
 }
 
+static int cache_cfg_l2_store(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cache *c = obj;
+    const char *s;
+    int rc = cfg_text(ctx, v, "a store name", &s);
+    if (rc < 0)
+        return rc;
+    c->l2_store_mark = cfg_mark_of(v);
+    return cfg_strdup(ctx, s, &c->l2_store_name);
+}
+
+static const struct cfg_key cache_cfg_l2_keys[] = {
+    CFG_FUNC("store", cache_cfg_l2_store, true),
+    CFG_FIELD("max_object", CFG_KIND_SIZE, struct cfg_cache, l2_max_object_bytes, 1,
+              512u << 20),
+};
+CFG_MAP_DEFINE(cache_cfg_l2_map, "cache l2", cache_cfg_l2_keys);
+
+static int cache_cfg_l2(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &cache_cfg_l2_map, obj, NULL);
+}
+
 static const struct cfg_key cache_cfg_keys[] = {
     CFG_FUNC("name", cache_cfg_name, true),
     CFG_FIELD("memory", CFG_KIND_SIZE, struct cfg_cache, memory_bytes, 64u << 10, 1ULL << 40),
@@ -218,6 +242,7 @@ static const struct cfg_key cache_cfg_keys[] = {
     CFG_FIELD("coalesce_timeout", CFG_KIND_DURATION, struct cfg_cache, coalesce_timeout_ms, 0,
               CFG_MAX_DURATION_MS),
     CFG_FUNC("targeted", cache_cfg_targeted, false),
+    CFG_FUNC("l2", cache_cfg_l2, false),
 };
 CFG_MAP_DEFINE(cache_cfg_map, "cache", cache_cfg_keys);
 
@@ -232,7 +257,7 @@ static int cache_cfg_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, siz
     int rc = cfg_parse_map(ctx, node, &cache_cfg_map, c, vals);
     if (rc < 0)
         return rc;
-    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 9, "vals[2] is max_object");
+    _Static_assert(CFG_ARRAY_SIZE(cache_cfg_keys) == 10, "vals[2] is max_object");
     if (vals[2] == NULL && c->max_object_bytes > c->memory_bytes)
         c->max_object_bytes = c->memory_bytes; /* the default, for a small cache */
     if (c->max_object_bytes > c->memory_bytes)
@@ -284,10 +309,27 @@ void cache_cfg_free(void *root)
             free(c->targeted[k]);
         free(c->targeted);
         free(c->purge_allow);
+        free(c->l2_store_name);
     }
     free(cfg->caches);
     cfg->caches = NULL;
     cfg->n_caches = 0;
+}
+
+int cache_cfg_resolve(struct cfg_ctx *ctx, void *root)
+{
+    struct cfg *cfg = root;
+    char q[CFG_QUOTE_SIZE];
+    for (size_t i = 0; i < cfg->n_caches; i++) {
+        struct cfg_cache *c = &cfg->caches[i];
+        if (c->l2_store_name == NULL)
+            continue;
+        c->l2_store = store_cfg_find(cfg, c->l2_store_name);
+        if (c->l2_store == NULL)
+            return cfg_fail_mark(ctx, c->l2_store_mark, "cache l2 names store %s which is not "
+                                 "defined under 'stores'", cfg_quote(c->l2_store_name, q));
+    }
+    return 0;
 }
 
 const struct cfg_cache *cache_cfg_find(const struct cfg *cfg, const char *name)

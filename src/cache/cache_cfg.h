@@ -49,6 +49,10 @@ struct cfg_cache {
     char **targeted;             /* targeted: fields read ahead of Cache-Control, in order
                                     (CDN-Cache-Control, RFC 9213; Surrogate-Control) */
     size_t n_targeted;
+    char *l2_store_name;         /* l2.store: the shared tier's store, or NULL */
+    struct cfg_mark l2_store_mark;
+    const struct cfg_store *l2_store; /* resolved */
+    uint64_t l2_max_object_bytes; /* l2.max_object: largest object sent to L2, default 256k */
     struct cidr *purge_allow;    /* purge.allow: addresses that may send PURGE; none: off */
     size_t n_purge_allow;
 };
@@ -57,6 +61,9 @@ struct cfg_cache {
  * or negative with ctx's error set; on failure what was made stays for
  * cache_cfg_free. */
 int cache_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj);
+/* Section row: finds each cache's l2 store. Returns 0 or negative with
+ * ctx's error set. */
+int cache_cfg_resolve(struct cfg_ctx *ctx, void *root);
 /* Section row: frees cfg->caches, leaving none. */
 void cache_cfg_free(void *root);
 /* The cache named `name` (borrowed from cfg), or NULL. */

@@ -379,7 +379,7 @@ static const struct cfg_section cfg_sections[] = {
     { "clusters", false, cluster_cfg_parse, NULL, cluster_cfg_free }, /* required with http */
     { "redis_clusters", false, redis_cfg_parse, NULL, redis_cfg_free },
     { "stores", false, store_cfg_parse, NULL, store_cfg_free },
-    { "caches", false, cache_cfg_parse, NULL, cache_cfg_free },
+    { "caches", false, cache_cfg_parse, cache_cfg_resolve, cache_cfg_free },
 };
 
 static const struct cfg_schema cfg_schema = {

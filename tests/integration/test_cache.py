@@ -571,3 +571,51 @@ def test_key_query_params_allow_list(edge):
     get(port, "/p?a=1&b=2&session=9")
     assert get(port, "/p?b=2&a=1").header("Cache-Status").startswith("weir; hit")
     assert app.count == 1
+
+
+# ---- L2: a Redis store shared by weir instances ------------------------------------------
+
+
+def l2_config(port, backend, redis_addr, extra=""):
+    text = cache_config(port, backend, cache_extra="l2: { store: shared }\n" + extra)
+    return text + "stores:\n  - { name: shared, redis: %s, timeouts: { command: 500ms } }\n" % redis_addr
+
+
+def test_l2_shared_by_two_instances(weir_factory, recording_backend):
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        app = recording_backend(fresh(b"shared body", [("ETag", '"s1"')]))
+        pa, pb = free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr, "purge: { allow: [127.0.0.1] }"))
+        assert get(pa).body == b"shared body"
+        wait_until(lambda: len(r.client.keys("weir:cache:edge:*")) == 1, what="the L2 copy")
+        rb = get(pb)
+        assert rb.status == 200 and rb.body == b"shared body"
+        assert rb.header("Cache-Status") == "weir; hit; detail=l2; ttl=600"
+        assert rb.header("ETag") == '"s1"'
+        assert app.count == 1
+        # in B's memory now
+        assert get(pb).header("Cache-Status").startswith("weir; hit; ttl=")
+        # kept for its freshness plus an hour (it has a validator)
+        ttl = r.client.ttl(r.client.keys("weir:cache:edge:*")[0])
+        assert 600 < ttl <= 600 + 3600
+        # a PURGE of the URI removes the L2 copy too
+        assert get(pb, method="PURGE").status == 200
+        wait_until(lambda: not r.client.keys("weir:cache:edge:*"), what="the L2 copy gone")
+    finally:
+        r.stop()
+
+
+def test_l2_outage_degrades_to_memory(weir_factory, recording_backend):
+    app = recording_backend(fresh(b"still here"))
+    port = free_port()
+    dead = "127.0.0.1:%d" % free_port()
+    w = weir_factory(l2_config(port, app, dead))
+    assert get(port).body == b"still here"
+    r = get(port)
+    assert r.body == b"still here" and r.header("Cache-Status").startswith("weir; hit")
+    get(port, "/other")
+    assert app.count == 2
+    w.wait_log("L2 store shared")

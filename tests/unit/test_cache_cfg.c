@@ -122,6 +122,8 @@ static void test_errors(void **state)
     load_err("", "  - { name: e, purge: { allow: [10.0.0.1/8] } }\n",
              "weir.yaml:9:33: bad network '10.0.0.1/8' (expected an address, optionally with "
              "/PREFIX, its bits after the prefix zero)");
+    load_err("", "  - { name: e, l2: { store: shred } }\n",
+             "weir.yaml:9:29: cache l2 names store 'shred' which is not defined under 'stores'");
     load_err("", "  - { name: e, key: { cookies: [\"a=b\"] } }\n",
              "weir.yaml:9:33: 'a=b' is not a cookie or parameter name");
 }

@@ -14,6 +14,7 @@
 
 #include "cache/cache_cfg.h"
 #include "cache/evict.h"
+#include "cache/l2_codec.h"
 #include "cache/store.h"
 
 /* ---- policies alone ---- */
@@ -311,6 +312,40 @@ static void test_registry_survives_reload(void **state)
     cache_release(other);
 }
 
+static void test_l2_codec(void **state)
+{
+    struct cfg_cache cc = cfg_of("t-l2", 1 << 20, EVICT_LRU);
+    struct cache *c = cache_acquire(&cc);
+    resp_set((const char *const[]){ "Cache-Control", "max-age=60", "ETag", "\"e\"" }, 2);
+    struct cache_resp meta;
+    cache_resp_init(&meta, 200);
+    struct cache_obj *o = cache_obj_new(c, sl("k"), sl("u"), sl("accept=x\n"), resp.headers,
+                                        resp.n_headers, &meta);
+    assert_int_equal(cache_obj_append(c, o, "body!", 5), 0);
+    cache_obj_set_times(o, 100, 101);
+    char *v;
+    size_t n;
+    assert_int_equal(cache_l2_encode(o, &v, &n), 0);
+    struct cache_obj *d = cache_l2_decode(c, NULL, sl("k"), sl("u"), v, n);
+    assert_non_null(d);
+    assert_int_equal(d->meta.status, 200);
+    assert_int_equal(d->lifetime, 60);
+    assert_int_equal(d->request_time, 100);
+    assert_int_equal(d->response_time, 101);
+    assert_int_equal(d->n_headers, 2);
+    assert_int_equal(d->vary.len, 9);
+    assert_memory_equal(d->body, "body!", 5);
+    assert_int_equal(d->etag.len, 3);
+    cache_obj_put(d);
+    for (size_t cut = 0; cut < n; cut++) /* every truncation is refused */
+        assert_null(cache_l2_decode(c, NULL, sl("k"), sl("u"), v, cut));
+    v[0] = 'X';
+    assert_null(cache_l2_decode(c, NULL, sl("k"), sl("u"), v, n));
+    free(v);
+    cache_obj_put(o);
+    cache_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_store_cap),
         cmocka_unit_test(test_store_purge),
         cmocka_unit_test(test_registry_survives_reload),
+        cmocka_unit_test(test_l2_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

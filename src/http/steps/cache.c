@@ -17,6 +17,7 @@
  * What a request holds (an object reference, the fill in progress) is in
  * the step state and released by cancel when the transaction ends. */
 #include "http/steps/cache.h"
+#include "http/steps/cache_l2.h"
 #include "http/steps/cache_refresh.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ struct cache_state {
     int64_t req_sie;               /* the request's stale-if-error, or CACHE_ABSENT */
     struct cache_flight *flight;   /* coalescing: the flight this request leads */
     struct cache_wait *wait;       /* coalescing: this request waits on another's (arena) */
+    struct store_cmd *l2_cmd;      /* a lookup in the L2 store in progress */
     struct http_slice key, url;    /* arena */
     struct http_header *req_fields; /* arena copy of the request's fields (Vary) */
     struct http_slice host;        /* arena copy of the request's host (Location) */
@@ -544,8 +546,8 @@ static const struct http_header cache_purge_fields[] = {
 /* What a PURGE names: the tags of its Surrogate-Key / Cache-Tag fields;
  * else a URL prefix (a path ending in '*'); else its URI. Returns how many
  * objects went. */
-static long cache_purge_what(const struct cache_step_cfg *sc, const struct cache_state *st,
-                             const struct http_msg *req)
+static long cache_purge_what(struct txn *t, const struct cache_step_cfg *sc,
+                             const struct cache_state *st, const struct http_msg *req)
 {
     long n = 0;
     int tagged = 0;
@@ -573,6 +575,7 @@ static long cache_purge_what(const struct cache_step_cfg *sc, const struct cache
     /* with key headers, the URI's objects differ in more than the key */
     if (sc->cc->n_key_headers)
         return cache_purge_in(sc->cache, CACHE_PURGE_URL, st->url.p, st->url.len);
+    cache_l2_del(t, sc->cc, st->key);
     return (long)cache_invalidate(sc->cache, st->key.p, st->key.len);
 }
 
@@ -589,7 +592,7 @@ static enum step_result cache_purge_request(struct txn *t, const struct cache_st
         txn_respond(t, 405, cache_purge_fields, 1, "PURGE not allowed\n", 18);
         return STEP_RESPOND;
     }
-    long n = cache_purge_what(sc, st, t->req);
+    long n = cache_purge_what(t, sc, st, t->req);
     char *body = txn_alloc(t, 32);
     if (body == NULL)
         return STEP_ERROR;
@@ -624,6 +627,63 @@ static int cache_add_validators(struct txn *t, struct cache_state *st, const str
     return rc;
 }
 
+/* ---- L2 ---- */
+
+struct cache_l2_wait {
+    struct txn *t;
+    const struct cache_step_cfg *sc;
+    struct cache_state *st;
+    struct cache_cc rcc;
+};
+
+/* What L2 had for a miss: answer from it, revalidate it, or go on. */
+static void cache_l2_done(void *arg, struct cache_obj *o)
+{
+    struct cache_l2_wait *w = arg;
+    struct cache_state *st = w->st;
+    struct txn *t = w->t;
+    char sig[CACHE_VARY_MAX];
+    st->l2_cmd = NULL;
+    int n = o ? cache_vary_sig(st->req_fields, st->n_req_fields, o->headers, o->n_headers, sig,
+                               sizeof(sig))
+              : -1;
+    if (o && (n < 0 || (size_t)n != o->vary.len || memcmp(sig, o->vary.p, (size_t)n) != 0)) {
+        cache_obj_put(o); /* another variant: kept in memory, not this request's */
+        o = NULL;
+    }
+    if (o == NULL) {
+        txn_resume(t, STEP_NEXT);
+        return;
+    }
+    int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
+    enum cache_reuse r = cache_reuse(&w->rcc, &o->meta, o->lifetime, age);
+    if (r == CACHE_REUSE_FRESH || r == CACHE_REUSE_STALE_OK) {
+        cache_lead_end(w->sc, st, 1);
+        enum step_result res = cache_answer(t, st, t->req, o, age, "hit; detail=l2");
+        if (res != STEP_RESPOND && st->hit == o)
+            st->hit = NULL, cache_obj_put(o);
+        txn_resume(t, res);
+        return;
+    }
+    st->stale = o;
+    st->fwd = "stale";
+    txn_resume(t, cache_add_validators(t, st, o) < 0 ? STEP_ERROR : STEP_NEXT);
+}
+
+/* A miss in memory: asks the cache's L2 store first, when it has one. */
+static enum step_result cache_l2_lookup(struct txn *t, const struct cache_step_cfg *sc,
+                                        struct cache_state *st, const struct cache_cc *rcc)
+{
+    if (sc->cc->l2_store == NULL)
+        return STEP_NEXT;
+    struct cache_l2_wait *w = (struct cache_l2_wait *)txn_alloc(t, sizeof(*w));
+    if (w == NULL)
+        return STEP_NEXT;
+    *w = (struct cache_l2_wait){ t, sc, st, *rcc };
+    st->l2_cmd = cache_l2_get(t, sc->cache, sc->cc, st->key, st->url, cache_l2_done, w);
+    return st->l2_cmd ? STEP_WAIT : STEP_NEXT;
+}
+
 /* Stale within stale-while-revalidate (RFC 5861 3): answers from o now and,
  * when no other request is already fetching the key, refreshes it in the
  * background. */
@@ -646,6 +706,10 @@ static enum step_result cache_swr(struct txn *t, const struct cache_step_cfg *sc
     cache_flight_put(f);
     return res;
 }
+
+static enum step_result cache_fill_or_wait(struct txn *t, const struct cache_step_cfg *sc,
+                                           struct cache_state *st, const struct http_msg *req,
+                                           const struct cache_cc *rcc);
 
 /* A GET or HEAD: answer from the cache, or go on to fill it. */
 static enum step_result cache_lookup_request(struct txn *t, const struct cache_step_cfg *sc,
@@ -679,6 +743,18 @@ static enum step_result cache_lookup_request(struct txn *t, const struct cache_s
         st->mode = CM_PASS;
         return STEP_NEXT;
     }
+    enum step_result r = cache_fill_or_wait(t, sc, st, req, rcc);
+    int wants_fresh = rcc->flags & (CACHE_CC_FLAG(CACHE_CC_NO_STORE) | CACHE_CC_FLAG(CACHE_CC_NO_CACHE));
+    if (r == STEP_NEXT && o == NULL && !wants_fresh && (st->leads || st->flight == NULL))
+        r = cache_l2_lookup(t, sc, st, rcc);
+    return r;
+}
+
+/* Where a miss goes: alone, or waiting on a concurrent one's flight. */
+static enum step_result cache_fill_or_wait(struct txn *t, const struct cache_step_cfg *sc,
+                                           struct cache_state *st, const struct http_msg *req,
+                                           const struct cache_cc *rcc)
+{
     /* requests with conditionals or Range, or that want a fresh answer,
      * go on alone: the leader's answer may not be theirs */
     if (cache_client_conditional(req) ||
@@ -817,6 +893,7 @@ static void cache_revalidated(struct txn *t, const struct cache_step_cfg *sc,
         cache_obj_set_times(fresh, st->request_time, now);
     if (fresh && (o->body_len == 0 || cache_obj_append(sc->cache, fresh, o->body, o->body_len) == 0) &&
         cache_insert(sc->cache, fresh) == 0) {
+        cache_l2_put(t, sc->cc, fresh);
         cache_obj_put(o);
         o = fresh;
     } else {
@@ -917,6 +994,8 @@ static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
     int rc = cache_insert(sc->cache, st->fill);
     if (rc < 0)
         log_debug("cache %s: an object of %zu bytes was not stored", sc->name, st->fill->body_len);
+    else
+        cache_l2_put(t, sc->cc, st->fill);
     cache_obj_put(st->fill);
     st->fill = NULL;
     cache_lead_end(sc, st, rc == 0);
@@ -932,6 +1011,8 @@ static void cache_on_error(struct txn *t, const void *cfg, void *state, int stat
 static void cache_cancel(struct txn *t, const void *cfg, void *state)
 {
     struct cache_state *st = state;
+    cache_l2_cancel(st->l2_cmd);
+    st->l2_cmd = NULL;
     cache_wait_stop(st);
     cache_lead_end(cfg, st, 0);
     cache_flight_put(st->flight); /* a waiter's reference */
