@@ -11,8 +11,9 @@
 #        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache");
 #                                 weir-steps is weir with a route that runs the headers and
 #                                 rewrite steps, weir-ratelimit one with a local rate limit
-#                                 that is never reached; weir-cache and nginx-cache
-#                                 (proxy_cache) answer a cached 1 KB object (/bytes?n=1024):
+#                                 that is never reached; weir-cache, nginx-cache
+#                                 (proxy_cache) and varnish-cache (when varnishd is
+#                                 installed) answer a cached 1 KB object (/bytes?n=1024):
 #                                 cache hits
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
@@ -30,7 +31,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache varnish-cache}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -87,7 +88,7 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
 read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port \
-  wcache_port ncache_port < <(free_ports 10)
+  wcache_port ncache_port vcache_port < <(free_ports 11)
 cache_path="/bytes?n=1024" # the object the cache variants serve from their caches
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
@@ -230,6 +231,16 @@ backend backends
 EOF
 }
 
+# Varnish with one thread pool, a 64 MB malloc store and every 200 kept an hour.
+gen_varnish() {
+  mkdir -p "$tmp/varnish"
+  cat >"$tmp/varnish/bench.vcl" <<EOF
+vcl 4.1;
+backend b1 { .host = "127.0.0.1"; .port = "$b1"; }
+sub vcl_backend_response { set beresp.ttl = 1h; }
+EOF
+}
+
 # start_proxy NAME: starts it, sets proxy_pid (the process that serves) and proxy_port.
 start_proxy() {
   proxy_pid=""
@@ -265,6 +276,13 @@ start_proxy() {
       "${pin_proxy[@]}" nginx -p "$tmp/nginx-cache" -e "$tmp/nginx-cache/error.log" -c "$tmp/nginx-cache/nginx.conf" >"$tmp/nginx-cache.log" 2>&1 &
       proxy_extra_pid=$!
       ;;
+    varnish-cache)
+      gen_varnish
+      proxy_port=$vcache_port
+      "${pin_proxy[@]}" varnishd -F -j none -n "$tmp/varnish/work" -a "127.0.0.1:$vcache_port" \
+        -f "$tmp/varnish/bench.vcl" -s malloc,64m -p thread_pools=1 >"$tmp/varnish-cache.log" 2>&1 &
+      proxy_extra_pid=$! # the manager; its child serves
+      ;;
     weir-ratelimit)
       gen_weir ratelimit
       proxy_port=$ratelimit_port
@@ -291,13 +309,13 @@ start_proxy() {
     cat "$tmp/$1.log" "$tmp/nginx/error.log" 2>/dev/null | tail -5 >&2
     return 1
   fi
-  if [ "$1" = nginx ] || [ "$1" = nginx-cache ]; then
+  if [ "$1" = nginx ] || [ "$1" = nginx-cache ] || [ "$1" = varnish-cache ]; then
     for _ in $(seq 50); do
       proxy_pid=$(pgrep -P "$proxy_extra_pid" | head -1)
       [ -n "$proxy_pid" ] && break
       sleep 0.1
     done
-    [ -n "$proxy_pid" ] || { echo "bench: no nginx worker found" >&2; return 1; }
+    [ -n "$proxy_pid" ] || { echo "bench: no $1 worker found" >&2; return 1; }
   fi
 }
 
@@ -381,6 +399,7 @@ for p in $proxies; do
     weir | weir-steps | weir-ratelimit | weir-cache) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
     nginx | nginx-cache) bin=$(command -v nginx) ;;
+    varnish-cache) bin=$(command -v varnishd || true) ;;
     haproxy) bin=$(command -v haproxy) ;;
     *) echo "bench: unknown proxy $p, skipped"; continue ;;
   esac
@@ -457,6 +476,9 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
   if [ -n "${rps[weir-cache]:-}" ] && [ -n "${rps[nginx-cache]:-}" ]; then
     echo
     echo "weir-cache/nginx-cache (cache hits, 1 KB object): req/s x$(ratio "${rps[weir-cache]}" "${rps[nginx-cache]}"), CPU us/req x$(ratio "${cpu[weir-cache]}" "${cpu[nginx-cache]}")"
+  fi
+  if [ -n "${rps[weir-cache]:-}" ] && [ -n "${rps[varnish-cache]:-}" ]; then
+    echo "weir-cache/varnish-cache (cache hits, 1 KB object): req/s x$(ratio "${rps[weir-cache]}" "${rps[varnish-cache]}"), CPU us/req x$(ratio "${cpu[weir-cache]}" "${cpu[varnish-cache]}")"
   fi
   if [ "$idle_conns" -gt 0 ]; then
     echo
