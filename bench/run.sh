@@ -18,6 +18,7 @@
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
+#        BENCH_SKIP_CACHE_ZIPF (0) 1: skip the eviction policies' hit ratios (cache-zipf)
 #        BUILD_DIR (build/release)
 set -uo pipefail
 BENCH_NAME=bench
@@ -495,6 +496,11 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
 } | tee -a "$summary"
 echo "results saved in ${results#"$root"/}/"
 [ "${BENCH_SKIP_FAULT:-0}" = 1 ] || "$root/bench/fault.sh" # fault run: see bench/README.md
+
+# ---- the cache's eviction policies: hit ratio on a Zipf(0.99) workload (bench/cache_zipf.c) ----
+if [ "${BENCH_SKIP_CACHE_ZIPF:-0}" != 1 ] && [ -x "$build/cache-zipf" ]; then
+  "$build/cache-zipf" | tee -a "$summary"
+fi
 
 # ---- Redis sharding proxy (bench/redis.sh): weir beside nutcracker and direct Redis ----
 [ "${BENCH_SKIP_REDIS:-0}" = 1 ] || "$root/bench/redis.sh"
