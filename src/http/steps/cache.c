@@ -2,20 +2,28 @@
  * of the route's target. The rules are cache/freshness.c, the memory is
  * cache/store.c; this file joins them to a transaction.
  *
- *   request (GET / HEAD) --key--> lookup
+ *   request (GET / HEAD) --key--> memory
  *     fresh (or stale the client accepts) -> answer from the object:
  *         stored fields + Age + Cache-Status, the body streamed from the
  *         object (HEAD: no body; Range: 206; a matching validator: 304)
- *     none / must revalidate -> the target; its answer, if storable, is
- *         copied into a new object as it streams to the client and
- *         inserted once whole (a body over max_object stops the copy; the
- *         client still gets everything)
+ *     stale within stale-while-revalidate -> answer it, refresh once in
+ *         the background (cache_refresh.c)
+ *     stale with a validator -> the target, asked conditionally; a 304
+ *         re-stores the object with merged fields and answers from it
+ *     none -> join the key's flight: the leader asks L2 (cache_l2.c),
+ *         then the target; the others wait and look again when it ends
+ *     the target's answer, if storable, is copied into a new object as it
+ *         streams to the client and inserted once whole (a body over
+ *         max_object stops the copy; the client still gets everything)
+ *     the target fails (5xx, unreachable) -> a stale object answers
+ *         instead when stale-if-error allows (on_response_head, on_error)
  *   request (POST, PUT, DELETE, PATCH) -> the target; a 2xx/3xx answer
  *     invalidates the URI and a same-host Location / Content-Location
- *   PURGE from an allowed address -> removes the URI's objects (200 / 404)
+ *   PURGE from an allowed address -> removes by URI, prefix or tag
  *
- * What a request holds (an object reference, the fill in progress) is in
- * the step state and released by cancel when the transaction ends. */
+ * What a request holds (object references, the fill in progress, a flight,
+ * a wait timer, an L2 command) is in the step state and released by
+ * cancel when the transaction ends. */
 #include "http/steps/cache.h"
 #include "http/steps/cache_l2.h"
 #include "http/steps/cache_refresh.h"
