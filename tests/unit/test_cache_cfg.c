@@ -104,6 +104,15 @@ static void test_all_keys(void **state)
     cfg_free(cfg);
 }
 
+/* The cache's slot is a pointer: it fits beside the steps with the most state. */
+static void test_beside_other_steps(void **state)
+{
+    struct cfg *cfg = load_ok("rate_limit: { rate: 10/s, key: client_ip }, cors: { origins: ['*'] }, "
+                              "forward_auth: { cluster: app }, cache: e, ",
+                              "  - name: e\n");
+    cfg_free(cfg);
+}
+
 static void test_errors(void **state)
 {
     load_err("cache: nope, ", "  - name: edge\n",
@@ -133,6 +142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_all_keys),
+        cmocka_unit_test(test_beside_other_steps),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -771,10 +771,23 @@ static enum step_result cache_fill_or_wait(struct txn *t, const struct cache_ste
     return cache_coalesce(t, sc, st, rcc);
 }
 
+/* The step's slot in the transaction holds only a pointer: the state
+ * itself is in the arena, so a route can have the cache beside other steps
+ * within STEP_STATE_MAX. NULL until on_request ran (or when the arena was
+ * full: the request then passes as if uncached). */
+static struct cache_state *cache_st(void *slot)
+{
+    return *(struct cache_state **)slot;
+}
+
 static enum step_result cache_on_request(struct txn *t, const void *cfg, void *state)
 {
     const struct cache_step_cfg *sc = cfg;
-    struct cache_state *st = state;
+    struct cache_state *st = (struct cache_state *)txn_alloc(t, sizeof(*st));
+    if (st == NULL)
+        return STEP_NEXT;
+    memset(st, 0, sizeof(*st));
+    *(struct cache_state **)state = st;
     const struct http_msg *req = t->req;
     st->request_time = cache_now(t);
     int purge = req->method == HTTP_METHOD_OTHER && req->method_str.len == 5 &&
@@ -971,7 +984,9 @@ static void cache_on_response_head(struct txn *t, const void *cfg, void *state,
                                    struct http_msg *resp)
 {
     const struct cache_step_cfg *sc = cfg;
-    struct cache_state *st = state;
+    struct cache_state *st = cache_st(state);
+    if (st == NULL)
+        return;
     if (st->mode == CM_FILL && st->revalidating && resp->status == 304)
         cache_revalidated(t, sc, st, resp);
     else if (st->mode == CM_FILL && resp->status >= 500 && cache_stale_instead(t, st, resp->status))
@@ -985,7 +1000,9 @@ static void cache_on_response_head(struct txn *t, const void *cfg, void *state,
 static void cache_on_body(struct txn *t, const void *cfg, void *state, const char *p, size_t n)
 {
     const struct cache_step_cfg *sc = cfg;
-    struct cache_state *st = state;
+    struct cache_state *st = cache_st(state);
+    if (st == NULL)
+        return;
     if (st->fill && cache_obj_append(sc->cache, st->fill, p, n) < 0) {
         cache_obj_put(st->fill); /* too large after all: passed through, not kept */
         st->fill = NULL;
@@ -996,7 +1013,9 @@ static void cache_on_body(struct txn *t, const void *cfg, void *state, const cha
 static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
 {
     const struct cache_step_cfg *sc = cfg;
-    struct cache_state *st = state;
+    struct cache_state *st = cache_st(state);
+    if (st == NULL)
+        return;
     if (st->fill == NULL)
         return;
     int rc = cache_insert(sc->cache, st->fill);
@@ -1011,14 +1030,18 @@ static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
 
 static void cache_on_error(struct txn *t, const void *cfg, void *state, int status)
 {
-    struct cache_state *st = state;
+    struct cache_state *st = cache_st(state);
+    if (st == NULL)
+        return;
     if (st->mode == CM_FILL)
         (void)cache_stale_instead(t, st, status);
 }
 
 static void cache_cancel(struct txn *t, const void *cfg, void *state)
 {
-    struct cache_state *st = state;
+    struct cache_state *st = cache_st(state);
+    if (st == NULL)
+        return;
     cache_l2_cancel(st->l2_cmd);
     st->l2_cmd = NULL;
     cache_wait_stop(st);
@@ -1037,7 +1060,7 @@ const struct step_type step_cache = {
     .parse = cache_step_parse,
     .resolve = cache_step_resolve,
     .free_cfg = cache_step_free,
-    .state_size = sizeof(struct cache_state),
+    .state_size = sizeof(struct cache_state *),
     .on_request = cache_on_request,
     .on_response_head = cache_on_response_head,
     .on_body = cache_on_body,
