@@ -51,6 +51,11 @@ $(BUILD)/store_probe: tests/store/store_probe.c $(BUILD)/libweir.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(BUILD)/libweir.a $(LDLIBS)
 
+# The eviction policies' hit ratios on a Zipf workload (bench/run.sh runs it).
+$(BUILD)/cache-zipf: bench/cache_zipf.c $(BUILD)/libweir.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(BUILD)/libweir.a $(LDLIBS)
+
 $(BUILD)/fuzz/%_replay: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libweir.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_MODE) -o $@ $< tests/fuzz/replay.c $(BUILD)/libweir.a $(LDLIBS)
@@ -108,7 +113,7 @@ fuzz:
 
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory -j2 MODE=release build
+	@$(MAKE) --no-print-directory -j2 MODE=release build build/release/cache-zipf
 	@bench/run.sh
 
 format:

@@ -8,13 +8,17 @@
 #        BENCH_CONNS (50)         concurrent client connections for it
 #        BENCH_WARMUP (10000)     warm-up requests before each measured run
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
-#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy"); weir-steps is
-#                                 weir with a route that runs the headers and rewrite
-#                                 steps, weir-ratelimit one with a local rate limit
-#                                 that is never reached
+#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache");
+#                                 weir-steps is weir with a route that runs the headers and
+#                                 rewrite steps, weir-ratelimit one with a local rate limit
+#                                 that is never reached; weir-cache, nginx-cache
+#                                 (proxy_cache) and varnish-cache (when varnishd is
+#                                 installed) answer a cached 1 KB object (/bytes?n=1024):
+#                                 cache hits
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
+#        BENCH_SKIP_CACHE_ZIPF (0) 1: skip the eviction policies' hit ratios (cache-zipf)
 #        BUILD_DIR (build/release)
 set -uo pipefail
 BENCH_NAME=bench
@@ -28,7 +32,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache varnish-cache}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -84,7 +88,9 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
-read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port < <(free_ports 8)
+read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port \
+  wcache_port ncache_port vcache_port < <(free_ports 11)
+cache_path="/bytes?n=1024" # the object the cache variants serve from their caches
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
@@ -118,6 +124,11 @@ gen_weir() {
   elif [ "${1:-}" = ratelimit ]; then
     port=$ratelimit_port file=$tmp/weir-ratelimit.yaml
     steps="rate_limit: { algorithm: token_bucket, rate: 1000000000/s, key: client_ip }"$'\n        '
+  elif [ "${1:-}" = cache ]; then
+    # weir-demo sends no Cache-Control: the headers step (phase before cache) adds one
+    port=$wcache_port file=$tmp/weir-cache.yaml
+    steps="headers: { response: { set: { Cache-Control: max-age=3600 } } }"$'\n        '
+    steps="$steps"'cache: edge'$'\n        '
   fi
   cat >"$file" <<EOF
 workers: 1
@@ -134,31 +145,43 @@ clusters:
     pool: { max_idle: 64 }
     endpoints: [127.0.0.1:$b1, 127.0.0.1:$b2]
 EOF
+  if [ "${1:-}" = cache ]; then
+    printf 'caches:\n  - { name: edge, memory: 64m }\n' >>"$file"
+  fi
 }
 
+# gen_nginx [cache]: nginx as a proxy, or with proxy_cache keeping 200s for an hour
+# (in $tmp: on tmpfs where /tmp is one, else on disk behind the page cache).
 gen_nginx() {
-  mkdir -p "$tmp/nginx"
-  cat >"$tmp/nginx/nginx.conf" <<EOF
+  local dir=$tmp/nginx port=$nginx_port cache_http="" cache_loc=""
+  if [ "${1:-}" = cache ]; then
+    dir=$tmp/nginx-cache port=$ncache_port
+    cache_http="proxy_cache_path $dir/cache levels=1:2 keys_zone=edge:10m max_size=64m inactive=1h use_temp_path=off;"
+    cache_loc="proxy_cache edge; proxy_cache_valid 200 1h;"
+  fi
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
 user root;
 worker_processes 1;
 worker_rlimit_nofile $nofile;
 daemon off;
 master_process on;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events {
     worker_connections 20000;
     use epoll;
 }
 http {
     access_log off;
-    client_body_temp_path $tmp/nginx/client_body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
     keepalive_timeout 300s;
     keepalive_requests 100000000;
+    $cache_http
     upstream backends {
         server 127.0.0.1:$b1;
         server 127.0.0.1:$b2;
@@ -167,12 +190,13 @@ http {
         keepalive_timeout 300s;
     }
     server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
+        listen 127.0.0.1:$port backlog=4096;
         location / {
             proxy_pass http://backends;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            $cache_loc
         }
     }
 }
@@ -208,6 +232,16 @@ backend backends
 EOF
 }
 
+# Varnish with one thread pool, a 64 MB malloc store and every 200 kept an hour.
+gen_varnish() {
+  mkdir -p "$tmp/varnish"
+  cat >"$tmp/varnish/bench.vcl" <<EOF
+vcl 4.1;
+backend b1 { .host = "127.0.0.1"; .port = "$b1"; }
+sub vcl_backend_response { set beresp.ttl = 1h; }
+EOF
+}
+
 # start_proxy NAME: starts it, sets proxy_pid (the process that serves) and proxy_port.
 start_proxy() {
   proxy_pid=""
@@ -230,6 +264,25 @@ start_proxy() {
       proxy_port=$steps_port
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-steps.yaml" >"$tmp/weir-steps.log" 2>&1 &
       proxy_pid=$!
+      ;;
+    weir-cache)
+      gen_weir cache
+      proxy_port=$wcache_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-cache.yaml" >"$tmp/weir-cache.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    nginx-cache)
+      gen_nginx cache
+      proxy_port=$ncache_port
+      "${pin_proxy[@]}" nginx -p "$tmp/nginx-cache" -e "$tmp/nginx-cache/error.log" -c "$tmp/nginx-cache/nginx.conf" >"$tmp/nginx-cache.log" 2>&1 &
+      proxy_extra_pid=$!
+      ;;
+    varnish-cache)
+      gen_varnish
+      proxy_port=$vcache_port
+      "${pin_proxy[@]}" varnishd -F -j none -n "$tmp/varnish/work" -a "127.0.0.1:$vcache_port" \
+        -f "$tmp/varnish/bench.vcl" -s malloc,64m -p thread_pools=1 >"$tmp/varnish-cache.log" 2>&1 &
+      proxy_extra_pid=$! # the manager; its child serves
       ;;
     weir-ratelimit)
       gen_weir ratelimit
@@ -257,24 +310,26 @@ start_proxy() {
     cat "$tmp/$1.log" "$tmp/nginx/error.log" 2>/dev/null | tail -5 >&2
     return 1
   fi
-  if [ "$1" = nginx ]; then
+  if [ "$1" = nginx ] || [ "$1" = nginx-cache ] || [ "$1" = varnish-cache ]; then
     for _ in $(seq 50); do
       proxy_pid=$(pgrep -P "$proxy_extra_pid" | head -1)
       [ -n "$proxy_pid" ] && break
       sleep 0.1
     done
-    [ -n "$proxy_pid" ] || { echo "bench: no nginx worker found" >&2; return 1; }
+    [ -n "$proxy_pid" ] || { echo "bench: no $1 worker found" >&2; return 1; }
   fi
 }
 
 # load NAME PORT PID ROUND: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
+# The cache variants fetch $cache_path (a cached 1 KB object), the others /.
 load() {
-  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1
+  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1 path=/
+  case $name in *-cache) path=$cache_path ;; esac
   run_to "$tmp/warmup-$name.txt" timeout "$h2load_timeout" "${pin_rest[@]}" \
-    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port/"
+    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port$path"
   t0=$(cpu_ticks "$pid")
   run_to "$out" timeout "$h2load_timeout" "${pin_rest[@]}" \
-    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port/"
+    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port$path"
   t1=$(cpu_ticks "$pid")
   r_rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
   local ok2xx
@@ -342,9 +397,10 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir | weir-steps | weir-ratelimit) bin=$build/weir ;;
+    weir | weir-steps | weir-ratelimit | weir-cache) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
-    nginx) bin=$(command -v nginx) ;;
+    nginx | nginx-cache) bin=$(command -v nginx) ;;
+    varnish-cache) bin=$(command -v varnishd || true) ;;
     haproxy) bin=$(command -v haproxy) ;;
     *) echo "bench: unknown proxy $p, skipped"; continue ;;
   esac
@@ -385,7 +441,7 @@ if [ "$idle_conns" -gt 0 ]; then
     echo "== $p: $idle_conns idle connections"
     idle "$p" "${pport[$p]}" "${ppid[$p]}"
     idle_b[$p]=$r_idle_bytes idle_note[$p]=$r_idle_note
-    if [ "$p" = nginx ]; then
+    if [ "$p" = nginx ] || [ "$p" = nginx-cache ]; then
       idle_note[$p]="${idle_note[$p]} (worker; master peak RSS $(hwm_kb "${pmaster[$p]}") kB)"
     fi
   done
@@ -418,6 +474,13 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
       echo "weir-ratelimit/weir (a local rate limit never reached vs a plain route): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[weir]}")"
     fi
   fi
+  if [ -n "${rps[weir-cache]:-}" ] && [ -n "${rps[nginx-cache]:-}" ]; then
+    echo
+    echo "weir-cache/nginx-cache (cache hits, 1 KB object): req/s x$(ratio "${rps[weir-cache]}" "${rps[nginx-cache]}"), CPU us/req x$(ratio "${cpu[weir-cache]}" "${cpu[nginx-cache]}")"
+  fi
+  if [ -n "${rps[weir-cache]:-}" ] && [ -n "${rps[varnish-cache]:-}" ]; then
+    echo "weir-cache/varnish-cache (cache hits, 1 KB object): req/s x$(ratio "${rps[weir-cache]}" "${rps[varnish-cache]}"), CPU us/req x$(ratio "${cpu[weir-cache]}" "${cpu[varnish-cache]}")"
+  fi
   if [ "$idle_conns" -gt 0 ]; then
     echo
     echo "Idle keep-alive connections: $idle_conns, each after one request"
@@ -433,6 +496,11 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
 } | tee -a "$summary"
 echo "results saved in ${results#"$root"/}/"
 [ "${BENCH_SKIP_FAULT:-0}" = 1 ] || "$root/bench/fault.sh" # fault run: see bench/README.md
+
+# ---- the cache's eviction policies: hit ratio on a Zipf(0.99) workload (bench/cache_zipf.c) ----
+if [ "${BENCH_SKIP_CACHE_ZIPF:-0}" != 1 ] && [ -x "$build/cache-zipf" ]; then
+  "$build/cache-zipf" | tee -a "$summary"
+fi
 
 # ---- Redis sharding proxy (bench/redis.sh): weir beside nutcracker and direct Redis ----
 [ "${BENCH_SKIP_REDIS:-0}" = 1 ] || "$root/bench/redis.sh"

@@ -12,6 +12,9 @@
  *     -> the route's target (target.h): cluster | respond | redirect
  *     -> on_response_head of each step (any answer: backend or weir's)
  *     -> on_body: response body bytes before framing
+ *     -> on_response_end: the backend's body arrived whole
+ *     -> on_error: weir is about to answer an error of its own (5xx)
+ *   on_response_head and on_error may answer instead with txn_respond().
  *
  * A step keeps per-request state in `state` (state_size bytes, zeroed
  * before on_request, inside the transaction: no allocation per request).
@@ -72,6 +75,13 @@ struct step_type {
                              struct http_msg *resp);
     /* Sees response body bytes before framing. Optional. */
     void (*on_body)(struct txn *t, const void *step_cfg, void *state, const char *p, size_t n);
+    /* The backend's response body ended as framed (not called when it was
+     * cut short: cancel follows then). Optional. */
+    void (*on_response_end)(struct txn *t, const void *step_cfg, void *state);
+    /* weir is about to answer `status` (>= 500: the backend failed, timed
+     * out or answered 5xx after retries). The step may answer instead with
+     * txn_respond (a cache's stale object). Optional. */
+    void (*on_error)(struct txn *t, const void *step_cfg, void *state, int status);
     /* Releases what the step holds when the transaction ends early. Optional. */
     void (*cancel)(struct txn *t, const void *step_cfg, void *state);
 };

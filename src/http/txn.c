@@ -166,6 +166,32 @@ void txn_body(struct txn *t, const char *p, size_t n)
     }
 }
 
+void txn_response_end(struct txn *t)
+{
+    const struct cfg_route *r = t->route;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const struct route_step *st = &r->steps[i];
+        if (st->type->on_response_end)
+            st->type->on_response_end(t, st->cfg, t->state + st->state_off);
+    }
+}
+
+int txn_error(struct txn *t, int status)
+{
+    const struct cfg_route *r = t->route;
+    /* an answer already made (and failing now) is not replaced */
+    if (r == NULL || !t->started || t->answer.status)
+        return 0;
+    for (size_t i = 0; i < t->step_next && i < r->n_steps && !t->answer.status; i++) {
+        const struct route_step *st = &r->steps[i];
+        if (st->type->on_error)
+            st->type->on_error(t, st->cfg, t->state + st->state_off, status);
+    }
+    return t->answer.status != 0;
+}
+
 void txn_end(struct txn *t)
 {
     const struct cfg_route *r = t->route;

@@ -26,6 +26,7 @@ struct client;
 struct wctx;
 struct cluster;
 struct endpoint;
+struct snapshot;
 
 /* A request head kept while a step waits: the parsed message and its bytes. */
 struct txn_head {
@@ -108,6 +109,10 @@ const char *txn_route_name(const struct txn *t);
 const char *txn_listener_name(const struct txn *t);
 /* The running state (endpoints, balancer) of a configured cluster. */
 struct cluster *txn_cluster(const struct txn *t, const struct cfg_cluster *cc);
+/* The configuration snapshot the request runs on, with a reference for
+ * the caller (snapshot_unref, server/snapshot.h): for work that outlives
+ * the request and uses its clusters (a cache's background refresh). */
+struct snapshot *txn_snapshot_ref(const struct txn *t);
 /* The worker's upstream connection pool and buffer pool. */
 struct pool *txn_upstream_pool(const struct txn *t);
 struct buf_pool *txn_buf_pool(const struct txn *t);
@@ -129,6 +134,11 @@ int txn_keep_head(struct txn *t, const char *start, size_t head_len);
 void txn_response_head(struct txn *t, struct http_msg *resp);
 /* Calls the steps' on_body, in order. */
 void txn_body(struct txn *t, const char *p, size_t n);
+/* Calls the steps' on_response_end, in order: the backend's body is whole. */
+void txn_response_end(struct txn *t);
+/* Calls the steps' on_error, in order, until one answers. Returns 1 when
+ * one did (t->answer is set), else 0. */
+int txn_error(struct txn *t, int status);
 /* Ends the transaction: cancels a waiting step, frees the kept head and
  * the arena. Safe to call more than once. */
 void txn_end(struct txn *t);

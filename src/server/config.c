@@ -8,7 +8,8 @@
  *            |- clusters        (upstream/cluster_cfg.c)
  *            |- redis_clusters  (resp/redis_cfg.c)
  *            |- stores          (store/store_cfg.c)
- *            `- admin           (admin/admin_cfg.c)
+ *            |- admin           (admin/admin_cfg.c)
+ *            `- caches          (cache/cache_cfg.c)
  *
  * Each top-level key is a row of cfg_sections: core's composer
  * (core/config.c) parses every row present, then runs every row's resolve in
@@ -380,6 +381,7 @@ static const struct cfg_section cfg_sections[] = {
     { "redis_clusters", false, redis_cfg_parse, NULL, redis_cfg_free },
     { "stores", false, store_cfg_parse, NULL, store_cfg_free },
     { "admin", false, admin_cfg_parse, admin_cfg_resolve, admin_cfg_free },
+    { "caches", false, cache_cfg_parse, cache_cfg_resolve, cache_cfg_free },
 };
 
 static const struct cfg_schema cfg_schema = {

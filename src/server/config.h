@@ -27,6 +27,7 @@
 #include "http/route_cfg.h"
 #include "resp/redis_cfg.h"
 #include "store/store_cfg.h"
+#include "cache/cache_cfg.h"
 #include "upstream/cluster_cfg.h"
 
 #define CFG_ENUM_MEMBER(e, s) e,
@@ -88,6 +89,8 @@ struct cfg {
     size_t n_redis_clusters;
     struct cfg_store *stores;      /* store/store_cfg.c */
     size_t n_stores;
+    struct cfg_cache *caches;      /* cache/cache_cfg.c */
+    size_t n_caches;
     struct cfg_log log;
     struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
 };

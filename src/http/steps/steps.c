@@ -7,6 +7,7 @@
 
 #include "http/step.h"
 #include "http/steps/access.h"
+#include "http/steps/cache.h"
 #include "http/steps/cors.h"
 #include "http/steps/auth.h"
 #include "http/steps/forward_auth.h"
@@ -22,6 +23,7 @@ static const struct step_type *const step_table[] = {
     &step_headers,
     &step_rate_limit,
     &step_rewrite,
+    &step_cache,
 };
 
 const struct step_type *step_find(const char *key)
