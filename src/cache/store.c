@@ -24,6 +24,7 @@
 
 #include "cache/cache_cfg.h"
 #include "core/hash.h"
+#include "core/metrics.h"
 
 #define CACHE_BUCKETS_MIN 256
 
@@ -51,6 +52,8 @@ struct cache_shard {
 struct cache {
     struct cache *next;             /* the registry */
     char *name;
+    /* series labelled by the cache's name (and its eviction policy) */
+    struct metric_series *m_requests, *m_objects, *m_bytes, *m_evictions;
     unsigned refs;                  /* under the registry lock */
     const struct evict_ops *ops;
     enum evict_policy policy;
@@ -342,6 +345,8 @@ static void cache_shard_unlink(struct cache *c, struct cache_shard *s, struct ca
     c->ops->remove(s->policy, &o->ev);
     s->count--;
     s->bytes -= o->charge;
+    metrics_sub(c->m_objects, 0, 1);
+    metrics_sub(c->m_bytes, 0, o->charge);
     o->in_table = 0;
     cache_obj_put(o);
 }
@@ -421,6 +426,7 @@ int cache_insert(struct cache *c, struct cache_obj *o)
             break;
         cache_shard_unlink(c, s, (struct cache_obj *)v);
         s->evictions++;
+        metrics_add(c->m_evictions, 0, 1);
     }
     if (c->ops->insert(s->policy, &o->ev) != 0) {
         pthread_mutex_unlock(&s->lock);
@@ -434,6 +440,8 @@ int cache_insert(struct cache *c, struct cache_obj *o)
     s->count++;
     s->bytes += charge;
     s->inserts++;
+    metrics_add(c->m_objects, 0, 1);
+    metrics_add(c->m_bytes, 0, charge);
     cache_shard_grow(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -619,6 +627,56 @@ static void cache_set_params(struct cache *c, const struct cfg_cache *cc)
     }
 }
 
+/* ---- metrics ---- */
+
+static const char *const cache_results[] = {
+#define CACHE_RESULT_NAME(e, n) n,
+    CACHE_RESULT_LIST(CACHE_RESULT_NAME)
+#undef CACHE_RESULT_NAME
+};
+
+static const struct metric_family cache_family_requests = {
+    .name = "weir_cache_requests_total",
+    .help = "Requests that passed the cache, by how they were answered.",
+    .type = METRIC_COUNTER,
+    .labels = { "cache", "policy" },
+    .cells_label = "result",
+    .cells = cache_results,
+    .n_cells = CACHE_RESULT_COUNT,
+};
+
+static const struct metric_family cache_family_objects = {
+    .name = "weir_cache_objects",
+    .help = "Objects stored in memory.",
+    .type = METRIC_GAUGE,
+    .labels = { "cache", "policy" },
+};
+
+static const struct metric_family cache_family_bytes = {
+    .name = "weir_cache_bytes",
+    .help = "Bytes charged to the stored objects (bodies and fields).",
+    .type = METRIC_GAUGE,
+    .labels = { "cache", "policy" },
+};
+
+static const struct metric_family cache_family_evictions = {
+    .name = "weir_cache_evictions_total",
+    .help = "Objects evicted to make room, by the cache's eviction policy.",
+    .type = METRIC_COUNTER,
+    .labels = { "cache", "policy" },
+};
+
+static const char *cache_policy_label(enum evict_policy p)
+{
+    const char *n = evict_policy_name(p);
+    return n ? n : "?";
+}
+
+void cache_count(struct cache *c, enum cache_result r)
+{
+    metrics_add(c->m_requests, (unsigned)r, 1);
+}
+
 static void cache_free(struct cache *c)
 {
     for (size_t i = 0; i < CACHE_SHARDS; i++) {
@@ -644,6 +702,10 @@ static void cache_free(struct cache *c)
         free(s->buckets);
         pthread_mutex_destroy(&s->lock);
     }
+    metrics_series_put(c->m_requests);
+    metrics_series_put(c->m_objects);
+    metrics_series_put(c->m_bytes);
+    metrics_series_put(c->m_evictions);
     free(c->name);
     free(c);
 }
@@ -657,6 +719,13 @@ static struct cache *cache_new(const struct cfg_cache *cc)
     c->ops = evict_ops_of(c->policy);
     c->name = strdup(cc->name);
     int ok = c->name != NULL;
+    if (ok) {
+        const char *v[] = { c->name, cache_policy_label(c->policy) };
+        c->m_requests = metrics_series_get(&cache_family_requests, v);
+        c->m_objects = metrics_series_get(&cache_family_objects, v);
+        c->m_bytes = metrics_series_get(&cache_family_bytes, v);
+        c->m_evictions = metrics_series_get(&cache_family_evictions, v);
+    }
     for (size_t i = 0; i < CACHE_SHARDS; i++) {
         struct cache_shard *s = &c->shards[i];
         pthread_mutex_init(&s->lock, NULL);

@@ -146,6 +146,17 @@ long cache_purge(const char *name, enum cache_purge_kind kind, const char *arg);
 long cache_purge_in(struct cache *c, enum cache_purge_kind kind, const char *arg, size_t len);
 
 /* Counts, for tests and metrics. */
+/* How a request that passed the cache was answered, for the metrics. */
+#define CACHE_RESULT_LIST(X) \
+    X(CACHE_RESULT_HIT, "hit") X(CACHE_RESULT_STALE, "stale") \
+    X(CACHE_RESULT_REVALIDATED, "revalidated") X(CACHE_RESULT_COALESCED, "coalesced") \
+    X(CACHE_RESULT_L2_HIT, "l2_hit") X(CACHE_RESULT_MISS, "miss") X(CACHE_RESULT_PASS, "pass")
+#define CACHE_RESULT_ENUM(e, n) e,
+enum cache_result { CACHE_RESULT_LIST(CACHE_RESULT_ENUM) CACHE_RESULT_COUNT };
+#undef CACHE_RESULT_ENUM
+/* Counts one request in weir_cache_requests_total. Any thread. */
+void cache_count(struct cache *c, enum cache_result r);
+
 struct cache_stats {
     uint64_t objects, bytes, evictions, inserts;
 };

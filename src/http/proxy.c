@@ -818,6 +818,10 @@ static void proxy_answer(struct client *c)
     c->state = CS_PROXY;
     c->static_body = c->txn->head_request || bodiless ? NULL : a->body;
     c->static_left = c->txn->head_request || bodiless ? 0 : a->body_len;
+    /* the body steps see weir's answer whole, as they see a backend's */
+    if (c->static_left)
+        txn_body(t, a->body, a->body_len);
+    txn_response_end(t);
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
     c->resp_chunked_out = 0;

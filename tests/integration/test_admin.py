@@ -58,12 +58,12 @@ ROUTES = """
 @pytest.fixture
 def admin_proxy(weir_factory, recording_backend):
     def make(respond=None, workers=2, admin_extra="", cluster_extra="", routes=ROUTES,
-             listener_extra=""):
+             listener_extra="", top=""):
         b = recording_backend(respond)
         port, aport = free_port(), free_port()
         w = weir_factory(config(port, [b.addr], workers=workers, routes=routes,
                                 cluster_extra=cluster_extra, listener_extra=listener_extra,
-                                top_extra=admin_yaml(aport, admin_extra)), port=port)
+                                top_extra=admin_yaml(aport, admin_extra) + top), port=port)
         wait_port(aport)
         return w, b, aport
     return make
@@ -519,3 +519,27 @@ def test_rate_limit_metrics(admin_proxy):
     assert keys <= 64 and keys + ev == 201
     assert value(ss, "weir_ratelimit_decisions_total", route="limited", limit="perkey",
                  result="allowed") == 205
+
+
+def test_cache_metrics(admin_proxy):
+    routes = "- name: cached\n  cache: edge\n  cluster: app\n"
+    top = "caches:\n  - name: edge\n    memory: 1m\n    eviction: lru\n"
+    w, b, aport = admin_proxy(routes=routes, top=top, workers=2,
+                              respond={"status": 200, "headers": [("Cache-Control", "max-age=60")],
+                                       "body": b"y" * 500})
+    for _ in range(4):
+        assert get(w.port, "/obj").status == 200
+    assert b.count == 1
+    r = request(w.port, b"POST /obj HTTP/1.1\r\nHost: weir.test\r\nContent-Length: 0\r\n"
+                        b"Connection: close\r\n\r\n")  # unsafe: invalidates, goes through
+    assert r.status == 200
+    ss = samples(aport)
+    c = lambda res: value(ss, "weir_cache_requests_total", cache="edge", policy="lru", result=res)
+    assert c("miss") == 1 and c("hit") == 3
+    assert value(ss, "weir_cache_objects", cache="edge", policy="lru") == 0  # invalidated by POST
+    assert value(ss, "weir_cache_bytes", cache="edge", policy="lru") == 0
+    assert get(w.port, "/obj").status == 200
+    ss = samples(aport)
+    assert value(ss, "weir_cache_objects", cache="edge", policy="lru") == 1
+    assert value(ss, "weir_cache_bytes", cache="edge", policy="lru") > 500
+    assert value(ss, "weir_cache_requests_total", cache="edge", policy="lru", result="miss") == 2

@@ -73,6 +73,7 @@ struct cache_state {
     uint8_t revalidating;          /* the request carries the stale object's validators */
     uint8_t leads;                 /* st->flight is this request's own (it leads) */
     const char *fwd;               /* Cache-Status fwd= reason */
+    struct cache *cache;           /* the step's (for the metrics) */
 };
 
 /* ---- configuration ---- */
@@ -357,9 +358,9 @@ static int cache_not_modified(const struct http_msg *req, const struct cache_obj
  * time, when the request's conditionals and Range are no longer known
  * (weir only revalidates requests that had none). `how` starts the
  * Cache-Status entry ("hit"). */
-static enum step_result cache_answer(struct txn *t, struct cache_state *st,
-                                     const struct http_msg *req, struct cache_obj *o, int64_t age,
-                                     const char *how)
+static enum step_result cache_answer_(struct txn *t, struct cache_state *st,
+                                      const struct http_msg *req, struct cache_obj *o, int64_t age,
+                                      const char *how)
 {
     st->hit = o;
     st->mode = CM_HIT;
@@ -398,6 +399,31 @@ static enum step_result cache_answer(struct txn *t, struct cache_state *st,
         return STEP_ERROR;
     txn_respond(t, status, h, (size_t)n, body_len ? body : NULL, body_len);
     return STEP_RESPOND;
+}
+
+/* The metrics' word for an answer from the cache, by its Cache-Status. */
+static enum cache_result cache_result_of(const char *how)
+{
+    if (strstr(how, "stale-if-error") || strstr(how, "stale-while-revalidate"))
+        return CACHE_RESULT_STALE;
+    if (strstr(how, "fwd-status=304"))
+        return CACHE_RESULT_REVALIDATED;
+    if (strstr(how, "coalesced"))
+        return CACHE_RESULT_COALESCED;
+    if (strstr(how, "detail=l2"))
+        return CACHE_RESULT_L2_HIT;
+    return CACHE_RESULT_HIT;
+}
+
+/* Answers from o (see cache_answer_) and counts the answer. */
+static enum step_result cache_answer(struct txn *t, struct cache_state *st,
+                                     const struct http_msg *req, struct cache_obj *o, int64_t age,
+                                     const char *how)
+{
+    enum step_result r = cache_answer_(t, st, req, o, age, how);
+    if (r == STEP_RESPOND)
+        cache_count(st->cache, cache_result_of(how));
+    return r;
 }
 
 /* ---- coalescing ---- */
@@ -787,6 +813,7 @@ static enum step_result cache_on_request(struct txn *t, const void *cfg, void *s
     if (st == NULL)
         return STEP_NEXT;
     memset(st, 0, sizeof(*st));
+    st->cache = sc->cache;
     *(struct cache_state **)state = st;
     const struct http_msg *req = t->req;
     st->request_time = cache_now(t);
@@ -820,9 +847,13 @@ static enum step_result cache_on_request(struct txn *t, const void *cfg, void *s
 
 /* ---- the response ---- */
 
-static void cache_status_field(struct txn *t, struct http_msg *resp, const char *fwd,
-                               const char *detail, int stored)
+static void cache_status_field(struct txn *t, const struct cache_state *st, struct http_msg *resp,
+                               const char *fwd, const char *detail, int stored)
 {
+    /* the backend answered: a miss (uri-miss, miss, vary-miss, stale: RFC 9211 2.2), or a
+     * pass (bypass, request: the client's no-cache) */
+    int pass = strncmp(fwd, "bypass", 6) == 0 || strncmp(fwd, "request", 7) == 0;
+    cache_count(st->cache, pass ? CACHE_RESULT_PASS : CACHE_RESULT_MISS);
     char *v = txn_alloc(t, 96);
     if (v == NULL)
         return;
@@ -889,7 +920,7 @@ static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, str
         cache_obj_set_times(st->fill, st->request_time, now);
     else
         cache_lead_end(sc, st, 0); /* not storable: the waiters go on their own */
-    cache_status_field(t, resp, st->fwd, detail, st->fill != NULL);
+    cache_status_field(t, st, resp, st->fwd, detail, st->fill != NULL);
 }
 
 /* The backend said 304 to weir's revalidation: the stored object, its
