@@ -71,11 +71,14 @@ struct client {
     struct wlistener *wl;          /* accepted there: server_conn_close() */
     struct client *prev, *next;
     struct buf in, out, up_in, up_out;
+    struct buf xin;                /* decoded body bytes waiting for the transform */
     uint8_t state, up_state, resp_state, timer_phase;
     uint8_t c_readable, c_writable, u_readable, u_writable; /* readiness seen, not yet drained */
     unsigned c_eof : 1, u_eof : 1, closing : 1, keep_alive : 1;
     unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
     unsigned upgrade : 1, resp_chunked_out : 1;
+    /* a body transform (txn_set_body_xform) between the decoded body and out */
+    unsigned x_on : 1, x_in_done : 1, x_pending : 1, x_dirty : 1;
     unsigned up_reusable : 1, linger : 1;
     unsigned c_registered : 1;  /* the client fd is known to the loop */
     unsigned logged : 1;        /* the access log line of this request is written */
@@ -342,6 +345,7 @@ static void client_free(struct client *c)
         close(c->fd);
     buf_release(&wc->bufs, &c->in);
     buf_release(&wc->bufs, &c->out);
+    buf_release(&wc->bufs, &c->xin);
     free(c->log_line);
     c->log_line = NULL;
     proxy_txn_detach(c);
@@ -595,6 +599,7 @@ static void proxy_reset_request(struct client *c, const struct http_msg *msg)
     c->txn->body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->txn->body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->resp_state = RS_HEAD;
+    c->x_on = c->x_in_done = c->x_pending = c->x_dirty = 0;
     c->up_scan_pos = 0;
     c->state = CS_PROXY;
     proxy_new_request_id(c, msg);
@@ -755,6 +760,29 @@ void proxy_txn_resumed(struct txn *t, enum step_result r)
     client_pump(c);
 }
 
+/* After the response steps: when one set a body transform and the answer
+ * has a body, the body goes through it, and its length is no longer known:
+ * chunked to an HTTP/1.1 client, until close to an HTTP/1.0 one (whose
+ * Content-Length, kept for HEAD-like answers, is dropped). Edits ri and
+ * returns whether the connection stays open. */
+static int proxy_xform_framing(struct client *c, struct http_msg *resp, int has_body,
+                               struct http_resp_info *ri)
+{
+    if (!c->txn->xform || !has_body || ri->pass_transfer_encoding || ri->upgrade)
+        return ri->keep_alive;
+    c->x_on = 1;
+    if (c->version_minor == 1) {
+        ri->body_kind = HTTP_BODY_CHUNKED;
+        return ri->keep_alive;
+    }
+    int cl = http_msg_find(resp, "content-length");
+    if (cl >= 0)
+        resp->hop[cl] = HTTP_HOP_REMOVED;
+    ri->body_kind = HTTP_BODY_NONE;
+    ri->keep_alive = 0;
+    return 0;
+}
+
 /* Sends the answer a step or a target made (txn_respond): its head goes
  * through the route's response steps like a backend's would; its body is
  * streamed from where it lives (configuration or the arena). */
@@ -774,10 +802,14 @@ static void proxy_answer(struct client *c)
         resp->hop[i] = 0;
         resp->n_headers++;
     }
+    resp->body_kind = HTTP_BODY_LENGTH;
+    resp->content_length = a->body_len;
+    resp->has_content_length = 1;
     txn_response_head(t, resp);
     int keep = c->keep_alive && !wc->draining && t->req->body_kind == HTTP_BODY_NONE;
     struct http_resp_info ri = { .body_kind = HTTP_BODY_LENGTH, .content_length = a->body_len,
                                  .keep_alive = keep, .client_version_minor = c->version_minor };
+    keep = proxy_xform_framing(c, resp, a->body_len > 0 && !t->head_request, &ri);
     if (buf_acquire(&wc->bufs, &c->out) != 0) {
         c->closing = 1;
         return;
@@ -799,16 +831,33 @@ static void proxy_answer(struct client *c)
     c->static_left = c->txn->head_request ? 0 : a->body_len;
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
-    c->resp_chunked_out = 0;
+    c->resp_left = 0;
+    c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
     /* nothing more of the request is read: with a body pending, keep is 0
      * and the connection closes once the answer is out */
     c->req_done = 1;
     c->up_reusable = 0;
 }
 
-/* Copies the next run of a weir-made body into out. */
+static int proxy_xform_body(struct client *c);
+
+/* Copies the next run of a weir-made body into out (or into xin, for the
+ * body transform). */
 static int proxy_move_static_body(struct client *c)
 {
+    if (c->x_on) {
+        int progress = 0;
+        if (c->static_left && buf_acquire(&c->wc->bufs, &c->xin) == 0) {
+            size_t n = client_space(c, &c->xin);
+            n = n < c->static_left ? n : c->static_left;
+            (void)buf_append(&c->wc->bufs, &c->xin, c->static_body, n);
+            c->static_body += n;
+            c->static_left -= n;
+            progress = n > 0;
+        }
+        c->x_in_done = c->static_left == 0;
+        return proxy_xform_body(c) | progress;
+    }
     if (c->static_left == 0 || buf_acquire(&c->wc->bufs, &c->out) != 0)
         return 0;
     if (client_space(c, &c->out) == 0 && c->out.rpos > 0)
@@ -1326,6 +1375,7 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     txn_response_head(c->txn, msg);
     struct http_resp_info ri;
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
+    ka = proxy_xform_framing(c, msg, msg->body_kind != HTTP_BODY_NONE && !upgrade, &ri);
     int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
     if (w < 0) {
         log_warn("upstream %s: response head too large to forward", c->txn->ep->name);
@@ -1424,21 +1474,112 @@ static void proxy_end_body(struct client *c)
     c->resp_state = RS_DONE;
 }
 
-static int proxy_move_response_body(struct client *c)
+/* Room for one more framed run of at least `need` bytes in out (compacting
+ * it when that helps), or 0 when the client must read first. */
+static size_t proxy_out_room(struct client *c, size_t need)
 {
     if (buf_acquire(&c->wc->bufs, &c->out) != 0)
         return 0;
     size_t space = client_space(c, &c->out);
-    if (space <= PROXY_CHUNK_OVERHEAD) {
+    if (space < PROXY_CHUNK_OVERHEAD + need) {
         if (buf_len(&c->out) == 0 || c->out.rpos == 0)
             return 0;
         buf_compact(&c->out);
         space = client_space(c, &c->out);
-        if (space <= PROXY_CHUNK_OVERHEAD)
+        if (space < PROXY_CHUNK_OVERHEAD + need)
             return 0;
     }
+    return space - (c->resp_chunked_out ? PROXY_CHUNK_OVERHEAD : 0);
+}
+
+/* The transform's output for one call, before framing: one worker's
+ * scratch, so a compressed response holds no output buffer of its own. */
+#define PROXY_XFORM_SCRATCH 16384
+static _Thread_local char proxy_xform_out[PROXY_XFORM_SCRATCH];
+
+/* Runs the body transform once over what xin holds: DATA while more input
+ * is at hand, FLUSH when the decoder has nothing more for now (so a slow
+ * stream reaches the client as it comes), END once the body ended. Output
+ * goes to out framed; nothing is made while out is full, so the backend is
+ * not read either (xin and up_in stay full). Returns 1 on progress. */
+static int proxy_xform_body(struct client *c)
+{
+    struct txn *t = c->txn;
+    size_t in_n = c->xin.data ? buf_len(&c->xin) : 0;
+    int starved = c->static_left == 0 && buf_len(&c->up_in) == 0;
+    enum txn_xform_mode mode = c->x_in_done ? TXN_XFORM_END : starved ? TXN_XFORM_FLUSH : TXN_XFORM_DATA;
+    if (c->resp_state != RS_BODY || (mode == TXN_XFORM_DATA && in_n == 0) ||
+        (mode == TXN_XFORM_FLUSH && in_n == 0 && !c->x_dirty && !c->x_pending))
+        return 0;
+    size_t room = proxy_out_room(c, TXN_XFORM_MIN_ROOM);
+    if (room == 0)
+        return 0;
+    if (room > PROXY_XFORM_SCRATCH)
+        room = PROXY_XFORM_SCRATCH;
+    size_t used = 0, made = 0;
+    int r = t->xform->run(t->xform_ctx, mode, in_n ? buf_rptr(&c->xin) : NULL, in_n, &used,
+                          proxy_xform_out, room, &made);
+    if (r < 0) {
+        log_warn("route %s: the response body transform failed (%s)", txn_route_name(t), strerror(-r));
+        client_close_after_write(c);
+        return 1;
+    }
+    if (used) {
+        buf_consume(&c->xin, used);
+        c->x_dirty = 1;
+    }
+    if (made)
+        proxy_emit_body(c, proxy_xform_out, made);
+    c->x_pending = r == 1;
+    if (mode != TXN_XFORM_DATA && r == 0 && buf_len(&c->xin) == 0) {
+        c->x_dirty = 0;
+        if (mode == TXN_XFORM_END) {
+            proxy_end_body(c);
+            return 1;
+        }
+    }
+    return used > 0 || made > 0;
+}
+
+/* Passes one run of decoded body on: to out, or to xin for the transform. */
+static void proxy_sink_body(struct client *c, const char *p, size_t n)
+{
+    if (c->x_on)
+        (void)buf_append(&c->wc->bufs, &c->xin, p, n);
+    else
+        proxy_emit_body(c, p, n);
+}
+
+/* The decoded body ended. */
+static void proxy_sink_end(struct client *c)
+{
+    if (c->x_on)
+        c->x_in_done = 1;
+    else
+        proxy_end_body(c);
+}
+
+/* How many decoded body bytes the sink takes now (0: wait for the client). */
+static size_t proxy_sink_room(struct client *c)
+{
+    if (!c->x_on)
+        return proxy_out_room(c, 1);
+    if (buf_acquire(&c->wc->bufs, &c->xin) != 0)
+        return 0;
+    if (client_space(c, &c->xin) == 0 && c->xin.rpos > 0)
+        buf_compact(&c->xin);
+    return client_space(c, &c->xin);
+}
+
+/* Decodes the backend's body (its framing) into the sink. */
+static int proxy_decode_response_body(struct client *c)
+{
+    if (c->x_in_done)
+        return 0;
+    size_t room = proxy_sink_room(c);
+    if (room == 0)
+        return 0;
     size_t avail = buf_len(&c->up_in);
-    size_t room = space - (c->resp_chunked_out ? PROXY_CHUNK_OVERHEAD : 0);
     switch (c->resp_body_kind) {
     case HTTP_BODY_LENGTH: {
         size_t n = avail < room ? avail : room;
@@ -1446,11 +1587,11 @@ static int proxy_move_response_body(struct client *c)
             n = (size_t)c->resp_left;
         if (n == 0)
             break;
-        proxy_emit_body(c, buf_rptr(&c->up_in), n);
+        proxy_sink_body(c, buf_rptr(&c->up_in), n);
         buf_consume(&c->up_in, n);
         c->resp_left -= n;
         if (c->resp_left == 0)
-            proxy_end_body(c);
+            proxy_sink_end(c);
         return 1;
     }
     case HTTP_BODY_CHUNKED: {
@@ -1465,21 +1606,21 @@ static int proxy_move_response_body(struct client *c)
             return 1;
         }
         if (r == HTTP_CHUNK_DATA)
-            proxy_emit_body(c, buf_rptr(&c->up_in) + off, dlen);
+            proxy_sink_body(c, buf_rptr(&c->up_in) + off, dlen);
         buf_consume(&c->up_in, used);
         if (r == HTTP_CHUNK_DONE)
-            proxy_end_body(c);
+            proxy_sink_end(c);
         return used > 0 || r == HTTP_CHUNK_DONE;
     }
     case HTTP_BODY_UNTIL_CLOSE: {
         size_t n = avail < room ? avail : room;
         if (n > 0) {
-            proxy_emit_body(c, buf_rptr(&c->up_in), n);
+            proxy_sink_body(c, buf_rptr(&c->up_in), n);
             buf_consume(&c->up_in, n);
             return 1;
         }
         if (c->u_eof) {
-            proxy_end_body(c);
+            proxy_sink_end(c);
             return 1;
         }
         return 0;
@@ -1493,6 +1634,15 @@ static int proxy_move_response_body(struct client *c)
         return 1;
     }
     return 0;
+}
+
+/* Moves the backend's body on, through the transform when there is one. */
+static int proxy_move_response_body(struct client *c)
+{
+    int progress = proxy_decode_response_body(c);
+    if (c->x_on && c->state == CS_PROXY && !c->closing)
+        progress |= proxy_xform_body(c);
+    return progress;
 }
 
 static int proxy_process_response(struct client *c)
@@ -1595,6 +1745,8 @@ static void proxy_finish_request(struct client *c)
     client_log_access(c);
     c->static_body = NULL;
     c->static_left = 0;
+    buf_release(&c->wc->bufs, &c->xin);
+    c->x_on = 0;
     int reusable = c->up_reusable && c->resp_state == RS_DONE;
     upstream_detach(c, reusable);
     endpoint_release(c);
@@ -1686,7 +1838,7 @@ static int proxy_step_proxy(struct client *c)
     progress |= proxy_move_request_body(c);
     if (c->state != CS_PROXY)
         return 1;
-    if (c->static_left)
+    if (c->static_left || (c->x_on && c->static_body))
         progress |= proxy_move_static_body(c);
     progress |= upstream_flush(c);
     if (c->state != CS_PROXY)
