@@ -9,6 +9,7 @@
 #include "http/steps/access.h"
 #include "http/steps/cors.h"
 #include "http/steps/auth.h"
+#include "http/steps/compress.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
 #include "http/steps/ratelimit.h"
@@ -20,6 +21,7 @@ static const struct step_type *const step_table[] = {
     &step_auth,
     &step_forward_auth,
     &step_headers,
+    &step_compress,
     &step_rate_limit,
     &step_rewrite,
 };
