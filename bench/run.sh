@@ -8,10 +8,12 @@
 #        BENCH_CONNS (50)         concurrent client connections for it
 #        BENCH_WARMUP (10000)     warm-up requests before each measured run
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
-#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy"); weir-steps is
+#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy nginx-ratelimit
+#                                 haproxy-ratelimit weir-gzip nginx-gzip"); weir-steps is
 #                                 weir with a route that runs the headers and rewrite
-#                                 steps, weir-ratelimit one with a local rate limit
-#                                 that is never reached
+#                                 steps, *-ratelimit a local rate limit per client
+#                                 address that is never reached, *-gzip gzip level 6
+#                                 of weir-demo's 10 KB JSON document (/json)
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
@@ -28,7 +30,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy nginx-ratelimit haproxy-ratelimit weir-gzip nginx-gzip}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -84,7 +86,9 @@ rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
-read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port < <(free_ports 8)
+read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port \
+  gzip_port nginx_gzip_port nginx_rl_port haproxy_rl_port < <(free_ports 12)
+gzip_level=6 # the same for weir-gzip and nginx-gzip
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b2" -n bench-2 2>"$tmp/backend-2.log" &
@@ -118,6 +122,9 @@ gen_weir() {
   elif [ "${1:-}" = ratelimit ]; then
     port=$ratelimit_port file=$tmp/weir-ratelimit.yaml
     steps="rate_limit: { algorithm: token_bucket, rate: 1000000000/s, key: client_ip }"$'\n        '
+  elif [ "${1:-}" = gzip ]; then
+    port=$gzip_port file=$tmp/weir-gzip.yaml
+    steps="compress: { algorithms: [gzip], level: { gzip: $gzip_level } }"$'\n        '
   fi
   cat >"$file" <<EOF
 workers: 1
@@ -136,29 +143,42 @@ clusters:
 EOF
 }
 
+# gen_nginx [gzip|ratelimit]: the plain proxy, or with gzip (same level as
+# weir-gzip), or with a limit_req per client address that is never reached.
+# Each variant has its own prefix directory, tmp/nginx[-VARIANT].
 gen_nginx() {
-  mkdir -p "$tmp/nginx"
-  cat >"$tmp/nginx/nginx.conf" <<EOF
+  local dir=$tmp/nginx port=$nginx_port http_extra="" loc_extra=""
+  if [ "${1:-}" = gzip ]; then
+    dir=$tmp/nginx-gzip port=$nginx_gzip_port
+    http_extra="gzip on; gzip_comp_level $gzip_level; gzip_types application/json; gzip_proxied any; gzip_min_length 256; gzip_vary on;"
+  elif [ "${1:-}" = ratelimit ]; then
+    dir=$tmp/nginx-ratelimit port=$nginx_rl_port
+    http_extra="limit_req_zone \$binary_remote_addr zone=bench:10m rate=100000000r/s;"
+    loc_extra="limit_req zone=bench burst=100000000 nodelay;"
+  fi
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
 user root;
 worker_processes 1;
 worker_rlimit_nofile $nofile;
 daemon off;
 master_process on;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events {
     worker_connections 20000;
     use epoll;
 }
 http {
     access_log off;
-    client_body_temp_path $tmp/nginx/client_body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
     keepalive_timeout 300s;
     keepalive_requests 100000000;
+    $http_extra
     upstream backends {
         server 127.0.0.1:$b1;
         server 127.0.0.1:$b2;
@@ -167,20 +187,30 @@ http {
         keepalive_timeout 300s;
     }
     server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
+        listen 127.0.0.1:$port backlog=4096;
         location / {
             proxy_pass http://backends;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            $loc_extra
         }
     }
 }
 EOF
 }
 
+# gen_haproxy [ratelimit]: the plain proxy, or with a stick table counting
+# each client address's request rate and a deny above a rate never reached.
 gen_haproxy() {
-  cat >"$tmp/haproxy.cfg" <<EOF
+  local file=$tmp/haproxy.cfg port=$haproxy_port fe_extra=""
+  if [ "${1:-}" = ratelimit ]; then
+    file=$tmp/haproxy-ratelimit.cfg port=$haproxy_rl_port
+    fe_extra="    stick-table type ip size 100k expire 30s store http_req_rate(10s)
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }"
+  fi
+  cat >"$file" <<EOF
 global
     nbthread 1
     maxconn 20000
@@ -199,7 +229,8 @@ defaults
     timeout http-request 10s
     timeout http-keep-alive 300s
 frontend bench
-    bind 127.0.0.1:$haproxy_port
+    bind 127.0.0.1:$port
+$fe_extra
     default_backend backends
 backend backends
     balance roundrobin
@@ -237,16 +268,28 @@ start_proxy() {
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-ratelimit.yaml" >"$tmp/weir-ratelimit.log" 2>&1 &
       proxy_pid=$!
       ;;
-    nginx)
-      gen_nginx
-      proxy_port=$nginx_port
-      "${pin_proxy[@]}" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
+    weir-gzip)
+      gen_weir gzip
+      proxy_port=$gzip_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-gzip.yaml" >"$tmp/weir-gzip.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    nginx | nginx-gzip | nginx-ratelimit)
+      local variant=${1#nginx} dir
+      variant=${variant#-}
+      gen_nginx "$variant"
+      dir=$tmp/$1
+      case $variant in gzip) proxy_port=$nginx_gzip_port ;; ratelimit) proxy_port=$nginx_rl_port ;; *) proxy_port=$nginx_port ;; esac
+      "${pin_proxy[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$tmp/$1.log" 2>&1 &
       proxy_extra_pid=$! # the master; the worker does the work
       ;;
-    haproxy)
-      gen_haproxy
+    haproxy | haproxy-ratelimit)
+      local hvariant=${1#haproxy}
+      hvariant=${hvariant#-}
+      gen_haproxy "$hvariant"
       proxy_port=$haproxy_port
-      "${pin_proxy[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+      [ "$hvariant" = ratelimit ] && proxy_port=$haproxy_rl_port
+      "${pin_proxy[@]}" haproxy -db -f "$tmp/$1.cfg" >"$tmp/$1.log" 2>&1 &
       proxy_pid=$!
       ;;
   esac
@@ -254,10 +297,10 @@ start_proxy() {
   pids+=("$main_pid")
   if ! wait_port "$proxy_port" "$main_pid"; then
     echo "bench: $1 did not start:" >&2
-    cat "$tmp/$1.log" "$tmp/nginx/error.log" 2>/dev/null | tail -5 >&2
+    cat "$tmp/$1.log" "$tmp/$1/error.log" 2>/dev/null | tail -5 >&2
     return 1
   fi
-  if [ "$1" = nginx ]; then
+  if [ -n "$proxy_extra_pid" ]; then
     for _ in $(seq 50); do
       proxy_pid=$(pgrep -P "$proxy_extra_pid" | head -1)
       [ -n "$proxy_pid" ] && break
@@ -268,13 +311,18 @@ start_proxy() {
 }
 
 # load NAME PORT PID ROUND: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
+# The *-gzip proxies are asked for /json with
+# Accept-Encoding: gzip; the others for /.
 load() {
-  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1
+  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1 path=/ hdr=()
+  case $name in
+    *-gzip) path=/json hdr=(-H "Accept-Encoding: gzip") ;;
+  esac
   run_to "$tmp/warmup-$name.txt" timeout "$h2load_timeout" "${pin_rest[@]}" \
-    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port/"
+    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "${hdr[@]}" "http://127.0.0.1:$port$path"
   t0=$(cpu_ticks "$pid")
   run_to "$out" timeout "$h2load_timeout" "${pin_rest[@]}" \
-    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port/"
+    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "${hdr[@]}" "http://127.0.0.1:$port$path"
   t1=$(cpu_ticks "$pid")
   r_rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
   local ok2xx
@@ -342,10 +390,10 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir | weir-steps | weir-ratelimit) bin=$build/weir ;;
+    weir | weir-steps | weir-ratelimit | weir-gzip) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
-    nginx) bin=$(command -v nginx) ;;
-    haproxy) bin=$(command -v haproxy) ;;
+    nginx | nginx-gzip | nginx-ratelimit) bin=$(command -v nginx) ;;
+    haproxy | haproxy-ratelimit) bin=$(command -v haproxy) ;;
     *) echo "bench: unknown proxy $p, skipped"; continue ;;
   esac
   if [ -z "$bin" ] || [ ! -x "$bin" ]; then
@@ -416,6 +464,14 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
     fi
     if [ -n "${rps[weir-ratelimit]:-}" ]; then
       echo "weir-ratelimit/weir (a local rate limit never reached vs a plain route): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[weir]}")"
+      for other in nginx haproxy; do
+        [ -n "${rps[$other-ratelimit]:-}" ] || continue
+        echo "weir-ratelimit/$other-ratelimit (the same never-reached limit per client address): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[$other-ratelimit]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[$other-ratelimit]}")"
+        echo "$other-ratelimit/$other (its own limit's cost): req/s x$(ratio "${rps[$other-ratelimit]}" "${rps[$other]:-}"), CPU us/req x$(ratio "${cpu[$other-ratelimit]}" "${cpu[$other]:-}")"
+      done
+    fi
+    if [ -n "${rps[weir-gzip]:-}" ] && [ -n "${rps[nginx-gzip]:-}" ]; then
+      echo "weir-gzip/nginx-gzip (gzip level $gzip_level of a 10 KB JSON body): req/s x$(ratio "${rps[weir-gzip]}" "${rps[nginx-gzip]}"), CPU us/req x$(ratio "${cpu[weir-gzip]}" "${cpu[nginx-gzip]}")"
     fi
   fi
   if [ "$idle_conns" -gt 0 ]; then
