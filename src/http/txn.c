@@ -76,8 +76,7 @@ int txn_set_body_xform(struct txn *t, const struct txn_xform *x, void *ctx)
     return 0;
 }
 
-/* Frees the body transform, if any. */
-static void txn_drop_xform(struct txn *t)
+void txn_drop_body_xform(struct txn *t)
 {
     if (t->xform)
         t->xform->free(t->xform_ctx);
@@ -100,7 +99,7 @@ void txn_begin(struct txn *t, struct client *session, struct wctx *wc, struct ht
     t->waiting = 0;
     t->started = 0;
     t->identity = (struct http_slice){ NULL, 0 };
-    txn_drop_xform(t);
+    txn_drop_body_xform(t);
     memset(&t->answer, 0, sizeof(t->answer));
 }
 
@@ -198,7 +197,7 @@ void txn_end(struct txn *t)
                 st->type->cancel(t, st->cfg, t->state + st->state_off);
         }
     }
-    txn_drop_xform(t);
+    txn_drop_body_xform(t);
     t->started = 0;
     t->waiting = 0;
     t->step_next = 0;

@@ -159,6 +159,9 @@ enum step_result txn_run_steps(struct txn *t);
  * `start`), so the buffer can move on while a step waits. Returns 0 or
  * -ENOMEM. */
 int txn_keep_head(struct txn *t, const char *start, size_t head_len);
+/* Frees the body transform a step set, if any: the answer it was set for
+ * is not sent after all (weir answers an error instead). */
+void txn_drop_body_xform(struct txn *t);
 /* Calls the steps' on_response_head, in order. */
 void txn_response_head(struct txn *t, struct http_msg *resp);
 /* Calls the steps' on_body, in order, with the bytes sent to the client

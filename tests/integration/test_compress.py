@@ -365,3 +365,37 @@ def test_config_errors(tmp_path, routes, msg):
                        timeout=IO_TIMEOUT)
     assert p.returncode == 2, p.stderr
     assert msg in p.stderr and "c.yaml:" in p.stderr, p.stderr
+
+
+def test_weir_error_answers_go_through_the_steps(weir_factory):
+    """A 502/503 weir makes (nothing listens behind the cluster) gets the
+    route's response steps: headers' fields, compression when min_length
+    allows, keep-alive after it."""
+    port = free_port()
+    routes = ("- compress: { min_length: 0, content_types: [text/plain] }\n"
+              "  headers: { response: { set: { X-Frame-Options: DENY } } }\n"
+              "  cluster: app\n")
+    w = weir_factory(config(port, ["127.0.0.1:1"], routes=routes))
+    r = get(w, "gzip")
+    assert r.status in (502, 503)
+    assert r.header("X-Frame-Options") == "DENY"
+    assert coding(r) == "gzip" and r.header_all("Vary") == ["Accept-Encoding"]
+    assert gzip.decompress(r.body) == b"%d %s\n" % (r.status, r.reason.encode())
+    r = get(w, None)
+    assert coding(r) is None and r.body == b"%d %s\n" % (r.status, r.reason.encode())
+    r = get(w, "br", method="HEAD")
+    assert coding(r) is None and r.header("X-Frame-Options") == "DENY"
+
+
+def test_compressed_error_answer_keeps_the_connection(weir_factory, raw_client):
+    port = free_port()
+    routes = "- compress: { min_length: 0, content_types: [text/plain] }\n  cluster: app\n"
+    w = weir_factory(config(port, ["127.0.0.1:1"], routes=routes))
+    c = raw_client(w.port)
+    c.send(b"GET /1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+           b"GET /2 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: zstd\r\n\r\n")
+    for ae in ("gzip", "zstd"):
+        r = c.read_response()
+        assert r.status in (502, 503) and coding(r) == ae
+        assert decode(ae, r.body) == b"%d %s\n" % (r.status, r.reason.encode())
+        assert r.header("Connection") is None
