@@ -881,7 +881,7 @@ static void proxy_answer(struct client *c)
         resp->hop[i] = 0;
         resp->n_headers++;
     }
-    resp->body_kind = HTTP_BODY_LENGTH;
+    resp->body_kind = a->body_len ? HTTP_BODY_LENGTH : HTTP_BODY_NONE; /* as a parsed head says */
     resp->content_length = a->body_len;
     resp->has_content_length = 1;
     txn_response_head(t, resp);

@@ -292,6 +292,15 @@ def test_weir_answer_compressed(weir_factory):
     assert coding(r) is None and r.header("Content-Length") == "2000"
 
 
+def test_empty_weir_answer_not_compressed(weir_factory):
+    port = free_port()
+    routes = "- compress: { min_length: 0 }\n  respond: { status: 200, headers: { Content-Type: text/plain } }\n"
+    w = weir_factory(config(port, ["127.0.0.1:1"], routes=routes))
+    r = get(w, "gzip")
+    assert r.status == 200 and coding(r) is None and r.body == b""
+    assert r.header("Content-Length") == "0"
+
+
 def test_slow_client_bounded_buffering(weir_factory):
     """A client that does not read: weir stops reading the backend (whose
     send blocks) instead of holding the compressed body."""
