@@ -201,7 +201,7 @@ static int compress_default_types_set(struct cfg_ctx *ctx, struct compress_cfg *
     return 0;
 }
 
-/* `compress: {}` or `compress: true`-less forms: a map (may be empty). */
+/* The value is a map, `{}` for the defaults. */
 static int compress_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
 {
     struct compress_cfg *cc = cfg_calloc_fn(1, sizeof(*cc));
