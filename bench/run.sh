@@ -8,13 +8,14 @@
 #        BENCH_CONNS (50)         concurrent client connections for it
 #        BENCH_WARMUP (10000)     warm-up requests before each measured run
 #        BENCH_IDLE_CONNS (10000) idle keep-alive connections in the memory run (0 skips it)
-#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache");
-#                                 weir-steps is weir with a route that runs the headers and
-#                                 rewrite steps, weir-ratelimit one with a local rate limit
-#                                 that is never reached; weir-cache, nginx-cache
-#                                 (proxy_cache) and varnish-cache (when varnishd is
-#                                 installed) answer a cached 1 KB object (/bytes?n=1024):
-#                                 cache hits
+#        BENCH_PROXIES ("weir weir-steps weir-ratelimit nginx haproxy nginx-ratelimit
+#                                 haproxy-ratelimit weir-gzip nginx-gzip weir-cache nginx-cache
+#                                 varnish-cache"); weir-steps is weir with a route that runs
+#                                 the headers and rewrite steps, *-ratelimit a local rate
+#                                 limit per client address that is never reached, *-gzip
+#                                 gzip level 6 of weir-demo's 10 KB JSON document (/json),
+#                                 *-cache a cached 1 KB object (/bytes?n=1024): cache hits
+#                                 (varnish-cache when varnishd is installed)
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
@@ -32,7 +33,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy weir-cache nginx-cache varnish-cache}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy nginx-ratelimit haproxy-ratelimit weir-gzip nginx-gzip weir-cache nginx-cache varnish-cache}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -89,7 +90,9 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- backends ----
 read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port \
-  wcache_port ncache_port vcache_port < <(free_ports 11)
+  gzip_port nginx_gzip_port nginx_rl_port haproxy_rl_port wcache_port ncache_port vcache_port \
+  < <(free_ports 15)
+gzip_level=6 # the same for weir-gzip and nginx-gzip
 cache_path="/bytes?n=1024" # the object the cache variants serve from their caches
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
 pids+=($!); b1_pid=$!
@@ -129,6 +132,9 @@ gen_weir() {
     port=$wcache_port file=$tmp/weir-cache.yaml
     steps="headers: { response: { set: { Cache-Control: max-age=3600 } } }"$'\n        '
     steps="$steps"'cache: edge'$'\n        '
+  elif [ "${1:-}" = gzip ]; then
+    port=$gzip_port file=$tmp/weir-gzip.yaml
+    steps="compress: { algorithms: [gzip], level: { gzip: $gzip_level } }"$'\n        '
   fi
   cat >"$file" <<EOF
 workers: 1
@@ -150,14 +156,24 @@ EOF
   fi
 }
 
-# gen_nginx [cache]: nginx as a proxy, or with proxy_cache keeping 200s for an hour
-# (in $tmp: on tmpfs where /tmp is one, else on disk behind the page cache).
+# gen_nginx [gzip|ratelimit|cache]: the plain proxy, or with gzip (same level as
+# weir-gzip), or with a limit_req per client address that is never reached, or
+# with proxy_cache keeping 200s for an hour (in $tmp: on tmpfs where /tmp is
+# one, else on disk behind the page cache). Each variant has its own prefix
+# directory, tmp/nginx[-VARIANT].
 gen_nginx() {
-  local dir=$tmp/nginx port=$nginx_port cache_http="" cache_loc=""
-  if [ "${1:-}" = cache ]; then
+  local dir=$tmp/nginx port=$nginx_port http_extra="" loc_extra=""
+  if [ "${1:-}" = gzip ]; then
+    dir=$tmp/nginx-gzip port=$nginx_gzip_port
+    http_extra="gzip on; gzip_comp_level $gzip_level; gzip_types application/json; gzip_proxied any; gzip_min_length 256; gzip_vary on;"
+  elif [ "${1:-}" = ratelimit ]; then
+    dir=$tmp/nginx-ratelimit port=$nginx_rl_port
+    http_extra="limit_req_zone \$binary_remote_addr zone=bench:10m rate=100000000r/s;"
+    loc_extra="limit_req zone=bench burst=100000000 nodelay;"
+  elif [ "${1:-}" = cache ]; then
     dir=$tmp/nginx-cache port=$ncache_port
-    cache_http="proxy_cache_path $dir/cache levels=1:2 keys_zone=edge:10m max_size=64m inactive=1h use_temp_path=off;"
-    cache_loc="proxy_cache edge; proxy_cache_valid 200 1h;"
+    http_extra="proxy_cache_path $dir/cache levels=1:2 keys_zone=edge:10m max_size=64m inactive=1h use_temp_path=off;"
+    loc_extra="proxy_cache edge; proxy_cache_valid 200 1h;"
   fi
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<EOF
@@ -181,7 +197,7 @@ http {
     scgi_temp_path $dir/scgi;
     keepalive_timeout 300s;
     keepalive_requests 100000000;
-    $cache_http
+    $http_extra
     upstream backends {
         server 127.0.0.1:$b1;
         server 127.0.0.1:$b2;
@@ -196,15 +212,24 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            $cache_loc
+            $loc_extra
         }
     }
 }
 EOF
 }
 
+# gen_haproxy [ratelimit]: the plain proxy, or with a stick table counting
+# each client address's request rate and a deny above a rate never reached.
 gen_haproxy() {
-  cat >"$tmp/haproxy.cfg" <<EOF
+  local file=$tmp/haproxy.cfg port=$haproxy_port fe_extra=""
+  if [ "${1:-}" = ratelimit ]; then
+    file=$tmp/haproxy-ratelimit.cfg port=$haproxy_rl_port
+    fe_extra="    stick-table type ip size 100k expire 30s store http_req_rate(10s)
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }"
+  fi
+  cat >"$file" <<EOF
 global
     nbthread 1
     maxconn 20000
@@ -223,7 +248,8 @@ defaults
     timeout http-request 10s
     timeout http-keep-alive 300s
 frontend bench
-    bind 127.0.0.1:$haproxy_port
+    bind 127.0.0.1:$port
+$fe_extra
     default_backend backends
 backend backends
     balance roundrobin
@@ -290,16 +316,28 @@ start_proxy() {
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-ratelimit.yaml" >"$tmp/weir-ratelimit.log" 2>&1 &
       proxy_pid=$!
       ;;
-    nginx)
-      gen_nginx
-      proxy_port=$nginx_port
-      "${pin_proxy[@]}" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.log" 2>&1 &
+    weir-gzip)
+      gen_weir gzip
+      proxy_port=$gzip_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-gzip.yaml" >"$tmp/weir-gzip.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    nginx | nginx-gzip | nginx-ratelimit)
+      local variant=${1#nginx} dir
+      variant=${variant#-}
+      gen_nginx "$variant"
+      dir=$tmp/$1
+      case $variant in gzip) proxy_port=$nginx_gzip_port ;; ratelimit) proxy_port=$nginx_rl_port ;; *) proxy_port=$nginx_port ;; esac
+      "${pin_proxy[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$tmp/$1.log" 2>&1 &
       proxy_extra_pid=$! # the master; the worker does the work
       ;;
-    haproxy)
-      gen_haproxy
+    haproxy | haproxy-ratelimit)
+      local hvariant=${1#haproxy}
+      hvariant=${hvariant#-}
+      gen_haproxy "$hvariant"
       proxy_port=$haproxy_port
-      "${pin_proxy[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+      [ "$hvariant" = ratelimit ] && proxy_port=$haproxy_rl_port
+      "${pin_proxy[@]}" haproxy -db -f "$tmp/$1.cfg" >"$tmp/$1.log" 2>&1 &
       proxy_pid=$!
       ;;
   esac
@@ -307,10 +345,10 @@ start_proxy() {
   pids+=("$main_pid")
   if ! wait_port "$proxy_port" "$main_pid"; then
     echo "bench: $1 did not start:" >&2
-    cat "$tmp/$1.log" "$tmp/nginx/error.log" 2>/dev/null | tail -5 >&2
+    cat "$tmp/$1.log" "$tmp/$1/error.log" 2>/dev/null | tail -5 >&2
     return 1
   fi
-  if [ "$1" = nginx ] || [ "$1" = nginx-cache ] || [ "$1" = varnish-cache ]; then
+  if [ -n "$proxy_extra_pid" ]; then
     for _ in $(seq 50); do
       proxy_pid=$(pgrep -P "$proxy_extra_pid" | head -1)
       [ -n "$proxy_pid" ] && break
@@ -321,15 +359,19 @@ start_proxy() {
 }
 
 # load NAME PORT PID ROUND: warm-up, then the measured h2load run. Sets r_rps r_cpu r_failed.
-# The cache variants fetch $cache_path (a cached 1 KB object), the others /.
+# The *-gzip proxies are asked for /json with Accept-Encoding: gzip, the
+# cache variants for $cache_path (a cached 1 KB object), the others for /.
 load() {
-  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1 path=/
-  case $name in *-cache) path=$cache_path ;; esac
+  local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1 path=/ hdr=()
+  case $name in
+    *-gzip) path=/json hdr=(-H "Accept-Encoding: gzip") ;;
+    *-cache) path=$cache_path ;;
+  esac
   run_to "$tmp/warmup-$name.txt" timeout "$h2load_timeout" "${pin_rest[@]}" \
-    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port$path"
+    h2load --h1 -n "$warmup" -c "$conns" -m 1 -t 1 "${hdr[@]}" "http://127.0.0.1:$port$path"
   t0=$(cpu_ticks "$pid")
   run_to "$out" timeout "$h2load_timeout" "${pin_rest[@]}" \
-    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "http://127.0.0.1:$port$path"
+    h2load --h1 -n "$requests" -c "$conns" -m 1 -t 1 "${hdr[@]}" "http://127.0.0.1:$port$path"
   t1=$(cpu_ticks "$pid")
   r_rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
   local ok2xx
@@ -397,11 +439,11 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir | weir-steps | weir-ratelimit | weir-cache) bin=$build/weir ;;
+    weir | weir-steps | weir-ratelimit | weir-gzip | weir-cache) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
-    nginx | nginx-cache) bin=$(command -v nginx) ;;
+    nginx | nginx-gzip | nginx-ratelimit | nginx-cache) bin=$(command -v nginx) ;;
     varnish-cache) bin=$(command -v varnishd || true) ;;
-    haproxy) bin=$(command -v haproxy) ;;
+    haproxy | haproxy-ratelimit) bin=$(command -v haproxy) ;;
     *) echo "bench: unknown proxy $p, skipped"; continue ;;
   esac
   if [ -z "$bin" ] || [ ! -x "$bin" ]; then
@@ -441,7 +483,7 @@ if [ "$idle_conns" -gt 0 ]; then
     echo "== $p: $idle_conns idle connections"
     idle "$p" "${pport[$p]}" "${ppid[$p]}"
     idle_b[$p]=$r_idle_bytes idle_note[$p]=$r_idle_note
-    if [ "$p" = nginx ] || [ "$p" = nginx-cache ]; then
+    if [ -n "${pmaster[$p]:-}" ] && [ "${pmaster[$p]}" != "${ppid[$p]}" ]; then
       idle_note[$p]="${idle_note[$p]} (worker; master peak RSS $(hwm_kb "${pmaster[$p]}") kB)"
     fi
   done
@@ -472,6 +514,14 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
     fi
     if [ -n "${rps[weir-ratelimit]:-}" ]; then
       echo "weir-ratelimit/weir (a local rate limit never reached vs a plain route): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[weir]}")"
+      for other in nginx haproxy; do
+        [ -n "${rps[$other-ratelimit]:-}" ] || continue
+        echo "weir-ratelimit/$other-ratelimit (the same never-reached limit per client address): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[$other-ratelimit]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[$other-ratelimit]}")"
+        echo "$other-ratelimit/$other (its own limit's cost): req/s x$(ratio "${rps[$other-ratelimit]}" "${rps[$other]:-}"), CPU us/req x$(ratio "${cpu[$other-ratelimit]}" "${cpu[$other]:-}")"
+      done
+    fi
+    if [ -n "${rps[weir-gzip]:-}" ] && [ -n "${rps[nginx-gzip]:-}" ]; then
+      echo "weir-gzip/nginx-gzip (gzip level $gzip_level of a 10 KB JSON body): req/s x$(ratio "${rps[weir-gzip]}" "${rps[nginx-gzip]}"), CPU us/req x$(ratio "${cpu[weir-gzip]}" "${cpu[nginx-gzip]}")"
     fi
   fi
   if [ -n "${rps[weir-cache]:-}" ] && [ -n "${rps[nginx-cache]:-}" ]; then

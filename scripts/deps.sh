@@ -2,8 +2,8 @@
 # Installs the Debian packages a purpose needs, only those missing.
 # usage: scripts/deps.sh build|test|bench
 set -euo pipefail
-build=(make gcc pkg-config libev-dev libyaml-dev libxxhash-dev libpcre2-dev libhiredis-dev libssl-dev libcrypt-dev libjansson-dev curl)
-test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-requests python3-redis python3-bcrypt python3-jwt python3-cryptography python3-prometheus-client redis-server redis-sentinel redis-tools nutcracker)
+build=(make gcc pkg-config libev-dev libyaml-dev libxxhash-dev libpcre2-dev libhiredis-dev libssl-dev libcrypt-dev libjansson-dev zlib1g-dev libbrotli-dev libzstd-dev curl)
+test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-requests python3-redis python3-bcrypt python3-jwt python3-cryptography python3-brotli python3-zstandard python3-prometheus-client redis-server redis-sentinel redis-tools nutcracker)
 bench=("${build[@]}" nghttp2-client wrk nginx haproxy procps redis-server redis-tools nutcracker varnish)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;

@@ -12,6 +12,8 @@
  *   /headers             200, the request head exactly as received
  *   /fail?status=N       N (200..599, default 500) "failing\n"
  *   /bytes?n=N           200, N bytes of 'x' (default 1024, at most 1 GiB)
+ *   /json                200, a fixed JSON document of about 10 KB
+ *                        (application/json; compressible, for compression benches)
  *   POST /admin/fail?on=1|0   failing mode on/off (GET shows it); while on,
  *                        every path but /admin/... answers 500 (/health 503)
  *   anything else        404
@@ -178,6 +180,9 @@ static const char *g_name;
 static char g_common[2 * NAME_MAX_LEN]; /* "Server: ...\r\nX-Backend: NAME\r\n" */
 static size_t g_common_len;
 static char g_hello[NAME_MAX_LEN + 32];
+#define JSON_CAP (12 * 1024) /* below RESP_RESERVE: answered in one go */
+static char g_json[JSON_CAP];
+static size_t g_json_len;
 static size_t g_hello_len;
 static char g_date[64]; /* "Date: ...\r\n", refreshed once a second */
 static size_t g_date_len;
@@ -688,12 +693,31 @@ static void resp_head(struct conn *c, int status, const char *content_type, int6
         out_lit(c, "Connection: keep-alive\r\n");
 }
 
-static void resp_text(struct conn *c, int status, const char *body, size_t n)
+static void resp_text_type(struct conn *c, int status, const char *type, const char *body, size_t n)
 {
-    resp_head(c, status, "text/plain", (int64_t)n);
+    resp_head(c, status, type, (int64_t)n);
     out_lit(c, "\r\n");
     if (!c->no_body)
         out_mem(c, body, n);
+}
+
+static void resp_text(struct conn *c, int status, const char *body, size_t n)
+{
+    resp_text_type(c, status, "text/plain", body, n);
+}
+
+/* The /json document: records like an API listing, about 10 KB. */
+static void json_build(void)
+{
+    size_t n = 0;
+    n += (size_t)snprintf(g_json + n, JSON_CAP - n, "{\"items\":[");
+    for (int i = 0; i < 120 && n < JSON_CAP - 256; i++)
+        n += (size_t)snprintf(g_json + n, JSON_CAP - n,
+                              "%s{\"id\":%d,\"name\":\"item-%04d\",\"price\":%d.%02d,"
+                              "\"tags\":[\"demo\",\"bench\"],\"in_stock\":%s}",
+                              i ? "," : "", i, i, 10 + i * 7 % 90, i * 13 % 100, i % 3 ? "true" : "false");
+    n += (size_t)snprintf(g_json + n, JSON_CAP - n, "],\"total\":120}\n");
+    g_json_len = n;
 }
 
 #define resp_lit(c, status, s) resp_text((c), (status), (s), sizeof(s) - 1)
@@ -1012,6 +1036,8 @@ static void conn_dispatch(struct conn *c, const struct req *r)
         route_fail(c, r);
     else if (slice_eq(p, pn, "/bytes"))
         route_bytes(c, r);
+    else if (slice_eq(p, pn, "/json"))
+        resp_text_type(c, 200, "application/json", g_json, g_json_len);
     else
         resp_lit(c, 404, "not found\n");
 
@@ -1422,7 +1448,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: weir-demo [-l HOST:PORT] [-n NAME]\n"
                "  -l  address to listen on (default 127.0.0.1:9001; port 0 picks one)\n"
                "  -n  name in X-Backend and in the / answer (default: the listen address)\n"
-               "paths: / /health /slow?ms=N /echo /headers /fail?status=N /bytes?n=N\n"
+               "paths: / /health /slow?ms=N /echo /headers /fail?status=N /bytes?n=N /json\n"
                "       POST /admin/fail?on=1|0\n");
 }
 
@@ -1468,6 +1494,7 @@ int main(int argc, char **argv)
     g_common_len = (size_t)snprintf(g_common, sizeof g_common,
                                     "Server: weir-demo\r\nX-Backend: %s\r\n", g_name);
     g_hello_len = (size_t)snprintf(g_hello, sizeof g_hello, "hello from %s\n", g_name);
+    json_build();
     memset(g_xs, 'x', sizeof g_xs);
 
     g_loop = ev_default_loop(EVFLAG_AUTO);

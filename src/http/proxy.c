@@ -74,11 +74,14 @@ struct client {
     struct wlistener *wl;          /* accepted there: server_conn_close() */
     struct client *prev, *next;
     struct buf in, out, up_in, up_out;
+    struct buf xin;                /* decoded body bytes waiting for the transform */
     uint8_t state, up_state, resp_state, timer_phase;
     uint8_t c_readable, c_writable, u_readable, u_writable; /* readiness seen, not yet drained */
     unsigned c_eof : 1, u_eof : 1, closing : 1, keep_alive : 1;
     unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
     unsigned upgrade : 1, resp_chunked_out : 1;
+    /* a body transform (txn_set_body_xform) between the decoded body and out */
+    unsigned x_on : 1, x_in_done : 1, x_pending : 1, x_dirty : 1;
     unsigned up_reusable : 1, linger : 1;
     unsigned c_registered : 1;  /* the client fd is known to the loop */
     unsigned logged : 1;        /* the access log line of this request is written */
@@ -345,6 +348,7 @@ static void client_free(struct client *c)
         close(c->fd);
     buf_release(&wc->bufs, &c->in);
     buf_release(&wc->bufs, &c->out);
+    buf_release(&wc->bufs, &c->xin);
     free(c->log_line);
     c->log_line = NULL;
     proxy_txn_detach(c);
@@ -421,10 +425,104 @@ static void client_log_access(struct client *c)
 /* ---- error responses ----------------------------------------------------- */
 
 static void proxy_answer(struct client *c);
+static int proxy_xform_framing(struct client *c, struct http_msg *resp, int has_body,
+                               struct http_resp_info *ri);
+static int proxy_move_static_body(struct client *c);
+
+/* The head of an answer weir makes (proxy_answer, errors): one per worker,
+ * not the worker's parse scratch, where the request head may still be. */
+static _Thread_local struct http_msg proxy_answer_msg;
+
+/* Writes weir's error answer through the route's response steps, as a
+ * backend's answer would go (cors and headers fields, compression): the
+ * body lives in the arena. Updates *keep_open. Returns 0, or negative when
+ * it could not (no route, arena or room): the caller writes it plain. */
+static int proxy_error_through_steps(struct client *c, int status, int *keep_open)
+{
+    static const struct http_slice ct = { "Content-Type", 12 }, text = { "text/plain", 10 };
+    static const struct http_slice ra = { "Retry-After", 11 }, one = { "1", 1 };
+    struct txn *t = c->txn;
+    if (t->route == NULL)
+        return -ENOENT;
+    char *body = txn_alloc(t, 64);
+    if (body == NULL || buf_acquire(&c->wc->bufs, &c->out) != 0 ||
+        client_space(c, &c->out) < 2048)
+        return -ENOSPC;
+    size_t body_len = (size_t)snprintf(body, 64, "%d %s\n", status, http_status_reason(status));
+    struct http_msg *resp = &proxy_answer_msg;
+    http_msg_init(resp);
+    resp->status = status;
+    resp->version_minor = 1;
+    resp->headers[resp->n_headers++] = (struct http_header){ ct, text };
+    if (status == 503)
+        resp->headers[resp->n_headers++] = (struct http_header){ ra, one };
+    resp->body_kind = HTTP_BODY_LENGTH;
+    resp->content_length = body_len;
+    resp->has_content_length = 1;
+    /* a transform set for a backend answer that is not sent after all */
+    txn_drop_body_xform(t);
+    c->x_on = c->x_in_done = c->x_pending = c->x_dirty = 0;
+    txn_response_head(t, resp);
+    struct http_resp_info ri = { .body_kind = HTTP_BODY_LENGTH, .content_length = body_len,
+                                 .keep_alive = *keep_open, .client_version_minor = c->version_minor };
+    int has_body = !t->head_request;
+    *keep_open = proxy_xform_framing(c, resp, has_body, &ri);
+    int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), resp, &ri);
+    if (w < 0) {
+        txn_drop_body_xform(t);
+        c->x_on = 0;
+        return -ENOSPC;
+    }
+    c->out.wpos += (uint32_t)w;
+    c->bytes_out += (uint64_t)w;
+    if (!has_body)
+        return 0;
+    if (!c->x_on) {
+        if (buf_append(&c->wc->bufs, &c->out, body, body_len) == 0)
+            c->bytes_out += body_len;
+        return 0;
+    }
+    /* transformed: run it to the end now (a few bytes; out has room) */
+    c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
+    c->static_body = body;
+    c->static_left = body_len;
+    c->resp_state = RS_BODY;
+    while (c->resp_state == RS_BODY && proxy_move_static_body(c))
+        ;
+    if (c->resp_state != RS_DONE)
+        *keep_open = 0; /* cut short: only closing can tell the client */
+    c->static_body = NULL;
+    c->static_left = 0;
+    c->x_on = 0;
+    return 0;
+}
+
+/* Writes weir's error answer as is: when there is no route (or no room for
+ * the steps' version). */
+static void proxy_error_plain(struct client *c, int status, int keep_open)
+{
+    const char *reason = http_status_reason(status);
+    char msg[512];
+    int body_len = snprintf(msg, sizeof(msg), "%d %s\n", status, reason);
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n",
+                     status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
+                     keep_open ? "" : "Connection: close\r\n");
+    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->txn->head_request) {
+        if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0 &&
+            buf_append(&c->wc->bufs, &c->out, msg, (size_t)body_len) == 0)
+            c->bytes_out += (uint64_t)(n + body_len);
+    } else if (c->out.data) {
+        if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0)
+            c->bytes_out += (uint64_t)n;
+    }
+}
 
 /* Answers the current request with `status` generated by weir. keep_open
  * keeps the connection when the request was fully read; otherwise it is
- * closed after the answer. */
+ * closed after the answer. The answer goes through the route's response
+ * steps when there is a route (proxy_error_through_steps). */
 static void client_respond_error(struct client *c, int status, int keep_open)
 {
     if (c->resp_started) {
@@ -438,26 +536,12 @@ static void client_respond_error(struct client *c, int status, int keep_open)
         proxy_answer(c);
         return;
     }
-    const char *reason = http_status_reason(status);
-    char msg[512];
-    int body_len = snprintf(msg, sizeof(msg), "%d %s\n", status, reason);
     if (!c->keep_alive || c->wc->draining)
         keep_open = 0;
-    char head[512];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n",
-                     status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
-                     keep_open ? "" : "Connection: close\r\n");
     c->txn->status = (uint16_t)status;
     c->resp_started = 1;
-    if (buf_acquire(&c->wc->bufs, &c->out) == 0 && !c->txn->head_request) {
-        if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0 &&
-            buf_append(&c->wc->bufs, &c->out, msg, (size_t)body_len) == 0)
-            c->bytes_out += (uint64_t)(n + body_len);
-    } else if (c->out.data) {
-        if (buf_append(&c->wc->bufs, &c->out, head, (size_t)n) == 0)
-            c->bytes_out += (uint64_t)n;
-    }
+    if (proxy_error_through_steps(c, status, &keep_open) != 0)
+        proxy_error_plain(c, status, keep_open);
     client_log_access(c);
     proxy_request_end(c);
     if (!keep_open) {
@@ -614,6 +698,7 @@ static void proxy_reset_request(struct client *c, const struct http_msg *msg)
     c->txn->body_left = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->txn->body_total = msg->body_kind == HTTP_BODY_LENGTH ? msg->content_length : 0;
     c->resp_state = RS_HEAD;
+    c->x_on = c->x_in_done = c->x_pending = c->x_dirty = 0;
     c->up_scan_pos = 0;
     c->state = CS_PROXY;
     proxy_new_request_id(c, msg);
@@ -773,6 +858,29 @@ void proxy_txn_resumed(struct txn *t, enum step_result r)
     client_pump(c);
 }
 
+/* After the response steps: when one set a body transform and the answer
+ * has a body, the body goes through it, and its length is no longer known:
+ * chunked to an HTTP/1.1 client, until close to an HTTP/1.0 one (whose
+ * Content-Length, kept for HEAD-like answers, is dropped). Edits ri and
+ * returns whether the connection stays open. */
+static int proxy_xform_framing(struct client *c, struct http_msg *resp, int has_body,
+                               struct http_resp_info *ri)
+{
+    if (!c->txn->xform || !has_body || ri->pass_transfer_encoding || ri->upgrade)
+        return ri->keep_alive;
+    c->x_on = 1;
+    if (c->version_minor == 1) {
+        ri->body_kind = HTTP_BODY_CHUNKED;
+        return ri->keep_alive;
+    }
+    int cl = http_msg_find(resp, "content-length");
+    if (cl >= 0)
+        resp->hop[cl] = HTTP_HOP_REMOVED;
+    ri->body_kind = HTTP_BODY_NONE;
+    ri->keep_alive = 0;
+    return 0;
+}
+
 /* Sends the answer a step or a target made (txn_respond): its head goes
  * through the route's response steps like a backend's would; its body is
  * streamed from where it lives (configuration or the arena). */
@@ -781,9 +889,7 @@ static void proxy_answer(struct client *c)
     struct txn *t = c->txn;
     const struct txn_answer *a = &t->answer;
     struct wctx *wc = c->wc;
-    /* not wc->msg: the request head may still be there */
-    static _Thread_local struct http_msg answer_msg;
-    struct http_msg *resp = &answer_msg;
+    struct http_msg *resp = &proxy_answer_msg;
     http_msg_init(resp);
     resp->status = a->status ? a->status : 500;
     resp->version_minor = 1;
@@ -792,6 +898,9 @@ static void proxy_answer(struct client *c)
         resp->hop[i] = 0;
         resp->n_headers++;
     }
+    resp->body_kind = a->body_len ? HTTP_BODY_LENGTH : HTTP_BODY_NONE; /* as a parsed head says */
+    resp->content_length = a->body_len;
+    resp->has_content_length = 1;
     txn_response_head(t, resp);
     int keep = c->keep_alive && !wc->draining && t->req->body_kind == HTTP_BODY_NONE;
     /* 204 and 304 carry no body and no length (RFC 9110 8.6) */
@@ -799,6 +908,7 @@ static void proxy_answer(struct client *c)
     struct http_resp_info ri = { .body_kind = bodiless ? HTTP_BODY_NONE : HTTP_BODY_LENGTH,
                                  .content_length = a->body_len,
                                  .keep_alive = keep, .client_version_minor = c->version_minor };
+    keep = proxy_xform_framing(c, resp, a->body_len > 0 && !t->head_request, &ri);
     if (buf_acquire(&wc->bufs, &c->out) != 0) {
         c->closing = 1;
         return;
@@ -818,22 +928,42 @@ static void proxy_answer(struct client *c)
     c->state = CS_PROXY;
     c->static_body = c->txn->head_request || bodiless ? NULL : a->body;
     c->static_left = c->txn->head_request || bodiless ? 0 : a->body_len;
-    /* the body steps see weir's answer whole, as they see a backend's */
-    if (c->static_left)
-        txn_body(t, a->body, a->body_len);
-    txn_response_end(t);
+    /* the body steps see weir's answer whole, as they see a backend's (a
+     * transformed one reaches them as it is sent, through proxy_emit_body) */
+    if (!c->x_on) {
+        if (c->static_left)
+            txn_body(t, a->body, a->body_len);
+        txn_response_end(t);
+    }
     c->resp_state = c->static_left ? RS_BODY : RS_DONE;
     c->resp_body_kind = HTTP_BODY_LENGTH;
-    c->resp_chunked_out = 0;
+    c->resp_left = 0;
+    c->resp_chunked_out = ri.body_kind == HTTP_BODY_CHUNKED;
     /* nothing more of the request is read: with a body pending, keep is 0
      * and the connection closes once the answer is out */
     c->req_done = 1;
     c->up_reusable = 0;
 }
 
-/* Copies the next run of a weir-made body into out. */
+static int proxy_xform_body(struct client *c);
+
+/* Copies the next run of a weir-made body into out (or into xin, for the
+ * body transform). */
 static int proxy_move_static_body(struct client *c)
 {
+    if (c->x_on) {
+        int progress = 0;
+        if (c->static_left && buf_acquire(&c->wc->bufs, &c->xin) == 0) {
+            size_t n = client_space(c, &c->xin);
+            n = n < c->static_left ? n : c->static_left;
+            (void)buf_append(&c->wc->bufs, &c->xin, c->static_body, n);
+            c->static_body += n;
+            c->static_left -= n;
+            progress = n > 0;
+        }
+        c->x_in_done = c->static_left == 0;
+        return proxy_xform_body(c) | progress;
+    }
     if (c->static_left == 0 || buf_acquire(&c->wc->bufs, &c->out) != 0)
         return 0;
     if (client_space(c, &c->out) == 0 && c->out.rpos > 0)
@@ -1366,6 +1496,7 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
         return proxy_step_replaces(c, msg, head_len);
     struct http_resp_info ri;
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
+    ka = proxy_xform_framing(c, msg, msg->body_kind != HTTP_BODY_NONE && !upgrade, &ri);
     int w = http_write_response_head(buf_wptr(&c->out), client_space(c, &c->out), msg, &ri);
     if (w < 0) {
         log_warn("upstream %s: response head too large to forward", c->txn->ep->name);
@@ -1467,21 +1598,112 @@ static void proxy_end_body(struct client *c)
     txn_response_end(c->txn);
 }
 
-static int proxy_move_response_body(struct client *c)
+/* Room for one more framed run of at least `need` bytes in out (compacting
+ * it when that helps), or 0 when the client must read first. */
+static size_t proxy_out_room(struct client *c, size_t need)
 {
     if (buf_acquire(&c->wc->bufs, &c->out) != 0)
         return 0;
     size_t space = client_space(c, &c->out);
-    if (space <= PROXY_CHUNK_OVERHEAD) {
+    if (space < PROXY_CHUNK_OVERHEAD + need) {
         if (buf_len(&c->out) == 0 || c->out.rpos == 0)
             return 0;
         buf_compact(&c->out);
         space = client_space(c, &c->out);
-        if (space <= PROXY_CHUNK_OVERHEAD)
+        if (space < PROXY_CHUNK_OVERHEAD + need)
             return 0;
     }
+    return space - (c->resp_chunked_out ? PROXY_CHUNK_OVERHEAD : 0);
+}
+
+/* The transform's output for one call, before framing: one worker's
+ * scratch, so a compressed response holds no output buffer of its own. */
+#define PROXY_XFORM_SCRATCH 16384
+static _Thread_local char proxy_xform_out[PROXY_XFORM_SCRATCH];
+
+/* Runs the body transform once over what xin holds: DATA while more input
+ * is at hand, FLUSH when the decoder has nothing more for now (so a slow
+ * stream reaches the client as it comes), END once the body ended. Output
+ * goes to out framed; nothing is made while out is full, so the backend is
+ * not read either (xin and up_in stay full). Returns 1 on progress. */
+static int proxy_xform_body(struct client *c)
+{
+    struct txn *t = c->txn;
+    size_t in_n = c->xin.data ? buf_len(&c->xin) : 0;
+    int starved = c->static_left == 0 && buf_len(&c->up_in) == 0;
+    enum txn_xform_mode mode = c->x_in_done ? TXN_XFORM_END : starved ? TXN_XFORM_FLUSH : TXN_XFORM_DATA;
+    if (c->resp_state != RS_BODY || (mode == TXN_XFORM_DATA && in_n == 0) ||
+        (mode == TXN_XFORM_FLUSH && in_n == 0 && !c->x_dirty && !c->x_pending))
+        return 0;
+    size_t room = proxy_out_room(c, TXN_XFORM_MIN_ROOM);
+    if (room == 0)
+        return 0;
+    if (room > PROXY_XFORM_SCRATCH)
+        room = PROXY_XFORM_SCRATCH;
+    size_t used = 0, made = 0;
+    int r = t->xform->run(t->xform_ctx, mode, in_n ? buf_rptr(&c->xin) : NULL, in_n, &used,
+                          proxy_xform_out, room, &made);
+    if (r < 0) {
+        log_warn("route %s: the response body transform failed (%s)", txn_route_name(t), strerror(-r));
+        client_close_after_write(c);
+        return 1;
+    }
+    if (used) {
+        buf_consume(&c->xin, used);
+        c->x_dirty = 1;
+    }
+    if (made)
+        proxy_emit_body(c, proxy_xform_out, made);
+    c->x_pending = r == 1;
+    if (mode != TXN_XFORM_DATA && r == 0 && buf_len(&c->xin) == 0) {
+        c->x_dirty = 0;
+        if (mode == TXN_XFORM_END) {
+            proxy_end_body(c);
+            return 1;
+        }
+    }
+    return used > 0 || made > 0;
+}
+
+/* Passes one run of decoded body on: to out, or to xin for the transform. */
+static void proxy_sink_body(struct client *c, const char *p, size_t n)
+{
+    if (c->x_on)
+        (void)buf_append(&c->wc->bufs, &c->xin, p, n);
+    else
+        proxy_emit_body(c, p, n);
+}
+
+/* The decoded body ended. */
+static void proxy_sink_end(struct client *c)
+{
+    if (c->x_on)
+        c->x_in_done = 1;
+    else
+        proxy_end_body(c);
+}
+
+/* How many decoded body bytes the sink takes now (0: wait for the client). */
+static size_t proxy_sink_room(struct client *c)
+{
+    if (!c->x_on)
+        return proxy_out_room(c, 1);
+    if (buf_acquire(&c->wc->bufs, &c->xin) != 0)
+        return 0;
+    if (client_space(c, &c->xin) == 0 && c->xin.rpos > 0)
+        buf_compact(&c->xin);
+    return client_space(c, &c->xin);
+}
+
+/* Decodes the backend's body (its framing) into the sink. */
+static int proxy_decode_response_body(struct client *c)
+{
+    if (c->x_in_done)
+        return 0;
+    size_t room = proxy_sink_room(c);
+    if (room == 0)
+        return 0;
     size_t avail = buf_len(&c->up_in);
-    size_t room = space - (c->resp_chunked_out ? PROXY_CHUNK_OVERHEAD : 0);
     switch (c->resp_body_kind) {
     case HTTP_BODY_LENGTH: {
         size_t n = avail < room ? avail : room;
@@ -1489,11 +1711,11 @@ static int proxy_move_response_body(struct client *c)
             n = (size_t)c->resp_left;
         if (n == 0)
             break;
-        proxy_emit_body(c, buf_rptr(&c->up_in), n);
+        proxy_sink_body(c, buf_rptr(&c->up_in), n);
         buf_consume(&c->up_in, n);
         c->resp_left -= n;
         if (c->resp_left == 0)
-            proxy_end_body(c);
+            proxy_sink_end(c);
         return 1;
     }
     case HTTP_BODY_CHUNKED: {
@@ -1508,21 +1730,21 @@ static int proxy_move_response_body(struct client *c)
             return 1;
         }
         if (r == HTTP_CHUNK_DATA)
-            proxy_emit_body(c, buf_rptr(&c->up_in) + off, dlen);
+            proxy_sink_body(c, buf_rptr(&c->up_in) + off, dlen);
         buf_consume(&c->up_in, used);
         if (r == HTTP_CHUNK_DONE)
-            proxy_end_body(c);
+            proxy_sink_end(c);
         return used > 0 || r == HTTP_CHUNK_DONE;
     }
     case HTTP_BODY_UNTIL_CLOSE: {
         size_t n = avail < room ? avail : room;
         if (n > 0) {
-            proxy_emit_body(c, buf_rptr(&c->up_in), n);
+            proxy_sink_body(c, buf_rptr(&c->up_in), n);
             buf_consume(&c->up_in, n);
             return 1;
         }
         if (c->u_eof) {
-            proxy_end_body(c);
+            proxy_sink_end(c);
             return 1;
         }
         return 0;
@@ -1536,6 +1758,15 @@ static int proxy_move_response_body(struct client *c)
         return 1;
     }
     return 0;
+}
+
+/* Moves the backend's body on, through the transform when there is one. */
+static int proxy_move_response_body(struct client *c)
+{
+    int progress = proxy_decode_response_body(c);
+    if (c->x_on && c->state == CS_PROXY && !c->closing)
+        progress |= proxy_xform_body(c);
+    return progress;
 }
 
 static int proxy_process_response(struct client *c)
@@ -1640,6 +1871,8 @@ static void proxy_finish_request(struct client *c)
     client_log_access(c);
     c->static_body = NULL;
     c->static_left = 0;
+    buf_release(&c->wc->bufs, &c->xin);
+    c->x_on = 0;
     int reusable = c->up_reusable && c->resp_state == RS_DONE;
     upstream_detach(c, reusable);
     endpoint_release(c);
@@ -1731,7 +1964,7 @@ static int proxy_step_proxy(struct client *c)
     progress |= proxy_move_request_body(c);
     if (c->state != CS_PROXY)
         return 1;
-    if (c->static_left)
+    if (c->static_left || (c->x_on && c->static_body))
         progress |= proxy_move_static_body(c);
     progress |= upstream_flush(c);
     if (c->state != CS_PROXY)

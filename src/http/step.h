@@ -10,9 +10,12 @@
  *        WAIT:    an answer is coming; the step calls txn_resume() later
  *        ERROR:   weir answers 500 (the step logged why)
  *     -> the route's target (target.h): cluster | respond | redirect
- *     -> on_response_head of each step (any answer: backend or weir's)
- *     -> on_body: response body bytes before framing
- *     -> on_response_end: the backend's body arrived whole
+ *     -> on_response_head of each step (any answer: backend or weir's);
+ *        one step may hand the body to a transform there
+ *        (txn_set_body_xform: the compress step), which decides the
+ *        framing once: chunked, or until close for HTTP/1.0
+ *     -> on_body: response body bytes as sent (transformed), before framing
+ *     -> on_response_end: the body arrived whole
  *     -> on_error: weir is about to answer an error of its own (5xx)
  *   on_response_head and on_error may answer instead with txn_respond().
  *
@@ -73,7 +76,8 @@ struct step_type {
      * written to the client. Optional. */
     void (*on_response_head)(struct txn *t, const void *step_cfg, void *state,
                              struct http_msg *resp);
-    /* Sees response body bytes before framing. Optional. */
+    /* Sees response body bytes as the client gets them (after a body
+     * transform), before chunk framing. Optional. */
     void (*on_body)(struct txn *t, const void *step_cfg, void *state, const char *p, size_t n);
     /* The backend's response body ended as framed (not called when it was
      * cut short: cancel follows then). Optional. */

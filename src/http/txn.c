@@ -65,6 +65,25 @@ struct http_slice txn_identity(const struct txn *t)
     return t->identity;
 }
 
+int txn_set_body_xform(struct txn *t, const struct txn_xform *x, void *ctx)
+{
+    if (t->xform) {
+        x->free(ctx);
+        return -EBUSY;
+    }
+    t->xform = x;
+    t->xform_ctx = ctx;
+    return 0;
+}
+
+void txn_drop_body_xform(struct txn *t)
+{
+    if (t->xform)
+        t->xform->free(t->xform_ctx);
+    t->xform = NULL;
+    t->xform_ctx = NULL;
+}
+
 const char *txn_route_name(const struct txn *t)
 {
     return t->route && t->route->name ? t->route->name : "-";
@@ -80,6 +99,7 @@ void txn_begin(struct txn *t, struct client *session, struct wctx *wc, struct ht
     t->waiting = 0;
     t->started = 0;
     t->identity = (struct http_slice){ NULL, 0 };
+    txn_drop_body_xform(t);
     memset(&t->answer, 0, sizeof(t->answer));
 }
 
@@ -203,6 +223,7 @@ void txn_end(struct txn *t)
                 st->type->cancel(t, st->cfg, t->state + st->state_off);
         }
     }
+    txn_drop_body_xform(t);
     t->started = 0;
     t->waiting = 0;
     t->step_next = 0;

@@ -35,6 +35,28 @@ struct txn_head {
     struct txn_head *next;         /* the worker's free list */
 };
 
+/* A response body transform (txn_set_body_xform): the compress step's
+ * encoders. The session feeds it the body as the backend (or weir) framed
+ * it, decoded, and frames what it makes for the client. */
+enum txn_xform_mode {
+    TXN_XFORM_DATA,  /* more input follows: output whenever convenient */
+    TXN_XFORM_FLUSH, /* no more input for now: push out all of it */
+    TXN_XFORM_END,   /* the body ended: push out everything and close */
+};
+
+#define TXN_XFORM_MIN_ROOM 64 /* out_room is never smaller (zlib needs > 6 for a flush) */
+
+struct txn_xform {
+    /* Reads in[0..in_n) (*used: how many it took), writes at most out_room
+     * (>= TXN_XFORM_MIN_ROOM) bytes to out (*made). Returns 1 when a FLUSH or END is not complete
+     * yet (call again with the same mode once there is room), 0 when it
+     * is (or after DATA), negative errno on failure. */
+    int (*run)(void *ctx, enum txn_xform_mode mode, const char *in, size_t in_n, size_t *used,
+               char *out, size_t out_room, size_t *made);
+    /* Frees ctx, when the transaction ends. */
+    void (*free)(void *ctx);
+};
+
 /* An answer a step or a target made (txn_respond). */
 struct txn_answer {
     int status;
@@ -58,6 +80,8 @@ struct txn {
     struct txn_answer answer;      /* set by txn_respond */
     char request_id[36];
     struct http_slice identity;    /* who the auth step says the client is (arena), or empty */
+    const struct txn_xform *xform; /* the response body's transform, or NULL */
+    void *xform_ctx;
     uint16_t status;               /* answered to the client, 0 until then */
     ev_tstamp t_start;             /* the head's first byte was parsed */
     /* the request's body as the client frames it */
@@ -102,6 +126,16 @@ int txn_set_identity(struct txn *t, const char *p, size_t n);
 /* The identity, or a slice with len 0 when none was set. */
 struct http_slice txn_identity(const struct txn *t);
 
+/* For on_response_head: the response body passes through x on its way to
+ * the client; ctx is the transaction's from now on (x->free(ctx) when it
+ * ends, also if the answer turns out to have no body). The length of the
+ * body becomes unknown: the session drops Content-Length and sends the body
+ * chunked to an HTTP/1.1 client, until close to an HTTP/1.0 one. The step
+ * must not set one for a response whose Transfer-Encoding has codings
+ * besides chunked (http_msg.te_other_codings). Returns 0, or -EBUSY when
+ * another step already set one (ctx is then freed here). */
+int txn_set_body_xform(struct txn *t, const struct txn_xform *x, void *ctx);
+
 struct ev_loop *txn_loop(const struct txn *t);
 const char *txn_client_ip(const struct txn *t);
 const char *txn_request_id(const struct txn *t);
@@ -130,9 +164,13 @@ enum step_result txn_run_steps(struct txn *t);
  * `start`), so the buffer can move on while a step waits. Returns 0 or
  * -ENOMEM. */
 int txn_keep_head(struct txn *t, const char *start, size_t head_len);
+/* Frees the body transform a step set, if any: the answer it was set for
+ * is not sent after all (weir answers an error instead). */
+void txn_drop_body_xform(struct txn *t);
 /* Calls the steps' on_response_head, in order. */
 void txn_response_head(struct txn *t, struct http_msg *resp);
-/* Calls the steps' on_body, in order. */
+/* Calls the steps' on_body, in order, with the bytes sent to the client
+ * (after a body transform, before chunk framing). */
 void txn_body(struct txn *t, const char *p, size_t n);
 /* Calls the steps' on_response_end, in order: the backend's body is whole. */
 void txn_response_end(struct txn *t);

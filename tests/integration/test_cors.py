@@ -214,3 +214,21 @@ def test_config_errors_name_the_place(tmp_path, value, message):
     assert p.returncode == 2, p.stderr
     assert message in p.stderr
     assert "c.yaml:" in p.stderr
+
+
+def test_weir_error_answers_carry_cors_fields(weir_factory):
+    """weir's own errors (the cluster is down: nothing listens) go through the
+    route's response steps like a backend's answer."""
+    port = free_port()
+    w = weir_factory(config(port, ["127.0.0.1:1"], routes=CORS))
+    r = actual(w, "https://app.example.com")
+    assert r.status in (502, 503), r
+    assert acl(r) == [
+        ("Access-Control-Allow-Origin", "https://app.example.com"),
+        ("Access-Control-Allow-Credentials", "true"),
+        ("Access-Control-Expose-Headers", "X-Request-Id, X-Total"),
+    ]
+    assert r.header_all("Vary") == ["Origin"]
+    assert r.body == b"%d %s\n" % (r.status, r.reason.encode())
+    r = actual(w, "https://evil.example.net")
+    assert r.status in (502, 503) and acl(r) == []

@@ -350,7 +350,7 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
           "cluster)" },
         { LISTENER_HEAD "    routes:\n      - throttle: { rate: 100/s }\n        cluster: api\n",
-          "weir.yaml:5:9: unknown key 'throttle' in route (expected one of: name, match, cluster, retry, timeout, access, cors, auth, forward_auth, headers, rate_limit, rewrite, cache, respond, redirect, queue)" },
+          "weir.yaml:5:9: unknown key 'throttle' in route (expected one of: name, match, cluster, retry, timeout, access, cors, auth, forward_auth, headers, compress, rate_limit, rewrite, cache, respond, redirect, queue)" },
         { "clusters:\n  - name: api\n    health_chek: { path: /health }\n",
           "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
           "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "

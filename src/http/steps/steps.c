@@ -10,6 +10,7 @@
 #include "http/steps/cache.h"
 #include "http/steps/cors.h"
 #include "http/steps/auth.h"
+#include "http/steps/compress.h"
 #include "http/steps/forward_auth.h"
 #include "http/steps/headers.h"
 #include "http/steps/ratelimit.h"
@@ -21,6 +22,7 @@ static const struct step_type *const step_table[] = {
     &step_auth,
     &step_forward_auth,
     &step_headers,
+    &step_compress,
     &step_rate_limit,
     &step_rewrite,
     &step_cache,
