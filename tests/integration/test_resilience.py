@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from conftest import (WEIR_DEMO_BIN, cluster_yaml, config, free_port, wait_port, wait_until)
+from conftest import (WEIR_DEMO_BIN, RawClient, cluster_yaml, config, free_port, wait_port,
+                      wait_until)
 
 
 def get(url, **kw):
@@ -587,3 +588,58 @@ def test_slow_start_share_grows_over_the_window(weir_factory, demo_backend):
     late = [s.get(w.url + "/", timeout=10).headers["X-Backend"] for _ in range(100)]
     assert early.count("b") < late.count("b")
     assert 40 <= late.count("b") <= 60  # round robin again once the ramp is over
+
+
+def test_retry_on_listed_status_only(weir_factory, recording_backend):
+    """retry.on lists 503: a 502 is the answer (not retried), a 503 is retried."""
+    b = recording_backend({"status": 502})
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], routes="""
+- cluster: app
+  retry: { attempts: 3, on: [503], backoff: { base: 1ms, max: 1ms } }
+"""))
+    assert get(w.url + "/a").status_code == 502
+    assert b.count == 1
+    b.respond = {"status": 503}
+    assert get(w.url + "/b").status_code == 503
+    assert b.count == 1 + 3
+
+
+def test_retry_on_5xx_includes_500(weir_factory, recording_backend):
+    """retry.on: [5xx] covers every status from 500 up: 500 itself is retried."""
+    b = recording_backend({"status": 500})
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], routes="""
+- cluster: app
+  retry: { attempts: 2, on: [5xx], backoff: { base: 1ms, max: 1ms } }
+"""))
+    assert get(w.url + "/a").status_code == 500
+    assert b.count == 2
+    b.respond = {"status": 499}
+    assert get(w.url + "/b").status_code == 499
+    assert b.count == 3
+
+
+def test_post_on_reused_connection_closed_unanswered_is_sent_again(weir_factory,
+                                                                  recording_backend):
+    """A pooled connection that the backend closes when the next request
+    arrives (its keep-alive ran out at that moment) is a stale connection,
+    not a failure of the request: weir sends it again on a fresh connection,
+    a POST too, without a retry policy."""
+    seen = {}
+
+    def respond(req):
+        n = seen.get(req.conn_id, 0)
+        seen[req.conn_id] = n + 1
+        return {"body": b"ok"} if n == 0 else "close"
+
+    b = recording_backend(respond)
+    port = free_port()
+    w = weir_factory(config(port, [b.addr]))
+    with RawClient(w.port) as c:
+        for i in range(3):
+            c.send(b"POST /p%d HTTP/1.1\r\nHost: weir.test\r\nContent-Length: 2\r\n\r\nhi" % i)
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"ok"
+    # each POST after the first met a stale pooled connection, then a fresh one
+    assert [r.target for r in b.requests] == ["/p0", "/p1", "/p1", "/p2", "/p2"]
