@@ -165,7 +165,7 @@ gen_nginx() {
   local dir=$tmp/nginx port=$nginx_port http_extra="" loc_extra=""
   if [ "${1:-}" = gzip ]; then
     dir=$tmp/nginx-gzip port=$nginx_gzip_port
-    http_extra="gzip on; gzip_comp_level $gzip_level; gzip_types application/json; gzip_proxied any; gzip_min_length 256; gzip_vary on;"
+    http_extra="gzip on; gzip_comp_level $gzip_level; gzip_types application/json; gzip_proxied any; gzip_min_size 256; gzip_vary on;"
   elif [ "${1:-}" = ratelimit ]; then
     dir=$tmp/nginx-ratelimit port=$nginx_rl_port
     http_extra="limit_req_zone \$binary_remote_addr zone=bench:10m rate=100000000r/s;"

@@ -147,8 +147,8 @@ def test_vary_merged_and_etag_weakened(proxy):
     assert r.header_all("Vary") == ["accept-encoding"] and r.header("ETag") == 'W/"w"'
 
 
-def test_custom_content_types_and_min_length(proxy):
-    routes = ("- compress: { content_types: [image/png, text/*], min_length: 10 }\n"
+def test_custom_content_types_and_min_size(proxy):
+    routes = ("- compress: { content_types: [image/png, text/*], min_size: 10 }\n"
               "  cluster: app\n")
     w, b = proxy(respond=lambda req: {"headers": [("Content-Type", req.target[1:].replace("_", "/"))],
                                       "body": b"z" * 50}, routes=routes)
@@ -293,7 +293,7 @@ def test_weir_answer_compressed(weir_factory):
 
 def test_empty_weir_answer_not_compressed(weir_factory):
     port = free_port()
-    routes = "- compress: { min_length: 0 }\n  respond: { status: 200, headers: { Content-Type: text/plain } }\n"
+    routes = "- compress: { min_size: 0 }\n  respond: { status: 200, headers: { Content-Type: text/plain } }\n"
     w = weir_factory(config(port, ["127.0.0.1:1"], routes=routes))
     r = get(w, "gzip")
     assert r.status == 200 and coding(r) is None and r.body == b""
@@ -363,7 +363,7 @@ def test_slow_client_bounded_buffering(weir_factory):
     ("- compress: { level: { gzip: 10 } }\n  cluster: app", "gzip level must be 1 to 9"),
     ("- compress: { level: { br: 7 } }\n  cluster: app", "br level must be 0 to 6"),
     ("- compress: { content_types: [json] }\n  cluster: app", "bad content type"),
-    ("- compress: { min_length: -1 }\n  cluster: app", "expected a size"),
+    ("- compress: { min_size: -1 }\n  cluster: app", "expected a size"),
     ("- compress: { window: 10 }\n  cluster: app", "window"),
 ])
 def test_config_errors(tmp_path, routes, msg):
@@ -377,10 +377,10 @@ def test_config_errors(tmp_path, routes, msg):
 
 def test_weir_error_answers_go_through_the_steps(weir_factory):
     """A 502/503 weir makes (nothing listens behind the cluster) gets the
-    route's response steps: headers' fields, compression when min_length
+    route's response steps: headers' fields, compression when min_size
     allows, keep-alive after it."""
     port = free_port()
-    routes = ("- compress: { min_length: 0, content_types: [text/plain] }\n"
+    routes = ("- compress: { min_size: 0, content_types: [text/plain] }\n"
               "  headers: { response: { set: { X-Frame-Options: DENY } } }\n"
               "  cluster: app\n")
     w = weir_factory(config(port, ["127.0.0.1:1"], routes=routes))
@@ -397,7 +397,7 @@ def test_weir_error_answers_go_through_the_steps(weir_factory):
 
 def test_compressed_error_answer_keeps_the_connection(weir_factory, raw_client):
     port = free_port()
-    routes = "- compress: { min_length: 0, content_types: [text/plain] }\n  cluster: app\n"
+    routes = "- compress: { min_size: 0, content_types: [text/plain] }\n  cluster: app\n"
     w = weir_factory(config(port, ["127.0.0.1:1"], routes=routes))
     c = raw_client(w.port)
     c.send(b"GET /1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import WEIR_BIN, RawClient, config, free_port, request
+from conftest import WEIR_BIN, RawClient, config, free_port, request, wait_port
 from redis_helpers import RedisProc
 
 
@@ -373,3 +373,40 @@ def test_store_redis_cluster(weir_factory, recording_backend):
         assert total == len(keys)
     finally:
         cluster.stop()
+
+
+def test_store_metrics(weir_factory, recording_backend, redis_server):
+    """A cluster-wide limit counts its decisions and the store's round trips;
+    a store that stops answering counts errors."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+    b = recording_backend()
+    port, aport = free_port(), free_port()
+    stores = "stores:\n  - name: shared\n    redis: %s\n    reconnect: { base: 50ms, max: 200ms }\n" % (
+        redis_server.addr)
+    routes = ("- name: api\n  rate_limit: { algorithm: fixed_window, rate: 5/d, key: route, "
+              "store: shared, on_store_error: allow, store_timeout: 200ms }\n  cluster: app")
+    w = weir_factory(config(port, [b.addr], routes=routes,
+                            top_extra=stores + "admin: { listen: 127.0.0.1:%d }\n" % aport),
+                     port=port)
+    wait_port(aport)
+    got = [send(w).status for _ in range(8)]
+    assert got.count(200) == 5 and got.count(429) == 3
+
+    def sample(name, **labels):
+        text = requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=10).text
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+        return None
+    assert sample("weir_ratelimit_decisions_total", route="api", limit="default",
+                  result="allowed") == 5
+    assert sample("weir_ratelimit_decisions_total", route="api", limit="default",
+                  result="limited") == 3
+    assert sample("weir_ratelimit_store_seconds_count", route="api", limit="default") == 8
+    assert sample("weir_ratelimit_store_errors_total", route="api", limit="default") == 0
+    redis_server.stop()
+    assert send(w).status == 200  # allow
+    assert sample("weir_ratelimit_store_errors_total", route="api", limit="default") == 1
+    assert sample("weir_ratelimit_store_seconds_count", route="api", limit="default") == 8

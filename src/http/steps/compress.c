@@ -3,7 +3,7 @@
  *   compress:
  *     algorithms: [br, zstd, gzip]          # weir's preference, for ties
  *     level: { gzip: 6, br: 4, zstd: 3 }
- *     min_length: 256                        # bytes, when the length is known
+ *     min_size: 256                        # bytes, when the length is known
  *     content_types: [text/[*], application/json, ...]   ("[*]": a star)
  *
  *   request:  on_request reads what the answer must know later (the head
@@ -16,7 +16,7 @@
  *     Content-Type not in content_types (or none);
  *     otherwise the answer is compressible: Vary: Accept-Encoding is
  *     added (also when this client gets it plain), and unless the length
- *     is known and below min_length or the client takes no coding, the
+ *     is known and below min_size or the client takes no coding, the
  *     body goes through an encoder (compress_codec.c, a body transform:
  *     txn_set_body_xform), with Content-Encoding set and a strong ETag
  *     made weak (W/"..."): the bytes differ from the plain variant's.
@@ -39,7 +39,7 @@
 #include "http/txn.h"
 
 #define COMPRESS_MAX_TYPES 64
-#define COMPRESS_DEFAULT_MIN_LENGTH 256
+#define COMPRESS_DEFAULT_MIN_SIZE 256
 
 static const char *const compress_default_types[] = {
     "text/*", "application/json", "application/javascript", "application/xml",
@@ -52,7 +52,7 @@ struct compress_cfg {
     enum ae_coding algorithms[AE_CODING_COUNT];
     size_t n_algorithms;
     int level[AE_CODING_COUNT];
-    uint64_t min_length;
+    uint64_t min_size;
     char **types;
     size_t n_types;
 };
@@ -172,7 +172,7 @@ static int compress_parse_types(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static const struct cfg_key compress_keys[] = {
     CFG_FUNC("algorithms", compress_parse_algorithms, false),
     CFG_FUNC("level", compress_parse_level, false),
-    CFG_FIELD("min_length", CFG_KIND_SIZE, struct compress_cfg, min_length, 0, UINT64_MAX),
+    CFG_FIELD("min_size", CFG_KIND_SIZE, struct compress_cfg, min_size, 0, UINT64_MAX),
     CFG_FUNC("content_types", compress_parse_types, false),
 };
 CFG_MAP_DEFINE(compress_map, "compress", compress_keys);
@@ -213,7 +213,7 @@ static int compress_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
         cc->algorithms[i] = (enum ae_coding)i; /* br, zstd, gzip */
         cc->level[i] = compress_codec_get((enum ae_coding)i)->level_default;
     }
-    cc->min_length = COMPRESS_DEFAULT_MIN_LENGTH;
+    cc->min_size = COMPRESS_DEFAULT_MIN_SIZE;
     int rc = cfg_parse_map(ctx, v, &compress_map, cc, NULL);
     if (rc < 0)
         return rc;
@@ -329,7 +329,7 @@ static void compress_on_response_head(struct txn *t, const void *cfg, void *stat
         return;
     }
     if (st->coding < 0 || resp->body_kind == HTTP_BODY_NONE ||
-        (resp->body_kind == HTTP_BODY_LENGTH && resp->content_length < cc->min_length))
+        (resp->body_kind == HTTP_BODY_LENGTH && resp->content_length < cc->min_size))
         return;
     enum ae_coding c = (enum ae_coding)st->coding;
     const struct compress_codec *codec = compress_codec_get(c);

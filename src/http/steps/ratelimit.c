@@ -83,7 +83,7 @@ struct rl_limit {
     int on_store_error;            /* enum rl_store_error */
     uint64_t store_timeout_ms, instances;
     /* series, labelled by route and limit (rl_resolve) */
-    struct metric_series *m_decisions, *m_store_errors, *m_keys, *m_evictions;
+    struct metric_series *m_decisions, *m_store_errors, *m_keys, *m_evictions, *m_store_seconds;
 };
 
 static const char *const rl_results[] = { "allowed", "limited" };
@@ -102,6 +102,13 @@ static const struct metric_family rl_family_store_errors = {
     .name = "weir_ratelimit_store_errors_total",
     .help = "Decisions the store could not make (on_store_error applied).",
     .type = METRIC_COUNTER,
+    .labels = { "route", "limit" },
+};
+
+static const struct metric_family rl_family_store_seconds = {
+    .name = "weir_ratelimit_store_seconds",
+    .help = "Round trip of a cluster-wide decision to its store (answers only).",
+    .type = METRIC_HISTOGRAM,
     .labels = { "route", "limit" },
 };
 
@@ -148,6 +155,7 @@ struct rl_req {
     ev_timer timer;                /* store_timeout */
     uint16_t key_len;
     char *key;                     /* the store key (arena) */
+    ev_tstamp sent_at;             /* the store question went out (its round-trip histogram) */
 };
 
 static const char rl_body[] = "rate limit exceeded\n";
@@ -494,6 +502,8 @@ static int rl_resolve(struct cfg_ctx *ctx, const struct cfg *cfg, void *p)
         l->m_store_errors = metrics_series_get(&rl_family_store_errors, v);
         l->m_keys = metrics_series_get(&rl_family_keys, v);
         l->m_evictions = metrics_series_get(&rl_family_evictions, v);
+        if (l->store_name)
+            l->m_store_seconds = metrics_series_get(&rl_family_store_seconds, v);
         if (l->table)
             rl_table_set_metrics(l->table, l->m_keys, l->m_evictions);
         if (l->store_name == NULL)
@@ -520,6 +530,7 @@ static void rl_free(void *p)
         metrics_series_put(l->m_store_errors);
         metrics_series_put(l->m_keys);
         metrics_series_put(l->m_evictions);
+        metrics_series_put(l->m_store_seconds);
     }
     free(c->policy);
     free(c);
@@ -661,6 +672,7 @@ static int rl_store_send(struct txn *t, struct rl_req *st)
                               rl_store_done, st);
     if (st->cmd == NULL)
         return 0;
+    st->sent_at = ev_time();
     if (!ev_is_active(&st->timer)) {
         ev_timer_init(&st->timer, rl_store_timeout, (double)l->store_timeout_ms / 1000.0, 0.);
         st->timer.data = st;
@@ -768,6 +780,8 @@ static void rl_store_done(void *arg, enum store_result res, struct redisReply *r
         ev_timer_stop(txn_loop(st->t), &st->timer);
         return; /* the worker is ending: the session frees the request */
     }
+    if (res == STORE_OK)
+        metrics_observe_ns(l->m_store_seconds, (uint64_t)((ev_time() - st->sent_at) * 1e9));
     struct rl_decision d;
     int rc = res == STORE_OK ? rl_store_reply(reply, &l->params, &d) : -EPROTO;
     if (rc == -ENOENT && !st->full) {
