@@ -15,7 +15,8 @@
 #                                 limit per client address that is never reached, *-gzip
 #                                 gzip level 6 of weir-demo's 10 KB JSON document (/json),
 #                                 *-cache a cached 1 KB object (/bytes?n=1024): cache hits
-#                                 (varnish-cache when varnishd is installed)
+#                                 (varnish-cache when varnishd is installed); weir-jwt
+#                                 checks an RS256 JWT (2048-bit key) on every request
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
@@ -33,7 +34,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit nginx haproxy nginx-ratelimit haproxy-ratelimit weir-gzip nginx-gzip weir-cache nginx-cache varnish-cache}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit weir-jwt nginx haproxy nginx-ratelimit haproxy-ratelimit weir-gzip nginx-gzip weir-cache nginx-cache varnish-cache}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -91,7 +92,7 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # ---- backends ----
 read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port \
   gzip_port nginx_gzip_port nginx_rl_port haproxy_rl_port wcache_port ncache_port vcache_port \
-  < <(free_ports 15)
+  jwt_port < <(free_ports 16)
 gzip_level=6 # the same for weir-gzip and nginx-gzip
 cache_path="/bytes?n=1024" # the object the cache variants serve from their caches
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
@@ -132,6 +133,9 @@ gen_weir() {
     port=$wcache_port file=$tmp/weir-cache.yaml
     steps="headers: { response: { set: { Cache-Control: max-age=3600 } } }"$'\n        '
     steps="$steps"'cache: edge'$'\n        '
+  elif [ "${1:-}" = jwt ]; then
+    port=$jwt_port file=$tmp/weir-jwt.yaml
+    steps="auth: { jwt: { key_file: $tmp/jwt-pub.pem, algorithms: [RS256] } }"$'\n        '
   elif [ "${1:-}" = gzip ]; then
     port=$gzip_port file=$tmp/weir-gzip.yaml
     steps="compress: { algorithms: [gzip], level: { gzip: $gzip_level } }"$'\n        '
@@ -165,7 +169,7 @@ gen_nginx() {
   local dir=$tmp/nginx port=$nginx_port http_extra="" loc_extra=""
   if [ "${1:-}" = gzip ]; then
     dir=$tmp/nginx-gzip port=$nginx_gzip_port
-    http_extra="gzip on; gzip_comp_level $gzip_level; gzip_types application/json; gzip_proxied any; gzip_min_size 256; gzip_vary on;"
+    http_extra="gzip on; gzip_comp_level $gzip_level; gzip_types application/json; gzip_proxied any; gzip_min_length 256; gzip_vary on;"
   elif [ "${1:-}" = ratelimit ]; then
     dir=$tmp/nginx-ratelimit port=$nginx_rl_port
     http_extra="limit_req_zone \$binary_remote_addr zone=bench:10m rate=100000000r/s;"
@@ -268,6 +272,17 @@ sub vcl_backend_response { set beresp.ttl = 1h; }
 EOF
 }
 
+# An RSA 2048 key pair and an RS256 token valid for a day, for weir-jwt
+# (openssl for the key, the Debian python3-jwt for the token).
+gen_jwt_token() {
+  [ -s "$tmp/jwt.token" ] && return 0
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/jwt-key.pem" 2>/dev/null &&
+    openssl pkey -in "$tmp/jwt-key.pem" -pubout -out "$tmp/jwt-pub.pem" 2>/dev/null &&
+    /usr/bin/python3 -c 'import jwt, sys, time
+print(jwt.encode({"sub": "bench", "exp": int(time.time()) + 86400}, open(sys.argv[1]).read(), algorithm="RS256"))' \
+      "$tmp/jwt-key.pem" >"$tmp/jwt.token" || { echo "bench: cannot make a JWT (openssl, python3-jwt)" >&2; return 1; }
+}
+
 # start_proxy NAME: starts it, sets proxy_pid (the process that serves) and proxy_port.
 start_proxy() {
   proxy_pid=""
@@ -314,6 +329,13 @@ start_proxy() {
       gen_weir ratelimit
       proxy_port=$ratelimit_port
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-ratelimit.yaml" >"$tmp/weir-ratelimit.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    weir-jwt)
+      gen_jwt_token || return 1
+      gen_weir jwt
+      proxy_port=$jwt_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-jwt.yaml" >"$tmp/weir-jwt.log" 2>&1 &
       proxy_pid=$!
       ;;
     weir-gzip)
@@ -365,6 +387,7 @@ load() {
   local name=$1 port=$2 pid=$3 out=$results/h2load-$1-$4.txt t0 t1 path=/ hdr=()
   case $name in
     *-gzip) path=/json hdr=(-H "Accept-Encoding: gzip") ;;
+    weir-jwt) hdr=(-H "Authorization: Bearer $(cat "$tmp/jwt.token")") ;;
     *-cache) path=$cache_path ;;
   esac
   run_to "$tmp/warmup-$name.txt" timeout "$h2load_timeout" "${pin_rest[@]}" \
@@ -439,7 +462,7 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir | weir-steps | weir-ratelimit | weir-gzip | weir-cache) bin=$build/weir ;;
+    weir | weir-steps | weir-ratelimit | weir-jwt | weir-gzip | weir-cache) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
     nginx | nginx-gzip | nginx-ratelimit | nginx-cache) bin=$(command -v nginx) ;;
     varnish-cache) bin=$(command -v varnishd || true) ;;
@@ -511,6 +534,9 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
     fi
     if [ -n "${rps[weir-steps]:-}" ]; then
       echo "weir-steps/weir (a route with steps vs a plain route): req/s x$(ratio "${rps[weir-steps]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-steps]}" "${cpu[weir]}")"
+    fi
+    if [ -n "${rps[weir-jwt]:-}" ]; then
+      echo "weir-jwt/weir (an RS256 JWT verified per request vs a plain route): req/s x$(ratio "${rps[weir-jwt]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-jwt]}" "${cpu[weir]}")"
     fi
     if [ -n "${rps[weir-ratelimit]:-}" ]; then
       echo "weir-ratelimit/weir (a local rate limit never reached vs a plain route): req/s x$(ratio "${rps[weir-ratelimit]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-ratelimit]}" "${cpu[weir]}")"
