@@ -53,6 +53,7 @@ static const struct admin_route admin_routes[] = {
     { "/api/v1/clusters/*/endpoints", admin_api_endpoints },
     { "/api/v1/clusters/*/endpoints/*", admin_api_endpoints },
     { "/api/v1/reload", admin_api_reload },
+    { "/api/v1/caches/*/purge", admin_api_cache_purge },
     { "/api/v1/register", admin_api_register },
     { "/api/v1/register/*/*", admin_api_register },
 };

@@ -56,6 +56,7 @@ void admin_api_listeners(struct admin_req *r);
 void admin_api_reload(struct admin_req *r);
 void admin_api_endpoints(struct admin_req *r);
 void admin_api_register(struct admin_req *r);
+void admin_api_cache_purge(struct admin_req *r);
 void admin_metrics_scrape(struct admin_req *r);
 
 /* The scrape-time collectors of live state (endpoints, process). */

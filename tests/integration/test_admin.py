@@ -543,3 +543,31 @@ def test_cache_metrics(admin_proxy):
     assert value(ss, "weir_cache_objects", cache="edge", policy="lru") == 1
     assert value(ss, "weir_cache_bytes", cache="edge", policy="lru") > 500
     assert value(ss, "weir_cache_requests_total", cache="edge", policy="lru", result="miss") == 2
+
+
+def test_cache_purge_through_the_api(admin_proxy):
+    routes = "- name: cached\n  cache: edge\n  cluster: app\n"
+    top = "caches:\n  - name: edge\n    memory: 1m\n"
+
+    def respond(req):
+        tag = "red" if req.target.startswith("/red") else "blue"
+        return {"status": 200, "headers": [("Cache-Control", "max-age=600"), ("Surrogate-Key", tag)],
+                "body": req.target.encode()}
+    w, b, aport = admin_proxy(routes=routes, top=top, respond=respond)
+    for p in ["/red1", "/red2", "/blue1", "/blue2"]:
+        assert get(w.port, p).status == 200
+    assert b.count == 4
+    url = "http://127.0.0.1:%d/api/v1/caches/edge/purge" % aport
+    r = requests.post(url, json={"url": "weir.test/blue1"}, timeout=10)
+    assert r.status_code == 200 and r.json() == {"cache": "edge", "purged": 1}
+    r = requests.post(url, json={"tag": "red"}, timeout=10)
+    assert r.json()["purged"] == 2
+    for p in ["/red1", "/red2", "/blue1", "/blue2"]:
+        assert get(w.port, p).status == 200
+    assert b.count == 4 + 3  # blue2 was still cached
+    assert requests.post(url, json={"all": True}, timeout=10).json()["purged"] == 4
+    assert requests.post(url.replace("/edge/", "/nope/"), json={"all": True},
+                         timeout=10).status_code == 404
+    for body in [{"url": ""}, {"all": False}, {"url": "a", "tag": "b"}, {"colour": "x"}, []]:
+        assert requests.post(url, json=body, timeout=10).status_code == 400, body
+    assert requests.get(url, timeout=10).status_code == 405
