@@ -18,6 +18,9 @@ LDLIBS := -lhiredis -lev -lyaml -lpcre2-8 -ljansson -lcrypto -lcrypt -lz -lbrotl
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+# the admin dashboard's files, compiled in as a generated source
+DASHBOARD_FILES := $(sort $(wildcard src/admin/dashboard/*))
+OBJS += $(BUILD)/gen/dashboard_assets.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -29,6 +32,13 @@ all build: $(BUILD)/weir $(BUILD)/weir-demo
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/dashboard_assets.c: tools/embed-assets.sh $(DASHBOARD_FILES)
+	@mkdir -p $(dir $@)
+	tools/embed-assets.sh $@ $(DASHBOARD_FILES)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libweir.a: $(OBJS)
@@ -72,6 +82,7 @@ run: deps
 # against an AddressSanitizer + UBSan build.
 test:
 	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory browser-deps
 	@$(MAKE) --no-print-directory -j2 MODE=release build unit-bins
 	@$(MAKE) --no-print-directory unit MODE=release
 	@$(MAKE) --no-print-directory integration MODE=release
@@ -82,6 +93,12 @@ test:
 	@if command -v clang >/dev/null; then \
 	  echo "== warnings as errors under clang too"; \
 	  $(MAKE) --no-print-directory -j2 MODE=clang CC=clang build >/dev/null; fi
+
+# playwright-core for the dashboard's browser test, as locked in tests/browser/
+.PHONY: browser-deps
+browser-deps: tests/browser/node_modules/.package-lock.json
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
 
 .PHONY: unit-bins fuzz-bins print-ldlibs
 print-ldlibs:

@@ -102,6 +102,7 @@ Try:
   curl -X POST 'http://127.0.0.1:$weir_port/admin/fail?on=1'     # the backend that gets it fails
   curl -X POST 'http://127.0.0.1:$weir_port/admin/fail?on=0'     #   (each call goes to the next one)
   h2load --h1 -n 100000 -c 50 http://127.0.0.1:$weir_port/
+  http://127.0.0.1:$admin_port/                              # the live dashboard (in a browser)
   curl http://127.0.0.1:$admin_port/metrics                  # Prometheus metrics
   curl http://127.0.0.1:$admin_port/api/v1/clusters           # every endpoint's state (JSON)
 Config: $conf. Access log below. Ctrl-C stops weir and the backends.

@@ -44,6 +44,13 @@ struct admin_route {
     void (*fn)(struct admin_req *r);
 };
 
+/* Served without the bearer token: the dashboard's static files, which hold
+ * no data (a browser cannot send a token when it opens a page). */
+static const struct admin_route admin_open_routes[] = {
+    { "/", admin_dashboard_page },
+    { "/dashboard/*", admin_dashboard_asset },
+};
+
 static const struct admin_route admin_routes[] = {
     { "/metrics", admin_metrics_scrape },
     { "/api/v1/status", admin_api_status },
@@ -129,13 +136,18 @@ static int admin_conn_queue(struct admin_conn *c, const struct admin_req *r, int
     const char *body = r ? r->resp : text;
     size_t blen = r ? r->resp_len : strlen(text);
     int code = r ? r->status : status;
-    char head[512];
+    char head[1024], length[48] = "", etag[96] = "";
+    if (code != 304) /* a 304's Content-Length would have to be the 200's (RFC 9110 8.6) */
+        snprintf(length, sizeof(length), "Content-Length: %zu\r\n", blen);
+    if (r && r->etag)
+        snprintf(etag, sizeof(etag), "ETag: %s\r\n", r->etag);
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s%s%s%s%s\r\n",
-                     code, http_status_reason(code), ctype ? ctype : "text/plain", blen,
-                     r && r->allow ? "Allow: " : "", r && r->allow ? r->allow : "",
-                     r && r->allow ? "\r\n" : "",
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%sCache-Control: %s\r\n%s%s%s%s%s"
+                     "%s%s\r\n",
+                     code, http_status_reason(code), ctype ? ctype : "text/plain", length,
+                     r && r->cache_control ? r->cache_control : "no-store", etag,
+                     r && r->headers ? r->headers : "", r && r->allow ? "Allow: " : "",
+                     r && r->allow ? r->allow : "", r && r->allow ? "\r\n" : "",
                      code == 401 ? "WWW-Authenticate: Bearer realm=\"weir admin\"\r\n" : "",
                      c->close_after ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head))
@@ -222,23 +234,37 @@ static int admin_route_match(const char *pattern, const struct admin_req *r)
     return i == r->n_seg;
 }
 
+/* The row of routes[n] matching r's path, or NULL. */
+static const struct admin_route *admin_route_find(const struct admin_route *routes, size_t n,
+                                                  const struct admin_req *r)
+{
+    for (size_t i = 0; i < n; i++)
+        if (admin_route_match(routes[i].path, r))
+            return &routes[i];
+    return NULL;
+}
+
+#define ADMIN_ROUTE_FIND(table, r) admin_route_find(table, sizeof(table) / sizeof(table[0]), r)
+
 static void admin_dispatch(struct admin_req *r)
 {
+    int split = admin_split_path(r);
+    const struct admin_route *route = split == 0 ? ADMIN_ROUTE_FIND(admin_open_routes, r) : NULL;
+    if (route) {
+        route->fn(r);
+        return;
+    }
     int auth = admin_authorize(r->a, r->msg);
     if (auth) {
         admin_reply_error(r, auth, auth == 401 ? "authorization required" : "bad token",
                           "send Authorization: Bearer <the token of admin.token_file>");
         return;
     }
-    if (admin_split_path(r) == 0) {
-        for (size_t i = 0; i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
-            if (admin_route_match(admin_routes[i].path, r)) {
-                admin_routes[i].fn(r);
-                return;
-            }
-        }
-    }
-    admin_reply_error(r, 404, "no such admin path", NULL);
+    route = split == 0 ? ADMIN_ROUTE_FIND(admin_routes, r) : NULL;
+    if (route)
+        route->fn(r);
+    else
+        admin_reply_error(r, 404, "no such admin path", NULL);
 }
 
 /* Handles the whole requests at the front of in. Returns 0, or -1 when the

@@ -39,6 +39,9 @@ struct admin_req {
     char *resp;                    /* malloc'd, owned by the request */
     size_t resp_len;
     const char *allow;             /* 405: the Allow field */
+    const char *cache_control;     /* NULL: no-store */
+    const char *etag;              /* NULL: none */
+    const char *headers;           /* more header lines, each ending in CRLF, or NULL */
 };
 
 /* Answers with a body (copied). */
@@ -58,6 +61,9 @@ void admin_api_endpoints(struct admin_req *r);
 void admin_api_register(struct admin_req *r);
 void admin_api_cache_purge(struct admin_req *r);
 void admin_metrics_scrape(struct admin_req *r);
+/* The dashboard (dashboard.c): GET / and GET /dashboard/NAME, no token. */
+void admin_dashboard_page(struct admin_req *r);
+void admin_dashboard_asset(struct admin_req *r);
 
 /* The scrape-time collectors of live state (endpoints, process). */
 int admin_metrics_start(struct admin *a);
