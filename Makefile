@@ -85,6 +85,7 @@ test:
 	@$(MAKE) --no-print-directory browser-deps
 	@$(MAKE) --no-print-directory -j2 MODE=release build unit-bins
 	@$(MAKE) --no-print-directory unit MODE=release
+	@$(MAKE) --no-print-directory js-test
 	@$(MAKE) --no-print-directory integration MODE=release
 	@$(MAKE) --no-print-directory -j2 MODE=asan build unit-bins fuzz-bins
 	@$(MAKE) --no-print-directory unit MODE=asan
@@ -99,6 +100,11 @@ test:
 browser-deps: tests/browser/node_modules/.package-lock.json
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && npm ci --no-audit --no-fund
+
+# the dashboard script's parser and percentile maths (node's test runner)
+.PHONY: js-test
+js-test:
+	node --test tests/browser/
 
 .PHONY: unit-bins fuzz-bins print-ldlibs
 print-ldlibs:

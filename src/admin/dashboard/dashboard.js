@@ -475,4 +475,6 @@ function start() {
   poll();
 }
 
-document.addEventListener('DOMContentLoaded', start);
+if (typeof document !== 'undefined') document.addEventListener('DOMContentLoaded', start);
+// node's test runner loads the pure parts (tests/browser/dashboard.test.js)
+if (typeof module !== 'undefined') module.exports = { parseMetrics, summarize, quantile, delta };
