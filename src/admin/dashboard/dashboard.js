@@ -230,7 +230,7 @@ function makeChart(title, names, fmt) {
         if (!Number.isFinite(v)) { pen = 'M'; return; }
         const x = CW - 1 - (s.length - 1 - i) * (CW - 2) / (HISTORY - 1);
         const y = CH - 1 - (v / max) * (CH - TOP - 2);
-        d += pen + x.toFixed(1) + ' ' + y.toFixed(1);
+        d += pen + x.toFixed(1) + ' ' + y.toFixed(1) + (pen === 'M' ? 'l0 0' : ''); // a lone point: a dot
         pen = 'L';
       });
       paths[k].setAttribute('d', d);
