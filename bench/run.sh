@@ -16,7 +16,9 @@
 #                                 gzip level 6 of weir-demo's 10 KB JSON document (/json),
 #                                 *-cache a cached 1 KB object (/bytes?n=1024): cache hits
 #                                 (varnish-cache when varnishd is installed); weir-jwt
-#                                 checks an RS256 JWT (2048-bit key) on every request
+#                                 checks an RS256 JWT (2048-bit key) on every request;
+#                                 weir-rlstore decides the never-reached limit in a local
+#                                 redis-server (store: the cluster-wide mode)
 #        BENCH_BASELINE (unset)   another weir binary (e.g. a build of the previous commit):
 #                                 run as `weir-baseline` on the plain route, beside this one
 #        BENCH_PIN (0)            1: the proxy alone on the last CPU, everything else on the others
@@ -34,7 +36,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-50}
 warmup=${BENCH_WARMUP:-10000}
 idle_conns=${BENCH_IDLE_CONNS:-10000}
-proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit weir-jwt nginx haproxy nginx-ratelimit haproxy-ratelimit weir-gzip nginx-gzip weir-cache nginx-cache varnish-cache}
+proxies=${BENCH_PROXIES:-weir weir-steps weir-ratelimit weir-rlstore weir-jwt nginx haproxy nginx-ratelimit haproxy-ratelimit weir-gzip nginx-gzip weir-cache nginx-cache varnish-cache}
 baseline=${BENCH_BASELINE:-}
 [ -n "$baseline" ] && proxies="$proxies weir-baseline"
 build=${BUILD_DIR:-build/release}
@@ -92,7 +94,7 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # ---- backends ----
 read -r b1 b2 weir_port nginx_port haproxy_port steps_port ratelimit_port baseline_port \
   gzip_port nginx_gzip_port nginx_rl_port haproxy_rl_port wcache_port ncache_port vcache_port \
-  jwt_port < <(free_ports 16)
+  jwt_port rlstore_port redis_port < <(free_ports 18)
 gzip_level=6 # the same for weir-gzip and nginx-gzip
 cache_path="/bytes?n=1024" # the object the cache variants serve from their caches
 "${pin_rest[@]}" "$build/weir-demo" -l "127.0.0.1:$b1" -n bench-1 2>"$tmp/backend-1.log" &
@@ -133,6 +135,9 @@ gen_weir() {
     port=$wcache_port file=$tmp/weir-cache.yaml
     steps="headers: { response: { set: { Cache-Control: max-age=3600 } } }"$'\n        '
     steps="$steps"'cache: edge'$'\n        '
+  elif [ "${1:-}" = rlstore ]; then
+    port=$rlstore_port file=$tmp/weir-rlstore.yaml
+    steps="rate_limit: { algorithm: token_bucket, rate: 1000000000/s, key: client_ip, store: shared }"$'\n        '
   elif [ "${1:-}" = jwt ]; then
     port=$jwt_port file=$tmp/weir-jwt.yaml
     steps="auth: { jwt: { key_file: $tmp/jwt-pub.pem, algorithms: [RS256] } }"$'\n        '
@@ -157,6 +162,9 @@ clusters:
 EOF
   if [ "${1:-}" = cache ]; then
     printf 'caches:\n  - { name: edge, memory: 64m }\n' >>"$file"
+  fi
+  if [ "${1:-}" = rlstore ]; then
+    printf 'stores:\n  - { name: shared, redis: 127.0.0.1:%s }\n' "$redis_port" >>"$file"
   fi
 }
 
@@ -283,6 +291,17 @@ print(jwt.encode({"sub": "bench", "exp": int(time.time()) + 86400}, open(sys.arg
       "$tmp/jwt-key.pem" >"$tmp/jwt.token" || { echo "bench: cannot make a JWT (openssl, python3-jwt)" >&2; return 1; }
 }
 
+# A redis-server for weir-rlstore's cluster-wide limit (once per run).
+start_bench_redis() {
+  [ -n "${redis_pid:-}" ] && return 0
+  command -v redis-server >/dev/null || { echo "bench: redis-server not found" >&2; return 1; }
+  "${pin_rest[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no --loglevel warning --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  wait_port "$redis_port" "$redis_pid"
+}
+
 # start_proxy NAME: starts it, sets proxy_pid (the process that serves) and proxy_port.
 start_proxy() {
   proxy_pid=""
@@ -329,6 +348,13 @@ start_proxy() {
       gen_weir ratelimit
       proxy_port=$ratelimit_port
       "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-ratelimit.yaml" >"$tmp/weir-ratelimit.log" 2>&1 &
+      proxy_pid=$!
+      ;;
+    weir-rlstore)
+      start_bench_redis || return 1
+      gen_weir rlstore
+      proxy_port=$rlstore_port
+      "${pin_proxy[@]}" "$build/weir" -c "$tmp/weir-rlstore.yaml" >"$tmp/weir-rlstore.log" 2>&1 &
       proxy_pid=$!
       ;;
     weir-jwt)
@@ -462,7 +488,7 @@ measure() {
 ran=()
 for p in $proxies; do
   case $p in
-    weir | weir-steps | weir-ratelimit | weir-jwt | weir-gzip | weir-cache) bin=$build/weir ;;
+    weir | weir-steps | weir-ratelimit | weir-rlstore | weir-jwt | weir-gzip | weir-cache) bin=$build/weir ;;
     weir-baseline) bin=$baseline ;;
     nginx | nginx-gzip | nginx-ratelimit | nginx-cache) bin=$(command -v nginx) ;;
     varnish-cache) bin=$(command -v varnishd || true) ;;
@@ -534,6 +560,12 @@ for p in "${ran[@]}"; do stop_pid "${pmaster[$p]:-${ppid[$p]}}"; done
     fi
     if [ -n "${rps[weir-steps]:-}" ]; then
       echo "weir-steps/weir (a route with steps vs a plain route): req/s x$(ratio "${rps[weir-steps]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-steps]}" "${cpu[weir]}")"
+    fi
+    if [ -n "${rps[weir-rlstore]:-}" ] && [ -n "${rps[weir-ratelimit]:-}" ]; then
+      calls=$(redis-cli -p "$redis_port" info commandstats 2>/dev/null |
+        awk -F'[=,:]' '/^cmdstat_evalsha:/ {n += $3} /^cmdstat_eval:/ {n += $3} END {print n + 0}')
+      total=$(( (requests + warmup) * rounds ))
+      echo "weir-rlstore/weir-ratelimit (the limit decided in Redis vs locally): req/s x$(ratio "${rps[weir-rlstore]}" "${rps[weir-ratelimit]}"), CPU us/req x$(ratio "${cpu[weir-rlstore]}" "${cpu[weir-ratelimit]}"); mean latency $(awk -v c="$conns" -v a="${rps[weir-rlstore]}" -v b="${rps[weir-ratelimit]}" 'BEGIN {printf "%.3f ms vs %.3f ms", c * 1000 / a, c * 1000 / b}'); Redis scripts run: $calls for $total requests ($(awk -v a="$calls" -v b="$total" 'BEGIN {printf "%.2f", a / b}') per request)"
     fi
     if [ -n "${rps[weir-jwt]:-}" ]; then
       echo "weir-jwt/weir (an RS256 JWT verified per request vs a plain route): req/s x$(ratio "${rps[weir-jwt]}" "${rps[weir]}"), CPU us/req x$(ratio "${cpu[weir-jwt]}" "${cpu[weir]}")"

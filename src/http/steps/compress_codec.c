@@ -10,6 +10,12 @@
  * Output buffers are the session's (the transform writes into the out
  * buffer's room): nothing more per response.
  *
+ * gzip and zstd states are reset and kept for the next response on the
+ * same worker thread (at most COMPRESS_SPARES per codec): allocating and
+ * freeing a few hundred KiB per response made glibc trim and regrow the
+ * thread's heap, and the page faults and zeroing cost 8x the compression
+ * itself under load. br has no reset and is made afresh.
+ *
  * The three libraries share one shape, driven here: PROCESS (take input),
  * FLUSH (emit everything taken), FINISH (end the stream). A FLUSH or
  * FINISH that runs out of output room must be continued, with no new
@@ -17,6 +23,7 @@
 #include "http/steps/compress_codec.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -42,11 +49,16 @@ struct compress_impl {
     void *(*open)(int level, void *counter);
     compress_step_fn step;
     void (*close)(void *lib);
+    int (*reset)(void *lib);       /* back to a new stream, same level; NULL: none */
 };
+
+#define COMPRESS_SPARES 16
 
 struct compress_enc {
     const struct compress_impl *impl;
     void *lib;
+    int level;
+    struct compress_enc *next_spare;
     uint8_t pending;               /* COMPRESS_FLUSH or _FINISH not done yet, else 0 */
 };
 
@@ -132,6 +144,11 @@ static void gz_close(void *lib)
     free(lib);
 }
 
+static int gz_reset(void *lib)
+{
+    return deflateReset(lib) == Z_OK ? 0 : -EIO;
+}
+
 /* ---- br ---- */
 
 static void *br_open(int level, void *counter)
@@ -210,14 +227,19 @@ static void zs_close(void *lib)
     ZSTD_freeCCtx(lib);
 }
 
+static int zs_reset(void *lib)
+{
+    return ZSTD_isError(ZSTD_CCtx_reset(lib, ZSTD_reset_session_only)) ? -EIO : 0;
+}
+
 /* ---- the table ---- */
 
 static const struct compress_impl compress_impls[AE_CODING_COUNT] = {
     /* levels above 6 cost 8 MiB or more per response (br 7-9, zstd 7+) or
      * are far too slow to compress on the fly (br 10-11): not offered */
-    [AE_CODING_BR] = { { "br", 0, 6, 4 }, br_open, br_step, br_close },
-    [AE_CODING_ZSTD] = { { "zstd", 1, 6, 3 }, zs_open, zs_step, zs_close },
-    [AE_CODING_GZIP] = { { "gzip", 1, 9, 6 }, gz_open, gz_step, gz_close },
+    [AE_CODING_BR] = { { "br", 0, 6, 4 }, br_open, br_step, br_close, NULL },
+    [AE_CODING_ZSTD] = { { "zstd", 1, 6, 3 }, zs_open, zs_step, zs_close, zs_reset },
+    [AE_CODING_GZIP] = { { "gzip", 1, 9, 6 }, gz_open, gz_step, gz_close, gz_reset },
 };
 
 const struct compress_codec *compress_codec_get(enum ae_coding c)
@@ -225,12 +247,81 @@ const struct compress_codec *compress_codec_get(enum ae_coding c)
     return &compress_impls[c].codec;
 }
 
+/* ---- the thread's spare encoders ---- */
+
+struct compress_spares {
+    struct compress_enc *list[AE_CODING_COUNT];
+    unsigned n[AE_CODING_COUNT];
+};
+
+static pthread_key_t compress_spares_key;
+static pthread_once_t compress_spares_once = PTHREAD_ONCE_INIT;
+
+static void compress_enc_destroy(struct compress_enc *e)
+{
+    e->impl->close(e->lib);
+    free(e);
+}
+
+/* At thread exit: the spares go with the thread. */
+static void compress_spares_free(void *p)
+{
+    struct compress_spares *s = p;
+    for (int c = 0; c < AE_CODING_COUNT; c++)
+        while (s->list[c]) {
+            struct compress_enc *e = s->list[c];
+            s->list[c] = e->next_spare;
+            compress_enc_destroy(e);
+        }
+    free(s);
+}
+
+static void compress_spares_init(void)
+{
+    (void)pthread_key_create(&compress_spares_key, compress_spares_free);
+}
+
+static struct compress_spares *compress_spares(int create)
+{
+    (void)pthread_once(&compress_spares_once, compress_spares_init);
+    struct compress_spares *s = pthread_getspecific(compress_spares_key);
+    if (s == NULL && create && (s = calloc(1, sizeof(*s))) != NULL &&
+        pthread_setspecific(compress_spares_key, s) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+/* A spare encoder of codec c at `level`, or NULL. */
+static struct compress_enc *compress_spare_take(enum ae_coding c, int level)
+{
+    struct compress_spares *s = compress_spares(0);
+    if (s == NULL)
+        return NULL;
+    for (struct compress_enc **pp = &s->list[c]; *pp; pp = &(*pp)->next_spare) {
+        struct compress_enc *e = *pp;
+        if (e->level == level) {
+            *pp = e->next_spare;
+            s->n[c]--;
+            e->next_spare = NULL;
+            e->pending = 0;
+            return e;
+        }
+    }
+    return NULL;
+}
+
 void *compress_codec_open(enum ae_coding c, int level)
 {
-    struct compress_enc *e = calloc(1, sizeof(*e));
+    struct compress_enc *e = compress_spare_take(c, level);
+    if (e != NULL)
+        return e;
+    e = calloc(1, sizeof(*e));
     if (e == NULL)
         return NULL;
     e->impl = &compress_impls[c];
+    e->level = level;
     e->lib = e->impl->open(level, NULL);
     if (e->lib == NULL) {
         free(e);
@@ -306,8 +397,16 @@ out:
 static void compress_xform_free(void *ctx)
 {
     struct compress_enc *e = ctx;
-    e->impl->close(e->lib);
-    free(e);
+    enum ae_coding c = (enum ae_coding)(e->impl - compress_impls);
+    struct compress_spares *s = e->impl->reset ? compress_spares(1) : NULL;
+    if (s == NULL || s->n[c] >= COMPRESS_SPARES || e->impl->reset(e->lib) != 0) {
+        compress_enc_destroy(e);
+        return;
+    }
+    e->pending = 0;
+    e->next_spare = s->list[c];
+    s->list[c] = e;
+    s->n[c]++;
 }
 
 const struct txn_xform compress_codec_xform = { compress_run, compress_xform_free };
