@@ -53,7 +53,10 @@ function tables() {
 async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-dev-shm-usage'], // root in a container: no user namespaces
+    // root in a container: no sandbox; a closed network: nothing to fetch in the background
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--disable-quic',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           '--no-first-run'],
   });
   const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
   page.setDefaultTimeout(TIMEOUT_MS);
