@@ -99,7 +99,7 @@ test:
 .PHONY: browser-deps
 browser-deps: tests/browser/node_modules/.package-lock.json
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
-	cd tests/browser && npm ci --no-audit --no-fund
+	scripts/browser-deps.sh
 
 # the dashboard script's parser and percentile maths (node's test runner)
 .PHONY: js-test
