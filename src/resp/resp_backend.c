@@ -662,6 +662,8 @@ static int resp_conn_send(struct resp_conn *c)
         }
         size_t left = (size_t)w;
         c->out_bytes -= left;
+        if (c->dedicated && c->n_q > 0) /* a long stream: the wait starts at its end */
+            resp_conn_arm(c);
         while (left > 0 && c->out_head) {
             struct resp_chunk *k = c->out_head;
             size_t avail = k->len - k->pos;

@@ -69,6 +69,7 @@ static ssize_t resp_fail(struct resp_parser *p, enum resp_error e, uint64_t pos)
 /* Records argument bytes [start, end) when there is room. */
 static void resp_record_arg(struct resp_parser *p, uint64_t start, uint64_t end)
 {
+    p->arg_len = end - start;
     if (p->arg_done < p->args_cap && end <= UINT32_MAX) {
         p->args[p->arg_done].off = (uint32_t)start;
         p->args[p->arg_done].len = (uint32_t)(end - start);
@@ -286,7 +287,7 @@ ssize_t resp_parse(struct resp_parser *p, const char *data, size_t len)
             i++;
             if (p->mode == RESP_MODE_REQUEST)
                 resp_record_arg(p, p->arg_start, at - 1);
-            if (resp_elem_done(p)) {
+            if (resp_elem_done(p) || (p->arg_stop && p->mode == RESP_MODE_REQUEST)) {
                 p->off += i;
                 return (ssize_t)i;
             }

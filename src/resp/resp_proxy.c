@@ -74,7 +74,16 @@ struct resp_session {
     /* a command larger than the read buffer, passed on as it arrives */
     struct resp_parser sp;         /* its parser, resumed at every read */
     struct resp_msg *stream_msg;   /* its msg (in the queue, kept there while streaming) */
+    struct resp_msg *stream_cur;   /* the msg whose bytes are passing: stream_msg, or the
+                                      fragment of a split stream whose value is arriving */
     struct resp_conn *stream_conn; /* where its bytes go; NULL: dropped (m has an error) */
+    /* a split command (MSET, MGET, DEL...) streamed: a fragment per key as it arrives */
+    const struct resp_cmd *split_cmd; /* NULL: not a split stream */
+    struct resp_conn **split_conns;   /* the session's own connection per shard */
+    uint32_t n_split_conns;
+    uint64_t split_gen;               /* rw->routes_gen the stream started with */
+    char *key_buf;                    /* a key larger than the read buffer, gathered */
+    size_t key_len, key_cap;
     uint8_t streaming;
     uint8_t after_stream;          /* dispatch nothing until every reply is in */
     /* MULTI / WATCH: pinned to one shard's primary on bconn */
@@ -1713,18 +1722,62 @@ static struct resp_msg *resp_session_enqueue(struct resp_session *s)
  * first and those after it wait for its reply, so it never overtakes or is
  * overtaken by its neighbours on the shared connections. If it cannot be
  * sent (no shard, primary down) or its connection fails, the rest of its
- * bytes are read and dropped and the client gets the error. */
+ * bytes are read and dropped and the client gets the error.
+ *
+ * A split command (MSET, MGET, DEL, UNLINK, EXISTS, TOUCH) is taken apart
+ * argument by argument (the parser's arg_stop): each key, whole in the
+ * buffer, starts its fragment ("*3 MSET key" then the value's bytes as they
+ * come, or "*2 DEL key") on the session's own connection to the key's shard
+ * (one per shard for the stream, so the fragments of one shard keep their
+ * order); the replies merge as for any split command. Back-pressure counts
+ * the unwritten bytes of all those connections together, so at most
+ * RESP_STREAM_HIGH_BYTES plus one read of a client's command wait in weir.
+ * A command that cannot stream at all (its key after a big argument, a key
+ * larger than the buffer) is read to its end and dropped, and gets an
+ * error: the connection goes on serving. */
+
+/* Closes (abort) or retires (replies still due arrive first) the
+ * connections of a split stream. */
+static void resp_split_close(struct resp_session *s, int abort)
+{
+    for (uint32_t i = 0; i < s->n_split_conns; i++) {
+        struct resp_conn *c = s->split_conns[i];
+        if (!c)
+            continue;
+        c->owner_waits = 0;
+        if (!abort && c->n_q > 0 && c->state != RESP_CONN_IDLE)
+            resp_conn_retire(c);
+        else
+            resp_conn_close_dedicated(c);
+    }
+    free(s->split_conns);
+    s->split_conns = NULL;
+    free(s->key_buf);
+    s->key_buf = NULL;
+    s->key_len = s->key_cap = 0;
+    s->n_split_conns = 0;
+    s->split_cmd = NULL;
+}
 
 /* Ends the stream (its last byte was read, or the client is gone). */
 static void resp_stream_end(struct resp_session *s)
 {
     struct resp_conn *c = s->stream_conn;
+    struct resp_msg *m = s->stream_msg;
     s->streaming = 0;
     s->after_stream = 1;
-    s->stream_msg = NULL;
+    s->stream_msg = s->stream_cur = NULL;
     s->stream_conn = NULL;
     if (c)
         c->owner_waits = 0;
+    if (!s->split_cmd)
+        return;
+    resp_split_close(s, 0);
+    if (--m->frags_left == 0) { /* the hold taken at the start */
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
 }
 
 /* Ends the stream without a reply: its msg (the last in the queue) leaves
@@ -1740,6 +1793,10 @@ static void resp_stream_drop(struct resp_session *s)
     s->q_tail = prev;
     s->n_pending--;
     m->s = NULL;
+    if (s->split_cmd) { /* its fragments leave with their connections */
+        resp_split_close(s, 1);
+        s->stream_conn = NULL;
+    }
     resp_stream_end(s);
     if (m->in_backend) /* on c: the failure frees it with the other orphans */
         resp_conn_fail(m->conn, "the client sent a malformed command");
@@ -1753,7 +1810,7 @@ static void resp_stream_forward(struct resp_session *s, const char *data, size_t
     struct resp_conn *c = s->stream_conn;
     if (!c)
         return;
-    if (c->state == RESP_CONN_IDLE || s->stream_msg->done) {
+    if (c->state == RESP_CONN_IDLE || s->stream_cur->done) {
         /* failed (the msg has the error), or the shard answered early and
          * is closing (a protocol error): drop the rest */
         if (c->state != RESP_CONN_IDLE)
@@ -1767,29 +1824,27 @@ static void resp_stream_forward(struct resp_session *s, const char *data, size_t
     }
 }
 
-/* Starts streaming the command whose first n bytes parser p has read and
- * which fills the whole buffer. Returns 0 when started (those bytes are
- * consumed), -EAGAIN to try again once earlier commands have their replies,
- * -E2BIG when this command cannot stream (the caller refuses it). */
-static int resp_stream_start(struct resp_session *s, const struct resp_parser *p, size_t n)
+/* Starts reading and dropping the rest of a command parser p has read the
+ * first n bytes of; m (queued, with its error reply) stands for it. */
+static void resp_stream_refuse(struct resp_session *s, struct resp_msg *m,
+                               const struct resp_parser *p, size_t n)
+{
+    s->sp = *p;
+    s->sp.args = NULL;
+    s->sp.args_cap = 0;
+    s->sp.lim = &s->lim;
+    s->streaming = 1;
+    s->stream_msg = s->stream_cur = m;
+    s->stream_conn = NULL;
+    buf_consume(&s->in, n);
+}
+
+/* A single-key command whose key is in: starts passing it on. */
+static void resp_stream_single(struct resp_session *s, struct resp_msg *m,
+                               const struct resp_parser *p, size_t n)
 {
     struct resp_wctx *rw = s->rw;
     struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p->n_args };
-    if (p->type != '*' || p->arg_done < 2 || p->arg_done > rw->args_cap)
-        return -E2BIG;
-    const struct resp_cmd *cmd = resp_cmd_lookup(resp_arg_ptr(&r, 0), r.args[0].len);
-    if (!cmd || (cmd->flags & (RC_PROXY | RC_UNSUPPORTED | RC_BLOCKING)) ||
-        cmd->keys != RESP_KEYS_SPAN || cmd->first != 1 || cmd->last != 1 ||
-        !resp_cmd_arity_ok(cmd, r.argc) || (s->lst->redis_cluster->password && !s->authed))
-        return -E2BIG;
-    if (!resp_session_settled(s))
-        return -EAGAIN;
-    if (resp_session_adopt(s) < 0 || !s->route)
-        return -E2BIG;
-    struct resp_msg *m = resp_session_enqueue(s);
-    if (!m)
-        return -E2BIG;
-    rw->n_commands++;
     struct resp_conn *c = NULL;
     int shard = resp_dist_shard(&s->route->dist, resp_arg_ptr(&r, 1), r.args[1].len);
     if (shard < 0) {
@@ -1809,18 +1864,234 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
         else if (!(c = resp_session_conn(s, srv, &busy)))
             resp_reply_noconn(s, m, srv, busy);
     }
-    s->sp = *p;
-    s->sp.args = NULL; /* the arguments left are not in the buffer: count them only */
-    s->sp.args_cap = 0;
-    s->sp.lim = &s->lim;
-    s->streaming = 1;
-    s->stream_msg = m;
+    resp_stream_refuse(s, m, p, 0);
     s->stream_conn = c;
     if (c)
         resp_conn_push(c, m);
     resp_stream_forward(s, buf_rptr(&s->in), n);
     buf_consume(&s->in, n);
+}
+
+/* A split command: starts taking it apart from its first byte (nothing is
+ * consumed here). Returns 0 or -ENOMEM (m untouched). */
+static int resp_stream_split(struct resp_session *s, struct resp_msg *m,
+                             const struct resp_cmd *cmd, const struct resp_parser *p)
+{
+    uint32_t n_shards = (uint32_t)s->route->cfg->n_shards;
+    s->split_conns = calloc(n_shards, sizeof(*s->split_conns));
+    if (!s->split_conns)
+        return -ENOMEM;
+    s->n_split_conns = n_shards;
+    s->split_cmd = cmd;
+    s->split_gen = s->rw->routes_gen;
+    m->merge = cmd->merge;
+    m->frags_left = 1; /* held until the last key is in */
+    resp_parser_init(&s->sp, RESP_MODE_REQUEST, &s->lim, NULL, 0);
+    s->sp.arg_stop = 1;
+    s->streaming = 1;
+    s->stream_msg = m;
+    s->stream_cur = NULL;
+    s->stream_conn = NULL;
     return 0;
+}
+
+/* Starts streaming the command whose first n bytes parser p has read and
+ * which fills the whole buffer. Returns 0 when started (a command that
+ * cannot stream is refused with an error and its bytes dropped), -EAGAIN to
+ * try again once earlier commands have their replies, -E2BIG when not even
+ * a reply can be queued (the caller closes). */
+static int resp_stream_start(struct resp_session *s, const struct resp_parser *p, size_t n)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p->n_args };
+    const struct resp_cmd *cmd = NULL;
+    if (p->type == '*' && p->arg_done >= 1)
+        cmd = resp_cmd_lookup(resp_arg_ptr(&r, 0), r.args[0].len);
+    int usable = cmd && !(cmd->flags & (RC_PROXY | RC_UNSUPPORTED | RC_BLOCKING)) &&
+                 cmd->keys == RESP_KEYS_SPAN && cmd->first == 1 && resp_cmd_arity_ok(cmd, r.argc) &&
+                 !(s->lst->redis_cluster->password && !s->authed);
+    int single = usable && cmd->last == 1 && p->arg_done >= 2;
+    int split = usable && (cmd->flags & RC_SPLIT) && cmd->last == -1 && !s->tx_multi;
+    if ((single || split) && !resp_session_settled(s))
+        return -EAGAIN;
+    if ((single || split) && (resp_session_adopt(s) < 0 || !s->route))
+        single = split = 0;
+    struct resp_msg *m = resp_session_enqueue(s);
+    if (!m)
+        return -E2BIG;
+    rw->n_commands++;
+    if (single) {
+        resp_stream_single(s, m, p, n);
+        return 0;
+    }
+    if (split && resp_stream_split(s, m, cmd, p) == 0)
+        return 0;
+    if (cmd && !resp_cmd_arity_ok(cmd, r.argc)) /* Redis's first check */
+        resp_reply_err(rw, m, "ERR wrong number of arguments for '%s' command", cmd->name);
+    else
+        resp_reply_err(rw, m, "ERR weir: command larger than %zu bytes (the proxy's buffer) that "
+                       "cannot stream (a single-key command whose key comes first can, and so "
+                       "can MSET, MGET, DEL, UNLINK, EXISTS and TOUCH with keys that fit it)",
+                       rw->wc->bufs.block_size);
+    resp_stream_refuse(s, m, p, n);
+    return 0;
+}
+
+/* The session's own connection to the shard of a split stream's fragment
+ * f (made when needed). NULL after replying an error to f. */
+static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg *f,
+                                         uint32_t shard)
+{
+    struct resp_conn *c = s->split_conns[shard];
+    if (c && c->state != RESP_CONN_IDLE)
+        return c;
+    if (c) /* failed earlier in this command: a fresh one */
+        resp_conn_close_dedicated(c);
+    s->split_conns[shard] = NULL;
+    struct resp_server *srv =
+        resp_route_server(s->route, shard, (s->split_cmd->flags & RC_READ) != 0);
+    if (!srv) {
+        resp_fail_down(s, f, shard);
+        return NULL;
+    }
+    if (!(c = resp_conn_dedicated(srv, s))) {
+        resp_reply_noconn(s, f, srv, 0);
+        return NULL;
+    }
+    s->split_conns[shard] = c;
+    return c;
+}
+
+/* The key whose argument is raw[0..n) (header included) starts its
+ * fragment; with MSET its value follows (s->stream_conn). */
+static void resp_split_frag(struct resp_session *s, const char *raw, size_t n)
+{
+    struct resp_wctx *rw = s->rw;
+    const struct resp_cmd *cmd = s->split_cmd;
+    struct resp_msg *f = resp_frag_new(s, s->stream_msg);
+    s->stream_cur = f;
+    s->stream_conn = NULL;
+    if (!f) {
+        s->closing = 1;
+        return;
+    }
+    const char *key = raw + n - 2 - s->sp.arg_len;
+    size_t klen = (size_t)s->sp.arg_len;
+    if (rw->routes_gen != s->split_gen &&
+        (resp_session_adopt(s) < 0 || !s->route || s->route->cfg->n_shards != s->n_split_conns)) {
+        RESP_REPLY_LIT(rw, f, "-ERR weir: the shard map changed during this command\r\n");
+        return;
+    }
+    s->split_gen = rw->routes_gen;
+    int shard = resp_dist_shard(&s->route->dist, key, klen);
+    if (shard < 0) {
+        resp_reply_err(rw, f, "ERR weir: no shard for key '%.*s' in the %s distribution",
+                       (int)(klen > 64 ? 64 : klen), key,
+                       cfg_redis_dist_name(s->route->cfg->distribution));
+        return;
+    }
+    struct resp_conn *c = resp_split_conn(s, f, (uint32_t)shard);
+    if (!c)
+        return;
+    char head[48];
+    int hn = snprintf(head, sizeof(head), "*%d\r\n$%u\r\n%s\r\n", cmd->step == 2 ? 3 : 2,
+                      cmd->name_len, cmd->name);
+    resp_conn_push(c, f);
+    if (resp_conn_write(c, head, (size_t)hn) < 0 || resp_conn_write(c, raw, n) < 0) {
+        resp_conn_fail(c, "out of memory");
+        return;
+    }
+    if (cmd->step == 2)
+        s->stream_conn = c;
+}
+
+/* 1 while the connections of a split stream hold RESP_STREAM_HIGH_BYTES
+ * unwritten (each one with bytes then wakes the session as it drains). */
+static int resp_split_full(struct resp_session *s)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < s->n_split_conns; i++)
+        if (s->split_conns[i])
+            total += s->split_conns[i]->out_bytes;
+    if (total < RESP_STREAM_HIGH_BYTES)
+        return 0;
+    for (uint32_t i = 0; i < s->n_split_conns; i++)
+        if (s->split_conns[i] && s->split_conns[i]->out_bytes > 0)
+            s->split_conns[i]->owner_waits = 1;
+    return 1;
+}
+
+/* Appends data[0..n) to the key being gathered (a key is routed whole, and
+ * Redis holds it whole too). Returns 0, or -ENOMEM after closing s. */
+static int resp_split_gather(struct resp_session *s, const char *data, size_t n)
+{
+    if (s->key_len + n > s->key_cap) {
+        size_t cap = s->key_cap ? s->key_cap : 64 * 1024;
+        while (cap < s->key_len + n)
+            cap *= 2;
+        char *p = realloc(s->key_buf, cap);
+        if (!p) {
+            s->closing = 1;
+            return -ENOMEM;
+        }
+        s->key_buf = p;
+        s->key_cap = cap;
+    }
+    memcpy(s->key_buf + s->key_len, data, n);
+    s->key_len += n;
+    return 0;
+}
+
+/* One step of a split stream: the command's name or a key, whole in the
+ * buffer, or what has come of a value. Returns 1 on progress, 0 to wait
+ * for bytes, -1 on a protocol error (in s->sp). */
+static int resp_split_step(struct resp_session *s)
+{
+    struct buf_pool *pool = &s->rw->wc->bufs;
+    const char *data = buf_rptr(&s->in);
+    size_t len = buf_len(&s->in);
+    uint32_t ai = s->sp.arg_done;
+    const struct resp_cmd *cmd = s->split_cmd;
+    int is_value = ai > 0 && (ai - 1) % (uint32_t)cmd->step != 0;
+    if (is_value) {
+        ssize_t n = resp_parse(&s->sp, data, len);
+        if (n < 0)
+            return -1;
+        resp_stream_forward(s, data, (size_t)n);
+        buf_consume(&s->in, (size_t)n);
+        if (s->sp.arg_done > ai)
+            s->stream_conn = NULL;
+        return 1;
+    }
+    struct resp_parser t = s->sp; /* a key is taken whole, or not yet */
+    ssize_t n = resp_parse(&t, data, len);
+    if (n < 0) {
+        s->sp = t;
+        return -1;
+    }
+    if (t.arg_done == ai && !s->key_buf) {
+        if (buf_space(pool, &s->in) > 0)
+            return 0;
+        if (s->in.rpos > 0) {
+            buf_compact(&s->in);
+            return 1;
+        }
+    }
+    if (t.arg_done == ai || s->key_buf) { /* a key larger than the buffer: gathered apart */
+        if (resp_split_gather(s, data, (size_t)n) < 0)
+            return 0;
+        data = s->key_buf;
+    }
+    s->sp = t;
+    buf_consume(&s->in, (size_t)n);
+    if (t.arg_done == ai)
+        return 1;
+    if (ai > 0)
+        resp_split_frag(s, data, data == s->key_buf ? s->key_len : (size_t)n);
+    free(s->key_buf);
+    s->key_buf = NULL;
+    s->key_len = s->key_cap = 0;
+    return 1;
 }
 
 /* Passes on what the buffer holds of the command being streamed. Returns 1
@@ -1828,9 +2099,11 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
 static int resp_stream_pump(struct resp_session *s)
 {
     int progress = 0;
-    while (s->streaming) {
+    while (s->streaming && !s->closing) {
         struct resp_conn *c = s->stream_conn;
-        if (c && c->out_bytes >= RESP_STREAM_HIGH_BYTES) {
+        if (s->split_cmd && resp_split_full(s))
+            break;
+        if (!s->split_cmd && c && c->out_bytes >= RESP_STREAM_HIGH_BYTES) {
             c->owner_waits = 1; /* resp_conn_send wakes us */
             break;
         }
@@ -1844,16 +2117,28 @@ static int resp_stream_pump(struct resp_session *s)
             }
             break;
         }
-        ssize_t n = resp_parse(&s->sp, buf_rptr(&s->in), len);
+        ssize_t n;
+        if (s->split_cmd && s->sp.arg_stop) {
+            int rc = resp_split_step(s);
+            n = rc < 0 ? -1 : 0;
+            if (rc == 0)
+                break;
+        } else {
+            n = resp_parse(&s->sp, buf_rptr(&s->in), len);
+            if (n >= 0) {
+                resp_stream_forward(s, buf_rptr(&s->in), (size_t)n);
+                buf_consume(&s->in, (size_t)n);
+            }
+        }
         progress = 1;
         if (n < 0) { /* the client hears of the protocol error only, as from Redis */
+            if (s->stream_conn && s->stream_conn->state != RESP_CONN_IDLE)
+                resp_conn_fail(s->stream_conn, "the client sent a malformed command");
             struct resp_parser bad = s->sp;
             resp_stream_drop(s);
             resp_session_proto_error(s, &bad);
             break;
         }
-        resp_stream_forward(s, buf_rptr(&s->in), (size_t)n);
-        buf_consume(&s->in, (size_t)n);
         if (s->sp.done)
             resp_stream_end(s);
     }
@@ -1897,22 +2182,10 @@ static int resp_session_parse(struct resp_session *s)
                     return 1;
                 }
                 int rc = resp_stream_start(s, &p, (size_t)n);
-                if (rc == 0)
-                    return 1;
                 if (rc == -EAGAIN)
                     return progress;
-                struct resp_msg *m = resp_session_enqueue(s);
-                s->quit = 1;
-                buf_release(pool, &s->in);
-                if (m) {
-                    m->quit = 1;
-                    resp_reply_err(rw, m, "ERR weir: command larger than %zu bytes (the "
-                                   "proxy's buffer) that cannot stream (only a single-key "
-                                   "command whose key comes first can); closing",
-                                   pool->block_size);
-                } else {
+                if (rc < 0)
                     s->closing = 1;
-                }
                 return 1;
             }
             return progress;
@@ -2040,6 +2313,8 @@ static void resp_session_free(struct resp_session *s)
         m = next;
     }
     s->q_head = s->q_tail = NULL;
+    if (s->split_conns)
+        resp_split_close(s, 1);
     if (s->bconn)
         resp_conn_close_dedicated(s->bconn);
     buf_release(&wc->bufs, &s->in);

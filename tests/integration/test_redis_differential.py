@@ -125,3 +125,38 @@ def test_random_operations_match_single_redis(weir_factory, seed):
     finally:
         shards.stop()
         single.stop()
+
+
+def big_op(rng):
+    """Split commands whose values (up to 100 KB) make them larger than weir's
+    buffer, mixed with small commands on the same keys."""
+    ks = [rng.choice(KEYS) for _ in range(rng.randint(1, 6))]
+    val = lambda: bytes([rng.randint(97, 122)]) * rng.choice([0, 10, 20000, 40000, 100000])
+    ops = [
+        ["MSET"] + [x for k in ks for x in (k, val())], ["MGET"] + ks, ["DEL"] + ks,
+        ["EXISTS"] + ks, ["TOUCH"] + ks, ["UNLINK"] + ks, ["GET", ks[0]], ["STRLEN", ks[0]],
+        ["APPEND", ks[0], val()], ["MSET", ks[0]] + [val() for _ in range(len(ks))],
+    ]
+    return rng.choice(ops)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_big_split_commands_match_single_redis(weir_factory, seed):
+    shards = Shards(3)
+    single = RedisProc(free_port())
+    try:
+        port = free_port()
+        weir_factory(redis_config(port, shards, extra="distribution: consistent_hash\nhash: murmur"))
+        w = redis.Connection(port=port, socket_timeout=10)
+        r = redis.Connection(port=single.port, socket_timeout=10)
+        rng = random.Random(seed)
+        for i in range(300):
+            op = big_op(rng)
+            a, b = run(w, op), run(r, op)
+            assert a == b, "op %d %s: weir %r, redis %r" % (
+                i, [x[:20] for x in op], str(a)[:200], str(b)[:200])
+        for k in KEYS:
+            assert run(w, ["GET", k]) == run(r, ["GET", k]), k
+    finally:
+        shards.stop()
+        single.stop()

@@ -146,6 +146,35 @@ static void test_request_inline(void **state)
     assert_string_equal(o.args[0], "PING");
 }
 
+/* arg_stop: one call per argument, each returning right after it. */
+static void test_request_arg_stop(void **state)
+{
+    static const char text[] = "*3\r\n$4\r\nMSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n";
+    static const size_t ends[] = { 14, 21, 32 }; /* offsets right after each argument */
+    struct resp_parser p;
+    size_t pos = 0;
+    resp_parser_init(&p, RESP_MODE_REQUEST, &test_lim, NULL, 0);
+    p.arg_stop = 1;
+    for (int i = 0; i < 3; i++) {
+        ssize_t c = resp_parse(&p, text + pos, sizeof(text) - 1 - pos);
+        assert_true(c > 0);
+        pos += (size_t)c;
+        assert_int_equal(pos, ends[i]);
+        assert_int_equal(p.arg_done, i + 1);
+        assert_int_equal(p.done, i == 2);
+    }
+    assert_int_equal(p.arg_len, 5);
+    /* an argument cut short: everything consumed, no argument completed */
+    resp_parser_init(&p, RESP_MODE_REQUEST, &test_lim, NULL, 0);
+    p.arg_stop = 1;
+    assert_int_equal(resp_parse(&p, text, 18), 14);
+    assert_int_equal(resp_parse(&p, text + 14, 4), 4);
+    assert_int_equal(p.arg_done, 1);
+    assert_int_equal(resp_parse(&p, text + 18, 3), 3);
+    assert_int_equal(p.arg_done, 2);
+    assert_int_equal(p.arg_len, 1);
+}
+
 static void test_request_partial(void **state)
 {
     struct outcome o = parse_all(RESP_MODE_REQUEST, LIT("*2\r\n$3\r\nGET\r\n$10\r\nabc"));
@@ -269,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_request_empty_bulk_and_binary),
         cmocka_unit_test(test_request_empty_array),
         cmocka_unit_test(test_request_inline),
+        cmocka_unit_test(test_request_arg_stop),
         cmocka_unit_test(test_request_partial),
         cmocka_unit_test(test_request_errors),
         cmocka_unit_test(test_reply_types),
