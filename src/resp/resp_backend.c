@@ -342,6 +342,15 @@ struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int 
 
 /* ---- connections ---- */
 
+/* m leaves its connection's queue: a blocking command no longer waits. */
+static void resp_msg_unqueued(struct resp_wctx *rw, struct resp_msg *m)
+{
+    if (m->blocking) {
+        m->blocking = 0;
+        resp_stat_add(&rw->stats->blocked, -1);
+    }
+}
+
 static void resp_conn_watch(struct resp_conn *c)
 {
     struct ev_loop *loop = resp_loop(c->rw);
@@ -481,6 +490,7 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m->bnext = NULL;
         m->in_backend = 0;
         m->conn = NULL;
+        resp_msg_unqueued(rw, m);
         resp_msg_fail(rw, m, text);
         m = next;
     }
@@ -552,6 +562,7 @@ static void resp_conn_release(struct resp_conn *c)
         m->in_backend = 0;
         m->conn = NULL;
         m->s = NULL;
+        resp_msg_unqueued(rw, m);
         if (!m->parent)
             resp_msg_put(rw, m); /* a fragment is its command's to free */
         m = next;
@@ -722,6 +733,7 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
     m->bnext = NULL;
     m->in_backend = 0;
     m->conn = NULL;
+    resp_msg_unqueued(rw, m);
     uint8_t type = p->type;
     int64_t value = type == ':' ? p->int_value : p->top_len;
     if (!m->s && !m->parent) {

@@ -43,6 +43,7 @@ enum resp_merge {
     RESP_MERGE_OK,           /* MSET: +OK when every part said +OK */
     RESP_MERGE_SCAN,         /* SCAN: one shard's reply, its cursor made global */
     RESP_MERGE_RANDOM,       /* RANDOMKEY: the key of a random shard that had one */
+    RESP_MERGE_INFO,         /* INFO: the primaries' numbers added into weir's own text */
 };
 
 #define RESP_CMD_LIST(X) \

@@ -42,6 +42,7 @@
 #include "core/net.h"
 #include "resp/resp_backend.h"
 #include "resp/resp_cmd.h"
+#include "resp/resp_info.h"
 
 #define RESP_MAX_PENDING 1024      /* commands a session may have in flight */
 #define RESP_PUMP_ROUNDS 32
@@ -365,6 +366,45 @@ static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
     }
 }
 
+static void resp_info_reply(struct resp_wctx *rw, struct resp_msg *m,
+                            const struct resp_info_shards *sh);
+
+/* Copies m's reply into one heap block (*len bytes); NULL when out of memory. */
+static char *resp_reply_copy(const struct resp_msg *m, size_t *len)
+{
+    size_t n = 0;
+    for (const struct resp_chunk *k = m->rhead; k; k = k->next)
+        n += k->len - k->pos;
+    char *out = malloc(n ? n : 1);
+    if (!out)
+        return NULL;
+    *len = 0;
+    for (const struct resp_chunk *k = m->rhead; k; k = k->next) {
+        memcpy(out + *len, k->data + k->pos, k->len - k->pos);
+        *len += k->len - k->pos;
+    }
+    return out;
+}
+
+/* INFO: each primary's INFO text (a bulk string) added up into weir's. */
+static void resp_merge_info(struct resp_wctx *rw, struct resp_msg *m)
+{
+    struct resp_info_shards sh;
+    memset(&sh, 0, sizeof(sh));
+    for (struct resp_msg *f = m->frags; f; f = f->next) {
+        size_t len;
+        char *text;
+        sh.asked++;
+        if (f->reply_type != '$' || f->value <= 0 || !(text = resp_reply_copy(f, &len)))
+            continue;
+        const char *body = memchr(text, '\n', len);
+        if (body && (size_t)(++body - text) + (uint64_t)f->value <= len)
+            resp_info_add_shard(&sh, body, (size_t)f->value);
+        free(text);
+    }
+    resp_info_reply(rw, m, &sh);
+}
+
 /* All fragments of m have replies: builds m's merged reply. */
 static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
 {
@@ -377,6 +417,10 @@ static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
     }
     if (m->merge == RESP_MERGE_RANDOM) {
         resp_merge_random(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_INFO) {
+        resp_merge_info(rw, m);
         return;
     }
 
@@ -444,7 +488,7 @@ void resp_msg_fail(struct resp_wctx *rw, struct resp_msg *m, const char *text)
         resp_msg_put(rw, m);
         return;
     }
-    rw->n_errors++;
+    resp_stat_add(&rw->stats->errors, 1);
     resp_append_fmt(rw, m, "-ERR %s\r\n", text);
     resp_msg_complete(rw, m, '-', 0);
 }
@@ -502,7 +546,7 @@ static void resp_reply_err(struct resp_wctx *rw, struct resp_msg *m, const char 
         n = (int)sizeof(tmp) - 4;
     tmp[0] = '-';
     memcpy(tmp + 1 + n, "\r\n", 2);
-    rw->n_errors++;
+    resp_stat_add(&rw->stats->errors, 1);
     resp_reply_raw(rw, m, tmp, (size_t)n + 3);
 }
 
@@ -1058,7 +1102,6 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
             resp_reply_noconn(s, m, srv, busy);
             return;
         }
-        m->blocking = 1;
     } else if (!(c = resp_server_conn(srv))) {
         resp_fail_down(s, m, shard);
         return;
@@ -1066,6 +1109,10 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
     if (resp_write_request(c, r) < 0) {
         resp_msg_fail(rw, m, "weir: out of memory");
         return;
+    }
+    if (blocking) { /* until it leaves c's queue (resp_msg_unqueued) */
+        m->blocking = 1;
+        resp_stat_add(&rw->stats->blocked, 1);
     }
     resp_conn_push(c, m);
 }
@@ -1324,7 +1371,7 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
         s->q_head = m;
     s->q_tail = m;
     s->n_pending++;
-    rw->n_commands++;
+    resp_stat_add(&rw->stats->commands, 1);
 
     r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
     const struct resp_cmd *cmd = r->cmd;
@@ -1447,67 +1494,53 @@ static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const st
     }
 }
 
-static int resp_info_wants(const struct resp_req *r, const char *section)
-{
-    if (r->argc < 2)
-        return 1;
-    for (uint32_t i = 1; i < r->argc; i++)
-        if (resp_arg_is(r->base, &r->args[i], section) || resp_arg_is(r->base, &r->args[i], "all") ||
-            resp_arg_is(r->base, &r->args[i], "everything") || resp_arg_is(r->base, &r->args[i], "default"))
-            return 1;
-    return 0;
-}
-
+/* INFO [section ...]: weir as a whole; the primaries are asked for what
+ * only they know (resp_info.h), the reply built when they answered. */
 static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
-    struct resp_wctx *rw = s->rw;
-    char text[8192];
-    size_t o = 0;
-#define INFO_ADD(...) \
-    do { \
-        if (o < sizeof(text)) { \
-            int n_ = snprintf(text + o, sizeof(text) - o, __VA_ARGS__); \
-            if (n_ > 0) \
-                o += (size_t)n_; \
-        } \
-    } while (0)
-    if (resp_info_wants(r, "server"))
-        INFO_ADD("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nweir_proxy:1\r\n"
-                 "process_id:%d\r\ntcp_port:%d\r\n\r\n", RESP_VERSION, (int)getpid(),
-                 ntohs(((const struct sockaddr_in *)&s->lst->addr)->sin_port));
-    if (resp_info_wants(r, "clients"))
-        INFO_ADD("# Clients\r\nconnected_clients:%u\r\nblocked_clients:%u\r\n\r\n",
-                 rw->n_sessions, rw->n_blocking);
-    if (resp_info_wants(r, "stats"))
-        INFO_ADD("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\n"
-                 "total_commands_processed:%" PRIu64 "\r\nweir_error_replies:%" PRIu64 "\r\n\r\n",
-                 rw->n_connections_total, rw->n_commands, rw->n_errors);
-    if (resp_info_wants(r, "replication"))
-        INFO_ADD("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    if (resp_info_wants(r, "weir") && s->route) {
-        const struct cfg_redis_cluster *cc = s->route->cfg;
-        INFO_ADD("# Weir\r\ncluster:%s\r\ndistribution:%s\r\nhash:%s\r\nread_from:%s\r\nshards:%zu\r\n",
-                 cc->name, cfg_redis_dist_name(cc->distribution), cfg_redis_hash_name(cc->hash),
-                 cfg_redis_read_name(cc->read_from), cc->n_shards);
-        for (size_t i = 0; i < cc->n_shards; i++) {
-            struct resp_shard_srv *ss = &s->route->shards[i];
-            const struct resp_health_shard *hs = &s->route->hs->shards[i];
-            INFO_ADD("shard%zu:name=%s,primary=%s,up=%d,commands=%" PRIu64, i, cc->shards[i].name,
-                     ss->primary->name, resp_health_usable(&hs->primary, ss->primary->failed_ms),
-                     ss->primary->commands);
-            for (uint32_t k = 0; k < ss->n_replicas; k++)
-                INFO_ADD(",replica=%s,up=%d,in_sync=%d,commands=%" PRIu64, ss->replicas[k]->name,
-                         resp_health_usable(&hs->replicas[k], ss->replicas[k]->failed_ms),
-                         atomic_load(&hs->replicas[k].lag_ok), ss->replicas[k]->commands);
-            INFO_ADD("\r\n");
-        }
-        INFO_ADD("\r\n");
+    static const char ask[] = "*5\r\n$4\r\nINFO\r\n$6\r\nserver\r\n$6\r\nmemory\r\n"
+                              "$5\r\nstats\r\n$8\r\nkeyspace\r\n";
+    m->sections = resp_info_sections(r->base, r->args + 1, r->argc - 1);
+    if (m->sections & RESP_INFO_FROM_SHARDS) {
+        struct resp_req q = { .base = ask, .cmd = r->cmd, .len = sizeof(ask) - 1 };
+        resp_fanout(s, m, &q, RESP_MERGE_INFO);
+        return;
     }
-    if (o >= sizeof(text))
-        o = sizeof(text) - 1;
-    if (resp_append_bulk(rw, m, text, o) == 0)
-        resp_msg_complete(rw, m, '$', (int64_t)o);
-#undef INFO_ADD
+    struct resp_info_shards sh;
+    memset(&sh, 0, sizeof(sh));
+    resp_info_reply(s->rw, m, &sh);
+}
+
+/* Completes m with the INFO text of m->sections. */
+static void resp_info_reply(struct resp_wctx *rw, struct resp_msg *m,
+                            const struct resp_info_shards *sh)
+{
+    struct resp_session *s = m->s;
+    size_t len = 0;
+    char *text = NULL;
+    if (s) {
+        struct resp_info_local loc = {
+            .lst = s->lst,
+            .route = rw->snap == s->snap ? resp_route_get(rw, s->lst->redis_cluster->name) : NULL,
+            .now_ms = (uint64_t)(ev_now(rw->wc->worker.loop) * 1000),
+        };
+        text = resp_info_text(m->sections, &loc, sh, &len);
+    }
+    if (!text) {
+        resp_msg_append(rw, m, "-ERR weir: out of memory\r\n", 26);
+        m->reply_type = '-';
+        if (!m->frags) /* a merge sets done itself */
+            resp_msg_complete(rw, m, '-', 0);
+        return;
+    }
+    resp_append_bulk(rw, m, text, len);
+    free(text);
+    if (m->frags) {
+        m->reply_type = '$';
+        m->value = (int64_t)len;
+    } else {
+        resp_msg_complete(rw, m, '$', (int64_t)len);
+    }
 }
 
 /* One COMMAND INFO entry (Redis 7 shape, without tips / key specs). */
@@ -1919,7 +1952,7 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
     struct resp_msg *m = resp_session_enqueue(s);
     if (!m)
         return -E2BIG;
-    rw->n_commands++;
+    resp_stat_add(&rw->stats->commands, 1);
     if (single) {
         resp_stream_single(s, m, p, n);
         return 0;
@@ -2329,6 +2362,7 @@ static void resp_session_free(struct resp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     rw->n_sessions--;
+    resp_stat_add(&rw->stats->clients, -1);
     if (rw->n_free_sessions < RESP_FREE_SESSIONS) {
         s->next = rw->free_sessions;
         rw->free_sessions = s;
@@ -2426,6 +2460,7 @@ static void resp_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct resp_wctx *rw = w->data;
     struct resp_wctx_full *f = (struct resp_wctx_full *)rw;
+    resp_stats_tick(rw->stats, (uint64_t)(ev_now(loop) * 1000));
     resp_flush_all(rw);
     for (int i = 0; i < RESP_PREPARE_ROUNDS && rw->dirty; i++) {
         resp_run_dirty(rw);
@@ -2455,6 +2490,8 @@ static struct resp_wctx *resp_wctx_get(struct wctx *wc)
         return NULL;
     struct resp_wctx *rw = &f->rw;
     rw->wc = wc;
+    rw->stats = resp_stats_slot(wc->worker.id % RESP_STATS_SLOTS);
+    resp_stats_start((uint64_t)(ev_now(wc->worker.loop) * 1000));
     /* an argument takes at least 4 bytes inline ("a \r\n" counts 2) and 6 in
      * multibulk: a full buffer never holds more than this many */
     rw->args_cap = (uint32_t)(wc->bufs.block_size / 2 + 2);
@@ -2502,7 +2539,8 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
         rw->sessions->prev = s;
     rw->sessions = s;
     rw->n_sessions++;
-    rw->n_connections_total++;
+    resp_stat_add(&rw->stats->clients, 1);
+    resp_stat_add(&rw->stats->connections, 1);
     server_conn_open(wc, wl);
     resp_session_pump(s);
 }

@@ -27,6 +27,7 @@
 #include "resp/resp_health.h"
 #include "resp/resp_parser.h"
 #include "resp/resp_shard.h"
+#include "resp/resp_stats.h"
 
 struct wctx;
 struct snapshot;
@@ -61,9 +62,11 @@ struct resp_msg {
     uint8_t reply_type;            /* first byte of the reply */
     uint8_t direct;                /* reply bytes went straight to the client's out */
     uint8_t quit;                  /* close the session after this reply */
-    uint8_t blocking;              /* waits on a dedicated connection */
+    uint8_t blocking;              /* a blocking command (counted in stats->blocked while it
+                                      waits on its dedicated connection) */
     uint32_t shard;                /* SCAN: the shard asked */
     uint32_t route;                /* SCAN: the cluster's shard count */
+    uint32_t sections;             /* INFO: the sections asked (resp_info.h) */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -155,7 +158,7 @@ struct resp_wctx {
     struct resp_arg *args;         /* scratch for the parser, args_cap entries */
     uint32_t args_cap;
     uint64_t routes_gen;           /* bumped when routes are rebuilt */
-    uint64_t n_commands, n_connections_total, n_errors;
+    struct resp_stats *stats;      /* this worker's counters (INFO), written here only */
 };
 
 /* ---- resp_proxy.c: replies back to sessions ---- */
