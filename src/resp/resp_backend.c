@@ -348,6 +348,8 @@ static void resp_msg_unqueued(struct resp_wctx *rw, struct resp_msg *m)
     if (m->blocking) {
         m->blocking = 0;
         resp_stat_add(&rw->stats->blocked, -1);
+        if (m->s)
+            resp_session_blocked(m->s, -1);
     }
 }
 
@@ -495,6 +497,30 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m = next;
     }
     /* sessions are pumped by the callback that got here (never nested) */
+}
+
+void resp_conn_cancel(struct resp_conn *c, const char *reply, size_t len)
+{
+    struct resp_msg *m = c->q_head;
+    if (!m || !m->blocking)
+        return;
+    c->q_head = m->bnext;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    c->n_q--;
+    m->bnext = NULL;
+    m->in_backend = 0;
+    m->conn = NULL;
+    resp_msg_unqueued(c->rw, m);
+    resp_conn_fail(c, "a blocking command before it was cancelled (CLIENT UNBLOCK)");
+    if (!m->s && !m->parent) {
+        resp_msg_put(c->rw, m);
+        return;
+    }
+    if (resp_msg_append(c->rw, m, reply, len) < 0)
+        resp_msg_fail(c->rw, m, "weir: out of memory");
+    else
+        resp_msg_complete(c->rw, m, (uint8_t)reply[0], -1);
 }
 
 struct resp_conn *resp_server_conn(struct resp_server *srv)

@@ -32,6 +32,10 @@ struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_sessi
 /* Closes c at once: every msg waiting on it fails with an error naming why;
  * a shared connection's server is marked down. c stays allocated (idle). */
 void resp_conn_fail(struct resp_conn *c, const char *why);
+/* CLIENT UNBLOCK: the blocking command waiting at the head of dedicated
+ * connection c gets reply[0..len) instead of the server's, and c is closed
+ * (what was queued behind it fails). Nothing when none waits there. */
+void resp_conn_cancel(struct resp_conn *c, const char *reply, size_t len);
 /* Closes a dedicated connection: its waiting msgs become orphans. */
 void resp_conn_close_dedicated(struct resp_conn *c);
 

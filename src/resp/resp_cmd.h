@@ -44,6 +44,8 @@ enum resp_merge {
     RESP_MERGE_SCAN,         /* SCAN: one shard's reply, its cursor made global */
     RESP_MERGE_RANDOM,       /* RANDOMKEY: the key of a random shard that had one */
     RESP_MERGE_INFO,         /* INFO: the primaries' numbers added into weir's own text */
+    RESP_MERGE_CONFIG,       /* CONFIG GET: one primary's pairs, weir's own values kept */
+    RESP_MERGE_FIRST,        /* the one fragment's reply as it is */
 };
 
 #define RESP_CMD_LIST(X) \

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "resp/resp_backend.h"
+#include "resp/resp_clients.h"
 #include "resp/resp_cmd.h"
 #include "resp/resp_info.h"
 
@@ -69,7 +70,9 @@ struct resp_session {
     uint8_t authed;
     uint8_t cur_proto_error;
     struct resp_conn *bconn;       /* own connection: blocking commands, streams, MULTI */
-    char *name;                    /* CLIENT SETNAME */
+    struct resp_client cl;         /* in the registry of all clients (CLIENT LIST...) */
+    uint8_t reply_off;             /* CLIENT REPLY OFF */
+    uint8_t reply_skip;            /* CLIENT REPLY SKIP: the next command's reply is dropped */
     uint64_t id;
     struct resp_limits lim;        /* request limits of the listener's cluster */
     /* a command larger than the read buffer, passed on as it arrives */
@@ -180,6 +183,11 @@ static void resp_session_mark(struct resp_session *s)
 void resp_session_wake(struct resp_session *s)
 {
     resp_session_mark(s);
+}
+
+void resp_session_blocked(struct resp_session *s, int delta)
+{
+    atomic_fetch_add_explicit(&s->cl.blocked, delta, memory_order_relaxed);
 }
 
 int resp_msg_append(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len)
@@ -405,6 +413,62 @@ static void resp_merge_info(struct resp_wctx *rw, struct resp_msg *m)
     resp_info_reply(rw, m, &sh);
 }
 
+/* The value weir itself decides for a configuration parameter, or NULL. */
+static const char *resp_config_own(const struct resp_session *s, const char *name, size_t len,
+                                   char *buf, size_t size)
+{
+    if (len == 9 && strncasecmp(name, "databases", 9) == 0)
+        return "1";
+    if (len == 15 && strncasecmp(name, "cluster-enabled", 15) == 0)
+        return "no";
+    if (len == 10 && strncasecmp(name, "maxclients", 10) == 0) {
+        snprintf(buf, size, "%" PRIu64, (uint64_t)s->lst->max_connections * s->snap->cfg->workers);
+        return buf;
+    }
+    return NULL;
+}
+
+/* CONFIG GET: the primary's name / value pairs, with weir's own values of
+ * the parameters weir decides (databases, cluster-enabled, maxclients). */
+static void resp_merge_config(struct resp_wctx *rw, struct resp_msg *m)
+{
+    struct resp_msg *f = m->frags;
+    size_t len;
+    char *text;
+    if (f->reply_type != '*' || f->value < 0 || !m->s || !(text = resp_reply_copy(f, &len))) {
+        resp_reply_move(m, f);
+        m->reply_type = f->reply_type;
+        m->value = f->value;
+        return;
+    }
+    const char *p = memchr(text, '\n', len), *end = text + len;
+    const char *name = NULL;
+    size_t name_len = 0;
+    resp_append_fmt(rw, m, "*%" PRId64 "\r\n", f->value);
+    for (int64_t i = 0; p && i < f->value; i++) { /* "$L\r\n<data>\r\n" each */
+        const char *bulk = p + 1;
+        if (bulk >= end || *bulk != '$')
+            break;
+        size_t n = strtoull(bulk + 1, NULL, 10);
+        const char *data = memchr(bulk, '\n', (size_t)(end - bulk));
+        if (!data || (size_t)(end - ++data) < n + 2)
+            break;
+        char own_buf[32];
+        const char *own = i % 2 ? resp_config_own(m->s, name, name_len, own_buf, sizeof(own_buf))
+                                : NULL;
+        if (own)
+            resp_append_bulk(rw, m, own, strlen(own));
+        else
+            resp_append_bulk(rw, m, data, n);
+        name = data;
+        name_len = n;
+        p = data + n + 1;
+    }
+    free(text);
+    m->reply_type = '*';
+    m->value = f->value;
+}
+
 /* All fragments of m have replies: builds m's merged reply. */
 static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
 {
@@ -421,6 +485,16 @@ static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
     }
     if (m->merge == RESP_MERGE_INFO) {
         resp_merge_info(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_CONFIG) {
+        resp_merge_config(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_FIRST) {
+        resp_reply_move(m, m->frags);
+        m->reply_type = m->frags->reply_type;
+        m->value = m->frags->value;
         return;
     }
 
@@ -497,7 +571,7 @@ int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, 
                     uint8_t type, int64_t value)
 {
     struct resp_session *s = m->s;
-    if (!s || m->parent || s->q_head != m || m->rhead)
+    if (!s || m->parent || s->q_head != m || m->rhead || m->silent)
         return 0;
     if (buf_acquire(&rw->wc->bufs, &s->out) < 0)
         return 0;
@@ -610,6 +684,7 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
 static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static uint32_t resp_first_up_shard(const struct resp_session *s);
 static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
                         enum resp_merge merge);
@@ -892,6 +967,7 @@ static void resp_tx_reset(struct resp_session *s)
 {
     s->tx_multi = s->tx_dirty = s->tx_sent = 0;
     s->tx_shard = -1;
+    atomic_store_explicit(&s->cl.multi, -1, memory_order_relaxed);
 }
 
 /* Sends the one-word command `name` on c; its reply goes to m, or is
@@ -958,6 +1034,8 @@ static void resp_tx_send(struct resp_session *s, struct resp_msg *m, const struc
         RESP_REPLY_LIT(s->rw, m, "-ERR weir: out of memory\r\n");
         return;
     }
+    if (s->tx_multi) /* CLIENT LIST's multi= */
+        atomic_fetch_add_explicit(&s->cl.multi, 1, memory_order_relaxed);
     resp_conn_push(c, m);
 }
 
@@ -978,6 +1056,7 @@ static void resp_cmd_multi(struct resp_session *s, struct resp_msg *m)
     }
     int pinned = s->tx_shard >= 0;
     s->tx_multi = 1;
+    atomic_store_explicit(&s->cl.multi, 0, memory_order_relaxed);
     s->tx_dirty = 0;
     s->tx_sent = 0;
     if (!pinned) {
@@ -1113,6 +1192,7 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
     if (blocking) { /* until it leaves c's queue (resp_msg_unqueued) */
         m->blocking = 1;
         resp_stat_add(&rw->stats->blocked, 1);
+        resp_session_blocked(s, 1);
     }
     resp_conn_push(c, m);
 }
@@ -1291,12 +1371,9 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
                        resp_arg_str(r, 0, name, sizeof(name)));
         return;
     }
-    if (rc < 0 || k.n == 0) {
-        if (n_shards == 1) { /* Redis gives its own error */
-            resp_send_keyed(s, m, r, 0, 0);
-            return;
-        }
-        RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+    if (rc < 0 || k.n == 0) { /* Redis refuses it: any shard gives Redis's own error */
+        resp_send_keyed(s, m, r, s->tx_shard >= 0 ? (uint32_t)s->tx_shard : resp_first_up_shard(s),
+                        0);
         return;
     }
     if (k.foreign && n_shards > 1) {
@@ -1375,6 +1452,13 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 
     r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
     const struct resp_cmd *cmd = r->cmd;
+    m->silent = s->reply_off || s->reply_skip;
+    s->reply_skip = 0;
+    if (cmd)
+        resp_clients_note(&s->cl, cmd,
+                          r->argc > 1 && (cmd->flags & RC_PROXY) ? resp_arg_ptr(r, 1) : NULL,
+                          r->argc > 1 ? r->args[1].len : 0,
+                          (uint64_t)(ev_now(rw->wc->worker.loop) * 1000));
     if (!cmd) {
         resp_reply_unknown(rw, m, r);
         return;
@@ -1410,6 +1494,7 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
     struct resp_wctx *rw = s->rw;
+    const struct resp_arg *setname = NULL;
     uint32_t i = 1;
     int ok = 1;
     if (r->argc > 1) {
@@ -1436,7 +1521,7 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
             s->authed = 1;
             i += 2;
         } else if (resp_arg_is(r->base, &r->args[i], "setname") && i + 1 < r->argc) {
-            i += 1;
+            setname = &r->args[++i];
         } else {
             char opt[64];
             resp_reply_err(rw, m, "ERR Syntax error in HELLO option '%s'", resp_arg_str(r, i, opt, sizeof(opt)));
@@ -1450,6 +1535,10 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
                               "RESP protocol version at the same time\r\n");
         return;
     }
+    if (setname && resp_clients_set_name(&s->cl, r->base + setname->off, setname->len) < 0) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
     resp_append_fmt(rw, m, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
                     "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%" PRIu64 "\r\n$4\r\nmode\r\n"
                     "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
@@ -1457,40 +1546,278 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
     resp_msg_complete(rw, m, '*', 14);
 }
 
+/* CLIENT KILL's filters (Redis's order of checks). Returns 0, or -1 after
+ * replying an error to m. */
+static int resp_client_kill_args(struct resp_session *s, struct resp_msg *m,
+                                 const struct resp_req *r, struct resp_clients_filter *f,
+                                 char *addr, char *laddr, size_t size)
+{
+    struct resp_wctx *rw = s->rw;
+    char val[256];
+    f->skip_id = s->id;
+    for (uint32_t i = 2; i < r->argc; i += 2) {
+        const struct resp_arg *o = &r->args[i];
+        int more = i + 1 < r->argc, ok;
+        if (more)
+            resp_arg_str(r, i + 1, val, sizeof(val));
+        if (more && resp_arg_is(r->base, o, "id")) {
+            int64_t id = resp_arg_int(r, i + 1, &ok);
+            if (!ok || id < 1) {
+                RESP_REPLY_LIT(rw, m, "-ERR client-id should be greater than 0\r\n");
+                return -1;
+            }
+            f->id = (uint64_t)id;
+        } else if (more && resp_arg_is(r->base, o, "type")) {
+            if (strcasecmp(val, "normal") && strcasecmp(val, "master") &&
+                strcasecmp(val, "slave") && strcasecmp(val, "replica") && strcasecmp(val, "pubsub")) {
+                resp_reply_err(rw, m, "ERR Unknown client type '%s'", val);
+                return -1;
+            }
+            if (strcasecmp(val, "normal") != 0)
+                f->id = UINT64_MAX; /* weir's clients are all normal ones */
+        } else if (more && resp_arg_is(r->base, o, "addr")) {
+            snprintf(addr, size, "%s", val);
+            f->addr = addr;
+        } else if (more && resp_arg_is(r->base, o, "laddr")) {
+            snprintf(laddr, size, "%s", val);
+            f->laddr = laddr;
+        } else if (more && resp_arg_is(r->base, o, "user")) {
+            if (strcmp(val, "default") != 0) {
+                resp_reply_err(rw, m, "ERR No such user '%s'", val);
+                return -1;
+            }
+        } else if (more && resp_arg_is(r->base, o, "skipme")) {
+            if (strcasecmp(val, "yes") && strcasecmp(val, "no")) {
+                RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+                return -1;
+            }
+            f->skip_id = strcasecmp(val, "yes") == 0 ? s->id : 0;
+        } else {
+            RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* CLIENT KILL addr | CLIENT KILL <filter value>...: clients of every
+ * worker; each is closed by its own worker (resp_clients.h), the asker
+ * itself after this reply. */
+static void resp_client_kill(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_clients_filter f;
+    char addr[256], laddr[256];
+    int self = 0;
+    memset(&f, 0, sizeof(f));
+    if (r->argc == 3) { /* the old form: an address, and the asker may go too */
+        f.addr = resp_arg_str(r, 2, addr, sizeof(addr));
+        uint32_t n = resp_clients_kill(&f, &s->cl, &self);
+        m->quit = (uint8_t)self;
+        if (n == 0)
+            RESP_REPLY_LIT(rw, m, "-ERR No such client\r\n");
+        else
+            RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    }
+    if (resp_client_kill_args(s, m, r, &f, addr, laddr, sizeof(addr)) < 0)
+        return;
+    uint32_t n = f.id == UINT64_MAX ? 0 : resp_clients_kill(&f, &s->cl, &self);
+    m->quit = (uint8_t)self;
+    resp_append_fmt(rw, m, ":%u\r\n", n);
+    resp_msg_complete(rw, m, ':', n);
+}
+
+/* CLIENT LIST [TYPE t | ID id...]: one line per client of every worker. */
+static void resp_client_list(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_clients_filter f;
+    uint64_t ids[64];
+    char type[64];
+    memset(&f, 0, sizeof(f));
+    if (r->argc == 4 && resp_arg_is(r->base, &r->args[2], "type")) {
+        resp_arg_str(r, 3, type, sizeof(type));
+        if (strcasecmp(type, "normal") && strcasecmp(type, "master") && strcasecmp(type, "slave") &&
+            strcasecmp(type, "replica") && strcasecmp(type, "pubsub")) {
+            resp_reply_err(rw, m, "ERR Unknown client type '%s'", type);
+            return;
+        }
+        if (strcasecmp(type, "normal") != 0) {
+            f.ids = ids; /* none of those: weir's clients are all normal ones */
+            f.n_ids = 0;
+        }
+    } else if (r->argc > 3 && resp_arg_is(r->base, &r->args[2], "id")) {
+        f.ids = ids;
+        for (uint32_t i = 3; i < r->argc; i++) {
+            int ok;
+            int64_t id = resp_arg_int(r, i, &ok);
+            if (!ok) {
+                RESP_REPLY_LIT(rw, m, "-ERR Invalid client ID\r\n");
+                return;
+            }
+            if (f.n_ids < sizeof(ids) / sizeof(ids[0]))
+                ids[f.n_ids++] = (uint64_t)id;
+        }
+    } else if (r->argc != 2) {
+        RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+        return;
+    }
+    size_t len = 0;
+    char *text = resp_clients_list(&f, (uint64_t)(ev_now(rw->wc->worker.loop) * 1000), &len);
+    if (!text) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
+    resp_append_bulk(rw, m, text, len);
+    free(text);
+    resp_msg_complete(rw, m, '$', (int64_t)len);
+}
+
+/* CLIENT UNBLOCK id [TIMEOUT|ERROR]: the blocked client's worker ends its
+ * command on its own connection (resp_conn_cancel). */
+static void resp_client_unblock(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    int how = 1, ok;
+    if (r->argc == 4) {
+        if (resp_arg_is(r->base, &r->args[3], "error"))
+            how = 2;
+        else if (!resp_arg_is(r->base, &r->args[3], "timeout")) {
+            RESP_REPLY_LIT(rw, m, "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n");
+            return;
+        }
+    }
+    int64_t id = resp_arg_int(r, 2, &ok);
+    if (!ok) {
+        RESP_REPLY_LIT(rw, m, "-ERR value is not an integer or out of range\r\n");
+        return;
+    }
+    if (id > 0 && resp_clients_unblock((uint64_t)id, how))
+        RESP_REPLY_LIT(rw, m, ":1\r\n");
+    else
+        RESP_REPLY_LIT(rw, m, ":0\r\n");
+}
+
+/* CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves. */
+static void resp_client_reply(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    const struct resp_arg *a = &r->args[2];
+    if (resp_arg_is(r->base, a, "on")) {
+        s->reply_off = 0;
+        m->silent = 0;
+    } else if (resp_arg_is(r->base, a, "off")) {
+        s->reply_off = 1;
+        m->silent = 1;
+    } else if (resp_arg_is(r->base, a, "skip")) {
+        m->silent = 1;
+        s->reply_skip = !s->reply_off;
+    } else {
+        RESP_REPLY_LIT(s->rw, m, "-ERR syntax error\r\n");
+        return;
+    }
+    RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
+}
+
+/* CLIENT subcommands: arity as Redis 7 (0: any from 2 on, <0: at least). */
+static const struct {
+    const char *name;
+    int arity;
+} resp_client_subs[] = {
+    { "id", 2 },      { "getname", 2 },  { "setname", 3 },  { "info", 2 },
+    { "list", -2 },   { "kill", -3 },    { "unblock", -3 }, { "no-evict", 3 },
+    { "no-touch", 3 }, { "reply", 3 },   { "setinfo", 4 },
+};
+
+/* The canonical name of CLIENT's subcommand r->args[1] after checking its
+ * arity, or NULL after replying Redis's error to m. */
+static const char *resp_client_sub(struct resp_session *s, struct resp_msg *m,
+                                   const struct resp_req *r)
+{
+    char name[64];
+    for (size_t i = 0; i < sizeof(resp_client_subs) / sizeof(resp_client_subs[0]); i++) {
+        int a = resp_client_subs[i].arity;
+        if (!resp_arg_is(r->base, &r->args[1], resp_client_subs[i].name))
+            continue;
+        if (a >= 0 ? r->argc != (uint32_t)a : r->argc < (uint32_t)-a) {
+            resp_reply_err(s->rw, m, "ERR wrong number of arguments for 'client|%s' command",
+                           resp_client_subs[i].name);
+            return NULL;
+        }
+        return resp_client_subs[i].name;
+    }
+    resp_reply_err(s->rw, m, "ERR unknown subcommand '%s'. Try CLIENT HELP.",
+                   resp_arg_str(r, 1, name, sizeof(name)));
+    return NULL;
+}
+
+/* CLIENT NO-EVICT / NO-TOUCH on|off: accepted (weir evicts no client and
+ * the shards see no client of it to touch for). */
+static void resp_client_onoff(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    if (resp_arg_is(r->base, &r->args[2], "on") || resp_arg_is(r->base, &r->args[2], "off"))
+        RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
+    else
+        RESP_REPLY_LIT(s->rw, m, "-ERR syntax error\r\n");
+}
+
+static void resp_client_setname(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r)
+{
+    const struct resp_arg *a = &r->args[2];
+    for (uint32_t i = 0; i < a->len; i++) {
+        char c = r->base[a->off + i];
+        if (c <= ' ' || c > '~') {
+            RESP_REPLY_LIT(s->rw, m, "-ERR Client names cannot contain spaces, newlines or "
+                                     "special characters.\r\n");
+            return;
+        }
+    }
+    if (resp_clients_set_name(&s->cl, r->base + a->off, a->len) < 0)
+        RESP_REPLY_LIT(s->rw, m, "-ERR weir: out of memory\r\n");
+    else
+        RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
+}
+
 static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
     struct resp_wctx *rw = s->rw;
-    const struct resp_arg *sub = &r->args[1];
-    if (resp_arg_is(r->base, sub, "setname") && r->argc == 3) {
-        const struct resp_arg *a = &r->args[2];
-        for (uint32_t i = 0; i < a->len; i++) {
-            char c = r->base[a->off + i];
-            if (c <= ' ' || c > '~') {
-                RESP_REPLY_LIT(rw, m, "-ERR Client names cannot contain spaces, newlines or "
-                                      "special characters.\r\n");
-                return;
-            }
-        }
-        free(s->name);
-        s->name = NULL;
-        if (a->len > 0 && (s->name = malloc(a->len + 1))) {
-            memcpy(s->name, r->base + a->off, a->len);
-            s->name[a->len] = 0;
-        }
-        RESP_REPLY_LIT(rw, m, "+OK\r\n");
-    } else if (resp_arg_is(r->base, sub, "getname") && r->argc == 2) {
-        if (!s->name)
+    const char *sub = resp_client_sub(s, m, r);
+    if (!sub)
+        return;
+    if (!strcmp(sub, "setname")) {
+        resp_client_setname(s, m, r);
+    } else if (!strcmp(sub, "getname")) {
+        if (!s->cl.name)
             RESP_REPLY_LIT(rw, m, "$-1\r\n");
-        else if (resp_append_bulk(rw, m, s->name, strlen(s->name)) == 0)
-            resp_msg_complete(rw, m, '$', (int64_t)strlen(s->name));
-    } else if (resp_arg_is(r->base, sub, "id") && r->argc == 2) {
+        else if (resp_append_bulk(rw, m, s->cl.name, strlen(s->cl.name)) == 0)
+            resp_msg_complete(rw, m, '$', (int64_t)strlen(s->cl.name));
+    } else if (!strcmp(sub, "id")) {
         resp_append_fmt(rw, m, ":%" PRIu64 "\r\n", s->id);
         resp_msg_complete(rw, m, ':', (int64_t)s->id);
-    } else if (resp_arg_is(r->base, sub, "setinfo") && r->argc == 4) {
+    } else if (!strcmp(sub, "info")) {
+        char line[1024];
+        size_t n = resp_clients_line(&s->cl, (uint64_t)(ev_now(rw->wc->worker.loop) * 1000),
+                                     line, sizeof(line));
+        resp_append_bulk(rw, m, line, n);
+        resp_msg_complete(rw, m, '$', (int64_t)n);
+    } else if (!strcmp(sub, "list")) {
+        resp_client_list(s, m, r);
+    } else if (!strcmp(sub, "kill")) {
+        resp_client_kill(s, m, r);
+    } else if (!strcmp(sub, "unblock")) {
+        if (r->argc > 4)
+            resp_reply_err(rw, m, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                           "Try CLIENT HELP.", (int)r->args[1].len, resp_arg_ptr(r, 1));
+        else
+            resp_client_unblock(s, m, r);
+    } else if (!strcmp(sub, "reply")) {
+        resp_client_reply(s, m, r);
+    } else if (!strcmp(sub, "setinfo")) {
         RESP_REPLY_LIT(rw, m, "+OK\r\n");
     } else {
-        char sub_name[64];
-        resp_reply_err(rw, m, "ERR unsupported command 'client|%s'", resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
+        resp_client_onoff(s, m, r);
     }
 }
 
@@ -1604,44 +1931,89 @@ static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const s
     }
 }
 
+/* The first shard whose primary is usable (shard 0 when none is: its
+ * command then fails as for any dead primary). */
+static uint32_t resp_first_up_shard(const struct resp_session *s)
+{
+    for (uint32_t i = 0; i < s->route->n_shards; i++)
+        if (resp_route_server(s->route, i, 0))
+            return i;
+    return 0;
+}
+
+/* CONFIG SET: to every primary and replica; +OK, or the first error. */
+static void resp_config_set(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    m->merge = RESP_MERGE_OK;
+    m->frags_left = 1;
+    for (uint32_t i = 0; i < s->route->n_shards; i++) {
+        const struct resp_shard_srv *ss = &s->route->shards[i];
+        for (uint32_t k = 0; k <= ss->n_replicas; k++) {
+            struct resp_server *srv = k == 0 ? ss->primary : ss->replicas[k - 1];
+            struct resp_msg *f = resp_frag_new(s, m);
+            if (!f)
+                break;
+            struct resp_conn *c = resp_server_conn(srv);
+            if (!c)
+                resp_reply_err(s->rw, f, "ERR weir: redis %s is unreachable", srv->name);
+            else if (resp_write_request(c, r) < 0)
+                resp_msg_fail(s->rw, f, "weir: out of memory");
+            else
+                resp_conn_push(c, f);
+        }
+    }
+    if (--m->frags_left == 0) {
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
+}
+
+/* CONFIG GET / HELP: asked of the first reachable primary (the shards are
+ * expected to share their settings); GET's reply gets weir's own values of
+ * what weir decides (RESP_MERGE_CONFIG). */
+static void resp_config_forward(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r, enum resp_merge merge)
+{
+    m->merge = (uint8_t)merge;
+    m->frags_left = 1;
+    struct resp_msg *f = resp_frag_new(s, m);
+    if (f)
+        resp_frag_send(s, f, r, resp_first_up_shard(s), NULL, 0, 0);
+    if (--m->frags_left == 0) {
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
+}
+
 static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
     struct resp_wctx *rw = s->rw;
-    const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
-    char maxclients[24], bulk[24];
-    snprintf(maxclients, sizeof(maxclients), "%u", s->lst->max_connections);
-    snprintf(bulk, sizeof(bulk), "%" PRIu64, cc->max_bulk_bytes);
-    const char *table[][2] = {
-        { "databases", "1" },        { "maxclients", maxclients }, { "timeout", "0" },
-        { "proto-max-bulk-len", bulk }, { "save", "" },            { "appendonly", "no" },
-        { "cluster-enabled", "no" }, { "maxmemory", "0" },
-    };
-    if (!resp_arg_is(r->base, &r->args[1], "get") || r->argc < 3) {
-        char sub_name[64];
-        if (resp_arg_is(r->base, &r->args[1], "get"))
+    const struct resp_arg *sub = &r->args[1];
+    char name[64];
+    if (resp_arg_is(r->base, sub, "get")) {
+        if (r->argc < 3)
             RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|get' command\r\n");
         else
-            resp_reply_err(rw, m, "ERR unsupported command 'config|%s'",
-                           resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
-        return;
+            resp_config_forward(s, m, r, RESP_MERGE_CONFIG);
+    } else if (resp_arg_is(r->base, sub, "set") && s->lst->redis_cluster->allow_config_set) {
+        if (r->argc < 4 || r->argc % 2)
+            RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|set' command\r\n");
+        else
+            resp_config_set(s, m, r);
+    } else if (resp_arg_is(r->base, sub, "help")) {
+        if (r->argc != 2)
+            RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|help' command\r\n");
+        else
+            resp_config_forward(s, m, r, RESP_MERGE_FIRST);
+    } else if (resp_arg_is(r->base, sub, "resetstat") || resp_arg_is(r->base, sub, "rewrite")) {
+        resp_reply_err(rw, m, "ERR unsupported command 'config|%s'",
+                       resp_arg_str(r, 1, name, sizeof(name)));
+    } else { /* as Redis, also for SET when commands.config_set is off */
+        resp_reply_err(rw, m, "ERR unknown subcommand '%s'. Try CONFIG HELP.",
+                       resp_arg_str(r, 1, name, sizeof(name)));
     }
-    int hit[sizeof(table) / sizeof(table[0])] = { 0 }, n = 0;
-    for (uint32_t i = 2; i < r->argc; i++) {
-        char pat[128];
-        resp_arg_str(r, i, pat, sizeof(pat));
-        for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++)
-            if (!hit[t] && fnmatch(pat, table[t][0], FNM_CASEFOLD) == 0) {
-                hit[t] = 1;
-                n++;
-            }
-    }
-    resp_append_fmt(rw, m, "*%d\r\n", 2 * n);
-    for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++)
-        if (hit[t]) {
-            resp_append_bulk(rw, m, table[t][0], strlen(table[t][0]));
-            resp_append_bulk(rw, m, table[t][1], strlen(table[t][1]));
-        }
-    resp_msg_complete(rw, m, '*', 2 * n);
 }
 
 /* ---- the session ---- */
@@ -2249,6 +2621,10 @@ static int resp_session_fill(struct resp_session *s)
     struct resp_msg *m;
 
     while ((m = s->q_head) && m->done && m != s->stream_msg) {
+        if (m->silent) { /* CLIENT REPLY OFF / SKIP */
+            resp_chunks_free(rw, m->rhead);
+            m->rhead = m->rtail = NULL;
+        }
         while (!m->direct && m->rhead) {
             if (buf_acquire(pool, &s->out) < 0) {
                 s->closing = 1;
@@ -2352,7 +2728,7 @@ static void resp_session_free(struct resp_session *s)
         resp_conn_close_dedicated(s->bconn);
     buf_release(&wc->bufs, &s->in);
     buf_release(&wc->bufs, &s->out);
-    free(s->name);
+    resp_clients_remove(&s->cl);
     if (s->snap)
         snapshot_unref(s->snap);
     if (s->prev)
@@ -2448,6 +2824,7 @@ struct resp_wctx_full {
     struct resp_wctx rw;
     ev_prepare prepare;
     ev_timer kick;                 /* a round without blocking, for sessions still dirty */
+    ev_async clients;              /* CLIENT KILL / UNBLOCK of one of our sessions */
 };
 
 #define RESP_PREPARE_ROUNDS 8
@@ -2481,6 +2858,29 @@ static void resp_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     resp_flush_all(rw);
 }
 
+/* CLIENT KILL / UNBLOCK from any worker: acts on the sessions they marked. */
+static void resp_clients_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct resp_wctx *rw = w->data;
+    struct resp_session *s = rw->sessions;
+    while (s) {
+        struct resp_session *next = s->next;
+        int how = atomic_exchange(&s->cl.unblock, 0);
+        static const char timeout[] = "*-1\r\n",
+                          error[] = "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n";
+        if (how && s->bconn)
+            resp_conn_cancel(s->bconn, how == 1 ? timeout : error,
+                             how == 1 ? sizeof(timeout) - 1 : sizeof(error) - 1);
+        if (atomic_exchange(&s->cl.kill, 0)) {
+            s->closing = 1;
+            resp_session_pump(s); /* frees it */
+        }
+        s = next;
+    }
+    resp_run_dirty(rw);
+    resp_flush_all(rw);
+}
+
 static struct resp_wctx *resp_wctx_get(struct wctx *wc)
 {
     if (wc->proto[CFG_PROTOCOL_REDIS])
@@ -2504,6 +2904,11 @@ static struct resp_wctx *resp_wctx_get(struct wctx *wc)
     f->prepare.data = rw;
     ev_timer_init(&f->kick, resp_kick_cb, 0., 0.);
     f->kick.data = rw;
+    ev_async_init(&f->clients, resp_clients_cb);
+    f->clients.data = rw;
+    ev_async_start(wc->worker.loop, &f->clients);
+    ev_unref(wc->worker.loop);
+    rw->clients_async = &f->clients;
     ev_prepare_start(wc->worker.loop, &f->prepare);
     ev_unref(wc->worker.loop); /* the prepare watcher alone keeps no loop alive */
     wc->proto[CFG_PROTOCOL_REDIS] = rw;
@@ -2532,6 +2937,8 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->tx_shard = -1;
     s->readable = 1;
     s->writable = 1;
+    resp_clients_add(&s->cl, s->id, fd, wc->worker.loop, rw->clients_async,
+                     (uint64_t)(ev_now(wc->worker.loop) * 1000));
     ev_io_init(&s->io, resp_session_cb, fd, EV_READ);
     s->io.data = s;
     s->next = rw->sessions;
@@ -2602,6 +3009,8 @@ void resp_worker_cleanup(struct wctx *wc)
     if (wc->worker.loop) {
         ev_ref(wc->worker.loop);
         ev_prepare_stop(wc->worker.loop, &f->prepare);
+        ev_ref(wc->worker.loop);
+        ev_async_stop(wc->worker.loop, &f->clients);
         ev_timer_stop(wc->worker.loop, &f->kick);
     }
     free(rw->args);

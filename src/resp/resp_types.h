@@ -62,6 +62,7 @@ struct resp_msg {
     uint8_t reply_type;            /* first byte of the reply */
     uint8_t direct;                /* reply bytes went straight to the client's out */
     uint8_t quit;                  /* close the session after this reply */
+    uint8_t silent;                /* CLIENT REPLY OFF / SKIP: its reply is dropped */
     uint8_t blocking;              /* a blocking command (counted in stats->blocked while it
                                       waits on its dedicated connection) */
     uint32_t shard;                /* SCAN: the shard asked */
@@ -159,6 +160,7 @@ struct resp_wctx {
     uint32_t args_cap;
     uint64_t routes_gen;           /* bumped when routes are rebuilt */
     struct resp_stats *stats;      /* this worker's counters (INFO), written here only */
+    ev_async *clients_async;       /* CLIENT KILL / UNBLOCK from any worker (resp_clients.h) */
 };
 
 /* ---- resp_proxy.c: replies back to sessions ---- */
@@ -179,6 +181,8 @@ int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, 
                     uint8_t type, int64_t value);
 /* Asks for s to be pumped after this callback (a stream it paused may go on). */
 void resp_session_wake(struct resp_session *s);
+/* A blocking command of s starts (1) or stops (-1) waiting (CLIENT LIST, UNBLOCK). */
+void resp_session_blocked(struct resp_session *s, int delta);
 /* Pumps the sessions that got replies (after a backend read). */
 void resp_run_dirty(struct resp_wctx *rw);
 
