@@ -75,6 +75,7 @@ static void resp_conn_init(struct resp_conn *c, struct resp_server *srv)
 {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
+    c->proto = 2;
     c->srv = srv;
     c->rw = srv->rw;
     ev_init(&c->io, resp_conn_cb);
@@ -416,6 +417,17 @@ static int resp_conn_connect(struct resp_conn *c)
     c->readable = c->writable = 0;
     resp_conn_watch(c);
     resp_conn_arm(c);
+    if (c->proto == 3) { /* first of all; its reply is dropped (an orphan msg) */
+        static const char hello[] = "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
+        struct resp_msg *m = resp_msg_get(c->rw);
+        if (!m || resp_conn_write(c, hello, sizeof(hello) - 1) < 0) {
+            if (m)
+                resp_msg_put(c->rw, m);
+            resp_conn_fail(c, "out of memory");
+            return -ENOMEM;
+        }
+        resp_conn_push(c, m);
+    }
     return 0;
 }
 
@@ -534,7 +546,26 @@ struct resp_conn *resp_server_conn(struct resp_server *srv)
     return c;
 }
 
-struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner)
+struct resp_conn *resp_server_conn3(struct resp_server *srv)
+{
+    struct resp_conn *c = srv->conn3;
+    if (!c) {
+        if (!(c = malloc(sizeof(*c))))
+            return NULL;
+        resp_conn_init(c, srv);
+        c->proto = 3;
+        srv->conn3 = c;
+    }
+    if (c->state == RESP_CONN_IDLE && resp_conn_connect(c) < 0) {
+        resp_server_down(srv, "connect failed");
+        return NULL;
+    }
+    srv->commands++;
+    return c;
+}
+
+struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner,
+                                      int proto)
 {
     struct resp_wctx *rw = srv->rw;
     if (rw->n_blocking >= srv->max_blocking)
@@ -545,6 +576,7 @@ struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_sessi
     resp_conn_init(c, srv);
     c->dedicated = 1;
     c->owner = owner;
+    c->proto = (uint8_t)proto;
     if (resp_conn_connect(c) < 0) {
         free(c);
         return NULL;
@@ -890,6 +922,9 @@ void resp_backend_cleanup(struct resp_wctx *rw)
         for (uint32_t i = 0; i < s->n_conns; i++)
             resp_conn_release(&s->conns[i]);
         free(s->conns);
+        if (s->conn3)
+            resp_conn_release(s->conn3);
+        free(s->conn3);
         free(s);
     }
     resp_routes_free(rw->routes, rw->n_routes);

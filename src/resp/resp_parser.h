@@ -14,7 +14,8 @@
  * Each argument's position (offset from the message start) is recorded in
  * a caller-provided array, so while the message is still in the caller's
  * buffer the arguments are slices of it. Reply mode accepts the RESP2 reply
- * types (+ - : $ *) nested up to a depth limit.
+ * types (+ - : $ *) and RESP3's (% ~ > | aggregates, ! = blobs, _ # , (
+ * lines) nested up to a depth limit.
  *
  * Every count and size is limited (bulk length, array length, nesting,
  * inline line length); a violation is an error with a reason and the byte
@@ -66,7 +67,8 @@ struct resp_arg {
 struct resp_parser {
     uint8_t state;             /* enum in resp_parser.c */
     uint8_t mode;              /* enum resp_mode */
-    uint8_t type;              /* first byte of the message: '*', '$', '+', '-', ':' or 'i' (inline) */
+    uint8_t type;              /* first byte of the message: '*', '$', '+', '-', ':', a RESP3
+                                  type, or 'i' (inline) */
     uint8_t elem;              /* type of the element being read */
     uint8_t depth;             /* arrays open */
     uint8_t neg;               /* the number being read has a '-' */

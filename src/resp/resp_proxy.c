@@ -71,6 +71,7 @@ struct resp_session {
     uint8_t cur_proto_error;
     struct resp_conn *bconn;       /* own connection: blocking commands, streams, MULTI */
     struct resp_client cl;         /* in the registry of all clients (CLIENT LIST...) */
+    uint8_t proto;                 /* 2, or 3 after HELLO 3 */
     uint8_t reply_off;             /* CLIENT REPLY OFF */
     uint8_t reply_skip;            /* CLIENT REPLY SKIP: the next command's reply is dropped */
     uint64_t id;
@@ -190,6 +191,14 @@ void resp_session_blocked(struct resp_session *s, int delta)
     atomic_fetch_add_explicit(&s->cl.blocked, delta, memory_order_relaxed);
 }
 
+/* The shared connection to srv for s's protocol (RESP3 clients have their
+ * own, so replies pass on unchanged). */
+static struct resp_conn *resp_session_srv_conn(const struct resp_session *s,
+                                               struct resp_server *srv)
+{
+    return s->proto == 3 ? resp_server_conn3(srv) : resp_server_conn(srv);
+}
+
 int resp_msg_append(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len)
 {
     while (len > 0) {
@@ -235,6 +244,26 @@ static int resp_append_fmt(struct resp_wctx *rw, struct resp_msg *m, const char 
 static int resp_append_bulk(struct resp_wctx *rw, struct resp_msg *m, const char *p, size_t n)
 {
     if (resp_append_fmt(rw, m, "$%zu\r\n", n) < 0 || resp_msg_append(rw, m, p, n) < 0)
+        return -ENOMEM;
+    return resp_msg_append(rw, m, "\r\n", 2);
+}
+
+/* A null: "$-1" in RESP2, "_" in RESP3 (proto). */
+static void resp_append_null(struct resp_wctx *rw, struct resp_msg *m, int proto)
+{
+    if (proto == 3)
+        resp_msg_append(rw, m, "_\r\n", 3);
+    else
+        resp_msg_append(rw, m, "$-1\r\n", 5);
+}
+
+/* A text reply: a bulk string in RESP2, a verbatim "txt" one in RESP3. */
+static int resp_append_text(struct resp_wctx *rw, struct resp_msg *m, int proto, const char *p,
+                            size_t n)
+{
+    if (proto != 3)
+        return resp_append_bulk(rw, m, p, n);
+    if (resp_append_fmt(rw, m, "=%zu\r\ntxt:", n + 4) < 0 || resp_msg_append(rw, m, p, n) < 0)
         return -ENOMEM;
     return resp_msg_append(rw, m, "\r\n", 2);
 }
@@ -348,7 +377,7 @@ static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
     for (f = m->frags; f; f = f->next) {
         if (f->reply_type == '$' && f->value >= 0)
             n_keys++;
-        else if (f->reply_type == '$')
+        else if (f->reply_type == '$' || f->reply_type == '_')
             n_nil++;
         else if (!err)
             err = f;
@@ -362,8 +391,9 @@ static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
         m->reply_type = '$';
         m->value = f->value;
     } else if (n_nil > 0 || !err) {
-        resp_msg_append(rw, m, "$-1\r\n", 5);
-        m->reply_type = '$';
+        int proto = m->s ? m->s->proto : 2;
+        resp_append_null(rw, m, proto);
+        m->reply_type = proto == 3 ? '_' : '$';
         m->value = -1;
     } else {
         if (err->reply_type == '-')
@@ -403,11 +433,13 @@ static void resp_merge_info(struct resp_wctx *rw, struct resp_msg *m)
         size_t len;
         char *text;
         sh.asked++;
-        if (f->reply_type != '$' || f->value <= 0 || !(text = resp_reply_copy(f, &len)))
+        if ((f->reply_type != '$' && f->reply_type != '=') || f->value <= 0 ||
+            !(text = resp_reply_copy(f, &len)))
             continue;
         const char *body = memchr(text, '\n', len);
-        if (body && (size_t)(++body - text) + (uint64_t)f->value <= len)
-            resp_info_add_shard(&sh, body, (size_t)f->value);
+        size_t n = (size_t)f->value, skip = f->reply_type == '=' ? 4 : 0; /* "txt:" */
+        if (body && n >= skip && (size_t)(++body - text) + n <= len)
+            resp_info_add_shard(&sh, body + skip, n - skip);
         free(text);
     }
     resp_info_reply(rw, m, &sh);
@@ -435,7 +467,9 @@ static void resp_merge_config(struct resp_wctx *rw, struct resp_msg *m)
     struct resp_msg *f = m->frags;
     size_t len;
     char *text;
-    if (f->reply_type != '*' || f->value < 0 || !m->s || !(text = resp_reply_copy(f, &len))) {
+    int map = f->reply_type == '%'; /* RESP3: N pairs */
+    if ((f->reply_type != '*' && !map) || f->value < 0 || !m->s ||
+        !(text = resp_reply_copy(f, &len))) {
         resp_reply_move(m, f);
         m->reply_type = f->reply_type;
         m->value = f->value;
@@ -444,8 +478,8 @@ static void resp_merge_config(struct resp_wctx *rw, struct resp_msg *m)
     const char *p = memchr(text, '\n', len), *end = text + len;
     const char *name = NULL;
     size_t name_len = 0;
-    resp_append_fmt(rw, m, "*%" PRId64 "\r\n", f->value);
-    for (int64_t i = 0; p && i < f->value; i++) { /* "$L\r\n<data>\r\n" each */
+    resp_append_fmt(rw, m, "%c%" PRId64 "\r\n", map ? '%' : '*', f->value);
+    for (int64_t i = 0; p && i < f->value * (map ? 2 : 1); i++) { /* "$L\r\n<data>\r\n" each */
         const char *bulk = p + 1;
         if (bulk >= end || *bulk != '$')
             break;
@@ -465,7 +499,7 @@ static void resp_merge_config(struct resp_wctx *rw, struct resp_msg *m)
         p = data + n + 1;
     }
     free(text);
-    m->reply_type = '*';
+    m->reply_type = map ? '%' : '*';
     m->value = f->value;
 }
 
@@ -918,7 +952,7 @@ static struct resp_conn *resp_session_conn(struct resp_session *s, struct resp_s
 {
     struct resp_conn *c = s->bconn;
     *busy = 0;
-    if (c && c->srv == srv && c->state != RESP_CONN_IDLE)
+    if (c && c->srv == srv && c->state != RESP_CONN_IDLE && c->proto == s->proto)
         return c;
     int waiting = c && c->n_q > 0 && c->state != RESP_CONN_IDLE;
     int blocked = 0;
@@ -935,7 +969,7 @@ static struct resp_conn *resp_session_conn(struct resp_session *s, struct resp_s
             resp_conn_close_dedicated(c);
         s->bconn = NULL;
     }
-    s->bconn = resp_conn_dedicated(srv, s);
+    s->bconn = resp_conn_dedicated(srv, s, s->proto);
     return s->bconn;
 }
 
@@ -1181,7 +1215,7 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
             resp_reply_noconn(s, m, srv, busy);
             return;
         }
-    } else if (!(c = resp_server_conn(srv))) {
+    } else if (!(c = resp_session_srv_conn(s, srv))) {
         resp_fail_down(s, m, shard);
         return;
     }
@@ -1219,7 +1253,7 @@ static void resp_frag_send(struct resp_session *s, struct resp_msg *f, const str
                            uint32_t shard, const uint32_t *idx, uint32_t n, int read)
 {
     struct resp_server *srv = resp_route_server(s->route, shard, read);
-    struct resp_conn *c = srv ? resp_server_conn(srv) : NULL;
+    struct resp_conn *c = srv ? resp_session_srv_conn(s, srv) : NULL;
     if (!c) {
         resp_fail_down(s, f, shard);
         return;
@@ -1332,7 +1366,7 @@ static void resp_cmd_scan(struct resp_session *s, struct resp_msg *m, const stru
         return;
     }
     struct resp_server *srv = resp_route_server(s->route, (uint32_t)shard, 1);
-    struct resp_conn *c = srv ? resp_server_conn(srv) : NULL;
+    struct resp_conn *c = srv ? resp_session_srv_conn(s, srv) : NULL;
     if (!c) {
         resp_fail_down(s, f, (uint32_t)shard);
         return;
@@ -1497,13 +1531,14 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
     const struct resp_arg *setname = NULL;
     uint32_t i = 1;
     int ok = 1;
+    int64_t v = 0;
     if (r->argc > 1) {
-        int64_t v = resp_arg_int(r, 1, &ok);
+        v = resp_arg_int(r, 1, &ok);
         if (!ok) {
             RESP_REPLY_LIT(rw, m, "-ERR Protocol version is not an integer or out of range\r\n");
             return;
         }
-        if (v != 2) {
+        if (v != 2 && v != 3) {
             RESP_REPLY_LIT(rw, m, "-NOPROTO unsupported protocol version\r\n");
             return;
         }
@@ -1522,6 +1557,12 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
             i += 2;
         } else if (resp_arg_is(r->base, &r->args[i], "setname") && i + 1 < r->argc) {
             setname = &r->args[++i];
+            if (memchr(r->base + setname->off, ' ', setname->len) ||
+                memchr(r->base + setname->off, '\n', setname->len)) {
+                RESP_REPLY_LIT(rw, m, "-ERR Client names cannot contain spaces, newlines or "
+                                      "special characters.\r\n");
+                return;
+            }
         } else {
             char opt[64];
             resp_reply_err(rw, m, "ERR Syntax error in HELLO option '%s'", resp_arg_str(r, i, opt, sizeof(opt)));
@@ -1539,11 +1580,16 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
         RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
         return;
     }
-    resp_append_fmt(rw, m, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
-                    "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%" PRIu64 "\r\n$4\r\nmode\r\n"
+    if (v)
+        s->proto = (uint8_t)v;
+    atomic_store_explicit(&s->cl.resp, s->proto, memory_order_relaxed);
+    /* a map in RESP3, its pairs flat in RESP2 */
+    resp_append_fmt(rw, m, s->proto == 3 ? "%%7\r\n" : "*14\r\n");
+    resp_append_fmt(rw, m, "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                    "$5\r\nproto\r\n:%u\r\n$2\r\nid\r\n:%" PRIu64 "\r\n$4\r\nmode\r\n"
                     "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
-                    strlen(RESP_VERSION), RESP_VERSION, s->id);
-    resp_msg_complete(rw, m, '*', 14);
+                    strlen(RESP_VERSION), RESP_VERSION, s->proto, s->id);
+    resp_msg_complete(rw, m, s->proto == 3 ? '%' : '*', s->proto == 3 ? 7 : 14);
 }
 
 /* CLIENT KILL's filters (Redis's order of checks). Returns 0, or -1 after
@@ -1669,9 +1715,9 @@ static void resp_client_list(struct resp_session *s, struct resp_msg *m, const s
         RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
         return;
     }
-    resp_append_bulk(rw, m, text, len);
+    resp_append_text(rw, m, s->proto, text, len);
     free(text);
-    resp_msg_complete(rw, m, '$', (int64_t)len);
+    resp_msg_complete(rw, m, s->proto == 3 ? '=' : '$', (int64_t)len);
 }
 
 /* CLIENT UNBLOCK id [TIMEOUT|ERROR]: the blocked client's worker ends its
@@ -1789,8 +1835,10 @@ static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const st
     if (!strcmp(sub, "setname")) {
         resp_client_setname(s, m, r);
     } else if (!strcmp(sub, "getname")) {
-        if (!s->cl.name)
-            RESP_REPLY_LIT(rw, m, "$-1\r\n");
+        if (!s->cl.name) {
+            resp_append_null(rw, m, s->proto);
+            resp_msg_complete(rw, m, s->proto == 3 ? '_' : '$', -1);
+        }
         else if (resp_append_bulk(rw, m, s->cl.name, strlen(s->cl.name)) == 0)
             resp_msg_complete(rw, m, '$', (int64_t)strlen(s->cl.name));
     } else if (!strcmp(sub, "id")) {
@@ -1800,8 +1848,8 @@ static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const st
         char line[1024];
         size_t n = resp_clients_line(&s->cl, (uint64_t)(ev_now(rw->wc->worker.loop) * 1000),
                                      line, sizeof(line));
-        resp_append_bulk(rw, m, line, n);
-        resp_msg_complete(rw, m, '$', (int64_t)n);
+        resp_append_text(rw, m, s->proto, line, n);
+        resp_msg_complete(rw, m, s->proto == 3 ? '=' : '$', (int64_t)n);
     } else if (!strcmp(sub, "list")) {
         resp_client_list(s, m, r);
     } else if (!strcmp(sub, "kill")) {
@@ -1860,13 +1908,15 @@ static void resp_info_reply(struct resp_wctx *rw, struct resp_msg *m,
             resp_msg_complete(rw, m, '-', 0);
         return;
     }
-    resp_append_bulk(rw, m, text, len);
+    resp_append_text(rw, m, s->proto, text, len);
     free(text);
+    if (s->proto == 3)
+        len += 4;
     if (m->frags) {
-        m->reply_type = '$';
+        m->reply_type = s->proto == 3 ? '=' : '$';
         m->value = (int64_t)len;
     } else {
-        resp_msg_complete(rw, m, '$', (int64_t)len);
+        resp_msg_complete(rw, m, s->proto == 3 ? '=' : '$', (int64_t)len);
     }
 }
 
@@ -1919,6 +1969,8 @@ static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const s
             const struct resp_cmd *c = resp_cmd_lookup(resp_arg_ptr(r, i), r->args[i].len);
             if (c && resp_cmd_listed(c))
                 resp_command_entry(rw, m, c);
+            else if (s->proto == 3)
+                resp_msg_append(rw, m, "_\r\n", 3);
             else
                 resp_msg_append(rw, m, "*-1\r\n", 5);
         }
@@ -1953,7 +2005,7 @@ static void resp_config_set(struct resp_session *s, struct resp_msg *m, const st
             struct resp_msg *f = resp_frag_new(s, m);
             if (!f)
                 break;
-            struct resp_conn *c = resp_server_conn(srv);
+            struct resp_conn *c = resp_session_srv_conn(s, srv);
             if (!c)
                 resp_reply_err(s->rw, f, "ERR weir: redis %s is unreachable", srv->name);
             else if (resp_write_request(c, r) < 0)
@@ -2359,7 +2411,7 @@ static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg
         resp_fail_down(s, f, shard);
         return NULL;
     }
-    if (!(c = resp_conn_dedicated(srv, s))) {
+    if (!(c = resp_conn_dedicated(srv, s, s->proto))) {
         resp_reply_noconn(s, f, srv, 0);
         return NULL;
     }
@@ -2866,11 +2918,13 @@ static void resp_clients_cb(struct ev_loop *loop, ev_async *w, int revents)
     while (s) {
         struct resp_session *next = s->next;
         int how = atomic_exchange(&s->cl.unblock, 0);
-        static const char timeout[] = "*-1\r\n",
+        static const char timeout[] = "*-1\r\n", timeout3[] = "_\r\n",
                           error[] = "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n";
-        if (how && s->bconn)
-            resp_conn_cancel(s->bconn, how == 1 ? timeout : error,
-                             how == 1 ? sizeof(timeout) - 1 : sizeof(error) - 1);
+        if (how == 1 && s->bconn)
+            resp_conn_cancel(s->bconn, s->proto == 3 ? timeout3 : timeout,
+                             s->proto == 3 ? sizeof(timeout3) - 1 : sizeof(timeout) - 1);
+        else if (how && s->bconn)
+            resp_conn_cancel(s->bconn, error, sizeof(error) - 1);
         if (atomic_exchange(&s->cl.kill, 0)) {
             s->closing = 1;
             resp_session_pump(s); /* frees it */
@@ -2935,6 +2989,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->wl = wl;
     s->id = atomic_fetch_add_explicit(&resp_next_client_id, 1, memory_order_relaxed) + 1;
     s->tx_shard = -1;
+    s->proto = 2;
     s->readable = 1;
     s->writable = 1;
     resp_clients_add(&s->cl, s->id, fd, wc->worker.loop, rw->clients_async,

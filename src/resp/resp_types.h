@@ -82,6 +82,7 @@ struct resp_conn {
     uint8_t in_flush_list;
     uint8_t owner_waits;           /* dedicated: the owner paused a stream on out_bytes */
     uint8_t retired;               /* dedicated, given up by its session: closed once idle */
+    uint8_t proto;                 /* 2, or 3: HELLO 3 goes first on every connect */
     struct resp_conn *retired_next;
     struct resp_server *srv;
     struct resp_wctx *rw;
@@ -105,6 +106,7 @@ struct resp_server {
     char name[64];                 /* "127.0.0.1:7001" */
     struct resp_conn *conns;       /* n_conns shared connections */
     uint32_t n_conns;
+    struct resp_conn *conn3;       /* the shared RESP3 connection (HELLO 3), made when needed */
     uint32_t rr;
     int is_replica;
     uint64_t failed_ms;            /* endpoint_now_ms() of this worker's last failed connection

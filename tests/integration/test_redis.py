@@ -163,7 +163,7 @@ def test_connection_commands(proxy3):
     hello = c.execute_command("HELLO", "2")
     assert b"proto" in hello
     with pytest.raises(redis.ResponseError, match="NOPROTO"):
-        c.execute_command("HELLO", "3")
+        c.execute_command("HELLO", "4")  # HELLO 3: test_redis_resp3.py
     info = c.info()
     assert info["redis_mode"] == "standalone"
     assert "cluster" in c.info("weir")

@@ -243,6 +243,33 @@ static void test_reply_types(void **state)
     assert_int_equal(o.int_value, INT64_MIN);
 }
 
+/* RESP3 replies: maps and attributes hold 2N elements, an attribute the
+ * element after it too; blobs and the line types. */
+static void test_reply_resp3(void **state)
+{
+    static const char *const whole[] = {
+        "%2\r\n$1\r\na\r\n:1\r\n+b\r\n~2\r\n,1.5\r\n#t\r\n",
+        "_\r\n", "#f\r\n", ",-inf\r\n", "(3492890328409238509324850943850943825024385\r\n",
+        "=15\r\ntxt:Some string\r\n", "!21\r\nSYNTAX invalid syntax\r\n",
+        ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+        "|1\r\n+key\r\n:7\r\n*2\r\n:1\r\n_\r\n", "%0\r\n", "*1\r\n%1\r\n_\r\n_\r\n",
+    };
+    for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
+        struct outcome o = parse_all(RESP_MODE_REPLY, whole[i], strlen(whole[i]));
+        assert_int_equal(o.rc, 1);
+        assert_int_equal(o.consumed, strlen(whole[i]));
+    }
+    struct outcome o = parse_all(RESP_MODE_REPLY, LIT("%2\r\n+a\r\n:1\r\n+b\r\n"));
+    assert_int_equal(o.rc, 0); /* the second pair's value is missing */
+    o = parse_all(RESP_MODE_REPLY, LIT("%-1\r\n"));
+    assert_int_equal(o.rc, -1);
+    o = parse_all(RESP_MODE_REPLY, LIT("=-1\r\n"));
+    assert_int_equal(o.rc, -1);
+    /* requests stay RESP2 */
+    o = parse_all(RESP_MODE_REQUEST, LIT("*1\r\n%1\r\n"));
+    assert_int_equal(o.rc, -1);
+}
+
 static void test_reply_errors(void **state)
 {
     static const struct {
@@ -302,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_request_partial),
         cmocka_unit_test(test_request_errors),
         cmocka_unit_test(test_reply_types),
+        cmocka_unit_test(test_reply_resp3),
         cmocka_unit_test(test_reply_errors),
         cmocka_unit_test(test_reset_and_args_past_cap),
         cmocka_unit_test(test_error_texts),
