@@ -493,6 +493,12 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
     c->owner_waits = 0;
     buf_release(&rw->wc->bufs, &c->in);
     resp_parser_reset(&c->parser);
+    if (c->push) {
+        resp_msg_put(rw, c->push);
+        c->push = NULL;
+    }
+    if (c->pubsub && c->owner)
+        resp_session_lost(c->owner);
     if (!c->dedicated)
         resp_server_down(c->srv, why);
     snprintf(text, sizeof(text), "weir: connection to redis %s failed (%s)", c->srv->name, why);
@@ -615,6 +621,10 @@ static void resp_conn_release(struct resp_conn *c)
     c->out_head = c->out_tail = NULL;
     c->out_bytes = 0;
     buf_release(&rw->wc->bufs, &c->in);
+    if (c->push) {
+        resp_msg_put(rw, c->push);
+        c->push = NULL;
+    }
     for (struct resp_msg *m = c->q_head; m;) {
         struct resp_msg *next = m->bnext;
         m->in_backend = 0;
@@ -806,10 +816,44 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
         resp_msg_complete(rw, m, type, value);
 }
 
+/* A pubsub connection's message bytes data[0..n): gathered, and handed to
+ * the owner when complete. Returns 0 or -ENOMEM. */
+static int resp_conn_deliver_push(struct resp_conn *c, const char *data, size_t n)
+{
+    struct resp_wctx *rw = c->rw;
+    if (!c->push && !(c->push = resp_msg_get(rw)))
+        return -ENOMEM;
+    if (resp_msg_append(rw, c->push, data, n) < 0)
+        return -ENOMEM;
+    if (!c->parser.done)
+        return 0;
+    struct resp_msg *m = c->push;
+    c->push = NULL;
+    m->reply_type = c->parser.type;
+    m->value = c->parser.top_len;
+    if (c->owner)
+        resp_session_pushed(c->owner, m);
+    else
+        resp_msg_put(rw, m);
+    return 0;
+}
+
 /* Parses what c->in holds. Returns 0 or -1 after failing c. */
 static int resp_conn_process(struct resp_conn *c)
 {
     while (buf_len(&c->in) > 0) {
+        if (!c->q_head && c->pubsub) { /* not a reply: a message for the owner */
+            ssize_t n = resp_parse(&c->parser, buf_rptr(&c->in), buf_len(&c->in));
+            if (n < 0 || resp_conn_deliver_push(c, buf_rptr(&c->in), (size_t)n) < 0) {
+                resp_conn_fail(c, n < 0 ? resp_error_text((enum resp_error)c->parser.err)
+                                        : "out of memory");
+                return -1;
+            }
+            buf_consume(&c->in, (size_t)n);
+            if (c->parser.done)
+                resp_parser_reset(&c->parser);
+            continue;
+        }
         if (!c->q_head) {
             resp_conn_fail(c, "reply without a request");
             return -1;

@@ -44,6 +44,8 @@
 #include "resp/resp_clients.h"
 #include "resp/resp_cmd.h"
 #include "resp/resp_info.h"
+#include "resp/resp_pubsub.h"
+#include "resp/resp_session.h"
 
 #define RESP_MAX_PENDING 1024      /* commands a session may have in flight */
 #define RESP_PUMP_ROUNDS 32
@@ -51,52 +53,6 @@
 #define RESP_FREE_CHUNKS 1024
 #define RESP_FREE_SESSIONS 1024
 #define RESP_VERSION "7.0.15"      /* the Redis version weir presents (HELLO, INFO) */
-
-struct resp_session {
-    ev_io io;
-    struct resp_wctx *rw;
-    int fd;
-    struct snapshot *snap;         /* one reference, keeps lst / cc valid */
-    const struct cfg_listener *lst;
-    struct wlistener *wl;          /* accepted there: server_conn_close() */
-    struct resp_route *route;      /* valid while rw->snap == snap */
-    struct resp_session *prev, *next;
-    struct resp_session *dirty_next;
-    struct buf in, out;
-    struct resp_msg *q_head, *q_tail;
-    uint32_t n_pending;
-    uint8_t readable, writable, eof, closing, in_dirty;
-    uint8_t quit;                  /* QUIT or a framing error: close once the queue is out */
-    uint8_t authed;
-    uint8_t cur_proto_error;
-    struct resp_conn *bconn;       /* own connection: blocking commands, streams, MULTI */
-    struct resp_client cl;         /* in the registry of all clients (CLIENT LIST...) */
-    uint8_t proto;                 /* 2, or 3 after HELLO 3 */
-    uint8_t reply_off;             /* CLIENT REPLY OFF */
-    uint8_t reply_skip;            /* CLIENT REPLY SKIP: the next command's reply is dropped */
-    uint64_t id;
-    struct resp_limits lim;        /* request limits of the listener's cluster */
-    /* a command larger than the read buffer, passed on as it arrives */
-    struct resp_parser sp;         /* its parser, resumed at every read */
-    struct resp_msg *stream_msg;   /* its msg (in the queue, kept there while streaming) */
-    struct resp_msg *stream_cur;   /* the msg whose bytes are passing: stream_msg, or the
-                                      fragment of a split stream whose value is arriving */
-    struct resp_conn *stream_conn; /* where its bytes go; NULL: dropped (m has an error) */
-    /* a split command (MSET, MGET, DEL...) streamed: a fragment per key as it arrives */
-    const struct resp_cmd *split_cmd; /* NULL: not a split stream */
-    struct resp_conn **split_conns;   /* the session's own connection per shard */
-    uint32_t n_split_conns;
-    uint64_t split_gen;               /* rw->routes_gen the stream started with */
-    char *key_buf;                    /* a key larger than the read buffer, gathered */
-    size_t key_len, key_cap;
-    uint8_t streaming;
-    uint8_t after_stream;          /* dispatch nothing until every reply is in */
-    /* MULTI / WATCH: pinned to one shard's primary on bconn */
-    uint8_t tx_multi;              /* inside MULTI */
-    uint8_t tx_dirty;              /* a queued command was refused: EXEC aborts */
-    uint8_t tx_sent;               /* MULTI went to the shard */
-    int32_t tx_shard;              /* the shard of the WATCH / transaction, -1 none */
-};
 
 static _Atomic uint64_t resp_next_client_id; /* CLIENT ID, unique over all workers */
 
@@ -186,6 +142,18 @@ void resp_session_wake(struct resp_session *s)
     resp_session_mark(s);
 }
 
+void resp_session_pushed(struct resp_session *s, struct resp_msg *m)
+{
+    resp_pubsub_push(s, m);
+}
+
+void resp_session_lost(struct resp_session *s)
+{
+    s->ps.lost = 1;
+    s->closing = 1;
+    resp_session_mark(s);
+}
+
 void resp_session_blocked(struct resp_session *s, int delta)
 {
     atomic_fetch_add_explicit(&s->cl.blocked, delta, memory_order_relaxed);
@@ -193,8 +161,7 @@ void resp_session_blocked(struct resp_session *s, int delta)
 
 /* The shared connection to srv for s's protocol (RESP3 clients have their
  * own, so replies pass on unchanged). */
-static struct resp_conn *resp_session_srv_conn(const struct resp_session *s,
-                                               struct resp_server *srv)
+struct resp_conn *resp_session_srv_conn(const struct resp_session *s, struct resp_server *srv)
 {
     return s->proto == 3 ? resp_server_conn3(srv) : resp_server_conn(srv);
 }
@@ -635,6 +602,11 @@ static void resp_reply_raw(struct resp_wctx *rw, struct resp_msg *m, const char 
     resp_msg_complete(rw, m, (uint8_t)text[0], 0);
 }
 
+void resp_session_reply(struct resp_wctx *rw, struct resp_msg *m, const char *text, size_t len)
+{
+    resp_reply_raw(rw, m, text, len);
+}
+
 #define RESP_REPLY_LIT(rw, m, lit) resp_reply_raw((rw), (m), lit, sizeof(lit) - 1)
 
 static void resp_reply_err(struct resp_wctx *rw, struct resp_msg *m, const char *fmt, ...)
@@ -719,6 +691,9 @@ static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const stru
 static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static uint32_t resp_first_up_shard(const struct resp_session *s);
+static void resp_cmd_pubsub(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_config_forward(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r, enum resp_merge merge);
 static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
                         enum resp_merge merge);
@@ -813,8 +788,24 @@ static void resp_local(struct resp_session *s, struct resp_msg *m, const struct 
     case RESP_CMD_RANDOMKEY:
         resp_fanout(s, m, r, RESP_MERGE_RANDOM);
         return;
+    case RESP_CMD_SUBSCRIBE:
+    case RESP_CMD_SSUBSCRIBE:
+    case RESP_CMD_PSUBSCRIBE:
+    case RESP_CMD_UNSUBSCRIBE:
+    case RESP_CMD_SUNSUBSCRIBE:
+    case RESP_CMD_PUNSUBSCRIBE:
+        resp_pubsub_cmd(s, m, r->cmd, r->base, r->args, r->argc);
+        return;
+    case RESP_CMD_PUBSUB:
+        resp_cmd_pubsub(s, m, r);
+        return;
     case RESP_CMD_PING:
-        if (r->argc == 1)
+        if (s->ps.mode && s->proto == 2) { /* RESP2 while subscribed: ["pong", arg] */
+            size_t n = r->argc > 1 ? r->args[1].len : 0;
+            resp_append_fmt(rw, m, "*2\r\n$4\r\npong\r\n");
+            resp_append_bulk(rw, m, n ? resp_arg_ptr(r, 1) : "", n);
+            resp_msg_complete(rw, m, '*', 2);
+        } else if (r->argc == 1)
             RESP_REPLY_LIT(rw, m, "+PONG\r\n");
         else if (resp_append_bulk(rw, m, resp_arg_ptr(r, 1), r->args[1].len) == 0)
             resp_msg_complete(rw, m, '$', (int64_t)r->args[1].len);
@@ -1466,6 +1457,64 @@ static int resp_session_adopt(struct resp_session *s)
     return 0;
 }
 
+/* Commands a RESP2 client may send while subscribed (as Redis). */
+static int resp_pubsub_allowed(const struct resp_cmd *cmd)
+{
+    switch (cmd->id) {
+    case RESP_CMD_SUBSCRIBE:
+    case RESP_CMD_SSUBSCRIBE:
+    case RESP_CMD_PSUBSCRIBE:
+    case RESP_CMD_UNSUBSCRIBE:
+    case RESP_CMD_SUNSUBSCRIBE:
+    case RESP_CMD_PUNSUBSCRIBE:
+    case RESP_CMD_PING:
+    case RESP_CMD_QUIT:
+    case RESP_CMD_RESET:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB: channels
+ * are on their shards (lists and counts add up), patterns on every shard
+ * (the first shard up counts them). */
+static void resp_cmd_pubsub(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    const struct resp_arg *sub = &r->args[1];
+    if (resp_arg_is(r->base, sub, "channels") || resp_arg_is(r->base, sub, "shardchannels")) {
+        if (r->argc > 3) {
+            resp_reply_err(s->rw, m, "ERR wrong number of arguments for 'pubsub|%.*s' command",
+                           (int)sub->len, resp_arg_ptr(r, 1));
+            return;
+        }
+        resp_fanout(s, m, r, RESP_MERGE_ARRAY);
+    } else if (resp_arg_is(r->base, sub, "numsub") || resp_arg_is(r->base, sub, "shardnumsub")) {
+        m->merge = RESP_MERGE_ARRAY;
+        m->frags_left = 1;
+        for (uint32_t i = 2; i < r->argc; i++) {
+            struct resp_msg *f = resp_frag_new(s, m);
+            if (!f)
+                break;
+            uint32_t idx[3] = { 0, 1, i };
+            int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+            resp_frag_send(s, f, r, sh < 0 ? 0 : (uint32_t)sh, idx, 3, 0);
+        }
+        if (r->argc == 2) {
+            struct resp_msg *f = resp_frag_new(s, m);
+            if (f)
+                resp_frag_send(s, f, r, resp_first_up_shard(s), NULL, 0, 0);
+        }
+        if (--m->frags_left == 0) {
+            resp_merge(s->rw, m);
+            m->done = 1;
+            resp_session_mark(s);
+        }
+    } else {
+        resp_config_forward(s, m, r, RESP_MERGE_FIRST); /* NUMPAT, HELP, errors: one shard */
+    }
+}
+
 /* Handles one complete command. */
 static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 {
@@ -1504,6 +1553,11 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
     }
     if (!resp_cmd_arity_ok(cmd, r->argc)) {
         resp_reply_err(rw, m, "ERR wrong number of arguments for '%s' command", cmd->name);
+        return;
+    }
+    if (s->ps.mode && s->proto == 2 && !resp_pubsub_allowed(cmd)) {
+        resp_reply_err(rw, m, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE "
+                       "/ PING / QUIT / RESET are allowed in this context", cmd->name);
         return;
     }
     if (cmd->flags & RC_UNSUPPORTED) {
@@ -2151,7 +2205,7 @@ static int resp_session_settled(const struct resp_session *s)
     return 1;
 }
 
-static struct resp_msg *resp_session_enqueue(struct resp_session *s)
+struct resp_msg *resp_session_enqueue(struct resp_session *s)
 {
     struct resp_msg *m = resp_msg_get(s->rw);
     if (!m)
@@ -2776,6 +2830,7 @@ static void resp_session_free(struct resp_session *s)
     s->q_head = s->q_tail = NULL;
     if (s->split_conns)
         resp_split_close(s, 1);
+    resp_pubsub_free(s);
     if (s->bconn)
         resp_conn_close_dedicated(s->bconn);
     buf_release(&wc->bufs, &s->in);

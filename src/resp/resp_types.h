@@ -83,6 +83,9 @@ struct resp_conn {
     uint8_t owner_waits;           /* dedicated: the owner paused a stream on out_bytes */
     uint8_t retired;               /* dedicated, given up by its session: closed once idle */
     uint8_t proto;                 /* 2, or 3: HELLO 3 goes first on every connect */
+    uint8_t pubsub;                /* dedicated to its owner's subscriptions: all it sends are
+                                      pushes for the owner (resp_pubsub.c) */
+    struct resp_msg *push;         /* pubsub: the message being read */
     struct resp_conn *retired_next;
     struct resp_server *srv;
     struct resp_wctx *rw;
@@ -183,6 +186,10 @@ int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, 
                     uint8_t type, int64_t value);
 /* Asks for s to be pumped after this callback (a stream it paused may go on). */
 void resp_session_wake(struct resp_session *s);
+/* A pubsub connection of s delivered a complete message m (s owns it now). */
+void resp_session_pushed(struct resp_session *s, struct resp_msg *m);
+/* A pubsub connection of s failed: s is closed (its subscriptions are gone). */
+void resp_session_lost(struct resp_session *s);
 /* A blocking command of s starts (1) or stops (-1) waiting (CLIENT LIST, UNBLOCK). */
 void resp_session_blocked(struct resp_session *s, int delta);
 /* Pumps the sessions that got replies (after a backend read). */
