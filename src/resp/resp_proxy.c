@@ -2291,8 +2291,8 @@ static void resp_stream_end(struct resp_session *s)
     }
 }
 
-/* Ends the stream without a reply: its msg (the last in the queue) leaves
- * the queue and the shard's connection, which is closed. */
+/* Ends the stream without a reply: its msg leaves the queue and the
+ * shard's connection, which is closed. */
 static void resp_stream_drop(struct resp_session *s)
 {
     struct resp_msg *m = s->stream_msg, **pp = &s->q_head, *prev = NULL;
@@ -2300,8 +2300,10 @@ static void resp_stream_drop(struct resp_session *s)
         prev = *pp;
         pp = &(*pp)->next;
     }
-    *pp = NULL;
-    s->q_tail = prev;
+    *pp = m->next; /* pub/sub messages may have come in behind it */
+    if (s->q_tail == m)
+        s->q_tail = prev;
+    m->next = NULL;
     s->n_pending--;
     m->s = NULL;
     if (s->split_cmd) { /* its fragments leave with their connections */
