@@ -397,9 +397,16 @@ static int redis_cfg_cmd_flush(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return redis_cfg_bool(ctx, v, "'flush'", &((struct cfg_redis_cluster *)obj)->allow_flush);
 }
 
+static int redis_cfg_cmd_config_set(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return redis_cfg_bool(ctx, v, "'config_set'",
+                          &((struct cfg_redis_cluster *)obj)->allow_config_set);
+}
+
 static const struct cfg_key redis_cfg_commands_keys[] = {
     CFG_FUNC("keys", redis_cfg_cmd_keys, false),
     CFG_FUNC("flush", redis_cfg_cmd_flush, false),
+    CFG_FUNC("config_set", redis_cfg_cmd_config_set, false),
 };
 CFG_MAP_DEFINE(redis_cfg_commands_map, "commands", redis_cfg_commands_keys);
 

@@ -103,6 +103,7 @@ struct cfg_redis_cluster {
     uint32_t health_fall;          /* health_check.fall, default 2 */
     int allow_keys;                /* commands.keys, default false */
     int allow_flush;               /* commands.flush, default false */
+    int allow_config_set;          /* commands.config_set, default false */
     char *password;                /* what clients must AUTH with, or NULL */
     uint64_t max_bulk_bytes;       /* limits.bulk, default 512m */
     uint32_t max_args;             /* limits.args, default 1048576 */

@@ -75,6 +75,7 @@ static void resp_conn_init(struct resp_conn *c, struct resp_server *srv)
 {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
+    c->proto = 2;
     c->srv = srv;
     c->rw = srv->rw;
     ev_init(&c->io, resp_conn_cb);
@@ -342,6 +343,17 @@ struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int 
 
 /* ---- connections ---- */
 
+/* m leaves its connection's queue: a blocking command no longer waits. */
+static void resp_msg_unqueued(struct resp_wctx *rw, struct resp_msg *m)
+{
+    if (m->blocking) {
+        m->blocking = 0;
+        resp_stat_add(&rw->stats->blocked, -1);
+        if (m->s)
+            resp_session_blocked(m->s, -1);
+    }
+}
+
 static void resp_conn_watch(struct resp_conn *c)
 {
     struct ev_loop *loop = resp_loop(c->rw);
@@ -405,6 +417,17 @@ static int resp_conn_connect(struct resp_conn *c)
     c->readable = c->writable = 0;
     resp_conn_watch(c);
     resp_conn_arm(c);
+    if (c->proto == 3) { /* first of all; its reply is dropped (an orphan msg) */
+        static const char hello[] = "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
+        struct resp_msg *m = resp_msg_get(c->rw);
+        if (!m || resp_conn_write(c, hello, sizeof(hello) - 1) < 0) {
+            if (m)
+                resp_msg_put(c->rw, m);
+            resp_conn_fail(c, "out of memory");
+            return -ENOMEM;
+        }
+        resp_conn_push(c, m);
+    }
     return 0;
 }
 
@@ -470,6 +493,12 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
     c->owner_waits = 0;
     buf_release(&rw->wc->bufs, &c->in);
     resp_parser_reset(&c->parser);
+    if (c->push) {
+        resp_msg_put(rw, c->push);
+        c->push = NULL;
+    }
+    if (c->pubsub && c->owner)
+        resp_session_lost(c->owner);
     if (!c->dedicated)
         resp_server_down(c->srv, why);
     snprintf(text, sizeof(text), "weir: connection to redis %s failed (%s)", c->srv->name, why);
@@ -481,10 +510,35 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m->bnext = NULL;
         m->in_backend = 0;
         m->conn = NULL;
+        resp_msg_unqueued(rw, m);
         resp_msg_fail(rw, m, text);
         m = next;
     }
     /* sessions are pumped by the callback that got here (never nested) */
+}
+
+void resp_conn_cancel(struct resp_conn *c, const char *reply, size_t len)
+{
+    struct resp_msg *m = c->q_head;
+    if (!m || !m->blocking)
+        return;
+    c->q_head = m->bnext;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    c->n_q--;
+    m->bnext = NULL;
+    m->in_backend = 0;
+    m->conn = NULL;
+    resp_msg_unqueued(c->rw, m);
+    resp_conn_fail(c, "a blocking command before it was cancelled (CLIENT UNBLOCK)");
+    if (!m->s && !m->parent) {
+        resp_msg_put(c->rw, m);
+        return;
+    }
+    if (resp_msg_append(c->rw, m, reply, len) < 0)
+        resp_msg_fail(c->rw, m, "weir: out of memory");
+    else
+        resp_msg_complete(c->rw, m, (uint8_t)reply[0], -1);
 }
 
 struct resp_conn *resp_server_conn(struct resp_server *srv)
@@ -498,7 +552,26 @@ struct resp_conn *resp_server_conn(struct resp_server *srv)
     return c;
 }
 
-struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner)
+struct resp_conn *resp_server_conn3(struct resp_server *srv)
+{
+    struct resp_conn *c = srv->conn3;
+    if (!c) {
+        if (!(c = malloc(sizeof(*c))))
+            return NULL;
+        resp_conn_init(c, srv);
+        c->proto = 3;
+        srv->conn3 = c;
+    }
+    if (c->state == RESP_CONN_IDLE && resp_conn_connect(c) < 0) {
+        resp_server_down(srv, "connect failed");
+        return NULL;
+    }
+    srv->commands++;
+    return c;
+}
+
+struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner,
+                                      int proto)
 {
     struct resp_wctx *rw = srv->rw;
     if (rw->n_blocking >= srv->max_blocking)
@@ -509,6 +582,7 @@ struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_sessi
     resp_conn_init(c, srv);
     c->dedicated = 1;
     c->owner = owner;
+    c->proto = (uint8_t)proto;
     if (resp_conn_connect(c) < 0) {
         free(c);
         return NULL;
@@ -547,11 +621,16 @@ static void resp_conn_release(struct resp_conn *c)
     c->out_head = c->out_tail = NULL;
     c->out_bytes = 0;
     buf_release(&rw->wc->bufs, &c->in);
+    if (c->push) {
+        resp_msg_put(rw, c->push);
+        c->push = NULL;
+    }
     for (struct resp_msg *m = c->q_head; m;) {
         struct resp_msg *next = m->bnext;
         m->in_backend = 0;
         m->conn = NULL;
         m->s = NULL;
+        resp_msg_unqueued(rw, m);
         if (!m->parent)
             resp_msg_put(rw, m); /* a fragment is its command's to free */
         m = next;
@@ -662,6 +741,8 @@ static int resp_conn_send(struct resp_conn *c)
         }
         size_t left = (size_t)w;
         c->out_bytes -= left;
+        if (c->dedicated && c->n_q > 0) /* a long stream: the wait starts at its end */
+            resp_conn_arm(c);
         while (left > 0 && c->out_head) {
             struct resp_chunk *k = c->out_head;
             size_t avail = k->len - k->pos;
@@ -720,6 +801,7 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
     m->bnext = NULL;
     m->in_backend = 0;
     m->conn = NULL;
+    resp_msg_unqueued(rw, m);
     uint8_t type = p->type;
     int64_t value = type == ':' ? p->int_value : p->top_len;
     if (!m->s && !m->parent) {
@@ -734,10 +816,44 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
         resp_msg_complete(rw, m, type, value);
 }
 
+/* A pubsub connection's message bytes data[0..n): gathered, and handed to
+ * the owner when complete. Returns 0 or -ENOMEM. */
+static int resp_conn_deliver_push(struct resp_conn *c, const char *data, size_t n)
+{
+    struct resp_wctx *rw = c->rw;
+    if (!c->push && !(c->push = resp_msg_get(rw)))
+        return -ENOMEM;
+    if (resp_msg_append(rw, c->push, data, n) < 0)
+        return -ENOMEM;
+    if (!c->parser.done)
+        return 0;
+    struct resp_msg *m = c->push;
+    c->push = NULL;
+    m->reply_type = c->parser.type;
+    m->value = c->parser.top_len;
+    if (c->owner)
+        resp_session_pushed(c->owner, m);
+    else
+        resp_msg_put(rw, m);
+    return 0;
+}
+
 /* Parses what c->in holds. Returns 0 or -1 after failing c. */
 static int resp_conn_process(struct resp_conn *c)
 {
     while (buf_len(&c->in) > 0) {
+        if (!c->q_head && c->pubsub) { /* not a reply: a message for the owner */
+            ssize_t n = resp_parse(&c->parser, buf_rptr(&c->in), buf_len(&c->in));
+            if (n < 0 || resp_conn_deliver_push(c, buf_rptr(&c->in), (size_t)n) < 0) {
+                resp_conn_fail(c, n < 0 ? resp_error_text((enum resp_error)c->parser.err)
+                                        : "out of memory");
+                return -1;
+            }
+            buf_consume(&c->in, (size_t)n);
+            if (c->parser.done)
+                resp_parser_reset(&c->parser);
+            continue;
+        }
         if (!c->q_head) {
             resp_conn_fail(c, "reply without a request");
             return -1;
@@ -850,6 +966,9 @@ void resp_backend_cleanup(struct resp_wctx *rw)
         for (uint32_t i = 0; i < s->n_conns; i++)
             resp_conn_release(&s->conns[i]);
         free(s->conns);
+        if (s->conn3)
+            resp_conn_release(s->conn3);
+        free(s->conn3);
         free(s);
     }
     resp_routes_free(rw->routes, rw->n_routes);

@@ -21,9 +21,14 @@ struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int 
 /* A shared connection of srv, connecting it if needed. NULL when it cannot
  * even start connecting. */
 struct resp_conn *resp_server_conn(struct resp_server *srv);
+/* The shared RESP3 connection of srv (for RESP3 clients: replies pass on
+ * as the server sends them), connecting it if needed. NULL as above. */
+struct resp_conn *resp_server_conn3(struct resp_server *srv);
 /* A new connection of srv for one session's blocking commands (at most
- * max_blocking per worker). NULL when over the cap or the connect fails. */
-struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner);
+ * max_blocking per worker), speaking `proto` (2 or 3). NULL when over the
+ * cap or the connect fails. */
+struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_session *owner,
+                                      int proto);
 /* A streamed request pauses while its connection holds this many unwritten
  * bytes, and goes on once they are below the low mark. */
 #define RESP_STREAM_HIGH_BYTES (256u * 1024)
@@ -32,6 +37,10 @@ struct resp_conn *resp_conn_dedicated(struct resp_server *srv, struct resp_sessi
 /* Closes c at once: every msg waiting on it fails with an error naming why;
  * a shared connection's server is marked down. c stays allocated (idle). */
 void resp_conn_fail(struct resp_conn *c, const char *why);
+/* CLIENT UNBLOCK: the blocking command waiting at the head of dedicated
+ * connection c gets reply[0..len) instead of the server's, and c is closed
+ * (what was queued behind it fails). Nothing when none waits there. */
+void resp_conn_cancel(struct resp_conn *c, const char *reply, size_t len);
 /* Closes a dedicated connection: its waiting msgs become orphans. */
 void resp_conn_close_dedicated(struct resp_conn *c);
 

@@ -166,9 +166,7 @@ static int resp_keys_store(const struct resp_cmd *cmd, uint32_t argc, const char
             i += 1;
         } else if ((resp_arg_is(base, a, "store") || (!sort && resp_arg_is(base, a, "storedist"))) &&
                    i + 1 < argc) {
-            if (out->extra)
-                return -EINVAL;
-            out->extra = ++i;
+            out->extra = ++i; /* the last one counts, as with Redis */
         }
     }
     return 0;

@@ -6,6 +6,9 @@
  * with the next byte. Lines and bulk data are skipped with memchr / a
  * length, not byte by byte.
  *
+ * Replies may be RESP3: aggregates (* % ~ > |) are read as arrays, blobs
+ * ($ ! =) as bulks, and the line types (+ - _ # , () as simple strings.
+ *
  *   PS_TYPE --'*' '$' ':'--> PS_NUM --\r--> PS_NUM_LF --\n--> (array: PS_TYPE,
  *      |                                                    bulk: PS_BULK,
  *      |--'+' '-'--> PS_LINE --\r--> PS_LINE_LF --\n-->      int: element done)
@@ -59,6 +62,23 @@ void resp_parser_reset(struct resp_parser *p)
     resp_parser_init(p, (enum resp_mode)mode, lim, args, cap);
 }
 
+/* RESP3 (replies): aggregates ('%' map and '|' attribute hold 2N elements;
+ * an attribute is followed by the element it describes), blobs and lines. */
+static int resp_is_agg(char c)
+{
+    return c == '*' || c == '%' || c == '~' || c == '>' || c == '|';
+}
+
+static int resp_is_blob(char c)
+{
+    return c == '$' || c == '!' || c == '=';
+}
+
+static int resp_is_line(char c)
+{
+    return c == '+' || c == '-' || c == '_' || c == '#' || c == ',' || c == '(';
+}
+
 static ssize_t resp_fail(struct resp_parser *p, enum resp_error e, uint64_t pos)
 {
     p->err = (uint8_t)e;
@@ -69,6 +89,7 @@ static ssize_t resp_fail(struct resp_parser *p, enum resp_error e, uint64_t pos)
 /* Records argument bytes [start, end) when there is room. */
 static void resp_record_arg(struct resp_parser *p, uint64_t start, uint64_t end)
 {
+    p->arg_len = end - start;
     if (p->arg_done < p->args_cap && end <= UINT32_MAX) {
         p->args[p->arg_done].off = (uint32_t)start;
         p->args[p->arg_done].len = (uint32_t)(end - start);
@@ -98,10 +119,13 @@ static int resp_number_done(struct resp_parser *p, uint64_t pos)
     const struct resp_limits *lim = p->lim;
     int top = p->depth == 0;
 
-    if (p->digits == 0 || (p->neg && p->elem != ':' && p->num != 1))
-        return (int)resp_fail(p, p->elem == '*' ? RESP_ERR_MULTIBULK_LEN
-                                 : p->elem == '$' ? RESP_ERR_BULK_LEN
-                                                  : RESP_ERR_BAD_NUMBER, pos);
+    int agg = resp_is_agg((char)p->elem), blob = resp_is_blob((char)p->elem);
+    /* only '*' and '$' have a -1 (RESP2's nulls) */
+    if (p->digits == 0 || (p->neg && p->elem != ':' &&
+                           (p->num != 1 || (p->elem != '*' && p->elem != '$'))))
+        return (int)resp_fail(p, agg ? RESP_ERR_MULTIBULK_LEN
+                                 : blob ? RESP_ERR_BULK_LEN
+                                        : RESP_ERR_BAD_NUMBER, pos);
     if (p->elem == ':') {
         if (p->num > (uint64_t)INT64_MAX + p->neg)
             return (int)resp_fail(p, RESP_ERR_BAD_NUMBER, pos);
@@ -109,19 +133,21 @@ static int resp_number_done(struct resp_parser *p, uint64_t pos)
             p->int_value = p->neg ? (int64_t)(0 - p->num) : (int64_t)p->num;
         return resp_elem_done(p);
     }
-    if (p->elem == '*') {
-        if (!p->neg && p->num > lim->max_array_len)
+    if (agg) {
+        int pairs = p->elem == '%' || p->elem == '|';
+        if (!p->neg && p->num > lim->max_array_len / (pairs ? 2 : 1))
             return (int)resp_fail(p, RESP_ERR_MULTIBULK_LEN, pos);
         if (top) {
             p->top_len = p->neg ? -1 : (int64_t)p->num;
             if (p->mode == RESP_MODE_REQUEST)
                 p->n_args = p->neg ? 0 : (uint32_t)p->num;
         }
-        if (p->neg || p->num == 0)
+        uint64_t elems = p->num * (pairs ? 2 : 1) + (p->elem == '|');
+        if (p->neg || elems == 0)
             return resp_elem_done(p);
         if (p->depth >= lim->max_depth || p->depth >= RESP_MAX_DEPTH)
             return (int)resp_fail(p, RESP_ERR_TOO_DEEP, pos);
-        p->left[p->depth++] = (uint32_t)p->num;
+        p->left[p->depth++] = (uint32_t)elems;
         p->state = PS_TYPE;
         return 0;
     }
@@ -193,13 +219,14 @@ ssize_t resp_parse(struct resp_parser *p, const char *data, size_t len)
                     return resp_fail(p, RESP_ERR_EXPECTED_BULK, at);
             }
             i++;
-            if (c == '*' || c == '$' || c == ':') {
+            if (c == '*' || c == '$' || c == ':' ||
+                (p->mode == RESP_MODE_REPLY && (resp_is_agg(c) || resp_is_blob(c)))) {
                 p->state = PS_NUM;
                 p->num = 0;
                 p->neg = 0;
                 p->digits = 0;
                 p->line_len = 0;
-            } else if (c == '+' || c == '-') {
+            } else if (c == '+' || c == '-' || (p->mode == RESP_MODE_REPLY && resp_is_line(c))) {
                 p->state = PS_LINE;
                 p->line_len = 0;
             } else {
@@ -210,18 +237,18 @@ ssize_t resp_parse(struct resp_parser *p, const char *data, size_t len)
             i++;
             if (c >= '0' && c <= '9') {
                 if (p->num > (UINT64_MAX - 9) / 10 || ++p->digits > 20)
-                    return resp_fail(p, p->elem == '*' ? RESP_ERR_MULTIBULK_LEN
-                                        : p->elem == '$' ? RESP_ERR_BULK_LEN
-                                                         : RESP_ERR_BAD_NUMBER, at);
+                    return resp_fail(p, resp_is_agg((char)p->elem) ? RESP_ERR_MULTIBULK_LEN
+                                        : resp_is_blob((char)p->elem) ? RESP_ERR_BULK_LEN
+                                                                      : RESP_ERR_BAD_NUMBER, at);
                 p->num = p->num * 10 + (uint64_t)(c - '0');
             } else if (c == '-' && p->digits == 0 && !p->neg) {
                 p->neg = 1;
             } else if (c == '\r') {
                 p->state = PS_NUM_LF;
             } else {
-                return resp_fail(p, p->elem == '*' ? RESP_ERR_MULTIBULK_LEN
-                                    : p->elem == '$' ? RESP_ERR_BULK_LEN
-                                                     : RESP_ERR_BAD_NUMBER, at);
+                return resp_fail(p, resp_is_agg((char)p->elem) ? RESP_ERR_MULTIBULK_LEN
+                                    : resp_is_blob((char)p->elem) ? RESP_ERR_BULK_LEN
+                                                                  : RESP_ERR_BAD_NUMBER, at);
             }
             break;
         case PS_NUM_LF: {
@@ -286,7 +313,7 @@ ssize_t resp_parse(struct resp_parser *p, const char *data, size_t len)
             i++;
             if (p->mode == RESP_MODE_REQUEST)
                 resp_record_arg(p, p->arg_start, at - 1);
-            if (resp_elem_done(p)) {
+            if (resp_elem_done(p) || (p->arg_stop && p->mode == RESP_MODE_REQUEST)) {
                 p->off += i;
                 return (ssize_t)i;
             }

@@ -14,7 +14,8 @@
  * Each argument's position (offset from the message start) is recorded in
  * a caller-provided array, so while the message is still in the caller's
  * buffer the arguments are slices of it. Reply mode accepts the RESP2 reply
- * types (+ - : $ *) nested up to a depth limit.
+ * types (+ - : $ *) and RESP3's (% ~ > | aggregates, ! = blobs, _ # , (
+ * lines) nested up to a depth limit.
  *
  * Every count and size is limited (bulk length, array length, nesting,
  * inline line length); a violation is an error with a reason and the byte
@@ -66,7 +67,8 @@ struct resp_arg {
 struct resp_parser {
     uint8_t state;             /* enum in resp_parser.c */
     uint8_t mode;              /* enum resp_mode */
-    uint8_t type;              /* first byte of the message: '*', '$', '+', '-', ':' or 'i' (inline) */
+    uint8_t type;              /* first byte of the message: '*', '$', '+', '-', ':', a RESP3
+                                  type, or 'i' (inline) */
     uint8_t elem;              /* type of the element being read */
     uint8_t depth;             /* arrays open */
     uint8_t neg;               /* the number being read has a '-' */
@@ -74,6 +76,7 @@ struct resp_parser {
     uint8_t done;              /* the message is complete */
     uint8_t in_token;          /* inline: inside an argument */
     uint8_t err;               /* enum resp_error, set on failure */
+    uint8_t arg_stop;          /* request: return right after each complete argument */
     uint64_t num;              /* the number being read */
     uint64_t bulk_left;        /* data bytes of the current bulk still to come */
     uint64_t off;              /* bytes consumed since the message start */
@@ -82,6 +85,7 @@ struct resp_parser {
     uint32_t n_args;           /* request: arguments announced (multibulk) or found (inline) */
     uint32_t arg_done;         /* request: arguments complete so far */
     uint64_t arg_start;        /* offset where the current argument's bytes start */
+    uint64_t arg_len;          /* request: length of the last complete argument */
     int64_t int_value;         /* reply: value of a top-level ':' */
     int64_t top_len;           /* reply: length of a top-level '*' or '$' (-1: nil) */
     uint32_t left[RESP_MAX_DEPTH]; /* elements still expected in each open array */
@@ -100,7 +104,10 @@ void resp_parser_reset(struct resp_parser *p);
 /* Consumes data[0..len), the bytes that follow everything consumed since
  * the message started. Returns the bytes consumed: all of len while the
  * message is incomplete, or up to and including its last byte with
- * p->done set. Returns -1 on a protocol error (p->err, p->err_pos).
+ * p->done set. With p->arg_stop set (request mode), it also returns right
+ * after the last byte of each multibulk argument (p->arg_done counts it,
+ * p->arg_len is its length), so a caller can take a command apart argument
+ * by argument. Returns -1 on a protocol error (p->err, p->err_pos).
  * Never reads outside data[0..len). */
 ssize_t resp_parse(struct resp_parser *p, const char *data, size_t len);
 

@@ -41,7 +41,11 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "resp/resp_backend.h"
+#include "resp/resp_clients.h"
 #include "resp/resp_cmd.h"
+#include "resp/resp_info.h"
+#include "resp/resp_pubsub.h"
+#include "resp/resp_session.h"
 
 #define RESP_MAX_PENDING 1024      /* commands a session may have in flight */
 #define RESP_PUMP_ROUNDS 32
@@ -49,40 +53,6 @@
 #define RESP_FREE_CHUNKS 1024
 #define RESP_FREE_SESSIONS 1024
 #define RESP_VERSION "7.0.15"      /* the Redis version weir presents (HELLO, INFO) */
-
-struct resp_session {
-    ev_io io;
-    struct resp_wctx *rw;
-    int fd;
-    struct snapshot *snap;         /* one reference, keeps lst / cc valid */
-    const struct cfg_listener *lst;
-    struct wlistener *wl;          /* accepted there: server_conn_close() */
-    struct resp_route *route;      /* valid while rw->snap == snap */
-    struct resp_session *prev, *next;
-    struct resp_session *dirty_next;
-    struct buf in, out;
-    struct resp_msg *q_head, *q_tail;
-    uint32_t n_pending;
-    uint8_t readable, writable, eof, closing, in_dirty;
-    uint8_t quit;                  /* QUIT or a framing error: close once the queue is out */
-    uint8_t authed;
-    uint8_t cur_proto_error;
-    struct resp_conn *bconn;       /* own connection: blocking commands, streams, MULTI */
-    char *name;                    /* CLIENT SETNAME */
-    uint64_t id;
-    struct resp_limits lim;        /* request limits of the listener's cluster */
-    /* a command larger than the read buffer, passed on as it arrives */
-    struct resp_parser sp;         /* its parser, resumed at every read */
-    struct resp_msg *stream_msg;   /* its msg (in the queue, kept there while streaming) */
-    struct resp_conn *stream_conn; /* where its bytes go; NULL: dropped (m has an error) */
-    uint8_t streaming;
-    uint8_t after_stream;          /* dispatch nothing until every reply is in */
-    /* MULTI / WATCH: pinned to one shard's primary on bconn */
-    uint8_t tx_multi;              /* inside MULTI */
-    uint8_t tx_dirty;              /* a queued command was refused: EXEC aborts */
-    uint8_t tx_sent;               /* MULTI went to the shard */
-    int32_t tx_shard;              /* the shard of the WATCH / transaction, -1 none */
-};
 
 static _Atomic uint64_t resp_next_client_id; /* CLIENT ID, unique over all workers */
 
@@ -172,6 +142,30 @@ void resp_session_wake(struct resp_session *s)
     resp_session_mark(s);
 }
 
+void resp_session_pushed(struct resp_session *s, struct resp_msg *m)
+{
+    resp_pubsub_push(s, m);
+}
+
+void resp_session_lost(struct resp_session *s)
+{
+    s->ps.lost = 1;
+    s->closing = 1;
+    resp_session_mark(s);
+}
+
+void resp_session_blocked(struct resp_session *s, int delta)
+{
+    atomic_fetch_add_explicit(&s->cl.blocked, delta, memory_order_relaxed);
+}
+
+/* The shared connection to srv for s's protocol (RESP3 clients have their
+ * own, so replies pass on unchanged). */
+struct resp_conn *resp_session_srv_conn(const struct resp_session *s, struct resp_server *srv)
+{
+    return s->proto == 3 ? resp_server_conn3(srv) : resp_server_conn(srv);
+}
+
 int resp_msg_append(struct resp_wctx *rw, struct resp_msg *m, const char *data, size_t len)
 {
     while (len > 0) {
@@ -217,6 +211,26 @@ static int resp_append_fmt(struct resp_wctx *rw, struct resp_msg *m, const char 
 static int resp_append_bulk(struct resp_wctx *rw, struct resp_msg *m, const char *p, size_t n)
 {
     if (resp_append_fmt(rw, m, "$%zu\r\n", n) < 0 || resp_msg_append(rw, m, p, n) < 0)
+        return -ENOMEM;
+    return resp_msg_append(rw, m, "\r\n", 2);
+}
+
+/* A null: "$-1" in RESP2, "_" in RESP3 (proto). */
+static void resp_append_null(struct resp_wctx *rw, struct resp_msg *m, int proto)
+{
+    if (proto == 3)
+        resp_msg_append(rw, m, "_\r\n", 3);
+    else
+        resp_msg_append(rw, m, "$-1\r\n", 5);
+}
+
+/* A text reply: a bulk string in RESP2, a verbatim "txt" one in RESP3. */
+static int resp_append_text(struct resp_wctx *rw, struct resp_msg *m, int proto, const char *p,
+                            size_t n)
+{
+    if (proto != 3)
+        return resp_append_bulk(rw, m, p, n);
+    if (resp_append_fmt(rw, m, "=%zu\r\ntxt:", n + 4) < 0 || resp_msg_append(rw, m, p, n) < 0)
         return -ENOMEM;
     return resp_msg_append(rw, m, "\r\n", 2);
 }
@@ -330,7 +344,7 @@ static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
     for (f = m->frags; f; f = f->next) {
         if (f->reply_type == '$' && f->value >= 0)
             n_keys++;
-        else if (f->reply_type == '$')
+        else if (f->reply_type == '$' || f->reply_type == '_')
             n_nil++;
         else if (!err)
             err = f;
@@ -344,8 +358,9 @@ static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
         m->reply_type = '$';
         m->value = f->value;
     } else if (n_nil > 0 || !err) {
-        resp_msg_append(rw, m, "$-1\r\n", 5);
-        m->reply_type = '$';
+        int proto = m->s ? m->s->proto : 2;
+        resp_append_null(rw, m, proto);
+        m->reply_type = proto == 3 ? '_' : '$';
         m->value = -1;
     } else {
         if (err->reply_type == '-')
@@ -354,6 +369,105 @@ static void resp_merge_random(struct resp_wctx *rw, struct resp_msg *m)
             resp_msg_append(rw, m, "-ERR weir: unexpected reply from a shard\r\n", 42);
         m->reply_type = '-';
     }
+}
+
+static void resp_info_reply(struct resp_wctx *rw, struct resp_msg *m,
+                            const struct resp_info_shards *sh);
+
+/* Copies m's reply into one heap block (*len bytes); NULL when out of memory. */
+static char *resp_reply_copy(const struct resp_msg *m, size_t *len)
+{
+    size_t n = 0;
+    for (const struct resp_chunk *k = m->rhead; k; k = k->next)
+        n += k->len - k->pos;
+    char *out = malloc(n ? n : 1);
+    if (!out)
+        return NULL;
+    *len = 0;
+    for (const struct resp_chunk *k = m->rhead; k; k = k->next) {
+        memcpy(out + *len, k->data + k->pos, k->len - k->pos);
+        *len += k->len - k->pos;
+    }
+    return out;
+}
+
+/* INFO: each primary's INFO text (a bulk string) added up into weir's. */
+static void resp_merge_info(struct resp_wctx *rw, struct resp_msg *m)
+{
+    struct resp_info_shards sh;
+    memset(&sh, 0, sizeof(sh));
+    for (struct resp_msg *f = m->frags; f; f = f->next) {
+        size_t len;
+        char *text;
+        sh.asked++;
+        if ((f->reply_type != '$' && f->reply_type != '=') || f->value <= 0 ||
+            !(text = resp_reply_copy(f, &len)))
+            continue;
+        const char *body = memchr(text, '\n', len);
+        size_t n = (size_t)f->value, skip = f->reply_type == '=' ? 4 : 0; /* "txt:" */
+        if (body && n >= skip && (size_t)(++body - text) + n <= len)
+            resp_info_add_shard(&sh, body + skip, n - skip);
+        free(text);
+    }
+    resp_info_reply(rw, m, &sh);
+}
+
+/* The value weir itself decides for a configuration parameter, or NULL. */
+static const char *resp_config_own(const struct resp_session *s, const char *name, size_t len,
+                                   char *buf, size_t size)
+{
+    if (len == 9 && strncasecmp(name, "databases", 9) == 0)
+        return "1";
+    if (len == 15 && strncasecmp(name, "cluster-enabled", 15) == 0)
+        return "no";
+    if (len == 10 && strncasecmp(name, "maxclients", 10) == 0) {
+        snprintf(buf, size, "%" PRIu64, (uint64_t)s->lst->max_connections * s->snap->cfg->workers);
+        return buf;
+    }
+    return NULL;
+}
+
+/* CONFIG GET: the primary's name / value pairs, with weir's own values of
+ * the parameters weir decides (databases, cluster-enabled, maxclients). */
+static void resp_merge_config(struct resp_wctx *rw, struct resp_msg *m)
+{
+    struct resp_msg *f = m->frags;
+    size_t len;
+    char *text;
+    int map = f->reply_type == '%'; /* RESP3: N pairs */
+    if ((f->reply_type != '*' && !map) || f->value < 0 || !m->s ||
+        !(text = resp_reply_copy(f, &len))) {
+        resp_reply_move(m, f);
+        m->reply_type = f->reply_type;
+        m->value = f->value;
+        return;
+    }
+    const char *p = memchr(text, '\n', len), *end = text + len;
+    const char *name = NULL;
+    size_t name_len = 0;
+    resp_append_fmt(rw, m, "%c%" PRId64 "\r\n", map ? '%' : '*', f->value);
+    for (int64_t i = 0; p && i < f->value * (map ? 2 : 1); i++) { /* "$L\r\n<data>\r\n" each */
+        const char *bulk = p + 1;
+        if (bulk >= end || *bulk != '$')
+            break;
+        size_t n = strtoull(bulk + 1, NULL, 10);
+        const char *data = memchr(bulk, '\n', (size_t)(end - bulk));
+        if (!data || (size_t)(end - ++data) < n + 2)
+            break;
+        char own_buf[32];
+        const char *own = i % 2 ? resp_config_own(m->s, name, name_len, own_buf, sizeof(own_buf))
+                                : NULL;
+        if (own)
+            resp_append_bulk(rw, m, own, strlen(own));
+        else
+            resp_append_bulk(rw, m, data, n);
+        name = data;
+        name_len = n;
+        p = data + n + 1;
+    }
+    free(text);
+    m->reply_type = map ? '%' : '*';
+    m->value = f->value;
 }
 
 /* All fragments of m have replies: builds m's merged reply. */
@@ -368,6 +482,20 @@ static void resp_merge(struct resp_wctx *rw, struct resp_msg *m)
     }
     if (m->merge == RESP_MERGE_RANDOM) {
         resp_merge_random(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_INFO) {
+        resp_merge_info(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_CONFIG) {
+        resp_merge_config(rw, m);
+        return;
+    }
+    if (m->merge == RESP_MERGE_FIRST) {
+        resp_reply_move(m, m->frags);
+        m->reply_type = m->frags->reply_type;
+        m->value = m->frags->value;
         return;
     }
 
@@ -435,7 +563,7 @@ void resp_msg_fail(struct resp_wctx *rw, struct resp_msg *m, const char *text)
         resp_msg_put(rw, m);
         return;
     }
-    rw->n_errors++;
+    resp_stat_add(&rw->stats->errors, 1);
     resp_append_fmt(rw, m, "-ERR %s\r\n", text);
     resp_msg_complete(rw, m, '-', 0);
 }
@@ -444,7 +572,7 @@ int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, 
                     uint8_t type, int64_t value)
 {
     struct resp_session *s = m->s;
-    if (!s || m->parent || s->q_head != m || m->rhead)
+    if (!s || m->parent || s->q_head != m || m->rhead || m->silent)
         return 0;
     if (buf_acquire(&rw->wc->bufs, &s->out) < 0)
         return 0;
@@ -474,6 +602,11 @@ static void resp_reply_raw(struct resp_wctx *rw, struct resp_msg *m, const char 
     resp_msg_complete(rw, m, (uint8_t)text[0], 0);
 }
 
+void resp_session_reply(struct resp_wctx *rw, struct resp_msg *m, const char *text, size_t len)
+{
+    resp_reply_raw(rw, m, text, len);
+}
+
 #define RESP_REPLY_LIT(rw, m, lit) resp_reply_raw((rw), (m), lit, sizeof(lit) - 1)
 
 static void resp_reply_err(struct resp_wctx *rw, struct resp_msg *m, const char *fmt, ...)
@@ -493,7 +626,7 @@ static void resp_reply_err(struct resp_wctx *rw, struct resp_msg *m, const char 
         n = (int)sizeof(tmp) - 4;
     tmp[0] = '-';
     memcpy(tmp + 1 + n, "\r\n", 2);
-    rw->n_errors++;
+    resp_stat_add(&rw->stats->errors, 1);
     resp_reply_raw(rw, m, tmp, (size_t)n + 3);
 }
 
@@ -557,6 +690,10 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
 static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static uint32_t resp_first_up_shard(const struct resp_session *s);
+static void resp_cmd_pubsub(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
+static void resp_config_forward(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r, enum resp_merge merge);
 static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r);
 static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
                         enum resp_merge merge);
@@ -651,8 +788,24 @@ static void resp_local(struct resp_session *s, struct resp_msg *m, const struct 
     case RESP_CMD_RANDOMKEY:
         resp_fanout(s, m, r, RESP_MERGE_RANDOM);
         return;
+    case RESP_CMD_SUBSCRIBE:
+    case RESP_CMD_SSUBSCRIBE:
+    case RESP_CMD_PSUBSCRIBE:
+    case RESP_CMD_UNSUBSCRIBE:
+    case RESP_CMD_SUNSUBSCRIBE:
+    case RESP_CMD_PUNSUBSCRIBE:
+        resp_pubsub_cmd(s, m, r->cmd, r->base, r->args, r->argc);
+        return;
+    case RESP_CMD_PUBSUB:
+        resp_cmd_pubsub(s, m, r);
+        return;
     case RESP_CMD_PING:
-        if (r->argc == 1)
+        if (s->ps.mode && s->proto == 2) { /* RESP2 while subscribed: ["pong", arg] */
+            size_t n = r->argc > 1 ? r->args[1].len : 0;
+            resp_append_fmt(rw, m, "*2\r\n$4\r\npong\r\n");
+            resp_append_bulk(rw, m, n ? resp_arg_ptr(r, 1) : "", n);
+            resp_msg_complete(rw, m, '*', 2);
+        } else if (r->argc == 1)
             RESP_REPLY_LIT(rw, m, "+PONG\r\n");
         else if (resp_append_bulk(rw, m, resp_arg_ptr(r, 1), r->args[1].len) == 0)
             resp_msg_complete(rw, m, '$', (int64_t)r->args[1].len);
@@ -790,7 +943,7 @@ static struct resp_conn *resp_session_conn(struct resp_session *s, struct resp_s
 {
     struct resp_conn *c = s->bconn;
     *busy = 0;
-    if (c && c->srv == srv && c->state != RESP_CONN_IDLE)
+    if (c && c->srv == srv && c->state != RESP_CONN_IDLE && c->proto == s->proto)
         return c;
     int waiting = c && c->n_q > 0 && c->state != RESP_CONN_IDLE;
     int blocked = 0;
@@ -807,7 +960,7 @@ static struct resp_conn *resp_session_conn(struct resp_session *s, struct resp_s
             resp_conn_close_dedicated(c);
         s->bconn = NULL;
     }
-    s->bconn = resp_conn_dedicated(srv, s);
+    s->bconn = resp_conn_dedicated(srv, s, s->proto);
     return s->bconn;
 }
 
@@ -839,6 +992,7 @@ static void resp_tx_reset(struct resp_session *s)
 {
     s->tx_multi = s->tx_dirty = s->tx_sent = 0;
     s->tx_shard = -1;
+    atomic_store_explicit(&s->cl.multi, -1, memory_order_relaxed);
 }
 
 /* Sends the one-word command `name` on c; its reply goes to m, or is
@@ -905,6 +1059,8 @@ static void resp_tx_send(struct resp_session *s, struct resp_msg *m, const struc
         RESP_REPLY_LIT(s->rw, m, "-ERR weir: out of memory\r\n");
         return;
     }
+    if (s->tx_multi) /* CLIENT LIST's multi= */
+        atomic_fetch_add_explicit(&s->cl.multi, 1, memory_order_relaxed);
     resp_conn_push(c, m);
 }
 
@@ -925,6 +1081,7 @@ static void resp_cmd_multi(struct resp_session *s, struct resp_msg *m)
     }
     int pinned = s->tx_shard >= 0;
     s->tx_multi = 1;
+    atomic_store_explicit(&s->cl.multi, 0, memory_order_relaxed);
     s->tx_dirty = 0;
     s->tx_sent = 0;
     if (!pinned) {
@@ -1049,14 +1206,18 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
             resp_reply_noconn(s, m, srv, busy);
             return;
         }
-        m->blocking = 1;
-    } else if (!(c = resp_server_conn(srv))) {
+    } else if (!(c = resp_session_srv_conn(s, srv))) {
         resp_fail_down(s, m, shard);
         return;
     }
     if (resp_write_request(c, r) < 0) {
         resp_msg_fail(rw, m, "weir: out of memory");
         return;
+    }
+    if (blocking) { /* until it leaves c's queue (resp_msg_unqueued) */
+        m->blocking = 1;
+        resp_stat_add(&rw->stats->blocked, 1);
+        resp_session_blocked(s, 1);
     }
     resp_conn_push(c, m);
 }
@@ -1083,7 +1244,7 @@ static void resp_frag_send(struct resp_session *s, struct resp_msg *f, const str
                            uint32_t shard, const uint32_t *idx, uint32_t n, int read)
 {
     struct resp_server *srv = resp_route_server(s->route, shard, read);
-    struct resp_conn *c = srv ? resp_server_conn(srv) : NULL;
+    struct resp_conn *c = srv ? resp_session_srv_conn(s, srv) : NULL;
     if (!c) {
         resp_fail_down(s, f, shard);
         return;
@@ -1196,7 +1357,7 @@ static void resp_cmd_scan(struct resp_session *s, struct resp_msg *m, const stru
         return;
     }
     struct resp_server *srv = resp_route_server(s->route, (uint32_t)shard, 1);
-    struct resp_conn *c = srv ? resp_server_conn(srv) : NULL;
+    struct resp_conn *c = srv ? resp_session_srv_conn(s, srv) : NULL;
     if (!c) {
         resp_fail_down(s, f, (uint32_t)shard);
         return;
@@ -1235,12 +1396,9 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
                        resp_arg_str(r, 0, name, sizeof(name)));
         return;
     }
-    if (rc < 0 || k.n == 0) {
-        if (n_shards == 1) { /* Redis gives its own error */
-            resp_send_keyed(s, m, r, 0, 0);
-            return;
-        }
-        RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+    if (rc < 0 || k.n == 0) { /* Redis refuses it: any shard gives Redis's own error */
+        resp_send_keyed(s, m, r, s->tx_shard >= 0 ? (uint32_t)s->tx_shard : resp_first_up_shard(s),
+                        0);
         return;
     }
     if (k.foreign && n_shards > 1) {
@@ -1299,6 +1457,64 @@ static int resp_session_adopt(struct resp_session *s)
     return 0;
 }
 
+/* Commands a RESP2 client may send while subscribed (as Redis). */
+static int resp_pubsub_allowed(const struct resp_cmd *cmd)
+{
+    switch (cmd->id) {
+    case RESP_CMD_SUBSCRIBE:
+    case RESP_CMD_SSUBSCRIBE:
+    case RESP_CMD_PSUBSCRIBE:
+    case RESP_CMD_UNSUBSCRIBE:
+    case RESP_CMD_SUNSUBSCRIBE:
+    case RESP_CMD_PUNSUBSCRIBE:
+    case RESP_CMD_PING:
+    case RESP_CMD_QUIT:
+    case RESP_CMD_RESET:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB: channels
+ * are on their shards (lists and counts add up), patterns on every shard
+ * (the first shard up counts them). */
+static void resp_cmd_pubsub(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    const struct resp_arg *sub = &r->args[1];
+    if (resp_arg_is(r->base, sub, "channels") || resp_arg_is(r->base, sub, "shardchannels")) {
+        if (r->argc > 3) {
+            resp_reply_err(s->rw, m, "ERR wrong number of arguments for 'pubsub|%.*s' command",
+                           (int)sub->len, resp_arg_ptr(r, 1));
+            return;
+        }
+        resp_fanout(s, m, r, RESP_MERGE_ARRAY);
+    } else if (resp_arg_is(r->base, sub, "numsub") || resp_arg_is(r->base, sub, "shardnumsub")) {
+        m->merge = RESP_MERGE_ARRAY;
+        m->frags_left = 1;
+        for (uint32_t i = 2; i < r->argc; i++) {
+            struct resp_msg *f = resp_frag_new(s, m);
+            if (!f)
+                break;
+            uint32_t idx[3] = { 0, 1, i };
+            int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+            resp_frag_send(s, f, r, sh < 0 ? 0 : (uint32_t)sh, idx, 3, 0);
+        }
+        if (r->argc == 2) {
+            struct resp_msg *f = resp_frag_new(s, m);
+            if (f)
+                resp_frag_send(s, f, r, resp_first_up_shard(s), NULL, 0, 0);
+        }
+        if (--m->frags_left == 0) {
+            resp_merge(s->rw, m);
+            m->done = 1;
+            resp_session_mark(s);
+        }
+    } else {
+        resp_config_forward(s, m, r, RESP_MERGE_FIRST); /* NUMPAT, HELP, errors: one shard */
+    }
+}
+
 /* Handles one complete command. */
 static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 {
@@ -1315,10 +1531,17 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
         s->q_head = m;
     s->q_tail = m;
     s->n_pending++;
-    rw->n_commands++;
+    resp_stat_add(&rw->stats->commands, 1);
 
     r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
     const struct resp_cmd *cmd = r->cmd;
+    m->silent = s->reply_off || s->reply_skip;
+    s->reply_skip = 0;
+    if (cmd)
+        resp_clients_note(&s->cl, cmd,
+                          r->argc > 1 && (cmd->flags & RC_PROXY) ? resp_arg_ptr(r, 1) : NULL,
+                          r->argc > 1 ? r->args[1].len : 0,
+                          (uint64_t)(ev_now(rw->wc->worker.loop) * 1000));
     if (!cmd) {
         resp_reply_unknown(rw, m, r);
         return;
@@ -1330,6 +1553,11 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
     }
     if (!resp_cmd_arity_ok(cmd, r->argc)) {
         resp_reply_err(rw, m, "ERR wrong number of arguments for '%s' command", cmd->name);
+        return;
+    }
+    if (s->ps.mode && s->proto == 2 && !resp_pubsub_allowed(cmd)) {
+        resp_reply_err(rw, m, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE "
+                       "/ PING / QUIT / RESET are allowed in this context", cmd->name);
         return;
     }
     if (cmd->flags & RC_UNSUPPORTED) {
@@ -1354,15 +1582,17 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
     struct resp_wctx *rw = s->rw;
+    const struct resp_arg *setname = NULL;
     uint32_t i = 1;
     int ok = 1;
+    int64_t v = 0;
     if (r->argc > 1) {
-        int64_t v = resp_arg_int(r, 1, &ok);
+        v = resp_arg_int(r, 1, &ok);
         if (!ok) {
             RESP_REPLY_LIT(rw, m, "-ERR Protocol version is not an integer or out of range\r\n");
             return;
         }
-        if (v != 2) {
+        if (v != 2 && v != 3) {
             RESP_REPLY_LIT(rw, m, "-NOPROTO unsupported protocol version\r\n");
             return;
         }
@@ -1380,7 +1610,13 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
             s->authed = 1;
             i += 2;
         } else if (resp_arg_is(r->base, &r->args[i], "setname") && i + 1 < r->argc) {
-            i += 1;
+            setname = &r->args[++i];
+            if (memchr(r->base + setname->off, ' ', setname->len) ||
+                memchr(r->base + setname->off, '\n', setname->len)) {
+                RESP_REPLY_LIT(rw, m, "-ERR Client names cannot contain spaces, newlines or "
+                                      "special characters.\r\n");
+                return;
+            }
         } else {
             char opt[64];
             resp_reply_err(rw, m, "ERR Syntax error in HELLO option '%s'", resp_arg_str(r, i, opt, sizeof(opt)));
@@ -1394,111 +1630,348 @@ static void resp_cmd_hello(struct resp_session *s, struct resp_msg *m, const str
                               "RESP protocol version at the same time\r\n");
         return;
     }
-    resp_append_fmt(rw, m, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
-                    "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%" PRIu64 "\r\n$4\r\nmode\r\n"
+    if (setname && resp_clients_set_name(&s->cl, r->base + setname->off, setname->len) < 0) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
+    if (v)
+        s->proto = (uint8_t)v;
+    atomic_store_explicit(&s->cl.resp, s->proto, memory_order_relaxed);
+    /* a map in RESP3, its pairs flat in RESP2 */
+    resp_append_fmt(rw, m, s->proto == 3 ? "%%7\r\n" : "*14\r\n");
+    resp_append_fmt(rw, m, "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                    "$5\r\nproto\r\n:%u\r\n$2\r\nid\r\n:%" PRIu64 "\r\n$4\r\nmode\r\n"
                     "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
-                    strlen(RESP_VERSION), RESP_VERSION, s->id);
-    resp_msg_complete(rw, m, '*', 14);
+                    strlen(RESP_VERSION), RESP_VERSION, s->proto, s->id);
+    resp_msg_complete(rw, m, s->proto == 3 ? '%' : '*', s->proto == 3 ? 7 : 14);
+}
+
+/* CLIENT KILL's filters (Redis's order of checks). Returns 0, or -1 after
+ * replying an error to m. */
+static int resp_client_kill_args(struct resp_session *s, struct resp_msg *m,
+                                 const struct resp_req *r, struct resp_clients_filter *f,
+                                 char *addr, char *laddr, size_t size)
+{
+    struct resp_wctx *rw = s->rw;
+    char val[256];
+    f->skip_id = s->id;
+    for (uint32_t i = 2; i < r->argc; i += 2) {
+        const struct resp_arg *o = &r->args[i];
+        int more = i + 1 < r->argc, ok;
+        if (more)
+            resp_arg_str(r, i + 1, val, sizeof(val));
+        if (more && resp_arg_is(r->base, o, "id")) {
+            int64_t id = resp_arg_int(r, i + 1, &ok);
+            if (!ok || id < 1) {
+                RESP_REPLY_LIT(rw, m, "-ERR client-id should be greater than 0\r\n");
+                return -1;
+            }
+            f->id = (uint64_t)id;
+        } else if (more && resp_arg_is(r->base, o, "type")) {
+            if (strcasecmp(val, "normal") && strcasecmp(val, "master") &&
+                strcasecmp(val, "slave") && strcasecmp(val, "replica") && strcasecmp(val, "pubsub")) {
+                resp_reply_err(rw, m, "ERR Unknown client type '%s'", val);
+                return -1;
+            }
+            if (strcasecmp(val, "normal") != 0)
+                f->id = UINT64_MAX; /* weir's clients are all normal ones */
+        } else if (more && resp_arg_is(r->base, o, "addr")) {
+            snprintf(addr, size, "%s", val);
+            f->addr = addr;
+        } else if (more && resp_arg_is(r->base, o, "laddr")) {
+            snprintf(laddr, size, "%s", val);
+            f->laddr = laddr;
+        } else if (more && resp_arg_is(r->base, o, "user")) {
+            if (strcmp(val, "default") != 0) {
+                resp_reply_err(rw, m, "ERR No such user '%s'", val);
+                return -1;
+            }
+        } else if (more && resp_arg_is(r->base, o, "skipme")) {
+            if (strcasecmp(val, "yes") && strcasecmp(val, "no")) {
+                RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+                return -1;
+            }
+            f->skip_id = strcasecmp(val, "yes") == 0 ? s->id : 0;
+        } else {
+            RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* CLIENT KILL addr | CLIENT KILL <filter value>...: clients of every
+ * worker; each is closed by its own worker (resp_clients.h), the asker
+ * itself after this reply. */
+static void resp_client_kill(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_clients_filter f;
+    char addr[256], laddr[256];
+    int self = 0;
+    memset(&f, 0, sizeof(f));
+    if (r->argc == 3) { /* the old form: an address, and the asker may go too */
+        f.addr = resp_arg_str(r, 2, addr, sizeof(addr));
+        uint32_t n = resp_clients_kill(&f, &s->cl, &self);
+        m->quit = (uint8_t)self;
+        if (n == 0)
+            RESP_REPLY_LIT(rw, m, "-ERR No such client\r\n");
+        else
+            RESP_REPLY_LIT(rw, m, "+OK\r\n");
+        return;
+    }
+    if (resp_client_kill_args(s, m, r, &f, addr, laddr, sizeof(addr)) < 0)
+        return;
+    uint32_t n = f.id == UINT64_MAX ? 0 : resp_clients_kill(&f, &s->cl, &self);
+    m->quit = (uint8_t)self;
+    resp_append_fmt(rw, m, ":%u\r\n", n);
+    resp_msg_complete(rw, m, ':', n);
+}
+
+/* CLIENT LIST [TYPE t | ID id...]: one line per client of every worker. */
+static void resp_client_list(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_clients_filter f;
+    uint64_t ids[64];
+    char type[64];
+    memset(&f, 0, sizeof(f));
+    if (r->argc == 4 && resp_arg_is(r->base, &r->args[2], "type")) {
+        resp_arg_str(r, 3, type, sizeof(type));
+        if (strcasecmp(type, "normal") && strcasecmp(type, "master") && strcasecmp(type, "slave") &&
+            strcasecmp(type, "replica") && strcasecmp(type, "pubsub")) {
+            resp_reply_err(rw, m, "ERR Unknown client type '%s'", type);
+            return;
+        }
+        if (strcasecmp(type, "normal") != 0) {
+            f.ids = ids; /* none of those: weir's clients are all normal ones */
+            f.n_ids = 0;
+        }
+    } else if (r->argc > 3 && resp_arg_is(r->base, &r->args[2], "id")) {
+        f.ids = ids;
+        for (uint32_t i = 3; i < r->argc; i++) {
+            int ok;
+            int64_t id = resp_arg_int(r, i, &ok);
+            if (!ok) {
+                RESP_REPLY_LIT(rw, m, "-ERR Invalid client ID\r\n");
+                return;
+            }
+            if (f.n_ids < sizeof(ids) / sizeof(ids[0]))
+                ids[f.n_ids++] = (uint64_t)id;
+        }
+    } else if (r->argc != 2) {
+        RESP_REPLY_LIT(rw, m, "-ERR syntax error\r\n");
+        return;
+    }
+    size_t len = 0;
+    char *text = resp_clients_list(&f, (uint64_t)(ev_now(rw->wc->worker.loop) * 1000), &len);
+    if (!text) {
+        RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
+        return;
+    }
+    resp_append_text(rw, m, s->proto, text, len);
+    free(text);
+    resp_msg_complete(rw, m, s->proto == 3 ? '=' : '$', (int64_t)len);
+}
+
+/* CLIENT UNBLOCK id [TIMEOUT|ERROR]: the blocked client's worker ends its
+ * command on its own connection (resp_conn_cancel). */
+static void resp_client_unblock(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r)
+{
+    struct resp_wctx *rw = s->rw;
+    int how = 1, ok;
+    if (r->argc == 4) {
+        if (resp_arg_is(r->base, &r->args[3], "error"))
+            how = 2;
+        else if (!resp_arg_is(r->base, &r->args[3], "timeout")) {
+            RESP_REPLY_LIT(rw, m, "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n");
+            return;
+        }
+    }
+    int64_t id = resp_arg_int(r, 2, &ok);
+    if (!ok) {
+        RESP_REPLY_LIT(rw, m, "-ERR value is not an integer or out of range\r\n");
+        return;
+    }
+    if (id > 0 && resp_clients_unblock((uint64_t)id, how))
+        RESP_REPLY_LIT(rw, m, ":1\r\n");
+    else
+        RESP_REPLY_LIT(rw, m, ":0\r\n");
+}
+
+/* CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves. */
+static void resp_client_reply(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    const struct resp_arg *a = &r->args[2];
+    if (resp_arg_is(r->base, a, "on")) {
+        s->reply_off = 0;
+        m->silent = 0;
+    } else if (resp_arg_is(r->base, a, "off")) {
+        s->reply_off = 1;
+        m->silent = 1;
+    } else if (resp_arg_is(r->base, a, "skip")) {
+        m->silent = 1;
+        s->reply_skip = !s->reply_off;
+    } else {
+        RESP_REPLY_LIT(s->rw, m, "-ERR syntax error\r\n");
+        return;
+    }
+    RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
+}
+
+/* CLIENT subcommands: arity as Redis 7 (0: any from 2 on, <0: at least). */
+static const struct {
+    const char *name;
+    int arity;
+} resp_client_subs[] = {
+    { "id", 2 },      { "getname", 2 },  { "setname", 3 },  { "info", 2 },
+    { "list", -2 },   { "kill", -3 },    { "unblock", -3 }, { "no-evict", 3 },
+    { "no-touch", 3 }, { "reply", 3 },   { "setinfo", 4 },
+};
+
+/* The canonical name of CLIENT's subcommand r->args[1] after checking its
+ * arity, or NULL after replying Redis's error to m. */
+static const char *resp_client_sub(struct resp_session *s, struct resp_msg *m,
+                                   const struct resp_req *r)
+{
+    char name[64];
+    for (size_t i = 0; i < sizeof(resp_client_subs) / sizeof(resp_client_subs[0]); i++) {
+        int a = resp_client_subs[i].arity;
+        if (!resp_arg_is(r->base, &r->args[1], resp_client_subs[i].name))
+            continue;
+        if (a >= 0 ? r->argc != (uint32_t)a : r->argc < (uint32_t)-a) {
+            resp_reply_err(s->rw, m, "ERR wrong number of arguments for 'client|%s' command",
+                           resp_client_subs[i].name);
+            return NULL;
+        }
+        return resp_client_subs[i].name;
+    }
+    resp_reply_err(s->rw, m, "ERR unknown subcommand '%s'. Try CLIENT HELP.",
+                   resp_arg_str(r, 1, name, sizeof(name)));
+    return NULL;
+}
+
+/* CLIENT NO-EVICT / NO-TOUCH on|off: accepted (weir evicts no client and
+ * the shards see no client of it to touch for). */
+static void resp_client_onoff(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    if (resp_arg_is(r->base, &r->args[2], "on") || resp_arg_is(r->base, &r->args[2], "off"))
+        RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
+    else
+        RESP_REPLY_LIT(s->rw, m, "-ERR syntax error\r\n");
+}
+
+static void resp_client_setname(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r)
+{
+    const struct resp_arg *a = &r->args[2];
+    for (uint32_t i = 0; i < a->len; i++) {
+        char c = r->base[a->off + i];
+        if (c <= ' ' || c > '~') {
+            RESP_REPLY_LIT(s->rw, m, "-ERR Client names cannot contain spaces, newlines or "
+                                     "special characters.\r\n");
+            return;
+        }
+    }
+    if (resp_clients_set_name(&s->cl, r->base + a->off, a->len) < 0)
+        RESP_REPLY_LIT(s->rw, m, "-ERR weir: out of memory\r\n");
+    else
+        RESP_REPLY_LIT(s->rw, m, "+OK\r\n");
 }
 
 static void resp_cmd_client(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
     struct resp_wctx *rw = s->rw;
-    const struct resp_arg *sub = &r->args[1];
-    if (resp_arg_is(r->base, sub, "setname") && r->argc == 3) {
-        const struct resp_arg *a = &r->args[2];
-        for (uint32_t i = 0; i < a->len; i++) {
-            char c = r->base[a->off + i];
-            if (c <= ' ' || c > '~') {
-                RESP_REPLY_LIT(rw, m, "-ERR Client names cannot contain spaces, newlines or "
-                                      "special characters.\r\n");
-                return;
-            }
+    const char *sub = resp_client_sub(s, m, r);
+    if (!sub)
+        return;
+    if (!strcmp(sub, "setname")) {
+        resp_client_setname(s, m, r);
+    } else if (!strcmp(sub, "getname")) {
+        if (!s->cl.name) {
+            resp_append_null(rw, m, s->proto);
+            resp_msg_complete(rw, m, s->proto == 3 ? '_' : '$', -1);
         }
-        free(s->name);
-        s->name = NULL;
-        if (a->len > 0 && (s->name = malloc(a->len + 1))) {
-            memcpy(s->name, r->base + a->off, a->len);
-            s->name[a->len] = 0;
-        }
-        RESP_REPLY_LIT(rw, m, "+OK\r\n");
-    } else if (resp_arg_is(r->base, sub, "getname") && r->argc == 2) {
-        if (!s->name)
-            RESP_REPLY_LIT(rw, m, "$-1\r\n");
-        else if (resp_append_bulk(rw, m, s->name, strlen(s->name)) == 0)
-            resp_msg_complete(rw, m, '$', (int64_t)strlen(s->name));
-    } else if (resp_arg_is(r->base, sub, "id") && r->argc == 2) {
+        else if (resp_append_bulk(rw, m, s->cl.name, strlen(s->cl.name)) == 0)
+            resp_msg_complete(rw, m, '$', (int64_t)strlen(s->cl.name));
+    } else if (!strcmp(sub, "id")) {
         resp_append_fmt(rw, m, ":%" PRIu64 "\r\n", s->id);
         resp_msg_complete(rw, m, ':', (int64_t)s->id);
-    } else if (resp_arg_is(r->base, sub, "setinfo") && r->argc == 4) {
+    } else if (!strcmp(sub, "info")) {
+        char line[1024];
+        size_t n = resp_clients_line(&s->cl, (uint64_t)(ev_now(rw->wc->worker.loop) * 1000),
+                                     line, sizeof(line));
+        resp_append_text(rw, m, s->proto, line, n);
+        resp_msg_complete(rw, m, s->proto == 3 ? '=' : '$', (int64_t)n);
+    } else if (!strcmp(sub, "list")) {
+        resp_client_list(s, m, r);
+    } else if (!strcmp(sub, "kill")) {
+        resp_client_kill(s, m, r);
+    } else if (!strcmp(sub, "unblock")) {
+        if (r->argc > 4)
+            resp_reply_err(rw, m, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                           "Try CLIENT HELP.", (int)r->args[1].len, resp_arg_ptr(r, 1));
+        else
+            resp_client_unblock(s, m, r);
+    } else if (!strcmp(sub, "reply")) {
+        resp_client_reply(s, m, r);
+    } else if (!strcmp(sub, "setinfo")) {
         RESP_REPLY_LIT(rw, m, "+OK\r\n");
     } else {
-        char sub_name[64];
-        resp_reply_err(rw, m, "ERR unsupported command 'client|%s'", resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
+        resp_client_onoff(s, m, r);
     }
 }
 
-static int resp_info_wants(const struct resp_req *r, const char *section)
-{
-    if (r->argc < 2)
-        return 1;
-    for (uint32_t i = 1; i < r->argc; i++)
-        if (resp_arg_is(r->base, &r->args[i], section) || resp_arg_is(r->base, &r->args[i], "all") ||
-            resp_arg_is(r->base, &r->args[i], "everything") || resp_arg_is(r->base, &r->args[i], "default"))
-            return 1;
-    return 0;
-}
-
+/* INFO [section ...]: weir as a whole; the primaries are asked for what
+ * only they know (resp_info.h), the reply built when they answered. */
 static void resp_cmd_info(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
-    struct resp_wctx *rw = s->rw;
-    char text[8192];
-    size_t o = 0;
-#define INFO_ADD(...) \
-    do { \
-        if (o < sizeof(text)) { \
-            int n_ = snprintf(text + o, sizeof(text) - o, __VA_ARGS__); \
-            if (n_ > 0) \
-                o += (size_t)n_; \
-        } \
-    } while (0)
-    if (resp_info_wants(r, "server"))
-        INFO_ADD("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nweir_proxy:1\r\n"
-                 "process_id:%d\r\ntcp_port:%d\r\n\r\n", RESP_VERSION, (int)getpid(),
-                 ntohs(((const struct sockaddr_in *)&s->lst->addr)->sin_port));
-    if (resp_info_wants(r, "clients"))
-        INFO_ADD("# Clients\r\nconnected_clients:%u\r\nblocked_clients:%u\r\n\r\n",
-                 rw->n_sessions, rw->n_blocking);
-    if (resp_info_wants(r, "stats"))
-        INFO_ADD("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\n"
-                 "total_commands_processed:%" PRIu64 "\r\nweir_error_replies:%" PRIu64 "\r\n\r\n",
-                 rw->n_connections_total, rw->n_commands, rw->n_errors);
-    if (resp_info_wants(r, "replication"))
-        INFO_ADD("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    if (resp_info_wants(r, "weir") && s->route) {
-        const struct cfg_redis_cluster *cc = s->route->cfg;
-        INFO_ADD("# Weir\r\ncluster:%s\r\ndistribution:%s\r\nhash:%s\r\nread_from:%s\r\nshards:%zu\r\n",
-                 cc->name, cfg_redis_dist_name(cc->distribution), cfg_redis_hash_name(cc->hash),
-                 cfg_redis_read_name(cc->read_from), cc->n_shards);
-        for (size_t i = 0; i < cc->n_shards; i++) {
-            struct resp_shard_srv *ss = &s->route->shards[i];
-            const struct resp_health_shard *hs = &s->route->hs->shards[i];
-            INFO_ADD("shard%zu:name=%s,primary=%s,up=%d,commands=%" PRIu64, i, cc->shards[i].name,
-                     ss->primary->name, resp_health_usable(&hs->primary, ss->primary->failed_ms),
-                     ss->primary->commands);
-            for (uint32_t k = 0; k < ss->n_replicas; k++)
-                INFO_ADD(",replica=%s,up=%d,in_sync=%d,commands=%" PRIu64, ss->replicas[k]->name,
-                         resp_health_usable(&hs->replicas[k], ss->replicas[k]->failed_ms),
-                         atomic_load(&hs->replicas[k].lag_ok), ss->replicas[k]->commands);
-            INFO_ADD("\r\n");
-        }
-        INFO_ADD("\r\n");
+    static const char ask[] = "*5\r\n$4\r\nINFO\r\n$6\r\nserver\r\n$6\r\nmemory\r\n"
+                              "$5\r\nstats\r\n$8\r\nkeyspace\r\n";
+    m->sections = resp_info_sections(r->base, r->args + 1, r->argc - 1);
+    if (m->sections & RESP_INFO_FROM_SHARDS) {
+        struct resp_req q = { .base = ask, .cmd = r->cmd, .len = sizeof(ask) - 1 };
+        resp_fanout(s, m, &q, RESP_MERGE_INFO);
+        return;
     }
-    if (o >= sizeof(text))
-        o = sizeof(text) - 1;
-    if (resp_append_bulk(rw, m, text, o) == 0)
-        resp_msg_complete(rw, m, '$', (int64_t)o);
-#undef INFO_ADD
+    struct resp_info_shards sh;
+    memset(&sh, 0, sizeof(sh));
+    resp_info_reply(s->rw, m, &sh);
+}
+
+/* Completes m with the INFO text of m->sections. */
+static void resp_info_reply(struct resp_wctx *rw, struct resp_msg *m,
+                            const struct resp_info_shards *sh)
+{
+    struct resp_session *s = m->s;
+    size_t len = 0;
+    char *text = NULL;
+    if (s) {
+        struct resp_info_local loc = {
+            .lst = s->lst,
+            .route = rw->snap == s->snap ? resp_route_get(rw, s->lst->redis_cluster->name) : NULL,
+            .now_ms = (uint64_t)(ev_now(rw->wc->worker.loop) * 1000),
+        };
+        text = resp_info_text(m->sections, &loc, sh, &len);
+    }
+    if (!text) {
+        resp_msg_append(rw, m, "-ERR weir: out of memory\r\n", 26);
+        m->reply_type = '-';
+        if (!m->frags) /* a merge sets done itself */
+            resp_msg_complete(rw, m, '-', 0);
+        return;
+    }
+    resp_append_text(rw, m, s->proto, text, len);
+    free(text);
+    if (s->proto == 3)
+        len += 4;
+    if (m->frags) {
+        m->reply_type = s->proto == 3 ? '=' : '$';
+        m->value = (int64_t)len;
+    } else {
+        resp_msg_complete(rw, m, s->proto == 3 ? '=' : '$', (int64_t)len);
+    }
 }
 
 /* One COMMAND INFO entry (Redis 7 shape, without tips / key specs). */
@@ -1550,6 +2023,8 @@ static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const s
             const struct resp_cmd *c = resp_cmd_lookup(resp_arg_ptr(r, i), r->args[i].len);
             if (c && resp_cmd_listed(c))
                 resp_command_entry(rw, m, c);
+            else if (s->proto == 3)
+                resp_msg_append(rw, m, "_\r\n", 3);
             else
                 resp_msg_append(rw, m, "*-1\r\n", 5);
         }
@@ -1562,44 +2037,89 @@ static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const s
     }
 }
 
+/* The first shard whose primary is usable (shard 0 when none is: its
+ * command then fails as for any dead primary). */
+static uint32_t resp_first_up_shard(const struct resp_session *s)
+{
+    for (uint32_t i = 0; i < s->route->n_shards; i++)
+        if (resp_route_server(s->route, i, 0))
+            return i;
+    return 0;
+}
+
+/* CONFIG SET: to every primary and replica; +OK, or the first error. */
+static void resp_config_set(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
+{
+    m->merge = RESP_MERGE_OK;
+    m->frags_left = 1;
+    for (uint32_t i = 0; i < s->route->n_shards; i++) {
+        const struct resp_shard_srv *ss = &s->route->shards[i];
+        for (uint32_t k = 0; k <= ss->n_replicas; k++) {
+            struct resp_server *srv = k == 0 ? ss->primary : ss->replicas[k - 1];
+            struct resp_msg *f = resp_frag_new(s, m);
+            if (!f)
+                break;
+            struct resp_conn *c = resp_session_srv_conn(s, srv);
+            if (!c)
+                resp_reply_err(s->rw, f, "ERR weir: redis %s is unreachable", srv->name);
+            else if (resp_write_request(c, r) < 0)
+                resp_msg_fail(s->rw, f, "weir: out of memory");
+            else
+                resp_conn_push(c, f);
+        }
+    }
+    if (--m->frags_left == 0) {
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
+}
+
+/* CONFIG GET / HELP: asked of the first reachable primary (the shards are
+ * expected to share their settings); GET's reply gets weir's own values of
+ * what weir decides (RESP_MERGE_CONFIG). */
+static void resp_config_forward(struct resp_session *s, struct resp_msg *m,
+                                const struct resp_req *r, enum resp_merge merge)
+{
+    m->merge = (uint8_t)merge;
+    m->frags_left = 1;
+    struct resp_msg *f = resp_frag_new(s, m);
+    if (f)
+        resp_frag_send(s, f, r, resp_first_up_shard(s), NULL, 0, 0);
+    if (--m->frags_left == 0) {
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
+}
+
 static void resp_cmd_config(struct resp_session *s, struct resp_msg *m, const struct resp_req *r)
 {
     struct resp_wctx *rw = s->rw;
-    const struct cfg_redis_cluster *cc = s->lst->redis_cluster;
-    char maxclients[24], bulk[24];
-    snprintf(maxclients, sizeof(maxclients), "%u", s->lst->max_connections);
-    snprintf(bulk, sizeof(bulk), "%" PRIu64, cc->max_bulk_bytes);
-    const char *table[][2] = {
-        { "databases", "1" },        { "maxclients", maxclients }, { "timeout", "0" },
-        { "proto-max-bulk-len", bulk }, { "save", "" },            { "appendonly", "no" },
-        { "cluster-enabled", "no" }, { "maxmemory", "0" },
-    };
-    if (!resp_arg_is(r->base, &r->args[1], "get") || r->argc < 3) {
-        char sub_name[64];
-        if (resp_arg_is(r->base, &r->args[1], "get"))
+    const struct resp_arg *sub = &r->args[1];
+    char name[64];
+    if (resp_arg_is(r->base, sub, "get")) {
+        if (r->argc < 3)
             RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|get' command\r\n");
         else
-            resp_reply_err(rw, m, "ERR unsupported command 'config|%s'",
-                           resp_arg_str(r, 1, sub_name, sizeof(sub_name)));
-        return;
+            resp_config_forward(s, m, r, RESP_MERGE_CONFIG);
+    } else if (resp_arg_is(r->base, sub, "set") && s->lst->redis_cluster->allow_config_set) {
+        if (r->argc < 4 || r->argc % 2)
+            RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|set' command\r\n");
+        else
+            resp_config_set(s, m, r);
+    } else if (resp_arg_is(r->base, sub, "help")) {
+        if (r->argc != 2)
+            RESP_REPLY_LIT(rw, m, "-ERR wrong number of arguments for 'config|help' command\r\n");
+        else
+            resp_config_forward(s, m, r, RESP_MERGE_FIRST);
+    } else if (resp_arg_is(r->base, sub, "resetstat") || resp_arg_is(r->base, sub, "rewrite")) {
+        resp_reply_err(rw, m, "ERR unsupported command 'config|%s'",
+                       resp_arg_str(r, 1, name, sizeof(name)));
+    } else { /* as Redis, also for SET when commands.config_set is off */
+        resp_reply_err(rw, m, "ERR unknown subcommand '%s'. Try CONFIG HELP.",
+                       resp_arg_str(r, 1, name, sizeof(name)));
     }
-    int hit[sizeof(table) / sizeof(table[0])] = { 0 }, n = 0;
-    for (uint32_t i = 2; i < r->argc; i++) {
-        char pat[128];
-        resp_arg_str(r, i, pat, sizeof(pat));
-        for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++)
-            if (!hit[t] && fnmatch(pat, table[t][0], FNM_CASEFOLD) == 0) {
-                hit[t] = 1;
-                n++;
-            }
-    }
-    resp_append_fmt(rw, m, "*%d\r\n", 2 * n);
-    for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++)
-        if (hit[t]) {
-            resp_append_bulk(rw, m, table[t][0], strlen(table[t][0]));
-            resp_append_bulk(rw, m, table[t][1], strlen(table[t][1]));
-        }
-    resp_msg_complete(rw, m, '*', 2 * n);
 }
 
 /* ---- the session ---- */
@@ -1685,7 +2205,7 @@ static int resp_session_settled(const struct resp_session *s)
     return 1;
 }
 
-static struct resp_msg *resp_session_enqueue(struct resp_session *s)
+struct resp_msg *resp_session_enqueue(struct resp_session *s)
 {
     struct resp_msg *m = resp_msg_get(s->rw);
     if (!m)
@@ -1713,22 +2233,66 @@ static struct resp_msg *resp_session_enqueue(struct resp_session *s)
  * first and those after it wait for its reply, so it never overtakes or is
  * overtaken by its neighbours on the shared connections. If it cannot be
  * sent (no shard, primary down) or its connection fails, the rest of its
- * bytes are read and dropped and the client gets the error. */
+ * bytes are read and dropped and the client gets the error.
+ *
+ * A split command (MSET, MGET, DEL, UNLINK, EXISTS, TOUCH) is taken apart
+ * argument by argument (the parser's arg_stop): each key, whole in the
+ * buffer, starts its fragment ("*3 MSET key" then the value's bytes as they
+ * come, or "*2 DEL key") on the session's own connection to the key's shard
+ * (one per shard for the stream, so the fragments of one shard keep their
+ * order); the replies merge as for any split command. Back-pressure counts
+ * the unwritten bytes of all those connections together, so at most
+ * RESP_STREAM_HIGH_BYTES plus one read of a client's command wait in weir.
+ * A command that cannot stream at all (its key after a big argument, a key
+ * larger than the buffer) is read to its end and dropped, and gets an
+ * error: the connection goes on serving. */
+
+/* Closes (abort) or retires (replies still due arrive first) the
+ * connections of a split stream. */
+static void resp_split_close(struct resp_session *s, int abort)
+{
+    for (uint32_t i = 0; i < s->n_split_conns; i++) {
+        struct resp_conn *c = s->split_conns[i];
+        if (!c)
+            continue;
+        c->owner_waits = 0;
+        if (!abort && c->n_q > 0 && c->state != RESP_CONN_IDLE)
+            resp_conn_retire(c);
+        else
+            resp_conn_close_dedicated(c);
+    }
+    free(s->split_conns);
+    s->split_conns = NULL;
+    free(s->key_buf);
+    s->key_buf = NULL;
+    s->key_len = s->key_cap = 0;
+    s->n_split_conns = 0;
+    s->split_cmd = NULL;
+}
 
 /* Ends the stream (its last byte was read, or the client is gone). */
 static void resp_stream_end(struct resp_session *s)
 {
     struct resp_conn *c = s->stream_conn;
+    struct resp_msg *m = s->stream_msg;
     s->streaming = 0;
     s->after_stream = 1;
-    s->stream_msg = NULL;
+    s->stream_msg = s->stream_cur = NULL;
     s->stream_conn = NULL;
     if (c)
         c->owner_waits = 0;
+    if (!s->split_cmd)
+        return;
+    resp_split_close(s, 0);
+    if (--m->frags_left == 0) { /* the hold taken at the start */
+        resp_merge(s->rw, m);
+        m->done = 1;
+        resp_session_mark(s);
+    }
 }
 
-/* Ends the stream without a reply: its msg (the last in the queue) leaves
- * the queue and the shard's connection, which is closed. */
+/* Ends the stream without a reply: its msg leaves the queue and the
+ * shard's connection, which is closed. */
 static void resp_stream_drop(struct resp_session *s)
 {
     struct resp_msg *m = s->stream_msg, **pp = &s->q_head, *prev = NULL;
@@ -1736,10 +2300,16 @@ static void resp_stream_drop(struct resp_session *s)
         prev = *pp;
         pp = &(*pp)->next;
     }
-    *pp = NULL;
-    s->q_tail = prev;
+    *pp = m->next; /* pub/sub messages may have come in behind it */
+    if (s->q_tail == m)
+        s->q_tail = prev;
+    m->next = NULL;
     s->n_pending--;
     m->s = NULL;
+    if (s->split_cmd) { /* its fragments leave with their connections */
+        resp_split_close(s, 1);
+        s->stream_conn = NULL;
+    }
     resp_stream_end(s);
     if (m->in_backend) /* on c: the failure frees it with the other orphans */
         resp_conn_fail(m->conn, "the client sent a malformed command");
@@ -1753,7 +2323,7 @@ static void resp_stream_forward(struct resp_session *s, const char *data, size_t
     struct resp_conn *c = s->stream_conn;
     if (!c)
         return;
-    if (c->state == RESP_CONN_IDLE || s->stream_msg->done) {
+    if (c->state == RESP_CONN_IDLE || s->stream_cur->done) {
         /* failed (the msg has the error), or the shard answered early and
          * is closing (a protocol error): drop the rest */
         if (c->state != RESP_CONN_IDLE)
@@ -1767,29 +2337,27 @@ static void resp_stream_forward(struct resp_session *s, const char *data, size_t
     }
 }
 
-/* Starts streaming the command whose first n bytes parser p has read and
- * which fills the whole buffer. Returns 0 when started (those bytes are
- * consumed), -EAGAIN to try again once earlier commands have their replies,
- * -E2BIG when this command cannot stream (the caller refuses it). */
-static int resp_stream_start(struct resp_session *s, const struct resp_parser *p, size_t n)
+/* Starts reading and dropping the rest of a command parser p has read the
+ * first n bytes of; m (queued, with its error reply) stands for it. */
+static void resp_stream_refuse(struct resp_session *s, struct resp_msg *m,
+                               const struct resp_parser *p, size_t n)
+{
+    s->sp = *p;
+    s->sp.args = NULL;
+    s->sp.args_cap = 0;
+    s->sp.lim = &s->lim;
+    s->streaming = 1;
+    s->stream_msg = s->stream_cur = m;
+    s->stream_conn = NULL;
+    buf_consume(&s->in, n);
+}
+
+/* A single-key command whose key is in: starts passing it on. */
+static void resp_stream_single(struct resp_session *s, struct resp_msg *m,
+                               const struct resp_parser *p, size_t n)
 {
     struct resp_wctx *rw = s->rw;
     struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p->n_args };
-    if (p->type != '*' || p->arg_done < 2 || p->arg_done > rw->args_cap)
-        return -E2BIG;
-    const struct resp_cmd *cmd = resp_cmd_lookup(resp_arg_ptr(&r, 0), r.args[0].len);
-    if (!cmd || (cmd->flags & (RC_PROXY | RC_UNSUPPORTED | RC_BLOCKING)) ||
-        cmd->keys != RESP_KEYS_SPAN || cmd->first != 1 || cmd->last != 1 ||
-        !resp_cmd_arity_ok(cmd, r.argc) || (s->lst->redis_cluster->password && !s->authed))
-        return -E2BIG;
-    if (!resp_session_settled(s))
-        return -EAGAIN;
-    if (resp_session_adopt(s) < 0 || !s->route)
-        return -E2BIG;
-    struct resp_msg *m = resp_session_enqueue(s);
-    if (!m)
-        return -E2BIG;
-    rw->n_commands++;
     struct resp_conn *c = NULL;
     int shard = resp_dist_shard(&s->route->dist, resp_arg_ptr(&r, 1), r.args[1].len);
     if (shard < 0) {
@@ -1809,18 +2377,234 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
         else if (!(c = resp_session_conn(s, srv, &busy)))
             resp_reply_noconn(s, m, srv, busy);
     }
-    s->sp = *p;
-    s->sp.args = NULL; /* the arguments left are not in the buffer: count them only */
-    s->sp.args_cap = 0;
-    s->sp.lim = &s->lim;
-    s->streaming = 1;
-    s->stream_msg = m;
+    resp_stream_refuse(s, m, p, 0);
     s->stream_conn = c;
     if (c)
         resp_conn_push(c, m);
     resp_stream_forward(s, buf_rptr(&s->in), n);
     buf_consume(&s->in, n);
+}
+
+/* A split command: starts taking it apart from its first byte (nothing is
+ * consumed here). Returns 0 or -ENOMEM (m untouched). */
+static int resp_stream_split(struct resp_session *s, struct resp_msg *m,
+                             const struct resp_cmd *cmd, const struct resp_parser *p)
+{
+    uint32_t n_shards = (uint32_t)s->route->cfg->n_shards;
+    s->split_conns = calloc(n_shards, sizeof(*s->split_conns));
+    if (!s->split_conns)
+        return -ENOMEM;
+    s->n_split_conns = n_shards;
+    s->split_cmd = cmd;
+    s->split_gen = s->rw->routes_gen;
+    m->merge = cmd->merge;
+    m->frags_left = 1; /* held until the last key is in */
+    resp_parser_init(&s->sp, RESP_MODE_REQUEST, &s->lim, NULL, 0);
+    s->sp.arg_stop = 1;
+    s->streaming = 1;
+    s->stream_msg = m;
+    s->stream_cur = NULL;
+    s->stream_conn = NULL;
     return 0;
+}
+
+/* Starts streaming the command whose first n bytes parser p has read and
+ * which fills the whole buffer. Returns 0 when started (a command that
+ * cannot stream is refused with an error and its bytes dropped), -EAGAIN to
+ * try again once earlier commands have their replies, -E2BIG when not even
+ * a reply can be queued (the caller closes). */
+static int resp_stream_start(struct resp_session *s, const struct resp_parser *p, size_t n)
+{
+    struct resp_wctx *rw = s->rw;
+    struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p->n_args };
+    const struct resp_cmd *cmd = NULL;
+    if (p->type == '*' && p->arg_done >= 1)
+        cmd = resp_cmd_lookup(resp_arg_ptr(&r, 0), r.args[0].len);
+    int usable = cmd && !(cmd->flags & (RC_PROXY | RC_UNSUPPORTED | RC_BLOCKING)) &&
+                 cmd->keys == RESP_KEYS_SPAN && cmd->first == 1 && resp_cmd_arity_ok(cmd, r.argc) &&
+                 !(s->lst->redis_cluster->password && !s->authed);
+    int single = usable && cmd->last == 1 && p->arg_done >= 2;
+    int split = usable && (cmd->flags & RC_SPLIT) && cmd->last == -1 && !s->tx_multi;
+    if ((single || split) && !resp_session_settled(s))
+        return -EAGAIN;
+    if ((single || split) && (resp_session_adopt(s) < 0 || !s->route))
+        single = split = 0;
+    struct resp_msg *m = resp_session_enqueue(s);
+    if (!m)
+        return -E2BIG;
+    resp_stat_add(&rw->stats->commands, 1);
+    if (single) {
+        resp_stream_single(s, m, p, n);
+        return 0;
+    }
+    if (split && resp_stream_split(s, m, cmd, p) == 0)
+        return 0;
+    if (cmd && !resp_cmd_arity_ok(cmd, r.argc)) /* Redis's first check */
+        resp_reply_err(rw, m, "ERR wrong number of arguments for '%s' command", cmd->name);
+    else
+        resp_reply_err(rw, m, "ERR weir: command larger than %zu bytes (the proxy's buffer) that "
+                       "cannot stream (a single-key command whose key comes first can, and so "
+                       "can MSET, MGET, DEL, UNLINK, EXISTS and TOUCH with keys that fit it)",
+                       rw->wc->bufs.block_size);
+    resp_stream_refuse(s, m, p, n);
+    return 0;
+}
+
+/* The session's own connection to the shard of a split stream's fragment
+ * f (made when needed). NULL after replying an error to f. */
+static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg *f,
+                                         uint32_t shard)
+{
+    struct resp_conn *c = s->split_conns[shard];
+    if (c && c->state != RESP_CONN_IDLE)
+        return c;
+    if (c) /* failed earlier in this command: a fresh one */
+        resp_conn_close_dedicated(c);
+    s->split_conns[shard] = NULL;
+    struct resp_server *srv =
+        resp_route_server(s->route, shard, (s->split_cmd->flags & RC_READ) != 0);
+    if (!srv) {
+        resp_fail_down(s, f, shard);
+        return NULL;
+    }
+    if (!(c = resp_conn_dedicated(srv, s, s->proto))) {
+        resp_reply_noconn(s, f, srv, 0);
+        return NULL;
+    }
+    s->split_conns[shard] = c;
+    return c;
+}
+
+/* The key whose argument is raw[0..n) (header included) starts its
+ * fragment; with MSET its value follows (s->stream_conn). */
+static void resp_split_frag(struct resp_session *s, const char *raw, size_t n)
+{
+    struct resp_wctx *rw = s->rw;
+    const struct resp_cmd *cmd = s->split_cmd;
+    struct resp_msg *f = resp_frag_new(s, s->stream_msg);
+    s->stream_cur = f;
+    s->stream_conn = NULL;
+    if (!f) {
+        s->closing = 1;
+        return;
+    }
+    const char *key = raw + n - 2 - s->sp.arg_len;
+    size_t klen = (size_t)s->sp.arg_len;
+    if (rw->routes_gen != s->split_gen &&
+        (resp_session_adopt(s) < 0 || !s->route || s->route->cfg->n_shards != s->n_split_conns)) {
+        RESP_REPLY_LIT(rw, f, "-ERR weir: the shard map changed during this command\r\n");
+        return;
+    }
+    s->split_gen = rw->routes_gen;
+    int shard = resp_dist_shard(&s->route->dist, key, klen);
+    if (shard < 0) {
+        resp_reply_err(rw, f, "ERR weir: no shard for key '%.*s' in the %s distribution",
+                       (int)(klen > 64 ? 64 : klen), key,
+                       cfg_redis_dist_name(s->route->cfg->distribution));
+        return;
+    }
+    struct resp_conn *c = resp_split_conn(s, f, (uint32_t)shard);
+    if (!c)
+        return;
+    char head[48];
+    int hn = snprintf(head, sizeof(head), "*%d\r\n$%u\r\n%s\r\n", cmd->step == 2 ? 3 : 2,
+                      cmd->name_len, cmd->name);
+    resp_conn_push(c, f);
+    if (resp_conn_write(c, head, (size_t)hn) < 0 || resp_conn_write(c, raw, n) < 0) {
+        resp_conn_fail(c, "out of memory");
+        return;
+    }
+    if (cmd->step == 2)
+        s->stream_conn = c;
+}
+
+/* 1 while the connections of a split stream hold RESP_STREAM_HIGH_BYTES
+ * unwritten (each one with bytes then wakes the session as it drains). */
+static int resp_split_full(struct resp_session *s)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < s->n_split_conns; i++)
+        if (s->split_conns[i])
+            total += s->split_conns[i]->out_bytes;
+    if (total < RESP_STREAM_HIGH_BYTES)
+        return 0;
+    for (uint32_t i = 0; i < s->n_split_conns; i++)
+        if (s->split_conns[i] && s->split_conns[i]->out_bytes > 0)
+            s->split_conns[i]->owner_waits = 1;
+    return 1;
+}
+
+/* Appends data[0..n) to the key being gathered (a key is routed whole, and
+ * Redis holds it whole too). Returns 0, or -ENOMEM after closing s. */
+static int resp_split_gather(struct resp_session *s, const char *data, size_t n)
+{
+    if (s->key_len + n > s->key_cap) {
+        size_t cap = s->key_cap ? s->key_cap : 64 * 1024;
+        while (cap < s->key_len + n)
+            cap *= 2;
+        char *p = realloc(s->key_buf, cap);
+        if (!p) {
+            s->closing = 1;
+            return -ENOMEM;
+        }
+        s->key_buf = p;
+        s->key_cap = cap;
+    }
+    memcpy(s->key_buf + s->key_len, data, n);
+    s->key_len += n;
+    return 0;
+}
+
+/* One step of a split stream: the command's name or a key, whole in the
+ * buffer, or what has come of a value. Returns 1 on progress, 0 to wait
+ * for bytes, -1 on a protocol error (in s->sp). */
+static int resp_split_step(struct resp_session *s)
+{
+    struct buf_pool *pool = &s->rw->wc->bufs;
+    const char *data = buf_rptr(&s->in);
+    size_t len = buf_len(&s->in);
+    uint32_t ai = s->sp.arg_done;
+    const struct resp_cmd *cmd = s->split_cmd;
+    int is_value = ai > 0 && (ai - 1) % (uint32_t)cmd->step != 0;
+    if (is_value) {
+        ssize_t n = resp_parse(&s->sp, data, len);
+        if (n < 0)
+            return -1;
+        resp_stream_forward(s, data, (size_t)n);
+        buf_consume(&s->in, (size_t)n);
+        if (s->sp.arg_done > ai)
+            s->stream_conn = NULL;
+        return 1;
+    }
+    struct resp_parser t = s->sp; /* a key is taken whole, or not yet */
+    ssize_t n = resp_parse(&t, data, len);
+    if (n < 0) {
+        s->sp = t;
+        return -1;
+    }
+    if (t.arg_done == ai && !s->key_buf) {
+        if (buf_space(pool, &s->in) > 0)
+            return 0;
+        if (s->in.rpos > 0) {
+            buf_compact(&s->in);
+            return 1;
+        }
+    }
+    if (t.arg_done == ai || s->key_buf) { /* a key larger than the buffer: gathered apart */
+        if (resp_split_gather(s, data, (size_t)n) < 0)
+            return 0;
+        data = s->key_buf;
+    }
+    s->sp = t;
+    buf_consume(&s->in, (size_t)n);
+    if (t.arg_done == ai)
+        return 1;
+    if (ai > 0)
+        resp_split_frag(s, data, data == s->key_buf ? s->key_len : (size_t)n);
+    free(s->key_buf);
+    s->key_buf = NULL;
+    s->key_len = s->key_cap = 0;
+    return 1;
 }
 
 /* Passes on what the buffer holds of the command being streamed. Returns 1
@@ -1828,9 +2612,11 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
 static int resp_stream_pump(struct resp_session *s)
 {
     int progress = 0;
-    while (s->streaming) {
+    while (s->streaming && !s->closing) {
         struct resp_conn *c = s->stream_conn;
-        if (c && c->out_bytes >= RESP_STREAM_HIGH_BYTES) {
+        if (s->split_cmd && resp_split_full(s))
+            break;
+        if (!s->split_cmd && c && c->out_bytes >= RESP_STREAM_HIGH_BYTES) {
             c->owner_waits = 1; /* resp_conn_send wakes us */
             break;
         }
@@ -1844,16 +2630,28 @@ static int resp_stream_pump(struct resp_session *s)
             }
             break;
         }
-        ssize_t n = resp_parse(&s->sp, buf_rptr(&s->in), len);
+        ssize_t n;
+        if (s->split_cmd && s->sp.arg_stop) {
+            int rc = resp_split_step(s);
+            n = rc < 0 ? -1 : 0;
+            if (rc == 0)
+                break;
+        } else {
+            n = resp_parse(&s->sp, buf_rptr(&s->in), len);
+            if (n >= 0) {
+                resp_stream_forward(s, buf_rptr(&s->in), (size_t)n);
+                buf_consume(&s->in, (size_t)n);
+            }
+        }
         progress = 1;
         if (n < 0) { /* the client hears of the protocol error only, as from Redis */
+            if (s->stream_conn && s->stream_conn->state != RESP_CONN_IDLE)
+                resp_conn_fail(s->stream_conn, "the client sent a malformed command");
             struct resp_parser bad = s->sp;
             resp_stream_drop(s);
             resp_session_proto_error(s, &bad);
             break;
         }
-        resp_stream_forward(s, buf_rptr(&s->in), (size_t)n);
-        buf_consume(&s->in, (size_t)n);
         if (s->sp.done)
             resp_stream_end(s);
     }
@@ -1897,22 +2695,10 @@ static int resp_session_parse(struct resp_session *s)
                     return 1;
                 }
                 int rc = resp_stream_start(s, &p, (size_t)n);
-                if (rc == 0)
-                    return 1;
                 if (rc == -EAGAIN)
                     return progress;
-                struct resp_msg *m = resp_session_enqueue(s);
-                s->quit = 1;
-                buf_release(pool, &s->in);
-                if (m) {
-                    m->quit = 1;
-                    resp_reply_err(rw, m, "ERR weir: command larger than %zu bytes (the "
-                                   "proxy's buffer) that cannot stream (only a single-key "
-                                   "command whose key comes first can); closing",
-                                   pool->block_size);
-                } else {
+                if (rc < 0)
                     s->closing = 1;
-                }
                 return 1;
             }
             return progress;
@@ -1943,6 +2729,10 @@ static int resp_session_fill(struct resp_session *s)
     struct resp_msg *m;
 
     while ((m = s->q_head) && m->done && m != s->stream_msg) {
+        if (m->silent) { /* CLIENT REPLY OFF / SKIP */
+            resp_chunks_free(rw, m->rhead);
+            m->rhead = m->rtail = NULL;
+        }
         while (!m->direct && m->rhead) {
             if (buf_acquire(pool, &s->out) < 0) {
                 s->closing = 1;
@@ -2040,11 +2830,14 @@ static void resp_session_free(struct resp_session *s)
         m = next;
     }
     s->q_head = s->q_tail = NULL;
+    if (s->split_conns)
+        resp_split_close(s, 1);
+    resp_pubsub_free(s);
     if (s->bconn)
         resp_conn_close_dedicated(s->bconn);
     buf_release(&wc->bufs, &s->in);
     buf_release(&wc->bufs, &s->out);
-    free(s->name);
+    resp_clients_remove(&s->cl);
     if (s->snap)
         snapshot_unref(s->snap);
     if (s->prev)
@@ -2054,6 +2847,7 @@ static void resp_session_free(struct resp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     rw->n_sessions--;
+    resp_stat_add(&rw->stats->clients, -1);
     if (rw->n_free_sessions < RESP_FREE_SESSIONS) {
         s->next = rw->free_sessions;
         rw->free_sessions = s;
@@ -2139,6 +2933,7 @@ struct resp_wctx_full {
     struct resp_wctx rw;
     ev_prepare prepare;
     ev_timer kick;                 /* a round without blocking, for sessions still dirty */
+    ev_async clients;              /* CLIENT KILL / UNBLOCK of one of our sessions */
 };
 
 #define RESP_PREPARE_ROUNDS 8
@@ -2151,6 +2946,7 @@ static void resp_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct resp_wctx *rw = w->data;
     struct resp_wctx_full *f = (struct resp_wctx_full *)rw;
+    resp_stats_tick(rw->stats, (uint64_t)(ev_now(loop) * 1000));
     resp_flush_all(rw);
     for (int i = 0; i < RESP_PREPARE_ROUNDS && rw->dirty; i++) {
         resp_run_dirty(rw);
@@ -2171,6 +2967,31 @@ static void resp_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     resp_flush_all(rw);
 }
 
+/* CLIENT KILL / UNBLOCK from any worker: acts on the sessions they marked. */
+static void resp_clients_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct resp_wctx *rw = w->data;
+    struct resp_session *s = rw->sessions;
+    while (s) {
+        struct resp_session *next = s->next;
+        int how = atomic_exchange(&s->cl.unblock, 0);
+        static const char timeout[] = "*-1\r\n", timeout3[] = "_\r\n",
+                          error[] = "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n";
+        if (how == 1 && s->bconn)
+            resp_conn_cancel(s->bconn, s->proto == 3 ? timeout3 : timeout,
+                             s->proto == 3 ? sizeof(timeout3) - 1 : sizeof(timeout) - 1);
+        else if (how && s->bconn)
+            resp_conn_cancel(s->bconn, error, sizeof(error) - 1);
+        if (atomic_exchange(&s->cl.kill, 0)) {
+            s->closing = 1;
+            resp_session_pump(s); /* frees it */
+        }
+        s = next;
+    }
+    resp_run_dirty(rw);
+    resp_flush_all(rw);
+}
+
 static struct resp_wctx *resp_wctx_get(struct wctx *wc)
 {
     if (wc->proto[CFG_PROTOCOL_REDIS])
@@ -2180,6 +3001,8 @@ static struct resp_wctx *resp_wctx_get(struct wctx *wc)
         return NULL;
     struct resp_wctx *rw = &f->rw;
     rw->wc = wc;
+    rw->stats = resp_stats_slot(wc->worker.id % RESP_STATS_SLOTS);
+    resp_stats_start((uint64_t)(ev_now(wc->worker.loop) * 1000));
     /* an argument takes at least 4 bytes inline ("a \r\n" counts 2) and 6 in
      * multibulk: a full buffer never holds more than this many */
     rw->args_cap = (uint32_t)(wc->bufs.block_size / 2 + 2);
@@ -2192,6 +3015,11 @@ static struct resp_wctx *resp_wctx_get(struct wctx *wc)
     f->prepare.data = rw;
     ev_timer_init(&f->kick, resp_kick_cb, 0., 0.);
     f->kick.data = rw;
+    ev_async_init(&f->clients, resp_clients_cb);
+    f->clients.data = rw;
+    ev_async_start(wc->worker.loop, &f->clients);
+    ev_unref(wc->worker.loop);
+    rw->clients_async = &f->clients;
     ev_prepare_start(wc->worker.loop, &f->prepare);
     ev_unref(wc->worker.loop); /* the prepare watcher alone keeps no loop alive */
     wc->proto[CFG_PROTOCOL_REDIS] = rw;
@@ -2218,8 +3046,11 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->wl = wl;
     s->id = atomic_fetch_add_explicit(&resp_next_client_id, 1, memory_order_relaxed) + 1;
     s->tx_shard = -1;
+    s->proto = 2;
     s->readable = 1;
     s->writable = 1;
+    resp_clients_add(&s->cl, s->id, fd, wc->worker.loop, rw->clients_async,
+                     (uint64_t)(ev_now(wc->worker.loop) * 1000));
     ev_io_init(&s->io, resp_session_cb, fd, EV_READ);
     s->io.data = s;
     s->next = rw->sessions;
@@ -2227,7 +3058,8 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
         rw->sessions->prev = s;
     rw->sessions = s;
     rw->n_sessions++;
-    rw->n_connections_total++;
+    resp_stat_add(&rw->stats->clients, 1);
+    resp_stat_add(&rw->stats->connections, 1);
     server_conn_open(wc, wl);
     resp_session_pump(s);
 }
@@ -2289,6 +3121,8 @@ void resp_worker_cleanup(struct wctx *wc)
     if (wc->worker.loop) {
         ev_ref(wc->worker.loop);
         ev_prepare_stop(wc->worker.loop, &f->prepare);
+        ev_ref(wc->worker.loop);
+        ev_async_stop(wc->worker.loop, &f->clients);
         ev_timer_stop(wc->worker.loop, &f->kick);
     }
     free(rw->args);

@@ -27,6 +27,7 @@
 #include "resp/resp_health.h"
 #include "resp/resp_parser.h"
 #include "resp/resp_shard.h"
+#include "resp/resp_stats.h"
 
 struct wctx;
 struct snapshot;
@@ -61,9 +62,12 @@ struct resp_msg {
     uint8_t reply_type;            /* first byte of the reply */
     uint8_t direct;                /* reply bytes went straight to the client's out */
     uint8_t quit;                  /* close the session after this reply */
-    uint8_t blocking;              /* waits on a dedicated connection */
+    uint8_t silent;                /* CLIENT REPLY OFF / SKIP: its reply is dropped */
+    uint8_t blocking;              /* a blocking command (counted in stats->blocked while it
+                                      waits on its dedicated connection) */
     uint32_t shard;                /* SCAN: the shard asked */
     uint32_t route;                /* SCAN: the cluster's shard count */
+    uint32_t sections;             /* INFO: the sections asked (resp_info.h) */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -78,6 +82,10 @@ struct resp_conn {
     uint8_t in_flush_list;
     uint8_t owner_waits;           /* dedicated: the owner paused a stream on out_bytes */
     uint8_t retired;               /* dedicated, given up by its session: closed once idle */
+    uint8_t proto;                 /* 2, or 3: HELLO 3 goes first on every connect */
+    uint8_t pubsub;                /* dedicated to its owner's subscriptions: all it sends are
+                                      pushes for the owner (resp_pubsub.c) */
+    struct resp_msg *push;         /* pubsub: the message being read */
     struct resp_conn *retired_next;
     struct resp_server *srv;
     struct resp_wctx *rw;
@@ -101,6 +109,7 @@ struct resp_server {
     char name[64];                 /* "127.0.0.1:7001" */
     struct resp_conn *conns;       /* n_conns shared connections */
     uint32_t n_conns;
+    struct resp_conn *conn3;       /* the shared RESP3 connection (HELLO 3), made when needed */
     uint32_t rr;
     int is_replica;
     uint64_t failed_ms;            /* endpoint_now_ms() of this worker's last failed connection
@@ -155,7 +164,8 @@ struct resp_wctx {
     struct resp_arg *args;         /* scratch for the parser, args_cap entries */
     uint32_t args_cap;
     uint64_t routes_gen;           /* bumped when routes are rebuilt */
-    uint64_t n_commands, n_connections_total, n_errors;
+    struct resp_stats *stats;      /* this worker's counters (INFO), written here only */
+    ev_async *clients_async;       /* CLIENT KILL / UNBLOCK from any worker (resp_clients.h) */
 };
 
 /* ---- resp_proxy.c: replies back to sessions ---- */
@@ -176,6 +186,12 @@ int resp_msg_direct(struct resp_wctx *rw, struct resp_msg *m, const char *data, 
                     uint8_t type, int64_t value);
 /* Asks for s to be pumped after this callback (a stream it paused may go on). */
 void resp_session_wake(struct resp_session *s);
+/* A pubsub connection of s delivered a complete message m (s owns it now). */
+void resp_session_pushed(struct resp_session *s, struct resp_msg *m);
+/* A pubsub connection of s failed: s is closed (its subscriptions are gone). */
+void resp_session_lost(struct resp_session *s);
+/* A blocking command of s starts (1) or stops (-1) waiting (CLIENT LIST, UNBLOCK). */
+void resp_session_blocked(struct resp_session *s, int delta);
 /* Pumps the sessions that got replies (after a backend read). */
 void resp_run_dirty(struct resp_wctx *rw);
 

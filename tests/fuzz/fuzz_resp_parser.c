@@ -2,8 +2,9 @@
  *
  * The first input byte picks the mode (request / reply) and the limits;
  * the rest is a stream of messages. The stream is parsed message by
- * message three ways: whole, one byte per call, and in pieces whose sizes
- * come from the input. All must agree on every message's outcome, length,
+ * message four ways: whole, one byte per call, in pieces whose sizes
+ * come from the input, and whole with arg_stop (returning after each
+ * argument, as a streamed split command is read). All must agree on every message's outcome, length,
  * error and arguments; each piece is an exact-size copy, so a read past
  * what the parser was given is a heap overflow under ASan. */
 #include "resp/resp_parser.h"
@@ -40,7 +41,8 @@ static uint64_t fuzz_hash(const char *d, size_t n, uint64_t h)
 /* Parses the stream with pieces of `step` bytes (0: the rest; step_seed:
  * sizes derived from the data). */
 static void fuzz_run(const char *buf, size_t len, const struct resp_limits *lim,
-                     enum resp_mode mode, size_t step, int varied, struct fuzz_result *r)
+                     enum resp_mode mode, size_t step, int varied, int stop,
+                     struct fuzz_result *r)
 {
     struct resp_arg args[FUZZ_ARGS];
     struct resp_parser p;
@@ -48,6 +50,7 @@ static void fuzz_run(const char *buf, size_t len, const struct resp_limits *lim,
 
     memset(r, 0, sizeof(*r));
     resp_parser_init(&p, mode, lim, args, FUZZ_ARGS);
+    p.arg_stop = (uint8_t)stop;
     while (pos < len && r->n_msgs < FUZZ_MAX_MSGS) {
         size_t n = step ? step : len - pos;
         if (varied)
@@ -56,6 +59,7 @@ static void fuzz_run(const char *buf, size_t len, const struct resp_limits *lim,
             n = len - pos;
         char *piece = malloc(n);
         memcpy(piece, buf + pos, n);
+        uint32_t args_before = p.arg_done;
         ssize_t c = resp_parse(&p, piece, n);
         free(piece);
         if (c < 0) {
@@ -65,7 +69,9 @@ static void fuzz_run(const char *buf, size_t len, const struct resp_limits *lim,
             return;
         }
         FUZZ_CHECK((size_t)c <= n);
-        FUZZ_CHECK(p.done || (size_t)c == n);
+        FUZZ_CHECK(p.done || (size_t)c == n || (stop && p.arg_done == args_before + 1));
+        if (!p.done && (size_t)c < n && args_before < FUZZ_ARGS)
+            FUZZ_CHECK(p.arg_len == args[args_before].len);
         pos += (size_t)c;
         FUZZ_CHECK(p.off == pos - msg_start);
         if (!p.done)
@@ -82,6 +88,7 @@ static void fuzz_run(const char *buf, size_t len, const struct resp_limits *lim,
         r->len[r->n_msgs++] = (int64_t)(pos - msg_start);
         msg_start = pos;
         resp_parser_reset(&p);
+        p.arg_stop = (uint8_t)stop;
     }
 }
 
@@ -99,11 +106,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum resp_mode mode = (sel & 1) ? RESP_MODE_REPLY : RESP_MODE_REQUEST;
     const char *buf = (const char *)data + 1;
     size_t len = size - 1;
-    struct fuzz_result a, b, c;
+    struct fuzz_result a, b, c, d;
 
-    fuzz_run(buf, len, &lim, mode, 0, 0, &a);
-    fuzz_run(buf, len, &lim, mode, 1, 0, &b);
-    fuzz_run(buf, len, &lim, mode, 0, 1, &c);
+    fuzz_run(buf, len, &lim, mode, 0, 0, 0, &a);
+    fuzz_run(buf, len, &lim, mode, 1, 0, 0, &b);
+    fuzz_run(buf, len, &lim, mode, 0, 1, 0, &c);
+    fuzz_run(buf, len, &lim, mode, 0, 0, 1, &d);
+    FUZZ_CHECK(a.n_msgs == d.n_msgs && memcmp(a.len, d.len, sizeof(a.len)) == 0);
+    FUZZ_CHECK(memcmp(a.args_hash, d.args_hash, sizeof(a.args_hash)) == 0);
     FUZZ_CHECK(a.n_msgs == b.n_msgs && a.n_msgs == c.n_msgs);
     FUZZ_CHECK(memcmp(a.len, b.len, sizeof(a.len)) == 0 && memcmp(a.len, c.len, sizeof(a.len)) == 0);
     FUZZ_CHECK(memcmp(a.n_args, b.n_args, sizeof(a.n_args)) == 0);

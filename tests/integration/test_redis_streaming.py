@@ -1,6 +1,7 @@
 """Commands larger than weir's read buffer: streamed to their shard as they
 arrive (SET of 8 MB values), with back-pressure; pipelines mixing big and
-small commands keep their order; what cannot stream is refused."""
+small commands keep their order; what cannot stream is refused (and the
+connection serves on). Split commands: test_redis_split_stream.py."""
 import socket
 import zlib
 
@@ -94,10 +95,17 @@ def test_slow_client_streams_with_backpressure(shards2, proxy2):
 def test_what_cannot_stream_is_refused(proxy2):
     port, c = proxy2
     v = b"x" * (100 * 1024)
-    # the key comes after the big argument: refused, connection closed (exactly
-    # one buffer sent, so weir closes with nothing unread: 32 KB header_size + 1 KB)
+    # the key comes after the big argument: refused once all of it is read
+    # (32 KB header_size + 1 KB buffer), and the connection serves on
     head = b"*4\r\n$4\r\nEVAL\r\n$40000\r\n"
-    out = raw_exchange(port, head + b"x" * (33792 - len(head)), timeout=3)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(head + b"x" * 40000 + b"\r\n$1\r\n1\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n")
+    out = b""
+    while not out.endswith(b"+PONG\r\n"):
+        b = s.recv(4096)
+        assert b, out
+        out += b
+    s.close()
     assert out.startswith(b"-ERR weir: command larger than 33792 bytes"), out[:100]
     # over limits.bulk: a protocol error, nothing sent
     out = raw_exchange(port, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % (33 * MB), timeout=3)

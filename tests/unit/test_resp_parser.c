@@ -146,6 +146,35 @@ static void test_request_inline(void **state)
     assert_string_equal(o.args[0], "PING");
 }
 
+/* arg_stop: one call per argument, each returning right after it. */
+static void test_request_arg_stop(void **state)
+{
+    static const char text[] = "*3\r\n$4\r\nMSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n";
+    static const size_t ends[] = { 14, 21, 32 }; /* offsets right after each argument */
+    struct resp_parser p;
+    size_t pos = 0;
+    resp_parser_init(&p, RESP_MODE_REQUEST, &test_lim, NULL, 0);
+    p.arg_stop = 1;
+    for (int i = 0; i < 3; i++) {
+        ssize_t c = resp_parse(&p, text + pos, sizeof(text) - 1 - pos);
+        assert_true(c > 0);
+        pos += (size_t)c;
+        assert_int_equal(pos, ends[i]);
+        assert_int_equal(p.arg_done, i + 1);
+        assert_int_equal(p.done, i == 2);
+    }
+    assert_int_equal(p.arg_len, 5);
+    /* an argument cut short: everything consumed, no argument completed */
+    resp_parser_init(&p, RESP_MODE_REQUEST, &test_lim, NULL, 0);
+    p.arg_stop = 1;
+    assert_int_equal(resp_parse(&p, text, 18), 14);
+    assert_int_equal(resp_parse(&p, text + 14, 4), 4);
+    assert_int_equal(p.arg_done, 1);
+    assert_int_equal(resp_parse(&p, text + 18, 3), 3);
+    assert_int_equal(p.arg_done, 2);
+    assert_int_equal(p.arg_len, 1);
+}
+
 static void test_request_partial(void **state)
 {
     struct outcome o = parse_all(RESP_MODE_REQUEST, LIT("*2\r\n$3\r\nGET\r\n$10\r\nabc"));
@@ -214,6 +243,33 @@ static void test_reply_types(void **state)
     assert_int_equal(o.int_value, INT64_MIN);
 }
 
+/* RESP3 replies: maps and attributes hold 2N elements, an attribute the
+ * element after it too; blobs and the line types. */
+static void test_reply_resp3(void **state)
+{
+    static const char *const whole[] = {
+        "%2\r\n$1\r\na\r\n:1\r\n+b\r\n~2\r\n,1.5\r\n#t\r\n",
+        "_\r\n", "#f\r\n", ",-inf\r\n", "(3492890328409238509324850943850943825024385\r\n",
+        "=15\r\ntxt:Some string\r\n", "!21\r\nSYNTAX invalid syntax\r\n",
+        ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+        "|1\r\n+key\r\n:7\r\n*2\r\n:1\r\n_\r\n", "%0\r\n", "*1\r\n%1\r\n_\r\n_\r\n",
+    };
+    for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
+        struct outcome o = parse_all(RESP_MODE_REPLY, whole[i], strlen(whole[i]));
+        assert_int_equal(o.rc, 1);
+        assert_int_equal(o.consumed, strlen(whole[i]));
+    }
+    struct outcome o = parse_all(RESP_MODE_REPLY, LIT("%2\r\n+a\r\n:1\r\n+b\r\n"));
+    assert_int_equal(o.rc, 0); /* the second pair's value is missing */
+    o = parse_all(RESP_MODE_REPLY, LIT("%-1\r\n"));
+    assert_int_equal(o.rc, -1);
+    o = parse_all(RESP_MODE_REPLY, LIT("=-1\r\n"));
+    assert_int_equal(o.rc, -1);
+    /* requests stay RESP2 */
+    o = parse_all(RESP_MODE_REQUEST, LIT("*1\r\n%1\r\n"));
+    assert_int_equal(o.rc, -1);
+}
+
 static void test_reply_errors(void **state)
 {
     static const struct {
@@ -269,9 +325,11 @@ int main(void)
         cmocka_unit_test(test_request_empty_bulk_and_binary),
         cmocka_unit_test(test_request_empty_array),
         cmocka_unit_test(test_request_inline),
+        cmocka_unit_test(test_request_arg_stop),
         cmocka_unit_test(test_request_partial),
         cmocka_unit_test(test_request_errors),
         cmocka_unit_test(test_reply_types),
+        cmocka_unit_test(test_reply_resp3),
         cmocka_unit_test(test_reply_errors),
         cmocka_unit_test(test_reset_and_args_past_cap),
         cmocka_unit_test(test_error_texts),
