@@ -76,6 +76,19 @@ int auth_identity_ok(const char *s, size_t n)
     return 1;
 }
 
+int auth_grow(void **arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, c * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
 /* ---- configuration ---- */
 
 static int auth_parse_method(struct cfg_ctx *ctx, yaml_node_t *v, struct auth_cfg *ac,

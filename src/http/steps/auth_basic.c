@@ -73,14 +73,8 @@ static int basic_add(struct basic_cfg *bc, const char *name, size_t name_len, co
         return *why = "a user name must be 1 to 255 printable ASCII characters", -EINVAL;
     if (bc->n_users == BASIC_MAX_USERS)
         return *why = "too many users (at most 1000000)", -EINVAL;
-    if (bc->n_users == bc->cap_users) {
-        size_t cap = bc->cap_users ? bc->cap_users * 2 : 16;
-        struct basic_user *u = realloc(bc->users, cap * sizeof(*u));
-        if (u == NULL)
-            return *why = "out of memory", -ENOMEM;
-        bc->users = u;
-        bc->cap_users = cap;
-    }
+    if (auth_grow((void **)&bc->users, bc->n_users, &bc->cap_users, sizeof(*bc->users)) < 0)
+        return *why = "out of memory", -ENOMEM;
     struct basic_user *u = &bc->users[bc->n_users];
     if ((u->name = strndup(name, name_len)) == NULL)
         return *why = "out of memory", -ENOMEM;

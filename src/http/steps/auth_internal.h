@@ -42,6 +42,9 @@ extern const struct auth_method auth_method_jwt;
 
 #define AUTH_MAX_FILE_BYTES (16u << 20)
 
+/* Makes room for one more element in *arr (n used, *cap allocated, of
+ * elem bytes each), doubling from 16. Returns 0 or -ENOMEM (*arr kept). */
+int auth_grow(void **arr, size_t n, size_t *cap, size_t elem);
 /* Whether s[0..n) may be sent as an identity in a header: 1 to 255 visible
  * ASCII bytes or spaces, no leading or trailing space. */
 int auth_identity_ok(const char *s, size_t n);

@@ -69,14 +69,8 @@ static int key_add(struct key_cfg *kc, const char *name, size_t name_len, const 
         return *why = "a key must be 1 to 1024 visible ASCII characters (no spaces)", -EINVAL;
     if (kc->n_keys == KEY_MAX_KEYS)
         return *why = "too many keys (at most 1000000)", -EINVAL;
-    if (kc->n_keys == kc->cap_keys) {
-        size_t cap = kc->cap_keys ? kc->cap_keys * 2 : 16;
-        struct key_entry *k = realloc(kc->keys, cap * sizeof(*k));
-        if (k == NULL)
-            return *why = "out of memory", -ENOMEM;
-        kc->keys = k;
-        kc->cap_keys = cap;
-    }
+    if (auth_grow((void **)&kc->keys, kc->n_keys, &kc->cap_keys, sizeof(*kc->keys)) < 0)
+        return *why = "out of memory", -ENOMEM;
     struct key_entry *e = &kc->keys[kc->n_keys];
     if (key_digest(key, key_len, e->digest) < 0)
         return *why = "SHA-256 failed", -EIO;
