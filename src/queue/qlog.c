@@ -14,7 +14,7 @@
  * The CRC covers the length field and the body, so a flipped length is
  * caught as surely as a flipped body byte. Fields: u64 numbers, blobs as
  * u32 length + bytes; a send carries queue, seq, sent, visible, id, body,
- * attributes, group, dedup; a delete and a purge carry queue and seq.
+ * attributes, group, dedup, origin; a delete and a purge carry queue and seq.
  *
  * Appends are one pwrite at the end of the active segment; a short or
  * failed write (disk full) is cut off again with ftruncate, so the file
@@ -86,8 +86,8 @@ size_t qlog_record_size(const struct qlog_record *rec)
     size_t n = 1 + 8 + 8;
     if (rec->type != QLOG_SEND)
         return n;
-    return n + 8 + 8 + 5 * 4 + (size_t)rec->id.len + rec->body.len + rec->attrs.len +
-           rec->group.len + rec->dedup.len;
+    return n + 8 + 8 + 6 * 4 + (size_t)rec->id.len + rec->body.len + rec->attrs.len +
+           rec->group.len + rec->dedup.len + rec->origin.len;
 }
 
 static unsigned char *qlog_put_blob(unsigned char *p, struct qlog_blob b)
@@ -121,6 +121,7 @@ long qlog_record_encode(const struct qlog_record *rec, void *out, size_t cap)
         p = qlog_put_blob(p, rec->attrs);
         p = qlog_put_blob(p, rec->group);
         p = qlog_put_blob(p, rec->dedup);
+        p = qlog_put_blob(p, rec->origin);
     }
     qlog_put32(o, QLOG_MAGIC);
     qlog_put32(o + 4, (uint32_t)body_len);
@@ -163,7 +164,7 @@ int qlog_record_decode(const void *body, size_t len, struct qlog_record *out)
         p += 16;
         if (qlog_get_blob(&p, end, &out->id) || qlog_get_blob(&p, end, &out->body) ||
             qlog_get_blob(&p, end, &out->attrs) || qlog_get_blob(&p, end, &out->group) ||
-            qlog_get_blob(&p, end, &out->dedup))
+            qlog_get_blob(&p, end, &out->dedup) || qlog_get_blob(&p, end, &out->origin))
             return -EINVAL;
     }
     return p == end ? 0 : -EINVAL;

@@ -45,6 +45,7 @@ struct qlog_record {
     struct qlog_blob attrs;            /* send: message attributes, JSON as received */
     struct qlog_blob group;            /* send: FIFO MessageGroupId (may be empty) */
     struct qlog_blob dedup;            /* send: FIFO MessageDeduplicationId (may be empty) */
+    struct qlog_blob origin;           /* send: the queue a dead letter came from (may be empty) */
 };
 
 /* Bytes the encoded body of rec takes (without the frame header). */

@@ -76,6 +76,7 @@ struct qmsg {
     char md5_body[QMD5_HEX], md5_attrs[QMD5_HEX];
     char *body, *attrs;
     size_t body_len, attrs_len;
+    char *origin;                    /* a dead letter: the queue it came from, or NULL */
 };
 
 uint64_t queue_now_ms(void)
@@ -91,6 +92,7 @@ static void qmsg_free(struct qmsg *m)
 {
     free(m->body);
     free(m->attrs);
+    free(m->origin);
     free(m);
 }
 
@@ -437,21 +439,49 @@ static int queue_receipt_parse(const char *s, uint64_t *qid, uint64_t *seq, uint
     return 0;
 }
 
+static void queue_move_list(struct queue *src, struct qmsg *list, const char *dest,
+                            const char *origin);
+
+/* Whether m has been received as often as q's redrive policy allows (lock
+ * held): the next receive moves it to the dead-letter queue instead. */
+static int queue_is_dead(const struct queue *q, const struct qmsg *m)
+{
+    return q->attrs.max_receives > 0 && q->attrs.dead_letter[0] &&
+           m->receive_count >= q->attrs.max_receives;
+}
+
+/* Takes m out of the ready list and the table, keeping its segment held,
+ * onto *list (lock held). */
+static void queue_take(struct queue *q, struct qmsg *m, struct qmsg **list)
+{
+    queue_ready_unlink(q, m);
+    queue_table_remove(q, m);
+    m->next = *list;
+    *list = m;
+}
+
 int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_received_fn fn,
                   void *arg)
 {
     uint64_t now = queue_now_ms();
     int n = 0;
+    struct qmsg *dead = NULL;
+    char dlq[QUEUE_MAX_NAME + 1];
     pthread_mutex_lock(&q->mu);
     if (q->deleted) {
         pthread_mutex_unlock(&q->mu);
         return -ENOENT;
     }
     queue_promote(q, now);
+    memcpy(dlq, q->attrs.dead_letter, sizeof(dlq));
     while ((unsigned)n < max && q->ready_head) {
         struct qmsg *m = q->ready_head;
         if (queue_expired(q, m, now)) {
             queue_unlink(q, m);
+            continue;
+        }
+        if (queue_is_dead(q, m)) {
+            queue_take(q, m, &dead);
             continue;
         }
         queue_ready_unlink(q, m);
@@ -477,7 +507,118 @@ int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_re
         n++;
     }
     pthread_mutex_unlock(&q->mu);
+    if (dead)
+        queue_move_list(q, dead, dlq, q->name);
     return n;
+}
+
+/* ---- moving messages between queues: dead letters, redrive ---- */
+
+/* Appends m, taken out of another queue, to q as a new message of q
+ * (visible now, never received, `origin` remembered). Lock of q not held.
+ * Returns 0 (m belongs to q), or a negative errno (m untouched). */
+static int queue_adopt(struct queue *q, struct qmsg *m, const char *origin)
+{
+    struct qbroker *b = q->broker;
+    uint64_t now = queue_now_ms(), seq = atomic_fetch_add(&b->next_seq, 1), pos, seg;
+    char *o = origin && origin[0] ? strdup(origin) : NULL;
+    if (origin && origin[0] && o == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&q->mu);
+    struct qlog_record rec = {
+        .type = QLOG_SEND, .queue_id = q->id, .seq = seq, .sent_ms = m->sent_ms,
+        .visible_ms = now, .id = { m->id, QUEUE_ID_LEN },
+        .body = { m->body, (uint32_t)m->body_len }, .attrs = { m->attrs, (uint32_t)m->attrs_len },
+        .origin = { o, o ? (uint32_t)strlen(o) : 0 },
+    };
+    int rc = q->deleted ? -ENOENT : qlog_append(b->log, &rec, &pos, &seg);
+    if (rc == 0) {
+        struct qmsg old = *m;
+        m->seq = seq;
+        m->seg = seg;
+        m->visible_ms = now;
+        m->receive_count = m->nonce = 0;
+        m->first_receive_ms = 0;
+        m->delayed = 0;
+        qlog_seg_hold(b->log, seg);
+        if ((rc = queue_link(q, m, now)) < 0) {
+            qlog_seg_release(b->log, seg);
+            *m = old;
+        } else {
+            free(m->origin);
+            m->origin = o;
+            o = NULL;
+            queue_wake(q, 1);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    free(o);
+    return rc;
+}
+
+/* Moves each message of list (taken out of src) to the queue named dest,
+ * or, when dest is NULL, to the queue it came from; the new copy
+ * remembers `origin`. A message that cannot move goes back to src. The
+ * copy is written before the deletion from src, so a crash in between
+ * leaves it twice, never nowhere. */
+static void queue_move_list(struct queue *src, struct qmsg *list, const char *dest,
+                            const char *origin)
+{
+    struct qbroker *b = src->broker;
+    struct qmsg *m, *next;
+    for (m = list; m; m = next) {
+        next = m->next;
+        m->next = m->prev = NULL;
+        const char *to = dest ? dest : m->origin;
+        struct queue *dq = to ? qbroker_find(b, to) : NULL;
+        uint64_t old_seq = m->seq, old_seg = m->seg, pos, seg;
+        int rc = dq && dq != src ? queue_adopt(dq, m, origin) : -ENOENT;
+        queue_put(dq);
+        pthread_mutex_lock(&src->mu);
+        if (rc == 0) {
+            struct qlog_record rec = { .type = QLOG_DELETE, .queue_id = src->id, .seq = old_seq };
+            if (qlog_append(b->log, &rec, &pos, &seg) < 0)
+                log_warn("queues: %s: moving a message, its deletion could not be written; it "
+                         "may come back after a restart", src->name);
+            qlog_seg_release(b->log, old_seg);
+        } else {
+            m->visible_ms = 0;
+            if (queue_link(src, m, queue_now_ms()) < 0) {
+                qlog_seg_release(b->log, m->seg);
+                qmsg_free(m);
+            }
+        }
+        pthread_mutex_unlock(&src->mu);
+    }
+    qlog_sync_all(b->log);
+}
+
+int queue_redrive(struct queue *src, const char *dest, size_t *moved)
+{
+    struct qmsg *list = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&src->mu);
+    if (src->deleted) {
+        pthread_mutex_unlock(&src->mu);
+        return -ENOENT;
+    }
+    queue_promote(src, queue_now_ms());
+    while (src->ready_head) {
+        queue_take(src, src->ready_head, &list);
+        n++;
+    }
+    pthread_mutex_unlock(&src->mu);
+    /* list is newest first: reverse it so the order is kept */
+    struct qmsg *rev = NULL;
+    while (list) {
+        struct qmsg *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    queue_move_list(src, rev, dest, NULL);
+    *moved = n;
+    return 0;
 }
 
 /* The message a receipt of q names, lock held: 0 with *m (NULL when it is
@@ -592,7 +733,8 @@ void queue_unwait(struct queue *q, struct queue_waiter *w)
 static json_t *queue_attrs_json(const struct queue *q)
 {
     const struct queue_attrs *a = &q->attrs;
-    return json_pack("{s:I, s:s, s:b, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:b, s:b}}",
+    return json_pack("{s:I, s:s, s:b, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:b, s:b, "
+                     "s:i, s:s}}",
                      "id", (json_int_t)q->id, "name", q->name, "from_config", q->from_config,
                      "created_ms", (json_int_t)q->created_ms, "modified_ms",
                      (json_int_t)q->modified_ms, "attributes", "visibility_timeout_s",
@@ -600,7 +742,8 @@ static json_t *queue_attrs_json(const struct queue *q)
                      (int)a->retention_s, "max_message_bytes", (int)a->max_message_bytes,
                      "receive_wait_s", (int)a->receive_wait_s, "fsync",
                      queue_fsync_names[a->fsync], "fsync_every_ms", (int)a->fsync_every_ms,
-                     "fifo", a->fifo, "content_dedup", a->content_dedup);
+                     "fifo", a->fifo, "content_dedup", a->content_dedup, "max_receives",
+                     (int)a->max_receives, "dead_letter", a->dead_letter);
 }
 
 /* Writes DIR/queues.json: temporary file, fsync, rename, fsync of the
@@ -685,7 +828,8 @@ static int queue_attrs_same(const struct queue_attrs *a, const struct queue_attr
     return a->visibility_timeout_s == b->visibility_timeout_s && a->delay_s == b->delay_s &&
            a->retention_s == b->retention_s && a->max_message_bytes == b->max_message_bytes &&
            a->receive_wait_s == b->receive_wait_s && a->fifo == b->fifo &&
-           a->content_dedup == b->content_dedup;
+           a->content_dedup == b->content_dedup && a->max_receives == b->max_receives &&
+           strcmp(a->dead_letter, b->dead_letter) == 0;
 }
 
 int qbroker_create(struct qbroker *b, const char *name, const struct queue_attrs *attrs,
@@ -789,15 +933,18 @@ static int qbroker_load_queue(struct qbroker *b, json_t *j)
 {
     struct queue_attrs a = queue_attrs_default;
     json_int_t id = 0, created = 0, modified = 0;
-    const char *name = NULL, *fsync = "always";
-    int from_config = 0, vis, delay, ret, max, wait, every, fifo = 0, dedup = 0;
-    if (json_unpack(j, "{s:I, s:s, s?b, s?I, s?I, s:{s:i, s:i, s:i, s:i, s:i, s?s, s:i, s?b, s?b}}",
+    const char *name = NULL, *fsync = "always", *dlq = "";
+    int from_config = 0, vis, delay, ret, max, wait, every, fifo = 0, dedup = 0, max_recv = 0;
+    if (json_unpack(j, "{s:I, s:s, s?b, s?I, s?I, s:{s:i, s:i, s:i, s:i, s:i, s?s, s:i, s?b, s?b, "
+                    "s?i, s?s}}",
                     "id", &id, "name", &name, "from_config", &from_config, "created_ms", &created,
                     "modified_ms", &modified, "attributes", "visibility_timeout_s", &vis, "delay_s",
                     &delay, "retention_s", &ret, "max_message_bytes", &max, "receive_wait_s",
                     &wait, "fsync", &fsync, "fsync_every_ms", &every, "fifo", &fifo,
-                    "content_dedup", &dedup) < 0)
+                    "content_dedup", &dedup, "max_receives", &max_recv, "dead_letter", &dlq) < 0)
         return -EINVAL;
+    a.max_receives = (uint32_t)max_recv;
+    snprintf(a.dead_letter, sizeof(a.dead_letter), "%s", dlq);
     a.visibility_timeout_s = (uint32_t)vis;
     a.delay_s = (uint32_t)delay;
     a.retention_s = (uint32_t)ret;
@@ -888,6 +1035,10 @@ static void qbroker_replay_one(void *arg, const struct qlog_record *rec, uint64_
     m->sent_ms = rec->sent_ms;
     m->visible_ms = rec->visible_ms;
     memcpy(m->id, rec->id.p, QUEUE_ID_LEN);
+    if (rec->origin.len && (m->origin = strndup(rec->origin.p, rec->origin.len)) == NULL) {
+        qmsg_free(m);
+        return;
+    }
     if (m->attrs) {
         json_t *j = json_loadb(m->attrs, m->attrs_len, 0, NULL);
         if (j == NULL || qmd5_attrs(j, m->md5_attrs) < 0)

@@ -123,7 +123,9 @@ int queue_send(struct queue *q, const struct queue_send *m, char *id, uint64_t *
  * fsync always (0 or negative errno). */
 int queue_durable(struct queue *q, uint64_t pos);
 /* Takes up to max visible messages, each invisible for visibility_s
- * seconds, calling fn for each. Returns how many, or -ENOENT. */
+ * seconds, calling fn for each. A message received maxReceiveCount times
+ * already moves to the dead-letter queue instead (after the lock is
+ * dropped). Returns how many were handed out, or -ENOENT. */
 int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_received_fn fn,
                   void *arg);
 /* Deletes the message of receipt. Returns 0 (also when it is already
@@ -133,6 +135,11 @@ int queue_delete_msg(struct queue *q, const char *receipt, uint64_t *pos);
 /* Changes an in-flight message's visibility. Returns 0, -EINVAL (bad
  * receipt), -ESRCH (not in flight with that receipt), or negative. */
 int queue_change_visibility(struct queue *q, const char *receipt, uint32_t timeout_s);
+/* StartMessageMoveTask: moves every visible message of src to the queue
+ * named dest, or (dest NULL) each to the queue it was dead-lettered from;
+ * what cannot move stays. Returns 0 with *moved (messages taken), or
+ * -ENOENT. */
+int queue_redrive(struct queue *src, const char *dest, size_t *moved);
 /* Deletes every message (durably). */
 int queue_purge(struct queue *q, uint64_t *pos);
 /* Counts: visible, in flight, delayed. */

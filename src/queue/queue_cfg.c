@@ -4,7 +4,8 @@
  *   queues list -- queue map -- name (an SQS queue name)
  *                            |- visibility_timeout, delay, retention, receive_wait
  *                            |- max_message_size
- *                            `- durability map (fsync: always | interval | never, every)
+ *                            |- durability map (fsync: always | interval | never, every)
+ *                            `- dead_letter map (queue: NAME, max_receives: N)
  *
  * Built on the loader's toolkit like every section. Durations become whole
  * seconds for the SQS attributes (what SQS itself counts in). Names are
@@ -27,6 +28,7 @@ static const struct cfg_queue queue_cfg_defaults = {
     .receive_wait_ms = 0,
     .fsync_every_ms = 10,
     .fsync = QUEUE_FSYNC_ALWAYS,
+    .max_receives = 5,
 };
 
 int queue_cfg_name_ok(const char *name)
@@ -82,6 +84,28 @@ static int queue_cfg_durability(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_parse_map(ctx, v, &queue_cfg_durability_map, obj, NULL);
 }
 
+static int queue_cfg_dlq_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_queue *qc = obj;
+    const char *s;
+    int rc = cfg_text(ctx, v, "'queue'", &s);
+    if (rc < 0)
+        return rc;
+    qc->dead_letter_mark = cfg_mark_of(v);
+    return cfg_strdup(ctx, s, &qc->dead_letter);
+}
+
+static const struct cfg_key queue_cfg_dlq_keys[] = {
+    CFG_FUNC("queue", queue_cfg_dlq_name, true),
+    CFG_FIELD("max_receives", CFG_KIND_UINT, struct cfg_queue, max_receives, 1, 1000),
+};
+CFG_MAP_DEFINE(queue_cfg_dlq_map, "queue dead_letter", queue_cfg_dlq_keys);
+
+static int queue_cfg_dead_letter(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &queue_cfg_dlq_map, obj, NULL);
+}
+
 static const struct cfg_key queue_cfg_keys[] = {
     CFG_FUNC("name", queue_cfg_name, true),
     CFG_FIELD("visibility_timeout", CFG_KIND_DURATION, struct cfg_queue, visibility_timeout_ms,
@@ -93,6 +117,7 @@ static const struct cfg_key queue_cfg_keys[] = {
               1048576),
     CFG_FIELD("receive_wait", CFG_KIND_DURATION, struct cfg_queue, receive_wait_ms, 0, 20000),
     CFG_FUNC("durability", queue_cfg_durability, false),
+    CFG_FUNC("dead_letter", queue_cfg_dead_letter, false),
 };
 CFG_MAP_DEFINE(queue_cfg_map, "queue", queue_cfg_keys);
 
@@ -141,6 +166,27 @@ static void queue_cfg_attrs(struct cfg_queue *qc)
     a->fsync = (enum queue_fsync)qc->fsync;
     a->fsync_every_ms = (uint32_t)qc->fsync_every_ms;
     a->fifo = strlen(qc->name) > 5 && strcmp(qc->name + strlen(qc->name) - 5, ".fifo") == 0;
+    if (qc->dead_letter) {
+        a->max_receives = (uint32_t)qc->max_receives;
+        snprintf(a->dead_letter, sizeof(a->dead_letter), "%s", qc->dead_letter);
+    }
+}
+
+/* The dead-letter queue of qc is another queue of the section. */
+static int queue_cfg_check_dlq(struct cfg_ctx *ctx, const struct cfg *cfg,
+                               const struct cfg_queue *qc)
+{
+    char q[CFG_QUOTE_SIZE];
+    if (qc->dead_letter == NULL)
+        return 0;
+    if (strcmp(qc->dead_letter, qc->name) == 0)
+        return cfg_fail_mark(ctx, qc->dead_letter_mark, "a queue cannot be its own dead-letter "
+                             "queue");
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        if (strcmp(cfg->queues[i].name, qc->dead_letter) == 0)
+            return 0;
+    return cfg_fail_mark(ctx, qc->dead_letter_mark, "dead-letter queue %s is not defined in "
+                         "'queues'", cfg_quote(qc->dead_letter, q));
 }
 
 int queue_cfg_resolve(struct cfg_ctx *ctx, void *root)
@@ -150,6 +196,9 @@ int queue_cfg_resolve(struct cfg_ctx *ctx, void *root)
 
     for (size_t i = 0; i < cfg->n_queues; i++) {
         queue_cfg_attrs(&cfg->queues[i]);
+        int rc = queue_cfg_check_dlq(ctx, cfg, &cfg->queues[i]);
+        if (rc < 0)
+            return rc;
         if (cfg->queues[i].attrs.fifo) {
             struct cfg_mark at = cfg->queues[i].name_mark;
             return cfg_fail_mark(ctx, at, "FIFO queues (.fifo) are not available in this "
@@ -176,8 +225,10 @@ void queue_cfg_free_data_dir(void *root)
 void queue_cfg_free(void *root)
 {
     struct cfg *cfg = root;
-    for (size_t i = 0; cfg->queues && i < cfg->n_queues; i++)
+    for (size_t i = 0; cfg->queues && i < cfg->n_queues; i++) {
         free(cfg->queues[i].name);
+        free(cfg->queues[i].dead_letter);
+    }
     free(cfg->queues);
     cfg->queues = NULL;
     cfg->n_queues = 0;

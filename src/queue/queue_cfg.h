@@ -24,6 +24,9 @@ struct cfg_queue {
     uint64_t receive_wait_ms;         /* receive_wait, default 0, <= 20s */
     uint64_t fsync_every_ms;          /* durability.every, default 10ms */
     int fsync;                        /* durability.fsync, enum queue_fsync, default always */
+    char *dead_letter;                /* dead_letter.queue: a queue of this section, or NULL */
+    uint64_t max_receives;            /* dead_letter.max_receives 1..1000, default 5 */
+    struct cfg_mark dead_letter_mark;
     int line, col;
     struct cfg_mark name_mark;
 };

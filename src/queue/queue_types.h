@@ -29,6 +29,8 @@ struct queue_attrs {
     uint32_t fsync_every_ms;            /* durability.every (interval), default 10 */
     uint32_t fifo;                      /* FifoQueue (name ends .fifo) */
     uint32_t content_dedup;             /* ContentBasedDeduplication */
+    uint32_t max_receives;              /* RedrivePolicy maxReceiveCount, 0: no dead-letter queue */
+    char dead_letter[QUEUE_MAX_NAME + 1]; /* RedrivePolicy deadLetterTargetArn's queue, or "" */
 };
 
 extern const struct queue_attrs queue_attrs_default;

@@ -755,6 +755,80 @@ static void sqs_act_change_visibility_batch(struct sqs_conn *c, json_t *in)
     queue_put(q);
 }
 
+/* ---- dead letters ---- */
+
+struct sqs_sources {
+    struct sqs_conn *c;
+    const char *dlq;
+    json_t *urls;
+};
+
+static void sqs_source_one(void *arg, struct queue *q)
+{
+    struct sqs_sources *s = arg;
+    char url[SQS_MAX_URL];
+    pthread_mutex_lock(&q->mu);
+    int match = q->attrs.max_receives > 0 && strcmp(q->attrs.dead_letter, s->dlq) == 0;
+    pthread_mutex_unlock(&q->mu);
+    if (!match)
+        return;
+    sqs_queue_url(s->c, q->name, url, sizeof(url));
+    json_array_append_new(s->urls, json_string(url));
+}
+
+static void sqs_act_list_dlq_sources(struct sqs_conn *c, json_t *in)
+{
+    struct queue *q = sqs_queue_of(c, in);
+    if (q == NULL)
+        return;
+    struct sqs_sources s = { c, q->name, json_array() };
+    qbroker_each(sqs_broker(c), NULL, sqs_source_one, &s);
+    queue_put(q);
+    sqs_reply(c, json_pack("{s:o}", "queueUrls", s.urls));
+}
+
+/* The queue an ARN names, referenced; NULL with the error answered. */
+static struct queue *sqs_queue_of_arn(struct sqs_conn *c, const char *arn, const char *param)
+{
+    const char *colon = arn ? strrchr(arn, ':') : NULL;
+    struct queue *q = colon && strncmp(arn, "arn:", 4) == 0 && strlen(colon + 1) <= QUEUE_MAX_NAME
+                          ? qbroker_find(sqs_broker(c), colon + 1) : NULL;
+    if (q == NULL)
+        sqs_reply_error(c, SQS_ERR_RESOURCE, "The resource that you specified for the %s "
+                        "parameter doesn't exist.", param);
+    return q;
+}
+
+/* Moves every visible message of the dead-letter queue SourceArn back,
+ * at once (MaxNumberOfMessagesPerSecond is not honoured): to DestinationArn,
+ * or each to the queue it came from. */
+static void sqs_act_start_move_task(struct sqs_conn *c, json_t *in)
+{
+    const char *src_arn = sqs_str(in, "SourceArn"), *dst_arn = sqs_str(in, "DestinationArn");
+    char handle[128];
+    size_t moved = 0;
+    if (src_arn == NULL) {
+        sqs_reply_error(c, SQS_ERR_MISSING, "The request must contain the parameter SourceArn.");
+        return;
+    }
+    struct queue *src = sqs_queue_of_arn(c, src_arn, "SourceArn"), *dst = NULL;
+    if (src == NULL)
+        return;
+    if (dst_arn && (dst = sqs_queue_of_arn(c, dst_arn, "DestinationArn")) == NULL) {
+        queue_put(src);
+        return;
+    }
+    int rc = queue_redrive(src, dst ? dst->name : NULL, &moved);
+    if (rc < 0) {
+        sqs_reply_errno(c, rc);
+    } else {
+        snprintf(handle, sizeof(handle), "weir-move-%s-%zu", src->name, moved);
+        sqs_reply(c, json_pack("{s:s}", "TaskHandle", handle));
+    }
+    queue_put(src);
+    queue_put(dst);
+}
+
 /* ---- the table ---- */
 
 #define SQS_ACTION_LIST(X) \
@@ -771,7 +845,9 @@ static void sqs_act_change_visibility_batch(struct sqs_conn *c, json_t *in)
     X("DeleteMessage", sqs_act_delete_message) \
     X("DeleteMessageBatch", sqs_act_delete_message_batch) \
     X("ChangeMessageVisibility", sqs_act_change_visibility) \
-    X("ChangeMessageVisibilityBatch", sqs_act_change_visibility_batch)
+    X("ChangeMessageVisibilityBatch", sqs_act_change_visibility_batch) \
+    X("ListDeadLetterSourceQueues", sqs_act_list_dlq_sources) \
+    X("StartMessageMoveTask", sqs_act_start_move_task)
 
 struct sqs_action {
     const char *name;

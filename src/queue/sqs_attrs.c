@@ -61,6 +61,7 @@ static const struct sqs_qattr sqs_qattrs[] = {
 #undef SQS_QATTR
 
 static const char *const sqs_qattr_readonly[] = {
+    "RedrivePolicy",
     "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp",
     "QueueArn",
@@ -87,6 +88,48 @@ static int sqs_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ou
     return 0;
 }
 
+/* RedrivePolicy: {"deadLetterTargetArn": ARN, "maxReceiveCount": N} as a
+ * JSON string ("" removes it); the target must exist. Returns 0, or -1
+ * with the error answered. */
+static int sqs_redrive_apply(struct sqs_conn *c, json_t *val, struct queue_attrs *a)
+{
+    const char *text = json_string_value(val);
+    if (text && text[0] == 0) {
+        a->max_receives = 0;
+        a->dead_letter[0] = 0;
+        return 0;
+    }
+    json_t *p = text ? json_loads(text, 0, NULL) : NULL;
+    const char *arn = json_string_value(json_object_get(p, "deadLetterTargetArn"));
+    json_t *mr = json_object_get(p, "maxReceiveCount");
+    uint32_t max = 0;
+    int ok = arn != NULL && (json_is_integer(mr) ? (json_integer_value(mr) >= 1 &&
+                                                    json_integer_value(mr) <= 1000 &&
+                                                    (max = (uint32_t)json_integer_value(mr)))
+                                                 : sqs_parse_u32(json_string_value(mr), 1, 1000,
+                                                                 &max) == 0);
+    const char *colon = arn ? strrchr(arn, ':') : NULL;
+    char name[QUEUE_MAX_NAME + 1];
+    if (!ok || colon == NULL || strlen(colon + 1) > QUEUE_MAX_NAME) {
+        json_decref(p);
+        sqs_reply_error(c, SQS_ERR_ATTR_VALUE, "Value for parameter RedrivePolicy is invalid. "
+                        "Reason: it needs deadLetterTargetArn and maxReceiveCount (1 to 1000).");
+        return -1;
+    }
+    snprintf(name, sizeof(name), "%s", colon + 1);
+    json_decref(p);
+    struct queue *dlq = qbroker_find(sqs_broker(c), name);
+    if (dlq == NULL) {
+        sqs_reply_error(c, SQS_ERR_ATTR_VALUE, "Value for parameter RedrivePolicy is invalid. "
+                        "Reason: Dead letter target does not exist.");
+        return -1;
+    }
+    queue_put(dlq);
+    a->max_receives = max;
+    memcpy(a->dead_letter, name, sizeof(name));
+    return 0;
+}
+
 int sqs_attrs_apply(struct sqs_conn *c, json_t *attrs, struct queue_attrs *a, int creating)
 {
     const char *key;
@@ -105,6 +148,11 @@ int sqs_attrs_apply(struct sqs_conn *c, json_t *attrs, struct queue_attrs *a, in
             sqs_reply_error(c, SQS_ERR_UNSUPPORTED, "FIFO queues are not available in this "
                             "version of weir");
             return -1;
+        }
+        if (strcmp(key, "RedrivePolicy") == 0) {
+            if (sqs_redrive_apply(c, val, a) < 0)
+                return -1;
+            continue;
         }
         if (qa == NULL) {
             sqs_reply_error(c, SQS_ERR_ATTR_NAME, "Unknown or unsupported Attribute %s.", key);
@@ -184,6 +232,13 @@ json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names)
         sqs_set_num(out, "CreatedTimestamp", created);
     if (sqs_wants(names, "LastModifiedTimestamp"))
         sqs_set_num(out, "LastModifiedTimestamp", modified);
+    if (sqs_wants(names, "RedrivePolicy") && a.max_receives > 0) {
+        char text[512];
+        sqs_queue_arn(a.dead_letter, arn, sizeof(arn));
+        snprintf(text, sizeof(text), "{\"deadLetterTargetArn\":\"%s\",\"maxReceiveCount\":%u}",
+                 arn, a.max_receives);
+        json_object_set_new(out, "RedrivePolicy", json_string(text));
+    }
     if (sqs_wants(names, "QueueArn")) {
         sqs_queue_arn(q->name, arn, sizeof(arn));
         json_object_set_new(out, "QueueArn", json_string(arn));

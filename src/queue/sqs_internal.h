@@ -49,6 +49,7 @@ struct cfg_listener;
     X(SQS_ERR_UNSUPPORTED, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", \
       400) \
     X(SQS_ERR_ACTION, "UnknownOperationException", "InvalidAction", 400) \
+    X(SQS_ERR_RESOURCE, "ResourceNotFoundException", "ResourceNotFoundException", 400) \
     X(SQS_ERR_SERIAL, "SerializationException", "SerializationException", 400) \
     X(SQS_ERR_UNAVAILABLE, "ServiceUnavailable", "ServiceUnavailable", 503) \
     X(SQS_ERR_INTERNAL, "InternalFailure", "InternalFailure", 500)

@@ -44,7 +44,7 @@ static void fuzz_roundtrip(const struct qlog_record *rec)
                again.visible_ms == rec->visible_ms);
     FUZZ_CHECK(blob_eq(again.id, rec->id) && blob_eq(again.body, rec->body) &&
                blob_eq(again.attrs, rec->attrs) && blob_eq(again.group, rec->group) &&
-               blob_eq(again.dedup, rec->dedup));
+               blob_eq(again.dedup, rec->dedup) && blob_eq(again.origin, rec->origin));
     free(buf);
 }
 

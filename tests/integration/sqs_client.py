@@ -292,6 +292,60 @@ def sc_long_poll(c):
     return {"empty_wait": empty_wait, "woken_after": result["at"] - sent}
 
 
+def sc_dead_letters(c):
+    """RedrivePolicy moves a message received too often to the dead-letter
+    queue; ListDeadLetterSourceQueues; StartMessageMoveTask moves it back."""
+    dead = c.create_queue(QueueName="dead")["QueueUrl"]
+    arn = c.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"})
+    src = c.create_queue(QueueName="src", Attributes={"VisibilityTimeout": "0",
+                                                       "RedrivePolicy": policy})["QueueUrl"]
+    got = json.loads(c.get_queue_attributes(QueueUrl=src, AttributeNames=["RedrivePolicy"])
+                     ["Attributes"]["RedrivePolicy"])
+    assert got == {"deadLetterTargetArn": arn, "maxReceiveCount": 2}, got
+    attrs = {"k": {"DataType": "String", "StringValue": "v"}}
+    sent = c.send_message(QueueUrl=src, MessageBody="poison", MessageAttributes=attrs)
+    for i in (1, 2):
+        m = c.receive_message(QueueUrl=src, AttributeNames=["All"])["Messages"][0]
+        assert m["Attributes"]["ApproximateReceiveCount"] == str(i), m
+    # the third receive finds it received twice already: it moves instead
+    assert "Messages" not in c.receive_message(QueueUrl=src)
+    m = c.receive_message(QueueUrl=dead, MessageAttributeNames=["All"])["Messages"][0]
+    assert m["MessageId"] == sent["MessageId"] and m["Body"] == "poison", m
+    assert m["MD5OfMessageAttributes"] == md5_attrs(attrs), m
+    c.change_message_visibility(QueueUrl=dead, ReceiptHandle=m["ReceiptHandle"],
+                                VisibilityTimeout=0)
+    srcs = c.list_dead_letter_source_queues(QueueUrl=dead)["queueUrls"]
+    assert srcs == [src], srcs
+    expect_error(c.set_queue_attributes, "InvalidAttributeValue",
+                 c.exceptions.InvalidAttributeValue, QueueUrl=src, Attributes={
+                     "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn + "-missing",
+                                                  "maxReceiveCount": 2})})
+    expect_error(c.start_message_move_task, "ResourceNotFoundException",
+                 c.exceptions.ResourceNotFoundException, SourceArn=arn + "-missing")
+    # back where it came from
+    c.start_message_move_task(SourceArn=arn)
+    assert "Messages" not in c.receive_message(QueueUrl=dead)
+    m = c.receive_message(QueueUrl=src, AttributeNames=["All"])["Messages"][0]
+    assert m["MessageId"] == sent["MessageId"], m
+    assert m["Attributes"]["ApproximateReceiveCount"] == "1", m
+    # removing the policy: no more moves
+    c.set_queue_attributes(QueueUrl=src, Attributes={"RedrivePolicy": ""})
+    for _ in range(4):
+        assert c.receive_message(QueueUrl=src)["Messages"][0]["MessageId"] == sent["MessageId"]
+    return {}
+
+
+def sc_dead_letter_one(c, queue, body):
+    """Sends body to queue and receives it until it is dead-lettered."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    c.send_message(QueueUrl=url, MessageBody=body)
+    for _ in range(20):
+        if "Messages" not in c.receive_message(QueueUrl=url, VisibilityTimeout=0):
+            return {}
+    raise AssertionError("never dead-lettered")
+
+
 def sc_send(c, queue, n, prefix):
     """Sends n messages; prints their ids."""
     url = c.get_queue_url(QueueName=queue)["QueueUrl"]

@@ -83,6 +83,24 @@ def test_visibility_delay_purge(sqs):
     run(w, "visibility")
 
 
+def test_dead_letter_queue_and_redrive(sqs):
+    w, _ = sqs
+    run(w, "dead_letters")
+
+
+def test_dead_letter_from_config_survives_restart(weir_factory, tmp_path):
+    port = free_port()
+    data = str(tmp_path / "data")
+    cfg = sqs_config(port, data, "  - name: work\n    dead_letter: { queue: work-dlq, max_receives: 3 }\n"
+                     "  - name: work-dlq\n")
+    w = weir_factory(cfg)
+    run(w, "dead_letter_one", "work", "bad job")
+    w.stop()
+    w = weir_factory(cfg)
+    assert run(w, "drain", "work")["bodies"] == []
+    assert run(w, "drain", "work-dlq")["bodies"] == ["bad job"]
+
+
 def test_long_poll_woken_by_a_send(sqs):
     w, _ = sqs
     out = run(w, "long_poll")
@@ -230,6 +248,11 @@ def test_config_needs_data_dir(tmp_path):
                     "    protocol: sqs\n    routes: [{ cluster: x }]\n" % (tmp_path, port))
     p = subprocess.run([WEIR_BIN, "check", "-c", str(path)], capture_output=True, text=True)
     assert p.returncode == 2 and "protocol sqs" in p.stderr, p.stderr
+    path.write_text("data_dir: %s\nlisteners:\n  - name: sqs\n    listen: 127.0.0.1:%d\n"
+                    "    protocol: sqs\nqueues:\n  - name: a\n    dead_letter: { queue: b }\n"
+                    % (tmp_path, port))
+    p = subprocess.run([WEIR_BIN, "check", "-c", str(path)], capture_output=True, text=True)
+    assert p.returncode == 2 and "dead-letter queue 'b' is not defined" in p.stderr, p.stderr
 
 
 def test_data_dir_in_use_refuses_to_start(weir_factory, tmp_path):

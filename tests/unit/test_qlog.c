@@ -28,6 +28,7 @@ static struct qlog_record send_rec(uint64_t queue, uint64_t seq, const char *bod
     r.body = (struct qlog_blob){ body, (uint32_t)strlen(body) };
     r.attrs = (struct qlog_blob){ "{}", 2 };
     r.group = (struct qlog_blob){ "g", 1 };
+    r.origin = (struct qlog_blob){ "src", 3 };
     return r;
 }
 
@@ -53,6 +54,8 @@ static void test_encode_decode(void **state)
     assert_int_equal(d.attrs.len, 2);
     assert_int_equal(d.group.len, 1);
     assert_int_equal(d.dedup.len, 0);
+    assert_int_equal(d.origin.len, 3);
+    assert_memory_equal(d.origin.p, "src", 3);
     /* too small a buffer */
     assert_int_equal(qlog_record_encode(&r, buf, (size_t)n - 1), -ENOSPC);
     /* a delete is short */
