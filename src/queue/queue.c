@@ -44,6 +44,7 @@
 
 #include "core/log.h"
 #include "queue/qmd5.h"
+#include "queue/queue_fifo.h"
 #include "server/config.h"
 
 #define QUEUE_TICK_MS 100
@@ -77,6 +78,9 @@ struct qmsg {
     char *body, *attrs;
     size_t body_len, attrs_len;
     char *origin;                    /* a dead letter: the queue it came from, or NULL */
+    char *group, *dedup_id;          /* FIFO: MessageGroupId, deduplication id (or NULL) */
+    struct qgroup *grp;              /* FIFO: its group while linked */
+    int inflight;                    /* received and not yet visible again */
 };
 
 uint64_t queue_now_ms(void)
@@ -90,9 +94,13 @@ uint64_t queue_now_ms(void)
 
 static void qmsg_free(struct qmsg *m)
 {
+    if (m == NULL)
+        return;
     free(m->body);
     free(m->attrs);
     free(m->origin);
+    free(m->group);
+    free(m->dedup_id);
     free(m);
 }
 
@@ -211,6 +219,27 @@ static void queue_ready_append(struct queue *q, struct qmsg *m)
     q->ready_tail = m;
 }
 
+/* Puts m on the ready list: at its end, or in a FIFO queue in send order
+ * (a message back from flight goes before its group's later ones). */
+static void queue_ready_insert(struct queue *q, struct qmsg *m)
+{
+    struct qmsg *at = q->fifo ? q->ready_head : NULL;
+    while (at && at->seq < m->seq)
+        at = at->next;
+    if (at == NULL) {
+        queue_ready_append(q, m);
+        return;
+    }
+    m->heap_idx = QUEUE_NOT_IN_HEAP;
+    m->next = at;
+    m->prev = at->prev;
+    if (at->prev)
+        at->prev->next = m;
+    else
+        q->ready_head = m;
+    at->prev = m;
+}
+
 static void queue_ready_unlink(struct queue *q, struct qmsg *m)
 {
     if (m->prev)
@@ -230,13 +259,20 @@ static int queue_link(struct queue *q, struct qmsg *m, uint64_t now)
 {
     if ((q->n_msgs + 1) * 4 > q->cap_table * 3 && queue_table_grow(q) < 0)
         return -ENOMEM;
+    m->grp = NULL;
+    m->inflight = 0;
+    if (q->fifo && m->group && (m->grp = qfifo_group_get(q->fifo, m->group)) == NULL)
+        return -ENOMEM;
     if (m->visible_ms > now) {
-        if (queue_heap_push(q, m) < 0)
+        if (queue_heap_push(q, m) < 0) {
+            qfifo_group_put(q->fifo, m->grp);
+            m->grp = NULL;
             return -ENOMEM;
+        }
         m->delayed = 1;
         q->n_delayed++;
     } else {
-        queue_ready_append(q, m);
+        queue_ready_insert(q, m);
     }
     m->hnext = q->table[m->seq & (q->cap_table - 1)];
     q->table[m->seq & (q->cap_table - 1)] = m;
@@ -244,9 +280,22 @@ static int queue_link(struct queue *q, struct qmsg *m, uint64_t now)
     return 0;
 }
 
+/* Drops m's hold on its FIFO group. */
+static void queue_ungroup(struct queue *q, struct qmsg *m)
+{
+    if (m->grp == NULL)
+        return;
+    if (m->inflight)
+        m->grp->inflight--;
+    m->inflight = 0;
+    qfifo_group_put(q->fifo, m->grp);
+    m->grp = NULL;
+}
+
 /* Unlinks and frees m, releasing its log segment. */
 static void queue_unlink(struct queue *q, struct qmsg *m)
 {
+    queue_ungroup(q, m);
     queue_table_remove(q, m);
     if (m->heap_idx != QUEUE_NOT_IN_HEAP)
         queue_heap_remove(q, m);
@@ -269,11 +318,24 @@ static int queue_promote(struct queue *q, uint64_t now)
     while (q->n_heap > 0 && q->heap[0]->visible_ms <= now) {
         struct qmsg *m = q->heap[0];
         queue_heap_remove(q, m);
-        queue_ready_append(q, m);
+        if (m->inflight && m->grp)
+            m->grp->inflight--;
+        m->inflight = 0;
+        queue_ready_insert(q, m);
     }
     while (q->ready_head && queue_expired(q, q->ready_head, now))
         queue_unlink(q, q->ready_head);
     return q->ready_head != NULL;
+}
+
+/* Whether a receive would find something (lock held): a visible message,
+ * in a FIFO queue one whose group has nothing in flight. */
+static int queue_receivable(const struct queue *q)
+{
+    for (const struct qmsg *m = q->ready_head; m; m = m->next)
+        if (m->grp == NULL || m->grp->inflight == 0)
+            return 1;
+    return 0;
 }
 
 static void queue_wake(struct queue *q, size_t n)
@@ -301,6 +363,11 @@ static struct queue *queue_new(struct qbroker *b, uint64_t id, const char *name,
     q->id = id;
     snprintf(q->name, sizeof(q->name), "%s", name);
     q->attrs = *attrs;
+    if (attrs->fifo && (q->fifo = qfifo_new()) == NULL) {
+        pthread_mutex_destroy(&q->mu);
+        free(q);
+        return NULL;
+    }
     q->waiters.next = q->waiters.prev = &q->waiters;
     q->created_ms = q->modified_ms = queue_now_ms();
     return q;
@@ -313,6 +380,7 @@ static void queue_clear(struct queue *q)
         struct qmsg *m = q->table[i], *next;
         for (; m; m = next) {
             next = m->hnext;
+            queue_ungroup(q, m);
             if (q->broker->log)
                 qlog_seg_release(q->broker->log, m->seg);
             qmsg_free(m);
@@ -333,6 +401,7 @@ void queue_put(struct queue *q)
     if (q == NULL || atomic_fetch_sub(&q->refs, 1) != 1)
         return;
     queue_clear(q);
+    qfifo_free(q->fifo);
     free(q->table);
     free(q->heap);
     pthread_mutex_destroy(&q->mu);
@@ -371,17 +440,42 @@ static struct qmsg *qmsg_new(const char *body, size_t body_len, const char *attr
     return m;
 }
 
-int queue_send(struct queue *q, const struct queue_send *s, char *id, uint64_t *pos)
+/* The new message of s, with copies of its FIFO ids; NULL when memory is
+ * short. */
+static struct qmsg *queue_msg_of(const struct queue_send *s)
+{
+    struct qmsg *m = qmsg_new(s->body, s->body_len, s->attrs, s->attrs_len);
+    if (m == NULL)
+        return NULL;
+    snprintf(m->md5_attrs, sizeof(m->md5_attrs), "%s", s->md5_attrs ? s->md5_attrs : "");
+    if ((s->group && (m->group = strdup(s->group)) == NULL) ||
+        (s->dedup && (m->dedup_id = strdup(s->dedup)) == NULL)) {
+        qmsg_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static struct qlog_blob queue_blob(const char *s)
+{
+    return (struct qlog_blob){ s, s ? (uint32_t)strlen(s) : 0 };
+}
+
+int queue_send(struct queue *q, const struct queue_send *s, char *id, uint64_t *seq,
+               uint64_t *pos)
 {
     struct qbroker *b = q->broker;
     uint64_t now = queue_now_ms();
-    struct qmsg *m = qmsg_new(s->body, s->body_len, s->attrs, s->attrs_len);
+    struct qmsg *m = queue_msg_of(s);
     if (m == NULL)
         return -ENOMEM;
-    snprintf(m->md5_attrs, sizeof(m->md5_attrs), "%s", s->md5_attrs ? s->md5_attrs : "");
     m->seq = atomic_fetch_add(&b->next_seq, 1);
     m->sent_ms = now;
+    *pos = 0;
     pthread_mutex_lock(&q->mu);
+    int rc = q->deleted ? -ENOENT : 0;
+    if (rc == 0 && q->fifo && m->dedup_id && qfifo_dedup_find(q->fifo, m->dedup_id, now, id, seq))
+        goto out; /* a duplicate: answered as the first, stored once */
     int64_t delay = s->delay_s >= 0 ? s->delay_s : q->attrs.delay_s;
     m->visible_ms = now + (uint64_t)delay * 1000;
     queue_make_id(b, m->seq, m->id);
@@ -389,21 +483,28 @@ int queue_send(struct queue *q, const struct queue_send *s, char *id, uint64_t *
         .type = QLOG_SEND, .queue_id = q->id, .seq = m->seq, .sent_ms = now,
         .visible_ms = m->visible_ms, .id = { m->id, QUEUE_ID_LEN },
         .body = { m->body, (uint32_t)m->body_len }, .attrs = { m->attrs, (uint32_t)m->attrs_len },
+        .group = queue_blob(m->group), .dedup = queue_blob(m->dedup_id),
     };
-    int rc = q->deleted ? -ENOENT : qlog_append(b->log, &rec, pos, &m->seg);
+    if (rc == 0)
+        rc = qlog_append(b->log, &rec, pos, &m->seg);
     if (rc == 0) {
         qlog_seg_hold(b->log, m->seg);
         if ((rc = queue_link(q, m, now)) < 0)
             qlog_seg_release(b->log, m->seg); /* on disk, back after a restart */
     }
+    if (rc == 0 && q->fifo && m->dedup_id &&
+        qfifo_dedup_add(q->fifo, m->dedup_id, m->id, m->seq, now) < 0)
+        log_warn("queues: %s: out of memory remembering a deduplication id", q->name);
     if (rc == 0) {
         memcpy(id, m->id, QUEUE_ID_LEN + 1);
+        *seq = m->seq;
         if (m->heap_idx == QUEUE_NOT_IN_HEAP)
             queue_wake(q, 1);
+        m = NULL;
     }
+out:
     pthread_mutex_unlock(&q->mu);
-    if (rc < 0)
-        qmsg_free(m);
+    qmsg_free(m);
     return rc;
 }
 
@@ -454,6 +555,7 @@ static int queue_is_dead(const struct queue *q, const struct qmsg *m)
  * onto *list (lock held). */
 static void queue_take(struct queue *q, struct qmsg *m, struct qmsg **list)
 {
+    queue_ungroup(q, m);
     queue_ready_unlink(q, m);
     queue_table_remove(q, m);
     m->next = *list;
@@ -474,8 +576,10 @@ int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_re
     }
     queue_promote(q, now);
     memcpy(dlq, q->attrs.dead_letter, sizeof(dlq));
-    while ((unsigned)n < max && q->ready_head) {
-        struct qmsg *m = q->ready_head;
+    uint64_t batch = ++q->batch_serial;
+    struct qmsg *next;
+    for (struct qmsg *m = q->ready_head; (unsigned)n < max && m; m = next) {
+        next = m->next;
         if (queue_expired(q, m, now)) {
             queue_unlink(q, m);
             continue;
@@ -484,14 +588,22 @@ int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_re
             queue_take(q, m, &dead);
             continue;
         }
+        /* FIFO: a group with a message in flight from another receive waits */
+        if (m->grp && m->grp->inflight > 0 && m->grp->batch != batch)
+            continue;
         queue_ready_unlink(q, m);
         m->visible_ms = now + (uint64_t)visibility_s * 1000;
         if (queue_heap_push(q, m) < 0) {
-            queue_ready_append(q, m);
+            queue_ready_insert(q, m);
             break;
         }
         m->receive_count++;
         m->nonce++;
+        m->inflight = 1;
+        if (m->grp) {
+            m->grp->inflight++;
+            m->grp->batch = batch;
+        }
         if (m->first_receive_ms == 0)
             m->first_receive_ms = now;
         char receipt[QUEUE_MAX_RECEIPT];
@@ -501,7 +613,7 @@ int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_re
             .attrs = m->attrs, .attrs_len = m->attrs_len, .md5_body = m->md5_body,
             .md5_attrs = m->md5_attrs, .sent_ms = m->sent_ms,
             .first_receive_ms = m->first_receive_ms, .receive_count = m->receive_count,
-            .seq = m->seq,
+            .seq = m->seq, .group = m->group, .dedup = m->dedup_id,
         };
         fn(arg, &r);
         n++;
@@ -530,6 +642,7 @@ static int queue_adopt(struct queue *q, struct qmsg *m, const char *origin)
         .visible_ms = now, .id = { m->id, QUEUE_ID_LEN },
         .body = { m->body, (uint32_t)m->body_len }, .attrs = { m->attrs, (uint32_t)m->attrs_len },
         .origin = { o, o ? (uint32_t)strlen(o) : 0 },
+        .group = queue_blob(m->group), .dedup = queue_blob(m->dedup_id),
     };
     int rc = q->deleted ? -ENOENT : qlog_append(b->log, &rec, &pos, &seg);
     if (rc == 0) {
@@ -645,8 +758,11 @@ int queue_delete_msg(struct queue *q, const char *receipt, uint64_t *pos)
     if (rc == 0 && m != NULL) {
         struct qlog_record rec = { .type = QLOG_DELETE, .queue_id = q->id, .seq = m->seq };
         rc = qlog_append(q->broker->log, &rec, pos, &seg);
+        int unlocks = rc == 0 && m->grp && m->inflight && m->grp->inflight == 1;
         if (rc == 0)
             queue_unlink(q, m);
+        if (unlocks && queue_receivable(q))
+            queue_wake(q, 1); /* its FIFO group may go on */
     }
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -704,7 +820,7 @@ int queue_wait(struct queue *q, struct queue_waiter *w)
     pthread_mutex_lock(&q->mu);
     if (q->deleted) {
         rc = -ENOENT;
-    } else if (queue_promote(q, queue_now_ms())) {
+    } else if (queue_promote(q, queue_now_ms()) && queue_receivable(q)) {
         rc = 1;
     } else if (!w->listed) {
         w->prev = q->waiters.prev;
@@ -1035,10 +1151,14 @@ static void qbroker_replay_one(void *arg, const struct qlog_record *rec, uint64_
     m->sent_ms = rec->sent_ms;
     m->visible_ms = rec->visible_ms;
     memcpy(m->id, rec->id.p, QUEUE_ID_LEN);
-    if (rec->origin.len && (m->origin = strndup(rec->origin.p, rec->origin.len)) == NULL) {
+    if ((rec->origin.len && (m->origin = strndup(rec->origin.p, rec->origin.len)) == NULL) ||
+        (rec->group.len && (m->group = strndup(rec->group.p, rec->group.len)) == NULL) ||
+        (rec->dedup.len && (m->dedup_id = strndup(rec->dedup.p, rec->dedup.len)) == NULL)) {
         qmsg_free(m);
         return;
     }
+    if (q->fifo && m->dedup_id && rec->sent_ms + QFIFO_DEDUP_WINDOW_MS > now)
+        qfifo_dedup_add(q->fifo, m->dedup_id, m->id, m->seq, rec->sent_ms);
     if (m->attrs) {
         json_t *j = json_loadb(m->attrs, m->attrs_len, 0, NULL);
         if (j == NULL || qmd5_attrs(j, m->md5_attrs) < 0)
@@ -1141,7 +1261,7 @@ static uint64_t qbroker_tick(struct qbroker *b, int *sync)
 static void qbroker_sweep_one(void *arg, struct queue *q)
 {
     pthread_mutex_lock(&q->mu);
-    if (!q->deleted && queue_promote(q, queue_now_ms()))
+    if (!q->deleted && queue_promote(q, queue_now_ms()) && queue_receivable(q))
         queue_wake(q, q->n_msgs - q->n_heap);
     pthread_mutex_unlock(&q->mu);
 }

@@ -45,6 +45,8 @@ struct queue {
     size_t n_msgs, cap_table;
     size_t n_delayed;                   /* in the heap and never received */
     struct queue_waiter waiters;        /* list head */
+    struct qfifo *fifo;                 /* FIFO queues: groups, deduplication ids */
+    uint64_t batch_serial;              /* numbers the receives */
 };
 
 struct qbroker {
@@ -73,7 +75,8 @@ struct queue_received {
     const char *md5_body, *md5_attrs;   /* md5_attrs "" when no attributes */
     uint64_t sent_ms, first_receive_ms;
     uint32_t receive_count;
-    uint64_t seq;
+    uint64_t seq;                       /* also the FIFO SequenceNumber */
+    const char *group, *dedup;          /* FIFO ids, or NULL */
 };
 
 typedef void (*queue_received_fn)(void *arg, const struct queue_received *m);
@@ -86,6 +89,9 @@ struct queue_send {
     size_t attrs_len;
     const char *md5_attrs;              /* its MD5 as SQS computes it ("" for none) */
     int64_t delay_s;                    /* -1: the queue's DelaySeconds */
+    const char *group;                  /* FIFO MessageGroupId, or NULL */
+    const char *dedup;                  /* FIFO deduplication id (explicit or the body's
+                                           SHA-256), or NULL */
 };
 
 /* Opens data_dir's log and queue list, replays them, starts the
@@ -116,9 +122,12 @@ void queue_get(struct queue *q);
 void queue_put(struct queue *q);
 
 /* Appends and enqueues a message. Returns 0 with id (QUEUE_ID_LEN + 1
- * bytes) filled and *pos what qbroker_durable() waits for, or a negative
- * errno (-ENOENT deleted queue, -ENOSPC disk full, -EIO log failed). */
-int queue_send(struct queue *q, const struct queue_send *m, char *id, uint64_t *pos);
+ * bytes) and *seq filled and *pos what queue_durable() waits for, or a
+ * negative errno (-ENOENT deleted queue, -ENOSPC disk full, -EIO log
+ * failed). A FIFO message whose deduplication id was sent in the last five
+ * minutes is not stored: the first one's id and seq are returned, *pos 0. */
+int queue_send(struct queue *q, const struct queue_send *m, char *id, uint64_t *seq,
+               uint64_t *pos);
 /* Whether a send or delete at pos may be acknowledged now: syncs under
  * fsync always (0 or negative errno). */
 int queue_durable(struct queue *q, uint64_t pos);

@@ -106,6 +106,13 @@ static int queue_cfg_dead_letter(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_parse_map(ctx, v, &queue_cfg_dlq_map, obj, NULL);
 }
 
+static int queue_cfg_content_dedup(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_queue *qc = obj;
+    qc->content_dedup_mark = cfg_mark_of(v);
+    return cfg_parse_bool(ctx, v, "'content_based_deduplication'", &qc->content_dedup);
+}
+
 static const struct cfg_key queue_cfg_keys[] = {
     CFG_FUNC("name", queue_cfg_name, true),
     CFG_FIELD("visibility_timeout", CFG_KIND_DURATION, struct cfg_queue, visibility_timeout_ms,
@@ -118,6 +125,7 @@ static const struct cfg_key queue_cfg_keys[] = {
     CFG_FIELD("receive_wait", CFG_KIND_DURATION, struct cfg_queue, receive_wait_ms, 0, 20000),
     CFG_FUNC("durability", queue_cfg_durability, false),
     CFG_FUNC("dead_letter", queue_cfg_dead_letter, false),
+    CFG_FUNC("content_based_deduplication", queue_cfg_content_dedup, false),
 };
 CFG_MAP_DEFINE(queue_cfg_map, "queue", queue_cfg_keys);
 
@@ -166,25 +174,37 @@ static void queue_cfg_attrs(struct cfg_queue *qc)
     a->fsync = (enum queue_fsync)qc->fsync;
     a->fsync_every_ms = (uint32_t)qc->fsync_every_ms;
     a->fifo = strlen(qc->name) > 5 && strcmp(qc->name + strlen(qc->name) - 5, ".fifo") == 0;
+    a->content_dedup = (uint32_t)qc->content_dedup;
     if (qc->dead_letter) {
         a->max_receives = (uint32_t)qc->max_receives;
         snprintf(a->dead_letter, sizeof(a->dead_letter), "%s", qc->dead_letter);
     }
 }
 
-/* The dead-letter queue of qc is another queue of the section. */
+/* The dead-letter queue of qc is another queue of the section, of the
+ * same type; content-based deduplication is for FIFO queues. */
 static int queue_cfg_check_dlq(struct cfg_ctx *ctx, const struct cfg *cfg,
                                const struct cfg_queue *qc)
 {
     char q[CFG_QUOTE_SIZE];
+    if (qc->content_dedup && !qc->attrs.fifo)
+        return cfg_fail_mark(ctx, qc->content_dedup_mark, "'content_based_deduplication' is for "
+                             "FIFO queues (names ending in .fifo)");
     if (qc->dead_letter == NULL)
         return 0;
     if (strcmp(qc->dead_letter, qc->name) == 0)
         return cfg_fail_mark(ctx, qc->dead_letter_mark, "a queue cannot be its own dead-letter "
                              "queue");
-    for (size_t i = 0; i < cfg->n_queues; i++)
-        if (strcmp(cfg->queues[i].name, qc->dead_letter) == 0)
-            return 0;
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        const struct cfg_queue *d = &cfg->queues[i];
+        if (strcmp(d->name, qc->dead_letter) != 0)
+            continue;
+        int d_fifo = strlen(d->name) > 5 && strcmp(d->name + strlen(d->name) - 5, ".fifo") == 0;
+        if (d_fifo != (int)qc->attrs.fifo)
+            return cfg_fail_mark(ctx, qc->dead_letter_mark, "a dead-letter queue is of its "
+                                 "source's type (FIFO or standard)");
+        return 0;
+    }
     return cfg_fail_mark(ctx, qc->dead_letter_mark, "dead-letter queue %s is not defined in "
                          "'queues'", cfg_quote(qc->dead_letter, q));
 }
@@ -199,11 +219,6 @@ int queue_cfg_resolve(struct cfg_ctx *ctx, void *root)
         int rc = queue_cfg_check_dlq(ctx, cfg, &cfg->queues[i]);
         if (rc < 0)
             return rc;
-        if (cfg->queues[i].attrs.fifo) {
-            struct cfg_mark at = cfg->queues[i].name_mark;
-            return cfg_fail_mark(ctx, at, "FIFO queues (.fifo) are not available in this "
-                                 "version of weir");
-        }
     }
     for (size_t i = 0; i < cfg->n_listeners; i++)
         need |= cfg->listeners[i].protocol == CFG_PROTOCOL_SQS;

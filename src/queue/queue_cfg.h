@@ -27,6 +27,8 @@ struct cfg_queue {
     char *dead_letter;                /* dead_letter.queue: a queue of this section, or NULL */
     uint64_t max_receives;            /* dead_letter.max_receives 1..1000, default 5 */
     struct cfg_mark dead_letter_mark;
+    int content_dedup;                /* content_based_deduplication, FIFO only, default false */
+    struct cfg_mark content_dedup_mark;
     int line, col;
     struct cfg_mark name_mark;
 };

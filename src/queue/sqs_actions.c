@@ -9,6 +9,7 @@
  * first send. */
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,13 +85,15 @@ static void sqs_act_create_queue(struct sqs_conn *c, json_t *in)
                         "or underscores. 1 to 80 in length");
         return;
     }
-    if (strlen(name) > 5 && strcmp(name + strlen(name) - 5, ".fifo") == 0) {
-        sqs_reply_error(c, SQS_ERR_UNSUPPORTED, "FIFO queues are not available in this version "
-                        "of weir");
-        return;
-    }
     if (sqs_attrs_apply(c, json_object_get(in, "Attributes"), &a, 1) < 0)
         return;
+    int fifo_name = strlen(name) > 5 && strcmp(name + strlen(name) - 5, ".fifo") == 0;
+    if (fifo_name != (int)a.fifo) {
+        sqs_reply_error(c, SQS_ERR_PARAM, fifo_name ? "A FIFO queue needs the attribute "
+                        "FifoQueue set to true." : "The name of a FIFO queue must end with the "
+                        ".fifo suffix.");
+        return;
+    }
     int rc = qbroker_create(sqs_broker(c), name, &a, &q);
     if (rc == -EEXIST) {
         queue_put(q);
@@ -248,12 +251,86 @@ static void sqs_act_purge_queue(struct sqs_conn *c, json_t *in)
 
 /* ---- sending ---- */
 
+#define SQS_MAX_FIFO_ID 128
+#define SQS_SHA256_HEX 65
+
+/* A MessageGroupId / MessageDeduplicationId: 1-128 of letters, digits and
+ * punctuation. */
+static int sqs_fifo_id_ok(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > SQS_MAX_FIFO_ID)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return 0;
+    return 1;
+}
+
+static void sqs_sha256_hex(const char *data, size_t len, char out[SQS_SHA256_HEX])
+{
+    unsigned char d[32];
+    unsigned int n = 0;
+    static const char hex[] = "0123456789abcdef";
+    out[0] = 0;
+    if (!EVP_Digest(data, len, d, &n, EVP_sha256(), NULL))
+        return;
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[64] = 0;
+}
+
+/* The FIFO parameters of a message: group and deduplication ids (`sha` is
+ * room for a content-based one). Returns 0 or -1 with *e and err. */
+static int sqs_fifo_check(struct queue *q, json_t *in, struct queue_send *m,
+                          char sha[SQS_SHA256_HEX], enum sqs_error *e, char *err, size_t err_size)
+{
+    const char *group = sqs_str(in, "MessageGroupId"), *dedup = sqs_str(in,
+                                                                        "MessageDeduplicationId");
+    if (!q->attrs.fifo) {
+        if (dedup) {
+            snprintf(err, err_size, "The request include parameter that is not valid for this "
+                     "queue type: MessageDeduplicationId");
+            return -1;
+        }
+        return 0; /* MessageGroupId on a standard queue: accepted, not used */
+    }
+    if (group == NULL) {
+        *e = SQS_ERR_MISSING;
+        snprintf(err, err_size, "The request must contain the parameter MessageGroupId.");
+        return -1;
+    }
+    if (!sqs_fifo_id_ok(group) || (dedup && !sqs_fifo_id_ok(dedup))) {
+        snprintf(err, err_size, "MessageGroupId and MessageDeduplicationId are 1 to 128 "
+                 "letters, digits or punctuation.");
+        return -1;
+    }
+    if (m->delay_s >= 0) {
+        snprintf(err, err_size, "Value %" PRId64 " for parameter DelaySeconds is invalid. "
+                 "Reason: The request include parameter that is not valid for this queue type.",
+                 m->delay_s);
+        return -1;
+    }
+    if (dedup == NULL && !q->attrs.content_dedup) {
+        snprintf(err, err_size, "The queue should either have ContentBasedDeduplication enabled "
+                 "or MessageDeduplicationId provided explicitly");
+        return -1;
+    }
+    if (dedup == NULL)
+        sqs_sha256_hex(m->body, m->body_len, sha);
+    m->group = group;
+    m->dedup = dedup ? dedup : sha;
+    return 0;
+}
+
 /* Checks one message (a SendMessage input or a batch entry). Returns 0
- * with m filled (m->attrs owned by the caller: free()), or -1 with *e and
- * err. */
+ * with m filled (m->attrs owned by the caller: free(); m->dedup may point
+ * into sha), or -1 with *e and err. */
 static int sqs_message_check(struct queue *q, json_t *in, struct queue_send *m,
-                             char md5_attrs[QMD5_HEX], enum sqs_error *e, char *err,
-                             size_t err_size)
+                             char md5_attrs[QMD5_HEX], char sha[SQS_SHA256_HEX],
+                             enum sqs_error *e, char *err, size_t err_size)
 {
     json_t *body = json_object_get(in, "MessageBody");
     json_t *attrs = json_object_get(in, "MessageAttributes");
@@ -297,6 +374,8 @@ static int sqs_message_check(struct queue *q, json_t *in, struct queue_send *m,
         }
         m->delay_s = json_integer_value(delay);
     }
+    if (sqs_fifo_check(q, in, m, sha, e, err, err_size) < 0)
+        return -1;
     m->md5_attrs = md5_attrs;
     if (md5_attrs[0]) {
         char *text = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
@@ -312,35 +391,40 @@ static int sqs_message_check(struct queue *q, json_t *in, struct queue_send *m,
 }
 
 /* The success entry of a sent message. */
-static json_t *sqs_sent_json(const struct queue_send *m, const char *id)
+static json_t *sqs_sent_json(const struct queue *q, const struct queue_send *m, const char *id,
+                             uint64_t seq)
 {
-    char md5[QMD5_HEX];
+    char md5[QMD5_HEX], seqs[24];
     qmd5_hex(m->body, m->body_len, md5);
     json_t *o = json_pack("{s:s, s:s}", "MessageId", id, "MD5OfMessageBody", md5);
     if (o && m->md5_attrs && m->md5_attrs[0])
         json_object_set_new(o, "MD5OfMessageAttributes", json_string(m->md5_attrs));
+    if (o && q->attrs.fifo) {
+        snprintf(seqs, sizeof(seqs), "%020" PRIu64, seq);
+        json_object_set_new(o, "SequenceNumber", json_string(seqs));
+    }
     return o;
 }
 
 static void sqs_act_send_message(struct sqs_conn *c, json_t *in)
 {
     struct queue_send m;
-    char md5_attrs[QMD5_HEX], err[512], id[QUEUE_ID_LEN + 1];
+    char md5_attrs[QMD5_HEX], err[512], id[QUEUE_ID_LEN + 1], sha[SQS_SHA256_HEX];
     enum sqs_error e;
-    uint64_t pos;
+    uint64_t pos, seq;
     struct queue *q = sqs_queue_of(c, in);
     if (q == NULL)
         return;
-    if (sqs_message_check(q, in, &m, md5_attrs, &e, err, sizeof(err)) < 0) {
+    if (sqs_message_check(q, in, &m, md5_attrs, sha, &e, err, sizeof(err)) < 0) {
         sqs_reply_error(c, e, "%s", err);
         queue_put(q);
         return;
     }
-    int rc = queue_send(q, &m, id, &pos);
+    int rc = queue_send(q, &m, id, &seq, &pos);
     if (rc < 0)
         sqs_reply_errno(c, rc);
     else
-        sqs_reply_durable(c, q, pos, sqs_sent_json(&m, id));
+        sqs_reply_durable(c, q, pos, sqs_sent_json(q, &m, id, seq));
     free((char *)m.attrs);
     queue_put(q);
 }
@@ -422,25 +506,26 @@ static void sqs_act_send_message_batch(struct sqs_conn *c, json_t *in)
     json_array_foreach(entries, i, ent)
     {
         struct queue_send m;
-        char md5_attrs[QMD5_HEX], err[512], id[QUEUE_ID_LEN + 1];
+        char md5_attrs[QMD5_HEX], err[512], id[QUEUE_ID_LEN + 1], sha[SQS_SHA256_HEX];
         enum sqs_error e;
-        uint64_t pos;
+        uint64_t pos, seq;
         const char *eid = sqs_str(ent, "Id");
-        if (sqs_message_check(q, ent, &m, md5_attrs, &e, err, sizeof(err)) < 0) {
+        if (sqs_message_check(q, ent, &m, md5_attrs, sha, &e, err, sizeof(err)) < 0) {
             json_array_append_new(json_object_get(out, "Failed"), sqs_failed_json(eid, e, err));
             continue;
         }
-        int rc = queue_send(q, &m, id, &pos);
+        int rc = queue_send(q, &m, id, &seq, &pos);
         if (rc < 0) {
             json_array_append_new(json_object_get(out, "Failed"),
                                   sqs_failed_json(eid, rc == -ENOENT ? SQS_ERR_NO_QUEUE
                                                                      : SQS_ERR_UNAVAILABLE,
                                                   strerror(-rc)));
         } else {
-            json_t *s = sqs_sent_json(&m, id);
+            json_t *s = sqs_sent_json(q, &m, id, seq);
             json_object_set_new(s, "Id", json_string(eid));
             json_array_append_new(json_object_get(out, "Successful"), s);
-            max_pos = pos;
+            if (pos > max_pos)
+                max_pos = pos;
         }
         free((char *)m.attrs);
     }
@@ -536,6 +621,15 @@ static void sqs_recv_one(void *arg, const struct queue_received *m)
         sqs_set_u64(sys, "ApproximateReceiveCount", m->receive_count);
     if (sqs_name_in(r->sys_names, "ApproximateFirstReceiveTimestamp"))
         sqs_set_u64(sys, "ApproximateFirstReceiveTimestamp", m->first_receive_ms);
+    if (m->group && sqs_name_in(r->sys_names, "MessageGroupId"))
+        json_object_set_new(sys, "MessageGroupId", json_string(m->group));
+    if (m->dedup && sqs_name_in(r->sys_names, "MessageDeduplicationId"))
+        json_object_set_new(sys, "MessageDeduplicationId", json_string(m->dedup));
+    if (m->group && sqs_name_in(r->sys_names, "SequenceNumber")) {
+        char seqs[24];
+        snprintf(seqs, sizeof(seqs), "%020" PRIu64, m->seq);
+        json_object_set_new(sys, "SequenceNumber", json_string(seqs));
+    }
     if (json_object_size(sys) > 0)
         json_object_set(msg, "Attributes", sys);
     json_decref(sys);

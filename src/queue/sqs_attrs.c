@@ -61,7 +61,7 @@ static const struct sqs_qattr sqs_qattrs[] = {
 #undef SQS_QATTR
 
 static const char *const sqs_qattr_readonly[] = {
-    "RedrivePolicy",
+    "RedrivePolicy", "FifoQueue", "ContentBasedDeduplication",
     "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp",
     "QueueArn",
@@ -130,6 +130,44 @@ static int sqs_redrive_apply(struct sqs_conn *c, json_t *val, struct queue_attrs
     return 0;
 }
 
+/* FifoQueue (at creation only) and ContentBasedDeduplication (FIFO
+ * queues only): "true" or "false". Returns 0 or -1 answered. */
+static int sqs_fifo_attr_apply(struct sqs_conn *c, const char *key, const char *v,
+                               struct queue_attrs *a, int creating)
+{
+    int fifo_key = strcmp(key, "FifoQueue") == 0;
+    if (fifo_key && !creating) {
+        sqs_reply_error(c, SQS_ERR_ATTR_NAME, "FifoQueue can only be set when a queue is made.");
+        return -1;
+    }
+    if (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)) {
+        sqs_reply_error(c, SQS_ERR_ATTR_VALUE, "Invalid value for the parameter %s: true or "
+                        "false.", key);
+        return -1;
+    }
+    if (fifo_key)
+        a->fifo = strcmp(v, "true") == 0;
+    else
+        a->content_dedup = strcmp(v, "true") == 0;
+    return 0;
+}
+
+/* A dead-letter queue is of its source's type (FIFO or standard). */
+static int sqs_redrive_type_check(struct sqs_conn *c, const struct queue_attrs *a)
+{
+    if (a->max_receives == 0)
+        return 0;
+    struct queue *dlq = qbroker_find(sqs_broker(c), a->dead_letter);
+    int same = dlq && dlq->attrs.fifo == a->fifo;
+    queue_put(dlq);
+    if (!same) {
+        sqs_reply_error(c, SQS_ERR_ATTR_VALUE, "Value for parameter RedrivePolicy is invalid. "
+                        "Reason: Dead-letter queue must be same type of queue as the source.");
+        return -1;
+    }
+    return 0;
+}
+
 int sqs_attrs_apply(struct sqs_conn *c, json_t *attrs, struct queue_attrs *a, int creating)
 {
     const char *key;
@@ -143,11 +181,10 @@ int sqs_attrs_apply(struct sqs_conn *c, json_t *attrs, struct queue_attrs *a, in
     json_object_foreach(attrs, key, val)
     {
         const struct sqs_qattr *qa = sqs_qattr_find(key);
-        if (creating && (strcmp(key, "FifoQueue") == 0 ||
-                         strcmp(key, "ContentBasedDeduplication") == 0)) {
-            sqs_reply_error(c, SQS_ERR_UNSUPPORTED, "FIFO queues are not available in this "
-                            "version of weir");
-            return -1;
+        if (strcmp(key, "FifoQueue") == 0 || strcmp(key, "ContentBasedDeduplication") == 0) {
+            if (sqs_fifo_attr_apply(c, key, json_string_value(val), a, creating) < 0)
+                return -1;
+            continue;
         }
         if (strcmp(key, "RedrivePolicy") == 0) {
             if (sqs_redrive_apply(c, val, a) < 0)
@@ -165,7 +202,12 @@ int sqs_attrs_apply(struct sqs_conn *c, json_t *attrs, struct queue_attrs *a, in
             return -1;
         }
     }
-    return 0;
+    if (a->content_dedup && !a->fifo) {
+        sqs_reply_error(c, SQS_ERR_ATTR_NAME, "ContentBasedDeduplication is an attribute of FIFO "
+                        "queues only.");
+        return -1;
+    }
+    return sqs_redrive_type_check(c, a);
 }
 
 static int sqs_set_num(json_t *out, const char *name, uint64_t v)
@@ -239,6 +281,11 @@ json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names)
                  arn, a.max_receives);
         json_object_set_new(out, "RedrivePolicy", json_string(text));
     }
+    if (a.fifo && sqs_wants(names, "FifoQueue"))
+        json_object_set_new(out, "FifoQueue", json_string("true"));
+    if (a.fifo && sqs_wants(names, "ContentBasedDeduplication"))
+        json_object_set_new(out, "ContentBasedDeduplication",
+                            json_string(a.content_dedup ? "true" : "false"));
     if (sqs_wants(names, "QueueArn")) {
         sqs_queue_arn(q->name, arn, sizeof(arn));
         json_object_set_new(out, "QueueArn", json_string(arn));

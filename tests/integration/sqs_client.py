@@ -346,6 +346,76 @@ def sc_dead_letter_one(c, queue, body):
     raise AssertionError("never dead-lettered")
 
 
+def sc_fifo(c):
+    """FIFO queues: group order, one in-flight batch per group,
+    deduplication, SequenceNumber, the parameters FIFO needs."""
+    expect_error(c.create_queue, "InvalidParameterValue", QueueName="nofifo.fifo")
+    expect_error(c.create_queue, "InvalidParameterValue", QueueName="plain",
+                 Attributes={"FifoQueue": "true"})
+    expect_error(c.create_queue, "InvalidAttributeName", c.exceptions.InvalidAttributeName,
+                 QueueName="std", Attributes={"ContentBasedDeduplication": "true"})
+    url = c.create_queue(QueueName="orders.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    a = c.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert a["FifoQueue"] == "true" and a["ContentBasedDeduplication"] == "false", a
+    expect_error(c.send_message, "MissingParameter", QueueUrl=url, MessageBody="x",
+                 MessageDeduplicationId="d")
+    expect_error(c.send_message, "InvalidParameterValue", QueueUrl=url, MessageBody="x",
+                 MessageGroupId="g")
+    expect_error(c.send_message, "InvalidParameterValue", QueueUrl=url, MessageBody="x",
+                 MessageGroupId="g", MessageDeduplicationId="d", DelaySeconds=1)
+    seqs = []
+    ids = {}
+    for group, body in [("g1", "a1"), ("g2", "b1"), ("g1", "a2"), ("g2", "b2"), ("g1", "a3")]:
+        r = c.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group,
+                           MessageDeduplicationId="dd-" + body)
+        seqs.append(int(r["SequenceNumber"]))
+        ids[body] = r["MessageId"]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5, seqs
+    # a duplicate within five minutes: the first one's id, stored once
+    r = c.send_message(QueueUrl=url, MessageBody="a1 again", MessageGroupId="g1",
+                       MessageDeduplicationId="dd-a1")
+    assert r["MessageId"] == ids["a1"] and int(r["SequenceNumber"]) == seqs[0], r
+
+    def recv(n=1, vis=None):
+        kw = {"VisibilityTimeout": vis} if vis is not None else {}
+        return c.receive_message(QueueUrl=url, MaxNumberOfMessages=n, AttributeNames=["All"],
+                                 **kw).get("Messages", [])
+
+    m_a1 = recv()[0]
+    assert m_a1["Body"] == "a1", m_a1
+    at = m_a1["Attributes"]
+    assert at["MessageGroupId"] == "g1" and at["MessageDeduplicationId"] == "dd-a1", at
+    assert int(at["SequenceNumber"]) == seqs[0], at
+    # g1 is in flight: the next receive serves g2 only
+    m_b1 = recv(vis=1)[0]
+    assert m_b1["Body"] == "b1", m_b1
+    assert recv(10) == []  # both groups have a message in flight
+    c.delete_message(QueueUrl=url, ReceiptHandle=m_a1["ReceiptHandle"])
+    got = recv(10)
+    assert [m["Body"] for m in got] == ["a2", "a3"], [m["Body"] for m in got]
+    # b1 was not deleted: after its visibility timeout it comes back before b2
+    m = c.receive_message(QueueUrl=url, WaitTimeSeconds=10, MaxNumberOfMessages=10)["Messages"]
+    assert [x["Body"] for x in m][:1] == ["b1"], m
+    # content-based deduplication
+    url2 = c.create_queue(QueueName="cbd.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    r1 = c.send_message(QueueUrl=url2, MessageBody="same", MessageGroupId="g")
+    r2 = c.send_message(QueueUrl=url2, MessageBody="same", MessageGroupId="g")
+    r3 = c.send_message(QueueUrl=url2, MessageBody="other", MessageGroupId="g")
+    assert r1["MessageId"] == r2["MessageId"] != r3["MessageId"]
+    got = c.receive_message(QueueUrl=url2, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["same", "other"], got
+    return {}
+
+
+def sc_fifo_send(c, queue, group, n, prefix):
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    ids = [c.send_message(QueueUrl=url, MessageBody="%s-%d" % (prefix, i), MessageGroupId=group,
+                          MessageDeduplicationId="%s-%d" % (prefix, i))["MessageId"]
+           for i in range(int(n))]
+    return {"ids": ids}
+
+
 def sc_send(c, queue, n, prefix):
     """Sends n messages; prints their ids."""
     url = c.get_queue_url(QueueName=queue)["QueueUrl"]

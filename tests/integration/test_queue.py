@@ -101,6 +101,24 @@ def test_dead_letter_from_config_survives_restart(weir_factory, tmp_path):
     assert run(w, "drain", "work-dlq")["bodies"] == ["bad job"]
 
 
+def test_fifo_queues(sqs):
+    w, _ = sqs
+    run(w, "fifo")
+
+
+def test_fifo_order_and_deduplication_survive_restart(weir_factory, tmp_path):
+    port = free_port()
+    data = str(tmp_path / "data")
+    cfg = sqs_config(port, data, "  - name: jobs.fifo\n")
+    w = weir_factory(cfg)
+    first = run(w, "fifo_send", "jobs.fifo", "g", 5, "x")["ids"]
+    w.stop()
+    w = weir_factory(cfg)
+    # the same deduplication ids again: not stored twice, same ids
+    assert run(w, "fifo_send", "jobs.fifo", "g", 5, "x")["ids"] == first
+    assert run(w, "drain", "jobs.fifo")["bodies"] == ["x-%d" % i for i in range(5)]
+
+
 def test_long_poll_woken_by_a_send(sqs):
     w, _ = sqs
     out = run(w, "long_poll")
