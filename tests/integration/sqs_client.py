@@ -416,6 +416,22 @@ def sc_fifo_send(c, queue, group, n, prefix):
     return {"ids": ids}
 
 
+def sc_receive_all(c, queue):
+    """Receives and deletes everything; prints bodies, attributes and ids."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    out = []
+    while True:
+        ms = c.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                               MessageAttributeNames=["All"]).get("Messages", [])
+        if not ms:
+            return {"messages": out}
+        for m in ms:
+            attrs = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
+            assert m["MD5OfMessageAttributes"] == md5_attrs(m["MessageAttributes"]), m
+            out.append({"id": m["MessageId"], "body": m["Body"], "attrs": attrs})
+            c.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
 def sc_send(c, queue, n, prefix):
     """Sends n messages; prints their ids."""
     url = c.get_queue_url(QueueName=queue)["QueueUrl"]

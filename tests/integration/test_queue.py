@@ -253,6 +253,76 @@ def test_segments_are_removed_once_empty(weir_factory, tmp_path):
     assert first[0] not in now, (first, now)
 
 
+def test_route_target_enqueues_the_request(weir_factory, tmp_path):
+    """`queue: jobs` on an http route: 202 with the message id once stored;
+    the message carries the request; a consumer gets it through SQS."""
+    import base64
+    import http.client
+    http_port, sqs_port = free_port(), free_port()
+    data = str(tmp_path / "data")
+    cfg = (
+        "data_dir: %s\n"
+        "listeners:\n"
+        "  - name: web\n"
+        "    listen: 127.0.0.1:%d\n"
+        "    routes:\n"
+        "      - match: { path_prefix: /jobs }\n"
+        "        queue: jobs\n"
+        "      - respond: { status: 200, body: ok }\n"
+        "  - name: sqs\n"
+        "    listen: 127.0.0.1:%d\n"
+        "    protocol: sqs\n"
+        "clusters:\n"
+        "  - name: unused\n"
+        "    endpoints: [127.0.0.1:9]\n"
+        "queues:\n"
+        "  - name: jobs\n"
+        "    max_message_size: 2k\n" % (data, http_port, sqs_port))
+    w = weir_factory(cfg, port=http_port)
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=IO_TIMEOUT)
+    ids = []
+    conn.request("POST", "/jobs/resize?size=10", body=b'{"image": 7}',
+                 headers={"Content-Type": "application/json", "X-Trace": "abc"})
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 202 and r.getheader("Content-Type") == "application/json", body
+    ids.append(body["MessageId"])
+    # keep-alive: the next request on the same connection, chunked and binary
+    conn.putrequest("PUT", "/jobs/bin")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    raw = bytes(range(0, 256))
+    conn.send(b"80\r\n" + raw[:128] + b"\r\n80\r\n" + raw[128:] + b"\r\n0\r\n\r\n")
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 202, body
+    ids.append(body["MessageId"])
+    conn.request("DELETE", "/jobs/1")  # no body at all
+    r = conn.getresponse()
+    ids.append(json.loads(r.read())["MessageId"])
+    assert r.status == 202
+    conn.request("POST", "/jobs/big", body=b"x" * 3000)
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 413
+    conn.close()
+    w.port = sqs_port
+    msgs = run(w, "receive_all", "jobs")["messages"]
+    assert [m["id"] for m in msgs] == ids, msgs
+    first, second, third = msgs
+    assert first["body"] == '{"image": 7}'
+    assert first["attrs"]["weir.method"] == "POST"
+    assert first["attrs"]["weir.target"] == "/jobs/resize?size=10"
+    headers = json.loads(first["attrs"]["weir.headers"])
+    assert ["X-Trace", "abc"] in headers and ["Content-Type", "application/json"] in headers
+    assert "weir.body-encoding" not in first["attrs"]
+    assert second["attrs"]["weir.body-encoding"] == "base64"
+    assert base64.b64decode(second["body"]) == raw
+    assert not any(h[0].lower() == "transfer-encoding"
+                   for h in json.loads(second["attrs"]["weir.headers"]))
+    assert third["attrs"]["weir.method"] == "DELETE" and third["body"] == ""
+
+
 def test_config_needs_data_dir(tmp_path):
     from conftest import WEIR_BIN
     port = free_port()

@@ -551,7 +551,7 @@ static void test_error_required_and_empty(void **state)
         { "clusters:\n  - endpoints: [127.0.0.1:1]\n",
           "weir.yaml:2:5: cluster is missing required key 'name'" },
         { LISTENER_HEAD "    routes:\n      - match: { path: / }\n",
-          "weir.yaml:5:9: route has no target: add one of cluster, respond, redirect" },
+          "weir.yaml:5:9: route has no target: add one of cluster, respond, redirect, queue" },
         { "clusters:\n  - endpoints:\n      - { weight: 2 }\n",
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",
