@@ -443,8 +443,12 @@ static int sqs_read(struct sqs_conn *c)
     max += c->lst->max_header_bytes;
     for (;;) {
         if (c->in_cap - c->in_len < SQS_READ_CHUNK) {
-            if (c->in_cap >= max + SQS_READ_CHUNK) /* a request this large is refused below */
+            if (c->in_cap >= max + SQS_READ_CHUNK) {
+                /* full of pipelined requests behind the one in progress: read
+                 * again once its reply is out (sqs_send_raw re-arms) */
+                ev_io_stop(c->sw->loop, &c->io);
                 return 0;
+            }
             size_t cap = c->in_cap ? c->in_cap * 2 : SQS_READ_CHUNK * 2;
             char *p = realloc(c->in, cap);
             if (p == NULL) {

@@ -432,6 +432,12 @@ def sc_receive_all(c, queue):
             c.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def sc_attrs(c, queue):
+    """Prints the queue's attributes (QueueDoesNotExist propagates)."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    return c.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+
 def sc_send(c, queue, n, prefix):
     """Sends n messages; prints their ids."""
     url = c.get_queue_url(QueueName=queue)["QueueUrl"]

@@ -323,6 +323,19 @@ def test_route_target_enqueues_the_request(weir_factory, tmp_path):
     assert third["attrs"]["weir.method"] == "DELETE" and third["body"] == ""
 
 
+def test_reload_adds_queues_and_applies_settings(weir_factory, tmp_path):
+    port = free_port()
+    data = str(tmp_path / "data")
+    w = weir_factory(sqs_config(port, data, "  - name: jobs\n"))
+    run(w, "send", "jobs", 3, "r")
+    w.reload(sqs_config(port, data, "  - name: jobs\n    visibility_timeout: 45s\n"
+                                     "  - name: more\n"))
+    assert run(w, "attrs", "jobs")["VisibilityTimeout"] == "45"
+    assert run(w, "attrs", "more")["ApproximateNumberOfMessages"] == "0"
+    # the messages stayed
+    assert sorted(run(w, "drain", "jobs")["bodies"]) == ["r-0", "r-1", "r-2"]
+
+
 def test_config_needs_data_dir(tmp_path):
     from conftest import WEIR_BIN
     port = free_port()
