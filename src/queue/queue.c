@@ -1211,17 +1211,26 @@ int qbroker_open(const char *data_dir, struct qbroker **out, char *err, size_t e
     return 0;
 }
 
-static void qbroker_apply_cfg(struct queue *q, const struct cfg_queue *cq)
+/* Gives q the settings of its `queues:` entry; returns whether they
+ * changed (the queue list must then be saved). */
+static int qbroker_apply_cfg(struct queue *q, const struct cfg_queue *cq)
 {
     pthread_mutex_lock(&q->mu);
-    q->attrs = cq->attrs;
-    q->from_config = 1;
-    q->modified_ms = queue_now_ms();
+    int changed = !q->from_config || !queue_attrs_same(&q->attrs, &cq->attrs) ||
+                  q->attrs.fsync != cq->attrs.fsync ||
+                  q->attrs.fsync_every_ms != cq->attrs.fsync_every_ms;
+    if (changed) {
+        q->attrs = cq->attrs;
+        q->from_config = 1;
+        q->modified_ms = queue_now_ms();
+    }
     pthread_mutex_unlock(&q->mu);
+    return changed;
 }
 
 int qbroker_configure(struct qbroker *b, const struct cfg *cfg, char *err, size_t err_size)
 {
+    int changed = 0;
     for (size_t i = 0; i < cfg->n_queues; i++) {
         const struct cfg_queue *cq = &cfg->queues[i];
         struct queue *q = NULL;
@@ -1230,10 +1239,11 @@ int qbroker_configure(struct qbroker *b, const struct cfg *cfg, char *err, size_
             snprintf(err, err_size, "queue %s: %s", cq->name, strerror(-rc));
             return rc;
         }
-        qbroker_apply_cfg(q, cq);
+        changed |= qbroker_apply_cfg(q, cq);
         queue_put(q);
     }
-    int rc = qbroker_save(b);
+    /* unchanged settings are not written again: a full disk does not stop a restart */
+    int rc = changed ? qbroker_save(b) : 0;
     if (rc < 0)
         snprintf(err, err_size, "cannot save the queue list in %s: %s", b->dir, strerror(-rc));
     return rc;

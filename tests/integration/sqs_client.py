@@ -438,6 +438,22 @@ def sc_attrs(c, queue):
     return c.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
 
+def sc_fill(c, queue):
+    """Sends 4 KB messages until weir refuses one; prints how many were
+    acknowledged and the error."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    n = 0
+    while n < 100000:
+        try:
+            c.send_message(QueueUrl=url, MessageBody="%06d" % n + "x" * 4090)
+        except ClientError as e:
+            return {"acked": n, "code": e.response["Error"]["Code"],
+                    "status": e.response["ResponseMetadata"]["HTTPStatusCode"],
+                    "message": e.response["Error"]["Message"]}
+        n += 1
+    raise AssertionError("the disk never filled")
+
+
 def sc_send(c, queue, n, prefix):
     """Sends n messages; prints their ids."""
     url = c.get_queue_url(QueueName=queue)["QueueUrl"]

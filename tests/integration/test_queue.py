@@ -336,6 +336,38 @@ def test_reload_adds_queues_and_applies_settings(weir_factory, tmp_path):
     assert sorted(run(w, "drain", "jobs")["bodies"]) == ["r-0", "r-1", "r-2"]
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KB tmpfs (needs root and mount), unmounted afterwards."""
+    path = tmp_path / "small"
+    path.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a tmpfs: %s" % p.stderr.strip())
+    yield str(path)
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_full_disk_refuses_sends_and_keeps_the_log(weir_factory, small_disk):
+    port = free_port()
+    data = os.path.join(small_disk, "data")
+    cfg = sqs_config(port, data, "  - name: jobs\n")
+    w = weir_factory(cfg)
+    out = run(w, "fill", "jobs")
+    assert out["code"] == "ServiceUnavailable" and out["status"] == 503, out
+    assert "disk" in out["message"] and "full" in out["message"], out
+    assert out["acked"] > 10, out
+    w.stop()
+    # the log is whole: every acknowledged message is there after a restart
+    w = weir_factory(cfg)
+    w.wait_log(r"%d message\(s\) replayed" % out["acked"])
+    bodies = run(w, "drain", "jobs", "0")["bodies"]
+    assert sorted(b[:6] for b in bodies) == ["%06d" % i for i in range(out["acked"])]
+
+
 def test_config_needs_data_dir(tmp_path):
     from conftest import WEIR_BIN
     port = free_port()
