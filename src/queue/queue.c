@@ -370,6 +370,12 @@ static struct queue *queue_new(struct qbroker *b, uint64_t id, const char *name,
     }
     q->waiters.next = q->waiters.prev = &q->waiters;
     q->created_ms = q->modified_ms = queue_now_ms();
+    if ((q->tags = json_object()) == NULL) {
+        qfifo_free(q->fifo);
+        pthread_mutex_destroy(&q->mu);
+        free(q);
+        return NULL;
+    }
     return q;
 }
 
@@ -402,6 +408,7 @@ void queue_put(struct queue *q)
         return;
     queue_clear(q);
     qfifo_free(q->fifo);
+    json_decref(q->tags);
     free(q->table);
     free(q->heap);
     pthread_mutex_destroy(&q->mu);
@@ -846,14 +853,17 @@ void queue_unwait(struct queue *q, struct queue_waiter *w)
 
 /* ---- the broker: queue list and its file ---- */
 
-static json_t *queue_attrs_json(const struct queue *q)
+static json_t *queue_attrs_json(struct queue *q)
 {
     const struct queue_attrs *a = &q->attrs;
-    return json_pack("{s:I, s:s, s:b, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:b, s:b, "
+    pthread_mutex_lock(&q->mu);
+    json_t *tags = json_deep_copy(q->tags);
+    pthread_mutex_unlock(&q->mu);
+    return json_pack("{s:I, s:s, s:b, s:I, s:I, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:b, s:b, "
                      "s:i, s:s}}",
                      "id", (json_int_t)q->id, "name", q->name, "from_config", q->from_config,
                      "created_ms", (json_int_t)q->created_ms, "modified_ms",
-                     (json_int_t)q->modified_ms, "attributes", "visibility_timeout_s",
+                     (json_int_t)q->modified_ms, "tags", tags ? tags : json_object(), "attributes", "visibility_timeout_s",
                      (int)a->visibility_timeout_s, "delay_s", (int)a->delay_s, "retention_s",
                      (int)a->retention_s, "max_message_bytes", (int)a->max_message_bytes,
                      "receive_wait_s", (int)a->receive_wait_s, "fsync",
@@ -1076,6 +1086,9 @@ static int qbroker_load_queue(struct qbroker *b, json_t *j)
     if (q == NULL)
         return -ENOMEM;
     q->from_config = from_config;
+    json_t *tags = json_object_get(j, "tags");
+    if (json_is_object(tags))
+        json_object_update(q->tags, tags);
     q->created_ms = (uint64_t)created;
     q->modified_ms = (uint64_t)modified;
     if (qbroker_add(b, q) < 0) {

@@ -5,6 +5,7 @@
 #ifndef WEIR_QUEUE_QUEUE_H
 #define WEIR_QUEUE_QUEUE_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@ struct queue {
     size_t n_delayed;                   /* in the heap and never received */
     struct queue_waiter waiters;        /* list head */
     struct qfifo *fifo;                 /* FIFO queues: groups, deduplication ids */
+    json_t *tags;                       /* TagQueue: an object of strings (under mu) */
     uint64_t batch_serial;              /* numbers the receives */
 };
 

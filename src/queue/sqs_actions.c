@@ -67,6 +67,9 @@ static struct queue *sqs_queue_of(struct sqs_conn *c, json_t *in)
     return q;
 }
 
+static int sqs_tags_check(struct sqs_conn *c, json_t *tags, size_t existing);
+static int sqs_tags_merge(struct sqs_conn *c, struct queue *q, json_t *tags);
+
 /* ---- queues ---- */
 
 static void sqs_act_create_queue(struct sqs_conn *c, json_t *in)
@@ -85,7 +88,9 @@ static void sqs_act_create_queue(struct sqs_conn *c, json_t *in)
                         "or underscores. 1 to 80 in length");
         return;
     }
-    if (sqs_attrs_apply(c, json_object_get(in, "Attributes"), &a, 1) < 0)
+    json_t *tags = json_object_get(in, "tags");
+    if (sqs_attrs_apply(c, json_object_get(in, "Attributes"), &a, 1) < 0 ||
+        (tags && sqs_tags_check(c, tags, 0) < 0))
         return;
     int fifo_name = strlen(name) > 5 && strcmp(name + strlen(name) - 5, ".fifo") == 0;
     if (fifo_name != (int)a.fifo) {
@@ -105,7 +110,12 @@ static void sqs_act_create_queue(struct sqs_conn *c, json_t *in)
         sqs_reply_errno(c, rc);
         return;
     }
+    rc = tags ? sqs_tags_merge(c, q, tags) : 0;
     queue_put(q);
+    if (rc < 0) {
+        sqs_reply_errno(c, rc);
+        return;
+    }
     sqs_queue_url(c, name, url, sizeof(url));
     sqs_reply(c, json_pack("{s:s}", "QueueUrl", url));
 }
@@ -923,6 +933,105 @@ static void sqs_act_start_move_task(struct sqs_conn *c, json_t *in)
     queue_put(dst);
 }
 
+/* ---- tags ---- */
+
+#define SQS_MAX_TAGS 50
+
+/* Checks a Tags map: at most 50 in all with the queue's, keys 1-128 and
+ * values 0-256 characters. Returns 0, or -1 with the error answered. */
+static int sqs_tags_check(struct sqs_conn *c, json_t *tags, size_t existing)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(tags) || json_object_size(tags) == 0) {
+        sqs_reply_error(c, SQS_ERR_MISSING, "The request must contain the parameter Tags.");
+        return -1;
+    }
+    if (existing + json_object_size(tags) > SQS_MAX_TAGS) {
+        sqs_reply_error(c, SQS_ERR_PARAM, "Too many tags: a queue has at most %d.", SQS_MAX_TAGS);
+        return -1;
+    }
+    json_object_foreach(tags, k, v)
+    {
+        if (strlen(k) == 0 || strlen(k) > 128 || !json_is_string(v) ||
+            json_string_length(v) > 256 || !sqs_body_ok(k, strlen(k)) ||
+            !sqs_body_ok(json_string_value(v), json_string_length(v))) {
+            sqs_reply_error(c, SQS_ERR_PARAM, "Tag keys are 1 to 128 characters, values 0 to "
+                            "256.");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Merges tags into q's and saves the queue list. Returns 0 or negative. */
+static int sqs_tags_merge(struct sqs_conn *c, struct queue *q, json_t *tags)
+{
+    pthread_mutex_lock(&q->mu);
+    int rc = json_object_update(q->tags, tags) < 0 ? -ENOMEM : 0;
+    pthread_mutex_unlock(&q->mu);
+    return rc < 0 ? rc : qbroker_save(sqs_broker(c));
+}
+
+static void sqs_act_tag_queue(struct sqs_conn *c, json_t *in)
+{
+    json_t *tags = json_object_get(in, "Tags");
+    struct queue *q = sqs_queue_of(c, in);
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->mu);
+    size_t existing = json_object_size(q->tags);
+    pthread_mutex_unlock(&q->mu);
+    if (sqs_tags_check(c, tags, existing) == 0) {
+        int rc = sqs_tags_merge(c, q, tags);
+        if (rc < 0)
+            sqs_reply_errno(c, rc);
+        else
+            sqs_reply(c, NULL);
+    }
+    queue_put(q);
+}
+
+static void sqs_act_untag_queue(struct sqs_conn *c, json_t *in)
+{
+    json_t *keys = json_object_get(in, "TagKeys"), *k;
+    size_t i;
+    if (!json_is_array(keys) || json_array_size(keys) == 0) {
+        sqs_reply_error(c, SQS_ERR_MISSING, "The request must contain the parameter TagKeys.");
+        return;
+    }
+    struct queue *q = sqs_queue_of(c, in);
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->mu);
+    json_array_foreach(keys, i, k)
+    {
+        if (json_is_string(k))
+            json_object_del(q->tags, json_string_value(k));
+    }
+    pthread_mutex_unlock(&q->mu);
+    int rc = qbroker_save(sqs_broker(c));
+    if (rc < 0)
+        sqs_reply_errno(c, rc);
+    else
+        sqs_reply(c, NULL);
+    queue_put(q);
+}
+
+static void sqs_act_list_queue_tags(struct sqs_conn *c, json_t *in)
+{
+    struct queue *q = sqs_queue_of(c, in);
+    if (q == NULL)
+        return;
+    json_t *out = json_object();
+    pthread_mutex_lock(&q->mu);
+    if (json_object_size(q->tags) > 0)
+        json_object_set_new(out, "Tags", json_deep_copy(q->tags));
+    pthread_mutex_unlock(&q->mu);
+    queue_put(q);
+    sqs_reply(c, out);
+}
+
 /* ---- the table ---- */
 
 #define SQS_ACTION_LIST(X) \
@@ -941,7 +1050,10 @@ static void sqs_act_start_move_task(struct sqs_conn *c, json_t *in)
     X("ChangeMessageVisibility", sqs_act_change_visibility) \
     X("ChangeMessageVisibilityBatch", sqs_act_change_visibility_batch) \
     X("ListDeadLetterSourceQueues", sqs_act_list_dlq_sources) \
-    X("StartMessageMoveTask", sqs_act_start_move_task)
+    X("StartMessageMoveTask", sqs_act_start_move_task) \
+    X("TagQueue", sqs_act_tag_queue) \
+    X("UntagQueue", sqs_act_untag_queue) \
+    X("ListQueueTags", sqs_act_list_queue_tags)
 
 struct sqs_action {
     const char *name;

@@ -454,6 +454,23 @@ def sc_fill(c, queue):
     raise AssertionError("the disk never filled")
 
 
+def sc_tags(c):
+    url = c.create_queue(QueueName="tagged", tags={"team": "a", "env": "prod"})["QueueUrl"]
+    assert c.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "a", "env": "prod"}
+    c.tag_queue(QueueUrl=url, Tags={"team": "b", "cost": "7"})
+    c.untag_queue(QueueUrl=url, TagKeys=["env"])
+    assert c.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "b", "cost": "7"}
+    expect_error(c.tag_queue, "InvalidParameterValue", QueueUrl=url,
+                 Tags={"k%d" % i: "v" for i in range(49)})
+    expect_error(c.tag_queue, "InvalidParameterValue", QueueUrl=url, Tags={"x" * 129: "v"})
+    assert c.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "b", "cost": "7"}
+    return {}
+
+
+def sc_list_tags(c, queue):
+    return c.list_queue_tags(QueueUrl=c.get_queue_url(QueueName=queue)["QueueUrl"]).get("Tags", {})
+
+
 def sc_send(c, queue, n, prefix):
     """Sends n messages; prints their ids."""
     url = c.get_queue_url(QueueName=queue)["QueueUrl"]

@@ -323,6 +323,17 @@ def test_route_target_enqueues_the_request(weir_factory, tmp_path):
     assert third["attrs"]["weir.method"] == "DELETE" and third["body"] == ""
 
 
+def test_tags_persist(weir_factory, tmp_path):
+    port = free_port()
+    data = str(tmp_path / "data")
+    cfg = sqs_config(port, data)
+    w = weir_factory(cfg)
+    run(w, "tags")
+    w.stop()
+    w = weir_factory(cfg)
+    assert run(w, "list_tags", "tagged") == {"team": "b", "cost": "7"}
+
+
 def test_reload_adds_queues_and_applies_settings(weir_factory, tmp_path):
     port = free_port()
     data = str(tmp_path / "data")
