@@ -8,6 +8,12 @@
 # (fsync: always, fsync: interval 10ms). Reports messages/s sent and
 # consumed and the p50/p99 send latency. See docs/queue.md.
 #
+# RabbitMQ runs beside it when rabbitmq-server and librabbitmq-dev are
+# installed (make bench installs them): its own node on free ports under a
+# temp dir, a durable queue, persistent messages, publisher confirms (one
+# publish in flight per producer, like one SendMessage per request), manual
+# acks with prefetch 10 acked ten at a time (bench/amqp_bench.c, a C client).
+#
 # usage: bench/queue.sh
 # env:   BENCH_QUEUE_SECONDS (10)  length of each run
 #        BENCH_QUEUE_PRODUCERS (50), BENCH_QUEUE_CONSUMERS (50)  connections
@@ -78,3 +84,39 @@ printf '%-16s %10s %12s %10s %10s %8s\n' target "sent/s" "consumed/s" "p50 ms" "
 for fsync in always interval; do
   run_one "$fsync"
 done
+
+run_rabbitmq() {
+  local rmq=/usr/lib/rabbitmq/bin/rabbitmq-server ports port dist epmd_port pid
+  [ -x "$rmq" ] || { echo "rabbitmq: not installed, skipped"; return; }
+  cc -O2 -pthread -o "$tmp/amqp_bench" bench/amqp_bench.c -lrabbitmq 2>"$tmp/amqp_cc.err" ||
+    { echo "rabbitmq: cannot build bench/amqp_bench.c (librabbitmq-dev?), skipped"; return; }
+  ports=$(free_ports 3)
+  read -r port dist epmd_port <<<"$ports"
+  export ERL_EPMD_PORT=$epmd_port # a private epmd, stopped below (not the host's)
+  mkdir -p "$tmp/rmq"
+  echo '[].' >"$tmp/rmq/plugins"
+  HOME="$tmp/rmq" RABBITMQ_NODENAME="weirbench$$@localhost" RABBITMQ_NODE_PORT=$port \
+    RABBITMQ_DIST_PORT=$dist RABBITMQ_MNESIA_BASE="$tmp/rmq/mnesia" RABBITMQ_LOG_BASE="$tmp/rmq/log" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$tmp/rmq/plugins" RABBITMQ_PID_FILE="$tmp/rmq/pid" \
+    "$rmq" >"$tmp/rmq/out" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 600); do port_open "$port" && break; sleep 0.1; done
+  port_open "$port" || { echo "rabbitmq: did not start, skipped"; return; }
+  local out sent consumed p50 p99 errs
+  out=$("$tmp/amqp_bench" 127.0.0.1 "$port" bench "$producers" "$consumers" "$seconds")
+  sent=$(sed -E 's/.*sent=([0-9]+).*/\1/' <<<"$out")
+  consumed=$(sed -E 's/.*consumed=([0-9]+).*/\1/' <<<"$out")
+  p50=$(sed -E 's/.*p50_us=([0-9]+).*/\1/' <<<"$out")
+  p99=$(sed -E 's/.*p99_us=([0-9]+).*/\1/' <<<"$out")
+  errs=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out")
+  printf '%-16s %10.0f %12.0f %10.2f %10.2f %8s\n' "rabbitmq" \
+    "$(echo "$sent / $seconds" | bc -l)" "$(echo "$consumed / $seconds" | bc -l)" \
+    "$(echo "$p50 / 1000" | bc -l)" "$(echo "$p99 / 1000" | bc -l)" "$errs"
+  # the node is several processes: stop the VM through its pid file, then the script
+  [ -s "$tmp/rmq/pid" ] && kill -TERM "$(cat "$tmp/rmq/pid")" 2>/dev/null
+  stop_pid "$pid"
+  epmd -kill >/dev/null 2>&1
+  unset ERL_EPMD_PORT
+}
+run_rabbitmq
