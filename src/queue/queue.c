@@ -81,6 +81,7 @@ struct qmsg {
     char *group, *dedup_id;          /* FIFO: MessageGroupId, deduplication id (or NULL) */
     struct qgroup *grp;              /* FIFO: its group while linked */
     int inflight;                    /* received and not yet visible again */
+    int dead_failed;                 /* its move to the dead-letter queue failed: deliver it */
 };
 
 uint64_t queue_now_ms(void)
@@ -554,7 +555,7 @@ static void queue_move_list(struct queue *src, struct qmsg *list, const char *de
  * held): the next receive moves it to the dead-letter queue instead. */
 static int queue_is_dead(const struct queue *q, const struct qmsg *m)
 {
-    return q->attrs.max_receives > 0 && q->attrs.dead_letter[0] &&
+    return q->attrs.max_receives > 0 && q->attrs.dead_letter[0] && !m->dead_failed &&
            m->receive_count >= q->attrs.max_receives;
 }
 
@@ -702,7 +703,9 @@ static void queue_move_list(struct queue *src, struct qmsg *list, const char *de
                          "may come back after a restart", src->name);
             qlog_seg_release(b->log, old_seg);
         } else {
+            /* no such queue (deleted?), or it failed: the message stays and is delivered */
             m->visible_ms = 0;
+            m->dead_failed = dest != NULL;
             if (queue_link(src, m, queue_now_ms()) < 0) {
                 qlog_seg_release(b->log, m->seg);
                 qmsg_free(m);
