@@ -13,6 +13,9 @@
 # temp dir, a durable queue, persistent messages, publisher confirms (one
 # publish in flight per producer, like one SendMessage per request), manual
 # acks with prefetch 10 acked ten at a time (bench/amqp_bench.c, a C client).
+# beanstalkd too when installed: its binlog with -f0 (fsync after every
+# write), put one job at a time per producer, reserve + delete per job
+# (bench/beanstalk_bench.c; the protocol has no batches).
 #
 # usage: bench/queue.sh
 # env:   BENCH_QUEUE_SECONDS (10)  length of each run
@@ -85,6 +88,30 @@ for fsync in always interval; do
   run_one "$fsync"
 done
 
+run_beanstalkd() {
+  local port pid out
+  command -v beanstalkd >/dev/null || { echo "beanstalkd: not installed, skipped"; return; }
+  cc -O2 -pthread -o "$tmp/beanstalk_bench" bench/beanstalk_bench.c 2>"$tmp/bs_cc.err" ||
+    { echo "beanstalkd: cannot build bench/beanstalk_bench.c, skipped"; return; }
+  port=$(free_ports 1)
+  mkdir -p "$tmp/binlog"
+  beanstalkd -l 127.0.0.1 -p "$port" -b "$tmp/binlog" -f 0 >"$tmp/beanstalkd.out" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  wait_port "$port" "$pid" || { echo "beanstalkd: did not start, skipped"; return; }
+  out=$("$tmp/beanstalk_bench" 127.0.0.1 "$port" "$producers" "$consumers" "$seconds")
+  local sent consumed p50 p99 errs
+  sent=$(sed -E 's/.*sent=([0-9]+).*/\1/' <<<"$out")
+  consumed=$(sed -E 's/.*consumed=([0-9]+).*/\1/' <<<"$out")
+  p50=$(sed -E 's/.*p50_us=([0-9]+).*/\1/' <<<"$out")
+  p99=$(sed -E 's/.*p99_us=([0-9]+).*/\1/' <<<"$out")
+  errs=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out")
+  printf '%-16s %10.0f %12.0f %10.2f %10.2f %8s\n' "beanstalkd -f0" \
+    "$(echo "$sent / $seconds" | bc -l)" "$(echo "$consumed / $seconds" | bc -l)" \
+    "$(echo "$p50 / 1000" | bc -l)" "$(echo "$p99 / 1000" | bc -l)" "$errs"
+  stop_pid "$pid"
+}
+
 run_rabbitmq() {
   local rmq=/usr/lib/rabbitmq/bin/rabbitmq-server ports port dist epmd_port pid
   [ -x "$rmq" ] || { echo "rabbitmq: not installed, skipped"; return; }
@@ -120,3 +147,4 @@ run_rabbitmq() {
   unset ERL_EPMD_PORT
 }
 run_rabbitmq
+run_beanstalkd

@@ -4,7 +4,7 @@
 set -euo pipefail
 build=(make gcc pkg-config libev-dev libyaml-dev libxxhash-dev libpcre2-dev libhiredis-dev libssl-dev libcrypt-dev libjansson-dev curl)
 test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-requests python3-redis python3-bcrypt python3-jwt python3-cryptography redis-server redis-sentinel redis-tools nutcracker)
-bench=("${build[@]}" nghttp2-client wrk nginx haproxy procps redis-server redis-tools nutcracker rabbitmq-server librabbitmq-dev bc)
+bench=("${build[@]}" nghttp2-client wrk nginx haproxy procps redis-server redis-tools nutcracker rabbitmq-server librabbitmq-dev beanstalkd bc)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;
