@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "http/http_metrics.h"
 #include "http/proxy.h"
+#include "queue/sqs.h"
 #include "resp/resp_health.h"
 #include "resp/resp_proxy.h"
 
@@ -77,5 +78,15 @@ const struct server_protocol protocols[CFG_PROTOCOL_COUNT] = {
         .snapshot_free = protocols_redis_snapshot_free,
         .checks_start = protocols_redis_checks_start,
         .checks_stop = protocols_redis_checks_stop,
+    },
+    [CFG_PROTOCOL_SQS] = {
+        .name = "sqs",
+        .worker_init = sqs_worker_init,
+        .accept = sqs_accept,
+        .drain = sqs_drain,
+        .worker_stop = sqs_worker_stop,
+        .worker_free = sqs_worker_free,
+        .snapshot_init = sqs_snapshot_init,
+        .snapshot_free = sqs_snapshot_free,
     },
 };

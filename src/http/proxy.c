@@ -5,6 +5,7 @@
  *   client fd <-write-- out <--re-serialise / re-frame--  up_in  <--read-- backend
  *
  *   CS_HEAD ----head parsed, routed----> CS_PROXY --response done--> CS_HEAD
+ *      |  \--target needs the body--> CS_BODY --body read, target answers--^
  *      |                                     |  \--101 Switching----> CS_TUNNEL
  *      +--error / not keep-alive-------------+------------------------> CS_CLOSING
  *
@@ -48,7 +49,7 @@
 #include "http/target.h"
 #include "http/txn.h"
 
-enum client_state { CS_HEAD, CS_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
+enum client_state { CS_HEAD, CS_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING, CS_BODY };
 enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
 enum timer_phase {
@@ -779,6 +780,7 @@ static int proxy_forward_head(struct client *c, const struct http_msg *msg, size
 
 static uint64_t proxy_deadline_left(const struct client *c);
 static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len);
+static void proxy_collect_body(struct client *c, size_t head_len);
 
 /* Sets up the request whose head `msg` (head_len bytes at the start of in)
  * was just parsed: route, steps, then the route's target. */
@@ -819,6 +821,10 @@ static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len
     if (r == STEP_ERROR) {
         buf_consume(&c->in, head_len);
         client_respond_error(c, 500, !body_pending);
+        return;
+    }
+    if (r == STEP_NEXT && t->route->target->needs_body && body_pending) {
+        proxy_collect_body(c, head_len);
         return;
     }
     if (r == STEP_NEXT && t->route->target->start) {
@@ -902,7 +908,8 @@ static void proxy_answer(struct client *c)
     resp->content_length = a->body_len;
     resp->has_content_length = 1;
     txn_response_head(t, resp);
-    int keep = c->keep_alive && !wc->draining && t->req->body_kind == HTTP_BODY_NONE;
+    int keep = c->keep_alive && !wc->draining &&
+               (t->req->body_kind == HTTP_BODY_NONE || c->state == CS_BODY);
     /* 204 and 304 carry no body and no length (RFC 9110 8.6) */
     int bodiless = resp->status == 204 || resp->status == 304;
     struct http_resp_info ri = { .body_kind = bodiless ? HTTP_BODY_NONE : HTTP_BODY_LENGTH,
@@ -1993,6 +2000,85 @@ static int proxy_step_proxy(struct client *c)
 
 /* While a step waits: only notice the client going away (as nginx does,
  * a client that closes its side abandons the request). */
+/* ---- a target that takes the whole body (queue) ---- */
+
+#define PROXY_MAX_TARGET_BODY (8u << 20) /* without limits.body */
+
+/* The head is kept (the body moves through in), then CS_BODY reads the
+ * body into the transaction. */
+static void proxy_collect_body(struct client *c, size_t head_len)
+{
+    struct txn *t = c->txn;
+    if (head_len && txn_keep_head(t, buf_rptr(&c->in), head_len) != 0) {
+        log_warn("client %s: out of memory keeping a request head", c->client_ip);
+        buf_consume(&c->in, head_len);
+        client_respond_error(c, 503, 0);
+        return;
+    }
+    buf_consume(&c->in, head_len);
+    if (t->body_kind == HTTP_BODY_CHUNKED)
+        http_chunked_init(&c->chunk);
+    c->state = CS_BODY;
+    timer_set(c, TP_BODY, c->lst->body_timeout_ms);
+}
+
+/* Moves body bytes from in into the transaction. Returns 1 on progress,
+ * -1 when it answered an error; sets *done at the body's end. */
+static int proxy_take_body(struct client *c, int *done)
+{
+    struct txn *t = c->txn;
+    uint64_t max = c->lst->max_body_bytes ? c->lst->max_body_bytes : PROXY_MAX_TARGET_BODY;
+    size_t used = buf_len(&c->in), off = 0, dlen = used;
+    enum http_chunk_result r = HTTP_CHUNK_DATA;
+    if (t->body_kind == HTTP_BODY_CHUNKED) {
+        r = http_chunked_next(&c->chunk, buf_rptr(&c->in), buf_len(&c->in), &used, &off, &dlen);
+        if (r == HTTP_CHUNK_ERROR) {
+            log_info("client %s: bad chunked request body: %s", c->client_ip, c->chunk.error);
+            client_respond_error(c, 400, 0);
+            return -1;
+        }
+        if (r != HTTP_CHUNK_DATA)
+            dlen = 0;
+        *done = r == HTTP_CHUNK_DONE;
+    } else {
+        if (dlen > t->body_left)
+            dlen = used = (size_t)t->body_left;
+        t->body_left -= dlen;
+        *done = t->body_left == 0;
+    }
+    int rc = txn_body_append(t, buf_rptr(&c->in) + off, dlen, max);
+    if (rc < 0) {
+        client_respond_error(c, rc == -EFBIG ? 413 : 503, 0);
+        return -1;
+    }
+    buf_consume(&c->in, used);
+    return used > 0 || *done;
+}
+
+static int proxy_step_body(struct client *c)
+{
+    int progress = client_fill(c), done = 0;
+    while (!done && (buf_len(&c->in) > 0 || c->txn->body_left == 0)) {
+        int r = proxy_take_body(c, &done);
+        if (r < 0)
+            return 1;
+        if (r == 0)
+            break;
+        progress = 1;
+    }
+    if (!done) {
+        if (c->c_eof)
+            c->closing = 1;
+        else if (progress)
+            timer_set(c, TP_BODY, c->lst->body_timeout_ms);
+        return progress;
+    }
+    ev_timer_stop(client_loop(c), &c->timer);
+    c->txn->route->target->start(c->txn, c->txn->route->target_cfg);
+    proxy_answer(c);
+    return 1;
+}
+
 static int proxy_step_wait(struct client *c)
 {
     int progress = client_fill(c);
@@ -2077,6 +2163,7 @@ static void client_update_watchers(struct client *c)
     case CS_WAIT:
     case CS_PROXY:
     case CS_TUNNEL:
+    case CS_BODY:
         if (!c->c_eof && client_room(c, &c->in) > 0)
             cev = EV_READ;
         break;
@@ -2113,6 +2200,9 @@ static void client_pump(struct client *c)
             break;
         case CS_WAIT:
             progress = proxy_step_wait(c);
+            break;
+        case CS_BODY:
+            progress = proxy_step_body(c);
             break;
         case CS_PROXY:
             progress = proxy_step_proxy(c);

@@ -388,7 +388,8 @@ static int route_parse_route(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, 
     if (rc < 0)
         return rc;
     if (r->target == NULL)
-        return cfg_fail(ctx, node, "route has no target: add one of cluster, respond, redirect");
+        return cfg_fail(ctx, node,
+                        "route has no target: add one of cluster, respond, redirect, queue");
     if (r->target->kind != TARGET_CLUSTER) {
         static const char *const cluster_only[] = { "retry", "timeout" };
         for (size_t k = 0; k < CFG_ARRAY_SIZE(cluster_only); k++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "http/steps/respond.h"
+#include "queue/queue_target.h"
 
 /* cluster: parsed by the route itself (route_cfg.c), forwarded by the proxy. */
 static const struct target_type target_cluster = {

@@ -4,7 +4,8 @@
  *   cluster   forward to a cluster (http/proxy.c: balancing, retries)
  *   respond   a fixed status, body and headers (steps/respond.c)
  *   redirect  a redirect to another URL (steps/respond.c)
- *   queue     reserved: the durable queue (not yet available)
+ *   queue     the request becomes a message of a durable queue, 202
+ *             (queue/queue_target.c)
  *
  * A route names exactly one target. */
 #ifndef WEIR_HTTP_TARGET_H
@@ -37,6 +38,8 @@ struct target_type {
     /* Answers the request itself (respond, redirect); NULL for cluster,
      * which the proxy forwards. */
     void (*start)(struct txn *t, const void *target_cfg);
+    /* 1: start runs once the whole request body is read (txn_request_body). */
+    int needs_body;
 };
 
 /* The target named `key`, or NULL. */

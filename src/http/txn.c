@@ -236,6 +236,34 @@ void txn_end(struct txn *t)
     if (t->wc)
         buf_release(txn_buf_pool(t), &t->arena);
     memset(&t->answer, 0, sizeof(t->answer));
+    free(t->body);
+    t->body = NULL;
+    t->body_len = t->body_cap = 0;
+}
+
+const char *txn_request_body(const struct txn *t, size_t *len)
+{
+    *len = t->body_len;
+    return t->body;
+}
+
+int txn_body_append(struct txn *t, const char *p, size_t n, uint64_t max)
+{
+    if (t->body_len + n > max)
+        return -EFBIG;
+    if (t->body_len + n > t->body_cap) {
+        size_t cap = t->body_cap ? t->body_cap : 4096;
+        while (cap < t->body_len + n)
+            cap *= 2;
+        char *b = realloc(t->body, cap);
+        if (b == NULL)
+            return -ENOMEM;
+        t->body = b;
+        t->body_cap = cap;
+    }
+    memcpy(t->body + t->body_len, p, n);
+    t->body_len += n;
+    return 0;
 }
 
 void txn_worker_cleanup(struct txn_head **free_list)

@@ -87,6 +87,8 @@ struct txn {
     /* the request's body as the client frames it */
     uint8_t body_kind;             /* enum http_body_kind */
     uint64_t body_left, body_total;
+    char *body;                    /* the whole body, for a target that needs it (malloc) */
+    size_t body_len, body_cap;
     unsigned idempotent : 1, head_request : 1;
     /* forward attempts (a cluster target, proxy.c) */
     unsigned probe : 1;            /* this attempt is a half-open breaker probe */
@@ -118,6 +120,10 @@ void txn_respond(struct txn *t, int status, const struct http_header *headers, s
  * on_request would have returned. Must not be called from inside that
  * step's on_request. */
 void txn_resume(struct txn *t, enum step_result r);
+
+/* The request body a needs_body target gets (NULL when empty); valid until
+ * the transaction ends. */
+const char *txn_request_body(const struct txn *t, size_t *len);
 
 /* The authenticated identity (an API key's name, a JWT subject): set by an
  * auth step, read by later steps (rate_limit key `identity`). The bytes are
@@ -169,6 +175,9 @@ int txn_keep_head(struct txn *t, const char *start, size_t head_len);
 void txn_drop_body_xform(struct txn *t);
 /* Calls the steps' on_response_head, in order. */
 void txn_response_head(struct txn *t, struct http_msg *resp);
+/* Appends request body bytes for a needs_body target, up to max in all.
+ * Returns 0, -EFBIG past max, or -ENOMEM. */
+int txn_body_append(struct txn *t, const char *p, size_t n, uint64_t max);
 /* Calls the steps' on_body, in order, with the bytes sent to the client
  * (after a body transform, before chunk framing). */
 void txn_body(struct txn *t, const char *p, size_t n);

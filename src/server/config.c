@@ -9,7 +9,8 @@
  *            |- redis_clusters  (resp/redis_cfg.c)
  *            |- stores          (store/store_cfg.c)
  *            |- admin           (admin/admin_cfg.c)
- *            `- caches          (cache/cache_cfg.c)
+ *            |- caches          (cache/cache_cfg.c)
+ *            `- data_dir, queues (queue/queue_cfg.c)
  *
  * Each top-level key is a row of cfg_sections: core's composer
  * (core/config.c) parses every row present, then runs every row's resolve in
@@ -311,6 +312,12 @@ static int cfg_resolve_listeners(struct cfg_ctx *ctx, struct cfg *cfg)
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         struct cfg_listener *l = &cfg->listeners[i];
         struct cfg_mark at = { l->line, l->col };
+        if (l->protocol == CFG_PROTOCOL_SQS) {
+            if (l->n_routes > 0 || l->redis_cluster_name)
+                return cfg_fail_mark(ctx, at, "listener %s has protocol sqs: it takes neither "
+                                     "'routes' nor 'redis_cluster'", cfg_quote(l->name, q));
+            continue;
+        }
         if (l->protocol != CFG_PROTOCOL_REDIS) {
             any_http = true;
             if (l->redis_cluster_name)
@@ -382,6 +389,8 @@ static const struct cfg_section cfg_sections[] = {
     { "stores", false, store_cfg_parse, NULL, store_cfg_free },
     { "admin", false, admin_cfg_parse, admin_cfg_resolve, admin_cfg_free },
     { "caches", false, cache_cfg_parse, cache_cfg_resolve, cache_cfg_free },
+    { "data_dir", false, queue_cfg_parse_data_dir, NULL, queue_cfg_free_data_dir },
+    { "queues", false, queue_cfg_parse, queue_cfg_resolve, queue_cfg_free },
 };
 
 static const struct cfg_schema cfg_schema = {

@@ -5,7 +5,8 @@
  * walks the root map along the section table of server/config.c: the
  * server's own keys (workers, drain_timeout, log, listeners) and one row per
  * module section (clusters: upstream/cluster_cfg.h, redis_clusters:
- * resp/redis_cfg.h, stores: store/store_cfg.h). Every key, type, value and
+ * resp/redis_cfg.h, stores: store/store_cfg.h, data_dir and queues:
+ * queue/queue_cfg.h). Every key, type, value and
  * cross-reference is checked; the load either returns a complete struct cfg
  * or fails with one message "FILE:LINE:COLUMN: what was expected". Nothing
  * here opens sockets or starts threads; the snapshot is plain data owned by
@@ -25,13 +26,15 @@
 #include "admin/admin_cfg.h"
 #include "core/config.h"
 #include "http/route_cfg.h"
+#include "queue/queue_cfg.h"
 #include "resp/redis_cfg.h"
 #include "store/store_cfg.h"
 #include "cache/cache_cfg.h"
 #include "upstream/cluster_cfg.h"
 
 #define CFG_ENUM_MEMBER(e, s) e,
-#define CFG_PROTOCOL_LIST(X) X(CFG_PROTOCOL_HTTP, "http") X(CFG_PROTOCOL_REDIS, "redis")
+#define CFG_PROTOCOL_LIST(X) \
+    X(CFG_PROTOCOL_HTTP, "http") X(CFG_PROTOCOL_REDIS, "redis") X(CFG_PROTOCOL_SQS, "sqs")
 enum cfg_protocol { CFG_PROTOCOL_LIST(CFG_ENUM_MEMBER) CFG_PROTOCOL_COUNT };
 #undef CFG_ENUM_MEMBER
 
@@ -91,6 +94,9 @@ struct cfg {
     size_t n_stores;
     struct cfg_cache *caches;      /* cache/cache_cfg.c */
     size_t n_caches;
+    char *data_dir;                /* queue/queue_cfg.c: the queue log's directory */
+    struct cfg_queue *queues;      /* queue/queue_cfg.c */
+    size_t n_queues;
     struct cfg_log log;
     struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
 };

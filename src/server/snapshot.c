@@ -57,7 +57,7 @@ struct snapshot *snapshot_new(struct cfg *cfg, const struct topology *topo, unsi
     s->protocols = protocols;
     for (int p = 0; p < CFG_PROTOCOL_COUNT; p++) {
         if (protocols[p].snapshot_init && protocols[p].snapshot_init(s) != 0) {
-            snprintf(err, err_size, "out of memory building the %s state", protocols[p].name);
+            snprintf(err, err_size, "cannot build the %s state (the log says why)", protocols[p].name);
             goto fail_proto;
         }
     }

@@ -150,7 +150,7 @@ def check(tmp_path, routes):
     ("- headers: { request: { set: { X-A: \"${nope}\" } } }\n  cluster: app", "unknown variable"),
     ("- redirect: { to: example.com }", "'to' must be an absolute URL"),
     ("- redirect: { to: /x, status: 200 }", "'status'"),
-    ("- queue: jobs", "does not have yet"),
+    ("- queue: jobs", "route sends to queue 'jobs' which is not defined in 'queues'"),
     ("- name: a\n  match: { path: /a }\n  cluster: app\n- name: a\n  cluster: app", "are named 'a'"),
 ])
 def test_config_errors(tmp_path, routes, message):

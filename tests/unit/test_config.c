@@ -345,7 +345,7 @@ static void test_error_unknown_keys(void **state)
           "protocol, routes, redis_cluster, limits, timeouts)" },
         { "admins: { listen: 127.0.0.1:9901 }\n",
           "weir.yaml:1:1: unknown key 'admins' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
         { "redis_clusters: []\n",
           "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
           "cluster)" },
@@ -384,7 +384,7 @@ static void test_error_unknown_keys(void **state)
         { "? [a]\n: b\n", "weir.yaml:1:3: expected a key name in configuration, got a list" },
         { "<<: { workers: 2 }\n",
           "weir.yaml:1:1: unknown key '<<' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
     };
     RUN_CASES(cases);
 }
@@ -432,7 +432,7 @@ static void test_error_values(void **state)
           "weir.yaml:2:11: bad name 'a\\x01b': use 1 to 63 letters, digits, '_', '-' or '.'" },
         { "listeners:\n  - name: \"a\\0b\"\n", "weir.yaml:2:11: 'name' contains a NUL character" },
         { LISTENER_HEAD "    protocol: memcache\n",
-          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis)" },
+          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis, sqs)" },
         { "workers: 0\n",
           "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '0'" },
         { "workers: 257\n",
@@ -551,12 +551,12 @@ static void test_error_required_and_empty(void **state)
         { "clusters:\n  - endpoints: [127.0.0.1:1]\n",
           "weir.yaml:2:5: cluster is missing required key 'name'" },
         { LISTENER_HEAD "    routes:\n      - match: { path: / }\n",
-          "weir.yaml:5:9: route has no target: add one of cluster, respond, redirect" },
+          "weir.yaml:5:9: route has no target: add one of cluster, respond, redirect, queue" },
         { "clusters:\n  - endpoints:\n      - { weight: 2 }\n",
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",
           "weir.yaml:12:1: unknown key 'x' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
         { "clusters:\n  - name: api\n    endpoints: [127.0.0.1:9001]\n",
           "weir.yaml:1:1: configuration is missing required key 'listeners'" },
         { LISTENER_HEAD "    routes: [{ cluster: api }]\n",

@@ -202,17 +202,3 @@ const struct target_type target_redirect = {
     .free_cfg = redirect_free,
     .start = redirect_start,
 };
-
-/* ---- queue (reserved) ---- */
-
-static int queue_parse(struct cfg_ctx *ctx, yaml_node_t *v, void **out)
-{
-    return cfg_fail(ctx, v, "'queue' targets come with weir's durable queue, which this version "
-                            "does not have yet");
-}
-
-const struct target_type target_queue = {
-    .key = "queue",
-    .kind = TARGET_QUEUE,
-    .parse = queue_parse,
-};

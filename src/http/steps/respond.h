@@ -7,6 +7,5 @@
 
 extern const struct target_type target_respond;
 extern const struct target_type target_redirect;
-extern const struct target_type target_queue;
 
 #endif
