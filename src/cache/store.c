@@ -53,7 +53,7 @@ struct cache {
     struct cache *next;             /* the registry */
     char *name;
     /* series labelled by the cache's name (and its eviction policy) */
-    struct metric_series *m_requests, *m_objects, *m_bytes, *m_evictions;
+    struct metric_series *m_requests, *m_objects, *m_bytes, *m_evictions, *m_l2_errors;
     unsigned refs;                  /* under the registry lock */
     const struct evict_ops *ops;
     enum evict_policy policy;
@@ -666,6 +666,23 @@ static const struct metric_family cache_family_evictions = {
     .labels = { "cache", "policy" },
 };
 
+static const char *const cache_l2_ops[] = {
+#define CACHE_L2_OP_NAME(e, n) n,
+    CACHE_L2_OP_LIST(CACHE_L2_OP_NAME)
+#undef CACHE_L2_OP_NAME
+};
+
+static const struct metric_family cache_family_l2_errors = {
+    .name = "weir_cache_l2_errors_total",
+    .help = "Commands to the cache's L2 store that failed (the request went on from memory "
+            "and the backend).",
+    .type = METRIC_COUNTER,
+    .labels = { "cache", "policy" },
+    .cells_label = "op",
+    .cells = cache_l2_ops,
+    .n_cells = CACHE_L2_OP_COUNT,
+};
+
 static const char *cache_policy_label(enum evict_policy p)
 {
     const char *n = evict_policy_name(p);
@@ -675,6 +692,11 @@ static const char *cache_policy_label(enum evict_policy p)
 void cache_count(struct cache *c, enum cache_result r)
 {
     metrics_add(c->m_requests, (unsigned)r, 1);
+}
+
+void cache_count_l2_error(struct cache *c, enum cache_l2_op op)
+{
+    metrics_add(c->m_l2_errors, (unsigned)op, 1);
 }
 
 static void cache_free(struct cache *c)
@@ -706,6 +728,7 @@ static void cache_free(struct cache *c)
     metrics_series_put(c->m_objects);
     metrics_series_put(c->m_bytes);
     metrics_series_put(c->m_evictions);
+    metrics_series_put(c->m_l2_errors);
     free(c->name);
     free(c);
 }
@@ -725,6 +748,7 @@ static struct cache *cache_new(const struct cfg_cache *cc)
         c->m_objects = metrics_series_get(&cache_family_objects, v);
         c->m_bytes = metrics_series_get(&cache_family_bytes, v);
         c->m_evictions = metrics_series_get(&cache_family_evictions, v);
+        c->m_l2_errors = metrics_series_get(&cache_family_l2_errors, v);
     }
     for (size_t i = 0; i < CACHE_SHARDS; i++) {
         struct cache_shard *s = &c->shards[i];

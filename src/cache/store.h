@@ -157,6 +157,16 @@ enum cache_result { CACHE_RESULT_LIST(CACHE_RESULT_ENUM) CACHE_RESULT_COUNT };
 /* Counts one request in weir_cache_requests_total. Any thread. */
 void cache_count(struct cache *c, enum cache_result r);
 
+/* The L2 tier's commands, for weir_cache_l2_errors_total{op}. */
+#define CACHE_L2_OP_LIST(X) X(CACHE_L2_GET, "get") X(CACHE_L2_SET, "set") X(CACHE_L2_DEL, "del")
+#define CACHE_L2_OP_ENUM(e, n) e,
+enum cache_l2_op { CACHE_L2_OP_LIST(CACHE_L2_OP_ENUM) CACHE_L2_OP_COUNT };
+#undef CACHE_L2_OP_ENUM
+
+/* Counts one failed L2 command (refused, timed out or answered with an
+ * error) in weir_cache_l2_errors_total. Any thread. */
+void cache_count_l2_error(struct cache *c, enum cache_l2_op op);
+
 struct cache_stats {
     uint64_t objects, bytes, evictions, inserts;
 };

@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import WEIR_BIN, config, free_port, get, request, wait_port
+from conftest import WEIR_BIN, config, free_port, get, request, wait_port, wait_until
 
 TOKEN = "s3cret-admin-token-0123456789"
 
@@ -543,6 +543,26 @@ def test_cache_metrics(admin_proxy):
     assert value(ss, "weir_cache_objects", cache="edge", policy="lru") == 1
     assert value(ss, "weir_cache_bytes", cache="edge", policy="lru") > 500
     assert value(ss, "weir_cache_requests_total", cache="edge", policy="lru", result="miss") == 2
+
+
+def test_cache_l2_errors_metric(admin_proxy):
+    """A dead L2 store: every L2 GET (a memory miss) and SET (a store) fails
+    and is counted; requests are answered from memory and the backend."""
+    routes = "- name: cached\n  cache: edge\n  cluster: app\n"
+    top = ("caches:\n  - name: edge\n    memory: 1m\n    l2: { store: shared }\n"
+           "stores:\n  - { name: shared, redis: 127.0.0.1:%d, timeouts: { command: 200ms } }\n"
+           % free_port())
+    w, b, aport = admin_proxy(routes=routes, top=top, workers=2,
+                              respond={"status": 200, "headers": [("Cache-Control", "max-age=60")],
+                                       "body": b"z" * 100})
+    for path in ["/a", "/a", "/b"]:
+        assert get(w.port, path).status == 200
+    assert b.count == 2
+    e = lambda ss, op: value(ss, "weir_cache_l2_errors_total", cache="edge", policy="s3fifo", op=op)
+    wait_until(lambda: e(samples(aport), "set") == 2, what="two failed L2 SETs")
+    ss = samples(aport)
+    assert e(ss, "get") == 2 and e(ss, "del") == 0
+    assert value(ss, "weir_cache_requests_total", cache="edge", policy="s3fifo", result="hit") == 1
 
 
 def test_cache_purge_through_the_api(admin_proxy):

@@ -609,7 +609,7 @@ static long cache_purge_what(struct txn *t, const struct cache_step_cfg *sc,
     /* with key headers, the URI's objects differ in more than the key */
     if (sc->cc->n_key_headers)
         return cache_purge_in(sc->cache, CACHE_PURGE_URL, st->url.p, st->url.len);
-    cache_l2_del(t, sc->cc, st->key);
+    cache_l2_del(t, sc->cache, sc->cc, st->key);
     return (long)cache_invalidate(sc->cache, st->key.p, st->key.len);
 }
 
@@ -945,7 +945,7 @@ static void cache_revalidated(struct txn *t, const struct cache_step_cfg *sc,
         cache_obj_set_times(fresh, st->request_time, now);
     if (fresh && (o->body_len == 0 || cache_obj_append(sc->cache, fresh, o->body, o->body_len) == 0) &&
         cache_insert(sc->cache, fresh) == 0) {
-        cache_l2_put(t, sc->cc, fresh);
+        cache_l2_put(t, sc->cache, sc->cc, fresh);
         cache_obj_put(o);
         o = fresh;
     } else {
@@ -1053,7 +1053,7 @@ static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
     if (rc < 0)
         log_debug("cache %s: an object of %zu bytes was not stored", sc->name, st->fill->body_len);
     else
-        cache_l2_put(t, sc->cc, st->fill);
+        cache_l2_put(t, sc->cache, sc->cc, st->fill);
     cache_obj_put(st->fill);
     st->fill = NULL;
     cache_lead_end(sc, st, rc == 0);

@@ -72,9 +72,10 @@ static void cache_l2_got(void *arg, enum store_result r, struct redisReply *repl
     if (rl_store_exiting())
         return; /* the worker is ending: its requests are gone */
     struct cache_obj *o = NULL;
-    if (r != STORE_OK || reply == NULL || reply->type == REDIS_REPLY_ERROR)
+    if (r != STORE_OK || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        cache_count_l2_error(g->cache, CACHE_L2_GET);
         cache_l2_log(txn_loop(g->t), g->cc, "GET", r == STORE_OK ? STORE_ERROR : r);
-    else if (reply->type == REDIS_REPLY_STRING)
+    } else if (reply->type == REDIS_REPLY_STRING)
         o = cache_l2_decode(g->cache, g->cc, g->key, g->url, reply->str, reply->len);
     if (o != NULL && cache_insert(g->cache, o) < 0) {
         cache_obj_put(o);
@@ -96,8 +97,10 @@ struct store_cmd *cache_l2_get(struct txn *t, struct cache *c, const struct cfg_
     const char *argv[] = { "GET", rk.p };
     size_t argvlen[] = { 3, rk.len };
     struct store_cmd *cmd = store_command(s, rk.p, rk.len, 2, argv, argvlen, cache_l2_got, g);
-    if (cmd == NULL)
+    if (cmd == NULL) {
+        cache_count_l2_error(c, CACHE_L2_GET);
         cache_l2_log(txn_loop(t), cc, "GET", STORE_UNAVAILABLE);
+    }
     return cmd;
 }
 
@@ -106,13 +109,41 @@ void cache_l2_cancel(struct store_cmd *cmd)
     store_cancel(cmd);
 }
 
-/* Fire and forget: only failures matter, and only for the log. */
+/* A write (SET or DEL) out to L2: fire and forget, only failures matter,
+ * counted against the cache, which the write holds a reference to (the
+ * store calls back every command, also when it is freed). */
+struct cache_l2_write {
+    struct cache *cache;
+    enum cache_l2_op op;
+};
+
 static void cache_l2_sent(void *arg, enum store_result r, struct redisReply *reply)
 {
-    const struct cfg_cache *cc = arg;
-    (void)cc;
-    if (r != STORE_OK || (reply && reply->type == REDIS_REPLY_ERROR))
+    struct cache_l2_write *w = arg;
+    if (r != STORE_OK || (reply && reply->type == REDIS_REPLY_ERROR)) {
+        cache_count_l2_error(w->cache, w->op);
         log_debug("cache: an L2 write failed (%s)", store_result_name(r));
+    }
+    cache_release(w->cache);
+    free(w);
+}
+
+/* Sends argv to s for the cache c; counts and logs a refusal. */
+static void cache_l2_write(struct txn *t, struct cache *c, const struct cfg_cache *cc,
+                           struct store *s, enum cache_l2_op op, struct http_slice rk, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+    struct cache_l2_write *w = malloc(sizeof(*w));
+    if (w != NULL) {
+        *w = (struct cache_l2_write){ c, op };
+        cache_ref(c);
+        if (store_command(s, rk.p, rk.len, argc, argv, argvlen, cache_l2_sent, w) != NULL)
+            return;
+        cache_release(c);
+        free(w);
+    }
+    cache_count_l2_error(c, op);
+    cache_l2_log(txn_loop(t), cc, op == CACHE_L2_SET ? "SET" : "DEL", STORE_UNAVAILABLE);
 }
 
 /* Seconds L2 keeps o: its freshness left, its stale-use window, and an
@@ -130,7 +161,8 @@ static int64_t cache_l2_ttl(const struct cache_obj *o)
     return ttl;
 }
 
-void cache_l2_put(struct txn *t, const struct cfg_cache *cc, const struct cache_obj *o)
+void cache_l2_put(struct txn *t, struct cache *c, const struct cfg_cache *cc,
+                  const struct cache_obj *o)
 {
     struct store *s = cache_l2_store(t, cc);
     int64_t ttl = cache_l2_ttl(o);
@@ -144,12 +176,12 @@ void cache_l2_put(struct txn *t, const struct cfg_cache *cc, const struct cache_
     int tn = snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)ttl);
     const char *argv[] = { "SET", rk.p, val, "EX", ttl_s };
     size_t argvlen[] = { 3, rk.len, len, 2, (size_t)tn };
-    if (store_command(s, rk.p, rk.len, 5, argv, argvlen, cache_l2_sent, (void *)cc) == NULL)
-        cache_l2_log(txn_loop(t), cc, "SET", STORE_UNAVAILABLE);
+    cache_l2_write(t, c, cc, s, CACHE_L2_SET, rk, 5, argv, argvlen);
     free(val);
 }
 
-void cache_l2_del(struct txn *t, const struct cfg_cache *cc, struct http_slice key)
+void cache_l2_del(struct txn *t, struct cache *c, const struct cfg_cache *cc,
+                  struct http_slice key)
 {
     struct store *s = cache_l2_store(t, cc);
     struct http_slice rk = s ? cache_l2_key(t, cc, key) : (struct http_slice){ NULL, 0 };
@@ -157,5 +189,5 @@ void cache_l2_del(struct txn *t, const struct cfg_cache *cc, struct http_slice k
         return;
     const char *argv[] = { "DEL", rk.p };
     size_t argvlen[] = { 3, rk.len };
-    (void)store_command(s, rk.p, rk.len, 2, argv, argvlen, cache_l2_sent, (void *)cc);
+    cache_l2_write(t, c, cc, s, CACHE_L2_DEL, rk, 2, argv, argvlen);
 }

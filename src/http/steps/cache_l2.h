@@ -26,9 +26,12 @@ struct store_cmd *cache_l2_get(struct txn *t, struct cache *c, const struct cfg_
 void cache_l2_cancel(struct store_cmd *cmd);
 /* Copies o (complete, in memory) to L2 with an expiry covering its
  * freshness and stale use; objects over l2.max_object are not copied.
- * Fire and forget: a failure is logged (at most every 10 s per worker). */
-void cache_l2_put(struct txn *t, const struct cfg_cache *cc, const struct cache_obj *o);
+ * Fire and forget: a failure is counted (weir_cache_l2_errors_total) and
+ * logged (at most every 10 s per worker). */
+void cache_l2_put(struct txn *t, struct cache *c, const struct cfg_cache *cc,
+                  const struct cache_obj *o);
 /* Removes key from L2 (PURGE of a URI). Fire and forget. */
-void cache_l2_del(struct txn *t, const struct cfg_cache *cc, struct http_slice key);
+void cache_l2_del(struct txn *t, struct cache *c, const struct cfg_cache *cc,
+                  struct http_slice key);
 
 #endif
