@@ -26,6 +26,10 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%_replay)
 PYTEST := /usr/bin/python3 -m pytest
+# integration test files run two at a time (pytest-xdist; a file's tests stay
+# together, so module fixtures such as a Redis cluster start once): most of a
+# test's time is waiting on sockets, not CPU
+TEST_JOBS ?= 2
 
 .PHONY: all build deps run test unit integration fuzz-replay fuzz bench format clean asan
 all build: $(BUILD)/weir $(BUILD)/weir-demo
@@ -124,7 +128,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 integration: $(BUILD)/weir $(BUILD)/weir-demo $(BUILD)/store_probe
 	WEIR_BIN=$(CURDIR)/$(BUILD)/weir WEIR_DEMO_BIN=$(CURDIR)/$(BUILD)/weir-demo \
 	  WEIR_STORE_PROBE=$(CURDIR)/$(BUILD)/store_probe \
-	  $(PYTEST) -q -p no:cacheprovider tests/integration
+	  $(PYTEST) -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile tests/integration
 
 asan:
 	@$(MAKE) --no-print-directory MODE=asan build
