@@ -9,6 +9,7 @@ conf=conf/demo.yaml
 backend_ports=(9001 9002 9003)
 weir_port=8080
 admin_port=9901
+sqs_port=9324
 pids=()
 
 for bin in "$build/weir" "$build/weir-demo"; do
@@ -21,7 +22,7 @@ done
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 busy=()
-for p in "${backend_ports[@]}" "$weir_port" "$admin_port"; do
+for p in "${backend_ports[@]}" "$weir_port" "$admin_port" "$sqs_port"; do
   port_busy "$p" && busy+=("$p")
 done
 if [ ${#busy[@]} -gt 0 ]; then
@@ -101,6 +102,10 @@ Try:
   curl -i -b session=alice http://127.0.0.1:$weir_port/sticky/   # consistent hash on the cookie
   curl -X POST 'http://127.0.0.1:$weir_port/admin/fail?on=1'     # the backend that gets it fails
   curl -X POST 'http://127.0.0.1:$weir_port/admin/fail?on=0'     #   (each call goes to the next one)
+  curl -i -d 'resize image 42' http://127.0.0.1:$weir_port/jobs   # 202: a durable message in queue jobs
+  curl -s -H 'X-Amz-Target: AmazonSQS.ReceiveMessage' -H 'Content-Type: application/x-amz-json-1.0' \\
+       -d '{"QueueUrl": "http://127.0.0.1:$sqs_port/000000000000/jobs"}' http://127.0.0.1:$sqs_port/
+                                                             # the SQS API (boto3: endpoint_url=http://127.0.0.1:$sqs_port)
   h2load --h1 -n 100000 -c 50 http://127.0.0.1:$weir_port/
   http://127.0.0.1:$admin_port/                              # the live dashboard (in a browser)
   curl http://127.0.0.1:$admin_port/metrics                  # Prometheus metrics

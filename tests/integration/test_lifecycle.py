@@ -54,6 +54,14 @@ def test_check_good_config(tmp_path):
     assert "valid" in r.stdout
 
 
+def test_demo_config_is_valid():
+    """`make run` starts weir on conf/demo.yaml: it must stay valid as keys change."""
+    demo = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "demo.yaml")
+    r = run("check", "-c", demo)
+    assert r.returncode == 0, r.stderr
+    assert "configuration is valid (2 listener(s), 2 cluster(s))" in r.stdout
+
+
 def test_version_and_help():
     r = run("version")
     assert r.returncode == 0 and re.match(r"weir \d+\.\d+", r.stdout)
