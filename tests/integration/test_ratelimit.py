@@ -193,12 +193,13 @@ def test_leaky_bucket_delay_holds_back_instead_of_refusing(proxy):
 
 
 def test_leaky_bucket_delayed_request_is_answered_after_a_later_refusal(proxy):
-    """20/m: one request each 3 s. A goes through, B is held back 3 s, C
-    (sent after B) would wait 6 s, more than the 5 s delay: C's refusal comes
+    """10/m: one request each 6 s. A goes through, B is held back 6 s, C
+    (sent after B) would wait 12 s, more than the 8 s delay, as long as it
+    arrives within 4 s of A (margin for a loaded machine): C's refusal comes
     back while B is still held."""
     import select
     routes = """
-- rate_limit: { algorithm: leaky_bucket, rate: 20/m, key: route, delay: 5s }
+- rate_limit: { algorithm: leaky_bucket, rate: 10/m, key: route, delay: 8s }
   cluster: app
 """
     w, b = proxy(routes=routes)

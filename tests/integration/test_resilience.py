@@ -123,8 +123,10 @@ def test_down_endpoint_gets_no_requests_until_up(weir_factory, recording_backend
     b = Checked(recording_backend, "b")
     port = free_port()
     w = weir_factory(config(port, [a.addr, b.addr], cluster_extra="""
-health_check: { path: /health, interval: 250ms, timeout: 250ms, rise: 1, fall: 1, jitter: 0ms }
+health_check: { path: /health, interval: 1s, timeout: 1s, rise: 1, fall: 1, jitter: 0ms }
 """))
+    # (a timeout of a whole second: on a loaded machine a 250 ms check can time out and
+    # take a healthy endpoint DOWN for a round)
     assert sorted(get(w.url + "/").headers["X-Backend"] for _ in range(4)) == ["a", "a", "b", "b"]
     a.sick = True
     w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed" % a.addr.replace(".", r"\."))
