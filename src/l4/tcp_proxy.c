@@ -176,6 +176,10 @@ static void tcp_end(struct tcp_session *s)
         atomic_fetch_sub_explicit(&s->ep->active, 1, memory_order_relaxed);
     if (s->probe && s->ep)
         breaker_cancel_probe(s->cl->cfg->breaker.per_cluster ? &s->cl->breaker : &s->ep->breaker);
+    log_debug("tcp client %s: session ended (%s, endpoint %s)", s->client,
+              s->state == TCP_PEEK ? "before connecting" : s->state == TCP_CONNECTING ? "connecting"
+                                                                                      : "forwarded",
+              s->ep ? s->ep->name : "-");
     free(s->peek);
     snapshot_unref(s->snap);
     if (s->prev)
@@ -391,6 +395,8 @@ static void tcp_connected(struct tcp_session *s)
     metrics_observe_ns(s->cl->m_connect,
                        (uint64_t)((ev_now(tcp_loop(s)) - s->connect_start) * 1e9));
     s->state = TCP_FORWARD;
+    log_debug("tcp client %s: connected to %s (cluster %s)", s->client, s->ep->name,
+              s->cl->cfg->name);
     s->last_io = ev_now(tcp_loop(s));
     tcp_forward_setup(s);
     tcp_timer_arm(s, s->lst->idle_timeout_ms);

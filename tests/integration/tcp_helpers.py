@@ -26,6 +26,7 @@ class TcpBackend:
         self.port = self.sock.getsockname()[1]
         self.addr = "127.0.0.1:%d" % self.port
         self.conns = []
+        self.closed = 0
         self.lock = threading.Lock()
         self.stopped = False
         self.threads = []
@@ -65,10 +66,17 @@ class TcpBackend:
             pass
         finally:
             s.close()
+            with self.lock:
+                self.closed += 1
 
     def received(self, i=-1):
         with self.lock:
             return bytes(self.conns[i])
+
+    def idle(self):
+        """Every connection so far was closed."""
+        with self.lock:
+            return self.closed == len(self.conns)
 
     def count(self):
         with self.lock:
