@@ -68,6 +68,7 @@ struct tcp_dir {
     struct buf buf;                /* the read/write path (pool block, held while not empty) */
     const uint8_t *pre;            /* sent before anything read from src */
     size_t pre_len, pre_off;
+    size_t pre_own;                /* its first bytes weir made (the PROXY header): not counted */
     unsigned cell;                 /* enum l4_dir_cell */
     unsigned eof : 1;              /* src ended */
     unsigned shut : 1;             /* dst shut down for writing */
@@ -381,6 +382,7 @@ static void tcp_forward_setup(struct tcp_session *s)
             memcpy(end - n, hdr, (size_t)n);
             end -= n;
             len += (size_t)n;
+            s->d[0].pre_own = (size_t)n;
         }
     }
     s->d[0].pre = end;
@@ -405,6 +407,14 @@ static void tcp_connected(struct tcp_session *s)
 
 /* ---- forwarding ---- */
 
+/* Counts n bytes of the client's or the upstream's moved in direction d:
+ * the cluster's series and the listener's received/sent bytes. */
+static void tcp_count(struct tcp_session *s, const struct tcp_dir *d, size_t n)
+{
+    metrics_add(s->m->bytes, d->cell, n);
+    metrics_add(d->cell == L4_TO_UPSTREAM ? s->wl->m_bytes_in : s->wl->m_bytes_out, 0, n);
+}
+
 /* Writes what d holds (pre, buf or pipe) to dst. Returns bytes written,
  * -EAGAIN, or another negative errno. */
 static ssize_t tcp_dir_flush(struct tcp_session *s, struct tcp_dir *d)
@@ -412,15 +422,19 @@ static ssize_t tcp_dir_flush(struct tcp_session *s, struct tcp_dir *d)
     ssize_t n;
     if (d->pre_off < d->pre_len) {
         n = send(d->dst, d->pre + d->pre_off, d->pre_len - d->pre_off, MSG_NOSIGNAL);
-        if (n > 0)
+        if (n > 0) {
+            size_t before = d->pre_off;
             d->pre_off += (size_t)n;
+            if (d->pre_off > d->pre_own)
+                tcp_count(s, d, d->pre_off - (before > d->pre_own ? before : d->pre_own));
+        }
         return n < 0 ? -errno : n;
     }
     if (buf_len(&d->buf)) {
         n = send(d->dst, buf_rptr(&d->buf), buf_len(&d->buf), MSG_NOSIGNAL);
         if (n > 0) {
             buf_consume(&d->buf, (size_t)n);
-            metrics_add(s->m->bytes, d->cell, (uint64_t)n);
+            tcp_count(s, d, (size_t)n);
             buf_release_if_empty(&s->wc->bufs, &d->buf);
         }
         return n < 0 ? -errno : n;
@@ -428,7 +442,7 @@ static ssize_t tcp_dir_flush(struct tcp_session *s, struct tcp_dir *d)
     n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
         d->in_pipe -= (size_t)n;
-        metrics_add(s->m->bytes, d->cell, (uint64_t)n);
+        tcp_count(s, d, (size_t)n);
         metrics_add(s->m->spliced, d->cell, (uint64_t)n);
     }
     return n < 0 ? -errno : n;

@@ -247,8 +247,10 @@ def sni_config(port, a, b, c):
 
 def test_tcp_sni_routing(weir_factory, backends):
     a, b, c = backends("a", echo=False), backends("b", echo=False), backends("c", echo=False)
-    port = free_port()
-    weir_factory(sni_config(port, a, b, c))
+    port, aport = free_port(), free_port()
+    weir_factory(sni_config(port, a, b, c).replace("listeners:", "admin: { listen: 127.0.0.1:%d }\n"
+                                                                 "listeners:" % aport, 1))
+    sent = 0
     for name, want in [("a.example.com", a), ("x.y.example.com", b), ("A.Example.COM", a),
                        ("example.com", c), ("other.test", c), (None, c)]:
         before = want.count()
@@ -257,8 +259,14 @@ def test_tcp_sni_routing(weir_factory, backends):
         assert out.endswith(b"<EOF:%s:%d>" % (want.name.encode(), len(hello))), (name, out)
         assert want.count() == before + 1
         assert want.received() == hello  # passed through untouched
+        sent += len(hello)
     exchange(port, b"not tls at all")
     assert c.received() == b"not tls at all"
+    sent += len(b"not tls at all")
+    # the peeked bytes count like any others
+    m = scrape(aport)
+    assert sum(metric(m, "weir_tcp_bytes_total", cluster=n, direction="to_upstream")
+               for n in "abc") == sent
 
 
 def test_tcp_sni_routing_openssl_s_client(weir_factory, backends):
