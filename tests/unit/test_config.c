@@ -432,7 +432,7 @@ static void test_error_values(void **state)
           "weir.yaml:2:11: bad name 'a\\x01b': use 1 to 63 letters, digits, '_', '-' or '.'" },
         { "listeners:\n  - name: \"a\\0b\"\n", "weir.yaml:2:11: 'name' contains a NUL character" },
         { LISTENER_HEAD "    protocol: memcache\n",
-          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis)" },
+          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis, tcp)" },
         { "workers: 0\n",
           "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '0'" },
         { "workers: 257\n",
