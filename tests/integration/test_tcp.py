@@ -2,6 +2,7 @@
 s_client) through weir to real backends, balancing, a dead endpoint,
 splice, PROXY protocol both ways, SNI routing and half-close."""
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -358,3 +359,60 @@ def test_tcp_config_errors(tmp_path):
                            "proxy_protocol: v2, accept_proxy: [10.0.0.0/8], "
                            "sni: [{ match: '*.x.test', cluster: app }] }\n")
     assert rc == 0, out
+
+
+def test_tcp_health_check_marks_endpoint_down(weir_factory, backends):
+    live = backends("live")
+    dead = "127.0.0.1:%d" % free_port()
+    port, aport = free_port(), free_port()
+    weir_factory(tcp_config(port, [cluster_yaml("app", [dead, live.addr], extra=(
+        "health_check: { type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }"))],
+        admin_port=aport))
+    wait_until(lambda: metric(scrape(aport), "weir_endpoint_up", cluster="app", endpoint=dead) == 0
+               and metric(scrape(aport), "weir_endpoint_up", cluster="app") == 1,
+               what="the dead endpoint marked down")
+    errors = metric(scrape(aport), "weir_tcp_connect_errors_total", cluster="app")
+    for _ in range(4):
+        assert exchange(port, b"x") == b"x<EOF:live:1>"
+    # no session even tried the endpoint the checks took out
+    assert metric(scrape(aport), "weir_tcp_connect_errors_total", cluster="app") == errors
+
+
+def test_tcp_reload_keeps_open_sessions(weir_factory, backends):
+    old, new = backends("old"), backends("new")
+    port = free_port()
+    w = weir_factory(tcp_config(port, [cluster_yaml("app", [old.addr])]))
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    s.sendall(b"before")
+    assert s.recv(6) == b"before"
+    w.reload(tcp_config(port, [cluster_yaml("app", [new.addr])]))
+    # new sessions: the new endpoint (once the worker adopted the reload)
+    wait_until(lambda: exchange(port, b"y") == b"y<EOF:new:1>", what="a session to the new endpoint")
+    s.sendall(b"after")  # the open one still reaches the old endpoint
+    s.shutdown(socket.SHUT_WR)
+    rest = b""
+    while True:
+        d = s.recv(100)
+        if not d:
+            break
+        rest += d
+    s.close()
+    assert rest == b"after<EOF:old:11>"
+
+
+def test_tcp_drain_lets_sessions_finish(weir_factory, backends):
+    e = backends("e")
+    port = free_port()
+    w = weir_factory(tcp_config(port, [cluster_yaml("app", [e.addr])]))
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    s.sendall(b"one")
+    assert s.recv(3) == b"one"
+    w.proc.send_signal(signal.SIGTERM)
+    w.wait_log("draining")
+    s.sendall(b"two")  # still forwarded while draining
+    assert s.recv(3) == b"two"
+    s.shutdown(socket.SHUT_WR)
+    assert s.recv(100) == b"<EOF:e:6>"
+    s.close()
+    w.proc.wait(IO_TIMEOUT)  # the last session ended: weir exits before drain_timeout
+    assert w.proc.returncode == 0
