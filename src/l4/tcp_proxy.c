@@ -663,8 +663,8 @@ static void tcp_start(struct wctx *wc, struct wlistener *wl, int fd,
     socklen_t dl = sizeof(s->dst);
     if (dst)
         s->dst = *dst;
-    else if (getsockname(fd, (struct sockaddr *)&s->dst, &dl) == -1)
-        s->dst.ss_family = AF_UNSPEC;
+    else if (!lst->l4->proxy_protocol || getsockname(fd, (struct sockaddr *)&s->dst, &dl) == -1)
+        s->dst.ss_family = AF_UNSPEC; /* only a PROXY header needs it */
     units_format_addr((const struct sockaddr *)src, s->client, sizeof(s->client));
     char *colon = strrchr(s->client, ':'); /* hash the address, not the port */
     s->key_hash = hash_bytes(s->client, colon ? (size_t)(colon - s->client) : strlen(s->client));
