@@ -416,3 +416,39 @@ def test_tcp_drain_lets_sessions_finish(weir_factory, backends):
     s.close()
     w.proc.wait(IO_TIMEOUT)  # the last session ended: weir exits before drain_timeout
     assert w.proc.returncode == 0
+
+
+def test_tcp_connect_failures_eject_the_endpoint(weir_factory, backends):
+    live = backends("live")
+    dead = "127.0.0.1:%d" % free_port()
+    port, aport = free_port(), free_port()
+    weir_factory(tcp_config(port, [cluster_yaml("app", [dead, live.addr], extra=(
+        "outlier_detection: { consecutive_failures: 1, base_ejection: 1m }"))],
+        admin_port=aport))
+    for _ in range(4):
+        assert exchange(port, b"x") == b"x<EOF:live:1>"
+    m = scrape(aport)
+    assert metric(m, "weir_outlier_ejections_total", cluster="app", endpoint=dead) == 1
+    assert metric(m, "weir_endpoint_up", cluster="app", endpoint=dead) == 0
+    errors = metric(m, "weir_tcp_connect_errors_total", cluster="app")
+    for _ in range(4):
+        assert exchange(port, b"x") == b"x<EOF:live:1>"
+    # ejected: no more connects to it
+    assert metric(scrape(aport), "weir_tcp_connect_errors_total", cluster="app") == errors
+
+
+def test_redis_listener_accept_proxy(weir_factory):
+    rd = RedisProc(free_port())
+    try:
+        port = free_port()
+        text = ("workers: 1\nlog: { level: info }\nlisteners:\n"
+                "  - { name: r, listen: 127.0.0.1:%d, protocol: redis, redis_cluster: c, "
+                "accept_proxy: [127.0.0.1] }\n"
+                "redis_clusters:\n  - name: c\n    shards:\n      - { primary: %s }\n") % (port, rd.addr)
+        weir_factory(text, port=port)
+        s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 6379\r\n*1\r\n$4\r\nPING\r\n")
+        assert s.recv(100) == b"+PONG\r\n"
+        s.close()
+    finally:
+        rd.stop()
