@@ -11,7 +11,7 @@ import pytest
 import redis
 import requests
 
-from conftest import IO_TIMEOUT, free_port, wait_until, cluster_yaml
+from conftest import IO_TIMEOUT, SANITIZED, free_port, wait_until, cluster_yaml
 from redis_helpers import RedisProc
 from tcp_helpers import (TcpBackend, client_hello, exchange, metric, parse_proxy_v2, proxy_v2,
                          tcp_config)
@@ -452,3 +452,51 @@ def test_redis_listener_accept_proxy(weir_factory):
         s.close()
     finally:
         rd.stop()
+
+
+def test_tcp_back_pressure_bounds_what_is_in_flight(weir_factory):
+    # a backend that sends as fast as it may to a client that does not read:
+    # weir must stop reading the backend once its pipe is full, so the
+    # backend's sends block after socket buffers plus one pipe, not 256 MiB
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    state = {"sent": 0, "blocked": False}
+    chunk = bytes(1 << 20)
+
+    def serve():
+        s, _ = ls.accept()  # weir_factory's probe: ignore it
+        s.close()
+        s, _ = ls.accept()
+        s.setblocking(False)
+        while state["sent"] < (256 << 20):
+            try:
+                state["sent"] += s.send(chunk)
+            except BlockingIOError:
+                state["blocked"] = True
+                time.sleep(0.05)
+            except OSError:
+                break
+        s.close()
+
+    import threading
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    port = free_port()
+    w = weir_factory(tcp_config(port, [cluster_yaml("app", ["127.0.0.1:%d" % ls.getsockname()[1]])]))
+    c = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    wait_until(lambda: state["blocked"], what="the backend's sends to block")
+    sent = state["sent"]
+    with open("/proc/%d/status" % w.proc.pid) as f:
+        rss_kb = int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+    assert sent < (64 << 20), sent
+    assert rss_kb < 200 * 1024 or SANITIZED, rss_kb
+    # and then everything arrives once the client reads
+    got = 0
+    while got < sent:
+        d = c.recv(1 << 20)
+        assert d
+        got += len(d)
+    c.close()
+    ls.close()
