@@ -612,3 +612,6 @@ fi
 
 # ---- Redis sharding proxy (bench/redis.sh): weir beside nutcracker and direct Redis ----
 [ "${BENCH_SKIP_REDIS:-0}" = 1 ] || "$root/bench/redis.sh"
+
+# ---- TCP mode (bench/tcp.sh): weir (splice) beside HAProxy and nginx stream ----
+[ "${BENCH_SKIP_TCP:-0}" = 1 ] || "$root/bench/tcp.sh"

@@ -8,7 +8,7 @@ test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-pytest-xdist py
 # from the npm registry by scripts/browser-deps.sh, no npm needed) on Node.js:
 # Debian's, unless one is there already (NodeSource's on some machines)
 command -v node >/dev/null || test+=(nodejs)
-bench=("${build[@]}" nghttp2-client wrk nginx haproxy procps redis-server redis-tools nutcracker varnish openssl python3 python3-jwt rabbitmq-server librabbitmq-dev beanstalkd bc)
+bench=("${build[@]}" nghttp2-client wrk nginx libnginx-mod-stream haproxy procps redis-server redis-tools nutcracker varnish openssl python3 python3-jwt rabbitmq-server librabbitmq-dev beanstalkd bc)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;

@@ -8,14 +8,57 @@
 #include "core/log.h"
 #include "http/http_metrics.h"
 #include "http/proxy.h"
+#include "l4/l4_accept.h"
+#include "l4/l4_metrics.h"
+#include "l4/tcp_proxy.h"
 #include "queue/sqs.h"
 #include "resp/resp_health.h"
 #include "resp/resp_proxy.h"
 
+static void protocols_redis_start(struct wctx *wc, struct wlistener *wl, int fd,
+                                  const struct sockaddr_storage *src,
+                                  const struct sockaddr_storage *dst)
+{
+    (void)src;
+    (void)dst;
+    resp_start(wc, wl, fd);
+}
+
 static void protocols_redis_accept(struct wctx *wc, struct wlistener *wl, int fd,
                                    const struct sockaddr_storage *peer)
 {
-    resp_start(wc, wl, fd);
+    l4_accept(wc, wl, fd, peer, protocols_redis_start);
+}
+
+/* HTTP behind accept_proxy: the client's address is the header's, so
+ * X-Forwarded-For, ip_hash and access rules see the real client. */
+static void protocols_http_start(struct wctx *wc, struct wlistener *wl, int fd,
+                                 const struct sockaddr_storage *src,
+                                 const struct sockaddr_storage *dst)
+{
+    (void)dst;
+    proxy_start(wc, wl, fd, src);
+}
+
+static void protocols_http_accept(struct wctx *wc, struct wlistener *wl, int fd,
+                                  const struct sockaddr_storage *peer)
+{
+    l4_accept(wc, wl, fd, peer, protocols_http_start);
+}
+
+/* SQS behind accept_proxy: the header is read off before the first request. */
+static void protocols_sqs_start(struct wctx *wc, struct wlistener *wl, int fd,
+                                const struct sockaddr_storage *src,
+                                const struct sockaddr_storage *dst)
+{
+    (void)dst;
+    sqs_accept(wc, wl, fd, src);
+}
+
+static void protocols_sqs_accept(struct wctx *wc, struct wlistener *wl, int fd,
+                                 const struct sockaddr_storage *peer)
+{
+    l4_accept(wc, wl, fd, peer, protocols_sqs_start);
 }
 
 /* The Redis shards' health: one shared state per redis cluster per
@@ -60,7 +103,7 @@ const struct server_protocol protocols[CFG_PROTOCOL_COUNT] = {
     [CFG_PROTOCOL_HTTP] = {
         .name = "http",
         .worker_init = proxy_worker_init,
-        .accept = proxy_start,
+        .accept = protocols_http_accept,
         .drain = proxy_drain,
         .worker_stop = proxy_worker_stop,
         .worker_free = proxy_worker_cleanup,
@@ -82,11 +125,20 @@ const struct server_protocol protocols[CFG_PROTOCOL_COUNT] = {
     [CFG_PROTOCOL_SQS] = {
         .name = "sqs",
         .worker_init = sqs_worker_init,
-        .accept = sqs_accept,
+        .accept = protocols_sqs_accept,
         .drain = sqs_drain,
         .worker_stop = sqs_worker_stop,
         .worker_free = sqs_worker_free,
         .snapshot_init = sqs_snapshot_init,
         .snapshot_free = sqs_snapshot_free,
+    },
+    [CFG_PROTOCOL_TCP] = {
+        .name = "tcp",
+        .worker_init = tcp_worker_init,
+        .accept = tcp_accept,
+        .drain = tcp_drain,
+        .worker_free = tcp_worker_free,
+        .snapshot_init = l4_metrics_snapshot_init,
+        .snapshot_free = l4_metrics_snapshot_free,
     },
 };

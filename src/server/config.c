@@ -4,6 +4,8 @@
  *            |- log map
  *            |- listeners list -- listener map -- routes list (http/route_cfg.c)
  *            |                                 |- redis_cluster (resp/redis_cfg.c)
+ *            |                                 |- cluster, sni, proxy_protocol,
+ *            |                                 |  accept_proxy (l4/l4_cfg.c)
  *            |                                 `- limits / timeouts maps
  *            |- clusters        (upstream/cluster_cfg.c)
  *            |- redis_clusters  (resp/redis_cfg.c)
@@ -249,6 +251,10 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("protocol", cfg_parse_protocol, false),
     CFG_FUNC("routes", route_cfg_parse_routes, false), /* http needs it: cfg_resolve_listeners */
     CFG_FUNC("redis_cluster", redis_cfg_parse_listener_cluster, false),
+    CFG_FUNC("cluster", l4_cfg_parse_cluster, false),     /* tcp: l4/l4_cfg.c */
+    CFG_FUNC("sni", l4_cfg_parse_sni, false),
+    CFG_FUNC("proxy_protocol", l4_cfg_parse_proxy_protocol, false),
+    CFG_FUNC("accept_proxy", l4_cfg_parse_accept_proxy, false), /* any protocol */
     CFG_FUNC("limits", cfg_parse_limits, false),
     CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
 };
@@ -312,6 +318,13 @@ static int cfg_resolve_listeners(struct cfg_ctx *ctx, struct cfg *cfg)
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         struct cfg_listener *l = &cfg->listeners[i];
         struct cfg_mark at = { l->line, l->col };
+        int rc = l4_cfg_resolve_listener(ctx, cfg, l);
+        if (rc < 0)
+            return rc;
+        if (l->protocol == CFG_PROTOCOL_TCP) {
+            any_http = true; /* its cluster must exist: checked above */
+            continue;
+        }
         if (l->protocol == CFG_PROTOCOL_SQS) {
             if (l->n_routes > 0 || l->redis_cluster_name)
                 return cfg_fail_mark(ctx, at, "listener %s has protocol sqs: it takes neither "
@@ -351,6 +364,7 @@ static void cfg_free_listener(struct cfg_listener *l)
     free(l->name);
     free(l->listen);
     free(l->redis_cluster_name);
+    l4_cfg_free_listener(l);
     for (size_t i = 0; i < l->n_routes; i++)
         route_cfg_free(&l->routes[i]);
     free(l->routes);

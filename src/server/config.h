@@ -26,6 +26,7 @@
 #include "admin/admin_cfg.h"
 #include "core/config.h"
 #include "http/route_cfg.h"
+#include "l4/l4_cfg.h"
 #include "queue/queue_cfg.h"
 #include "resp/redis_cfg.h"
 #include "store/store_cfg.h"
@@ -34,7 +35,8 @@
 
 #define CFG_ENUM_MEMBER(e, s) e,
 #define CFG_PROTOCOL_LIST(X) \
-    X(CFG_PROTOCOL_HTTP, "http") X(CFG_PROTOCOL_REDIS, "redis") X(CFG_PROTOCOL_SQS, "sqs")
+    X(CFG_PROTOCOL_HTTP, "http") X(CFG_PROTOCOL_REDIS, "redis") X(CFG_PROTOCOL_SQS, "sqs") \
+    X(CFG_PROTOCOL_TCP, "tcp")
 enum cfg_protocol { CFG_PROTOCOL_LIST(CFG_ENUM_MEMBER) CFG_PROTOCOL_COUNT };
 #undef CFG_ENUM_MEMBER
 
@@ -56,6 +58,7 @@ struct cfg_listener {
     char *redis_cluster_name;      /* protocol redis: redis_cluster */
     struct cfg_redis_cluster *redis_cluster; /* resolved by cfg_load() */
     struct cfg_mark redis_cluster_mark;
+    struct l4_cfg *l4;             /* tcp keys and accept_proxy (l4/l4_cfg.c); NULL: none */
     struct cfg_route *routes;
     size_t n_routes;               /* >= 1; 0 for protocol redis */
     /* limits: */

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -410,3 +411,35 @@ def test_data_dir_in_use_refuses_to_start(weir_factory, tmp_path):
                        timeout=IO_TIMEOUT)
     assert p.returncode != 0
     assert "in use by another process" in p.stderr, p.stderr
+
+
+def test_accept_proxy_on_the_sqs_listener(weir_factory, tmp_path):
+    """accept_proxy works on an sqs listener too: a trusted front's PROXY
+    header is read off and the SQS call behind it answered; without the
+    header the trusted peer's connection is closed."""
+    port = free_port()
+    cfg = sqs_config(port, str(tmp_path / "data"), "  - name: jobs\n")
+    weir_factory(cfg.replace("    protocol: sqs\n", "    protocol: sqs\n    accept_proxy: [127.0.0.1]\n"))
+    body = b'{"QueueName": "jobs"}'
+    call = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AmazonSQS.GetQueueUrl\r\n"
+            b"Content-Type: application/x-amz-json-1.0\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def exchange(data):
+        s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except ConnectionResetError:  # closed with our bytes unread
+            pass
+        s.close()
+        return out
+    out = exchange(b"PROXY TCP4 203.0.113.9 127.0.0.1 4000 9324\r\n" + call)
+    assert out.startswith(b"HTTP/1.1 200"), out[:200]
+    assert b"/000000000000/jobs" in out
+    assert exchange(call) == b""  # a trusted peer must send the header: POST is not one

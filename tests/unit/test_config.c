@@ -342,7 +342,8 @@ static void test_error_unknown_keys(void **state)
     static const struct err_case cases[] = {
         { "listeners:\n  - name: web\n    listn: 127.0.0.1:8080\n",
           "weir.yaml:3:5: unknown key 'listn' in listener (expected one of: name, listen, "
-          "protocol, routes, redis_cluster, limits, timeouts)" },
+          "protocol, routes, redis_cluster, cluster, sni, proxy_protocol, accept_proxy, limits, "
+          "timeouts)" },
         { "admins: { listen: 127.0.0.1:9901 }\n",
           "weir.yaml:1:1: unknown key 'admins' in configuration (expected one of: workers, "
           "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
@@ -432,7 +433,7 @@ static void test_error_values(void **state)
           "weir.yaml:2:11: bad name 'a\\x01b': use 1 to 63 letters, digits, '_', '-' or '.'" },
         { "listeners:\n  - name: \"a\\0b\"\n", "weir.yaml:2:11: 'name' contains a NUL character" },
         { LISTENER_HEAD "    protocol: memcache\n",
-          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis, sqs)" },
+          "weir.yaml:4:15: unknown protocol 'memcache' (expected one of: http, redis, sqs, tcp)" },
         { "workers: 0\n",
           "weir.yaml:1:10: expected 'auto' or a number 1..256 for 'workers', got '0'" },
         { "workers: 257\n",
