@@ -665,7 +665,8 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m->in_backend = 0;
         m->conn = NULL;
         resp_msg_unqueued(rw, m);
-        resp_msg_fail(rw, m, text);
+        if (c->dedicated || !resp_redirect_lost(rw, m)) /* Redis Cluster: tried again */
+            resp_msg_fail(rw, m, text);
         m = next;
     }
     /* sessions are pumped by the callback that got here (never nested) */
@@ -1111,6 +1112,7 @@ static void resp_conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 void resp_backend_cleanup(struct resp_wctx *rw)
 {
+    resp_redirect_cleanup(rw);
     while (rw->retired) {
         struct resp_conn *c = rw->retired;
         rw->retired = c->retired_next;

@@ -1238,7 +1238,7 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
         return;
     }
     if (!blocking && s->route->cfg->n_seeds > 0) /* to follow MOVED / ASK */
-        resp_redirect_keep(m, c, &mk);
+        resp_redirect_keep(m, c, &mk, shard);
     if (blocking) { /* until it leaves c's queue (resp_msg_unqueued) */
         m->blocking = 1;
         resp_stat_add(&rw->stats->blocked, 1);
@@ -1282,7 +1282,7 @@ static void resp_frag_send(struct resp_session *s, struct resp_msg *f, const str
         return;
     }
     if (s->route->cfg->n_seeds > 0) /* to follow MOVED / ASK */
-        resp_redirect_keep(f, c, &mk);
+        resp_redirect_keep(f, c, &mk, shard);
     resp_conn_push(c, f);
 }
 

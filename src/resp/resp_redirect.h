@@ -18,7 +18,7 @@
 
 #include "resp/resp_types.h"
 
-#define RESP_REDIRECT_MAX 5
+#define RESP_REDIRECT_MAX 10
 
 /* Where c's output ended before a request was written. */
 struct resp_out_mark {
@@ -33,12 +33,20 @@ static inline void resp_redirect_mark(const struct resp_conn *c, struct resp_out
 /* Keeps in m (m->req) the bytes written to c since mk, to send them again
  * if the node redirects. Returns 0 or -ENOMEM (m keeps nothing: a MOVED
  * then reaches the client). */
-int resp_redirect_keep(struct resp_msg *m, const struct resp_conn *c, const struct resp_out_mark *mk);
+int resp_redirect_keep(struct resp_msg *m, const struct resp_conn *c, const struct resp_out_mark *mk,
+                       uint32_t slot);
 
 /* Reply data[0..n), an error that is all of m's reply from c: when it is
  * MOVED or ASK and m may go on, sends m's request to the node named (c's
  * reply is then dropped) and returns 1; else 0 (the error goes on to the
  * client). */
 int resp_redirect(struct resp_conn *c, struct resp_msg *m, const char *data, size_t n);
+
+/* m's connection was lost before its reply (m is off every queue): when m
+ * may be retried, queues it and returns 1; else 0 (it fails). */
+int resp_redirect_lost(struct resp_wctx *rw, struct resp_msg *m);
+
+/* Frees what waits in the retry list (worker exit). */
+void resp_redirect_cleanup(struct resp_wctx *rw);
 
 #endif

@@ -72,7 +72,8 @@ struct resp_msg {
      * (resp_redirect.c); NULL when it is not kept */
     char *req;
     uint32_t req_len;
-    uint8_t redirects;             /* MOVED / ASK followed so far */
+    uint8_t redirects;             /* MOVED / ASK followed and retries so far */
+    uint16_t slot;                 /* its hash slot (a retry asks the map again) */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -176,6 +177,10 @@ struct resp_wctx {
     uint64_t routes_gen;           /* bumped when routes are rebuilt */
     struct resp_stats *stats;      /* this worker's counters (INFO), written here only */
     ev_async *clients_async;       /* CLIENT KILL / UNBLOCK from any worker (resp_clients.h) */
+    /* Redis Cluster backends: msgs waiting to be sent again (resp_redirect.c),
+     * linked by bnext, t_sent their due time */
+    struct resp_msg *retry_head, *retry_tail;
+    ev_timer retry_timer;          /* active while the list is not empty */
 };
 
 /* ---- resp_proxy.c: replies back to sessions ---- */
