@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import free_port, wait_port, wait_until
+from conftest import WEIR_BIN, free_port, wait_port, wait_until
 
 
 def crc16(data):
@@ -359,7 +359,9 @@ def test_tryagain_while_a_slot_moves(weir_factory, cluster):
     sid, did = src.node_id(), dst.node_id()
     dst.client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", sid)
     src.client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", did)
-    src.client.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", a)
+    others = [k for k in src.client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000) if k != b]
+    assert a in others
+    src.client.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *others)
     got = {}
     t = threading.Thread(target=lambda: got.update(r=c.mget(a, b)), daemon=True)
     t.start()
@@ -390,3 +392,27 @@ def test_connections_lost_under_load(weir_factory, cluster):
     direct = cluster.client()
     for k, v in load.last.items():
         assert direct.get(k) == v, k
+
+
+def test_config_errors(tmp_path):
+    p = tmp_path / "w.yaml"
+    head = ("listeners:\n  - name: cache\n    listen: 127.0.0.1:%d\n    protocol: redis\n"
+            "    redis_cluster: rc\nredis_clusters:\n  - name: rc\n" % free_port())
+    for body, msg in (
+            ("    cluster: [127.0.0.1:7000]\n    shards:\n      - { primary: 127.0.0.1:7001 }\n",
+             "'cluster' (a Redis Cluster's seed nodes) and 'shards' exclude each other"),
+            ("    read_from: primary\n",
+             "a redis cluster needs 'shards' (weir places the keys) or 'cluster'"),
+            ("    cluster: [127.0.0.1:7000]\n    hash: crc32\n",
+             "with 'cluster' Redis Cluster places the keys"),
+            ("    cluster: [127.0.0.1:7000]\n    auto_eject: true\n",
+             "with 'cluster' Redis Cluster places the keys"),
+            ("    cluster: []\n", "'cluster'"),
+            ("    cluster: [nowhere]\n", "bad address 'nowhere'")):
+        p.write_text(head + body)
+        r = subprocess.run([WEIR_BIN, "check", "-c", str(p)], capture_output=True, text=True)
+        assert r.returncode != 0 and msg in r.stderr + r.stdout, (body, r.stderr + r.stdout)
+        print(r.stderr.strip())
+    p.write_text(head + "    cluster: [127.0.0.1:7000, 127.0.0.1:7001]\n    read_from: prefer_replica\n")
+    r = subprocess.run([WEIR_BIN, "check", "-c", str(p)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
