@@ -199,6 +199,12 @@ def test_keys_of_every_slot_and_multi_key(weir_factory, cluster):
     assert c.mset({"{u1}:a": "1", "{u1}:b": "2"}) is True
     assert c.mget("{u1}:a", "{u1}:b") == ["1", "2"]
     assert direct.get("{u1}:b") == "2"
+    # INFO: the primaries of the map; keyspace and DBSIZE summed over them
+    info = c.info("weir")
+    assert info["distribution"] == "redis_cluster" and info["shards"] == 3
+    assert sum(info["shard%d" % i]["slots"] for i in range(3)) == 16384
+    assert c.dbsize() == sum(n.client.dbsize() for n in cluster.primaries())
+    assert c.info("keyspace")["db0"]["keys"] == c.dbsize()
 
 
 def test_crossslot(weir_factory, cluster):
