@@ -422,3 +422,12 @@ def test_config_errors(tmp_path):
     p.write_text(head + "    cluster: [127.0.0.1:7000, 127.0.0.1:7001]\n    read_from: prefer_replica\n")
     r = subprocess.run([WEIR_BIN, "check", "-c", str(p)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_reload_keeps_the_slot_map(weir_factory, cluster):
+    w, c, port = start_weir(weir_factory, cluster)
+    for i in range(3):
+        w.reload(weir_yaml(port, cluster, "    connections: %d\n" % (i + 2)))
+        for k in range(100):  # at once: the new snapshot inherits the map (or fetches it at once)
+            assert c.set("rl:%d" % k, i) is True
+            assert c.get("rl:%d" % k) == str(i)
