@@ -401,6 +401,15 @@ int resp_route_shard(const struct resp_route *r, const char *key, size_t len)
     return resp_dist_shard(&r->dist, key, len);
 }
 
+uint32_t resp_route_index(const struct resp_route *r, uint32_t shard)
+{
+    if (r->cfg->n_seeds == 0)
+        return shard;
+    if (!r->cmap || shard >= RCLUSTER_SLOTS || r->cmap->slot_node[shard] == RESP_CMAP_NONE)
+        return UINT32_MAX;
+    return r->cmap->slot_node[shard];
+}
+
 uint32_t resp_route_fan(const struct resp_route *r, uint32_t i)
 {
     return r->cmap ? r->cmap->nodes[i].first_slot : i;

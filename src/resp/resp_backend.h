@@ -17,6 +17,10 @@ struct resp_route *resp_route_get(struct resp_wctx *rw, const char *name);
 /* The shard of a key: for a Redis Cluster backend its hash slot (0..16383),
  * else its shard by the distribution; -ENOENT when there is none. */
 int resp_route_shard(const struct resp_route *r, const char *key, size_t len);
+/* The index in r->shards of the shard serving `shard`: itself, or for a
+ * Redis Cluster backend (shard = slot) its primary's index in the map;
+ * UINT32_MAX when no node serves the slot. */
+uint32_t resp_route_index(const struct resp_route *r, uint32_t shard);
 /* The `shard` to pass for the i-th of r->n_shards when a command goes to
  * every shard: i, or for a Redis Cluster backend a slot its i-th primary
  * serves. */

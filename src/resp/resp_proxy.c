@@ -2417,11 +2417,14 @@ static void resp_stream_single(struct resp_session *s, struct resp_msg *m,
 }
 
 /* A split command: starts taking it apart from its first byte (nothing is
- * consumed here). Returns 0 or -ENOMEM (m untouched). */
+ * consumed here). Returns 0, -ENOENT (a Redis Cluster backend without a
+ * slot map yet) or -ENOMEM (m untouched). */
 static int resp_stream_split(struct resp_session *s, struct resp_msg *m,
                              const struct resp_cmd *cmd, const struct resp_parser *p)
 {
-    uint32_t n_shards = (uint32_t)s->route->cfg->n_shards;
+    uint32_t n_shards = s->route->n_shards; /* a Redis Cluster's: its primaries */
+    if (n_shards == 0) /* no slot map yet */
+        return -ENOENT;
     s->split_conns = calloc(n_shards, sizeof(*s->split_conns));
     if (!s->split_conns)
         return -ENOMEM;
@@ -2460,8 +2463,6 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
         return -EAGAIN;
     if ((single || split) && (resp_session_adopt(s) < 0 || !s->route))
         single = split = 0;
-    if (split && s->route->cfg->n_seeds > 0) /* per-shard connections: not per slot yet */
-        split = 0;
     struct resp_msg *m = resp_session_enqueue(s);
     if (!m)
         return -E2BIG;
@@ -2488,12 +2489,17 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
 static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg *f,
                                          uint32_t shard)
 {
-    struct resp_conn *c = s->split_conns[shard];
+    uint32_t i = resp_route_index(s->route, shard); /* a Redis Cluster: the slot's primary */
+    if (i >= s->n_split_conns) {
+        resp_fail_down(s, f, shard);
+        return NULL;
+    }
+    struct resp_conn *c = s->split_conns[i];
     if (c && c->state != RESP_CONN_IDLE)
         return c;
     if (c) /* failed earlier in this command: a fresh one */
         resp_conn_close_dedicated(c);
-    s->split_conns[shard] = NULL;
+    s->split_conns[i] = NULL;
     struct resp_server *srv =
         resp_route_server(s->route, shard, (s->split_cmd->flags & RC_READ) != 0);
     if (!srv) {
@@ -2504,7 +2510,7 @@ static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg
         resp_reply_noconn(s, f, srv, 0);
         return NULL;
     }
-    s->split_conns[shard] = c;
+    s->split_conns[i] = c;
     return c;
 }
 
@@ -2524,7 +2530,7 @@ static void resp_split_frag(struct resp_session *s, const char *raw, size_t n)
     const char *key = raw + n - 2 - s->sp.arg_len;
     size_t klen = (size_t)s->sp.arg_len;
     if (rw->routes_gen != s->split_gen &&
-        (resp_session_adopt(s) < 0 || !s->route || s->route->cfg->n_shards != s->n_split_conns)) {
+        (resp_session_adopt(s) < 0 || !s->route || s->route->n_shards != s->n_split_conns)) {
         RESP_REPLY_LIT(rw, f, "-ERR weir: the shard map changed during this command\r\n");
         return;
     }

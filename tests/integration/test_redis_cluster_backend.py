@@ -431,3 +431,23 @@ def test_reload_keeps_the_slot_map(weir_factory, cluster):
         for k in range(100):  # at once: the new snapshot inherits the map (or fetches it at once)
             assert c.set("rl:%d" % k, i) is True
             assert c.get("rl:%d" % k) == str(i)
+
+
+def test_big_split_commands(weir_factory, cluster):
+    """MSET / MGET bigger than weir's read buffer stream per key, each key
+    to its slot's primary (one connection per primary for the command)."""
+    w, c, port = start_weir(weir_factory, cluster)
+    big = "x" * 100000
+    pairs = {"big:%d" % i: (big + str(i) if i % 3 == 0 else "s%d" % i) for i in range(30)}
+    p = c.pipeline(transaction=False)
+    p.set("before", "1")
+    p.mset(pairs)
+    p.get("before")
+    p.mget(list(pairs))
+    p.delete(*pairs)
+    r = p.execute()
+    assert r[:3] == [True, True, "1"]
+    assert r[3] == list(pairs.values())
+    assert r[4] == 30
+    direct = cluster.client()
+    assert direct.exists(*pairs) == 0
