@@ -5,7 +5,12 @@
 # proxy's CPU time per op (utime+stime from /proc during the run / ops) and the
 # weir/nutcracker ratios. See docs/redis.md.
 #
-# usage: bench/redis.sh
+# `bench/redis.sh cluster`: weir (1 worker) in front of a 3-primary Redis Cluster
+# (`cluster: [seed]`) against `redis-benchmark --cluster` talking to the cluster
+# directly; reports ops/s, weir's CPU per op, the nodes' CPU per op, and the ratio of
+# all the CPU spent per op (weir + nodes) to the nodes' alone when clients go direct.
+#
+# usage: bench/redis.sh [cluster]
 # env:   BENCH_REDIS_OPS (200000)   requests per redis-benchmark run
 #        BENCH_REDIS_ROUNDS (3)     runs per target and test, interleaved; medians reported
 #        BENCH_CONNS (50)           redis-benchmark clients
@@ -29,9 +34,126 @@ nutcracker=$(command -v nutcracker || echo /usr/sbin/nutcracker)
 [ -x "$build/weir" ] || die "$build/weir not found; run make first"
 
 stamp=$(date -u +%Y%m%d-%H%M%S)
+mode=${1:-shards}
+[ "$mode" = shards ] || [ "$mode" = cluster ] || die "usage: bench/redis.sh [cluster]"
 results=$root/bench/results/redis-$stamp
+[ "$mode" = shards ] || results=$root/bench/results/redis-cluster-$stamp
 mkdir -p "$results"
 tmp=$(mktemp -d /tmp/weir-bench-redis.XXXXXX)
+
+# cluster_port: a free port whose cluster bus port (+10000) is free too
+cluster_port() {
+  local p
+  while :; do
+    p=$(free_ports 1)
+    [ "$p" -le 55535 ] && ! port_open $((p + 10000)) && { echo "$p"; return; }
+  done
+}
+
+# The cluster mode: 3 primaries, weir in front vs redis-benchmark --cluster.
+bench_cluster() {
+  local ports=() p t pipe test r before after nb na rps us nus
+  for _ in 1 2 3; do
+    p=$(cluster_port)
+    mkdir -p "$tmp/n$p"
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+      --loglevel warning --dir "$tmp/n$p" --cluster-enabled yes \
+      --cluster-config-file nodes.conf >/dev/null 2>&1 &
+    pids+=($!)
+    ports+=("$p")
+    wait_port "$p" "$!" || die "nothing listens on $p"
+  done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${ports[@]}") --cluster-replicas 0 \
+    --cluster-yes >"$tmp/create.log" 2>&1 || die "redis-cli --cluster create failed"
+  for p in "${ports[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "$p" cluster info | grep -q cluster_state:ok && break
+      sleep 0.1
+    done
+  done
+  local node_pids=("${pids[@]}")
+  local wport
+  wport=$(free_ports 1)
+  {
+    echo "workers: 1"
+    echo "log: { level: warn }"
+    echo "listeners:"
+    echo "  - { name: cache, listen: 127.0.0.1:$wport, protocol: redis, redis_cluster: rc }"
+    echo "redis_clusters:"
+    echo "  - { name: rc, cluster: [127.0.0.1:${ports[0]}] }"
+  } >"$tmp/weir.yaml"
+  "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 &
+  local wpid=$!
+  pids+=("$wpid")
+  wait_port "$wport" "$wpid" || die "nothing listens on $wport"
+  for _ in $(seq 100); do # until weir has the slot map
+    [ "$(redis-cli -p "$wport" set bench:ready 1 2>/dev/null)" = OK ] && break
+    sleep 0.1
+  done
+  nodes_ticks() { local s=0 q; for q in "${node_pids[@]}"; do s=$((s + $(cpu_ticks "$q"))); done; echo $s; }
+  declare -A cops ccpu cnodes
+  for pipe in 1 16; do
+    for test in get set; do
+      for r in $(seq "$rounds"); do
+        for t in weir direct; do
+          local args=(-h 127.0.0.1 -p "$wport")
+          [ "$t" = direct ] && args=(-h 127.0.0.1 -p "${ports[0]}" --cluster)
+          before=$(cpu_ticks "$wpid")
+          nb=$(nodes_ticks)
+          out=$(redis-benchmark "${args[@]}" -c "$conns" -n "$ops" -P "$pipe" -t "$test" \
+                -r 100000 --csv -q 2>/dev/null | tail -1)
+          after=$(cpu_ticks "$wpid")
+          na=$(nodes_ticks)
+          rps=$(echo "$out" | awk -F'","' '{gsub(/"/, "", $2); print $2}')
+          us=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$ops" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+          nus=$(awk -v t=$((na - nb)) -v hz="$clk_tck" -v n="$ops" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+          [ "$t" = direct ] && us=0
+          echo "$t $test P$pipe round $r: $rps ops/s, weir ${us} us/op, nodes ${nus} us/op" >>"$results/raw.txt"
+          echo "$rps" >>"$tmp/c-$t-$test-$pipe.ops"
+          echo "$us" >>"$tmp/c-$t-$test-$pipe.cpu"
+          echo "$nus" >>"$tmp/c-$t-$test-$pipe.nodes"
+        done
+      done
+      for t in weir direct; do
+        mapfile -t v <"$tmp/c-$t-$test-$pipe.ops"; cops[$t-$test-$pipe]=$(median "${v[@]}")
+        mapfile -t v <"$tmp/c-$t-$test-$pipe.cpu"; ccpu[$t-$test-$pipe]=$(median "${v[@]}")
+        mapfile -t v <"$tmp/c-$t-$test-$pipe.nodes"; cnodes[$t-$test-$pipe]=$(median "${v[@]}")
+      done
+    done
+  done
+  {
+    echo "Redis Cluster benchmark $stamp: redis-benchmark -c $conns -n $ops -r 100000 -t get|set -P 1|16"
+    echo "3-primary Redis Cluster; weir (1 worker, cluster: [seed]) vs redis-benchmark --cluster"
+    echo "straight to the nodes. Medians of $rounds interleaved runs."
+    echo
+    printf '%-4s %-3s | %11s %8s %8s | %11s %8s | %7s %9s\n' test P "weir ops/s" "weir us" \
+      "nodes us" "direct ops/s" "nodes us" "ops x" "cpu x"
+    for pipe in 1 16; do
+      for test in get set; do
+        k=$test-$pipe
+        local total
+        total=$(awk -v a="${ccpu[weir-$k]}" -v b="${cnodes[weir-$k]}" 'BEGIN {printf "%.2f", a + b}')
+        printf '%-4s %-3s | %11s %8s %8s | %11s %8s | %7s %9s\n' "$test" "$pipe" \
+          "${cops[weir-$k]}" "${ccpu[weir-$k]}" "${cnodes[weir-$k]}" \
+          "${cops[direct-$k]}" "${cnodes[direct-$k]}" \
+          "$(ratio "${cops[weir-$k]}" "${cops[direct-$k]}" n/a)" \
+          "$(ratio "$total" "${cnodes[direct-$k]}" n/a)"
+      done
+    done
+    echo
+    echo "us = CPU time per op (utime+stime during the run / ops): weir's process, and the three"
+    echo "nodes' together. ops x = weir/direct throughput; cpu x = (weir + nodes) / nodes-direct"
+    echo "CPU per op (what going through weir costs the servers' side; redis-benchmark's own CPU"
+    echo "is not counted). The machine is shared: compare ratios, not absolutes."
+    echo "nproc: $(nproc), loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } | tee "$results/summary.txt"
+  echo "results saved in ${results#"$root"/}/"
+}
+
+if [ "$mode" = cluster ]; then
+  bench_cluster
+  exit 0
+fi
 
 shard_ports=()
 for _ in 1 2 3; do

@@ -81,6 +81,9 @@ struct cfg_redis_parse {
     yaml_node_t *auto_eject;       /* for messages */
     yaml_node_t *sentinel_masters; /* sentinel.masters, checked against the shards */
     yaml_node_t *sentinel;
+    yaml_node_t *shards;           /* shards: or cluster:, exactly one of them */
+    yaml_node_t *cluster;
+    yaml_node_t *placement;        /* distribution / hash / hash_tag: not with cluster: */
 };
 
 /* ---- servers and shards ---- */
@@ -157,6 +160,7 @@ static int redis_cfg_shards(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg_redis_cluster *rc = ((struct cfg_redis_parse *)obj)->rc;
     void *items;
 
+    ((struct cfg_redis_parse *)obj)->shards = v;
     static const struct cfg_list list = { "'shards'", "shard", sizeof(struct cfg_redis_shard),
                                           CFG_MAX_REDIS_SHARDS };
     int r = cfg_list_new(ctx, v, &list, &items, &rc->n_shards);
@@ -428,6 +432,7 @@ static int redis_cfg_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static int redis_cfg_dist(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     int d = 0;
+    ((struct cfg_redis_parse *)obj)->placement = v;
     int r = cfg_parse_enum(ctx, v, "distribution", redis_cfg_dist_names, CFG_REDIS_DIST_COUNT, &d);
     ((struct cfg_redis_parse *)obj)->rc->distribution = (enum cfg_redis_dist)d;
     return r;
@@ -436,6 +441,7 @@ static int redis_cfg_dist(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static int redis_cfg_hash(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     int h = 0;
+    ((struct cfg_redis_parse *)obj)->placement = v;
     int r = cfg_parse_enum(ctx, v, "hash", redis_cfg_hash_names, CFG_REDIS_HASH_COUNT, &h);
     ((struct cfg_redis_parse *)obj)->rc->hash = (enum cfg_redis_hash)h;
     return r;
@@ -455,6 +461,7 @@ static int redis_cfg_hash_tag(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     char q[CFG_QUOTE_SIZE];
     const char *s;
 
+    ((struct cfg_redis_parse *)obj)->placement = v;
     int r = cfg_scalar(ctx, v, "'hash_tag'", &s);
     if (r < 0)
         return r;
@@ -477,6 +484,54 @@ static int redis_cfg_auto_eject(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     struct cfg_redis_parse *ps = obj;
     ps->auto_eject = v;
     return redis_cfg_bool(ctx, v, "'auto_eject'", &ps->rc->auto_eject);
+}
+
+/* ---- cluster: a Redis Cluster's seed nodes ---- */
+
+static int redis_cfg_seed_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
+{
+    return redis_cfg_server(ctx, v, "a cluster seed address",
+                            &((struct cfg_redis_cluster *)obj)->seeds[i]);
+}
+
+static int redis_cfg_seeds(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_redis_parse *ps = obj;
+    struct cfg_redis_cluster *rc = ps->rc;
+    void *items;
+    static const struct cfg_list list = { "'cluster'", "cluster seed address",
+                                          sizeof(struct cfg_redis_server), 64 };
+    ps->cluster = v;
+    int r = cfg_list_new(ctx, v, &list, &items, &rc->n_seeds);
+    if (r < 0)
+        return r;
+    rc->seeds = items;
+    return cfg_list_each(ctx, v, redis_cfg_seed_item, rc);
+}
+
+/* cluster: and shards: exclude each other; with cluster: Redis Cluster
+ * places the keys, so weir's placement keys have no say. */
+static int redis_cfg_cluster_check(struct cfg_ctx *ctx, struct cfg_redis_parse *ps,
+                                   yaml_node_t *node)
+{
+    if (ps->shards && ps->cluster)
+        return cfg_fail(ctx, ps->cluster, "'cluster' (a Redis Cluster's seed nodes) and "
+                                          "'shards' exclude each other");
+    if (!ps->shards && !ps->cluster)
+        return cfg_fail(ctx, node, "a redis cluster needs 'shards' (weir places the keys) or "
+                                   "'cluster' (seed nodes of a Redis Cluster)");
+    if (!ps->cluster)
+        return 0;
+    yaml_node_t *bad = ps->placement ? ps->placement
+                     : ps->range     ? ps->range
+                     : ps->directory ? ps->directory
+                     : ps->sentinel  ? ps->sentinel
+                                     : ps->auto_eject;
+    if (bad)
+        return cfg_fail(ctx, bad, "with 'cluster' Redis Cluster places the keys (hash slots) "
+                                  "and fails over by itself: distribution, hash, hash_tag, "
+                                  "range, directory, sentinel and auto_eject do not apply");
+    return 0;
 }
 
 /* ---- sentinel ---- */
@@ -619,7 +674,8 @@ static const struct cfg_key redis_cfg_cluster_keys[] = {
     CFG_FUNC("distribution", redis_cfg_dist, false),
     CFG_FUNC("hash", redis_cfg_hash, false),
     CFG_FUNC("hash_tag", redis_cfg_hash_tag, false),
-    CFG_FUNC("shards", redis_cfg_shards, true),
+    CFG_FUNC("shards", redis_cfg_shards, false),
+    CFG_FUNC("cluster", redis_cfg_seeds, false),
     CFG_FUNC("range", redis_cfg_range, false),
     CFG_FUNC("directory", redis_cfg_directory, false),
     CFG_FUNC("read_from", redis_cfg_read_from, false),
@@ -644,6 +700,8 @@ static int redis_cfg_second_pass(struct cfg_ctx *ctx, struct cfg_redis_parse *ps
     void *items;
     int r;
 
+    if ((r = redis_cfg_cluster_check(ctx, ps, node)) < 0)
+        return r;
     if (rc->auto_eject && rc->distribution != CFG_REDIS_DIST_KETAMA)
         return cfg_fail(ctx, ps->auto_eject, "auto_eject works only with distribution "
                                              "consistent_hash (other distributions would move "
@@ -765,6 +823,9 @@ void redis_cfg_free(void *root)
         for (size_t m = 0; m < rc->n_sentinels; m++)
             free(rc->sentinels[m].address);
         free(rc->sentinels);
+        for (size_t m = 0; m < rc->n_seeds; m++)
+            free(rc->seeds[m].address);
+        free(rc->seeds);
     }
     free(cfg->redis_clusters);
     cfg->redis_clusters = NULL;

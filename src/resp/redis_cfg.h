@@ -114,6 +114,9 @@ struct cfg_redis_cluster {
     struct cfg_redis_server *sentinels; /* sentinel.addresses */
     size_t n_sentinels;            /* 0: no sentinel */
     uint64_t sentinel_interval_ms; /* sentinel.interval, default 1s */
+    struct cfg_redis_server *seeds; /* cluster: seed nodes of a Redis Cluster, or NULL */
+    size_t n_seeds;                /* > 0: a Redis Cluster backend (n_shards is 0: the
+                                      shards are the cluster's, from its slot map) */
     int line, col;
     struct cfg_mark name_mark;
 };

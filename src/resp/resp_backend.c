@@ -37,7 +37,9 @@
 #include "core/net.h"
 #include "core/units.h"
 #include "server/server.h"
+#include "resp/resp_cmap.h"
 #include "resp/resp_cmd.h"
+#include "resp/resp_redirect.h"
 #include "upstream/endpoint.h"
 
 #define RESP_IOV_MAX 64
@@ -130,6 +132,36 @@ static struct resp_server *resp_server_get(struct resp_wctx *rw, const struct cf
     return s;
 }
 
+struct resp_server *resp_server_at(struct resp_wctx *rw, const char *address,
+                                   const struct resp_server *like)
+{
+    struct cfg_redis_server cs = { .address = (char *)address };
+    if (units_parse_addr(address, &cs.addr, &cs.addrlen) < 0)
+        return NULL;
+    struct resp_server *s = resp_server_find(rw, &cs);
+    if (s)
+        return s;
+    if (!(s = calloc(1, sizeof(*s))) || !(s->conns = calloc(like->n_conns, sizeof(*s->conns)))) {
+        free(s);
+        return NULL;
+    }
+    s->rw = rw;
+    memcpy(&s->addr, &cs.addr, cs.addrlen);
+    s->addrlen = cs.addrlen;
+    snprintf(s->name, sizeof(s->name), "%s", address);
+    s->n_conns = like->n_conns;
+    for (uint32_t i = 0; i < s->n_conns; i++)
+        resp_conn_init(&s->conns[i], s);
+    s->readonly = like->readonly;
+    s->connect_timeout_ms = like->connect_timeout_ms;
+    s->response_timeout_ms = like->response_timeout_ms;
+    s->max_blocking = like->max_blocking;
+    s->reply_limits = like->reply_limits;
+    s->next = rw->servers;
+    rw->servers = s;
+    return s;
+}
+
 /* ---- routes ---- */
 
 
@@ -158,16 +190,24 @@ static int resp_route_switch(struct resp_wctx *rw, struct resp_route *r, uint32_
     return 1;
 }
 
+static void resp_route_shards_free(struct resp_route *r)
+{
+    if (r->shards)
+        for (size_t s = 0; s < r->n_shards; s++) {
+            free(r->shards[s].replicas);
+            free(r->shards[s].sentinel_master);
+        }
+    free(r->shards);
+    r->shards = NULL;
+    r->n_shards = 0;
+}
+
 static void resp_routes_free(struct resp_route *routes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        resp_cmap_unref(routes[i].cmap);
         resp_dist_free(&routes[i].dist);
-        if (routes[i].shards)
-            for (size_t s = 0; s < routes[i].n_shards; s++) {
-                free(routes[i].shards[s].replicas);
-                free(routes[i].shards[s].sentinel_master);
-            }
-        free(routes[i].shards);
+        resp_route_shards_free(&routes[i]);
         free(routes[i].live);
         resp_health_state_unref(routes[i].hs);
     }
@@ -181,6 +221,10 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
     r->hs = hs;
     resp_health_state_ref(hs);
     snprintf(r->name, sizeof(r->name), "%s", cc->name);
+    if (cc->n_seeds > 0) { /* the shards come with the slot map (resp_route_cmap) */
+        r->cmap_version = UINT64_MAX;
+        return 0;
+    }
     if (resp_dist_init(&r->dist, cc, NULL) < 0)
         return -ENOMEM;
     r->shards = calloc(cc->n_shards, sizeof(*r->shards));
@@ -210,10 +254,67 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
 
 static void resp_route_eject(struct resp_wctx *rw, struct resp_route *r);
 
+/* The servers of a slot map node into ss. Returns 0 or -ENOMEM. */
+static int resp_route_node(struct resp_wctx *rw, const struct cfg_redis_cluster *cc,
+                           struct resp_shard_srv *ss, const struct resp_cmap_node *nd)
+{
+    int readonly = cc->read_from != CFG_REDIS_READ_PRIMARY;
+    if (!(ss->primary = resp_server_get(rw, &nd->primary, cc, 0)))
+        return -ENOMEM;
+    ss->primary->readonly = (uint8_t)readonly;
+    if (nd->n_replicas == 0)
+        return 0;
+    if (!(ss->replicas = calloc(nd->n_replicas, sizeof(*ss->replicas))))
+        return -ENOMEM;
+    for (size_t k = 0; k < nd->n_replicas; k++) {
+        if (!(ss->replicas[ss->n_replicas] = resp_server_get(rw, &nd->replicas[k], cc, 1)))
+            return -ENOMEM;
+        ss->replicas[ss->n_replicas++]->readonly = (uint8_t)readonly;
+    }
+    return 0;
+}
+
+/* A Redis Cluster backend: takes the newest slot map the main thread
+ * published (a lock only when it changed) and makes its primaries the
+ * route's shards. Keeps the old map when out of memory. */
+static void resp_route_cmap(struct resp_wctx *rw, struct resp_route *r)
+{
+    uint64_t v = atomic_load_explicit(&r->hs->cmap_version, memory_order_acquire);
+    if (v == r->cmap_version)
+        return;
+    struct resp_cmap *m = resp_cmap_get(r->hs);
+    if (!m) {
+        r->cmap_version = v;
+        return;
+    }
+    struct resp_shard_srv *shards = calloc(m->n_nodes, sizeof(*shards));
+    int rc = shards ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < m->n_nodes; i++)
+        rc = resp_route_node(rw, r->cfg, &shards[i], &m->nodes[i]);
+    if (rc < 0) {
+        for (size_t i = 0; shards && i < m->n_nodes; i++)
+            free(shards[i].replicas);
+        free(shards);
+        resp_cmap_unref(m);
+        return; /* tried again with the next command */
+    }
+    resp_route_shards_free(r);
+    resp_cmap_unref(r->cmap);
+    r->cmap = m;
+    r->shards = shards;
+    r->n_shards = (uint32_t)m->n_nodes;
+    r->cmap_version = v;
+}
+
 /* Follows what the main thread's checks learnt since r last looked: the
- * primaries sentinel named, and (auto_eject) which shards are in. */
+ * primaries sentinel named, and (auto_eject) which shards are in; for a
+ * Redis Cluster backend, its slot map. */
 static void resp_route_refresh(struct resp_wctx *rw, struct resp_route *r)
 {
+    if (r->cfg->n_seeds > 0) {
+        resp_route_cmap(rw, r);
+        return;
+    }
     uint64_t v = atomic_load_explicit(&r->hs->version, memory_order_acquire);
     if (v == r->hs_version)
         return;
@@ -293,8 +394,59 @@ static uint64_t resp_slot_ewma(const struct resp_health_slot *slot)
     return atomic_load_explicit(&slot->ewma_us, memory_order_relaxed);
 }
 
+int resp_route_shard(const struct resp_route *r, const char *key, size_t len)
+{
+    if (r->cfg->n_seeds > 0)
+        return (int)rcluster_slot(key, len);
+    return resp_dist_shard(&r->dist, key, len);
+}
+
+uint32_t resp_route_index(const struct resp_route *r, uint32_t shard)
+{
+    if (r->cfg->n_seeds == 0)
+        return shard;
+    if (!r->cmap || shard >= RCLUSTER_SLOTS || r->cmap->slot_node[shard] == RESP_CMAP_NONE)
+        return UINT32_MAX;
+    return r->cmap->slot_node[shard];
+}
+
+uint32_t resp_route_fan(const struct resp_route *r, uint32_t i)
+{
+    return r->cmap ? r->cmap->nodes[i].first_slot : i;
+}
+
+/* A Redis Cluster node this worker may read from: no connection to it
+ * failed in the last second (the cluster itself says who serves a slot). */
+static int resp_node_usable(const struct resp_server *s)
+{
+    return s->failed_ms == 0 || endpoint_now_ms() - s->failed_ms > 1000;
+}
+
+/* A Redis Cluster backend: the primary serving `slot`, or for a read one of
+ * its replicas by read_from. NULL when no node serves the slot (yet). */
+static struct resp_server *resp_route_slot_server(struct resp_route *r, uint32_t slot, int read)
+{
+    if (!r->cmap || slot >= RCLUSTER_SLOTS || r->cmap->slot_node[slot] == RESP_CMAP_NONE)
+        return NULL;
+    struct resp_shard_srv *ss = &r->shards[r->cmap->slot_node[slot]];
+    if (!read || ss->n_replicas == 0 || r->cfg->read_from == CFG_REDIS_READ_PRIMARY)
+        return ss->primary;
+    uint32_t n = ss->n_replicas + (r->cfg->read_from == CFG_REDIS_READ_PREFER_REPLICA ? 0 : 1);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = (ss->rr + i) % n;
+        struct resp_server *srv = k < ss->n_replicas ? ss->replicas[k] : ss->primary;
+        if (resp_node_usable(srv)) {
+            ss->rr = (k + 1) % n;
+            return srv;
+        }
+    }
+    return ss->primary;
+}
+
 struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int read)
 {
+    if (r->cfg->n_seeds > 0)
+        return resp_route_slot_server(r, shard, read);
     struct resp_shard_srv *ss = &r->shards[shard];
     const struct resp_health_shard *hs = &r->hs->shards[shard];
     int primary_up = resp_primary_usable(r, shard);
@@ -428,6 +580,17 @@ static int resp_conn_connect(struct resp_conn *c)
         }
         resp_conn_push(c, m);
     }
+    if (c->srv->readonly) { /* a Redis Cluster replica serves reads only after it */
+        static const char ro[] = "*1\r\n$8\r\nREADONLY\r\n";
+        struct resp_msg *m = resp_msg_get(c->rw);
+        if (!m || resp_conn_write(c, ro, sizeof(ro) - 1) < 0) {
+            if (m)
+                resp_msg_put(c->rw, m);
+            resp_conn_fail(c, "out of memory");
+            return -ENOMEM;
+        }
+        resp_conn_push(c, m);
+    }
     return 0;
 }
 
@@ -511,7 +674,8 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m->in_backend = 0;
         m->conn = NULL;
         resp_msg_unqueued(rw, m);
-        resp_msg_fail(rw, m, text);
+        if (c->dedicated || !resp_redirect_lost(rw, m)) /* Redis Cluster: tried again */
+            resp_msg_fail(rw, m, text);
         m = next;
     }
     /* sessions are pumped by the callback that got here (never nested) */
@@ -808,6 +972,8 @@ static void resp_conn_deliver(struct resp_conn *c, const char *data, size_t n, i
         resp_msg_put(rw, m);
         return;
     }
+    if (type == '-' && whole && m->req && resp_redirect(c, m, data, n))
+        return; /* MOVED / ASK: sent again, to the node named */
     if (whole && resp_msg_direct(rw, m, data, n, type, value))
         return;
     if (resp_msg_append(rw, m, data, n) < 0)
@@ -955,6 +1121,7 @@ static void resp_conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 void resp_backend_cleanup(struct resp_wctx *rw)
 {
+    resp_redirect_cleanup(rw);
     while (rw->retired) {
         struct resp_conn *c = rw->retired;
         rw->retired = c->retired_next;

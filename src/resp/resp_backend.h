@@ -14,10 +14,26 @@
 int resp_routes_sync(struct resp_wctx *rw);
 /* The route of the redis cluster named `name`, or NULL. */
 struct resp_route *resp_route_get(struct resp_wctx *rw, const char *name);
+/* The shard of a key: for a Redis Cluster backend its hash slot (0..16383),
+ * else its shard by the distribution; -ENOENT when there is none. */
+int resp_route_shard(const struct resp_route *r, const char *key, size_t len);
+/* The index in r->shards of the shard serving `shard`: itself, or for a
+ * Redis Cluster backend (shard = slot) its primary's index in the map;
+ * UINT32_MAX when no node serves the slot. */
+uint32_t resp_route_index(const struct resp_route *r, uint32_t shard);
+/* The `shard` to pass for the i-th of r->n_shards when a command goes to
+ * every shard: i, or for a Redis Cluster backend a slot its i-th primary
+ * serves. */
+uint32_t resp_route_fan(const struct resp_route *r, uint32_t i);
 /* The server a command on `shard` goes to: the primary, or for a read a
  * replica chosen by read_from. NULL when the primary is down. */
 struct resp_server *resp_route_server(struct resp_route *r, uint32_t shard, int read);
 
+/* The server at `address` ("host:port", numeric), made like `like` when
+ * this worker has none there yet (a MOVED / ASK to a node not in its map).
+ * NULL for a bad address or out of memory. */
+struct resp_server *resp_server_at(struct resp_wctx *rw, const char *address,
+                                   const struct resp_server *like);
 /* A shared connection of srv, connecting it if needed. NULL when it cannot
  * even start connecting. */
 struct resp_conn *resp_server_conn(struct resp_server *srv);

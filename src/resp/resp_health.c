@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/units.h"
+#include "resp/resp_cmap.h"
 #include "resp/resp_parser.h"
 #include "upstream/endpoint.h"
 
@@ -50,6 +51,7 @@ static void resp_health_state_destroy(struct resp_health_state *st)
         for (size_t i = 0; i < st->n_shards; i++)
             free(st->shards[i].replicas);
     free(st->shards);
+    resp_cmap_unref(st->cmap);
     pthread_mutex_destroy(&st->lock);
     free(st);
 }
@@ -63,7 +65,7 @@ static struct resp_health_state *resp_health_state_new(const struct cfg_redis_cl
     atomic_init(&st->version, 1);
     pthread_mutex_init(&st->lock, NULL);
     st->cfg = cc;
-    st->shards = calloc(cc->n_shards, sizeof(*st->shards));
+    st->shards = calloc(cc->n_shards ? cc->n_shards : 1, sizeof(*st->shards));
     if (!st->shards)
         goto fail;
     st->n_shards = cc->n_shards;
@@ -186,6 +188,8 @@ void resp_health_states_inherit(struct resp_health_state **states, size_t n,
                 prev = old[j];
         if (!prev)
             continue;
+        if (st->cfg->n_seeds > 0 && prev->cfg->n_seeds > 0) /* the same Redis Cluster, surely */
+            st->cmap = resp_cmap_get(prev);
         for (size_t i = 0; i < st->cfg->n_shards; i++) {
             resp_health_inherit_sentinel(st, i, prev);
             resp_health_copy_slot(&st->shards[i].primary, prev);
@@ -244,6 +248,8 @@ struct resp_health {
     size_t n_states;
     struct resp_probe **probes;
     size_t n_probes;
+    struct resp_cmap_fetch **fetches; /* one per Redis Cluster backend */
+    size_t n_fetches;
 };
 
 static const struct resp_limits resp_probe_limits = {
@@ -697,10 +703,16 @@ struct resp_health *resp_health_new(struct ev_loop *loop, struct resp_health_sta
     h->states = calloc(n ? n : 1, sizeof(*h->states));
     if (!h->states)
         goto fail;
+    h->fetches = calloc(n ? n : 1, sizeof(*h->fetches));
+    if (!h->fetches)
+        goto fail;
     for (size_t i = 0; i < n; i++) {
         resp_health_state_ref(states[i]);
         h->states[h->n_states++] = states[i];
         if (resp_health_add_cluster(h, states[i]) < 0)
+            goto fail;
+        if (states[i]->cfg->n_seeds > 0 &&
+            !(h->fetches[h->n_fetches++] = resp_cmap_fetch_new(loop, states[i])))
             goto fail;
     }
     for (size_t i = 0; i < h->n_probes; i++)
@@ -721,6 +733,9 @@ void resp_health_free(struct resp_health *h)
         free(h->probes[i]);
     }
     free(h->probes);
+    for (size_t i = 0; i < h->n_fetches; i++)
+        resp_cmap_fetch_free(h->fetches[i]);
+    free(h->fetches);
     for (size_t i = 0; i < h->n_states; i++)
         resp_health_state_unref(h->states[i]);
     free(h->states);

@@ -57,6 +57,10 @@ struct resp_health_state {
     const struct cfg_redis_cluster *cfg; /* borrowed from the snapshot that made it */
     struct resp_health_shard *shards;
     size_t n_shards;               /* cfg->n_shards (cfg is not needed to free the state) */
+    /* a Redis Cluster backend (cfg->n_seeds > 0): its slot map (resp_cmap.h) */
+    struct resp_cmap *cmap;        /* under lock: the current map (one reference), or NULL */
+    _Atomic uint64_t cmap_version; /* bumped (release) after cmap changed */
+    _Atomic int cmap_stale;        /* a worker saw MOVED: fetch the map again soon */
 };
 
 /* Builds one state per cfg->redis_clusters[i] (every server up, no sentinel

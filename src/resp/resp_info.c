@@ -20,6 +20,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "resp/resp_cmap.h"
 #include "resp/resp_cmd.h"
 
 #ifndef WEIR_VERSION
@@ -222,6 +223,28 @@ static void resp_info_cpu(struct resp_info_buf *b)
                   (long)ru.ru_utime.tv_usec);
 }
 
+/* # Weir of a Redis Cluster backend: the primaries of the slot map this
+ * worker routes with, their replicas and the commands it sent them. */
+static void resp_info_nodes(struct resp_info_buf *b, const struct resp_route *r,
+                            const struct resp_info_shards *sh)
+{
+    resp_info_add(b, "# Weir\r\ncluster:%s\r\ndistribution:redis_cluster\r\nread_from:%s\r\n"
+                  "shards:%u\r\nshards_answered:%u\r\n", r->cfg->name,
+                  cfg_redis_read_name(r->cfg->read_from), r->n_shards, sh->answered);
+    for (uint32_t i = 0; i < r->n_shards; i++) {
+        const struct resp_shard_srv *ss = &r->shards[i];
+        uint32_t slots = 0;
+        for (uint32_t k = 0; k < RCLUSTER_SLOTS; k++)
+            slots += r->cmap->slot_node[k] == i;
+        resp_info_add(b, "shard%u:primary=%s,slots=%u,commands=%" PRIu64, i, ss->primary->name,
+                      slots, ss->primary->commands);
+        for (uint32_t k = 0; k < ss->n_replicas; k++)
+            resp_info_add(b, ",replica=%s,commands=%" PRIu64, ss->replicas[k]->name,
+                          ss->replicas[k]->commands);
+        resp_info_add(b, "\r\n");
+    }
+}
+
 static void resp_info_weir(struct resp_info_buf *b, const struct resp_info_local *loc,
                            const struct resp_info_shards *sh)
 {
@@ -229,6 +252,10 @@ static void resp_info_weir(struct resp_info_buf *b, const struct resp_info_local
     if (!r)
         return;
     const struct cfg_redis_cluster *cc = r->cfg;
+    if (cc->n_seeds > 0) {
+        resp_info_nodes(b, r, sh);
+        return;
+    }
     resp_info_add(b, "# Weir\r\ncluster:%s\r\ndistribution:%s\r\nhash:%s\r\nread_from:%s\r\n"
                   "shards:%zu\r\nshards_answered:%u\r\n", cc->name,
                   cfg_redis_dist_name(cc->distribution), cfg_redis_hash_name(cc->hash),

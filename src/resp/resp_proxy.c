@@ -45,6 +45,7 @@
 #include "resp/resp_cmd.h"
 #include "resp/resp_info.h"
 #include "resp/resp_pubsub.h"
+#include "resp/resp_redirect.h"
 #include "resp/resp_session.h"
 
 #define RESP_MAX_PENDING 1024      /* commands a session may have in flight */
@@ -108,6 +109,7 @@ struct resp_msg *resp_msg_get(struct resp_wctx *rw)
 void resp_msg_put(struct resp_wctx *rw, struct resp_msg *m)
 {
     resp_chunks_free(rw, m->rhead);
+    free(m->req);
     struct resp_msg *f = m->frags;
     while (f) { /* fragments still waiting on a backend stay there as orphans */
         struct resp_msg *next = f->next;
@@ -794,6 +796,11 @@ static void resp_local(struct resp_session *s, struct resp_msg *m, const struct 
     case RESP_CMD_UNSUBSCRIBE:
     case RESP_CMD_SUNSUBSCRIBE:
     case RESP_CMD_PUNSUBSCRIBE:
+        if (s->route->cfg->n_seeds > 0) { /* subscriptions are kept per shard, not per slot */
+            RESP_REPLY_LIT(s->rw, m, "-ERR weir: SUBSCRIBE through a Redis Cluster backend is "
+                                     "not supported yet\r\n");
+            return;
+        }
         resp_pubsub_cmd(s, m, r->cmd, r->base, r->args, r->argc);
         return;
     case RESP_CMD_PUBSUB:
@@ -927,6 +934,10 @@ static int resp_write_args(struct resp_conn *c, const struct resp_req *r, const 
 
 static void resp_fail_down(struct resp_session *s, struct resp_msg *m, uint32_t shard)
 {
+    if (s->route->cfg->n_seeds > 0) { /* Redis Cluster's own words (no node serves the slot) */
+        RESP_REPLY_LIT(s->rw, m, "-CLUSTERDOWN Hash slot not served\r\n");
+        return;
+    }
     const struct cfg_redis_shard *sh = &s->route->cfg->shards[shard];
     resp_reply_err(s->rw, m, "ERR weir: shard '%s' is unavailable (primary %s is down)", sh->name,
                    s->route->shards[shard].primary->name);
@@ -1128,6 +1139,16 @@ static void resp_cmd_exec(struct resp_session *s, struct resp_msg *m, int discar
         RESP_REPLY_LIT(rw, m, "*0\r\n");
 }
 
+/* Keys of one command (or transaction) on different shards: the error
+ * `text` (a "-CROSSSHARD ..." line), or with a Redis Cluster backend, where
+ * the shard of a key is its slot, Redis Cluster's own CROSSSLOT error. */
+static void resp_reply_cross(struct resp_session *s, struct resp_msg *m, const char *text)
+{
+    if (s->route->cfg->n_seeds > 0)
+        text = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    resp_session_reply(s->rw, m, text, strlen(text));
+}
+
 /* The shard of every key of r from argument `first` on; -1 after replying
  * an error to m (a key nowhere, or keys on several shards). */
 static int resp_keys_one_shard(struct resp_session *s, struct resp_msg *m, const struct resp_req *r,
@@ -1135,7 +1156,7 @@ static int resp_keys_one_shard(struct resp_session *s, struct resp_msg *m, const
 {
     int shard = -1;
     for (uint32_t i = first; i < r->argc; i++) {
-        int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+        int sh = resp_route_shard(s->route, resp_arg_ptr(r, i), r->args[i].len);
         if (sh < 0) {
             resp_reply_err(s->rw, m, "ERR weir: no shard for key '%.*s' in the %s distribution",
                            (int)(r->args[i].len > 64 ? 64 : r->args[i].len), resp_arg_ptr(r, i),
@@ -1143,7 +1164,7 @@ static int resp_keys_one_shard(struct resp_session *s, struct resp_msg *m, const
             return -1;
         }
         if (shard >= 0 && sh != shard) {
-            RESP_REPLY_LIT(s->rw, m, "-CROSSSHARD Keys in request don't hash to the same shard "
+            resp_reply_cross(s, m, "-CROSSSHARD Keys in request don't hash to the same shard "
                                      "(use a hash tag like {user1}:a and {user1}:b to keep keys "
                                      "together)\r\n");
             return -1;
@@ -1163,7 +1184,7 @@ static void resp_cmd_watch(struct resp_session *s, struct resp_msg *m, const str
     if (shard < 0)
         return;
     if (s->tx_shard >= 0 && shard != s->tx_shard) {
-        RESP_REPLY_LIT(s->rw, m, "-CROSSSHARD Keys in request don't hash to the shard of the keys "
+        resp_reply_cross(s, m, "-CROSSSHARD Keys in request don't hash to the shard of the keys "
                                  "already watched (WATCH keys of one shard only)\r\n");
         return;
     }
@@ -1210,10 +1231,14 @@ static void resp_send_one(struct resp_session *s, struct resp_msg *m, const stru
         resp_fail_down(s, m, shard);
         return;
     }
+    struct resp_out_mark mk;
+    resp_redirect_mark(c, &mk);
     if (resp_write_request(c, r) < 0) {
         resp_msg_fail(rw, m, "weir: out of memory");
         return;
     }
+    if (!blocking && s->route->cfg->n_seeds > 0) /* to follow MOVED / ASK */
+        resp_redirect_keep(m, c, &mk, shard);
     if (blocking) { /* until it leaves c's queue (resp_msg_unqueued) */
         m->blocking = 1;
         resp_stat_add(&rw->stats->blocked, 1);
@@ -1249,11 +1274,15 @@ static void resp_frag_send(struct resp_session *s, struct resp_msg *f, const str
         resp_fail_down(s, f, shard);
         return;
     }
+    struct resp_out_mark mk;
+    resp_redirect_mark(c, &mk);
     int rc = idx ? resp_write_args(c, r, idx, n) : resp_write_request(c, r);
     if (rc < 0) {
         resp_msg_fail(s->rw, f, "weir: out of memory");
         return;
     }
+    if (s->route->cfg->n_seeds > 0) /* to follow MOVED / ASK */
+        resp_redirect_keep(f, c, &mk, shard);
     resp_conn_push(c, f);
 }
 
@@ -1271,7 +1300,7 @@ static void resp_split(struct resp_session *s, struct resp_msg *m, const struct 
             return;
         }
         uint32_t idx[3] = { 0, i, i + 1 };
-        int shard = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+        int shard = resp_route_shard(s->route, resp_arg_ptr(r, i), r->args[i].len);
         if (shard < 0) {
             resp_reply_err(s->rw, f, "ERR weir: no shard for this key in the %s distribution",
                            cfg_redis_dist_name(s->route->cfg->distribution));
@@ -1293,11 +1322,12 @@ static void resp_fanout(struct resp_session *s, struct resp_msg *m, const struct
 {
     m->merge = (uint8_t)merge;
     m->frags_left = 1;
-    for (uint32_t sh = 0; sh < s->route->cfg->n_shards; sh++) {
+    for (uint32_t sh = 0; sh < s->route->n_shards; sh++) {
         struct resp_msg *f = resp_frag_new(s, m);
         if (!f)
             break;
-        resp_frag_send(s, f, r, sh, NULL, 0, (r->cmd->flags & RC_READ) != 0);
+        resp_frag_send(s, f, r, resp_route_fan(s->route, sh), NULL, 0,
+                       (r->cmd->flags & RC_READ) != 0);
     }
     if (--m->frags_left == 0) {
         resp_merge(s->rw, m);
@@ -1313,7 +1343,7 @@ static void resp_send_keyed(struct resp_session *s, struct resp_msg *m, const st
 {
     if (s->tx_multi) {
         if (s->tx_shard >= 0 && shard != (uint32_t)s->tx_shard) {
-            RESP_REPLY_LIT(s->rw, m, "-CROSSSHARD Keys in request don't hash to the shard of this "
+            resp_reply_cross(s, m, "-CROSSSHARD Keys in request don't hash to the shard of this "
                                      "transaction (a transaction runs on one shard: use hash "
                                      "tags)\r\n");
             return;
@@ -1343,23 +1373,24 @@ static void resp_cmd_scan(struct resp_session *s, struct resp_msg *m, const stru
     errno = 0;
     uint64_t cursor = strtoull(num, &end, 10);
     uint64_t shard = cursor >> RESP_SCAN_SHARD_SHIFT;
-    if (errno || *end || shard >= s->route->cfg->n_shards) {
+    if (errno || *end || shard >= s->route->n_shards) {
         RESP_REPLY_LIT(rw, m, "-ERR invalid cursor\r\n");
         return;
     }
     m->merge = RESP_MERGE_SCAN;
     m->shard = (uint32_t)shard;
-    m->route = (uint32_t)s->route->cfg->n_shards;
+    m->route = s->route->n_shards;
     struct resp_msg *f = resp_frag_new(s, m);
     if (!f) {
         m->frags_left = 0;
         RESP_REPLY_LIT(rw, m, "-ERR weir: out of memory\r\n");
         return;
     }
-    struct resp_server *srv = resp_route_server(s->route, (uint32_t)shard, 1);
+    uint32_t at = resp_route_fan(s->route, (uint32_t)shard);
+    struct resp_server *srv = resp_route_server(s->route, at, 1);
     struct resp_conn *c = srv ? resp_session_srv_conn(s, srv) : NULL;
     if (!c) {
-        resp_fail_down(s, f, (uint32_t)shard);
+        resp_fail_down(s, f, at);
         return;
     }
     snprintf(num, sizeof(num), "%" PRIu64, cursor & RESP_SCAN_CURSOR_MASK);
@@ -1409,7 +1440,7 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
     int shard = -1, cross = 0;
     for (uint32_t i = k.first, seen = 0; seen < k.n + (k.extra ? 1 : 0); seen++) {
         uint32_t ai = seen < k.n ? i : k.extra;
-        int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, ai), r->args[ai].len);
+        int sh = resp_route_shard(s->route, resp_arg_ptr(r, ai), r->args[ai].len);
         if (sh < 0) {
             resp_reply_err(rw, m, "ERR weir: no shard for key '%.*s' in the %s distribution",
                            (int)(r->args[ai].len > 64 ? 64 : r->args[ai].len), resp_arg_ptr(r, ai),
@@ -1427,7 +1458,7 @@ static void resp_route_cmd(struct resp_session *s, struct resp_msg *m, const str
         return;
     }
     if (cross) {
-        RESP_REPLY_LIT(rw, m, "-CROSSSHARD Keys in request don't hash to the same shard (use "
+        resp_reply_cross(s, m, "-CROSSSHARD Keys in request don't hash to the same shard (use "
                               "a hash tag like {user1}:a and {user1}:b to keep keys together)\r\n");
         return;
     }
@@ -1497,7 +1528,7 @@ static void resp_cmd_pubsub(struct resp_session *s, struct resp_msg *m, const st
             if (!f)
                 break;
             uint32_t idx[3] = { 0, 1, i };
-            int sh = resp_dist_shard(&s->route->dist, resp_arg_ptr(r, i), r->args[i].len);
+            int sh = resp_route_shard(s->route, resp_arg_ptr(r, i), r->args[i].len);
             resp_frag_send(s, f, r, sh < 0 ? 0 : (uint32_t)sh, idx, 3, 0);
         }
         if (r->argc == 2) {
@@ -2042,8 +2073,8 @@ static void resp_cmd_command(struct resp_session *s, struct resp_msg *m, const s
 static uint32_t resp_first_up_shard(const struct resp_session *s)
 {
     for (uint32_t i = 0; i < s->route->n_shards; i++)
-        if (resp_route_server(s->route, i, 0))
-            return i;
+        if (resp_route_server(s->route, resp_route_fan(s->route, i), 0))
+            return resp_route_fan(s->route, i);
     return 0;
 }
 
@@ -2359,13 +2390,13 @@ static void resp_stream_single(struct resp_session *s, struct resp_msg *m,
     struct resp_wctx *rw = s->rw;
     struct resp_req r = { .base = buf_rptr(&s->in), .args = rw->args, .argc = p->n_args };
     struct resp_conn *c = NULL;
-    int shard = resp_dist_shard(&s->route->dist, resp_arg_ptr(&r, 1), r.args[1].len);
+    int shard = resp_route_shard(s->route, resp_arg_ptr(&r, 1), r.args[1].len);
     if (shard < 0) {
         resp_reply_err(rw, m, "ERR weir: no shard for key '%.*s' in the %s distribution",
                        (int)(r.args[1].len > 64 ? 64 : r.args[1].len), resp_arg_ptr(&r, 1),
                        cfg_redis_dist_name(s->route->cfg->distribution));
     } else if (s->tx_multi && s->tx_shard >= 0 && shard != s->tx_shard) {
-        RESP_REPLY_LIT(rw, m, "-CROSSSHARD Keys in request don't hash to the shard of this "
+        resp_reply_cross(s, m, "-CROSSSHARD Keys in request don't hash to the shard of this "
                               "transaction (a transaction runs on one shard: use hash tags)\r\n");
     } else if (s->tx_multi || (s->tx_shard == shard && resp_tx_alive(s))) {
         c = resp_tx_conn(s, m, (uint32_t)shard);
@@ -2386,11 +2417,14 @@ static void resp_stream_single(struct resp_session *s, struct resp_msg *m,
 }
 
 /* A split command: starts taking it apart from its first byte (nothing is
- * consumed here). Returns 0 or -ENOMEM (m untouched). */
+ * consumed here). Returns 0, -ENOENT (a Redis Cluster backend without a
+ * slot map yet) or -ENOMEM (m untouched). */
 static int resp_stream_split(struct resp_session *s, struct resp_msg *m,
                              const struct resp_cmd *cmd, const struct resp_parser *p)
 {
-    uint32_t n_shards = (uint32_t)s->route->cfg->n_shards;
+    uint32_t n_shards = s->route->n_shards; /* a Redis Cluster's: its primaries */
+    if (n_shards == 0) /* no slot map yet */
+        return -ENOENT;
     s->split_conns = calloc(n_shards, sizeof(*s->split_conns));
     if (!s->split_conns)
         return -ENOMEM;
@@ -2455,12 +2489,17 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
 static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg *f,
                                          uint32_t shard)
 {
-    struct resp_conn *c = s->split_conns[shard];
+    uint32_t i = resp_route_index(s->route, shard); /* a Redis Cluster: the slot's primary */
+    if (i >= s->n_split_conns) {
+        resp_fail_down(s, f, shard);
+        return NULL;
+    }
+    struct resp_conn *c = s->split_conns[i];
     if (c && c->state != RESP_CONN_IDLE)
         return c;
     if (c) /* failed earlier in this command: a fresh one */
         resp_conn_close_dedicated(c);
-    s->split_conns[shard] = NULL;
+    s->split_conns[i] = NULL;
     struct resp_server *srv =
         resp_route_server(s->route, shard, (s->split_cmd->flags & RC_READ) != 0);
     if (!srv) {
@@ -2471,7 +2510,7 @@ static struct resp_conn *resp_split_conn(struct resp_session *s, struct resp_msg
         resp_reply_noconn(s, f, srv, 0);
         return NULL;
     }
-    s->split_conns[shard] = c;
+    s->split_conns[i] = c;
     return c;
 }
 
@@ -2491,12 +2530,12 @@ static void resp_split_frag(struct resp_session *s, const char *raw, size_t n)
     const char *key = raw + n - 2 - s->sp.arg_len;
     size_t klen = (size_t)s->sp.arg_len;
     if (rw->routes_gen != s->split_gen &&
-        (resp_session_adopt(s) < 0 || !s->route || s->route->cfg->n_shards != s->n_split_conns)) {
+        (resp_session_adopt(s) < 0 || !s->route || s->route->n_shards != s->n_split_conns)) {
         RESP_REPLY_LIT(rw, f, "-ERR weir: the shard map changed during this command\r\n");
         return;
     }
     s->split_gen = rw->routes_gen;
-    int shard = resp_dist_shard(&s->route->dist, key, klen);
+    int shard = resp_route_shard(s->route, key, klen);
     if (shard < 0) {
         resp_reply_err(rw, f, "ERR weir: no shard for key '%.*s' in the %s distribution",
                        (int)(klen > 64 ? 64 : klen), key,

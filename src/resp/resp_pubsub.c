@@ -132,7 +132,7 @@ static int resp_pubsub_one(struct resp_session *s, const struct resp_cmd *cmd, i
     upper[i] = 0;
     uint32_t from = 0, to = s->route->n_shards;
     if (kind != RESP_SUB_PATTERN) {
-        int sh = resp_dist_shard(&s->route->dist, name, len);
+        int sh = resp_route_shard(s->route, name, len);
         if (sh < 0)
             sh = 0;
         from = (uint32_t)sh;

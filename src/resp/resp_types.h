@@ -68,6 +68,12 @@ struct resp_msg {
     uint32_t shard;                /* SCAN: the shard asked */
     uint32_t route;                /* SCAN: the cluster's shard count */
     uint32_t sections;             /* INFO: the sections asked (resp_info.h) */
+    /* a Redis Cluster backend: the request as sent, to follow MOVED / ASK
+     * (resp_redirect.c); NULL when it is not kept */
+    char *req;
+    uint32_t req_len;
+    uint8_t redirects;             /* MOVED / ASK followed and retries so far */
+    uint16_t slot;                 /* its hash slot (a retry asks the map again) */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -115,6 +121,7 @@ struct resp_server {
     uint64_t failed_ms;            /* endpoint_now_ms() of this worker's last failed connection
                                       to it, 0 = none: skipped until a health check passes after */
     uint64_t commands;             /* sent to it (INFO) */
+    uint8_t readonly;              /* a Redis Cluster node read from: READONLY on connect */
     /* settings of the cluster that last used it, copied: a server outlives
      * the configuration snapshot it was made for */
     uint64_t connect_timeout_ms;
@@ -142,6 +149,10 @@ struct resp_route {
     uint8_t *live;                 /* auto_eject: shards in dist (1) or ejected (0) */
     struct resp_health_state *hs;  /* the main thread's checks of this cluster (one reference) */
     uint64_t hs_version;           /* hs->version last followed */
+    /* a Redis Cluster backend (cfg->n_seeds > 0): shards are its primaries,
+     * from the slot map, and the proxy's "shard" of a key is its hash slot */
+    struct resp_cmap *cmap;        /* one reference, NULL until the first map */
+    uint64_t cmap_version;         /* hs->cmap_version last followed */
 };
 
 struct resp_wctx {
@@ -166,6 +177,10 @@ struct resp_wctx {
     uint64_t routes_gen;           /* bumped when routes are rebuilt */
     struct resp_stats *stats;      /* this worker's counters (INFO), written here only */
     ev_async *clients_async;       /* CLIENT KILL / UNBLOCK from any worker (resp_clients.h) */
+    /* Redis Cluster backends: msgs waiting to be sent again (resp_redirect.c),
+     * linked by bnext, t_sent their due time */
+    struct resp_msg *retry_head, *retry_tail;
+    ev_timer retry_timer;          /* active while the list is not empty */
 };
 
 /* ---- resp_proxy.c: replies back to sessions ---- */

@@ -55,7 +55,7 @@
 #include <strings.h>
 
 #include "core/log.h"
-#include "store/store_cluster.h"
+#include "core/rcluster.h"
 
 #define STORE_MAGIC 0x73746f72u
 #define STORE_CMD_MAGIC 0x636d6421u
@@ -87,9 +87,9 @@ struct store_list {
 struct store_link {
     struct store *store;
     size_t index; /* in store->links */
-    char host[STORE_HOST_MAX];
+    char host[RCLUSTER_HOST_MAX];
     int port;
-    char addr[STORE_HOST_MAX + 8]; /* "host:port", "[v6]:port" for logs */
+    char addr[RCLUSTER_HOST_MAX + 8]; /* "host:port", "[v6]:port" for logs */
     redisAsyncContext *ac;         /* NULL unless CONNECTING, HANDSHAKE or READY */
     enum store_link_state state;
     ev_timer connect_timer; /* connect + handshake deadline; also a deferred failure */
@@ -141,7 +141,7 @@ struct store {
     size_t pending; /* queued on any wait list (not internal) */
     size_t inflight;
     /* cluster only: */
-    uint16_t *slots;   /* STORE_SLOTS entries: link index + 1, 0 = unknown */
+    uint16_t *slots;   /* RCLUSTER_SLOTS entries: link index + 1, 0 = unknown */
     int map_known;     /* a CLUSTER SLOTS answer was applied once */
     int refreshing;    /* a CLUSTER SLOTS is in flight */
     int refresh_again; /* asked again while refreshing */
@@ -622,7 +622,7 @@ static struct store_link *store_link_get(struct store *s, const char *host, int 
     for (size_t i = 0; i < s->n_links; i++)
         if (s->links[i]->port == port && strcmp(s->links[i]->host, host) == 0)
             return s->links[i];
-    if (s->n_links == STORE_MAX_LINKS || strlen(host) >= STORE_HOST_MAX)
+    if (s->n_links == STORE_MAX_LINKS || strlen(host) >= RCLUSTER_HOST_MAX)
         return NULL;
     struct store_link *l = calloc(1, sizeof(*l));
     if (l == NULL)
@@ -657,10 +657,11 @@ struct store_map_build {
     uint16_t *slots; /* the new map */
 };
 
-static int store_map_range(void *arg, unsigned first, unsigned last, const char *host, int port)
+static int store_map_range(void *arg, unsigned first, unsigned last,
+                           const struct rcluster_node *nodes, size_t n)
 {
     struct store_map_build *b = arg;
-    struct store_link *l = store_link_get(b->store, host, port);
+    struct store_link *l = store_link_get(b->store, nodes[0].host, nodes[0].port);
 
     if (l == NULL)
         return 0; /* too many nodes: these slots stay unknown, their commands fail */
@@ -672,16 +673,16 @@ static int store_map_range(void *arg, unsigned first, unsigned last, const char 
 /* Applies a CLUSTER SLOTS reply from `from`. Returns 0 or -EPROTO. */
 static int store_map_apply(struct store *s, struct store_link *from, const redisReply *r)
 {
-    struct store_map_build b = {s, calloc(STORE_SLOTS, sizeof(uint16_t))};
+    struct store_map_build b = {s, calloc(RCLUSTER_SLOTS, sizeof(uint16_t))};
 
     if (b.slots == NULL)
         return -ENOMEM;
-    int rc = store_slots_walk(r, from->host, store_map_range, &b);
+    int rc = rcluster_slots_walk(r, from->host, store_map_range, &b);
     if (rc >= 0) {
         for (size_t i = 0; i < s->n_links; i++)
             s->links[i]->n_slots = 0;
-        memcpy(s->slots, b.slots, STORE_SLOTS * sizeof(uint16_t));
-        for (unsigned i = 0; i < STORE_SLOTS; i++)
+        memcpy(s->slots, b.slots, RCLUSTER_SLOTS * sizeof(uint16_t));
+        for (unsigned i = 0; i < RCLUSTER_SLOTS; i++)
             if (s->slots[i] != 0)
                 s->links[s->slots[i] - 1]->n_slots++;
     }
@@ -817,9 +818,9 @@ static void store_refresh_soon(struct store *s)
 static void store_redirect(struct store_cmd *c, redisReply *r)
 {
     struct store *s = c->store;
-    struct store_redirect rd;
+    struct rcluster_redirect rd;
 
-    if (store_redirect_parse(r->str, r->len, &rd) < 0 || c->redirects >= s->max_redirects) {
+    if (rcluster_redirect_parse(r->str, r->len, &rd) < 0 || c->redirects >= s->max_redirects) {
         store_cmd_finish(c, STORE_ERROR, r);
         return;
     }
@@ -898,7 +899,7 @@ struct store_cmd *store_command(struct store *s, const char *key, size_t keylen,
     c->arg = arg;
     if (key != NULL) {
         c->has_slot = 1;
-        c->slot = store_slot(key, keylen);
+        c->slot = rcluster_slot(key, keylen);
     }
     ev_timer_init(&c->timer, store_cmd_timeout_cb, s->command_timeout, 0);
     c->timer.data = c;
@@ -930,7 +931,7 @@ static int store_host_of(const struct cfg_store_server *sv, char *host, int *por
 {
     char serv[8];
 
-    if (getnameinfo((const struct sockaddr *)&sv->addr, sv->addrlen, host, STORE_HOST_MAX, serv,
+    if (getnameinfo((const struct sockaddr *)&sv->addr, sv->addrlen, host, RCLUSTER_HOST_MAX, serv,
                     sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         return -EINVAL;
     *port = atoi(serv);
@@ -953,7 +954,7 @@ static int store_copy_cfg(struct store *s, const struct cfg_store *cfg)
     if (cfg->username != NULL && (s->username = strdup(cfg->username)) == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < cfg->n_servers; i++) {
-        char host[STORE_HOST_MAX];
+        char host[RCLUSTER_HOST_MAX];
         int port;
         if (store_host_of(&cfg->servers[i], host, &port) < 0)
             return -EINVAL;
@@ -977,7 +978,7 @@ struct store *store_new(struct ev_loop *loop, const struct cfg_store *cfg)
     if (store_copy_cfg(s, cfg) < 0)
         goto fail;
     if (s->cluster) {
-        if ((s->slots = calloc(STORE_SLOTS, sizeof(uint16_t))) == NULL)
+        if ((s->slots = calloc(RCLUSTER_SLOTS, sizeof(uint16_t))) == NULL)
             goto fail;
         store_refresh_soon(s);
     } else {
