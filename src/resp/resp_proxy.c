@@ -545,6 +545,7 @@ void resp_msg_complete(struct resp_wctx *rw, struct resp_msg *m, uint8_t type, i
     m->value = value;
     struct resp_msg *p = m->parent;
     if (p) {
+        p->backend_err |= m->backend_err;
         if (--p->frags_left > 0)
             return;
         resp_merge(rw, p);
@@ -928,6 +929,7 @@ static int resp_write_args(struct resp_conn *c, const struct resp_req *r, const 
 static void resp_fail_down(struct resp_session *s, struct resp_msg *m, uint32_t shard)
 {
     const struct cfg_redis_shard *sh = &s->route->cfg->shards[shard];
+    m->backend_err = 1;
     resp_reply_err(s->rw, m, "ERR weir: shard '%s' is unavailable (primary %s is down)", sh->name,
                    s->route->shards[shard].primary->name);
 }
@@ -1535,6 +1537,8 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 
     r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
     const struct resp_cmd *cmd = r->cmd;
+    m->cls = (uint8_t)(1 + resp_metrics_class(cmd));
+    m->t_parsed_ns = s->t_parse_ns;
     m->silent = s->reply_off || s->reply_skip;
     s->reply_skip = 0;
     if (cmd)
@@ -2433,6 +2437,8 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
     if (!m)
         return -E2BIG;
     resp_stat_add(&rw->stats->commands, 1);
+    m->cls = (uint8_t)(1 + resp_metrics_class(cmd));
+    m->t_parsed_ns = resp_metrics_now_ns();
     if (single) {
         resp_stream_single(s, m, p, n);
         return 0;
@@ -2681,6 +2687,8 @@ static int resp_session_parse(struct resp_session *s)
             return progress;
         s->after_stream = 0;
     }
+    if (buf_len(&s->in) > 0)
+        s->t_parse_ns = resp_metrics_now_ns(); /* one clock read for the commands read */
     while (buf_len(&s->in) > 0 && s->n_pending < RESP_MAX_PENDING && !s->quit && !s->closing) {
         resp_parser_init(&p, RESP_MODE_REQUEST, &s->lim, rw->args, rw->args_cap);
         ssize_t n = resp_parse(&p, buf_rptr(&s->in), buf_len(&s->in));
@@ -2720,12 +2728,29 @@ static int resp_session_parse(struct resp_session *s)
     return progress;
 }
 
+/* A command's reply is out: weir_redis_commands_total and its time (*now:
+ * read once for the replies moved together, 0 until then). */
+static void resp_session_count(const struct resp_session *s, const struct resp_msg *m,
+                               uint64_t *now)
+{
+    if (!m->cls || !s->met)
+        return;
+    unsigned result = m->backend_err ? RESP_RESULT_BACKEND_ERROR
+                      : m->reply_type == '-' || m->reply_type == '!' ? RESP_RESULT_ERROR
+                                                                     : RESP_RESULT_OK;
+    metrics_add(s->met->commands[m->cls - 1], result, 1);
+    if (!*now)
+        *now = resp_metrics_now_ns();
+    metrics_observe_ns(s->met->seconds, *now > m->t_parsed_ns ? *now - m->t_parsed_ns : 0);
+}
+
 /* Moves ready replies, in order, into `out`. Returns 1 on progress. */
 static int resp_session_fill(struct resp_session *s)
 {
     struct resp_wctx *rw = s->rw;
     struct buf_pool *pool = &rw->wc->bufs;
     int progress = 0;
+    uint64_t now = 0;
     struct resp_msg *m;
 
     while ((m = s->q_head) && m->done && m != s->stream_msg) {
@@ -2763,6 +2788,7 @@ static int resp_session_fill(struct resp_session *s)
         s->n_pending--;
         if (m->quit)
             s->quit = 1;
+        resp_session_count(s, m, &now);
         resp_msg_put(rw, m);
         progress = 1;
     }
@@ -3043,6 +3069,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->snap = wc->snap;
     snapshot_ref(s->snap);
     s->lst = &wc->snap->cfg->listeners[wl->index];
+    s->met = resp_metrics_listener(s->snap, wl->index);
     s->wl = wl;
     s->id = atomic_fetch_add_explicit(&resp_next_client_id, 1, memory_order_relaxed) + 1;
     s->tx_shard = -1;

@@ -30,6 +30,7 @@
 #include "resp/resp_stats.h"
 
 struct wctx;
+struct metric_series;
 struct snapshot;
 struct resp_session;
 struct resp_conn;
@@ -68,6 +69,9 @@ struct resp_msg {
     uint32_t shard;                /* SCAN: the shard asked */
     uint32_t route;                /* SCAN: the cluster's shard count */
     uint32_t sections;             /* INFO: the sections asked (resp_info.h) */
+    uint8_t cls;                   /* metrics: 1 + its enum resp_class; 0 = not a command */
+    uint8_t backend_err;           /* metrics: failed for want of the shard's reply */
+    uint64_t t_parsed_ns;          /* metrics: when the command was parsed */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -115,6 +119,8 @@ struct resp_server {
     uint64_t failed_ms;            /* endpoint_now_ms() of this worker's last failed connection
                                       to it, 0 = none: skipped until a health check passes after */
     uint64_t commands;             /* sent to it (INFO) */
+    struct metric_series *m_errors; /* weir_redis_backend_errors_total of its shard in the
+                                       worker's routes (NULL: none), re-pointed with them */
     /* settings of the cluster that last used it, copied: a server outlives
      * the configuration snapshot it was made for */
     uint64_t connect_timeout_ms;
