@@ -1451,6 +1451,7 @@ static int resp_session_adopt(struct resp_session *s)
                 snapshot_unref(s->snap);
                 s->snap = cur;
                 s->lst = l;
+                s->met = resp_metrics_listener(cur, i);
                 break;
             }
         }

@@ -137,17 +137,19 @@ def test_dead_shard(weir_factory):
     shards = Shards(2)
     try:
         port, aport = free_port(), free_port()
-        weir_factory(admin_config(port, aport, shards, workers=1,
-                                  extra="health_check: { interval: 100ms, fall: 1 }"), port=port)
+        # keys "a..." on shard 0, the others on shard 1
+        extra = ("health_check: { interval: 100ms, fall: 1 }\ndistribution: directory\n"
+                 "directory:\n  map:\n    - { prefix: 'a', shard: 0 }\n  default: 1")
+        weir_factory(admin_config(port, aport, shards, workers=1, extra=extra), port=port)
         wait_port(aport)
         c = Client(port)
-        keys = ["key%d" % i for i in range(20)]
+        kept = ["a%d" % i for i in range(3)]
+        lost = ["b%d" % i for i in range(5)]
+        keys = kept + lost
         for k in keys:
             assert c.call("SET", k, "v") == b"+OK"
         dead = shards.primaries[1]
-        lost = [k for k in keys if shards.holder(k) == [1]]
-        kept = [k for k in keys if shards.holder(k) == [0]]
-        assert lost and kept
+        assert [shards.holder(k) for k in keys] == [[0]] * len(kept) + [[1]] * len(lost)
         dead.stop()
         wait_until(lambda: value(samples(aport), "weir_redis_server_up", cluster="c",
                                  shard=dead.addr, role="primary", server=dead.addr) == 0,
