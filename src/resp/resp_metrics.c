@@ -91,12 +91,16 @@ static unsigned resp_class_compute(const struct resp_cmd *c)
     return RESP_CLASS_OTHER;
 }
 
-/* Fills the table; idempotent, main thread, before any snapshot reaches a
- * worker (so workers only read it). */
+/* Fills the table once, on the main thread, before the first snapshot
+ * reaches a worker (workers only read it; later snapshots leave it). */
 static void resp_class_init(void)
 {
+    static int done; /* main thread only */
+    if (done)
+        return;
     for (size_t i = 0; i < RESP_CMD_COUNT; i++)
         resp_class_table[i] = (uint8_t)resp_class_compute(&resp_cmds[i]);
+    done = 1;
 }
 
 unsigned resp_metrics_class(const struct resp_cmd *cmd)
