@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/units.h"
@@ -106,13 +105,6 @@ static void resp_class_init(void)
 unsigned resp_metrics_class(const struct resp_cmd *cmd)
 {
     return cmd ? resp_class_table[cmd->id] : RESP_CLASS_OTHER;
-}
-
-uint64_t resp_metrics_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- series of a snapshot ---- */

@@ -89,7 +89,4 @@ struct metric_series *resp_metrics_shard_errors(const struct snapshot *snap, siz
 /* The command_class of cmd (NULL: an unknown command). */
 unsigned resp_metrics_class(const struct resp_cmd *cmd);
 
-/* Monotonic nanoseconds, for the command time. */
-uint64_t resp_metrics_now_ns(void);
-
 #endif

@@ -56,6 +56,14 @@
 
 static _Atomic uint64_t resp_next_client_id; /* CLIENT ID, unique over all workers */
 
+/* Command times use the worker loop's time (ev_now: read when the loop
+ * woke, no clock call): from the wake-up that read the command to the one
+ * that wrote its reply. */
+static ev_tstamp resp_loop_now(const struct resp_wctx *rw)
+{
+    return ev_now(rw->wc->worker.loop);
+}
+
 /* ---- free lists ---- */
 
 struct resp_chunk *resp_chunk_get(struct resp_wctx *rw)
@@ -1538,15 +1546,16 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 
     r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
     const struct resp_cmd *cmd = r->cmd;
+    ev_tstamp now = resp_loop_now(rw);
     m->cls = (uint8_t)(1 + resp_metrics_class(cmd));
-    m->t_parsed_ns = s->t_parse_ns;
+    m->t_parsed = now;
     m->silent = s->reply_off || s->reply_skip;
     s->reply_skip = 0;
     if (cmd)
         resp_clients_note(&s->cl, cmd,
                           r->argc > 1 && (cmd->flags & RC_PROXY) ? resp_arg_ptr(r, 1) : NULL,
                           r->argc > 1 ? r->args[1].len : 0,
-                          (uint64_t)(ev_now(rw->wc->worker.loop) * 1000));
+                          (uint64_t)(now * 1000));
     if (!cmd) {
         resp_reply_unknown(rw, m, r);
         return;
@@ -2439,7 +2448,7 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
         return -E2BIG;
     resp_stat_add(&rw->stats->commands, 1);
     m->cls = (uint8_t)(1 + resp_metrics_class(cmd));
-    m->t_parsed_ns = resp_metrics_now_ns();
+    m->t_parsed = resp_loop_now(rw);
     if (single) {
         resp_stream_single(s, m, p, n);
         return 0;
@@ -2688,8 +2697,6 @@ static int resp_session_parse(struct resp_session *s)
             return progress;
         s->after_stream = 0;
     }
-    if (buf_len(&s->in) > 0)
-        s->t_parse_ns = resp_metrics_now_ns(); /* one clock read for the commands read */
     while (buf_len(&s->in) > 0 && s->n_pending < RESP_MAX_PENDING && !s->quit && !s->closing) {
         resp_parser_init(&p, RESP_MODE_REQUEST, &s->lim, rw->args, rw->args_cap);
         ssize_t n = resp_parse(&p, buf_rptr(&s->in), buf_len(&s->in));
@@ -2729,10 +2736,11 @@ static int resp_session_parse(struct resp_session *s)
     return progress;
 }
 
-/* A command's reply is out: weir_redis_commands_total and its time (*now:
- * read once for the replies moved together, 0 until then). */
+/* A command's reply is out: weir_redis_commands_total and
+ * weir_redis_command_seconds. *now is the loop's time, read at the first
+ * command counted (0 until then). */
 static void resp_session_count(const struct resp_session *s, const struct resp_msg *m,
-                               uint64_t *now)
+                               ev_tstamp *now)
 {
     if (!m->cls || !s->met)
         return;
@@ -2740,9 +2748,10 @@ static void resp_session_count(const struct resp_session *s, const struct resp_m
                       : m->reply_type == '-' || m->reply_type == '!' ? RESP_RESULT_ERROR
                                                                      : RESP_RESULT_OK;
     metrics_add(s->met->commands[m->cls - 1], result, 1);
-    if (!*now)
-        *now = resp_metrics_now_ns();
-    metrics_observe_ns(s->met->seconds, *now > m->t_parsed_ns ? *now - m->t_parsed_ns : 0);
+    if (*now == 0)
+        *now = resp_loop_now(s->rw);
+    int64_t ns = (int64_t)((*now - m->t_parsed) * 1e9);
+    metrics_observe_ns(s->met->seconds, ns > 0 ? (uint64_t)ns : 0);
 }
 
 /* Moves ready replies, in order, into `out`. Returns 1 on progress. */
@@ -2751,7 +2760,7 @@ static int resp_session_fill(struct resp_session *s)
     struct resp_wctx *rw = s->rw;
     struct buf_pool *pool = &rw->wc->bufs;
     int progress = 0;
-    uint64_t now = 0;
+    ev_tstamp now = 0;
     struct resp_msg *m;
 
     while ((m = s->q_head) && m->done && m != s->stream_msg) {

@@ -56,7 +56,6 @@ struct resp_session {
     int32_t tx_shard;              /* the shard of the WATCH / transaction, -1 none */
     struct resp_pubsub ps;         /* subscriptions (resp_pubsub.h) */
     const struct resp_listener_metrics *met; /* its listener's series in snap (resp_metrics.h) */
-    uint64_t t_parse_ns;           /* when the commands being dispatched were parsed */
 };
 
 /* Appends a new msg to s's queue (it owns it). NULL when out of memory. */

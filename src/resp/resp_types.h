@@ -71,7 +71,7 @@ struct resp_msg {
     uint32_t sections;             /* INFO: the sections asked (resp_info.h) */
     uint8_t cls;                   /* metrics: 1 + its enum resp_class; 0 = not a command */
     uint8_t backend_err;           /* metrics: failed for want of the shard's reply */
-    uint64_t t_parsed_ns;          /* metrics: when the command was parsed */
+    ev_tstamp t_parsed;            /* metrics: the loop's time when the command was parsed */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
