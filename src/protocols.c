@@ -13,6 +13,7 @@
 #include "l4/tcp_proxy.h"
 #include "queue/sqs.h"
 #include "resp/resp_health.h"
+#include "resp/resp_metrics.h"
 #include "resp/resp_proxy.h"
 
 static void protocols_redis_start(struct wctx *wc, struct wlistener *wl, int fd,
@@ -61,40 +62,31 @@ static void protocols_sqs_accept(struct wctx *wc, struct wlistener *wl, int fd,
     l4_accept(wc, wl, fd, peer, protocols_sqs_start);
 }
 
-/* The Redis shards' health: one shared state per redis cluster per
- * snapshot, checked once on the main thread (resp/resp_health.c). */
-static int protocols_redis_snapshot_init(struct snapshot *snap)
-{
-    struct resp_health_state **states;
-    if (resp_health_states_new(snap->cfg, &states) != 0)
-        return -ENOMEM;
-    snap->proto[CFG_PROTOCOL_REDIS] = states;
-    return 0;
-}
-
+/* The Redis shards' health (one shared state per redis cluster per
+ * snapshot, checked once on the main thread: resp/resp_health.c) and the
+ * proxy's metric series (resp/resp_metrics.c), in a struct resp_snap. */
 static void protocols_redis_snapshot_inherit(struct snapshot *snap, const struct snapshot *old)
 {
-    resp_health_states_inherit(snap->proto[CFG_PROTOCOL_REDIS], snap->cfg->n_redis_clusters,
-                               old->proto[CFG_PROTOCOL_REDIS], old->cfg->n_redis_clusters);
-}
-
-static void protocols_redis_snapshot_free(struct snapshot *snap)
-{
-    resp_health_states_free(snap->proto[CFG_PROTOCOL_REDIS], snap->cfg->n_redis_clusters);
-    snap->proto[CFG_PROTOCOL_REDIS] = NULL;
+    const struct resp_snap *rs = snap->proto[CFG_PROTOCOL_REDIS];
+    const struct resp_snap *ro = old->proto[CFG_PROTOCOL_REDIS];
+    resp_health_states_inherit(rs->health, snap->cfg->n_redis_clusters, ro->health,
+                               old->cfg->n_redis_clusters);
 }
 
 static void protocols_redis_checks_stop(struct server *srv)
 {
+    resp_metrics_stop(srv);
     resp_health_free(srv->proto[CFG_PROTOCOL_REDIS]);
     srv->proto[CFG_PROTOCOL_REDIS] = NULL;
 }
 
 static void protocols_redis_checks_start(struct server *srv, struct snapshot *snap)
 {
+    const struct resp_snap *rs = snap->proto[CFG_PROTOCOL_REDIS];
     protocols_redis_checks_stop(srv);
+    resp_metrics_start(srv);
     srv->proto[CFG_PROTOCOL_REDIS] =
-        resp_health_new(srv->loop, snap->proto[CFG_PROTOCOL_REDIS], snap->cfg->n_redis_clusters);
+        resp_health_new(srv->loop, rs->health, snap->cfg->n_redis_clusters);
     if (!srv->proto[CFG_PROTOCOL_REDIS])
         log_error("out of memory starting the Redis health checks; shards keep their last state");
 }
@@ -116,9 +108,9 @@ const struct server_protocol protocols[CFG_PROTOCOL_COUNT] = {
         .accept = protocols_redis_accept,
         .drain = resp_drain,
         .worker_free = resp_worker_cleanup,
-        .snapshot_init = protocols_redis_snapshot_init,
+        .snapshot_init = resp_snap_init,
         .snapshot_inherit = protocols_redis_snapshot_inherit,
-        .snapshot_free = protocols_redis_snapshot_free,
+        .snapshot_free = resp_snap_free,
         .checks_start = protocols_redis_checks_start,
         .checks_stop = protocols_redis_checks_stop,
     },

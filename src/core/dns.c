@@ -18,7 +18,8 @@
 #define DNS_MAX_HOPS 16
 #define DNS_CLASS_IN 1
 
-int dns_name_ok(const char *s, size_t len)
+/* dns_name_ok, with labels that may start with '_' when `service`. */
+static int dns_name_check(const char *s, size_t len, int service)
 {
     if (len == 0 || len > DNS_MAX_NAME)
         return 0;
@@ -32,6 +33,10 @@ int dns_name_ok(const char *s, size_t len)
             label = 0;
             continue;
         }
+        if (c == '_' && service && label == 0) {
+            label++;
+            continue;
+        }
         if (!isalnum(c) && c != '-')
             return 0;
         if (c == '-' && label == 0)
@@ -42,6 +47,16 @@ int dns_name_ok(const char *s, size_t len)
             return 0;
     }
     return letter && label > 0 && s[len - 1] != '-';
+}
+
+int dns_name_ok(const char *s, size_t len)
+{
+    return dns_name_check(s, len, 0);
+}
+
+int dns_query_name_ok(const char *s, size_t len)
+{
+    return dns_name_check(s, len, 1);
 }
 
 static void dns_put16(uint8_t *p, uint16_t v)
@@ -58,7 +73,7 @@ static uint16_t dns_get16(const uint8_t *p)
 int dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uint16_t type)
 {
     size_t len = strlen(name);
-    if (!dns_name_ok(name, len) || cap < DNS_HEADER + len + 2 + 4)
+    if (!dns_query_name_ok(name, len) || cap < DNS_HEADER + len + 2 + 4)
         return -1;
     memset(buf, 0, DNS_HEADER);
     dns_put16(buf, id);
@@ -143,51 +158,181 @@ static int dns_name_eq(const uint8_t *m, size_t len, size_t o, const char *want)
     return -1;
 }
 
-int dns_parse_answer(const uint8_t *m, size_t len, uint16_t id, const char *name, uint16_t type,
-                     struct dns_addr *out, size_t *n, size_t max)
+/* Writes the dotted name at o (following pointers) into out (cap bytes,
+ * NUL-terminated; "" for the root). Returns 0, or -1 when malformed, too
+ * long, or holding a byte that cannot be in a name we ask about. */
+static int dns_read_name(const uint8_t *m, size_t len, size_t o, char *out, size_t cap)
+{
+    size_t w = 0;
+    for (int hops = 0; hops <= DNS_MAX_HOPS;) {
+        if (o >= len)
+            return -1;
+        uint8_t l = m[o];
+        if ((l & 0xc0) == 0xc0) {
+            if (o + 1 >= len)
+                return -1;
+            size_t to = (size_t)(l & 0x3f) << 8 | m[o + 1];
+            if (to >= o)
+                return -1;
+            o = to;
+            hops++;
+            continue;
+        }
+        if (l & 0xc0)
+            return -1;
+        if (l == 0) {
+            out[w] = '\0';
+            return 0;
+        }
+        if (o + 1 + l > len || w + (w > 0) + l + 1 > cap || w + (w > 0) + l > DNS_MAX_NAME)
+            return -1;
+        if (w > 0)
+            out[w++] = '.';
+        for (size_t i = 0; i < l; i++) {
+            uint8_t c = m[o + 1 + i];
+            if (c == '.' || c == '\0')
+                return -1;
+            out[w++] = (char)c;
+        }
+        o += 1 + (size_t)l;
+    }
+    return -1;
+}
+
+/* Checks the header and question of an answer to (id, name, qtype); *o is
+ * set past the question. Returns the RCODE or -1. */
+static int dns_check_head(const uint8_t *m, size_t len, uint16_t id, const char *name,
+                          uint16_t qtype, size_t *o)
 {
     if (len < DNS_HEADER || dns_get16(m) != id || !(m[2] & 0x80))
         return -1;
     if (m[2] & 0x02)
         return -1; /* TC: truncated; the caller may retry, weir does not do TCP */
-    int rcode = m[3] & 0x0f;
-    uint16_t qd = dns_get16(m + 4), an = dns_get16(m + 6);
-    if (qd != 1)
+    if (dns_get16(m + 4) != 1)
         return -1;
-    size_t o = DNS_HEADER;
-    if (dns_name_eq(m, len, o, name) != 1 || dns_skip_name(m, len, &o) < 0 || o + 4 > len ||
-        dns_get16(m + o) != type)
+    *o = DNS_HEADER;
+    if (dns_name_eq(m, len, *o, name) != 1 || dns_skip_name(m, len, o) < 0 || *o + 4 > len ||
+        dns_get16(m + *o) != qtype)
         return -1;
-    o += 4;
+    *o += 4;
+    return m[3] & 0x0f;
+}
+
+/* One resource record at o: where its owner name starts, its type, class,
+ * ttl, and its data at *rdata (rdlen bytes); *o moves past it. */
+struct dns_rr {
+    size_t owner, rdata;
+    uint16_t type, rclass, rdlen;
+    uint32_t ttl;
+};
+
+static int dns_next_rr(const uint8_t *m, size_t len, size_t *o, struct dns_rr *rr)
+{
+    rr->owner = *o;
+    if (dns_skip_name(m, len, o) < 0 || *o + 10 > len)
+        return -1;
+    rr->type = dns_get16(m + *o);
+    rr->rclass = dns_get16(m + *o + 2);
+    rr->ttl = (uint32_t)dns_get16(m + *o + 4) << 16 | dns_get16(m + *o + 6);
+    rr->rdlen = dns_get16(m + *o + 8);
+    *o += 10;
+    if (*o + rr->rdlen > len)
+        return -1;
+    rr->rdata = *o;
+    *o += rr->rdlen;
+    return 0;
+}
+
+/* Appends the address of an A / AAAA record rr to out[*n] when there is room. */
+static void dns_put_addr(const uint8_t *m, const struct dns_rr *rr, struct dns_addr *out,
+                         size_t *n, size_t max)
+{
+    if (rr->rclass != DNS_CLASS_IN || *n >= max)
+        return;
+    struct dns_addr *a = &out[*n];
+    memset(a, 0, sizeof(*a));
+    a->ttl = rr->ttl;
+    if (rr->type == DNS_TYPE_A && rr->rdlen == 4) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
+        in->sin_family = AF_INET;
+        memcpy(&in->sin_addr, m + rr->rdata, 4);
+        a->addrlen = sizeof(*in);
+        (*n)++;
+    } else if (rr->type == DNS_TYPE_AAAA && rr->rdlen == 16) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
+        in6->sin6_family = AF_INET6;
+        memcpy(&in6->sin6_addr, m + rr->rdata, 16);
+        a->addrlen = sizeof(*in6);
+        (*n)++;
+    }
+}
+
+int dns_parse_answer(const uint8_t *m, size_t len, uint16_t id, const char *name, uint16_t type,
+                     struct dns_addr *out, size_t *n, size_t max)
+{
+    size_t o;
+    int rcode = dns_check_head(m, len, id, name, type, &o);
+    if (rcode < 0)
+        return -1;
+    uint16_t an = dns_get16(m + 6);
     for (uint16_t i = 0; i < an; i++) {
-        if (dns_skip_name(m, len, &o) < 0 || o + 10 > len)
+        struct dns_rr rr;
+        if (dns_next_rr(m, len, &o, &rr) < 0)
             return -1;
-        uint16_t rtype = dns_get16(m + o), rclass = dns_get16(m + o + 2);
-        uint32_t ttl = (uint32_t)dns_get16(m + o + 4) << 16 | dns_get16(m + o + 6);
-        uint16_t rdlen = dns_get16(m + o + 8);
-        o += 10;
-        if (o + rdlen > len)
-            return -1;
-        if (rclass == DNS_CLASS_IN && rtype == type && *n < max) {
-            struct dns_addr *a = &out[*n];
-            memset(a, 0, sizeof(*a));
-            a->ttl = ttl;
-            if (type == DNS_TYPE_A && rdlen == 4) {
-                struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
-                in->sin_family = AF_INET;
-                memcpy(&in->sin_addr, m + o, 4);
-                a->addrlen = sizeof(*in);
-                (*n)++;
-            } else if (type == DNS_TYPE_AAAA && rdlen == 16) {
-                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
-                in6->sin6_family = AF_INET6;
-                memcpy(&in6->sin6_addr, m + o, 16);
-                a->addrlen = sizeof(*in6);
-                (*n)++;
-            }
-        }
-        o += rdlen;
+        if (rr.type == type)
+            dns_put_addr(m, &rr, out, n, max);
     }
     return rcode;
+}
+
+int dns_parse_srv(const uint8_t *m, size_t len, uint16_t id, const char *name,
+                  struct dns_srv *out, size_t *n, size_t max)
+{
+    size_t o;
+    int rcode = dns_check_head(m, len, id, name, DNS_TYPE_SRV, &o);
+    if (rcode < 0)
+        return -1;
+    uint16_t an = dns_get16(m + 6);
+    for (uint16_t i = 0; i < an; i++) {
+        struct dns_rr rr;
+        if (dns_next_rr(m, len, &o, &rr) < 0)
+            return -1;
+        if (rr.type != DNS_TYPE_SRV || rr.rclass != DNS_CLASS_IN || *n >= max)
+            continue;
+        size_t t = rr.rdata + 6, end = rr.rdata + rr.rdlen;
+        if (rr.rdlen < 7 || dns_skip_name(m, end, &t) < 0 || t != end)
+            return -1; /* the target must fill the record's data exactly */
+        struct dns_srv *s = &out[*n];
+        if (dns_read_name(m, len, rr.rdata + 6, s->target, sizeof(s->target)) < 0)
+            return -1;
+        s->priority = dns_get16(m + rr.rdata);
+        s->weight = dns_get16(m + rr.rdata + 2);
+        s->port = dns_get16(m + rr.rdata + 4);
+        s->ttl = rr.ttl;
+        (*n)++;
+    }
+    return rcode;
+}
+
+int dns_parse_owned(const uint8_t *m, size_t len, uint16_t id, const char *name, uint16_t qtype,
+                    const char *owner, uint16_t type, struct dns_addr *out, size_t *n, size_t max)
+{
+    size_t o;
+    if (dns_check_head(m, len, id, name, qtype, &o) < 0)
+        return -1;
+    unsigned total = (unsigned)dns_get16(m + 6) + dns_get16(m + 8) + dns_get16(m + 10);
+    for (unsigned i = 0; i < total; i++) {
+        struct dns_rr rr;
+        if (dns_next_rr(m, len, &o, &rr) < 0)
+            return -1;
+        if (rr.type != type)
+            continue;
+        int eq = dns_name_eq(m, len, rr.owner, owner);
+        if (eq < 0)
+            return -1;
+        if (eq)
+            dns_put_addr(m, &rr, out, n, max);
+    }
+    return 0;
 }
 

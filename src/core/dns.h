@@ -11,6 +11,7 @@
 
 #define DNS_TYPE_A 1
 #define DNS_TYPE_AAAA 28
+#define DNS_TYPE_SRV 33
 #define DNS_MAX_NAME 253
 #define DNS_MAX_MSG 4096
 #define DNS_MAX_ADDRS 64
@@ -20,6 +21,13 @@ struct dns_addr {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     uint32_t ttl;
+};
+
+/* One SRV record (RFC 2782) of an answer. */
+struct dns_srv {
+    uint16_t priority, weight, port;
+    uint32_t ttl;
+    char target[DNS_MAX_NAME + 1]; /* dotted, no final dot; "" for "." (no service) */
 };
 
 /* Whether s is a host name weir resolves: 1..253 bytes of labels of
@@ -38,5 +46,22 @@ int dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uin
  * (wrong id or question, truncated, bad compression). */
 int dns_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t type,
                      struct dns_addr *out, size_t *n, size_t max);
+
+/* Whether s is a name weir may ask about: as dns_name_ok, and labels may
+ * also start with '_' (service names of SRV: "_http._tcp.api.internal"). */
+int dns_query_name_ok(const char *s, size_t len);
+
+/* Reads an answer to the SRV query (id, name): appends its SRV answer
+ * records to out[*n] up to max. Returns the RCODE, or -1 as
+ * dns_parse_answer. */
+int dns_parse_srv(const uint8_t *msg, size_t len, uint16_t id, const char *name,
+                  struct dns_srv *out, size_t *n, size_t max);
+
+/* In the same answer (to the query id, name, qtype), the records of type
+ * `type` (A or AAAA) whose owner is `owner`, in any section (the
+ * additional section of an SRV answer carries its targets' addresses):
+ * appended to out[*n] up to max. Returns 0, or -1 when msg is malformed. */
+int dns_parse_owned(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
+                    const char *owner, uint16_t type, struct dns_addr *out, size_t *n, size_t max);
 
 #endif

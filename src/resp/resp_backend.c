@@ -40,6 +40,7 @@
 #include "resp/resp_cmap.h"
 #include "resp/resp_cmd.h"
 #include "resp/resp_redirect.h"
+#include "resp/resp_metrics.h"
 #include "upstream/endpoint.h"
 
 #define RESP_IOV_MAX 64
@@ -61,6 +62,12 @@ static void resp_conn_pump(struct resp_conn *c);
 static struct ev_loop *resp_loop(const struct resp_wctx *rw)
 {
     return rw->wc->worker.loop;
+}
+
+/* A connection to c's server broke this way: weir_redis_backend_errors_total. */
+static void resp_conn_error(const struct resp_conn *c, enum resp_backend_error kind)
+{
+    metrics_add(c->srv->m_errors, kind, 1);
 }
 
 /* ---- servers ---- */
@@ -186,6 +193,7 @@ static int resp_route_switch(struct resp_wctx *rw, struct resp_route *r, uint32_
               cc->name, rw->wc->worker.id, cc->shards[i].name, master, np->name, ss->primary->name);
     free(ss->sentinel_master);
     ss->sentinel_master = master;
+    np->m_errors = ss->primary->m_errors;
     ss->primary = np;
     return 1;
 }
@@ -215,7 +223,8 @@ static void resp_routes_free(struct resp_route *routes, size_t n)
 }
 
 static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
-                            const struct cfg_redis_cluster *cc, struct resp_health_state *hs)
+                            const struct cfg_redis_cluster *cc, struct resp_health_state *hs,
+                            const struct snapshot *snap, size_t ci)
 {
     r->cfg = cc;
     r->hs = hs;
@@ -236,18 +245,22 @@ static int resp_route_build(struct resp_wctx *rw, struct resp_route *r,
     for (size_t i = 0; i < cc->n_shards; i++) {
         const struct cfg_redis_shard *sh = &cc->shards[i];
         struct resp_shard_srv *ss = &r->shards[i];
+        struct metric_series *errs = resp_metrics_shard_errors(snap, ci, i);
         ss->primary = resp_server_get(rw, &sh->primary, cc, 0);
         if (!ss->primary)
             return -ENOMEM;
+        ss->primary->m_errors = errs;
         if (sh->n_replicas == 0)
             continue;
         ss->replicas = calloc(sh->n_replicas, sizeof(*ss->replicas));
         if (!ss->replicas)
             return -ENOMEM;
         ss->n_replicas = (uint32_t)sh->n_replicas;
-        for (size_t k = 0; k < sh->n_replicas; k++)
+        for (size_t k = 0; k < sh->n_replicas; k++) {
             if (!(ss->replicas[k] = resp_server_get(rw, &sh->replicas[k], cc, 1)))
                 return -ENOMEM;
+            ss->replicas[k]->m_errors = errs;
+        }
     }
     return 0;
 }
@@ -346,9 +359,17 @@ int resp_routes_sync(struct resp_wctx *rw)
                                        sizeof(*routes));
     if (!routes)
         return -ENOMEM;
+    /* the servers' error series are snap's from now on (the old snapshot
+     * may go); a server left out of every cluster counts nowhere */
+    for (struct resp_server *sv = rw->servers; sv; sv = sv->next)
+        sv->m_errors = NULL;
     for (size_t i = 0; i < cfg->n_redis_clusters; i++) {
-        if (resp_route_build(rw, &routes[i], &cfg->redis_clusters[i], ((struct resp_health_state **)snap->proto[CFG_PROTOCOL_REDIS])[i]) < 0) {
+        if (resp_route_build(rw, &routes[i], &cfg->redis_clusters[i],
+                             ((struct resp_snap *)snap->proto[CFG_PROTOCOL_REDIS])->health[i],
+                             snap, i) < 0) {
             resp_routes_free(routes, i + 1);
+            for (struct resp_server *sv = rw->servers; sv; sv = sv->next)
+                sv->m_errors = NULL; /* snap is not held: count nowhere until the next sync */
             log_error("worker %u: out of memory building redis routes; keeping the old ones",
                       rw->wc->worker.id);
             return -ENOMEM;
@@ -562,8 +583,10 @@ static int resp_conn_connect(struct resp_conn *c)
 {
     struct resp_server *s = c->srv;
     int fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen);
-    if (fd < 0)
+    if (fd < 0) {
+        resp_conn_error(c, RESP_BERR_CONNECT);
         return fd;
+    }
     c->fd = fd;
     c->state = RESP_CONN_CONNECTING;
     c->readable = c->writable = 0;
@@ -673,6 +696,7 @@ void resp_conn_fail(struct resp_conn *c, const char *why)
         m->bnext = NULL;
         m->in_backend = 0;
         m->conn = NULL;
+        m->backend_err = 1;
         resp_msg_unqueued(rw, m);
         if (c->dedicated || !resp_redirect_lost(rw, m)) /* Redis Cluster: tried again */
             resp_msg_fail(rw, m, text);
@@ -900,6 +924,7 @@ static int resp_conn_send(struct resp_conn *c)
                 c->writable = 0;
                 return 0;
             }
+            resp_conn_error(c, RESP_BERR_CLOSED);
             resp_conn_fail(c, strerror(errno));
             return -1;
         }
@@ -1011,6 +1036,8 @@ static int resp_conn_process(struct resp_conn *c)
         if (!c->q_head && c->pubsub) { /* not a reply: a message for the owner */
             ssize_t n = resp_parse(&c->parser, buf_rptr(&c->in), buf_len(&c->in));
             if (n < 0 || resp_conn_deliver_push(c, buf_rptr(&c->in), (size_t)n) < 0) {
+                if (n < 0)
+                    resp_conn_error(c, RESP_BERR_PROTOCOL);
                 resp_conn_fail(c, n < 0 ? resp_error_text((enum resp_error)c->parser.err)
                                         : "out of memory");
                 return -1;
@@ -1021,12 +1048,14 @@ static int resp_conn_process(struct resp_conn *c)
             continue;
         }
         if (!c->q_head) {
+            resp_conn_error(c, RESP_BERR_PROTOCOL);
             resp_conn_fail(c, "reply without a request");
             return -1;
         }
         int fresh = c->parser.off == 0;
         ssize_t n = resp_parse(&c->parser, buf_rptr(&c->in), buf_len(&c->in));
         if (n < 0) {
+            resp_conn_error(c, RESP_BERR_PROTOCOL);
             resp_conn_fail(c, resp_error_text((enum resp_error)c->parser.err));
             return -1;
         }
@@ -1059,6 +1088,7 @@ static int resp_conn_recv(struct resp_conn *c)
             return 0;
         }
         if (n <= 0) {
+            resp_conn_error(c, RESP_BERR_CLOSED);
             resp_conn_fail(c, n == 0 ? "closed by the server" : strerror(errno));
             return -1;
         }
@@ -1082,6 +1112,7 @@ static void resp_conn_pump(struct resp_conn *c)
             return;
         int err = net_connect_result(c->fd);
         if (err != 0) {
+            resp_conn_error(c, RESP_BERR_CONNECT);
             resp_conn_fail(c, strerror(-err));
             return;
         }
@@ -1115,7 +1146,9 @@ static void resp_conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct resp_conn *c = w->data;
     struct resp_wctx *rw = c->rw;
     ev_timer_stop(loop, w);
-    resp_conn_fail(c, c->state == RESP_CONN_CONNECTING ? "connect timeout" : "response timeout");
+    int connecting = c->state == RESP_CONN_CONNECTING;
+    resp_conn_error(c, connecting ? RESP_BERR_CONNECT : RESP_BERR_TIMEOUT);
+    resp_conn_fail(c, connecting ? "connect timeout" : "response timeout");
     resp_flush_all(rw);
 }
 

@@ -57,6 +57,14 @@
 
 static _Atomic uint64_t resp_next_client_id; /* CLIENT ID, unique over all workers */
 
+/* Command times use the worker loop's time (ev_now: read when the loop
+ * woke, no clock call): from the wake-up that read the command to the one
+ * that wrote its reply. */
+static ev_tstamp resp_loop_now(const struct resp_wctx *rw)
+{
+    return ev_now(rw->wc->worker.loop);
+}
+
 /* ---- free lists ---- */
 
 struct resp_chunk *resp_chunk_get(struct resp_wctx *rw)
@@ -547,6 +555,7 @@ void resp_msg_complete(struct resp_wctx *rw, struct resp_msg *m, uint8_t type, i
     m->value = value;
     struct resp_msg *p = m->parent;
     if (p) {
+        p->backend_err |= m->backend_err;
         if (--p->frags_left > 0)
             return;
         resp_merge(rw, p);
@@ -939,6 +948,7 @@ static void resp_fail_down(struct resp_session *s, struct resp_msg *m, uint32_t 
         return;
     }
     const struct cfg_redis_shard *sh = &s->route->cfg->shards[shard];
+    m->backend_err = 1;
     resp_reply_err(s->rw, m, "ERR weir: shard '%s' is unavailable (primary %s is down)", sh->name,
                    s->route->shards[shard].primary->name);
 }
@@ -1480,6 +1490,7 @@ static int resp_session_adopt(struct resp_session *s)
                 snapshot_unref(s->snap);
                 s->snap = cur;
                 s->lst = l;
+                s->met = resp_metrics_listener(cur, i);
                 break;
             }
         }
@@ -1566,13 +1577,16 @@ static void resp_dispatch(struct resp_session *s, struct resp_req *r)
 
     r->cmd = resp_cmd_lookup(resp_arg_ptr(r, 0), r->args[0].len);
     const struct resp_cmd *cmd = r->cmd;
+    ev_tstamp now = resp_loop_now(rw);
+    m->cls = (uint8_t)(1 + resp_metrics_class(cmd));
+    m->t_parsed = now;
     m->silent = s->reply_off || s->reply_skip;
     s->reply_skip = 0;
     if (cmd)
         resp_clients_note(&s->cl, cmd,
                           r->argc > 1 && (cmd->flags & RC_PROXY) ? resp_arg_ptr(r, 1) : NULL,
                           r->argc > 1 ? r->args[1].len : 0,
-                          (uint64_t)(ev_now(rw->wc->worker.loop) * 1000));
+                          (uint64_t)(now * 1000));
     if (!cmd) {
         resp_reply_unknown(rw, m, r);
         return;
@@ -2467,6 +2481,8 @@ static int resp_stream_start(struct resp_session *s, const struct resp_parser *p
     if (!m)
         return -E2BIG;
     resp_stat_add(&rw->stats->commands, 1);
+    m->cls = (uint8_t)(1 + resp_metrics_class(cmd));
+    m->t_parsed = resp_loop_now(rw);
     if (single) {
         resp_stream_single(s, m, p, n);
         return 0;
@@ -2759,12 +2775,31 @@ static int resp_session_parse(struct resp_session *s)
     return progress;
 }
 
+/* A command's reply is out: weir_redis_commands_total and
+ * weir_redis_command_seconds. *now is the loop's time, read at the first
+ * command counted (0 until then). */
+static void resp_session_count(const struct resp_session *s, const struct resp_msg *m,
+                               ev_tstamp *now)
+{
+    if (!m->cls || !s->met)
+        return;
+    unsigned result = m->backend_err ? RESP_RESULT_BACKEND_ERROR
+                      : m->reply_type == '-' || m->reply_type == '!' ? RESP_RESULT_ERROR
+                                                                     : RESP_RESULT_OK;
+    metrics_add(s->met->commands[m->cls - 1], result, 1);
+    if (*now == 0)
+        *now = resp_loop_now(s->rw);
+    int64_t ns = (int64_t)((*now - m->t_parsed) * 1e9);
+    metrics_observe_ns(s->met->seconds, ns > 0 ? (uint64_t)ns : 0);
+}
+
 /* Moves ready replies, in order, into `out`. Returns 1 on progress. */
 static int resp_session_fill(struct resp_session *s)
 {
     struct resp_wctx *rw = s->rw;
     struct buf_pool *pool = &rw->wc->bufs;
     int progress = 0;
+    ev_tstamp now = 0;
     struct resp_msg *m;
 
     while ((m = s->q_head) && m->done && m != s->stream_msg) {
@@ -2802,6 +2837,7 @@ static int resp_session_fill(struct resp_session *s)
         s->n_pending--;
         if (m->quit)
             s->quit = 1;
+        resp_session_count(s, m, &now);
         resp_msg_put(rw, m);
         progress = 1;
     }
@@ -3082,6 +3118,7 @@ static void resp_session_start(struct resp_wctx *rw, struct wlistener *wl, int f
     s->snap = wc->snap;
     snapshot_ref(s->snap);
     s->lst = &wc->snap->cfg->listeners[wl->index];
+    s->met = resp_metrics_listener(s->snap, wl->index);
     s->wl = wl;
     s->id = atomic_fetch_add_explicit(&resp_next_client_id, 1, memory_order_relaxed) + 1;
     s->tx_shard = -1;

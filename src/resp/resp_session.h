@@ -5,6 +5,7 @@
 #define WEIR_RESP_SESSION_H
 
 #include "resp/resp_clients.h"
+#include "resp/resp_metrics.h"
 #include "resp/resp_pubsub.h"
 #include "resp/resp_types.h"
 #include "server/server.h"
@@ -54,6 +55,7 @@ struct resp_session {
     uint8_t tx_sent;               /* MULTI went to the shard */
     int32_t tx_shard;              /* the shard of the WATCH / transaction, -1 none */
     struct resp_pubsub ps;         /* subscriptions (resp_pubsub.h) */
+    const struct resp_listener_metrics *met; /* its listener's series in snap (resp_metrics.h) */
 };
 
 /* Appends a new msg to s's queue (it owns it). NULL when out of memory. */

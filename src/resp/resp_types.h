@@ -30,6 +30,7 @@
 #include "resp/resp_stats.h"
 
 struct wctx;
+struct metric_series;
 struct snapshot;
 struct resp_session;
 struct resp_conn;
@@ -74,6 +75,9 @@ struct resp_msg {
     uint32_t req_len;
     uint8_t redirects;             /* MOVED / ASK followed and retries so far */
     uint16_t slot;                 /* its hash slot (a retry asks the map again) */
+    uint8_t cls;                   /* metrics: 1 + its enum resp_class; 0 = not a command */
+    uint8_t backend_err;           /* metrics: failed for want of the shard's reply */
+    ev_tstamp t_parsed;            /* metrics: the loop's time when the command was parsed */
 };
 
 enum resp_conn_state { RESP_CONN_IDLE, RESP_CONN_CONNECTING, RESP_CONN_UP };
@@ -122,6 +126,8 @@ struct resp_server {
                                       to it, 0 = none: skipped until a health check passes after */
     uint64_t commands;             /* sent to it (INFO) */
     uint8_t readonly;              /* a Redis Cluster node read from: READONLY on connect */
+    struct metric_series *m_errors; /* weir_redis_backend_errors_total of its shard in the
+                                       worker's routes (NULL: none), re-pointed with them */
     /* settings of the cluster that last used it, copied: a server outlives
      * the configuration snapshot it was made for */
     uint64_t connect_timeout_ms;

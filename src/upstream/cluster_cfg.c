@@ -28,7 +28,6 @@
 #define CFG_MAX_CLUSTERS 10000
 #define CFG_MAX_ENDPOINTS 10000          /* per cluster */
 #define CFG_MAX_POOL_IDLE 100000
-#define CFG_MAX_WEIGHT 1000
 
 /* ---- defaults (docs/configuration.md) ---- */
 
@@ -482,12 +481,31 @@ static int cluster_cfg_resolve_servers(struct cfg_ctx *ctx, yaml_node_t *v, void
     return cfg_list_each(ctx, v, cluster_cfg_resolve_server, r);
 }
 
+/* srv: the SRV name whose records give the endpoints ("_http._tcp.NAME"). */
+static int cluster_cfg_resolve_srv(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_resolve *r = obj;
+    char q[CFG_QUOTE_SIZE];
+    const char *s;
+    int rc = cfg_scalar(ctx, v, "'srv'", &s);
+    if (rc < 0)
+        return rc;
+    if (!dns_query_name_ok(s, strlen(s)))
+        return cfg_fail(ctx, v, "bad SRV name %s (expected a DNS name such as "
+                                "_http._tcp.api.internal)", cfg_quote(s, q));
+    free(r->srv);
+    if (!(r->srv = strdup(s)))
+        return cfg_nomem(ctx);
+    return 0;
+}
+
 static const struct cfg_key cluster_cfg_resolve_keys[] = {
     CFG_FIELD("interval", CFG_KIND_DURATION, struct cfg_resolve, interval_ms, 100,
               CFG_MAX_DURATION_MS),
     CFG_FIELD("timeout", CFG_KIND_DURATION, struct cfg_resolve, timeout_ms, 10, 60000),
     CFG_FUNC("family", cluster_cfg_resolve_family, false),
     CFG_FUNC("servers", cluster_cfg_resolve_servers, false),
+    CFG_FUNC("srv", cluster_cfg_resolve_srv, false),
 };
 CFG_MAP_DEFINE(cluster_cfg_resolve_map, "cluster resolve", cluster_cfg_resolve_keys);
 
@@ -585,7 +603,7 @@ static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("pool", cluster_cfg_pool, false),
     CFG_FIELD("max_connections", CFG_KIND_UINT, struct cfg_cluster, max_connections, 0,
               CFG_MAX_CONNECTIONS),
-    CFG_FUNC("endpoints", cluster_cfg_endpoints, true),
+    CFG_FUNC("endpoints", cluster_cfg_endpoints, false), /* required unless resolve.srv */
     CFG_FIELD("max_requests", CFG_KIND_UINT, struct cfg_cluster, max_requests, 0, CFG_MAX_CONNECTIONS),
     CFG_FIELD("max_pending", CFG_KIND_UINT, struct cfg_cluster, max_pending, 0, CFG_MAX_CONNECTIONS),
     CFG_FIELD("queue_timeout", CFG_KIND_DURATION, struct cfg_cluster, queue_timeout_ms, 1,
@@ -631,9 +649,11 @@ static int cluster_cfg_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj
     if (rc == 0)
         rc = cluster_cfg_check_cluster_hash(ctx, c, values);
     yaml_node_t *resolve = values[cfg_key_index(&cluster_cfg_map, "resolve")];
-    if (rc == 0 && resolve && c->n_hosts == 0)
+    if (rc == 0 && resolve && c->n_hosts == 0 && !c->resolve.srv)
         rc = cfg_fail(ctx, resolve, "'resolve' is used only when an endpoint is a host name "
-                                    "(NAME:PORT)");
+                                    "(NAME:PORT) or with 'srv'");
+    if (rc == 0 && !values[cfg_key_index(&cluster_cfg_map, "endpoints")] && !c->resolve.srv)
+        rc = cfg_fail(ctx, node, "cluster is missing required key 'endpoints'");
     if (rc < 0)
         return rc;
     for (size_t j = 0; j < i; j++)
@@ -670,6 +690,7 @@ static void cluster_cfg_free_one(struct cfg_cluster *c)
     free(c->health_check.method);
     free(c->health_check.host);
     free(c->health_check.expect_body);
+    free(c->resolve.srv);
     for (size_t i = 0; i < c->n_endpoints; i++) {
         free(c->endpoints[i].address);
         free(c->endpoints[i].host);

@@ -111,6 +111,8 @@ struct cfg_breaker {
     uint32_t half_open_requests;   /* probes let through in HALF_OPEN, default 3 */
 };
 
+#define CFG_MAX_WEIGHT 1000        /* an endpoint's weight is 1..this */
+
 struct cfg_endpoint {
     char *address;                 /* as written: "127.0.0.1:9001" or "api.internal:8080" */
     char *host;                    /* a name to resolve (upstream/resolver.c), else NULL; then
@@ -139,6 +141,7 @@ struct cfg_resolve {
     struct sockaddr_storage servers[CFG_MAX_RESOLVE_SERVERS];
     socklen_t server_lens[CFG_MAX_RESOLVE_SERVERS];
     size_t n_servers;              /* 0: the nameservers of /etc/resolv.conf */
+    char *srv;                     /* SRV name giving endpoints, ports and weights, or NULL */
 };
 
 struct cfg_cluster {
@@ -148,7 +151,7 @@ struct cfg_cluster {
     char *hash_key_name;           /* header or cookie name, else NULL */
     enum cfg_hash_method hash_method; /* default ring */
     struct cfg_endpoint *endpoints;
-    size_t n_endpoints;            /* >= 1 (names included) */
+    size_t n_endpoints;            /* >= 1 (names included), or 0 with resolve.srv */
     uint64_t connect_timeout_ms;   /* timeouts.connect, default 2s */
     uint64_t response_timeout_ms;  /* timeouts.response: first byte of the answer, default 30s */
     uint64_t pool_idle_timeout_ms; /* pool.idle_timeout, default 60s */

@@ -5,6 +5,11 @@
  *   timeout -> next attempt (each server twice, in order) -> all types
  *   done -> compare with the name's items in the topology -> changed()
  *
+ *   an SRV name (resolve.srv): SRV query -> the records of the lowest
+ *   priority -> targets whose addresses the additional section holds are
+ *   done; each other target gets its A (and AAAA) queries as above -> the
+ *   addresses, each with its record's port and weight, go to the topology
+ *
  * One name is one struct resolver_name with its own socket and timers; a
  * name never has more than one query outstanding. Query ids are random
  * and the answer must repeat our question, so a stray datagram is
@@ -28,6 +33,14 @@
 #include "upstream/topology.h"
 
 #define RESOLVER_ATTEMPTS 2        /* per server per type */
+#define RESOLVER_MAX_TARGETS 32    /* SRV records of the chosen priority kept */
+
+/* An address of a round, with the port and weight its endpoint gets. */
+struct resolver_found {
+    struct dns_addr a;
+    uint16_t port;
+    uint32_t weight;
+};
 
 struct resolver_name {
     struct resolver *r;
@@ -48,8 +61,14 @@ struct resolver_name {
     int round_failed;
     int done_once;                 /* a first round has ended */
     int seen;                      /* mark for resolver_sync */
-    struct dns_addr found[DNS_MAX_ADDRS];
+    struct resolver_found found[DNS_MAX_ADDRS];
     size_t n_found;
+    /* an SRV name: host is the service name, address the same */
+    int srv;
+    int srv_done;                  /* the SRV query of this round is answered */
+    struct dns_srv targets[RESOLVER_MAX_TARGETS];
+    uint8_t target_done[RESOLVER_MAX_TARGETS]; /* its addresses came with the SRV answer */
+    size_t n_targets, target_i;
     int logged_failure;
     struct resolver_name *next;
 };
@@ -119,6 +138,18 @@ static uint16_t resolver_type(const struct resolver_name *n, int i)
     return i == 0 ? DNS_TYPE_A : 0;
 }
 
+/* The query the round is at: the SRV question, or a type for the name (or
+ * for the current SRV target). */
+static const char *resolver_qname(const struct resolver_name *n)
+{
+    return n->srv && n->srv_done ? n->targets[n->target_i].target : n->host;
+}
+
+static uint16_t resolver_qtype(const struct resolver_name *n)
+{
+    return n->srv && !n->srv_done ? DNS_TYPE_SRV : resolver_type(n, n->type_i);
+}
+
 static void resolver_close(struct resolver_name *n)
 {
     ev_io_stop(n->r->loop, &n->io);
@@ -136,18 +167,28 @@ static int resolver_apply(struct resolver_name *n)
 {
     struct topology *t = n->r->topo;
     int changed = 0;
-    for (size_t i = 0; i < n->n_found; i++) /* the port of the endpoint */
-        if (n->found[i].addr.ss_family == AF_INET)
-            ((struct sockaddr_in *)&n->found[i].addr)->sin_port = htons(n->port);
+    for (size_t i = 0; i < n->n_found; i++) { /* the port of the endpoint */
+        struct dns_addr *a = &n->found[i].a;
+        if (a->addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&a->addr)->sin_port = htons(n->found[i].port);
         else
-            ((struct sockaddr_in6 *)&n->found[i].addr)->sin6_port = htons(n->port);
+            ((struct sockaddr_in6 *)&a->addr)->sin6_port = htons(n->found[i].port);
+    }
     for (size_t i = 0; i < t->n;) { /* gone from the answer */
         struct topology_item *it = &t->items[i];
         int keep = 1;
         if (it->dns && strcmp(it->dns, n->address) == 0 && strcmp(it->cluster, n->cluster) == 0) {
             keep = 0;
-            for (size_t k = 0; k < n->n_found && !keep; k++)
-                keep = cfg_same_addr(&n->found[k].addr, n->found[k].addrlen, &it->addr, it->addrlen);
+            for (size_t k = 0; k < n->n_found && !keep; k++) {
+                keep = cfg_same_addr(&n->found[k].a.addr, n->found[k].a.addrlen, &it->addr,
+                                     it->addrlen);
+                if (keep && n->srv && it->weight != (int)n->found[k].weight) {
+                    log_info("cluster %s: %s gives %s weight %u", n->cluster, n->address,
+                             it->address, n->found[k].weight);
+                    it->weight = (int)n->found[k].weight; /* SRV weights follow the answer */
+                    changed = 1;
+                }
+            }
         }
         if (keep) {
             i++;
@@ -159,12 +200,12 @@ static int resolver_apply(struct resolver_name *n)
         changed = 1;
     }
     for (size_t k = 0; k < n->n_found; k++) { /* new in the answer */
-        if (topology_find(t, n->cluster, &n->found[k].addr, n->found[k].addrlen))
+        const struct dns_addr *a = &n->found[k].a;
+        if (topology_find(t, n->cluster, &a->addr, a->addrlen))
             continue; /* ours already, or the API's / another name's: not twice */
         char text[64];
-        units_format_addr((const struct sockaddr *)&n->found[k].addr, text, sizeof(text));
-        struct topology_item *it = topology_get(t, n->cluster, text, &n->found[k].addr,
-                                                n->found[k].addrlen);
+        units_format_addr((const struct sockaddr *)&a->addr, text, sizeof(text));
+        struct topology_item *it = topology_get(t, n->cluster, text, &a->addr, a->addrlen);
         if (!it || !(it->dns = strdup(n->address))) {
             if (it)
                 topology_drop(t, it);
@@ -172,7 +213,7 @@ static int resolver_apply(struct resolver_name *n)
             continue;
         }
         it->added = 1;
-        it->weight = (int)n->weight;
+        it->weight = (int)n->found[k].weight;
         it->drain = n->drain;
         log_info("cluster %s: %s resolves to %s; added", n->cluster, n->address, text);
         changed = 1;
@@ -214,17 +255,109 @@ static void resolver_retry(struct resolver_name *n)
     resolver_send(n);
 }
 
-/* This type is answered: the next type, or the round is over. */
+/* An SRV name: moves to the next target that still needs a query (from
+ * type_i of target_i on). Returns 0 when there is none. */
+static int resolver_next_target(struct resolver_name *n)
+{
+    while (n->target_i < n->n_targets) {
+        if (!n->target_done[n->target_i] && resolver_type(n, n->type_i) != 0)
+            return 1;
+        n->target_i++;
+        n->type_i = 0;
+    }
+    return 0;
+}
+
+/* This query is answered: the next type (or target), or the round is over. */
 static void resolver_next_type(struct resolver_name *n)
 {
     resolver_close(n);
-    n->type_i++;
     n->attempt = 0;
-    if (resolver_type(n, n->type_i) == 0) {
+    if (n->srv && !n->srv_done) {
+        n->srv_done = 1;
+        n->type_i = 0;
+        n->target_i = 0;
+    } else {
+        n->type_i++;
+    }
+    if (n->srv ? !resolver_next_target(n) : resolver_type(n, n->type_i) == 0) {
         resolver_round_end(n);
         return;
     }
     resolver_send(n);
+}
+
+/* SRV weight 0 (RFC 2782: rarely chosen) counts as 1; above the most an
+ * endpoint may have, as that most. */
+static uint32_t resolver_srv_weight(uint16_t w)
+{
+    return w == 0 ? 1 : w > CFG_MAX_WEIGHT ? CFG_MAX_WEIGHT : w;
+}
+
+/* Appends the addresses a[0..k) found for a target (or the name) with the
+ * port and weight they get. */
+static void resolver_found_add(struct resolver_name *n, const struct dns_addr *a, size_t k,
+                               uint16_t port, uint32_t weight)
+{
+    for (size_t i = 0; i < k && n->n_found < DNS_MAX_ADDRS; i++) {
+        struct resolver_found *f = &n->found[n->n_found++];
+        f->a = a[i];
+        f->port = port;
+        f->weight = weight;
+    }
+}
+
+/* Reads an SRV answer: keeps the records of the lowest priority that name
+ * a target, and takes the addresses the answer carries for them. Returns
+ * the RCODE or -1. */
+static int resolver_take_srv(struct resolver_name *n, const uint8_t *msg, size_t len)
+{
+    struct dns_srv recs[RESOLVER_MAX_TARGETS * 2];
+    size_t nr = 0;
+    int rcode = dns_parse_srv(msg, len, n->id, n->host, recs, &nr, RESOLVER_MAX_TARGETS * 2);
+    if (rcode != 0)
+        return rcode;
+    uint32_t best = UINT32_MAX;
+    for (size_t i = 0; i < nr; i++)
+        if (recs[i].target[0] && recs[i].priority < best)
+            best = recs[i].priority;
+    n->n_targets = 0;
+    for (size_t i = 0; i < nr && n->n_targets < RESOLVER_MAX_TARGETS; i++) {
+        if (!recs[i].target[0] || recs[i].priority != best ||
+            !dns_query_name_ok(recs[i].target, strlen(recs[i].target)))
+            continue;
+        size_t t = n->n_targets++;
+        n->targets[t] = recs[i];
+        n->target_done[t] = 0;
+        for (int ti = 0; resolver_type(n, ti) != 0; ti++) {
+            struct dns_addr a[DNS_MAX_ADDRS];
+            size_t k = 0;
+            if (dns_parse_owned(msg, len, n->id, n->host, DNS_TYPE_SRV, recs[i].target,
+                                resolver_type(n, ti), a, &k, DNS_MAX_ADDRS) < 0)
+                return -1;
+            resolver_found_add(n, a, k, recs[i].port, resolver_srv_weight(recs[i].weight));
+            n->target_done[t] |= k > 0;
+        }
+    }
+    return 0;
+}
+
+/* Reads an answer to the current A / AAAA query. Returns the RCODE or -1. */
+static int resolver_take_addrs(struct resolver_name *n, const uint8_t *msg, size_t len)
+{
+    struct dns_addr a[DNS_MAX_ADDRS];
+    size_t k = 0;
+    int rcode = dns_parse_answer(msg, len, n->id, resolver_qname(n), resolver_qtype(n), a, &k,
+                                 DNS_MAX_ADDRS);
+    if (rcode < 0)
+        return rcode;
+    if (n->srv) {
+        const struct dns_srv *t = &n->targets[n->target_i];
+        resolver_found_add(n, a, k, t->port, resolver_srv_weight(t->weight));
+    } else {
+        resolver_found_add(n, a, k, n->port, n->weight);
+    }
+    return rcode;
 }
 
 static void resolver_read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -238,8 +371,8 @@ static void resolver_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     size_t before = n->n_found;
-    int rcode = dns_parse_answer(msg, (size_t)len, n->id, n->host, resolver_type(n, n->type_i),
-                                 n->found, &n->n_found, DNS_MAX_ADDRS);
+    int rcode = resolver_qtype(n) == DNS_TYPE_SRV ? resolver_take_srv(n, msg, (size_t)len)
+                                                  : resolver_take_addrs(n, msg, (size_t)len);
     if (rcode < 0) {
         n->n_found = before;
         return; /* not an answer to our query: keep waiting */
@@ -263,7 +396,7 @@ static void resolver_send(struct resolver_name *n)
     const struct sockaddr *server = resolver_server(n, n->attempt % resolver_n_servers(n), &len);
     uint8_t q[512];
     n->id = resolver_rand16(n->r);
-    int qlen = dns_build_query(q, sizeof(q), n->id, n->host, resolver_type(n, n->type_i));
+    int qlen = dns_build_query(q, sizeof(q), n->id, resolver_qname(n), resolver_qtype(n));
     n->fd = socket(server->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (qlen < 0 || n->fd < 0 || connect(n->fd, server, len) != 0 ||
         send(n->fd, q, (size_t)qlen, 0) != qlen) {
@@ -291,6 +424,9 @@ static void resolver_round_cb(struct ev_loop *loop, ev_timer *w, int revents)
     n->attempt = 0;
     n->round_failed = 0;
     n->n_found = 0;
+    n->srv_done = 0;
+    n->n_targets = 0;
+    n->target_i = 0;
     resolver_send(n);
 }
 
@@ -315,17 +451,21 @@ static struct resolver_name *resolver_find(struct resolver *r, const char *clust
     return NULL;
 }
 
-static struct resolver_name *resolver_add(struct resolver *r, const struct cfg_cluster *cc,
-                                          const struct cfg_endpoint *ce)
+/* A new name of cluster `cluster`: endpoint `address` (host:port) or, with
+ * srv, the SRV name (address == host). */
+static struct resolver_name *resolver_add(struct resolver *r, const char *cluster,
+                                          const char *address, const char *host, uint16_t port,
+                                          int srv)
 {
     struct resolver_name *n = calloc(1, sizeof(*n));
     if (!n)
         return NULL;
     n->r = r;
     n->fd = -1;
-    n->cluster = strdup(cc->name);
-    n->address = strdup(ce->address);
-    n->host = strdup(ce->host);
+    n->srv = srv;
+    n->cluster = strdup(cluster);
+    n->address = strdup(address);
+    n->host = strdup(host);
     if (!n->cluster || !n->address || !n->host) {
         free(n->cluster);
         free(n->address);
@@ -333,7 +473,7 @@ static struct resolver_name *resolver_add(struct resolver *r, const struct cfg_c
         free(n);
         return NULL;
     }
-    n->port = ce->port;
+    n->port = port;
     ev_init(&n->interval, resolver_round_cb);
     n->interval.data = n;
     ev_init(&n->timeout, resolver_timeout_cb);
@@ -360,6 +500,32 @@ struct resolver *resolver_new(struct ev_loop *loop, struct topology *topo,
     return r;
 }
 
+/* Keeps (or starts) the name `address` of cluster cc. Returns 1 when kept
+ * or started, 0 when memory is short; *wait_s grows to a new name's
+ * longest first round. */
+static int resolver_keep(struct resolver *r, const struct cfg_cluster *cc, const char *address,
+                         const char *host, uint16_t port, int srv, double *wait_s)
+{
+    struct resolver_name *n = resolver_find(r, cc->name, address);
+    int fresh = n == NULL;
+    if (!n && !(n = resolver_add(r, cc->name, address, host, port, srv))) {
+        log_error("cluster %s: out of memory resolving %s", cc->name, address);
+        return 0;
+    }
+    n->seen = 1;
+    n->cfg = cc->resolve;
+    n->cfg.srv = NULL; /* the cfg may go before n: n->host is its own copy */
+    if (fresh) {
+        /* an SRV name: its query, then up to two per target */
+        double queries = srv ? 3 : 1;
+        double w = (double)n->cfg.timeout_ms / 1000.0 * RESOLVER_ATTEMPTS *
+                   (double)resolver_n_servers(n) * queries;
+        *wait_s = w > *wait_s ? w : *wait_s;
+        resolver_round_cb(r->loop, &n->interval, 0);
+    }
+    return 1;
+}
+
 size_t resolver_sync(struct resolver *r, const struct cfg *cfg, int wait)
 {
     for (struct resolver_name *n = r->names; n; n = n->next)
@@ -368,27 +534,17 @@ size_t resolver_sync(struct resolver *r, const struct cfg *cfg, int wait)
     double wait_s = 0;
     for (size_t i = 0; i < cfg->n_clusters; i++) {
         const struct cfg_cluster *cc = &cfg->clusters[i];
+        if (cc->resolve.srv && resolver_keep(r, cc, cc->resolve.srv, cc->resolve.srv, 0, 1,
+                                             &wait_s))
+            count++;
         for (size_t e = 0; e < cc->n_endpoints; e++) {
             const struct cfg_endpoint *ce = &cc->endpoints[e];
-            if (!ce->host)
+            if (!ce->host || !resolver_keep(r, cc, ce->address, ce->host, ce->port, 0, &wait_s))
                 continue;
             struct resolver_name *n = resolver_find(r, cc->name, ce->address);
-            int fresh = n == NULL;
-            if (!n && !(n = resolver_add(r, cc, ce))) {
-                log_error("cluster %s: out of memory resolving %s", cc->name, ce->address);
-                continue;
-            }
-            n->seen = 1;
             n->weight = ce->weight;
             n->drain = ce->drain;
-            n->cfg = cc->resolve;
             count++;
-            if (fresh) {
-                double w = (double)n->cfg.timeout_ms / 1000.0 * RESOLVER_ATTEMPTS *
-                           (double)resolver_n_servers(n);
-                wait_s = w > wait_s ? w : wait_s;
-                resolver_round_cb(r->loop, &n->interval, 0);
-            }
         }
     }
     for (struct resolver_name **pp = &r->names; *pp;) {

@@ -135,7 +135,7 @@ static int topology_in_file(const struct cfg *cfg, const struct topology_item *i
 {
     const struct cfg_cluster *cc = cfg_find_cluster(cfg, it->cluster);
     *exists = cc != NULL;
-    int named = 0;
+    int named = cc && cc->resolve.srv && it->dns && strcmp(cc->resolve.srv, it->dns) == 0;
     for (size_t i = 0; cc && i < cc->n_endpoints; i++) {
         const struct cfg_endpoint *ce = &cc->endpoints[i];
         if (ce->host && it->dns && strcmp(ce->address, it->dns) == 0)

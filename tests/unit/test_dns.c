@@ -115,6 +115,84 @@ static void test_refused_answers(void **state)
     assert_int_equal(n, 0);
 }
 
+/* Appends a record with owner pointer `owner`, type, and rdata. */
+static size_t put_rr(uint8_t *m, size_t o, uint16_t owner, uint16_t type, const uint8_t *rd,
+                     size_t rdlen)
+{
+    uint8_t h[12] = { (uint8_t)(0xc0 | owner >> 8), (uint8_t)owner, (uint8_t)(type >> 8),
+                      (uint8_t)type, 0, 1, 0, 0, 0, 30, (uint8_t)(rdlen >> 8), (uint8_t)rdlen };
+    memcpy(m + o, h, sizeof(h));
+    memcpy(m + o + sizeof(h), rd, rdlen);
+    return o + sizeof(h) + rdlen;
+}
+
+/* An SRV answer for _http._tcp.svc.test: a.svc.test:8080 (priority 10,
+ * weight 5, written out) and b.svc.test:9090 (priority 20, weight 0, its
+ * name compressed onto the question's "svc.test"), with a.svc.test's A
+ * record in the additional section. *a_off: where a.svc.test is written. */
+static size_t srv_answer(uint8_t *m, size_t *a_off)
+{
+    uint8_t h[12] = { 0, 9, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 1 };
+    memcpy(m, h, 12);
+    size_t o = 12 + put_name(m + 12, "_http._tcp.svc.test");
+    static const uint8_t qt[] = { 0, 33, 0, 1 };
+    memcpy(m + o, qt, 4);
+    o += 4;
+    uint8_t rd[64] = { 0, 10, 0, 5, 0x1f, 0x90 };
+    size_t rl = 6 + put_name(rd + 6, "a.svc.test");
+    *a_off = o + 12 + 6;
+    o = put_rr(m, o, 12, DNS_TYPE_SRV, rd, rl);
+    uint8_t rd2[] = { 0, 20, 0, 0, 0x23, 0x82, 1, 'b', 0xc0, 23 }; /* 23: "svc.test" */
+    o = put_rr(m, o, 12, DNS_TYPE_SRV, rd2, sizeof(rd2));
+    static const uint8_t a[] = { 10, 0, 0, 9 };
+    return put_rr(m, o, (uint16_t)*a_off, DNS_TYPE_A, a, 4);
+}
+
+static void test_srv(void **state)
+{
+    (void)state;
+    assert_true(dns_query_name_ok("_http._tcp.svc.test", 19));
+    assert_false(dns_name_ok("_http._tcp.svc.test", 19));
+    assert_false(dns_query_name_ok("a_b.test", 8)); /* '_' only starts a label */
+    uint8_t m[512];
+    size_t a_off;
+    size_t len = srv_answer(m, &a_off);
+    struct dns_srv srv[4];
+    size_t n = 0;
+    assert_int_equal(dns_parse_srv(m, len, 9, "_http._tcp.svc.test", srv, &n, 4), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(srv[0].priority, 10);
+    assert_int_equal(srv[0].weight, 5);
+    assert_int_equal(srv[0].port, 8080);
+    assert_string_equal(srv[0].target, "a.svc.test");
+    assert_int_equal(srv[1].priority, 20);
+    assert_int_equal(srv[1].port, 9090);
+    assert_string_equal(srv[1].target, "b.svc.test");
+    struct dns_addr out[4];
+    n = 0;
+    assert_int_equal(dns_parse_owned(m, len, 9, "_http._tcp.svc.test", DNS_TYPE_SRV, "A.svc.test",
+                                     DNS_TYPE_A, out, &n, 4), 0);
+    assert_int_equal(n, 1);
+    char text[32];
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&out[0].addr)->sin_addr, text, sizeof(text));
+    assert_string_equal(text, "10.0.0.9");
+    n = 0;
+    assert_int_equal(dns_parse_owned(m, len, 9, "_http._tcp.svc.test", DNS_TYPE_SRV, "b.svc.test",
+                                     DNS_TYPE_A, out, &n, 4), 0);
+    assert_int_equal(n, 0);
+    /* capped at max */
+    n = 0;
+    assert_int_equal(dns_parse_srv(m, len, 9, "_http._tcp.svc.test", srv, &n, 1), 0);
+    assert_int_equal(n, 1);
+    /* a target running past its record's data is refused */
+    n = 0;
+    m[a_off - 6 - 1] = 8; /* rdlength of the first record: 8 < 6 + 12 */
+    assert_int_equal(dns_parse_srv(m, len, 9, "_http._tcp.svc.test", srv, &n, 4), -1);
+    /* another question */
+    len = srv_answer(m, &a_off);
+    assert_int_equal(dns_parse_srv(m, len, 9, "_ftp._tcp.svc.test", srv, &n, 4), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_answer_addresses),
         cmocka_unit_test(test_refused_answers),
+        cmocka_unit_test(test_srv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
