@@ -141,6 +141,8 @@ struct cfg_resolve {
     size_t n_servers;              /* 0: the nameservers of /etc/resolv.conf */
 };
 
+struct cfg_autoscale;
+
 struct cfg_cluster {
     char *name;
     enum cfg_balance balance;      /* default round_robin */
@@ -163,6 +165,7 @@ struct cfg_cluster {
     struct cfg_outlier outlier;
     struct cfg_breaker breaker;
     struct cfg_resolve resolve;
+    struct cfg_autoscale *autoscale; /* autoscale/autoscale_cfg.h, or NULL */
     size_t n_hosts;                /* endpoints given as names */
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */
