@@ -390,7 +390,7 @@ static void instance_up_hook_done(struct autoscale_instance *in, int status, uin
         instance_crashed(in, now_ms, "up hook gave no address");
         return;
     }
-    snprintf(in->address, sizeof(in->address), "%s", in->out);
+    memcpy(in->address, in->out, strlen(in->out) + 1); /* fits: checked above */
     log_info("autoscale: cluster %s: instance %u: up hook reported %s", in->sc->name, in->id,
              in->address);
 }

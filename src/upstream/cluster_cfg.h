@@ -150,7 +150,7 @@ struct cfg_cluster {
     char *hash_key_name;           /* header or cookie name, else NULL */
     enum cfg_hash_method hash_method; /* default ring */
     struct cfg_endpoint *endpoints;
-    size_t n_endpoints;            /* >= 1 (names included) */
+    size_t n_endpoints;            /* >= 1 (names included); 0 allowed with autoscale */
     uint64_t connect_timeout_ms;   /* timeouts.connect, default 2s */
     uint64_t response_timeout_ms;  /* timeouts.response: first byte of the answer, default 30s */
     uint64_t pool_idle_timeout_ms; /* pool.idle_timeout, default 60s */
