@@ -247,6 +247,25 @@ def test_in_flight_load_scales_out_and_scale_in_fails_no_request(autoscaled):
     assert "request(s) in flight; stopping it anyway" not in e.w.errlog()
 
 
+@pytest.mark.parametrize("metric,path", [("latency_p95: { target: 50ms }", "/slow?ms=200"),
+                                         ("cpu: { target: 20% }", "/burn?ms=100")])
+def test_latency_and_cpu_readings_scale_out(autoscaled, metric, path):
+    cmd = 'command: "%s %s {port} inst{instance}"' % (sys.executable, WORKER)
+    e = autoscaled([cmd, "ports: %s" % ports_range(), "min: 1", "max: 2", "period: 200ms",
+                    "stabilization: { down: 1s }", "grace: 5s", "metrics: { %s }" % metric])
+    wait_until(lambda: len(e.ready()) == 1, SLOW, what="min instance")
+    load = Load(e.port, path, 2)
+    try:
+        wait_until(lambda: len(e.ready()) == 2, SLOW, what="scale out on " + metric)
+    finally:
+        load.stop()
+    name = metric.split(":")[0]
+    assert re.search(r"scale up 1 -> 2 \(reason (metric|max), metric %s;" % name, e.w.errlog())
+    value = e.state()["last_decision"]["inputs"][name]["value"]
+    assert value is None or value > 0
+    assert load.failed == 0, load.errors[:5]
+
+
 def test_crashing_instance_is_restarted_with_backoff_and_counted(autoscaled, tmp_path):
     script = tmp_path / "crash.sh"
     script.write_text("#!/bin/sh\necho \"crash $1\" >> %s\nexit 3\n" % (tmp_path / "runs"))
