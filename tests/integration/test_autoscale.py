@@ -395,3 +395,27 @@ def test_config_errors(tmp_path):
     p.write_text(base)
     r = subprocess.run([WEIR_BIN, "check", "-c", str(p)], capture_output=True, text=True)
     assert r.returncode == 2 and "missing required key 'endpoints'" in r.stderr
+
+
+def test_reload_follows_the_block_and_its_removal(autoscaled, demo_backend, tmp_path):
+    block = [demo_cmd(), "ports: %s" % ports_range(), "min: 1", "max: 1", "period: 100ms",
+             "grace: 5s", "metrics: { in_flight: { target: 5 } }"]
+    e = autoscaled(block)
+    wait_until(lambda: len(e.ready()) == 1, SLOW, what="first instance")
+    pid = e.state()["instances"][0]["pid"]
+    text = open(e.w.config_path).read()
+    e.w.reload(text.replace("min: 1\n", "min: 2\n").replace("max: 1\n", "max: 2\n"))
+    wait_until(lambda: len(e.ready()) == 2, SLOW, what="min 2 after reload")
+    assert e.state()["instances"][0]["pid"] == pid  # kept across the reload
+    pids = {i["pid"] for i in e.state()["instances"]}
+    # the block goes: the cluster has a file endpoint now, the instances stop
+    b = demo_backend("file")
+    start = text.index("    autoscale:\n")
+    end = text.index("admin:")
+    e.w.reload(text[:start] + "    endpoints: [%s]\n" % b.addr + text[end:])
+    e.w.wait_log(r"cluster app: no longer autoscaled")
+    wait_until(lambda: not any(alive(p) for p in pids), SLOW, what="instances to stop")
+    assert e.api("/api/v1/autoscale/app").status_code == 404
+    assert e.api("/api/v1/autoscale").json()["clusters"] == []
+    r = requests.get("http://127.0.0.1:%d/" % e.port, timeout=10)
+    assert r.headers["X-Backend"] == "file"
