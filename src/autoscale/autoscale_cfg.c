@@ -102,8 +102,10 @@ int autoscale_cmd_split(const char *s, struct cfg_autoscale_cmd *cmd)
                     p++;
                 word[n++] = *p;
             }
-            if (!*p)
-                rc = -EINVAL;
+            if (!*p) {
+                rc = -EINVAL; /* unclosed: stop here, at the NUL */
+                break;
+            }
         } else if (*p == '\\') {
             if (!p[1]) {
                 rc = -EINVAL;
