@@ -419,3 +419,20 @@ def test_reload_follows_the_block_and_its_removal(autoscaled, demo_backend, tmp_
     assert e.api("/api/v1/autoscale").json()["clusters"] == []
     r = requests.get("http://127.0.0.1:%d/" % e.port, timeout=10)
     assert r.headers["X-Backend"] == "file"
+
+
+def test_scale_to_zero_and_back_from_zero_on_the_queue(autoscaled):
+    e = autoscaled([demo_cmd(), "ports: %s" % ports_range(), "min: 0", "max: 2",
+                    "scale_to_zero: true", "period: 100ms", "stabilization: { down: 500ms }",
+                    "grace: 5s", "metrics: { queue_visible: { queue: jobs, target: 5 } }"])
+    time.sleep(0.5)  # several periods: idle, nothing starts
+    assert e.state()["instances"] == []
+    assert requests.get("http://127.0.0.1:%d/" % e.port, timeout=10).status_code == 503
+    requests.post("http://127.0.0.1:%d/enqueue" % e.port, data="one", timeout=10)
+    wait_until(lambda: len(e.ready()) == 1, SLOW, what="an instance from zero")
+    assert e.state()["last_decision"]["reason"] in ("from_zero", "steady", "min")
+    assert requests.get("http://127.0.0.1:%d/" % e.port, timeout=10).status_code == 200
+    assert "reason from_zero" in e.w.errlog()
+    e.sqs("PurgeQueue")
+    wait_until(lambda: e.state()["instances"] == [], SLOW, what="back to zero")
+    assert "reason to_zero" in e.w.errlog()
