@@ -687,7 +687,8 @@ static void autoscale_stop_all(struct autoscale *as, int wait)
             struct autoscale_instance *in = sc->inst[k];
             if (in->pid > 0) {
                 ev_child_stop(as->loop, &in->child);
-                autoscale_instance_signal(in, SIGTERM);
+                if (!(in->pid_is_hook && in->state == AUTOSCALE_STOPPING))
+                    autoscale_instance_signal(in, SIGTERM); /* a down hook may finish */
             } else if (wait && sc->cfg->hook_down.argc && in->address[0] &&
                        in->state != AUTOSCALE_STOPPING) {
                 autoscale_instance_stop(in, endpoint_now_ms()); /* weir's drain is over */
