@@ -61,16 +61,16 @@ static json_t *api_autoscale_json(const struct autoscale_scaler *sc)
     size_t counted = 0;
     for (size_t i = 0; inst && i < sc->n_inst; i++) {
         json_array_append_new(inst, api_autoscale_instance(sc->inst[i], now_ms));
-        counted += sc->inst[i]->state != AUTOSCALE_DRAINING &&
-                   sc->inst[i]->state != AUTOSCALE_STOPPING;
+        counted +=
+            sc->inst[i]->state != AUTOSCALE_DRAINING && sc->inst[i]->state != AUTOSCALE_STOPPING;
     }
-    return json_pack("{s:s, s:s, s:i, s:i, s:b, s:i, s:I, s:i, s:b, s:o, s:o}", "cluster",
-                     sc->name, "mode", sc->cfg->command.argc ? "command" : "hooks", "min",
+    return json_pack("{s:s, s:s, s:i, s:i, s:b, s:i, s:I, s:i, s:b, s:o, s:o}", "cluster", sc->name,
+                     "mode", sc->cfg->command.argc ? "command" : "hooks", "min",
                      (json_int_t)autoscale_min(sc), "max", (json_int_t)autoscale_max(sc), "paused",
                      sc->paused != 0, "current", (json_int_t)counted, "period_ms",
                      (json_int_t)sc->cfg->period_ms, "restarts", (json_int_t)sc->restarts,
-                     "crash_loop", sc->crash_loop != 0, "last_decision",
-                     api_autoscale_decision(sc), "instances", inst);
+                     "crash_loop", sc->crash_loop != 0, "last_decision", api_autoscale_decision(sc),
+                     "instances", inst);
 }
 
 /* PATCH: {"min"?, "max"?, "paused"?} */
@@ -86,7 +86,8 @@ static void api_autoscale_patch(struct admin_req *r, struct autoscale_scaler *sc
         admin_reply_error(r, 400, "the body must be a JSON object", j ? NULL : jerr.text);
         goto out;
     }
-    json_object_foreach(j, key, v) {
+    json_object_foreach(j, key, v)
+    {
         int is_count = strcmp(key, "min") == 0 || strcmp(key, "max") == 0;
         if (is_count && (!json_is_integer(v) || json_integer_value(v) < 0 ||
                          json_integer_value(v) > AUTOSCALE_MAX_INSTANCES)) {
@@ -99,8 +100,9 @@ static void api_autoscale_patch(struct admin_req *r, struct autoscale_scaler *sc
         } else if (strcmp(key, "paused") == 0 && json_is_boolean(v)) {
             paused = json_is_true(v);
         } else {
-            admin_reply_error(r, 400, strcmp(key, "paused") == 0 ? "paused is true or false"
-                                                                 : "unknown field", key);
+            admin_reply_error(
+                r, 400, strcmp(key, "paused") == 0 ? "paused is true or false" : "unknown field",
+                key);
             goto out;
         }
     }

@@ -49,7 +49,7 @@
 static struct autoscale *autoscale_the;
 
 #define AUTOSCALE_ENUM_NAME(e, s) s,
-static const char *const autoscale_state_names[] = { AUTOSCALE_STATE_LIST(AUTOSCALE_ENUM_NAME) };
+static const char *const autoscale_state_names[] = {AUTOSCALE_STATE_LIST(AUTOSCALE_ENUM_NAME)};
 #undef AUTOSCALE_ENUM_NAME
 
 const char *autoscale_state_name(enum autoscale_state s)
@@ -63,28 +63,28 @@ static const struct metric_family autoscale_family_desired = {
     .name = "weir_autoscale_desired",
     .help = "Instances the autoscaler's last decision asked for.",
     .type = METRIC_GAUGE,
-    .labels = { "cluster" },
+    .labels = {"cluster"},
 };
 
 static const struct metric_family autoscale_family_current = {
     .name = "weir_autoscale_current",
     .help = "Instances the autoscaler runs (starting, ready or backing off; not those going).",
     .type = METRIC_GAUGE,
-    .labels = { "cluster" },
+    .labels = {"cluster"},
 };
 
 static const struct metric_family autoscale_family_decisions = {
     .name = "weir_autoscale_decisions_total",
     .help = "Autoscaler decisions, one per period, by direction and reason.",
     .type = METRIC_COUNTER,
-    .labels = { "cluster", "direction", "reason" },
+    .labels = {"cluster", "direction", "reason"},
 };
 
 static const struct metric_family autoscale_family_restarts = {
     .name = "weir_autoscale_restarts_total",
     .help = "Instances restarted after a crash or a failed start.",
     .type = METRIC_COUNTER,
-    .labels = { "cluster" },
+    .labels = {"cluster"},
 };
 
 /* Instances that count toward the decision: not those being taken out. */
@@ -101,14 +101,14 @@ static void autoscale_collect(struct metrics_out *out, void *arg)
     struct autoscale *as = arg;
     metrics_write_family(out, &autoscale_family_desired);
     for (size_t i = 0; i < as->n_sc; i++) {
-        const char *v[] = { as->sc[i]->name };
+        const char *v[] = {as->sc[i]->name};
         const struct autoscale_scaler *sc = as->sc[i];
         metrics_write_sample(out, &autoscale_family_desired, v,
                              sc->have_last ? sc->last.desired : autoscale_counted(sc));
     }
     metrics_write_family(out, &autoscale_family_current);
     for (size_t i = 0; i < as->n_sc; i++) {
-        const char *v[] = { as->sc[i]->name };
+        const char *v[] = {as->sc[i]->name};
         metrics_write_sample(out, &autoscale_family_current, v, autoscale_counted(as->sc[i]));
     }
 }
@@ -119,12 +119,13 @@ void autoscale_count_restart(struct autoscale_scaler *sc)
     metrics_add(sc->m_restarts, 0, 1);
 }
 
-static void autoscale_count_decision(struct autoscale_scaler *sc, const struct autoscale_decision *d)
+static void autoscale_count_decision(struct autoscale_scaler *sc,
+                                     const struct autoscale_decision *d)
 {
     struct metric_series **s = &sc->m_decisions[d->direction][d->reason];
     if (!*s) {
-        const char *v[] = { sc->name, autoscale_direction_name(d->direction),
-                            autoscale_reason_name(d->reason) };
+        const char *v[] = {sc->name, autoscale_direction_name(d->direction),
+                           autoscale_reason_name(d->reason)};
         *s = metrics_series_get(&autoscale_family_decisions, v);
     }
     metrics_add(*s, 0, 1);
@@ -135,8 +136,8 @@ static void autoscale_count_decision(struct autoscale_scaler *sc, const struct a
 int autoscale_pool_add(struct autoscale_instance *in)
 {
     struct autoscale *as = in->sc->as;
-    struct topology_item *it = topology_get(&as->srv->topo, in->sc->name, in->address, &in->addr,
-                                            in->addrlen);
+    struct topology_item *it =
+        topology_get(&as->srv->topo, in->sc->name, in->address, &in->addr, in->addrlen);
     if (!it)
         return -ENOMEM;
     it->added = 1;
@@ -239,7 +240,8 @@ static void autoscale_read_queue(struct autoscale_scaler *sc, struct autoscale_r
     if (!q) {
         if (!sc->queue_missing_logged)
             log_warn("autoscale: cluster %s: queue %s does not exist (yet); queue_visible is "
-                     "not read until it does", sc->name, sc->cfg->queue);
+                     "not read until it does",
+                     sc->name, sc->cfg->queue);
         sc->queue_missing_logged = 1;
         return;
     }
@@ -268,8 +270,8 @@ static void autoscale_read_latency(struct autoscale_scaler *sc, const struct clu
 {
     uint64_t now[METRICS_MAX_BUCKETS + 1], delta[METRICS_MAX_BUCKETS + 1], total = 0;
     const double *bounds;
-    size_t n = cl ? metrics_read_histogram(cl->m_response, now, METRICS_MAX_BUCKETS + 1, &bounds)
-                  : 0;
+    size_t n =
+        cl ? metrics_read_histogram(cl->m_response, now, METRICS_MAX_BUCKETS + 1, &bounds) : 0;
     if (n == 0)
         return;
     for (size_t b = 0; b < n; b++) {
@@ -352,7 +354,9 @@ static void autoscale_format_inputs(const struct autoscale_scaler *sc, char *buf
         const struct autoscale_reading *r = &sc->readings[m];
         if (!sc->cfg->present[m])
             continue;
-        const char *unit = m == AUTOSCALE_METRIC_LATENCY_P95 ? "ms" : m == AUTOSCALE_METRIC_CPU ? "%" : "";
+        const char *unit = m == AUTOSCALE_METRIC_LATENCY_P95 ? "ms"
+                           : m == AUTOSCALE_METRIC_CPU       ? "%"
+                                                             : "";
         int n = r->present ? snprintf(buf + len, size - len, "%s%s=%.1f%s/%g%s", len ? " " : "",
                                       autoscale_metric_name(m), r->value, unit, r->target, unit)
                            : snprintf(buf + len, size - len, "%s%s=none/%g%s", len ? " " : "",
@@ -373,11 +377,14 @@ static void autoscale_log_decision(struct autoscale_scaler *sc, const struct aut
     char inputs[256];
     autoscale_format_inputs(sc, inputs, sizeof(inputs));
     log_info("autoscale: cluster %s: %s %u -> %u (reason %s%s%s; proposed %u, min %u, max %u): %s",
-             sc->name, d->direction == AUTOSCALE_UP ? "scale up" : d->direction == AUTOSCALE_DOWN
-                                                                      ? "scale down" : "hold",
-             d->current, d->desired, autoscale_reason_name(d->reason), d->metric >= 0 ? ", metric " : "",
-             d->metric >= 0 ? autoscale_metric_name(d->metric) : "", d->proposed,
-             autoscale_min(sc), autoscale_max(sc), inputs);
+             sc->name,
+             d->direction == AUTOSCALE_UP     ? "scale up"
+             : d->direction == AUTOSCALE_DOWN ? "scale down"
+                                              : "hold",
+             d->current, d->desired, autoscale_reason_name(d->reason),
+             d->metric >= 0 ? ", metric " : "",
+             d->metric >= 0 ? autoscale_metric_name(d->metric) : "", d->proposed, autoscale_min(sc),
+             autoscale_max(sc), inputs);
 }
 
 /* The lowest instance number no instance of sc has. */
@@ -414,8 +421,8 @@ static int autoscale_add_instance(struct autoscale_scaler *sc, uint64_t now_ms)
  * newest ready one (the highest number). */
 static struct autoscale_instance *autoscale_victim(struct autoscale_scaler *sc)
 {
-    static const enum autoscale_state order[] = { AUTOSCALE_BACKOFF, AUTOSCALE_STARTING,
-                                                  AUTOSCALE_READY };
+    static const enum autoscale_state order[] = {AUTOSCALE_BACKOFF, AUTOSCALE_STARTING,
+                                                 AUTOSCALE_READY};
     for (size_t o = 0; o < 3; o++) {
         struct autoscale_instance *best = NULL;
         for (size_t i = 0; i < sc->n_inst; i++)
@@ -447,11 +454,13 @@ static void autoscale_converge(struct autoscale_scaler *sc, uint32_t desired, ui
 static void autoscale_decide_now(struct autoscale_scaler *sc, uint64_t now_ms)
 {
     const struct cfg_autoscale *c = sc->cfg;
-    struct autoscale_policy p = { .min = autoscale_min(sc), .max = autoscale_max(sc),
-                                  .max_step = c->max_step, .tolerance = c->tolerance,
-                                  .up_window_ms = c->up_window_ms,
-                                  .down_window_ms = c->down_window_ms,
-                                  .scale_to_zero = c->scale_to_zero };
+    struct autoscale_policy p = {.min = autoscale_min(sc),
+                                 .max = autoscale_max(sc),
+                                 .max_step = c->max_step,
+                                 .tolerance = c->tolerance,
+                                 .up_window_ms = c->up_window_ms,
+                                 .down_window_ms = c->down_window_ms,
+                                 .scale_to_zero = c->scale_to_zero};
     struct autoscale_decision d;
     autoscale_read(sc, now_ms);
     autoscale_decide(&p, sc->history, autoscale_counted(sc), sc->readings, now_ms, &d);
@@ -508,7 +517,7 @@ static struct autoscale_scaler *autoscale_scaler_new(struct autoscale *as, struc
     sc->root = root;
     sc->cfg = cc->autoscale;
     sc->min_override = sc->max_override = -1;
-    const char *v[] = { sc->name };
+    const char *v[] = {sc->name};
     sc->m_restarts = metrics_series_get(&autoscale_family_restarts, v);
     log_info("autoscale: cluster %s: %u..%u instances, every %llu ms", sc->name, sc->cfg->min,
              sc->cfg->max, (unsigned long long)sc->cfg->period_ms);
@@ -571,7 +580,8 @@ static void autoscale_follow(struct autoscale *as, struct cfg *cfg)
         sc->cfg = cc->autoscale;
         if (sc->min_override >= 0 || sc->max_override >= 0)
             log_info("autoscale: cluster %s: reload: min/max set through the API give way to "
-                     "the file's", sc->name);
+                     "the file's",
+                     sc->name);
         sc->min_override = sc->max_override = -1;
         sc->next_decide_ms = 0;
     }
@@ -716,7 +726,7 @@ static void autoscale_stop_all(struct autoscale *as, int wait)
                 left = 1;
             }
         if (left) {
-            struct timespec ts = { 0, 20 * 1000 * 1000 };
+            struct timespec ts = {0, 20 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
     }

@@ -23,12 +23,12 @@ struct snapshot;
 struct metric_series;
 
 /* An instance's life: enum and API names from one list. */
-#define AUTOSCALE_STATE_LIST(X) \
-    X(AUTOSCALE_STARTING, "starting")  /* spawned (or up hook running), not ready yet */ \
-    X(AUTOSCALE_READY, "ready")        /* in the cluster, taking requests */ \
-    X(AUTOSCALE_BACKOFF, "backoff")    /* crashed or failed to start: waits, then starts again */ \
-    X(AUTOSCALE_DRAINING, "draining")  /* no new requests; waiting for those in flight */ \
-    X(AUTOSCALE_STOPPING, "stopping")  /* SIGTERM sent (or down hook running), waiting */
+#define AUTOSCALE_STATE_LIST(X)                                                                    \
+    X(AUTOSCALE_STARTING, "starting") /* spawned (or up hook running), not ready yet */            \
+    X(AUTOSCALE_READY, "ready")       /* in the cluster, taking requests */                        \
+    X(AUTOSCALE_BACKOFF, "backoff")   /* crashed or failed to start: waits, then starts again */   \
+    X(AUTOSCALE_DRAINING, "draining") /* no new requests; waiting for those in flight */           \
+    X(AUTOSCALE_STOPPING, "stopping") /* SIGTERM sent (or down hook running), waiting */
 #define AUTOSCALE_ENUM_MEMBER(e, s) e,
 enum autoscale_state { AUTOSCALE_STATE_LIST(AUTOSCALE_ENUM_MEMBER) AUTOSCALE_STATE_COUNT };
 #undef AUTOSCALE_ENUM_MEMBER
@@ -41,37 +41,37 @@ struct autoscale_scaler;
  * reported (hooks). */
 struct autoscale_instance {
     struct autoscale_scaler *sc;
-    unsigned id;                   /* {instance}: the lowest free number, from 1 */
+    unsigned id; /* {instance}: the lowest free number, from 1 */
     enum autoscale_state state;
     uint64_t state_since_ms;
-    uint64_t deadline_ms;          /* the state's timeout (start, drain, grace, backoff) */
-    pid_t pid;                     /* the instance (command) or the hook running, 0 none */
-    int pid_is_hook;               /* pid is a hook, not the instance */
+    uint64_t deadline_ms; /* the state's timeout (start, drain, grace, backoff) */
+    pid_t pid;            /* the instance (command) or the hook running, 0 none */
+    int pid_is_hook;      /* pid is a hook, not the instance */
     ev_child child;
     uint16_t port;
-    char address[96];              /* "127.0.0.1:20001", "" before it is known */
+    char address[96]; /* "127.0.0.1:20001", "" before it is known */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    int in_pool;                   /* a topology item of the cluster */
-    int probe_fd;                  /* readiness probe in flight, -1 none */
-    int probe_sent;                /* the HTTP probe's request is written */
-    int out_fd;                    /* up hook's stdout, -1 none */
-    char out[128];                 /* what it printed (its first line is the address) */
+    int in_pool;    /* a topology item of the cluster */
+    int probe_fd;   /* readiness probe in flight, -1 none */
+    int probe_sent; /* the HTTP probe's request is written */
+    int out_fd;     /* up hook's stdout, -1 none */
+    char out[128];  /* what it printed (its first line is the address) */
     size_t out_len;
-    unsigned crashes;              /* in a row, reset after a healthy run */
-    unsigned restarts;             /* all of this instance's restarts */
-    int last_status;               /* wait status of the last exit, -1 none */
-    uint64_t cpu_ticks;            /* utime + stime at the last sample, /proc/PID/stat */
+    unsigned crashes;   /* in a row, reset after a healthy run */
+    unsigned restarts;  /* all of this instance's restarts */
+    int last_status;    /* wait status of the last exit, -1 none */
+    uint64_t cpu_ticks; /* utime + stime at the last sample, /proc/PID/stat */
     uint64_t cpu_at_ms;
-    double cpu_pct;                /* the last sample's CPU %, -1 none yet */
-    int killed;                    /* SIGKILL sent */
+    double cpu_pct; /* the last sample's CPU %, -1 none yet */
+    int killed;     /* SIGKILL sent */
 };
 
 /* One cluster's scaler. */
 struct autoscale_scaler {
     struct autoscale *as;
     char name[CFG_MAX_NAME + 1];
-    struct cfg *root;              /* the configuration cfg belongs to (one reference) */
+    struct cfg *root;                /* the configuration cfg belongs to (one reference) */
     const struct cfg_autoscale *cfg; /* this cluster's block in root */
     struct autoscale_instance **inst;
     size_t n_inst, cap_inst;
@@ -80,32 +80,32 @@ struct autoscale_scaler {
     int paused;
     uint64_t next_decide_ms;
     struct autoscale_history *history;
-    struct autoscale_decision last;    /* last.current == UINT32_MAX: none yet */
+    struct autoscale_decision last; /* last.current == UINT32_MAX: none yet */
     struct autoscale_reading readings[AUTOSCALE_METRIC_COUNT];
-    uint64_t last_at_ms;               /* wall clock ms of `last` */
+    uint64_t last_at_ms; /* wall clock ms of `last` */
     int have_last;
     uint64_t hist_prev[METRICS_MAX_BUCKETS + 1]; /* the response histogram at the last period */
     int hist_primed;
     unsigned port_cursor;
-    unsigned restarts;                 /* weir_autoscale_restarts_total, this scaler's */
-    int crash_loop;                    /* an instance crashed AUTOSCALE_CRASH_LOOP times in a row */
+    unsigned restarts; /* weir_autoscale_restarts_total, this scaler's */
+    int crash_loop;    /* an instance crashed AUTOSCALE_CRASH_LOOP times in a row */
     int queue_missing_logged;
     struct metric_series *m_restarts;
     struct metric_series *m_decisions[AUTOSCALE_DIRECTION_COUNT][AUTOSCALE_REASON_COUNT];
-    int gone;                          /* the cluster left the configuration: stop everything */
+    int gone; /* the cluster left the configuration: stop everything */
 };
 
 struct autoscale {
     struct ev_loop *loop;
     struct server *srv;
-    struct cfg *cfg;               /* the configuration followed (one reference) */
+    struct cfg *cfg; /* the configuration followed (one reference) */
     ev_timer tick;
     struct autoscale_scaler **sc;
     size_t n_sc;
-    struct snapshot **snaps;       /* snapshots that may still carry requests (drain) */
+    struct snapshot **snaps; /* snapshots that may still carry requests (drain) */
     size_t n_snaps, cap_snaps;
-    int dirty;                     /* the topology changed: rebuild at the end of the tick */
-    int stopping;                  /* weir is shutting down: no decisions, no restarts */
+    int dirty;    /* the topology changed: rebuild at the end of the tick */
+    int stopping; /* weir is shutting down: no decisions, no restarts */
 };
 
 /* Starts the scalers of srv's configuration on loop. Returns the object,

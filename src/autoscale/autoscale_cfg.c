@@ -33,7 +33,7 @@ static const struct cfg_autoscale autoscale_cfg_defaults = {
 };
 
 #define AUTOSCALE_ENUM_NAME(e, s) s,
-static const char *const autoscale_metric_names[] = { AUTOSCALE_METRIC_LIST(AUTOSCALE_ENUM_NAME) };
+static const char *const autoscale_metric_names[] = {AUTOSCALE_METRIC_LIST(AUTOSCALE_ENUM_NAME)};
 #undef AUTOSCALE_ENUM_NAME
 
 const char *autoscale_metric_name(enum autoscale_metric m)
@@ -141,9 +141,10 @@ static int autoscale_cfg_cmd(struct cfg_ctx *ctx, yaml_node_t *v, const char *wh
     if (rc == -ENOMEM)
         return cfg_nomem(ctx);
     if (rc < 0)
-        return cfg_fail(ctx, v, "%s: expected a command and its arguments (at most %d; quote "
-                                "with '...' or \"...\", every quote closed)", what,
-                        AUTOSCALE_MAX_ARGS - 1);
+        return cfg_fail(ctx, v,
+                        "%s: expected a command and its arguments (at most %d; quote "
+                        "with '...' or \"...\", every quote closed)",
+                        what, AUTOSCALE_MAX_ARGS - 1);
     return 0;
 }
 
@@ -198,8 +199,10 @@ static int autoscale_cfg_ports(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     c->port_hi = (uint16_t)b;
     return 0;
 bad:
-    return cfg_fail(ctx, v, "ports: expected a range LOW-HIGH of ports 1..65535, like "
-                            "20000-20100, got %s", cfg_quote(s, q));
+    return cfg_fail(ctx, v,
+                    "ports: expected a range LOW-HIGH of ports 1..65535, like "
+                    "20000-20100, got %s",
+                    cfg_quote(s, q));
 }
 
 static int autoscale_cfg_host(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -235,8 +238,10 @@ static int autoscale_cfg_tolerance(struct cfg_ctx *ctx, yaml_node_t *v, void *ob
     }
     char q[CFG_QUOTE_SIZE];
     if (end == s || *end || !(d >= 0 && d < 1))
-        return cfg_fail(ctx, v, "tolerance: expected a fraction 0..0.99 or a percentage like "
-                                "10%%, got %s", cfg_quote(s, q));
+        return cfg_fail(ctx, v,
+                        "tolerance: expected a fraction 0..0.99 or a percentage like "
+                        "10%%, got %s",
+                        cfg_quote(s, q));
     c->tolerance = d;
     return 0;
 }
@@ -249,7 +254,7 @@ static int autoscale_cfg_to_zero(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 
 static int autoscale_cfg_output(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    static const char *const names[] = { "inherit", "null" };
+    static const char *const names[] = {"inherit", "null"};
     struct cfg_autoscale *c = obj;
     return cfg_parse_enum(ctx, v, "output", names, 2, &c->output_null);
 }
@@ -286,8 +291,10 @@ static int autoscale_cfg_target(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     if (mm->m == AUTOSCALE_METRIC_LATENCY_P95) {
         uint64_t ms;
         if (units_parse_duration_ms(s, &ms) != 0 || ms == 0 || ms > CFG_MAX_DURATION_MS)
-            return cfg_fail(ctx, v, "latency_p95.target: expected a duration like 200ms, got "
-                                    "%s", cfg_quote(s, q));
+            return cfg_fail(ctx, v,
+                            "latency_p95.target: expected a duration like 200ms, got "
+                            "%s",
+                            cfg_quote(s, q));
         mm->c->target[mm->m] = (double)ms;
         return 0;
     }
@@ -331,7 +338,7 @@ CFG_MAP_DEFINE(autoscale_cfg_queue_map, "autoscale queue_visible", autoscale_cfg
 static int autoscale_cfg_metric(struct cfg_ctx *ctx, struct cfg_autoscale *c, yaml_node_t *v,
                                 enum autoscale_metric m)
 {
-    struct autoscale_cfg_metric mm = { c, m };
+    struct autoscale_cfg_metric mm = {c, m};
     const struct cfg_map *map =
         m == AUTOSCALE_METRIC_QUEUE_VISIBLE ? &autoscale_cfg_queue_map : &autoscale_cfg_target_map;
     int rc = cfg_parse_map(ctx, v, map, &mm, NULL);
@@ -340,17 +347,17 @@ static int autoscale_cfg_metric(struct cfg_ctx *ctx, struct cfg_autoscale *c, ya
     return rc;
 }
 
-#define AUTOSCALE_METRIC_FN(e, s) \
-    static int autoscale_cfg_metric_##e(struct cfg_ctx *ctx, yaml_node_t *v, void *obj) \
-    { \
-        return autoscale_cfg_metric(ctx, obj, v, e); \
+#define AUTOSCALE_METRIC_FN(e, s)                                                                  \
+    static int autoscale_cfg_metric_##e(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)            \
+    {                                                                                              \
+        return autoscale_cfg_metric(ctx, obj, v, e);                                               \
     }
 AUTOSCALE_METRIC_LIST(AUTOSCALE_METRIC_FN)
 #undef AUTOSCALE_METRIC_FN
 
 #define AUTOSCALE_METRIC_KEY(e, s) CFG_FUNC(s, autoscale_cfg_metric_##e, false),
-static const struct cfg_key autoscale_cfg_metric_keys[] = { AUTOSCALE_METRIC_LIST(
-    AUTOSCALE_METRIC_KEY) };
+static const struct cfg_key autoscale_cfg_metric_keys[] = {
+    AUTOSCALE_METRIC_LIST(AUTOSCALE_METRIC_KEY)};
 #undef AUTOSCALE_METRIC_KEY
 CFG_MAP_DEFINE(autoscale_cfg_metric_map, "autoscale metrics", autoscale_cfg_metric_keys);
 
@@ -385,17 +392,19 @@ static const struct cfg_key autoscale_cfg_keys[] = {
 CFG_MAP_DEFINE(autoscale_cfg_map, "autoscale", autoscale_cfg_keys);
 
 /* The checks across keys, once the map is parsed. */
-static int autoscale_cfg_check(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_autoscale *c,
-                               yaml_node_t *const *values)
+static int autoscale_cfg_check(struct cfg_ctx *ctx, yaml_node_t *node,
+                               const struct cfg_autoscale *c, yaml_node_t *const *values)
 {
     yaml_node_t *ports = values[cfg_key_index(&autoscale_cfg_map, "ports")];
     int has_cmd = c->command.argc > 0, has_hooks = c->hook_up.argc > 0;
     if (has_cmd == has_hooks)
-        return cfg_fail(ctx, node, "autoscale needs exactly one of 'command' (weir starts local "
-                                   "processes) or 'hooks' (commands that start and stop them)");
+        return cfg_fail(ctx, node,
+                        "autoscale needs exactly one of 'command' (weir starts local "
+                        "processes) or 'hooks' (commands that start and stop them)");
     if (has_cmd && !ports)
-        return cfg_fail(ctx, node, "autoscale: 'command' needs 'ports' (a range like "
-                                   "20000-20100 weir picks each instance's {port} from)");
+        return cfg_fail(ctx, node,
+                        "autoscale: 'command' needs 'ports' (a range like "
+                        "20000-20100 weir picks each instance's {port} from)");
     if (ports && (uint32_t)(c->port_hi - c->port_lo) + 1 < c->max)
         return cfg_fail(ctx, ports, "autoscale: the port range holds fewer ports than max (%u)",
                         c->max);

@@ -18,10 +18,10 @@
 #define AUTOSCALE_MAX_ARGS 64
 
 /* The metrics a scaler may follow: enum and config names from one list. */
-#define AUTOSCALE_METRIC_LIST(X) \
-    X(AUTOSCALE_METRIC_QUEUE_VISIBLE, "queue_visible") \
-    X(AUTOSCALE_METRIC_IN_FLIGHT, "in_flight") \
-    X(AUTOSCALE_METRIC_LATENCY_P95, "latency_p95") \
+#define AUTOSCALE_METRIC_LIST(X)                                                                   \
+    X(AUTOSCALE_METRIC_QUEUE_VISIBLE, "queue_visible")                                             \
+    X(AUTOSCALE_METRIC_IN_FLIGHT, "in_flight")                                                     \
+    X(AUTOSCALE_METRIC_LATENCY_P95, "latency_p95")                                                 \
     X(AUTOSCALE_METRIC_CPU, "cpu")
 #define AUTOSCALE_ENUM_MEMBER(e, s) e,
 enum autoscale_metric { AUTOSCALE_METRIC_LIST(AUTOSCALE_ENUM_MEMBER) AUTOSCALE_METRIC_COUNT };
@@ -33,30 +33,30 @@ const char *autoscale_metric_name(enum autoscale_metric m);
 /* A command split into arguments once, at load ({port}, {instance},
  * {count}, {address} are replaced in each argument when it runs). */
 struct cfg_autoscale_cmd {
-    char **argv;                   /* NULL-terminated, owned */
+    char **argv; /* NULL-terminated, owned */
     size_t argc;
 };
 
 struct cfg_autoscale {
     struct cfg_autoscale_cmd command; /* argc 0: hooks instead */
     struct cfg_autoscale_cmd hook_up, hook_down;
-    uint16_t port_lo, port_hi;     /* ports: LO-HI, for {port} */
-    char *host;                    /* the instances' address, default 127.0.0.1 */
-    uint32_t min, max;             /* default 1, 1; max >= min */
-    uint64_t period_ms;            /* default 15s */
-    double tolerance;              /* default 0.1 */
-    uint64_t up_window_ms;         /* stabilization.up, default 0 */
-    uint64_t down_window_ms;       /* stabilization.down, default 300s */
-    uint32_t max_step;             /* instances added or removed per period, 0 = no limit */
-    int scale_to_zero;             /* default false */
-    uint64_t grace_ms;             /* SIGTERM -> SIGKILL, default 30s */
-    uint64_t start_timeout_ms;     /* started -> ready, default 30s */
-    uint64_t drain_timeout_ms;     /* drain -> SIGTERM at the latest, default = grace */
-    int output_null;               /* output: null (default inherit: weir's stderr) */
+    uint16_t port_lo, port_hi; /* ports: LO-HI, for {port} */
+    char *host;                /* the instances' address, default 127.0.0.1 */
+    uint32_t min, max;         /* default 1, 1; max >= min */
+    uint64_t period_ms;        /* default 15s */
+    double tolerance;          /* default 0.1 */
+    uint64_t up_window_ms;     /* stabilization.up, default 0 */
+    uint64_t down_window_ms;   /* stabilization.down, default 300s */
+    uint32_t max_step;         /* instances added or removed per period, 0 = no limit */
+    int scale_to_zero;         /* default false */
+    uint64_t grace_ms;         /* SIGTERM -> SIGKILL, default 30s */
+    uint64_t start_timeout_ms; /* started -> ready, default 30s */
+    uint64_t drain_timeout_ms; /* drain -> SIGTERM at the latest, default = grace */
+    int output_null;           /* output: null (default inherit: weir's stderr) */
     /* metrics: present[m] says the metric is followed */
     int present[AUTOSCALE_METRIC_COUNT];
     double target[AUTOSCALE_METRIC_COUNT]; /* messages, requests, ms, percent */
-    char *queue;                   /* queue_visible.queue */
+    char *queue;                           /* queue_visible.queue */
 };
 
 /* Parses a cluster's `autoscale` value v into a new struct (*out, freed

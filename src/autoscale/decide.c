@@ -22,9 +22,9 @@
 #include <math.h>
 
 #define AUTOSCALE_ENUM_NAME(e, s) s,
-static const char *const autoscale_reason_names[] = { AUTOSCALE_REASON_LIST(AUTOSCALE_ENUM_NAME) };
-static const char *const autoscale_direction_names[] = { AUTOSCALE_DIRECTION_LIST(
-    AUTOSCALE_ENUM_NAME) };
+static const char *const autoscale_reason_names[] = {AUTOSCALE_REASON_LIST(AUTOSCALE_ENUM_NAME)};
+static const char *const autoscale_direction_names[] = {
+    AUTOSCALE_DIRECTION_LIST(AUTOSCALE_ENUM_NAME)};
 #undef AUTOSCALE_ENUM_NAME
 
 const char *autoscale_reason_name(enum autoscale_reason r)
@@ -179,7 +179,8 @@ uint32_t autoscale_decide(const struct autoscale_policy *p, struct autoscale_his
     else if (desired == 0 && current > 0)
         out->reason = AUTOSCALE_REASON_TO_ZERO;
     out->desired = desired;
-    out->direction = desired > current ? AUTOSCALE_UP : desired < current ? AUTOSCALE_DOWN
-                                                                          : AUTOSCALE_NONE;
+    out->direction = desired > current   ? AUTOSCALE_UP
+                     : desired < current ? AUTOSCALE_DOWN
+                                         : AUTOSCALE_NONE;
     return desired;
 }

@@ -41,7 +41,7 @@ extern char **environ;
 
 #define INSTANCE_BACKOFF_BASE_MS 1000
 #define INSTANCE_BACKOFF_MAX_MS 60000
-#define INSTANCE_HEALTHY_RUN_MS 30000  /* ready this long: the crash streak is over */
+#define INSTANCE_HEALTHY_RUN_MS 30000 /* ready this long: the crash streak is over */
 
 static void instance_child_cb(struct ev_loop *loop, ev_child *w, int revents);
 
@@ -63,8 +63,8 @@ static char *instance_expand(const char *arg, const struct autoscale_instance *i
     snprintf(port, sizeof(port), "%u", in->port);
     snprintf(id, sizeof(id), "%u", in->id);
     snprintf(count, sizeof(count), "%zu", in->sc->n_inst);
-    const char *const keys[] = { "{port}", "{instance}", "{count}", "{address}", "{cluster}" };
-    const char *const vals[] = { port, id, count, in->address, in->sc->name };
+    const char *const keys[] = {"{port}", "{instance}", "{count}", "{address}", "{cluster}"};
+    const char *const vals[] = {port, id, count, in->address, in->sc->name};
     size_t cap = strlen(arg) + 1;
     for (size_t k = 0; k < 5; k++)
         for (const char *p = strstr(arg, keys[k]); p; p = strstr(p + 1, keys[k]))
@@ -94,7 +94,8 @@ static void instance_argv_free(char **argv)
     free(argv);
 }
 
-static char **instance_argv(const struct cfg_autoscale_cmd *cmd, const struct autoscale_instance *in)
+static char **instance_argv(const struct cfg_autoscale_cmd *cmd,
+                            const struct autoscale_instance *in)
 {
     char **argv = calloc(cmd->argc + 1, sizeof(*argv));
     for (size_t i = 0; argv && i < cmd->argc; i++) {
@@ -113,7 +114,7 @@ static int instance_spawn(struct autoscale_instance *in, const struct cfg_autosc
                           int out, int is_hook)
 {
     const struct cfg_autoscale *c = in->sc->cfg;
-    int pfd[2] = { -1, -1 };
+    int pfd[2] = {-1, -1};
     char **argv = instance_argv(cmd, in);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -129,11 +130,11 @@ static int instance_spawn(struct autoscale_instance *in, const struct cfg_autosc
     posix_spawnattr_init(&at);
     sigemptyset(&none);
     sigemptyset(&dfl);
-    const int dfl_sigs[] = { SIGPIPE, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2 };
+    const int dfl_sigs[] = {SIGPIPE, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < sizeof(dfl_sigs) / sizeof(dfl_sigs[0]); i++)
         sigaddset(&dfl, dfl_sigs[i]);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&at,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &dfl);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -246,8 +247,8 @@ void autoscale_instance_start(struct autoscale_instance *in, uint64_t now_ms)
     instance_set(in, AUTOSCALE_STARTING, now_ms, c->start_timeout_ms);
     if (c->command.argc) {
         if (!(in->port = instance_pick_port(in))) {
-            log_error("autoscale: cluster %s: no free port in %u-%u for instance %u",
-                      in->sc->name, c->port_lo, c->port_hi, in->id);
+            log_error("autoscale: cluster %s: no free port in %u-%u for instance %u", in->sc->name,
+                      c->port_lo, c->port_hi, in->id);
             instance_crashed(in, now_ms, "could not start (no free port)");
             return;
         }
@@ -308,7 +309,7 @@ static int instance_probe(struct autoscale_instance *in)
         }
         in->probe_fd = fd;
     }
-    struct pollfd p = { .fd = in->probe_fd, .events = in->probe_sent ? POLLIN : POLLOUT };
+    struct pollfd p = {.fd = in->probe_fd, .events = in->probe_sent ? POLLIN : POLLOUT};
     if (poll(&p, 1, 0) <= 0)
         return 0;
     int soerr = 0;
@@ -323,10 +324,13 @@ static int instance_probe(struct autoscale_instance *in)
     }
     if (!in->probe_sent) {
         char req[512];
-        int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                         "User-Agent: weir-autoscale\r\n\r\n", hc->method ? hc->method : "GET",
-                         hc->path ? hc->path : "/health", hc->host ? hc->host : in->address);
-        if (n <= 0 || (size_t)n >= sizeof(req) || send(in->probe_fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+        int n = snprintf(req, sizeof(req),
+                         "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                         "User-Agent: weir-autoscale\r\n\r\n",
+                         hc->method ? hc->method : "GET", hc->path ? hc->path : "/health",
+                         hc->host ? hc->host : in->address);
+        if (n <= 0 || (size_t)n >= sizeof(req) ||
+            send(in->probe_fd, req, (size_t)n, MSG_NOSIGNAL) != n)
             instance_probe_close(in);
         else
             in->probe_sent = 1;
@@ -385,8 +389,8 @@ static void instance_up_hook_done(struct autoscale_instance *in, int status, uin
     if (strlen(in->out) >= sizeof(in->address) ||
         units_parse_addr(in->out, &in->addr, &in->addrlen) != 0) {
         log_error("autoscale: cluster %s: instance %u: the up hook must print the instance's "
-                  "address (IP:PORT) on its first line; it printed \"%.64s\"", in->sc->name,
-                  in->id, in->out);
+                  "address (IP:PORT) on its first line; it printed \"%.64s\"",
+                  in->sc->name, in->id, in->out);
         instance_crashed(in, now_ms, "up hook gave no address");
         return;
     }
@@ -432,8 +436,8 @@ static void instance_child_cb(struct ev_loop *loop, ev_child *w, int revents)
     }
     instance_probe_close(in);
     if (in->state == AUTOSCALE_DRAINING || in->sc->as->stopping || in->sc->gone) {
-        log_warn("autoscale: cluster %s: instance %u (%s) %s while being taken out",
-                 in->sc->name, in->id, in->address, how);
+        log_warn("autoscale: cluster %s: instance %u (%s) %s while being taken out", in->sc->name,
+                 in->id, in->address, how);
         if (in->in_pool)
             autoscale_pool_remove(in);
         instance_set(in, AUTOSCALE_STOPPING, now_ms, 0);
@@ -503,7 +507,8 @@ static void instance_step_starting(struct autoscale_instance *in, uint64_t now_m
             return;
         }
         log_info("autoscale: cluster %s: instance %u (%s) ready after %llu ms; added to the "
-                 "cluster", in->sc->name, in->id, in->address,
+                 "cluster",
+                 in->sc->name, in->id, in->address,
                  (unsigned long long)(now_ms - in->state_since_ms));
         instance_set(in, AUTOSCALE_READY, now_ms, 0);
         return;
@@ -539,8 +544,8 @@ int autoscale_instance_step(struct autoscale_instance *in, uint64_t now_ms)
         if ((adopted && busy == 0) || now_ms >= in->deadline_ms) {
             if (busy || !adopted)
                 log_warn("autoscale: cluster %s: instance %u (%s): drain_timeout with %d "
-                         "request(s) in flight; stopping it anyway", in->sc->name, in->id,
-                         in->address, busy);
+                         "request(s) in flight; stopping it anyway",
+                         in->sc->name, in->id, in->address, busy);
             autoscale_instance_stop(in, now_ms);
         }
         return 0;
@@ -550,7 +555,8 @@ int autoscale_instance_step(struct autoscale_instance *in, uint64_t now_ms)
             return 1;
         if (now_ms >= in->deadline_ms && !in->killed) {
             log_warn("autoscale: cluster %s: instance %u (%s): still running %llu ms after "
-                     "SIGTERM; SIGKILL", in->sc->name, in->id, in->address,
+                     "SIGTERM; SIGKILL",
+                     in->sc->name, in->id, in->address,
                      (unsigned long long)(now_ms - in->state_since_ms));
             autoscale_instance_signal(in, SIGKILL);
         }
@@ -589,8 +595,8 @@ void autoscale_instance_sample_cpu(struct autoscale_instance *in, uint64_t now_m
     /* the name (field 2) may hold blanks and parentheses: count from the last ')' */
     char *p = strrchr(buf, ')');
     unsigned long long utime = 0, stime = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                     &stime) != 2)
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
         return;
     uint64_t ticks = utime + stime;
     long hz = sysconf(_SC_CLK_TCK);

@@ -19,8 +19,11 @@
 
 static struct autoscale_policy policy(uint32_t min, uint32_t max)
 {
-    struct autoscale_policy p = { .min = min, .max = max, .tolerance = 0.1,
-                                  .up_window_ms = 0, .down_window_ms = 5 * PERIOD_MS };
+    struct autoscale_policy p = {.min = min,
+                                 .max = max,
+                                 .tolerance = 0.1,
+                                 .up_window_ms = 0,
+                                 .down_window_ms = 5 * PERIOD_MS};
     return p;
 }
 
@@ -63,24 +66,24 @@ static void test_formula_and_largest_metric_wins(void **state)
 {
     (void)state;
     struct autoscale_policy p = policy(1, 20);
-    struct autoscale_history h = { 0 };
+    struct autoscale_history h = {0};
     struct autoscale_reading r[AUTOSCALE_METRIC_COUNT];
     struct autoscale_decision d;
     /* 2 instances, 10 in flight each against 4: ceil(2 * 10/4) = 5 */
     one(r, AUTOSCALE_METRIC_IN_FLIGHT, 20, 4);
     /* latency 300 ms against 200: ceil(2 * 1.5) = 3, smaller: in_flight wins */
-    r[AUTOSCALE_METRIC_LATENCY_P95] = (struct autoscale_reading){ 1, 300, 200 };
+    r[AUTOSCALE_METRIC_LATENCY_P95] = (struct autoscale_reading){1, 300, 200};
     assert_int_equal(autoscale_decide(&p, &h, 2, r, 1000, &d), 5);
     assert_int_equal(d.metric, AUTOSCALE_METRIC_IN_FLIGHT);
     assert_int_equal(d.direction, AUTOSCALE_UP);
     assert_int_equal(d.reason, AUTOSCALE_REASON_METRIC);
     /* cpu 280 % against 70: ceil(2 * 4) = 8 wins now */
-    r[AUTOSCALE_METRIC_CPU] = (struct autoscale_reading){ 1, 280, 70 };
+    r[AUTOSCALE_METRIC_CPU] = (struct autoscale_reading){1, 280, 70};
     assert_int_equal(autoscale_decide(&p, &h, 2, r, 2000, &d), 8);
     assert_int_equal(d.metric, AUTOSCALE_METRIC_CPU);
     /* exactly on target: 300 messages, 3 instances, 100 each */
     one(r, AUTOSCALE_METRIC_QUEUE_VISIBLE, 300, 100);
-    struct autoscale_history h2 = { 0 };
+    struct autoscale_history h2 = {0};
     assert_int_equal(autoscale_decide(&p, &h2, 3, r, 1000, &d), 3);
     assert_int_equal(d.reason, AUTOSCALE_REASON_STEADY);
 }
@@ -89,7 +92,7 @@ static void test_tolerance_band(void **state)
 {
     (void)state;
     struct autoscale_policy p = policy(1, 20);
-    struct autoscale_history h = { 0 };
+    struct autoscale_history h = {0};
     struct autoscale_reading r[AUTOSCALE_METRIC_COUNT];
     struct autoscale_decision d;
     /* 4 instances at 109 % of target: within 10 %, no change (ceil would say 5) */
@@ -105,7 +108,7 @@ static void test_min_max_and_max_step(void **state)
 {
     (void)state;
     struct autoscale_policy p = policy(2, 6);
-    struct autoscale_history h = { 0 };
+    struct autoscale_history h = {0};
     struct autoscale_reading r[AUTOSCALE_METRIC_COUNT];
     struct autoscale_decision d;
     one(r, AUTOSCALE_METRIC_QUEUE_VISIBLE, 5000, 100);
@@ -130,7 +133,7 @@ static void test_backlog_up_then_down_after_window(void **state)
     (void)state;
     struct autoscale_policy p = policy(1, 5);
     /* a backlog grows, is drained, stays empty */
-    static const double series[] = { 0, 250, 800, 1200, 900, 300, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const double series[] = {0, 250, 800, 1200, 900, 300, 0, 0, 0, 0, 0, 0, 0, 0};
     uint32_t counts[sizeof(series) / sizeof(series[0])];
     int turns = replay(&p, series, sizeof(series) / sizeof(series[0]), 1, counts);
     assert_int_equal(counts[0], 1);
@@ -171,7 +174,7 @@ static void test_up_window_waits_for_sustained_load(void **state)
     struct autoscale_policy p = policy(1, 10);
     p.up_window_ms = 3 * PERIOD_MS;
     /* one spike is ignored; sustained load scales up after the window */
-    static const double series[] = { 100, 900, 100, 100, 100, 400, 400, 400, 400 };
+    static const double series[] = {100, 900, 100, 100, 100, 400, 400, 400, 400};
     uint32_t counts[9];
     replay(&p, series, 9, 1, counts);
     assert_int_equal(counts[1], 1);
@@ -187,7 +190,7 @@ static void test_from_zero_and_to_zero(void **state)
     struct autoscale_policy p = policy(0, 4);
     p.scale_to_zero = 1;
     p.down_window_ms = 2 * PERIOD_MS;
-    struct autoscale_history h = { 0 };
+    struct autoscale_history h = {0};
     struct autoscale_reading r[AUTOSCALE_METRIC_COUNT];
     struct autoscale_decision d;
     one(r, AUTOSCALE_METRIC_QUEUE_VISIBLE, 0, 100);
@@ -248,10 +251,10 @@ static void split_is(const char *s, int n, const char *const *want)
 static void test_command_split(void **state)
 {
     (void)state;
-    split_is("worker --port {port}", 3, (const char *const[]){ "worker", "--port", "{port}" });
+    split_is("worker --port {port}", 3, (const char *const[]){"worker", "--port", "{port}"});
     split_is("  a\t 'b c'  \"d \\\"e\\\\\" f\\ g ''", 5,
-             (const char *const[]){ "a", "b c", "d \"e\\", "f g", "" });
-    split_is("x'y'\"z\"", 1, (const char *const[]){ "xyz" });
+             (const char *const[]){"a", "b c", "d \"e\\", "f g", ""});
+    split_is("x'y'\"z\"", 1, (const char *const[]){"xyz"});
     struct cfg_autoscale_cmd c;
     assert_int_equal(autoscale_cmd_split("", &c), -22);
     assert_int_equal(autoscale_cmd_split("a 'b", &c), -22);
