@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "autoscale/autoscale.h"
 #include "server/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -21,6 +22,7 @@
 struct main_state {
     struct server srv;
     struct admin *admin;
+    struct autoscale *autoscale;   /* the clusters' autoscalers (autoscale/autoscale.h) */
     const char *config_path;
     int started;                   /* server_start returned (it may run the loop: DNS) */
     int stop_early;                /* a stop signal came before that */
@@ -76,6 +78,7 @@ static void main_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     st->stopping = 1;
+    autoscale_stop(st->autoscale);
     log_info("%s: draining (up to %.1f s), then exiting", strsignal(w->signum),
              st->drain_timer.repeat);
     ev_timer_again(loop, &st->drain_timer);
@@ -140,16 +143,21 @@ static int main_run(const char *path)
         server_stop(&st.srv);
         return 1;
     }
+    st.autoscale = autoscale_new(loop, &st.srv);
     if (st.stop_early) {
         st.stopping = 1;
+        autoscale_stop(st.autoscale);
         log_info("stop signal while starting: draining, then exiting");
         ev_timer_again(loop, &st.drain_timer);
         server_stop(&st.srv);
     }
     ev_run(loop, 0);
-    if (st.forced)
+    if (st.forced) {
+        autoscale_free(st.autoscale, 0); /* SIGTERM to the instances, no wait */
         return 0; /* workers still hold connections: the process exit ends them */
+    }
     ev_timer_stop(loop, &st.drain_timer);
+    autoscale_free(st.autoscale, 1); /* requests are done: stop the instances */
     admin_free(st.admin);
     server_free(&st.srv);
     metrics_shutdown();

@@ -63,6 +63,8 @@ static const struct admin_route admin_routes[] = {
     { "/api/v1/caches/*/purge", admin_api_cache_purge },
     { "/api/v1/register", admin_api_register },
     { "/api/v1/register/*/*", admin_api_register },
+    { "/api/v1/autoscale", admin_api_autoscale },
+    { "/api/v1/autoscale/*", admin_api_autoscale },
 };
 
 static const struct cfg_admin *admin_cfg(const struct admin *a)

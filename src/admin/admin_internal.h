@@ -60,6 +60,7 @@ void admin_api_reload(struct admin_req *r);
 void admin_api_endpoints(struct admin_req *r);
 void admin_api_register(struct admin_req *r);
 void admin_api_cache_purge(struct admin_req *r);
+void admin_api_autoscale(struct admin_req *r); /* api_autoscale.c */
 void admin_metrics_scrape(struct admin_req *r);
 /* The dashboard (dashboard.c): GET / and GET /dashboard/NAME, no token. */
 void admin_dashboard_page(struct admin_req *r);

@@ -307,6 +307,17 @@ uint64_t metrics_read(const struct metric_series *s, unsigned cell)
     return cell < s->n_cells ? metrics_sum(s, cell) : 0;
 }
 
+size_t metrics_read_histogram(const struct metric_series *s, uint64_t *counts, size_t max,
+                              const double **bounds_s)
+{
+    if (!s || s->n_cells == 0 || s->f->type != METRIC_HISTOGRAM || max < reg.n_buckets + 1)
+        return 0;
+    for (unsigned b = 0; b <= reg.n_buckets; b++)
+        counts[b] = metrics_sum(s, b);
+    *bounds_s = reg.bounds_s;
+    return reg.n_buckets + 1;
+}
+
 /* ---- exposition ----------------------------------------------------------- */
 
 static void out_reserve(struct metrics_out *o, size_t more)

@@ -83,6 +83,14 @@ void metrics_observe_ns(struct metric_series *s, uint64_t ns);
  * histogram. For tests and the admin API. */
 uint64_t metrics_read(const struct metric_series *s, unsigned cell);
 
+/* A histogram's bucket counts summed over slots, not cumulative, into
+ * counts[0..n): one per bound, then +Inf; *bounds_s gets the bounds in
+ * seconds (n - 1 of them, borrowed from the registry). Returns n, or 0
+ * when s is NULL, not a histogram, or max is below n. For readers that
+ * want a percentile (the autoscaler's latency_p95). */
+size_t metrics_read_histogram(const struct metric_series *s, uint64_t *counts, size_t max,
+                              const double **bounds_s);
+
 /* ---- exposition ----------------------------------------------------------- */
 
 enum metrics_format { METRICS_TEXT_004, METRICS_OPENMETRICS };

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autoscale/autoscale_cfg.h"
 #include "core/config_parse.h"
 #include "core/dns.h"
 #include "core/units.h"
@@ -594,6 +595,13 @@ static int cluster_cfg_pool(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return cfg_parse_map(ctx, v, &cluster_cfg_pool_map, obj, NULL);
 }
 
+static int cluster_cfg_autoscale(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cluster *c = obj;
+    autoscale_cfg_free(c->autoscale);
+    return autoscale_cfg_parse(ctx, v, &c->autoscale);
+}
+
 static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("name", cluster_cfg_name, true),
     CFG_FUNC("balance", cluster_cfg_balance, false),
@@ -603,7 +611,7 @@ static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("pool", cluster_cfg_pool, false),
     CFG_FIELD("max_connections", CFG_KIND_UINT, struct cfg_cluster, max_connections, 0,
               CFG_MAX_CONNECTIONS),
-    CFG_FUNC("endpoints", cluster_cfg_endpoints, false), /* required unless resolve.srv */
+    CFG_FUNC("endpoints", cluster_cfg_endpoints, false), /* required without srv or autoscale */
     CFG_FIELD("max_requests", CFG_KIND_UINT, struct cfg_cluster, max_requests, 0, CFG_MAX_CONNECTIONS),
     CFG_FIELD("max_pending", CFG_KIND_UINT, struct cfg_cluster, max_pending, 0, CFG_MAX_CONNECTIONS),
     CFG_FIELD("queue_timeout", CFG_KIND_DURATION, struct cfg_cluster, queue_timeout_ms, 1,
@@ -614,6 +622,7 @@ static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("outlier_detection", cluster_cfg_outlier, false),
     CFG_FUNC("circuit_breaker", cluster_cfg_breaker, false),
     CFG_FUNC("resolve", cluster_cfg_resolve, false),
+    CFG_FUNC("autoscale", cluster_cfg_autoscale, false),
 };
 CFG_MAP_DEFINE(cluster_cfg_map, "cluster", cluster_cfg_keys);
 
@@ -652,7 +661,8 @@ static int cluster_cfg_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj
     if (rc == 0 && resolve && c->n_hosts == 0 && !c->resolve.srv)
         rc = cfg_fail(ctx, resolve, "'resolve' is used only when an endpoint is a host name "
                                     "(NAME:PORT) or with 'srv'");
-    if (rc == 0 && !values[cfg_key_index(&cluster_cfg_map, "endpoints")] && !c->resolve.srv)
+    if (rc == 0 && !values[cfg_key_index(&cluster_cfg_map, "endpoints")] && !c->resolve.srv &&
+        !c->autoscale)
         rc = cfg_fail(ctx, node, "cluster is missing required key 'endpoints'");
     if (rc < 0)
         return rc;
@@ -696,6 +706,7 @@ static void cluster_cfg_free_one(struct cfg_cluster *c)
         free(c->endpoints[i].host);
     }
     free(c->endpoints);
+    autoscale_cfg_free(c->autoscale);
 }
 
 void cluster_cfg_free(void *root)

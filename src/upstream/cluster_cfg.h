@@ -144,6 +144,8 @@ struct cfg_resolve {
     char *srv;                     /* SRV name giving endpoints, ports and weights, or NULL */
 };
 
+struct cfg_autoscale;
+
 struct cfg_cluster {
     char *name;
     enum cfg_balance balance;      /* default round_robin */
@@ -151,7 +153,7 @@ struct cfg_cluster {
     char *hash_key_name;           /* header or cookie name, else NULL */
     enum cfg_hash_method hash_method; /* default ring */
     struct cfg_endpoint *endpoints;
-    size_t n_endpoints;            /* >= 1 (names included), or 0 with resolve.srv */
+    size_t n_endpoints;            /* >= 1 (names included); 0 with resolve.srv or autoscale */
     uint64_t connect_timeout_ms;   /* timeouts.connect, default 2s */
     uint64_t response_timeout_ms;  /* timeouts.response: first byte of the answer, default 30s */
     uint64_t pool_idle_timeout_ms; /* pool.idle_timeout, default 60s */
@@ -166,6 +168,7 @@ struct cfg_cluster {
     struct cfg_outlier outlier;
     struct cfg_breaker breaker;
     struct cfg_resolve resolve;
+    struct cfg_autoscale *autoscale; /* autoscale/autoscale_cfg.h, or NULL */
     size_t n_hosts;                /* endpoints given as names */
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autoscale/autoscale_cfg.h"
 #include "server/config.h"
 #include "http/step.h"
 #include "http/target.h"
@@ -33,6 +34,22 @@ static void fuzz_check_stores(const struct cfg *cfg)
             if (s->servers[j].address == NULL)
                 abort();
     }
+}
+
+/* Aborts unless an autoscale block keeps the promises of autoscale_cfg.h. */
+static void fuzz_check_autoscale(const struct cfg_autoscale *a)
+{
+    if (!a)
+        return;
+    int n = 0;
+    for (int m = 0; m < AUTOSCALE_METRIC_COUNT; m++)
+        n += a->present[m] && a->target[m] > 0;
+    if ((a->command.argc > 0) == (a->hook_up.argc > 0) || a->min > a->max || a->max < 1 ||
+        a->max > AUTOSCALE_MAX_INSTANCES || (a->min == 0 && !a->scale_to_zero) || n == 0 ||
+        a->host == NULL || !(a->tolerance >= 0 && a->tolerance < 1) ||
+        (a->present[AUTOSCALE_METRIC_QUEUE_VISIBLE] && a->queue == NULL) ||
+        (a->command.argc && (a->port_lo == 0 || (unsigned)(a->port_hi - a->port_lo) + 1 < a->max)))
+        abort();
 }
 
 /* Aborts unless `cfg` keeps every promise of config.h. */
@@ -76,8 +93,10 @@ static void fuzz_check_cfg(const struct cfg *cfg)
     }
     for (size_t i = 0; i < cfg->n_clusters; i++) {
         const struct cfg_cluster *c = &cfg->clusters[i];
-        if (c->name == NULL || c->n_endpoints < 1 || (unsigned)c->balance >= CFG_BALANCE_COUNT)
+        if (c->name == NULL || (c->n_endpoints < 1 && !c->autoscale) ||
+            (unsigned)c->balance >= CFG_BALANCE_COUNT)
             abort();
+        fuzz_check_autoscale(c->autoscale);
         if ((c->hash_key == CFG_HASH_KEY_HEADER || c->hash_key == CFG_HASH_KEY_COOKIE) !=
             (c->hash_key_name != NULL))
             abort();

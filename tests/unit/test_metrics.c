@@ -169,6 +169,15 @@ static void test_histogram_buckets(void **state)
                               "t_latency_seconds_sum{cluster=\"c1\"} 3.052000001\n"
                               "t_latency_seconds_count{cluster=\"c1\"} 4\n");
     free(text);
+    uint64_t counts[8];
+    const double *bounds;
+    assert_int_equal(metrics_read_histogram(h, counts, 3, &bounds), 0); /* too small */
+    assert_int_equal(metrics_read_histogram(h, counts, 8, &bounds), 4);
+    assert_true(bounds[1] == 0.01);
+    assert_int_equal(counts[0], 1);
+    assert_int_equal(counts[1], 1);
+    assert_int_equal(counts[2], 1);
+    assert_int_equal(counts[3], 1);
     metrics_series_put(h);
 }
 
