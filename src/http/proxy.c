@@ -48,6 +48,7 @@
 #include "http/router.h"
 #include "http/target.h"
 #include "http/txn.h"
+#include "tls/tls.h"
 
 enum client_state { CS_HEAD, CS_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
@@ -233,13 +234,17 @@ static void proxy_note_ready(const struct sio *s, int revents, uint8_t *readable
 /* The pool tag of the request's upstream connections: NULL for plain. */
 static const void *proxy_up_tag(const struct client *c)
 {
-    return NULL;
+    return c->txn->cl->cfg->tls;
 }
 
 /* Makes c->uio the stream over a new upstream connection fd (owned by
  * c->uio afterwards, also on failure). Returns 0 or a negative errno. */
 static int proxy_up_wrap(struct client *c, int fd)
 {
+    const struct endpoint *ep = c->txn->ep;
+    if (c->txn->cl->cfg->tls)
+        return tls_connect_sio(c->txn->cl->cfg->tls, fd, (const struct sockaddr *)&ep->addr, ep->addrlen,
+                               NULL, &c->uio);
     sio_init_plain(&c->uio, fd);
     return 0;
 }
@@ -793,10 +798,52 @@ static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len
 
 /* Sets up the request whose head `msg` (head_len bytes at the start of in)
  * was just parsed: route, steps, then the route's target. */
+/* A plain listener with redirect_https: every request is answered with a
+ * 301 to the same host and target over HTTPS (Location built in the arena). */
+static void proxy_redirect_https(struct client *c, const struct http_msg *msg)
+{
+    static const struct http_slice loc_name = { "Location", 8 };
+    struct http_slice host = msg->host;
+    const char *colon = host.len && host.p[host.len - 1] != ']' ? memrchr(host.p, ':', host.len) : NULL;
+    if (colon)
+        host.len = (size_t)(colon - host.p); /* the plain port goes */
+    size_t cap = host.len + msg->target.len + 24;
+    char *loc = txn_alloc(c->txn, cap);
+    struct http_header *h = (struct http_header *)txn_alloc(c->txn, sizeof(*h));
+    if (!loc || !h || host.len == 0) {
+        txn_respond(c->txn, host.len ? 503 : 400, NULL, 0, NULL, 0);
+        return;
+    }
+    int n = c->lst->redirect_https_port == 443
+                ? snprintf(loc, cap, "https://%.*s%.*s", (int)host.len, host.p, (int)msg->target.len, msg->target.p)
+                : snprintf(loc, cap, "https://%.*s:%u%.*s", (int)host.len, host.p, c->lst->redirect_https_port,
+                           (int)msg->target.len, msg->target.p);
+    h->name = loc_name;
+    h->value = (struct http_slice){ loc, (size_t)n };
+    txn_respond(c->txn, 301, h, 1, NULL, 0);
+}
+
+/* What the listener adds to every answer: Strict-Transport-Security on a
+ * TLS listener with hsts (RFC 6797 7.1: only over a secure transport). */
+static void proxy_listener_headers(struct client *c, struct http_msg *resp)
+{
+    static const struct http_slice hsts_name = { "Strict-Transport-Security", 25 };
+    if (c->lst->hsts)
+        (void)http_edit_set(resp, hsts_name, (struct http_slice){ c->lst->hsts, strlen(c->lst->hsts) });
+}
+
 static void proxy_start_request(struct client *c, struct http_msg *msg, size_t head_len)
 {
     proxy_reset_request(c, msg);
     txn_begin(c->txn, c, c->wc, msg);
+    const char *subject = tls_peer_subject(&c->cio);
+    if (subject) /* a verified client certificate: the identity until an auth step says otherwise */
+        c->txn->identity = (struct http_slice){ subject, strlen(subject) };
+    if (c->lst->redirect_https_port) {
+        proxy_redirect_https(c, msg);
+        proxy_dispatch(c, STEP_RESPOND, head_len);
+        return;
+    }
     int status = proxy_route(c, msg);
     if (status) {
         buf_consume(&c->in, head_len);
@@ -913,6 +960,7 @@ static void proxy_answer(struct client *c)
     resp->content_length = a->body_len;
     resp->has_content_length = 1;
     txn_response_head(t, resp);
+    proxy_listener_headers(c, resp);
     int keep = c->keep_alive && !wc->draining && t->req->body_kind == HTTP_BODY_NONE;
     /* 204 and 304 carry no body and no length (RFC 9110 8.6) */
     int bodiless = resp->status == 204 || resp->status == 304;
@@ -1504,6 +1552,7 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     txn_response_head(c->txn, msg);
     if (c->txn->answer.status && !upgrade)
         return proxy_step_replaces(c, msg, head_len);
+    proxy_listener_headers(c, msg);
     struct http_resp_info ri;
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
     ka = proxy_xform_framing(c, msg, msg->body_kind != HTTP_BODY_NONE && !upgrade, &ri);
@@ -2257,7 +2306,17 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
         return;
     }
     c->wc = wc;
-    sio_init_plain(&c->cio, fd);
+    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
+    if (lst->tls) {
+        if (tls_accept_sio(lst->tls, fd, &c->cio) != 0) { /* fd closed */
+            c->next = proxy_hw(wc)->free_clients;
+            proxy_hw(wc)->free_clients = c;
+            proxy_hw(wc)->n_free_clients++;
+            return;
+        }
+    } else {
+        sio_init_plain(&c->cio, fd);
+    }
     sio_init_closed(&c->uio);
     c->snap = wc->snap;
     snapshot_ref(c->snap);

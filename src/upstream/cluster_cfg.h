@@ -141,6 +141,8 @@ struct cfg_resolve {
     size_t n_servers;              /* 0: the nameservers of /etc/resolv.conf */
 };
 
+struct tls_client;
+
 struct cfg_cluster {
     char *name;
     enum cfg_balance balance;      /* default round_robin */
@@ -164,6 +166,7 @@ struct cfg_cluster {
     struct cfg_breaker breaker;
     struct cfg_resolve resolve;
     size_t n_hosts;                /* endpoints given as names */
+    struct tls_client *tls;        /* tls: (src/tls/), NULL: plain */
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */
 };
