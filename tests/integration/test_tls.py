@@ -69,6 +69,23 @@ class Pki:
         assert r.returncode == 0, r.stderr
         return self.path(name + ".pem"), self.path(name + ".key")
 
+    def ocsp(self, name):
+        """A signed OCSP response saying NAME.pem is good: NAME.ocsp (DER)."""
+        cert = self.path(name + ".pem")
+        serial = sh("openssl", "x509", "-in", cert, "-noout", "-serial").stdout.strip().split("=")[1]
+        subject = sh("openssl", "x509", "-in", cert, "-noout", "-subject", "-nameopt",
+                     "compat").stdout.strip().split("=", 1)[1]
+        index = self.path("index.txt")
+        with open(index, "w") as f:
+            f.write("V\t301231235959Z\t\t%s\tunknown\t%s\n" % (serial, subject))
+        req = self.path(name + ".ocspreq")
+        r = sh("openssl", "ocsp", "-issuer", self.ca, "-cert", cert, "-reqout", req, "-no_nonce")
+        assert r.returncode == 0, r.stderr
+        r = sh("openssl", "ocsp", "-index", index, "-rsigner", self.ca, "-rkey", self.path("ca.key"),
+               "-CA", self.ca, "-reqin", req, "-respout", self.path(name + ".ocsp"), "-ndays", "1")
+        assert r.returncode == 0, r.stderr
+        return self.path(name + ".ocsp")
+
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
@@ -81,6 +98,7 @@ def pki(tmp_path_factory):
     p.issue("client", "alice", client=True)
     p.issue("mallory", "mallory", ca="rogue", client=True)
     p.issue("backend", "backend-cert", ["backend.test"])
+    p.ocsp("a_ec")
     return p
 
 
@@ -157,6 +175,23 @@ def test_rsa_and_ecdsa_side_by_side(tls_weir, pki):
     out = s_client(port, "-servername", "a.test", "-sigalgs", "ECDSA+SHA256")
     assert subject_cn(out) == "a-ecdsa", out
     assert "Server public key is 256 bit" in out
+
+
+def test_ocsp_stapled_for_its_certificate(weir_factory, demo_backend, pki):
+    b = demo_backend("b1")
+    port = free_port()
+    listener = ("tls:\n  certificates:\n"
+                "    - { cert: %s, key: %s, ocsp: %s }\n" % (pki.path("a_ec.pem"), pki.path("a_ec.key"),
+                                                          pki.path("a_ec.ocsp")) +
+                "    - { cert: %s, key: %s }\n" % (pki.path("a_rsa.pem"), pki.path("a_rsa.key")))
+    weir_factory(weir_yaml(port, listener, ["127.0.0.1:%d" % b.port]), port=port)
+    out = s_client(port, "-servername", "a.test", "-status", "-sigalgs", "ECDSA+SHA256")
+    assert "OCSP Response Status: successful" in out, out
+    assert "Cert Status: good" in out
+    # the RSA certificate of the same names has no response: none is sent
+    out = s_client(port, "-servername", "a.test", "-status", "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert subject_cn(out) == "a-rsa"
+    assert "OCSP response: no response sent" in out, out
 
 
 def test_alpn_http11_only_and_hsts(tls_weir, pki):
@@ -395,6 +430,41 @@ def test_upstream_tls_verify_sni_and_session_reuse(weir_factory, tls_backend, pk
     assert metric(aport, "weir_tls_resumptions_total", side="client") >= 2
 
 
+class KeepAliveTlsBackend(TlsBackend):
+    """The same over HTTP/1.1 keep-alive: counts TLS connections accepted."""
+
+    def __init__(self, cert, key):
+        super().__init__(cert, key)
+        self.server.RequestHandlerClass.protocol_version = "HTTP/1.1"
+        self.connections = 0
+        owner, handle = self, self.server.RequestHandlerClass.setup
+
+        def setup(h):
+            owner.connections += 1
+            handle(h)
+        self.server.RequestHandlerClass.setup = setup
+
+
+def test_upstream_tls_connections_are_pooled(weir_factory, pki):
+    be = KeepAliveTlsBackend(pki.path("backend.pem"), pki.path("backend.key"))
+    try:
+        port, aport = free_port(), free_port()
+        from conftest import cluster_yaml, get
+        clusters = [cluster_yaml("good", ["127.0.0.1:%d" % be.port],
+                                 extra="tls: { ca: %s, sni: backend.test }\n" % pki.ca)]
+        weir_factory(weir_yaml(port, "", None, clusters=clusters, routes="- cluster: good\n",
+                               top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport), port=port)
+        for _ in range(5):
+            r = get(port, "/")
+            assert r.status == 200 and r.body == b"tls-ok"
+        assert be.requests == 5
+        assert be.connections == 1
+        assert metric(aport, "weir_pool_reuses_total", cluster="good") == 4
+        assert metric(aport, "weir_tls_handshakes_total", side="client", result="success") == 1
+    finally:
+        be.stop()
+
+
 def test_upstream_client_certificate(weir_factory, tls_backend, pki):
     be = tls_backend(pki.path("backend.pem"), pki.path("backend.key"), client_ca=pki.ca)
     port = free_port()
@@ -459,6 +529,8 @@ def test_config_errors_point_at_the_value(tmp_path, pki):
          "cannot open"),
         ("tls:\n  certificates: []\n", "at least one certificate"),
         ("hsts: { max_age: 10 }\n", "only on a listener with tls"),
+        ("tls:\n  certificates:\n    - { cert: %s, key: %s, ocsp: %s }\n"
+         % (pki.path("a_ec.pem"), pki.path("a_ec.key"), pki.path("a_ec.pem")), "not a DER OCSP response"),
     ]
     for i, (listener, want) in enumerate(cases):
         f = tmp_path / ("c%d.yaml" % i)
