@@ -234,7 +234,7 @@ static void proxy_note_ready(const struct sio *s, int revents, uint8_t *readable
 /* The pool tag of the request's upstream connections: NULL for plain. */
 static const void *proxy_up_tag(const struct client *c)
 {
-    return c->txn->cl->cfg->tls;
+    return tls_client_tag(c->txn->cl->cfg->tls);
 }
 
 /* Makes c->uio the stream over a new upstream connection fd (owned by

@@ -43,6 +43,11 @@ int tls_cfg_parse_client(struct cfg_ctx *ctx, yaml_node_t *v, struct tls_client 
 /* The top-level `tls:` map (session ticket keys), the same way. */
 int tls_cfg_parse_tickets(struct cfg_ctx *ctx, yaml_node_t *v, struct tls_tickets **out);
 
+/* What pools key cl's connections by (NULL for NULL): unique per context
+ * ever made, so a connection never goes back to another configuration's
+ * cluster, even one whose context got the same address. */
+const void *tls_client_tag(const struct tls_client *cl);
+
 void tls_server_free(struct tls_server *srv);
 void tls_client_free(struct tls_client *cl);
 void tls_tickets_free(struct tls_tickets *t);

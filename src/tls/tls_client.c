@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/hash.h"
@@ -130,7 +131,9 @@ struct tls_client *tls_client_new(struct tls_client_opts *o, char *err, size_t e
         free(cl);
         return NULL;
     }
+    static _Atomic uint64_t next_tag = 1;
     cl->ctx = ctx;
+    cl->tag = atomic_fetch_add(&next_tag, 1);
     pthread_mutex_init(&cl->lock, NULL);
     cl->verify = o->verify;
     cl->sni = o->sni;
@@ -160,12 +163,20 @@ fail:
     return NULL;
 }
 
+const void *tls_client_tag(const struct tls_client *cl)
+{
+    return cl ? (const void *)(uintptr_t)cl->tag : NULL;
+}
+
 void tls_client_free(struct tls_client *cl)
 {
     if (!cl)
         return;
     for (size_t i = 0; i < TLS_SESSION_SLOTS; i++)
         SSL_SESSION_free(cl->sessions[i].sess);
+    /* a pooled connection may outlive cl (its SSL holds the context): the
+     * new-session callback must not find cl any more */
+    SSL_CTX_set_ex_data(cl->ctx, tls_ctx_owner_index(), NULL);
     SSL_CTX_free(cl->ctx);
     pthread_mutex_destroy(&cl->lock);
     free(cl->sni);

@@ -95,6 +95,7 @@ int tls_handshake(struct sio *s)
     if (t->failed)
         return -EPROTO;
     ERR_clear_error();
+    errno = 0;
     int r = SSL_do_handshake(t->ssl);
     if (r == 1) {
         t->done = 1;
@@ -122,6 +123,7 @@ static ssize_t tls_sio_read(struct sio *s, void *buf, size_t len)
     if (r < 0)
         return r;
     ERR_clear_error();
+    errno = 0; /* SSL_ERROR_SYSCALL with errno 0 is an end without close_notify */
     r = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
     if (r > 0) {
         s->rd_want = SIO_WANT_READ;
@@ -141,6 +143,7 @@ static ssize_t tls_sio_writev(struct sio *s, const struct iovec *iov, int iovcnt
         if (iov[i].iov_len == 0)
             continue;
         ERR_clear_error();
+        errno = 0;
         r = SSL_write(t->ssl, iov[i].iov_base, iov[i].iov_len > INT32_MAX ? INT32_MAX : (int)iov[i].iov_len);
         if (r <= 0) {
             int rc = tls_map_error(s, t, r, 0);

@@ -56,6 +56,7 @@ struct tls_session_slot {
 
 struct tls_client {
     SSL_CTX *ctx;
+    uint64_t tag;                  /* unique in the process: tls_client_tag() */
     char *sni;                     /* tls.sni, or NULL: the endpoint's host name */
     char *verify_name;             /* name the certificate must carry, NULL: the SNI */
     int verify;                    /* tls.verify, default on */

@@ -145,8 +145,12 @@ void tls_server_free(struct tls_server *srv)
 {
     if (!srv)
         return;
-    for (size_t i = 0; i < srv->n_ctxs; i++)
+    /* a connection may outlive srv (its SSL holds the context): its
+     * callbacks must not find srv any more */
+    for (size_t i = 0; i < srv->n_ctxs; i++) {
+        SSL_CTX_set_ex_data(srv->ctxs[i], tls_owner_index, NULL);
         SSL_CTX_free(srv->ctxs[i]);
+    }
     for (size_t i = 0; i < srv->n_names; i++)
         free(srv->names[i].name);
     free(srv->ctxs);

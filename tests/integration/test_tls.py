@@ -452,8 +452,9 @@ def test_upstream_tls_connections_are_pooled(weir_factory, pki):
         from conftest import cluster_yaml, get
         clusters = [cluster_yaml("good", ["127.0.0.1:%d" % be.port],
                                  extra="tls: { ca: %s, sni: backend.test }\n" % pki.ca)]
-        weir_factory(weir_yaml(port, "", None, clusters=clusters, routes="- cluster: good\n",
-                               top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport), port=port)
+        text = weir_yaml(port, "", None, clusters=clusters, routes="- cluster: good\n",
+                         top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport)
+        w = weir_factory(text, port=port)
         for _ in range(5):
             r = get(port, "/")
             assert r.status == 200 and r.body == b"tls-ok"
@@ -461,6 +462,13 @@ def test_upstream_tls_connections_are_pooled(weir_factory, pki):
         assert be.connections == 1
         assert metric(aport, "weir_pool_reuses_total", cluster="good") == 4
         assert metric(aport, "weir_tls_handshakes_total", side="client", result="success") == 1
+        # a reload makes a new context: its requests never take the old one's
+        # connections (closed when idle), and resume the session on a new one
+        w.reload(text)
+        for _ in range(2):
+            assert get(port, "/").status == 200
+        assert be.connections == 2
+        assert metric(aport, "weir_tls_handshakes_total", side="client", result="success") == 2
     finally:
         be.stop()
 
