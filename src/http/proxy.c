@@ -36,6 +36,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/sio.h"
 #include "core/units.h"
 #include "upstream/pool.h"
 #include "upstream/upstream_metrics.h"
@@ -48,6 +49,7 @@
 #include "http/router.h"
 #include "http/target.h"
 #include "http/txn.h"
+#include "tls/tls.h"
 
 enum client_state { CS_HEAD, CS_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING, CS_BODY };
 enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
@@ -67,8 +69,8 @@ struct client {
     ev_io io;
     ev_io up_io;
     ev_timer timer;
-    int fd;
-    int up_fd;
+    struct sio cio;                /* the client's stream (core/sio.h: plain or TLS) */
+    struct sio uio;                /* the upstream's, closed (fd -1) when none */
     struct wctx *wc;
     struct snapshot *snap;
     const struct cfg_listener *lst;
@@ -176,7 +178,7 @@ static void timer_set(struct client *c, int phase, uint64_t ms)
 
 /* Reads into b. Returns bytes read (> 0), 0 on EOF, -EAGAIN when nothing
  * is there, or another negative errno. Clears *readable when drained. */
-static ssize_t sock_read(struct client *c, int fd, struct buf *b, uint8_t *readable_flag)
+static ssize_t sock_read(struct client *c, struct sio *s, struct buf *b, uint8_t *readable_flag)
 {
     if (buf_acquire(&c->wc->bufs, b) != 0)
         return -ENOMEM;
@@ -185,18 +187,12 @@ static ssize_t sock_read(struct client *c, int fd, struct buf *b, uint8_t *reada
     size_t space = c->wc->bufs.block_size - b->wpos;
     if (space == 0)
         return -ENOBUFS;
-    ssize_t n;
-    do {
-        n = read(fd, b->data + b->wpos, space);
-    } while (n == -1 && errno == EINTR);
-    if (n == -1) {
-        int err = errno;
+    ssize_t n = sio_read(s, b->data + b->wpos, space);
+    if (n < 0) {
         buf_release_if_empty(&c->wc->bufs, b);
-        if (err == EAGAIN || err == EWOULDBLOCK) {
+        if (n == -EAGAIN)
             *readable_flag = 0;
-            return -EAGAIN;
-        }
-        return -err;
+        return n;
     }
     if ((size_t)n < space)
         *readable_flag = 0;
@@ -208,26 +204,50 @@ static ssize_t sock_read(struct client *c, int fd, struct buf *b, uint8_t *reada
 
 /* Writes what b holds. Returns bytes written (>= 0) or a negative errno;
  * -EAGAIN clears *writable. Does not release b. */
-static ssize_t sock_write(int fd, struct buf *b, uint8_t *writable_flag)
+static ssize_t sock_write(struct sio *s, struct buf *b, uint8_t *writable_flag)
 {
     size_t len = buf_len(b);
     if (len == 0)
         return 0;
-    ssize_t n;
-    do {
-        n = send(fd, buf_rptr(b), len, MSG_NOSIGNAL);
-    } while (n == -1 && errno == EINTR);
-    if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    ssize_t n = sio_write(s, buf_rptr(b), len);
+    if (n < 0) {
+        if (n == -EAGAIN)
             *writable_flag = 0;
-            return -EAGAIN;
-        }
-        return -errno;
+        return n;
     }
     if ((size_t)n < len)
         *writable_flag = 0;
     b->rpos += (uint32_t)n;
     return n;
+}
+
+/* Readiness the loop reported on s's fd, as the session's flags: a
+ * direction is ready when the event its last attempt waited for came
+ * (a TLS read may wait for writability). */
+static void proxy_note_ready(const struct sio *s, int revents, uint8_t *readable, uint8_t *writable)
+{
+    if (revents & s->rd_want)
+        *readable = 1;
+    if (revents & s->wr_want)
+        *writable = 1;
+}
+
+/* The pool tag of the request's upstream connections: NULL for plain. */
+static const void *proxy_up_tag(const struct client *c)
+{
+    return tls_client_tag(c->txn->cl->cfg->tls);
+}
+
+/* Makes c->uio the stream over a new upstream connection fd (owned by
+ * c->uio afterwards, also on failure). Returns 0 or a negative errno. */
+static int proxy_up_wrap(struct client *c, int fd)
+{
+    const struct endpoint *ep = c->txn->ep;
+    if (c->txn->cl->cfg->tls)
+        return tls_connect_sio(c->txn->cl->cfg->tls, fd, (const struct sockaddr *)&ep->addr, ep->addrlen,
+                               NULL, &c->uio);
+    sio_init_plain(&c->uio, fd);
+    return 0;
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -281,15 +301,12 @@ static void upstream_detach(struct client *c, int reusable)
 {
     struct wctx *wc = c->wc;
     ev_io_stop(client_loop(c), &c->up_io);
-    if (c->up_fd >= 0) {
-        int kept = -1;
-        if (reusable && c->txn->cl && !wc->draining && buf_len(&c->up_in) == 0 && !c->u_eof)
-            kept = pool_put(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->txn->ep->addr, c->txn->ep->addrlen,
-                            c->up_fd, c->txn->cl->cfg->pool_max_idle, c->txn->cl->cfg->pool_idle_timeout_ms);
-        if (kept != 0)
-            close(c->up_fd);
-    }
-    c->up_fd = -1;
+    if (sio_is_open(&c->uio) && reusable && c->txn->cl && !wc->draining && buf_len(&c->up_in) == 0 &&
+        !c->u_eof)
+        (void)pool_put_sio(&proxy_hw(wc)->upstreams, (struct sockaddr *)&c->txn->ep->addr,
+                           c->txn->ep->addrlen, proxy_up_tag(c), &c->uio, c->txn->cl->cfg->pool_max_idle,
+                           c->txn->cl->cfg->pool_idle_timeout_ms);
+    sio_close(&c->uio); /* a no-op when the pool took it */
     c->up_state = US_NONE;
     c->u_eof = 0;
     c->u_readable = c->u_writable = 0;
@@ -345,8 +362,7 @@ static void client_free(struct client *c)
     proxy_request_end(c);
     ev_io_stop(client_loop(c), &c->io);
     ev_timer_stop(client_loop(c), &c->timer);
-    if (c->fd >= 0)
-        close(c->fd);
+    sio_close(&c->cio);
     buf_release(&wc->bufs, &c->in);
     buf_release(&wc->bufs, &c->out);
     buf_release(&wc->bufs, &c->xin);
@@ -784,10 +800,52 @@ static void proxy_collect_body(struct client *c, size_t head_len);
 
 /* Sets up the request whose head `msg` (head_len bytes at the start of in)
  * was just parsed: route, steps, then the route's target. */
+/* A plain listener with redirect_https: every request is answered with a
+ * 301 to the same host and target over HTTPS (Location built in the arena). */
+static void proxy_redirect_https(struct client *c, const struct http_msg *msg)
+{
+    static const struct http_slice loc_name = { "Location", 8 };
+    struct http_slice host = msg->host;
+    const char *colon = host.len && host.p[host.len - 1] != ']' ? memrchr(host.p, ':', host.len) : NULL;
+    if (colon)
+        host.len = (size_t)(colon - host.p); /* the plain port goes */
+    size_t cap = host.len + msg->target.len + 24;
+    char *loc = txn_alloc(c->txn, cap);
+    struct http_header *h = (struct http_header *)txn_alloc(c->txn, sizeof(*h));
+    if (!loc || !h || host.len == 0) {
+        txn_respond(c->txn, host.len ? 503 : 400, NULL, 0, NULL, 0);
+        return;
+    }
+    int n = c->lst->redirect_https_port == 443
+                ? snprintf(loc, cap, "https://%.*s%.*s", (int)host.len, host.p, (int)msg->target.len, msg->target.p)
+                : snprintf(loc, cap, "https://%.*s:%u%.*s", (int)host.len, host.p, c->lst->redirect_https_port,
+                           (int)msg->target.len, msg->target.p);
+    h->name = loc_name;
+    h->value = (struct http_slice){ loc, (size_t)n };
+    txn_respond(c->txn, 301, h, 1, NULL, 0);
+}
+
+/* What the listener adds to every answer: Strict-Transport-Security on a
+ * TLS listener with hsts (RFC 6797 7.1: only over a secure transport). */
+static void proxy_listener_headers(struct client *c, struct http_msg *resp)
+{
+    static const struct http_slice hsts_name = { "Strict-Transport-Security", 25 };
+    if (c->lst->hsts)
+        (void)http_edit_set(resp, hsts_name, (struct http_slice){ c->lst->hsts, strlen(c->lst->hsts) });
+}
+
 static void proxy_start_request(struct client *c, struct http_msg *msg, size_t head_len)
 {
     proxy_reset_request(c, msg);
     txn_begin(c->txn, c, c->wc, msg);
+    const char *subject = tls_peer_subject(&c->cio);
+    if (subject) /* a verified client certificate: the identity until an auth step says otherwise */
+        c->txn->identity = (struct http_slice){ subject, strlen(subject) };
+    if (c->lst->redirect_https_port) {
+        proxy_redirect_https(c, msg);
+        proxy_dispatch(c, STEP_RESPOND, head_len);
+        return;
+    }
     int status = proxy_route(c, msg);
     if (status) {
         buf_consume(&c->in, head_len);
@@ -908,6 +966,7 @@ static void proxy_answer(struct client *c)
     resp->content_length = a->body_len;
     resp->has_content_length = 1;
     txn_response_head(t, resp);
+    proxy_listener_headers(c, resp);
     int keep = c->keep_alive && !wc->draining &&
                (t->req->body_kind == HTTP_BODY_NONE || c->state == CS_BODY);
     /* 204 and 304 carry no body and no length (RFC 9110 8.6) */
@@ -1151,24 +1210,28 @@ static void upstream_connect(struct client *c)
     c->txn->attempts++; /* a budgeted retry took its slot in proxy_budget_allows() */
     c->txn->t_up_start = ev_now(client_loop(c));
     c->txn->t_up_first = 0;
-    int fd = pool_take(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen);
-    if (fd >= 0) {
+    if (pool_take_sio(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen,
+                      proxy_up_tag(c), &c->uio) == 0) {
         metrics_add(c->txn->cl->m_pool_reuses, 0, 1);
         c->reused = 1;
         c->up_state = US_ACTIVE;
         c->u_writable = 1;
     } else {
         c->reused = 0;
-        fd = net_connect((struct sockaddr *)&ep->addr, ep->addrlen);
+        int fd = net_connect((struct sockaddr *)&ep->addr, ep->addrlen);
         if (fd < 0) {
             upstream_failed(c, UF_CONNECT, -fd);
+            return;
+        }
+        int r = proxy_up_wrap(c, fd);
+        if (r < 0) {
+            upstream_failed(c, UF_CONNECT, -r);
             return;
         }
         metrics_add(c->txn->cl->m_pool_connects, 0, 1);
         c->up_state = US_CONNECTING;
         c->u_writable = 0;
     }
-    c->up_fd = fd;
     c->up_registered = 0; /* a new fd (or one the pool watched: c->reused) */
     c->u_readable = 0;
     c->u_eof = 0;
@@ -1254,9 +1317,7 @@ static void proxy_retry(struct client *c, int kind, int immediate)
     if (c->txn->cl)
         metrics_add(c->txn->cl->m_retries, (unsigned)kind, 1);
     ev_io_stop(client_loop(c), &c->up_io);
-    if (c->up_fd >= 0)
-        close(c->up_fd);
-    c->up_fd = -1;
+    sio_close(&c->uio);
     c->up_state = US_NONE;
     c->u_eof = 0;
     buf_release(&c->wc->bufs, &c->up_in);
@@ -1314,7 +1375,7 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct client *c = w->data;
     if (c->up_state == US_CONNECTING) {
-        int r = net_connect_result(c->up_fd);
+        int r = net_connect_result(c->uio.fd);
         if (r != 0) {
             upstream_failed(c, UF_CONNECT, -r);
             client_pump(c);
@@ -1325,10 +1386,7 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
                            (uint64_t)((ev_now(client_loop(c)) - c->txn->t_up_start) * 1e9));
         upstream_arm_timer(c);
     }
-    if (revents & EV_READ)
-        c->u_readable = 1;
-    if (revents & EV_WRITE)
-        c->u_writable = 1;
+    proxy_note_ready(&c->uio, revents, &c->u_readable, &c->u_writable);
     client_pump(c);
 }
 
@@ -1501,6 +1559,7 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
     txn_response_head(c->txn, msg);
     if (c->txn->answer.status && !upgrade)
         return proxy_step_replaces(c, msg, head_len);
+    proxy_listener_headers(c, msg);
     struct http_resp_info ri;
     int ka = proxy_response_framing(c, msg, upgrade, &ri);
     ka = proxy_xform_framing(c, msg, msg->body_kind != HTTP_BODY_NONE && !upgrade, &ri);
@@ -1799,7 +1858,7 @@ static int client_flush(struct client *c)
 {
     if (!c->out.data || buf_len(&c->out) == 0 || !c->c_writable)
         return 0;
-    ssize_t n = sock_write(c->fd, &c->out, &c->c_writable);
+    ssize_t n = sock_write(&c->cio, &c->out, &c->c_writable);
     if (n == -EAGAIN || n == 0)
         return 0;
     if (n < 0) {
@@ -1820,7 +1879,7 @@ static int client_fill(struct client *c)
 {
     if (!c->c_readable || c->c_eof || client_room(c, &c->in) == 0)
         return 0;
-    ssize_t n = sock_read(c, c->fd, &c->in, &c->c_readable);
+    ssize_t n = sock_read(c, &c->cio, &c->in, &c->c_readable);
     if (n == -EAGAIN || n == -ENOBUFS)
         return 0;
     if (n == 0) {
@@ -1841,7 +1900,7 @@ static int upstream_fill(struct client *c)
 {
     if (c->up_state != US_ACTIVE || !c->u_readable || c->u_eof || client_room(c, &c->up_in) == 0)
         return 0;
-    ssize_t n = sock_read(c, c->up_fd, &c->up_in, &c->u_readable);
+    ssize_t n = sock_read(c, &c->uio, &c->up_in, &c->u_readable);
     if (n == -EAGAIN || n == -ENOBUFS)
         return 0;
     if (n <= 0) {
@@ -1857,7 +1916,7 @@ static int upstream_flush(struct client *c)
 {
     if (c->up_state != US_ACTIVE || !c->u_writable || !c->up_out.data || buf_len(&c->up_out) == 0)
         return 0;
-    ssize_t n = sock_write(c->up_fd, &c->up_out, &c->u_writable);
+    ssize_t n = sock_write(&c->uio, &c->up_out, &c->u_writable);
     if (n == -EAGAIN || n == 0)
         return 0;
     if (n < 0) {
@@ -2136,16 +2195,16 @@ static int proxy_step_closing(struct client *c)
         return 0;
     if (!c->linger) {
         c->linger = 1;
-        shutdown(c->fd, SHUT_WR);
+        (void)sio_shutdown(&c->cio);
     }
     char scratch[4096];
     for (int i = 0; i < 16 && c->c_readable; i++) {
-        ssize_t n = read(c->fd, scratch, sizeof(scratch));
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        ssize_t n = sio_read(&c->cio, scratch, sizeof(scratch));
+        if (n == 0 || (n < 0 && n != -EAGAIN)) {
             c->closing = 1;
             return 0;
         }
-        if (n < 0 && errno == EAGAIN)
+        if (n == -EAGAIN)
             c->c_readable = 0;
     }
     return 0;
@@ -2171,22 +2230,19 @@ static void client_update_watchers(struct client *c)
         cev = out_pending ? 0 : EV_READ;
         break;
     }
-    if (out_pending && !c->c_writable)
-        cev |= EV_WRITE;
-    io_update(loop, &c->io, c->fd, cev, c->io.fd == c->fd && c->c_registered);
+    cev = sio_events(&c->cio, cev != 0, out_pending && !c->c_writable);
+    io_update(loop, &c->io, c->cio.fd, cev, c->io.fd == c->cio.fd && c->c_registered);
     c->c_registered = 1;
 
     if (c->up_state == US_CONNECTING) {
         uev = EV_WRITE;
     } else if (c->up_state == US_ACTIVE) {
-        if (!c->u_eof && client_room(c, &c->up_in) > 0)
-            uev = EV_READ;
-        if (c->up_out.data && buf_len(&c->up_out) > 0 && !c->u_writable)
-            uev |= EV_WRITE;
+        uev = sio_events(&c->uio, !c->u_eof && client_room(c, &c->up_in) > 0,
+                         c->up_out.data && buf_len(&c->up_out) > 0 && !c->u_writable);
     }
-    if (c->up_fd >= 0)
-        io_update(loop, &c->up_io, c->up_fd, uev, c->reused || c->up_registered);
-    c->up_registered = c->up_fd >= 0;
+    if (sio_is_open(&c->uio))
+        io_update(loop, &c->up_io, c->uio.fd, uev, c->reused || c->up_registered);
+    c->up_registered = sio_is_open(&c->uio);
 }
 
 static void client_pump(struct client *c)
@@ -2233,10 +2289,7 @@ static void client_pump(struct client *c)
 static void client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct client *c = w->data;
-    if (revents & EV_READ)
-        c->c_readable = 1;
-    if (revents & EV_WRITE)
-        c->c_writable = 1;
+    proxy_note_ready(&c->cio, revents, &c->c_readable, &c->c_writable);
     client_pump(c);
 }
 
@@ -2343,8 +2396,18 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
         return;
     }
     c->wc = wc;
-    c->fd = fd;
-    c->up_fd = -1;
+    const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
+    if (lst->tls) {
+        if (tls_accept_sio(lst->tls, fd, &c->cio) != 0) { /* fd closed */
+            c->next = proxy_hw(wc)->free_clients;
+            proxy_hw(wc)->free_clients = c;
+            proxy_hw(wc)->n_free_clients++;
+            return;
+        }
+    } else {
+        sio_init_plain(&c->cio, fd);
+    }
+    sio_init_closed(&c->uio);
     c->snap = wc->snap;
     snapshot_ref(c->snap);
     c->lst = &wc->snap->cfg->listeners[wl->index];

@@ -34,6 +34,7 @@
 #include "core/config_parse.h"
 #include "core/log.h"
 #include "core/units.h"
+#include "tls/tls.h"
 
 #define CFG_MAX_LISTENERS 1024
 #define CFG_MAX_WORKERS 256
@@ -245,6 +246,70 @@ static int cfg_parse_protocol(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return rc;
 }
 
+static int cfg_parse_listener_tls(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+    l->tls_mark = cfg_mark_of(v);
+    return tls_cfg_parse_server(ctx, v, &l->tls);
+}
+
+struct cfg_hsts {
+    uint32_t max_age_s;
+    int subdomains, preload;
+};
+
+static int cfg_parse_hsts_subdomains(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_bool(ctx, v, "'include_subdomains'", &((struct cfg_hsts *)obj)->subdomains);
+}
+
+static int cfg_parse_hsts_preload(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_bool(ctx, v, "'preload'", &((struct cfg_hsts *)obj)->preload);
+}
+
+static const struct cfg_key cfg_hsts_keys[] = {
+    CFG_FIELD("max_age", CFG_KIND_UINT, struct cfg_hsts, max_age_s, 0, 1u << 30),
+    CFG_FUNC("include_subdomains", cfg_parse_hsts_subdomains, false),
+    CFG_FUNC("preload", cfg_parse_hsts_preload, false),
+};
+CFG_MAP_DEFINE(cfg_hsts_map, "hsts", cfg_hsts_keys);
+
+/* hsts: the Strict-Transport-Security value (RFC 6797 6.1), made once. */
+static int cfg_parse_hsts(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+    struct cfg_hsts h = { .max_age_s = 31536000 };
+    int rc = cfg_parse_map(ctx, v, &cfg_hsts_map, &h, NULL);
+    if (rc < 0)
+        return rc;
+    char value[96];
+    snprintf(value, sizeof(value), "max-age=%u%s%s", h.max_age_s, h.subdomains ? "; includeSubDomains" : "",
+             h.preload ? "; preload" : "");
+    free(l->hsts);
+    l->hsts = NULL;
+    return cfg_strdup(ctx, value, &l->hsts);
+}
+
+/* redirect_https: true (port 443) or the HTTPS port to send clients to. */
+static int cfg_parse_redirect_https(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_listener *l = obj;
+    int on = 0;
+    const char *s;
+    int rc = cfg_scalar(ctx, v, "'redirect_https'", &s);
+    if (rc < 0)
+        return rc;
+    if (strspn(s, "0123456789") == strlen(s) && *s) {
+        static const struct cfg_key port = CFG_FIELD("redirect_https", CFG_KIND_UINT, struct cfg_listener,
+                                                     redirect_https_port, 1, 65535);
+        return cfg_parse_key(ctx, &port, v, l);
+    }
+    rc = cfg_parse_bool(ctx, v, "'redirect_https' (true, false or a port)", &on);
+    l->redirect_https_port = on ? 443 : 0;
+    return rc;
+}
+
 static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("name", cfg_parse_listener_name, true),
     CFG_FUNC("listen", cfg_parse_listen, true),
@@ -257,6 +322,9 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("accept_proxy", l4_cfg_parse_accept_proxy, false), /* any protocol */
     CFG_FUNC("limits", cfg_parse_limits, false),
     CFG_FUNC("timeouts", cfg_parse_listener_timeouts, false),
+    CFG_FUNC("tls", cfg_parse_listener_tls, false),
+    CFG_FUNC("hsts", cfg_parse_hsts, false),
+    CFG_FUNC("redirect_https", cfg_parse_redirect_https, false),
 };
 CFG_MAP_DEFINE(cfg_listener_map, "listener", cfg_listener_keys);
 
@@ -288,9 +356,18 @@ static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj,
     *l = cfg_listener_defaults;
     l->line = cfg_mark_of(node).line;
     l->col = cfg_mark_of(node).col;
-    int rc = cfg_parse_map(ctx, node, &cfg_listener_map, l, NULL);
+    yaml_node_t *values[CFG_MAP_MAX_KEYS];
+    int rc = cfg_parse_map(ctx, node, &cfg_listener_map, l, values);
     if (rc < 0)
         return rc;
+    yaml_node_t *hsts = values[cfg_key_index(&cfg_listener_map, "hsts")];
+    yaml_node_t *redirect = values[cfg_key_index(&cfg_listener_map, "redirect_https")];
+    if (l->tls && l->protocol != CFG_PROTOCOL_HTTP)
+        return cfg_fail_mark(ctx, l->tls_mark, "tls is for http listeners for now");
+    if (hsts && !l->tls)
+        return cfg_fail(ctx, hsts, "hsts is sent only on a listener with tls");
+    if (redirect && l->tls)
+        return cfg_fail(ctx, redirect, "redirect_https is for a plain listener (this one has tls)");
     return cfg_check_listener_unique(ctx, cfg, i);
 }
 
@@ -365,6 +442,8 @@ static void cfg_free_listener(struct cfg_listener *l)
     free(l->listen);
     free(l->redis_cluster_name);
     l4_cfg_free_listener(l);
+    tls_server_free(l->tls);
+    free(l->hsts);
     for (size_t i = 0; i < l->n_routes; i++)
         route_cfg_free(&l->routes[i]);
     free(l->routes);
@@ -389,6 +468,30 @@ static void cfg_free_listeners(void *root)
     cfg->n_listeners = 0;
 }
 
+/* ---- tls: session tickets (src/tls/) ---- */
+
+static int cfg_parse_tls(struct cfg_ctx *ctx, yaml_node_t *v, void *root)
+{
+    return tls_cfg_parse_tickets(ctx, v, &((struct cfg *)root)->tls);
+}
+
+/* Every TLS listener seals its tickets with the configuration's keys. */
+static int cfg_resolve_tls(struct cfg_ctx *ctx, void *root)
+{
+    struct cfg *cfg = root;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].tls && cfg->tls)
+            tls_server_use_tickets(cfg->listeners[i].tls, cfg->tls);
+    return 0;
+}
+
+static void cfg_free_tls(void *root)
+{
+    struct cfg *cfg = root;
+    tls_tickets_free(cfg->tls);
+    cfg->tls = NULL;
+}
+
 /* ---- the section table ---- */
 
 /* One row per top-level key, in the order messages list them. */
@@ -405,6 +508,7 @@ static const struct cfg_section cfg_sections[] = {
     { "caches", false, cache_cfg_parse, cache_cfg_resolve, cache_cfg_free },
     { "data_dir", false, queue_cfg_parse_data_dir, NULL, queue_cfg_free_data_dir },
     { "queues", false, queue_cfg_parse, queue_cfg_resolve, queue_cfg_free },
+    { "tls", false, cfg_parse_tls, cfg_resolve_tls, cfg_free_tls },
 };
 
 static const struct cfg_schema cfg_schema = {

@@ -46,6 +46,9 @@ const char *cfg_protocol_name(enum cfg_protocol p);
  * module's array size), repeated here so the snapshot needs no parser header. */
 #define CFG_MAX_HEADERS 256
 
+struct tls_server;
+struct tls_tickets;
+
 /* One listener. Still one struct for every protocol: the http keys (routes,
  * the request limits and client timeouts) and the redis key (redis_cluster)
  * sit side by side until listener keys are parsed per protocol. */
@@ -71,6 +74,10 @@ struct cfg_listener {
     uint64_t header_timeout_ms;    /* timeouts.client_header, default 10s -> 408 */
     uint64_t idle_timeout_ms;      /* timeouts.client_idle keep-alive, default 60s */
     uint64_t body_timeout_ms;      /* timeouts.client_body between reads, default 30s */
+    struct tls_server *tls;        /* tls: (src/tls/), NULL: plain */
+    char *hsts;                    /* hsts: the Strict-Transport-Security value, or NULL */
+    uint32_t redirect_https_port;  /* redirect_https: 0 off, else the https port */
+    struct cfg_mark tls_mark;
     int line, col;                 /* the listener's map */
     struct cfg_mark name_mark;     /* its name value */
     struct cfg_mark listen_mark;   /* its listen value */
@@ -102,6 +109,7 @@ struct cfg {
     size_t n_queues;
     struct cfg_log log;
     struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
+    struct tls_tickets *tls;       /* tls: session ticket keys (src/tls/); NULL: the defaults */
 };
 
 /* Loads and validates `path`. On success returns 0 and *out owns a new

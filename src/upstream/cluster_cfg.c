@@ -14,6 +14,8 @@
  * connects. */
 #include "upstream/cluster_cfg.h"
 
+#include "tls/tls.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -602,6 +604,12 @@ static int cluster_cfg_autoscale(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return autoscale_cfg_parse(ctx, v, &c->autoscale);
 }
 
+static int cluster_cfg_tls(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_cluster *c = obj;
+    return tls_cfg_parse_client(ctx, v, &c->tls);
+}
+
 static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("name", cluster_cfg_name, true),
     CFG_FUNC("balance", cluster_cfg_balance, false),
@@ -623,6 +631,7 @@ static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("circuit_breaker", cluster_cfg_breaker, false),
     CFG_FUNC("resolve", cluster_cfg_resolve, false),
     CFG_FUNC("autoscale", cluster_cfg_autoscale, false),
+    CFG_FUNC("tls", cluster_cfg_tls, false),
 };
 CFG_MAP_DEFINE(cluster_cfg_map, "cluster", cluster_cfg_keys);
 
@@ -694,6 +703,8 @@ int cluster_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *root)
 
 static void cluster_cfg_free_one(struct cfg_cluster *c)
 {
+    tls_client_free(c->tls);
+    c->tls = NULL;
     free(c->name);
     free(c->hash_key_name);
     free(c->health_check.path);

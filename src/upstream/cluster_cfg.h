@@ -145,6 +145,7 @@ struct cfg_resolve {
 };
 
 struct cfg_autoscale;
+struct tls_client;
 
 struct cfg_cluster {
     char *name;
@@ -170,6 +171,7 @@ struct cfg_cluster {
     struct cfg_resolve resolve;
     struct cfg_autoscale *autoscale; /* autoscale/autoscale_cfg.h, or NULL */
     size_t n_hosts;                /* endpoints given as names */
+    struct tls_client *tls;        /* tls: (src/tls/), NULL: plain */
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */
 };

@@ -8,7 +8,9 @@
  * timeout. An HTTP check passes when the status is in expect_status and,
  * if set, expect_body occurs in the first HEALTH_READ_MAX bytes of the
  * reply. Checks never run on the workers: the verdict reaches them through
- * the endpoint's atomics. */
+ * the endpoint's atomics. A cluster with tls: checks over TLS (through
+ * the I/O seam, core/sio.h): a tcp check passes once the handshake does,
+ * an HTTP check sends its request inside the TLS connection. */
 #include "upstream/health.h"
 
 #include <errno.h>
@@ -22,6 +24,8 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/sio.h"
+#include "tls/tls.h"
 #include "upstream/upstream_metrics.h"
 
 #define HEALTH_READ_MAX 4096
@@ -32,7 +36,8 @@ enum health_phase { HP_IDLE, HP_CONNECTING, HP_SENDING, HP_READING };
 struct health_probe {
     ev_timer timer;                /* the next check, then this check's timeout */
     ev_io io;
-    int fd;
+    struct sio sio;                /* the check's connection, closed (fd -1) between checks */
+    struct tls_client *tls;        /* the cluster's TLS context, or NULL */
     enum health_phase phase;
     struct health *h;
     struct endpoint *ep;
@@ -62,9 +67,7 @@ static void health_close(struct health_probe *p)
 {
     ev_io_stop(p->h->loop, &p->io);
     ev_timer_stop(p->h->loop, &p->timer);
-    if (p->fd >= 0)
-        close(p->fd);
-    p->fd = -1;
+    sio_close(&p->sio);
     p->phase = HP_IDLE;
 }
 
@@ -139,59 +142,100 @@ static int health_judge_http(struct health_probe *p, int eof)
     return 0;
 }
 
+static void health_watch(struct health_probe *p, int events)
+{
+    ev_io_stop(p->h->loop, &p->io);
+    ev_io_set(&p->io, p->sio.fd, events);
+    ev_io_start(p->h->loop, &p->io);
+}
+
+/* The connect finished: wrap it in TLS when the cluster says so. Returns
+ * 0, or -1 after a verdict. */
+static int health_connected(struct health_probe *p)
+{
+    int r = net_connect_result(p->sio.fd);
+    if (r != 0) {
+        health_verdict(p, 0, strerror(-r));
+        return -1;
+    }
+    if (p->tls) {
+        int fd = p->sio.fd;
+        sio_init_closed(&p->sio); /* tls_connect_sio owns fd from here */
+        if (tls_connect_sio(p->tls, fd, (struct sockaddr *)&p->ep->addr, p->ep->addrlen, NULL, &p->sio) < 0) {
+            health_verdict(p, 0, "out of memory for TLS");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sends the request (the TLS handshake on the way); a tcp check is done
+ * once connected (and, with TLS, once the handshake succeeded). */
+static void health_send(struct health_probe *p)
+{
+    if (p->cfg->tcp) {
+        int r = tls_handshake(&p->sio);
+        if (r == -EAGAIN)
+            health_watch(p, p->sio.rd_want);
+        else
+            health_verdict(p, r == 0, r == 0 ? "connected" : "TLS handshake failed");
+        return;
+    }
+    while (p->sent < p->req_len) {
+        ssize_t n = sio_write(&p->sio, p->req + p->sent, p->req_len - p->sent);
+        if (n == -EAGAIN) {
+            health_watch(p, p->sio.wr_want);
+            return;
+        }
+        if (n <= 0) {
+            health_verdict(p, 0, n == -EPROTO ? "TLS handshake failed" : strerror(n ? (int)-n : EPIPE));
+            return;
+        }
+        p->sent += (size_t)n;
+    }
+    p->phase = HP_READING;
+    health_watch(p, EV_READ);
+}
+
 static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct health_probe *p = w->data;
     if (p->phase == HP_CONNECTING) {
-        int r = net_connect_result(p->fd);
-        if (r != 0) {
-            health_verdict(p, 0, strerror(-r));
+        if (health_connected(p) < 0)
             return;
-        }
-        if (p->cfg->tcp) {
-            health_verdict(p, 1, "connected");
-            return;
-        }
         p->phase = HP_SENDING;
     }
     if (p->phase == HP_SENDING) {
-        ssize_t n = send(p->fd, p->req + p->sent, p->req_len - p->sent, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            health_verdict(p, 0, strerror(errno));
+        health_send(p);
+        return;
+    }
+    for (;;) { /* a TLS record may hold more than the socket shows */
+        ssize_t n = sio_read(&p->sio, p->buf + p->got, HEALTH_READ_MAX - p->got);
+        if (n == -EAGAIN) {
+            health_watch(p, p->sio.rd_want);
             return;
         }
-        if (n > 0)
-            p->sent += (size_t)n;
-        if (p->sent < p->req_len)
+        if (n < 0) {
+            health_verdict(p, 0, strerror((int)-n));
             return;
-        p->phase = HP_READING;
-        ev_io_stop(loop, &p->io);
-        ev_io_set(&p->io, p->fd, EV_READ);
-        ev_io_start(loop, &p->io);
-        return;
+        }
+        p->got += (size_t)n;
+        if (health_judge_http(p, n == 0) || n == 0)
+            return;
     }
-    ssize_t n = read(p->fd, p->buf + p->got, HEALTH_READ_MAX - p->got);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            health_verdict(p, 0, strerror(errno));
-        return;
-    }
-    p->got += (size_t)n;
-    health_judge_http(p, n == 0);
 }
 
 static void health_start_check(struct health_probe *p)
 {
-    p->fd = net_connect((struct sockaddr *)&p->ep->addr, p->ep->addrlen);
-    if (p->fd < 0) {
-        int err = -p->fd;
-        p->fd = -1;
-        health_verdict(p, 0, strerror(err));
+    int fd = net_connect((struct sockaddr *)&p->ep->addr, p->ep->addrlen);
+    if (fd < 0) {
+        health_verdict(p, 0, strerror(-fd));
         return;
     }
+    sio_init_plain(&p->sio, fd);
     p->phase = HP_CONNECTING;
     p->sent = p->got = 0;
-    ev_io_set(&p->io, p->fd, EV_WRITE);
+    ev_io_set(&p->io, p->sio.fd, EV_WRITE);
     ev_io_start(p->h->loop, &p->io);
     ev_timer_set(&p->timer, (double)p->cfg->timeout_ms / 1000.0, 0.);
     ev_timer_start(p->h->loop, &p->timer);
@@ -255,7 +299,8 @@ struct health *health_new(struct ev_loop *loop, struct cluster *set, size_t n_cl
         for (size_t e = 0; e < set[i].n_endpoints; e++) {
             struct health_probe *p = &h->probes[h->n++];
             p->h = h;
-            p->fd = -1;
+            sio_init_closed(&p->sio);
+            p->tls = set[i].cfg->tls;
             p->ep = &set[i].endpoints[e];
             p->cfg = &set[i].cfg->health_check;
             /* continue the streak the endpoint is in, so a reload does not

@@ -9,18 +9,18 @@
 #include "core/hash.h"
 
 static struct pool_bucket **pool_slot(struct pool *pool, const struct sockaddr *addr,
-                                      socklen_t addrlen)
+                                      socklen_t addrlen, const void *tag)
 {
-    uint64_t h = hash_bytes(addr, addrlen);
+    uint64_t h = hash_bytes(addr, addrlen) ^ hash_mix64((uint64_t)(uintptr_t)tag);
     return &pool->buckets[h % POOL_BUCKETS];
 }
 
 static struct pool_bucket *pool_bucket_find(struct pool *pool, const struct sockaddr *addr,
-                                            socklen_t addrlen, int create)
+                                            socklen_t addrlen, const void *tag, int create)
 {
-    struct pool_bucket **slot = pool_slot(pool, addr, addrlen);
+    struct pool_bucket **slot = pool_slot(pool, addr, addrlen, tag);
     for (struct pool_bucket *b = *slot; b; b = b->next)
-        if (b->addrlen == addrlen && memcmp(&b->addr, addr, addrlen) == 0)
+        if (b->addrlen == addrlen && b->tag == tag && memcmp(&b->addr, addr, addrlen) == 0)
             return b;
     if (!create)
         return NULL;
@@ -29,6 +29,7 @@ static struct pool_bucket *pool_bucket_find(struct pool *pool, const struct sock
         return NULL;
     memcpy(&b->addr, addr, addrlen);
     b->addrlen = addrlen;
+    b->tag = tag;
     b->next = *slot;
     *slot = b;
     return b;
@@ -58,7 +59,7 @@ static void pool_conn_recycle(struct pool_conn *pc)
 static void pool_conn_close(struct pool_conn *pc)
 {
     pool_unlink(pc);
-    close(pc->fd);
+    sio_close(&pc->sio);
     pool_conn_recycle(pc);
 }
 
@@ -100,24 +101,31 @@ void pool_destroy(struct pool *pool)
     }
 }
 
-int pool_take(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen)
+int pool_take_sio(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, const void *tag,
+                  struct sio *out)
 {
-    struct pool_bucket *b = pool_bucket_find(pool, addr, addrlen, 0);
+    struct pool_bucket *b = pool_bucket_find(pool, addr, addrlen, tag, 0);
     if (!b || !b->head)
         return -1;
     struct pool_conn *pc = b->head;
-    int fd = pc->fd;
+    *out = pc->sio;
     pool_unlink(pc);
     pool_conn_recycle(pc);
-    return fd;
+    return 0;
 }
 
-int pool_put(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, int fd,
-             unsigned max_idle, uint64_t idle_timeout_ms)
+int pool_take(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct sio s;
+    return pool_take_sio(pool, addr, addrlen, NULL, &s) == 0 ? s.fd : -1;
+}
+
+int pool_put_sio(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, const void *tag,
+                 struct sio *s, unsigned max_idle, uint64_t idle_timeout_ms)
 {
     if (max_idle == 0)
         return -1;
-    struct pool_bucket *b = pool_bucket_find(pool, addr, addrlen, 1);
+    struct pool_bucket *b = pool_bucket_find(pool, addr, addrlen, tag, 1);
     if (!b || b->n_idle >= max_idle)
         return -1;
     struct pool_conn *pc = pool->free_conns;
@@ -125,7 +133,8 @@ int pool_put(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, 
         pool->free_conns = pc->next;
     else if (!(pc = malloc(sizeof(*pc))))
         return -1;
-    pc->fd = fd;
+    pc->sio = *s;
+    sio_init_closed(s);
     pc->pool = pool;
     pc->bucket = b;
     pc->prev = NULL;
@@ -135,7 +144,7 @@ int pool_put(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, 
     b->head = pc;
     b->n_idle++;
     pool->n_idle++;
-    ev_io_init(&pc->io, pool_io_cb, fd, EV_READ);
+    ev_io_init(&pc->io, pool_io_cb, pc->sio.fd, EV_READ);
     /* the fd comes straight from a session that watched it on this loop:
      * it is registered already, so libev need not re-add it */
     pc->io.events &= ~EV__IOFDSET;
@@ -145,4 +154,12 @@ int pool_put(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, 
     pc->timer.data = pc;
     ev_timer_start(pool->loop, &pc->timer);
     return 0;
+}
+
+int pool_put(struct pool *pool, const struct sockaddr *addr, socklen_t addrlen, int fd,
+             unsigned max_idle, uint64_t idle_timeout_ms)
+{
+    struct sio s;
+    sio_init_plain(&s, fd);
+    return pool_put_sio(pool, addr, addrlen, NULL, &s, max_idle, idle_timeout_ms);
 }

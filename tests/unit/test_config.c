@@ -343,10 +343,10 @@ static void test_error_unknown_keys(void **state)
         { "listeners:\n  - name: web\n    listn: 127.0.0.1:8080\n",
           "weir.yaml:3:5: unknown key 'listn' in listener (expected one of: name, listen, "
           "protocol, routes, redis_cluster, cluster, sni, proxy_protocol, accept_proxy, limits, "
-          "timeouts)" },
+          "timeouts, tls, hsts, redirect_https)" },
         { "admins: { listen: 127.0.0.1:9901 }\n",
           "weir.yaml:1:1: unknown key 'admins' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls)" },
         { "redis_clusters: []\n",
           "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
           "cluster)" },
@@ -356,7 +356,7 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
           "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "
           "max_requests, max_pending, queue_timeout, panic, slow_start, health_check, "
-          "outlier_detection, circuit_breaker, resolve, autoscale)" },
+          "outlier_detection, circuit_breaker, resolve, autoscale, tls)" },
         { "clusters:\n  - name: api\n    circuit_breaker: { failure_ratio: 150% }\n",
           "weir.yaml:3:39: failure_ratio: expected a percentage 1%..100%, got '150%'" },
         { "clusters:\n  - name: api\n    health_check: { expect_status: 700 }\n",
@@ -385,7 +385,7 @@ static void test_error_unknown_keys(void **state)
         { "? [a]\n: b\n", "weir.yaml:1:3: expected a key name in configuration, got a list" },
         { "<<: { workers: 2 }\n",
           "weir.yaml:1:1: unknown key '<<' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls)" },
     };
     RUN_CASES(cases);
 }
@@ -557,7 +557,7 @@ static void test_error_required_and_empty(void **state)
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",
           "weir.yaml:12:1: unknown key 'x' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls)" },
         { "clusters:\n  - name: api\n    endpoints: [127.0.0.1:9001]\n",
           "weir.yaml:1:1: configuration is missing required key 'listeners'" },
         { LISTENER_HEAD "    routes: [{ cluster: api }]\n",
