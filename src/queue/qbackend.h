@@ -97,4 +97,19 @@ void qcall_cancel(struct qcall *call);
 /* Redis row (qredis.c): cancels call's commands (qcall_cancel's half). */
 void qredis_cancel(struct qcall *call);
 
+struct redisReply;
+#define QREDIS_ID_MAX 48  /* a stream id "<ms>-<seq>" and its NUL, with room */
+
+/* Redis row: the stream id of a receipt handle "R<ms>-<seq>" (digits
+ * only) into id. Returns 0 or -EINVAL. */
+int qredis_receipt_parse(const char *receipt, char id[QREDIS_ID_MAX]);
+
+/* Redis row: walks the receive script's reply {{id, fields, count,
+ * first_ms}...}, {{id, fields}...}: calls call->on_msg for each message of
+ * the first list that is well formed (others are skipped) and, when
+ * call->store is set, starts moving those of the second list to the
+ * dead-letter queue. Returns the messages handed out, or -EPROTO when the
+ * reply is not two lists. */
+int qredis_receive_reply(struct qcall *call, const struct redisReply *r);
+
 #endif

@@ -182,10 +182,7 @@ static void qredis_make_id(char id[QUEUE_ID_LEN + 1])
              (uint64_t)0x8000 | ((r[1] >> 48) & 0x3fff), r[1] & (uint64_t)0xffffffffffff);
 }
 
-/* The stream id of a receipt "R<ms>-<seq>" into id (QREDIS_ID_MAX).
- * Returns 0 or -EINVAL. */
-#define QREDIS_ID_MAX 48
-static int qredis_receipt_id(const char *receipt, char id[QREDIS_ID_MAX])
+int qredis_receipt_parse(const char *receipt, char id[QREDIS_ID_MAX])
 {
     size_t len = receipt ? strlen(receipt) : 0;
     if (len < 4 || len >= QREDIS_ID_MAX || receipt[0] != 'R')
@@ -323,8 +320,9 @@ static int qredis_hand_out(struct qcall *call, const redisReply *m)
 {
     char receipt[QREDIS_ID_MAX + 2], md5_body[QMD5_HEX];
     if (m->type != REDIS_REPLY_ARRAY || m->elements != 4 ||
-        m->element[0]->type != REDIS_REPLY_STRING || m->element[2]->type != REDIS_REPLY_INTEGER ||
-        m->element[3]->type != REDIS_REPLY_INTEGER)
+        m->element[0]->type != REDIS_REPLY_STRING || m->element[0]->len >= QREDIS_ID_MAX ||
+        m->element[2]->type != REDIS_REPLY_INTEGER || m->element[3]->type != REDIS_REPLY_INTEGER ||
+        m->element[2]->integer < 0 || m->element[3]->integer < 0)
         return -EPROTO;
     const redisReply *id = qredis_field(m->element[1], "i"), *b = qredis_field(m->element[1], "b");
     const redisReply *a = qredis_field(m->element[1], "a"), *ma = qredis_field(m->element[1], "m");
@@ -408,6 +406,10 @@ static void qredis_dead_letter(struct qcall *call, const redisReply *d)
     argv[3] = kd;
     size_t n = d->element[1]->elements;
     for (size_t i = 0; i < n; i++) {
+        if (d->element[1]->element[i]->type != REDIS_REPLY_STRING) {
+            free(mv);
+            return;
+        }
         argv[4 + i] = d->element[1]->element[i]->str;
         argvlen[4 + i] = d->element[1]->element[i]->len;
     }
@@ -416,22 +418,27 @@ static void qredis_dead_letter(struct qcall *call, const redisReply *d)
         free(mv);
 }
 
+int qredis_receive_reply(struct qcall *call, const struct redisReply *r)
+{
+    int n = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    for (size_t i = 0; call->store && i < r->element[1]->elements; i++)
+        qredis_dead_letter(call, r->element[1]->element[i]);
+    for (size_t i = 0; i < r->element[0]->elements; i++)
+        if (qredis_hand_out(call, r->element[0]->element[i]) == 0)
+            n++;
+    return n;
+}
+
 static void qredis_received(void *arg, enum store_result res, redisReply *r)
 {
     struct qcall_entry *e = qredis_entry_done(arg);
     struct qcall *call = e->call;
     call->rc = qredis_result(res, r, "receive");
-    if (call->rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                          r->element[0]->type != REDIS_REPLY_ARRAY ||
-                          r->element[1]->type != REDIS_REPLY_ARRAY))
-        call->rc = -EPROTO;
-    if (call->rc == 0) {
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            qredis_dead_letter(call, r->element[1]->element[i]);
-        for (size_t i = 0; i < r->element[0]->elements && call->rc >= 0; i++)
-            if (qredis_hand_out(call, r->element[0]->element[i]) == 0)
-                call->rc++;
-    }
+    if (call->rc == 0)
+        call->rc = qredis_receive_reply(call, r);
     qredis_settle(call);
 }
 
@@ -475,7 +482,7 @@ static void qredis_delete(struct qcall *call)
     size_t lks = qredis_key(ks, call->q->name, "s"), lkv = qredis_key(kv, call->q->name, "v"),
            lkf = qredis_key(kf, call->q->name, "f");
     for (size_t i = 0; i < call->n; i++) {
-        if (qredis_receipt_id(call->receipts[i], id) < 0) {
+        if (qredis_receipt_parse(call->receipts[i], id) < 0) {
             call->e[i].rc = -EINVAL;
             call->pending--;
             continue;
@@ -504,7 +511,7 @@ static void qredis_change_visibility(struct qcall *call)
         return;
     size_t lkv = qredis_key(kv, call->q->name, "v");
     for (size_t i = 0; i < call->n; i++) {
-        if (qredis_receipt_id(call->receipts[i], id) < 0) {
+        if (qredis_receipt_parse(call->receipts[i], id) < 0) {
             call->e[i].rc = -EINVAL;
             call->pending--;
             continue;
