@@ -9,6 +9,7 @@
  * reply (no store: dead letters are not moved). Every message handed out
  * must have a receipt that parses to its stream id, a body and an id; the
  * count returned must be the messages handed out. */
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <stdlib.h>

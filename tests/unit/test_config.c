@@ -342,18 +342,19 @@ static void run_cases(const struct err_case *cases, size_t n)
 static void test_error_queue_backend(void **state)
 {
 #define QB_HEAD "data_dir: /tmp/weir-test\nstores:\n  - { name: r, redis: 127.0.0.1:6379 }\n" \
+                "listeners:\n  - { name: q, listen: 127.0.0.1:9324, protocol: sqs }\n" \
                 "queues:\n"
     static const struct err_case cases[] = {
         { QB_HEAD "  - { name: a, backend: { store: nope } }\n",
-          "weir.yaml:5:35: store 'nope' is not defined in 'stores'" },
+          "weir.yaml:7:34: store 'nope' is not defined in 'stores'" },
         { QB_HEAD "  - { name: a.fifo, backend: { store: r } }\n",
-          "weir.yaml:5:40: a FIFO queue cannot be kept in a store yet" },
+          "weir.yaml:7:39: a FIFO queue cannot be kept in a store yet" },
         { QB_HEAD "  - { name: a, backend: { store: r }, dead_letter: { queue: d } }\n"
                   "  - { name: d }\n",
-          "weir.yaml:5:65: a dead-letter queue is kept where its source is (the same 'backend' "
+          "weir.yaml:7:61: a dead-letter queue is kept where its source is (the same 'backend' "
           "store, or both local)" },
         { QB_HEAD "  - { name: a, backend: { stor: r } }\n",
-          "weir.yaml:5:27: unknown key 'stor' in queue backend (expected one of: store)" },
+          "weir.yaml:7:27: unknown key 'stor' in queue backend (expected one of: store)" },
     };
 #undef QB_HEAD
     RUN_CASES(cases);
