@@ -25,15 +25,15 @@ struct ev_loop;
 struct store;
 struct store_cmd;
 
-#define QCALL_MAX 10      /* entries of one batch (SQS's limit) */
+#define QCALL_MAX 10 /* entries of one batch (SQS's limit) */
 
 /* One entry of a batch call: the result of send / delete / change visibility. */
 struct qcall_entry {
-    int rc;                           /* 0 or a negative errno (see each operation) */
-    char id[QUEUE_ID_LEN + 1];        /* send: the MessageId */
-    uint64_t seq;                     /* send: the FIFO SequenceNumber */
-    uint64_t pos;                     /* local: the log position the answer waits for */
-    struct qcall *call;               /* the row's own: back to the call */
+    int rc;                    /* 0 or a negative errno (see each operation) */
+    char id[QUEUE_ID_LEN + 1]; /* send: the MessageId */
+    uint64_t seq;              /* send: the FIFO SequenceNumber */
+    uint64_t pos;              /* local: the log position the answer waits for */
+    struct qcall *call;        /* the row's own: back to the call */
 };
 
 struct qcall;
@@ -41,29 +41,29 @@ typedef void (*qcall_done_fn)(struct qcall *call);
 
 struct qcall {
     /* set by the caller */
-    struct queue *q;                  /* referenced by the caller until done */
-    struct ev_loop *loop;             /* the worker's loop (the store client's) */
-    const struct cfg *cfg;            /* the snapshot's configuration (the store's settings) */
+    struct queue *q;       /* referenced by the caller until done */
+    struct ev_loop *loop;  /* the worker's loop (the store client's) */
+    const struct cfg *cfg; /* the snapshot's configuration (the store's settings) */
     qcall_done_fn done;
-    void *arg;                        /* the caller's */
-    size_t n;                         /* entries of a batch */
-    const struct queue_send *sends;   /* send: n messages */
-    const char *const *receipts;      /* delete, change_visibility: n receipts */
-    const uint32_t *timeouts;         /* change_visibility: n timeouts (s) */
-    unsigned max;                     /* receive: at most this many (1..10) */
-    uint32_t vis_s;                   /* receive: visibility timeout (s) */
-    queue_received_fn on_msg;         /* receive: per message, before done */
+    void *arg;                      /* the caller's */
+    size_t n;                       /* entries of a batch */
+    const struct queue_send *sends; /* send: n messages */
+    const char *const *receipts;    /* delete, change_visibility: n receipts */
+    const uint32_t *timeouts;       /* change_visibility: n timeouts (s) */
+    unsigned max;                   /* receive: at most this many (1..10) */
+    uint32_t vis_s;                 /* receive: visibility timeout (s) */
+    queue_received_fn on_msg;       /* receive: per message, before done */
     void *msg_arg;
     /* set by the operation, read in done */
-    int rc;                           /* receive: messages handed out; else 0; or -errno */
-    uint64_t pos;                     /* local: the highest log position to wait for */
-    size_t counts[3];                 /* counts: visible, in flight, delayed */
+    int rc;           /* receive: messages handed out; else 0; or -errno */
+    uint64_t pos;     /* local: the highest log position to wait for */
+    size_t counts[3]; /* counts: visible, in flight, delayed */
     struct qcall_entry e[QCALL_MAX];
     /* the row's own */
-    size_t pending;                   /* commands not yet answered */
+    size_t pending; /* commands not yet answered */
     struct store *store;
     struct store_cmd *cmds[QCALL_MAX];
-    int busy;                         /* an operation runs: done not yet called */
+    int busy; /* an operation runs: done not yet called */
 };
 
 /* An operations table. Each runs call (fields above) and calls call->done.
@@ -73,12 +73,12 @@ struct qcall {
  * nothing is known to be stored, -EPROTO (redis) an unexpected reply. */
 struct qbackend_ops {
     const char *name;
-    void (*send)(struct qcall *call);               /* n sends -> e[i].rc, id, seq, pos */
-    void (*receive)(struct qcall *call);            /* -> rc (count), on_msg per message */
-    void (*delete_msgs)(struct qcall *call);        /* n receipts -> e[i].rc, pos */
-    void (*change_visibility)(struct qcall *call);  /* n receipts, timeouts -> e[i].rc */
-    void (*purge)(struct qcall *call);              /* -> rc, pos */
-    void (*counts)(struct qcall *call);             /* -> counts */
+    void (*send)(struct qcall *call);              /* n sends -> e[i].rc, id, seq, pos */
+    void (*receive)(struct qcall *call);           /* -> rc (count), on_msg per message */
+    void (*delete_msgs)(struct qcall *call);       /* n receipts -> e[i].rc, pos */
+    void (*change_visibility)(struct qcall *call); /* n receipts, timeouts -> e[i].rc */
+    void (*purge)(struct qcall *call);             /* -> rc, pos */
+    void (*counts)(struct qcall *call);            /* -> counts */
     /* Whether a long poll on this queue is woken only by this instance's
      * sends (0: local) or must also be retried every sweep (1: redis). */
     int shared;
@@ -98,7 +98,7 @@ void qcall_cancel(struct qcall *call);
 void qredis_cancel(struct qcall *call);
 
 struct redisReply;
-#define QREDIS_ID_MAX 48  /* a stream id "<ms>-<seq>" and its NUL, with room */
+#define QREDIS_ID_MAX 48 /* a stream id "<ms>-<seq>" and its NUL, with room */
 
 /* Redis row: the stream id of a receipt handle "R<ms>-<seq>" (digits
  * only) into id. Returns 0 or -EINVAL. */

@@ -43,8 +43,7 @@ static void qlocal_delete(struct qcall *call)
     for (size_t i = 0; i < call->n; i++) {
         struct qcall_entry *e = &call->e[i];
         e->pos = 0;
-        e->rc = call->receipts[i] ? queue_delete_msg(call->q, call->receipts[i], &e->pos)
-                                  : -EINVAL;
+        e->rc = call->receipts[i] ? queue_delete_msg(call->q, call->receipts[i], &e->pos) : -EINVAL;
         if (e->rc == 0 && e->pos > call->pos)
             call->pos = e->pos;
     }

@@ -58,11 +58,11 @@
 
 /* ---- the scripts ---- */
 
-#define QREDIS_LUA_HEAD \
-    "local t = redis.call('TIME')\n" \
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-    "local function ensure(s)\n" \
-    "  if redis.call('EXISTS', s) == 0 then\n" \
+#define QREDIS_LUA_HEAD                                                                            \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                      \
+    "local function ensure(s)\n"                                                                   \
+    "  if redis.call('EXISTS', s) == 0 then\n"                                                     \
     "    redis.call('XGROUP', 'CREATE', s, 'weir', '0', 'MKSTREAM') end end\n"
 
 /* KEYS s d; ARGV delay_ms id body attrs md5_attrs */
@@ -116,42 +116,41 @@ static const char qredis_lua_receive[] = QREDIS_LUA_HEAD
     "return {out, dead}\n";
 
 /* KEYS s v f; ARGV id. Returns 1 (deleted) or 0 (already gone). */
-static const char qredis_lua_delete[] =
-    "redis.pcall('XACK', KEYS[1], 'weir', ARGV[1])\n"
-    "local n = redis.call('XDEL', KEYS[1], ARGV[1])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "redis.call('HDEL', KEYS[3], ARGV[1])\n"
-    "return n\n";
+static const char qredis_lua_delete[] = "redis.pcall('XACK', KEYS[1], 'weir', ARGV[1])\n"
+                                        "local n = redis.call('XDEL', KEYS[1], ARGV[1])\n"
+                                        "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+                                        "redis.call('HDEL', KEYS[3], ARGV[1])\n"
+                                        "return n\n";
 
 /* KEYS v; ARGV id timeout_ms. Returns 1, or 0 when not in flight. */
-static const char qredis_lua_visibility[] = QREDIS_LUA_HEAD
-    "local sc = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-    "if not sc or tonumber(sc) <= now then return 0 end\n"
-    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
-    "return 1\n";
+static const char qredis_lua_visibility[] =
+    QREDIS_LUA_HEAD "local sc = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+                    "if not sc or tonumber(sc) <= now then return 0 end\n"
+                    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
+                    "return 1\n";
 
 /* KEYS s v d f */
 static const char qredis_lua_purge[] =
     "return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n";
 
 /* KEYS s v d. Returns {visible, in flight, delayed}. */
-static const char qredis_lua_counts[] = QREDIS_LUA_HEAD
-    "local len, pend = redis.call('XLEN', KEYS[1]), 0\n"
-    "if len > 0 then\n"
-    "  local p = redis.pcall('XPENDING', KEYS[1], 'weir')\n"
-    "  if type(p) == 'table' and p[1] then pend = tonumber(p[1]) end\n"
-    "end\n"
-    "local due = redis.call('ZCOUNT', KEYS[2], '-inf', now)\n"
-    "local later = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')\n"
-    "local vis = len - pend + due\n"
-    "if vis < 0 then vis = 0 end\n"
-    "return {vis, later, redis.call('ZCARD', KEYS[3])}\n";
+static const char qredis_lua_counts[] =
+    QREDIS_LUA_HEAD "local len, pend = redis.call('XLEN', KEYS[1]), 0\n"
+                    "if len > 0 then\n"
+                    "  local p = redis.pcall('XPENDING', KEYS[1], 'weir')\n"
+                    "  if type(p) == 'table' and p[1] then pend = tonumber(p[1]) end\n"
+                    "end\n"
+                    "local due = redis.call('ZCOUNT', KEYS[2], '-inf', now)\n"
+                    "local later = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')\n"
+                    "local vis = len - pend + due\n"
+                    "if vis < 0 then vis = 0 end\n"
+                    "return {vis, later, redis.call('ZCARD', KEYS[3])}\n";
 
 /* KEYS s (the dead-letter queue's); ARGV the fields. */
-static const char qredis_lua_adopt[] = QREDIS_LUA_HEAD
-    "ensure(KEYS[1])\n"
-    "redis.call('XADD', KEYS[1], '*', unpack(ARGV))\n"
-    "return 1\n";
+static const char qredis_lua_adopt[] =
+    QREDIS_LUA_HEAD "ensure(KEYS[1])\n"
+                    "redis.call('XADD', KEYS[1], '*', unpack(ARGV))\n"
+                    "return 1\n";
 
 /* ---- keys, ids ---- */
 
@@ -177,9 +176,10 @@ static void qredis_make_id(char id[QUEUE_ID_LEN + 1])
         x ^= x >> 27;
         r[i] = x * 2685821657736338717ULL;
     }
-    snprintf(id, QUEUE_ID_LEN + 1, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-%04" PRIx64
-             "-%012" PRIx64, r[0] >> 32, (r[0] >> 16) & 0xffff, r[0] & 0xfff,
-             (uint64_t)0x8000 | ((r[1] >> 48) & 0x3fff), r[1] & (uint64_t)0xffffffffffff);
+    snprintf(id, QUEUE_ID_LEN + 1,
+             "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-%04" PRIx64 "-%012" PRIx64, r[0] >> 32,
+             (r[0] >> 16) & 0xffff, r[0] & 0xfff, (uint64_t)0x8000 | ((r[1] >> 48) & 0x3fff),
+             r[1] & (uint64_t)0xffffffffffff);
 }
 
 int qredis_receipt_parse(const char *receipt, char id[QREDIS_ID_MAX])
@@ -229,8 +229,8 @@ static int qredis_eval(struct qcall *call, size_t i, const char *script, int arg
     argvlen[1] = strlen(script);
     /* argv[2] is the key count, argv[3] the first key: the routing key */
     call->e[i].call = call;
-    call->cmds[i] = store_command(call->store, argv[3], argvlen[3], argc, argv, argvlen, cb,
-                                  &call->e[i]);
+    call->cmds[i] =
+        store_command(call->store, argv[3], argvlen[3], argc, argv, argvlen, cb, &call->e[i]);
     return call->cmds[i] ? 0 : -EAGAIN;
 }
 
@@ -294,10 +294,26 @@ static void qredis_send(struct qcall *call)
         snprintf(delay, sizeof(delay), "%" PRId64, d * 1000);
         qredis_make_id(call->e[i].id);
         call->e[i].seq = 0;
-        const char *argv[10] = { NULL, NULL, "2", ks, kd, delay, call->e[i].id, m->body,
-                                 m->attrs ? m->attrs : "", m->md5_attrs ? m->md5_attrs : "" };
-        size_t argvlen[10] = { 0, 0, 1, lks, lkd, strlen(delay), QUEUE_ID_LEN, m->body_len,
-                               m->attrs ? m->attrs_len : 0, strlen(argv[9]) };
+        const char *argv[10] = {NULL,
+                                NULL,
+                                "2",
+                                ks,
+                                kd,
+                                delay,
+                                call->e[i].id,
+                                m->body,
+                                m->attrs ? m->attrs : "",
+                                m->md5_attrs ? m->md5_attrs : ""};
+        size_t argvlen[10] = {0,
+                              0,
+                              1,
+                              lks,
+                              lkd,
+                              strlen(delay),
+                              QUEUE_ID_LEN,
+                              m->body_len,
+                              m->attrs ? m->attrs_len : 0,
+                              strlen(argv[9])};
         if (qredis_eval(call, i, qredis_lua_send, 10, argv, argvlen, qredis_sent) < 0)
             call->pending--;
     }
@@ -332,9 +348,14 @@ static int qredis_hand_out(struct qcall *call, const redisReply *m)
     snprintf(receipt, sizeof(receipt), "R%s", m->element[0]->str);
     qmd5_hex(b->str, b->len, md5_body);
     struct queue_received r = {
-        .id = id->str, .receipt = receipt, .body = b->str, .body_len = b->len,
-        .attrs = a && a->len ? a->str : NULL, .attrs_len = a ? a->len : 0,
-        .md5_body = md5_body, .md5_attrs = ma ? ma->str : "",
+        .id = id->str,
+        .receipt = receipt,
+        .body = b->str,
+        .body_len = b->len,
+        .attrs = a && a->len ? a->str : NULL,
+        .attrs_len = a ? a->len : 0,
+        .md5_body = md5_body,
+        .md5_attrs = ma ? ma->str : "",
         .sent_ms = strtoull(t->str, NULL, 10),
         .first_receive_ms = (uint64_t)m->element[3]->integer,
         .receive_count = (uint32_t)m->element[2]->integer,
@@ -345,7 +366,7 @@ static int qredis_hand_out(struct qcall *call, const redisReply *m)
 
 struct qredis_move {
     struct store *store;
-    char name[QUEUE_MAX_NAME + 1];    /* the source queue */
+    char name[QUEUE_MAX_NAME + 1]; /* the source queue */
     char id[QREDIS_ID_MAX];
 };
 
@@ -353,7 +374,8 @@ static void qredis_moved_ignore(void *arg, enum store_result res, redisReply *r)
 {
     if (qredis_result(res, r, "dead-letter delete") < 0)
         log_warn("queue: %s: a dead-lettered message stays in the source queue until the next "
-                 "attempt (store unavailable)", (char *)arg);
+                 "attempt (store unavailable)",
+                 (char *)arg);
     free(arg);
 }
 
@@ -366,10 +388,14 @@ static void qredis_moved(void *arg, enum store_result res, redisReply *r)
         free(mv);
         return;
     }
-    const char *argv[7] = { "EVAL", qredis_lua_delete, "3", ks, kv, kf, mv->id };
-    size_t argvlen[7] = { 4, strlen(qredis_lua_delete), 1, qredis_key(ks, mv->name, "s"),
-                          qredis_key(kv, mv->name, "v"), qredis_key(kf, mv->name, "f"),
-                          strlen(mv->id) };
+    const char *argv[7] = {"EVAL", qredis_lua_delete, "3", ks, kv, kf, mv->id};
+    size_t argvlen[7] = {4,
+                         strlen(qredis_lua_delete),
+                         1,
+                         qredis_key(ks, mv->name, "s"),
+                         qredis_key(kv, mv->name, "v"),
+                         qredis_key(kf, mv->name, "f"),
+                         strlen(mv->id)};
     char *name = strdup(mv->name);
     if (name && store_command(mv->store, ks, argvlen[3], 7, argv, argvlen, qredis_moved_ignore,
                               name) == NULL)
@@ -413,8 +439,8 @@ static void qredis_dead_letter(struct qcall *call, const redisReply *d)
         argv[4 + i] = d->element[1]->element[i]->str;
         argvlen[4 + i] = d->element[1]->element[i]->len;
     }
-    if (store_command(call->store, kd, argvlen[3], (int)(4 + n), argv, argvlen, qredis_moved,
-                      mv) == NULL)
+    if (store_command(call->store, kd, argvlen[3], (int)(4 + n), argv, argvlen, qredis_moved, mv) ==
+        NULL)
         free(mv);
 }
 
@@ -453,11 +479,18 @@ static void qredis_receive(struct qcall *call)
     snprintf(maxr, sizeof(maxr), "%u",
              call->q->attrs.dead_letter[0] ? call->q->attrs.max_receives : 0);
     snprintf(hold, sizeof(hold), "%d", QREDIS_DEAD_HOLD_MS);
-    const char *argv[11] = { NULL, NULL, "4", ks, kv, kd, kf, max, vis, maxr, hold };
-    size_t argvlen[11] = { 0, 0, 1, qredis_key(ks, call->q->name, "s"),
-                           qredis_key(kv, call->q->name, "v"), qredis_key(kd, call->q->name, "d"),
-                           qredis_key(kf, call->q->name, "f"), strlen(max), strlen(vis),
-                           strlen(maxr), strlen(hold) };
+    const char *argv[11] = {NULL, NULL, "4", ks, kv, kd, kf, max, vis, maxr, hold};
+    size_t argvlen[11] = {0,
+                          0,
+                          1,
+                          qredis_key(ks, call->q->name, "s"),
+                          qredis_key(kv, call->q->name, "v"),
+                          qredis_key(kd, call->q->name, "d"),
+                          qredis_key(kf, call->q->name, "f"),
+                          strlen(max),
+                          strlen(vis),
+                          strlen(maxr),
+                          strlen(hold)};
     if (qredis_eval(call, 0, qredis_lua_receive, 11, argv, argvlen, qredis_received) < 0) {
         call->rc = -EAGAIN;
         call->pending--;
@@ -487,8 +520,8 @@ static void qredis_delete(struct qcall *call)
             call->pending--;
             continue;
         }
-        const char *argv[7] = { NULL, NULL, "3", ks, kv, kf, id };
-        size_t argvlen[7] = { 0, 0, 1, lks, lkv, lkf, strlen(id) };
+        const char *argv[7] = {NULL, NULL, "3", ks, kv, kf, id};
+        size_t argvlen[7] = {0, 0, 1, lks, lkv, lkf, strlen(id)};
         if (qredis_eval(call, i, qredis_lua_delete, 7, argv, argvlen, qredis_deleted) < 0)
             call->pending--;
     }
@@ -517,10 +550,10 @@ static void qredis_change_visibility(struct qcall *call)
             continue;
         }
         snprintf(ms, sizeof(ms), "%" PRIu64, (uint64_t)call->timeouts[i] * 1000);
-        const char *argv[6] = { NULL, NULL, "1", kv, id, ms };
-        size_t argvlen[6] = { 0, 0, 1, lkv, strlen(id), strlen(ms) };
-        if (qredis_eval(call, i, qredis_lua_visibility, 6, argv, argvlen,
-                        qredis_visibility_set) < 0)
+        const char *argv[6] = {NULL, NULL, "1", kv, id, ms};
+        size_t argvlen[6] = {0, 0, 1, lkv, strlen(id), strlen(ms)};
+        if (qredis_eval(call, i, qredis_lua_visibility, 6, argv, argvlen, qredis_visibility_set) <
+            0)
             call->pending--;
     }
     qredis_settle(call);
@@ -540,10 +573,14 @@ static void qredis_purge(struct qcall *call)
     char ks[QREDIS_KEY_MAX], kv[QREDIS_KEY_MAX], kd[QREDIS_KEY_MAX], kf[QREDIS_KEY_MAX];
     if (qredis_begin(call, 1) < 0)
         return;
-    const char *argv[7] = { NULL, NULL, "4", ks, kv, kd, kf };
-    size_t argvlen[7] = { 0, 0, 1, qredis_key(ks, call->q->name, "s"),
-                          qredis_key(kv, call->q->name, "v"), qredis_key(kd, call->q->name, "d"),
-                          qredis_key(kf, call->q->name, "f") };
+    const char *argv[7] = {NULL, NULL, "4", ks, kv, kd, kf};
+    size_t argvlen[7] = {0,
+                         0,
+                         1,
+                         qredis_key(ks, call->q->name, "s"),
+                         qredis_key(kv, call->q->name, "v"),
+                         qredis_key(kd, call->q->name, "d"),
+                         qredis_key(kf, call->q->name, "f")};
     if (qredis_eval(call, 0, qredis_lua_purge, 7, argv, argvlen, qredis_purged) < 0) {
         call->rc = -EAGAIN;
         call->pending--;
@@ -560,7 +597,8 @@ static void qredis_counted(void *arg, enum store_result res, redisReply *r)
         call->rc = -EPROTO;
     for (size_t i = 0; call->rc == 0 && i < 3; i++)
         call->counts[i] = r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer > 0
-                              ? (size_t)r->element[i]->integer : 0;
+                              ? (size_t)r->element[i]->integer
+                              : 0;
     qredis_settle(call);
 }
 
@@ -570,9 +608,13 @@ static void qredis_counts(struct qcall *call)
     memset(call->counts, 0, sizeof(call->counts));
     if (qredis_begin(call, 1) < 0)
         return;
-    const char *argv[6] = { NULL, NULL, "3", ks, kv, kd };
-    size_t argvlen[6] = { 0, 0, 1, qredis_key(ks, call->q->name, "s"),
-                          qredis_key(kv, call->q->name, "v"), qredis_key(kd, call->q->name, "d") };
+    const char *argv[6] = {NULL, NULL, "3", ks, kv, kd};
+    size_t argvlen[6] = {0,
+                         0,
+                         1,
+                         qredis_key(ks, call->q->name, "s"),
+                         qredis_key(kv, call->q->name, "v"),
+                         qredis_key(kd, call->q->name, "d")};
     if (qredis_eval(call, 0, qredis_lua_counts, 6, argv, argvlen, qredis_counted) < 0) {
         call->rc = -EAGAIN;
         call->pending--;
