@@ -350,6 +350,13 @@ static void queue_wake(struct queue *q, size_t n)
     }
 }
 
+void queue_notify(struct queue *q, size_t n)
+{
+    pthread_mutex_lock(&q->mu);
+    queue_wake(q, n);
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* ---- queues ---- */
 
 static struct queue *queue_new(struct qbroker *b, uint64_t id, const char *name,
@@ -863,7 +870,7 @@ static json_t *queue_attrs_json(struct queue *q)
     json_t *tags = json_deep_copy(q->tags);
     pthread_mutex_unlock(&q->mu);
     return json_pack("{s:I, s:s, s:b, s:I, s:I, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:b, s:b, "
-                     "s:i, s:s}}",
+                     "s:i, s:s, s:s}}",
                      "id", (json_int_t)q->id, "name", q->name, "from_config", q->from_config,
                      "created_ms", (json_int_t)q->created_ms, "modified_ms",
                      (json_int_t)q->modified_ms, "tags", tags ? tags : json_object(), "attributes", "visibility_timeout_s",
@@ -872,7 +879,7 @@ static json_t *queue_attrs_json(struct queue *q)
                      "receive_wait_s", (int)a->receive_wait_s, "fsync",
                      queue_fsync_names[a->fsync], "fsync_every_ms", (int)a->fsync_every_ms,
                      "fifo", a->fifo, "content_dedup", a->content_dedup, "max_receives",
-                     (int)a->max_receives, "dead_letter", a->dead_letter);
+                     (int)a->max_receives, "dead_letter", a->dead_letter, "store", a->store);
 }
 
 /* Writes DIR/queues.json: temporary file, fsync, rename, fsync of the
@@ -958,7 +965,7 @@ static int queue_attrs_same(const struct queue_attrs *a, const struct queue_attr
            a->retention_s == b->retention_s && a->max_message_bytes == b->max_message_bytes &&
            a->receive_wait_s == b->receive_wait_s && a->fifo == b->fifo &&
            a->content_dedup == b->content_dedup && a->max_receives == b->max_receives &&
-           strcmp(a->dead_letter, b->dead_letter) == 0;
+           strcmp(a->dead_letter, b->dead_letter) == 0 && strcmp(a->store, b->store) == 0;
 }
 
 int qbroker_create(struct qbroker *b, const char *name, const struct queue_attrs *attrs,
@@ -1062,16 +1069,17 @@ static int qbroker_load_queue(struct qbroker *b, json_t *j)
 {
     struct queue_attrs a = queue_attrs_default;
     json_int_t id = 0, created = 0, modified = 0;
-    const char *name = NULL, *fsync = "always", *dlq = "";
+    const char *name = NULL, *fsync = "always", *dlq = "", *store = "";
     int from_config = 0, vis, delay, ret, max, wait, every, fifo = 0, dedup = 0, max_recv = 0;
     if (json_unpack(j, "{s:I, s:s, s?b, s?I, s?I, s:{s:i, s:i, s:i, s:i, s:i, s?s, s:i, s?b, s?b, "
-                    "s?i, s?s}}",
+                    "s?i, s?s, s?s}}",
                     "id", &id, "name", &name, "from_config", &from_config, "created_ms", &created,
                     "modified_ms", &modified, "attributes", "visibility_timeout_s", &vis, "delay_s",
                     &delay, "retention_s", &ret, "max_message_bytes", &max, "receive_wait_s",
                     &wait, "fsync", &fsync, "fsync_every_ms", &every, "fifo", &fifo,
-                    "content_dedup", &dedup, "max_receives", &max_recv, "dead_letter", &dlq) < 0)
+                    "content_dedup", &dedup, "max_receives", &max_recv, "dead_letter", &dlq, "store", &store) < 0)
         return -EINVAL;
+    snprintf(a.store, sizeof(a.store), "%s", store);
     a.max_receives = (uint32_t)max_recv;
     snprintf(a.dead_letter, sizeof(a.dead_letter), "%s", dlq);
     a.visibility_timeout_s = (uint32_t)vis;
@@ -1287,6 +1295,8 @@ static uint64_t qbroker_tick(struct qbroker *b, int *sync)
 static void qbroker_sweep_one(void *arg, struct queue *q)
 {
     pthread_mutex_lock(&q->mu);
+    if (q->attrs.store[0]) /* kept in Redis: long polls look again every tick */
+        queue_wake(q, SIZE_MAX);
     if (!q->deleted && queue_promote(q, queue_now_ms()) && queue_receivable(q))
         queue_wake(q, q->n_msgs - q->n_heap);
     pthread_mutex_unlock(&q->mu);

@@ -160,6 +160,9 @@ void queue_counts(struct queue *q, size_t *visible, size_t *inflight, size_t *de
 int queue_wait(struct queue *q, struct queue_waiter *w);
 /* Removes w if it is registered. */
 void queue_unwait(struct queue *q, struct queue_waiter *w);
+/* Wakes up to n registered waiters (messages were stored elsewhere than
+ * in q's memory: its Redis store). */
+void queue_notify(struct queue *q, size_t n);
 
 /* Wall clock in milliseconds. */
 uint64_t queue_now_ms(void);

@@ -5,7 +5,8 @@
  *                            |- visibility_timeout, delay, retention, receive_wait
  *                            |- max_message_size
  *                            |- durability map (fsync: always | interval | never, every)
- *                            `- dead_letter map (queue: NAME, max_receives: N)
+ *                            |- dead_letter map (queue: NAME, max_receives: N)
+ *                            `- backend map (store: NAME of `stores:`)
  *
  * Built on the loader's toolkit like every section. Durations become whole
  * seconds for the SQS attributes (what SQS itself counts in). Names are
@@ -19,6 +20,7 @@
 
 #include "core/config_parse.h"
 #include "server/config.h"
+#include "store/store_cfg.h"
 
 static const struct cfg_queue queue_cfg_defaults = {
     .visibility_timeout_ms = 30000,
@@ -113,6 +115,22 @@ static int queue_cfg_content_dedup(struct cfg_ctx *ctx, yaml_node_t *v, void *ob
     return cfg_parse_bool(ctx, v, "'content_based_deduplication'", &qc->content_dedup);
 }
 
+static int queue_cfg_store(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_queue *qc = obj;
+    return cfg_parse_name(ctx, v, &qc->store, &qc->store_mark);
+}
+
+static const struct cfg_key queue_cfg_backend_keys[] = {
+    CFG_FUNC("store", queue_cfg_store, true),
+};
+CFG_MAP_DEFINE(queue_cfg_backend_map, "queue backend", queue_cfg_backend_keys);
+
+static int queue_cfg_backend(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    return cfg_parse_map(ctx, v, &queue_cfg_backend_map, obj, NULL);
+}
+
 static const struct cfg_key queue_cfg_keys[] = {
     CFG_FUNC("name", queue_cfg_name, true),
     CFG_FIELD("visibility_timeout", CFG_KIND_DURATION, struct cfg_queue, visibility_timeout_ms,
@@ -126,6 +144,7 @@ static const struct cfg_key queue_cfg_keys[] = {
     CFG_FUNC("durability", queue_cfg_durability, false),
     CFG_FUNC("dead_letter", queue_cfg_dead_letter, false),
     CFG_FUNC("content_based_deduplication", queue_cfg_content_dedup, false),
+    CFG_FUNC("backend", queue_cfg_backend, false),
 };
 CFG_MAP_DEFINE(queue_cfg_map, "queue", queue_cfg_keys);
 
@@ -179,6 +198,30 @@ static void queue_cfg_attrs(struct cfg_queue *qc)
         a->max_receives = (uint32_t)qc->max_receives;
         snprintf(a->dead_letter, sizeof(a->dead_letter), "%s", qc->dead_letter);
     }
+    if (qc->store)
+        snprintf(a->store, sizeof(a->store), "%s", qc->store);
+}
+
+/* A queue kept in a store names a store of `stores:`, is a standard queue
+ * (the Redis mode has no FIFO queues yet), and its dead-letter queue is
+ * kept in the same store; a local queue's dead-letter queue is local. */
+static int queue_cfg_check_store(struct cfg_ctx *ctx, const struct cfg *cfg,
+                                 const struct cfg_queue *qc)
+{
+    char q[CFG_QUOTE_SIZE];
+    if (qc->store && store_cfg_find(cfg, qc->store) == NULL)
+        return cfg_fail_mark(ctx, qc->store_mark, "store %s is not defined in 'stores'",
+                             cfg_quote(qc->store, q));
+    if (qc->store && qc->attrs.fifo)
+        return cfg_fail_mark(ctx, qc->store_mark, "a FIFO queue cannot be kept in a store yet");
+    for (size_t i = 0; qc->dead_letter && i < cfg->n_queues; i++) {
+        const struct cfg_queue *d = &cfg->queues[i];
+        if (strcmp(d->name, qc->dead_letter) == 0 &&
+            strcmp(d->store ? d->store : "", qc->store ? qc->store : "") != 0)
+            return cfg_fail_mark(ctx, qc->dead_letter_mark, "a dead-letter queue is kept where "
+                                 "its source is (the same 'backend' store, or both local)");
+    }
+    return 0;
 }
 
 /* The dead-letter queue of qc is another queue of the section, of the
@@ -220,6 +263,11 @@ int queue_cfg_resolve(struct cfg_ctx *ctx, void *root)
         if (rc < 0)
             return rc;
     }
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        int rc = queue_cfg_check_store(ctx, cfg, &cfg->queues[i]);
+        if (rc < 0)
+            return rc;
+    }
     for (size_t i = 0; i < cfg->n_listeners; i++)
         need |= cfg->listeners[i].protocol == CFG_PROTOCOL_SQS;
     if (need && cfg->data_dir == NULL) {
@@ -243,6 +291,7 @@ void queue_cfg_free(void *root)
     for (size_t i = 0; cfg->queues && i < cfg->n_queues; i++) {
         free(cfg->queues[i].name);
         free(cfg->queues[i].dead_letter);
+        free(cfg->queues[i].store);
     }
     free(cfg->queues);
     cfg->queues = NULL;

@@ -29,6 +29,8 @@ struct cfg_queue {
     struct cfg_mark dead_letter_mark;
     int content_dedup;                /* content_based_deduplication, FIFO only, default false */
     struct cfg_mark content_dedup_mark;
+    char *store;                      /* backend.store: a `stores:` name, or NULL (local) */
+    struct cfg_mark store_mark;
     int line, col;
     struct cfg_mark name_mark;
 };

@@ -58,6 +58,10 @@ static int queue_target_resolve(struct cfg_ctx *ctx, const struct cfg *cfg, void
         if (cfg->queues[i].attrs.fifo || strstr(qt->name, ".fifo"))
             return cfg_fail_mark(ctx, qt->mark, "a 'queue' target cannot send to FIFO queue %s "
                                  "(it has no message group to give)", cfg_quote(qt->name, q));
+        if (cfg->queues[i].store)
+            return cfg_fail_mark(ctx, qt->mark, "a 'queue' target cannot send to queue %s kept "
+                                 "in store %s yet (local queues only)", cfg_quote(qt->name, q),
+                                 cfg->queues[i].store);
         return 0;
     }
     return cfg_fail_mark(ctx, qt->mark, "route sends to queue %s which is not defined in "

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define QUEUE_MAX_NAME 80
+#define QUEUE_MAX_STORE 63              /* a `stores:` name (CFG_MAX_NAME) */
 
 #define QUEUE_FSYNC_LIST(X) \
     X(QUEUE_FSYNC_ALWAYS, "always") \
@@ -31,6 +32,7 @@ struct queue_attrs {
     uint32_t content_dedup;             /* ContentBasedDeduplication */
     uint32_t max_receives;              /* RedrivePolicy maxReceiveCount, 0: no dead-letter queue */
     char dead_letter[QUEUE_MAX_NAME + 1]; /* RedrivePolicy deadLetterTargetArn's queue, or "" */
+    char store[QUEUE_MAX_STORE + 1];    /* backend.store: kept in this Redis store, or "" (local) */
 };
 
 extern const struct queue_attrs queue_attrs_default;

@@ -7,6 +7,8 @@
  *      |                       |   `-- send/delete under fsync always: SYNCING (one
  *      |                       |       fdatasync per loop turn for every such reply
  *      |                       |       of the worker, in the ev_prepare callback)
+ *      |                       |-- a queue kept in Redis: CALLING until the store
+ *      |                       |   answers (qredis.c), then as below
  *      |                       `-- ReceiveMessage with nothing to take: WAITING
  *      |                           (parked on the queue; woken by a send on any
  *      |                           thread through the worker's ev_async, or by the
@@ -142,6 +144,7 @@ static void sqs_unsync(struct sqs_conn *c)
 static void sqs_close(struct sqs_conn *c)
 {
     struct sqs_worker *sw = c->sw;
+    sqs_call_end(c);
     sqs_unpark(c);
     if (c->state == SQS_SYNCING)
         sqs_unsync(c);
@@ -288,6 +291,10 @@ void sqs_reply_errno(struct sqs_conn *c, int rc)
         sqs_reply_error(c, SQS_ERR_UNAVAILABLE, "weir: the queue log failed (I/O error); see "
                         "weir's log");
         return;
+    case -EAGAIN:
+        sqs_reply_error(c, SQS_ERR_UNAVAILABLE, "weir: the queue's Redis store is unavailable "
+                        "or did not answer in time; a send may not have been stored");
+        return;
     default:
         sqs_reply_error(c, SQS_ERR_INTERNAL, "weir: %s", strerror(-rc));
     }
@@ -391,7 +398,7 @@ static void sqs_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void sqs_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct sqs_conn *c = w->data;
-    if (c->state == SQS_WAITING) {
+    if (c->state == SQS_WAITING || c->state == SQS_CALLING) { /* a long poll's deadline */
         sqs_receive_retry(c, 1);
         return;
     }
@@ -599,7 +606,7 @@ void sqs_drain(struct wctx *wc)
     for (c = sw ? sw->conns : NULL; c; c = next) {
         next = c->next;
         c->closing = 1;
-        if (c->state == SQS_WAITING)
+        if (c->state == SQS_WAITING || c->state == SQS_CALLING)
             sqs_receive_retry(c, 1);
         else if (c->state == SQS_READING && c->in_len == 0)
             sqs_close(c);
@@ -624,6 +631,7 @@ void sqs_worker_free(struct wctx *wc)
         return;
     while (sw->conns) {
         struct sqs_conn *c = sw->conns;
+        sqs_call_end(c);
         sqs_unpark(c);
         if (c->state == SQS_SYNCING)
             sqs_unsync(c);

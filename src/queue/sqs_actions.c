@@ -4,7 +4,10 @@
  * raise the same exceptions as against AWS), calls the queue, and answers
  * exactly once: sqs_reply / sqs_reply_error, sqs_reply_durable for what
  * wrote to the log (the answer waits for the sync under fsync always), or
- * sqs_park for a long poll with nothing to take yet. Nothing is stored
+ * sqs_park for a long poll with nothing to take yet. Messages are reached
+ * through the queue's backend (qbackend.h: local or Redis) as a call whose
+ * done function answers, at once (local) or when the store replies
+ * (the connection is SQS_CALLING meanwhile; closing it cancels the call). Nothing is stored
  * when an input is refused: a batch checks every entry's shape before the
  * first send. */
 #include <errno.h>
@@ -16,6 +19,7 @@
 
 #include "queue/queue_cfg.h"
 #include "queue/sqs_internal.h"
+#include "server/server.h"
 
 #define SQS_MAX_URL 512
 
@@ -69,6 +73,85 @@ static struct queue *sqs_queue_of(struct sqs_conn *c, json_t *in)
 
 static int sqs_tags_check(struct sqs_conn *c, json_t *tags, size_t existing);
 static int sqs_tags_merge(struct sqs_conn *c, struct queue *q, json_t *tags);
+static void sqs_recv_free(struct sqs_recv *r);
+
+/* ---- calls to the queue's backend (qbackend.h) ---- */
+
+/* Prepares c's call on q for the request `in` (both referenced until
+ * sqs_call_release) with `done` to answer it. Returns the call. */
+static struct qcall *sqs_call_prepare(struct sqs_conn *c, struct queue *q, json_t *in,
+                                      qcall_done_fn done)
+{
+    struct qcall *call = &c->call;
+    queue_get(q);
+    call->q = q;
+    call->loop = c->sw->loop;
+    call->cfg = c->snap->cfg;
+    call->done = done;
+    call->arg = c;
+    call->n = 0;
+    c->call_req = json_incref(in);
+    return call;
+}
+
+/* Runs op on the prepared call: the answer comes through its done. */
+static void sqs_call_run(struct sqs_conn *c, void (*op)(struct qcall *call))
+{
+    c->state = SQS_CALLING;
+    op(&c->call);
+}
+
+/* Lets go of what c's call holds (in its done, or when c closes). */
+static void sqs_call_release(struct sqs_conn *c)
+{
+    if (c->call.q)
+        queue_put(c->call.q);
+    c->call.q = NULL;
+    json_decref(c->call_req);
+    json_decref(c->call_out);
+    json_decref(c->call_aux);
+    c->call_req = c->call_out = c->call_aux = NULL;
+    sqs_recv_free(c->recv);
+    c->recv = NULL;
+}
+
+void sqs_call_end(struct sqs_conn *c)
+{
+    qcall_cancel(&c->call);
+    sqs_call_release(c);
+}
+
+/* The connection of a call in its done; state back to READING so that it
+ * can answer. */
+static struct sqs_conn *sqs_call_conn(struct qcall *call)
+{
+    struct sqs_conn *c = call->arg;
+    if (c->state == SQS_CALLING)
+        c->state = SQS_READING;
+    return c;
+}
+
+/* The error of a failed entry of a call. */
+static enum sqs_error sqs_entry_error(int rc, const char **msg)
+{
+    switch (rc) {
+    case -EINVAL:
+        *msg = "The receipt handle is not valid.";
+        return SQS_ERR_RECEIPT;
+    case -ESRCH:
+        *msg = "Message does not exist or is not available for visibility timeout change.";
+        return SQS_ERR_NOT_INFLIGHT;
+    case -ENOENT:
+        *msg = "The specified queue does not exist.";
+        return SQS_ERR_NO_QUEUE;
+    case -EAGAIN:
+        *msg = "weir: the queue's Redis store is unavailable or did not answer in time";
+        return SQS_ERR_UNAVAILABLE;
+    default:
+        *msg = strerror(-rc);
+        return SQS_ERR_UNAVAILABLE;
+    }
+}
 
 /* ---- queues ---- */
 
@@ -196,6 +279,26 @@ static void sqs_act_delete_queue(struct sqs_conn *c, json_t *in)
         sqs_reply(c, NULL);
 }
 
+static void sqs_got_queue_attributes(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    if (call->rc < 0) {
+        sqs_reply_errno(c, call->rc);
+        sqs_call_release(c);
+        return;
+    }
+    json_t *attrs = sqs_attrs_get(c, call->q, json_object_get(c->call_req, "AttributeNames"),
+                                  call->counts);
+    sqs_call_release(c);
+    if (attrs == NULL)
+        return;
+    json_t *out = json_object();
+    if (json_object_size(attrs) > 0)
+        json_object_set(out, "Attributes", attrs);
+    json_decref(attrs);
+    sqs_reply(c, out);
+}
+
 static void sqs_act_get_queue_attributes(struct sqs_conn *c, json_t *in)
 {
     json_t *names = json_object_get(in, "AttributeNames");
@@ -206,15 +309,9 @@ static void sqs_act_get_queue_attributes(struct sqs_conn *c, json_t *in)
     struct queue *q = sqs_queue_of(c, in);
     if (q == NULL)
         return;
-    json_t *attrs = sqs_attrs_get(c, q, names);
+    sqs_call_prepare(c, q, in, sqs_got_queue_attributes);
     queue_put(q);
-    if (attrs == NULL)
-        return;
-    json_t *out = json_object();
-    if (json_object_size(attrs) > 0)
-        json_object_set(out, "Attributes", attrs);
-    json_decref(attrs);
-    sqs_reply(c, out);
+    sqs_call_run(c, qbackend_of(q)->counts);
 }
 
 static void sqs_act_set_queue_attributes(struct sqs_conn *c, json_t *in)
@@ -245,18 +342,24 @@ static void sqs_act_set_queue_attributes(struct sqs_conn *c, json_t *in)
     queue_put(q);
 }
 
+static void sqs_purged(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    if (call->rc < 0)
+        sqs_reply_errno(c, call->rc);
+    else
+        sqs_reply_durable(c, call->q, call->pos, NULL);
+    sqs_call_release(c);
+}
+
 static void sqs_act_purge_queue(struct sqs_conn *c, json_t *in)
 {
-    uint64_t pos;
     struct queue *q = sqs_queue_of(c, in);
     if (q == NULL)
         return;
-    int rc = queue_purge(q, &pos);
-    if (rc < 0)
-        sqs_reply_errno(c, rc);
-    else
-        sqs_reply_durable(c, q, pos, NULL);
+    sqs_call_prepare(c, q, in, sqs_purged);
     queue_put(q);
+    sqs_call_run(c, qbackend_of(q)->purge);
 }
 
 /* ---- sending ---- */
@@ -400,28 +503,47 @@ static int sqs_message_check(struct queue *q, json_t *in, struct queue_send *m,
     return 0;
 }
 
-/* The success entry of a sent message. */
-static json_t *sqs_sent_json(const struct queue *q, const struct queue_send *m, const char *id,
-                             uint64_t seq)
+/* The success entry of a message to send, without its MessageId. */
+static json_t *sqs_sent_template(const struct queue_send *m)
 {
-    char md5[QMD5_HEX], seqs[24];
+    char md5[QMD5_HEX];
     qmd5_hex(m->body, m->body_len, md5);
-    json_t *o = json_pack("{s:s, s:s}", "MessageId", id, "MD5OfMessageBody", md5);
+    json_t *o = json_pack("{s:s}", "MD5OfMessageBody", md5);
     if (o && m->md5_attrs && m->md5_attrs[0])
         json_object_set_new(o, "MD5OfMessageAttributes", json_string(m->md5_attrs));
-    if (o && q->attrs.fifo) {
-        snprintf(seqs, sizeof(seqs), "%020" PRIu64, seq);
+    return o;
+}
+
+/* Completes a success entry with what the send returned. */
+static void sqs_sent_fill(const struct queue *q, json_t *o, const struct qcall_entry *e)
+{
+    char seqs[24];
+    json_object_set_new(o, "MessageId", json_string(e->id));
+    if (q->attrs.fifo) {
+        snprintf(seqs, sizeof(seqs), "%020" PRIu64, e->seq);
         json_object_set_new(o, "SequenceNumber", json_string(seqs));
     }
-    return o;
+}
+
+static void sqs_sent(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    const struct qcall_entry *e = &call->e[0];
+    if (e->rc < 0) {
+        sqs_reply_errno(c, e->rc);
+    } else {
+        json_t *o = json_incref(json_array_get(c->call_aux, 0));
+        sqs_sent_fill(call->q, o, e);
+        sqs_reply_durable(c, call->q, e->pos, o);
+    }
+    sqs_call_release(c);
 }
 
 static void sqs_act_send_message(struct sqs_conn *c, json_t *in)
 {
     struct queue_send m;
-    char md5_attrs[QMD5_HEX], err[512], id[QUEUE_ID_LEN + 1], sha[SQS_SHA256_HEX];
+    char md5_attrs[QMD5_HEX], err[512], sha[SQS_SHA256_HEX];
     enum sqs_error e;
-    uint64_t pos, seq;
     struct queue *q = sqs_queue_of(c, in);
     if (q == NULL)
         return;
@@ -430,13 +552,14 @@ static void sqs_act_send_message(struct sqs_conn *c, json_t *in)
         queue_put(q);
         return;
     }
-    int rc = queue_send(q, &m, id, &seq, &pos);
-    if (rc < 0)
-        sqs_reply_errno(c, rc);
-    else
-        sqs_reply_durable(c, q, pos, sqs_sent_json(q, &m, id, seq));
-    free((char *)m.attrs);
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_sent);
+    c->call_aux = json_array();
+    json_array_append_new(c->call_aux, sqs_sent_template(&m));
+    call->sends = &m;
+    call->n = 1;
     queue_put(q);
+    sqs_call_run(c, qbackend_of(call->q)->send);
+    free((char *)m.attrs);
 }
 
 /* Checks a batch's shape: entries present, at most 10, ids valid and
@@ -491,12 +614,32 @@ static json_t *sqs_batch_result(void)
     return json_pack("{s:[], s:[]}", "Successful", "Failed");
 }
 
+static void sqs_sent_batch(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    json_t *out = c->call_out;
+    for (size_t i = 0; i < call->n; i++) {
+        json_t *o = json_array_get(c->call_aux, i);
+        const char *eid = json_string_value(json_object_get(o, "Id")), *msg;
+        if (call->e[i].rc < 0) {
+            enum sqs_error e = sqs_entry_error(call->e[i].rc, &msg);
+            json_array_append_new(json_object_get(out, "Failed"), sqs_failed_json(eid, e, msg));
+        } else {
+            sqs_sent_fill(call->q, o, &call->e[i]);
+            json_array_append(json_object_get(out, "Successful"), o);
+        }
+    }
+    sqs_reply_durable(c, call->q, call->pos, json_incref(out));
+    sqs_call_release(c);
+}
+
 static void sqs_act_send_message_batch(struct sqs_conn *c, json_t *in)
 {
     struct queue *q = sqs_queue_of(c, in);
     json_t *entries = q ? sqs_batch_entries(c, in) : NULL, *ent;
-    size_t i, total = 0;
-    uint64_t max_pos = 0;
+    size_t i, total = 0, n = 0;
+    struct queue_send ms[QCALL_MAX];
+    char md5s[QCALL_MAX][QMD5_HEX], shas[QCALL_MAX][SQS_SHA256_HEX];
     if (entries == NULL) {
         queue_put(q);
         return;
@@ -512,35 +655,30 @@ static void sqs_act_send_message_batch(struct sqs_conn *c, json_t *in)
         queue_put(q);
         return;
     }
-    json_t *out = sqs_batch_result();
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_sent_batch);
+    c->call_out = sqs_batch_result();
+    c->call_aux = json_array();
     json_array_foreach(entries, i, ent)
     {
-        struct queue_send m;
-        char md5_attrs[QMD5_HEX], err[512], id[QUEUE_ID_LEN + 1], sha[SQS_SHA256_HEX];
+        char err[512];
         enum sqs_error e;
-        uint64_t pos, seq;
         const char *eid = sqs_str(ent, "Id");
-        if (sqs_message_check(q, ent, &m, md5_attrs, sha, &e, err, sizeof(err)) < 0) {
-            json_array_append_new(json_object_get(out, "Failed"), sqs_failed_json(eid, e, err));
+        if (sqs_message_check(q, ent, &ms[n], md5s[n], shas[n], &e, err, sizeof(err)) < 0) {
+            json_array_append_new(json_object_get(c->call_out, "Failed"),
+                                  sqs_failed_json(eid, e, err));
             continue;
         }
-        int rc = queue_send(q, &m, id, &seq, &pos);
-        if (rc < 0) {
-            json_array_append_new(json_object_get(out, "Failed"),
-                                  sqs_failed_json(eid, rc == -ENOENT ? SQS_ERR_NO_QUEUE
-                                                                     : SQS_ERR_UNAVAILABLE,
-                                                  strerror(-rc)));
-        } else {
-            json_t *s = sqs_sent_json(q, &m, id, seq);
-            json_object_set_new(s, "Id", json_string(eid));
-            json_array_append_new(json_object_get(out, "Successful"), s);
-            if (pos > max_pos)
-                max_pos = pos;
-        }
-        free((char *)m.attrs);
+        json_t *o = sqs_sent_template(&ms[n]);
+        json_object_set_new(o, "Id", json_string(eid));
+        json_array_append_new(c->call_aux, o);
+        n++;
     }
-    sqs_reply_durable(c, q, max_pos, out);
+    call->sends = ms;
+    call->n = n;
     queue_put(q);
+    sqs_call_run(c, qbackend_of(call->q)->send);
+    for (i = 0; i < n; i++)
+        free((char *)ms[i].attrs);
 }
 
 /* ---- receiving ---- */
@@ -648,60 +786,93 @@ static void sqs_recv_one(void *arg, const struct queue_received *m)
     json_array_append_new(r->messages, msg);
 }
 
-/* Takes messages for the ReceiveMessage input `in`. Returns how many were
- * added to *out (a new {"Messages": [...]}), or -ENOENT. */
-static int sqs_receive_into(struct queue *q, json_t *in, json_t **out)
+static void sqs_recv_free(struct sqs_recv *r)
+{
+    if (r == NULL)
+        return;
+    json_decref(r->messages);
+    json_decref(r->sys_names);
+    free(r);
+}
+
+static void sqs_received(struct qcall *call);
+
+/* Takes messages for the ReceiveMessage input `in` through q's backend;
+ * sqs_received answers or parks. */
+static void sqs_receive_start(struct sqs_conn *c, struct queue *q, json_t *in)
 {
     int64_t max = json_integer_value(json_object_get(in, "MaxNumberOfMessages"));
     json_t *vis = json_object_get(in, "VisibilityTimeout");
-    uint32_t vis_s = json_is_integer(vis) ? (uint32_t)json_integer_value(vis)
-                                          : q->attrs.visibility_timeout_s;
-    struct sqs_recv r = { .messages = json_array(), .attr_names = json_object_get(in,
-                                                                                  "MessageAttributeNames") };
-    r.sys_names = json_array();
-    json_array_extend(r.sys_names, json_object_get(in, "AttributeNames"));
-    json_array_extend(r.sys_names, json_object_get(in, "MessageSystemAttributeNames"));
-    int n = queue_receive(q, max > 0 ? (unsigned)max : 1, vis_s, sqs_recv_one, &r);
-    json_decref(r.sys_names);
-    *out = json_object();
-    if (n > 0)
-        json_object_set(*out, "Messages", r.messages);
-    json_decref(r.messages);
-    return n;
+    struct sqs_recv *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        sqs_unpark(c);
+        c->state = SQS_READING;
+        sqs_reply_error(c, SQS_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    r->messages = json_array();
+    r->attr_names = json_object_get(in, "MessageAttributeNames");
+    r->sys_names = json_array();
+    json_array_extend(r->sys_names, json_object_get(in, "AttributeNames"));
+    json_array_extend(r->sys_names, json_object_get(in, "MessageSystemAttributeNames"));
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_received);
+    c->recv = r;
+    call->max = max > 0 ? (unsigned)max : 1;
+    call->vis_s = json_is_integer(vis) ? (uint32_t)json_integer_value(vis)
+                                       : q->attrs.visibility_timeout_s;
+    call->on_msg = sqs_recv_one;
+    call->msg_arg = r;
+    sqs_call_run(c, qbackend_of(q)->receive);
 }
 
-/* Answers, or parks c when nothing is there and time is left. */
-static void sqs_receive_answer(struct sqs_conn *c, struct queue *q, json_t *in, int final,
-                               double wait_s)
+/* Answers, or parks c when nothing came and time is left. */
+static void sqs_received(struct qcall *call)
 {
-    json_t *out;
-    for (int tries = 0; tries < 4; tries++) {
-        int n = sqs_receive_into(q, in, &out);
-        if (n != 0 || final) {
-            sqs_unpark(c);
-            c->state = SQS_READING;
-            if (n < 0) {
-                json_decref(out);
-                sqs_reply_errno(c, n);
-            } else {
-                sqs_reply(c, out);
-            }
-            return;
+    struct sqs_conn *c = sqs_call_conn(call);
+    struct queue *q = call->q;
+    json_t *in = c->call_req;
+    int n = call->rc;
+    if (n != 0 || c->recv_final) {
+        sqs_unpark(c);
+        c->state = SQS_READING;
+        json_t *out = json_object();
+        if (n > 0)
+            json_object_set(out, "Messages", c->recv->messages);
+        if (n < 0) {
+            json_decref(out);
+            sqs_reply_errno(c, n);
+        } else {
+            sqs_reply(c, out);
         }
-        json_decref(out);
-        if (c->wait_q == NULL) {
-            sqs_park(c, q, in, wait_s);
-            return;
-        }
-        if (queue_wait(q, &c->waiter) == 0)
-            return; /* parked again */
+        sqs_call_release(c);
+        return;
     }
-    /* messages keep going to others: stay parked, the sweep wakes us */
+    call->q = NULL; /* q and in are ours now */
+    c->call_req = NULL;
+    sqs_call_release(c);
+    if (c->wait_q == NULL) {
+        sqs_park(c, q, in, c->recv_wait);
+    } else {
+        c->state = SQS_WAITING;
+        if (queue_wait(q, &c->waiter) != 0 && ++c->recv_tries < 4)
+            sqs_receive_start(c, q, in);
+        /* else parked again; or messages keep going to others: the sweep wakes us */
+    }
+    queue_put(q);
+    json_decref(in);
 }
 
 void sqs_receive_retry(struct sqs_conn *c, int final)
 {
-    sqs_receive_answer(c, c->wait_q, c->wait_req, final, 0);
+    if (c->state == SQS_CALLING) { /* its answer comes and knows to answer at all */
+        c->recv_final |= final;
+        return;
+    }
+    if (c->wait_q == NULL)
+        return;
+    c->recv_final = final || c->closing;
+    c->recv_tries = 0;
+    sqs_receive_start(c, c->wait_q, c->wait_req);
 }
 
 static int sqs_names_ok(struct sqs_conn *c, json_t *in, const char *key)
@@ -724,17 +895,34 @@ static void sqs_act_receive_message(struct sqs_conn *c, json_t *in)
         sqs_int(c, in, "VisibilityTimeout", q->attrs.visibility_timeout_s, 0, 43200, &vis) == 0 &&
         sqs_int(c, in, "WaitTimeSeconds", q->attrs.receive_wait_s, 0, SQS_MAX_WAIT_S, &wait) == 0 &&
         sqs_names_ok(c, in, "AttributeNames") && sqs_names_ok(c, in, "MessageSystemAttributeNames") &&
-        sqs_names_ok(c, in, "MessageAttributeNames"))
-        sqs_receive_answer(c, q, in, wait == 0 || c->closing, (double)wait);
+        sqs_names_ok(c, in, "MessageAttributeNames")) {
+        c->recv_final = wait == 0 || c->closing;
+        c->recv_wait = (double)wait;
+        c->recv_tries = 0;
+        sqs_receive_start(c, q, in);
+    }
     queue_put(q);
 }
 
 /* ---- deleting, visibility ---- */
 
+static void sqs_deleted(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    int rc = call->e[0].rc;
+    if (rc == -EINVAL)
+        sqs_reply_error(c, SQS_ERR_RECEIPT, "The input receipt handle \"%s\" is not a valid "
+                        "receipt handle.", sqs_str(c->call_req, "ReceiptHandle"));
+    else if (rc < 0)
+        sqs_reply_errno(c, rc);
+    else
+        sqs_reply_durable(c, call->q, call->e[0].pos, NULL);
+    sqs_call_release(c);
+}
+
 static void sqs_act_delete_message(struct sqs_conn *c, json_t *in)
 {
     const char *receipt = sqs_str(in, "ReceiptHandle");
-    uint64_t pos;
     if (receipt == NULL) {
         sqs_reply_error(c, SQS_ERR_MISSING, "The request must contain the parameter "
                         "ReceiptHandle.");
@@ -743,57 +931,66 @@ static void sqs_act_delete_message(struct sqs_conn *c, json_t *in)
     struct queue *q = sqs_queue_of(c, in);
     if (q == NULL)
         return;
-    int rc = queue_delete_msg(q, receipt, &pos);
-    if (rc == -EINVAL)
-        sqs_reply_error(c, SQS_ERR_RECEIPT, "The input receipt handle \"%s\" is not a valid "
-                        "receipt handle.", receipt);
-    else if (rc < 0)
-        sqs_reply_errno(c, rc);
-    else
-        sqs_reply_durable(c, q, pos, NULL);
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_deleted);
+    call->receipts = &receipt;
+    call->n = 1;
     queue_put(q);
+    sqs_call_run(c, qbackend_of(call->q)->delete_msgs);
+}
+
+/* The answer of a batch whose entries' ids are c->call_aux (in the order
+ * of the call's entries), after those refused before the call. */
+static void sqs_batch_done(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    json_t *out = c->call_out;
+    for (size_t i = 0; i < call->n; i++) {
+        const char *eid = json_string_value(json_array_get(c->call_aux, i)), *msg;
+        if (call->e[i].rc < 0) {
+            enum sqs_error e = sqs_entry_error(call->e[i].rc, &msg);
+            json_array_append_new(json_object_get(out, "Failed"), sqs_failed_json(eid, e, msg));
+        } else {
+            json_array_append_new(json_object_get(out, "Successful"),
+                                  json_pack("{s:s}", "Id", eid));
+        }
+    }
+    sqs_reply_durable(c, call->q, call->pos, json_incref(out));
+    sqs_call_release(c);
 }
 
 static void sqs_act_delete_message_batch(struct sqs_conn *c, json_t *in)
 {
     struct queue *q = sqs_queue_of(c, in);
     json_t *entries = q ? sqs_batch_entries(c, in) : NULL, *ent;
+    const char *receipts[QCALL_MAX];
     size_t i;
-    uint64_t max_pos = 0;
     if (entries == NULL) {
         queue_put(q);
         return;
     }
-    json_t *out = sqs_batch_result();
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_batch_done);
+    c->call_out = sqs_batch_result();
+    c->call_aux = json_array();
     json_array_foreach(entries, i, ent)
     {
-        const char *eid = sqs_str(ent, "Id"), *receipt = sqs_str(ent, "ReceiptHandle");
-        uint64_t pos = 0;
-        int rc = receipt ? queue_delete_msg(q, receipt, &pos) : -EINVAL;
-        if (rc == 0) {
-            json_array_append_new(json_object_get(out, "Successful"),
-                                  json_pack("{s:s}", "Id", eid));
-            if (pos > max_pos)
-                max_pos = pos;
-        } else {
-            enum sqs_error e = rc == -EINVAL ? SQS_ERR_RECEIPT : SQS_ERR_UNAVAILABLE;
-            json_array_append_new(json_object_get(out, "Failed"),
-                                  sqs_failed_json(eid, e, rc == -EINVAL ? "The receipt handle "
-                                                  "is not valid." : strerror(-rc)));
-        }
+        receipts[i] = sqs_str(ent, "ReceiptHandle");
+        json_array_append_new(c->call_aux, json_string(sqs_str(ent, "Id")));
     }
-    sqs_reply_durable(c, q, max_pos, out);
+    call->receipts = receipts;
+    call->n = json_array_size(entries);
     queue_put(q);
+    sqs_call_run(c, qbackend_of(call->q)->delete_msgs);
 }
 
-/* One visibility change: 0, or the error with its message. */
-static int sqs_visibility_one(struct queue *q, json_t *in, enum sqs_error *e, char *err,
-                              size_t err_size)
+/* Checks one visibility change's input: 0 with *receipt and *timeout, or
+ * -1 with the error and its message. */
+static int sqs_visibility_check(json_t *in, const char **receipt, uint32_t *timeout,
+                                enum sqs_error *e, char *err, size_t err_size)
 {
-    const char *receipt = sqs_str(in, "ReceiptHandle");
     json_t *t = json_object_get(in, "VisibilityTimeout");
+    *receipt = sqs_str(in, "ReceiptHandle");
     *e = SQS_ERR_MISSING;
-    if (receipt == NULL) {
+    if (*receipt == NULL) {
         snprintf(err, err_size, "The request must contain the parameter ReceiptHandle.");
         return -1;
     }
@@ -807,56 +1004,80 @@ static int sqs_visibility_one(struct queue *q, json_t *in, enum sqs_error *e, ch
                  "Reason: must be between 0 and 43200.", (int64_t)json_integer_value(t));
         return -1;
     }
-    int rc = queue_change_visibility(q, receipt, (uint32_t)json_integer_value(t));
-    *e = rc == -EINVAL ? SQS_ERR_RECEIPT : rc == -ESRCH ? SQS_ERR_NOT_INFLIGHT : SQS_ERR_NO_QUEUE;
+    *timeout = (uint32_t)json_integer_value(t);
+    return 0;
+}
+
+static void sqs_visibility_changed(struct qcall *call)
+{
+    struct sqs_conn *c = sqs_call_conn(call);
+    int rc = call->e[0].rc;
+    const char *msg = "";
+    enum sqs_error e = sqs_entry_error(rc, &msg);
     if (rc == -EINVAL)
-        snprintf(err, err_size, "The input receipt handle \"%s\" is not a valid receipt handle.",
-                 receipt);
-    else if (rc == -ESRCH)
-        snprintf(err, err_size, "Message does not exist or is not available for visibility "
-                 "timeout change.");
+        sqs_reply_error(c, SQS_ERR_RECEIPT, "The input receipt handle \"%s\" is not a valid "
+                        "receipt handle.", sqs_str(c->call_req, "ReceiptHandle"));
     else if (rc < 0)
-        snprintf(err, err_size, "The specified queue does not exist.");
-    return rc < 0 ? -1 : 0;
+        sqs_reply_error(c, e, "%s", msg);
+    else
+        sqs_reply(c, NULL);
+    sqs_call_release(c);
 }
 
 static void sqs_act_change_visibility(struct sqs_conn *c, json_t *in)
 {
     enum sqs_error e;
     char err[512];
+    const char *receipt;
+    uint32_t timeout;
     struct queue *q = sqs_queue_of(c, in);
     if (q == NULL)
         return;
-    if (sqs_visibility_one(q, in, &e, err, sizeof(err)) < 0)
+    if (sqs_visibility_check(in, &receipt, &timeout, &e, err, sizeof(err)) < 0) {
         sqs_reply_error(c, e, "%s", err);
-    else
-        sqs_reply(c, NULL);
+        queue_put(q);
+        return;
+    }
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_visibility_changed);
+    call->receipts = &receipt;
+    call->timeouts = &timeout;
+    call->n = 1;
     queue_put(q);
+    sqs_call_run(c, qbackend_of(call->q)->change_visibility);
 }
 
 static void sqs_act_change_visibility_batch(struct sqs_conn *c, json_t *in)
 {
     struct queue *q = sqs_queue_of(c, in);
     json_t *entries = q ? sqs_batch_entries(c, in) : NULL, *ent;
-    size_t i;
+    const char *receipts[QCALL_MAX];
+    uint32_t timeouts[QCALL_MAX];
+    size_t i, n = 0;
     if (entries == NULL) {
         queue_put(q);
         return;
     }
-    json_t *out = sqs_batch_result();
+    struct qcall *call = sqs_call_prepare(c, q, in, sqs_batch_done);
+    c->call_out = sqs_batch_result();
+    c->call_aux = json_array();
     json_array_foreach(entries, i, ent)
     {
         enum sqs_error e;
         char err[512];
         const char *eid = sqs_str(ent, "Id");
-        if (sqs_visibility_one(q, ent, &e, err, sizeof(err)) < 0)
-            json_array_append_new(json_object_get(out, "Failed"), sqs_failed_json(eid, e, err));
-        else
-            json_array_append_new(json_object_get(out, "Successful"),
-                                  json_pack("{s:s}", "Id", eid));
+        if (sqs_visibility_check(ent, &receipts[n], &timeouts[n], &e, err, sizeof(err)) < 0) {
+            json_array_append_new(json_object_get(c->call_out, "Failed"),
+                                  sqs_failed_json(eid, e, err));
+            continue;
+        }
+        json_array_append_new(c->call_aux, json_string(eid));
+        n++;
     }
-    sqs_reply(c, out);
+    call->receipts = receipts;
+    call->timeouts = timeouts;
+    call->n = n;
     queue_put(q);
+    sqs_call_run(c, qbackend_of(call->q)->change_visibility);
 }
 
 /* ---- dead letters ---- */

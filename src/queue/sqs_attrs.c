@@ -231,7 +231,8 @@ static int sqs_wants(json_t *names, const char *name)
     return 0;
 }
 
-json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names)
+json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names,
+                      const size_t counts[3])
 {
     json_t *out = json_object();
     size_t i;
@@ -254,8 +255,7 @@ json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names)
             return NULL;
         }
     }
-    size_t visible, inflight, delayed;
-    queue_counts(q, &visible, &inflight, &delayed);
+    size_t visible = counts[0], inflight = counts[1], delayed = counts[2];
     pthread_mutex_lock(&q->mu);
     struct queue_attrs a = q->attrs;
     uint64_t created = q->created_ms / 1000, modified = q->modified_ms / 1000;

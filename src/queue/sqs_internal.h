@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "http/http_parser.h"
+#include "queue/qbackend.h"
 #include "queue/qmd5.h"
 #include "queue/queue.h"
 
@@ -68,9 +69,11 @@ enum sqs_state {
     SQS_WAITING,     /* a ReceiveMessage long poll is parked on a queue */
     SQS_SYNCING,     /* the reply waits for the log's fdatasync */
     SQS_WRITING,     /* the reply is being written */
+    SQS_CALLING,     /* the reply waits for the queue's backend (a Redis store) */
 };
 
 struct sqs_worker;
+struct sqs_recv;
 
 struct sqs_conn {
     struct sqs_worker *sw;
@@ -100,6 +103,15 @@ struct sqs_conn {
     json_t *wait_req;                 /* the ReceiveMessage input */
     int woken;                        /* on sw->woken (under sw->mu) */
     struct sqs_conn *woken_next;
+    /* the call to the queue's backend (qbackend.h) of the request */
+    struct qcall call;                /* call.q referenced while it runs */
+    json_t *call_req;                 /* the request's input, referenced */
+    json_t *call_out;                 /* the reply being built (a batch's lists) */
+    json_t *call_aux;                 /* per entry of the call: what its answer needs */
+    struct sqs_recv *recv;            /* ReceiveMessage: the messages taken */
+    double recv_wait;                 /* ReceiveMessage: WaitTimeSeconds */
+    int recv_final;                   /* ReceiveMessage: answer even with no messages */
+    int recv_tries;
     struct sqs_conn *prev, *next;     /* sw->conns */
 };
 
@@ -139,8 +151,12 @@ void sqs_unpark(struct sqs_conn *c);
 /* sqs_actions.c: runs action `name` (after "AmazonSQS.") on input `in`. */
 void sqs_dispatch(struct sqs_conn *c, const char *name, size_t name_len, json_t *in);
 /* sqs_actions.c: a parked ReceiveMessage tries again; `final`: the
- * deadline passed, answer even with no messages. */
+ * deadline passed, answer even with no messages. With a backend call
+ * running (SQS_CALLING) only notes `final` for its answer. */
 void sqs_receive_retry(struct sqs_conn *c, int final);
+/* sqs_actions.c: cancels c's backend call if one runs and lets go of what
+ * it holds (the connection is closing). */
+void sqs_call_end(struct sqs_conn *c);
 
 /* sqs_attrs.c: the queue name a QueueUrl names (its last path segment) into
  * name; returns 0 or -EINVAL. */
@@ -153,7 +169,8 @@ void sqs_queue_arn(const char *name, char *out, size_t size);
 int sqs_attrs_apply(struct sqs_conn *c, json_t *attrs, struct queue_attrs *a, int creating);
 /* sqs_attrs.c: the queue's attributes named by `names` (NULL: none) into a
  * new JSON object, or NULL with the error answered. */
-json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names);
+json_t *sqs_attrs_get(struct sqs_conn *c, struct queue *q, json_t *names,
+                      const size_t counts[3]);
 /* sqs_attrs.c: checks MessageAttributes (NULL is none), their size into
  * *bytes and their MD5. Returns -1 with the error answered (or, with
  * `quiet`, the message in err), 0 otherwise. */

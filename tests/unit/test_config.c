@@ -337,6 +337,29 @@ static void run_cases(const struct err_case *cases, size_t n)
     "  - name: web\n" \
     "    listen: 127.0.0.1:8080\n"
 
+/* `backend: { store: NAME }` on a queue: the store exists, the queue is
+ * standard, its dead-letter queue is kept in the same place. */
+static void test_error_queue_backend(void **state)
+{
+#define QB_HEAD "data_dir: /tmp/weir-test\nstores:\n  - { name: r, redis: 127.0.0.1:6379 }\n" \
+                "listeners:\n  - { name: q, listen: 127.0.0.1:9324, protocol: sqs }\n" \
+                "queues:\n"
+    static const struct err_case cases[] = {
+        { QB_HEAD "  - { name: a, backend: { store: nope } }\n",
+          "weir.yaml:7:34: store 'nope' is not defined in 'stores'" },
+        { QB_HEAD "  - { name: a.fifo, backend: { store: r } }\n",
+          "weir.yaml:7:39: a FIFO queue cannot be kept in a store yet" },
+        { QB_HEAD "  - { name: a, backend: { store: r }, dead_letter: { queue: d } }\n"
+                  "  - { name: d }\n",
+          "weir.yaml:7:61: a dead-letter queue is kept where its source is (the same 'backend' "
+          "store, or both local)" },
+        { QB_HEAD "  - { name: a, backend: { stor: r } }\n",
+          "weir.yaml:7:27: unknown key 'stor' in queue backend (expected one of: store)" },
+    };
+#undef QB_HEAD
+    RUN_CASES(cases);
+}
+
 static void test_error_unknown_keys(void **state)
 {
     static const struct err_case cases[] = {
@@ -939,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_enum_names),
         cmocka_unit_test(test_every_balance),
         cmocka_unit_test(test_error_unknown_keys),
+        cmocka_unit_test(test_error_queue_backend),
         cmocka_unit_test(test_error_values),
         cmocka_unit_test(test_error_hash_key),
         cmocka_unit_test(test_error_types),
