@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "queue/queue_metrics.h"
 #include "queue/sqs_internal.h"
 #include "server/server.h"
 
@@ -68,6 +69,8 @@ int sqs_snapshot_init(struct snapshot *snap)
         qbroker_close(sqs_the_broker);
         sqs_the_broker = NULL;
     }
+    if (rc == 0 && sqs_broker_refs == 0 && queue_metrics_attach(sqs_the_broker) < 0)
+        log_warn("queues: out of memory: weir_queue_messages will not be exposed");
     if (rc == 0) {
         sqs_broker_refs++;
         snap->proto[CFG_PROTOCOL_SQS] = sqs_the_broker;
@@ -84,6 +87,7 @@ void sqs_snapshot_free(struct snapshot *snap)
         return;
     pthread_mutex_lock(&sqs_broker_mu);
     if (--sqs_broker_refs == 0) {
+        queue_metrics_detach(sqs_the_broker);
         qbroker_close(sqs_the_broker);
         sqs_the_broker = NULL;
     }
@@ -143,6 +147,7 @@ static void sqs_close(struct sqs_conn *c)
 {
     struct sqs_worker *sw = c->sw;
     sqs_unpark(c);
+    queue_put(c->sent_q);
     if (c->state == SQS_SYNCING)
         sqs_unsync(c);
     ev_io_stop(sw->loop, &c->io);
@@ -214,6 +219,12 @@ static void sqs_send_raw(struct sqs_conn *c, int status, const char *query_error
 {
     char head[512];
     char qe[160] = "";
+    if (c->sent_q) { /* a send's answer: it is durable now (or failed) */
+        if (status == 200)
+            queue_metrics_send_done(c->sent_q, c->start_ns);
+        queue_put(c->sent_q);
+        c->sent_q = NULL;
+    }
     if (query_error)
         snprintf(qe, sizeof(qe), "x-amzn-query-error: %s;%s\r\n", query_error,
                  status >= 500 ? "Receiver" : "Sender");
@@ -311,6 +322,15 @@ void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t
     c->sync_pos = pos;
     c->sync_next = c->sw->syncing;
     c->sw->syncing = c;
+}
+
+void sqs_reply_sent(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body)
+{
+    if (c->sent_q == NULL) {
+        queue_get(q);
+        c->sent_q = q;
+    }
+    sqs_reply_durable(c, q, pos, body);
 }
 
 /* Before the loop sleeps: one fdatasync for every reply of this worker
@@ -563,6 +583,7 @@ static void sqs_process(struct sqs_conn *c)
         sqs_reply_error(c, SQS_ERR_SERIAL, "the body is not a JSON object");
         return;
     }
+    c->start_ns = queue_metrics_now_ns();
     sqs_dispatch(c, c->msg.headers[t].value.p + sizeof(prefix) - 1,
                  c->msg.headers[t].value.len - (sizeof(prefix) - 1), in);
     json_decref(in);

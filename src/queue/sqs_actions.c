@@ -434,7 +434,7 @@ static void sqs_act_send_message(struct sqs_conn *c, json_t *in)
     if (rc < 0)
         sqs_reply_errno(c, rc);
     else
-        sqs_reply_durable(c, q, pos, sqs_sent_json(q, &m, id, seq));
+        sqs_reply_sent(c, q, pos, sqs_sent_json(q, &m, id, seq));
     free((char *)m.attrs);
     queue_put(q);
 }
@@ -539,7 +539,7 @@ static void sqs_act_send_message_batch(struct sqs_conn *c, json_t *in)
         }
         free((char *)m.attrs);
     }
-    sqs_reply_durable(c, q, max_pos, out);
+    sqs_reply_sent(c, q, max_pos, out);
     queue_put(q);
 }
 

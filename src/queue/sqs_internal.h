@@ -94,6 +94,8 @@ struct sqs_conn {
     json_t *pending;                  /* the reply body, or NULL for an error */
     uint64_t sync_pos;
     struct sqs_conn *sync_next;
+    uint64_t start_ns;                /* the request was dispatched (queue_metrics_now_ns) */
+    struct queue *sent_q;             /* a send's queue (one reference): its answer is timed */
     /* a parked long poll */
     struct queue *wait_q;             /* one reference */
     struct queue_waiter waiter;
@@ -125,6 +127,9 @@ void sqs_reply(struct sqs_conn *c, json_t *body);
 void sqs_reply_error(struct sqs_conn *c, enum sqs_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body);
+/* sqs_reply_durable for a send to q: its answer is observed in
+ * weir_queue_send_seconds. */
+void sqs_reply_sent(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body);
 /* The reply to an operation on a queue that failed with a negative errno. */
 void sqs_reply_errno(struct sqs_conn *c, int rc);
 

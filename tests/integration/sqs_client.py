@@ -529,6 +529,23 @@ def sc_receive_delete(c, queue, n):
     return {"bodies": [m["Body"] for m in ms]}
 
 
+def sc_receive_keep(c, queue, n, visibility):
+    """Receives up to n messages (one call) and leaves them in flight."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    ms = c.receive_message(QueueUrl=url, MaxNumberOfMessages=int(n),
+                           VisibilityTimeout=int(visibility)).get("Messages", [])
+    return {"bodies": [m["Body"] for m in ms]}
+
+
+def sc_send_batch(c, queue, n, prefix):
+    """Sends n (<= 10) messages in one SendMessageBatch."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    r = c.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": str(i), "MessageBody": "%s-%d" % (prefix, i)} for i in range(int(n))])
+    assert len(r.get("Successful", [])) == int(n), r
+    return {}
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
 
 if __name__ == "__main__":
