@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "queue/queue_metrics.h"
 #include "queue/sqs_internal.h"
+#include "queue/topic.h"
 #include "server/server.h"
 
 #define SQS_READ_CHUNK 65536
@@ -64,7 +65,9 @@ int sqs_snapshot_init(struct snapshot *snap)
         log_warn("queues: data_dir changed to %s; weir keeps using %s until it restarts",
                  cfg->data_dir, sqs_the_broker->dir);
     }
-    if (rc == 0 && (rc = qbroker_configure(sqs_the_broker, cfg, err, sizeof(err))) < 0 &&
+    if (rc == 0 && (rc = qbroker_configure(sqs_the_broker, cfg, err, sizeof(err))) == 0)
+        rc = topic_configure(sqs_the_broker, cfg, err, sizeof(err));
+    if (rc < 0 && sqs_the_broker != NULL &&
         sqs_broker_refs == 0) {
         qbroker_close(sqs_the_broker);
         sqs_the_broker = NULL;
@@ -306,7 +309,12 @@ void sqs_reply_errno(struct sqs_conn *c, int rc)
 
 void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body)
 {
-    if (q->attrs.fsync != QUEUE_FSYNC_ALWAYS || pos == 0) {
+    sqs_reply_synced(c, q->attrs.fsync == QUEUE_FSYNC_ALWAYS ? pos : 0, body);
+}
+
+void sqs_reply_synced(struct sqs_conn *c, uint64_t pos, json_t *body)
+{
+    if (pos == 0) {
         sqs_reply(c, body);
         return;
     }

@@ -1053,7 +1053,8 @@ static void sqs_act_list_queue_tags(struct sqs_conn *c, json_t *in)
     X("StartMessageMoveTask", sqs_act_start_move_task) \
     X("TagQueue", sqs_act_tag_queue) \
     X("UntagQueue", sqs_act_untag_queue) \
-    X("ListQueueTags", sqs_act_list_queue_tags)
+    X("ListQueueTags", sqs_act_list_queue_tags) \
+    X("Publish", sqs_act_publish)
 
 struct sqs_action {
     const char *name;

@@ -51,6 +51,7 @@ struct cfg_listener;
     X(SQS_ERR_ACTION, "UnknownOperationException", "InvalidAction", 400) \
     X(SQS_ERR_RESOURCE, "ResourceNotFoundException", "ResourceNotFoundException", 400) \
     X(SQS_ERR_SERIAL, "SerializationException", "SerializationException", 400) \
+    X(SQS_ERR_TOPIC, "NotFoundException", "NotFound", 404) \
     X(SQS_ERR_UNAVAILABLE, "ServiceUnavailable", "ServiceUnavailable", 503) \
     X(SQS_ERR_INTERNAL, "InternalFailure", "InternalFailure", 500)
 #define SQS_ERR_MEMBER(e, type, code, status) e,
@@ -127,6 +128,8 @@ void sqs_reply(struct sqs_conn *c, json_t *body);
 void sqs_reply_error(struct sqs_conn *c, enum sqs_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body);
+/* Replies once the log is synced up to pos (at once when pos is 0). */
+void sqs_reply_synced(struct sqs_conn *c, uint64_t pos, json_t *body);
 /* sqs_reply_durable for a send to q: its answer is observed in
  * weir_queue_send_seconds. */
 void sqs_reply_sent(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body);
@@ -146,6 +149,9 @@ void sqs_dispatch(struct sqs_conn *c, const char *name, size_t name_len, json_t 
 /* sqs_actions.c: a parked ReceiveMessage tries again; `final`: the
  * deadline passed, answer even with no messages. */
 void sqs_receive_retry(struct sqs_conn *c, int final);
+
+/* topic_sqs.c: the Publish action (weir's own: a topic of `topics:`). */
+void sqs_act_publish(struct sqs_conn *c, json_t *in);
 
 /* sqs_attrs.c: the queue name a QueueUrl names (its last path segment) into
  * name; returns 0 or -EINVAL. */

@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "http/route_cfg.h"
 #include "queue/queue_cfg.h"
+#include "queue/topic_cfg.h"
 #include "resp/redis_cfg.h"
 #include "store/store_cfg.h"
 #include "cache/cache_cfg.h"
@@ -97,6 +98,8 @@ struct cfg {
     char *data_dir;                /* queue/queue_cfg.c: the queue log's directory */
     struct cfg_queue *queues;      /* queue/queue_cfg.c */
     size_t n_queues;
+    struct cfg_topic *topics;      /* queue/topic_cfg.c */
+    size_t n_topics;
     struct cfg_log log;
     struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
 };
