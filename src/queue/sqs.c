@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "queue/push.h"
 #include "queue/queue_metrics.h"
 #include "queue/sqs_internal.h"
 #include "queue/topic.h"
@@ -618,6 +619,8 @@ int sqs_worker_init(struct wctx *wc)
     ev_unref(sw->loop); /* neither keeps the loop alive */
     ev_unref(sw->loop);
     wc->proto[CFG_PROTOCOL_SQS] = sw;
+    if (wc->worker.id == 0)
+        sw->push = push_start(wc); /* one pusher for the instance */
     return 0;
 }
 
@@ -640,6 +643,7 @@ void sqs_worker_stop(struct wctx *wc)
     struct sqs_worker *sw = wc->proto[CFG_PROTOCOL_SQS];
     if (sw == NULL)
         return;
+    push_stop(sw->push);
     ev_ref(sw->loop);
     ev_ref(sw->loop);
     ev_async_stop(sw->loop, &sw->async);
@@ -664,6 +668,7 @@ void sqs_worker_free(struct wctx *wc)
         snapshot_unref(c->snap);
         free(c);
     }
+    push_free(sw->push);
     pthread_mutex_destroy(&sw->mu);
     free(sw);
     wc->proto[CFG_PROTOCOL_SQS] = NULL;

@@ -116,6 +116,7 @@ struct sqs_worker {
     struct sqs_conn *syncing;         /* replies waiting for the sync */
     struct sqs_conn *conns;
     uint64_t request_seq;
+    struct pusher *push;              /* worker 0: topics' push delivery (push.c) */
 };
 
 /* The broker of the connection's snapshot (never NULL while it is served). */

@@ -546,6 +546,18 @@ def sc_send_batch(c, queue, n, prefix):
     return {}
 
 
+def sc_receive_attrs(c, queue):
+    """Long-polls for one message; prints its body and attribute values."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    ms = c.receive_message(QueueUrl=url, WaitTimeSeconds=20,
+                           MessageAttributeNames=["All"]).get("Messages", [])
+    assert len(ms) == 1, ms
+    m = ms[0]
+    c.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return {"body": m["Body"], "attrs": {k: v.get("StringValue")
+                                         for k, v in m.get("MessageAttributes", {}).items()}}
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
 
 if __name__ == "__main__":

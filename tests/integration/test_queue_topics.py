@@ -3,11 +3,12 @@ Publish action), fan out to subscribed queues through filters, and push
 subscriptions that POST each message to a cluster with retries and a
 dead-letter queue. Consumers read with boto3 (see test_queue.py)."""
 import json
+import threading
 import types
 
 import requests
 
-from conftest import IO_TIMEOUT, free_port
+from conftest import IO_TIMEOUT, RecordingBackend, free_port, wait_port, wait_until
 from test_queue import BOTO_PYTHON, pytestmark, run  # noqa: F401
 
 FANOUT_TOPICS = (
@@ -24,8 +25,9 @@ FANOUT_TOPICS = (
 )
 
 
-def topic_config(data, http_port, sqs_port, queues, topics, clusters=None):
+def topic_config(data, http_port, sqs_port, queues, topics, clusters=None, admin_port=None):
     return (
+        "%s"
         "workers: 2\n"
         "data_dir: %s\n"
         "listeners:\n"
@@ -39,7 +41,8 @@ def topic_config(data, http_port, sqs_port, queues, topics, clusters=None):
         "    listen: 127.0.0.1:%d\n"
         "    protocol: sqs\n"
         "clusters:\n%s"
-        "queues:\n%s%s" % (data, http_port, sqs_port,
+        "queues:\n%s%s" % ("admin: { listen: 127.0.0.1:%d }\n" % admin_port if admin_port else "",
+                           data, http_port, sqs_port,
                            clusters or "  - name: unused\n    endpoints: [127.0.0.1:9]\n",
                            "".join("  - name: %s\n" % q for q in queues), topics))
 
@@ -120,3 +123,126 @@ def test_topic_config_errors(tmp_path):
         r = subprocess.run([WEIR_BIN, "check", "-c", str(p)], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode != 0 and msg in r.stderr + r.stdout, (sub, r.stderr + r.stdout)
+
+
+def push_topics(attempts, dead_letter="failed", base="10ms", max_="50ms"):
+    return (
+        "topics:\n"
+        "  - name: orders\n"
+        "    subscriptions:\n"
+        "      - push:\n"
+        "          cluster: hooks\n"
+        "          path: /hook\n"
+        "          attempts: %d\n"
+        "          backoff: { base: %s, max: %s }\n"
+        "          timeout: 5s\n"
+        "%s" % (attempts, base, max_,
+                "          dead_letter: %s\n" % dead_letter if dead_letter else ""))
+
+
+OUTBOX = "weir.push.orders.0"
+
+
+def outbox_count(aport):
+    r = requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=IO_TIMEOUT)
+    n = 0
+    for line in r.text.splitlines():
+        if line.startswith('weir_queue_messages{queue="%s"' % OUTBOX):
+            n += float(line.rsplit(" ", 1)[1])
+    return n
+
+
+class Push:
+    """weir with a push subscription to a recording backend, and an admin
+    listener to watch the outbox."""
+
+    def __init__(self, weir_factory, tmp_path, backend, attempts, **kw):
+        self.http_port, self.sqs_port, self.aport = free_port(), free_port(), free_port()
+        self.cfg = topic_config(
+            str(tmp_path / "data"), self.http_port, self.sqs_port, ["failed"],
+            push_topics(attempts, **kw),
+            clusters="  - name: hooks\n    endpoints: [%s]\n" % backend.addr,
+            admin_port=self.aport)
+        self.factory = weir_factory
+        self.start()
+
+    def start(self):
+        self.w = self.factory(self.cfg, port=self.http_port)
+        wait_port(self.aport, self.w.proc, what="weir's admin listener")
+        self.sq = types.SimpleNamespace(port=self.sqs_port, errlog=self.w.errlog)
+
+    def wait_outbox_empty(self):
+        wait_until(lambda: outbox_count(self.aport) == 0, what="the push outbox to empty")
+
+
+def scripted(statuses):
+    """A backend answer: the statuses in order, then the last one for ever."""
+    lock = threading.Lock()
+    seen = []
+
+    def respond(req):
+        with lock:
+            seen.append(req)
+            st = statuses[min(len(seen), len(statuses)) - 1]
+        return {"status": st, "body": b"x"}
+    return respond
+
+
+def test_push_retries_until_delivered_once(weir_factory, tmp_path):
+    b = RecordingBackend(scripted([503, 500, 502, 200]))
+    try:
+        p = Push(weir_factory, tmp_path, b, attempts=5)
+        raw = bytes(range(256))  # binary: stored as base64, POSTed as the bytes
+        st, out = http_publish(p.http_port, raw, {"X-Message-Attribute-kind": "order"})
+        assert st == 202, out
+        b.wait_requests(4)
+        p.wait_outbox_empty()
+        assert b.count == 4
+        ids = {r.header("X-Weir-Message-Id") for r in b.requests}
+        assert len(ids) == 1 and len(ids.pop()) == 36
+        assert [r.header("X-Weir-Attempt") for r in b.requests] == ["1", "2", "3", "4"]
+        for r in b.requests:
+            assert r.method == "POST" and r.target == "/hook" and r.body == raw, r
+            assert r.header("X-Weir-Topic") == "orders"
+            attrs = json.loads(r.header("X-Weir-Message-Attributes"))
+            assert attrs["kind"]["StringValue"] == "order", attrs
+        assert run(p.sq, "drain", "failed")["bodies"] == []
+    finally:
+        b.stop()
+
+
+def test_push_that_always_fails_goes_to_the_dead_letter_queue(weir_factory, tmp_path):
+    b = RecordingBackend(scripted([500]))
+    try:
+        p = Push(weir_factory, tmp_path, b, attempts=3)
+        st, out = sqs_publish(p.sqs_port, "poison", {"kind": s("order")})
+        assert st == 200, out
+        got = run(p.sq, "receive_attrs", "failed")
+        assert got["body"] == "poison", got
+        assert got["attrs"]["weir.push.failure"] == "HTTP 500", got
+        assert got["attrs"]["weir.push.attempts"] == "3", got
+        assert got["attrs"]["weir.topic"] == "orders" and got["attrs"]["kind"] == "order", got
+        p.wait_outbox_empty()
+        assert b.count == 3
+    finally:
+        b.stop()
+
+
+def test_pending_pushes_survive_a_restart(weir_factory, tmp_path):
+    b = RecordingBackend(scripted([503]))
+    try:
+        p = Push(weir_factory, tmp_path, b, attempts=100, base="50ms", max_="100ms")
+        for body in ("p1", "p2"):
+            st, out = sqs_publish(p.sqs_port, body)
+            assert st == 200, out
+        wait_until(lambda: {r.body for r in b.requests} == {b"p1", b"p2"},
+                   what="both messages tried")
+        assert p.w.stop() == 0
+        b.respond = {"status": 204}
+        before = b.count
+        p.start()
+        p.wait_outbox_empty()
+        delivered = b.requests[before:]
+        assert {r.body for r in delivered} == {b"p1", b"p2"}, delivered
+    finally:
+        b.stop()
