@@ -125,7 +125,7 @@ def test_topic_config_errors(tmp_path):
         assert r.returncode != 0 and msg in r.stderr + r.stdout, (sub, r.stderr + r.stdout)
 
 
-def push_topics(attempts, dead_letter="failed", base="10ms", max_="50ms"):
+def push_topics(attempts, dead_letter="failed", base="10ms", max_="50ms", concurrency=4):
     return (
         "topics:\n"
         "  - name: orders\n"
@@ -136,7 +136,8 @@ def push_topics(attempts, dead_letter="failed", base="10ms", max_="50ms"):
         "          attempts: %d\n"
         "          backoff: { base: %s, max: %s }\n"
         "          timeout: 5s\n"
-        "%s" % (attempts, base, max_,
+        "          concurrency: %d\n"
+        "%s" % (attempts, base, max_, concurrency,
                 "          dead_letter: %s\n" % dead_letter if dead_letter else ""))
 
 
@@ -245,4 +246,36 @@ def test_pending_pushes_survive_a_restart(weir_factory, tmp_path):
         delivered = b.requests[before:]
         assert {r.body for r in delivered} == {b"p1", b"p2"}, delivered
     finally:
+        b.stop()
+
+
+def test_push_concurrency_is_bounded(weir_factory, tmp_path):
+    """concurrency: 2 -- never more than two POSTs of the subscription at
+    once, however many messages wait."""
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+    release = threading.Event()
+
+    def respond(req):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        release.wait(IO_TIMEOUT)
+        with lock:
+            state["now"] -= 1
+        return {"status": 200}
+
+    b = RecordingBackend(respond)
+    try:
+        p = Push(weir_factory, tmp_path, b, attempts=3, concurrency=2)
+        for i in range(6):
+            st, out = sqs_publish(p.sqs_port, "c%d" % i)
+            assert st == 200, out
+        wait_until(lambda: state["max"] >= 2, what="two deliveries started")
+        release.set()
+        p.wait_outbox_empty()
+        assert state["max"] == 2, state
+        assert sorted(r.body for r in b.requests) == [b"c%d" % i for i in range(6)]
+    finally:
+        release.set()
         b.stop()
