@@ -586,6 +586,8 @@ static void sqs_process(struct sqs_conn *c)
     }
     json_error_t jerr;
     size_t body_len = (size_t)total - (size_t)head;
+    if (sqs_auth_check(c, c->in + head, body_len) < 0)
+        return;
     json_t *in = body_len ? json_loadb(c->in + head, body_len, 0, &jerr) : json_object();
     if (!json_is_object(in)) {
         json_decref(in);

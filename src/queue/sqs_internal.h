@@ -52,6 +52,10 @@ struct cfg_listener;
     X(SQS_ERR_RESOURCE, "ResourceNotFoundException", "ResourceNotFoundException", 400) \
     X(SQS_ERR_SERIAL, "SerializationException", "SerializationException", 400) \
     X(SQS_ERR_TOPIC, "NotFoundException", "NotFound", 404) \
+    X(SQS_ERR_SIGNATURE, "SignatureDoesNotMatch", "SignatureDoesNotMatch", 403) \
+    X(SQS_ERR_TOKEN, "InvalidClientTokenId", "InvalidClientTokenId", 403) \
+    X(SQS_ERR_INCOMPLETE_SIG, "IncompleteSignature", "IncompleteSignature", 400) \
+    X(SQS_ERR_NO_AUTH, "MissingAuthenticationToken", "MissingAuthenticationToken", 403) \
     X(SQS_ERR_UNAVAILABLE, "ServiceUnavailable", "ServiceUnavailable", 503) \
     X(SQS_ERR_INTERNAL, "InternalFailure", "InternalFailure", 500)
 #define SQS_ERR_MEMBER(e, type, code, status) e,
@@ -150,6 +154,10 @@ void sqs_dispatch(struct sqs_conn *c, const char *name, size_t name_len, json_t 
 /* sqs_actions.c: a parked ReceiveMessage tries again; `final`: the
  * deadline passed, answer even with no messages. */
 void sqs_receive_retry(struct sqs_conn *c, int final);
+
+/* sqs_auth.c: with `sqs_auth:` keys, verifies the request's Signature V4
+ * (c->msg, the body). Returns 0 to go on, or -1 with the error answered. */
+int sqs_auth_check(struct sqs_conn *c, const char *body, size_t body_len);
 
 /* topic_sqs.c: the Publish action (weir's own: a topic of `topics:`). */
 void sqs_act_publish(struct sqs_conn *c, json_t *in);

@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "http/route_cfg.h"
 #include "queue/queue_cfg.h"
+#include "queue/sigv4_cfg.h"
 #include "queue/topic_cfg.h"
 #include "resp/redis_cfg.h"
 #include "store/store_cfg.h"
@@ -100,6 +101,7 @@ struct cfg {
     size_t n_queues;
     struct cfg_topic *topics;      /* queue/topic_cfg.c */
     size_t n_topics;
+    struct cfg_sqs_auth *sqs_auth; /* queue/sigv4_cfg.c, NULL: any credentials pass */
     struct cfg_log log;
     struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
 };

@@ -558,6 +558,30 @@ def sc_receive_attrs(c, queue):
                                          for k, v in m.get("MessageAttributes", {}).items()}}
 
 
+def sc_auth(c, access_key, secret_key):
+    """With sqs_auth keys: the right secret works (a create, a send with a
+    body, a receive); a wrong secret is SignatureDoesNotMatch, an unknown
+    key InvalidClientTokenId, both 403, and nothing is stored."""
+    def make(key, secret):
+        cfg = botocore.config.Config(retries={"max_attempts": 1})
+        return boto3.client("sqs", endpoint_url=sys.argv[1], region_name="us-east-1",
+                            aws_access_key_id=key, aws_secret_access_key=secret, config=cfg)
+    good = make(access_key, secret_key)
+    url = good.create_queue(QueueName="signed")["QueueUrl"]
+    good.send_message(QueueUrl=url, MessageBody="signed body \u00e9 & = %2F")
+    codes = {}
+    for name, cl in (("wrong_secret", make(access_key, secret_key + "x")),
+                     ("unknown_key", make("AKIDUNKNOWN", secret_key))):
+        try:
+            cl.send_message(QueueUrl=url, MessageBody="forged")
+            raise AssertionError("%s: accepted" % name)
+        except ClientError as e:
+            codes[name] = [e.response["Error"]["Code"],
+                           e.response["ResponseMetadata"]["HTTPStatusCode"]]
+    ms = good.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    return {"codes": codes, "bodies": [m["Body"] for m in ms.get("Messages", [])]}
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
 
 if __name__ == "__main__":
