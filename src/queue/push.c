@@ -380,8 +380,6 @@ static struct push_sub *push_sub_get(struct pusher *p, const char *outbox, const
  * when the outbox has none, waits on it. */
 static void push_fill(struct push_sub *ps, struct qbroker *b)
 {
-    if (ps->q && ps->q->deleted)
-        push_sub_release_queue(ps);
     if (ps->q == NULL && (ps->q = qbroker_find(b, ps->outbox)) == NULL)
         return;
     while (ps->in_flight < ps->cfg.concurrency) {
@@ -390,6 +388,10 @@ static void push_fill(struct push_sub *ps, struct qbroker *b)
         if (n > 0 && d == NULL) {
             log_warn("topic %s: out of memory taking a push message; it is tried again later",
                      ps->topic);
+            return;
+        }
+        if (n == -ENOENT && ps->in_flight == 0) {
+            push_sub_release_queue(ps); /* deleted: look it up again (a reload makes it anew) */
             return;
         }
         if (n <= 0) {
