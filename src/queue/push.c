@@ -49,7 +49,7 @@
 #include "upstream/cluster.h"
 #include "upstream/pool.h"
 
-#define PUSH_HOLD_S 43200              /* visibility while a delivery holds a message */
+#define PUSH_HOLD_S 43200 /* visibility while a delivery holds a message */
 #define PUSH_TICK_S 1.0
 #define PUSH_HEAD_MAX 16384
 
@@ -60,16 +60,16 @@ struct push_delivery {
     struct push_delivery *next;
     char id[QUEUE_ID_LEN + 1];
     char receipt[QUEUE_MAX_RECEIPT];
-    char *body;                        /* as stored in the outbox */
+    char *body; /* as stored in the outbox */
     size_t body_len;
-    char *post;                        /* what is POSTed: body, or its base64 undone */
+    char *post; /* what is POSTed: body, or its base64 undone */
     size_t post_len;
-    char *attrs;                       /* MessageAttributes JSON, or NULL */
+    char *attrs; /* MessageAttributes JSON, or NULL */
     unsigned tries;
-    char reason[96];                   /* why the last try failed */
+    char reason[96]; /* why the last try failed */
     ev_timer backoff;
     struct subreq *sr;
-    struct snapshot *snap;             /* held while sr runs (its cluster) */
+    struct snapshot *snap; /* held while sr runs (its cluster) */
 };
 
 struct push_sub {
@@ -77,10 +77,10 @@ struct push_sub {
     struct push_sub *next;
     char outbox[QUEUE_MAX_NAME + 1];
     char topic[TOPIC_MAX_NAME + 1];
-    struct queue *q;                   /* the outbox (a reference), or NULL */
+    struct queue *q; /* the outbox (a reference), or NULL */
     struct queue_waiter waiter;
-    struct cfg_push cfg;               /* copied from the current configuration */
-    int configured;                    /* in the worker's current configuration */
+    struct cfg_push cfg; /* copied from the current configuration */
+    int configured;      /* in the worker's current configuration */
     unsigned in_flight;
     struct push_delivery *deliveries;
 };
@@ -88,9 +88,9 @@ struct push_sub {
 struct pusher {
     struct wctx *wc;
     struct ev_loop *loop;
-    ev_async async;                    /* an outbox has messages, or a slot freed */
+    ev_async async; /* an outbox has messages, or a slot freed */
     ev_timer tick;
-    struct pool pool;                  /* keep-alive connections to the clusters */
+    struct pool pool; /* keep-alive connections to the clusters */
     struct push_sub *subs;
     uint64_t rng;
     int stopped;
@@ -128,8 +128,8 @@ static void push_finish(struct push_delivery *d)
 static int push_decode(struct push_delivery *d)
 {
     json_t *a = d->attrs ? json_loads(d->attrs, 0, NULL) : NULL;
-    const char *enc = json_string_value(
-        json_object_get(json_object_get(a, "weir.body-encoding"), "StringValue"));
+    const char *enc =
+        json_string_value(json_object_get(json_object_get(a, "weir.body-encoding"), "StringValue"));
     int base64 = enc && strcmp(enc, "base64") == 0;
     json_decref(a);
     d->post = d->body;
@@ -187,17 +187,22 @@ static void push_dead_letter(struct push_delivery *d)
         char tries[16], md5[QMD5_HEX], id[QUEUE_ID_LEN + 1];
         uint64_t seq;
         snprintf(tries, sizeof(tries), "%u", d->tries);
-        json_object_set_new(a, "weir.push.failure", json_pack("{s:s, s:s}", "DataType", "String",
-                                                              "StringValue", d->reason));
-        json_object_set_new(a, "weir.push.attempts", json_pack("{s:s, s:s}", "DataType",
-                                                               "Number", "StringValue", tries));
-        json_object_set_new(a, "weir.topic", json_pack("{s:s, s:s}", "DataType", "String",
-                                                       "StringValue", ps->topic));
+        json_object_set_new(
+            a, "weir.push.failure",
+            json_pack("{s:s, s:s}", "DataType", "String", "StringValue", d->reason));
+        json_object_set_new(a, "weir.push.attempts",
+                            json_pack("{s:s, s:s}", "DataType", "Number", "StringValue", tries));
+        json_object_set_new(
+            a, "weir.topic",
+            json_pack("{s:s, s:s}", "DataType", "String", "StringValue", ps->topic));
         char *text = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         rc = text && qmd5_attrs(a, md5) == 0 ? 0 : -ENOMEM;
-        struct queue_send m = { .body = d->body, .body_len = d->body_len, .attrs = text,
-                                .attrs_len = text ? strlen(text) : 0, .md5_attrs = md5,
-                                .delay_s = -1 };
+        struct queue_send m = {.body = d->body,
+                               .body_len = d->body_len,
+                               .attrs = text,
+                               .attrs_len = text ? strlen(text) : 0,
+                               .md5_attrs = md5,
+                               .delay_s = -1};
         if (rc == 0 && (rc = queue_send(dq, &m, id, &seq, &pos)) == 0)
             rc = queue_durable(dq, pos);
         free(text);
@@ -206,15 +211,15 @@ static void push_dead_letter(struct push_delivery *d)
     }
     if (rc < 0 && ps->cfg.dead_letter) {
         log_warn("topic %s: push message %s failed %u time(s) (%s) and could not go to "
-                 "dead-letter queue %s (%s); it is tried again later", ps->topic, d->id, d->tries,
-                 d->reason, ps->cfg.dead_letter, strerror(-rc));
+                 "dead-letter queue %s (%s); it is tried again later",
+                 ps->topic, d->id, d->tries, d->reason, ps->cfg.dead_letter, strerror(-rc));
         queue_change_visibility(ps->q, d->receipt, (uint32_t)(ps->cfg.backoff_max_ms / 1000 + 1));
         return;
     }
     if (ps->cfg.dead_letter == NULL)
         log_warn("topic %s: push message %s dropped after %u failed tries (%s); give the "
-                 "subscription a dead_letter queue to keep such messages", ps->topic, d->id,
-                 d->tries, d->reason);
+                 "subscription a dead_letter queue to keep such messages",
+                 ps->topic, d->id, d->tries, d->reason);
     queue_delete_msg(ps->q, d->receipt, &pos);
 }
 
@@ -231,8 +236,8 @@ static void push_failed(struct push_delivery *d, const char *reason)
         push_finish(d);
         return;
     }
-    struct cfg_retry r = { .backoff_base_ms = ps->cfg.backoff_base_ms,
-                           .backoff_max_ms = ps->cfg.backoff_max_ms };
+    struct cfg_retry r = {.backoff_base_ms = ps->cfg.backoff_base_ms,
+                          .backoff_max_ms = ps->cfg.backoff_max_ms};
     uint64_t ms = retry_backoff_ms(&r, d->tries, hash_mix64(ps->p->rng++));
     ev_timer_set(&d->backoff, (double)ms / 1000.0, 0.);
     ev_timer_start(ps->p->loop, &d->backoff);
@@ -251,8 +256,8 @@ static void push_done(void *arg, const struct subreq_result *r)
         push_finish(d);
         return;
     }
-    static const char *const errs[] = { "", "no endpoint up", "connect failed", "timeout",
-                                        "invalid answer" };
+    static const char *const errs[] = {"", "no endpoint up", "connect failed", "timeout",
+                                       "invalid answer"};
     if (r->error == SUBREQ_OK)
         snprintf(reason, sizeof(reason), "HTTP %d", r->head->status);
     else
@@ -293,9 +298,14 @@ static void push_try(struct push_delivery *d)
         return;
     }
     struct subreq_params sp = {
-        .loop = p->loop, .pool = &p->pool, .bufs = &p->wc->bufs,
-        .cluster = &snap->clusters[cc - snap->cfg->clusters], .worker_id = p->wc->worker.id,
-        .timeout_ms = ps->cfg.timeout_ms, .body = d->post, .body_len = d->post_len,
+        .loop = p->loop,
+        .pool = &p->pool,
+        .bufs = &p->wc->bufs,
+        .cluster = &snap->clusters[cc - snap->cfg->clusters],
+        .worker_id = p->wc->worker.id,
+        .timeout_ms = ps->cfg.timeout_ms,
+        .body = d->post,
+        .body_len = d->post_len,
     };
     snapshot_ref(snap);
     d->snap = snap;

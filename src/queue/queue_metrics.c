@@ -26,47 +26,47 @@ static const struct metric_family qm_family_sent = {
     .name = "weir_queue_sent_total",
     .help = "Messages stored in a queue.",
     .type = METRIC_COUNTER,
-    .labels = { "queue" },
+    .labels = {"queue"},
 };
 
 static const struct metric_family qm_family_received = {
     .name = "weir_queue_received_total",
     .help = "Messages handed out by receives.",
     .type = METRIC_COUNTER,
-    .labels = { "queue" },
+    .labels = {"queue"},
 };
 
 static const struct metric_family qm_family_deleted = {
     .name = "weir_queue_deleted_total",
     .help = "Messages deleted by consumers.",
     .type = METRIC_COUNTER,
-    .labels = { "queue" },
+    .labels = {"queue"},
 };
 
 static const struct metric_family qm_family_dead = {
     .name = "weir_queue_dead_lettered_total",
     .help = "Messages moved to the queue's dead-letter queue.",
     .type = METRIC_COUNTER,
-    .labels = { "queue" },
+    .labels = {"queue"},
 };
 
 static const struct metric_family qm_family_send_seconds = {
     .name = "weir_queue_send_seconds",
     .help = "Time from a send request until its message is durable as the queue asks.",
     .type = METRIC_HISTOGRAM,
-    .labels = { "queue" },
+    .labels = {"queue"},
 };
 
 static const struct metric_family qm_family_messages = {
     .name = "weir_queue_messages",
     .help = "Messages in a queue by state: visible, in_flight, delayed.",
     .type = METRIC_GAUGE,
-    .labels = { "queue", "state" },
+    .labels = {"queue", "state"},
 };
 
 void queue_metrics_init(struct queue_metrics *m, const char *name)
 {
-    const char *v[] = { name };
+    const char *v[] = {name};
     m->sent = metrics_series_get(&qm_family_sent, v);
     m->received = metrics_series_get(&qm_family_received, v);
     m->deleted = metrics_series_get(&qm_family_deleted, v);
@@ -81,7 +81,7 @@ void queue_metrics_fini(struct queue_metrics *m)
     metrics_series_put(m->deleted);
     metrics_series_put(m->dead_lettered);
     metrics_series_put(m->send_seconds);
-    *m = (struct queue_metrics){ 0 };
+    *m = (struct queue_metrics){0};
 }
 
 void queue_metrics_sent(struct queue *q, uint64_t n)
@@ -123,10 +123,10 @@ static void qm_collect_one(void *arg, struct queue *q)
 {
     struct metrics_out *out = arg;
     size_t n[3];
-    static const char *const states[3] = { "visible", "in_flight", "delayed" };
+    static const char *const states[3] = {"visible", "in_flight", "delayed"};
     queue_counts(q, &n[0], &n[1], &n[2]);
     for (int i = 0; i < 3; i++) {
-        const char *v[] = { q->name, states[i] };
+        const char *v[] = {q->name, states[i]};
         metrics_write_sample(out, &qm_family_messages, v, (double)n[i]);
     }
 }

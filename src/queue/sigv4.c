@@ -6,8 +6,8 @@
  *   canonical request = METHOD \n URI \n QUERY \n (name:value \n)* \n SIGNED \n hex(sha256(body))
  *   string to sign    = "AWS4-HMAC-SHA256" \n X-Amz-Date \n DATE/REGION/SERVICE/aws4_request \n
  *                       hex(sha256(canonical request))
- *   key               = HMAC(HMAC(HMAC(HMAC("AWS4" secret, DATE), REGION), SERVICE), "aws4_request")
- *   signature         = hex(HMAC(key, string to sign)), compared in constant time
+ *   key               = HMAC(HMAC(HMAC(HMAC("AWS4" secret, DATE), REGION), SERVICE),
+ * "aws4_request") signature         = hex(HMAC(key, string to sign)), compared in constant time
  *
  * As AWS's documentation and botocore build them: the URI's bytes other
  * than unreserved characters and '/' percent-encoded (so a client's %XX is
@@ -31,7 +31,7 @@
 #define SIGV4_MAX_QUERY_PARAMS 64
 
 #define SIGV4_RESULT_NAME(e, s) s,
-const char *const sigv4_result_names[SIGV4_RESULT_COUNT] = { SIGV4_RESULT_LIST(SIGV4_RESULT_NAME) };
+const char *const sigv4_result_names[SIGV4_RESULT_COUNT] = {SIGV4_RESULT_LIST(SIGV4_RESULT_NAME)};
 #undef SIGV4_RESULT_NAME
 
 /* ---- the Authorization header ---- */
@@ -60,7 +60,7 @@ static int sigv4_parse_credential(struct http_slice v, struct sigv4_auth *out)
         const char *slash = i < 4 ? memchr(p, '/', (size_t)(end - p)) : end;
         if (slash == NULL || slash == p)
             return -EINVAL;
-        part[i] = (struct http_slice){ p, (size_t)(slash - p) };
+        part[i] = (struct http_slice){p, (size_t)(slash - p)};
         p = slash + (i < 4);
     }
     if (part[4].len != 12 || memcmp(part[4].p, "aws4_request", 12) != 0 || part[1].len != 8 ||
@@ -92,7 +92,7 @@ int sigv4_parse_authorization(const char *s, size_t len, struct sigv4_auth *out)
         const char *ve = eq + 1;
         while (ve < end && *ve != ',' && *ve != ' ')
             ve++;
-        struct http_slice v = { eq + 1, (size_t)(ve - eq - 1) };
+        struct http_slice v = {eq + 1, (size_t)(ve - eq - 1)};
         size_t klen = (size_t)(eq - p);
         if (klen == 10 && memcmp(p, "Credential", 10) == 0 && !(seen & 1)) {
             if (sigv4_parse_credential(v, out) < 0)
@@ -142,8 +142,8 @@ static void sigv4_put(struct sigv4_text *t, const char *s, size_t n)
 
 static int sigv4_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /* Percent-encodes s (keeping '/' when keep_slash). */
@@ -155,7 +155,7 @@ static void sigv4_put_encoded(struct sigv4_text *t, const char *s, size_t n, int
         if (sigv4_unreserved(c) || (keep_slash && c == '/')) {
             sigv4_put(t, (const char *)&c, 1);
         } else {
-            char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
             sigv4_put(t, e, 3);
         }
     }
@@ -188,7 +188,7 @@ static size_t sigv4_decode(const char *s, size_t n, char *out)
 }
 
 struct sigv4_param {
-    char *text;                        /* "key=value", encoded */
+    char *text; /* "key=value", encoded */
 };
 
 static int sigv4_param_cmp(const void *a, const void *b)
@@ -211,7 +211,7 @@ static int sigv4_put_query(struct sigv4_text *t, struct http_slice q)
             const char *eq = memchr(p, '=', (size_t)(e - p));
             const char *ke = eq ? eq : e;
             char *buf = malloc((size_t)(e - p) + 1);
-            struct sigv4_text one = { 0 };
+            struct sigv4_text one = {0};
             if (buf == NULL || n == SIGV4_MAX_QUERY_PARAMS) {
                 free(buf);
                 rc = buf ? -EINVAL : -ENOMEM;
@@ -336,7 +336,7 @@ static int sigv4_canonical(struct sigv4_text *t, const struct http_msg *msg,
 static int sigv4_parse_date(struct http_slice s, time_t *out)
 {
     char buf[17];
-    struct tm tm = { 0 };
+    struct tm tm = {0};
     if (s.len != 16 || s.p[8] != 'T' || s.p[15] != 'Z' || !sigv4_all(s.p, 8, "0123456789") ||
         !sigv4_all(s.p + 9, 6, "0123456789"))
         return -EINVAL;
@@ -401,7 +401,7 @@ enum sigv4_result sigv4_verify(const struct http_msg *msg, const char *body, siz
         return SIGV4_UNKNOWN_KEY;
     if (t > now + (time_t)max_skew_s || t < now - (time_t)max_skew_s)
         return SIGV4_EXPIRED;
-    struct sigv4_text cr = { 0 }, sts = { 0 };
+    struct sigv4_text cr = {0}, sts = {0};
     char hash[65], want[65];
     int rc = sigv4_canonical(&cr, msg, &a, body, body_len);
     if (rc < 0) {

@@ -16,17 +16,18 @@
 
 /* The parts of an Authorization header, slices of it. */
 struct sigv4_auth {
-    struct http_slice access_key, date, region, service; /* Credential=KEY/DATE/REGION/SERVICE/aws4_request */
-    struct http_slice signed_headers;  /* "content-type;host;x-amz-date" */
-    struct http_slice signature;       /* 64 lowercase hex digits */
+    struct http_slice access_key, date, region,
+        service;                      /* Credential=KEY/DATE/REGION/SERVICE/aws4_request */
+    struct http_slice signed_headers; /* "content-type;host;x-amz-date" */
+    struct http_slice signature;      /* 64 lowercase hex digits */
 };
 
-#define SIGV4_RESULT_LIST(X) \
-    X(SIGV4_OK, "ok") \
-    X(SIGV4_MISSING, "no Authorization header") \
-    X(SIGV4_MALFORMED, "malformed Authorization header or X-Amz-Date") \
-    X(SIGV4_UNKNOWN_KEY, "unknown access key") \
-    X(SIGV4_EXPIRED, "X-Amz-Date is more than the allowed skew away from now") \
+#define SIGV4_RESULT_LIST(X)                                                                       \
+    X(SIGV4_OK, "ok")                                                                              \
+    X(SIGV4_MISSING, "no Authorization header")                                                    \
+    X(SIGV4_MALFORMED, "malformed Authorization header or X-Amz-Date")                             \
+    X(SIGV4_UNKNOWN_KEY, "unknown access key")                                                     \
+    X(SIGV4_EXPIRED, "X-Amz-Date is more than the allowed skew away from now")                     \
     X(SIGV4_MISMATCH, "signature does not match")
 #define SIGV4_RESULT_MEMBER(e, s) e,
 enum sigv4_result { SIGV4_RESULT_LIST(SIGV4_RESULT_MEMBER) SIGV4_RESULT_COUNT };
@@ -46,7 +47,6 @@ typedef const char *(*sigv4_secret_fn)(void *arg, const char *key, size_t len);
  * X-Amz-Date, every signed header present (host among them), and the
  * signature over the canonical request. */
 enum sigv4_result sigv4_verify(const struct http_msg *msg, const char *body, size_t body_len,
-                               sigv4_secret_fn secret, void *arg, time_t now,
-                               uint32_t max_skew_s);
+                               sigv4_secret_fn secret, void *arg, time_t now, uint32_t max_skew_s);
 
 #endif

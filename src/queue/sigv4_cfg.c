@@ -66,8 +66,8 @@ static int sigv4_cfg_keys(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_sqs_auth *a = obj;
     void *items;
-    static const struct cfg_list list = { "'keys'", "key", sizeof(struct cfg_sqs_key),
-                                          CFG_MAX_SQS_KEYS };
+    static const struct cfg_list list = {"'keys'", "key", sizeof(struct cfg_sqs_key),
+                                         CFG_MAX_SQS_KEYS};
     int rc = cfg_list_new(ctx, v, &list, &items, &a->n_keys);
     if (rc < 0)
         return rc;

@@ -13,7 +13,7 @@
 #define CFG_MAX_SQS_KEYS 1024
 
 struct cfg_sqs_key {
-    char *access_key;                   /* 1..128 of A-Za-z0-9 */
+    char *access_key; /* 1..128 of A-Za-z0-9 */
     char *secret_key;
     struct cfg_mark mark;
 };
@@ -21,7 +21,7 @@ struct cfg_sqs_key {
 struct cfg_sqs_auth {
     struct cfg_sqs_key *keys;
     size_t n_keys;
-    uint64_t max_skew_ms;               /* X-Amz-Date this close to now, default 15m */
+    uint64_t max_skew_ms; /* X-Amz-Date this close to now, default 15m */
 };
 
 struct cfg_ctx;

@@ -28,20 +28,25 @@ int sqs_auth_check(struct sqs_conn *c, const char *body, size_t body_len)
         sqs_reply_error(c, SQS_ERR_NO_AUTH, "Request is missing Authentication Token");
         break;
     case SIGV4_MALFORMED:
-        sqs_reply_error(c, SQS_ERR_INCOMPLETE_SIG, "The request signature does not conform to "
+        sqs_reply_error(c, SQS_ERR_INCOMPLETE_SIG,
+                        "The request signature does not conform to "
                         "AWS standards (Authorization: AWS4-HMAC-SHA256 with Credential, "
                         "SignedHeaders including host, Signature; and X-Amz-Date).");
         break;
     case SIGV4_UNKNOWN_KEY:
-        sqs_reply_error(c, SQS_ERR_TOKEN, "The security token included in the request is "
+        sqs_reply_error(c, SQS_ERR_TOKEN,
+                        "The security token included in the request is "
                         "invalid.");
         break;
     case SIGV4_EXPIRED:
-        sqs_reply_error(c, SQS_ERR_SIGNATURE, "Signature expired: X-Amz-Date is more than %u "
-                        "seconds away from the server's time.", (unsigned)(a->max_skew_ms / 1000));
+        sqs_reply_error(c, SQS_ERR_SIGNATURE,
+                        "Signature expired: X-Amz-Date is more than %u "
+                        "seconds away from the server's time.",
+                        (unsigned)(a->max_skew_ms / 1000));
         break;
     default:
-        sqs_reply_error(c, SQS_ERR_SIGNATURE, "The request signature we calculated does not "
+        sqs_reply_error(c, SQS_ERR_SIGNATURE,
+                        "The request signature we calculated does not "
                         "match the signature you provided. Check your AWS Secret Access Key "
                         "and signing method.");
     }

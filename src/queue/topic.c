@@ -124,9 +124,12 @@ int topic_publish(struct qbroker *b, const struct cfg_topic *t, const struct top
                   struct topic_published *out)
 {
     struct queue *qs[TOPIC_MAX_SUBSCRIPTIONS];
-    struct queue_send send = { .body = m->body, .body_len = m->body_len, .attrs = m->attrs_text,
-                               .attrs_len = m->attrs_text ? strlen(m->attrs_text) : 0,
-                               .md5_attrs = m->md5_attrs, .delay_s = -1 };
+    struct queue_send send = {.body = m->body,
+                              .body_len = m->body_len,
+                              .attrs = m->attrs_text,
+                              .attrs_len = m->attrs_text ? strlen(m->attrs_text) : 0,
+                              .md5_attrs = m->md5_attrs,
+                              .delay_s = -1};
     topic_new_id(out->id);
     out->sync_pos = 0;
     out->n_queued = 0;
@@ -151,7 +154,7 @@ int topic_publish(struct qbroker *b, const struct cfg_topic *t, const struct top
 int topic_configure(struct qbroker *b, const struct cfg *cfg, char *err, size_t err_size)
 {
     struct queue_attrs a = queue_attrs_default;
-    a.visibility_timeout_s = 43200;     /* push.c holds a message while it tries */
+    a.visibility_timeout_s = 43200; /* push.c holds a message while it tries */
     a.retention_s = 1209600;
     a.max_message_bytes = 1048576;
     for (size_t i = 0; i < cfg->n_topics; i++)

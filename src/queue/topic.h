@@ -18,16 +18,16 @@ struct cfg;
 struct topic_message {
     const char *body;
     size_t body_len;
-    json_t *attrs;                      /* SQS MessageAttributes object, or NULL */
-    const char *attrs_text;             /* its canonical JSON, or NULL */
-    const char *md5_attrs;              /* its MD5 as SQS computes it ("" for none) */
-    size_t attr_bytes;                  /* what the attributes count against a size limit */
+    json_t *attrs;          /* SQS MessageAttributes object, or NULL */
+    const char *attrs_text; /* its canonical JSON, or NULL */
+    const char *md5_attrs;  /* its MD5 as SQS computes it ("" for none) */
+    size_t attr_bytes;      /* what the attributes count against a size limit */
 };
 
 struct topic_published {
-    char id[QUEUE_ID_LEN + 1];          /* the publish's MessageId (a new UUID) */
-    uint64_t sync_pos;                  /* sync the log to here before answering (0: nothing) */
-    size_t n_queued;                    /* subscriptions the message was stored for */
+    char id[QUEUE_ID_LEN + 1]; /* the publish's MessageId (a new UUID) */
+    uint64_t sync_pos;         /* sync the log to here before answering (0: nothing) */
+    size_t n_queued;           /* subscriptions the message was stored for */
 };
 
 /* Whether a message with SQS MessageAttributes `attrs` (NULL: none) passes

@@ -79,7 +79,8 @@ static int topic_cfg_numeric(struct cfg_ctx *ctx, yaml_node_t *v, struct topic_c
             c->hi_incl = op[1] == '=';
             c->hi = x;
         } else {
-            return cfg_fail(ctx, opn, "bad 'numeric' operator (use = alone, or one of > >= and "
+            return cfg_fail(ctx, opn,
+                            "bad 'numeric' operator (use = alone, or one of > >= and "
                             "one of < <=)");
         }
     }
@@ -103,7 +104,8 @@ static int topic_cfg_cond(struct cfg_ctx *ctx, yaml_node_t *v, struct topic_cond
     }
     if (v->type != YAML_MAPPING_NODE ||
         v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1)
-        return cfg_fail(ctx, v, "a filter condition is a value, {exists: BOOL} or {numeric: "
+        return cfg_fail(ctx, v,
+                        "a filter condition is a value, {exists: BOOL} or {numeric: "
                         "[OP, N, ...]}");
     yaml_node_pair_t *p = v->data.mapping.pairs.start;
     yaml_node_t *k = cfg_node(ctx, p->key), *val = cfg_node(ctx, p->value);
@@ -297,9 +299,8 @@ static int topic_cfg_subs(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_topic *t = obj;
     void *items;
-    static const struct cfg_list list = { "'subscriptions'", "subscription",
-                                          sizeof(struct cfg_subscription),
-                                          TOPIC_MAX_SUBSCRIPTIONS };
+    static const struct cfg_list list = {"'subscriptions'", "subscription",
+                                         sizeof(struct cfg_subscription), TOPIC_MAX_SUBSCRIPTIONS};
     int rc = cfg_list_new(ctx, v, &list, &items, &t->n_subs);
     if (rc < 0)
         return rc;
@@ -340,8 +341,10 @@ static int topic_cfg_item(struct cfg_ctx *ctx, yaml_node_t *node, void *obj, siz
         return rc;
     for (size_t j = 0; j < i; j++)
         if (strcmp(cfg->topics[j].name, t->name) == 0)
-            return cfg_fail_mark(ctx, t->name_mark, "duplicate topic name %s (first defined at "
-                                 "%d:%d)", cfg_quote(t->name, q), cfg->topics[j].name_mark.line,
+            return cfg_fail_mark(ctx, t->name_mark,
+                                 "duplicate topic name %s (first defined at "
+                                 "%d:%d)",
+                                 cfg_quote(t->name, q), cfg->topics[j].name_mark.line,
                                  cfg->topics[j].name_mark.col);
     return 0;
 }
@@ -350,8 +353,8 @@ int topic_cfg_parse(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg *cfg = obj;
     void *items;
-    static const struct cfg_list list = { "'topics'", "topic", sizeof(struct cfg_topic),
-                                          CFG_MAX_TOPICS };
+    static const struct cfg_list list = {"'topics'", "topic", sizeof(struct cfg_topic),
+                                         CFG_MAX_TOPICS};
     int rc = cfg_list_new(ctx, v, &list, &items, &cfg->n_topics);
     if (rc < 0)
         return rc;
@@ -370,8 +373,10 @@ static int topic_cfg_check_queue(struct cfg_ctx *ctx, const struct cfg *cfg, con
         if (strcmp(cfg->queues[i].name, name) != 0)
             continue;
         if (cfg->queues[i].attrs.fifo)
-            return cfg_fail_mark(ctx, mark, "%s %s is a FIFO queue (a topic has no message group "
-                                 "to give)", what, cfg_quote(name, q));
+            return cfg_fail_mark(ctx, mark,
+                                 "%s %s is a FIFO queue (a topic has no message group "
+                                 "to give)",
+                                 what, cfg_quote(name, q));
         return 0;
     }
     return cfg_fail_mark(ctx, mark, "%s %s is not defined in 'queues'", what, cfg_quote(name, q));
@@ -386,7 +391,8 @@ static int topic_cfg_resolve_sub(struct cfg_ctx *ctx, const struct cfg *cfg,
         return topic_cfg_check_queue(ctx, cfg, s->queue, s->queue_mark, "subscribed queue");
     snprintf(s->outbox, sizeof(s->outbox), TOPIC_OUTBOX_PREFIX "%s.%zu", t->name, i);
     if (cfg_find_cluster(cfg, s->push->cluster_name) == NULL)
-        return cfg_fail_mark(ctx, s->push->cluster_mark, "push subscription names cluster %s "
+        return cfg_fail_mark(ctx, s->push->cluster_mark,
+                             "push subscription names cluster %s "
                              "which is not defined in 'clusters'",
                              cfg_quote(s->push->cluster_name, q));
     if (s->push->dead_letter)
@@ -406,7 +412,8 @@ int topic_cfg_resolve(struct cfg_ctx *ctx, void *root)
         }
     if (cfg->n_topics > 0 && cfg->data_dir == NULL) {
         yaml_node_t *top = yaml_document_get_root_node(ctx->doc);
-        return cfg_fail(ctx, top, "configuration is missing required key 'data_dir' (topics "
+        return cfg_fail(ctx, top,
+                        "configuration is missing required key 'data_dir' (topics "
                         "keep their messages in durable queues)");
     }
     return 0;

@@ -48,7 +48,7 @@ void sqs_act_publish(struct sqs_conn *c, json_t *in)
         return;
     json_t *msg = json_object_get(in, "Message");
     json_t *attrs = json_object_get(in, "MessageAttributes");
-    struct topic_message m = { .md5_attrs = md5 };
+    struct topic_message m = {.md5_attrs = md5};
     if (!json_is_string(msg) || json_string_length(msg) == 0) {
         sqs_reply_error(c, SQS_ERR_MISSING, "The request must contain the parameter Message.");
         return;
@@ -69,7 +69,8 @@ void sqs_act_publish(struct sqs_conn *c, json_t *in)
     int rc = md5[0] && text == NULL ? -ENOMEM : topic_publish(sqs_broker(c), t, &m, &out);
     free(text);
     if (rc == -EMSGSIZE) {
-        sqs_reply_error(c, SQS_ERR_PARAM, "The message is larger than a subscribed queue's "
+        sqs_reply_error(c, SQS_ERR_PARAM,
+                        "The message is larger than a subscribed queue's "
                         "MaximumMessageSize.");
         return;
     }

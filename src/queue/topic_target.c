@@ -34,7 +34,7 @@
 
 struct topic_target_cfg {
     char *name;
-    const struct cfg_topic *topic;      /* in the same struct cfg (resolve) */
+    const struct cfg_topic *topic; /* in the same struct cfg (resolve) */
     struct cfg_mark mark;
 };
 
@@ -57,8 +57,10 @@ static int topic_target_resolve(struct cfg_ctx *ctx, const struct cfg *cfg, void
     struct topic_target_cfg *tt = target_cfg;
     char q[CFG_QUOTE_SIZE];
     if ((tt->topic = topic_cfg_find(cfg, tt->name)) == NULL)
-        return cfg_fail_mark(ctx, tt->mark, "route publishes to topic %s which is not defined in "
-                             "'topics'", cfg_quote(tt->name, q));
+        return cfg_fail_mark(ctx, tt->mark,
+                             "route publishes to topic %s which is not defined in "
+                             "'topics'",
+                             cfg_quote(tt->name, q));
     return 0;
 }
 
@@ -74,7 +76,7 @@ static void topic_target_free(void *target_cfg)
 /* Answers status with {"key": "value"} from the arena. */
 static void topic_target_answer(struct txn *t, int status, const char *key, const char *value)
 {
-    static const struct http_header ct = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const struct http_header ct = {{"Content-Type", 12}, {"application/json", 16}};
     json_t *j = json_pack("{s:s}", key, value);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -137,8 +139,8 @@ static char *topic_target_body(const char *body, size_t len, size_t *out_len, in
 }
 
 /* Publishes; returns the HTTP status, with *what (an error) or id filled. */
-static int topic_target_publish(struct txn *t, const struct topic_target_cfg *tt,
-                                 struct qbroker *b, const char **what, char *id)
+static int topic_target_publish(struct txn *t, const struct topic_target_cfg *tt, struct qbroker *b,
+                                const char **what, char *id)
 {
     size_t req_len, body_len = 0;
     int encoded;
@@ -149,9 +151,8 @@ static int topic_target_publish(struct txn *t, const struct topic_target_cfg *tt
     json_t *attrs = topic_target_attrs(t->req);
     if (attrs && encoded)
         json_object_set_new(attrs, "weir.body-encoding",
-                            json_pack("{s:s, s:s}", "DataType", "String", "StringValue",
-                                      "base64"));
-    struct topic_message m = { .body = body, .body_len = body_len, .md5_attrs = md5 };
+                            json_pack("{s:s, s:s}", "DataType", "String", "StringValue", "base64"));
+    struct topic_message m = {.body = body, .body_len = body_len, .md5_attrs = md5};
     int status = 202, rc = body && attrs ? 0 : -ENOMEM;
     if (rc == 0 && sqs_msg_attrs_check(attrs, &m.attr_bytes, md5, err, sizeof(err)) < 0) {
         *what = "bad X-Message-Attribute fields (at most 10, SQS's rules)";

@@ -16,10 +16,10 @@
 #include "http/http_parser.h"
 #include "queue/sigv4.h"
 
-#define FUZZ_CHECK(cond) \
-    do { \
-        if (!(cond)) \
-            abort(); \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

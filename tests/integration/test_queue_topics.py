@@ -6,6 +6,7 @@ import json
 import threading
 import types
 
+import pytest
 import requests
 
 from conftest import IO_TIMEOUT, RecordingBackend, free_port, wait_port, wait_until
@@ -229,7 +230,10 @@ def test_push_that_always_fails_goes_to_the_dead_letter_queue(weir_factory, tmp_
         b.stop()
 
 
-def test_pending_pushes_survive_a_restart(weir_factory, tmp_path):
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_pending_pushes_survive_a_restart(weir_factory, tmp_path, how):
+    """Pushes still failing when weir stops (gracefully, or killed at once)
+    are delivered by the next weir on the same data_dir."""
     b = RecordingBackend(scripted([503]))
     try:
         p = Push(weir_factory, tmp_path, b, attempts=100, base="50ms", max_="100ms")
@@ -238,7 +242,10 @@ def test_pending_pushes_survive_a_restart(weir_factory, tmp_path):
             assert st == 200, out
         wait_until(lambda: {r.body for r in b.requests} == {b"p1", b"p2"},
                    what="both messages tried")
-        assert p.w.stop() == 0
+        if how == "sigterm":
+            assert p.w.stop() == 0
+        else:
+            p.w.kill()
         b.respond = {"status": 204}
         before = b.count
         p.start()

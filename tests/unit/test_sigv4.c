@@ -15,21 +15,23 @@
 #include "queue/sigv4.h"
 
 #define SIG "38923de504a2f890327712aea19506a81697dbd06578c6bae185a4544c43f440"
-#define AUTH "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/sqs/aws4_request, " \
-             "SignedHeaders=content-type;host;x-amz-date;x-amz-target;x-multi, Signature="
+#define AUTH                                                                                       \
+    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/sqs/aws4_request, "                \
+    "SignedHeaders=content-type;host;x-amz-date;x-amz-target;x-multi, Signature="
 #define BODY "{\"QueueName\":\"q\"}"
 
 static const char *secret_of(void *arg, const char *key, size_t len)
 {
     (void)arg;
     return len == 11 && memcmp(key, "AKIDEXAMPLE", 11) == 0
-               ? "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" : NULL;
+               ? "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+               : NULL;
 }
 
 static time_t signed_at(void)
 {
-    struct tm tm = { .tm_year = 126, .tm_mon = 11, .tm_mday = 4, .tm_hour = 23, .tm_min = 1,
-                     .tm_sec = 54 };
+    struct tm tm = {
+        .tm_year = 126, .tm_mon = 11, .tm_mday = 4, .tm_hour = 23, .tm_min = 1, .tm_sec = 54};
     return timegm(&tm);
 }
 
@@ -67,24 +69,34 @@ static void test_botocore_vector(void **state)
     assert_int_equal(verify("/a/b/c?b=2&a=1&a=0&x=", AUTH SIG, "", BODY, now), SIGV4_MISMATCH);
     assert_int_equal(verify("/a%2Fb/c?b=3&a=1&a=0&x=", AUTH SIG, "", BODY, now), SIGV4_MISMATCH);
     assert_int_equal(verify("/a%2Fb/c?x&a=0&a=1&b=2", AUTH SIG, "", BODY, now), SIGV4_OK);
-    assert_int_equal(verify(t, AUTH "08923de504a2f890327712aea19506a81697dbd06578c6bae185a4544c43f440", "",
-                            BODY, now), SIGV4_MISMATCH);
+    assert_int_equal(verify(t,
+                            AUTH "08923de504a2f890327712aea19506a81697dbd06578c6bae185a4544c43f440",
+                            "", BODY, now),
+                     SIGV4_MISMATCH);
     /* an unsigned header may be added; a second X-Multi changes the signed value */
     assert_int_equal(verify(t, AUTH SIG, "X-Other: 1\r\n", BODY, now), SIGV4_OK);
     assert_int_equal(verify(t, AUTH SIG, "X-Multi: c\r\n", BODY, now), SIGV4_MISMATCH);
     /* unknown key; a signed header missing; host not signed */
-    assert_int_equal(verify(t, "AWS4-HMAC-SHA256 Credential=AKIDOTHER/20261204/us-east-1/sqs/"
-                               "aws4_request, SignedHeaders=host, Signature=" SIG, "", BODY, now),
+    assert_int_equal(verify(t,
+                            "AWS4-HMAC-SHA256 Credential=AKIDOTHER/20261204/us-east-1/sqs/"
+                            "aws4_request, SignedHeaders=host, Signature=" SIG,
+                            "", BODY, now),
                      SIGV4_UNKNOWN_KEY);
-    assert_int_equal(verify(t, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/sqs/"
-                               "aws4_request, SignedHeaders=host;x-nope, Signature=" SIG, "", BODY,
-                            now), SIGV4_MALFORMED);
-    assert_int_equal(verify(t, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/sqs/"
-                               "aws4_request, SignedHeaders=x-amz-date, Signature=" SIG, "", BODY,
-                            now), SIGV4_MALFORMED);
+    assert_int_equal(verify(t,
+                            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/sqs/"
+                            "aws4_request, SignedHeaders=host;x-nope, Signature=" SIG,
+                            "", BODY, now),
+                     SIGV4_MALFORMED);
+    assert_int_equal(verify(t,
+                            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/sqs/"
+                            "aws4_request, SignedHeaders=x-amz-date, Signature=" SIG,
+                            "", BODY, now),
+                     SIGV4_MALFORMED);
     /* the credential's date must be X-Amz-Date's */
-    assert_int_equal(verify(t, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261203/us-east-1/sqs/"
-                               "aws4_request, SignedHeaders=host, Signature=" SIG, "", BODY, now),
+    assert_int_equal(verify(t,
+                            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261203/us-east-1/sqs/"
+                            "aws4_request, SignedHeaders=host, Signature=" SIG,
+                            "", BODY, now),
                      SIGV4_MALFORMED);
 }
 
@@ -97,7 +109,8 @@ static void test_parse(void **state)
     assert_int_equal(a.access_key.len, 11);
     assert_memory_equal(a.region.p, "us-east-1", 9);
     assert_memory_equal(a.service.p, "sqs", 3);
-    assert_int_equal(a.signed_headers.len, strlen("content-type;host;x-amz-date;x-amz-target;x-multi"));
+    assert_int_equal(a.signed_headers.len,
+                     strlen("content-type;host;x-amz-date;x-amz-target;x-multi"));
     /* every shorter prefix is refused, without reading past it */
     for (size_t n = 0; n < strlen(good); n++) {
         char buf[512];
@@ -106,10 +119,14 @@ static void test_parse(void **state)
     }
     static const char *const bad[] = {
         "AWS4-HMAC-SHA1 Credential=K/20261204/r/s/aws4_request, SignedHeaders=host, Signature=" SIG,
-        "AWS4-HMAC-SHA256 Credential=K/2026120/r/s/aws4_request, SignedHeaders=host, Signature=" SIG,
-        "AWS4-HMAC-SHA256 Credential=K/20261204/r/s/aws5_request, SignedHeaders=host, Signature=" SIG,
-        "AWS4-HMAC-SHA256 Credential=K/20261204//s/aws4_request, SignedHeaders=host, Signature=" SIG,
-        "AWS4-HMAC-SHA256 Credential=K/20261204/r/s/aws4_request, SignedHeaders=host, Signature=X" SIG,
+        "AWS4-HMAC-SHA256 Credential=K/2026120/r/s/aws4_request, SignedHeaders=host, "
+        "Signature=" SIG,
+        "AWS4-HMAC-SHA256 Credential=K/20261204/r/s/aws5_request, SignedHeaders=host, "
+        "Signature=" SIG,
+        "AWS4-HMAC-SHA256 Credential=K/20261204//s/aws4_request, SignedHeaders=host, "
+        "Signature=" SIG,
+        "AWS4-HMAC-SHA256 Credential=K/20261204/r/s/aws4_request, SignedHeaders=host, "
+        "Signature=X" SIG,
         "AWS4-HMAC-SHA256 Credential=K/20261204/r/s/aws4_request, SignedHeaders=host",
         "AWS4-HMAC-SHA256 Credential=K/20261204/r/s/aws4_request, Credential=K/20261204/r/s/"
         "aws4_request, SignedHeaders=host, Signature=" SIG,

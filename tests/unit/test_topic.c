@@ -17,18 +17,18 @@
 
 static char err[1024];
 
-#define BASE \
-    "data_dir: /tmp/x\n" \
-    "listeners:\n" \
-    "  - name: web\n" \
-    "    listen: 127.0.0.1:8080\n" \
-    "    routes: [{ publish: orders }]\n" \
-    "clusters:\n" \
-    "  - name: hooks\n" \
-    "    endpoints: [127.0.0.1:9000]\n" \
-    "queues:\n" \
-    "  - name: all\n" \
-    "  - name: dlq\n" \
+#define BASE                                                                                       \
+    "data_dir: /tmp/x\n"                                                                           \
+    "listeners:\n"                                                                                 \
+    "  - name: web\n"                                                                              \
+    "    listen: 127.0.0.1:8080\n"                                                                 \
+    "    routes: [{ publish: orders }]\n"                                                          \
+    "clusters:\n"                                                                                  \
+    "  - name: hooks\n"                                                                            \
+    "    endpoints: [127.0.0.1:9000]\n"                                                            \
+    "queues:\n"                                                                                    \
+    "  - name: all\n"                                                                              \
+    "  - name: dlq\n"                                                                              \
     "  - name: f.fifo\n"
 
 static struct cfg *load_ok(const char *text)
@@ -49,25 +49,24 @@ static const char *load_err(const char *text)
     return err;
 }
 
-static const char full[] = BASE
-    "topics:\n"
-    "  - name: orders\n"
-    "    subscriptions:\n"
-    "      - queue: all\n"
-    "        filter:\n"
-    "          kind: [order, refund, { exists: true }]\n"
-    "          amount: { numeric: ['>', 10, '<=', 20] }\n"
-    "          region: eu\n"
-    "          test: { exists: false }\n"
-    "      - push: { cluster: hooks }\n"
-    "      - push:\n"
-    "          cluster: hooks\n"
-    "          path: /h?x=1\n"
-    "          attempts: 7\n"
-    "          backoff: { base: 1s, max: 2s }\n"
-    "          timeout: 3s\n"
-    "          concurrency: 9\n"
-    "          dead_letter: dlq\n";
+static const char full[] = BASE "topics:\n"
+                                "  - name: orders\n"
+                                "    subscriptions:\n"
+                                "      - queue: all\n"
+                                "        filter:\n"
+                                "          kind: [order, refund, { exists: true }]\n"
+                                "          amount: { numeric: ['>', 10, '<=', 20] }\n"
+                                "          region: eu\n"
+                                "          test: { exists: false }\n"
+                                "      - push: { cluster: hooks }\n"
+                                "      - push:\n"
+                                "          cluster: hooks\n"
+                                "          path: /h?x=1\n"
+                                "          attempts: 7\n"
+                                "          backoff: { base: 1s, max: 2s }\n"
+                                "          timeout: 3s\n"
+                                "          concurrency: 9\n"
+                                "          dead_letter: dlq\n";
 
 static void test_parse(void **state)
 {
@@ -114,43 +113,43 @@ static void test_errors(void **state)
 {
     (void)state;
     static const struct err_case cases[] = {
-        { "  - name: orders\n    subscriptions:\n      - queue: nope\n",
-          "weir.yaml:16:16: subscribed queue 'nope' is not defined in 'queues'" },
-        { "  - name: orders\n    subscriptions:\n      - queue: f.fifo\n",
-          "weir.yaml:16:16: subscribed queue 'f.fifo' is a FIFO queue" },
-        { "  - name: orders\n    subscriptions:\n      - push: { cluster: x }\n",
-          "weir.yaml:16:26: push subscription names cluster 'x' which is not defined" },
-        { "  - name: orders\n    subscriptions:\n      - push: { cluster: hooks, dead_letter: z }\n",
-          "weir.yaml:16:46: push dead-letter queue 'z' is not defined in 'queues'" },
-        { "  - name: orders\n    subscriptions:\n      - push: { cluster: hooks, path: x }\n",
-          "weir.yaml:16:39: 'path' must start with '/'" },
-        { "  - name: orders\n    subscriptions:\n      - push: { cluster: hooks, attempts: 0 }\n",
-          "weir.yaml:16:43" },
-        { "  - name: orders\n    subscriptions:\n"
-          "      - push: { cluster: hooks, backoff: { base: 2s, max: 1s } }\n",
-          "push backoff 'base' is larger than 'max'" },
-        { "  - name: orders\n    subscriptions:\n      - {}\n",
-          "a subscription has either 'queue' or 'push'" },
-        { "  - name: orders\n    subscriptions:\n      - queue: all\n        filter: {}\n",
-          "'filter' names 1 to 10 attributes" },
-        { "  - name: orders\n    subscriptions:\n"
-          "      - queue: all\n        filter: { a: { numeric: ['=', 1, '<', 2] } }\n",
-          "bad 'numeric' operator" },
-        { "  - name: orders\n    subscriptions:\n"
-          "      - queue: all\n        filter: { a: { numeric: ['>', x] } }\n",
-          "expected a number in 'numeric'" },
-        { "  - name: orders\n    subscriptions:\n"
-          "      - queue: all\n        filter: { a: { numeric: ['>', 5, '<', 1] } }\n",
-          "'numeric' range is empty" },
-        { "  - name: orders\n    subscriptions:\n"
-          "      - queue: all\n        filter: { a: { prefix: x } }\n",
-          "unknown filter condition" },
-        { "  - name: orders\n    subscriptions:\n      - queue: all\n        filter: { a: [] }\n",
-          "a filter attribute takes 1 to 100 values" },
-        { "  - name: 'a b'\n    subscriptions:\n      - queue: all\n", "bad topic name 'a b'" },
-        { "  - name: orders\n    subscriptions:\n      - queue: all\n"
-          "  - name: orders\n    subscriptions:\n      - queue: all\n",
-          "duplicate topic name 'orders'" },
+        {"  - name: orders\n    subscriptions:\n      - queue: nope\n",
+         "weir.yaml:16:16: subscribed queue 'nope' is not defined in 'queues'"},
+        {"  - name: orders\n    subscriptions:\n      - queue: f.fifo\n",
+         "weir.yaml:16:16: subscribed queue 'f.fifo' is a FIFO queue"},
+        {"  - name: orders\n    subscriptions:\n      - push: { cluster: x }\n",
+         "weir.yaml:16:26: push subscription names cluster 'x' which is not defined"},
+        {"  - name: orders\n    subscriptions:\n      - push: { cluster: hooks, dead_letter: z }\n",
+         "weir.yaml:16:46: push dead-letter queue 'z' is not defined in 'queues'"},
+        {"  - name: orders\n    subscriptions:\n      - push: { cluster: hooks, path: x }\n",
+         "weir.yaml:16:39: 'path' must start with '/'"},
+        {"  - name: orders\n    subscriptions:\n      - push: { cluster: hooks, attempts: 0 }\n",
+         "weir.yaml:16:43"},
+        {"  - name: orders\n    subscriptions:\n"
+         "      - push: { cluster: hooks, backoff: { base: 2s, max: 1s } }\n",
+         "push backoff 'base' is larger than 'max'"},
+        {"  - name: orders\n    subscriptions:\n      - {}\n",
+         "a subscription has either 'queue' or 'push'"},
+        {"  - name: orders\n    subscriptions:\n      - queue: all\n        filter: {}\n",
+         "'filter' names 1 to 10 attributes"},
+        {"  - name: orders\n    subscriptions:\n"
+         "      - queue: all\n        filter: { a: { numeric: ['=', 1, '<', 2] } }\n",
+         "bad 'numeric' operator"},
+        {"  - name: orders\n    subscriptions:\n"
+         "      - queue: all\n        filter: { a: { numeric: ['>', x] } }\n",
+         "expected a number in 'numeric'"},
+        {"  - name: orders\n    subscriptions:\n"
+         "      - queue: all\n        filter: { a: { numeric: ['>', 5, '<', 1] } }\n",
+         "'numeric' range is empty"},
+        {"  - name: orders\n    subscriptions:\n"
+         "      - queue: all\n        filter: { a: { prefix: x } }\n",
+         "unknown filter condition"},
+        {"  - name: orders\n    subscriptions:\n      - queue: all\n        filter: { a: [] }\n",
+         "a filter attribute takes 1 to 100 values"},
+        {"  - name: 'a b'\n    subscriptions:\n      - queue: all\n", "bad topic name 'a b'"},
+        {"  - name: orders\n    subscriptions:\n      - queue: all\n"
+         "  - name: orders\n    subscriptions:\n      - queue: all\n",
+         "duplicate topic name 'orders'"},
     };
     char text[4096];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -181,37 +180,45 @@ static void test_match(void **state)
         const char *attrs;
         int match;
     } cases[] = {
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"20\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}", 1 },
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"20\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}",
+         1},
         /* kind: exists matches any value */
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"x\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"10.5\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}", 1 },
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"x\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"10.5\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}",
+         1},
         /* amount: > 10 is exclusive, <= 20 inclusive */
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"10\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}", 0 },
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"20.01\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}", 0 },
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"10\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}",
+         0},
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"20.01\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}",
+         0},
         /* numeric needs a Number */
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"String\", \"StringValue\": \"15\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}", 0 },
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"String\", \"StringValue\": \"15\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}",
+         0},
         /* test must be absent */
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"15\"},"
-          " \"test\": {\"DataType\": \"String\", \"StringValue\": \"1\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}", 0 },
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"15\"},"
+         " \"test\": {\"DataType\": \"String\", \"StringValue\": \"1\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"eu\"}}",
+         0},
         /* exact strings: case matters; a Binary never equals */
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"15\"},"
-          " \"region\": {\"DataType\": \"String\", \"StringValue\": \"EU\"}}", 0 },
-        { "{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
-          " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"15\"},"
-          " \"region\": {\"DataType\": \"Binary\", \"BinaryValue\": \"ZXU=\"}}", 0 },
-        { "{}", 0 },
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"15\"},"
+         " \"region\": {\"DataType\": \"String\", \"StringValue\": \"EU\"}}",
+         0},
+        {"{\"kind\": {\"DataType\": \"String\", \"StringValue\": \"order\"},"
+         " \"amount\": {\"DataType\": \"Number\", \"StringValue\": \"15\"},"
+         " \"region\": {\"DataType\": \"Binary\", \"BinaryValue\": \"ZXU=\"}}",
+         0},
+        {"{}", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *a = attrs(cases[i].attrs);
