@@ -41,6 +41,7 @@ struct subreq {
     struct http_chunked chunk;
     size_t body_end;               /* decoded body bytes kept after the head */
     size_t scan;                   /* bytes of `in` looked at by the body decoder */
+    size_t body_off;               /* bytes of p.body sent */
     enum subreq_error error;
     subreq_done_fn done;
     void *arg;
@@ -112,6 +113,7 @@ static int subreq_retry_fresh(struct subreq *s)
     s->fd = -1;
     s->retried = 1;
     s->out.rpos = 0;
+    s->body_off = 0;
     s->eof = 0;
     return subreq_connect(s) == 0;
 }
@@ -234,16 +236,21 @@ static void subreq_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         s->connecting = 0;
     }
-    if (buf_len(&s->out) > 0) {
-        ssize_t n = send(s->fd, buf_rptr(&s->out), buf_len(&s->out), MSG_NOSIGNAL);
+    if (buf_len(&s->out) > 0 || s->body_off < s->p.body_len) {
+        int head = buf_len(&s->out) > 0;
+        const char *p = head ? buf_rptr(&s->out) : s->p.body + s->body_off;
+        size_t len = head ? buf_len(&s->out) : s->p.body_len - s->body_off;
+        ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
         if (n == -1 && errno != EAGAIN && errno != EINTR) {
             if (!subreq_retry_fresh(s))
                 subreq_finish(s, SUBREQ_CONNECT, NULL);
             return;
         }
-        if (n > 0)
+        if (n > 0 && head)
             s->out.rpos += (uint32_t)n;
-        if (buf_len(&s->out) > 0)
+        else if (n > 0)
+            s->body_off += (size_t)n;
+        if (buf_len(&s->out) > 0 || s->body_off < s->p.body_len)
             return;
         ev_io_stop(loop, &s->io);
         ev_io_set(&s->io, s->fd, EV_READ);

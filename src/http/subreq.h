@@ -1,8 +1,8 @@
 /* subreq: a small asynchronous HTTP/1.1 client on a worker's loop, for
  * steps that ask another service before a request goes on (forward_auth).
  * It picks an endpoint of a cluster, uses the worker's upstream pool,
- * sends one request head (no body), and reads the whole answer: head and
- * a body of at most max_body bytes. */
+ * sends one request head and an optional body (push delivery of topics),
+ * and reads the whole answer: head and a body of at most one buffer. */
 #ifndef WEIR_HTTP_SUBREQ_H
 #define WEIR_HTTP_SUBREQ_H
 
@@ -46,6 +46,8 @@ struct subreq_params {
     struct cluster *cluster;
     unsigned worker_id;
     uint64_t timeout_ms;           /* the whole exchange */
+    const char *body;              /* sent after the head (its length in the head), or NULL; */
+    size_t body_len;               /* borrowed: must outlive the subreq */
 };
 
 /* Starts sending head[0..head_len) (a whole request head, copied). Returns

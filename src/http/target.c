@@ -6,6 +6,7 @@
 
 #include "http/steps/respond.h"
 #include "queue/queue_target.h"
+#include "queue/topic_target.h"
 
 /* cluster: parsed by the route itself (route_cfg.c), forwarded by the proxy. */
 static const struct target_type target_cluster = {
@@ -18,6 +19,7 @@ static const struct target_type *const target_table[] = {
     &target_respond,
     &target_redirect,
     &target_queue,
+    &target_publish,
 };
 
 const struct target_type *target_find(const char *key)

@@ -6,6 +6,8 @@
  *   redirect  a redirect to another URL (steps/respond.c)
  *   queue     the request becomes a message of a durable queue, 202
  *             (queue/queue_target.c)
+ *   publish   the request becomes a message of a topic, 202
+ *             (queue/topic_target.c)
  *
  * A route names exactly one target. */
 #ifndef WEIR_HTTP_TARGET_H
@@ -24,7 +26,8 @@ struct cfg_ctx;
     X(TARGET_CLUSTER, "cluster") \
     X(TARGET_RESPOND, "respond") \
     X(TARGET_REDIRECT, "redirect") \
-    X(TARGET_QUEUE, "queue")
+    X(TARGET_QUEUE, "queue") \
+    X(TARGET_PUBLISH, "publish")
 #define TARGET_ENUM_MEMBER(e, s) e,
 enum target_kind { TARGET_LIST(TARGET_ENUM_MEMBER) TARGET_COUNT };
 #undef TARGET_ENUM_MEMBER

@@ -377,8 +377,10 @@ static struct queue *queue_new(struct qbroker *b, uint64_t id, const char *name,
         return NULL;
     }
     q->waiters.next = q->waiters.prev = &q->waiters;
+    queue_metrics_init(&q->metrics, name);
     q->created_ms = q->modified_ms = queue_now_ms();
     if ((q->tags = json_object()) == NULL) {
+        queue_metrics_fini(&q->metrics);
         qfifo_free(q->fifo);
         pthread_mutex_destroy(&q->mu);
         free(q);
@@ -417,6 +419,7 @@ void queue_put(struct queue *q)
     queue_clear(q);
     qfifo_free(q->fifo);
     json_decref(q->tags);
+    queue_metrics_fini(&q->metrics);
     free(q->table);
     free(q->heap);
     pthread_mutex_destroy(&q->mu);
@@ -513,6 +516,7 @@ int queue_send(struct queue *q, const struct queue_send *s, char *id, uint64_t *
     if (rc == 0) {
         memcpy(id, m->id, QUEUE_ID_LEN + 1);
         *seq = m->seq;
+        queue_metrics_sent(q, 1);
         if (m->heap_idx == QUEUE_NOT_IN_HEAP)
             queue_wake(q, 1);
         m = NULL;
@@ -634,6 +638,7 @@ int queue_receive(struct queue *q, unsigned max, uint32_t visibility_s, queue_re
         n++;
     }
     pthread_mutex_unlock(&q->mu);
+    queue_metrics_received(q, (uint64_t)n);
     if (dead)
         queue_move_list(q, dead, dlq, q->name);
     return n;
@@ -709,6 +714,8 @@ static void queue_move_list(struct queue *src, struct qmsg *list, const char *de
                 log_warn("queues: %s: moving a message, its deletion could not be written; it "
                          "may come back after a restart", src->name);
             qlog_seg_release(b->log, old_seg);
+            if (origin)
+                queue_metrics_dead_lettered(src, 1);
         } else {
             /* no such queue (deleted?), or it failed: the message stays and is delivered */
             m->visible_ms = 0;
@@ -776,8 +783,10 @@ int queue_delete_msg(struct queue *q, const char *receipt, uint64_t *pos)
         struct qlog_record rec = { .type = QLOG_DELETE, .queue_id = q->id, .seq = m->seq };
         rc = qlog_append(q->broker->log, &rec, pos, &seg);
         int unlocks = rc == 0 && m->grp && m->inflight && m->grp->inflight == 1;
-        if (rc == 0)
+        if (rc == 0) {
             queue_unlink(q, m);
+            queue_metrics_deleted(q, 1);
+        }
         if (unlocks && queue_receivable(q))
             queue_wake(q, 1); /* its FIFO group may go on */
     }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "queue/qlog.h"
+#include "queue/queue_metrics.h"
 #include "queue/queue_types.h"
 
 struct cfg;
@@ -49,6 +50,7 @@ struct queue {
     struct qfifo *fifo;                 /* FIFO queues: groups, deduplication ids */
     json_t *tags;                       /* TagQueue: an object of strings (under mu) */
     uint64_t batch_serial;              /* numbers the receives */
+    struct queue_metrics metrics;       /* its counters (queue_metrics.c) */
 };
 
 struct qbroker {

@@ -148,6 +148,7 @@ static void queue_target_start(struct txn *t, const void *target_cfg)
     const struct queue_target_cfg *qt = target_cfg;
     struct qbroker *b = sqs_snapshot_broker(t->wc->snap);
     struct queue *q = b ? qbroker_find(b, qt->name) : NULL;
+    uint64_t start_ns = queue_metrics_now_ns();
     size_t req_len, body_len = 0, attr_bytes = 0;
     int encoded;
     char md5[QMD5_HEX], id[QUEUE_ID_LEN + 1], err[256];
@@ -183,6 +184,7 @@ static void queue_target_start(struct txn *t, const void *target_cfg)
                                                              : "the queue cannot take it now");
         goto out;
     }
+    queue_metrics_send_done(q, start_ns);
     queue_target_answer(t, 202, "MessageId", id);
 out:
     free(attrs_text);

@@ -35,7 +35,10 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "queue/push.h"
+#include "queue/queue_metrics.h"
 #include "queue/sqs_internal.h"
+#include "queue/topic.h"
 #include "server/server.h"
 
 #define SQS_READ_CHUNK 65536
@@ -65,11 +68,15 @@ int sqs_snapshot_init(struct snapshot *snap)
         log_warn("queues: data_dir changed to %s; weir keeps using %s until it restarts",
                  cfg->data_dir, sqs_the_broker->dir);
     }
-    if (rc == 0 && (rc = qbroker_configure(sqs_the_broker, cfg, err, sizeof(err))) < 0 &&
+    if (rc == 0 && (rc = qbroker_configure(sqs_the_broker, cfg, err, sizeof(err))) == 0)
+        rc = topic_configure(sqs_the_broker, cfg, err, sizeof(err));
+    if (rc < 0 && sqs_the_broker != NULL &&
         sqs_broker_refs == 0) {
         qbroker_close(sqs_the_broker);
         sqs_the_broker = NULL;
     }
+    if (rc == 0 && sqs_broker_refs == 0 && queue_metrics_attach(sqs_the_broker) < 0)
+        log_warn("queues: out of memory: weir_queue_messages will not be exposed");
     if (rc == 0) {
         sqs_broker_refs++;
         snap->proto[CFG_PROTOCOL_SQS] = sqs_the_broker;
@@ -86,6 +93,7 @@ void sqs_snapshot_free(struct snapshot *snap)
         return;
     pthread_mutex_lock(&sqs_broker_mu);
     if (--sqs_broker_refs == 0) {
+        queue_metrics_detach(sqs_the_broker);
         qbroker_close(sqs_the_broker);
         sqs_the_broker = NULL;
     }
@@ -146,6 +154,7 @@ static void sqs_close(struct sqs_conn *c)
     struct sqs_worker *sw = c->sw;
     sqs_call_end(c);
     sqs_unpark(c);
+    queue_put(c->sent_q);
     if (c->state == SQS_SYNCING)
         sqs_unsync(c);
     ev_io_stop(sw->loop, &c->io);
@@ -217,6 +226,12 @@ static void sqs_send_raw(struct sqs_conn *c, int status, const char *query_error
 {
     char head[512];
     char qe[160] = "";
+    if (c->sent_q) { /* a send's answer: it is durable now (or failed) */
+        if (status == 200)
+            queue_metrics_send_done(c->sent_q, c->start_ns);
+        queue_put(c->sent_q);
+        c->sent_q = NULL;
+    }
     if (query_error)
         snprintf(qe, sizeof(qe), "x-amzn-query-error: %s;%s\r\n", query_error,
                  status >= 500 ? "Receiver" : "Sender");
@@ -302,7 +317,12 @@ void sqs_reply_errno(struct sqs_conn *c, int rc)
 
 void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body)
 {
-    if (q->attrs.fsync != QUEUE_FSYNC_ALWAYS || pos == 0) {
+    sqs_reply_synced(c, q->attrs.fsync == QUEUE_FSYNC_ALWAYS ? pos : 0, body);
+}
+
+void sqs_reply_synced(struct sqs_conn *c, uint64_t pos, json_t *body)
+{
+    if (pos == 0) {
         sqs_reply(c, body);
         return;
     }
@@ -318,6 +338,15 @@ void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t
     c->sync_pos = pos;
     c->sync_next = c->sw->syncing;
     c->sw->syncing = c;
+}
+
+void sqs_reply_sent(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body)
+{
+    if (c->sent_q == NULL) {
+        queue_get(q);
+        c->sent_q = q;
+    }
+    sqs_reply_durable(c, q, pos, body);
 }
 
 /* Before the loop sleeps: one fdatasync for every reply of this worker
@@ -564,12 +593,15 @@ static void sqs_process(struct sqs_conn *c)
     }
     json_error_t jerr;
     size_t body_len = (size_t)total - (size_t)head;
+    if (sqs_auth_check(c, c->in + head, body_len) < 0)
+        return;
     json_t *in = body_len ? json_loadb(c->in + head, body_len, 0, &jerr) : json_object();
     if (!json_is_object(in)) {
         json_decref(in);
         sqs_reply_error(c, SQS_ERR_SERIAL, "the body is not a JSON object");
         return;
     }
+    c->start_ns = queue_metrics_now_ns();
     sqs_dispatch(c, c->msg.headers[t].value.p + sizeof(prefix) - 1,
                  c->msg.headers[t].value.len - (sizeof(prefix) - 1), in);
     json_decref(in);
@@ -596,6 +628,8 @@ int sqs_worker_init(struct wctx *wc)
     ev_unref(sw->loop); /* neither keeps the loop alive */
     ev_unref(sw->loop);
     wc->proto[CFG_PROTOCOL_SQS] = sw;
+    if (wc->worker.id == 0)
+        sw->push = push_start(wc); /* one pusher for the instance */
     return 0;
 }
 
@@ -618,6 +652,7 @@ void sqs_worker_stop(struct wctx *wc)
     struct sqs_worker *sw = wc->proto[CFG_PROTOCOL_SQS];
     if (sw == NULL)
         return;
+    push_stop(sw->push);
     ev_ref(sw->loop);
     ev_ref(sw->loop);
     ev_async_stop(sw->loop, &sw->async);
@@ -643,6 +678,7 @@ void sqs_worker_free(struct wctx *wc)
         snapshot_unref(c->snap);
         free(c);
     }
+    push_free(sw->push);
     pthread_mutex_destroy(&sw->mu);
     free(sw);
     wc->proto[CFG_PROTOCOL_SQS] = NULL;

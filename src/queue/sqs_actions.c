@@ -534,7 +534,7 @@ static void sqs_sent(struct qcall *call)
     } else {
         json_t *o = json_incref(json_array_get(c->call_aux, 0));
         sqs_sent_fill(call->q, o, e);
-        sqs_reply_durable(c, call->q, e->pos, o);
+        sqs_reply_sent(c, call->q, e->pos, o);
     }
     sqs_call_release(c);
 }
@@ -629,7 +629,7 @@ static void sqs_sent_batch(struct qcall *call)
             json_array_append(json_object_get(out, "Successful"), o);
         }
     }
-    sqs_reply_durable(c, call->q, call->pos, json_incref(out));
+    sqs_reply_sent(c, call->q, call->pos, json_incref(out));
     sqs_call_release(c);
 }
 
@@ -1274,7 +1274,8 @@ static void sqs_act_list_queue_tags(struct sqs_conn *c, json_t *in)
     X("StartMessageMoveTask", sqs_act_start_move_task) \
     X("TagQueue", sqs_act_tag_queue) \
     X("UntagQueue", sqs_act_untag_queue) \
-    X("ListQueueTags", sqs_act_list_queue_tags)
+    X("ListQueueTags", sqs_act_list_queue_tags) \
+    X("Publish", sqs_act_publish)
 
 struct sqs_action {
     const char *name;

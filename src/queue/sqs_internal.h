@@ -52,6 +52,11 @@ struct cfg_listener;
     X(SQS_ERR_ACTION, "UnknownOperationException", "InvalidAction", 400) \
     X(SQS_ERR_RESOURCE, "ResourceNotFoundException", "ResourceNotFoundException", 400) \
     X(SQS_ERR_SERIAL, "SerializationException", "SerializationException", 400) \
+    X(SQS_ERR_TOPIC, "NotFoundException", "NotFound", 404) \
+    X(SQS_ERR_SIGNATURE, "SignatureDoesNotMatch", "SignatureDoesNotMatch", 403) \
+    X(SQS_ERR_TOKEN, "InvalidClientTokenId", "InvalidClientTokenId", 403) \
+    X(SQS_ERR_INCOMPLETE_SIG, "IncompleteSignature", "IncompleteSignature", 400) \
+    X(SQS_ERR_NO_AUTH, "MissingAuthenticationToken", "MissingAuthenticationToken", 403) \
     X(SQS_ERR_UNAVAILABLE, "ServiceUnavailable", "ServiceUnavailable", 503) \
     X(SQS_ERR_INTERNAL, "InternalFailure", "InternalFailure", 500)
 #define SQS_ERR_MEMBER(e, type, code, status) e,
@@ -97,6 +102,8 @@ struct sqs_conn {
     json_t *pending;                  /* the reply body, or NULL for an error */
     uint64_t sync_pos;
     struct sqs_conn *sync_next;
+    uint64_t start_ns;                /* the request was dispatched (queue_metrics_now_ns) */
+    struct queue *sent_q;             /* a send's queue (one reference): its answer is timed */
     /* a parked long poll */
     struct queue *wait_q;             /* one reference */
     struct queue_waiter waiter;
@@ -125,6 +132,7 @@ struct sqs_worker {
     struct sqs_conn *syncing;         /* replies waiting for the sync */
     struct sqs_conn *conns;
     uint64_t request_seq;
+    struct pusher *push;              /* worker 0: topics' push delivery (push.c) */
 };
 
 /* The broker of the connection's snapshot (never NULL while it is served). */
@@ -137,6 +145,11 @@ void sqs_reply(struct sqs_conn *c, json_t *body);
 void sqs_reply_error(struct sqs_conn *c, enum sqs_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sqs_reply_durable(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body);
+/* Replies once the log is synced up to pos (at once when pos is 0). */
+void sqs_reply_synced(struct sqs_conn *c, uint64_t pos, json_t *body);
+/* sqs_reply_durable for a send to q: its answer is observed in
+ * weir_queue_send_seconds. */
+void sqs_reply_sent(struct sqs_conn *c, struct queue *q, uint64_t pos, json_t *body);
 /* The reply to an operation on a queue that failed with a negative errno. */
 void sqs_reply_errno(struct sqs_conn *c, int rc);
 
@@ -157,6 +170,13 @@ void sqs_receive_retry(struct sqs_conn *c, int final);
 /* sqs_actions.c: cancels c's backend call if one runs and lets go of what
  * it holds (the connection is closing). */
 void sqs_call_end(struct sqs_conn *c);
+
+/* sqs_auth.c: with `sqs_auth:` keys, verifies the request's Signature V4
+ * (c->msg, the body). Returns 0 to go on, or -1 with the error answered. */
+int sqs_auth_check(struct sqs_conn *c, const char *body, size_t body_len);
+
+/* topic_sqs.c: the Publish action (weir's own: a topic of `topics:`). */
+void sqs_act_publish(struct sqs_conn *c, json_t *in);
 
 /* sqs_attrs.c: the queue name a QueueUrl names (its last path segment) into
  * name; returns 0 or -EINVAL. */

@@ -12,7 +12,8 @@
  *            |- stores          (store/store_cfg.c)
  *            |- admin           (admin/admin_cfg.c)
  *            |- caches          (cache/cache_cfg.c)
- *            `- data_dir, queues (queue/queue_cfg.c)
+ *            |- data_dir, queues (queue/queue_cfg.c), topics (queue/topic_cfg.c)
+ *            `- sqs_auth        (queue/sigv4_cfg.c)
  *
  * Each top-level key is a row of cfg_sections: core's composer
  * (core/config.c) parses every row present, then runs every row's resolve in
@@ -509,6 +510,8 @@ static const struct cfg_section cfg_sections[] = {
     { "data_dir", false, queue_cfg_parse_data_dir, NULL, queue_cfg_free_data_dir },
     { "queues", false, queue_cfg_parse, queue_cfg_resolve, queue_cfg_free },
     { "tls", false, cfg_parse_tls, cfg_resolve_tls, cfg_free_tls },
+    { "topics", false, topic_cfg_parse, topic_cfg_resolve, topic_cfg_free },
+    { "sqs_auth", false, sigv4_cfg_parse, NULL, sigv4_cfg_free },
 };
 
 static const struct cfg_schema cfg_schema = {

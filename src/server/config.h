@@ -28,6 +28,8 @@
 #include "http/route_cfg.h"
 #include "l4/l4_cfg.h"
 #include "queue/queue_cfg.h"
+#include "queue/sigv4_cfg.h"
+#include "queue/topic_cfg.h"
 #include "resp/redis_cfg.h"
 #include "store/store_cfg.h"
 #include "cache/cache_cfg.h"
@@ -107,6 +109,9 @@ struct cfg {
     char *data_dir;                /* queue/queue_cfg.c: the queue log's directory */
     struct cfg_queue *queues;      /* queue/queue_cfg.c */
     size_t n_queues;
+    struct cfg_topic *topics;      /* queue/topic_cfg.c */
+    size_t n_topics;
+    struct cfg_sqs_auth *sqs_auth; /* queue/sigv4_cfg.c, NULL: any credentials pass */
     struct cfg_log log;
     struct cfg_admin *admin;       /* admin/admin_cfg.c; NULL: no admin listener */
     struct tls_tickets *tls;       /* tls: session ticket keys (src/tls/); NULL: the defaults */

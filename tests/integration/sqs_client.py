@@ -529,6 +529,59 @@ def sc_receive_delete(c, queue, n):
     return {"bodies": [m["Body"] for m in ms]}
 
 
+def sc_receive_keep(c, queue, n, visibility):
+    """Receives up to n messages (one call) and leaves them in flight."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    ms = c.receive_message(QueueUrl=url, MaxNumberOfMessages=int(n),
+                           VisibilityTimeout=int(visibility)).get("Messages", [])
+    return {"bodies": [m["Body"] for m in ms]}
+
+
+def sc_send_batch(c, queue, n, prefix):
+    """Sends n (<= 10) messages in one SendMessageBatch."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    r = c.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": str(i), "MessageBody": "%s-%d" % (prefix, i)} for i in range(int(n))])
+    assert len(r.get("Successful", [])) == int(n), r
+    return {}
+
+
+def sc_receive_attrs(c, queue):
+    """Long-polls for one message; prints its body and attribute values."""
+    url = c.get_queue_url(QueueName=queue)["QueueUrl"]
+    ms = c.receive_message(QueueUrl=url, WaitTimeSeconds=20,
+                           MessageAttributeNames=["All"]).get("Messages", [])
+    assert len(ms) == 1, ms
+    m = ms[0]
+    c.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return {"body": m["Body"], "attrs": {k: v.get("StringValue")
+                                         for k, v in m.get("MessageAttributes", {}).items()}}
+
+
+def sc_auth(c, access_key, secret_key):
+    """With sqs_auth keys: the right secret works (a create, a send with a
+    body, a receive); a wrong secret is SignatureDoesNotMatch, an unknown
+    key InvalidClientTokenId, both 403, and nothing is stored."""
+    def make(key, secret):
+        cfg = botocore.config.Config(retries={"max_attempts": 1})
+        return boto3.client("sqs", endpoint_url=sys.argv[1], region_name="us-east-1",
+                            aws_access_key_id=key, aws_secret_access_key=secret, config=cfg)
+    good = make(access_key, secret_key)
+    url = good.create_queue(QueueName="signed")["QueueUrl"]
+    good.send_message(QueueUrl=url, MessageBody="signed body \u00e9 & = %2F")
+    codes = {}
+    for name, cl in (("wrong_secret", make(access_key, secret_key + "x")),
+                     ("unknown_key", make("AKIDUNKNOWN", secret_key))):
+        try:
+            cl.send_message(QueueUrl=url, MessageBody="forged")
+            raise AssertionError("%s: accepted" % name)
+        except ClientError as e:
+            codes[name] = [e.response["Error"]["Code"],
+                           e.response["ResponseMetadata"]["HTTPStatusCode"]]
+    ms = good.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    return {"codes": codes, "bodies": [m["Body"] for m in ms.get("Messages", [])]}
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
 
 if __name__ == "__main__":

@@ -369,12 +369,12 @@ static void test_error_unknown_keys(void **state)
           "timeouts, tls, hsts, redirect_https)" },
         { "admins: { listen: 127.0.0.1:9901 }\n",
           "weir.yaml:1:1: unknown key 'admins' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls, topics, sqs_auth)" },
         { "redis_clusters: []\n",
           "weir.yaml:1:17: 'redis_clusters' must not be empty (expected at least one redis "
           "cluster)" },
         { LISTENER_HEAD "    routes:\n      - throttle: { rate: 100/s }\n        cluster: api\n",
-          "weir.yaml:5:9: unknown key 'throttle' in route (expected one of: name, match, cluster, retry, timeout, access, cors, auth, forward_auth, headers, compress, rate_limit, rewrite, cache, respond, redirect, queue)" },
+          "weir.yaml:5:9: unknown key 'throttle' in route (expected one of: name, match, cluster, retry, timeout, access, cors, auth, forward_auth, headers, compress, rate_limit, rewrite, cache, respond, redirect, queue, publish)" },
         { "clusters:\n  - name: api\n    health_chek: { path: /health }\n",
           "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
           "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "
@@ -408,7 +408,7 @@ static void test_error_unknown_keys(void **state)
         { "? [a]\n: b\n", "weir.yaml:1:3: expected a key name in configuration, got a list" },
         { "<<: { workers: 2 }\n",
           "weir.yaml:1:1: unknown key '<<' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls, topics, sqs_auth)" },
     };
     RUN_CASES(cases);
 }
@@ -580,7 +580,7 @@ static void test_error_required_and_empty(void **state)
           "weir.yaml:3:9: endpoint is missing required key 'address'" },
         { MINIMAL "log: {}\n" "workers: 1\n" "drain_timeout: 1s\n" "x: 1\n",
           "weir.yaml:12:1: unknown key 'x' in configuration (expected one of: workers, "
-          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls)" },
+          "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls, topics, sqs_auth)" },
         { "clusters:\n  - name: api\n    endpoints: [127.0.0.1:9001]\n",
           "weir.yaml:1:1: configuration is missing required key 'listeners'" },
         { LISTENER_HEAD "    routes: [{ cluster: api }]\n",
