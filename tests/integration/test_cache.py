@@ -449,6 +449,182 @@ def test_coalescing_off(edge):
     assert app.count == 5
 
 
+class HalfBackend:
+    """A backend that counts requests and sends each answer's head and the
+    first half of its body at once, the rest only once release() is called."""
+
+    def __init__(self, body, chunked=False, extra=b""):
+        self.body, self.chunked, self.extra = body, chunked, extra
+        self.count = 0
+        self.go = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _part(self, data):
+        return b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            req = b""
+            while b"\r\n\r\n" not in req:
+                d = c.recv(4096)
+                if not d:
+                    return
+                req += d
+            self.count += 1
+            framing = b"Transfer-Encoding: chunked" if self.chunked else \
+                b"Content-Length: %d" % len(self.body)
+            half = len(self.body) // 2
+            c.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n" + self.extra +
+                      framing + b"\r\n\r\n" + self._part(self.body[:half]))
+            self.go.wait(30)
+            c.sendall(self._part(self.body[half:]) + (b"0\r\n\r\n" if self.chunked else b""))
+        except OSError:
+            pass
+
+    def release(self):
+        self.go.set()
+
+    def stop(self):
+        self.go.set()
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class BodyReader:
+    """A raw client reading one response's body as it arrives (either framing)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.s.sendall(b"GET /obj HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        self.raw = b""
+        while b"\r\n\r\n" not in self.raw:
+            d = self.s.recv(65536)
+            if not d:
+                raise AssertionError("closed before the head: %r" % self.raw)
+            self.raw += d
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        self.head = head.decode()
+        self.chunked = "transfer-encoding: chunked" in self.head.lower()
+        self.body = b""
+
+    def _decode(self):
+        if not self.chunked:
+            self.body, self.raw = self.body + self.raw, b""
+            return
+        while b"\r\n" in self.raw:
+            line, rest = self.raw.split(b"\r\n", 1)
+            size = int(line, 16)
+            if len(rest) < size + 2:
+                return
+            self.body += rest[:size]
+            self.raw = rest[size + 2:]
+
+    def read_until(self, n):
+        """Reads until n body bytes are here; returns the body, shorter if the connection ended."""
+        self._decode()
+        while len(self.body) < n:
+            d = self.s.recv(65536)
+            if not d:
+                break
+            self.raw += d
+            self._decode()
+        return self.body
+
+    def close(self):
+        self.s.close()
+
+
+@pytest.fixture
+def half_backend():
+    made = []
+
+    def make(*a, **kw):
+        b = HalfBackend(*a, **kw)
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_coalesced_waiters_get_the_answer_as_it_streams(weir_factory, half_backend, chunked):
+    body = bytes(range(256)) * 400  # 100 KiB
+    half = len(body) // 2
+    app = half_backend(body, chunked=chunked)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    leader = BodyReader(port)
+    waiters = [BodyReader(port) for _ in range(19)]
+    # every client has the head and the first half while the backend still holds the rest
+    for c in [leader] + waiters:
+        assert c.read_until(half)[:half] == body[:half]
+    assert all("coalesced" in w.head for w in waiters)
+    app.release()
+    for c in [leader] + waiters:
+        assert c.read_until(len(body)) == body
+        c.close()
+    assert app.count == 1
+    r = get(port)
+    assert r.body == body and r.header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+
+
+def test_coalesced_waiter_gone_mid_stream_leaves_the_others(weir_factory, half_backend):
+    body = b"w" * (200 * 1024)
+    app = half_backend(body)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    clients = [BodyReader(port) for _ in range(8)]
+    for c in clients:
+        c.read_until(len(body) // 2)
+    for c in clients[3:6]:
+        c.close()  # waiters (the first client leads) leave mid-stream
+    app.release()
+    for c in clients[:3] + clients[6:]:
+        assert c.read_until(len(body)) == body
+        c.close()
+    assert get(port).header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+
+
+def test_coalesced_waiters_cut_short_when_the_body_passes_max_object(weir_factory, half_backend):
+    # chunked: the size is found out only as it streams; waiters that already
+    # answered cannot be given the rest, their connections close
+    body = b"L" * (300 * 1024)
+    app = half_backend(body, chunked=True)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m\nmax_object: 200k",
+                              workers=2))
+    leader = BodyReader(port)
+    waiter = BodyReader(port)
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    app.release()
+    assert leader.read_until(len(body)) == body
+    got = waiter.read_until(len(body))
+    assert len(got) < len(body)
+    leader.close()
+    waiter.close()
+    assert app.count == 1
+
+
 # ---- stale-while-revalidate ------------------------------------------------------------
 
 
