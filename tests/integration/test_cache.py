@@ -663,6 +663,29 @@ def test_stale_while_revalidate_refresh_with_new_body(edge):
     wait_until(lambda: get(port).body == b"v2", what="the refreshed object")
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_stale_while_revalidate_refresh_larger_than_a_buffer(edge, chunked):
+    # 200 KB: far more than the one buffer (16 KiB) a background request reads whole
+    n = [0]
+
+    def decide(req):
+        n[0] += 1
+        body = (b"%d" % n[0]) * (200 * 1024)
+        cc = "max-age=1, stale-while-revalidate=600" if n[0] == 1 else "max-age=600"
+        return {"status": 200, "headers": [("Cache-Control", cc)], "body": body, "chunked": chunked,
+                "chunk_size": 7000}
+    w, app, port = edge(decide, cache_extra="memory: 32m")
+    assert get(port).body == b"1" * (200 * 1024)
+    # stale after a second: answered stale at once, one refresh fetches v2
+    r = wait_until(lambda: (lambda r: r if "stale-while-revalidate" in r.header("Cache-Status")
+                            else None)(get(port)), what="a stale answer")
+    assert r.body == b"1" * (200 * 1024)
+    wait_until(lambda: get(port).body == b"2" * (200 * 1024), what="the refreshed object")
+    r = get(port)
+    assert r.body == b"2" * (200 * 1024) and r.header("Cache-Status").startswith("weir; hit; ttl=")
+    assert app.count == 2
+
+
 def test_purge_by_tag_and_prefix(edge):
     def decide(req):
         tags = {"/a/1": "red blue", "/a/2": "green", "/b/3": "blue", "/b/4": ""}
