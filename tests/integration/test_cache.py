@@ -820,3 +820,97 @@ def test_l2_outage_degrades_to_memory(weir_factory, recording_backend):
     get(port, "/other")
     assert app.count == 2
     w.wait_log("L2 store shared")
+
+
+def test_l2_keeps_every_vary_variant(weir_factory, recording_backend):
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        def by_lang(req):
+            lang = req.header("Accept-Language") or "none"
+            return fresh(("lang=" + lang).encode(), [("Vary", "Accept-Language")])
+        app = recording_backend(by_lang)
+        pa, pb = free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr))
+        for lang in ("en", "fr"):
+            assert get(pa, headers="Accept-Language: %s\r\n" % lang).body == b"lang=" + lang.encode()
+        key = wait_until(lambda: r.client.keys("weir:cache:edge:v*"), what="the L2 copy")[0]
+        wait_until(lambda: r.client.hlen(key) == 2, what="two variants in L2")
+        assert app.count == 2
+        for lang in ("fr", "en"):
+            rb = get(pb, headers="Accept-Language: %s\r\n" % lang)
+            assert rb.body == b"lang=" + lang.encode()
+            assert "detail=l2" in rb.header("Cache-Status")
+        assert app.count == 2
+        # a variant L2 does not have goes to the backend
+        assert get(pb, headers="Accept-Language: de\r\n").body == b"lang=de"
+        assert app.count == 3
+    finally:
+        r.stop()
+
+
+def _tagged(req):
+    tags = {"/a/1": "red", "/a/2": "green", "/b/3": "red", "/b/4": "blue"}
+    return fresh(req.target.encode(), [("Surrogate-Key", tags.get(req.target, ""))])
+
+
+def _l2_paths(r):
+    keys = r.client.keys("weir:cache:edge:v*")
+    return sorted(k.decode().split("weir.test", 1)[1] for k in keys)
+
+
+def test_l2_purge_by_tag_and_prefix_with_the_purge_method(weir_factory, recording_backend):
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        app = recording_backend(_tagged)
+        pa, pb = free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr, "purge: { allow: [127.0.0.1] }"))
+        paths = ["/a/1", "/a/2", "/b/3", "/b/4"]
+        for p in paths:
+            assert get(pa, p).status == 200
+        wait_until(lambda: _l2_paths(r) == paths, what="four L2 copies")
+        assert r.client.smembers("weir:cache:edge:tag:red")
+        # B never had them in memory: only L2 can be purged there
+        assert get(pb, "/", headers="Surrogate-Key: red\r\n", method="PURGE").status == 404
+        wait_until(lambda: _l2_paths(r) == ["/a/2", "/b/4"], what="the red objects gone from L2")
+        assert not r.client.exists("weir:cache:edge:tag:red")
+        get(pb, "/a*", method="PURGE")
+        wait_until(lambda: _l2_paths(r) == ["/b/4"], what="the /a prefix gone from L2")
+        assert app.count == 4
+        assert "detail=l2" in get(pb, "/b/4").header("Cache-Status")
+        assert get(pb, "/a/2").header("Cache-Status").startswith("weir; fwd=uri-miss")
+        assert app.count == 5
+    finally:
+        r.stop()
+
+
+def test_l2_purge_through_the_admin_api(weir_factory, recording_backend):
+    import requests
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        app = recording_backend(_tagged)
+        pa, pb, aport = free_port(), free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr) + "admin: { listen: 127.0.0.1:%d }\n" % aport)
+        paths = ["/a/1", "/a/2", "/b/3", "/b/4"]
+        for p in paths:
+            get(pa, p)
+        wait_until(lambda: _l2_paths(r) == paths, what="four L2 copies")
+        url = "http://127.0.0.1:%d/api/v1/caches/edge/purge" % aport
+        res = requests.post(url, json={"tag": "red"}, timeout=10).json()
+        assert res == {"cache": "edge", "purged": 0, "l2": "purging"}
+        wait_until(lambda: _l2_paths(r) == ["/a/2", "/b/4"], what="the red objects gone from L2")
+        requests.post(url, json={"prefix": "weir.test/b/"}, timeout=10)
+        wait_until(lambda: _l2_paths(r) == ["/a/2"], what="the /b/ prefix gone from L2")
+        requests.post(url, json={"url": "weir.test/a/2"}, timeout=10)
+        wait_until(lambda: _l2_paths(r) == [], what="the URL gone from L2")
+        get(pa, "/c/5")  # (A's memory still has the others: purges act on B's)
+        wait_until(lambda: _l2_paths(r) == ["/c/5"], what="a new L2 copy")
+        requests.post(url, json={"all": True}, timeout=10)
+        wait_until(lambda: not r.client.keys("weir:cache:edge:*"), what="L2 empty")
+    finally:
+        r.stop()

@@ -27,13 +27,15 @@
  *         instead when stale-if-error allows (on_response_head, on_error)
  *   request (POST, PUT, DELETE, PATCH) -> the target; a 2xx/3xx answer
  *     invalidates the URI and a same-host Location / Content-Location
- *   PURGE from an allowed address -> removes by URI, prefix or tag
+ *   PURGE from an allowed address -> removes by URI, prefix or tag, from
+ *     memory at once and from L2 in the background (cache_l2_purge.c)
  *
  * What a request holds (object references, the fill in progress, a flight,
  * a wait timer, an L2 command) is in the step state and released by
  * cancel when the transaction ends. */
 #include "http/steps/cache.h"
 #include "http/steps/cache_l2.h"
+#include "http/steps/cache_l2_purge.h"
 #include "http/steps/cache_refresh.h"
 
 #include <errno.h>
@@ -691,17 +693,25 @@ static long cache_purge_what(struct txn *t, const struct cache_step_cfg *sc,
                 k++;
             if (k > b) {
                 n += cache_purge_in(sc->cache, CACHE_PURGE_TAG, v.p + b, k - b);
+                (void)cache_l2_purge(txn_loop(t), sc->cache, sc->cc, CACHE_PURGE_TAG, v.p + b,
+                                     k - b);
                 tagged = 1;
             }
         }
     }
     if (tagged)
         return n;
-    if (req->query.len == 0 && st->url.len > 0 && st->url.p[st->url.len - 1] == '*')
+    if (req->query.len == 0 && st->url.len > 0 && st->url.p[st->url.len - 1] == '*') {
+        (void)cache_l2_purge(txn_loop(t), sc->cache, sc->cc, CACHE_PURGE_PREFIX, st->url.p,
+                             st->url.len - 1);
         return cache_purge_in(sc->cache, CACHE_PURGE_PREFIX, st->url.p, st->url.len - 1);
+    }
     /* with key headers, the URI's objects differ in more than the key */
-    if (sc->cc->n_key_headers)
+    if (sc->cc->n_key_headers) {
+        (void)cache_l2_purge(txn_loop(t), sc->cache, sc->cc, CACHE_PURGE_URL, st->url.p,
+                             st->url.len);
         return cache_purge_in(sc->cache, CACHE_PURGE_URL, st->url.p, st->url.len);
+    }
     cache_l2_del(t, sc->cache, sc->cc, st->key);
     return (long)cache_invalidate(sc->cache, st->key.p, st->key.len);
 }
@@ -803,7 +813,8 @@ static enum step_result cache_l2_lookup(struct txn *t, const struct cache_step_c
     if (w == NULL)
         return STEP_NEXT;
     *w = (struct cache_l2_wait){ t, sc, st, *rcc };
-    st->l2_cmd = cache_l2_get(t, sc->cache, sc->cc, st->key, st->url, cache_l2_done, w);
+    st->l2_cmd = cache_l2_get(t, sc->cache, sc->cc, st->key, st->url, st->req_fields,
+                              st->n_req_fields, cache_l2_done, w);
     return st->l2_cmd ? STEP_WAIT : STEP_NEXT;
 }
 
