@@ -510,9 +510,9 @@ class HalfBackend:
 class BodyReader:
     """A raw client reading one response's body as it arrives (either framing)."""
 
-    def __init__(self, port):
+    def __init__(self, port, version=b"1.1"):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.s.sendall(b"GET /obj HTTP/1.1\r\nHost: weir.test\r\n\r\n")
+        self.s.sendall(b"GET /obj HTTP/%s\r\nHost: weir.test\r\n\r\n" % version)
         self.raw = b""
         while b"\r\n\r\n" not in self.raw:
             d = self.s.recv(65536)
@@ -585,6 +585,43 @@ def test_coalesced_waiters_get_the_answer_as_it_streams(weir_factory, half_backe
     r = get(port)
     assert r.body == body and r.header("Cache-Status").startswith("weir; hit")
     assert app.count == 1
+
+
+def test_coalesced_http10_waiter_of_a_chunked_body_reads_until_close(weir_factory, half_backend):
+    body = b"t" * (100 * 1024)
+    app = half_backend(body, chunked=True)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    leader = BodyReader(port)
+    waiter = BodyReader(port, version=b"1.0")
+    assert "coalesced" in waiter.head and not waiter.chunked
+    assert "content-length" not in waiter.head.lower()
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    app.release()
+    assert leader.read_until(len(body)) == body
+    assert waiter.read_until(len(body) + 1) == body  # then the connection closed
+    leader.close()
+    waiter.close()
+    assert app.count == 1
+
+
+def test_coalesced_leader_gone_cuts_the_streaming_waiters_short(weir_factory, half_backend):
+    # the leader's backend connection goes with its client: the body will not
+    # be whole, and a waiter already sending it can only be closed
+    body = b"g" * (100 * 1024)
+    app = half_backend(body)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    leader = BodyReader(port)
+    waiter = BodyReader(port)
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    leader.close()
+    got = waiter.read_until(len(body))
+    assert len(got) < len(body) and got == body[:len(got)]
+    waiter.close()
+    app.release()
+    assert get(port).body == body  # nothing half-stored: a new request fetches it whole
+    assert app.count == 2
 
 
 def test_coalesced_waiter_gone_mid_stream_leaves_the_others(weir_factory, half_backend):
