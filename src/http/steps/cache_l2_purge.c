@@ -135,8 +135,7 @@ static int l2_purge_scan(struct l2_purge *j)
     return l2_purge_send(j, NULL, 0, 6, argv, argvlen, l2_purge_scanned);
 }
 
-/* A MATCH pattern: p[0..n) with glob characters escaped, then `tail`. */
-static char *l2_purge_pattern(const char *p, size_t n, const char *tail)
+char *cache_l2_purge_pattern(const char *p, size_t n, const char *tail)
 {
     char *out = malloc(2 * n + strlen(tail) + 1), *at = out;
     if (out == NULL)
@@ -183,7 +182,7 @@ static int l2_purge_plan(struct l2_purge *j, const struct cfg_cache *cc,
         return -ENOMEM;
     if (kind == CACHE_PURGE_URL)
         l2_purge_del(j, k, klen);
-    j->pattern = l2_purge_pattern(k, klen, kind == CACHE_PURGE_URL ? "|*" : "*");
+    j->pattern = cache_l2_purge_pattern(k, klen, kind == CACHE_PURGE_URL ? "|*" : "*");
     free(k);
     return j->pattern ? 0 : -ENOMEM;
 }

@@ -21,4 +21,9 @@ struct cfg_cache;
 int cache_l2_purge(struct ev_loop *loop, struct cache *c, const struct cfg_cache *cc,
                    enum cache_purge_kind kind, const char *arg, size_t len);
 
+/* A SCAN MATCH pattern in a new string (free it): p[0..n) literally (the
+ * glob characters * ? [ ] and \ escaped), then the pattern `tail`. NULL
+ * when out of memory. */
+char *cache_l2_purge_pattern(const char *p, size_t n, const char *tail);
+
 #endif
