@@ -4,14 +4,14 @@
  *                              (l2_codec.c), one field per variant
  *   weir:cache:NAME:tag:T      a set of the KEYs (above) whose objects
  *                              carry tag T (Surrogate-Key / Cache-Tag)
- *   both expire with the longest-lived object they hold (EXPIRE NX, then
- *   EXPIRE GT: Redis 7)
+ *   both expire with the longest-lived object they hold (a small script
+ *   raises the expiry, never lowers it)
  *
  *   miss in memory --HVALS weir:cache:NAME:KEY--> store (this worker's
  *       client) -> the variant matching the request's Vary signature,
  *       decoded -> inserted in memory -> the step; none, bad, or the store
  *       failing -> the step goes on without it
- *   object stored in memory --HSET + EXPIRE, SADD + EXPIRE per tag--> store
+ *   object stored in memory --HSET + EVAL (expiry), SADD + EVAL per tag--> store
  *       (no answer awaited)
  *   purges by tag and prefix: cache_l2_purge.c
  *
@@ -212,16 +212,21 @@ static void cache_l2_write(struct cache_l2_write *w, struct store *s, struct htt
     cache_l2_log(w->loop, w->cc, w->op == CACHE_L2_SET ? "SET" : "DEL", STORE_UNAVAILABLE);
 }
 
-/* Makes key rk live at least ttl_s seconds more (never shorter: it holds
- * other objects too). */
+/* Raises a key's expiry to ARGV[1] seconds from now, never lowers it (the
+ * key holds other objects too); a key without one gets it. EXPIRE's GT
+ * option would need Redis 7, and misses keys without an expiry. */
+static const char cache_l2_expire_lua[] =
+    "local t = redis.call('TTL', KEYS[1]) "
+    "if t ~= -2 and t < tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+    "return 0";
+
+/* Makes key rk live at least ttl_s seconds more. */
 static void cache_l2_expire(struct cache_l2_write *w, struct store *s, struct http_slice rk,
                             const char *ttl_s, size_t tn)
 {
-    const char *argv[] = { "EXPIRE", rk.p, ttl_s, "NX" };
-    size_t argvlen[] = { 6, rk.len, tn, 2 };
-    cache_l2_write(w, s, rk, 4, argv, argvlen);
-    argv[3] = "GT";
-    cache_l2_write(w, s, rk, 4, argv, argvlen);
+    const char *argv[] = { "EVAL", cache_l2_expire_lua, "1", rk.p, ttl_s };
+    size_t argvlen[] = { 4, sizeof(cache_l2_expire_lua) - 1, 1, rk.len, tn };
+    cache_l2_write(w, s, rk, 5, argv, argvlen);
 }
 
 /* Adds rk to the set of each of o's tags. */
