@@ -54,7 +54,7 @@ enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
 enum timer_phase {
     TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER, TP_BACKOFF, TP_QUEUE,
-    TP_STEP
+    TP_STEP, TP_SOURCE
 };
 enum up_failure { UF_CONNECT, UF_RESET, UF_TIMEOUT_CONNECT };
 
@@ -2010,6 +2010,10 @@ static void proxy_source_framing(struct client *c, const struct http_msg *resp,
  * steps see it as it is sent, like a backend's). */
 static void proxy_source_start(struct client *c, const struct http_resp_info *ri)
 {
+    /* no write progress (the client stalled, or the source, whose own
+     * producer has its timeouts) for client_idle closes; not the timer a
+     * waiting step armed, which writes would otherwise re-arm */
+    timer_set(c, TP_SOURCE, c->lst->idle_timeout_ms);
     c->src_on = 1;
     c->resp_state = RS_BODY;
     c->resp_body_kind = HTTP_BODY_LENGTH;
@@ -2407,6 +2411,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         break;
     case TP_IDLE:
     case TP_LINGER:
+    case TP_SOURCE:
     default:
         c->closing = 1;
         break;

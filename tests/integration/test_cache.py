@@ -3,14 +3,16 @@ shows what reached it: hits never do, Vary variants are stored apart, objects
 too large pass through, unsafe methods invalidate, purge removes."""
 import re
 import socket
+import struct
 import threading
+import time
 
 import pytest
 
 from conftest import RawClient, cluster_yaml, config, free_port, request, wait_until
 
 
-def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1):
+def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1, listener_extra=""):
     routes = """
 - cache: edge
   cluster: app
@@ -21,7 +23,7 @@ def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1):
     top = "caches:\n  - name: edge\n%s" % "".join(
         "    %s\n" % line for line in cache_extra.strip("\n").splitlines() if line)
     return config(port, routes=routes, clusters=[cluster_yaml("app", [backend.addr])],
-                  top_extra=top, workers=workers)
+                  top_extra=top, workers=workers, listener_extra=listener_extra)
 
 
 @pytest.fixture
@@ -547,7 +549,11 @@ class BodyReader:
             self._decode()
         return self.body
 
-    def close(self):
+    def close(self, abort=False):
+        """abort: a reset, as a client gone away (a plain close is a half-close
+        weir keeps answering)."""
+        if abort:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.s.close()
 
 
@@ -615,13 +621,33 @@ def test_coalesced_leader_gone_cuts_the_streaming_waiters_short(weir_factory, ha
     leader = BodyReader(port)
     waiter = BodyReader(port)
     assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
-    leader.close()
+    leader.close(abort=True)
     got = waiter.read_until(len(body))
     assert len(got) < len(body) and got == body[:len(got)]
     waiter.close()
     app.release()
     assert get(port).body == body  # nothing half-stored: a new request fetches it whole
     assert app.count == 2
+
+
+def test_coalesced_waiter_outlasts_a_pause_longer_than_the_client_timeouts(weir_factory,
+                                                                         half_backend):
+    # the waiter's session waits on the source, not on its client: the timer
+    # its step wait left (client_header, re-armed by writes) must not cut it
+    body = b"p" * (100 * 1024)
+    app = half_backend(body)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2,
+                              listener_extra="timeouts: { client_header: 200ms }"))
+    leader = BodyReader(port)
+    waiter = BodyReader(port)
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    time.sleep(1.0)  # the backend pauses: five client_header timeouts
+    app.release()
+    assert waiter.read_until(len(body)) == body
+    assert leader.read_until(len(body)) == body
+    leader.close()
+    waiter.close()
 
 
 def test_coalesced_waiter_gone_mid_stream_leaves_the_others(weir_factory, half_backend):
@@ -633,7 +659,7 @@ def test_coalesced_waiter_gone_mid_stream_leaves_the_others(weir_factory, half_b
     for c in clients:
         c.read_until(len(body) // 2)
     for c in clients[3:6]:
-        c.close()  # waiters (the first client leads) leave mid-stream
+        c.close(abort=True)  # waiters (the first client leads) leave mid-stream
     app.release()
     for c in clients[:3] + clients[6:]:
         assert c.read_until(len(body)) == body
