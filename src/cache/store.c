@@ -11,9 +11,21 @@
  * The lock of a shard is held for a chain walk and a few pointer moves; no
  * allocation happens under it except the policy's arrays and the bucket
  * array doubling. A body is filled by one transaction before the object
- * is inserted, so readers never see a growing body. A fill counts against
+ * is inserted, so hits never see a growing body. A fill counts against
  * the cap only once inserted: concurrent fills may pass it by at most
- * (fills in progress x max_object) for as long as they last. */
+ * (fills in progress x max_object) for as long as they last.
+ *
+ * Coalescing: a flight per key being fetched. Its leader publishes the
+ * object it fills; the waiters copy the body out as it grows:
+ *
+ *   leader  --append (flight lock: realloc + memcpy)--> obj->body
+ *   waiter  <--read(off) (flight lock: memcpy of what is there)--
+ *
+ * The flight's lock is taken only by its leader and waiters, and only
+ * around one append or one copy, so a slow waiter never holds the leader
+ * back: each keeps its own offset, and the body is bounded by max_object
+ * (past it the copy stops and readers get -EPIPE). Lock order: a flight's
+ * lock, then a shard's (cache_flight_complete), never the reverse. */
 #include "cache/store.h"
 
 #include <errno.h>
@@ -28,11 +40,19 @@
 
 #define CACHE_BUCKETS_MIN 256
 
+/* What a flight's published body is (under the flight's lock). */
+enum cache_stream { CACHE_STREAM_NONE, CACHE_STREAM_OPEN, CACHE_STREAM_WHOLE, CACHE_STREAM_BROKEN };
+
 struct cache_flight {
     struct cache_flight *next;      /* the shard's flights in progress */
     _Atomic uint32_t refs;
     _Atomic int state;              /* enum cache_flight_state */
     uint8_t listed;                 /* in the shard's list (lock held to read) */
+    /* the leader's object as it fills: readers copy from it under lock */
+    pthread_mutex_t lock;
+    uint8_t stream;                 /* enum cache_stream */
+    struct cache_obj *obj;          /* a reference, once published */
+    int64_t body_expect;            /* the body's length, or -1 when unknown */
     uint64_t hash;
     size_t klen;
     char key[];
@@ -479,6 +499,10 @@ struct cache_flight *cache_flight_join(struct cache *c, const char *key, size_t 
     if (f == NULL && (f = malloc(sizeof(*f) + klen)) != NULL) {
         atomic_init(&f->refs, 1); /* the table's */
         atomic_init(&f->state, CACHE_FLIGHT_PENDING);
+        pthread_mutex_init(&f->lock, NULL);
+        f->stream = CACHE_STREAM_NONE;
+        f->obj = NULL;
+        f->body_expect = -1;
         f->hash = h;
         f->klen = klen;
         memcpy(f->key, key, klen);
@@ -494,8 +518,80 @@ struct cache_flight *cache_flight_join(struct cache *c, const char *key, size_t 
 
 void cache_flight_put(struct cache_flight *f)
 {
-    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-        free(f);
+    if (f == NULL || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    cache_obj_put(f->obj);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+void cache_flight_publish(struct cache_flight *f, struct cache_obj *o, int64_t body_len)
+{
+    atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+    pthread_mutex_lock(&f->lock);
+    struct cache_obj *old = f->obj;
+    f->obj = o;
+    f->body_expect = body_len;
+    f->stream = CACHE_STREAM_OPEN;
+    pthread_mutex_unlock(&f->lock);
+    cache_obj_put(old);
+}
+
+int cache_flight_append(struct cache *c, struct cache_flight *f, struct cache_obj *o, const char *p,
+                        size_t n)
+{
+    if (f == NULL || f->obj != o) /* f->obj is set by this same leader only */
+        return cache_obj_append(c, o, p, n);
+    pthread_mutex_lock(&f->lock);
+    int rc = cache_obj_append(c, o, p, n);
+    if (rc < 0)
+        f->stream = CACHE_STREAM_BROKEN;
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int cache_flight_complete(struct cache *c, struct cache_flight *f, struct cache_obj *o)
+{
+    if (f == NULL || f->obj != o)
+        return cache_insert(c, o);
+    pthread_mutex_lock(&f->lock);
+    int rc = cache_insert(c, o);
+    /* stored or not, the body is whole: the readers can finish */
+    f->stream = CACHE_STREAM_WHOLE;
+    f->body_expect = (int64_t)o->body_len;
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+struct cache_obj *cache_flight_obj(struct cache_flight *f, int64_t *body_len)
+{
+    struct cache_obj *o = NULL;
+    pthread_mutex_lock(&f->lock);
+    if (f->stream == CACHE_STREAM_OPEN || f->stream == CACHE_STREAM_WHOLE) {
+        o = f->obj;
+        atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+        *body_len = f->body_expect;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return o;
+}
+
+long cache_flight_read(struct cache_flight *f, uint64_t off, char *dst, size_t cap)
+{
+    long n;
+    pthread_mutex_lock(&f->lock);
+    const struct cache_obj *o = f->obj;
+    if (f->stream == CACHE_STREAM_BROKEN || o == NULL || off > o->body_len) {
+        n = -EPIPE;
+    } else if (off == o->body_len) {
+        n = f->stream == CACHE_STREAM_WHOLE ? CACHE_FLIGHT_EOF : 0;
+    } else {
+        size_t left = o->body_len - (size_t)off;
+        n = (long)(left < cap ? left : cap);
+        memcpy(dst, o->body + off, (size_t)n);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return n;
 }
 
 void cache_flight_end(struct cache *c, struct cache_flight *f, int stored)
@@ -515,6 +611,10 @@ void cache_flight_end(struct cache *c, struct cache_flight *f, int stored)
                               memory_order_release);
     }
     pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&f->lock);
+    if (f->stream == CACHE_STREAM_OPEN)
+        f->stream = CACHE_STREAM_BROKEN; /* ended before its body was whole */
+    pthread_mutex_unlock(&f->lock);
     if (unlisted)
         cache_flight_put(f); /* the table's reference */
 }

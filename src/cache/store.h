@@ -113,7 +113,10 @@ int cache_insert(struct cache *c, struct cache_obj *o);
 size_t cache_invalidate(struct cache *c, const char *key, size_t klen);
 
 /* Request coalescing: the first miss for a key leads (goes to the backend),
- * later ones wait on its flight and look again once it ended. */
+ * later ones wait on its flight. When the leader's answer is storable it
+ * publishes the object it fills on the flight, and the waiters answer from
+ * it as it streams in (cache_flight_read); otherwise they look again once
+ * the flight ended. */
 enum cache_flight_state { CACHE_FLIGHT_PENDING, CACHE_FLIGHT_DONE, CACHE_FLIGHT_FAILED };
 struct cache_flight;
 
@@ -124,10 +127,36 @@ struct cache_flight;
 struct cache_flight *cache_flight_join(struct cache *c, const char *key, size_t klen, int *leader);
 /* The leader's flight ended: stored (DONE: waiters look again) or not
  * (FAILED: waiters go to the backend themselves). It leaves the table, so
- * the next miss leads a new one. Idempotent. */
+ * the next miss leads a new one. A published body that is not whole by now
+ * never will be: its readers get -EPIPE. Idempotent. */
 void cache_flight_end(struct cache *c, struct cache_flight *f, int stored);
 enum cache_flight_state cache_flight_state(const struct cache_flight *f);
 void cache_flight_put(struct cache_flight *f);
+
+/* The leader: o (not yet inserted, its body empty) is the object its answer
+ * fills; waiters may answer from it from now on. The flight takes a
+ * reference. body_len: the length the body will have, or -1 when unknown. */
+void cache_flight_publish(struct cache_flight *f, struct cache_obj *o, int64_t body_len);
+/* The leader appends to its published object, under the flight's lock (the
+ * readers copy under it too: the body may move when it grows). Returns as
+ * cache_obj_append; after -EFBIG the readers get -EPIPE. */
+int cache_flight_append(struct cache *c, struct cache_flight *f, struct cache_obj *o, const char *p,
+                        size_t n);
+/* The leader's body is whole: inserts o (cache_insert, under the flight's
+ * lock since it may shrink the body) and lets readers reach the end.
+ * Returns as cache_insert. */
+int cache_flight_complete(struct cache *c, struct cache_flight *f, struct cache_obj *o);
+/* A waiter: the published object with a reference for the caller, and the
+ * body length (-1: not known yet); NULL when none was published or its body
+ * will not be whole. */
+struct cache_obj *cache_flight_obj(struct cache_flight *f, int64_t *body_len);
+/* Copies up to cap bytes of the published body from offset off into dst.
+ * Returns the bytes copied (0: none yet, the leader is still filling),
+ * CACHE_FLIGHT_EOF at the end of the whole body, or -EPIPE when the body
+ * will not be whole (too large after all, or the leader's answer broke).
+ * Never blocks on the leader beyond a copy. */
+#define CACHE_FLIGHT_EOF (-1000)
+long cache_flight_read(struct cache_flight *f, uint64_t off, char *dst, size_t cap);
 
 #define CACHE_PURGE_KINDS(X) \
     X(CACHE_PURGE_URL, "url") \

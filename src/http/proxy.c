@@ -56,7 +56,7 @@ enum up_state { US_NONE, US_CONNECTING, US_ACTIVE };
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
 enum timer_phase {
     TP_NONE, TP_IDLE, TP_HEADER, TP_BODY, TP_CONNECT, TP_RESPONSE, TP_LINGER, TP_BACKOFF, TP_QUEUE,
-    TP_STEP
+    TP_STEP, TP_SOURCE
 };
 enum up_failure { UF_CONNECT, UF_RESET, UF_TIMEOUT_CONNECT };
 
@@ -83,6 +83,7 @@ struct client {
     unsigned c_eof : 1, u_eof : 1, closing : 1, keep_alive : 1;
     unsigned req_done : 1, resp_started : 1, reused : 1, up_out_recycled : 1;
     unsigned upgrade : 1, resp_chunked_out : 1;
+    unsigned src_on : 1;        /* the answer's body comes from a txn_body_source */
     /* a body transform (txn_set_body_xform) between the decoded body and out */
     unsigned x_on : 1, x_in_done : 1, x_pending : 1, x_dirty : 1;
     unsigned up_reusable : 1, linger : 1;
@@ -442,6 +443,11 @@ static void client_log_access(struct client *c)
 /* ---- error responses ----------------------------------------------------- */
 
 static void proxy_answer(struct client *c);
+static void proxy_source_head(struct http_msg *resp, const struct txn_answer *a);
+static void proxy_source_framing(struct client *c, const struct http_msg *resp,
+                                 struct http_resp_info *ri);
+static void proxy_source_start(struct client *c, const struct http_resp_info *ri);
+static int proxy_move_source_body(struct client *c);
 static int proxy_xform_framing(struct client *c, struct http_msg *resp, int has_body,
                                struct http_resp_info *ri);
 static int proxy_move_static_body(struct client *c);
@@ -965,6 +971,8 @@ static void proxy_answer(struct client *c)
     resp->body_kind = a->body_len ? HTTP_BODY_LENGTH : HTTP_BODY_NONE; /* as a parsed head says */
     resp->content_length = a->body_len;
     resp->has_content_length = 1;
+    if (a->source)
+        proxy_source_head(resp, a);
     txn_response_head(t, resp);
     proxy_listener_headers(c, resp);
     int keep = c->keep_alive && !wc->draining &&
@@ -974,7 +982,11 @@ static void proxy_answer(struct client *c)
     struct http_resp_info ri = { .body_kind = bodiless ? HTTP_BODY_NONE : HTTP_BODY_LENGTH,
                                  .content_length = a->body_len,
                                  .keep_alive = keep, .client_version_minor = c->version_minor };
-    keep = proxy_xform_framing(c, resp, a->body_len > 0 && !t->head_request, &ri);
+    if (a->source && !bodiless)
+        proxy_source_framing(c, resp, &ri);
+    int has_body = (a->source ? resp->body_kind != HTTP_BODY_NONE : a->body_len > 0) &&
+                   !t->head_request;
+    keep = proxy_xform_framing(c, resp, has_body, &ri);
     if (buf_acquire(&wc->bufs, &c->out) != 0) {
         c->closing = 1;
         return;
@@ -994,6 +1006,10 @@ static void proxy_answer(struct client *c)
     c->state = CS_PROXY;
     c->static_body = c->txn->head_request || bodiless ? NULL : a->body;
     c->static_left = c->txn->head_request || bodiless ? 0 : a->body_len;
+    if (a->source && has_body && !bodiless) {
+        proxy_source_start(c, &ri);
+        return;
+    }
     /* the body steps see weir's answer whole, as they see a backend's (a
      * transformed one reaches them as it is sent, through proxy_emit_body) */
     if (!c->x_on) {
@@ -1017,6 +1033,8 @@ static int proxy_xform_body(struct client *c);
  * body transform). */
 static int proxy_move_static_body(struct client *c)
 {
+    if (c->src_on)
+        return proxy_move_source_body(c);
     if (c->x_on) {
         int progress = 0;
         if (c->static_left && buf_acquire(&c->wc->bufs, &c->xin) == 0) {
@@ -1937,6 +1955,7 @@ static void proxy_finish_request(struct client *c)
     client_log_access(c);
     c->static_body = NULL;
     c->static_left = 0;
+    c->src_on = 0;
     buf_release(&c->wc->bufs, &c->xin);
     c->x_on = 0;
     int reusable = c->up_reusable && c->resp_state == RS_DONE;
@@ -2018,6 +2037,91 @@ static int proxy_step_head(struct client *c)
     return 1;
 }
 
+/* A txn_body_source answer: the body is pulled as the client takes it. */
+#define PROXY_SOURCE_SCRATCH 16384
+static _Thread_local char proxy_source_scratch[PROXY_SOURCE_SCRATCH];
+
+/* The answer's head as the steps see it: a known length, or chunked. */
+static void proxy_source_head(struct http_msg *resp, const struct txn_answer *a)
+{
+    resp->body_kind = a->source_len >= 0 ? HTTP_BODY_LENGTH : HTTP_BODY_CHUNKED;
+    resp->content_length = a->source_len >= 0 ? (uint64_t)a->source_len : 0;
+    resp->has_content_length = a->source_len >= 0;
+    if (a->source_len == 0)
+        resp->body_kind = HTTP_BODY_NONE;
+}
+
+/* The framing to the client of a source's body: its length when known,
+ * else chunked to HTTP/1.1 and until close to HTTP/1.0. */
+static void proxy_source_framing(struct client *c, const struct http_msg *resp,
+                                 struct http_resp_info *ri)
+{
+    if (resp->body_kind != HTTP_BODY_CHUNKED) {
+        ri->content_length = resp->content_length;
+        return;
+    }
+    ri->body_kind = c->version_minor == 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_NONE;
+    if (c->version_minor != 1)
+        ri->keep_alive = 0;
+}
+
+/* proxy_answer's end for a source's body: nothing is pulled yet (the body
+ * steps see it as it is sent, like a backend's). */
+static void proxy_source_start(struct client *c, const struct http_resp_info *ri)
+{
+    /* no write progress (the client stalled, or the source, whose own
+     * producer has its timeouts) for client_idle closes; not the timer a
+     * waiting step armed, which writes would otherwise re-arm */
+    timer_set(c, TP_SOURCE, c->lst->idle_timeout_ms);
+    c->src_on = 1;
+    c->resp_state = RS_BODY;
+    c->resp_body_kind = HTTP_BODY_LENGTH;
+    c->resp_left = 0;
+    c->resp_chunked_out = ri->body_kind == HTTP_BODY_CHUNKED;
+    c->req_done = 1;
+    c->up_reusable = 0;
+}
+
+/* Pulls what the answer's source has into the sink while the client
+ * takes it. Returns 1 on progress. */
+static int proxy_move_source_body(struct client *c)
+{
+    const struct txn_answer *a = &c->txn->answer;
+    int progress = 0;
+    while (c->resp_state == RS_BODY && !c->x_in_done) {
+        size_t room = proxy_sink_room(c);
+        if (room == 0)
+            break;
+        long n = a->source->read(a->source_ctx, proxy_source_scratch,
+                                 room < PROXY_SOURCE_SCRATCH ? room : PROXY_SOURCE_SCRATCH);
+        if (n == TXN_SOURCE_END) {
+            proxy_sink_end(c);
+            progress = 1;
+            break;
+        }
+        if (n < 0) {
+            log_info("route %s: the answer's body was cut short (%s)", txn_route_name(c->txn),
+                     strerror((int)-n));
+            client_close_after_write(c);
+            return 1;
+        }
+        if (n == 0)
+            break;
+        proxy_sink_body(c, proxy_source_scratch, (size_t)n);
+        progress = 1;
+    }
+    if (c->x_on && c->resp_state == RS_BODY)
+        progress |= proxy_xform_body(c);
+    return progress;
+}
+
+void proxy_txn_source_ready(struct txn *t)
+{
+    struct client *c = t->session;
+    if (c->src_on && c->resp_state == RS_BODY)
+        client_pump(c);
+}
+
 static int proxy_step_proxy(struct client *c)
 {
     int progress = 0;
@@ -2030,7 +2134,7 @@ static int proxy_step_proxy(struct client *c)
     progress |= proxy_move_request_body(c);
     if (c->state != CS_PROXY)
         return 1;
-    if (c->static_left || (c->x_on && c->static_body))
+    if (c->static_left || (c->x_on && c->static_body) || c->src_on)
         progress |= proxy_move_static_body(c);
     progress |= upstream_flush(c);
     if (c->state != CS_PROXY)
@@ -2360,6 +2464,7 @@ static void client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         break;
     case TP_IDLE:
     case TP_LINGER:
+    case TP_SOURCE:
     default:
         c->closing = 1;
         break;

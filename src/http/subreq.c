@@ -3,7 +3,9 @@
  *   subreq_start -> pick endpoint -> pooled fd or connect
  *       out: the request head --write--> service
  *       in:  <--read-- head, then the body (Content-Length or chunked,
- *            decoded in place; or until close) -- whole in one buffer
+ *            decoded in place; or until close) -- whole in one buffer,
+ *            or with a body sink: each decoded run handed over and its
+ *            room after the head reused
  *   done(result) once: answer, timeout, failure; then the fd goes back to
  *   the pool (answer complete and keep-alive) or is closed, and the subreq
  *   is freed.
@@ -40,6 +42,7 @@ struct subreq {
     size_t head_len;               /* of the answer, once parsed */
     struct http_chunked chunk;
     size_t body_end;               /* decoded body bytes kept after the head */
+    uint64_t body_sunk;            /* with a body sink: bytes handed over */
     size_t scan;                   /* bytes of `in` looked at by the body decoder */
     size_t body_off;               /* bytes of p.body sent */
     enum subreq_error error;
@@ -70,7 +73,7 @@ static void subreq_finish(struct subreq *s, enum subreq_error err, const struct 
     struct subreq_result r = { .error = err, .endpoint = s->ep ? s->ep->name : NULL };
     if (err == SUBREQ_OK) {
         r.head = head;
-        r.body = s->in.data + s->head_len;
+        r.body = buf_rptr(&s->in) + s->head_len;
         r.body_len = s->body_end;
     }
     if (s->ep && err != SUBREQ_NO_ENDPOINT)
@@ -118,11 +121,54 @@ static int subreq_retry_fresh(struct subreq *s)
     return subreq_connect(s) == 0;
 }
 
+static int subreq_body(struct subreq *s, const struct http_msg *head);
+
+/* With a body sink: hands over the decoded body kept after the head and
+ * makes its room free again (raw bytes not decoded yet, from `scan`, move
+ * down). Returns 0, or -1 when the sink refused. */
+static int subreq_sink(struct subreq *s, const struct http_msg *head)
+{
+    char *body = s->in.data + s->in.rpos + s->head_len;
+    size_t have = buf_len(&s->in) - s->head_len;
+    int rc = 0;
+    if (s->body_end)
+        rc = s->p.body_sink(s->arg, head, body, s->body_end);
+    s->body_sunk += s->body_end;
+    size_t rest = s->scan < have ? have - s->scan : 0;
+    if (rest)
+        memmove(body, body + s->scan, rest);
+    s->in.wpos = (uint32_t)(s->in.rpos + s->head_len + rest);
+    s->body_end = 0;
+    s->scan = 0;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Decodes a body for a sink (subreq_sink): Content-Length counts what was
+ * handed over, not what one buffer holds. Returns as subreq_body. */
+static int subreq_body_sunk(struct subreq *s, const struct http_msg *head)
+{
+    size_t have = buf_len(&s->in) - s->head_len;
+    if (head->body_kind == HTTP_BODY_LENGTH) {
+        uint64_t left = head->content_length - s->body_sunk;
+        s->body_end = have < left ? have : (size_t)left;
+        s->scan = s->body_end; /* bytes past the length stay: the fd is then not reused */
+        if (subreq_sink(s, head) < 0)
+            return -1;
+        return s->body_sunk == head->content_length ? 1 : s->eof ? -1 : 0;
+    }
+    int b = subreq_body(s, head);
+    if (head->body_kind != HTTP_BODY_CHUNKED)
+        s->scan = have;
+    if (subreq_sink(s, head) < 0)
+        return -1;
+    return b;
+}
+
 /* Decodes the body that has arrived. Returns 1 when it is complete, 0 to
  * wait, -1 when it is invalid or too large. */
 static int subreq_body(struct subreq *s, const struct http_msg *head)
 {
-    char *body = s->in.data + s->head_len;
+    char *body = buf_rptr(&s->in) + s->head_len;
     size_t have = buf_len(&s->in) - s->head_len;
     switch (head->body_kind) {
     case HTTP_BODY_NONE:
@@ -217,7 +263,7 @@ static int subreq_read(struct subreq *s)
         if (head.body_kind == HTTP_BODY_CHUNKED)
             http_chunked_init(&s->chunk);
     }
-    int b = subreq_body(s, &head);
+    int b = s->p.body_sink ? subreq_body_sunk(s, &head) : subreq_body(s, &head);
     if (b == 0 && s->in.wpos == s->p.bufs->block_size)
         b = -1;
     if (b == 0)

@@ -2,7 +2,8 @@
  * steps that ask another service before a request goes on (forward_auth).
  * It picks an endpoint of a cluster, uses the worker's upstream pool,
  * sends one request head and an optional body (push delivery of topics),
- * and reads the whole answer: head and a body of at most one buffer. */
+ * and reads the whole answer: head and a body within one buffer, or of any
+ * length handed to a body sink as it is decoded. */
 #ifndef WEIR_HTTP_SUBREQ_H
 #define WEIR_HTTP_SUBREQ_H
 
@@ -48,6 +49,12 @@ struct subreq_params {
     uint64_t timeout_ms;           /* the whole exchange */
     const char *body;              /* sent after the head (its length in the head), or NULL; */
     size_t body_len;               /* borrowed: must outlive the subreq */
+    /* Optional: each run of the body, decoded, as it arrives, with the
+     * answer's head, instead of keeping it (the result's body is then
+     * empty): for bodies larger than one buffer. Called with the arg of
+     * subreq_start; returns 0, or negative to abandon the exchange (done
+     * then gets SUBREQ_INVALID). */
+    int (*body_sink)(void *arg, const struct http_msg *head, const char *p, size_t n);
 };
 
 /* Starts sending head[0..head_len) (a whole request head, copied). Returns

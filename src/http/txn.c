@@ -41,6 +41,23 @@ void txn_respond(struct txn *t, int status, const struct http_header *headers, s
     t->answer.n_headers = n_headers;
     t->answer.body = body;
     t->answer.body_len = body_len;
+    t->answer.source = NULL;
+}
+
+void txn_respond_source(struct txn *t, int status, const struct http_header *headers,
+                        size_t n_headers, int64_t body_len, const struct txn_body_source *src,
+                        void *ctx)
+{
+    txn_respond(t, status, headers, n_headers, NULL, 0);
+    t->answer.source = src;
+    t->answer.source_ctx = ctx;
+    t->answer.source_len = body_len;
+}
+
+void txn_source_ready(struct txn *t)
+{
+    if (t->answer.source)
+        proxy_txn_source_ready(t);
 }
 
 void txn_resume(struct txn *t, enum step_result r)

@@ -57,13 +57,30 @@ struct txn_xform {
     void (*free)(void *ctx);
 };
 
-/* An answer a step or a target made (txn_respond). */
+/* A body weir answers with that is not all there yet (txn_respond_source):
+ * the cache's coalesced waiters read the leader's object as it fills. The
+ * session pulls it as the client takes it. */
+#define TXN_SOURCE_END (-1000)
+struct txn_body_source {
+    /* Copies up to cap (> 0) bytes of what follows into dst. Returns the
+     * bytes copied; 0 when none are there yet (the source then calls
+     * txn_source_ready once there may be, from its own watcher on the
+     * transaction's loop); TXN_SOURCE_END once the body is whole; or a
+     * negative errno when it never will be (the session closes the
+     * connection, as for a backend's body cut short). */
+    long (*read)(void *ctx, char *dst, size_t cap);
+};
+
+/* An answer a step or a target made (txn_respond, txn_respond_source). */
 struct txn_answer {
     int status;
     const struct http_header *headers; /* valid until the transaction ends */
     size_t n_headers;
     const char *body;              /* idem */
     size_t body_len;
+    const struct txn_body_source *source; /* instead of body, or NULL */
+    void *source_ctx;
+    int64_t source_len;            /* the source's body length, -1 when unknown */
 };
 
 struct txn {
@@ -116,6 +133,15 @@ struct http_slice txn_copy(struct txn *t, const char *p, size_t n);
  * valid until the transaction ends (configuration or txn_alloc memory). */
 void txn_respond(struct txn *t, int status, const struct http_header *headers, size_t n_headers,
                  const char *body, size_t body_len);
+/* Records an answer whose body comes from src (ctx valid until the
+ * transaction ends) as it becomes available: body_len bytes, or -1 when
+ * unknown (sent chunked to an HTTP/1.1 client, until close to HTTP/1.0). */
+void txn_respond_source(struct txn *t, int status, const struct http_header *headers,
+                        size_t n_headers, int64_t body_len, const struct txn_body_source *src,
+                        void *ctx);
+/* The answer's body source may have more now: the session pulls again. Call
+ * from a watcher's callback, never from inside the source's read. */
+void txn_source_ready(struct txn *t);
 /* Continues a transaction whose step returned WAIT. r is what the step's
  * on_request would have returned. Must not be called from inside that
  * step's on_request. */
@@ -194,5 +220,7 @@ void txn_worker_cleanup(struct txn_head **free_list);
 
 /* Implemented by the session (proxy.c): a waiting step has resumed. */
 void proxy_txn_resumed(struct txn *t, enum step_result r);
+/* Implemented by the session (proxy.c): txn_source_ready. */
+void proxy_txn_source_ready(struct txn *t);
 
 #endif

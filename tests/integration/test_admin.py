@@ -579,7 +579,7 @@ def test_cache_purge_through_the_api(admin_proxy):
     assert b.count == 4
     url = "http://127.0.0.1:%d/api/v1/caches/edge/purge" % aport
     r = requests.post(url, json={"url": "weir.test/blue1"}, timeout=10)
-    assert r.status_code == 200 and r.json() == {"cache": "edge", "purged": 1}
+    assert r.status_code == 200 and r.json() == {"cache": "edge", "purged": 1, "l2": "none"}
     r = requests.post(url, json={"tag": "red"}, timeout=10)
     assert r.json()["purged"] == 2
     for p in ["/red1", "/red2", "/blue1", "/blue2"]:

@@ -3,14 +3,16 @@ shows what reached it: hits never do, Vary variants are stored apart, objects
 too large pass through, unsafe methods invalidate, purge removes."""
 import re
 import socket
+import struct
 import threading
+import time
 
 import pytest
 
 from conftest import RawClient, cluster_yaml, config, free_port, request, wait_until
 
 
-def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1):
+def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1, listener_extra=""):
     routes = """
 - cache: edge
   cluster: app
@@ -21,7 +23,7 @@ def cache_config(port, backend, *, cache_extra="", route_extra="", workers=1):
     top = "caches:\n  - name: edge\n%s" % "".join(
         "    %s\n" % line for line in cache_extra.strip("\n").splitlines() if line)
     return config(port, routes=routes, clusters=[cluster_yaml("app", [backend.addr])],
-                  top_extra=top, workers=workers)
+                  top_extra=top, workers=workers, listener_extra=listener_extra)
 
 
 @pytest.fixture
@@ -449,6 +451,243 @@ def test_coalescing_off(edge):
     assert app.count == 5
 
 
+class HalfBackend:
+    """A backend that counts requests and sends each answer's head and the
+    first half of its body at once, the rest only once release() is called."""
+
+    def __init__(self, body, chunked=False, extra=b""):
+        self.body, self.chunked, self.extra = body, chunked, extra
+        self.count = 0
+        self.go = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _part(self, data):
+        return b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            req = b""
+            while b"\r\n\r\n" not in req:
+                d = c.recv(4096)
+                if not d:
+                    return
+                req += d
+            self.count += 1
+            framing = b"Transfer-Encoding: chunked" if self.chunked else \
+                b"Content-Length: %d" % len(self.body)
+            half = len(self.body) // 2
+            c.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n" + self.extra +
+                      framing + b"\r\n\r\n" + self._part(self.body[:half]))
+            self.go.wait(30)
+            c.sendall(self._part(self.body[half:]) + (b"0\r\n\r\n" if self.chunked else b""))
+        except OSError:
+            pass
+
+    def release(self):
+        self.go.set()
+
+    def stop(self):
+        self.go.set()
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class BodyReader:
+    """A raw client reading one response's body as it arrives (either framing)."""
+
+    def __init__(self, port, version=b"1.1"):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.s.sendall(b"GET /obj HTTP/%s\r\nHost: weir.test\r\n\r\n" % version)
+        self.raw = b""
+        while b"\r\n\r\n" not in self.raw:
+            d = self.s.recv(65536)
+            if not d:
+                raise AssertionError("closed before the head: %r" % self.raw)
+            self.raw += d
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        self.head = head.decode()
+        self.chunked = "transfer-encoding: chunked" in self.head.lower()
+        self.body = b""
+
+    def _decode(self):
+        if not self.chunked:
+            self.body, self.raw = self.body + self.raw, b""
+            return
+        while b"\r\n" in self.raw:
+            line, rest = self.raw.split(b"\r\n", 1)
+            size = int(line, 16)
+            if len(rest) < size + 2:
+                return
+            self.body += rest[:size]
+            self.raw = rest[size + 2:]
+
+    def read_until(self, n):
+        """Reads until n body bytes are here; returns the body, shorter if the connection ended."""
+        self._decode()
+        while len(self.body) < n:
+            d = self.s.recv(65536)
+            if not d:
+                break
+            self.raw += d
+            self._decode()
+        return self.body
+
+    def close(self, abort=False):
+        """abort: a reset, as a client gone away (a plain close is a half-close
+        weir keeps answering)."""
+        if abort:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.s.close()
+
+
+@pytest.fixture
+def half_backend():
+    made = []
+
+    def make(*a, **kw):
+        b = HalfBackend(*a, **kw)
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_coalesced_waiters_get_the_answer_as_it_streams(weir_factory, half_backend, chunked):
+    body = bytes(range(256)) * 400  # 100 KiB
+    half = len(body) // 2
+    app = half_backend(body, chunked=chunked)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    leader = BodyReader(port)
+    waiters = [BodyReader(port) for _ in range(19)]
+    # every client has the head and the first half while the backend still holds the rest
+    for c in [leader] + waiters:
+        assert c.read_until(half)[:half] == body[:half]
+    assert all("coalesced" in w.head for w in waiters)
+    app.release()
+    for c in [leader] + waiters:
+        assert c.read_until(len(body)) == body
+        c.close()
+    assert app.count == 1
+    r = get(port)
+    assert r.body == body and r.header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+
+
+def test_coalesced_http10_waiter_of_a_chunked_body_reads_until_close(weir_factory, half_backend):
+    body = b"t" * (100 * 1024)
+    app = half_backend(body, chunked=True)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    leader = BodyReader(port)
+    waiter = BodyReader(port, version=b"1.0")
+    assert "coalesced" in waiter.head and not waiter.chunked
+    assert "content-length" not in waiter.head.lower()
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    app.release()
+    assert leader.read_until(len(body)) == body
+    assert waiter.read_until(len(body) + 1) == body  # then the connection closed
+    leader.close()
+    waiter.close()
+    assert app.count == 1
+
+
+def test_coalesced_leader_gone_cuts_the_streaming_waiters_short(weir_factory, half_backend):
+    # the leader's backend connection goes with its client: the body will not
+    # be whole, and a waiter already sending it can only be closed
+    body = b"g" * (100 * 1024)
+    app = half_backend(body)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    leader = BodyReader(port)
+    waiter = BodyReader(port)
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    leader.close(abort=True)
+    got = waiter.read_until(len(body))
+    assert len(got) < len(body) and got == body[:len(got)]
+    waiter.close()
+    app.release()
+    assert get(port).body == body  # nothing half-stored: a new request fetches it whole
+    assert app.count == 2
+
+
+def test_coalesced_waiter_outlasts_a_pause_longer_than_the_client_timeouts(weir_factory,
+                                                                         half_backend):
+    # the waiter's session waits on the source, not on its client: the timer
+    # its step wait left (client_header, re-armed by writes) must not cut it
+    body = b"p" * (100 * 1024)
+    app = half_backend(body)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2,
+                              listener_extra="timeouts: { client_header: 200ms }"))
+    leader = BodyReader(port)
+    waiter = BodyReader(port)
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    time.sleep(1.0)  # the backend pauses: five client_header timeouts
+    app.release()
+    assert waiter.read_until(len(body)) == body
+    assert leader.read_until(len(body)) == body
+    leader.close()
+    waiter.close()
+
+
+def test_coalesced_waiter_gone_mid_stream_leaves_the_others(weir_factory, half_backend):
+    body = b"w" * (200 * 1024)
+    app = half_backend(body)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m", workers=2))
+    clients = [BodyReader(port) for _ in range(8)]
+    for c in clients:
+        c.read_until(len(body) // 2)
+    for c in clients[3:6]:
+        c.close(abort=True)  # waiters (the first client leads) leave mid-stream
+    app.release()
+    for c in clients[:3] + clients[6:]:
+        assert c.read_until(len(body)) == body
+        c.close()
+    assert get(port).header("Cache-Status").startswith("weir; hit")
+    assert app.count == 1
+
+
+def test_coalesced_waiters_cut_short_when_the_body_passes_max_object(weir_factory, half_backend):
+    # chunked: the size is found out only as it streams; waiters that already
+    # answered cannot be given the rest, their connections close
+    body = b"L" * (300 * 1024)
+    app = half_backend(body, chunked=True)
+    port = free_port()
+    weir_factory(cache_config(port, app, cache_extra="memory: 32m\nmax_object: 200k",
+                              workers=2))
+    leader = BodyReader(port)
+    waiter = BodyReader(port)
+    assert waiter.read_until(len(body) // 2) == body[:len(body) // 2]
+    app.release()
+    assert leader.read_until(len(body)) == body
+    got = waiter.read_until(len(body))
+    assert len(got) < len(body)
+    leader.close()
+    waiter.close()
+    assert app.count == 1
+
+
 # ---- stale-while-revalidate ------------------------------------------------------------
 
 
@@ -485,6 +724,29 @@ def test_stale_while_revalidate_refresh_with_new_body(edge):
     assert get(port).body == b"v1"  # stale answer; refresh fetches v2
     wait_until(lambda: app.count >= 2, what="the background refresh")
     wait_until(lambda: get(port).body == b"v2", what="the refreshed object")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_stale_while_revalidate_refresh_larger_than_a_buffer(edge, chunked):
+    # 200 KB: far more than the one buffer (16 KiB) a background request reads whole
+    n = [0]
+
+    def decide(req):
+        n[0] += 1
+        body = (b"%d" % n[0]) * (200 * 1024)
+        cc = "max-age=1, stale-while-revalidate=600" if n[0] == 1 else "max-age=600"
+        return {"status": 200, "headers": [("Cache-Control", cc)], "body": body, "chunked": chunked,
+                "chunk_size": 7000}
+    w, app, port = edge(decide, cache_extra="memory: 32m")
+    assert get(port).body == b"1" * (200 * 1024)
+    # stale after a second: answered stale at once, one refresh fetches v2
+    r = wait_until(lambda: (lambda r: r if "stale-while-revalidate" in r.header("Cache-Status")
+                            else None)(get(port)), what="a stale answer")
+    assert r.body == b"1" * (200 * 1024)
+    wait_until(lambda: get(port).body == b"2" * (200 * 1024), what="the refreshed object")
+    r = get(port)
+    assert r.body == b"2" * (200 * 1024) and r.header("Cache-Status").startswith("weir; hit; ttl=")
+    assert app.count == 2
 
 
 def test_purge_by_tag_and_prefix(edge):
@@ -621,3 +883,102 @@ def test_l2_outage_degrades_to_memory(weir_factory, recording_backend):
     get(port, "/other")
     assert app.count == 2
     w.wait_log("L2 store shared")
+
+
+def test_l2_keeps_every_vary_variant(weir_factory, recording_backend):
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        def by_lang(req):
+            lang = req.header("Accept-Language") or "none"
+            d = fresh(("lang=" + lang).encode(), [("Vary", "Accept-Language")])
+            if lang == "fr":  # shorter-lived: must not shorten the key's expiry
+                d["headers"] = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")]
+            return d
+        app = recording_backend(by_lang)
+        pa, pb = free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr))
+        for lang in ("en", "fr"):
+            assert get(pa, headers="Accept-Language: %s\r\n" % lang).body == b"lang=" + lang.encode()
+        key = wait_until(lambda: r.client.keys("weir:cache:edge:v*"), what="the L2 copy")[0]
+        wait_until(lambda: r.client.hlen(key) == 2, what="two variants in L2")
+        assert 500 < r.client.ttl(key) <= 600
+        assert app.count == 2
+        for lang in ("fr", "en"):
+            rb = get(pb, headers="Accept-Language: %s\r\n" % lang)
+            assert rb.body == b"lang=" + lang.encode()
+            assert "detail=l2" in rb.header("Cache-Status")
+        assert app.count == 2
+        # a variant L2 does not have goes to the backend
+        assert get(pb, headers="Accept-Language: de\r\n").body == b"lang=de"
+        assert app.count == 3
+    finally:
+        r.stop()
+
+
+def _tagged(req):
+    tags = {"/a/1": "red", "/a/2": "green", "/b/3": "red", "/b/4": "blue"}
+    return fresh(req.target.encode(), [("Surrogate-Key", tags.get(req.target, ""))])
+
+
+def _l2_paths(r):
+    keys = r.client.keys("weir:cache:edge:v*")
+    return sorted(k.decode().split("weir.test", 1)[1] for k in keys)
+
+
+def test_l2_purge_by_tag_and_prefix_with_the_purge_method(weir_factory, recording_backend):
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        app = recording_backend(_tagged)
+        pa, pb = free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr, "purge: { allow: [127.0.0.1] }"))
+        paths = ["/a/1", "/a/2", "/b/3", "/b/4"]
+        for p in paths:
+            assert get(pa, p).status == 200
+        wait_until(lambda: _l2_paths(r) == paths, what="four L2 copies")
+        assert len(r.client.smembers("weir:cache:edge:tag:red")) == 2
+        assert 500 < r.client.ttl("weir:cache:edge:tag:red") <= 600
+        # B never had them in memory: only L2 can be purged there
+        assert get(pb, "/", headers="Surrogate-Key: red\r\n", method="PURGE").status == 404
+        wait_until(lambda: _l2_paths(r) == ["/a/2", "/b/4"], what="the red objects gone from L2")
+        assert not r.client.exists("weir:cache:edge:tag:red")
+        get(pb, "/a*", method="PURGE")
+        wait_until(lambda: _l2_paths(r) == ["/b/4"], what="the /a prefix gone from L2")
+        assert app.count == 4
+        assert "detail=l2" in get(pb, "/b/4").header("Cache-Status")
+        assert get(pb, "/a/2").header("Cache-Status").startswith("weir; fwd=uri-miss")
+        assert app.count == 5
+    finally:
+        r.stop()
+
+
+def test_l2_purge_through_the_admin_api(weir_factory, recording_backend):
+    import requests
+    from redis_helpers import RedisProc
+    r = RedisProc(free_port())
+    try:
+        app = recording_backend(_tagged)
+        pa, pb, aport = free_port(), free_port(), free_port()
+        weir_factory(l2_config(pa, app, r.addr))
+        weir_factory(l2_config(pb, app, r.addr) + "admin: { listen: 127.0.0.1:%d }\n" % aport)
+        paths = ["/a/1", "/a/2", "/b/3", "/b/4"]
+        for p in paths:
+            get(pa, p)
+        wait_until(lambda: _l2_paths(r) == paths, what="four L2 copies")
+        url = "http://127.0.0.1:%d/api/v1/caches/edge/purge" % aport
+        res = requests.post(url, json={"tag": "red"}, timeout=10).json()
+        assert res == {"cache": "edge", "purged": 0, "l2": "purging"}
+        wait_until(lambda: _l2_paths(r) == ["/a/2", "/b/4"], what="the red objects gone from L2")
+        requests.post(url, json={"prefix": "weir.test/b/"}, timeout=10)
+        wait_until(lambda: _l2_paths(r) == ["/a/2"], what="the /b/ prefix gone from L2")
+        requests.post(url, json={"url": "weir.test/a/2"}, timeout=10)
+        wait_until(lambda: _l2_paths(r) == [], what="the URL gone from L2")
+        get(pa, "/c/5")  # (A's memory still has the others: purges act on B's)
+        wait_until(lambda: _l2_paths(r) == ["/c/5"], what="a new L2 copy")
+        requests.post(url, json={"all": True}, timeout=10)
+        wait_until(lambda: not r.client.keys("weir:cache:edge:*"), what="L2 empty")
+    finally:
+        r.stop()

@@ -243,6 +243,86 @@ static void test_store_vary(void **state)
     cache_release(c);
 }
 
+/* A waiter reads the leader's object as it fills, at its own pace. */
+static void test_flight_stream(void **state)
+{
+    struct cfg_cache cc = cfg_of("t-flight", 1 << 20, EVICT_LRU);
+    struct cache *c = cache_acquire(&cc);
+    char buf[16];
+    int leader, waiter;
+    int64_t len = 0;
+    struct cache_flight *f = cache_flight_join(c, "h/f", 3, &leader);
+    struct cache_flight *w = cache_flight_join(c, "h/f", 3, &waiter);
+    assert_true(leader && !waiter && f == w);
+    assert_null(cache_flight_obj(w, &len)); /* nothing published yet */
+    struct cache_resp meta;
+    cache_resp_init(&meta, 200);
+    resp_set(NULL, 0);
+    struct cache_obj *o = cache_obj_new(c, sl("h/f"), sl("h/f"), sl(""), resp.headers, 0, &meta);
+    cache_flight_publish(f, o, 10);
+    struct cache_obj *seen = cache_flight_obj(w, &len);
+    assert_ptr_equal(seen, o);
+    assert_int_equal(len, 10);
+    assert_int_equal(cache_flight_read(w, 0, buf, sizeof(buf)), 0); /* none yet */
+    assert_int_equal(cache_flight_append(c, f, o, "01234", 5), 0);
+    assert_int_equal(cache_flight_read(w, 0, buf, 3), 3);
+    assert_memory_equal(buf, "012", 3);
+    assert_int_equal(cache_flight_read(w, 3, buf, sizeof(buf)), 2);
+    assert_int_equal(cache_flight_read(w, 5, buf, sizeof(buf)), 0);
+    assert_int_equal(cache_flight_append(c, f, o, "56789", 5), 0);
+    assert_int_equal(cache_flight_complete(c, f, o), 0);
+    cache_flight_end(c, f, 1);
+    assert_int_equal(cache_flight_read(w, 5, buf, sizeof(buf)), 5);
+    assert_memory_equal(buf, "56789", 5);
+    assert_int_equal(cache_flight_read(w, 10, buf, sizeof(buf)), CACHE_FLIGHT_EOF);
+    /* a reader beginning after the end still gets it all */
+    assert_int_equal(cache_flight_read(w, 0, buf, sizeof(buf)), 10);
+    cache_obj_put(seen);
+    cache_obj_put(o);
+    cache_flight_put(f);
+    cache_flight_put(w);
+    cache_release(c);
+}
+
+/* The leader's body will not be whole: readers get -EPIPE, later waiters
+ * no object (they go on alone). */
+static void test_flight_stream_broken(void **state)
+{
+    struct cfg_cache cc = cfg_of("t-flight-broken", 64 << 10, EVICT_LRU); /* 4k per shard */
+    struct cache *c = cache_acquire(&cc);
+    char buf[16], big[8192];
+    memset(big, 'b', sizeof(big));
+    int leader, waiter;
+    int64_t len;
+    struct cache_flight *f = cache_flight_join(c, "h/b", 3, &leader);
+    struct cache_flight *w = cache_flight_join(c, "h/b", 3, &waiter);
+    struct cache_resp meta;
+    cache_resp_init(&meta, 200);
+    resp_set(NULL, 0);
+    struct cache_obj *o = cache_obj_new(c, sl("h/b"), sl("h/b"), sl(""), resp.headers, 0, &meta);
+    cache_flight_publish(f, o, -1);
+    assert_int_equal(cache_flight_append(c, f, o, "ab", 2), 0);
+    assert_int_equal(cache_flight_read(w, 0, buf, sizeof(buf)), 2);
+    assert_int_equal(cache_flight_append(c, f, o, big, sizeof(big)), -EFBIG);
+    assert_int_equal(cache_flight_read(w, 2, buf, sizeof(buf)), -EPIPE);
+    assert_null(cache_flight_obj(w, &len));
+    cache_flight_end(c, f, 0);
+    assert_int_equal(cache_flight_state(w), CACHE_FLIGHT_FAILED);
+    cache_obj_put(o);
+    cache_flight_put(f);
+    /* a leader gone before its body was whole */
+    f = cache_flight_join(c, "h/b", 3, &leader);
+    o = cache_obj_new(c, sl("h/b"), sl("h/b"), sl(""), resp.headers, 0, &meta);
+    cache_flight_publish(f, o, 4);
+    assert_int_equal(cache_flight_append(c, f, o, "ab", 2), 0);
+    cache_flight_end(c, f, 0);
+    assert_int_equal(cache_flight_read(f, 0, buf, sizeof(buf)), -EPIPE);
+    cache_obj_put(o);
+    cache_flight_put(f);
+    cache_flight_put(w);
+    cache_release(c);
+}
+
 static void test_store_cap(void **state)
 {
     /* 16 shards of 4k: a 5000-byte body never fits, small ones are evicted */
@@ -358,6 +438,8 @@ int main(void)
         cmocka_unit_test(test_store_basic),
         cmocka_unit_test(test_store_vary),
         cmocka_unit_test(test_store_cap),
+        cmocka_unit_test(test_flight_stream),
+        cmocka_unit_test(test_flight_stream_broken),
         cmocka_unit_test(test_store_purge),
         cmocka_unit_test(test_registry_survives_reload),
         cmocka_unit_test(test_l2_codec),

@@ -11,7 +11,15 @@
  *     stale with a validator -> the target, asked conditionally; a 304
  *         re-stores the object with merged fields and answers from it
  *     none -> join the key's flight: the leader asks L2 (cache_l2.c),
- *         then the target; the others wait and look again when it ends
+ *         then the target; the others wait: once the leader's answer
+ *         proves storable it publishes the object it fills, and each
+ *         waiter answers from it as it streams in (its own offset, pulled
+ *         by its session, a timer on its own loop polling for more); an
+ *         answer that is not storable ends the flight and the waiters go
+ *         to the target themselves. A body that will not be whole (past
+ *         max_object after all, the leader's backend or client gone) cuts
+ *         the waiters' answers short: the connection closes, as for a
+ *         backend's truncated body; waiters not yet answering go on alone
  *     the target's answer, if storable, is copied into a new object as it
  *         streams to the client and inserted once whole (a body over
  *         max_object stops the copy; the client still gets everything)
@@ -19,13 +27,15 @@
  *         instead when stale-if-error allows (on_response_head, on_error)
  *   request (POST, PUT, DELETE, PATCH) -> the target; a 2xx/3xx answer
  *     invalidates the URI and a same-host Location / Content-Location
- *   PURGE from an allowed address -> removes by URI, prefix or tag
+ *   PURGE from an allowed address -> removes by URI, prefix or tag, from
+ *     memory at once and from L2 in the background (cache_l2_purge.c)
  *
  * What a request holds (object references, the fill in progress, a flight,
  * a wait timer, an L2 command) is in the step state and released by
  * cancel when the transaction ends. */
 #include "http/steps/cache.h"
 #include "http/steps/cache_l2.h"
+#include "http/steps/cache_l2_purge.h"
 #include "http/steps/cache_refresh.h"
 
 #include <errno.h>
@@ -66,6 +76,7 @@ struct cache_state {
     struct http_header *req_fields; /* arena copy of the request's fields (Vary) */
     struct http_slice host;        /* arena copy of the request's host (Location) */
     size_t n_req_fields;
+    uint64_t stream_off;           /* coalesced: body bytes taken from the leader's object */
     int64_t request_time;
     uint32_t req_flags;            /* the request's Cache-Control flags */
     uint8_t mode;                  /* enum cache_mode */
@@ -428,9 +439,11 @@ static enum step_result cache_answer(struct txn *t, struct cache_state *st,
 
 /* ---- coalescing ---- */
 
-/* A request waiting for another's miss to end (in the arena). It polls the
+/* A request waiting for another's miss (in the arena). It polls the
  * flight on its own loop (the leader may be on another worker): every 1 ms
- * at first, doubling up to 16 ms, until coalesce_timeout. */
+ * at first, doubling up to 16 ms, until the leader publishes its object or
+ * the flight ends or coalesce_timeout passes. Answering from the object,
+ * the same timer polls for more body whenever the session found none. */
 struct cache_wait {
     ev_timer timer;
     struct txn *t;
@@ -438,6 +451,7 @@ struct cache_wait {
     struct cache_state *st;
     struct cache_cc rcc;
     ev_tstamp give_up_at;
+    ev_tstamp poll;                /* streaming: the next wait for more body */
 };
 
 #define CACHE_POLL_FIRST 0.001
@@ -479,9 +493,90 @@ static void cache_wait_over(struct cache_wait *w, enum cache_flight_state fs)
     txn_resume(t, STEP_NEXT);
 }
 
+/* The session pulls a coalesced answer's body from the leader's object. */
+static long cache_stream_read(void *ctx, char *dst, size_t cap)
+{
+    struct cache_wait *w = ctx;
+    struct cache_state *st = w->st;
+    long n = cache_flight_read(st->flight, st->stream_off, dst, cap);
+    if (n > 0) {
+        st->stream_off += (uint64_t)n;
+        w->poll = CACHE_POLL_FIRST;
+        return n;
+    }
+    if (n == CACHE_FLIGHT_EOF)
+        return TXN_SOURCE_END;
+    if (n < 0)
+        return n;
+    if (!ev_is_active(&w->timer)) {
+        ev_timer_set(&w->timer, w->poll, 0.);
+        ev_timer_start(txn_loop(w->t), &w->timer);
+        w->poll = w->poll * 2 < CACHE_POLL_MAX ? w->poll * 2 : CACHE_POLL_MAX;
+    }
+    return 0;
+}
+
+static const struct txn_body_source cache_stream_source = { .read = cache_stream_read };
+
+static void cache_stream_cb(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct cache_wait *w = timer->data;
+    txn_source_ready(w->t); /* may end the transaction: w is not touched after */
+}
+
+/* Whether o's Vary signature is that of this request's fields. */
+static int cache_vary_matches(const struct cache_state *st, const struct cache_obj *o)
+{
+    char sig[CACHE_VARY_MAX];
+    int n = cache_vary_sig(st->req_fields, st->n_req_fields, o->headers, o->n_headers, sig,
+                           sizeof(sig));
+    return n >= 0 && (size_t)n == o->vary.len && memcmp(sig, o->vary.p, (size_t)n) == 0;
+}
+
+/* The leader published o (a reference for us), whose body will be
+ * body_len bytes (-1: unknown): answer from it as it fills, when it suits
+ * this request; else go to the backend as a miss. */
+static void cache_wait_stream(struct cache_wait *w, struct cache_obj *o, int64_t body_len)
+{
+    struct cache_state *st = w->st;
+    struct txn *t = w->t;
+    ev_timer_stop(txn_loop(t), &w->timer);
+    int64_t age = cache_current_age(&o->meta, o->request_time, o->response_time, cache_now(t));
+    enum cache_reuse r = cache_reuse(&w->rcc, &o->meta, o->lifetime, age);
+    struct http_header *h;
+    int n = -1;
+    if (cache_vary_matches(st, o) && (r == CACHE_REUSE_FRESH || r == CACHE_REUSE_STALE_OK))
+        n = cache_answer_fields(t, o, age, "hit; detail=coalesced", NULL, &h);
+    if (n < 0) {
+        cache_obj_put(o);
+        cache_wait_stop(st);
+        cache_flight_put(st->flight);
+        st->flight = NULL;
+        st->fwd = "miss";
+        txn_resume(t, STEP_NEXT);
+        return;
+    }
+    st->hit = o;
+    st->mode = CM_HIT;
+    st->stream_off = 0;
+    w->poll = CACHE_POLL_FIRST;
+    ev_set_cb(&w->timer, cache_stream_cb);
+    txn_respond_source(t, o->meta.status, h, (size_t)n, body_len, &cache_stream_source, w);
+    cache_count(st->cache, CACHE_RESULT_COALESCED);
+    txn_resume(t, STEP_RESPOND);
+}
+
 static void cache_wait_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     struct cache_wait *w = timer->data;
+    int64_t body_len;
+    struct cache_obj *o = cache_flight_obj(w->st->flight, &body_len);
+    if (o != NULL) {
+        cache_wait_stream(w, o, body_len);
+        return;
+    }
     enum cache_flight_state fs = cache_flight_state(w->st->flight);
     if (fs != CACHE_FLIGHT_PENDING || ev_now(loop) >= w->give_up_at) {
         cache_wait_over(w, fs);
@@ -598,17 +693,25 @@ static long cache_purge_what(struct txn *t, const struct cache_step_cfg *sc,
                 k++;
             if (k > b) {
                 n += cache_purge_in(sc->cache, CACHE_PURGE_TAG, v.p + b, k - b);
+                (void)cache_l2_purge(txn_loop(t), sc->cache, sc->cc, CACHE_PURGE_TAG, v.p + b,
+                                     k - b);
                 tagged = 1;
             }
         }
     }
     if (tagged)
         return n;
-    if (req->query.len == 0 && st->url.len > 0 && st->url.p[st->url.len - 1] == '*')
+    if (req->query.len == 0 && st->url.len > 0 && st->url.p[st->url.len - 1] == '*') {
+        (void)cache_l2_purge(txn_loop(t), sc->cache, sc->cc, CACHE_PURGE_PREFIX, st->url.p,
+                             st->url.len - 1);
         return cache_purge_in(sc->cache, CACHE_PURGE_PREFIX, st->url.p, st->url.len - 1);
+    }
     /* with key headers, the URI's objects differ in more than the key */
-    if (sc->cc->n_key_headers)
+    if (sc->cc->n_key_headers) {
+        (void)cache_l2_purge(txn_loop(t), sc->cache, sc->cc, CACHE_PURGE_URL, st->url.p,
+                             st->url.len);
         return cache_purge_in(sc->cache, CACHE_PURGE_URL, st->url.p, st->url.len);
+    }
     cache_l2_del(t, sc->cache, sc->cc, st->key);
     return (long)cache_invalidate(sc->cache, st->key.p, st->key.len);
 }
@@ -676,12 +779,8 @@ static void cache_l2_done(void *arg, struct cache_obj *o)
     struct cache_l2_wait *w = arg;
     struct cache_state *st = w->st;
     struct txn *t = w->t;
-    char sig[CACHE_VARY_MAX];
     st->l2_cmd = NULL;
-    int n = o ? cache_vary_sig(st->req_fields, st->n_req_fields, o->headers, o->n_headers, sig,
-                               sizeof(sig))
-              : -1;
-    if (o && (n < 0 || (size_t)n != o->vary.len || memcmp(sig, o->vary.p, (size_t)n) != 0)) {
+    if (o && !cache_vary_matches(st, o)) {
         cache_obj_put(o); /* another variant: kept in memory, not this request's */
         o = NULL;
     }
@@ -714,7 +813,8 @@ static enum step_result cache_l2_lookup(struct txn *t, const struct cache_step_c
     if (w == NULL)
         return STEP_NEXT;
     *w = (struct cache_l2_wait){ t, sc, st, *rcc };
-    st->l2_cmd = cache_l2_get(t, sc->cache, sc->cc, st->key, st->url, cache_l2_done, w);
+    st->l2_cmd = cache_l2_get(t, sc->cache, sc->cc, st->key, st->url, st->req_fields,
+                              st->n_req_fields, cache_l2_done, w);
     return st->l2_cmd ? STEP_WAIT : STEP_NEXT;
 }
 
@@ -891,6 +991,17 @@ static struct http_header *cache_resp_fields(struct txn *t, const struct http_ms
     return f;
 }
 
+/* The length the stored body will have: the backend's, unless a body
+ * transform (set by an earlier step) changes it; -1 when not known. */
+static int64_t cache_body_expect(const struct txn *t, const struct http_msg *resp)
+{
+    if (resp->body_kind == HTTP_BODY_NONE)
+        return 0;
+    if (resp->body_kind == HTTP_BODY_LENGTH && t->xform == NULL)
+        return (int64_t)resp->content_length;
+    return -1;
+}
+
 /* Decides whether the backend's answer is stored and starts the copy. */
 static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, struct cache_state *st,
                              struct http_msg *resp)
@@ -916,10 +1027,13 @@ static void cache_begin_fill(struct txn *t, const struct cache_step_cfg *sc, str
     else if (v == CACHE_STORE_OK &&
              (st->fill = cache_obj_new(sc->cache, st->key, st->url, vary, f, nf, &meta)) == NULL)
         detail = "too-large";
-    if (st->fill)
+    if (st->fill) {
         cache_obj_set_times(st->fill, st->request_time, now);
-    else
+        if (st->leads)
+            cache_flight_publish(st->flight, st->fill, cache_body_expect(t, resp));
+    } else {
         cache_lead_end(sc, st, 0); /* not storable: the waiters go on their own */
+    }
     cache_status_field(t, st, resp, st->fwd, detail, st->fill != NULL);
 }
 
@@ -1034,7 +1148,8 @@ static void cache_on_body(struct txn *t, const void *cfg, void *state, const cha
     struct cache_state *st = cache_st(state);
     if (st == NULL)
         return;
-    if (st->fill && cache_obj_append(sc->cache, st->fill, p, n) < 0) {
+    if (st->fill &&
+        cache_flight_append(sc->cache, st->leads ? st->flight : NULL, st->fill, p, n) < 0) {
         cache_obj_put(st->fill); /* too large after all: passed through, not kept */
         st->fill = NULL;
         cache_lead_end(sc, st, 0);
@@ -1049,7 +1164,7 @@ static void cache_on_response_end(struct txn *t, const void *cfg, void *state)
         return;
     if (st->fill == NULL)
         return;
-    int rc = cache_insert(sc->cache, st->fill);
+    int rc = cache_flight_complete(sc->cache, st->leads ? st->flight : NULL, st->fill);
     if (rc < 0)
         log_debug("cache %s: an object of %zu bytes was not stored", sc->name, st->fill->body_len);
     else

@@ -5,8 +5,9 @@
  *     -> the client is answered from the stale object at once
  *     -> subreq: GET target + the stale object's validators -> the cluster
  *          304         -> the stale object's fields updated, stored again
- *          storable 2xx -> stored (body whole in one buffer: larger ones
- *                          are not refreshed and stay stale)
+ *          storable 2xx -> its body streams into a new object (up to
+ *                          max_object; a larger one is not read on and the
+ *                          stale object stays), stored once whole
  *          other, error -> nothing; the object stays stale
  *     -> the flight ends (waiting misses look again)
  *
@@ -37,6 +38,7 @@ struct cache_refresh {
     struct snapshot *snap;
     struct cache_flight *flight;
     struct cache_obj *stale;
+    struct cache_obj *fill;        /* the new answer's object as its body streams in */
     int64_t request_time;
     uint32_t req_flags;
     int has_auth;
@@ -47,6 +49,7 @@ static void cache_refresh_free(struct cache_refresh *r, int stored)
     cache_flight_end(r->cache, r->flight, stored);
     cache_flight_put(r->flight);
     cache_obj_put(r->stale);
+    cache_obj_put(r->fill);
     cache_release(r->cache);
     snapshot_unref(r->snap);
     free(r);
@@ -92,6 +95,48 @@ static int cache_refresh_same_vary(const struct cache_obj *o, const struct http_
     return x >= 0 && x == y && memcmp(a, b, (size_t)x) == 0;
 }
 
+/* A new answer (not a 304) with head h: when storable with the stale
+ * object's Vary, makes r->fill for its body. Returns 0, or -EINVAL (not
+ * storable) / -ENOMEM / -EFBIG. */
+static int cache_refresh_begin(struct cache_refresh *r, const struct http_msg *h)
+{
+    int64_t now = (int64_t)ev_now(r->loop);
+    size_t n;
+    struct http_header *f = cache_refresh_fields(h, &n);
+    if (f == NULL)
+        return -ENOMEM;
+    struct cache_resp meta;
+    struct cache_cc rcc;
+    cache_cc_init(&rcc);
+    rcc.flags = r->req_flags;
+    cache_meta_of(&meta, h->status, f, n, now, r->cc);
+    int rc = -EINVAL;
+    if (cache_storable(1, &rcc, r->has_auth, &meta) == CACHE_STORE_OK &&
+        cache_refresh_same_vary(r->stale, f, n)) {
+        r->fill = cache_obj_new(r->cache, r->stale->key, r->stale->url, r->stale->vary, f, n, &meta);
+        rc = r->fill ? 0 : -EFBIG;
+    }
+    if (r->fill)
+        cache_obj_set_times(r->fill, r->request_time, now);
+    free(f);
+    return rc;
+}
+
+/* subreq's body sink: the new answer's body, as it arrives, into r->fill.
+ * A negative return stops reading it (not storable, or past max_object). */
+static int cache_refresh_sink(void *arg, const struct http_msg *head, const char *p, size_t n)
+{
+    struct cache_refresh *r = arg;
+    if (head->status == 304)
+        return 0;
+    if (r->fill == NULL) {
+        int rc = cache_refresh_begin(r, head);
+        if (rc < 0)
+            return rc;
+    }
+    return cache_obj_append(r->cache, r->fill, p, n);
+}
+
 static int cache_refresh_answer(struct cache_refresh *r, const struct subreq_result *res)
 {
     int64_t now = (int64_t)ev_now(r->loop);
@@ -109,15 +154,8 @@ static int cache_refresh_answer(struct cache_refresh *r, const struct subreq_res
                                          r->stale->body_len, now);
             free(f);
         }
-    } else {
-        struct cache_resp meta;
-        struct cache_cc rcc;
-        cache_cc_init(&rcc);
-        rcc.flags = r->req_flags;
-        cache_meta_of(&meta, h->status, nf, n_new, now, r->cc);
-        if (cache_storable(1, &rcc, r->has_auth, &meta) == CACHE_STORE_OK &&
-            cache_refresh_same_vary(r->stale, nf, n_new))
-            stored = cache_refresh_store(r, h->status, nf, n_new, res->body, res->body_len, now);
+    } else if (r->fill != NULL || cache_refresh_begin(r, h) == 0) {
+        stored = cache_insert(r->cache, r->fill) == 0; /* its body streamed in whole */
     }
     free(nf);
     return stored;
@@ -177,6 +215,7 @@ int cache_refresh_start(struct txn *t, struct cache *c, const struct cfg_cache *
         .cluster = txn_cluster(t, t->route->cluster),
         .worker_id = txn_worker_id(t),
         .timeout_ms = timeout_ms,
+        .body_sink = cache_refresh_sink,
     };
     r->loop = p.loop;
     r->request_time = (int64_t)ev_now(p.loop);
