@@ -47,11 +47,11 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "http/steps/ratelimit_store.h"
 #include "queue/qbackend.h"
 #include "queue/qmd5.h"
 #include "store/store.h"
 #include "store/store_cfg.h"
+#include "store/store_registry.h"
 
 #define QREDIS_KEY_MAX (QUEUE_MAX_NAME + 32)
 #define QREDIS_DEAD_HOLD_MS 60000
@@ -203,7 +203,7 @@ int qredis_receipt_parse(const char *receipt, char id[QREDIS_ID_MAX])
 static struct store *qredis_store(struct qcall *call)
 {
     const struct cfg_store *sc = store_cfg_find(call->cfg, call->q->attrs.store);
-    return sc ? rl_store_get(call->loop, sc) : NULL;
+    return sc ? store_registry_get(call->loop, sc, NULL) : NULL;
 }
 
 /* The errno of a script's answer: 0, -EAGAIN (no answer), -EPROTO. */
@@ -384,7 +384,7 @@ static void qredis_moved(void *arg, enum store_result res, redisReply *r)
 {
     struct qredis_move *mv = arg;
     char ks[QREDIS_KEY_MAX], kv[QREDIS_KEY_MAX], kf[QREDIS_KEY_MAX];
-    if (qredis_result(res, r, "dead-letter copy") < 0 || rl_store_exiting()) {
+    if (qredis_result(res, r, "dead-letter copy") < 0 || store_registry_exiting()) {
         free(mv);
         return;
     }

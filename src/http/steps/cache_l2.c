@@ -15,9 +15,8 @@
  *       (no answer awaited)
  *   purges by tag and prefix: cache_l2_purge.c
  *
- * The store clients are the per-worker ones the rate_limit step made
- * (ratelimit_store.c keeps the registry: one client per store settings per
- * worker). A store outage costs a log line every 10 s per worker and the
+ * The store clients are the worker's shared ones (store/store_registry.c:
+ * one client per store settings per worker). A store outage costs a log line every 10 s per worker and the
  * L2 hits; requests are served from memory and the backend as without L2. */
 #include "http/steps/cache_l2.h"
 
@@ -30,9 +29,9 @@
 #include "cache/cache_cfg.h"
 #include "cache/l2_codec.h"
 #include "core/log.h"
-#include "http/steps/ratelimit_store.h"
 #include "http/txn.h"
 #include "store/store.h"
+#include "store/store_registry.h"
 
 #define L2_PREFIX "weir:cache:"
 #define L2_LOG_EVERY 10.0 /* seconds between outage log lines, per worker */
@@ -76,7 +75,7 @@ static struct http_slice cache_l2_key(struct txn *t, const struct cfg_cache *cc,
 
 static struct store *cache_l2_store(struct txn *t, const struct cfg_cache *cc)
 {
-    return cc->l2_store ? rl_store_get(txn_loop(t), cc->l2_store) : NULL;
+    return cc->l2_store ? store_registry_get(txn_loop(t), cc->l2_store, NULL) : NULL;
 }
 
 /* The variant among the hash's values (HVALS) whose Vary signature is the
@@ -105,7 +104,7 @@ static void cache_l2_del_key(struct ev_loop *loop, struct cache *c, const struct
 static void cache_l2_got(void *arg, enum store_result r, struct redisReply *reply)
 {
     struct cache_l2_get *g = arg;
-    if (rl_store_exiting())
+    if (store_registry_exiting())
         return; /* the worker is ending: its requests are gone */
     struct cache_obj *o = NULL;
     if (r == STORE_OK && reply && reply->type == REDIS_REPLY_ERROR &&

@@ -27,8 +27,8 @@
 #include "cache/cache_cfg.h"
 #include "core/log.h"
 #include "http/steps/cache_l2.h"
-#include "http/steps/ratelimit_store.h"
 #include "store/store.h"
+#include "store/store_registry.h"
 
 #define L2_PURGE_SCAN_COUNT "100"
 
@@ -103,7 +103,7 @@ static void l2_purge_del_all(struct l2_purge *j, const struct redisReply *a)
 static void l2_purge_members(void *arg, enum store_result r, struct redisReply *reply)
 {
     struct l2_purge *j = arg;
-    if (l2_purge_ok(j, r, reply) && !rl_store_exiting()) {
+    if (l2_purge_ok(j, r, reply) && !store_registry_exiting()) {
         l2_purge_del_all(j, reply);
         l2_purge_del(j, j->set_key, strlen(j->set_key));
     }
@@ -115,7 +115,7 @@ static int l2_purge_scan(struct l2_purge *j);
 static void l2_purge_scanned(void *arg, enum store_result r, struct redisReply *reply)
 {
     struct l2_purge *j = arg;
-    if (l2_purge_ok(j, r, reply) && !rl_store_exiting() && reply->type == REDIS_REPLY_ARRAY &&
+    if (l2_purge_ok(j, r, reply) && !store_registry_exiting() && reply->type == REDIS_REPLY_ARRAY &&
         reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[0]->len < sizeof(j->cursor)) {
         l2_purge_del_all(j, reply->element[1]);
@@ -190,7 +190,7 @@ static int l2_purge_plan(struct l2_purge *j, const struct cfg_cache *cc,
 int cache_l2_purge(struct ev_loop *loop, struct cache *c, const struct cfg_cache *cc,
                    enum cache_purge_kind kind, const char *arg, size_t len)
 {
-    struct store *s = cc->l2_store ? rl_store_get(loop, cc->l2_store) : NULL;
+    struct store *s = cc->l2_store ? store_registry_get(loop, cc->l2_store, NULL) : NULL;
     if (s == NULL)
         return cc->l2_store ? -ENOMEM : -ENOENT;
     struct l2_purge *j = calloc(1, sizeof(*j));

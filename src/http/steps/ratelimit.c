@@ -40,6 +40,7 @@
 #include "http/steps/ratelimit_table.h"
 #include "http/txn.h"
 #include "server/config.h"
+#include "store/store_registry.h"
 #include <hiredis/hiredis.h>
 
 #define RL_MAX_LIMITS 8
@@ -776,7 +777,7 @@ static void rl_store_done(void *arg, enum store_result res, struct redisReply *r
     struct rl_req *st = arg;
     const struct rl_limit *l = &st->cfg->limits[st->next];
     st->cmd = NULL;
-    if (rl_store_exiting()) {
+    if (store_registry_exiting()) {
         ev_timer_stop(txn_loop(st->t), &st->timer);
         return; /* the worker is ending: the session frees the request */
     }

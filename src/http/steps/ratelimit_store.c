@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "store/store_registry.h"
 
 /* ---- the scripts (KEYS[1]; ARGV: N, P, B, a unique member, delay) ----
  * Each returns {allowed, remaining, reset_ms, retry_ms, delay_ms}. */
@@ -278,65 +279,6 @@ int rl_store_reply(const struct redisReply *r, const struct rl_params *p, struct
     return 0;
 }
 
-/* ---- the per-worker registry ---- */
-
-#define RL_MAX_STORES 32
-
-struct rl_store_slot {
-    char *name;
-    char *fingerprint;     /* the settings, as text */
-    struct store *store;
-};
-
-struct rl_registry {
-    struct ev_loop *loop;
-    struct rl_store_slot slots[RL_MAX_STORES];
-    size_t n;
-};
-
-static pthread_key_t rl_registry_key;
-static pthread_once_t rl_registry_once = PTHREAD_ONCE_INIT;
-
-static _Thread_local int rl_exiting;
-
-int rl_store_exiting(void)
-{
-    return rl_exiting;
-}
-
-static void rl_registry_free(void *p)
-{
-    struct rl_registry *reg = p;
-    rl_exiting = 1; /* callbacks from store_free below must not resume requests */
-    for (size_t i = 0; i < reg->n; i++) {
-        store_free(reg->slots[i].store);
-        free(reg->slots[i].name);
-        free(reg->slots[i].fingerprint);
-    }
-    free(reg);
-}
-
-static void rl_registry_init(void)
-{
-    pthread_key_create(&rl_registry_key, rl_registry_free);
-}
-
-/* The settings a store client copies, as one string. */
-static char *rl_store_fingerprint(const struct cfg_store *c)
-{
-    char buf[4096];
-    size_t used = (size_t)snprintf(buf, sizeof(buf), "%s|%d|%llu|%llu|%llu|%llu|%s|%s|%u|%u|%u",
-                                   c->name, c->cluster, (unsigned long long)c->connect_timeout_ms,
-                                   (unsigned long long)c->command_timeout_ms,
-                                   (unsigned long long)c->reconnect_base_ms,
-                                   (unsigned long long)c->reconnect_max_ms,
-                                   c->username ? c->username : "", c->password ? c->password : "",
-                                   c->database, c->max_pending, c->max_redirects);
-    for (size_t i = 0; i < c->n_servers && used < sizeof(buf); i++)
-        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "|%s", c->servers[i].address);
-    return strdup(buf);
-}
-
 static void rl_store_ignore(void *arg, enum store_result result, struct redisReply *reply)
 {
 }
@@ -356,41 +298,9 @@ static void rl_store_preload(struct store *s)
 
 struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg)
 {
-    pthread_once(&rl_registry_once, rl_registry_init);
-    struct rl_registry *reg = pthread_getspecific(rl_registry_key);
-    if (reg == NULL) {
-        if ((reg = calloc(1, sizeof(*reg))) == NULL)
-            return NULL;
-        reg->loop = loop;
-        pthread_setspecific(rl_registry_key, reg);
-    }
-    char *fp = rl_store_fingerprint(cfg);
-    if (fp == NULL)
-        return NULL;
-    for (size_t i = reg->n; i-- > 0;) {
-        if (strcmp(reg->slots[i].fingerprint, fp) == 0) {
-            free(fp);
-            return reg->slots[i].store;
-        }
-    }
-    if (reg->n == RL_MAX_STORES) {
-        log_warn("rate_limit: more than %d store settings on one worker since start; not "
-                 "connecting to store %s", RL_MAX_STORES, cfg->name);
-        free(fp);
-        return NULL;
-    }
-    struct rl_store_slot *slot = &reg->slots[reg->n];
-    slot->fingerprint = fp;
-    slot->name = strdup(cfg->name);
-    slot->store = store_new(loop, cfg);
-    if (slot->name == NULL || slot->store == NULL) {
-        store_free(slot->store);
-        free(slot->name);
-        free(fp);
-        *slot = (struct rl_store_slot){ 0 };
-        return NULL;
-    }
-    reg->n++;
-    rl_store_preload(slot->store);
-    return slot->store;
+    int created;
+    struct store *s = store_registry_get(loop, cfg, &created);
+    if (s && created)
+        rl_store_preload(s);
+    return s;
 }

@@ -1,7 +1,6 @@
 /* ratelimit_store: cluster-wide limits in a Redis store (`store: NAME` on a
  * limit): one atomic Lua script per algorithm, run with EVALSHA (EVAL once
- * when Redis answers NOSCRIPT), and the per-worker registry of store
- * clients the rate_limit step uses. */
+ * when Redis answers NOSCRIPT). */
 #ifndef WEIR_HTTP_STEPS_RATELIMIT_STORE_H
 #define WEIR_HTTP_STEPS_RATELIMIT_STORE_H
 
@@ -18,16 +17,10 @@ struct redisReply;
  * scripts compute in Lua numbers (doubles), exact up to 2^53. */
 #define RL_STORE_MAX_UNITS (1ULL << 53)
 
-/* The store client of `cfg` on this worker thread's `loop`, made on first
- * use and shared by every limit naming a store with the same settings (a
- * reload that keeps them keeps the connections). Returns NULL when out of
- * memory. Only from the worker thread owning `loop`. */
+/* The store client of `cfg` on this worker thread's `loop`
+ * (store_registry_get), with the scripts loaded when this call made it.
+ * Only from the worker thread owning `loop`. */
 struct store *rl_store_get(struct ev_loop *loop, const struct cfg_store *cfg);
-
-/* Whether this worker thread is ending: its store clients are being freed
- * and call back every command not yet answered; such a callback must only
- * let go of the request (its loop no longer runs). */
-int rl_store_exiting(void);
 
 /* Sends the decision of one request for `key` (len bytes, already prefixed
  * and hash-tagged by the caller) under limit p: EVALSHA, or EVAL when
