@@ -480,6 +480,16 @@ static int tcp_dir_pending(const struct tcp_dir *d)
     return d->pre_off < d->pre_len || buf_len(&d->buf) || d->in_pipe;
 }
 
+/* The source ended and everything it sent is written: passes the EOF on.
+ * Returns 0 or a negative errno. */
+static int tcp_dir_shut(struct tcp_dir *d)
+{
+    if (!d->shut && shutdown(d->dst, SHUT_WR) == -1 && errno != ENOTCONN)
+        return -errno;
+    d->shut = 1;
+    return 0;
+}
+
 /* Moves what it can in direction d. Returns 1 when bytes moved, 0 when
  * none, a negative errno when the session must end. Leaves want_src /
  * want_dst saying what to wait for. */
@@ -501,10 +511,8 @@ static int tcp_dir_pump(struct tcp_session *s, struct tcp_dir *d)
             continue;
         }
         if (d->eof) {
-            if (!d->shut && shutdown(d->dst, SHUT_WR) == -1 && errno != ENOTCONN)
-                return -errno;
-            d->shut = 1;
-            return moved;
+            int rc = tcp_dir_shut(d);
+            return rc < 0 ? rc : moved;
         }
         n = tcp_dir_fill(s, d);
         if (n == -EAGAIN) {
@@ -517,11 +525,17 @@ static int tcp_dir_pump(struct tcp_session *s, struct tcp_dir *d)
             d->eof = 1;
         moved = 1;
     }
-    /* its turn is over: come back when the loop says so */
+    /* its turn is over: come back when the loop says so (an EOF read in
+     * the last round is passed on now: no event would come back for it) */
     if (tcp_dir_pending(d))
         d->want_dst = 1;
     else if (!d->eof)
         d->want_src = 1;
+    else {
+        int rc = tcp_dir_shut(d);
+        if (rc < 0)
+            return rc;
+    }
     return moved;
 }
 
