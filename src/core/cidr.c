@@ -5,6 +5,7 @@
 #include "core/cidr.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,6 +96,39 @@ int cidr_contains(const struct cidr *net, const struct cidr *addr)
         return 1;
     uint8_t mask = (uint8_t)(0xffu << (8 - rest));
     return (addr->addr[full] & mask) == net->addr[full];
+}
+
+int cidr_list_contains(const struct cidr *nets, size_t n, const struct cidr *addr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cidr_contains(&nets[i], addr))
+            return 1;
+    return 0;
+}
+
+int cidr_from_sockaddr(const struct sockaddr_storage *sa, struct cidr *out)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    memset(out, 0, sizeof(*out));
+    if (sa->ss_family == AF_INET) {
+        out->family = 4;
+        out->prefix = 32;
+        memcpy(out->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->ss_family != AF_INET6)
+        return -EAFNOSUPPORT;
+    const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    if (memcmp(a, mapped, 12) == 0) {
+        out->family = 4;
+        out->prefix = 32;
+        memcpy(out->addr, a + 12, 4);
+    } else {
+        out->family = 6;
+        out->prefix = 128;
+        memcpy(out->addr, a, 16);
+    }
+    return 0;
 }
 
 void cidr_format(const struct cidr *net, char *buf, unsigned size)

@@ -40,42 +40,11 @@ struct l4_waiter {
     uint8_t hdr[PROXY_PROTO_V2_MAX];
 };
 
-/* The address of sa as a one-host network, IPv4-mapped IPv6 as IPv4.
- * Returns 0, or -EAFNOSUPPORT (not IP: never trusted). */
-static int l4_cidr_of(const struct sockaddr_storage *sa, struct cidr *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (sa->ss_family == AF_INET) {
-        out->family = 4;
-        out->prefix = 32;
-        memcpy(out->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return 0;
-    }
-    if (sa->ss_family != AF_INET6)
-        return -EAFNOSUPPORT;
-    const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    if (memcmp(a, mapped, 12) == 0) {
-        out->family = 4;
-        out->prefix = 32;
-        memcpy(out->addr, a + 12, 4);
-    } else {
-        out->family = 6;
-        out->prefix = 128;
-        memcpy(out->addr, a, 16);
-    }
-    return 0;
-}
-
 static int l4_trusted(const struct l4_cfg *c, const struct sockaddr_storage *peer)
 {
     struct cidr a;
-    if (!c || !c->n_trusted || l4_cidr_of(peer, &a) < 0)
-        return 0;
-    for (size_t i = 0; i < c->n_trusted; i++)
-        if (cidr_contains(&c->trusted[i], &a))
-            return 1;
-    return 0;
+    return c && c->n_trusted && cidr_from_sockaddr(peer, &a) == 0 &&
+           cidr_list_contains(c->trusted, c->n_trusted, &a);
 }
 
 /* Unlinks and frees w; closes its fd unless it was handed on (-1). */
@@ -170,11 +139,11 @@ void l4_accept(struct wctx *wc, struct wlistener *wl, int fd, const struct socka
                l4_accept_fn next)
 {
     const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
-    struct l4_worker *lw = l4_worker_of(wc);
     if (!l4_trusted(lst->l4, peer)) {
         next(wc, wl, fd, peer, NULL);
         return;
     }
+    struct l4_worker *lw = l4_worker_of(wc);
     struct l4_waiter *w = lw ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
         close(fd);

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
 
 #include "core/cidr.h"
 
@@ -108,6 +110,46 @@ static void test_parse_addr(void **state)
     assert_int_equal(cidr_parse_addr("localhost", &a), -EINVAL);
 }
 
+static void test_list_contains(void **state)
+{
+    (void)state;
+    struct cidr nets[2] = { net("10.0.0.0/8"), net("2001:db8::/32") }, a;
+    assert_int_equal(cidr_parse_addr("10.1.2.3", &a), 0);
+    assert_int_equal(cidr_list_contains(nets, 2, &a), 1);
+    assert_int_equal(cidr_parse_addr("2001:db8::7", &a), 0);
+    assert_int_equal(cidr_list_contains(nets, 2, &a), 1);
+    assert_int_equal(cidr_list_contains(nets, 1, &a), 0);
+    assert_int_equal(cidr_parse_addr("11.0.0.1", &a), 0);
+    assert_int_equal(cidr_list_contains(nets, 2, &a), 0);
+    assert_int_equal(cidr_list_contains(nets, 0, &a), 0);
+}
+
+static void test_from_sockaddr(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    struct cidr c, want;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    in4->sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.9", &in4->sin_addr);
+    assert_int_equal(cidr_from_sockaddr(&ss, &c), 0);
+    assert_int_equal(cidr_parse("192.0.2.9/32", &want), 0);
+    assert_memory_equal(&c, &want, sizeof(c));
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    in6->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:192.0.2.9", &in6->sin6_addr); /* mapped: IPv4 */
+    assert_int_equal(cidr_from_sockaddr(&ss, &c), 0);
+    assert_memory_equal(&c, &want, sizeof(c));
+    inet_pton(AF_INET6, "2001:db8::1", &in6->sin6_addr);
+    assert_int_equal(cidr_from_sockaddr(&ss, &c), 0);
+    assert_int_equal(cidr_parse("2001:db8::1/128", &want), 0);
+    assert_memory_equal(&c, &want, sizeof(c));
+    ss.ss_family = AF_UNIX;
+    assert_int_equal(cidr_from_sockaddr(&ss, &c), -EAFNOSUPPORT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +158,8 @@ int main(void)
         cmocka_unit_test(test_contains_v4),
         cmocka_unit_test(test_contains_v6_and_mapped),
         cmocka_unit_test(test_parse_addr),
+        cmocka_unit_test(test_list_contains),
+        cmocka_unit_test(test_from_sockaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

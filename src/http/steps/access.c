@@ -133,22 +133,14 @@ static void access_free(void *p)
 
 /* ---- per request ---- */
 
-static int access_in(const struct cidr *nets, size_t n, const struct cidr *addr)
-{
-    for (size_t i = 0; i < n; i++)
-        if (cidr_contains(&nets[i], addr))
-            return 1;
-    return 0;
-}
-
 static enum step_result access_on_request(struct txn *t, const void *cfg, void *state)
 {
     const struct access_cfg *ac = cfg;
     struct cidr addr;
     /* a peer weir cannot read (a unix socket, later) matches no network */
     int known = cidr_parse_addr(txn_client_ip(t), &addr) == 0;
-    int pass = known && !access_in(ac->deny, ac->n_deny, &addr) &&
-               (ac->n_allow == 0 || access_in(ac->allow, ac->n_allow, &addr));
+    int pass = known && !cidr_list_contains(ac->deny, ac->n_deny, &addr) &&
+               (ac->n_allow == 0 || cidr_list_contains(ac->allow, ac->n_allow, &addr));
     if (!known && ac->n_allow == 0 && ac->n_deny > 0)
         pass = 1; /* only a deny list: what it cannot name goes through */
     if (pass)

@@ -721,11 +721,8 @@ static enum step_result cache_purge_request(struct txn *t, const struct cache_st
                                             struct cache_state *st)
 {
     struct cidr addr;
-    int allowed = cidr_parse_addr(txn_client_ip(t), &addr) == 0 && sc->cc->n_purge_allow > 0;
-    size_t i = 0;
-    while (allowed && i < sc->cc->n_purge_allow && !cidr_contains(&sc->cc->purge_allow[i], &addr))
-        i++;
-    if (!allowed || i == sc->cc->n_purge_allow) {
+    if (cidr_parse_addr(txn_client_ip(t), &addr) < 0 ||
+        !cidr_list_contains(sc->cc->purge_allow, sc->cc->n_purge_allow, &addr)) {
         txn_respond(t, 405, cache_purge_fields, 1, "PURGE not allowed\n", 18);
         return STEP_RESPOND;
     }
