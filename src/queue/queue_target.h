@@ -7,6 +7,13 @@
 
 #include "http/target.h"
 
+struct txn;
+
 extern const struct target_type target_queue;
+
+/* Answers the request with `status` and the JSON body {"key": "value"}
+ * (from the transaction's arena): the answers of the queue and publish
+ * targets. */
+void queue_target_answer(struct txn *t, int status, const char *key, const char *value);
 
 #endif

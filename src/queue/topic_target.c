@@ -24,6 +24,7 @@
 #include "http/txn.h"
 #include "queue/qmd5.h"
 #include "queue/queue_metrics.h"
+#include "queue/queue_target.h"
 #include "queue/sqs.h"
 #include "queue/sqs_internal.h"
 #include "queue/topic.h"
@@ -71,21 +72,6 @@ static void topic_target_free(void *target_cfg)
         return;
     free(tt->name);
     free(tt);
-}
-
-/* Answers status with {"key": "value"} from the arena. */
-static void topic_target_answer(struct txn *t, int status, const char *key, const char *value)
-{
-    static const struct http_header ct = {{"Content-Type", 12}, {"application/json", 16}};
-    json_t *j = json_pack("{s:s}", key, value);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    size_t n = text ? strlen(text) : 0;
-    char *body = text ? txn_alloc(t, n + 1) : NULL;
-    if (body)
-        memcpy(body, text, n + 1);
-    free(text);
-    txn_respond(t, status, &ct, 1, body, body ? n : 0);
 }
 
 static int topic_target_attr(json_t *attrs, const char *name, size_t name_len, const char *value,
@@ -191,14 +177,14 @@ static void topic_target_start(struct txn *t, const void *target_cfg)
     const char *what = NULL;
     char id[QUEUE_ID_LEN + 1];
     if (b == NULL) {
-        topic_target_answer(t, 503, "error", "the topic is not available");
+        queue_target_answer(t, 503, "error", "the topic is not available");
         return;
     }
     int status = topic_target_publish(t, tt, b, &what, id);
     if (status == 202)
-        topic_target_answer(t, 202, "MessageId", id);
+        queue_target_answer(t, 202, "MessageId", id);
     else
-        topic_target_answer(t, status, "error", what);
+        queue_target_answer(t, status, "error", what);
 }
 
 const struct target_type target_publish = {
