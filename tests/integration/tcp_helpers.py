@@ -1,6 +1,7 @@
 """Small TCP peers for the tcp-mode tests: an echo backend that records
 what each connection sent, a TLS ClientHello made by Python's ssl module
 (no network), and the tcp listener's YAML."""
+import errno
 import socket
 import ssl
 import struct
@@ -95,7 +96,13 @@ def exchange(port, payload, timeout=IO_TIMEOUT, source=None):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source)
     try:
         s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            # weir may already have closed (and reset, since it left the
+            # payload unread): what recv says next is the answer.
+            if e.errno != errno.ENOTCONN:
+                raise
         out = bytearray()
         while True:
             d = s.recv(65536)
