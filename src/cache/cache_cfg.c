@@ -173,16 +173,7 @@ static int cache_cfg_key(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 
 static int cache_cfg_allow_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
-    struct cfg_cache *c = obj;
-    const char *s;
-    char q[CFG_QUOTE_SIZE];
-    int rc = cfg_text(ctx, v, "a network (CIDR)", &s);
-    if (rc < 0)
-        return rc;
-    if (cidr_parse(s, &c->purge_allow[i]) < 0)
-        return cfg_fail(ctx, v, "bad network %s (expected an address, optionally with /PREFIX, "
-                                "its bits after the prefix zero)", cfg_quote(s, q));
-    return 0;
+    return cfg_parse_network(ctx, v, &((struct cfg_cache *)obj)->purge_allow[i]);
 }
 
 static int cache_cfg_allow(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)

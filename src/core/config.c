@@ -45,6 +45,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/cidr.h"
 #include "core/config_parse.h"
 #include "core/units.h"
 
@@ -569,6 +570,36 @@ int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out,
 }
 
 /* Parses an address into *addr / *len and a copy of its text into *text. */
+int cfg_dup_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **out)
+{
+    const char *s;
+    int rc = cfg_text(ctx, node, what, &s);
+    if (rc < 0)
+        return rc;
+    free(*out);
+    *out = NULL;
+    return cfg_strdup(ctx, s, out);
+}
+
+int cfg_parse_network(struct cfg_ctx *ctx, const yaml_node_t *node, struct cidr *out)
+{
+    const char *s;
+    char q[CFG_QUOTE_SIZE];
+    int rc = cfg_text(ctx, node, "a network (CIDR)", &s);
+    if (rc < 0)
+        return rc;
+    rc = cidr_parse(s, out);
+    if (rc == -EDOM)
+        return cfg_fail(ctx, node, "network %s has bits set after its prefix length (write the "
+                                   "network's first address, or the address alone for one host)",
+                        cfg_quote(s, q));
+    if (rc < 0)
+        return cfg_fail(ctx, node, "bad network %s (expected an IPv4 or IPv6 address, optionally "
+                                   "with /PREFIX: 10.0.0.0/8, 2001:db8::/32, 127.0.0.1)",
+                        cfg_quote(s, q));
+    return 0;
+}
+
 int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what,
                              char **text, struct sockaddr_storage *addr, socklen_t *len)
 {

@@ -109,6 +109,8 @@ int cfg_scalar(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, c
 int cfg_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char **out);
 bool cfg_is_null(const yaml_node_t *node);
 int cfg_strdup(struct cfg_ctx *ctx, const char *s, char **out);
+/* A text value copied into *out, replacing (and freeing) what was there. */
+int cfg_dup_text(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **out);
 bool cfg_is_token(const char *s);
 const char *cfg_join(const char *const *names, size_t n, char *buf, size_t size);
 int cfg_parse_enum(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, const char *const *names, size_t n, int *out);
@@ -120,6 +122,10 @@ int cfg_list_new(struct cfg_ctx *ctx, yaml_node_t *node, const struct cfg_list *
 int cfg_list_each(struct cfg_ctx *ctx, yaml_node_t *node, cfg_item_fn fn, void *obj);
 int cfg_parse_name(struct cfg_ctx *ctx, const yaml_node_t *node, char **out, struct cfg_mark *mark);
 int cfg_parse_address(struct cfg_ctx *ctx, const yaml_node_t *node, const char *what, char **text, struct sockaddr_storage *addr, socklen_t *len);
+struct cidr;
+/* A network ("10.0.0.0/8", "2001:db8::/32") or one address, as core/cidr.c
+ * reads it; a network with bits set after its prefix is refused. */
+int cfg_parse_network(struct cfg_ctx *ctx, const yaml_node_t *node, struct cidr *out);
 
 /* Reads the file a configuration value names (relative to the directory
  * of the configuration file) into a new NUL-terminated buffer (*out, the

@@ -125,21 +125,7 @@ int l4_cfg_parse_sni(struct cfg_ctx *ctx, yaml_node_t *v, void *listener)
 
 static int l4_parse_trusted(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
-    const char *s;
-    char q[CFG_QUOTE_SIZE];
-    int rc = cfg_text(ctx, v, "a network (CIDR)", &s);
-    if (rc < 0)
-        return rc;
-    rc = cidr_parse(s, &((struct l4_cfg *)obj)->trusted[i]);
-    if (rc == -EDOM)
-        return cfg_fail(ctx, v, "network %s has bits set after its prefix length (write the "
-                                "network's first address, or the address alone for one host)",
-                        cfg_quote(s, q));
-    if (rc < 0)
-        return cfg_fail(ctx, v, "bad network %s (expected an IPv4 or IPv6 address, optionally "
-                                "with /PREFIX: 10.0.0.0/8, 2001:db8::/32, 127.0.0.1)",
-                        cfg_quote(s, q));
-    return 0;
+    return cfg_parse_network(ctx, v, &((struct l4_cfg *)obj)->trusted[i]);
 }
 
 int l4_cfg_parse_accept_proxy(struct cfg_ctx *ctx, yaml_node_t *v, void *listener)

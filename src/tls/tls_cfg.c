@@ -36,17 +36,6 @@ static int tls_cfg_file(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, c
     return cfg_read_near(ctx, v, path, TLS_MAX_FILE_BYTES, out, len);
 }
 
-static int tls_cfg_string(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, char **out)
-{
-    const char *s;
-    int rc = cfg_text(ctx, v, what, &s);
-    if (rc < 0)
-        return rc;
-    free(*out);
-    *out = NULL;
-    return cfg_strdup(ctx, s, out);
-}
-
 /* ---- listener ------------------------------------------------------------ */
 
 struct tls_cfg_server {
@@ -138,12 +127,12 @@ static int tls_cfg_server_version(struct cfg_ctx *ctx, yaml_node_t *v, void *obj
 
 static int tls_cfg_server_ciphers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return tls_cfg_string(ctx, v, "'ciphers'", &((struct tls_cfg_server *)obj)->o.ciphers);
+    return cfg_dup_text(ctx, v, "'ciphers'", &((struct tls_cfg_server *)obj)->o.ciphers);
 }
 
 static int tls_cfg_server_suites(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return tls_cfg_string(ctx, v, "'ciphersuites'", &((struct tls_cfg_server *)obj)->o.ciphersuites);
+    return cfg_dup_text(ctx, v, "'ciphersuites'", &((struct tls_cfg_server *)obj)->o.ciphersuites);
 }
 
 static int tls_cfg_client_ca(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -245,12 +234,12 @@ static int tls_cfg_up_verify(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 
 static int tls_cfg_up_sni(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return tls_cfg_string(ctx, v, "'sni'", &((struct tls_cfg_client *)obj)->o.sni);
+    return cfg_dup_text(ctx, v, "'sni'", &((struct tls_cfg_client *)obj)->o.sni);
 }
 
 static int tls_cfg_up_verify_name(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return tls_cfg_string(ctx, v, "'verify_name'", &((struct tls_cfg_client *)obj)->o.verify_name);
+    return cfg_dup_text(ctx, v, "'verify_name'", &((struct tls_cfg_client *)obj)->o.verify_name);
 }
 
 static int tls_cfg_up_version(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -260,7 +249,7 @@ static int tls_cfg_up_version(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 
 static int tls_cfg_up_ciphers(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return tls_cfg_string(ctx, v, "'ciphers'", &((struct tls_cfg_client *)obj)->o.ciphers);
+    return cfg_dup_text(ctx, v, "'ciphers'", &((struct tls_cfg_client *)obj)->o.ciphers);
 }
 
 static const struct cfg_key tls_cfg_client_keys[] = {

@@ -147,17 +147,6 @@ int cluster_cfg_parse_failures(struct cfg_ctx *ctx, yaml_node_t *v, const char *
     return 0;
 }
 
-static int cluster_cfg_dup_scalar(struct cfg_ctx *ctx, yaml_node_t *v, const char *what, char **out)
-{
-    const char *s;
-    int rc = cfg_text(ctx, v, what, &s);
-    if (rc < 0)
-        return rc;
-    free(*out);
-    *out = NULL;
-    return cfg_strdup(ctx, s, out);
-}
-
 /* ---- cluster.health_check ------------------------------------------------ */
 
 static int cluster_cfg_hc_type(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -169,7 +158,7 @@ static int cluster_cfg_hc_type(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static int cluster_cfg_hc_path(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_health_check *hc = obj;
-    int rc = cluster_cfg_dup_scalar(ctx, v, "health check path", &hc->path);
+    int rc = cfg_dup_text(ctx, v, "health check path", &hc->path);
     if (rc == 0 && hc->path[0] != '/')
         return cfg_fail(ctx, v, "health check path must start with '/'");
     for (const char *p = hc->path; rc == 0 && *p; p++)
@@ -181,7 +170,7 @@ static int cluster_cfg_hc_path(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static int cluster_cfg_hc_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_health_check *hc = obj;
-    int rc = cluster_cfg_dup_scalar(ctx, v, "health check method", &hc->method);
+    int rc = cfg_dup_text(ctx, v, "health check method", &hc->method);
     if (rc == 0 && !cfg_is_token(hc->method))
         return cfg_fail(ctx, v, "health check method must be a token like GET or HEAD");
     return rc;
@@ -190,7 +179,7 @@ static int cluster_cfg_hc_method(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 static int cluster_cfg_hc_host(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_health_check *hc = obj;
-    int rc = cluster_cfg_dup_scalar(ctx, v, "health check host", &hc->host);
+    int rc = cfg_dup_text(ctx, v, "health check host", &hc->host);
     for (const char *p = hc->host; rc == 0 && *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '/')
             return cfg_fail(ctx, v, "health check host must be a host name, optionally with :port");
@@ -204,7 +193,7 @@ static int cluster_cfg_hc_status(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 
 static int cluster_cfg_hc_body(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    return cluster_cfg_dup_scalar(ctx, v, "expect_body", &((struct cfg_health_check *)obj)->expect_body);
+    return cfg_dup_text(ctx, v, "expect_body", &((struct cfg_health_check *)obj)->expect_body);
 }
 
 static const struct cfg_key cluster_cfg_hc_keys[] = {

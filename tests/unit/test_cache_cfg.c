@@ -129,8 +129,8 @@ static void test_errors(void **state)
              "weir.yaml:9:27: 'Cache-Control' cannot be a targeted cache field (name one such as "
              "CDN-Cache-Control or Surrogate-Control)");
     load_err("", "  - { name: e, purge: { allow: [10.0.0.1/8] } }\n",
-             "weir.yaml:9:33: bad network '10.0.0.1/8' (expected an address, optionally with "
-             "/PREFIX, its bits after the prefix zero)");
+             "weir.yaml:9:33: network '10.0.0.1/8' has bits set after its prefix length (write "
+             "the network's first address, or the address alone for one host)");
     load_err("", "  - { name: e, l2: { store: shred } }\n",
              "weir.yaml:9:29: cache l2 names store 'shred' which is not defined under 'stores'");
     load_err("", "  - { name: e, key: { cookies: [\"a=b\"] } }\n",

@@ -40,33 +40,14 @@ static const struct http_header access_headers[] = {
 
 /* ---- configuration ---- */
 
-static int access_parse_network(struct cfg_ctx *ctx, yaml_node_t *v, struct cidr *out)
-{
-    const char *s;
-    char q[CFG_QUOTE_SIZE];
-    int rc = cfg_text(ctx, v, "a network (CIDR)", &s);
-    if (rc < 0)
-        return rc;
-    rc = cidr_parse(s, out);
-    if (rc == -EDOM)
-        return cfg_fail(ctx, v, "network %s has bits set after its prefix length (write the "
-                                "network's first address, or the address alone for one host)",
-                        cfg_quote(s, q));
-    if (rc < 0)
-        return cfg_fail(ctx, v, "bad network %s (expected an IPv4 or IPv6 address, optionally "
-                                "with /PREFIX: 10.0.0.0/8, 2001:db8::/32, 127.0.0.1)",
-                        cfg_quote(s, q));
-    return 0;
-}
-
 static int access_parse_allow_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
-    return access_parse_network(ctx, v, &((struct access_cfg *)obj)->allow[i]);
+    return cfg_parse_network(ctx, v, &((struct access_cfg *)obj)->allow[i]);
 }
 
 static int access_parse_deny_item(struct cfg_ctx *ctx, yaml_node_t *v, void *obj, size_t i)
 {
-    return access_parse_network(ctx, v, &((struct access_cfg *)obj)->deny[i]);
+    return cfg_parse_network(ctx, v, &((struct access_cfg *)obj)->deny[i]);
 }
 
 static int access_parse_allow(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
