@@ -163,7 +163,7 @@ def test_queue_through_three_with_one_killed(fleet, cluster, tmp_path):
     empty = {"ApproximateNumberOfMessages": 0, "ApproximateNumberOfMessagesNotVisible": 0,
              "ApproximateNumberOfMessagesDelayed": 0}
     wait_until(lambda: sqs_result(sqs_run(sqs_ports[0], "count", "jobs")) == empty,
-               timeout=300, interval=0.5, what="the queue empty")
+               timeout=120, interval=0.5, what="the queue empty")
     open(stop, "w").close()
     consumed = [sqs_result(p) for p in consumers]
 
