@@ -198,9 +198,10 @@ def sc_produce(c, queue, n, prefix, progress):
 def sc_consume_until(c, queue, threads, visibility, stop_file, progress):
     """Consumers on `threads` threads: receive up to 10 (VisibilityTimeout
     `visibility`), delete each one, append its body to the file `progress`;
-    once `stop_file` exists, end after three empty or failed polls in a row.
-    Prints every receive as [body, delete acknowledged] and the errors
-    (expected only when weir is killed)."""
+    once `stop_file` exists, end after three empty or failed polls in a row
+    (or after 10 minutes whatever happens, should the test be gone). Prints
+    every receive as [body, delete acknowledged] and the errors (expected
+    only when weir is killed)."""
     import os
     import time
     url, lock = url_of(c, queue), threading.Lock()
@@ -208,8 +209,8 @@ def sc_consume_until(c, queue, threads, visibility, stop_file, progress):
     f = open(progress, "a")
 
     def run():
-        cl, idle = client(sys.argv[1]), 0
-        while not (idle >= 3 and os.path.exists(stop_file)):
+        cl, idle, deadline = client(sys.argv[1]), 0, time.monotonic() + 600
+        while not (idle >= 3 and os.path.exists(stop_file)) and time.monotonic() < deadline:
             try:
                 ms = cl.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                         VisibilityTimeout=int(visibility)).get("Messages", [])

@@ -120,6 +120,23 @@ def sqs_run(port, scenario, *args):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.fixture
+def sqs_clients():
+    """start(port, scenario, *args) -> a running boto3 client; killed at
+    teardown if still running (a failed test leaves none behind)."""
+    started = []
+
+    def start(port, scenario, *args):
+        p = sqs_run(port, scenario, *args)
+        started.append(p)
+        return p
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+
+
 def sqs_result(p, timeout=600):
     out, err = p.communicate(timeout=timeout)
     assert p.returncode == 0, "client failed:\n%s\n%s" % (out, err)
@@ -135,7 +152,7 @@ def lines(path):
 
 
 @pytest.mark.skipif(BOTO_PYTHON is None, reason="no python3 with boto3 on PATH")
-def test_queue_through_three_with_one_killed(fleet, cluster, tmp_path):
+def test_queue_through_three_with_one_killed(fleet, cluster, tmp_path, sqs_clients):
     """Producers and consumers through all three instances; the third gets
     kill -9 mid-run. At-least-once: every acknowledged send is received and
     its deletion done; a message is received again only when a receive of it
@@ -147,10 +164,10 @@ def test_queue_through_three_with_one_killed(fleet, cluster, tmp_path):
     assert before == [200] * 30
     stop = str(tmp_path / "stop")
     progress = [str(tmp_path / ("acked%d" % i)) for i in range(3)]
-    producers = [sqs_run(p, "produce", "jobs", n, "w%d" % i, progress[i])
+    producers = [sqs_clients(p, "produce", "jobs", n, "w%d" % i, progress[i])
                  for i, p in enumerate(sqs_ports)]
     took = [str(tmp_path / ("took%d" % i)) for i in range(3)]
-    consumers = [sqs_run(p, "consume_until", "jobs", 2, 10, stop, took[i])
+    consumers = [sqs_clients(p, "consume_until", "jobs", 2, 10, stop, took[i])
                  for i, p in enumerate(sqs_ports)]
     victim = weirs[2]
     wait_until(lambda: len(lines(progress[2])) >= n // 3 and lines(took[2]), timeout=300,
