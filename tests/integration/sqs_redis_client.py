@@ -174,6 +174,74 @@ def sc_count(c, queue):
     return {k: int(a[k]) for k in a if k.startswith("ApproximateNumber")}
 
 
+def sc_produce(c, queue, n, prefix, progress):
+    """Sends PREFIX-0 .. PREFIX-(n-1) one at a time, each body appended to
+    the file `progress` once acknowledged; stops at the first failure (its
+    weir was killed): prints the bodies attempted and acknowledged."""
+    url, out = url_of(c, queue), {"attempted": [], "acked": [], "error": None}
+    with open(progress, "a") as f:
+        for i in range(int(n)):
+            body = "%s-%d" % (prefix, i)
+            out["attempted"].append(body)
+            try:
+                r = c.send_message(QueueUrl=url, MessageBody=body)
+            except Exception as e:  # not acknowledged: may or may not be stored
+                out["error"] = repr(e)
+                break
+            assert r["MD5OfMessageBody"] == md5(body), r
+            out["acked"].append(body)
+            f.write(body + "\n")
+            f.flush()
+    return out
+
+
+def sc_consume_until(c, queue, threads, visibility, stop_file, progress):
+    """Consumers on `threads` threads: receive up to 10 (VisibilityTimeout
+    `visibility`), delete each one, append its body to the file `progress`;
+    once `stop_file` exists, end after three empty or failed polls in a row
+    (or after 10 minutes whatever happens, should the test be gone). Prints
+    every receive as [body, delete acknowledged] and the errors (expected
+    only when weir is killed)."""
+    import os
+    import time
+    url, lock = url_of(c, queue), threading.Lock()
+    out = {"receives": [], "errors": []}
+    f = open(progress, "a")
+
+    def run():
+        cl, idle, deadline = client(sys.argv[1]), 0, time.monotonic() + 600
+        while not (idle >= 3 and os.path.exists(stop_file)) and time.monotonic() < deadline:
+            try:
+                ms = cl.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                        VisibilityTimeout=int(visibility)).get("Messages", [])
+            except Exception as e:
+                with lock:
+                    out["errors"].append(repr(e))
+                idle += 1
+                time.sleep(0.2)
+                continue
+            idle = 0 if ms else idle + 1
+            for m in ms:
+                try:
+                    cl.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                    ok = True
+                except Exception as e:
+                    ok = False
+                    with lock:
+                        out["errors"].append(repr(e))
+                with lock:
+                    out["receives"].append([m["Body"], ok])
+                    f.write(m["Body"] + "\n")
+                    f.flush()
+    ts = [threading.Thread(target=run) for _ in range(int(threads))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(600)
+    f.close()
+    return out
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import free_port, wait_until
 from test_queue import BOTO_PYTHON
-from test_store import Cluster, RedisServer
+from redis_helpers import Cluster, RedisServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "sqs_redis_client.py")

@@ -352,7 +352,7 @@ def test_store_unresponsive_times_out(weir_factory, recording_backend, redis_ser
 def test_store_redis_cluster(weir_factory, recording_backend):
     """Two instances over a real 3-node Redis Cluster: each key's limit is one
     limit, whichever node owns the key's slot."""
-    from test_store import Cluster
+    from redis_helpers import Cluster
     cluster = Cluster()
     try:
         b = recording_backend()

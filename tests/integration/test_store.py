@@ -8,16 +8,14 @@ killed (directory removed) by the fixture that started it."""
 import os
 import queue
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
-import redis
 
-from conftest import IO_TIMEOUT, SANITIZER_MARKERS, WEIR_BIN, free_port, wait_port, wait_until
+from conftest import IO_TIMEOUT, SANITIZER_MARKERS, WEIR_BIN, free_port, wait_until
+from redis_helpers import Cluster, RedisServer
 
 PROBE_BIN = os.environ.get("WEIR_STORE_PROBE",
                            os.path.join(os.path.dirname(WEIR_BIN), "store_probe"))
@@ -141,38 +139,6 @@ class Probe:
             self.proc.wait()
         if not self.err.closed:
             self.err.close()
-
-
-class RedisServer:
-    def __init__(self, port=None, extra=(), cluster=False, directory=None):
-        self.port = port or free_port()
-        self.own_dir = directory is None
-        self.dir = directory or tempfile.mkdtemp(prefix="weir-store-")
-        self.args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--loglevel", "warning",
-                     "--enable-debug-command", "yes", "--dir", self.dir] + list(extra)
-        if cluster:
-            self.args += ["--cluster-enabled", "yes", "--cluster-config-file",
-                          "nodes-%d.conf" % self.port, "--cluster-node-timeout", "5000"]
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_port(self.port, self.proc, what="redis-server")
-
-    def client(self, **kw):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=IO_TIMEOUT, **kw)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def cleanup(self):
-        self.stop()
-        if self.own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -344,75 +310,6 @@ def test_free_with_commands_in_flight(servers, probes):
 
 
 # ---- Redis Cluster -------------------------------------------------------------
-
-
-def cluster_port():
-    """A free port whose cluster bus port (port + 10000) is free and valid too."""
-    import socket
-    for _ in range(200):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise AssertionError("no free port pair for a cluster node")
-
-
-class Cluster:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="weir-store-cluster-")
-        self.nodes = []
-        try:
-            for _ in range(3):
-                self.nodes.append(RedisServer(port=cluster_port(), cluster=True,
-                                              directory=self.dir))
-            subprocess.run(["redis-cli", "--cluster", "create"] +
-                           ["127.0.0.1:%d" % n.port for n in self.nodes] +
-                           ["--cluster-replicas", "0", "--cluster-yes"],
-                           check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=60)
-            for n in self.nodes:
-                wait_until(lambda: n.client().cluster("info")["cluster_state"] == "ok",
-                           timeout=30, what="cluster_state:ok on %d" % n.port)
-            self.ids = {n.port: n.client().execute_command("CLUSTER", "MYID").decode()
-                        for n in self.nodes}
-        except Exception:
-            self.stop()
-            raise
-
-    def seeds_yaml(self, extra=""):
-        return "  - { name: c, cluster: [%s]%s }\n" % (
-            ", ".join("127.0.0.1:%d" % n.port for n in self.nodes), extra)
-
-    def slot(self, key):
-        return self.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key)
-
-    def owner(self, slot):
-        for start, end, primary, *_ in self.nodes[0].client().execute_command("CLUSTER", "SLOTS"):
-            if start <= slot <= end:
-                port = primary[1]
-                return next(n for n in self.nodes if n.port == port)
-        raise AssertionError("slot %d not covered" % slot)
-
-    def errorstat(self, node, name):
-        raw = node.client().execute_command("INFO", "errorstats")
-        if isinstance(raw, bytes):
-            raw = raw.decode()
-        if isinstance(raw, dict):
-            raw = "\n".join("%s:%s" % kv for kv in raw.items())
-        m = re.search(r"errorstat_%s:count=(\d+)" % name, str(raw))
-        return int(m.group(1)) if m else 0
-
-    def stop(self):
-        for n in self.nodes:
-            n.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
