@@ -9,7 +9,8 @@
  *                  └─ topology changed? one server_rebuild for all of it
  *
  * Metrics read each period: queue_visible from the weir queue named (its
- * visible count), in_flight from the cluster's endpoints (requests in
+ * visible count; for a queue kept in Redis the store's count, asked for
+ * one period ahead), in_flight from the cluster's endpoints (requests in
  * flight, all workers), latency_p95 from the cluster's
  * weir_upstream_response_seconds histogram (what was observed since the
  * last period, interpolated in its bucket), cpu from /proc/PID/stat of the
@@ -233,6 +234,51 @@ static void autoscale_track_snapshots(struct autoscale *as)
 
 /* ---- readings ---- */
 
+static void autoscale_queue_counted(struct qcall *call)
+{
+    struct autoscale_scaler *sc = call->arg;
+    if (call->rc == 0) {
+        sc->qcount_visible = call->counts[0];
+        sc->qcount_have = 1;
+    } else if (sc->qcount_have) {
+        log_warn("autoscale: cluster %s: queue %s: its store did not answer the count (%s); "
+                 "queue_visible is not read until it does",
+                 sc->name, call->q->name, strerror(-call->rc));
+        sc->qcount_have = 0;
+    }
+    queue_put(call->q);
+    call->q = NULL;
+}
+
+/* A queue kept in Redis: its counts are in the store, asked for on this
+ * (the main) thread's own client of it, one call at a time. The reading
+ * is the last answer (one period old at most); none before the first.
+ * Takes over the reference to q. */
+static void autoscale_count_shared(struct autoscale_scaler *sc, struct queue *q)
+{
+    struct qcall *call = &sc->qcount;
+    if (call->busy) {
+        queue_put(q);
+        return;
+    }
+    call->q = q;
+    call->loop = sc->as->loop;
+    call->cfg = sc->root;
+    call->done = autoscale_queue_counted;
+    call->arg = sc;
+    qbackend_of(q)->counts(call);
+}
+
+/* Ends a count still out (the scaler goes). */
+static void autoscale_count_cancel(struct autoscale_scaler *sc)
+{
+    if (!sc->qcount.busy)
+        return;
+    qcall_cancel(&sc->qcount);
+    queue_put(sc->qcount.q);
+    sc->qcount.q = NULL;
+}
+
 static void autoscale_read_queue(struct autoscale_scaler *sc, struct autoscale_reading *r)
 {
     struct qbroker *b = sqs_snapshot_broker(sc->as->srv->snap);
@@ -246,6 +292,12 @@ static void autoscale_read_queue(struct autoscale_scaler *sc, struct autoscale_r
         return;
     }
     sc->queue_missing_logged = 0;
+    if (qbackend_of(q)->shared) {
+        autoscale_count_shared(sc, q);
+        r->present = sc->qcount_have;
+        r->value = (double)sc->qcount_visible;
+        return;
+    }
     size_t visible, inflight, delayed;
     queue_counts(q, &visible, &inflight, &delayed);
     queue_put(q);
@@ -526,6 +578,7 @@ static struct autoscale_scaler *autoscale_scaler_new(struct autoscale *as, struc
 
 static void autoscale_scaler_free(struct autoscale_scaler *sc)
 {
+    autoscale_count_cancel(sc);
     for (size_t i = 0; i < sc->n_inst; i++)
         autoscale_instance_free(sc->inst[i]);
     free(sc->inst);

@@ -17,6 +17,7 @@
 #include "autoscale/decide.h"
 #include "core/config_parse.h"
 #include "core/metrics.h"
+#include "queue/qbackend.h"
 
 struct server;
 struct snapshot;
@@ -90,6 +91,11 @@ struct autoscale_scaler {
     unsigned restarts; /* weir_autoscale_restarts_total, this scaler's */
     int crash_loop;    /* an instance crashed AUTOSCALE_CRASH_LOOP times in a row */
     int queue_missing_logged;
+    /* queue_visible of a queue kept in Redis: read by a counts call on
+     * this loop's store client; the decision uses the last answer */
+    struct qcall qcount;
+    size_t qcount_visible;
+    int qcount_have;
     struct metric_series *m_restarts;
     struct metric_series *m_decisions[AUTOSCALE_DIRECTION_COUNT][AUTOSCALE_REASON_COUNT];
     int gone; /* the cluster left the configuration: stop everything */

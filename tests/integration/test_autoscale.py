@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from conftest import WEIR_DEMO_BIN, free_port, wait_port, wait_until
+from redis_helpers import RedisServer
 
 SLOW = 30  # bound for waits that span several periods and windows
 
@@ -26,7 +27,8 @@ def ports_range():
     return "%d-%d" % (base, base + 39)
 
 
-def as_config(tmp_path, port, aport, sport, autoscale, extra_cluster="", routes=None):
+def as_config(tmp_path, port, aport, sport, autoscale, extra_cluster="", routes=None,
+              queues="queues:\n  - name: jobs\n"):
     data = tmp_path / "data"
     routes = routes or ("      - match: { path: /enqueue }\n"
                         "        queue: jobs\n"
@@ -36,14 +38,14 @@ def as_config(tmp_path, port, aport, sport, autoscale, extra_cluster="", routes=
         "drain_timeout: 10s\n"
         "log: { level: info, access: off }\n"
         "data_dir: %s\n"
-        "queues:\n  - name: jobs\n"
+        "%s"
         "listeners:\n"
         "  - name: web\n    listen: 127.0.0.1:%d\n    routes:\n%s"
         "  - name: sqs\n    listen: 127.0.0.1:%d\n    protocol: sqs\n"
         "clusters:\n"
         "  - name: app\n%s"
         "    autoscale:\n%s"
-        "admin: { listen: 127.0.0.1:%d }\n" % (data, port, routes, sport, extra_cluster,
+        "admin: { listen: 127.0.0.1:%d }\n" % (data, queues, port, routes, sport, extra_cluster,
                                               "".join("      " + l + "\n" for l in autoscale), aport))
 
 
@@ -436,3 +438,28 @@ def test_scale_to_zero_and_back_from_zero_on_the_queue(autoscaled):
     e.sqs("PurgeQueue")
     wait_until(lambda: e.state()["instances"] == [], SLOW, what="back to zero")
     assert "reason to_zero" in e.w.errlog()
+
+
+def test_queue_kept_in_redis_is_read_from_the_store(autoscaled):
+    """queue_visible of a queue kept in Redis is the store's count (weir's
+    own memory has none of its messages)."""
+    rs = RedisServer()
+    try:
+        e = autoscaled([demo_cmd(), "ports: %s" % ports_range(), "min: 1", "max: 3",
+                        "period: 100ms", "stabilization: { down: 1s }", "grace: 5s",
+                        "metrics: { queue_visible: { queue: jobs, target: 5 } }"],
+                       queues="stores:\n  - { name: shared, redis: 127.0.0.1:%d }\n"
+                              "queues:\n  - { name: jobs, backend: { store: shared } }\n"
+                              % rs.port,
+                       routes="      - cluster: app\n")
+        wait_until(lambda: len(e.ready()) == 1, SLOW, what="min instances")
+        for i in range(40):
+            e.sqs("SendMessage", MessageBody="job%d" % i)
+        assert rs.client().xlen("{weir:q:jobs}:s") == 40
+        wait_until(lambda: len(e.ready()) == 3, SLOW, what="3 ready instances")
+        assert e.state()["last_decision"]["inputs"]["queue_visible"]["value"] >= 15
+        e.sqs("PurgeQueue")
+        wait_until(lambda: len(e.state()["instances"]) == 1, SLOW, what="scale in to min")
+        assert e.state()["last_decision"]["inputs"]["queue_visible"]["value"] == 0
+    finally:
+        rs.cleanup()
