@@ -21,6 +21,7 @@
 
 #include "core/metrics.h"
 #include "queue/queue.h"
+#include "queue/qbackend.h"
 
 static const struct metric_family qm_family_sent = {
     .name = "weir_queue_sent_total",
@@ -124,6 +125,8 @@ static void qm_collect_one(void *arg, struct queue *q)
     struct metrics_out *out = arg;
     size_t n[3];
     static const char *const states[3] = {"visible", "in_flight", "delayed"};
+    if (qbackend_of(q)->shared)
+        return; /* its messages are in the store, not here: no series rather than zeros */
     queue_counts(q, &n[0], &n[1], &n[2]);
     for (int i = 0; i < 3; i++) {
         const char *v[] = {q->name, states[i]};

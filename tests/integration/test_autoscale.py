@@ -458,6 +458,9 @@ def test_queue_kept_in_redis_is_read_from_the_store(autoscaled):
         assert rs.client().xlen("{weir:q:jobs}:s") == 40
         wait_until(lambda: len(e.ready()) == 3, SLOW, what="3 ready instances")
         assert e.state()["last_decision"]["inputs"]["queue_visible"]["value"] >= 15
+        # the scrape cannot ask Redis: no series rather than a wrong 0
+        metrics = requests.get("http://127.0.0.1:%d/metrics" % e.aport, timeout=10).text
+        assert 'weir_queue_messages{queue="jobs"' not in metrics
         e.sqs("PurgeQueue")
         wait_until(lambda: len(e.state()["instances"]) == 1, SLOW, what="scale in to min")
         assert e.state()["last_decision"]["inputs"]["queue_visible"]["value"] == 0
