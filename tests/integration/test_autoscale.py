@@ -287,6 +287,11 @@ def test_crashing_instance_is_restarted_with_backoff_and_counted(autoscaled, tmp
     assert len(runs) >= 3  # started again each time, not just counted
     # never added to the cluster: requests get 503, not a dead endpoint
     assert requests.get("http://127.0.0.1:%d/" % e.port, timeout=10).status_code == 503
+    assert not s["crash_loop"]
+    # the fifth failure in a row (after 4 + 8 s more of backoff) is reported
+    e.w.wait_log(r"instance 1 is in a crash loop \(5 failures in a row\)", timeout=SLOW)
+    assert e.state()["crash_loop"]
+    assert len((tmp_path / "runs").read_text().splitlines()) >= 5
 
 
 def test_admin_api_changes_min_max_and_pauses(autoscaled):
