@@ -477,7 +477,9 @@ int admin_apply(struct admin *a, char *err, size_t err_size)
         snprintf(err, err_size, "admin: out of memory");
         return -ENOMEM;
     }
-    int fd = net_listen((const struct sockaddr *)&ac->addr, ac->addrlen, 128);
+    int fd = net_listen_check((const struct sockaddr *)&ac->addr, ac->addrlen);
+    if (fd == 0)
+        fd = net_listen((const struct sockaddr *)&ac->addr, ac->addrlen, 128);
     if (fd < 0) {
         snprintf(err, err_size, "%s:%d:%d: admin: cannot listen on %s: %s", a->srv->snap->cfg->path,
                  ac->listen_mark.line, ac->listen_mark.col, ac->listen, strerror(-fd));

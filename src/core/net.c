@@ -28,6 +28,20 @@ int net_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog)
     return fd;
 }
 
+int net_listen_check(const struct sockaddr *addr, socklen_t addrlen)
+{
+    int one = 1;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    int rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        bind(fd, addr, addrlen) == -1)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 int net_connect(const struct sockaddr *addr, socklen_t addrlen)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

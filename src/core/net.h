@@ -8,6 +8,12 @@
 /* A non-blocking listening socket bound to addr with SO_REUSEADDR and
  * SO_REUSEPORT (so each worker can own one), backlog `backlog`. */
 int net_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog);
+/* Whether addr is free for this process to take: binds a socket without
+ * SO_REUSEPORT there and closes it. SO_REUSEPORT would let a second
+ * process (weir started twice, the same user) share a port silently and
+ * take half its connections; this check makes that -EADDRINUSE. Returns 0
+ * or a negative errno. Only for addresses this process does not hold. */
+int net_listen_check(const struct sockaddr *addr, socklen_t addrlen);
 /* Starts a non-blocking connect with TCP_NODELAY. Returns the fd; the
  * connect may still be in progress (check with net_connect_result). */
 int net_connect(const struct sockaddr *addr, socklen_t addrlen);

@@ -351,7 +351,9 @@ static int server_open_sock(struct server *srv, const struct cfg *cfg, const str
     for (unsigned w = 0; w < srv->n_workers; w++)
         ls->fds[w] = -1;
     for (unsigned w = 0; w < srv->n_workers; w++) {
-        int fd = net_listen((const struct sockaddr *)&l->addr, l->addrlen, SERVER_BACKLOG);
+        int fd = w == 0 ? net_listen_check((const struct sockaddr *)&l->addr, l->addrlen) : 0;
+        if (fd == 0)
+            fd = net_listen((const struct sockaddr *)&l->addr, l->addrlen, SERVER_BACKLOG);
         if (fd < 0) {
             snprintf(err, err_size, "%s:%d:%d: listener %s: cannot listen on %s: %s", cfg->path,
                      l->line, l->col, l->name, l->listen, strerror(-fd));

@@ -134,6 +134,28 @@ def test_run_with_port_in_use_exits_1(tmp_path):
         s.close()
 
 
+def test_second_weir_on_the_same_ports_exits_1(weir_factory, tmp_path, demo_backend):
+    """Each worker's socket has SO_REUSEPORT, which would let a second weir
+    (the same user) share the port and take part of its connections."""
+    port, aport = free_port(), free_port()
+    text = (GOOD % {"port": port}).replace("127.0.0.1:9001", demo_backend("one").addr)
+    text += "admin: { listen: 127.0.0.1:%d }\n" % aport
+    w = weir_factory(text, port)
+    path = write(tmp_path, "twice.yaml", text)
+    r = run("-c", path)
+    assert r.returncode == 1, r.stderr
+    assert "listener web: cannot listen on 127.0.0.1:%d: Address already in use" % port in r.stderr
+    # and the admin listener alone
+    other = write(tmp_path, "admin.yaml", (GOOD % {"port": free_port()}) +
+                  "admin: { listen: 127.0.0.1:%d }\n" % aport)
+    r = run("-c", other)
+    assert r.returncode == 1, r.stderr
+    assert "admin: cannot listen on 127.0.0.1:%d: Address already in use" % aport in r.stderr
+    assert w.proc.poll() is None
+    for _ in range(20):  # every connection still reaches the first
+        assert get(port).status == 200
+
+
 def test_missing_file(tmp_path):
     r = run("check", "-c", str(tmp_path / "nope.yaml"))
     assert r.returncode == 2
