@@ -646,6 +646,13 @@ int server_reload(struct server *srv, const char *path, char *err, size_t err_si
     return rc;
 }
 
+/* Puts back the run-time changes a failed reload had reconciled away. */
+static void server_topology_restore(struct server *srv, struct topology *saved)
+{
+    topology_free(&srv->topo);
+    srv->topo = *saved;
+}
+
 static int server_reload_(struct server *srv, const char *path, char *err, size_t err_size)
 {
     struct cfg *cfg;
@@ -663,12 +670,21 @@ static int server_reload_(struct server *srv, const char *path, char *err, size_
         cfg_free(cfg);
         return rc;
     }
+    /* the run-time changes as they are, put back if the new snapshot
+     * cannot be made or published: the old configuration keeps serving
+     * with them */
+    struct topology saved;
+    if (topology_copy(&saved, &srv->topo) != 0) {
+        snprintf(err, err_size, "out of memory");
+        cfg_free(cfg);
+        return -ENOMEM;
+    }
     topology_reconcile(&srv->topo, cfg);
-    resolver_sync(srv->resolver, cfg, 0);
     struct snapshot *snap = snapshot_new(cfg, &srv->topo, srv->n_workers, srv->protocols, err,
                                          err_size);
     if (!snap) {
         cfg_free(cfg);
+        server_topology_restore(srv, &saved);
         return -ENOMEM;
     }
     server_apply_log(srv, cfg);
@@ -678,9 +694,12 @@ static int server_reload_(struct server *srv, const char *path, char *err, size_
     if (rc != 0) {
         snprintf(err, err_size, "out of memory publishing the new configuration");
         snapshot_unref(snap);
+        server_topology_restore(srv, &saved);
         server_restart_health(srv, srv->snap);
         return rc;
     }
+    topology_free(&saved);
+    resolver_sync(srv->resolver, cfg, 0);
     server_restart_health(srv, srv->snap);
     log_info("configuration reloaded from %s (generation %u)", path, snap->generation);
     return 0;

@@ -148,6 +148,32 @@ static int topology_in_file(const struct cfg *cfg, const struct topology_item *i
     return 0;
 }
 
+int topology_copy(struct topology *dst, const struct topology *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (src->n == 0)
+        return 0;
+    dst->items = calloc(src->n, sizeof(*dst->items));
+    if (!dst->items)
+        return -ENOMEM;
+    dst->cap = src->n;
+    for (size_t i = 0; i < src->n; i++) {
+        const struct topology_item *s = &src->items[i];
+        struct topology_item *d = &dst->items[i];
+        *d = *s;
+        d->cluster = strdup(s->cluster);
+        d->address = strdup(s->address);
+        d->meta = s->meta ? strdup(s->meta) : NULL;
+        d->dns = s->dns ? strdup(s->dns) : NULL;
+        dst->n = i + 1;
+        if (!d->cluster || !d->address || (s->meta && !d->meta) || (s->dns && !d->dns)) {
+            topology_free(dst);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 size_t topology_reconcile(struct topology *t, const struct cfg *cfg)
 {
     size_t dropped = 0;

@@ -60,6 +60,10 @@ void topology_drop(struct topology *t, struct topology_item *it);
  * Returns 0 or -ENOMEM. */
 int topology_endpoints(const struct topology *t, const struct cfg_cluster *cc,
                        struct cfg_endpoint **out, size_t *n_out);
+/* dst (uninitialised) becomes a copy of src with its own strings, to
+ * restore src from when what follows a change fails. Returns 0 or
+ * -ENOMEM (dst then empty). */
+int topology_copy(struct topology *dst, const struct topology *src);
 /* After a reload to cfg: drops changes to endpoints the file now names
  * itself and to clusters it no longer has. Returns how many were dropped. */
 size_t topology_reconcile(struct topology *t, const struct cfg *cfg);

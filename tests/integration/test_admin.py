@@ -440,6 +440,29 @@ def test_changes_survive_reload_unless_the_file_names_the_endpoint(admin_proxy, 
     w.wait_log("the file names it")
 
 
+def test_a_reload_that_fails_late_keeps_the_run_time_changes(admin_proxy, recording_backend):
+    """A file that parses but cannot be served (its access log cannot be
+    opened) is rejected after the run-time changes were reconciled with it:
+    they must come back with the old configuration."""
+    w, b1, aport = admin_proxy(workers=1)
+    b2 = recording_backend()
+    assert api(aport, "POST", "/clusters/app/endpoints", {"address": b2.addr, "weight": 3}).status_code == 201
+    text = open(w.config_path).read()
+    bad = text.replace("      - %s\n" % b1.addr, "      - %s\n      - %s\n" % (b1.addr, b2.addr))
+    bad = bad.replace("access: stdout", "access: /nonexistent-dir/access.log")
+    assert bad.count("/nonexistent-dir/") == 1 and b2.addr in bad
+    w.reload(bad, expect_ok=False)
+    eps = endpoints(aport)
+    assert eps[b2.addr]["source"] == "api" and eps[b2.addr]["weight"] == 3
+    # a later rebuild (another run-time change) still has b2 from the API
+    assert api(aport, "PATCH", "/clusters/app/endpoints/" + b1.addr, {"weight": 2}).status_code == 200
+    eps = endpoints(aport)
+    assert eps[b2.addr]["source"] == "api" and eps[b2.addr]["weight"] == 3
+    for i in range(10):
+        assert get(w.port, "/api/%d" % i).status == 200
+    assert b2.count > 0
+
+
 def test_registration_expires_without_heartbeat(admin_proxy, recording_backend):
     from conftest import wait_until
     import time
