@@ -75,7 +75,7 @@ struct client {
     struct wctx *wc;
     struct snapshot *snap;
     const struct cfg_listener *lst;
-    struct wlistener *wl;          /* accepted there: server_conn_close() */
+    struct wlistener *wl;          /* accepted there: server_conn_close(); NULL on a lane */
     struct client *prev, *next;
     struct buf in, out, up_in, up_out;
     struct buf xin;                /* decoded body bytes waiting for the transform */
@@ -104,6 +104,7 @@ struct client {
     struct txn *txn;           /* the request in progress: from the worker's free list while
                                   bytes of a request are here, NULL on an idle connection */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
+    void **lane_owner;  /* a lane's: the h2 side's handle on it, cleared when the session ends */
 };
 
 /* The HTTP proxy's state on one worker (the server keeps it in wc->proto). */
@@ -362,6 +363,8 @@ static void client_free(struct client *c)
 {
     struct wctx *wc = c->wc;
     struct wlistener *wl = c->wl;
+    if (c->lane_owner)
+        *c->lane_owner = NULL;
     upstream_detach(c, 0);
     endpoint_release(c);
     proxy_request_end(c);
@@ -1888,7 +1891,8 @@ static int client_flush(struct client *c)
         c->closing = 1;
         return 0;
     }
-    metrics_add(c->wl->m_bytes_out, 0, (uint64_t)n);
+    if (c->wl) /* NULL on a lane: its h2 connection counts the bytes */
+        metrics_add(c->wl->m_bytes_out, 0, (uint64_t)n);
     if (buf_len(&c->out) == 0)
         buf_release(&c->wc->bufs, &c->out);
     if (c->state != CS_CLOSING && c->state != CS_HEAD)
@@ -1913,7 +1917,8 @@ static int client_fill(struct client *c)
         c->closing = 1;
         return 0;
     }
-    metrics_add(c->wl->m_bytes_in, 0, (uint64_t)n);
+    if (c->wl)
+        metrics_add(c->wl->m_bytes_in, 0, (uint64_t)n);
     if (c->state == CS_PROXY && !c->req_done)
         ev_timer_again(client_loop(c), &c->timer);
     return 1;
@@ -2562,8 +2567,8 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     client_begin(c, wc->snap, lst, wl, client_ip);
 }
 
-int proxy_start_lane(struct wctx *wc, struct wlistener *wl, struct snapshot *snap,
-                     const struct cfg_listener *lst, int fd, const char *client_ip)
+int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, int fd,
+                     const char *client_ip, void **handle)
 {
     struct client *c = proxy_hw(wc) ? client_get(wc) : NULL;
     if (!c) {
@@ -2573,9 +2578,19 @@ int proxy_start_lane(struct wctx *wc, struct wlistener *wl, struct snapshot *sna
     c->wc = wc;
     c->lane = 1;
     c->h2_checked = 1;
+    c->lane_owner = handle;
+    *handle = c;
     sio_init_plain(&c->cio, fd);
-    client_begin(c, snap, lst, wl, client_ip);
+    client_begin(c, snap, lst, NULL, client_ip);
     return 0;
+}
+
+void proxy_lane_end(void *handle)
+{
+    struct client *c = handle;
+    c->lane_owner = NULL;
+    c->closing = 1;
+    client_pump(c);
 }
 
 /* The rest of a session's start, over c->cio: counted (or not) by the caller. */

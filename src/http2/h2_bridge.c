@@ -36,6 +36,8 @@
 
 int h2_bytes_add(struct h2_bytes *b, const void *d, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (b->off > 0 && b->off == b->len)
         b->off = b->len = 0;
     if (b->len + n > b->cap) {
@@ -140,7 +142,7 @@ static struct h2_lane *h2_lane_new(struct h2_conn *hc)
         close(sv[1]);
         return NULL;
     }
-    if (proxy_start_lane(hc->wc, hc->wl, hc->snap, hc->lst, sv[1], hc->client_ip) != 0) {
+    if (proxy_start_lane(hc->wc, hc->snap, hc->lst, sv[1], hc->client_ip, &l->session) != 0) {
         close(sv[0]);
         free(l);
         return NULL;
@@ -179,7 +181,7 @@ static void h2_lane_detach(struct h2_lane *l)
         return;
     nghttp2_session_set_stream_user_data(hc->ng, l->sid, NULL);
     l->sid = 0;
-    if (--hc->n_active == 0)
+    if (--hc->n_active == 0 && h2_lane_loop(l))
         hc->idle_since = ev_now(h2_lane_loop(l));
 }
 
@@ -191,7 +193,11 @@ void h2_lane_close(struct h2_lane *l, int rst)
     if (l->unconsumed)
         nghttp2_session_consume_connection(hc->ng, l->unconsumed);
     h2_lane_detach(l);
-    ev_io_stop(h2_lane_loop(l), &l->io);
+    if (h2_lane_loop(l)) { /* NULL after the worker's loop ended (its sessions go with the worker) */
+        ev_io_stop(h2_lane_loop(l), &l->io);
+        if (l->session)
+            proxy_lane_end(l->session); /* now: the worker may stop once hc is gone */
+    }
     close(l->fd);
     if (l->prev)
         l->prev->next = l->next;

@@ -12,7 +12,7 @@ static const struct h2_cfg h2_cfg_defaults = {
     .window = 256 << 10,
     .max_resets = 0, /* 0: 2 x max_concurrent_streams */
     .max_control = 100,
-    .max_continuations = 32,
+    .max_continuations = 5, /* Debian's nghttp2 1.52 (CVE-2024-28182 fix) stops at 8 */
     .window_timeout_ms = 30000,
 };
 

@@ -19,7 +19,7 @@ struct h2_cfg {
     uint32_t window;                 /* SETTINGS_INITIAL_WINDOW_SIZE for request bodies, default 256k */
     uint32_t max_resets;             /* RST_STREAM from a client per second, default 2 x streams */
     uint32_t max_control;            /* SETTINGS, PING or empty DATA frames per second, default 100 */
-    uint32_t max_continuations;      /* CONTINUATION frames per header block, default 32 */
+    uint32_t max_continuations;      /* CONTINUATION frames per header block, default 5 */
     uint64_t window_timeout_ms;      /* data pending on a zero window this long: reset, default 30s */
 };
 

@@ -70,6 +70,7 @@ struct h2_lane {
     struct h2_lane *prev, *next;   /* hc->lanes */
     ev_io io;
     int fd;
+    void *session;                 /* the proxy session on the other end (NULL once it ended) */
     int32_t sid;                   /* the stream carried, 0: idle */
     struct h2_bytes out;           /* request bytes for the proxy session */
     struct h2_bytes in;            /* answer bytes read, not yet parsed */

@@ -27,6 +27,7 @@
 #include "http2/h2_server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,18 +271,27 @@ static int h2_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t error_c
     return 0;
 }
 
-static nghttp2_session_callbacks *h2_callbacks(void)
+static nghttp2_session_callbacks *h2_cbs; /* made once, shared by the workers (read only) */
+static pthread_once_t h2_cbs_once = PTHREAD_ONCE_INIT;
+
+static void h2_callbacks_make(void)
 {
-    static _Thread_local nghttp2_session_callbacks *cbs;
-    if (cbs || nghttp2_session_callbacks_new(&cbs) != 0)
-        return cbs;
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return;
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, h2_on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
-    return cbs;
+    h2_cbs = cbs;
+}
+
+static nghttp2_session_callbacks *h2_callbacks(void)
+{
+    pthread_once(&h2_cbs_once, h2_callbacks_make);
+    return h2_cbs;
 }
 
 /* ---- the connection ------------------------------------------------------ */
@@ -292,8 +302,10 @@ static void h2_conn_free(struct h2_conn *hc)
     struct ev_loop *loop = hc->wc->worker.loop;
     while (hc->lanes)
         h2_lane_close(hc->lanes, 0);
-    ev_io_stop(loop, &hc->io);
-    ev_timer_stop(loop, &hc->tick);
+    if (loop) {
+        ev_io_stop(loop, &hc->io);
+        ev_timer_stop(loop, &hc->tick);
+    }
     nghttp2_session_del(hc->ng);
     sio_close(&hc->sio);
     h2_bytes_free(&hc->out);
