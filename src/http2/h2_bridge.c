@@ -508,8 +508,7 @@ int h2_lane_pending(const struct h2_lane *l)
     return l->head_sent && (h2_bytes_size(&l->body) > 0 || (!l->resp_done && h2_bytes_size(&l->in) > 0));
 }
 
-/* Parses what lane.in holds and tells nghttp2. 0 or negative. */
-static int h2_lane_process(struct h2_lane *l)
+int h2_lane_process(struct h2_lane *l)
 {
     if (!l->head_sent) {
         int rc = h2_lane_parse_head(l);

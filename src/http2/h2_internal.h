@@ -48,7 +48,7 @@ static inline size_t h2_bytes_size(const struct h2_bytes *b)
 
 static inline const char *h2_bytes_data(const struct h2_bytes *b)
 {
-    return b->p + b->off;
+    return b->p ? b->p + b->off : "";
 }
 
 /* Appends n bytes; 0 or -ENOMEM. */
@@ -131,6 +131,8 @@ void h2_conn_attack(struct h2_conn *hc, enum h2_attack kind);
 /* Reads, writes and closes as the connection's state says (not from
  * inside nghttp2's callbacks). */
 void h2_conn_pump(struct h2_conn *hc);
+/* Makes hc->ng (options, callbacks, SETTINGS queued). 0 or -ENOMEM. */
+int h2_conn_session(struct h2_conn *hc);
 
 /* h2_bridge.c */
 /* An idle lane of hc, or a new one (a socketpair with a proxy session on
@@ -151,6 +153,9 @@ void h2_lane_close(struct h2_lane *l, int rst);
 /* nghttp2 data source of an answer body. */
 ssize_t h2_lane_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t length, uint32_t *flags,
                         nghttp2_data_source *src, void *user);
+/* Parses what lane.in holds (answer head, then body into lane.body) and
+ * tells nghttp2. 0 or negative when the answer is bad. */
+int h2_lane_process(struct h2_lane *l);
 /* Whether data is waiting for the client's window (for the stall check). */
 int h2_lane_pending(const struct h2_lane *l);
 

@@ -490,7 +490,7 @@ static void h2_conn_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     h2_conn_pump(hc);
 }
 
-static int h2_conn_session(struct h2_conn *hc)
+int h2_conn_session(struct h2_conn *hc)
 {
     const struct h2_cfg *c = hc->cfg;
     nghttp2_option *opt;
