@@ -567,6 +567,8 @@ static int h2_lane_read(struct h2_lane *l)
         }
         if (h2_bytes_add(&l->in, tmp, (size_t)n))
             return -ENOMEM;
+        if ((size_t)n < sizeof(tmp))
+            break; /* drained, most likely: the level-triggered watcher says if not */
     }
     return 0;
 }

@@ -4,6 +4,8 @@ prior knowledge, to HTTP/1.1 backends (the recording backend shows what
 reached them); route steps over HTTP/2; flow control both ways; each attack
 crafted frame by frame gets GOAWAY and a count while a legitimate client on
 another connection keeps every request succeeding."""
+import os
+import re
 import socket
 import ssl
 import struct
@@ -469,3 +471,32 @@ def test_streams_over_the_limit_are_refused(weir_factory, recording_backend):
             break
     raw.close()
     assert code in (7, 1)  # REFUSED_STREAM (or nghttp2's own PROTOCOL_ERROR)
+
+
+def test_config_errors_point_at_the_value(tmp_path):
+    port = free_port()
+    cases = [
+        ("http2: maybe\n", "'http2' (true, false or a map)"),
+        ("http2: { max_concurrent_streams: 0 }\n", "max_concurrent_streams"),
+        ("http2: { window: 1k }\n", "window"),
+        ("http2: { streams: 10 }\n", "streams"),
+    ]
+    for i, (listener, want) in enumerate(cases):
+        f = tmp_path / ("c%d.yaml" % i)
+        f.write_text(config(port, ["127.0.0.1:1"], listener_extra=listener))
+        r = subprocess.run([os.environ["WEIR_BIN"], "check", "-c", str(f)], capture_output=True, text=True,
+                           timeout=IO_TIMEOUT)
+        assert r.returncode == 2, (listener, r.stdout, r.stderr)
+        assert want in r.stderr + r.stdout, (want, r.stderr)
+        assert re.search(r"c%d\.yaml:\d+:\d+: " % i, r.stderr + r.stdout)
+    f = tmp_path / "redis.yaml"
+    f.write_text("listeners:\n  - { name: r, listen: 127.0.0.1:%d, protocol: redis, redis_cluster: c, http2: true }\n"
+                 "redis_clusters:\n  - { name: c, servers: [127.0.0.1:1] }\n" % port)
+    r = subprocess.run([os.environ["WEIR_BIN"], "check", "-c", str(f)], capture_output=True, text=True,
+                       timeout=IO_TIMEOUT)
+    assert r.returncode == 2 and "http2 is for http listeners" in r.stderr + r.stdout, r.stderr + r.stdout
+    f = tmp_path / "ok.yaml"
+    f.write_text(config(port, ["127.0.0.1:1"], listener_extra="http2: { max_concurrent_streams: 10, window_timeout: 5s }"))
+    r = subprocess.run([os.environ["WEIR_BIN"], "check", "-c", str(f)], capture_output=True, text=True,
+                       timeout=IO_TIMEOUT)
+    assert r.returncode == 0, r.stderr
