@@ -227,16 +227,33 @@ def test_h2c_get_and_post_reach_the_http11_backend(weir_factory, recording_backe
     assert metric(w.aport, "weir_http_requests_total", listener="web") == 3
 
 
+def unix_sockets(pid):
+    """How many unix sockets process pid holds (lanes are unix socket pairs)."""
+    with open("/proc/net/unix") as f:
+        inodes = {line.split()[6] for line in list(f)[1:]}
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            n += 1
+    return n
+
+
 def test_lanes_are_reused_across_streams(weir_factory, recording_backend):
     b = recording_backend({"body": b"ok"})
     w = start(weir_factory, [b.addr])
     cl = H2Client(w.port)
-    for _ in range(20):
+    assert cl.get("/")["status"] == 200
+    first = unix_sockets(w.proc.pid)
+    for _ in range(19):
         assert cl.get("/")["status"] == 200
+    # one lane (one socket pair) carried them all, not one per stream
+    assert unix_sockets(w.proc.pid) == first
     cl.close()
-    assert b.count == 20
-    # one lane carried them all: the proxy session kept one upstream connection
-    assert b.connections == 1
+    assert b.count == 20 and b.connections == 1
 
 
 def test_curl_prior_knowledge_and_tls_alpn(weir_factory, recording_backend, pki):
@@ -500,3 +517,34 @@ def test_config_errors_point_at_the_value(tmp_path):
     r = subprocess.run([os.environ["WEIR_BIN"], "check", "-c", str(f)], capture_output=True, text=True,
                        timeout=IO_TIMEOUT)
     assert r.returncode == 0, r.stderr
+
+
+def test_client_reset_closes_the_lane(weir_factory, recording_backend):
+    b = recording_backend("hang")
+    w = start(weir_factory, [b.addr])
+
+    def in_flight():
+        api = "http://127.0.0.1:%d/api/v1/clusters/app" % w.aport
+        return requests.get(api, timeout=IO_TIMEOUT).json()["endpoints"][0]["in_flight"]
+
+    raw = RawConn(w.port)
+    raw.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block(hpack.Encoder())))
+    b.wait_requests(1)
+    assert in_flight() == 1
+    raw.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 8)))  # CANCEL
+    # the proxy session sees its client go away and drops the upstream request
+    wait_until(lambda: in_flight() == 0, what="the request to end")
+    raw.close()
+
+
+def test_idle_connection_gets_goaway(weir_factory, recording_backend):
+    b = recording_backend({"body": b"ok"})
+    port, aport = free_port(), free_port()
+    w = weir_factory(config(port, [b.addr], listener_extra="http2: true\ntimeouts: { client_idle: 300ms }",
+                            top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport), port=port)
+    cl = H2Client(w.port)
+    assert cl.get("/")["status"] == 200
+    raw = RawConn(w.port)
+    assert raw.goaway_code() == 0  # NO_ERROR, then the close
+    raw.close()
+    cl.close()
