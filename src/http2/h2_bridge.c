@@ -89,6 +89,14 @@ static struct ev_loop *h2_lane_loop(const struct h2_lane *l)
     return l->hc->wc->worker.loop;
 }
 
+/* Empties b, giving back a large allocation (a lane waits idle with it). */
+static void h2_bytes_shrink(struct h2_bytes *b)
+{
+    if (b->cap > 16384)
+        h2_bytes_free(b);
+    h2_bytes_clear(b);
+}
+
 /* Resets the per-stream state of l for stream sid. */
 static void h2_lane_reset(struct h2_lane *l, int32_t sid)
 {
@@ -232,6 +240,9 @@ void h2_lane_stream_closed(struct h2_lane *l, uint32_t error_code)
         l->unconsumed = 0;
     }
     h2_lane_detach(l);
+    h2_bytes_shrink(&l->out); /* idle lanes keep small buffers only */
+    h2_bytes_shrink(&l->in);
+    h2_bytes_shrink(&l->body);
     h2_lane_watch(l);
 }
 
@@ -542,7 +553,7 @@ ssize_t h2_lane_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t l
         n = length;
     memcpy(buf, h2_bytes_data(&l->body), n);
     h2_bytes_take(&l->body, n);
-    if (h2_bytes_size(&l->body) == 0 && l->resp_done && h2_bytes_size(&l->in) == 0) {
+    if (h2_bytes_size(&l->body) == 0 && l->resp_done) { /* bytes after it: not reused */
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     } else if (n == 0) {
         l->deferred = 1;
