@@ -19,8 +19,10 @@
  * A lane whose exchange ended cleanly (request and answer complete,
  * persistent) is kept idle for the next stream of the same connection; a
  * reset, an incomplete exchange or a non-persistent answer closes it, and
- * the proxy session sees the client go away. Answer trailers: the chunked
- * decoder (http_parser.h) drops them, so none are sent yet. */
+ * the proxy session sees the client go away. Answer trailers: the framing
+ * bytes after a chunked answer's last data are kept (lane.tail) and the
+ * fields found there go out as an HTTP/2 trailer HEADERS frame (the
+ * HTTP/1.1 session forwards none yet, so none arrive so far). */
 #include "http2/h2_internal.h"
 
 #include <errno.h>
@@ -104,6 +106,7 @@ static void h2_lane_reset(struct h2_lane *l, int32_t sid)
     h2_bytes_clear(&l->out);
     h2_bytes_clear(&l->in);
     h2_bytes_clear(&l->body);
+    h2_bytes_clear(&l->tail);
     h2_bytes_clear(&l->method);
     h2_bytes_clear(&l->path);
     h2_bytes_clear(&l->authority);
@@ -217,6 +220,7 @@ void h2_lane_close(struct h2_lane *l, int rst)
     h2_bytes_free(&l->out);
     h2_bytes_free(&l->in);
     h2_bytes_free(&l->body);
+    h2_bytes_free(&l->tail);
     h2_bytes_free(&l->method);
     h2_bytes_free(&l->path);
     h2_bytes_free(&l->authority);
@@ -243,6 +247,7 @@ void h2_lane_stream_closed(struct h2_lane *l, uint32_t error_code)
     h2_bytes_shrink(&l->out); /* idle lanes keep small buffers only */
     h2_bytes_shrink(&l->in);
     h2_bytes_shrink(&l->body);
+    h2_bytes_shrink(&l->tail);
     h2_lane_watch(l);
 }
 
@@ -483,6 +488,58 @@ static int h2_lane_parse_head(struct h2_lane *l)
     }
 }
 
+#define H2_TAIL_MAX 16384 /* trailers kept at most (beyond: not forwarded) */
+
+static int h2_trailer_field_dropped(const char *name, size_t n)
+{
+    static const char *const dropped[] = { "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                                           "upgrade", "te", "content-length", "host", "trailer" };
+    if (n == 0 || name[0] == ':')
+        return 1;
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+        if (strlen(dropped[i]) == n && memcmp(dropped[i], name, n) == 0)
+            return 1;
+    return 0;
+}
+
+size_t h2_trailer_fields(char *p, size_t n, nghttp2_nv *nv, size_t max)
+{
+    size_t count = 0, i = 0;
+    int seen_last_chunk = 0;
+    while (i < n && count < max) {
+        char *line = p + i;
+        char *nl = memchr(line, '\n', n - i);
+        size_t len = nl ? (size_t)(nl - line) : n - i;
+        i += len + (nl ? 1 : 0);
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (len == 0) {
+            if (seen_last_chunk)
+                break; /* the empty line ending the trailers */
+            continue; /* the CRLF after the last data */
+        }
+        if (!seen_last_chunk) {
+            seen_last_chunk = 1; /* "0[;ext]" */
+            continue;
+        }
+        char *colon = memchr(line, ':', len);
+        if (!colon)
+            continue;
+        size_t nlen = (size_t)(colon - line);
+        for (size_t k = 0; k < nlen; k++)
+            line[k] = (char)(line[k] >= 'A' && line[k] <= 'Z' ? line[k] + 32 : line[k]);
+        char *v = colon + 1, *end = line + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (h2_trailer_field_dropped(line, nlen))
+            continue;
+        nv[count++] = (nghttp2_nv){ (uint8_t *)line, (uint8_t *)v, nlen, (size_t)(end - v), NGHTTP2_NV_FLAG_NONE };
+    }
+    return count;
+}
+
 /* Moves body bytes from lane.in to lane.body, up to H2_LANE_HWM. */
 static int h2_lane_decode_body(struct h2_lane *l)
 {
@@ -504,6 +561,10 @@ static int h2_lane_decode_body(struct h2_lane *l)
         if (r == HTTP_CHUNK_ERROR)
             return -EPROTO;
         if (r == HTTP_CHUNK_DATA && h2_bytes_add(&l->body, p + off, len))
+            return -ENOMEM;
+        if (r == HTTP_CHUNK_DATA)
+            h2_bytes_clear(&l->tail);
+        else if (h2_bytes_size(&l->tail) + used <= H2_TAIL_MAX && h2_bytes_add(&l->tail, p, used))
             return -ENOMEM;
         h2_bytes_take(&l->in, used);
         if (r == HTTP_CHUNK_DONE)
@@ -555,6 +616,12 @@ ssize_t h2_lane_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t l
     h2_bytes_take(&l->body, n);
     if (h2_bytes_size(&l->body) == 0 && l->resp_done) { /* bytes after it: not reused */
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        size_t nt = l->resp_kind == HTTP_BODY_CHUNKED && h2_bytes_size(&l->tail) > 0
+                        ? h2_trailer_fields(l->tail.p + l->tail.off, h2_bytes_size(&l->tail), h2_resp_nv,
+                                            HTTP_MAX_HEADERS_HARD)
+                        : 0;
+        if (nt > 0 && nghttp2_submit_trailer(ng, sid, h2_resp_nv, nt) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     } else if (n == 0) {
         l->deferred = 1;
         h2_lane_watch(l);

@@ -75,6 +75,7 @@ struct h2_lane {
     struct h2_bytes out;           /* request bytes for the proxy session */
     struct h2_bytes in;            /* answer bytes read, not yet parsed */
     struct h2_bytes body;          /* decoded answer body waiting for DATA frames */
+    struct h2_bytes tail;          /* chunked answer: framing bytes since the last data (trailers) */
     struct h2_bytes method, path, authority, cookie, fields; /* the request head as it comes */
     struct http_chunked chunk;
     uint64_t resp_left;            /* HTTP_BODY_LENGTH: body bytes still to come */
@@ -156,6 +157,11 @@ ssize_t h2_lane_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t l
 /* Parses what lane.in holds (answer head, then body into lane.body) and
  * tells nghttp2. 0 or negative when the answer is bad. */
 int h2_lane_process(struct h2_lane *l);
+/* The trailer fields in a chunked body's tail p[0..n) (from the CRLF after
+ * the last data through the last-chunk line, the fields and the empty
+ * line) as nghttp2 fields pointing into p, names lowercased in place,
+ * connection-specific ones left out. Returns how many (<= max). */
+size_t h2_trailer_fields(char *p, size_t n, nghttp2_nv *nv, size_t max);
 /* Whether data is waiting for the client's window (for the stall check). */
 int h2_lane_pending(const struct h2_lane *l);
 

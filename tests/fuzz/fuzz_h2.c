@@ -8,7 +8,8 @@
  *    counters and the GOAWAYs, not the lanes' I/O.
  * 2. The same bytes, as the HTTP/1.1 answer a lane reads, go through the
  *    answer parser and body decoder (h2_bridge.c), with the lane's end of
- *    stream seen, then the data source is drained. */
+ *    stream seen, then the body is drained and a chunked answer's
+ *    trailer fields are read. */
 #include <ev.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,8 +95,16 @@ static void fuzz_answer(const uint8_t *data, size_t size, int head)
             }
         }
     }
+    if (l.resp_done && h2_bytes_size(&l.tail) > 0) {
+        nghttp2_nv nv[HTTP_MAX_HEADERS_HARD];
+        size_t n = h2_trailer_fields(l.tail.p + l.tail.off, h2_bytes_size(&l.tail), nv, HTTP_MAX_HEADERS_HARD);
+        for (size_t i = 0; i < n; i++)
+            if (nv[i].namelen == 0 || nv[i].name[0] == ':')
+                abort();
+    }
     h2_bytes_free(&l.in);
     h2_bytes_free(&l.body);
+    h2_bytes_free(&l.tail);
     nghttp2_session_del(hc.ng);
 }
 
