@@ -14,7 +14,7 @@ CFLAGS_MODE := -O2
 LDFLAGS_MODE :=
 endif
 ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_MODE) $(CFLAGS)
-LDLIBS := -lhiredis -lev -lyaml -lpcre2-8 -ljansson -lssl -lcrypto -lcrypt -lz -lbrotlienc -lbrotlidec -lzstd -lm -pthread
+LDLIBS := -lnghttp2 -lhiredis -lev -lyaml -lpcre2-8 -ljansson -lssl -lcrypto -lcrypt -lz -lbrotlienc -lbrotlidec -lzstd -lm -pthread
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "http/http_metrics.h"
 #include "http/proxy.h"
+#include "http2/h2_server.h"
 #include "l4/l4_accept.h"
 #include "l4/l4_metrics.h"
 #include "l4/tcp_proxy.h"
@@ -15,6 +16,20 @@
 #include "resp/resp_health.h"
 #include "resp/resp_metrics.h"
 #include "resp/resp_proxy.h"
+
+/* HTTP/2 connections ride on the HTTP protocol: their drain (GOAWAY) and
+ * their end come with the HTTP sessions'. */
+static void protocols_http_drain(struct wctx *wc)
+{
+    h2_server_drain(wc);
+    proxy_drain(wc);
+}
+
+static void protocols_http_worker_free(struct wctx *wc)
+{
+    h2_server_worker_free(wc);
+    proxy_worker_cleanup(wc);
+}
 
 static void protocols_redis_start(struct wctx *wc, struct wlistener *wl, int fd,
                                   const struct sockaddr_storage *src,
@@ -96,9 +111,9 @@ const struct server_protocol protocols[CFG_PROTOCOL_COUNT] = {
         .name = "http",
         .worker_init = proxy_worker_init,
         .accept = protocols_http_accept,
-        .drain = proxy_drain,
+        .drain = protocols_http_drain,
         .worker_stop = proxy_worker_stop,
-        .worker_free = proxy_worker_cleanup,
+        .worker_free = protocols_http_worker_free,
         .snapshot_init = http_metrics_snapshot_init,
         .snapshot_free = http_metrics_snapshot_free,
     },

@@ -48,6 +48,7 @@
 #include "http/retry.h"
 #include "http/router.h"
 #include "http/target.h"
+#include "http2/h2_server.h"
 #include "http/txn.h"
 #include "tls/tls.h"
 
@@ -74,7 +75,7 @@ struct client {
     struct wctx *wc;
     struct snapshot *snap;
     const struct cfg_listener *lst;
-    struct wlistener *wl;          /* accepted there: server_conn_close() */
+    struct wlistener *wl;          /* accepted there: server_conn_close(); NULL on a lane */
     struct client *prev, *next;
     struct buf in, out, up_in, up_out;
     struct buf xin;                /* decoded body bytes waiting for the transform */
@@ -90,6 +91,8 @@ struct client {
     unsigned c_registered : 1;  /* the client fd is known to the loop */
     unsigned logged : 1;        /* the access log line of this request is written */
     unsigned up_registered : 1; /* the upstream fd is known to the loop */
+    unsigned lane : 1;          /* an HTTP/2 stream's lane (http2/): not a counted connection */
+    unsigned h2_checked : 1;    /* the first bytes were looked at for HTTP/2 */
     uint8_t version_minor;
     uint8_t resp_body_kind;
     uint32_t scan_pos, up_scan_pos;
@@ -101,6 +104,7 @@ struct client {
     struct txn *txn;           /* the request in progress: from the worker's free list while
                                   bytes of a request are here, NULL on an idle connection */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
+    void **lane_owner;  /* a lane's: the h2 side's handle on it, cleared when the session ends */
 };
 
 /* The HTTP proxy's state on one worker (the server keeps it in wc->proto). */
@@ -115,6 +119,7 @@ struct http_worker {
     unsigned n_free_heads;
     struct txn *free_txns;
     unsigned n_free_txns;
+    void *h2;                      /* the HTTP/2 connections' state (http2/h2_server.c) */
 };
 
 static inline struct http_worker *proxy_hw(const struct wctx *wc)
@@ -358,6 +363,8 @@ static void client_free(struct client *c)
 {
     struct wctx *wc = c->wc;
     struct wlistener *wl = c->wl;
+    if (c->lane_owner)
+        *c->lane_owner = NULL;
     upstream_detach(c, 0);
     endpoint_release(c);
     proxy_request_end(c);
@@ -385,7 +392,8 @@ static void client_free(struct client *c)
     } else {
         free(c);
     }
-    server_conn_close(wc, wl);
+    if (!c->lane)
+        server_conn_close(wc, wl);
 }
 
 /* Sends what is left in out, then closes. Unread request bytes are drained
@@ -1883,7 +1891,8 @@ static int client_flush(struct client *c)
         c->closing = 1;
         return 0;
     }
-    metrics_add(c->wl->m_bytes_out, 0, (uint64_t)n);
+    if (c->wl) /* NULL on a lane: its h2 connection counts the bytes */
+        metrics_add(c->wl->m_bytes_out, 0, (uint64_t)n);
     if (buf_len(&c->out) == 0)
         buf_release(&c->wc->bufs, &c->out);
     if (c->state != CS_CLOSING && c->state != CS_HEAD)
@@ -1908,7 +1917,8 @@ static int client_fill(struct client *c)
         c->closing = 1;
         return 0;
     }
-    metrics_add(c->wl->m_bytes_in, 0, (uint64_t)n);
+    if (c->wl)
+        metrics_add(c->wl->m_bytes_in, 0, (uint64_t)n);
     if (c->state == CS_PROXY && !c->req_done)
         ev_timer_again(client_loop(c), &c->timer);
     return 1;
@@ -1980,6 +1990,24 @@ static void proxy_finish_request(struct client *c)
         timer_set(c, TP_IDLE, c->lst->idle_timeout_ms);
 }
 
+/* HTTP/2 on a new connection (ALPN h2, or the h2c preface): the stream
+ * and the bytes read go to http2/h2_server.c and this session ends.
+ * Returns 1 when handed over, -EAGAIN while the bytes cannot tell yet, 0
+ * for HTTP/1.1. */
+static int proxy_h2_handover(struct client *c)
+{
+    int r = h2_server_detect(&c->cio, buf_rptr(&c->in), buf_len(&c->in));
+    if (r == -EAGAIN && !c->c_eof)
+        return -EAGAIN;
+    c->h2_checked = 1;
+    if (r <= 0)
+        return 0;
+    h2_server_adopt(c->wc, c->wl, c->snap, c->lst, &c->cio, c->client_ip, buf_rptr(&c->in), buf_len(&c->in));
+    sio_init_closed(&c->cio); /* the h2 connection owns it (or closed it) */
+    c->closing = 1;
+    return 1;
+}
+
 static int proxy_step_head(struct client *c)
 {
     int progress = client_fill(c);
@@ -1989,6 +2017,11 @@ static int proxy_step_head(struct client *c)
         if (c->c_eof)
             c->closing = 1;
         return progress;
+    }
+    if (c->lst->http2 && !c->h2_checked) {
+        int r = proxy_h2_handover(c);
+        if (r != 0)
+            return r > 0 ? 0 : progress;
     }
     if (!c->txn && proxy_txn_attach(c) != 0) {
         log_warn("client %s: out of memory for a request; closing", c->client_ip);
@@ -2489,6 +2522,9 @@ static struct client *client_get(struct wctx *wc)
     return c;
 }
 
+static void client_begin(struct client *c, struct snapshot *snap, const struct cfg_listener *lst,
+                         struct wlistener *wl, const char *ip);
+
 void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct sockaddr_storage *peer)
 {
     if (!proxy_hw(wc)) { /* worker_init failed */
@@ -2512,14 +2548,6 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     } else {
         sio_init_plain(&c->cio, fd);
     }
-    sio_init_closed(&c->uio);
-    c->snap = wc->snap;
-    snapshot_ref(c->snap);
-    c->lst = &wc->snap->cfg->listeners[wl->index];
-    c->wl = wl;
-    c->keep_alive = 1;
-    c->c_writable = 1;
-    c->c_readable = 1; /* data often arrives with the handshake: try at once */
     char addr[64];
     units_format_addr((const struct sockaddr *)peer, addr, sizeof(addr));
     /* client_ip is the address without the port */
@@ -2532,8 +2560,54 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
         iplen--;
     if (iplen >= sizeof(c->client_ip))
         iplen = sizeof(c->client_ip) - 1;
-    memcpy(c->client_ip, ip, iplen);
-    c->client_ip[iplen] = 0;
+    char client_ip[sizeof(c->client_ip)];
+    memcpy(client_ip, ip, iplen);
+    client_ip[iplen] = 0;
+    server_conn_open(wc, wl);
+    client_begin(c, wc->snap, lst, wl, client_ip);
+}
+
+int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, int fd,
+                     const char *client_ip, void **handle)
+{
+    struct client *c = proxy_hw(wc) ? client_get(wc) : NULL;
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->wc = wc;
+    c->lane = 1;
+    c->h2_checked = 1;
+    c->lane_owner = handle;
+    *handle = c;
+    sio_init_plain(&c->cio, fd);
+    client_begin(c, snap, lst, NULL, client_ip);
+    return 0;
+}
+
+void proxy_lane_end(void *handle)
+{
+    struct client *c = handle;
+    c->lane_owner = NULL;
+    c->closing = 1;
+    client_pump(c);
+}
+
+/* The rest of a session's start, over c->cio: counted (or not) by the caller. */
+static void client_begin(struct client *c, struct snapshot *snap, const struct cfg_listener *lst,
+                         struct wlistener *wl, const char *ip)
+{
+    struct wctx *wc = c->wc;
+    int fd = c->cio.fd;
+    sio_init_closed(&c->uio);
+    c->snap = snap;
+    snapshot_ref(c->snap);
+    c->lst = lst;
+    c->wl = wl;
+    c->keep_alive = 1;
+    c->c_writable = 1;
+    c->c_readable = 1; /* data often arrives with the handshake: try at once */
+    snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
     ev_io_init(&c->io, client_io_cb, fd, EV_READ);
     c->io.data = c;
     ev_io_init(&c->up_io, upstream_io_cb, 0, EV_READ);
@@ -2544,7 +2618,6 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     if (proxy_hw(wc)->clients)
         proxy_hw(wc)->clients->prev = c;
     proxy_hw(wc)->clients = c;
-    server_conn_open(wc, wl);
     c->state = CS_HEAD;
     timer_set(c, TP_HEADER, c->lst->header_timeout_ms);
     client_pump(c);
@@ -2636,6 +2709,11 @@ struct pool *txn_upstream_pool(const struct txn *t)
 struct buf_pool *txn_buf_pool(const struct txn *t)
 {
     return &t->wc->bufs;
+}
+
+void **proxy_h2_slot(struct wctx *wc)
+{
+    return proxy_hw(wc) ? &proxy_hw(wc)->h2 : NULL;
 }
 
 unsigned txn_worker_id(const struct txn *t)

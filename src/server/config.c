@@ -326,6 +326,7 @@ static const struct cfg_key cfg_listener_keys[] = {
     CFG_FUNC("tls", cfg_parse_listener_tls, false),
     CFG_FUNC("hsts", cfg_parse_hsts, false),
     CFG_FUNC("redirect_https", cfg_parse_redirect_https, false),
+    CFG_FUNC("http2", h2_cfg_parse_listener, false),
 };
 CFG_MAP_DEFINE(cfg_listener_map, "listener", cfg_listener_keys);
 
@@ -369,6 +370,10 @@ static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj,
         return cfg_fail(ctx, hsts, "hsts is sent only on a listener with tls");
     if (redirect && l->tls)
         return cfg_fail(ctx, redirect, "redirect_https is for a plain listener (this one has tls)");
+    if (l->http2 && l->protocol != CFG_PROTOCOL_HTTP)
+        return cfg_fail(ctx, values[cfg_key_index(&cfg_listener_map, "http2")], "http2 is for http listeners");
+    if (l->http2 && l->tls)
+        tls_server_offer_h2(l->tls);
     return cfg_check_listener_unique(ctx, cfg, i);
 }
 
@@ -444,6 +449,7 @@ static void cfg_free_listener(struct cfg_listener *l)
     free(l->redis_cluster_name);
     l4_cfg_free_listener(l);
     tls_server_free(l->tls);
+    h2_cfg_free(l->http2);
     free(l->hsts);
     for (size_t i = 0; i < l->n_routes; i++)
         route_cfg_free(&l->routes[i]);

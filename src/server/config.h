@@ -25,6 +25,7 @@
 
 #include "admin/admin_cfg.h"
 #include "core/config.h"
+#include "http2/h2_cfg.h"
 #include "http/route_cfg.h"
 #include "l4/l4_cfg.h"
 #include "queue/queue_cfg.h"
@@ -77,6 +78,7 @@ struct cfg_listener {
     uint64_t idle_timeout_ms;      /* timeouts.client_idle keep-alive, default 60s */
     uint64_t body_timeout_ms;      /* timeouts.client_body between reads, default 30s */
     struct tls_server *tls;        /* tls: (src/tls/), NULL: plain */
+    struct h2_cfg *http2;          /* http2: (http2/h2_cfg.c), NULL: HTTP/1.1 only */
     char *hsts;                    /* hsts: the Strict-Transport-Security value, or NULL */
     uint32_t redirect_https_port;  /* redirect_https: 0 off, else the https port */
     struct cfg_mark tls_mark;

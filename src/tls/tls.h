@@ -78,5 +78,9 @@ int tls_is_tls(const struct sio *s);
 const char *tls_peer_subject(const struct sio *s);
 /* The negotiated version ("TLSv1.3") or NULL before the handshake. */
 const char *tls_version(const struct sio *s);
+/* Whether the handshake of s (done) chose ALPN h2; 0 for a plain stream. */
+int tls_alpn_is_h2(const struct sio *s);
+/* Makes ALPN offer h2 before http/1.1 (a listener with http2). */
+void tls_server_offer_h2(struct tls_server *srv);
 
 #endif

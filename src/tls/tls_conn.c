@@ -291,3 +291,13 @@ const char *tls_version(const struct sio *s)
         return NULL;
     return SSL_get_version(((const struct tls_conn *)s->impl)->ssl);
 }
+
+int tls_alpn_is_h2(const struct sio *s)
+{
+    if (!tls_is_tls(s) || !((const struct tls_conn *)s->impl)->done)
+        return 0;
+    const unsigned char *p;
+    unsigned len;
+    SSL_get0_alpn_selected(((const struct tls_conn *)s->impl)->ssl, &p, &len);
+    return len == 2 && p[0] == 'h' && p[1] == '2';
+}

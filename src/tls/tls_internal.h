@@ -47,6 +47,7 @@ struct tls_server {
     size_t n_names;
     const struct tls_tickets *tickets;
     struct metric_series *m_handshakes, *m_versions, *m_resumed;
+    int offer_h2;                  /* ALPN offers h2 before http/1.1 (listener http2) */
 };
 
 struct tls_session_slot {

@@ -4,7 +4,8 @@
  *   ClientHello ─SNI─> exact name ─> wildcard "*.rest" ─> default (first set)
  *                          └──────────── SSL_set_SSL_CTX ───────┘
  *   then, in the chosen context: the certificate for the client's signature
- *   algorithms (RSA and ECDSA side by side), ALPN http/1.1, the OCSP
+ *   algorithms (RSA and ECDSA side by side), ALPN (h2 when the listener
+ *   has http2, and http/1.1), the OCSP
  *   response stapled for that certificate, client certificate checks.
  *
  * Certificates with the same names share one SSL_CTX (one RSA and one
@@ -68,15 +69,21 @@ const char *tls_error_string(char *buf, size_t size, const char *fallback)
 /* ---- handshake callbacks ---------------------------------------------- */
 
 static const unsigned char tls_alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+static const unsigned char tls_alpn_h2_http11[] = { 2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
 
-/* ALPN (RFC 7301): http/1.1 when offered; a client offering only other
- * protocols goes on without ALPN, as nginx does, and gets HTTP/1.1. */
+/* ALPN (RFC 7301): h2 when the listener has http2 and the client offers
+ * it, else http/1.1 when offered; a client offering only other protocols
+ * goes on without ALPN, as nginx does, and gets HTTP/1.1. arg: the
+ * struct tls_server. */
 static int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg)
 {
+    const struct tls_server *srv = arg;
+    const unsigned char *ours = srv->offer_h2 ? tls_alpn_h2_http11 : tls_alpn_http11;
+    unsigned ours_len = srv->offer_h2 ? sizeof(tls_alpn_h2_http11) : sizeof(tls_alpn_http11);
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, tls_alpn_http11, sizeof(tls_alpn_http11), in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    (void)ssl;
+    if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
@@ -205,7 +212,7 @@ static SSL_CTX *tls_server_ctx_new(struct tls_server *srv, const struct tls_serv
     SSL_CTX_set_timeout(ctx, 7200);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
     SSL_CTX_set_ex_data(ctx, tls_owner_index, srv);
-    SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, srv);
     SSL_CTX_set_tlsext_servername_callback(ctx, tls_sni_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, srv);
     SSL_CTX_set_tlsext_status_cb(ctx, tls_status_cb);
@@ -378,4 +385,9 @@ out:
     BIO_free(cb);
     BIO_free(kb);
     return rc;
+}
+
+void tls_server_offer_h2(struct tls_server *srv)
+{
+    srv->offer_h2 = 1;
 }

@@ -366,7 +366,7 @@ static void test_error_unknown_keys(void **state)
         { "listeners:\n  - name: web\n    listn: 127.0.0.1:8080\n",
           "weir.yaml:3:5: unknown key 'listn' in listener (expected one of: name, listen, "
           "protocol, routes, redis_cluster, cluster, sni, proxy_protocol, accept_proxy, limits, "
-          "timeouts, tls, hsts, redirect_https)" },
+          "timeouts, tls, hsts, redirect_https, http2)" },
         { "admins: { listen: 127.0.0.1:9901 }\n",
           "weir.yaml:1:1: unknown key 'admins' in configuration (expected one of: workers, "
           "drain_timeout, log, listeners, clusters, redis_clusters, stores, admin, caches, data_dir, queues, tls, topics, sqs_auth)" },
