@@ -120,6 +120,11 @@ def test_store_down_is_service_unavailable(weir_factory, tmp_path, redis_server)
     cmd = [BOTO_PYTHON, CLIENT, "http://127.0.0.1:%d" % w.port, "send", "jobs", "1", "after"]
     wait_until(lambda: subprocess.run(cmd, capture_output=True).returncode == 0, timeout=60,
                interval=0.5, what="sends working again")
+    # each worker has its own connection and reconnects on its own backoff:
+    # the count may land on one that has not yet
+    count = [BOTO_PYTHON, CLIENT, "http://127.0.0.1:%d" % w.port, "count", "jobs"]
+    wait_until(lambda: subprocess.run(count, capture_output=True).returncode == 0, timeout=60,
+               interval=0.5, what="counts working again")
     assert run(w, "count", "jobs")["ApproximateNumberOfMessages"] == 1
 
 
