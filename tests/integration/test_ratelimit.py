@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from conftest import WEIR_BIN, RawClient, config, free_port, request, wait_port
+import requests
+from conftest import WEIR_BIN, RawClient, config, free_port, request, wait_port, wait_until
 from redis_helpers import RedisProc
 
 
@@ -192,7 +193,8 @@ def test_leaky_bucket_delay_holds_back_instead_of_refusing(proxy):
     assert b.count == 2
 
 
-def test_leaky_bucket_delayed_request_is_answered_after_a_later_refusal(proxy):
+def test_leaky_bucket_delayed_request_is_answered_after_a_later_refusal(weir_factory,
+                                                                       recording_backend):
     """10/m: one request each 6 s. A goes through, B is held back 6 s, C
     (sent after B) would wait 12 s, more than the 8 s delay, as long as it
     arrives within 4 s of A (margin for a loaded machine): C's refusal comes
@@ -202,10 +204,22 @@ def test_leaky_bucket_delayed_request_is_answered_after_a_later_refusal(proxy):
 - rate_limit: { algorithm: leaky_bucket, rate: 10/m, key: route, delay: 8s }
   cluster: app
 """
-    w, b = proxy(routes=routes)
+    b = recording_backend()
+    port, aport = free_port(), free_port()
+    w = weir_factory(config(port, [b.addr], routes=routes,
+                            top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport), port)
+    wait_port(aport)
+
+    def allowed():
+        text = requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=10).text
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                   if l.startswith("weir_ratelimit_decisions_total{") and 'result="allowed"' in l)
     assert send(w).status == 200
     with RawClient(w.port) as held:
         held.send(b"GET /b HTTP/1.1\r\nHost: rl.test\r\nConnection: close\r\n\r\n")
+        # B decided (held back) before C is sent: with two workers C could
+        # otherwise be decided first and take B's place
+        wait_until(lambda: allowed() == 2, what="B's decision")
         assert send(w).status == 429                   # C, sent after B
         assert select.select([held.sock], [], [], 0)[0] == []   # B not answered yet
         assert held.read_response().status == 200
