@@ -266,6 +266,8 @@ const char *txn_request_body(const struct txn *t, size_t *len)
 
 int txn_body_append(struct txn *t, const char *p, size_t n, uint64_t max)
 {
+    if (n == 0) /* a chunked body's read may decode to nothing; body may still be NULL */
+        return 0;
     if (t->body_len + n > max)
         return -EFBIG;
     if (t->body_len + n > t->body_cap) {

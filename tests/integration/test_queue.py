@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import IO_TIMEOUT, free_port, wait_until, wait_port
+from conftest import IO_TIMEOUT, RawClient, free_port, wait_until, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "sqs_client.py")
@@ -322,6 +322,34 @@ def test_route_target_enqueues_the_request(weir_factory, tmp_path):
     assert not any(h[0].lower() == "transfer-encoding"
                    for h in json.loads(second["attrs"]["weir.headers"]))
     assert third["attrs"]["weir.method"] == "DELETE" and third["body"] == ""
+
+
+def test_route_target_chunked_body_in_pieces(weir_factory, tmp_path):
+    """A chunked body whose first read decodes to no data (the chunk-size
+    line alone): the queue target's body starts empty (it was a memcpy to
+    NULL, UBSan's report in the sanitizer build)."""
+    import time
+    http_port = free_port()
+    cfg = ("data_dir: %s\n"
+           "listeners:\n"
+           "  - name: web\n"
+           "    listen: 127.0.0.1:%d\n"
+           "    routes:\n"
+           "      - queue: jobs\n"
+           "clusters:\n"
+           "  - name: unused\n"
+           "    endpoints: [127.0.0.1:9]\n"
+           "queues:\n"
+           "  - name: jobs\n" % (str(tmp_path / "data"), http_port))
+    weir_factory(cfg, port=http_port)
+    with RawClient(http_port) as c:
+        # pauses only so that each piece is read on its own
+        for piece in (b"PUT /x HTTP/1.1\r\nHost: q\r\nTransfer-Encoding: chunked\r\n\r\n",
+                      b"5\r\n", b"hello\r\n", b"0\r\n\r\n"):
+            c.send(piece)
+            time.sleep(0.2)
+        r = c.read_response()
+        assert r.status == 202, r.body
 
 
 def test_tags_persist(weir_factory, tmp_path):
