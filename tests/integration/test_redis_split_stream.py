@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_until
 from redis_helpers import RedisProc, Shards, raw_exchange, redis_config
 
 KB = 1 << 10
@@ -105,6 +105,15 @@ def proxy(env, weir_factory):
     port = free_port()
     w = weir_factory(redis_config(port, shards, extra="distribution: consistent_hash\n"
                                   "hash: murmur\ntimeouts: { response: 60s }"))
+
+    def all_shards_up():
+        # on a loaded machine a shard's first connection can fail, and weir
+        # keeps that shard out until its next health check passes (seen on a
+        # fresh root): the tests place keys only once all three take them
+        exchange(port, b"".join(cmd("SET", k, "1") for k in KEYS), len(KEYS))
+        return len({i for k in KEYS for i in shards.holder(k)}) == 3
+    wait_until(all_shards_up, timeout=30, what="weir to use all three shards")
+    shards.flush()
     return types.SimpleNamespace(port=port, weir=w)
 
 
