@@ -1,9 +1,9 @@
 """Fixtures for weir's integration tests: real weir and weir-demo processes on
 127.0.0.1, a raw-socket recording backend and a raw-socket client.
 
-Everything a test starts is stopped by a finalizer. Ports come from the
-kernel (bind to port 0). No test asserts on timing; timeouts below only keep a
-broken build from hanging the suite.
+Everything a test starts is stopped by a finalizer. Ports come from
+free_port() (a per-worker range below the ephemeral ports). No test asserts
+on timing; timeouts below only keep a broken build from hanging the suite.
 """
 import os
 import re
@@ -39,13 +39,38 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 # ---- small helpers ----------------------------------------------------------
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+# Ports for the processes a test starts come from 10000-19999, below the
+# kernel's ephemeral range (32768-60999 here): a port taken from bind(0) is in
+# that range, and another test's outgoing connection could take it as its
+# local port before weir binds it (seen once on a fresh root: "Address already
+# in use"). Each xdist worker has its own slice, so two test files running at
+# once never pick the same port; port + 10000 stays free for a Redis Cluster
+# node's bus port.
+_PORT_BASE, _PORT_SLICE = 10000, 2500
+_worker = int(re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", "gw0")) or 0) % 4
+_port_next = [(os.getpid() * 7919) % _PORT_SLICE]
+
+
+def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing uses right now, outside the
+    ephemeral range, with port + 10000 free too."""
+    for _ in range(_PORT_SLICE):
+        port = _PORT_BASE + _worker * _PORT_SLICE + _port_next[0] % _PORT_SLICE
+        _port_next[0] += 1
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise AssertionError("no free port left in this worker's slice")
 
 
 def wait_port(port, proc=None, timeout=IO_TIMEOUT, what="process"):
