@@ -78,14 +78,18 @@ class Shards:
         for p in self.all():
             p.stop()
 
-    def yaml(self, with_replicas=True):
+    def yaml(self, with_replicas=True, named=False):
+        """The shards: list; `named` gives them fixed names (s0, s1, ...), so
+        the consistent-hash ring, built from the names, does not depend on the
+        ports they got and a test's keys land on the same shards every run."""
         out = ""
         for i, p in enumerate(self.primaries):
             reps = self.replicas[i] if with_replicas else []
+            name = ", name: s%d" % i if named else ""
             if reps:
-                out += "      - { primary: %s, replicas: [%s] }\n" % (p.addr, ", ".join(r.addr for r in reps))
+                out += "      - { primary: %s, replicas: [%s]%s }\n" % (p.addr, ", ".join(r.addr for r in reps), name)
             else:
-                out += "      - { primary: %s }\n" % p.addr
+                out += "      - { primary: %s%s }\n" % (p.addr, name)
         return out
 
     def holder(self, key):
@@ -94,7 +98,7 @@ class Shards:
 
 
 def redis_config(port, shards, *, extra="", listener_extra="", workers=1, with_replicas=True,
-                 name="c"):
+                 name="c", named=False):
     text = "workers: %d\ndrain_timeout: 5s\nlog: { level: info }\n" % workers
     text += "listeners:\n  - name: cache\n    listen: 127.0.0.1:%d\n    protocol: redis\n" % port
     text += "    redis_cluster: %s\n" % name
@@ -103,7 +107,7 @@ def redis_config(port, shards, *, extra="", listener_extra="", workers=1, with_r
     text += "redis_clusters:\n  - name: %s\n" % name
     if extra:
         text += "".join("    " + l + "\n" for l in extra.strip("\n").splitlines())
-    text += "    shards:\n" + shards.yaml(with_replicas)
+    text += "    shards:\n" + shards.yaml(with_replicas, named)
     return text
 
 

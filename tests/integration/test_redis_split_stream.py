@@ -104,12 +104,15 @@ def proxy(env, weir_factory):
     single.client.flushall()
     port = free_port()
     w = weir_factory(redis_config(port, shards, extra="distribution: consistent_hash\n"
-                                  "hash: murmur\ntimeouts: { response: 60s }"))
+                                  "hash: murmur\ntimeouts: { response: 60s }", named=True))
 
     def all_shards_up():
         # on a loaded machine a shard's first connection can fail, and weir
         # keeps that shard out until its next health check passes (seen on a
-        # fresh root): the tests place keys only once all three take them
+        # fresh root): the tests place keys only once all three take them.
+        # The shards are named, so KEYS fall on all three whatever the ports
+        # (with the ring built from addresses, some port triples put none of
+        # the eight on one shard)
         exchange(port, b"".join(cmd("SET", k, "1") for k in KEYS), len(KEYS))
         return len({i for k in KEYS for i in shards.holder(k)}) == 3
     wait_until(all_shards_up, timeout=30, what="weir to use all three shards")
