@@ -363,6 +363,7 @@ static void client_free(struct client *c)
 {
     struct wctx *wc = c->wc;
     struct wlistener *wl = c->wl;
+    int lane = c->lane;
     if (c->lane_owner)
         *c->lane_owner = NULL;
     upstream_detach(c, 0);
@@ -392,7 +393,7 @@ static void client_free(struct client *c)
     } else {
         free(c);
     }
-    if (!c->lane)
+    if (!lane) /* c may be freed by now */
         server_conn_close(wc, wl);
 }
 
@@ -673,8 +674,12 @@ static void proxy_keep_log_line(struct client *c, const struct http_msg *msg)
     if (!line)
         return;
     c->log_line = line;
-    snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/1.%d", (int)mlen, msg->method_str.p,
-             (int)tlen, msg->target.p, msg->version_minor);
+    if (c->lane) /* the stream's own protocol, not the lane's HTTP/1.1 */
+        snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/2.0", (int)mlen, msg->method_str.p, (int)tlen,
+                 msg->target.p);
+    else
+        snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/1.%d", (int)mlen, msg->method_str.p,
+                 (int)tlen, msg->target.p, msg->version_minor);
 }
 
 /* Switches a connection to the worker's newest snapshot between requests. */
@@ -2367,9 +2372,11 @@ static void client_update_watchers(struct client *c)
         cev = out_pending ? 0 : EV_READ;
         break;
     }
-    cev = sio_events(&c->cio, cev != 0, out_pending && !c->c_writable);
-    io_update(loop, &c->io, c->cio.fd, cev, c->io.fd == c->cio.fd && c->c_registered);
-    c->c_registered = 1;
+    if (!c->lane) { /* a lane has no fd: it wakes the session itself (proxy_lane_wake) */
+        cev = sio_events(&c->cio, cev != 0, out_pending && !c->c_writable);
+        io_update(loop, &c->io, c->cio.fd, cev, c->io.fd == c->cio.fd && c->c_registered);
+        c->c_registered = 1;
+    }
 
     if (c->up_state == US_CONNECTING) {
         uev = EV_WRITE;
@@ -2415,6 +2422,8 @@ static void client_pump(struct client *c)
         /* fairness: yield to other sessions; the watchers (level-triggered)
          * bring us back to what is still ready */
         c->c_readable = c->c_writable = c->u_readable = c->u_writable = 0;
+        if (c->lane && !c->closing) /* no level-triggered watcher for a lane: come back */
+            ev_feed_event(client_loop(c), &c->io, EV_READ | EV_WRITE);
     }
     if (c->closing) {
         client_free(c);
@@ -2567,12 +2576,13 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     client_begin(c, wc->snap, lst, wl, client_ip);
 }
 
-int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, int fd,
+int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, const struct sio *s,
                      const char *client_ip, void **handle)
 {
     struct client *c = proxy_hw(wc) ? client_get(wc) : NULL;
     if (!c) {
-        close(fd);
+        struct sio dead = *s;
+        sio_close(&dead);
         return -ENOMEM;
     }
     c->wc = wc;
@@ -2580,9 +2590,15 @@ int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_li
     c->h2_checked = 1;
     c->lane_owner = handle;
     *handle = c;
-    sio_init_plain(&c->cio, fd);
+    c->cio = *s;
     client_begin(c, snap, lst, NULL, client_ip);
     return 0;
+}
+
+void proxy_lane_wake(void *handle, int events)
+{
+    struct client *c = handle;
+    ev_feed_event(client_loop(c), &c->io, events);
 }
 
 void proxy_lane_end(void *handle)
@@ -2591,6 +2607,13 @@ void proxy_lane_end(void *handle)
     c->lane_owner = NULL;
     c->closing = 1;
     client_pump(c);
+}
+
+void proxy_lane_forget(void *handle)
+{
+    struct client *c = handle;
+    c->lane_owner = NULL;
+    c->cio.impl = NULL; /* sio_close leaves the lane alone */
 }
 
 /* The rest of a session's start, over c->cio: counted (or not) by the caller. */

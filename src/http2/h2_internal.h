@@ -63,13 +63,13 @@ void h2_bytes_free(struct h2_bytes *b);
 
 struct h2_conn;
 
-/* One lane: a socketpair whose other end is a proxy session. Carries one
- * stream at a time (sid), then waits (idle) for the next. */
+/* One lane: an in-memory stream whose other end is a proxy session (its
+ * struct sio reads lane.out and appends to lane.in; no fd, no syscall).
+ * Carries one stream at a time (sid), then waits (idle) for the next. */
 struct h2_lane {
     struct h2_conn *hc;
     struct h2_lane *prev, *next;   /* hc->lanes */
-    ev_io io;
-    int fd;
+    ev_io io;                      /* never started: the session feeds it events (its writes, reads, end) */
     void *session;                 /* the proxy session on the other end (NULL once it ended) */
     int32_t sid;                   /* the stream carried, 0: idle */
     struct h2_bytes out;           /* request bytes for the proxy session */
@@ -84,7 +84,11 @@ struct h2_lane {
     ev_tstamp stall_since;         /* data pending on a zero window since, 0: not */
     uint8_t resp_kind;             /* enum http_body_kind */
     unsigned has_cl : 1, req_chunked : 1, req_done : 1, head_sent : 1, resp_done : 1;
-    unsigned eof : 1, deferred : 1, reusable : 1, is_head : 1, watching : 1;
+    unsigned eof : 1, deferred : 1, reusable : 1, is_head : 1;
+    unsigned peer_eof : 1;         /* the session shut its side or ended: lane.in is all there is */
+    unsigned sess_rd_wait : 1;     /* the session found lane.out empty: wake it on new bytes */
+    unsigned sess_wr_wait : 1;     /* the session found lane.in full: wake it when it drains */
+    unsigned closing : 1;          /* h2_lane_close is ending the session: it sends no events */
 };
 
 /* Per-listener series, kept by the worker while it runs. */
@@ -110,6 +114,7 @@ struct h2_conn {
     struct sio sio;
     ev_io io;
     ev_timer tick;
+    ev_prepare flush;              /* never started: h2_conn_schedule feeds it (one pump per turn) */
     nghttp2_session *ng;
     struct h2_bytes out;           /* frames for the client, not yet written */
     struct h2_lane *lanes;
@@ -132,12 +137,15 @@ void h2_conn_attack(struct h2_conn *hc, enum h2_attack kind);
 /* Reads, writes and closes as the connection's state says (not from
  * inside nghttp2's callbacks). */
 void h2_conn_pump(struct h2_conn *hc);
+/* Pumps hc once the other work of this loop turn is done: the answers the
+ * lanes gave on it go out in one write. */
+void h2_conn_schedule(struct h2_conn *hc);
 /* Makes hc->ng (options, callbacks, SETTINGS queued). 0 or -ENOMEM. */
 int h2_conn_session(struct h2_conn *hc);
 
 /* h2_bridge.c */
-/* An idle lane of hc, or a new one (a socketpair with a proxy session on
- * its other end), for stream sid. NULL when none can be made. */
+/* An idle lane of hc, or a new one (with a proxy session on its other
+ * end), for stream sid. NULL when none can be made. */
 struct h2_lane *h2_lane_get(struct h2_conn *hc, int32_t sid);
 /* One header field of the request block; 0 or an nghttp2 error code. */
 int h2_lane_header(struct h2_lane *l, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);

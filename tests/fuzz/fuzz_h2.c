@@ -80,7 +80,6 @@ static void fuzz_answer(const uint8_t *data, size_t size, int head)
     struct h2_lane l;
     memset(&l, 0, sizeof(l));
     l.hc = &hc;
-    l.fd = -1;
     l.sid = 1;
     l.is_head = (unsigned)head;
     l.reusable = 1;
