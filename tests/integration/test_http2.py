@@ -76,6 +76,7 @@ class H2Client:
             assert sock.selected_alpn_protocol() == "h2"
             self.scheme = "https"
         self.sock = sock
+        self.sent = 0  # bytes given to the socket (TLS: before encryption)
         self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.c.initiate_connection()
         if settings:
@@ -86,6 +87,7 @@ class H2Client:
         data = self.c.data_to_send()
         if data:
             self.sock.sendall(data)
+            self.sent += len(data)
 
     def close(self):
         self.sock.close()
@@ -227,19 +229,8 @@ def test_h2c_get_and_post_reach_the_http11_backend(weir_factory, recording_backe
     assert metric(w.aport, "weir_http_requests_total", listener="web") == 3
 
 
-def unix_sockets(pid):
-    """How many unix sockets process pid holds (lanes are unix socket pairs)."""
-    with open("/proc/net/unix") as f:
-        inodes = {line.split()[6] for line in list(f)[1:]}
-    n = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            n += 1
-    return n
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def test_lanes_are_reused_across_streams(weir_factory, recording_backend):
@@ -247,13 +238,71 @@ def test_lanes_are_reused_across_streams(weir_factory, recording_backend):
     w = start(weir_factory, [b.addr])
     cl = H2Client(w.port)
     assert cl.get("/")["status"] == 200
-    first = unix_sockets(w.proc.pid)
+    first = open_fds(w.proc.pid)
     for _ in range(19):
         assert cl.get("/")["status"] == 200
-    # one lane (one socket pair) carried them all, not one per stream
-    assert unix_sockets(w.proc.pid) == first
+    # one lane (one session, one upstream connection) carried them all;
+    # lanes are in memory: no descriptor per stream either
+    assert open_fds(w.proc.pid) == first
     cl.close()
     assert b.count == 20 and b.connections == 1
+
+
+def test_access_log_names_http2(weir_factory, recording_backend):
+    b = recording_backend({"body": b"ok"})
+    w = start(weir_factory, [b.addr])
+    cl = H2Client(w.port)
+    assert [x["status"] for x in cl.exchange([("GET", "/x?y=1", [], b""), ("POST", "/p", [], b"abc")])] == [200, 200]
+    cl.close()
+    lines = w.wait_access_lines(2)
+    assert any('"GET /x?y=1 HTTP/2.0" 200' in l for l in lines), lines
+    assert any('"POST /p HTTP/2.0" 200' in l for l in lines), lines
+    assert not any("HTTP/1.1" in l for l in lines), lines
+
+
+class CountingSock:
+    """A socket that counts the bytes read from it."""
+
+    def __init__(self, sock):
+        self.sock, self.received = sock, 0
+
+    def sendall(self, data):
+        self.sock.sendall(data)
+
+    def recv(self, n):
+        data = self.sock.recv(n)
+        self.received += len(data)
+        return data
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("use_tls", [False, True])
+def test_bytes_counted_as_http2(weir_factory, recording_backend, pki, use_tls):
+    b = recording_backend({"body": b"x" * 3000})
+    w = start(weir_factory, [b.addr], tls=tls_yaml(pki) if use_tls else None)
+    cl = H2Client(w.port, ca=pki.ca if use_tls else None)
+    cl.sock = CountingSock(cl.sock)
+    for i in range(5):
+        r = cl.exchange([("GET", "/%d" % i, [], b""), ("POST", "/p%d" % i, [], b"y" * 100)])
+        assert [x["status"] for x in r] == [200, 200] and all(len(x["body"]) == 3000 for x in r)
+    # a PING answered: everything weir sent before it is read too
+    cl.c.ping(b"12345678")
+    cl.flush()
+    acked = False
+    for _ in range(100):
+        for ev in cl.c.receive_data(cl.sock.recv(65536)):
+            acked |= isinstance(ev, h2.events.PingAckReceived)
+        if acked:
+            break
+    assert acked
+    # the HTTP/2 bytes of the connection (TLS: the plaintext, as for
+    # HTTP/1.1), the preface included, not the lanes' HTTP/1.1 ones
+    wait_until(lambda: metric(w.aport, "weir_bytes_received_total", listener="web") == cl.sent,
+               what="weir_bytes_received_total to be %d" % cl.sent)
+    assert metric(w.aport, "weir_bytes_sent_total", listener="web") == cl.sock.received
+    cl.close()
 
 
 def test_curl_prior_knowledge_and_tls_alpn(weir_factory, recording_backend, pki):
