@@ -232,6 +232,12 @@ static const struct sio_ops h2_lane_sio_ops = {
     .close = h2_lane_sio_close,
 };
 
+void h2_lane_sio_init(struct h2_lane *l, struct sio *s)
+{
+    *s = (struct sio){ .ops = &h2_lane_sio_ops, .impl = l, .fd = -1, .rd_want = SIO_WANT_READ,
+                       .wr_want = SIO_WANT_WRITE };
+}
+
 static struct h2_lane *h2_lane_new(struct h2_conn *hc)
 {
     struct h2_lane *l = calloc(1, sizeof(*l));
@@ -245,8 +251,8 @@ static struct h2_lane *h2_lane_new(struct h2_conn *hc)
         hc->lanes->prev = l;
     hc->lanes = l;
     hc->n_lanes++;
-    struct sio s = { .ops = &h2_lane_sio_ops, .impl = l, .fd = -1, .rd_want = SIO_WANT_READ,
-                     .wr_want = SIO_WANT_WRITE };
+    struct sio s;
+    h2_lane_sio_init(l, &s);
     if (proxy_start_lane(hc->wc, hc->snap, hc->lst, &s, hc->client_ip, &l->session) != 0) {
         l->session = NULL;
         h2_lane_close(l, 0);

@@ -170,6 +170,10 @@ int h2_lane_process(struct h2_lane *l);
  * line) as nghttp2 fields pointing into p, names lowercased in place,
  * connection-specific ones left out. Returns how many (<= max). */
 size_t h2_trailer_fields(char *p, size_t n, nghttp2_nv *nv, size_t max);
+/* Makes s the session's end of lane l: reads take lane.out, writes append
+ * to lane.in up to H2_LANE_HWM (then -EAGAIN), shutdown and close are the
+ * session's end of stream; each wakes the lane through lane.io. */
+void h2_lane_sio_init(struct h2_lane *l, struct sio *s);
 /* Whether data is waiting for the client's window (for the stall check). */
 int h2_lane_pending(const struct h2_lane *l);
 
