@@ -713,6 +713,8 @@ ssize_t h2_lane_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t l
         h2_lane_kick(l);
         return NGHTTP2_ERR_DEFERRED;
     }
+    if (n > 0 && l->hc->wu_credit < H2_WU_CREDIT_MAX)
+        l->hc->wu_credit += 2; /* the client may answer this DATA frame with a stream and a connection update */
     h2_lane_kick(l);
     return (ssize_t)n;
 }

@@ -18,6 +18,7 @@
 
 #define H2_LANE_HWM (64u << 10)   /* bytes buffered per lane direction before back-pressure */
 #define H2_OUT_HWM (64u << 10)    /* frames buffered for the client before we stop reading */
+#define H2_WU_CREDIT_MAX 4096u     /* WINDOW_UPDATEs owed at most (for DATA frames sent) */
 
 /* The attacks counted in weir_http2_attacks_total{listener,kind}. */
 #define H2_ATTACK_LIST(X)                                   \
@@ -126,6 +127,7 @@ struct h2_conn {
     ev_tstamp idle_since, closing_since, win_start;
     uint32_t win[H2_ATTACK_COUNT]; /* frames of each kind in the current second */
     uint32_t block_frames;         /* CONTINUATION frames of the header block being read */
+    uint32_t wu_credit;            /* WINDOW_UPDATEs owed for DATA we sent: not counted as control */
     uint64_t block_bytes;
     struct metric_series *m_attacks, *m_streams;
     char client_ip[48];

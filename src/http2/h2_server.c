@@ -174,8 +174,14 @@ static int h2_on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, vo
         if (!(hd->flags & NGHTTP2_FLAG_ACK))
             h2_conn_count(hc, H2_ATTACK_PING, c->max_control);
         break;
-    case NGHTTP2_PRIORITY:
     case NGHTTP2_WINDOW_UPDATE:
+        if (hc->wu_credit > 0) { /* a client giving back the window our DATA used */
+            hc->wu_credit--;
+            break;
+        }
+        h2_conn_count(hc, H2_ATTACK_CONTROL, 10 * c->max_control);
+        break;
+    case NGHTTP2_PRIORITY:
         h2_conn_count(hc, H2_ATTACK_CONTROL, 10 * c->max_control);
         break;
     default:

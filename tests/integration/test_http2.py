@@ -384,6 +384,81 @@ def test_large_bodies_both_ways(weir_factory, recording_backend):
     assert up.body == big
 
 
+def tcp_queues(local_port, remote_port):
+    """(tx_queue, rx_queue) of the 127.0.0.1 TCP socket local_port -> remote_port."""
+    with open("/proc/net/tcp") as f:
+        for line in list(f)[1:]:
+            parts = line.split()
+            if int(parts[1].split(":")[1], 16) == local_port and int(parts[2].split(":")[1], 16) == remote_port:
+                tx, rx = parts[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    raise AssertionError("no socket %d -> %d" % (local_port, remote_port))
+
+
+class FloodBackend(threading.Thread):
+    """Answers one request with a huge body, sending until the kernel takes
+    no more; counts what it sent."""
+
+    def __init__(self, size):
+        super().__init__(daemon=True)
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.size, self.sent, self.peer_port, self.stop_ev = size, 0, None, threading.Event()
+
+    def run(self):
+        conn, peer = self.lsock.accept()
+        self.peer_port = peer[1]
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.size)
+        conn.setblocking(False)
+        chunk = b"z" * 65536
+        while not self.stop_ev.is_set() and self.sent < self.size:
+            try:
+                self.sent += conn.send(chunk[:self.size - self.sent])
+            except BlockingIOError:
+                self.stop_ev.wait(0.005)
+        self.stop_ev.wait()
+        conn.close()
+
+
+def test_slow_client_stops_the_backend(weir_factory):
+    # the client reads nothing past its first window: the lane (64 KiB each
+    # way) fills, the session stops reading the upstream, and the rest waits
+    # in the kernel's socket buffers, not in weir
+    b = FloodBackend(64 << 20)
+    b.start()
+    w = start(weir_factory, ["127.0.0.1:%d" % b.port])
+    cl = H2Client(w.port)
+    cl.c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/big"), (":authority", "a.test")],
+                      end_stream=True)
+    cl.flush()
+    got = 0
+
+    def stalled(state={"last": -1, "same": 0}):
+        nonlocal got
+        cl.sock.settimeout(0.05)
+        try:
+            for ev in cl.c.receive_data(cl.sock.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += len(ev.data)  # not acknowledged: the window stays shut
+        except socket.timeout:
+            pass
+        state["same"] = state["same"] + 1 if b.sent == state["last"] else 0
+        state["last"] = b.sent
+        return b.peer_port and state["same"] >= 20
+
+    wait_until(stalled, what="the backend to stall")
+    tx, _ = tcp_queues(b.port, b.peer_port)
+    _, rx = tcp_queues(b.peer_port, b.port)
+    held = b.sent - tx - rx - got
+    b.stop_ev.set()
+    cl.close()
+    assert got <= 65535 and b.sent < b.size
+    assert held < (1 << 20), "weir holds %d bytes of the answer" % held
+
+
 def test_backend_closing_mid_answer_resets_the_stream(weir_factory, recording_backend):
     b = recording_backend("close_mid_body")
     w = start(weir_factory, [b.addr])
@@ -483,6 +558,10 @@ def empty_data_flood(raw):
     raw.send(frame(HEADERS, END_HEADERS, 1, block) + frame(DATA, 0, 1) * 300)
 
 
+def window_update_flood(raw):
+    raw.send(frame(8, 0, 0, struct.pack(">I", 1)) * 1100)  # WINDOW_UPDATE, nothing of ours to answer
+
+
 @pytest.mark.parametrize("attack,kind", [
     (rapid_reset, "rapid_reset"),
     (continuation_flood, "continuation_flood"),
@@ -490,6 +569,7 @@ def empty_data_flood(raw):
     (settings_flood, "settings_flood"),
     (ping_flood, "ping_flood"),
     (empty_data_flood, "empty_frames"),
+    (window_update_flood, "control_flood"),
 ])
 def test_attack_gets_goaway_and_is_counted(weir_factory, recording_backend, attack, kind):
     b = recording_backend({"body": b"ok", "delay": 0.01})
@@ -521,6 +601,21 @@ def test_zero_window_stall_resets_the_stream(weir_factory, recording_backend):
     assert code == ENHANCE_YOUR_CALM
     legit.finish()
     assert metric(w.aport, "weir_http2_attacks_total", listener="web", kind="zero_window") == 1
+
+
+def test_window_updates_for_our_data_are_no_flood(weir_factory, recording_backend):
+    # a client giving back the window of each DATA frame it read sends two
+    # WINDOW_UPDATEs per frame: far over 10 x max_control per second on a
+    # fast download, and no attack
+    big = b"d" * (4 << 20)
+    b = recording_backend({"body": big})
+    w = start(weir_factory, [b.addr], http2="http2: { max_control: 5 }")
+    cl = H2Client(w.port)
+    for _ in range(2):
+        r = cl.get("/big")
+        assert r["status"] == 200 and len(r["body"]) == len(big)
+    cl.close()
+    assert metric(w.aport, "weir_http2_attacks_total", listener="web", kind="control_flood") == 0
 
 
 def test_streams_over_the_limit_are_refused(weir_factory, recording_backend):
