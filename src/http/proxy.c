@@ -105,6 +105,7 @@ struct client {
                                   bytes of a request are here, NULL on an idle connection */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
     void **lane_owner;  /* a lane's: the h2 side's handle on it, cleared when the session ends */
+    const char *lane_subject; /* a lane's: its h2 connection's verified client certificate, or NULL */
 };
 
 /* The HTTP proxy's state on one worker (the server keeps it in wc->proto). */
@@ -857,7 +858,7 @@ static void proxy_start_request(struct client *c, struct http_msg *msg, size_t h
 {
     proxy_reset_request(c, msg);
     txn_begin(c->txn, c, c->wc, msg);
-    const char *subject = tls_peer_subject(&c->cio);
+    const char *subject = c->lane ? c->lane_subject : tls_peer_subject(&c->cio);
     if (subject) /* a verified client certificate: the identity until an auth step says otherwise */
         c->txn->identity = (struct http_slice){ subject, strlen(subject) };
     if (c->lst->redirect_https_port) {
@@ -2577,7 +2578,7 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
 }
 
 int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, const struct sio *s,
-                     const char *client_ip, void **handle)
+                     const char *client_ip, const char *subject, void **handle)
 {
     struct client *c = proxy_hw(wc) ? client_get(wc) : NULL;
     if (!c) {
@@ -2589,6 +2590,7 @@ int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_li
     c->lane = 1;
     c->h2_checked = 1;
     c->lane_owner = handle;
+    c->lane_subject = subject;
     *handle = c;
     c->cio = *s;
     client_begin(c, snap, lst, NULL, client_ip);
@@ -2613,6 +2615,7 @@ void proxy_lane_forget(void *handle)
 {
     struct client *c = handle;
     c->lane_owner = NULL;
+    c->lane_subject = NULL; /* the h2 connection's: it goes too */
     c->cio.impl = NULL; /* sio_close leaves the lane alone */
 }
 

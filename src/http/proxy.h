@@ -14,12 +14,14 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
  * an in-memory stream without an fd (s->fd -1, s->impl the lane), so the
  * session watches nothing for it: the lane wakes it with proxy_lane_wake
  * when it has bytes for it or took some of its answer. No accept_proxy,
- * client_ip as the client's address, not counted as a connection nor in
+ * client_ip as the client's address, subject (NULL: none) as the verified
+ * TLS client certificate's identity (the h2 connection's: it outlives the
+ * session, see proxy_lane_forget), not counted as a connection nor in
  * the listener's bytes (no wlistener: it may end before the lane). lst
  * and snap (referenced) are the h2 connection's. *handle gets the session
  * (see proxy_lane_end). Returns 0, or -ENOMEM with s closed. */
 int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, const struct sio *s,
-                     const char *client_ip, void **handle);
+                     const char *client_ip, const char *subject, void **handle);
 /* The lane of the session handle can be read (EV_READ) or written
  * (EV_WRITE) again: the session runs on this loop turn (ev_feed_event),
  * not from inside the caller. */

@@ -41,6 +41,7 @@
 
 #include "core/log.h"
 #include "http/proxy.h"
+#include "tls/tls.h"
 
 int h2_bytes_add(struct h2_bytes *b, const void *d, size_t n)
 {
@@ -253,7 +254,8 @@ static struct h2_lane *h2_lane_new(struct h2_conn *hc)
     hc->n_lanes++;
     struct sio s;
     h2_lane_sio_init(l, &s);
-    if (proxy_start_lane(hc->wc, hc->snap, hc->lst, &s, hc->client_ip, &l->session) != 0) {
+    if (proxy_start_lane(hc->wc, hc->snap, hc->lst, &s, hc->client_ip, tls_peer_subject(&hc->sio), &l->session) !=
+        0) {
         l->session = NULL;
         h2_lane_close(l, 0);
         return NULL;

@@ -32,6 +32,7 @@ ENHANCE_YOUR_CALM = 0xB
 def pki(tmp_path_factory):
     p = Pki(str(tmp_path_factory.mktemp("pki")))
     p.issue("srv", "srv", ["a.test"])
+    p.issue("client", "alice", client=True)
     return p
 
 
@@ -66,11 +67,13 @@ def metric(aport, name, **labels):
 class H2Client:
     """One HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2)."""
 
-    def __init__(self, port, ca=None, settings=None):
+    def __init__(self, port, ca=None, settings=None, cert=None):
         sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
         self.scheme = "http"
         if ca:
             ctx = ssl.create_default_context(cafile=ca)
+            if cert:
+                ctx.load_cert_chain(*cert)
             ctx.set_alpn_protocols(["h2"])
             sock = ctx.wrap_socket(sock, server_hostname="a.test")
             assert sock.selected_alpn_protocol() == "h2"
@@ -326,6 +329,25 @@ def test_curl_prior_knowledge_and_tls_alpn(weir_factory, recording_backend, pki)
     assert r.stdout == "tls-body\n2", r.stderr
     r = requests.get("http://127.0.0.1:%d/z" % w2.port, timeout=IO_TIMEOUT)
     assert r.text == "tls-body"
+
+
+def test_client_certificate_is_the_identity_of_streams(weir_factory, recording_backend, pki):
+    b = recording_backend({"body": b"ok"})
+    routes = ("- cluster: app\n  rate_limit:\n    - { algorithm: fixed_window, rate: 2/m, "
+              "key: identity, on_missing: allow }\n")
+    w = start(weir_factory, [b.addr], routes=routes,
+              tls=tls_yaml(pki) + "  client_ca: %s\n  client_verify: optional\n" % pki.ca)
+    alice = H2Client(w.port, ca=pki.ca, cert=(pki.path("client.pem"), pki.path("client.key")))
+    assert [alice.get("/")["status"] for _ in range(3)] == [200, 200, 429]
+    alice.close()
+    # a new connection with the same certificate: the same identity
+    alice = H2Client(w.port, ca=pki.ca, cert=(pki.path("client.pem"), pki.path("client.key")))
+    assert alice.get("/")["status"] == 429
+    alice.close()
+    # without a certificate there is no identity: on_missing (allow) lets it through
+    anon = H2Client(w.port, ca=pki.ca)
+    assert [anon.get("/")["status"] for _ in range(3)] == [200, 200, 200]
+    anon.close()
 
 
 def test_without_the_option_no_h2(weir_factory, recording_backend, pki):
