@@ -266,9 +266,12 @@ static struct h2_lane *h2_lane_new(struct h2_conn *hc)
 struct h2_lane *h2_lane_get(struct h2_conn *hc, int32_t sid)
 {
     struct h2_lane *l;
-    for (l = hc->lanes; l; l = l->next)
-        if (l->sid == 0 && !l->eof && !l->peer_eof && l->session)
-            break;
+    while ((l = hc->idle_lanes) != NULL) {
+        hc->idle_lanes = l->idle_next;
+        l->idle = 0;
+        if (!l->eof && !l->peer_eof && l->session)
+            break; /* else its session's end is on its way to close it */
+    }
     if (!l && !(l = h2_lane_new(hc)))
         return NULL;
     h2_lane_reset(l, sid);
@@ -307,6 +310,12 @@ void h2_lane_close(struct h2_lane *l, int rst)
         proxy_lane_forget(l->session);
     }
     l->session = NULL;
+    for (struct h2_lane **p = &hc->idle_lanes; l->idle && *p; p = &(*p)->idle_next) {
+        if (*p == l) {
+            *p = l->idle_next;
+            break;
+        }
+    }
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -345,6 +354,9 @@ void h2_lane_stream_closed(struct h2_lane *l, uint32_t error_code)
     h2_bytes_shrink(&l->in);
     h2_bytes_shrink(&l->body);
     h2_bytes_shrink(&l->tail);
+    l->idle_next = hc->idle_lanes;
+    hc->idle_lanes = l;
+    l->idle = 1;
 }
 
 /* ---- request: HTTP/2 -> HTTP/1.1 ----------------------------------------- */

@@ -70,6 +70,7 @@ struct h2_conn;
 struct h2_lane {
     struct h2_conn *hc;
     struct h2_lane *prev, *next;   /* hc->lanes */
+    struct h2_lane *idle_next;     /* hc->idle_lanes, while idle */
     ev_io io;                      /* never started: the session feeds it events (its writes, reads, end) */
     void *session;                 /* the proxy session on the other end (NULL once it ended) */
     int32_t sid;                   /* the stream carried, 0: idle */
@@ -90,6 +91,7 @@ struct h2_lane {
     unsigned sess_rd_wait : 1;     /* the session found lane.out empty: wake it on new bytes */
     unsigned sess_wr_wait : 1;     /* the session found lane.in full: wake it when it drains */
     unsigned closing : 1;          /* h2_lane_close is ending the session: it sends no events */
+    unsigned idle : 1;             /* on hc->idle_lanes */
 };
 
 /* Per-listener series, kept by the worker while it runs. */
@@ -119,6 +121,7 @@ struct h2_conn {
     nghttp2_session *ng;
     struct h2_bytes out;           /* frames for the client, not yet written */
     struct h2_lane *lanes;
+    struct h2_lane *idle_lanes;    /* lanes kept for the next streams, last kept first */
     unsigned n_lanes, n_active;
     uint8_t readable, writable;
     unsigned closing : 1;          /* GOAWAY queued: write it, then close */
