@@ -1,0 +1,34 @@
+/* h2_up: HTTP/2 to upstreams (a cluster's `protocol: h2 | h2c`).
+ *
+ * The proxy keeps speaking HTTP/1.1: for an h2 cluster its "connection" to
+ * an endpoint is one end of a socketpair (a lane, see h2_up.c) whose other
+ * end turns each HTTP/1.1 exchange into one HTTP/2 stream on a connection
+ * shared by the worker's lanes to that endpoint. Retries, timeouts,
+ * breakers, counters and the access log therefore work unchanged. */
+#ifndef WEIR_HTTP2_H2_UP_H
+#define WEIR_HTTP2_H2_UP_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct wctx;
+struct tls_client;
+
+/* The worker's state for upstream HTTP/2 (in its http_worker). */
+struct h2up_worker;
+
+/* Opens a lane to the HTTP/2 server at addr: returns the proxy's end of a
+ * new socketpair (the caller owns it; it is connected and writable at
+ * once), or a negative errno. `tls` NULL: h2c (prior knowledge), else TLS
+ * with ALPN h2. `max_conns`: HTTP/2 connections to this address the worker
+ * may hold at once; an idle one closes after idle_ms. `*slot` is the worker's state, made on first use. */
+int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, socklen_t addrlen,
+                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms);
+
+/* What the proxy's pool keys lanes by (never a plain or TLS socket's tag). */
+const void *h2up_pool_tag(const struct tls_client *tls);
+
+/* Closes every lane and connection and frees the worker's state (*slot NULL). */
+void h2up_worker_free(void **slot);
+
+#endif
