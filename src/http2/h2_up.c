@@ -450,8 +450,11 @@ static void h2up_lane_start(struct h2up_lane *l)
     for (hc = g->conns; hc; hc = hc->next)
         if (!hc->dead && !hc->goaway && hc->n_streams < h2up_conn_limit(hc))
             break;
-    if (!hc && g->n_conns < g->max_conns)
-        hc = h2up_conn_new(g);
+    if (!hc && g->n_conns < g->max_conns && !(hc = h2up_conn_new(g))) {
+        log_warn("http2 upstream: cannot open a connection: %s", strerror(errno));
+        h2up_lane_kill(l); /* the proxy sees a connection reset */
+        return;
+    }
     if (!hc) {
         if (!l->waiting) {
             l->waiting = 1;
@@ -489,6 +492,8 @@ static void h2up_group_dequeue(struct h2up_group *g)
         l->waiting = 0;
         if (!l->dead)
             h2up_lane_start(l);
+        if (l->waiting)
+            return; /* no slot after all (a connection full from the start) */
     }
 }
 
@@ -865,49 +870,38 @@ static void h2up_conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     h2up_group_reap(g);
 }
 
-static struct h2up_conn *h2up_conn_new(struct h2up_group *g)
+/* Makes hc's nghttp2 session (SETTINGS queued) and links hc into g, its
+ * socket watched for `events`. 0 or negative (hc's sio is then the caller's). */
+static int h2up_conn_setup(struct h2up_group *g, struct h2up_conn *hc, int events)
 {
     nghttp2_session_callbacks *cbs = h2up_callbacks();
-    struct h2up_conn *hc = calloc(1, sizeof(*hc));
-    int fd = -1;
-    if (!cbs || !hc)
-        goto fail;
-    sio_init_closed(&hc->sio);
-    hc->g = g;
-    fd = net_connect((const struct sockaddr *)&g->addr, g->addrlen);
-    if (fd < 0)
-        goto fail;
-    if (g->tls) {
-        int r = tls_connect_sio(g->tls, fd, (const struct sockaddr *)&g->addr, g->addrlen, NULL, &hc->sio);
-        fd = -1; /* hc->sio owns it now, also on failure */
-        if (r < 0 || tls_sio_offer_h2(&hc->sio) < 0)
-            goto fail;
-        hc->handshaking = 1;
-    } else {
-        sio_init_plain(&hc->sio, fd);
-    }
     nghttp2_option *opt;
+    if (!cbs)
+        return -ENOMEM;
+    hc->g = g;
     if (nghttp2_option_new(&opt) != 0)
-        goto fail;
+        return -ENOMEM;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
     int rv = nghttp2_session_client_new2(&hc->ng, cbs, hc, opt);
     nghttp2_option_del(opt);
     if (rv != 0)
-        goto fail;
+        return -ENOMEM;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2UP_MAX_HEAD },
     };
     if (nghttp2_submit_settings(hc->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
-        nghttp2_session_set_local_window_size(hc->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) != 0)
-        goto fail;
-    hc->connecting = 1;
-    ev_io_init(&hc->io, h2up_conn_io_cb, hc->sio.fd, EV_WRITE);
+        nghttp2_session_set_local_window_size(hc->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) != 0) {
+        nghttp2_session_del(hc->ng);
+        hc->ng = NULL;
+        return -ENOMEM;
+    }
+    ev_io_init(&hc->io, h2up_conn_io_cb, hc->sio.fd, events);
     hc->io.data = hc;
-    hc->io_events = EV_WRITE;
+    hc->io_events = events;
     ev_io_start(g->w->loop, &hc->io);
     ev_timer_init(&hc->timer, h2up_conn_timer_cb, H2UP_CONNECT_MS / 1000.0, 0.);
     hc->timer.data = hc;
@@ -917,17 +911,34 @@ static struct h2up_conn *h2up_conn_new(struct h2up_group *g)
         g->conns->prev = hc;
     g->conns = hc;
     g->n_conns++;
-    return hc;
-fail:
-    if (hc) {
-        if (hc->ng)
-            nghttp2_session_del(hc->ng);
-        if (sio_is_open(&hc->sio))
-            sio_close(&hc->sio);
-        else if (fd >= 0)
-            close(fd);
-        free(hc);
+    return 0;
+}
+
+/* A new connection to g's address (connecting), or NULL. */
+static struct h2up_conn *h2up_conn_new(struct h2up_group *g)
+{
+    struct h2up_conn *hc = calloc(1, sizeof(*hc));
+    if (!hc)
+        return NULL;
+    sio_init_closed(&hc->sio);
+    int fd = net_connect((const struct sockaddr *)&g->addr, g->addrlen);
+    if (fd < 0)
+        goto fail;
+    if (g->tls) {
+        int r = tls_connect_sio(g->tls, fd, (const struct sockaddr *)&g->addr, g->addrlen, NULL, &hc->sio);
+        /* hc->sio owns fd now, also on failure */
+        if (r < 0 || tls_sio_offer_h2(&hc->sio) < 0)
+            goto fail;
+        hc->handshaking = 1;
+    } else {
+        sio_init_plain(&hc->sio, fd);
     }
+    hc->connecting = 1;
+    if (h2up_conn_setup(g, hc, EV_WRITE) == 0)
+        return hc;
+fail:
+    sio_close(&hc->sio);
+    free(hc);
     return NULL;
 }
 
@@ -1001,6 +1012,8 @@ static struct h2up_group *h2up_group_get(struct h2up_worker *w, const struct soc
     return g;
 }
 
+static int h2up_lane_new(struct h2up_group *g, struct h2up_lane **out);
+
 int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, socklen_t addrlen,
                    struct tls_client *tls, unsigned max_conns, uint64_t idle_ms)
 {
@@ -1012,12 +1025,20 @@ int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, so
         *slot = w;
     }
     struct h2up_group *g = h2up_group_get(w, addr, addrlen, tls);
-    struct h2up_lane *l = g ? calloc(1, sizeof(*l)) : NULL;
-    if (!l)
+    if (!g)
         return -ENOMEM;
     g->tls = tls; /* the live snapshot's context, for new connections */
     g->max_conns = max_conns ? max_conns : 1;
     g->idle_ms = idle_ms ? idle_ms : 60000;
+    return h2up_lane_new(g, NULL);
+}
+
+/* A new idle lane of g; returns the proxy's end (the caller's) or -errno. */
+static int h2up_lane_new(struct h2up_group *g, struct h2up_lane **out)
+{
+    struct h2up_lane *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
         free(l);
@@ -1029,11 +1050,13 @@ int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, so
     ev_io_init(&l->io, h2up_lane_io_cb, l->fd, EV_READ);
     l->io.data = l;
     l->io_events = EV_READ;
-    ev_io_start(w->loop, &l->io);
+    ev_io_start(g->w->loop, &l->io);
     l->next = g->lanes;
     if (g->lanes)
         g->lanes->prev = l;
     g->lanes = l;
+    if (out)
+        *out = l;
     return sv[0];
 }
 
@@ -1059,4 +1082,69 @@ void h2up_worker_free(void **slot)
     }
     free(w);
     *slot = NULL;
+}
+
+/* ---- the fuzz seam --------------------------------------------------------------- */
+
+int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2)
+{
+    void *slot = NULL;
+    struct h2up_worker *w = calloc(1, sizeof(*w));
+    struct h2up_group *g = calloc(1, sizeof(*g));
+    struct h2up_conn *hc = calloc(1, sizeof(*hc));
+    int sv[2] = { -1, -1 }, proxy_fd[2] = { -1, -1 }, rc = -ENOMEM;
+    if (!w || !g || !hc) {
+        free(w), free(g), free(hc);
+        return rc;
+    }
+    w->loop = loop;
+    slot = w;
+    g->w = w;
+    g->max_conns = 1;
+    g->idle_ms = 1000;
+    w->groups = g;
+    /* the connection's socket: a socketpair whose far end nobody reads */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
+        free(hc);
+        goto out;
+    }
+    sio_init_plain(&hc->sio, sv[0]);
+    hc->established = 1;
+    if (h2up_conn_setup(g, hc, EV_READ) < 0) {
+        sio_close(&hc->sio);
+        free(hc);
+        goto out;
+    }
+    static const char *const reqs[2] = {
+        "GET /a HTTP/1.1\r\nHost: fuzz\r\nTE: trailers\r\n\r\n",
+        "POST /b HTTP/1.1\r\nHost: fuzz\r\nContent-Length: 5\r\n\r\nhello",
+    };
+    for (int i = 0; i < 2; i++) {
+        struct h2up_lane *l;
+        proxy_fd[i] = h2up_lane_new(g, &l);
+        if (proxy_fd[i] < 0 || write(proxy_fd[i], reqs[i], strlen(reqs[i])) < 0)
+            goto out;
+        h2up_lane_read(l);
+    }
+    h2up_group_reap(g);
+    size_t cuts[3] = { cut1 < size ? cut1 : size, cut2 < size ? cut2 : size, size };
+    if (cuts[1] < cuts[0])
+        cuts[1] = cuts[0];
+    size_t at = 0;
+    for (int i = 0; i < 3 && g->conns && !g->conns->dead; i++) {
+        ssize_t rv = nghttp2_session_mem_recv(g->conns->ng, data + at, cuts[i] - at);
+        if (rv < 0)
+            h2up_conn_kill(g->conns, NULL);
+        at = cuts[i];
+        h2up_group_reap(g);
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < 2; i++)
+        if (proxy_fd[i] >= 0)
+            close(proxy_fd[i]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    h2up_worker_free(&slot);
+    return rc;
 }

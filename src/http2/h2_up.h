@@ -8,6 +8,7 @@
 #ifndef WEIR_HTTP2_H2_UP_H
 #define WEIR_HTTP2_H2_UP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -27,6 +28,13 @@ int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, so
 
 /* What the proxy's pool keys lanes by (never a plain or TLS socket's tag). */
 const void *h2up_pool_tag(const struct tls_client *tls);
+
+/* For tests/fuzz/fuzz_h2_up.c: one established client connection carrying
+ * a GET and a POST (their lanes' proxy ends unread), fed `data` as the
+ * server's bytes in three pieces (cut at cut1 and cut2), each followed by
+ * the worker's usual processing; then everything is freed. 0 or -ENOMEM. */
+struct ev_loop;
+int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2);
 
 /* Closes every lane and connection and frees the worker's state (*slot NULL). */
 void h2up_worker_free(void **slot);

@@ -7,6 +7,8 @@ Paths:
   /echo          answer the request body (with content-length)
   /trailers      answer "ok" with trailer fields x-checksum and grpc-status
   /goaway        answer, then GOAWAY (last stream = this one)
+  /refuse_once?k=K  the first request with key K is refused (RST_STREAM
+                 REFUSED_STREAM), later ones are answered like /echo
   /die           headers and 5 bytes of body, then the socket is closed
   /slow?ms=N     answer after N ms
   anything else  200 "hello <path>"
@@ -30,6 +32,7 @@ class H2Backend:
         self.port = port
         self.requests = []
         self.connections = 0  # connections that sent bytes
+        self.refused = set()  # /refuse_once keys already refused
         self.lock = threading.Lock()
         self.stopping = False
         self.max_streams = max_streams
@@ -170,7 +173,7 @@ class H2Backend:
             conn.send_headers(sid, [(":status", "200"), ("content-type", "application/octet-stream")])
             sending[sid] = [bytes(i % 251 for i in range(n)), None]
             return None
-        if path == "/echo":
+        if path == "/echo" or (path == "/refuse_once" and q.get("k", [""])[0] in self.refused):
             body = bytes(st["body"])
             conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body))),
                                     ("x-method", hdrs.get(":method", ""))])
@@ -183,6 +186,13 @@ class H2Backend:
             conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain")])
             sending[sid] = [b"ok", [("x-checksum", "abc123"), ("grpc-status", "0")]]
             return None
+        if path == "/refuse_once":
+            key = q.get("k", [""])[0]
+            if key not in self.refused:
+                self.refused.add(key)
+                conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return None
+            path = "/echo"
         if path == "/die":
             conn.send_headers(sid, [(":status", "200")])
             conn.send_data(sid, b"part-")

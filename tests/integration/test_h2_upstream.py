@@ -137,6 +137,19 @@ def test_goaway_loses_no_request(weir_factory, h2_backend):
     assert b.connections >= 2  # new streams went to a new connection
 
 
+def test_refused_stream_is_sent_again(weir_factory, h2_backend):
+    b = h2_backend()
+    w, port = h2_weir(weir_factory, b)
+    # a POST is never retried by the proxy: only the stream-level replay saves it
+    r = post(port, "/refuse_once?k=a", b"payload")
+    assert r.status == 200 and r.body == b"payload"
+    got = [q for q in b.requests if q["headers"][":path"] == "/refuse_once?k=a"]
+    assert len(got) == 2 and all(q["body"] == b"payload" for q in got)
+    big = os.urandom(200000)  # too big to hold for a replay: the refusal reaches the client
+    r = post(port, "/refuse_once?k=b", big)
+    assert r.status == 502
+
+
 def test_backend_dies_mid_stream(weir_factory, h2_backend):
     b = h2_backend()
     w, port = h2_weir(weir_factory, b)
