@@ -120,7 +120,8 @@ run() {
   out=$(timeout 300 h2load -n "$requests" -c "$conns" -m "$streams" -t 1 "$url" 2>&1)
   t1=$(cpu_ticks "$proxy_pid")
   rate=$(awk '/^finished in/ {print $4}' <<<"$out")
-  failed=$(awk '/^requests:/ {print $10}' <<<"$out")
+  # a request counts as failed unless its answer was 2xx (an error page is fast)
+  failed=$(awk -v n="$requests" '/^status codes:/ {print n - $3}' <<<"$out")
   awk -v r="$rate" -v t=$((t1 - t0)) -v n="$requests" -v hz="$clk_tck" -v f="${failed:-?}" -v m="$(rss_kb "$proxy_pid")" \
     'BEGIN { printf "%s %.1f %s %s\n", r, t / hz * 1e6 / n, f, m }'
 }

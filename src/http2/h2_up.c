@@ -121,6 +121,7 @@ struct h2up_group {
     struct h2up_lane *lanes;
     struct h2up_lane *waiting, *waiting_tail;
     int need_pass;                 /* a lane has request bytes to de-frame again */
+    int dirty;                     /* a lane died or must be started again: scan them */
 };
 
 struct h2up_worker {
@@ -150,6 +151,7 @@ static void h2up_lane_kill(struct h2up_lane *l)
     if (l->dead)
         return;
     l->dead = 1;
+    l->g->dirty = 1;
     if (l->conn && l->sid > 0 && l->conn->ng)
         nghttp2_submit_rst_stream(l->conn->ng, NGHTTP2_FLAG_NONE, l->sid, NGHTTP2_CANCEL);
 }
@@ -203,6 +205,7 @@ static void h2up_lane_flush(struct h2up_lane *l)
         nghttp2_session_consume(l->conn->ng, l->sid, l->unconsumed);
         l->unconsumed = 0;
     }
+    h2up_lane_update(l); /* EV_WRITE while bytes wait */
 }
 
 /* The request head in l->head, parsed into msg. 0 or -EPROTO. */
@@ -657,6 +660,7 @@ static int h2up_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t error
         /* sent again by the reap after this callback, on a connection
          * without GOAWAY */
         log_debug("http2 upstream: stream %d refused, sending it again", sid);
+        l->g->dirty = 1;
         return 0;
     }
     if (!l->resp_done || !l->req_done) {
@@ -672,8 +676,9 @@ static int h2up_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t error
 
 static nghttp2_session_callbacks *h2up_callbacks(void)
 {
-    if (h2up_cbs)
-        return h2up_cbs;
+    nghttp2_session_callbacks *made = __atomic_load_n(&h2up_cbs, __ATOMIC_ACQUIRE);
+    if (made)
+        return made;
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return NULL;
@@ -681,11 +686,14 @@ static nghttp2_session_callbacks *h2up_callbacks(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2up_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2up_on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2up_on_stream_close);
-    /* workers may race here once; the loser's copy is dropped */
-    nghttp2_session_callbacks *old = __atomic_exchange_n(&h2up_cbs, cbs, __ATOMIC_ACQ_REL);
-    if (old)
-        nghttp2_session_callbacks_del(old);
-    return __atomic_load_n(&h2up_cbs, __ATOMIC_ACQUIRE);
+    /* workers may race here once: the first copy stays, a later one is
+     * dropped before anyone used it */
+    nghttp2_session_callbacks *none = NULL;
+    if (!__atomic_compare_exchange_n(&h2up_cbs, &none, cbs, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        nghttp2_session_callbacks_del(cbs);
+        return none;
+    }
+    return cbs;
 }
 
 /* ---- connections ------------------------------------------------------------ */
@@ -950,6 +958,8 @@ static void h2up_group_reap(struct h2up_group *g)
     g->w->in_reap = 1;
     for (int again = 1, rounds = 0; again && rounds < 100000; rounds++) {
         again = 0;
+        /* lanes are scanned only when one needs it: a worker may carry
+         * thousands of streams, and this runs after every event */
         if (g->need_pass) {
             g->need_pass = 0;
             for (struct h2up_lane *l = g->lanes; l; l = l->next)
@@ -957,6 +967,7 @@ static void h2up_group_reap(struct h2up_group *g)
                     l->need_parse = 0;
                     if (h2up_lane_parse(l) < 0)
                         h2up_lane_kill(l);
+                    h2up_lane_update(l);
                 }
         }
         for (struct h2up_conn *hc = g->conns, *next; hc; hc = next) {
@@ -966,15 +977,15 @@ static void h2up_group_reap(struct h2up_group *g)
                 again = 1;
             }
         }
-        for (struct h2up_lane *l = g->lanes, *next; l; l = next) {
+        int scan = g->dirty;
+        g->dirty = 0;
+        for (struct h2up_lane *l = scan ? g->lanes : NULL, *next; l; l = next) {
             next = l->next;
             if (l->dead) {
                 h2up_lane_free(l);
             } else if (l->state == L_WAITING && !l->waiting && !l->conn) {
-                h2up_lane_start(l); /* refused on a connection that died */
+                h2up_lane_start(l); /* a refused stream, sent again */
                 again = 1;
-            } else {
-                h2up_lane_update(l);
             }
         }
         h2up_group_dequeue(g);
@@ -986,7 +997,7 @@ static void h2up_group_reap(struct h2up_group *g)
                 again = 1;
             else
                 h2up_conn_update(hc);
-        if (g->need_pass)
+        if (g->need_pass || g->dirty)
             again = 1;
     }
     g->w->in_reap = 0;

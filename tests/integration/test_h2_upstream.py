@@ -285,3 +285,4 @@ def test_config_errors(tmp_path):
     r = check(tmp_path, config(free_port(), ["127.0.0.1:9"],
                                cluster_extra="protocol: h2c\nhealth_check: { type: tcp }\n"))
     assert r.returncode == 0, r.stderr
+
