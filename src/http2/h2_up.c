@@ -1097,7 +1097,8 @@ void h2up_worker_free(void **slot)
 
 /* ---- the fuzz seam --------------------------------------------------------------- */
 
-int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2)
+int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2,
+                           char *answer, size_t answer_cap)
 {
     void *slot = NULL;
     struct h2up_worker *w = calloc(1, sizeof(*w));
@@ -1150,6 +1151,14 @@ int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t siz
         h2up_group_reap(g);
     }
     rc = 0;
+    if (answer && answer_cap) {
+        size_t got = 0;
+        for (ssize_t n = 1; n > 0 && got + 1 < answer_cap;) {
+            n = read(proxy_fd[0], answer + got, answer_cap - 1 - got);
+            got += n > 0 ? (size_t)n : 0;
+        }
+        answer[got] = '\0';
+    }
 out:
     for (int i = 0; i < 2; i++)
         if (proxy_fd[i] >= 0)

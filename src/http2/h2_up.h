@@ -32,9 +32,12 @@ const void *h2up_pool_tag(const struct tls_client *tls);
 /* For tests/fuzz/fuzz_h2_up.c: one established client connection carrying
  * a GET and a POST (their lanes' proxy ends unread), fed `data` as the
  * server's bytes in three pieces (cut at cut1 and cut2), each followed by
- * the worker's usual processing; then everything is freed. 0 or -ENOMEM. */
+ * the worker's usual processing; then everything is freed. The HTTP/1.1
+ * bytes the GET's lane wrote for the proxy go to answer (NUL-terminated,
+ * at most answer_cap - 1 bytes) when it is not NULL. 0 or -ENOMEM. */
 struct ev_loop;
-int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2);
+int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2,
+                           char *answer, size_t answer_cap);
 
 /* Closes every lane and connection and frees the worker's state (*slot NULL). */
 void h2up_worker_free(void **slot);

@@ -22,6 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     size_t cut1 = data[0] * size / 256, cut2 = cut1 + data[1] * (size - cut1) / 256;
-    h2up_feed_server_bytes(loop, data + 2, size - 2, cut1, cut2);
+    h2up_feed_server_bytes(loop, data + 2, size - 2, cut1, cut2, NULL, 0);
     return 0;
 }

@@ -286,3 +286,53 @@ def test_config_errors(tmp_path):
                                cluster_extra="protocol: h2c\nhealth_check: { type: tcp }\n"))
     assert r.returncode == 0, r.stderr
 
+
+# ---- gRPC end to end: grpcio client -> weir (http2 listener) -> h2c -> grpcio server ----
+# The upstream side hands trailers to the proxy as a chunked trailer section
+# (tests/unit/test_h2_up.c); the HTTP/1.1 proxy drops them and TE: trailers
+# until the `trailers` branch lands. strict: these start failing (XPASS) the
+# moment gRPC works end to end, so the mark is removed then.
+needs_trailers = pytest.mark.xfail(strict=True, reason="the proxy forwards no trailers yet (branch trailers)")
+
+
+
+@pytest.fixture
+def grpc_weir(weir_factory):
+    import grpc_backend
+    bport = free_port()
+    server = grpc_backend.start(bport)
+    port = free_port()
+    w = weir_factory(config(port, ["127.0.0.1:%d" % bport], cluster_extra="protocol: h2c\n",
+                            listener_extra="http2: true\n"))
+    yield w, port
+    server.stop(0)
+
+
+@needs_trailers
+def test_grpc_unary(grpc_weir):
+    import grpc
+    w, port = grpc_weir
+    with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+        r, call = ch.unary_unary("/test.Echo/Unary").with_call(b"hi", timeout=10)
+        assert r == b"echo:hi"
+        assert ("x-trailer", "t1") in tuple(call.trailing_metadata())
+
+
+@needs_trailers
+def test_grpc_server_streaming(grpc_weir):
+    import grpc
+    w, port = grpc_weir
+    with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+        got = list(ch.unary_stream("/test.Echo/Stream")(b"5", timeout=10))
+        assert got == [b"msg-%d" % i for i in range(5)]
+
+
+@needs_trailers
+def test_grpc_error_status(grpc_weir):
+    import grpc
+    w, port = grpc_weir
+    with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            ch.unary_unary("/test.Echo/Fail")(b"x", timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        assert e.value.details() == "no such thing"
