@@ -258,7 +258,7 @@ static int proxy_up_open(struct client *c)
     if (cc->protocol == CFG_UP_HTTP1)
         return net_connect((const struct sockaddr *)&ep->addr, ep->addrlen);
     return h2up_lane_open(&proxy_hw(c->wc)->h2up, c->wc, (const struct sockaddr *)&ep->addr, ep->addrlen,
-                          cc->tls, cc->h2_connections, cc->pool_idle_timeout_ms);
+                          cc->tls, cc->h2_connections, cc->pool_idle_timeout_ms, cc->connect_timeout_ms);
 }
 
 /* Makes c->uio the stream over a new upstream connection fd (owned by

@@ -17,7 +17,8 @@
  * A stream goes to the first connection of the group with a free slot and
  * no GOAWAY; when all are full a new one is opened while the group holds
  * fewer than max_conns, else the lane waits for a slot (the proxy's
- * response timeout bounds that wait). A connection that got GOAWAY takes
+ * response timeout bounds that wait; a connection not set up within the
+ * cluster's connect timeout fails the requests waiting for it). A connection that got GOAWAY takes
  * no new streams and closes once its last one ends; idle ones close after
  * idle_ms. A stream refused by the server (REFUSED_STREAM, or above a
  * GOAWAY's last stream id) never reached the application: its request is
@@ -55,7 +56,6 @@
 #define H2UP_MAX_HEAD (64u << 10)     /* answer header or trailer fields per stream */
 #define H2UP_MAX_STREAMS 256u         /* streams per connection whatever the server allows */
 #define H2UP_MAX_REPLAYS 3            /* a request refused this often is given up */
-#define H2UP_CONNECT_MS 10000         /* connect and TLS handshake of one connection */
 #define H2UP_STREAM_WINDOW (256u << 10)
 #define H2UP_CONN_WINDOW (1u << 20)
 
@@ -116,6 +116,7 @@ struct h2up_group {
     struct tls_client *tls;
     unsigned max_conns;
     uint64_t idle_ms;              /* an idle connection closes after this */
+    uint64_t connect_ms;           /* connect and TLS handshake of one connection */
     struct h2up_conn *conns;
     unsigned n_conns;
     struct h2up_lane *lanes;
@@ -911,7 +912,7 @@ static int h2up_conn_setup(struct h2up_group *g, struct h2up_conn *hc, int event
     hc->io.data = hc;
     hc->io_events = events;
     ev_io_start(g->w->loop, &hc->io);
-    ev_timer_init(&hc->timer, h2up_conn_timer_cb, H2UP_CONNECT_MS / 1000.0, 0.);
+    ev_timer_init(&hc->timer, h2up_conn_timer_cb, (double)g->connect_ms / 1000.0, 0.);
     hc->timer.data = hc;
     ev_timer_start(g->w->loop, &hc->timer);
     hc->next = g->conns;
@@ -1026,7 +1027,7 @@ static struct h2up_group *h2up_group_get(struct h2up_worker *w, const struct soc
 static int h2up_lane_new(struct h2up_group *g, struct h2up_lane **out);
 
 int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, socklen_t addrlen,
-                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms)
+                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms, uint64_t connect_ms)
 {
     struct h2up_worker *w = *slot;
     if (!w) {
@@ -1041,6 +1042,7 @@ int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, so
     g->tls = tls; /* the live snapshot's context, for new connections */
     g->max_conns = max_conns ? max_conns : 1;
     g->idle_ms = idle_ms ? idle_ms : 60000;
+    g->connect_ms = connect_ms ? connect_ms : 2000;
     return h2up_lane_new(g, NULL);
 }
 
@@ -1114,6 +1116,7 @@ int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t siz
     g->w = w;
     g->max_conns = 1;
     g->idle_ms = 1000;
+    g->connect_ms = 1000;
     w->groups = g;
     /* the connection's socket: a socketpair whose far end nobody reads */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {

@@ -22,9 +22,10 @@ struct h2up_worker;
  * new socketpair (the caller owns it; it is connected and writable at
  * once), or a negative errno. `tls` NULL: h2c (prior knowledge), else TLS
  * with ALPN h2. `max_conns`: HTTP/2 connections to this address the worker
- * may hold at once; an idle one closes after idle_ms. `*slot` is the worker's state, made on first use. */
+ * may hold at once; an idle one closes after idle_ms; one not connected
+ * (TLS handshake included) within connect_ms fails its streams. `*slot` is the worker's state, made on first use. */
 int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, socklen_t addrlen,
-                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms);
+                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms, uint64_t connect_ms);
 
 /* What the proxy's pool keys lanes by (never a plain or TLS socket's tag). */
 const void *h2up_pool_tag(const struct tls_client *tls);

@@ -336,3 +336,54 @@ def test_grpc_error_status(grpc_weir):
             ch.unary_unary("/test.Echo/Fail")(b"x", timeout=10)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
         assert e.value.details() == "no such thing"
+
+
+def test_response_timeout_resets_the_stream_only(weir_factory, h2_backend):
+    b = h2_backend()
+    w, port = h2_weir(weir_factory, b, extra="timeouts: { response: 300ms }\n")
+    assert get(port, "/warm").status == 200
+    r = get(port, "/slow?ms=600")
+    assert r.status == 504
+    # the connection outlives the abandoned stream (the backend answers
+    # the next one once its sleep is over)
+    wait_until(lambda: get(port, "/after").status == 200, what="an answer after the timeout")
+    assert b.connections == 1
+
+
+def test_connect_timeout_applies(weir_factory):
+    import socket
+    # a listener that never accepts, with its backlog full: connects hang
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    fillers = []
+    for _ in range(8):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(ls.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    try:
+        port = free_port()
+        w = weir_factory(config(port, ["127.0.0.1:%d" % ls.getsockname()[1]],
+                                cluster_extra="protocol: h2c\ntimeouts: { connect: 300ms, response: 5s }\n"))
+        r = get(port, "/x")
+        assert r.status in (502, 504)
+        w.wait_log("connect timed out")
+    finally:
+        for s in fillers:
+            s.close()
+        ls.close()
+
+
+def test_access_log_and_reload(weir_factory, h2_backend):
+    b = h2_backend()
+    w, port = h2_weir(weir_factory, b)
+    assert get(port, "/one").status == 200
+    lines = w.wait_access_lines(1)
+    assert '"GET /one HTTP/1.1" 200' in lines[-1] and "127.0.0.1:%d" % b.port in lines[-1]
+    w.reload(config(port, ["127.0.0.1:%d" % b.port], cluster_extra="protocol: h2c\nh2_connections: 2\n"))
+    assert get(port, "/two").status == 200
+    assert b.connections == 1  # the connection is the worker's, kept over the reload
