@@ -58,6 +58,7 @@
 #define H2UP_MAX_REPLAYS 3            /* a request refused this often is given up */
 #define H2UP_STREAM_WINDOW (256u << 10)
 #define H2UP_CONN_WINDOW (1u << 20)
+#define H2UP_FAIL_HOLD_S 1.0          /* new requests fail at once this long after a failed set-up */
 
 enum h2up_lane_state {
     L_IDLE,      /* no request: waiting for the proxy's next head */
@@ -117,6 +118,7 @@ struct h2up_group {
     unsigned max_conns;
     uint64_t idle_ms;              /* an idle connection closes after this */
     uint64_t connect_ms;           /* connect and TLS handshake of one connection */
+    ev_tstamp failed_at;           /* the last connection set-up failed then (0: it did not) */
     struct h2up_conn *conns;
     unsigned n_conns;
     struct h2up_lane *lanes;
@@ -706,6 +708,8 @@ static void h2up_conn_kill(struct h2up_conn *hc, const char *why)
     hc->dead = 1;
     if (why)
         log_warn("http2 upstream (cluster protocol h2/h2c): %s", why);
+    if (!hc->established)
+        hc->g->failed_at = ev_now(hc->g->w->loop);
     /* its streams are lost: their lanes close, so the proxy sees a reset */
     for (struct h2up_lane *l = hc->g->lanes; l; l = l->next)
         if (l->conn == hc) {
@@ -762,6 +766,7 @@ static void h2up_conn_io(struct h2up_conn *hc, int readable)
     }
     if (!hc->established) {
         hc->established = 1;
+        hc->g->failed_at = 0;
         ev_timer_stop(hc->g->w->loop, &hc->timer); /* the connect deadline */
     }
     while (readable && !hc->dead) {
@@ -1039,6 +1044,16 @@ int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, so
     struct h2up_group *g = h2up_group_get(w, addr, addrlen, tls);
     if (!g)
         return -ENOMEM;
+    /* right after a failed set-up, with no connection up or on its way,
+     * the request fails like a connect: nothing was sent, so the proxy
+     * may send it (any method) to another endpoint at once */
+    if (g->failed_at && ev_now(w->loop) - g->failed_at < H2UP_FAIL_HOLD_S) {
+        int live = 0;
+        for (struct h2up_conn *hc = g->conns; hc; hc = hc->next)
+            live |= !hc->dead;
+        if (!live)
+            return -ECONNREFUSED;
+    }
     g->tls = tls; /* the live snapshot's context, for new connections */
     g->max_conns = max_conns ? max_conns : 1;
     g->idle_ms = idle_ms ? idle_ms : 60000;

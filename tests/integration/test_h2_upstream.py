@@ -177,6 +177,8 @@ def test_backend_down_gives_502(weir_factory):
     w = weir_factory(config(port, ["127.0.0.1:%d" % free_port()], cluster_extra="protocol: h2c\n"))
     r = get(port, "/x")
     assert r.status == 502
+    # the retry of the GET found the set-up failure fresh: a connect failure
+    w.wait_log("connect failed: Connection refused")
 
 
 def test_post_lost_with_connection_is_not_retried(weir_factory, h2_backend):
