@@ -673,11 +673,7 @@ static int cluster_cfg_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj
                                   "(use h2c for HTTP/2 over plain TCP)");
     if (rc == 0 && c->protocol == CFG_UP_H2C && c->tls)
         rc = cfg_fail(ctx, proto, "protocol h2c is HTTP/2 over plain TCP; with 'tls' use protocol h2");
-    yaml_node_t *hc = values[cfg_key_index(&cluster_cfg_map, "health_check")];
-    if (rc == 0 && c->protocol != CFG_UP_HTTP1 && c->health_check.enabled && !c->health_check.tcp)
-        rc = cfg_fail(ctx, hc, "health checks of a protocol %s cluster must be 'type: tcp' (HTTP "
-                               "checks speak HTTP/1.1, which an HTTP/2 server may not)",
-                      cfg_up_protocol_names[c->protocol]);
+
     yaml_node_t *resolve = values[cfg_key_index(&cluster_cfg_map, "resolve")];
     if (rc == 0 && resolve && c->n_hosts == 0 && !c->resolve.srv)
         rc = cfg_fail(ctx, resolve, "'resolve' is used only when an endpoint is a host name "

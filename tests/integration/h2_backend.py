@@ -116,7 +116,10 @@ class H2Backend:
                         streams[ev.stream_id]["body"] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     elif isinstance(ev, h2.events.StreamEnded):
-                        what = self._handle(conn, s, ev.stream_id, streams, sending)
+                        try:
+                            what = self._handle(conn, s, ev.stream_id, streams, sending)
+                        except h2.exceptions.StreamClosedError:
+                            what = None  # weir reset it while we slept (a timeout)
                         if what == "goaway":
                             after_goaway = True
                             break
@@ -143,20 +146,26 @@ class H2Backend:
 
     def _pump(self, conn, sending):
         for sid in list(sending):
-            left, trailers = sending[sid]
-            while left:
-                win = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size, len(left))
-                if win <= 0:
-                    break
-                conn.send_data(sid, left[:win])
-                left = left[win:]
-            sending[sid][0] = left
-            if not left:
-                if trailers:
-                    conn.send_headers(sid, trailers, end_stream=True)
-                else:
-                    conn.end_stream(sid)
-                del sending[sid]
+            try:
+                self._pump_one(conn, sending, sid)
+            except h2.exceptions.StreamClosedError:
+                del sending[sid]  # weir reset it (a timeout, a client gone)
+
+    def _pump_one(self, conn, sending, sid):
+        left, trailers = sending[sid]
+        while left:
+            win = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size, len(left))
+            if win <= 0:
+                break
+            conn.send_data(sid, left[:win])
+            left = left[win:]
+        sending[sid][0] = left
+        if not left:
+            if trailers:
+                conn.send_headers(sid, trailers, end_stream=True)
+            else:
+                conn.end_stream(sid)
+            del sending[sid]
 
     def _handle(self, conn, s, sid, streams, sending):
         st = streams.pop(sid)

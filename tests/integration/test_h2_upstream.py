@@ -2,6 +2,7 @@
 `protocol: h2` (TLS, ALPN h2) in front of a python3-h2 server
 (h2_backend.py), with HTTP/1.1 clients on weir's side."""
 import os
+import re
 import subprocess
 import threading
 
@@ -283,10 +284,33 @@ def test_config_errors(tmp_path):
     assert r.returncode != 0 and "c.yaml:12:" in r.stderr, r.stderr
     r = check(tmp_path, config(free_port(), ["127.0.0.1:9"],
                                cluster_extra="protocol: h2c\nhealth_check: { path: /h }\n"))
-    assert r.returncode != 0 and "c.yaml:13:" in r.stderr and "type: tcp" in r.stderr, r.stderr
-    r = check(tmp_path, config(free_port(), ["127.0.0.1:9"],
-                               cluster_extra="protocol: h2c\nhealth_check: { type: tcp }\n"))
     assert r.returncode == 0, r.stderr
+
+
+HC = "health_check: { path: /health, interval: 200ms, timeout: 200ms, rise: 1, fall: 1, %s }\n"
+
+
+def test_http_health_check_over_h2c(weir_factory, h2_backend):
+    b = h2_backend()
+    port = free_port()
+    text = lambda hc: config(port, ["127.0.0.1:%d" % b.port], cluster_extra="protocol: h2c\n" + HC % hc)
+    w = weir_factory(text("expect_status: 204"))
+    w.wait_log(re.escape("is DOWN (1 consecutive checks failed, last: status 200)"))
+    assert b.requests[-1]["headers"][":path"] == "/health"
+    assert b.requests[-1]["headers"][":method"] == "GET"
+    w.reload(text('expect_status: 200, expect_body: "hello /health"'))
+    w.wait_log(re.escape("is UP (1 consecutive checks passed)"))
+    assert get(port, "/x").status == 200
+
+
+def test_http_health_check_over_h2_tls(weir_factory, h2_backend, tmp_path):
+    crt, key = make_cert(str(tmp_path))
+    b = h2_backend(tls_cert=crt, tls_key=key)
+    port = free_port()
+    extra = "protocol: h2\ntls: { ca: %s, sni: backend.test }\n" % crt
+    w = weir_factory(config(port, ["127.0.0.1:%d" % b.port], cluster_extra=extra + HC % "expect_body: nope"))
+    w.wait_log(re.escape("is DOWN (1 consecutive checks failed, last: expected body text not found)"))
+    assert b.requests[-1]["headers"][":scheme"] == "https"
 
 
 # ---- gRPC end to end: grpcio client -> weir (http2 listener) -> h2c -> grpcio server ----
