@@ -42,6 +42,7 @@
 #include "upstream/upstream_metrics.h"
 #include "http/http_write.h"
 #include "http/http_parser.h"
+#include "http/http_trailers.h"
 #include "http/http_edit.h"
 #include "http/http_metrics.h"
 #include "http/proxy_internal.h"
@@ -99,6 +100,7 @@ struct client {
     uint32_t scan_pos, up_scan_pos;
     uint64_t resp_left, bytes_out;
     struct http_chunked chunk, resp_chunk;
+    struct http_trailers req_trl, resp_trl; /* trailer sections on their way (http_trailers.h) */
     char client_ip[48];
     const char *static_body;   /* an answer weir makes: body bytes still to send */
     size_t static_left;
@@ -391,6 +393,8 @@ static void client_free(struct client *c)
     buf_release(&wc->bufs, &c->in);
     buf_release(&wc->bufs, &c->out);
     buf_release(&wc->bufs, &c->xin);
+    http_trailers_clear(&c->req_trl);
+    http_trailers_clear(&c->resp_trl);
     free(c->log_line);
     c->log_line = NULL;
     proxy_txn_detach(c);
@@ -732,6 +736,8 @@ static void proxy_reset_request(struct client *c, const struct http_msg *msg)
     c->txn->status = 0;
     c->bytes_out = 0;
     c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
+    http_trailers_clear(&c->req_trl);
+    http_trailers_clear(&c->resp_trl);
     c->txn->attempts = 0;
     c->txn->failed_ep = NULL;
     c->txn->probe = c->txn->retry_counted = c->txn->counted = c->txn->queued = c->logged = 0;
@@ -935,8 +941,10 @@ static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len
         return;
     }
     c->state = CS_PROXY;
-    if (msg->body_kind == HTTP_BODY_CHUNKED)
+    if (msg->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&c->chunk);
+        c->chunk.keep_trailers = 1; /* re-chunked to the backend: its trailers go along */
+    }
     if (msg->body_kind == HTTP_BODY_NONE)
         c->req_done = 1;
     upstream_connect(c);
@@ -1437,13 +1445,46 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- request body ------------------------------------------------------ */
 
+/* Trailer sections are held whole up to this (half a buffer at most, so
+ * the last-chunk carrying them always fits once the peer took the rest). */
+static size_t proxy_trailers_max(const struct client *c)
+{
+    size_t half = c->wc->bufs.block_size / 2;
+    return half < HTTP_TRAILERS_MAX ? half : HTTP_TRAILERS_MAX;
+}
+
+/* Keeps a span of trailer bytes from `from` (a client IP or an endpoint
+ * name, for the log); an oversize or unstorable section is dropped whole. */
+static void proxy_keep_trailers(struct client *c, struct http_trailers *t, const char *p, size_t n,
+                                const char *from)
+{
+    unsigned was_over = t->over;
+    if (http_trailers_add(t, p, n, proxy_trailers_max(c)) != 0) {
+        http_trailers_clear(t);
+        t->over = 1;
+    }
+    if (t->over && !was_over)
+        log_info("%s: trailer section over %zu bytes (or out of memory): the message ends without it", from,
+                 proxy_trailers_max(c));
+}
+
 static int proxy_move_chunked_body(struct client *c)
 {
-    struct buf_pool *bp = &c->wc->bufs;
     int progress = 0;
-    while (buf_len(&c->in) > 0 && !c->req_done) {
+    while (!c->req_done) {
         size_t space = client_space(c, &c->up_out);
-        if (space <= PROXY_CHUNK_OVERHEAD)
+        if (http_chunked_done(&c->chunk)) {
+            /* the last-chunk and the trailers, once up_out has room for them */
+            int n = http_trailers_write(&c->req_trl, buf_wptr(&c->up_out), space);
+            if (n < 0)
+                break;
+            c->up_out.wpos += (uint32_t)n;
+            http_trailers_clear(&c->req_trl);
+            c->req_done = 1;
+            progress = 1;
+            break;
+        }
+        if (buf_len(&c->in) == 0 || space <= PROXY_CHUNK_OVERHEAD)
             break;
         size_t lim = buf_len(&c->in);
         if (lim > space - PROXY_CHUNK_OVERHEAD)
@@ -1467,9 +1508,8 @@ static int proxy_move_chunked_body(struct client *c)
             http_out_lit(&o, buf_rptr(&c->in) + off, dlen);
             http_out_lit(&o, "\r\n", 2);
             c->up_out.wpos += (uint32_t)o.len;
-        } else if (r == HTTP_CHUNK_DONE) {
-            (void)buf_append(bp, &c->up_out, "0\r\n\r\n", 5);
-            c->req_done = 1;
+        } else if (r == HTTP_CHUNK_TRAILER) {
+            proxy_keep_trailers(c, &c->req_trl, buf_rptr(&c->in) + off, dlen, c->client_ip);
         }
         buf_consume(&c->in, used);
         progress = 1;
@@ -1483,18 +1523,20 @@ static int proxy_move_chunked_body(struct client *c)
  * moved something or finished the body. */
 static int proxy_move_request_body(struct client *c)
 {
-    if (c->req_done || buf_len(&c->in) == 0 || c->up_state == US_NONE)
+    int chunked = c->txn->body_kind == HTTP_BODY_CHUNKED;
+    if (c->req_done || c->up_state == US_NONE ||
+        (buf_len(&c->in) == 0 && !(chunked && http_chunked_done(&c->chunk))))
         return 0;
     if (buf_acquire(&c->wc->bufs, &c->up_out) != 0)
         return 0;
     /* keep what was sent while the rest still fits behind it: a request
      * held whole can be sent again (retry) */
-    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos &&
-        client_space(c, &c->up_out) < buf_len(&c->in) + PROXY_CHUNK_OVERHEAD) {
+    size_t need = buf_len(&c->in) + PROXY_CHUNK_OVERHEAD + (chunked ? http_trailers_bound(&c->req_trl) : 0);
+    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos && client_space(c, &c->up_out) < need) {
         c->up_out.rpos = c->up_out.wpos = 0;
         c->up_out_recycled = 1;
     }
-    if (c->txn->body_kind == HTTP_BODY_CHUNKED)
+    if (chunked)
         return proxy_move_chunked_body(c);
     size_t n = buf_len(&c->in);
     size_t space = client_space(c, &c->up_out);
@@ -1634,8 +1676,10 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
         timer_set(c, TP_IDLE, c->lst->idle_timeout_ms);
         return 1;
     }
-    if (msg->body_kind == HTTP_BODY_CHUNKED)
+    if (msg->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&c->resp_chunk);
+        c->resp_chunk.keep_trailers = c->resp_chunked_out; /* an HTTP/1.0 client gets none */
+    }
     c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
     if (c->resp_state == RS_DONE)
         txn_response_end(c->txn);
@@ -1701,10 +1745,20 @@ static void proxy_emit_body(struct client *c, const char *p, size_t n)
 
 static void proxy_end_body(struct client *c)
 {
-    if (c->resp_chunked_out) {
-        (void)buf_append(&c->wc->bufs, &c->out, "0\r\n\r\n", 5);
-        c->bytes_out += 5;
+    if (c->resp_chunked_out && buf_acquire(&c->wc->bufs, &c->out) == 0) {
+        /* with the backend's trailers when they fit (they do once the
+         * client took the body: proxy_trailers_max), else without */
+        int n = http_trailers_write(&c->resp_trl, buf_wptr(&c->out), client_space(c, &c->out));
+        if (n < 0) {
+            http_trailers_clear(&c->resp_trl);
+            n = http_trailers_write(&c->resp_trl, buf_wptr(&c->out), client_space(c, &c->out));
+        }
+        if (n > 0) {
+            c->out.wpos += (uint32_t)n;
+            c->bytes_out += (uint64_t)n;
+        }
     }
+    http_trailers_clear(&c->resp_trl);
     c->resp_state = RS_DONE;
     txn_response_end(c->txn);
 }
@@ -1830,6 +1884,12 @@ static int proxy_decode_response_body(struct client *c)
         return 1;
     }
     case HTTP_BODY_CHUNKED: {
+        if (http_chunked_done(&c->resp_chunk)) { /* waiting for room for the trailers */
+            if (proxy_out_room(c, http_trailers_bound(&c->resp_trl)) == 0)
+                return 0;
+            proxy_sink_end(c);
+            return 1;
+        }
         if (avail == 0)
             break;
         size_t used = 0, off = 0, dlen = 0;
@@ -1842,8 +1902,10 @@ static int proxy_decode_response_body(struct client *c)
         }
         if (r == HTTP_CHUNK_DATA)
             proxy_sink_body(c, buf_rptr(&c->up_in) + off, dlen);
+        else if (r == HTTP_CHUNK_TRAILER)
+            proxy_keep_trailers(c, &c->resp_trl, buf_rptr(&c->up_in) + off, dlen, c->txn->ep->name);
         buf_consume(&c->up_in, used);
-        if (r == HTTP_CHUNK_DONE)
+        if (r == HTTP_CHUNK_DONE && (c->x_on || proxy_out_room(c, http_trailers_bound(&c->resp_trl)) != 0))
             proxy_sink_end(c);
         return used > 0 || r == HTTP_CHUNK_DONE;
     }
