@@ -548,8 +548,22 @@ static int h2up_fields_have_cl(const struct h2_bytes *b)
     return 0;
 }
 
-/* The answer head is complete: write it for the proxy as HTTP/1.1. */
-static void h2up_lane_head_out(struct h2up_lane *l)
+/* Whether the field line p[0..n) ("name: value\r\n") carries a gRPC status. */
+static int h2up_grpc_status_line(const char *p, size_t n)
+{
+    static const char *const names[] = { "grpc-status:", "grpc-message:", "grpc-status-details-bin:" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (n >= strlen(names[i]) && memcmp(p, names[i], strlen(names[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* The answer head is complete: write it for the proxy as HTTP/1.1. A
+ * "trailers-only" answer (one HEADERS frame ending the stream: how a gRPC
+ * server reports an error at once) has its gRPC status fields moved to
+ * the chunked trailer section, where a gRPC client looks for them; they
+ * wait in l->fields for h2up_lane_end_answer. */
+static void h2up_lane_head_out(struct h2up_lane *l, int trailers_only)
 {
     char line[64];
     int s = l->status;
@@ -557,11 +571,21 @@ static void h2up_lane_head_out(struct h2up_lane *l)
     l->chunked = !l->no_body && !h2up_fields_have_cl(&l->fields);
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", s, http_status_reason(s));
     h2_bytes_add(&l->out, line, (size_t)n);
-    h2_bytes_add(&l->out, h2_bytes_data(&l->fields), h2_bytes_size(&l->fields));
+    struct h2_bytes moved = { 0 };
+    const char *p = h2_bytes_data(&l->fields), *end = p + h2_bytes_size(&l->fields);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t len = eol ? (size_t)(eol - p) + 1 : (size_t)(end - p);
+        int move = trailers_only && l->chunked && h2up_grpc_status_line(p, len);
+        h2_bytes_add(move ? &moved : &l->out, p, len);
+        p += len;
+    }
     if (l->chunked)
         h2_bytes_add(&l->out, "transfer-encoding: chunked\r\n", 28);
     h2_bytes_add(&l->out, "\r\n", 2);
     h2_bytes_clear(&l->fields);
+    h2_bytes_add(&l->fields, h2_bytes_data(&moved), h2_bytes_size(&moved));
+    h2_bytes_free(&moved);
     l->head_out = 1;
 }
 
@@ -600,7 +624,7 @@ static int h2up_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void 
             }
             if (l->status < 200 || l->status > 999)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-            h2up_lane_head_out(l);
+            h2up_lane_head_out(l, (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
         }
         if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
             h2up_lane_end_answer(l);

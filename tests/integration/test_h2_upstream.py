@@ -67,6 +67,32 @@ def test_chunked_request_body(weir_factory, h2_backend):
     assert b.requests[-1]["body"] == b"hello world"
 
 
+def raw_exchange(port, data):
+    """Sends data, returns every byte until weir closes."""
+    got = b""
+    with RawClient(port) as c:
+        c.send(data)
+        try:
+            while True:
+                d = c.sock.recv(65536)
+                if not d:
+                    break
+                got += d
+        except OSError:
+            pass
+    return got
+
+
+def test_answer_trailers_reach_an_http1_client(weir_factory, h2_backend):
+    b = h2_backend()
+    w, port = h2_weir(weir_factory, b)
+    got = raw_exchange(port, b"GET /trailers HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in got.lower()
+    assert got.endswith(b"\r\n2\r\nok\r\n0\r\nx-checksum: abc123\r\ngrpc-status: 0\r\n\r\n"), got
+    assert b.requests[-1]["headers"].get("te") == "trailers"
+
+
 def test_large_answer_is_chunked(weir_factory, h2_backend):
     b = h2_backend()
     w, port = h2_weir(weir_factory, b)
@@ -314,14 +340,6 @@ def test_http_health_check_over_h2_tls(weir_factory, h2_backend, tmp_path):
 
 
 # ---- gRPC end to end: grpcio client -> weir (http2 listener) -> h2c -> grpcio server ----
-# The upstream side hands trailers to the proxy as a chunked trailer section
-# (tests/unit/test_h2_up.c); the HTTP/1.1 proxy drops them and TE: trailers
-# until the `trailers` branch lands. strict: these start failing (XPASS) the
-# moment gRPC works end to end, so the mark is removed then.
-needs_trailers = pytest.mark.xfail(strict=True, reason="the proxy forwards no trailers yet (branch trailers)")
-
-
-
 @pytest.fixture
 def grpc_weir(weir_factory):
     import grpc_backend
@@ -334,7 +352,6 @@ def grpc_weir(weir_factory):
     server.stop(0)
 
 
-@needs_trailers
 def test_grpc_unary(grpc_weir):
     import grpc
     w, port = grpc_weir
@@ -344,7 +361,6 @@ def test_grpc_unary(grpc_weir):
         assert ("x-trailer", "t1") in tuple(call.trailing_metadata())
 
 
-@needs_trailers
 def test_grpc_server_streaming(grpc_weir):
     import grpc
     w, port = grpc_weir
@@ -353,7 +369,6 @@ def test_grpc_server_streaming(grpc_weir):
         assert got == [b"msg-%d" % i for i in range(5)]
 
 
-@needs_trailers
 def test_grpc_error_status(grpc_weir):
     import grpc
     w, port = grpc_weir
