@@ -46,6 +46,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "http/http_parser.h"
+#include "http/http_trailers.h"
 #include "http/proxy.h"
 #include "http2/h2_internal.h"
 #include "server/server.h"
@@ -99,6 +100,7 @@ struct h2up_lane {
     uint64_t body_total;
     struct h2_bytes out;           /* answer bytes for the proxy */
     struct h2_bytes fields;        /* answer fields of the block being received */
+    struct h2_bytes req_trailers;  /* the request's chunked trailer section ("\r\n0\r\n" + fields) */
     struct http_chunked chunk;
     uint64_t req_left;
     size_t unconsumed;             /* DATA bytes not yet given back to the windows */
@@ -187,6 +189,7 @@ static void h2up_lane_free(struct h2up_lane *l)
     h2_bytes_free(&l->body);
     h2_bytes_free(&l->out);
     h2_bytes_free(&l->fields);
+    h2_bytes_free(&l->req_trailers);
     free(l);
 }
 
@@ -219,6 +222,39 @@ static int h2up_lane_parse_head(struct h2up_lane *l, struct http_msg *msg)
     return r > 0 ? 0 : -EPROTO;
 }
 
+/* Keeps n bytes of the request's trailer section; one over H2UP_MAX_HEAD
+ * is dropped whole (a field cut short would be worse than none). */
+static int h2up_lane_keep_trailer(struct h2up_lane *l, const char *p, size_t n)
+{
+    if (h2_bytes_size(&l->req_trailers) == 0 && h2_bytes_add(&l->req_trailers, "\r\n0\r\n", 5) < 0)
+        return -ENOMEM;
+    if (h2_bytes_size(&l->req_trailers) + n > H2UP_MAX_HEAD) {
+        h2_bytes_clear(&l->req_trailers);
+        return h2_bytes_add(&l->req_trailers, "\r\n0\r\n", 5); /* stays empty of fields */
+    }
+    return h2_bytes_add(&l->req_trailers, p, n);
+}
+
+/* Sends the request's trailer fields as a trailing HEADERS frame (inside
+ * the data source callback, as nghttp2 allows). Returns 1 when it did. */
+static int h2up_lane_send_trailers(struct h2up_lane *l, nghttp2_session *ng)
+{
+    static __thread nghttp2_nv nv[64];
+    static __thread char tail[H2UP_MAX_HEAD + 8];
+    size_t n = h2_bytes_size(&l->req_trailers);
+    if (n <= 5 || n + 2 > sizeof(tail))
+        return 0;
+    memcpy(tail, h2_bytes_data(&l->req_trailers), n);
+    memcpy(tail + n, "\r\n", 2);
+    size_t k = h2_trailer_fields(tail, n + 2, nv, sizeof(nv) / sizeof(nv[0]));
+    /* RFC 9110 6.5.1: no framing, routing or control fields as trailers */
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!http_trailer_forbidden((const char *)nv[i].name, nv[i].namelen))
+            nv[kept++] = nv[i];
+    return kept && nghttp2_submit_trailer(ng, l->sid, nv, kept) == 0;
+}
+
 /* De-frames request bytes of l->in: the head first, then body bytes into
  * l->body (while that is below the mark). 0 or negative (bad request). */
 static int h2up_lane_parse(struct h2up_lane *l)
@@ -244,6 +280,8 @@ static int h2up_lane_parse(struct h2up_lane *l)
         l->req_done = msg.body_kind == HTTP_BODY_NONE || (msg.body_kind == HTTP_BODY_LENGTH && l->req_left == 0);
         l->is_head = msg.method == HTTP_METHOD_HEAD;
         http_chunked_init(&l->chunk);
+        l->chunk.keep_trailers = 1;
+        h2_bytes_clear(&l->req_trailers);
         l->replayable = 1;
         l->replays = 0;
         l->state = L_WAITING;
@@ -263,10 +301,12 @@ static int h2up_lane_parse(struct h2up_lane *l)
             enum http_chunk_result cr = http_chunked_next(&l->chunk, p, n, &used, &off, &len);
             if (cr == HTTP_CHUNK_ERROR)
                 return -EPROTO;
+            if (cr == HTTP_CHUNK_TRAILER && h2up_lane_keep_trailer(l, p + off, len) < 0)
+                return -ENOMEM;
             if (cr != HTTP_CHUNK_DATA)
                 len = 0;
             if (cr == HTTP_CHUNK_DONE)
-                l->req_done = 1; /* request trailers are not forwarded */
+                l->req_done = 1;
         }
         if (len && h2_bytes_add(&l->body, p + off, len) < 0)
             return -ENOMEM;
@@ -365,6 +405,8 @@ static ssize_t h2up_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size
     }
     if (l->req_done && n == avail) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (h2up_lane_send_trailers(l, ng))
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -423,7 +465,7 @@ static int h2up_lane_submit(struct h2up_lane *l, struct h2up_conn *hc)
         lo += h->name.len;
     }
     nghttp2_data_provider prd = { .source.ptr = l, .read_callback = h2up_data_cb };
-    int has_body = !(l->req_done && l->body_total == 0);
+    int has_body = !(l->req_done && l->body_total == 0 && h2_bytes_size(&l->req_trailers) <= 5);
     int32_t sid = nghttp2_submit_request(hc->ng, NULL, nv, n, has_body ? &prd : NULL, l);
     if (sid < 0)
         return sid;
@@ -1171,7 +1213,7 @@ int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t siz
     }
     static const char *const reqs[2] = {
         "GET /a HTTP/1.1\r\nHost: fuzz\r\nTE: trailers\r\n\r\n",
-        "POST /b HTTP/1.1\r\nHost: fuzz\r\nContent-Length: 5\r\n\r\nhello",
+        "POST /b HTTP/1.1\r\nHost: fuzz\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n",
     };
     for (int i = 0; i < 2; i++) {
         struct h2up_lane *l;

@@ -31,7 +31,7 @@ int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, so
 const void *h2up_pool_tag(const struct tls_client *tls);
 
 /* For tests/fuzz/fuzz_h2_up.c: one established client connection carrying
- * a GET and a POST (their lanes' proxy ends unread), fed `data` as the
+ * a GET and a chunked POST with a trailer (their lanes' proxy ends unread), fed `data` as the
  * server's bytes in three pieces (cut at cut1 and cut2), each followed by
  * the worker's usual processing; then everything is freed. The HTTP/1.1
  * bytes the GET's lane wrote for the proxy go to answer (NUL-terminated,

@@ -112,6 +112,8 @@ class H2Backend:
                     if isinstance(ev, h2.events.RequestReceived):
                         streams[ev.stream_id] = {"headers": dict(ev.headers), "body": bytearray(),
                                                  "list": ev.headers}
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        streams[ev.stream_id]["trailers"] = [(k.decode(), v.decode()) for k, v in ev.headers]
                     elif isinstance(ev, h2.events.DataReceived):
                         streams[ev.stream_id]["body"] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
@@ -173,7 +175,7 @@ class H2Backend:
                 for k, v in st["headers"].items()}
         with self.lock:
             self.requests.append({"headers": hdrs, "body": bytes(st["body"]), "stream": sid,
-                                  "list": st["list"]})
+                                  "list": st["list"], "trailers": st.get("trailers")})
         url = urllib.parse.urlsplit(hdrs.get(":path", "/"))
         q = urllib.parse.parse_qs(url.query)
         path = url.path

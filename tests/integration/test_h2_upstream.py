@@ -93,6 +93,21 @@ def test_answer_trailers_reach_an_http1_client(weir_factory, h2_backend):
     assert b.requests[-1]["headers"].get("te") == "trailers"
 
 
+def test_request_trailers_reach_the_backend(weir_factory, h2_backend):
+    b = h2_backend()
+    w, port = h2_weir(weir_factory, b)
+    r = request(port, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n"
+                      b"Connection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Req-Sum: 42\r\n"
+                      b"Content-Length: 9\r\n\r\n")
+    assert r.status == 200 and r.body == b"abc"
+    # a field that must not be a trailer (RFC 9110 6.5.1) is left out
+    assert b.requests[-1]["trailers"] == [("x-req-sum", "42")]
+    r = request(port, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n0\r\nx-only: t\r\n\r\n")
+    assert r.status == 200 and r.body == b""
+    assert b.requests[-1]["trailers"] == [("x-only", "t")]
+
+
 def test_large_answer_is_chunked(weir_factory, h2_backend):
     b = h2_backend()
     w, port = h2_weir(weir_factory, b)
