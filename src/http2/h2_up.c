@@ -52,20 +52,20 @@
 #include "server/server.h"
 #include "tls/tls.h"
 
-#define H2UP_HWM (64u << 10)          /* bytes held per lane direction */
-#define H2UP_REPLAY_MAX (64u << 10)   /* request body kept for a refused stream's replay */
-#define H2UP_MAX_HEAD (64u << 10)     /* answer header or trailer fields per stream */
-#define H2UP_MAX_STREAMS 256u         /* streams per connection whatever the server allows */
-#define H2UP_MAX_REPLAYS 3            /* a request refused this often is given up */
+#define H2UP_HWM (64u << 10)        /* bytes held per lane direction */
+#define H2UP_REPLAY_MAX (64u << 10) /* request body kept for a refused stream's replay */
+#define H2UP_MAX_HEAD (64u << 10)   /* answer header or trailer fields per stream */
+#define H2UP_MAX_STREAMS 256u       /* streams per connection whatever the server allows */
+#define H2UP_MAX_REPLAYS 3          /* a request refused this often is given up */
 #define H2UP_STREAM_WINDOW (256u << 10)
 #define H2UP_CONN_WINDOW (1u << 20)
-#define H2UP_FAIL_HOLD_S 1.0          /* new requests fail at once this long after a failed set-up */
+#define H2UP_FAIL_HOLD_S 1.0 /* new requests fail at once this long after a failed set-up */
 
 enum h2up_lane_state {
-    L_IDLE,      /* no request: waiting for the proxy's next head */
-    L_WAITING,   /* head complete, waiting for a stream slot */
-    L_STREAM,    /* carried by a stream */
-    L_DONE,      /* the stream ended; the answer drains to the proxy */
+    L_IDLE,    /* no request: waiting for the proxy's next head */
+    L_WAITING, /* head complete, waiting for a stream slot */
+    L_STREAM,  /* carried by a stream */
+    L_DONE,    /* the stream ended; the answer drains to the proxy */
 };
 
 struct h2up_group;
@@ -75,9 +75,9 @@ struct h2up_conn {
     struct h2up_group *g;
     struct sio sio;
     ev_io io;
-    ev_timer timer;                /* connect deadline, then idle timeout */
+    ev_timer timer; /* connect deadline, then idle timeout */
     nghttp2_session *ng;
-    struct h2_bytes out;           /* frames not yet written */
+    struct h2_bytes out; /* frames not yet written */
     unsigned n_streams;
     unsigned connecting : 1, handshaking : 1, established : 1, goaway : 1, dead : 1, watching : 1;
     int io_events;
@@ -87,23 +87,23 @@ struct h2up_lane {
     struct h2up_lane *prev, *next; /* group->lanes */
     struct h2up_lane *wnext;       /* group->waiting */
     struct h2up_group *g;
-    struct h2up_conn *conn;        /* while L_STREAM */
+    struct h2up_conn *conn; /* while L_STREAM */
     int32_t sid;
     int fd;
     ev_io io;
     int io_events;
     enum h2up_lane_state state;
-    struct h2_bytes in;            /* request bytes from the proxy, not yet de-framed */
-    struct h2_bytes head;          /* the request head (re-parsed for each submit) */
-    struct h2_bytes body;          /* request body not yet sent (or kept for a replay) */
-    size_t body_sent;              /* of body: bytes sent while kept for a replay */
+    struct h2_bytes in;   /* request bytes from the proxy, not yet de-framed */
+    struct h2_bytes head; /* the request head (re-parsed for each submit) */
+    struct h2_bytes body; /* request body not yet sent (or kept for a replay) */
+    size_t body_sent;     /* of body: bytes sent while kept for a replay */
     uint64_t body_total;
-    struct h2_bytes out;           /* answer bytes for the proxy */
-    struct h2_bytes fields;        /* answer fields of the block being received */
-    struct h2_bytes req_trailers;  /* the request's chunked trailer section ("\r\n0\r\n" + fields) */
+    struct h2_bytes out;          /* answer bytes for the proxy */
+    struct h2_bytes fields;       /* answer fields of the block being received */
+    struct h2_bytes req_trailers; /* the request's chunked trailer section ("\r\n0\r\n" + fields) */
     struct http_chunked chunk;
     uint64_t req_left;
-    size_t unconsumed;             /* DATA bytes not yet given back to the windows */
+    size_t unconsumed; /* DATA bytes not yet given back to the windows */
     int status;
     unsigned replays;
     uint8_t req_kind;
@@ -118,15 +118,15 @@ struct h2up_group {
     socklen_t addrlen;
     struct tls_client *tls;
     unsigned max_conns;
-    uint64_t idle_ms;              /* an idle connection closes after this */
-    uint64_t connect_ms;           /* connect and TLS handshake of one connection */
-    ev_tstamp failed_at;           /* the last connection set-up failed then (0: it did not) */
+    uint64_t idle_ms;    /* an idle connection closes after this */
+    uint64_t connect_ms; /* connect and TLS handshake of one connection */
+    ev_tstamp failed_at; /* the last connection set-up failed then (0: it did not) */
     struct h2up_conn *conns;
     unsigned n_conns;
     struct h2up_lane *lanes;
     struct h2up_lane *waiting, *waiting_tail;
-    int need_pass;                 /* a lane has request bytes to de-frame again */
-    int dirty;                     /* a lane died or must be started again: scan them */
+    int need_pass; /* a lane has request bytes to de-frame again */
+    int dirty;     /* a lane died or must be started again: scan them */
 };
 
 struct h2up_worker {
@@ -277,7 +277,8 @@ static int h2up_lane_parse(struct h2up_lane *l)
         l->unconsumed = 0;
         l->req_kind = (uint8_t)msg.body_kind;
         l->req_left = msg.body_kind == HTTP_BODY_LENGTH ? msg.content_length : 0;
-        l->req_done = msg.body_kind == HTTP_BODY_NONE || (msg.body_kind == HTTP_BODY_LENGTH && l->req_left == 0);
+        l->req_done = msg.body_kind == HTTP_BODY_NONE ||
+                      (msg.body_kind == HTTP_BODY_LENGTH && l->req_left == 0);
         l->is_head = msg.method == HTTP_METHOD_HEAD;
         http_chunked_init(&l->chunk);
         l->chunk.keep_trailers = 1;
@@ -389,8 +390,8 @@ static void h2up_lane_update(struct h2up_lane *l)
 
 /* ---- streams ------------------------------------------------------------ */
 
-static ssize_t h2up_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t length, uint32_t *flags,
-                            nghttp2_data_source *src, void *user)
+static ssize_t h2up_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     struct h2up_lane *l = src->ptr;
     if (!l || l->dead)
@@ -422,16 +423,17 @@ static ssize_t h2up_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size
 
 static int h2up_hop_field(const char *name, size_t len)
 {
-    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                       "upgrade", "host", "te", "content-length", "expect", "http2-settings" };
+    static const char *const hop[] = {
+        "connection", "keep-alive",     "proxy-connection", "transfer-encoding", "upgrade", "host",
+        "te",         "content-length", "expect",           "http2-settings"};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
         if (strlen(hop[i]) == len && strncasecmp(hop[i], name, len) == 0)
             return 1;
     return 0;
 }
 
-#define H2UP_NV(n, v, vl) \
-    ((nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), strlen(n), (vl), NGHTTP2_NV_FLAG_NO_COPY_NAME })
+#define H2UP_NV(n, v, vl)                                                                          \
+    ((nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), (vl), NGHTTP2_NV_FLAG_NO_COPY_NAME})
 
 /* Submits l's request on hc. 0 or negative. */
 static int h2up_lane_submit(struct h2up_lane *l, struct h2up_conn *hc)
@@ -450,21 +452,23 @@ static int h2up_lane_submit(struct h2up_lane *l, struct h2up_conn *hc)
         nv[n++] = H2UP_NV("te", "trailers", 8);
     char cl[24];
     if (l->req_kind == HTTP_BODY_LENGTH)
-        nv[n++] = H2UP_NV("content-length", cl, (size_t)snprintf(cl, sizeof(cl), "%llu",
-                                                                (unsigned long long)msg.content_length));
+        nv[n++] = H2UP_NV(
+            "content-length", cl,
+            (size_t)snprintf(cl, sizeof(cl), "%llu", (unsigned long long)msg.content_length));
     for (size_t i = 0; i < msg.n_headers; i++) {
         const struct http_header *h = &msg.headers[i];
-        if (msg.hop[i] || h2up_hop_field(h->name.p, h->name.len) || lo + h->name.len > sizeof(lower))
+        if (msg.hop[i] || h2up_hop_field(h->name.p, h->name.len) ||
+            lo + h->name.len > sizeof(lower))
             continue;
         for (size_t k = 0; k < h->name.len; k++) {
             char ch = h->name.p[k];
             lower[lo + k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
         }
-        nv[n++] = (nghttp2_nv){ (uint8_t *)lower + lo, (uint8_t *)h->value.p, h->name.len, h->value.len,
-                                NGHTTP2_NV_FLAG_NONE };
+        nv[n++] = (nghttp2_nv){(uint8_t *)lower + lo, (uint8_t *)h->value.p, h->name.len,
+                               h->value.len, NGHTTP2_NV_FLAG_NONE};
         lo += h->name.len;
     }
-    nghttp2_data_provider prd = { .source.ptr = l, .read_callback = h2up_data_cb };
+    nghttp2_data_provider prd = {.source.ptr = l, .read_callback = h2up_data_cb};
     int has_body = !(l->req_done && l->body_total == 0 && h2_bytes_size(&l->req_trailers) <= 5);
     int32_t sid = nghttp2_submit_request(hc->ng, NULL, nv, n, has_body ? &prd : NULL, l);
     if (sid < 0)
@@ -484,7 +488,8 @@ static int h2up_lane_submit(struct h2up_lane *l, struct h2up_conn *hc)
 
 static unsigned h2up_conn_limit(const struct h2up_conn *hc)
 {
-    uint32_t m = nghttp2_session_get_remote_settings(hc->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    uint32_t m =
+        nghttp2_session_get_remote_settings(hc->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     return m < H2UP_MAX_STREAMS ? m : H2UP_MAX_STREAMS;
 }
 
@@ -553,8 +558,8 @@ static struct h2up_lane *h2up_stream_lane(nghttp2_session *ng, int32_t sid)
     return l && !l->dead ? l : NULL;
 }
 
-static int h2up_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
-                          const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+static int h2up_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                          size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
     struct h2up_lane *l = h2up_stream_lane(ng, f->hd.stream_id);
     if (!l || f->hd.type != NGHTTP2_HEADERS)
@@ -567,7 +572,8 @@ static int h2up_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uin
     }
     if (nlen > 0 && name[0] == ':')
         return 0;
-    if (h2up_hop_field((const char *)name, nlen) && !(nlen == 14 && memcmp(name, "content-length", 14) == 0))
+    if (h2up_hop_field((const char *)name, nlen) &&
+        !(nlen == 14 && memcmp(name, "content-length", 14) == 0))
         return 0;
     if (nlen == 14 && memcmp(name, "content-length", 14) == 0 && l->head_out)
         return 0;
@@ -593,7 +599,8 @@ static int h2up_fields_have_cl(const struct h2_bytes *b)
 /* Whether the field line p[0..n) ("name: value\r\n") carries a gRPC status. */
 static int h2up_grpc_status_line(const char *p, size_t n)
 {
-    static const char *const names[] = { "grpc-status:", "grpc-message:", "grpc-status-details-bin:" };
+    static const char *const names[] = {
+        "grpc-status:", "grpc-message:", "grpc-status-details-bin:"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (n >= strlen(names[i]) && memcmp(p, names[i], strlen(names[i])) == 0)
             return 1;
@@ -613,7 +620,7 @@ static void h2up_lane_head_out(struct h2up_lane *l, int trailers_only)
     l->chunked = !l->no_body && !h2up_fields_have_cl(&l->fields);
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", s, http_status_reason(s));
     h2_bytes_add(&l->out, line, (size_t)n);
-    struct h2_bytes moved = { 0 };
+    struct h2_bytes moved = {0};
     const char *p = h2_bytes_data(&l->fields), *end = p + h2_bytes_size(&l->fields);
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -678,8 +685,8 @@ static int h2up_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void 
     return 0;
 }
 
-static int h2up_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
-                              void *user)
+static int h2up_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data,
+                              size_t len, void *user)
 {
     struct h2up_lane *l = h2up_stream_lane(ng, sid);
     if (!l || !l->head_out || l->no_body) {
@@ -758,7 +765,8 @@ static nghttp2_session_callbacks *h2up_callbacks(void)
     /* workers may race here once: the first copy stays, a later one is
      * dropped before anyone used it */
     nghttp2_session_callbacks *none = NULL;
-    if (!__atomic_compare_exchange_n(&h2up_cbs, &none, cbs, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (!__atomic_compare_exchange_n(&h2up_cbs, &none, cbs, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
         nghttp2_session_callbacks_del(cbs);
         return none;
     }
@@ -825,7 +833,8 @@ static void h2up_conn_io(struct h2up_conn *hc, int readable)
         }
         hc->handshaking = 0;
         if (!tls_alpn_is_h2(&hc->sio)) {
-            h2up_conn_kill(hc, "the server did not choose h2 in ALPN (does it speak HTTP/2 over TLS?)");
+            h2up_conn_kill(hc,
+                           "the server did not choose h2 in ALPN (does it speak HTTP/2 over TLS?)");
             return;
         }
         readable = 1;
@@ -894,7 +903,8 @@ static void h2up_conn_update(struct h2up_conn *hc)
     else if (hc->handshaking)
         ev = sio_events(&hc->sio, 1, 0) | sio_events(&hc->sio, 0, 1);
     else
-        ev = sio_events(&hc->sio, 1, h2_bytes_size(&hc->out) > 0 || nghttp2_session_want_write(hc->ng));
+        ev = sio_events(&hc->sio, 1,
+                        h2_bytes_size(&hc->out) > 0 || nghttp2_session_want_write(hc->ng));
     if (ev != hc->io_events) {
         ev_io_stop(loop, &hc->io);
         ev_io_set(&hc->io, hc->sio.fd, ev);
@@ -969,12 +979,13 @@ static int h2up_conn_setup(struct h2up_group *g, struct h2up_conn *hc, int event
     if (rv != 0)
         return -ENOMEM;
     nghttp2_settings_entry iv[] = {
-        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
-        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW },
-        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2UP_MAX_HEAD },
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2UP_MAX_HEAD},
     };
     if (nghttp2_submit_settings(hc->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
-        nghttp2_session_set_local_window_size(hc->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) != 0) {
+        nghttp2_session_set_local_window_size(hc->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) !=
+            0) {
         nghttp2_session_del(hc->ng);
         hc->ng = NULL;
         return -ENOMEM;
@@ -1005,7 +1016,8 @@ static struct h2up_conn *h2up_conn_new(struct h2up_group *g)
     if (fd < 0)
         goto fail;
     if (g->tls) {
-        int r = tls_connect_sio(g->tls, fd, (const struct sockaddr *)&g->addr, g->addrlen, NULL, &hc->sio);
+        int r = tls_connect_sio(g->tls, fd, (const struct sockaddr *)&g->addr, g->addrlen, NULL,
+                                &hc->sio);
         /* hc->sio owns fd now, also on failure */
         if (r < 0 || tls_sio_offer_h2(&hc->sio) < 0)
             goto fail;
@@ -1077,8 +1089,8 @@ static void h2up_group_reap(struct h2up_group *g)
 
 /* ---- the worker --------------------------------------------------------------- */
 
-static struct h2up_group *h2up_group_get(struct h2up_worker *w, const struct sockaddr *addr, socklen_t addrlen,
-                                         struct tls_client *tls)
+static struct h2up_group *h2up_group_get(struct h2up_worker *w, const struct sockaddr *addr,
+                                         socklen_t addrlen, struct tls_client *tls)
 {
     for (struct h2up_group *g = w->groups; g; g = g->next)
         if (g->addrlen == addrlen && memcmp(&g->addr, addr, addrlen) == 0 &&
@@ -1098,7 +1110,8 @@ static struct h2up_group *h2up_group_get(struct h2up_worker *w, const struct soc
 static int h2up_lane_new(struct h2up_group *g, struct h2up_lane **out);
 
 int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, socklen_t addrlen,
-                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms, uint64_t connect_ms)
+                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms,
+                   uint64_t connect_ms)
 {
     struct h2up_worker *w = *slot;
     if (!w) {
@@ -1180,14 +1193,14 @@ void h2up_worker_free(void **slot)
 
 /* ---- the fuzz seam --------------------------------------------------------------- */
 
-int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2,
-                           char *answer, size_t answer_cap)
+int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1,
+                           size_t cut2, char *answer, size_t answer_cap)
 {
     void *slot = NULL;
     struct h2up_worker *w = calloc(1, sizeof(*w));
     struct h2up_group *g = calloc(1, sizeof(*g));
     struct h2up_conn *hc = calloc(1, sizeof(*hc));
-    int sv[2] = { -1, -1 }, proxy_fd[2] = { -1, -1 }, rc = -ENOMEM;
+    int sv[2] = {-1, -1}, proxy_fd[2] = {-1, -1}, rc = -ENOMEM;
     if (!w || !g || !hc) {
         free(w), free(g), free(hc);
         return rc;
@@ -1213,7 +1226,8 @@ int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t siz
     }
     static const char *const reqs[2] = {
         "GET /a HTTP/1.1\r\nHost: fuzz\r\nTE: trailers\r\n\r\n",
-        "POST /b HTTP/1.1\r\nHost: fuzz\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n",
+        "POST /b HTTP/1.1\r\nHost: fuzz\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n",
     };
     for (int i = 0; i < 2; i++) {
         struct h2up_lane *l;
@@ -1223,7 +1237,7 @@ int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t siz
         h2up_lane_read(l);
     }
     h2up_group_reap(g);
-    size_t cuts[3] = { cut1 < size ? cut1 : size, cut2 < size ? cut2 : size, size };
+    size_t cuts[3] = {cut1 < size ? cut1 : size, cut2 < size ? cut2 : size, size};
     if (cuts[1] < cuts[0])
         cuts[1] = cuts[0];
     size_t at = 0;

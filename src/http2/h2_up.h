@@ -23,9 +23,11 @@ struct h2up_worker;
  * once), or a negative errno. `tls` NULL: h2c (prior knowledge), else TLS
  * with ALPN h2. `max_conns`: HTTP/2 connections to this address the worker
  * may hold at once; an idle one closes after idle_ms; one not connected
- * (TLS handshake included) within connect_ms fails its streams. `*slot` is the worker's state, made on first use. */
+ * (TLS handshake included) within connect_ms fails its streams. `*slot` is the worker's state, made
+ * on first use. */
 int h2up_lane_open(void **slot, struct wctx *wc, const struct sockaddr *addr, socklen_t addrlen,
-                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms, uint64_t connect_ms);
+                   struct tls_client *tls, unsigned max_conns, uint64_t idle_ms,
+                   uint64_t connect_ms);
 
 /* What the proxy's pool keys lanes by (never a plain or TLS socket's tag). */
 const void *h2up_pool_tag(const struct tls_client *tls);
@@ -37,8 +39,8 @@ const void *h2up_pool_tag(const struct tls_client *tls);
  * bytes the GET's lane wrote for the proxy go to answer (NUL-terminated,
  * at most answer_cap - 1 bytes) when it is not NULL. 0 or -ENOMEM. */
 struct ev_loop;
-int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1, size_t cut2,
-                           char *answer, size_t answer_cap);
+int h2up_feed_server_bytes(struct ev_loop *loop, const uint8_t *data, size_t size, size_t cut1,
+                           size_t cut2, char *answer, size_t answer_cap);
 
 /* Closes every lane and connection and frees the worker's state (*slot NULL). */
 void h2up_worker_free(void **slot);

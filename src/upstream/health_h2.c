@@ -11,8 +11,9 @@ struct health_h2_state {
     size_t body_cap, body_len;
 };
 
-static int health_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
-                               const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+static int health_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                               size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags,
+                               void *user)
 {
     struct health_h2_state *st = user;
     if (f->hd.stream_id != 1 || nlen != 7 || memcmp(name, ":status", 7) != 0 || vlen != 3)
@@ -23,8 +24,8 @@ static int health_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, cons
     return 0;
 }
 
-static int health_h2_on_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
-                             void *user)
+static int health_h2_on_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data,
+                             size_t len, void *user)
 {
     struct health_h2_state *st = user;
     size_t room = st->body_cap - st->body_len;
@@ -45,7 +46,8 @@ static int health_h2_on_close(nghttp2_session *ng, int32_t sid, uint32_t error_c
 
 /* A client session (callbacks reporting into st, when not NULL) that sent
  * r's request. 0 or -1. */
-static int health_h2_session(const struct health_h2_req *r, struct health_h2_state *st, nghttp2_session **out)
+static int health_h2_session(const struct health_h2_req *r, struct health_h2_state *st,
+                             nghttp2_session **out)
 {
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
@@ -59,13 +61,14 @@ static int health_h2_session(const struct health_h2_req *r, struct health_h2_sta
         return -1;
     const char *scheme = r->tls ? "https" : "http";
     nghttp2_nv nv[] = {
-        { (uint8_t *)":method", (uint8_t *)r->method, 7, strlen(r->method), NGHTTP2_NV_FLAG_NONE },
-        { (uint8_t *)":scheme", (uint8_t *)scheme, 7, strlen(scheme), NGHTTP2_NV_FLAG_NONE },
-        { (uint8_t *)":authority", (uint8_t *)r->authority, 10, strlen(r->authority), NGHTTP2_NV_FLAG_NONE },
-        { (uint8_t *)":path", (uint8_t *)r->path, 5, strlen(r->path), NGHTTP2_NV_FLAG_NONE },
-        { (uint8_t *)"user-agent", (uint8_t *)"weir-health-check", 10, 17, NGHTTP2_NV_FLAG_NONE },
+        {(uint8_t *)":method", (uint8_t *)r->method, 7, strlen(r->method), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)":scheme", (uint8_t *)scheme, 7, strlen(scheme), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)":authority", (uint8_t *)r->authority, 10, strlen(r->authority),
+         NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)":path", (uint8_t *)r->path, 5, strlen(r->path), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"user-agent", (uint8_t *)"weir-health-check", 10, 17, NGHTTP2_NV_FLAG_NONE},
     };
-    nghttp2_settings_entry iv[] = { { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 } };
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
     if (nghttp2_submit_settings(*out, NGHTTP2_FLAG_NONE, iv, 1) != 0 ||
         nghttp2_submit_request(*out, NULL, nv, sizeof(nv) / sizeof(nv[0]), NULL, NULL) != 1) {
         nghttp2_session_del(*out);
@@ -92,10 +95,10 @@ ssize_t health_h2_request(const struct health_h2_req *r, char *out, size_t cap)
     }
 }
 
-int health_h2_answer(const struct health_h2_req *r, const uint8_t *in, size_t n, int *status, char *body,
-                     size_t body_cap, size_t *body_len)
+int health_h2_answer(const struct health_h2_req *r, const uint8_t *in, size_t n, int *status,
+                     char *body, size_t body_cap, size_t *body_len)
 {
-    struct health_h2_state st = { .body = body, .body_cap = body_cap };
+    struct health_h2_state st = {.body = body, .body_cap = body_cap};
     nghttp2_session *ng;
     if (health_h2_session(r, &st, &ng) < 0)
         return -1;

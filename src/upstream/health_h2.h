@@ -17,7 +17,7 @@
 /* The request of a check (what a check sends, stream 1). */
 struct health_h2_req {
     const char *method, *path, *authority;
-    int tls;                       /* :scheme https, else http */
+    int tls; /* :scheme https, else http */
 };
 
 /* Writes the check's bytes into out[0..cap); returns their length, or -1
@@ -28,7 +28,7 @@ ssize_t health_h2_request(const struct health_h2_req *r, char *out, size_t cap);
  * the answer's HEADERS came), up to body_cap body bytes into body
  * (*body_len). Returns 1 when stream 1 ended (answered, reset or beyond a
  * GOAWAY), 0 when more bytes are needed, -1 on an HTTP/2 protocol error. */
-int health_h2_answer(const struct health_h2_req *r, const uint8_t *in, size_t n, int *status, char *body,
-                     size_t body_cap, size_t *body_len);
+int health_h2_answer(const struct health_h2_req *r, const uint8_t *in, size_t n, int *status,
+                     char *body, size_t body_cap, size_t *body_len);
 
 #endif

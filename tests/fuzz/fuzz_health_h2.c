@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct health_h2_req r = { "GET", "/health", "127.0.0.1:9", 0 };
+    static const struct health_h2_req r = {"GET", "/health", "127.0.0.1:9", 0};
     char body[4096];
     int status;
     size_t blen;
