@@ -443,3 +443,35 @@ def test_access_log_and_reload(weir_factory, h2_backend):
     w.reload(config(port, ["127.0.0.1:%d" % b.port], cluster_extra="protocol: h2c\nh2_connections: 2\n"))
     assert get(port, "/two").status == 200
     assert b.connections == 1  # the connection is the worker's, kept over the reload
+
+
+def concurrent_gets(port, paths):
+    results = [None] * len(paths)
+
+    def one(i):
+        results[i] = get(port, paths[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(paths))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+def test_streams_wait_for_a_slot_when_connections_are_full(weir_factory, h2_backend):
+    b = h2_backend(max_streams=1)
+    w, port = h2_weir(weir_factory, b, extra="h2_connections: 1\n")
+    get(port, "/warm")  # SETTINGS_MAX_CONCURRENT_STREAMS = 1 is known from here
+    results = concurrent_gets(port, ["/slow?ms=200&i=%d" % i for i in range(4)])
+    assert all(r is not None and r.status == 200 for r in results)
+    assert b.connections == 1  # one connection, one stream at a time, the others waited
+
+
+def test_two_workers(weir_factory, h2_backend):
+    b = h2_backend()
+    port = free_port()
+    w = weir_factory(config(port, ["127.0.0.1:%d" % b.port], cluster_extra="protocol: h2c\n", workers=2))
+    results = concurrent_gets(port, ["/w%d" % i for i in range(16)])
+    assert all(r is not None and r.status == 200 and r.body == b"hello /w%d\n" % i for i, r in enumerate(results))
+    assert 1 <= b.connections <= 2  # a connection per worker at most
