@@ -225,3 +225,109 @@ def test_h2_request_trailers_and_te_reach_backend(weir_factory, recording_backen
     assert req.body == b"wiki"
     assert req.header_all("TE") == ["trailers"]
     assert req.raw.endswith(b"0\r\nx-sum: 42\r\nx-other: v\r\n\r\n"), req.raw
+
+
+# ---- retries on grpc-status --------------------------------------------------------
+
+GRPC_CT = ("content-type", "application/grpc")
+
+
+def trailers_only(code):
+    """A gRPC Trailers-Only answer: grpc-status in the head, no body."""
+    return {"status": 200, "headers": [GRPC_CT, ("grpc-status", str(code))], "body": b""}
+
+
+def grpc_ok_with_trailers():
+    body = b"\x00\x00\x00\x00\x02hi"
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(body), body) + b"0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n")
+
+
+def grpc_call(port):
+    """One unary gRPC-ish call over HTTP/1.1: (status, head fields dict, raw body)."""
+    msg = b"\x00\x00\x00\x00\x03abc"
+    with RawClient(port) as c:
+        c.send(b"POST /pkg.Svc/Get HTTP/1.1\r\nHost: t\r\ncontent-type: application/grpc\r\nTE: trailers\r\n"
+               b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(msg) + msg)
+        raw = c.read_all()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = {}
+    for line in lines[1:]:
+        n, _, v = line.partition(b":")
+        fields[n.decode().lower()] = v.strip().decode()
+    return int(lines[0].split(b" ")[1]), fields, body
+
+
+def grpc_weir(weir_factory, backends, retry):
+    port = free_port()
+    routes = "- cluster: app\n" + ("  retry: %s\n" % retry if retry else "")
+    return weir_factory(config(port, [b.addr for b in backends], routes=routes))
+
+
+def test_grpc_unavailable_retried_on_the_other_endpoint(weir_factory, recording_backend):
+    bad = recording_backend(trailers_only(14))
+    good = recording_backend(grpc_ok_with_trailers())
+    w = grpc_weir(weir_factory, [bad, good],
+                  "{ attempts: 2, on: [grpc-unavailable], backoff: { base: 1ms, max: 1ms } }")
+    for _ in range(6):  # round robin: some first attempts go to `bad`
+        status, fields, body = grpc_call(w.port)
+        assert status == 200 and "grpc-status" not in fields, fields
+        assert body.endswith(b"0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n"), body
+    assert bad.count >= 1
+    # the retried request reached `good` whole, TE: trailers included
+    assert all(r.body == b"\x00\x00\x00\x00\x03abc" and r.header("TE") == "trailers" for r in good.requests)
+    w.wait_log(r"grpc-status 14, retrying")
+
+
+def test_grpc_status_not_listed_is_not_retried(weir_factory, recording_backend):
+    bad = recording_backend(trailers_only(14))
+    good = recording_backend(grpc_ok_with_trailers())
+    for retry in (None, "{ attempts: 2, on: [grpc-internal, 5xx], backoff: { base: 1ms, max: 1ms } }"):
+        w = grpc_weir(weir_factory, [bad, good], retry)
+        got = [grpc_call(w.port)[1].get("grpc-status") for _ in range(4)]
+        assert got.count("14") == 2 and got.count(None) == 2, got  # round robin, nothing retried
+    assert bad.count == 4 and good.count == 4
+
+
+def test_grpc_retries_stop_at_the_limit(weir_factory, recording_backend):
+    a = recording_backend(trailers_only(8))
+    b = recording_backend(trailers_only(8))
+    w = grpc_weir(weir_factory, [a, b],
+                  "{ attempts: 3, on: [grpc-resource-exhausted], backoff: { base: 1ms, max: 1ms } }")
+    status, fields, body = grpc_call(w.port)
+    assert status == 200 and fields.get("grpc-status") == "8"  # the last attempt's answer
+    assert a.count + b.count == 3
+
+
+def test_grpc_status_in_real_trailers_is_not_retried(weir_factory, recording_backend):
+    """After a body the answer is the client's: grpc-status 14 in trailers goes through."""
+    body = b"\x00\x00\x00\x00\x02hi"
+    late = (b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(body), body) + b"0\r\ngrpc-status: 14\r\n\r\n")
+    a = recording_backend(late)
+    b = recording_backend(late)
+    w = grpc_weir(weir_factory, [a, b], "{ attempts: 3, on: [grpc-unavailable], backoff: { base: 1ms, max: 1ms } }")
+    status, fields, raw = grpc_call(w.port)
+    assert raw.endswith(b"0\r\ngrpc-status: 14\r\n\r\n")
+    assert a.count + b.count == 1
+
+
+def test_grpc_retry_over_h2(weir_factory, recording_backend):
+    bad = recording_backend(trailers_only(14))
+    good = recording_backend(grpc_ok_with_trailers())
+    port = free_port()
+    w = weir_factory(config(port, [bad.addr, good.addr], listener_extra="http2: true", routes="""
+- cluster: app
+  retry: { attempts: 2, on: [grpc-unavailable], backoff: { base: 1ms, max: 1ms } }
+"""))
+    c = H2(w.port)
+    try:
+        for _ in range(4):
+            r = c.exchange("POST", "/pkg.Svc/Get", headers=[GRPC_CT, ("te", "trailers")],
+                           body=b"\x00\x00\x00\x00\x03abc")
+            assert r["status"] == 200 and "grpc-status" not in r["headers"]
+            assert r["trailers"] == [("grpc-status", "0"), ("grpc-message", "ok")]
+    finally:
+        c.close()
+    assert bad.count >= 1
