@@ -29,6 +29,21 @@ def body_bytes(raw):
     return rest
 
 
+def dechunk(raw):
+    """(data, trailer section bytes) of a whole chunked body, as framed by weir."""
+    data, i = b"", 0
+    while True:
+        eol = raw.index(b"\r\n", i)
+        size = int(raw[i:eol].split(b";")[0], 16)
+        i = eol + 2
+        if size == 0:
+            assert raw.endswith(b"\r\n\r\n") or raw[i:] == b"\r\n", raw[i:i + 100]
+            return data, raw[i:-2]
+        data += raw[i:i + size]
+        assert raw[i + size:i + size + 2] == b"\r\n"
+        i += size + 2
+
+
 def start_proxy(weir_factory, recording_backend, respond, listener_extra=""):
     b = recording_backend(respond)
     port = free_port()
@@ -94,11 +109,12 @@ def test_response_trailers_oversize_dropped_whole(weir_factory, recording_backen
 def test_response_trailers_just_under_the_limit_pass(weir_factory, recording_backend):
     trailers = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1990) for i in range(8))
     assert len(trailers) <= 16384
-    w, b = start_proxy(weir_factory, recording_backend, chunked_answer(trailers, body=b"x" * 30000))
+    body = b"x" * (1 << 20)  # many buffers of body before the section
+    w, b = start_proxy(weir_factory, recording_backend, chunked_answer(trailers, body=body))
     with RawClient(w.port) as c:
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        raw = body_bytes(c.read_all())
-    assert raw.endswith(b"0\r\n" + trailers + b"\r\n")
+        data, section = dechunk(body_bytes(c.read_all()))
+    assert data == body and section == trailers
 
 
 # ---- requests, HTTP/1.1 ----------------------------------------------------------
@@ -133,6 +149,40 @@ def test_request_trailers_oversize_dropped(weir_factory, recording_backend):
         assert c.read_response().status == 200
     (req,) = b.wait_requests(1)
     assert req.raw.endswith(b"\r\n\r\n4\r\nwiki\r\n0\r\n\r\n"), req.raw[-200:]
+
+
+def test_request_trailers_after_a_large_body(weir_factory, recording_backend):
+    """A body of many buffers (ending with a large chunk), then a section
+    just under the limit: it arrives whole after the body."""
+    w, b = start_proxy(weir_factory, recording_backend, {})
+    trailers = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1990) for i in range(8))
+    body = b"".join(b"%x\r\n%s\r\n" % (4000, bytes([65 + i % 26]) * 4000) for i in range(44))
+    body += b"%x\r\n%s\r\n" % (24000, b"z" * 24000)
+    with RawClient(w.port) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"0\r\n"
+               + trailers + b"\r\n")
+        assert c.read_response().status == 200
+    (req,) = b.wait_requests(1)
+    assert len(req.body) == 200000 and req.body.endswith(b"z" * 24000)
+    assert req.raw.endswith(b"0\r\n" + trailers + b"\r\n"), req.raw[-300:]
+
+
+def test_request_trailers_sent_again_on_retry(weir_factory, recording_backend):
+    bad = recording_backend({"status": 503})
+    good = recording_backend({})
+    port = free_port()
+    w = weir_factory(config(port, [bad.addr, good.addr], routes="""
+- cluster: app
+  retry: { attempts: 2, on: [503], methods: all, backoff: { base: 1ms, max: 1ms } }
+"""))
+    for _ in range(4):
+        with RawClient(w.port) as c:
+            c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"4\r\nwiki\r\n0\r\nX-Sum: 42\r\n\r\n")
+            assert c.read_response().status == 200
+    assert bad.count >= 1 and good.count == 4
+    for req in bad.requests + good.requests:
+        assert req.raw.endswith(b"4\r\nwiki\r\n0\r\nX-Sum: 42\r\n\r\n"), req.raw
 
 
 def test_te_trailers_reaches_backend(weir_factory, recording_backend):
