@@ -42,6 +42,7 @@
 #include "upstream/upstream_metrics.h"
 #include "http/http_write.h"
 #include "http/http_parser.h"
+#include "http/grpc.h"
 #include "http/http_trailers.h"
 #include "http/http_edit.h"
 #include "http/http_metrics.h"
@@ -1343,12 +1344,14 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
         /* without a retry policy: only what never reached the backend, and
          * resets of idempotent requests */
         *immediate = 1;
-        if (status || c->txn->attempts >= PROXY_MAX_ATTEMPTS)
+        if (status || kind == UPSTREAM_RETRY_GRPC || c->txn->attempts >= PROXY_MAX_ATTEMPTS)
             return 0;
         return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->txn->idempotent);
     }
     if (c->txn->attempts >= r->attempts)
         return 0;
+    if (kind == UPSTREAM_RETRY_GRPC) /* gRPC is all POST: naming a gRPC condition is the consent */
+        return (r->on_grpc & GRPC_STATUS_BIT(status)) && proxy_budget_allows(c, r);
     if (kind != CFG_FAILURE_CONNECT && !c->txn->idempotent && !r->all_methods)
         return 0;
     int wanted = status ? ((r->on_mask & CFG_FAILURE_BIT(CFG_FAILURE_5XX)) && status >= 500) ||
@@ -1621,6 +1624,22 @@ static int proxy_step_replaces(struct client *c, const struct http_msg *msg, siz
     return 1;
 }
 
+/* A gRPC Trailers-Only answer whose grpc-status the route retries: the
+ * attempt is made again (nothing of it reached the client yet). Returns 1
+ * when it retried. */
+static int proxy_grpc_retry(struct client *c, const struct http_msg *msg)
+{
+    const struct cfg_retry *r = c->txn->route ? &c->txn->route->retry : NULL;
+    int immediate, gs;
+    if (!r || !r->enabled || !r->on_grpc || (gs = grpc_trailers_only_status(msg)) <= 0 ||
+        !proxy_may_retry(c, UPSTREAM_RETRY_GRPC, gs, &immediate))
+        return 0;
+    log_info("upstream %s (cluster %s): grpc-status %d, retrying", c->txn->ep->name, c->txn->cl->cfg->name, gs);
+    c->txn->failed_ep = c->txn->ep;
+    proxy_retry(c, UPSTREAM_RETRY_GRPC, immediate);
+    return 1;
+}
+
 /* The final response head is in proxy_hw(wc)->msg (head_len bytes of up_in): judge
  * the attempt, retry it or forward the head. Returns 1 on progress. */
 static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_len)
@@ -1643,6 +1662,8 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
         proxy_retry(c, CFG_FAILURE_5XX, immediate);
         return 1;
     }
+    if (proxy_grpc_retry(c, msg))
+        return 1;
     txn_response_head(c->txn, msg);
     if (c->txn->answer.status && !upgrade)
         return proxy_step_replaces(c, msg, head_len);

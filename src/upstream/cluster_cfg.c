@@ -121,6 +121,24 @@ static int cluster_cfg_status_set(struct cfg_ctx *ctx, yaml_node_t *v, struct cf
     return 0;
 }
 
+int cluster_cfg_parse_failure_item(struct cfg_ctx *ctx, yaml_node_t *item, const char *what, uint32_t *mask,
+                                   struct cfg_status_set *statuses)
+{
+    const char *s;
+    int rc = cfg_scalar(ctx, item, what, &s);
+    if (rc < 0)
+        return rc;
+    if (statuses && strspn(s, "0123456789-") == strlen(s))
+        return cluster_cfg_status_item(ctx, item, statuses);
+    int f;
+    rc = cfg_parse_enum(ctx, item, statuses ? "retry condition" : "failure kind", cfg_failure_names,
+                        CFG_FAILURE_COUNT, &f);
+    if (rc < 0)
+        return rc;
+    *mask |= CFG_FAILURE_BIT(f);
+    return 0;
+}
+
 /* A list of failure names, and (when `statuses` is given) status codes. */
 int cluster_cfg_parse_failures(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
                                   uint32_t *mask, struct cfg_status_set *statuses)
@@ -131,20 +149,9 @@ int cluster_cfg_parse_failures(struct cfg_ctx *ctx, yaml_node_t *v, const char *
     *mask = 0;
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
         yaml_node_t *item = cfg_node(ctx, *it);
-        const char *s;
-        if ((rc = cfg_visit(ctx, item)) < 0 || (rc = cfg_scalar(ctx, item, what, &s)) < 0)
+        if ((rc = cfg_visit(ctx, item)) < 0 ||
+            (rc = cluster_cfg_parse_failure_item(ctx, item, what, mask, statuses)) < 0)
             return rc;
-        if (statuses && strspn(s, "0123456789-") == strlen(s)) {
-            if ((rc = cluster_cfg_status_item(ctx, item, statuses)) < 0)
-                return rc;
-            continue;
-        }
-        int f;
-        rc = cfg_parse_enum(ctx, item, statuses ? "retry condition" : "failure kind",
-                            cfg_failure_names, CFG_FAILURE_COUNT, &f);
-        if (rc < 0)
-            return rc;
-        *mask |= CFG_FAILURE_BIT(f);
     }
     return 0;
 }

@@ -201,5 +201,9 @@ void cluster_cfg_free(void *root);
  * 0 or a negative errno with the message in ctx. Used by a route's retry. */
 int cluster_cfg_parse_failures(struct cfg_ctx *ctx, yaml_node_t *v, const char *what,
                                uint32_t *mask, struct cfg_status_set *statuses);
+/* One item of such a list (already visited): adds it to *mask or *statuses.
+ * 0 or a negative errno with the message in ctx. */
+int cluster_cfg_parse_failure_item(struct cfg_ctx *ctx, yaml_node_t *item, const char *what, uint32_t *mask,
+                                   struct cfg_status_set *statuses);
 
 #endif

@@ -29,6 +29,21 @@ def body_bytes(raw):
     return rest
 
 
+def dechunk(raw):
+    """(data, trailer section bytes) of a whole chunked body, as framed by weir."""
+    data, i = b"", 0
+    while True:
+        eol = raw.index(b"\r\n", i)
+        size = int(raw[i:eol].split(b";")[0], 16)
+        i = eol + 2
+        if size == 0:
+            assert raw.endswith(b"\r\n\r\n") or raw[i:] == b"\r\n", raw[i:i + 100]
+            return data, raw[i:-2]
+        data += raw[i:i + size]
+        assert raw[i + size:i + size + 2] == b"\r\n"
+        i += size + 2
+
+
 def start_proxy(weir_factory, recording_backend, respond, listener_extra=""):
     b = recording_backend(respond)
     port = free_port()
@@ -94,11 +109,12 @@ def test_response_trailers_oversize_dropped_whole(weir_factory, recording_backen
 def test_response_trailers_just_under_the_limit_pass(weir_factory, recording_backend):
     trailers = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1990) for i in range(8))
     assert len(trailers) <= 16384
-    w, b = start_proxy(weir_factory, recording_backend, chunked_answer(trailers, body=b"x" * 30000))
+    body = b"x" * (1 << 20)  # many buffers of body before the section
+    w, b = start_proxy(weir_factory, recording_backend, chunked_answer(trailers, body=body))
     with RawClient(w.port) as c:
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        raw = body_bytes(c.read_all())
-    assert raw.endswith(b"0\r\n" + trailers + b"\r\n")
+        data, section = dechunk(body_bytes(c.read_all()))
+    assert data == body and section == trailers
 
 
 # ---- requests, HTTP/1.1 ----------------------------------------------------------
@@ -133,6 +149,40 @@ def test_request_trailers_oversize_dropped(weir_factory, recording_backend):
         assert c.read_response().status == 200
     (req,) = b.wait_requests(1)
     assert req.raw.endswith(b"\r\n\r\n4\r\nwiki\r\n0\r\n\r\n"), req.raw[-200:]
+
+
+def test_request_trailers_after_a_large_body(weir_factory, recording_backend):
+    """A body of many buffers (ending with a large chunk), then a section
+    just under the limit: it arrives whole after the body."""
+    w, b = start_proxy(weir_factory, recording_backend, {})
+    trailers = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1990) for i in range(8))
+    body = b"".join(b"%x\r\n%s\r\n" % (4000, bytes([65 + i % 26]) * 4000) for i in range(44))
+    body += b"%x\r\n%s\r\n" % (24000, b"z" * 24000)
+    with RawClient(w.port) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"0\r\n"
+               + trailers + b"\r\n")
+        assert c.read_response().status == 200
+    (req,) = b.wait_requests(1)
+    assert len(req.body) == 200000 and req.body.endswith(b"z" * 24000)
+    assert req.raw.endswith(b"0\r\n" + trailers + b"\r\n"), req.raw[-300:]
+
+
+def test_request_trailers_sent_again_on_retry(weir_factory, recording_backend):
+    bad = recording_backend({"status": 503})
+    good = recording_backend({})
+    port = free_port()
+    w = weir_factory(config(port, [bad.addr, good.addr], routes="""
+- cluster: app
+  retry: { attempts: 2, on: [503], methods: all, backoff: { base: 1ms, max: 1ms } }
+"""))
+    for _ in range(4):
+        with RawClient(w.port) as c:
+            c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"4\r\nwiki\r\n0\r\nX-Sum: 42\r\n\r\n")
+            assert c.read_response().status == 200
+    assert bad.count >= 1 and good.count == 4
+    for req in bad.requests + good.requests:
+        assert req.raw.endswith(b"4\r\nwiki\r\n0\r\nX-Sum: 42\r\n\r\n"), req.raw
 
 
 def test_te_trailers_reaches_backend(weir_factory, recording_backend):
@@ -225,3 +275,109 @@ def test_h2_request_trailers_and_te_reach_backend(weir_factory, recording_backen
     assert req.body == b"wiki"
     assert req.header_all("TE") == ["trailers"]
     assert req.raw.endswith(b"0\r\nx-sum: 42\r\nx-other: v\r\n\r\n"), req.raw
+
+
+# ---- retries on grpc-status --------------------------------------------------------
+
+GRPC_CT = ("content-type", "application/grpc")
+
+
+def trailers_only(code):
+    """A gRPC Trailers-Only answer: grpc-status in the head, no body."""
+    return {"status": 200, "headers": [GRPC_CT, ("grpc-status", str(code))], "body": b""}
+
+
+def grpc_ok_with_trailers():
+    body = b"\x00\x00\x00\x00\x02hi"
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(body), body) + b"0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n")
+
+
+def grpc_call(port):
+    """One unary gRPC-ish call over HTTP/1.1: (status, head fields dict, raw body)."""
+    msg = b"\x00\x00\x00\x00\x03abc"
+    with RawClient(port) as c:
+        c.send(b"POST /pkg.Svc/Get HTTP/1.1\r\nHost: t\r\ncontent-type: application/grpc\r\nTE: trailers\r\n"
+               b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(msg) + msg)
+        raw = c.read_all()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = {}
+    for line in lines[1:]:
+        n, _, v = line.partition(b":")
+        fields[n.decode().lower()] = v.strip().decode()
+    return int(lines[0].split(b" ")[1]), fields, body
+
+
+def grpc_weir(weir_factory, backends, retry):
+    port = free_port()
+    routes = "- cluster: app\n" + ("  retry: %s\n" % retry if retry else "")
+    return weir_factory(config(port, [b.addr for b in backends], routes=routes))
+
+
+def test_grpc_unavailable_retried_on_the_other_endpoint(weir_factory, recording_backend):
+    bad = recording_backend(trailers_only(14))
+    good = recording_backend(grpc_ok_with_trailers())
+    w = grpc_weir(weir_factory, [bad, good],
+                  "{ attempts: 2, on: [grpc-unavailable], backoff: { base: 1ms, max: 1ms } }")
+    for _ in range(6):  # round robin: some first attempts go to `bad`
+        status, fields, body = grpc_call(w.port)
+        assert status == 200 and "grpc-status" not in fields, fields
+        assert body.endswith(b"0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n"), body
+    assert bad.count >= 1
+    # the retried request reached `good` whole, TE: trailers included
+    assert all(r.body == b"\x00\x00\x00\x00\x03abc" and r.header("TE") == "trailers" for r in good.requests)
+    w.wait_log(r"grpc-status 14, retrying")
+
+
+def test_grpc_status_not_listed_is_not_retried(weir_factory, recording_backend):
+    bad = recording_backend(trailers_only(14))
+    good = recording_backend(grpc_ok_with_trailers())
+    for retry in (None, "{ attempts: 2, on: [grpc-internal, 5xx], backoff: { base: 1ms, max: 1ms } }"):
+        w = grpc_weir(weir_factory, [bad, good], retry)
+        got = [grpc_call(w.port)[1].get("grpc-status") for _ in range(4)]
+        assert got.count("14") == 2 and got.count(None) == 2, got  # round robin, nothing retried
+    assert bad.count == 4 and good.count == 4
+
+
+def test_grpc_retries_stop_at_the_limit(weir_factory, recording_backend):
+    a = recording_backend(trailers_only(8))
+    b = recording_backend(trailers_only(8))
+    w = grpc_weir(weir_factory, [a, b],
+                  "{ attempts: 3, on: [grpc-resource-exhausted], backoff: { base: 1ms, max: 1ms } }")
+    status, fields, body = grpc_call(w.port)
+    assert status == 200 and fields.get("grpc-status") == "8"  # the last attempt's answer
+    assert a.count + b.count == 3
+
+
+def test_grpc_status_in_real_trailers_is_not_retried(weir_factory, recording_backend):
+    """After a body the answer is the client's: grpc-status 14 in trailers goes through."""
+    body = b"\x00\x00\x00\x00\x02hi"
+    late = (b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(body), body) + b"0\r\ngrpc-status: 14\r\n\r\n")
+    a = recording_backend(late)
+    b = recording_backend(late)
+    w = grpc_weir(weir_factory, [a, b], "{ attempts: 3, on: [grpc-unavailable], backoff: { base: 1ms, max: 1ms } }")
+    status, fields, raw = grpc_call(w.port)
+    assert raw.endswith(b"0\r\ngrpc-status: 14\r\n\r\n")
+    assert a.count + b.count == 1
+
+
+def test_grpc_retry_over_h2(weir_factory, recording_backend):
+    bad = recording_backend(trailers_only(14))
+    good = recording_backend(grpc_ok_with_trailers())
+    port = free_port()
+    w = weir_factory(config(port, [bad.addr, good.addr], listener_extra="http2: true", routes="""
+- cluster: app
+  retry: { attempts: 2, on: [grpc-unavailable], backoff: { base: 1ms, max: 1ms } }
+"""))
+    c = H2(w.port)
+    try:
+        for _ in range(4):
+            r = c.exchange("POST", "/pkg.Svc/Get", headers=[GRPC_CT, ("te", "trailers")],
+                           body=b"\x00\x00\x00\x00\x03abc")
+            assert r["status"] == 200 and "grpc-status" not in r["headers"]
+            assert r["trailers"] == [("grpc-status", "0"), ("grpc-message", "ok")]
+    finally:
+        c.close()
+    assert bad.count >= 1

@@ -384,6 +384,9 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:3:39: failure_ratio: expected a percentage 1%..100%, got '150%'" },
         { "clusters:\n  - name: api\n    health_check: { expect_status: 700 }\n",
           "weir.yaml:3:36: expected an HTTP status 100..599 or a range like 200-399, got '700'" },
+        { LISTENER_HEAD "    routes:\n      - cluster: api\n        retry: { on: [reset, grpc-unavailble] }\n",
+          "weir.yaml:6:30: unknown gRPC retry condition 'grpc-unavailble' (expected one of: grpc-cancelled, "
+          "grpc-deadline-exceeded, grpc-resource-exhausted, grpc-internal, grpc-unavailable)" },
         { LISTENER_HEAD "    routes:\n      - match: { prefix: /a }\n",
           "weir.yaml:5:18: unknown key 'prefix' in match (expected one of: path, path_prefix, "
           "host, method, header)" },
