@@ -596,45 +596,29 @@ static int h2up_fields_have_cl(const struct h2_bytes *b)
     return 0;
 }
 
-/* Whether the field line p[0..n) ("name: value\r\n") carries a gRPC status. */
-static int h2up_grpc_status_line(const char *p, size_t n)
-{
-    static const char *const names[] = {
-        "grpc-status:", "grpc-message:", "grpc-status-details-bin:"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (n >= strlen(names[i]) && memcmp(p, names[i], strlen(names[i])) == 0)
-            return 1;
-    return 0;
-}
-
-/* The answer head is complete: write it for the proxy as HTTP/1.1. A
- * "trailers-only" answer (one HEADERS frame ending the stream: how a gRPC
- * server reports an error at once) has its gRPC status fields moved to
- * the chunked trailer section, where a gRPC client looks for them; they
- * wait in l->fields for h2up_lane_end_answer. */
-static void h2up_lane_head_out(struct h2up_lane *l, int trailers_only)
+/* The answer head is complete: write it for the proxy as HTTP/1.1. An
+ * answer whose HEADERS frame ended the stream (`ended`) has no body:
+ * Content-Length: 0 rather than an empty chunked body. That keeps a gRPC
+ * "Trailers-Only" answer (grpc-status among the head's fields) recognisable
+ * as one, for the proxy's gRPC retries and for an HTTP/2 client (the bridge
+ * sends it as one HEADERS frame ending the stream, where gRPC clients look
+ * for the status). */
+static void h2up_lane_head_out(struct h2up_lane *l, int ended)
 {
     char line[64];
     int s = l->status;
+    int has_cl = h2up_fields_have_cl(&l->fields);
     l->no_body = l->is_head || s == 204 || s == 304;
-    l->chunked = !l->no_body && !h2up_fields_have_cl(&l->fields);
+    l->chunked = !l->no_body && !has_cl && !ended;
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", s, http_status_reason(s));
     h2_bytes_add(&l->out, line, (size_t)n);
-    struct h2_bytes moved = {0};
-    const char *p = h2_bytes_data(&l->fields), *end = p + h2_bytes_size(&l->fields);
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t len = eol ? (size_t)(eol - p) + 1 : (size_t)(end - p);
-        int move = trailers_only && l->chunked && h2up_grpc_status_line(p, len);
-        h2_bytes_add(move ? &moved : &l->out, p, len);
-        p += len;
-    }
+    h2_bytes_add(&l->out, h2_bytes_data(&l->fields), h2_bytes_size(&l->fields));
     if (l->chunked)
         h2_bytes_add(&l->out, "transfer-encoding: chunked\r\n", 28);
+    else if (!l->no_body && !has_cl)
+        h2_bytes_add(&l->out, "content-length: 0\r\n", 19);
     h2_bytes_add(&l->out, "\r\n", 2);
     h2_bytes_clear(&l->fields);
-    h2_bytes_add(&l->fields, h2_bytes_data(&moved), h2_bytes_size(&moved));
-    h2_bytes_free(&moved);
     l->head_out = 1;
 }
 

@@ -9,6 +9,8 @@ Paths:
   /goaway        answer, then GOAWAY (last stream = this one)
   /refuse_once?k=K  the first request with key K is refused (RST_STREAM
                  REFUSED_STREAM), later ones are answered like /echo
+  /grpc          a gRPC answer: grpc_status 0: one message and trailers,
+                 else Trailers-Only with that grpc-status
   /die           headers and 5 bytes of body, then the socket is closed
   /slow?ms=N     answer after N ms
   anything else  200 "hello <path>"
@@ -28,11 +30,12 @@ import h2.settings
 
 
 class H2Backend:
-    def __init__(self, port, tls_cert=None, tls_key=None, max_streams=100):
+    def __init__(self, port, tls_cert=None, tls_key=None, max_streams=100, grpc_status=0):
         self.port = port
         self.requests = []
         self.connections = 0  # connections that sent bytes
         self.refused = set()  # /refuse_once keys already refused
+        self.grpc_status = grpc_status  # what /grpc answers
         self.lock = threading.Lock()
         self.stopping = False
         self.max_streams = max_streams
@@ -192,6 +195,14 @@ class H2Backend:
             if not body:
                 conn.end_stream(sid)
                 del sending[sid]
+            return None
+        if path == "/grpc":
+            if self.grpc_status:  # a gRPC error: Trailers-Only (one HEADERS frame)
+                conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
+                                        ("grpc-status", str(self.grpc_status))], end_stream=True)
+                return None
+            conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+            sending[sid] = [b"\0\0\0\0\2ok", [("grpc-status", "0")]]
             return None
         if path == "/trailers":
             conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain")])

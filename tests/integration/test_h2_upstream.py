@@ -475,3 +475,17 @@ def test_two_workers(weir_factory, h2_backend):
     results = concurrent_gets(port, ["/w%d" % i for i in range(16)])
     assert all(r is not None and r.status == 200 and r.body == b"hello /w%d\n" % i for i, r in enumerate(results))
     assert 1 <= b.connections <= 2  # a connection per worker at most
+
+
+def test_grpc_unavailable_trailers_only_is_retried(weir_factory, h2_backend):
+    bad, good = h2_backend(grpc_status=14), h2_backend()
+    port = free_port()
+    routes = "- cluster: app\n  retry: { attempts: 2, on: [grpc-unavailable] }\n"
+    w = weir_factory(config(port, ["127.0.0.1:%d" % bad.port, "127.0.0.1:%d" % good.port],
+                            cluster_extra="protocol: h2c\n", routes=routes))
+    for _ in range(4):
+        got = raw_exchange(port, b"POST /grpc HTTP/1.1\r\nHost: a\r\nContent-Type: application/grpc\r\n"
+                                 b"TE: trailers\r\nContent-Length: 5\r\nConnection: close\r\n\r\n\0\0\0\0\0")
+        assert got.startswith(b"HTTP/1.1 200") and b"grpc-status: 14" not in got.lower(), got
+        assert got.endswith(b"0\r\ngrpc-status: 0\r\n\r\n"), got
+    assert len(bad.requests) >= 1 and len(good.requests) == 4
