@@ -910,7 +910,29 @@ void http_chunked_init(struct http_chunked *c)
     c->line_len = 0;
     c->digits = 0;
     c->trailer_lines = 0;
+    c->keep_trailers = 0;
     c->error = NULL;
+}
+
+int http_chunked_done(const struct http_chunked *c)
+{
+    return c->state == HTTP_CK_DONE;
+}
+
+/* Inside a trailer field line (its bytes are handed out with keep_trailers). */
+static int http_chunk_in_trailer_field(int state)
+{
+    return state == HTTP_CK_TRAILER_NAME || state == HTTP_CK_TRAILER_VALUE || state == HTTP_CK_TRAILER_LF;
+}
+
+/* Hands out the trailer bytes buf[from..to) read so far by this call. */
+static enum http_chunk_result http_chunk_trailer_span(size_t from, size_t to, size_t *consumed,
+                                                      size_t *data_off, size_t *data_len)
+{
+    *data_off = from;
+    *data_len = to - from;
+    *consumed = to;
+    return HTTP_CHUNK_TRAILER;
 }
 
 static enum http_chunk_result http_chunk_fail(struct http_chunked *c, const char *why, size_t i,
@@ -955,6 +977,7 @@ enum http_chunk_result http_chunked_next(struct http_chunked *c, const char *buf
 {
     size_t i = 0;
     int next, d;
+    size_t tstart = SIZE_MAX; /* keep_trailers: where this call's trailer bytes start */
     *data_off = 0;
     *data_len = 0;
     if (c->state == HTTP_CK_DONE) {
@@ -965,10 +988,14 @@ enum http_chunk_result http_chunked_next(struct http_chunked *c, const char *buf
         *consumed = 0;
         return HTTP_CHUNK_ERROR;
     }
+    if (c->keep_trailers && http_chunk_in_trailer_field(c->state))
+        tstart = 0;
 /* a syntax error on an LF byte is always a bare LF */
 #define CK_FAIL(why) return http_chunk_fail(c, ch == '\n' ? "bare LF in chunked body" : (why), i, consumed)
     for (; i < len; i++) {
         char ch = buf[i];
+        if (tstart != SIZE_MAX && c->state == HTTP_CK_TRAILER_START && ch == '\r')
+            return http_chunk_trailer_span(tstart, i, consumed, data_off, data_len); /* the section ends */
         if (c->state == HTTP_CK_DATA) {
             size_t n = len - i;
             if (n > c->remaining)
@@ -1093,6 +1120,8 @@ enum http_chunk_result http_chunked_next(struct http_chunked *c, const char *buf
             } else if (HTTP_IS(ch, C_TCHAR)) {
                 if (++c->trailer_lines > HTTP_CHUNK_MAX_TRAILERS)
                     CK_FAIL("too many trailer fields");
+                if (c->keep_trailers && tstart == SIZE_MAX)
+                    tstart = i;
                 c->state = HTTP_CK_TRAILER_NAME;
             } else if (HTTP_IS_WS(ch)) {
                 CK_FAIL("obsolete line folding in trailer");
@@ -1129,6 +1158,8 @@ enum http_chunk_result http_chunked_next(struct http_chunked *c, const char *buf
         }
     }
 #undef CK_FAIL
+    if (tstart != SIZE_MAX && len > tstart)
+        return http_chunk_trailer_span(tstart, len, consumed, data_off, data_len);
     *consumed = len;
     return HTTP_CHUNK_MORE;
 }

@@ -146,7 +146,10 @@ int http_parse_response(const char *buf, size_t len, struct http_msg *msg,
 
 /* Streaming chunked decoder (RFC 9112 7.1). Chunk extensions are parsed
  * and dropped; trailer fields are parsed (same syntax rules as fields) and
- * dropped. Limits: a chunk-size of more than 16 hex digits or that overflows
+ * dropped, unless `keep_trailers` is set: then the trailer section's bytes
+ * (every field line with its CRLF, not the empty line ending the section)
+ * are handed out as HTTP_CHUNK_TRAILER spans, in order, as they arrive; a
+ * span may end inside a line (the caller concatenates them). Limits: a chunk-size of more than 16 hex digits or that overflows
  * 2^62 is an error; a chunk line or trailer line longer than 4096 bytes is
  * an error. */
 struct http_chunked {
@@ -155,6 +158,7 @@ struct http_chunked {
     size_t line_len;               /* internal: length of the current size/trailer line */
     unsigned digits;               /* internal */
     unsigned trailer_lines;        /* internal: trailer fields seen (limited) */
+    unsigned keep_trailers : 1;    /* set by the caller after init: hand out trailer bytes */
     const char *error;
 };
 
@@ -162,10 +166,13 @@ enum http_chunk_result {
     HTTP_CHUNK_DATA = 1,   /* buf[*data_off .. *data_off + *data_len) is body data */
     HTTP_CHUNK_MORE = 2,   /* all of buf consumed (*consumed == len): need more bytes */
     HTTP_CHUNK_DONE = 3,   /* last-chunk and trailers ended; *consumed bytes belonged to the body */
+    HTTP_CHUNK_TRAILER = 4, /* keep_trailers only: buf[*data_off .. + *data_len) is trailer bytes */
     HTTP_CHUNK_ERROR = -1, /* c->error says why */
 };
 
 void http_chunked_init(struct http_chunked *c);
+/* The last-chunk and the trailer section were read (HTTP_CHUNK_DONE returned). */
+int http_chunked_done(const struct http_chunked *c);
 
 /* On HTTP_CHUNK_ERROR, *consumed is the offset of the offending byte. */
 /* Consumes bytes from buf[0..len) until it has a run of data to hand out,

@@ -156,11 +156,21 @@ int http_write_request_head(char *dst, size_t cap, const struct http_msg *msg,
     } else if (info->body_kind == HTTP_BODY_CHUNKED) {
         http_out_lit(&o, "Transfer-Encoding: chunked\r\n", 28);
     }
+    /* "TE: trailers" says the client takes trailers (gRPC needs it); TE is
+     * hop-by-hop, so it is named in Connection too (RFC 9110 10.1.4). Other
+     * codings it lists are not passed on. */
     if (msg->upgrade) {
-        http_out_lit(&o, "Connection: upgrade\r\nUpgrade: ", 30);
+        http_out_lit(&o, "Connection: upgrade", 19);
+        if (msg->has_te_trailers)
+            http_out_lit(&o, ", te", 4);
+        http_out_lit(&o, "\r\nUpgrade: ", 11);
         http_out_slice(&o, msg->upgrade_proto);
         http_out_lit(&o, "\r\n", 2);
+    } else if (msg->has_te_trailers) {
+        http_out_lit(&o, "Connection: te\r\n", 16);
     }
+    if (msg->has_te_trailers)
+        http_out_lit(&o, "TE: trailers\r\n", 14);
     http_out_lit(&o, "\r\n", 2);
     return o.overflow ? -ENOSPC : (int)o.len;
 }

@@ -42,6 +42,8 @@
 #include "upstream/upstream_metrics.h"
 #include "http/http_write.h"
 #include "http/http_parser.h"
+#include "http/grpc.h"
+#include "http/http_trailers.h"
 #include "http/http_edit.h"
 #include "http/http_metrics.h"
 #include "http/proxy_internal.h"
@@ -49,6 +51,7 @@
 #include "http/router.h"
 #include "http/target.h"
 #include "http2/h2_server.h"
+#include "http2/h2_up.h"
 #include "http/txn.h"
 #include "tls/tls.h"
 
@@ -98,6 +101,7 @@ struct client {
     uint32_t scan_pos, up_scan_pos;
     uint64_t resp_left, bytes_out;
     struct http_chunked chunk, resp_chunk;
+    struct http_trailers req_trl, resp_trl; /* trailer sections on their way (http_trailers.h) */
     char client_ip[48];
     const char *static_body;   /* an answer weir makes: body bytes still to send */
     size_t static_left;
@@ -121,6 +125,7 @@ struct http_worker {
     struct txn *free_txns;
     unsigned n_free_txns;
     void *h2;                      /* the HTTP/2 connections' state (http2/h2_server.c) */
+    void *h2up;                    /* HTTP/2 to upstreams (http2/h2_up.c) */
 };
 
 static inline struct http_worker *proxy_hw(const struct wctx *wc)
@@ -242,7 +247,22 @@ static void proxy_note_ready(const struct sio *s, int revents, uint8_t *readable
 /* The pool tag of the request's upstream connections: NULL for plain. */
 static const void *proxy_up_tag(const struct client *c)
 {
+    if (c->txn->cl->cfg->protocol != CFG_UP_HTTP1)
+        return h2up_pool_tag(c->txn->cl->cfg->tls);
     return tls_client_tag(c->txn->cl->cfg->tls);
+}
+
+/* A new upstream connection for the request: a socket connecting to its
+ * endpoint, or for an HTTP/2 cluster a lane to one of the worker's HTTP/2
+ * connections (http2/h2_up.h). Returns the fd or a negative errno. */
+static int proxy_up_open(struct client *c)
+{
+    const struct endpoint *ep = c->txn->ep;
+    const struct cfg_cluster *cc = c->txn->cl->cfg;
+    if (cc->protocol == CFG_UP_HTTP1)
+        return net_connect((const struct sockaddr *)&ep->addr, ep->addrlen);
+    return h2up_lane_open(&proxy_hw(c->wc)->h2up, c->wc, (const struct sockaddr *)&ep->addr, ep->addrlen,
+                          cc->tls, cc->h2_connections, cc->pool_idle_timeout_ms, cc->connect_timeout_ms);
 }
 
 /* Makes c->uio the stream over a new upstream connection fd (owned by
@@ -250,7 +270,7 @@ static const void *proxy_up_tag(const struct client *c)
 static int proxy_up_wrap(struct client *c, int fd)
 {
     const struct endpoint *ep = c->txn->ep;
-    if (c->txn->cl->cfg->tls)
+    if (c->txn->cl->cfg->tls && c->txn->cl->cfg->protocol == CFG_UP_HTTP1)
         return tls_connect_sio(c->txn->cl->cfg->tls, fd, (const struct sockaddr *)&ep->addr, ep->addrlen,
                                NULL, &c->uio);
     sio_init_plain(&c->uio, fd);
@@ -376,6 +396,8 @@ static void client_free(struct client *c)
     buf_release(&wc->bufs, &c->in);
     buf_release(&wc->bufs, &c->out);
     buf_release(&wc->bufs, &c->xin);
+    http_trailers_clear(&c->req_trl);
+    http_trailers_clear(&c->resp_trl);
     free(c->log_line);
     c->log_line = NULL;
     proxy_txn_detach(c);
@@ -721,6 +743,8 @@ static void proxy_reset_request(struct client *c, const struct http_msg *msg)
     c->txn->status = 0;
     c->bytes_out = 0;
     c->resp_started = c->req_done = c->reused = c->up_out_recycled = 0;
+    http_trailers_clear(&c->req_trl);
+    http_trailers_clear(&c->resp_trl);
     c->txn->attempts = 0;
     c->txn->failed_ep = NULL;
     c->txn->probe = c->txn->retry_counted = c->txn->counted = c->txn->queued = c->logged = 0;
@@ -924,8 +948,10 @@ static void proxy_dispatch(struct client *c, enum step_result r, size_t head_len
         return;
     }
     c->state = CS_PROXY;
-    if (msg->body_kind == HTTP_BODY_CHUNKED)
+    if (msg->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&c->chunk);
+        c->chunk.keep_trailers = 1; /* re-chunked to the backend: its trailers go along */
+    }
     if (msg->body_kind == HTTP_BODY_NONE)
         c->req_done = 1;
     upstream_connect(c);
@@ -1245,12 +1271,14 @@ static void upstream_connect(struct client *c)
     if (pool_take_sio(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen,
                       proxy_up_tag(c), &c->uio) == 0) {
         metrics_add(c->txn->cl->m_pool_reuses, 0, 1);
-        c->reused = 1;
+        /* a pooled HTTP/2 lane cannot have gone stale: a reset on it is a
+         * real one, for the usual retry rules */
+        c->reused = c->txn->cl->cfg->protocol == CFG_UP_HTTP1;
         c->up_state = US_ACTIVE;
         c->u_writable = 1;
     } else {
         c->reused = 0;
-        int fd = net_connect((struct sockaddr *)&ep->addr, ep->addrlen);
+        int fd = proxy_up_open(c);
         if (fd < 0) {
             upstream_failed(c, UF_CONNECT, -fd);
             return;
@@ -1322,12 +1350,14 @@ static int proxy_may_retry(struct client *c, int kind, int status, int *immediat
         /* without a retry policy: only what never reached the backend, and
          * resets of idempotent requests */
         *immediate = 1;
-        if (status || c->txn->attempts >= PROXY_MAX_ATTEMPTS)
+        if (status || kind == UPSTREAM_RETRY_GRPC || c->txn->attempts >= PROXY_MAX_ATTEMPTS)
             return 0;
         return kind == CFG_FAILURE_CONNECT || (kind == CFG_FAILURE_RESET && c->txn->idempotent);
     }
     if (c->txn->attempts >= r->attempts)
         return 0;
+    if (kind == UPSTREAM_RETRY_GRPC) /* gRPC is all POST: naming a gRPC condition is the consent */
+        return (r->on_grpc & GRPC_STATUS_BIT(status)) && proxy_budget_allows(c, r);
     if (kind != CFG_FAILURE_CONNECT && !c->txn->idempotent && !r->all_methods)
         return 0;
     int wanted = status ? ((r->on_mask & CFG_FAILURE_BIT(CFG_FAILURE_5XX)) && status >= 500) ||
@@ -1424,13 +1454,46 @@ static void upstream_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- request body ------------------------------------------------------ */
 
+/* Trailer sections are held whole up to this (half a buffer at most, so
+ * the last-chunk carrying them always fits once the peer took the rest). */
+static size_t proxy_trailers_max(const struct client *c)
+{
+    size_t half = c->wc->bufs.block_size / 2;
+    return half < HTTP_TRAILERS_MAX ? half : HTTP_TRAILERS_MAX;
+}
+
+/* Keeps a span of trailer bytes from `from` (a client IP or an endpoint
+ * name, for the log); an oversize or unstorable section is dropped whole. */
+static void proxy_keep_trailers(struct client *c, struct http_trailers *t, const char *p, size_t n,
+                                const char *from)
+{
+    unsigned was_over = t->over;
+    if (http_trailers_add(t, p, n, proxy_trailers_max(c)) != 0) {
+        http_trailers_clear(t);
+        t->over = 1;
+    }
+    if (t->over && !was_over)
+        log_info("%s: trailer section over %zu bytes (or out of memory): the message ends without it", from,
+                 proxy_trailers_max(c));
+}
+
 static int proxy_move_chunked_body(struct client *c)
 {
-    struct buf_pool *bp = &c->wc->bufs;
     int progress = 0;
-    while (buf_len(&c->in) > 0 && !c->req_done) {
+    while (!c->req_done) {
         size_t space = client_space(c, &c->up_out);
-        if (space <= PROXY_CHUNK_OVERHEAD)
+        if (http_chunked_done(&c->chunk)) {
+            /* the last-chunk and the trailers, once up_out has room for them */
+            int n = http_trailers_write(&c->req_trl, buf_wptr(&c->up_out), space);
+            if (n < 0)
+                break;
+            c->up_out.wpos += (uint32_t)n;
+            http_trailers_clear(&c->req_trl);
+            c->req_done = 1;
+            progress = 1;
+            break;
+        }
+        if (buf_len(&c->in) == 0 || space <= PROXY_CHUNK_OVERHEAD)
             break;
         size_t lim = buf_len(&c->in);
         if (lim > space - PROXY_CHUNK_OVERHEAD)
@@ -1454,9 +1517,8 @@ static int proxy_move_chunked_body(struct client *c)
             http_out_lit(&o, buf_rptr(&c->in) + off, dlen);
             http_out_lit(&o, "\r\n", 2);
             c->up_out.wpos += (uint32_t)o.len;
-        } else if (r == HTTP_CHUNK_DONE) {
-            (void)buf_append(bp, &c->up_out, "0\r\n\r\n", 5);
-            c->req_done = 1;
+        } else if (r == HTTP_CHUNK_TRAILER) {
+            proxy_keep_trailers(c, &c->req_trl, buf_rptr(&c->in) + off, dlen, c->client_ip);
         }
         buf_consume(&c->in, used);
         progress = 1;
@@ -1470,18 +1532,20 @@ static int proxy_move_chunked_body(struct client *c)
  * moved something or finished the body. */
 static int proxy_move_request_body(struct client *c)
 {
-    if (c->req_done || buf_len(&c->in) == 0 || c->up_state == US_NONE)
+    int chunked = c->txn->body_kind == HTTP_BODY_CHUNKED;
+    if (c->req_done || c->up_state == US_NONE ||
+        (buf_len(&c->in) == 0 && !(chunked && http_chunked_done(&c->chunk))))
         return 0;
     if (buf_acquire(&c->wc->bufs, &c->up_out) != 0)
         return 0;
     /* keep what was sent while the rest still fits behind it: a request
      * held whole can be sent again (retry) */
-    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos &&
-        client_space(c, &c->up_out) < buf_len(&c->in) + PROXY_CHUNK_OVERHEAD) {
+    size_t need = buf_len(&c->in) + PROXY_CHUNK_OVERHEAD + (chunked ? http_trailers_bound(&c->req_trl) : 0);
+    if (c->up_out.rpos > 0 && c->up_out.rpos == c->up_out.wpos && client_space(c, &c->up_out) < need) {
         c->up_out.rpos = c->up_out.wpos = 0;
         c->up_out_recycled = 1;
     }
-    if (c->txn->body_kind == HTTP_BODY_CHUNKED)
+    if (chunked)
         return proxy_move_chunked_body(c);
     size_t n = buf_len(&c->in);
     size_t space = client_space(c, &c->up_out);
@@ -1566,6 +1630,22 @@ static int proxy_step_replaces(struct client *c, const struct http_msg *msg, siz
     return 1;
 }
 
+/* A gRPC Trailers-Only answer whose grpc-status the route retries: the
+ * attempt is made again (nothing of it reached the client yet). Returns 1
+ * when it retried. */
+static int proxy_grpc_retry(struct client *c, const struct http_msg *msg)
+{
+    const struct cfg_retry *r = c->txn->route ? &c->txn->route->retry : NULL;
+    int immediate, gs;
+    if (!r || !r->enabled || !r->on_grpc || (gs = grpc_trailers_only_status(msg)) <= 0 ||
+        !proxy_may_retry(c, UPSTREAM_RETRY_GRPC, gs, &immediate))
+        return 0;
+    log_info("upstream %s (cluster %s): grpc-status %d, retrying", c->txn->ep->name, c->txn->cl->cfg->name, gs);
+    c->txn->failed_ep = c->txn->ep;
+    proxy_retry(c, UPSTREAM_RETRY_GRPC, immediate);
+    return 1;
+}
+
 /* The final response head is in proxy_hw(wc)->msg (head_len bytes of up_in): judge
  * the attempt, retry it or forward the head. Returns 1 on progress. */
 static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_len)
@@ -1588,6 +1668,8 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
         proxy_retry(c, CFG_FAILURE_5XX, immediate);
         return 1;
     }
+    if (proxy_grpc_retry(c, msg))
+        return 1;
     txn_response_head(c->txn, msg);
     if (c->txn->answer.status && !upgrade)
         return proxy_step_replaces(c, msg, head_len);
@@ -1621,8 +1703,10 @@ static int proxy_final_head(struct client *c, struct http_msg *msg, size_t head_
         timer_set(c, TP_IDLE, c->lst->idle_timeout_ms);
         return 1;
     }
-    if (msg->body_kind == HTTP_BODY_CHUNKED)
+    if (msg->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&c->resp_chunk);
+        c->resp_chunk.keep_trailers = c->resp_chunked_out; /* an HTTP/1.0 client gets none */
+    }
     c->resp_state = msg->body_kind == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
     if (c->resp_state == RS_DONE)
         txn_response_end(c->txn);
@@ -1688,10 +1772,20 @@ static void proxy_emit_body(struct client *c, const char *p, size_t n)
 
 static void proxy_end_body(struct client *c)
 {
-    if (c->resp_chunked_out) {
-        (void)buf_append(&c->wc->bufs, &c->out, "0\r\n\r\n", 5);
-        c->bytes_out += 5;
+    if (c->resp_chunked_out && buf_acquire(&c->wc->bufs, &c->out) == 0) {
+        /* with the backend's trailers when they fit (they do once the
+         * client took the body: proxy_trailers_max), else without */
+        int n = http_trailers_write(&c->resp_trl, buf_wptr(&c->out), client_space(c, &c->out));
+        if (n < 0) {
+            http_trailers_clear(&c->resp_trl);
+            n = http_trailers_write(&c->resp_trl, buf_wptr(&c->out), client_space(c, &c->out));
+        }
+        if (n > 0) {
+            c->out.wpos += (uint32_t)n;
+            c->bytes_out += (uint64_t)n;
+        }
     }
+    http_trailers_clear(&c->resp_trl);
     c->resp_state = RS_DONE;
     txn_response_end(c->txn);
 }
@@ -1817,6 +1911,12 @@ static int proxy_decode_response_body(struct client *c)
         return 1;
     }
     case HTTP_BODY_CHUNKED: {
+        if (http_chunked_done(&c->resp_chunk)) { /* waiting for room for the trailers */
+            if (proxy_out_room(c, http_trailers_bound(&c->resp_trl)) == 0)
+                return 0;
+            proxy_sink_end(c);
+            return 1;
+        }
         if (avail == 0)
             break;
         size_t used = 0, off = 0, dlen = 0;
@@ -1829,8 +1929,10 @@ static int proxy_decode_response_body(struct client *c)
         }
         if (r == HTTP_CHUNK_DATA)
             proxy_sink_body(c, buf_rptr(&c->up_in) + off, dlen);
+        else if (r == HTTP_CHUNK_TRAILER)
+            proxy_keep_trailers(c, &c->resp_trl, buf_rptr(&c->up_in) + off, dlen, c->txn->ep->name);
         buf_consume(&c->up_in, used);
-        if (r == HTTP_CHUNK_DONE)
+        if (r == HTTP_CHUNK_DONE && (c->x_on || proxy_out_room(c, http_trailers_bound(&c->resp_trl)) != 0))
             proxy_sink_end(c);
         return used > 0 || r == HTTP_CHUNK_DONE;
     }
@@ -2759,8 +2861,10 @@ int proxy_worker_init(struct wctx *wc)
 
 void proxy_worker_stop(struct wctx *wc)
 {
-    if (proxy_hw(wc))
+    if (proxy_hw(wc)) {
         pool_destroy(&proxy_hw(wc)->upstreams); /* idle connections watch the ending loop */
+        h2up_worker_free(&proxy_hw(wc)->h2up);
+    }
 }
 
 void proxy_worker_cleanup(struct wctx *wc)

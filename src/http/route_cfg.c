@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "core/config_parse.h"
+#include "http/grpc.h"
 #include "http/step.h"
 #include "http/target.h"
 #include "server/config.h"
@@ -215,11 +216,34 @@ static int route_parse_match(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 /* ---- retry: a block that is present is enabled with every key it omits at
  * its default; absent, a failed attempt is not retried ---- */
 
+/* retry.on: failure kinds and statuses (cluster_cfg.h), and gRPC statuses
+ * (grpc-unavailable, ...: http/grpc.h). */
 static int route_retry_on(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
     struct cfg_retry *r = obj;
     memset(&r->on_status, 0, sizeof(r->on_status));
-    return cluster_cfg_parse_failures(ctx, v, "retry.on", &r->on_mask, &r->on_status);
+    r->on_mask = r->on_grpc = 0;
+    int rc = cfg_expect(ctx, v, YAML_SEQUENCE_NODE, "retry.on");
+    if (rc < 0)
+        return rc;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *item = cfg_node(ctx, *it);
+        if ((rc = cfg_visit(ctx, item)) < 0)
+            return rc;
+        if (item->type == YAML_SCALAR_NODE && strncmp((const char *)item->data.scalar.value, "grpc-", 5) == 0) {
+            const char *s = (const char *)item->data.scalar.value;
+            char q[CFG_QUOTE_SIZE];
+            uint32_t bit = grpc_retry_on_bit(s);
+            if (!bit)
+                return cfg_fail(ctx, item, "unknown gRPC retry condition %s (expected one of: %s)", cfg_quote(s, q),
+                                grpc_retry_on_names());
+            r->on_grpc |= bit;
+            continue;
+        }
+        if ((rc = cluster_cfg_parse_failure_item(ctx, item, "retry.on", &r->on_mask, &r->on_status)) < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static int route_retry_methods(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)

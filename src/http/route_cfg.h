@@ -25,6 +25,7 @@ struct cfg_retry {
     uint32_t attempts;             /* tries in all, first one included (default 3) */
     uint32_t on_mask;              /* CFG_FAILURE_BIT set (5xx = any of 500..599) */
     struct cfg_status_set on_status; /* statuses listed one by one (502, 503, ...) */
+    uint32_t on_grpc;              /* GRPC_STATUS_BIT set (http/grpc.h): Trailers-Only answers retried */
     int all_methods;               /* methods: all (default: idempotent only) */
     uint64_t backoff_base_ms;      /* default 25ms; full jitter in [0, min(max, base*2^n)] */
     uint64_t backoff_max_ms;       /* default 250ms */

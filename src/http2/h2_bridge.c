@@ -29,8 +29,9 @@
  * reset, an incomplete exchange or a non-persistent answer closes it, and
  * the proxy session sees the client go away. Answer trailers: the framing
  * bytes after a chunked answer's last data are kept (lane.tail) and the
- * fields found there go out as an HTTP/2 trailer HEADERS frame (the
- * HTTP/1.1 session forwards none yet, so none arrive so far). */
+ * fields found there go out as an HTTP/2 trailer HEADERS frame. Request
+ * trailers (a trailing HEADERS) are kept (lane.trailers, at most
+ * HTTP_TRAILERS_MAX) and go in the last-chunk of a chunked request. */
 #include "http2/h2_internal.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "http/http_trailers.h"
 #include "http/proxy.h"
 #include "tls/tls.h"
 
@@ -119,6 +121,8 @@ static void h2_lane_reset(struct h2_lane *l, int32_t sid)
     h2_bytes_clear(&l->authority);
     h2_bytes_clear(&l->cookie);
     h2_bytes_clear(&l->fields);
+    h2_bytes_shrink(&l->trailers);
+    l->trailers_over = 0;
     l->resp_left = l->hdr_total = 0;
     l->unconsumed = 0;
     l->stall_since = 0;
@@ -332,6 +336,7 @@ void h2_lane_close(struct h2_lane *l, int rst)
     h2_bytes_free(&l->authority);
     h2_bytes_free(&l->cookie);
     h2_bytes_free(&l->fields);
+    h2_bytes_free(&l->trailers);
     free(l);
 }
 
@@ -386,6 +391,15 @@ static int h2_has_ctl(const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Adds "name: value\r\n" to the request head's fields. */
+static int h2_lane_field(struct h2_lane *l, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    if (h2_bytes_add(&l->fields, name, nlen) || h2_bytes_add(&l->fields, ": ", 2) ||
+        h2_bytes_add(&l->fields, value, vlen) || h2_bytes_add(&l->fields, "\r\n", 2))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
 int h2_lane_header(struct h2_lane *l, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
 {
     if (h2_has_ctl(name, nlen) || h2_has_ctl(value, vlen))
@@ -411,12 +425,30 @@ int h2_lane_header(struct h2_lane *l, const uint8_t *name, size_t nlen, const ui
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         return 0;
     }
+    if (h2_slice_is(name, nlen, "te") && h2_slice_is(value, vlen, "trailers"))
+        return h2_lane_field(l, name, nlen, value, vlen); /* gRPC needs it (the only TE h2 allows) */
     if (h2_request_field_dropped(name, nlen))
         return 0;
     if (h2_slice_is(name, nlen, "content-length"))
         l->has_cl = 1;
-    if (h2_bytes_add(&l->fields, name, nlen) || h2_bytes_add(&l->fields, ": ", 2) ||
-        h2_bytes_add(&l->fields, value, vlen) || h2_bytes_add(&l->fields, "\r\n", 2))
+    return h2_lane_field(l, name, nlen, value, vlen);
+}
+
+int h2_lane_trailer(struct h2_lane *l, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    if (h2_has_ctl(name, nlen) || h2_has_ctl(value, vlen))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (l->trailers_over || nlen == 0 || name[0] == ':' || http_trailer_forbidden((const char *)name, nlen))
+        return 0;
+    if (h2_bytes_size(&l->trailers) + nlen + vlen + 4 > HTTP_TRAILERS_MAX) {
+        log_info("http2: stream %d of %s: request trailers over %d bytes: the request ends without them",
+                 l->sid, l->hc->client_ip, HTTP_TRAILERS_MAX);
+        h2_bytes_clear(&l->trailers);
+        l->trailers_over = 1;
+        return 0;
+    }
+    if (h2_bytes_add(&l->trailers, name, nlen) || h2_bytes_add(&l->trailers, ": ", 2) ||
+        h2_bytes_add(&l->trailers, value, vlen) || h2_bytes_add(&l->trailers, "\r\n", 2))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -497,7 +529,11 @@ int h2_lane_request_end(struct h2_lane *l)
     if (l->req_done)
         return 0;
     l->req_done = 1;
-    if (l->req_chunked && h2_bytes_str(&l->out, "0\r\n\r\n"))
+    /* the trailers a trailing HEADERS carried go in the last-chunk; a
+     * request with a Content-Length has no place for them */
+    if (l->req_chunked && (h2_bytes_str(&l->out, "0\r\n") ||
+                           h2_bytes_add(&l->out, h2_bytes_data(&l->trailers), h2_bytes_size(&l->trailers)) ||
+                           h2_bytes_str(&l->out, "\r\n")))
         return -ENOMEM;
     if (h2_lane_write(l) != 0)
         return -EPIPE;
@@ -594,7 +630,7 @@ static int h2_trailer_field_dropped(const char *name, size_t n)
 {
     static const char *const dropped[] = { "connection", "keep-alive", "proxy-connection", "transfer-encoding",
                                            "upgrade", "te", "content-length", "host", "trailer" };
-    if (n == 0 || name[0] == ':')
+    if (n == 0 || name[0] == ':' || http_trailer_forbidden(name, n))
         return 1;
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         if (strlen(dropped[i]) == n && memcmp(dropped[i], name, n) == 0)

@@ -79,6 +79,7 @@ struct h2_lane {
     struct h2_bytes body;          /* decoded answer body waiting for DATA frames */
     struct h2_bytes tail;          /* chunked answer: framing bytes since the last data (trailers) */
     struct h2_bytes method, path, authority, cookie, fields; /* the request head as it comes */
+    struct h2_bytes trailers;      /* the request's trailer fields, "name: value\r\n" each */
     struct http_chunked chunk;
     uint64_t resp_left;            /* HTTP_BODY_LENGTH: body bytes still to come */
     uint64_t hdr_total;            /* decoded header list bytes of this block */
@@ -92,6 +93,7 @@ struct h2_lane {
     unsigned sess_wr_wait : 1;     /* the session found lane.in full: wake it when it drains */
     unsigned closing : 1;          /* h2_lane_close is ending the session: it sends no events */
     unsigned idle : 1;             /* on hc->idle_lanes */
+    unsigned trailers_over : 1;    /* the request's trailers exceeded HTTP_TRAILERS_MAX: none sent */
 };
 
 /* Per-listener series, kept by the worker while it runs. */
@@ -152,6 +154,10 @@ int h2_conn_session(struct h2_conn *hc);
 /* An idle lane of hc, or a new one (with a proxy session on its other
  * end), for stream sid. NULL when none can be made. */
 struct h2_lane *h2_lane_get(struct h2_conn *hc, int32_t sid);
+/* One field of the request's trailing HEADERS: kept for the last-chunk
+ * when allowed as a trailer (http_trailers.h), within HTTP_TRAILERS_MAX.
+ * 0, or an nghttp2 error code. */
+int h2_lane_trailer(struct h2_lane *l, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);
 /* One header field of the request block; 0 or an nghttp2 error code. */
 int h2_lane_header(struct h2_lane *l, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);
 /* The request head is complete (end_stream: no body); 0 or negative. */

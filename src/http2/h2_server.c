@@ -223,8 +223,10 @@ static int h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8
         h2_conn_attack(hc, H2_ATTACK_HEADER_LIST);
         return 0;
     }
+    if (l && f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS)
+        return h2_lane_trailer(l, name, nlen, value, vlen);
     if (!l || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* refused streams, request trailers: not forwarded */
+        return 0; /* refused streams */
     return h2_lane_header(l, name, nlen, value, vlen);
 }
 

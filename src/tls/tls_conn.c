@@ -301,3 +301,12 @@ int tls_alpn_is_h2(const struct sio *s)
     SSL_get0_alpn_selected(((const struct tls_conn *)s->impl)->ssl, &p, &len);
     return len == 2 && p[0] == 'h' && p[1] == '2';
 }
+
+int tls_sio_offer_h2(struct sio *s)
+{
+    static const unsigned char h2[] = { 2, 'h', '2' };
+    if (!tls_is_tls(s))
+        return -EINVAL;
+    /* SSL_set_alpn_protos returns 0 on success (unlike most of OpenSSL) */
+    return SSL_set_alpn_protos(((struct tls_conn *)s->impl)->ssl, h2, sizeof(h2)) == 0 ? 0 : -ENOMEM;
+}

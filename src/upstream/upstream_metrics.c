@@ -10,6 +10,7 @@ static const char *const upstream_reasons[] = {
 #define UPSTREAM_REASON_NAME(e, s) s,
     CFG_FAILURE_LIST(UPSTREAM_REASON_NAME)
 #undef UPSTREAM_REASON_NAME
+    [UPSTREAM_RETRY_GRPC] = "grpc",
 };
 static const char *const upstream_breaker_states[] = { "closed", "open", "half-open" };
 static const char *const upstream_check_results[] = { "success", "failure" };
@@ -45,7 +46,7 @@ static const struct metric_family upstream_family_retries = {
     .labels = { "cluster" },
     .cells_label = "reason",
     .cells = upstream_reasons,
-    .n_cells = CFG_FAILURE_COUNT,
+    .n_cells = UPSTREAM_RETRY_GRPC + 1,
 };
 
 static const struct metric_family upstream_family_transitions = {

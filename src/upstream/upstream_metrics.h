@@ -7,6 +7,7 @@
 #define WEIR_UPSTREAM_UPSTREAM_METRICS_H
 
 #include "core/metrics.h"
+#include "upstream/cluster_cfg.h"
 
 struct cluster;
 
@@ -14,6 +15,9 @@ struct cluster;
 enum upstream_code_cell { UPSTREAM_CODE_1XX, UPSTREAM_CODE_2XX, UPSTREAM_CODE_3XX,
                           UPSTREAM_CODE_4XX, UPSTREAM_CODE_5XX };
 enum upstream_check_cell { UPSTREAM_CHECK_SUCCESS, UPSTREAM_CHECK_FAILURE };
+/* weir_upstream_retries_total's reason cells: each cfg_failure kind, then
+ * "grpc" (a gRPC status retried, http/grpc.h) */
+#define UPSTREAM_RETRY_GRPC CFG_FAILURE_COUNT
 
 extern const struct metric_family upstream_family_endpoint_up;
 extern const struct metric_family upstream_family_in_flight;

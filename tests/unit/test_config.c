@@ -379,11 +379,14 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
           "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "
           "max_requests, max_pending, queue_timeout, panic, slow_start, health_check, "
-          "outlier_detection, circuit_breaker, resolve, autoscale, tls)" },
+          "outlier_detection, circuit_breaker, resolve, autoscale, tls, protocol, h2_connections)" },
         { "clusters:\n  - name: api\n    circuit_breaker: { failure_ratio: 150% }\n",
           "weir.yaml:3:39: failure_ratio: expected a percentage 1%..100%, got '150%'" },
         { "clusters:\n  - name: api\n    health_check: { expect_status: 700 }\n",
           "weir.yaml:3:36: expected an HTTP status 100..599 or a range like 200-399, got '700'" },
+        { LISTENER_HEAD "    routes:\n      - cluster: api\n        retry: { on: [reset, grpc-unavailble] }\n",
+          "weir.yaml:6:30: unknown gRPC retry condition 'grpc-unavailble' (expected one of: grpc-cancelled, "
+          "grpc-deadline-exceeded, grpc-resource-exhausted, grpc-internal, grpc-unavailable)" },
         { LISTENER_HEAD "    routes:\n      - match: { prefix: /a }\n",
           "weir.yaml:5:18: unknown key 'prefix' in match (expected one of: path, path_prefix, "
           "host, method, header)" },

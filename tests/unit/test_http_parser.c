@@ -865,14 +865,19 @@ struct decoded {
     size_t end; /* DONE: bytes of the body; ERROR: offset of the bad byte */
     char data[8192];
     size_t data_len;
+    char trailers[8192]; /* keep_trailers: the spans handed out, joined */
+    size_t trailers_len;
     const char *error;
 };
+
+static int g_keep_trailers; /* decode() sets keep_trailers from this */
 
 /* Decodes s[0..len) handed over in pieces of `step` bytes (0: whole). */
 static void decode(const char *s, size_t len, size_t step, struct decoded *d)
 {
     struct http_chunked c;
     http_chunked_init(&c);
+    c.keep_trailers = g_keep_trailers ? 1 : 0;
     memset(d, 0, sizeof(*d));
     size_t from = 0;
     d->result = HTTP_CHUNK_MORE;
@@ -894,6 +899,16 @@ static void decode(const char *s, size_t len, size_t step, struct decoded *d)
                 off += consumed;
                 continue;
             }
+            if (r == HTTP_CHUNK_TRAILER) {
+                assert_true(g_keep_trailers);
+                assert_true(dlen > 0);
+                assert_int_equal(doff + dlen, consumed);
+                assert_true(d->trailers_len + dlen <= sizeof(d->trailers));
+                memcpy(d->trailers + d->trailers_len, s + off + doff, dlen);
+                d->trailers_len += dlen;
+                off += consumed;
+                continue;
+            }
             d->result = r;
             if (r == HTTP_CHUNK_MORE) {
                 assert_int_equal(consumed, to - off);
@@ -909,21 +924,33 @@ static void decode(const char *s, size_t len, size_t step, struct decoded *d)
     }
 }
 
-/* Decodes whole, byte by byte, in 3- and 7-byte pieces; all must agree. */
+/* Decodes whole, byte by byte, in 3- and 7-byte pieces, with and without
+ * keep_trailers; all must agree (d: the keep_trailers run, whole). */
 static void decode_all(const char *s, size_t len, struct decoded *d)
 {
     static struct decoded other;
-    static const size_t steps[] = {1, 3, 7};
+    static const size_t steps[] = {0, 1, 3, 7};
+    g_keep_trailers = 1;
     decode(s, len, 0, d);
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        decode(s, len, steps[i], &other);
-        assert_int_equal(other.result, d->result);
-        assert_int_equal(other.end, d->end);
-        assert_int_equal(other.data_len, d->data_len);
-        assert_memory_equal(other.data, d->data, d->data_len);
-        if (d->result == HTTP_CHUNK_ERROR)
-            assert_string_equal(other.error, d->error);
+    for (int keep = 0; keep <= 1; keep++) {
+        g_keep_trailers = keep;
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+            decode(s, len, steps[i], &other);
+            assert_int_equal(other.result, d->result);
+            assert_int_equal(other.end, d->end);
+            assert_int_equal(other.data_len, d->data_len);
+            assert_memory_equal(other.data, d->data, d->data_len);
+            if (d->result == HTTP_CHUNK_ERROR)
+                assert_string_equal(other.error, d->error);
+            if (keep && d->result != HTTP_CHUNK_ERROR) { /* an error drops what came before */
+                assert_int_equal(other.trailers_len, d->trailers_len);
+                assert_memory_equal(other.trailers, d->trailers, d->trailers_len);
+            } else if (!keep) {
+                assert_int_equal(other.trailers_len, 0);
+            }
+        }
     }
+    g_keep_trailers = 0;
 }
 
 static struct decoded g_dec;
@@ -979,6 +1006,33 @@ static void test_chunked_trailers(void **state)
     assert_int_equal(g_dec.result, HTTP_CHUNK_DONE);
     assert_int_equal(g_dec.end, sizeof(s) - 1 - 4);
     assert_memory_equal(g_dec.data, "wiki", 4);
+}
+
+static void test_chunked_trailers_kept(void **state)
+{
+    /* the field lines with their CRLFs, not the empty line; nothing else */
+    static const char s[] = "4\r\nwiki\r\n0;ext=1\r\nGrpc-Status: 0\r\nX-Sum:abc\t \xff\r\nX-Empty:\r\n\r\nrest";
+    static const char want[] = "Grpc-Status: 0\r\nX-Sum:abc\t \xff\r\nX-Empty:\r\n";
+    decode_all(LIT(s), &g_dec);
+    assert_int_equal(g_dec.result, HTTP_CHUNK_DONE);
+    assert_int_equal(g_dec.end, sizeof(s) - 1 - 4);
+    assert_int_equal(g_dec.trailers_len, sizeof(want) - 1);
+    assert_memory_equal(g_dec.trailers, want, sizeof(want) - 1);
+    /* none: no span */
+    decode_all(LIT("0\r\n\r\n"), &g_dec);
+    assert_int_equal(g_dec.result, HTTP_CHUNK_DONE);
+    assert_int_equal(g_dec.trailers_len, 0);
+    /* unfinished: what arrived so far */
+    decode_all(LIT("0\r\nA: b\r\nC: d"), &g_dec);
+    assert_int_equal(g_dec.result, HTTP_CHUNK_MORE);
+    assert_int_equal(g_dec.trailers_len, 10);
+    assert_memory_equal(g_dec.trailers, "A: b\r\nC: d", 10);
+    /* a bad trailer is still an error, at the same byte */
+    decode_all(LIT("0\r\nA: b\r\n c\r\n\r\n"), &g_dec);
+    assert_int_equal(g_dec.result, HTTP_CHUNK_ERROR);
+    assert_int_equal(g_dec.end, 9);
+    decode_all(LIT("0\r\nA: b\r\nB\r\n\r\n"), &g_dec);
+    assert_int_equal(g_dec.result, HTTP_CHUNK_ERROR);
 }
 
 static void test_chunked_done_stays_done(void **state)
@@ -1155,6 +1209,7 @@ int main(void)
         cmocka_unit_test(test_chunked_hex_sizes),
         cmocka_unit_test(test_chunked_extensions),
         cmocka_unit_test(test_chunked_trailers),
+        cmocka_unit_test(test_chunked_trailers_kept),
         cmocka_unit_test(test_chunked_done_stays_done),
         cmocka_unit_test(test_chunked_errors),
         cmocka_unit_test(test_chunked_line_limit),

@@ -141,11 +141,29 @@ static void test_req_host_first(void **state)
 static void test_req_hop_by_hop_dropped(void **state)
 {
     assert_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, x-secret\r\n"
-               "Keep-Alive: timeout=5\r\nX-Secret: s\r\nTE: trailers\r\n"
+               "Keep-Alive: timeout=5\r\nX-Secret: s\r\nTE: gzip\r\n"
                "Proxy-Connection: keep-alive\r\nTrailer: X-Sum\r\nX-Keep: k\r\n"
                "Upgrade: h2c\r\n\r\n",
                &fwd_default,
                "GET / HTTP/1.1\r\nHost: h\r\nX-Keep: k\r\n" XFWD("h") TAIL11 "\r\n");
+}
+
+static void test_req_te_trailers_kept(void **state)
+{
+    /* only "trailers" of a TE list goes on (gRPC needs it), named in Connection */
+    assert_req("POST /svc HTTP/1.1\r\nHost: h\r\nTE: gzip;q=0.5, trailers\r\nConnection: TE\r\n"
+               "Content-Length: 0\r\n\r\n",
+               &fwd_default,
+               "POST /svc HTTP/1.1\r\nHost: h\r\n" XFWD("h") TAIL11 "Connection: te\r\nTE: trailers\r\n\r\n");
+}
+
+static void test_req_te_trailers_with_upgrade(void **state)
+{
+    assert_req("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, TE\r\nUpgrade: websocket\r\n"
+               "TE: trailers\r\n\r\n",
+               &fwd_default,
+               "GET /ws HTTP/1.1\r\nHost: h\r\n" XFWD("h") TAIL11
+               "Connection: upgrade, te\r\nUpgrade: websocket\r\nTE: trailers\r\n\r\n");
 }
 
 static void test_req_connection_names_many(void **state)
@@ -544,6 +562,8 @@ int main(void)
         cmocka_unit_test(test_req_canonical_field_form),
         cmocka_unit_test(test_req_host_first),
         cmocka_unit_test(test_req_hop_by_hop_dropped),
+        cmocka_unit_test(test_req_te_trailers_kept),
+        cmocka_unit_test(test_req_te_trailers_with_upgrade),
         cmocka_unit_test(test_req_connection_names_many),
         cmocka_unit_test(test_req_content_length_replaced),
         cmocka_unit_test(test_req_content_length_large),
