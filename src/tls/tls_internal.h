@@ -48,6 +48,7 @@ struct tls_server {
     const struct tls_tickets *tickets;
     struct metric_series *m_handshakes, *m_versions, *m_resumed;
     int offer_h2;                  /* ALPN offers h2 before http/1.1 (listener http2) */
+    int no_alpn;                   /* ALPN answers nothing (tcp listeners) */
 };
 
 struct tls_session_slot {

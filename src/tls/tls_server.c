@@ -83,6 +83,8 @@ static int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outle
     unsigned ours_len = srv->offer_h2 ? sizeof(tls_alpn_h2_http11) : sizeof(tls_alpn_http11);
     unsigned char *sel;
     (void)ssl;
+    if (srv->no_alpn)
+        return SSL_TLSEXT_ERR_NOACK;
     if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
@@ -390,4 +392,9 @@ out:
 void tls_server_offer_h2(struct tls_server *srv)
 {
     srv->offer_h2 = 1;
+}
+
+void tls_server_no_alpn(struct tls_server *srv)
+{
+    srv->no_alpn = 1;
 }
