@@ -376,6 +376,8 @@ static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj,
         tls_server_offer_h2(l->tls);
     if (l->tls && l->protocol == CFG_PROTOCOL_TCP)
         tls_server_no_alpn(l->tls); /* no http/1.1 claim for bytes weir does not read */
+    if (l->tls && l->name && tls_server_set_listener(l->tls, l->name) < 0)
+        return cfg_nomem(ctx);
     return cfg_check_listener_unique(ctx, cfg, i);
 }
 

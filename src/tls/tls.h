@@ -82,6 +82,9 @@ const char *tls_version(const struct sio *s);
 int tls_alpn_is_h2(const struct sio *s);
 /* Makes ALPN offer h2 before http/1.1 (a listener with http2). */
 void tls_server_offer_h2(struct tls_server *srv);
+/* Counts srv's handshakes under listener `name` (the listener label of
+ * weir_tls_*). Returns 0 or -ENOMEM (then the unnamed series stay). */
+int tls_server_set_listener(struct tls_server *srv, const char *name);
 /* Makes srv answer no ALPN at all (a tcp listener: the bytes it carries
  * are not weir's to name). */
 void tls_server_no_alpn(struct tls_server *srv);

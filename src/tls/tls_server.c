@@ -146,7 +146,7 @@ struct tls_server *tls_server_new(void)
     pthread_once(&tls_index_once, tls_make_indexes);
     struct tls_server *srv = calloc(1, sizeof(*srv));
     if (srv)
-        tls_metrics_get(TLS_SIDE_SERVER, &srv->m_handshakes, &srv->m_versions, &srv->m_resumed);
+        tls_metrics_get(TLS_SIDE_SERVER, NULL, &srv->m_handshakes, &srv->m_versions, &srv->m_resumed);
     return srv;
 }
 
@@ -392,6 +392,21 @@ out:
 void tls_server_offer_h2(struct tls_server *srv)
 {
     srv->offer_h2 = 1;
+}
+
+int tls_server_set_listener(struct tls_server *srv, const char *name)
+{
+    struct metric_series *h, *v, *r;
+    tls_metrics_get(TLS_SIDE_SERVER, name, &h, &v, &r);
+    if (!h || !v || !r) {
+        tls_metrics_put(h, v, r);
+        return -ENOMEM;
+    }
+    tls_metrics_put(srv->m_handshakes, srv->m_versions, srv->m_resumed);
+    srv->m_handshakes = h;
+    srv->m_versions = v;
+    srv->m_resumed = r;
+    return 0;
 }
 
 void tls_server_no_alpn(struct tls_server *srv)

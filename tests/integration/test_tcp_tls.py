@@ -119,7 +119,11 @@ class TlsClient:
         out = bytearray()
         while True:
             try:
-                out.extend(self.obj.read(65536))
+                d = self.obj.read(65536)
+                if not d:  # close_notify when ours was not sent yet
+                    self.got_close_notify = True
+                    return bytes(out)
+                out.extend(d)
                 continue
             except ssl.SSLWantReadError:
                 pass
@@ -141,7 +145,9 @@ class TlsClient:
         out = bytearray()
         while len(out) < n:
             try:
-                out.extend(self.obj.read(n - len(out)))
+                d = self.obj.read(n - len(out))
+                assert d, "close_notify after %d of %d bytes" % (len(out), n)
+                out.extend(d)
                 continue
             except ssl.SSLWantReadError:
                 pass
@@ -202,7 +208,12 @@ def test_tcp_tls_redis_and_http_unchanged(weir_factory, demo_backend, pki):
         assert body.startswith(b"HTTP/1.1 200"), body[:100]
         assert b"X-Backend: web1" in body
         m = scrape(aport)
-        assert metric(m, "weir_tls_handshakes_total", side="server", result="success") >= 3
+        assert metric(m, "weir_tls_handshakes_total", side="server", listener="tcp",
+                      result="success") == 2  # redis-py (one pooled connection), s_client
+        assert metric(m, "weir_tls_handshakes_total", side="server", listener="tcp2",
+                      result="success") == 1
+        assert metric(m, "weir_tls_versions_total", side="server", listener="tcp",
+                      version="TLSv1.3") == 2
         assert metric(m, "weir_tcp_bytes_total", cluster="rds", direction="to_upstream") > 1 << 20
         assert metric(m, "weir_tcp_spliced_bytes_total", cluster="rds") == 0
     finally:
@@ -485,3 +496,40 @@ def test_tcp_tls_config(tmp_path, pki):
                            "tls: { certificates: [{ cert: /nonexistent.pem, key: %s }] } }\n"
                     % pki.path("a.key"))
     assert rc != 0 and ":6:" in out, out
+
+
+def test_tcp_tls_idle_timeout_closes_with_close_notify(weir_factory, backends, pki):
+    e = backends("e")
+    port = free_port()
+    w = weir_factory(tcp_config(port, [cluster_yaml("app", [e.addr])],
+                                listener_extra=tls_map(pki) + "timeouts: { client_idle: 1s }\n"))
+    c = TlsClient(port, client_ctx(pki), "default.test")
+    c.send(b"hi")
+    assert c.recv_exact(2) == b"hi"
+    assert c.recv_until_end() == b""  # weir ends the quiet session
+    assert c.got_close_notify
+    c.close()
+    w.wait_log("idle for")
+    wait_until(e.idle, what="the upstream connection closed too")
+
+
+def test_tcp_tls_sessions_open_the_breaker(weir_factory, pki):
+    be = TlsEcho(pki)
+    try:
+        port, aport = free_port(), free_port()
+        weir_factory(tcp_config(port, [cluster_yaml("up", ["127.0.0.1:%d" % be.port], extra=(
+            "tls: { ca: %s, sni: wrong.test }\n"
+            "circuit_breaker: { failures: 2, window: 1m, recovery_timeout: 1m }" % pki.ca))],
+            cluster="up", admin_port=aport))
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+            try:
+                assert s.recv(10) == b""
+            except ConnectionResetError:
+                pass
+            s.close()
+        # two refused handshakes opened it: the later sessions never connected
+        m = scrape(aport)
+        assert metric(m, "weir_tls_handshakes_total", side="client", result="failure") == 2
+    finally:
+        be.stop()
