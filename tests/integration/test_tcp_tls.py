@@ -531,5 +531,23 @@ def test_tcp_tls_sessions_open_the_breaker(weir_factory, pki):
         # two refused handshakes opened it: the later sessions never connected
         m = scrape(aport)
         assert metric(m, "weir_tls_handshakes_total", side="client", result="failure") == 2
+        assert metric(m, "weir_breaker_transitions_total", cluster="up", to="open") == 1
     finally:
         be.stop()
+
+
+def test_tcp_tls_listener_sends_proxy_header_to_plain_upstream(weir_factory, backends, pki):
+    e = backends("e")
+    port = free_port()
+    weir_factory(tcp_config(port, [cluster_yaml("app", [e.addr])],
+                            listener_extra=tls_map(pki) + "proxy_protocol: v2\n"))
+    c = TlsClient(port, client_ctx(pki), "default.test")
+    c.send(b"data")
+    c.close_notify()
+    out = c.recv_until_end()
+    c.close()
+    got = e.received()
+    src, dst, sport, dport, n = parse_proxy_v2(got)
+    assert (src, dst, dport) == ("127.0.0.1", "127.0.0.1", port)
+    assert got[n:] == b"data"  # the plaintext after the header
+    assert out == got + b"<EOF:e:%d>" % len(got)  # the echo, header included
