@@ -551,3 +551,18 @@ def test_tcp_tls_listener_sends_proxy_header_to_plain_upstream(weir_factory, bac
     assert (src, dst, dport) == ("127.0.0.1", "127.0.0.1", port)
     assert got[n:] == b"data"  # the plaintext after the header
     assert out == got + b"<EOF:e:%d>" % len(got)  # the echo, header included
+
+
+def test_tcp_tls_upstream_fin_first_then_client_keeps_sending(weir_factory, backends, pki):
+    g = backends("g", greet_and_shut=True)
+    port = free_port()
+    weir_factory(tcp_config(port, [cluster_yaml("app", [g.addr])], listener_extra=tls_map(pki)))
+    c = TlsClient(port, client_ctx(pki), "default.test")
+    # the backend's FIN arrives as close_notify; the client's side stays open
+    assert c.recv_until_end() == b"bye:g"
+    assert c.got_close_notify
+    c.send(b"more")
+    c.close_notify()
+    wait_until(lambda: g.idle() and g.count() == 1, what="the backend's connection ended")
+    c.close()
+    assert g.received() == b"more"
