@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from conftest import IO_TIMEOUT, cluster_yaml, config, free_port, wait_port, wait_until
-from test_tls import Pki
+from tls_helpers import Pki
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6, 7, 9
