@@ -301,3 +301,15 @@ int tls_alpn_is_h2(const struct sio *s)
     SSL_get0_alpn_selected(((const struct tls_conn *)s->impl)->ssl, &p, &len);
     return len == 2 && p[0] == 'h' && p[1] == '2';
 }
+
+int tls_client_offer_alpn(struct sio *s, const unsigned char *protos, unsigned len)
+{
+    if (!tls_is_tls(s))
+        return -EINVAL;
+    /* SSL_set_alpn_protos returns 0 on success, unlike most of OpenSSL */
+    if (SSL_set_alpn_protos(((struct tls_conn *)s->impl)->ssl, protos, len) != 0) {
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    return 0;
+}

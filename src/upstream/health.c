@@ -10,8 +10,14 @@
  * reply. Checks never run on the workers: the verdict reaches them through
  * the endpoint's atomics. A cluster with tls: checks over TLS (through
  * the I/O seam, core/sio.h): a tcp check passes once the handshake does,
- * an HTTP check sends its request inside the TLS connection. */
+ * an HTTP check sends its request inside the TLS connection.
+ *
+ * What a check does once connected is its type's row (health_types[],
+ * struct health_type in health_internal.h): http and tcp here, grpc in
+ * health_grpc.c. This file owns the timer, the connect, the TLS wrap (with
+ * the row's ALPN offer), the verdict and the rise/fall counting. */
 #include "upstream/health.h"
+#include "upstream/health_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,26 +33,6 @@
 #include "core/sio.h"
 #include "tls/tls.h"
 #include "upstream/upstream_metrics.h"
-
-#define HEALTH_READ_MAX 4096
-#define HEALTH_REQ_MAX 512
-
-enum health_phase { HP_IDLE, HP_CONNECTING, HP_SENDING, HP_READING };
-
-struct health_probe {
-    ev_timer timer;                /* the next check, then this check's timeout */
-    ev_io io;
-    struct sio sio;                /* the check's connection, closed (fd -1) between checks */
-    struct tls_client *tls;        /* the cluster's TLS context, or NULL */
-    enum health_phase phase;
-    struct health *h;
-    struct endpoint *ep;
-    const struct cfg_health_check *cfg;
-    uint32_t ok_streak, fail_streak;
-    size_t req_len, sent, got;
-    char req[HEALTH_REQ_MAX];
-    char buf[HEALTH_READ_MAX + 1];
-};
 
 struct health {
     struct ev_loop *loop;
@@ -65,13 +51,15 @@ static uint64_t health_rand(struct health *h)
 
 static void health_close(struct health_probe *p)
 {
+    if (p->type->reset)
+        p->type->reset(p);
     ev_io_stop(p->h->loop, &p->io);
     ev_timer_stop(p->h->loop, &p->timer);
     sio_close(&p->sio);
     p->phase = HP_IDLE;
 }
 
-static void health_verdict(struct health_probe *p, int ok, const char *reason)
+void health_verdict(struct health_probe *p, int ok, const char *reason)
 {
     const struct cfg_health_check *c = p->cfg;
     uint64_t now = endpoint_now_ms();
@@ -142,7 +130,7 @@ static int health_judge_http(struct health_probe *p, int eof)
     return 0;
 }
 
-static void health_watch(struct health_probe *p, int events)
+void health_watch(struct health_probe *p, int events)
 {
     ev_io_stop(p->h->loop, &p->io);
     ev_io_set(&p->io, p->sio.fd, events);
@@ -161,7 +149,8 @@ static int health_connected(struct health_probe *p)
     if (p->tls) {
         int fd = p->sio.fd;
         sio_init_closed(&p->sio); /* tls_connect_sio owns fd from here */
-        if (tls_connect_sio(p->tls, fd, (struct sockaddr *)&p->ep->addr, p->ep->addrlen, NULL, &p->sio) < 0) {
+        if (tls_connect_sio(p->tls, fd, (struct sockaddr *)&p->ep->addr, p->ep->addrlen, NULL, &p->sio) < 0 ||
+            (p->type->alpn && tls_client_offer_alpn(&p->sio, p->type->alpn, p->type->alpn_len) < 0)) {
             health_verdict(p, 0, "out of memory for TLS");
             return -1;
         }
@@ -169,18 +158,20 @@ static int health_connected(struct health_probe *p)
     return 0;
 }
 
-/* Sends the request (the TLS handshake on the way); a tcp check is done
- * once connected (and, with TLS, once the handshake succeeded). */
-static void health_send(struct health_probe *p)
+/* type: tcp is done once connected (and, with TLS, once the handshake
+ * succeeded). */
+static void health_tcp_step(struct health_probe *p)
 {
-    if (p->cfg->tcp) {
-        int r = tls_handshake(&p->sio);
-        if (r == -EAGAIN)
-            health_watch(p, p->sio.rd_want);
-        else
-            health_verdict(p, r == 0, r == 0 ? "connected" : "TLS handshake failed");
-        return;
-    }
+    int r = tls_handshake(&p->sio);
+    if (r == -EAGAIN)
+        health_watch(p, p->sio.rd_want);
+    else
+        health_verdict(p, r == 0, r == 0 ? "connected" : "TLS handshake failed");
+}
+
+/* Sends the HTTP request (the TLS handshake on the way). */
+static void health_http_send(struct health_probe *p)
+{
     while (p->sent < p->req_len) {
         ssize_t n = sio_write(&p->sio, p->req + p->sent, p->req_len - p->sent);
         if (n == -EAGAIN) {
@@ -197,16 +188,11 @@ static void health_send(struct health_probe *p)
     health_watch(p, EV_READ);
 }
 
-static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* type: http: sends the request, then reads and judges the reply. */
+static void health_http_step(struct health_probe *p)
 {
-    struct health_probe *p = w->data;
-    if (p->phase == HP_CONNECTING) {
-        if (health_connected(p) < 0)
-            return;
-        p->phase = HP_SENDING;
-    }
     if (p->phase == HP_SENDING) {
-        health_send(p);
+        health_http_send(p);
         return;
     }
     for (;;) { /* a TLS record may hold more than the socket shows */
@@ -223,6 +209,17 @@ static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (health_judge_http(p, n == 0) || n == 0)
             return;
     }
+}
+
+static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct health_probe *p = w->data;
+    if (p->phase == HP_CONNECTING) {
+        if (health_connected(p) < 0)
+            return;
+        p->phase = HP_SENDING;
+    }
+    p->type->step(p);
 }
 
 static void health_start_check(struct health_probe *p)
@@ -267,7 +264,7 @@ static void health_schedule(struct health_probe *p, int first)
     ev_timer_start(p->h->loop, &p->timer);
 }
 
-static void health_build_request(struct health_probe *p)
+static void health_http_prepare(struct health_probe *p)
 {
     const struct cfg_health_check *c = p->cfg;
     int n = snprintf(p->req, sizeof(p->req),
@@ -276,6 +273,22 @@ static void health_build_request(struct health_probe *p)
                      c->method, c->path, c->host ? c->host : p->ep->name);
     p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
 }
+
+static const struct health_type health_type_http = {
+    .prepare = health_http_prepare,
+    .step = health_http_step,
+};
+
+static const struct health_type health_type_tcp = {
+    .step = health_tcp_step,
+};
+
+/* What each health_check.type does: a new type is a row (and its file). */
+static const struct health_type *const health_types[CFG_HC_TYPE_COUNT] = {
+    [CFG_HC_HTTP] = &health_type_http,
+    [CFG_HC_TCP] = &health_type_tcp,
+    [CFG_HC_GRPC] = &health_type_grpc,
+};
 
 struct health *health_new(struct ev_loop *loop, struct cluster *set, size_t n_clusters)
 {
@@ -305,7 +318,9 @@ struct health *health_new(struct ev_loop *loop, struct cluster *set, size_t n_cl
             p->cfg = &set[i].cfg->health_check;
             /* continue the streak the endpoint is in, so a reload does not
              * reset a pending verdict's direction */
-            health_build_request(p);
+            p->type = health_types[p->cfg->type];
+            if (p->type->prepare)
+                p->type->prepare(p);
             ev_init(&p->timer, health_timer_cb);
             p->timer.data = p;
             ev_init(&p->io, health_io_cb);
