@@ -197,6 +197,115 @@ def test_server_gone_is_down_and_back_is_up(weir_factory, grpc_backend):
     assert sorted(who(port) for _ in range(4)) == ["a", "a", "b", "b"]
 
 
+def test_silent_server_times_out_without_holding_the_others(weir_factory, grpc_backend):
+    """A server that accepts and never answers fails by the check's timeout,
+    while the other endpoint's checks go on passing."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", free_port()))
+    silent.listen(16)
+    try:
+        a = grpc_backend("a")
+
+        class Addr:
+            addr = "127.0.0.1:%d" % silent.getsockname()[1]
+
+        w, port, aport = start_weir(weir_factory, [a, Addr], "")
+        w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: no answer within 100 ms"
+                   % esc(Addr.addr))
+        n = len(a.checks)
+        wait_until(lambda: len(a.checks) >= n + 3, what="checks of a going on")
+        assert "%s is DOWN" % a.addr not in w.errlog()
+    finally:
+        silent.close()
+
+
+class H2Recorder:
+    """A raw HTTP/2 server (python3-h2) that records each check's request
+    headers and body and answers SERVING, to see what goes on the wire."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.sock.listen(16)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.requests = []  # (headers dict, body bytes)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.settimeout(IO_TIMEOUT)
+            try:
+                self._serve(c)
+            except Exception:
+                pass
+            finally:
+                c.close()
+
+    def _serve(self, c):
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                    header_encoding="utf-8"))
+        conn.initiate_connection()
+        c.sendall(conn.data_to_send())
+        heads, body = {}, b""
+        for _ in range(100):
+            data = c.recv(65536)
+            if not data:
+                return
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    heads = dict(ev.headers)
+                elif isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+                    conn.acknowledge_received_data(len(ev.data), ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    self.requests.append((heads, body))
+                    conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                     ("content-type", "application/grpc")])
+                    conn.send_data(ev.stream_id, b"\0\0\0\0\x02\x08\x01")
+                    conn.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+            c.sendall(conn.data_to_send())
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+def test_request_on_the_wire(weir_factory):
+    pytest.importorskip("h2")
+    r = H2Recorder()
+    try:
+        w, port, aport = start_weir(weir_factory, [r], ", service: shop.Cart, authority: cart.internal:50051")
+        wait_until(lambda: len(r.requests) >= 2, what="checks reaching the h2 server")
+        heads, body = r.requests[-1]
+        assert heads[":method"] == "POST" and heads[":scheme"] == "http"
+        assert heads[":path"] == "/grpc.health.v1.Health/Check"
+        assert heads[":authority"] == "cart.internal:50051"
+        assert heads["content-type"] == "application/grpc" and heads["te"] == "trailers"
+        assert heads["grpc-timeout"] == "100m"
+        assert body == b"\0\0\0\0\x0b\x0a\x09shop.Cart"
+        assert "is DOWN" not in w.errlog()
+        # default authority: the endpoint address; the whole server: an empty message
+        w2, _, _ = start_weir(weir_factory, [r], "")
+        n = len(r.requests)
+        wait_until(lambda: any(h[":authority"] == r.addr and b == b"\0" * 5
+                               for h, b in r.requests[n:]), what="a default check")
+    finally:
+        r.stop()
+
+
 def test_http_server_is_not_a_grpc_server(weir_factory, demo_backend, grpc_backend):
     """An HTTP/1.1 server fails the check (no HTTP/2 answer)."""
     demo = demo_backend("web")
