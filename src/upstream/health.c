@@ -1,21 +1,20 @@
 /* health: active health checks, run from the main thread's event loop.
  *
- *   timer(interval + jitter) -> connect -> [http: send request -> read reply]
+ *   timer(interval + jitter) -> connect -> [TLS] -> type's step (http: request
+ *        and reply; tcp: nothing more; grpc: an HTTP/2 Check call)
  *        -> verdict -> rise/fall counters -> endpoint_set_healthy()
  *
  * One probe per endpoint of every cluster that has a health_check, never
  * more than one check in flight per endpoint, each bounded by the check's
- * timeout. An HTTP check passes when the status is in expect_status and,
- * if set, expect_body occurs in the first HEALTH_READ_MAX bytes of the
- * reply. Checks never run on the workers: the verdict reaches them through
- * the endpoint's atomics. A cluster with tls: checks over TLS (through
- * the I/O seam, core/sio.h): a tcp check passes once the handshake does,
- * an HTTP check sends its request inside the TLS connection.
+ * timeout. Checks never run on the workers: the verdict reaches them
+ * through the endpoint's atomics. A cluster with tls: checks over TLS
+ * (through the I/O seam, core/sio.h).
  *
  * What a check does once connected is its type's row (health_types[],
- * struct health_type in health_internal.h): http and tcp here, grpc in
- * health_grpc.c. This file owns the timer, the connect, the TLS wrap (with
- * the row's ALPN offer), the verdict and the rise/fall counting. */
+ * struct health_type in health_internal.h): http and tcp in
+ * health_http.c, grpc in health_grpc.c. This file owns the timer, the
+ * connect, the TLS wrap (with the row's ALPN offer), the verdict and the
+ * rise/fall counting; a new type is a file and a row, not a branch here. */
 #include "upstream/health.h"
 #include "upstream/health_internal.h"
 
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -84,52 +82,6 @@ void health_verdict(struct health_probe *p, int ok, const char *reason)
     health_schedule(p, 0);
 }
 
-/* Content-Length of the head in buf (NUL-terminated), or -1. */
-static long health_content_length(const char *head)
-{
-    for (const char *p = strchr(head, '\n'); p; p = strchr(p + 1, '\n'))
-        if (strncasecmp(p + 1, "content-length:", 15) == 0)
-            return strtol(p + 16, NULL, 10);
-    return -1;
-}
-
-/* Judges the reply read so far, as soon as it can: the status as soon as
- * the head is in, the body text as soon as it shows up or the announced
- * body (or the connection) ended. Returns 1 once a verdict was given. */
-static int health_judge_http(struct health_probe *p, int eof)
-{
-    p->buf[p->got] = 0;
-    int full = eof || p->got == HEALTH_READ_MAX;
-    char *hend = strstr(p->buf, "\r\n\r\n");
-    if (!hend) {
-        if (full)
-            health_verdict(p, 0, "incomplete response head");
-        return full;
-    }
-    int status = 0;
-    if (sscanf(p->buf, "HTTP/1.%*1[01] %3d", &status) != 1) {
-        health_verdict(p, 0, "not an HTTP/1.x status line");
-        return 1;
-    }
-    if (!cfg_status_in(&p->cfg->expect_status, status)) {
-        char why[64];
-        snprintf(why, sizeof(why), "status %d", status);
-        health_verdict(p, 0, why);
-        return 1;
-    }
-    const char *body = hend + 4;
-    if (!p->cfg->expect_body || strstr(body, p->cfg->expect_body)) {
-        health_verdict(p, 1, "ok");
-        return 1;
-    }
-    long cl = health_content_length(p->buf);
-    if (full || (cl >= 0 && (long)(p->got - (size_t)(body - p->buf)) >= cl)) {
-        health_verdict(p, 0, "expected body text not found");
-        return 1;
-    }
-    return 0;
-}
-
 void health_watch(struct health_probe *p, int events)
 {
     ev_io_stop(p->h->loop, &p->io);
@@ -156,59 +108,6 @@ static int health_connected(struct health_probe *p)
         }
     }
     return 0;
-}
-
-/* type: tcp is done once connected (and, with TLS, once the handshake
- * succeeded). */
-static void health_tcp_step(struct health_probe *p)
-{
-    int r = tls_handshake(&p->sio);
-    if (r == -EAGAIN)
-        health_watch(p, p->sio.rd_want);
-    else
-        health_verdict(p, r == 0, r == 0 ? "connected" : "TLS handshake failed");
-}
-
-/* Sends the HTTP request (the TLS handshake on the way). */
-static void health_http_send(struct health_probe *p)
-{
-    while (p->sent < p->req_len) {
-        ssize_t n = sio_write(&p->sio, p->req + p->sent, p->req_len - p->sent);
-        if (n == -EAGAIN) {
-            health_watch(p, p->sio.wr_want);
-            return;
-        }
-        if (n <= 0) {
-            health_verdict(p, 0, n == -EPROTO ? "TLS handshake failed" : strerror(n ? (int)-n : EPIPE));
-            return;
-        }
-        p->sent += (size_t)n;
-    }
-    p->phase = HP_READING;
-    health_watch(p, EV_READ);
-}
-
-/* type: http: sends the request, then reads and judges the reply. */
-static void health_http_step(struct health_probe *p)
-{
-    if (p->phase == HP_SENDING) {
-        health_http_send(p);
-        return;
-    }
-    for (;;) { /* a TLS record may hold more than the socket shows */
-        ssize_t n = sio_read(&p->sio, p->buf + p->got, HEALTH_READ_MAX - p->got);
-        if (n == -EAGAIN) {
-            health_watch(p, p->sio.rd_want);
-            return;
-        }
-        if (n < 0) {
-            health_verdict(p, 0, strerror((int)-n));
-            return;
-        }
-        p->got += (size_t)n;
-        if (health_judge_http(p, n == 0) || n == 0)
-            return;
-    }
 }
 
 static void health_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -263,25 +162,6 @@ static void health_schedule(struct health_probe *p, int first)
     ev_timer_set(&p->timer, (double)ms / 1000.0, 0.);
     ev_timer_start(p->h->loop, &p->timer);
 }
-
-static void health_http_prepare(struct health_probe *p)
-{
-    const struct cfg_health_check *c = p->cfg;
-    int n = snprintf(p->req, sizeof(p->req),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: weir-health-check\r\n"
-                     "Connection: close\r\n\r\n",
-                     c->method, c->path, c->host ? c->host : p->ep->name);
-    p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
-}
-
-static const struct health_type health_type_http = {
-    .prepare = health_http_prepare,
-    .step = health_http_step,
-};
-
-static const struct health_type health_type_tcp = {
-    .step = health_tcp_step,
-};
 
 /* What each health_check.type does: a new type is a row (and its file). */
 static const struct health_type *const health_types[CFG_HC_TYPE_COUNT] = {

@@ -49,7 +49,8 @@ struct health_type {
     void (*reset)(struct health_probe *p);
 };
 
-extern const struct health_type health_type_grpc;
+extern const struct health_type health_type_http, health_type_tcp; /* health_http.c */
+extern const struct health_type health_type_grpc;                 /* health_grpc.c */
 
 /* Ends the check in flight with a verdict (reason: why, for the log);
  * closes its connection (the type's reset runs) and schedules the next. */

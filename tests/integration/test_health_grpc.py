@@ -157,6 +157,9 @@ def test_serving_is_up_and_not_serving_moves_traffic(weir_factory, grpc_backend)
     w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: serving status NOT_SERVING"
                % esc(a.addr))
     assert up(aport, a.addr) == 0
+    eps = requests.get("http://127.0.0.1:%d/api/v1/clusters/app" % aport,
+                       timeout=IO_TIMEOUT).json()["endpoints"]
+    assert {e["address"]: e["healthy"] for e in eps} == {a.addr: False, b.addr: True}
     assert [who(port) for _ in range(6)] == ["b"] * 6
     a.statuses[""] = SERVING
     w.wait_log(r"endpoint %s is UP" % esc(a.addr))
