@@ -55,8 +55,9 @@ class GrpcBackend:
     answers `statuses` (service -> status) sets; a service not in it gets
     NOT_FOUND, as the reference implementation does."""
 
-    def __init__(self, name, port=None, tls=None):
+    def __init__(self, name, port=None, tls=None, health=True):
         self.name = name
+        self.health = health
         self.port = port or free_port()
         self.addr = "127.0.0.1:%d" % self.port
         self.statuses = {"": SERVING}
@@ -84,7 +85,7 @@ class GrpcBackend:
             "Am": grpc.unary_unary_rpc_method_handler(
                 self._who, request_deserializer=ident, response_serializer=ident)})
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                                  handlers=[health, who])
+                                  handlers=[health, who] if self.health else [who])
         if self.tls:
             cert, key = self.tls
             creds = grpc.ssl_server_credentials([(open(key, "rb").read(), open(cert, "rb").read())])
@@ -186,6 +187,14 @@ def test_per_service_status_and_unknown_service(weir_factory, grpc_backend):
     b.statuses["shop.Cart"] = SERVING
     w.wait_log(r"endpoint %s is UP" % esc(b.addr))
     assert [who(port) for _ in range(4)] == ["b"] * 4
+
+
+def test_server_without_health_service_is_down(weir_factory, grpc_backend):
+    a, bare = grpc_backend("a"), grpc_backend("bare", health=False)
+    w, port, aport = start_weir(weir_factory, [a, bare], "")
+    w.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: grpc-status 12 "
+               r"\(UNIMPLEMENTED\)" % esc(bare.addr))
+    assert [who(port) for _ in range(4)] == ["a"] * 4
 
 
 def test_server_gone_is_down_and_back_is_up(weir_factory, grpc_backend):
@@ -344,6 +353,44 @@ def test_grpc_check_over_tls(weir_factory, grpc_backend, tmp_path):
     w2.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: TLS handshake failed"
                 % esc(b.addr))
     assert b.checks == []
+    # a TLS server that does not choose h2 (HTTP/1.1 only): down, without a request
+    import socket
+    import ssl
+    import threading
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", free_port()))
+    lsock.listen(16)
+    got = []
+
+    def serve():
+        for _ in range(50):
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(c, server_side=True) as t:
+                    t.settimeout(2)
+                    got.append(t.selected_alpn_protocol())
+                    t.recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        class Addr:
+            addr = "127.0.0.1:%d" % lsock.getsockname()[1]
+
+        w3, _, _ = start_weir(weir_factory, [Addr], "", tls=good)
+        w3.wait_log(r"endpoint %s is DOWN \(1 consecutive checks failed, last: the server did not "
+                    r"choose h2 in ALPN" % esc(Addr.addr))
+        assert got and all(p is None for p in got)
+    finally:
+        lsock.close()
 
 
 @pytest.mark.parametrize("hc,msg", [
