@@ -32,6 +32,9 @@
 
 #define HEALTH_GRPC_PATH "/grpc.health.v1.Health/Check"
 
+_Static_assert(HEALTH_GRPC_REQ_MAX >= 5 + 3 + CFG_HC_SERVICE_MAX,
+               "the request buffer holds the longest service the configuration takes");
+
 struct health_grpc {
     nghttp2_session *session;
     int32_t stream_id;
