@@ -162,28 +162,28 @@ enum cluster_cfg_hc_key {
                       HC_KEY(HC_KEY_EXPECT_STATUS) | HC_KEY(HC_KEY_EXPECT_BODY))
 #define HC_KEYS_GRPC (HC_KEY(HC_KEY_SERVICE) | HC_KEY(HC_KEY_AUTHORITY))
 
-/* One row per check type: its name and the type-specific keys it takes.
- * tcp takes the http keys too (ignored) for the configurations written
- * before the keys were checked. */
-static const struct cluster_cfg_hc_type {
-    const char *name;
-    uint32_t keys;
-} cluster_cfg_hc_types[CFG_HC_TYPE_COUNT] = {
-    [CFG_HC_HTTP] = { "http", HC_KEYS_HTTP },
-    [CFG_HC_TCP] = { "tcp", HC_KEYS_HTTP },
-    [CFG_HC_GRPC] = { "grpc", HC_KEYS_GRPC },
-};
 #define HC_KEYS_TYPED (HC_KEYS_HTTP | HC_KEYS_GRPC)
+
+static const char *const cluster_cfg_hc_type_names[] = {
+#define CFG_NAME(e, s) s,
+    CFG_HC_TYPE_LIST(CFG_NAME)
+#undef CFG_NAME
+};
+
+/* Per check type, the type-specific keys it takes. tcp takes the http
+ * keys too (ignored), for the configurations written before the keys were
+ * checked. */
+static const uint32_t cluster_cfg_hc_type_keys[CFG_HC_TYPE_COUNT] = {
+    [CFG_HC_HTTP] = HC_KEYS_HTTP,
+    [CFG_HC_TCP] = HC_KEYS_HTTP,
+    [CFG_HC_GRPC] = HC_KEYS_GRPC,
+};
 
 static int cluster_cfg_hc_type(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    static const char *const names[] = {
-#define CFG_NAME(e, s) s,
-        CFG_HC_TYPE_LIST(CFG_NAME)
-#undef CFG_NAME
-    };
     int t;
-    int rc = cfg_parse_enum(ctx, v, "health check type", names, CFG_ARRAY_SIZE(names), &t);
+    int rc = cfg_parse_enum(ctx, v, "health check type", cluster_cfg_hc_type_names,
+                            CFG_ARRAY_SIZE(cluster_cfg_hc_type_names), &t);
     if (rc == 0)
         ((struct cfg_health_check *)obj)->type = (enum cfg_hc_type)t;
     return rc;
@@ -272,6 +272,8 @@ static const struct cfg_key cluster_cfg_hc_keys[] = {
     CFG_FIELD("fall", CFG_KIND_UINT, struct cfg_health_check, fall, 1, 100),
 };
 CFG_MAP_DEFINE(cluster_cfg_hc_map, "health_check", cluster_cfg_hc_keys);
+_Static_assert(CFG_ARRAY_SIZE(cluster_cfg_hc_keys) == HC_KEY_FALL + 1,
+               "enum cluster_cfg_hc_key follows cluster_cfg_hc_keys");
 
 static int cluster_cfg_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
@@ -286,11 +288,10 @@ static int cluster_cfg_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *o
     int rc = cfg_parse_map(ctx, v, &cluster_cfg_hc_map, hc, values);
     if (rc < 0)
         return rc;
-    const struct cluster_cfg_hc_type *t = &cluster_cfg_hc_types[hc->type];
     for (unsigned k = 0; k < CFG_ARRAY_SIZE(cluster_cfg_hc_keys); k++)
-        if (values[k] && (HC_KEYS_TYPED & HC_KEY(k)) && !(t->keys & HC_KEY(k)))
+        if (values[k] && (HC_KEYS_TYPED & HC_KEY(k)) && !(cluster_cfg_hc_type_keys[hc->type] & HC_KEY(k)))
             return cfg_fail(ctx, values[k], "health check key '%s' does not apply to type %s",
-                            cluster_cfg_hc_keys[k].name, t->name);
+                            cluster_cfg_hc_keys[k].name, cluster_cfg_hc_type_names[hc->type]);
     if (!values[HC_KEY_EXPECT_STATUS])
         for (int st = 200; st <= 399; st++)
             hc->expect_status.bits[st / 64] |= 1ULL << (st % 64);
