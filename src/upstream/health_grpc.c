@@ -21,8 +21,8 @@
 #include "upstream/health_grpc.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <nghttp2/nghttp2.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +39,11 @@ struct health_grpc {
     nghttp2_session *session;
     int32_t stream_id;
     enum health_grpc_verdict verdict;
-    int http_status;               /* :status, 0 before the head */
-    int grpc_status;               /* grpc-status, -1 until seen */
-    char grpc_message[48];         /* grpc-message, printable bytes only */
+    int http_status;       /* :status, 0 before the head */
+    int grpc_status;       /* grpc-status, -1 until seen */
+    char grpc_message[48]; /* grpc-message, printable bytes only */
     size_t header_bytes, in_bytes;
-    const uint8_t *out;            /* what mem_send gave, not yet sent */
+    const uint8_t *out; /* what mem_send gave, not yet sent */
     size_t out_len;
     size_t req_len, req_sent;
     uint8_t req[HEALTH_GRPC_REQ_MAX];
@@ -140,16 +140,34 @@ int health_grpc_decode_response(const uint8_t *msg, size_t len, uint64_t *status
 /* ---- the HTTP/2 exchange ---- */
 
 static const char *const health_grpc_status_names[] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 };
 
 static const char *const health_grpc_serving_names[] = {
-    "UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN",
+    "UNKNOWN",
+    "SERVING",
+    "NOT_SERVING",
+    "SERVICE_UNKNOWN",
 };
 
-__attribute__((format(printf, 2, 3))) static void health_grpc_fail(struct health_grpc *g, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void health_grpc_fail(struct health_grpc *g,
+                                                                   const char *fmt, ...)
 {
     if (g->verdict != HEALTH_GRPC_PENDING)
         return;
@@ -195,16 +213,17 @@ static void health_grpc_judge(struct health_grpc *g)
         return;
     }
     if (st != HEALTH_GRPC_SERVING) {
-        health_grpc_fail(g, "serving status %s", st < 4 ? health_grpc_serving_names[st] : "out of range");
+        health_grpc_fail(g, "serving status %s",
+                         st < 4 ? health_grpc_serving_names[st] : "out of range");
         return;
     }
     g->verdict = HEALTH_GRPC_PASS;
     snprintf(g->reason, sizeof(g->reason), "SERVING");
 }
 
-static int health_grpc_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
-                                 size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                                 void *user_data)
+static int health_grpc_on_header(nghttp2_session *s, const nghttp2_frame *frame,
+                                 const uint8_t *name, size_t namelen, const uint8_t *value,
+                                 size_t valuelen, uint8_t flags, void *user_data)
 {
     struct health_grpc *g = user_data;
     if (frame->hd.stream_id != g->stream_id)
@@ -237,8 +256,8 @@ static int health_grpc_on_header(nghttp2_session *s, const nghttp2_frame *frame,
     return 0;
 }
 
-static int health_grpc_on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
-                               size_t len, void *user_data)
+static int health_grpc_on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
+                               const uint8_t *data, size_t len, void *user_data)
 {
     struct health_grpc *g = user_data;
     if (stream_id != g->stream_id)
@@ -263,16 +282,19 @@ static int health_grpc_on_frame(nghttp2_session *s, const nghttp2_frame *frame, 
     return 0;
 }
 
-static int health_grpc_on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *user_data)
+static int health_grpc_on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code,
+                                void *user_data)
 {
     struct health_grpc *g = user_data;
     if (stream_id == g->stream_id)
-        health_grpc_fail(g, "stream closed before the answer (%s)", nghttp2_http2_strerror(error_code));
+        health_grpc_fail(g, "stream closed before the answer (%s)",
+                         nghttp2_http2_strerror(error_code));
     return 0;
 }
 
-static ssize_t health_grpc_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
-                                     uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+static ssize_t health_grpc_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
+                                     size_t length, uint32_t *data_flags,
+                                     nghttp2_data_source *source, void *user_data)
 {
     struct health_grpc *g = user_data;
     size_t n = g->req_len - g->req_sent;
@@ -285,15 +307,18 @@ static ssize_t health_grpc_read_body(nghttp2_session *s, int32_t stream_id, uint
     return (ssize_t)n;
 }
 
-#define HEALTH_GRPC_NV(n, v, vlen) \
-    { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen), NGHTTP2_NV_FLAG_NO_COPY_NAME }
+#define HEALTH_GRPC_NV(n, v, vlen)                                                                 \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen), NGHTTP2_NV_FLAG_NO_COPY_NAME        \
+    }
 
-static int health_grpc_submit(struct health_grpc *g, const char *authority, int https, uint64_t timeout_ms)
+static int health_grpc_submit(struct health_grpc *g, const char *authority, int https,
+                              uint64_t timeout_ms)
 {
     nghttp2_settings_entry iv[] = {
-        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
-        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0 },
-        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HEALTH_GRPC_HEADERS_MAX },
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HEALTH_GRPC_HEADERS_MAX},
     };
     if (nghttp2_submit_settings(g->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
         return -ENOMEM;
@@ -313,7 +338,7 @@ static int health_grpc_submit(struct health_grpc *g, const char *authority, int 
         HEALTH_GRPC_NV("grpc-timeout", tmo, (size_t)tlen),
     };
     size_t nv = sizeof(nva) / sizeof(nva[0]) - (timeout_ms ? 0 : 1);
-    nghttp2_data_provider body = { .read_callback = health_grpc_read_body };
+    nghttp2_data_provider body = {.read_callback = health_grpc_read_body};
     g->stream_id = nghttp2_submit_request(g->session, NULL, nva, nv, &body, NULL);
     return g->stream_id < 0 ? -ENOMEM : 0;
 }
@@ -443,8 +468,9 @@ static struct health_grpc *health_grpc_open(struct health_probe *p)
         return NULL;
     }
     const struct cfg_health_check *c = p->cfg;
-    p->state = health_grpc_new(c->service ? c->service : "", c->authority ? c->authority : p->ep->name,
-                               p->tls != NULL, c->timeout_ms);
+    p->state =
+        health_grpc_new(c->service ? c->service : "", c->authority ? c->authority : p->ep->name,
+                        p->tls != NULL, c->timeout_ms);
     if (!p->state)
         health_verdict(p, 0, "out of memory");
     return p->state;
@@ -508,7 +534,7 @@ static void health_grpc_reset(struct health_probe *p)
     p->state = NULL;
 }
 
-static const unsigned char health_grpc_alpn[] = { 2, 'h', '2' };
+static const unsigned char health_grpc_alpn[] = {2, 'h', '2'};
 
 const struct health_type health_type_grpc = {
     .alpn = health_grpc_alpn,

@@ -82,7 +82,8 @@ static void health_http_send(struct health_probe *p)
             return;
         }
         if (n <= 0) {
-            health_verdict(p, 0, n == -EPROTO ? "TLS handshake failed" : strerror(n ? (int)-n : EPIPE));
+            health_verdict(p, 0,
+                           n == -EPROTO ? "TLS handshake failed" : strerror(n ? (int)-n : EPIPE));
             return;
         }
         p->sent += (size_t)n;

@@ -18,16 +18,16 @@ enum health_phase { HP_IDLE, HP_CONNECTING, HP_SENDING, HP_READING };
 struct health;
 
 struct health_probe {
-    ev_timer timer;                /* the next check, then this check's timeout */
+    ev_timer timer; /* the next check, then this check's timeout */
     ev_io io;
-    struct sio sio;                /* the check's connection, closed (fd -1) between checks */
-    struct tls_client *tls;        /* the cluster's TLS context, or NULL */
+    struct sio sio;         /* the check's connection, closed (fd -1) between checks */
+    struct tls_client *tls; /* the cluster's TLS context, or NULL */
     enum health_phase phase;
     struct health *h;
     struct endpoint *ep;
     const struct cfg_health_check *cfg;
     const struct health_type *type;
-    void *state;                   /* the type's per-check state (grpc: its session), or NULL */
+    void *state; /* the type's per-check state (grpc: its session), or NULL */
     uint32_t ok_streak, fail_streak;
     size_t req_len, sent, got;
     char req[HEALTH_REQ_MAX];
@@ -50,7 +50,7 @@ struct health_type {
 };
 
 extern const struct health_type health_type_http, health_type_tcp; /* health_http.c */
-extern const struct health_type health_type_grpc;                 /* health_grpc.c */
+extern const struct health_type health_type_grpc;                  /* health_grpc.c */
 
 /* Ends the check in flight with a verdict (reason: why, for the log);
  * closes its connection (the type's reset runs) and schedules the next. */

@@ -31,7 +31,7 @@ static void fuzz_session(const uint8_t *data, size_t size)
     if (!g)
         return;
     fuzz_drain(g);
-    size_t cuts[] = { 0, size / 3, 2 * size / 3, size };
+    size_t cuts[] = {0, size / 3, 2 * size / 3, size};
     enum health_grpc_verdict v = HEALTH_GRPC_PENDING;
     for (int i = 0; i < 3 && v == HEALTH_GRPC_PENDING; i++) {
         if (cuts[i + 1] > cuts[i])

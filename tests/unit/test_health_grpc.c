@@ -24,7 +24,7 @@ static void test_encode_whole_server_is_an_empty_message(void **state)
 {
     uint8_t out[16];
     assert_int_equal(health_grpc_encode_request("", out, sizeof(out)), 5);
-    static const uint8_t want[] = { 0, 0, 0, 0, 0 };
+    static const uint8_t want[] = {0, 0, 0, 0, 0};
     assert_memory_equal(out, want, 5);
 }
 
@@ -32,7 +32,8 @@ static void test_encode_service(void **state)
 {
     uint8_t out[64];
     assert_int_equal(health_grpc_encode_request("shop.Cart", out, sizeof(out)), 5 + 2 + 9);
-    static const uint8_t want[] = { 0, 0, 0, 0, 11, 0x0a, 9, 's', 'h', 'o', 'p', '.', 'C', 'a', 'r', 't' };
+    static const uint8_t want[] = {0,   0,   0,   0,   11,  0x0a, 9,   's',
+                                   'h', 'o', 'p', '.', 'C', 'a',  'r', 't'};
     assert_memory_equal(out, want, sizeof(want));
 }
 
@@ -54,21 +55,21 @@ static void test_encode_two_byte_length(void **state)
 static void test_decode(void **state)
 {
     uint64_t st = 99;
-    static const uint8_t serving[] = { 0x08, 0x01 };
+    static const uint8_t serving[] = {0x08, 0x01};
     assert_int_equal(health_grpc_decode_response(serving, sizeof(serving), &st), 0);
     assert_int_equal(st, 1);
     assert_int_equal(health_grpc_decode_response(serving, 0, &st), 0); /* empty: UNKNOWN */
     assert_int_equal(st, 0);
-    static const uint8_t not_serving[] = { 0x08, 0x02 };
+    static const uint8_t not_serving[] = {0x08, 0x02};
     assert_int_equal(health_grpc_decode_response(not_serving, 2, &st), 0);
     assert_int_equal(st, 2);
     /* unknown fields of every wire type skipped, the last status wins */
-    static const uint8_t mixed[] = { 0x08, 0x02, 0x10, 0xff, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8,
-                                     0x22, 0x02, 'h', 'i', 0x2d, 1, 2, 3, 4, 0x08, 0x01 };
+    static const uint8_t mixed[] = {0x08, 0x02, 0x10, 0xff, 0x01, 0x19, 1, 2, 3, 4, 5,    6,   7,
+                                    8,    0x22, 0x02, 'h',  'i',  0x2d, 1, 2, 3, 4, 0x08, 0x01};
     assert_int_equal(health_grpc_decode_response(mixed, sizeof(mixed), &st), 0);
     assert_int_equal(st, 1);
     /* a long varint status is read whole (and is not SERVING) */
-    static const uint8_t big[] = { 0x08, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01 };
+    static const uint8_t big[] = {0x08, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
     assert_int_equal(health_grpc_decode_response(big, sizeof(big), &st), 0);
     assert_true(st != 1);
 }
@@ -77,17 +78,17 @@ static void test_decode_malformed(void **state)
 {
     uint64_t st;
     static const uint8_t *bad[] = {
-        (const uint8_t *)"\x08",                 /* value missing */
-        (const uint8_t *)"\x08\x80",             /* varint cut */
-        (const uint8_t *)"\x0a\x05hi",           /* length past the end */
-        (const uint8_t *)"\x19\x01\x02",         /* fixed64 cut */
-        (const uint8_t *)"\x1d\x01",             /* fixed32 cut */
-        (const uint8_t *)"\x0b",                 /* start group */
-        (const uint8_t *)"\x0e",                 /* wire type 6 */
-        (const uint8_t *)"\x00\x01",             /* field 0 */
+        (const uint8_t *)"\x08",         /* value missing */
+        (const uint8_t *)"\x08\x80",     /* varint cut */
+        (const uint8_t *)"\x0a\x05hi",   /* length past the end */
+        (const uint8_t *)"\x19\x01\x02", /* fixed64 cut */
+        (const uint8_t *)"\x1d\x01",     /* fixed32 cut */
+        (const uint8_t *)"\x0b",         /* start group */
+        (const uint8_t *)"\x0e",         /* wire type 6 */
+        (const uint8_t *)"\x00\x01",     /* field 0 */
         (const uint8_t *)"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", /* 11-byte varint */
     };
-    static const size_t lens[] = { 1, 2, 4, 3, 2, 1, 1, 2, 12 };
+    static const size_t lens[] = {1, 2, 4, 3, 2, 1, 1, 2, 12};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         /* a copy of exactly len bytes, so ASan catches a read past it */
         uint8_t *m = malloc(lens[i]);
@@ -99,8 +100,18 @@ static void test_decode_malformed(void **state)
 
 /* ---- the exchange, against an nghttp2 server session ---- */
 
-enum answer { A_SERVING, A_NOT_SERVING, A_TRAILERS_ONLY_NOT_FOUND, A_HTTP_503, A_NO_MESSAGE,
-              A_BIG_MESSAGE, A_RESET, A_NO_GRPC_STATUS, A_COMPRESSED, A_TWO_MESSAGES };
+enum answer {
+    A_SERVING,
+    A_NOT_SERVING,
+    A_TRAILERS_ONLY_NOT_FOUND,
+    A_HTTP_503,
+    A_NO_MESSAGE,
+    A_BIG_MESSAGE,
+    A_RESET,
+    A_NO_GRPC_STATUS,
+    A_COMPRESSED,
+    A_TWO_MESSAGES
+};
 
 struct server {
     nghttp2_session *s;
@@ -127,21 +138,24 @@ static ssize_t srv_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (v->answer != A_NO_GRPC_STATUS) {
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-            nghttp2_nv tr[] = { { (uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, 0 } };
+            nghttp2_nv tr[] = {{(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, 0}};
             nghttp2_submit_trailer(s, id, tr, 1);
         }
     }
     return (ssize_t)n;
 }
 
-#define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0 }
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                            \
+    }
 
 static void srv_answer(struct server *v, int32_t id)
 {
-    nghttp2_nv head[] = { NV(":status", "200"), NV("content-type", "application/grpc") };
-    nghttp2_data_provider dp = { .read_callback = srv_read };
-    static const uint8_t serving[] = { 0, 0, 0, 0, 2, 0x08, 0x01 };
-    static const uint8_t not_serving[] = { 0, 0, 0, 0, 2, 0x08, 0x02 };
+    nghttp2_nv head[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+    nghttp2_data_provider dp = {.read_callback = srv_read};
+    static const uint8_t serving[] = {0, 0, 0, 0, 2, 0x08, 0x01};
+    static const uint8_t not_serving[] = {0, 0, 0, 0, 2, 0x08, 0x02};
     memcpy(v->body, serving, sizeof(serving));
     v->body_len = sizeof(serving);
     switch (v->answer) {
@@ -152,13 +166,13 @@ static void srv_answer(struct server *v, int32_t id)
         memcpy(v->body, not_serving, sizeof(not_serving));
         break;
     case A_TRAILERS_ONLY_NOT_FOUND: {
-        nghttp2_nv only[] = { NV(":status", "200"), NV("content-type", "application/grpc"),
-                              NV("grpc-status", "5"), NV("grpc-message", "unknown service") };
+        nghttp2_nv only[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                             NV("grpc-status", "5"), NV("grpc-message", "unknown service")};
         nghttp2_submit_response(v->s, id, only, 4, NULL);
         return;
     }
     case A_HTTP_503: {
-        nghttp2_nv h[] = { NV(":status", "503") };
+        nghttp2_nv h[] = {NV(":status", "503")};
         nghttp2_submit_response(v->s, id, h, 1, &dp);
         return;
     }
@@ -194,7 +208,8 @@ static int srv_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8
     return 0;
 }
 
-static int srv_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d, size_t len, void *ud)
+static int srv_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d, size_t len,
+                       void *ud)
 {
     struct server *v = ud;
     if (len <= sizeof(v->req) - v->req_len) {
@@ -272,10 +287,12 @@ static void run(enum answer a, size_t chunk, enum health_grpc_verdict want, cons
     server_init(&v, a);
     enum health_grpc_verdict r = exchange(&v, "shop.Cart", chunk, why, sizeof(why));
     if (r != want || !strstr(why, want_why))
-        fail_msg("answer %d chunk %zu: verdict %d '%s', wanted %d '%s'", a, chunk, r, why, want, want_why);
+        fail_msg("answer %d chunk %zu: verdict %d '%s', wanted %d '%s'", a, chunk, r, why, want,
+                 want_why);
     if (a == A_SERVING) {
         assert_string_equal(v.path, "/grpc.health.v1.Health/Check");
-        static const uint8_t req[] = { 0, 0, 0, 0, 11, 0x0a, 9, 's', 'h', 'o', 'p', '.', 'C', 'a', 'r', 't' };
+        static const uint8_t req[] = {0,   0,   0,   0,   11,  0x0a, 9,   's',
+                                      'h', 'o', 'p', '.', 'C', 'a',  'r', 't'};
         assert_int_equal(v.req_len, sizeof(req));
         assert_memory_equal(v.req, req, sizeof(req));
         assert_true(v.end_stream);
@@ -285,12 +302,13 @@ static void run(enum answer a, size_t chunk, enum health_grpc_verdict want, cons
 
 static void test_exchange(void **state)
 {
-    static const size_t chunks[] = { 0, 1, 7 };
+    static const size_t chunks[] = {0, 1, 7};
     for (size_t i = 0; i < 3; i++) {
         size_t c = chunks[i];
         run(A_SERVING, c, HEALTH_GRPC_PASS, "SERVING");
         run(A_NOT_SERVING, c, HEALTH_GRPC_FAIL, "serving status NOT_SERVING");
-        run(A_TRAILERS_ONLY_NOT_FOUND, c, HEALTH_GRPC_FAIL, "grpc-status 5 (NOT_FOUND): unknown service");
+        run(A_TRAILERS_ONLY_NOT_FOUND, c, HEALTH_GRPC_FAIL,
+            "grpc-status 5 (NOT_FOUND): unknown service");
         run(A_HTTP_503, c, HEALTH_GRPC_FAIL, "HTTP status 503");
         run(A_NO_MESSAGE, c, HEALTH_GRPC_FAIL, "not one gRPC message");
         run(A_BIG_MESSAGE, c, HEALTH_GRPC_FAIL, "response message over 1024 bytes");
