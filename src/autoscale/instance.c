@@ -298,7 +298,7 @@ static void instance_probe_close(struct autoscale_instance *in)
 static int instance_probe(struct autoscale_instance *in)
 {
     const struct cfg_health_check *hc = autoscale_health_check(in->sc);
-    int http = hc && hc->enabled && !hc->tcp;
+    int http = hc && hc->enabled && hc->type == CFG_HC_HTTP;
     if (in->probe_fd < 0) {
         int fd = socket(in->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)

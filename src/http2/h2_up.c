@@ -1003,7 +1003,7 @@ static struct h2up_conn *h2up_conn_new(struct h2up_group *g)
         int r = tls_connect_sio(g->tls, fd, (const struct sockaddr *)&g->addr, g->addrlen, NULL,
                                 &hc->sio);
         /* hc->sio owns fd now, also on failure */
-        if (r < 0 || tls_sio_offer_h2(&hc->sio) < 0)
+        if (r < 0 || tls_client_offer_alpn(&hc->sio, (const unsigned char *)"\x02h2", 3) < 0)
             goto fail;
         hc->handshaking = 1;
     } else {

@@ -80,9 +80,11 @@ const char *tls_peer_subject(const struct sio *s);
 const char *tls_version(const struct sio *s);
 /* Whether the handshake of s (done) chose ALPN h2; 0 for a plain stream. */
 int tls_alpn_is_h2(const struct sio *s);
-/* Makes a client stream (before its handshake) offer only h2 in ALPN (a
- * cluster with protocol h2). 0, or -EINVAL for a plain stream, -ENOMEM. */
-int tls_sio_offer_h2(struct sio *s);
+/* Makes the client-side TLS stream s (from tls_connect_sio, handshake
+ * not started) offer the ALPN protocols `protos` (RFC 7301 wire format:
+ * length-prefixed names, in order of preference). Returns 0, -EINVAL for
+ * a plain stream, or -ENOMEM. */
+int tls_client_offer_alpn(struct sio *s, const unsigned char *protos, unsigned len);
 /* Makes ALPN offer h2 before http/1.1 (a listener with http2). */
 void tls_server_offer_h2(struct tls_server *srv);
 /* Counts srv's handshakes under listener `name` (the listener label of

@@ -302,13 +302,16 @@ int tls_alpn_is_h2(const struct sio *s)
     return len == 2 && p[0] == 'h' && p[1] == '2';
 }
 
-int tls_sio_offer_h2(struct sio *s)
+int tls_client_offer_alpn(struct sio *s, const unsigned char *protos, unsigned len)
 {
-    static const unsigned char h2[] = { 2, 'h', '2' };
     if (!tls_is_tls(s))
         return -EINVAL;
-    /* SSL_set_alpn_protos returns 0 on success (unlike most of OpenSSL) */
-    return SSL_set_alpn_protos(((struct tls_conn *)s->impl)->ssl, h2, sizeof(h2)) == 0 ? 0 : -ENOMEM;
+    /* SSL_set_alpn_protos returns 0 on success, unlike most of OpenSSL */
+    if (SSL_set_alpn_protos(((struct tls_conn *)s->impl)->ssl, protos, len) != 0) {
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 int tls_server_name(const struct sio *s, char *out, size_t out_size)

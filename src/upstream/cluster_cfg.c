@@ -158,10 +158,70 @@ int cluster_cfg_parse_failures(struct cfg_ctx *ctx, yaml_node_t *v, const char *
 
 /* ---- cluster.health_check ------------------------------------------------ */
 
+/* The keys of the health_check map, in cluster_cfg_hc_keys' order, and
+ * per type the keys that only some types take: a key a type does not use
+ * is an error rather than silently ignored. */
+enum cluster_cfg_hc_key {
+    HC_KEY_TYPE, HC_KEY_PATH, HC_KEY_METHOD, HC_KEY_HOST, HC_KEY_EXPECT_STATUS, HC_KEY_EXPECT_BODY,
+    HC_KEY_SERVICE, HC_KEY_AUTHORITY, HC_KEY_INTERVAL, HC_KEY_TIMEOUT, HC_KEY_JITTER, HC_KEY_RISE,
+    HC_KEY_FALL,
+};
+#define HC_KEY(k) (1u << (k))
+#define HC_KEYS_HTTP (HC_KEY(HC_KEY_PATH) | HC_KEY(HC_KEY_METHOD) | HC_KEY(HC_KEY_HOST) | \
+                      HC_KEY(HC_KEY_EXPECT_STATUS) | HC_KEY(HC_KEY_EXPECT_BODY))
+#define HC_KEYS_GRPC (HC_KEY(HC_KEY_SERVICE) | HC_KEY(HC_KEY_AUTHORITY))
+
+#define HC_KEYS_TYPED (HC_KEYS_HTTP | HC_KEYS_GRPC)
+
+static const char *const cluster_cfg_hc_type_names[] = {
+#define CFG_NAME(e, s) s,
+    CFG_HC_TYPE_LIST(CFG_NAME)
+#undef CFG_NAME
+};
+
+/* Per check type, the type-specific keys it takes. tcp takes the http
+ * keys too (ignored), for the configurations written before the keys were
+ * checked. */
+static const uint32_t cluster_cfg_hc_type_keys[CFG_HC_TYPE_COUNT] = {
+    [CFG_HC_HTTP] = HC_KEYS_HTTP,
+    [CFG_HC_TCP] = HC_KEYS_HTTP,
+    [CFG_HC_GRPC] = HC_KEYS_GRPC,
+};
+
 static int cluster_cfg_hc_type(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
-    static const char *const names[] = { "http", "tcp" };
-    return cfg_parse_enum(ctx, v, "health check type", names, 2, &((struct cfg_health_check *)obj)->tcp);
+    int t;
+    int rc = cfg_parse_enum(ctx, v, "health check type", cluster_cfg_hc_type_names,
+                            CFG_ARRAY_SIZE(cluster_cfg_hc_type_names), &t);
+    if (rc == 0)
+        ((struct cfg_health_check *)obj)->type = (enum cfg_hc_type)t;
+    return rc;
+}
+
+/* A gRPC service name: printable, no spaces (it travels in a protobuf
+ * string and is logged). */
+static int cluster_cfg_hc_service(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_health_check *hc = obj;
+    int rc = cfg_dup_text(ctx, v, "health check service", &hc->service);
+    if (rc == 0 && strlen(hc->service) > CFG_HC_SERVICE_MAX)
+        return cfg_fail(ctx, v, "health check service is longer than %d bytes", CFG_HC_SERVICE_MAX);
+    for (const char *p = hc->service; rc == 0 && *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return cfg_fail(ctx, v, "health check service must not contain spaces or control bytes");
+    return rc;
+}
+
+static int cluster_cfg_hc_authority(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    struct cfg_health_check *hc = obj;
+    int rc = cfg_dup_text(ctx, v, "health check authority", &hc->authority);
+    if (rc == 0 && !hc->authority[0])
+        return cfg_fail(ctx, v, "health check authority must not be empty");
+    for (const char *p = hc->authority; rc == 0 && *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '/')
+            return cfg_fail(ctx, v, "health check authority must be a host name, optionally with :port");
+    return rc;
 }
 
 static int cluster_cfg_hc_path(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
@@ -212,6 +272,8 @@ static const struct cfg_key cluster_cfg_hc_keys[] = {
     CFG_FUNC("host", cluster_cfg_hc_host, false),
     CFG_FUNC("expect_status", cluster_cfg_hc_status, false),
     CFG_FUNC("expect_body", cluster_cfg_hc_body, false),
+    CFG_FUNC("service", cluster_cfg_hc_service, false),
+    CFG_FUNC("authority", cluster_cfg_hc_authority, false),
     CFG_FIELD("interval", CFG_KIND_DURATION, struct cfg_health_check, interval_ms, 10, CFG_MAX_DURATION_MS),
     CFG_FIELD("timeout", CFG_KIND_DURATION, struct cfg_health_check, timeout_ms, 1, CFG_MAX_DURATION_MS),
     CFG_FIELD("jitter", CFG_KIND_DURATION, struct cfg_health_check, jitter_ms, 0, CFG_MAX_DURATION_MS),
@@ -219,6 +281,8 @@ static const struct cfg_key cluster_cfg_hc_keys[] = {
     CFG_FIELD("fall", CFG_KIND_UINT, struct cfg_health_check, fall, 1, 100),
 };
 CFG_MAP_DEFINE(cluster_cfg_hc_map, "health_check", cluster_cfg_hc_keys);
+_Static_assert(CFG_ARRAY_SIZE(cluster_cfg_hc_keys) == HC_KEY_FALL + 1,
+               "enum cluster_cfg_hc_key follows cluster_cfg_hc_keys");
 
 static int cluster_cfg_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
 {
@@ -233,7 +297,11 @@ static int cluster_cfg_health_check(struct cfg_ctx *ctx, yaml_node_t *v, void *o
     int rc = cfg_parse_map(ctx, v, &cluster_cfg_hc_map, hc, values);
     if (rc < 0)
         return rc;
-    if (!values[4]) /* expect_status */
+    for (unsigned k = 0; k < CFG_ARRAY_SIZE(cluster_cfg_hc_keys); k++)
+        if (values[k] && (HC_KEYS_TYPED & HC_KEY(k)) && !(cluster_cfg_hc_type_keys[hc->type] & HC_KEY(k)))
+            return cfg_fail(ctx, values[k], "health check key '%s' does not apply to type %s",
+                            cluster_cfg_hc_keys[k].name, cluster_cfg_hc_type_names[hc->type]);
+    if (!values[HC_KEY_EXPECT_STATUS])
         for (int st = 200; st <= 399; st++)
             hc->expect_status.bits[st / 64] |= 1ULL << (st % 64);
     if (hc->jitter_ms == UINT64_MAX)
@@ -726,6 +794,8 @@ static void cluster_cfg_free_one(struct cfg_cluster *c)
     free(c->health_check.method);
     free(c->health_check.host);
     free(c->health_check.expect_body);
+    free(c->health_check.service);
+    free(c->health_check.authority);
     free(c->resolve.srv);
     for (size_t i = 0; i < c->n_endpoints; i++) {
         free(c->endpoints[i].address);

@@ -78,10 +78,26 @@ static inline int cfg_status_in(const struct cfg_status_set *set, int status)
     return (int)((set->bits[status / 64] >> (status % 64)) & 1);
 }
 
+/* health_check.type: what a check does (upstream/health.c has a row per
+ * type). http: a request and its status; tcp: a connect (and the TLS
+ * handshake); grpc: the standard grpc.health.v1 Check over HTTP/2. */
+#define CFG_HC_TYPE_LIST(X) \
+    X(CFG_HC_HTTP, "http") \
+    X(CFG_HC_TCP, "tcp") \
+    X(CFG_HC_GRPC, "grpc")
+
+#define CFG_HC_TYPE_MEMBER(e, s) e,
+enum cfg_hc_type { CFG_HC_TYPE_LIST(CFG_HC_TYPE_MEMBER) CFG_HC_TYPE_COUNT };
+#undef CFG_HC_TYPE_MEMBER
+
+#define CFG_HC_SERVICE_MAX 200 /* bytes of a grpc check's service name */
+
 /* cluster.health_check: active checks run from the main thread. */
 struct cfg_health_check {
     int enabled;
-    int tcp;                       /* type: tcp (connect only) instead of http */
+    enum cfg_hc_type type;         /* default http */
+    char *service;                 /* grpc: the service asked about, "" the whole server */
+    char *authority;               /* grpc: :authority; default the endpoint address */
     char *path;                    /* default /health */
     char *method;                  /* default GET */
     char *host;                    /* Host header; default: the endpoint address */
