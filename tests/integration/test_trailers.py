@@ -11,6 +11,7 @@ import h2.connection
 import h2.events
 
 from conftest import IO_TIMEOUT, RawClient, config, free_port
+from test_http2 import metric
 
 # Forbidden as trailers (RFC 9110 6.5.1): weir drops them.
 FORBIDDEN = (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nAuthorization: x\r\n"
@@ -343,11 +344,16 @@ def test_grpc_status_not_listed_is_not_retried(weir_factory, recording_backend):
 def test_grpc_retries_stop_at_the_limit(weir_factory, recording_backend):
     a = recording_backend(trailers_only(8))
     b = recording_backend(trailers_only(8))
-    w = grpc_weir(weir_factory, [a, b],
-                  "{ attempts: 3, on: [grpc-resource-exhausted], backoff: { base: 1ms, max: 1ms } }")
+    port, aport = free_port(), free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport,
+                            routes="""
+- cluster: app
+  retry: { attempts: 3, on: [grpc-resource-exhausted], backoff: { base: 1ms, max: 1ms } }
+"""), port=port)
     status, fields, body = grpc_call(w.port)
     assert status == 200 and fields.get("grpc-status") == "8"  # the last attempt's answer
     assert a.count + b.count == 3
+    assert metric(aport, "weir_upstream_retries_total", cluster="app", reason="grpc") == 2
 
 
 def test_grpc_status_in_real_trailers_is_not_retried(weir_factory, recording_backend):
