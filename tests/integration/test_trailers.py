@@ -118,6 +118,23 @@ def test_response_trailers_just_under_the_limit_pass(weir_factory, recording_bac
     assert data == body and section == trailers
 
 
+def test_response_trailers_through_compress(weir_factory, recording_backend):
+    """A compressed (re-framed) answer keeps its trailers."""
+    import gzip
+    body = b"text " * 2000
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + b"%x\r\n%s\r\n" % (len(body), body) + b"0\r\nX-Checksum: abc\r\n\r\n")
+    b = recording_backend(answer)
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], routes="- cluster: app\n  compress: { algorithms: [gzip] }\n"))
+    with RawClient(w.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        raw = c.read_all()
+    assert b"content-encoding: gzip" in raw.partition(b"\r\n\r\n")[0].lower()
+    data, section = dechunk(body_bytes(raw))
+    assert gzip.decompress(data) == body and section == b"X-Checksum: abc\r\n"
+
+
 # ---- requests, HTTP/1.1 ----------------------------------------------------------
 
 
