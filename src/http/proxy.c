@@ -108,6 +108,7 @@ struct client {
                                   bytes of a request are here, NULL on an idle connection */
     char *log_line; /* method and target for the access log, malloc'd only when logging */
     void **lane_owner;  /* a lane's: the h2 side's handle on it, cleared when the session ends */
+    const char *lane_subject; /* a lane's: its h2 connection's verified client certificate, or NULL */
 };
 
 /* The HTTP proxy's state on one worker (the server keeps it in wc->proto). */
@@ -366,6 +367,7 @@ static void client_free(struct client *c)
 {
     struct wctx *wc = c->wc;
     struct wlistener *wl = c->wl;
+    int lane = c->lane;
     if (c->lane_owner)
         *c->lane_owner = NULL;
     upstream_detach(c, 0);
@@ -397,7 +399,7 @@ static void client_free(struct client *c)
     } else {
         free(c);
     }
-    if (!c->lane)
+    if (!lane) /* c may be freed by now */
         server_conn_close(wc, wl);
 }
 
@@ -678,8 +680,12 @@ static void proxy_keep_log_line(struct client *c, const struct http_msg *msg)
     if (!line)
         return;
     c->log_line = line;
-    snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/1.%d", (int)mlen, msg->method_str.p,
-             (int)tlen, msg->target.p, msg->version_minor);
+    if (c->lane) /* the stream's own protocol, not the lane's HTTP/1.1 */
+        snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/2.0", (int)mlen, msg->method_str.p, (int)tlen,
+                 msg->target.p);
+    else
+        snprintf(line, mlen + tlen + 16, "%.*s %.*s HTTP/1.%d", (int)mlen, msg->method_str.p,
+                 (int)tlen, msg->target.p, msg->version_minor);
 }
 
 /* Switches a connection to the worker's newest snapshot between requests. */
@@ -859,7 +865,7 @@ static void proxy_start_request(struct client *c, struct http_msg *msg, size_t h
 {
     proxy_reset_request(c, msg);
     txn_begin(c->txn, c, c->wc, msg);
-    const char *subject = tls_peer_subject(&c->cio);
+    const char *subject = c->lane ? c->lane_subject : tls_peer_subject(&c->cio);
     if (subject) /* a verified client certificate: the identity until an auth step says otherwise */
         c->txn->identity = (struct http_slice){ subject, strlen(subject) };
     if (c->lst->redirect_https_port) {
@@ -2450,9 +2456,11 @@ static void client_update_watchers(struct client *c)
         cev = out_pending ? 0 : EV_READ;
         break;
     }
-    cev = sio_events(&c->cio, cev != 0, out_pending && !c->c_writable);
-    io_update(loop, &c->io, c->cio.fd, cev, c->io.fd == c->cio.fd && c->c_registered);
-    c->c_registered = 1;
+    if (!c->lane) { /* a lane has no fd: it wakes the session itself (proxy_lane_wake) */
+        cev = sio_events(&c->cio, cev != 0, out_pending && !c->c_writable);
+        io_update(loop, &c->io, c->cio.fd, cev, c->io.fd == c->cio.fd && c->c_registered);
+        c->c_registered = 1;
+    }
 
     if (c->up_state == US_CONNECTING) {
         uev = EV_WRITE;
@@ -2498,6 +2506,8 @@ static void client_pump(struct client *c)
         /* fairness: yield to other sessions; the watchers (level-triggered)
          * bring us back to what is still ready */
         c->c_readable = c->c_writable = c->u_readable = c->u_writable = 0;
+        if (c->lane && !c->closing) /* no level-triggered watcher for a lane: come back */
+            ev_feed_event(client_loop(c), &c->io, EV_READ | EV_WRITE);
     }
     if (c->closing) {
         client_free(c);
@@ -2650,22 +2660,30 @@ void proxy_start(struct wctx *wc, struct wlistener *wl, int fd, const struct soc
     client_begin(c, wc->snap, lst, wl, client_ip);
 }
 
-int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, int fd,
-                     const char *client_ip, void **handle)
+int proxy_start_lane(struct wctx *wc, struct snapshot *snap, const struct cfg_listener *lst, const struct sio *s,
+                     const char *client_ip, const char *subject, void **handle)
 {
     struct client *c = proxy_hw(wc) ? client_get(wc) : NULL;
     if (!c) {
-        close(fd);
+        struct sio dead = *s;
+        sio_close(&dead);
         return -ENOMEM;
     }
     c->wc = wc;
     c->lane = 1;
     c->h2_checked = 1;
     c->lane_owner = handle;
+    c->lane_subject = subject;
     *handle = c;
-    sio_init_plain(&c->cio, fd);
+    c->cio = *s;
     client_begin(c, snap, lst, NULL, client_ip);
     return 0;
+}
+
+void proxy_lane_wake(void *handle, int events)
+{
+    struct client *c = handle;
+    ev_feed_event(client_loop(c), &c->io, events);
 }
 
 void proxy_lane_end(void *handle)
@@ -2674,6 +2692,14 @@ void proxy_lane_end(void *handle)
     c->lane_owner = NULL;
     c->closing = 1;
     client_pump(c);
+}
+
+void proxy_lane_forget(void *handle)
+{
+    struct client *c = handle;
+    c->lane_owner = NULL;
+    c->lane_subject = NULL; /* the h2 connection's: it goes too */
+    c->cio.impl = NULL; /* sio_close leaves the lane alone */
 }
 
 /* The rest of a session's start, over c->cio: counted (or not) by the caller. */

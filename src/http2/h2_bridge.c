@@ -3,7 +3,7 @@
  *
  *   HEADERS ─> fields collected ─> "METHOD path HTTP/1.1", Host, fields,
  *              cookies joined,     Content-Length or chunked ─> lane.out ─┐
- *   DATA ────> (chunk framing) ────────────────────────────> lane.out ──┤ socketpair
+ *   DATA ────> (chunk framing) ────────────────────────────> lane.out ──┤ in memory
  *                                                                       ▼
  *                                                  proxy session (http/proxy.c)
  *   HEADERS <─ :status + fields (hop-by-hop dropped) <─ head ─┐          │
@@ -13,8 +13,16 @@
  * (nghttp2_session_consume) only when lane.out is below H2_LANE_HWM; the
  * lane is read only while lane.in is below it, and lane.in is decoded into
  * lane.body only while that is below it, so a slow client stops the
- * proxy session through the socket buffers. An answer without a body
- * waiting makes the data provider defer; new bytes resume it.
+ * proxy session: its writes to the lane fail with EAGAIN while lane.in is
+ * at H2_LANE_HWM, and it is woken once lane.in drains. An answer without a
+ * body waiting makes the data provider defer; new bytes resume it.
+ *
+ * The lane is no socket: the session's struct sio (h2_lane_sio_ops) reads
+ * lane.out and appends to lane.in, and each side wakes the other by
+ * feeding an event to its watcher (proxy_lane_wake, lane.io), so the other
+ * side runs on the same loop turn, never inside the caller. The session
+ * reads EAGAIN from an empty lane.out and end of stream once the lane is
+ * gone; the lane sees the session's end (peer_eof) after what it wrote.
  *
  * A lane whose exchange ended cleanly (request and answer complete,
  * persistent) is kept idle for the next stream of the same connection; a
@@ -31,12 +39,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "core/log.h"
 #include "http/http_trailers.h"
 #include "http/proxy.h"
+#include "tls/tls.h"
 
 int h2_bytes_add(struct h2_bytes *b, const void *d, size_t n)
 {
@@ -125,66 +132,154 @@ static void h2_lane_reset(struct h2_lane *l, int32_t sid)
     l->reusable = 1;
 }
 
-/* Watches the lane fd for what it can do now. */
-static void h2_lane_watch(struct h2_lane *l)
+/* Wakes the session for what it waited on that the lane now allows. */
+static void h2_lane_kick(struct h2_lane *l)
 {
-    int ev = 0;
-    if (!l->eof && h2_bytes_size(&l->in) < H2_LANE_HWM)
-        ev |= EV_READ;
-    if (h2_bytes_size(&l->out) > 0)
-        ev |= EV_WRITE;
-    if (l->watching && (l->io.events & (EV_READ | EV_WRITE)) == ev)
+    if (!l->session)
         return;
-    ev_io_stop(h2_lane_loop(l), &l->io);
-    l->watching = 0;
-    if (ev) {
-        ev_io_set(&l->io, l->fd, ev);
-        ev_io_start(h2_lane_loop(l), &l->io);
-        l->watching = 1;
+    int ev = 0;
+    if (l->sess_rd_wait && h2_bytes_size(&l->out) > 0)
+        ev |= EV_READ;
+    if (l->sess_wr_wait && h2_bytes_size(&l->in) < H2_LANE_HWM)
+        ev |= EV_WRITE;
+    if (!ev)
+        return;
+    if (ev & EV_READ)
+        l->sess_rd_wait = 0;
+    if (ev & EV_WRITE)
+        l->sess_wr_wait = 0;
+    proxy_lane_wake(l->session, ev);
+}
+
+/* ---- the session's side: a struct sio over the lane's buffers ------------ */
+
+/* Tells the lane (on this loop turn) that its session wrote, read or ended. */
+static void h2_lane_notify(struct h2_lane *l, int events)
+{
+    if (!l->closing)
+        ev_feed_event(h2_lane_loop(l), &l->io, events);
+}
+
+static ssize_t h2_lane_sio_read(struct sio *s, void *buf, size_t len)
+{
+    struct h2_lane *l = s->impl;
+    if (!l)
+        return 0; /* the lane is gone: the client went away */
+    size_t n = h2_bytes_size(&l->out);
+    if (n == 0) {
+        l->sess_rd_wait = 1;
+        return -EAGAIN;
     }
+    if (n > len)
+        n = len;
+    memcpy(buf, h2_bytes_data(&l->out), n);
+    h2_bytes_take(&l->out, n);
+    if (h2_bytes_size(&l->out) == 0)
+        l->sess_rd_wait = 1; /* a short read tells the session the stream is drained */
+    if (l->unconsumed && h2_bytes_size(&l->out) < H2_LANE_HWM)
+        h2_lane_notify(l, EV_WRITE); /* the request's window may open */
+    return (ssize_t)n;
+}
+
+static ssize_t h2_lane_sio_writev(struct sio *s, const struct iovec *iov, int iovcnt)
+{
+    struct h2_lane *l = s->impl;
+    if (!l || l->peer_eof)
+        return -EPIPE;
+    size_t room = H2_LANE_HWM > h2_bytes_size(&l->in) ? H2_LANE_HWM - h2_bytes_size(&l->in) : 0;
+    size_t done = 0;
+    for (int i = 0; i < iovcnt && room > 0; i++) {
+        size_t n = iov[i].iov_len < room ? iov[i].iov_len : room;
+        if (h2_bytes_add(&l->in, iov[i].iov_base, n))
+            return done ? (ssize_t)done : -ENOMEM;
+        done += n;
+        room -= n;
+    }
+    size_t want = 0;
+    for (int i = 0; i < iovcnt; i++)
+        want += iov[i].iov_len;
+    if (done < want)
+        l->sess_wr_wait = 1; /* a short write tells the session the stream is full */
+    if (done == 0)
+        return want ? -EAGAIN : 0;
+    h2_lane_notify(l, EV_READ);
+    return (ssize_t)done;
+}
+
+static int h2_lane_sio_shutdown(struct sio *s)
+{
+    struct h2_lane *l = s->impl;
+    if (l && !l->peer_eof) {
+        l->peer_eof = 1;
+        h2_lane_notify(l, EV_READ);
+    }
+    return 0;
+}
+
+static void h2_lane_sio_close(struct sio *s)
+{
+    struct h2_lane *l = s->impl;
+    if (l) {
+        l->session = NULL;
+        l->sess_rd_wait = l->sess_wr_wait = 0;
+        if (!l->peer_eof) {
+            l->peer_eof = 1;
+            h2_lane_notify(l, EV_READ);
+        }
+    }
+    s->impl = NULL;
+}
+
+static const struct sio_ops h2_lane_sio_ops = {
+    .read = h2_lane_sio_read,
+    .writev = h2_lane_sio_writev,
+    .shutdown = h2_lane_sio_shutdown,
+    .close = h2_lane_sio_close,
+};
+
+void h2_lane_sio_init(struct h2_lane *l, struct sio *s)
+{
+    *s = (struct sio){ .ops = &h2_lane_sio_ops, .impl = l, .fd = -1, .rd_want = SIO_WANT_READ,
+                       .wr_want = SIO_WANT_WRITE };
 }
 
 static struct h2_lane *h2_lane_new(struct h2_conn *hc)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
-        log_warn("http2: cannot make a lane: %s", strerror(errno));
-        return NULL;
-    }
     struct h2_lane *l = calloc(1, sizeof(*l));
-    if (!l) {
-        close(sv[0]);
-        close(sv[1]);
+    if (!l)
         return NULL;
-    }
-    if (proxy_start_lane(hc->wc, hc->snap, hc->lst, sv[1], hc->client_ip, &l->session) != 0) {
-        close(sv[0]);
-        free(l);
-        return NULL;
-    }
     l->hc = hc;
-    l->fd = sv[0];
-    ev_io_init(&l->io, h2_lane_io_cb, l->fd, EV_READ);
+    ev_init(&l->io, h2_lane_io_cb);
     l->io.data = l;
     l->next = hc->lanes;
     if (hc->lanes)
         hc->lanes->prev = l;
     hc->lanes = l;
     hc->n_lanes++;
+    struct sio s;
+    h2_lane_sio_init(l, &s);
+    if (proxy_start_lane(hc->wc, hc->snap, hc->lst, &s, hc->client_ip, tls_peer_subject(&hc->sio), &l->session) !=
+        0) {
+        l->session = NULL;
+        h2_lane_close(l, 0);
+        return NULL;
+    }
     return l;
 }
 
 struct h2_lane *h2_lane_get(struct h2_conn *hc, int32_t sid)
 {
     struct h2_lane *l;
-    for (l = hc->lanes; l; l = l->next)
-        if (l->sid == 0 && !l->eof)
-            break;
+    while ((l = hc->idle_lanes) != NULL) {
+        hc->idle_lanes = l->idle_next;
+        l->idle = 0;
+        if (!l->eof && !l->peer_eof && l->session)
+            break; /* else its session's end is on its way to close it */
+    }
     if (!l && !(l = h2_lane_new(hc)))
         return NULL;
     h2_lane_reset(l, sid);
     hc->n_active++;
-    h2_lane_watch(l);
     return l;
 }
 
@@ -208,12 +303,23 @@ void h2_lane_close(struct h2_lane *l, int rst)
     if (l->unconsumed)
         nghttp2_session_consume_connection(hc->ng, l->unconsumed);
     h2_lane_detach(l);
-    if (h2_lane_loop(l)) { /* NULL after the worker's loop ended (its sessions go with the worker) */
-        ev_io_stop(h2_lane_loop(l), &l->io);
+    l->closing = 1;
+    if (h2_lane_loop(l)) {
         if (l->session)
             proxy_lane_end(l->session); /* now: the worker may stop once hc is gone */
+        ev_io_stop(h2_lane_loop(l), &l->io); /* drops an event the session fed */
+    } else if (l->session) {
+        /* the worker's loop ended: its cleanup frees the session later,
+         * which must then not reach this lane */
+        proxy_lane_forget(l->session);
     }
-    close(l->fd);
+    l->session = NULL;
+    for (struct h2_lane **p = &hc->idle_lanes; l->idle && *p; p = &(*p)->idle_next) {
+        if (*p == l) {
+            *p = l->idle_next;
+            break;
+        }
+    }
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -253,7 +359,9 @@ void h2_lane_stream_closed(struct h2_lane *l, uint32_t error_code)
     h2_bytes_shrink(&l->in);
     h2_bytes_shrink(&l->body);
     h2_bytes_shrink(&l->tail);
-    h2_lane_watch(l);
+    l->idle_next = hc->idle_lanes;
+    hc->idle_lanes = l;
+    l->idle = 1;
 }
 
 /* ---- request: HTTP/2 -> HTTP/1.1 ----------------------------------------- */
@@ -345,19 +453,14 @@ int h2_lane_trailer(struct h2_lane *l, const uint8_t *name, size_t nlen, const u
     return 0;
 }
 
-/* Writes what lane.out holds; gives request bytes back to the client's
- * window once the lane has room. 0, or negative when the lane broke. */
+/* Offers what lane.out holds to the session; gives request bytes back to
+ * the client's window once the lane has room. 0, or negative when the
+ * lane broke. */
 static int h2_lane_write(struct h2_lane *l)
 {
-    while (h2_bytes_size(&l->out) > 0) {
-        ssize_t n = send(l->fd, h2_bytes_data(&l->out), h2_bytes_size(&l->out), MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            return -errno;
-        }
-        h2_bytes_take(&l->out, (size_t)n);
-    }
+    if (h2_bytes_size(&l->out) > 0 && !l->session)
+        return -EPIPE;
+    h2_lane_kick(l);
     if (l->unconsumed && l->sid && h2_bytes_size(&l->out) < H2_LANE_HWM) {
         nghttp2_session_consume(l->hc->ng, l->sid, l->unconsumed);
         l->unconsumed = 0;
@@ -399,7 +502,6 @@ int h2_lane_request_head(struct h2_lane *l, int end_stream)
     l->req_done = end_stream != 0;
     if (h2_lane_write(l) != 0)
         return -EPIPE;
-    h2_lane_watch(l);
     return 0;
 }
 
@@ -419,7 +521,6 @@ int h2_lane_request_data(struct h2_lane *l, const uint8_t *data, size_t len)
     }
     if (h2_lane_write(l) != 0)
         return -EPIPE;
-    h2_lane_watch(l);
     return 0;
 }
 
@@ -436,7 +537,6 @@ int h2_lane_request_end(struct h2_lane *l)
         return -ENOMEM;
     if (h2_lane_write(l) != 0)
         return -EPIPE;
-    h2_lane_watch(l);
     return 0;
 }
 
@@ -660,31 +760,13 @@ ssize_t h2_lane_data_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t l
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     } else if (n == 0) {
         l->deferred = 1;
-        h2_lane_watch(l);
+        h2_lane_kick(l);
         return NGHTTP2_ERR_DEFERRED;
     }
-    h2_lane_watch(l);
+    if (n > 0 && l->hc->wu_credit < H2_WU_CREDIT_MAX)
+        l->hc->wu_credit += 2; /* the client may answer this DATA frame with a stream and a connection update */
+    h2_lane_kick(l);
     return (ssize_t)n;
-}
-
-/* Reads the lane: 0, or negative when it broke. */
-static int h2_lane_read(struct h2_lane *l)
-{
-    char tmp[16384];
-    while (!l->eof && h2_bytes_size(&l->in) < H2_LANE_HWM) {
-        ssize_t n = read(l->fd, tmp, sizeof(tmp));
-        if (n < 0)
-            return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-        if (n == 0) {
-            l->eof = 1;
-            break;
-        }
-        if (h2_bytes_add(&l->in, tmp, (size_t)n))
-            return -ENOMEM;
-        if ((size_t)n < sizeof(tmp))
-            break; /* drained, most likely: the level-triggered watcher says if not */
-    }
-    return 0;
 }
 
 /* A lane event: the proxy session wrote or took bytes, or went away. */
@@ -693,13 +775,11 @@ static void h2_lane_event(struct h2_lane *l, int revents)
     int rc = 0;
     if (revents & EV_WRITE)
         rc = h2_lane_write(l);
-    if (rc == 0 && (revents & EV_READ))
-        rc = h2_lane_read(l);
+    if (l->peer_eof) /* what it wrote is all in lane.in already */
+        l->eof = 1;
     if (l->sid == 0) { /* idle: anything but silence ends it */
         if (rc < 0 || l->eof || h2_bytes_size(&l->in) > 0)
             h2_lane_close(l, 0);
-        else
-            h2_lane_watch(l);
         return;
     }
     if (rc == 0)
@@ -712,7 +792,7 @@ static void h2_lane_event(struct h2_lane *l, int revents)
         h2_lane_close(l, 1);
         return;
     }
-    h2_lane_watch(l);
+    h2_lane_kick(l);
 }
 
 static void h2_lane_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -721,5 +801,5 @@ static void h2_lane_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct h2_lane *l = w->data;
     struct h2_conn *hc = l->hc;
     h2_lane_event(l, revents);
-    h2_conn_pump(hc);
+    h2_conn_schedule(hc);
 }

@@ -18,6 +18,7 @@
 
 #define H2_LANE_HWM (64u << 10)   /* bytes buffered per lane direction before back-pressure */
 #define H2_OUT_HWM (64u << 10)    /* frames buffered for the client before we stop reading */
+#define H2_WU_CREDIT_MAX 4096u     /* WINDOW_UPDATEs owed at most (for DATA frames sent) */
 
 /* The attacks counted in weir_http2_attacks_total{listener,kind}. */
 #define H2_ATTACK_LIST(X)                                   \
@@ -63,13 +64,14 @@ void h2_bytes_free(struct h2_bytes *b);
 
 struct h2_conn;
 
-/* One lane: a socketpair whose other end is a proxy session. Carries one
- * stream at a time (sid), then waits (idle) for the next. */
+/* One lane: an in-memory stream whose other end is a proxy session (its
+ * struct sio reads lane.out and appends to lane.in; no fd, no syscall).
+ * Carries one stream at a time (sid), then waits (idle) for the next. */
 struct h2_lane {
     struct h2_conn *hc;
     struct h2_lane *prev, *next;   /* hc->lanes */
-    ev_io io;
-    int fd;
+    struct h2_lane *idle_next;     /* hc->idle_lanes, while idle */
+    ev_io io;                      /* never started: the session feeds it events (its writes, reads, end) */
     void *session;                 /* the proxy session on the other end (NULL once it ended) */
     int32_t sid;                   /* the stream carried, 0: idle */
     struct h2_bytes out;           /* request bytes for the proxy session */
@@ -85,7 +87,12 @@ struct h2_lane {
     ev_tstamp stall_since;         /* data pending on a zero window since, 0: not */
     uint8_t resp_kind;             /* enum http_body_kind */
     unsigned has_cl : 1, req_chunked : 1, req_done : 1, head_sent : 1, resp_done : 1;
-    unsigned eof : 1, deferred : 1, reusable : 1, is_head : 1, watching : 1;
+    unsigned eof : 1, deferred : 1, reusable : 1, is_head : 1;
+    unsigned peer_eof : 1;         /* the session shut its side or ended: lane.in is all there is */
+    unsigned sess_rd_wait : 1;     /* the session found lane.out empty: wake it on new bytes */
+    unsigned sess_wr_wait : 1;     /* the session found lane.in full: wake it when it drains */
+    unsigned closing : 1;          /* h2_lane_close is ending the session: it sends no events */
+    unsigned idle : 1;             /* on hc->idle_lanes */
     unsigned trailers_over : 1;    /* the request's trailers exceeded HTTP_TRAILERS_MAX: none sent */
 };
 
@@ -112,9 +119,11 @@ struct h2_conn {
     struct sio sio;
     ev_io io;
     ev_timer tick;
+    ev_prepare flush;              /* never started: h2_conn_schedule feeds it (one pump per turn) */
     nghttp2_session *ng;
     struct h2_bytes out;           /* frames for the client, not yet written */
     struct h2_lane *lanes;
+    struct h2_lane *idle_lanes;    /* lanes kept for the next streams, last kept first */
     unsigned n_lanes, n_active;
     uint8_t readable, writable;
     unsigned closing : 1;          /* GOAWAY queued: write it, then close */
@@ -123,6 +132,7 @@ struct h2_conn {
     ev_tstamp idle_since, closing_since, win_start;
     uint32_t win[H2_ATTACK_COUNT]; /* frames of each kind in the current second */
     uint32_t block_frames;         /* CONTINUATION frames of the header block being read */
+    uint32_t wu_credit;            /* WINDOW_UPDATEs owed for DATA we sent: not counted as control */
     uint64_t block_bytes;
     struct metric_series *m_attacks, *m_streams;
     char client_ip[48];
@@ -134,12 +144,15 @@ void h2_conn_attack(struct h2_conn *hc, enum h2_attack kind);
 /* Reads, writes and closes as the connection's state says (not from
  * inside nghttp2's callbacks). */
 void h2_conn_pump(struct h2_conn *hc);
+/* Pumps hc once the other work of this loop turn is done: the answers the
+ * lanes gave on it go out in one write. */
+void h2_conn_schedule(struct h2_conn *hc);
 /* Makes hc->ng (options, callbacks, SETTINGS queued). 0 or -ENOMEM. */
 int h2_conn_session(struct h2_conn *hc);
 
 /* h2_bridge.c */
-/* An idle lane of hc, or a new one (a socketpair with a proxy session on
- * its other end), for stream sid. NULL when none can be made. */
+/* An idle lane of hc, or a new one (with a proxy session on its other
+ * end), for stream sid. NULL when none can be made. */
 struct h2_lane *h2_lane_get(struct h2_conn *hc, int32_t sid);
 /* One field of the request's trailing HEADERS: kept for the last-chunk
  * when allowed as a trailer (http_trailers.h), within HTTP_TRAILERS_MAX.
@@ -168,6 +181,10 @@ int h2_lane_process(struct h2_lane *l);
  * line) as nghttp2 fields pointing into p, names lowercased in place,
  * connection-specific ones left out. Returns how many (<= max). */
 size_t h2_trailer_fields(char *p, size_t n, nghttp2_nv *nv, size_t max);
+/* Makes s the session's end of lane l: reads take lane.out, writes append
+ * to lane.in up to H2_LANE_HWM (then -EAGAIN), shutdown and close are the
+ * session's end of stream; each wakes the lane through lane.io. */
+void h2_lane_sio_init(struct h2_lane *l, struct sio *s);
 /* Whether data is waiting for the client's window (for the stall check). */
 int h2_lane_pending(const struct h2_lane *l);
 

@@ -174,8 +174,14 @@ static int h2_on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, vo
         if (!(hd->flags & NGHTTP2_FLAG_ACK))
             h2_conn_count(hc, H2_ATTACK_PING, c->max_control);
         break;
-    case NGHTTP2_PRIORITY:
     case NGHTTP2_WINDOW_UPDATE:
+        if (hc->wu_credit > 0) { /* a client giving back the window our DATA used */
+            hc->wu_credit--;
+            break;
+        }
+        h2_conn_count(hc, H2_ATTACK_CONTROL, 10 * c->max_control);
+        break;
+    case NGHTTP2_PRIORITY:
         h2_conn_count(hc, H2_ATTACK_CONTROL, 10 * c->max_control);
         break;
     default:
@@ -307,6 +313,7 @@ static void h2_conn_free(struct h2_conn *hc)
     if (loop) {
         ev_io_stop(loop, &hc->io);
         ev_timer_stop(loop, &hc->tick);
+        ev_prepare_stop(loop, &hc->flush); /* drops a fed event */
     }
     nghttp2_session_del(hc->ng);
     sio_close(&hc->sio);
@@ -431,6 +438,21 @@ void h2_conn_pump(struct h2_conn *hc)
     h2_conn_watch(hc);
 }
 
+static void h2_conn_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    h2_conn_pump(w->data);
+}
+
+/* hc->flush is never started: an event fed to it at the lowest priority
+ * runs once the sessions and lanes woken on this loop turn have run (libev
+ * invokes higher priorities first, and again after each feed). */
+void h2_conn_schedule(struct h2_conn *hc)
+{
+    ev_feed_event(hc->wc->worker.loop, &hc->flush, EV_CUSTOM);
+}
+
 static void h2_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -551,6 +573,9 @@ int h2_server_adopt(struct wctx *wc, struct wlistener *wl, struct snapshot *snap
     tick = tick > 1.0 ? 1.0 : tick < 0.05 ? 0.05 : tick;
     ev_timer_init(&hc->tick, h2_conn_tick_cb, tick, tick);
     hc->tick.data = hc;
+    ev_prepare_init(&hc->flush, h2_conn_flush_cb);
+    ev_set_priority(&hc->flush, EV_MINPRI);
+    hc->flush.data = hc;
     hc->next = w->conns;
     if (w->conns)
         w->conns->prev = hc;

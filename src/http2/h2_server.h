@@ -1,6 +1,6 @@
 /* h2_server: HTTP/2 from clients (RFC 9113) with nghttp2, bridged to the
- * HTTP/1.1 proxy session: each stream is carried over a "lane" (a unix
- * socketpair) to an ordinary proxy session (http/proxy.c), so it takes the
+ * HTTP/1.1 proxy session: each stream is carried over a "lane" (an
+ * in-memory stream, h2_bridge.c) to an ordinary proxy session (http/proxy.c), so it takes the
  * same routes, steps, clusters, retries, cache and metrics. */
 #ifndef WEIR_HTTP2_H2_SERVER_H
 #define WEIR_HTTP2_H2_SERVER_H

@@ -6,10 +6,13 @@
  *    drained after each piece. The harness has no proxy worker, so every
  *    stream is refused: this covers the frame handling, the attack
  *    counters and the GOAWAYs, not the lanes' I/O.
- * 2. The same bytes, as the HTTP/1.1 answer a lane reads, go through the
- *    answer parser and body decoder (h2_bridge.c), with the lane's end of
- *    stream seen, then the body is drained and a chunked answer's
- *    trailer fields are read. */
+ * 2. The same bytes, as the HTTP/1.1 answer a session writes to its lane,
+ *    go through the lane's struct sio (h2_lane_sio_init: bounded by
+ *    H2_LANE_HWM, EAGAIN when full) in pieces sized from the input, the
+ *    answer parser and body decoder (h2_bridge.c) taking what each piece
+ *    gave, then the session's end of stream; the body is drained and a
+ *    chunked answer's trailer fields are read. */
+#include <errno.h>
 #include <ev.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -80,21 +83,45 @@ static void fuzz_answer(const uint8_t *data, size_t size, int head)
     struct h2_lane l;
     memset(&l, 0, sizeof(l));
     l.hc = &hc;
-    l.fd = -1;
+    ev_init(&l.io, NULL); /* the lane's events are fed to it, never run here */
     l.sid = 1;
     l.is_head = (unsigned)head;
     l.reusable = 1;
-    if (h2_bytes_add(&l.in, data, size) == 0) {
-        l.eof = 1;
-        if (h2_lane_process(&l) == 0 && l.head_sent) {
-            for (int i = 0; i < 64 && (h2_bytes_size(&l.body) > 0 || h2_bytes_size(&l.in) > 0); i++) {
-                size_t before = h2_bytes_size(&l.body) + h2_bytes_size(&l.in);
-                h2_bytes_take(&l.body, h2_bytes_size(&l.body) < 4096 ? h2_bytes_size(&l.body) : 4096);
-                if (h2_lane_process(&l) != 0 || h2_bytes_size(&l.body) + h2_bytes_size(&l.in) >= before)
-                    break;
-            }
+    struct sio s;
+    h2_lane_sio_init(&l, &s);
+    size_t off = 0, piece = size ? 1u + data[0] % 193u : 1;
+    int rc = 0;
+    for (int i = 0; i < 4096 && off < size && rc == 0; i++) {
+        size_t n = size - off < piece ? size - off : piece;
+        struct iovec iov[2] = { { (void *)(data + off), n / 2 }, { (void *)(data + off + n / 2), n - n / 2 } };
+        ssize_t w = sio_writev(&s, iov, 2);
+        if (w > 0) {
+            if ((size_t)w > n || h2_bytes_size(&l.in) > H2_LANE_HWM)
+                abort();
+            off += (size_t)w;
+        } else if (w != -EAGAIN) {
+            abort();
+        }
+        rc = h2_lane_process(&l);
+        if (w == -EAGAIN && h2_bytes_size(&l.in) >= H2_LANE_HWM) { /* the client takes some body */
+            if (!l.head_sent || h2_bytes_size(&l.body) == 0)
+                break; /* a head or chunk line larger than the lane: the answer is stuck */
+            h2_bytes_take(&l.body, h2_bytes_size(&l.body));
         }
     }
+    sio_close(&s); /* the session's end: what it wrote is all there is */
+    if (!l.peer_eof)
+        abort();
+    l.eof = 1;
+    if (rc == 0 && h2_lane_process(&l) == 0 && l.head_sent) {
+        for (int i = 0; i < 64 && (h2_bytes_size(&l.body) > 0 || h2_bytes_size(&l.in) > 0); i++) {
+            size_t before = h2_bytes_size(&l.body) + h2_bytes_size(&l.in);
+            h2_bytes_take(&l.body, h2_bytes_size(&l.body) < 4096 ? h2_bytes_size(&l.body) : 4096);
+            if (h2_lane_process(&l) != 0 || h2_bytes_size(&l.body) + h2_bytes_size(&l.in) >= before)
+                break;
+        }
+    }
+    ev_io_stop(hc.wc->worker.loop, &l.io); /* drops the events the writes fed */
     if (l.resp_done && h2_bytes_size(&l.tail) > 0) {
         nghttp2_nv nv[HTTP_MAX_HEADERS_HARD];
         size_t n = h2_trailer_fields(l.tail.p + l.tail.off, h2_bytes_size(&l.tail), nv, HTTP_MAX_HEADERS_HARD);

@@ -32,6 +32,7 @@ ENHANCE_YOUR_CALM = 0xB
 def pki(tmp_path_factory):
     p = Pki(str(tmp_path_factory.mktemp("pki")))
     p.issue("srv", "srv", ["a.test"])
+    p.issue("client", "alice", client=True)
     return p
 
 
@@ -66,16 +67,19 @@ def metric(aport, name, **labels):
 class H2Client:
     """One HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2)."""
 
-    def __init__(self, port, ca=None, settings=None):
+    def __init__(self, port, ca=None, settings=None, cert=None):
         sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
         self.scheme = "http"
         if ca:
             ctx = ssl.create_default_context(cafile=ca)
+            if cert:
+                ctx.load_cert_chain(*cert)
             ctx.set_alpn_protocols(["h2"])
             sock = ctx.wrap_socket(sock, server_hostname="a.test")
             assert sock.selected_alpn_protocol() == "h2"
             self.scheme = "https"
         self.sock = sock
+        self.sent = 0  # bytes given to the socket (TLS: before encryption)
         self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.c.initiate_connection()
         if settings:
@@ -86,6 +90,7 @@ class H2Client:
         data = self.c.data_to_send()
         if data:
             self.sock.sendall(data)
+            self.sent += len(data)
 
     def close(self):
         self.sock.close()
@@ -227,19 +232,8 @@ def test_h2c_get_and_post_reach_the_http11_backend(weir_factory, recording_backe
     assert metric(w.aport, "weir_http_requests_total", listener="web") == 3
 
 
-def unix_sockets(pid):
-    """How many unix sockets process pid holds (lanes are unix socket pairs)."""
-    with open("/proc/net/unix") as f:
-        inodes = {line.split()[6] for line in list(f)[1:]}
-    n = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            n += 1
-    return n
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def test_lanes_are_reused_across_streams(weir_factory, recording_backend):
@@ -247,13 +241,71 @@ def test_lanes_are_reused_across_streams(weir_factory, recording_backend):
     w = start(weir_factory, [b.addr])
     cl = H2Client(w.port)
     assert cl.get("/")["status"] == 200
-    first = unix_sockets(w.proc.pid)
+    first = open_fds(w.proc.pid)
     for _ in range(19):
         assert cl.get("/")["status"] == 200
-    # one lane (one socket pair) carried them all, not one per stream
-    assert unix_sockets(w.proc.pid) == first
+    # one lane (one session, one upstream connection) carried them all;
+    # lanes are in memory: no descriptor per stream either
+    assert open_fds(w.proc.pid) == first
     cl.close()
     assert b.count == 20 and b.connections == 1
+
+
+def test_access_log_names_http2(weir_factory, recording_backend):
+    b = recording_backend({"body": b"ok"})
+    w = start(weir_factory, [b.addr])
+    cl = H2Client(w.port)
+    assert [x["status"] for x in cl.exchange([("GET", "/x?y=1", [], b""), ("POST", "/p", [], b"abc")])] == [200, 200]
+    cl.close()
+    lines = w.wait_access_lines(2)
+    assert any('"GET /x?y=1 HTTP/2.0" 200' in l for l in lines), lines
+    assert any('"POST /p HTTP/2.0" 200' in l for l in lines), lines
+    assert not any("HTTP/1.1" in l for l in lines), lines
+
+
+class CountingSock:
+    """A socket that counts the bytes read from it."""
+
+    def __init__(self, sock):
+        self.sock, self.received = sock, 0
+
+    def sendall(self, data):
+        self.sock.sendall(data)
+
+    def recv(self, n):
+        data = self.sock.recv(n)
+        self.received += len(data)
+        return data
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("use_tls", [False, True])
+def test_bytes_counted_as_http2(weir_factory, recording_backend, pki, use_tls):
+    b = recording_backend({"body": b"x" * 3000})
+    w = start(weir_factory, [b.addr], tls=tls_yaml(pki) if use_tls else None)
+    cl = H2Client(w.port, ca=pki.ca if use_tls else None)
+    cl.sock = CountingSock(cl.sock)
+    for i in range(5):
+        r = cl.exchange([("GET", "/%d" % i, [], b""), ("POST", "/p%d" % i, [], b"y" * 100)])
+        assert [x["status"] for x in r] == [200, 200] and all(len(x["body"]) == 3000 for x in r)
+    # a PING answered: everything weir sent before it is read too
+    cl.c.ping(b"12345678")
+    cl.flush()
+    acked = False
+    for _ in range(100):
+        for ev in cl.c.receive_data(cl.sock.recv(65536)):
+            acked |= isinstance(ev, h2.events.PingAckReceived)
+        if acked:
+            break
+    assert acked
+    # the HTTP/2 bytes of the connection (TLS: the plaintext, as for
+    # HTTP/1.1), the preface included, not the lanes' HTTP/1.1 ones
+    wait_until(lambda: metric(w.aport, "weir_bytes_received_total", listener="web") == cl.sent,
+               what="weir_bytes_received_total to be %d" % cl.sent)
+    assert metric(w.aport, "weir_bytes_sent_total", listener="web") == cl.sock.received
+    cl.close()
 
 
 def test_curl_prior_knowledge_and_tls_alpn(weir_factory, recording_backend, pki):
@@ -277,6 +329,25 @@ def test_curl_prior_knowledge_and_tls_alpn(weir_factory, recording_backend, pki)
     assert r.stdout == "tls-body\n2", r.stderr
     r = requests.get("http://127.0.0.1:%d/z" % w2.port, timeout=IO_TIMEOUT)
     assert r.text == "tls-body"
+
+
+def test_client_certificate_is_the_identity_of_streams(weir_factory, recording_backend, pki):
+    b = recording_backend({"body": b"ok"})
+    routes = ("- cluster: app\n  rate_limit:\n    - { algorithm: fixed_window, rate: 2/m, "
+              "key: identity, on_missing: allow }\n")
+    w = start(weir_factory, [b.addr], routes=routes,
+              tls=tls_yaml(pki) + "  client_ca: %s\n  client_verify: optional\n" % pki.ca)
+    alice = H2Client(w.port, ca=pki.ca, cert=(pki.path("client.pem"), pki.path("client.key")))
+    assert [alice.get("/")["status"] for _ in range(3)] == [200, 200, 429]
+    alice.close()
+    # a new connection with the same certificate: the same identity
+    alice = H2Client(w.port, ca=pki.ca, cert=(pki.path("client.pem"), pki.path("client.key")))
+    assert alice.get("/")["status"] == 429
+    alice.close()
+    # without a certificate there is no identity: on_missing (allow) lets it through
+    anon = H2Client(w.port, ca=pki.ca)
+    assert [anon.get("/")["status"] for _ in range(3)] == [200, 200, 200]
+    anon.close()
 
 
 def test_without_the_option_no_h2(weir_factory, recording_backend, pki):
@@ -333,6 +404,81 @@ def test_large_bodies_both_ways(weir_factory, recording_backend):
     assert r[1]["body"] == b"got %d" % len(big)
     up = [q for q in b.wait_requests(2) if q.target == "/up"][0]
     assert up.body == big
+
+
+def tcp_queues(local_port, remote_port):
+    """(tx_queue, rx_queue) of the 127.0.0.1 TCP socket local_port -> remote_port."""
+    with open("/proc/net/tcp") as f:
+        for line in list(f)[1:]:
+            parts = line.split()
+            if int(parts[1].split(":")[1], 16) == local_port and int(parts[2].split(":")[1], 16) == remote_port:
+                tx, rx = parts[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    raise AssertionError("no socket %d -> %d" % (local_port, remote_port))
+
+
+class FloodBackend(threading.Thread):
+    """Answers one request with a huge body, sending until the kernel takes
+    no more; counts what it sent."""
+
+    def __init__(self, size):
+        super().__init__(daemon=True)
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.size, self.sent, self.peer_port, self.stop_ev = size, 0, None, threading.Event()
+
+    def run(self):
+        conn, peer = self.lsock.accept()
+        self.peer_port = peer[1]
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.size)
+        conn.setblocking(False)
+        chunk = b"z" * 65536
+        while not self.stop_ev.is_set() and self.sent < self.size:
+            try:
+                self.sent += conn.send(chunk[:self.size - self.sent])
+            except BlockingIOError:
+                self.stop_ev.wait(0.005)
+        self.stop_ev.wait()
+        conn.close()
+
+
+def test_slow_client_stops_the_backend(weir_factory):
+    # the client reads nothing past its first window: the lane (64 KiB each
+    # way) fills, the session stops reading the upstream, and the rest waits
+    # in the kernel's socket buffers, not in weir
+    b = FloodBackend(64 << 20)
+    b.start()
+    w = start(weir_factory, ["127.0.0.1:%d" % b.port])
+    cl = H2Client(w.port)
+    cl.c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/big"), (":authority", "a.test")],
+                      end_stream=True)
+    cl.flush()
+    got = 0
+
+    def stalled(state={"last": -1, "same": 0}):
+        nonlocal got
+        cl.sock.settimeout(0.05)
+        try:
+            for ev in cl.c.receive_data(cl.sock.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += len(ev.data)  # not acknowledged: the window stays shut
+        except socket.timeout:
+            pass
+        state["same"] = state["same"] + 1 if b.sent == state["last"] else 0
+        state["last"] = b.sent
+        return b.peer_port and state["same"] >= 20
+
+    wait_until(stalled, what="the backend to stall")
+    tx, _ = tcp_queues(b.port, b.peer_port)
+    _, rx = tcp_queues(b.peer_port, b.port)
+    held = b.sent - tx - rx - got
+    b.stop_ev.set()
+    cl.close()
+    assert got <= 65535 and b.sent < b.size
+    assert held < (1 << 20), "weir holds %d bytes of the answer" % held
 
 
 def test_backend_closing_mid_answer_resets_the_stream(weir_factory, recording_backend):
@@ -434,6 +580,10 @@ def empty_data_flood(raw):
     raw.send(frame(HEADERS, END_HEADERS, 1, block) + frame(DATA, 0, 1) * 300)
 
 
+def window_update_flood(raw):
+    raw.send(frame(8, 0, 0, struct.pack(">I", 1)) * 1100)  # WINDOW_UPDATE, nothing of ours to answer
+
+
 @pytest.mark.parametrize("attack,kind", [
     (rapid_reset, "rapid_reset"),
     (continuation_flood, "continuation_flood"),
@@ -441,6 +591,7 @@ def empty_data_flood(raw):
     (settings_flood, "settings_flood"),
     (ping_flood, "ping_flood"),
     (empty_data_flood, "empty_frames"),
+    (window_update_flood, "control_flood"),
 ])
 def test_attack_gets_goaway_and_is_counted(weir_factory, recording_backend, attack, kind):
     b = recording_backend({"body": b"ok", "delay": 0.01})
@@ -472,6 +623,21 @@ def test_zero_window_stall_resets_the_stream(weir_factory, recording_backend):
     assert code == ENHANCE_YOUR_CALM
     legit.finish()
     assert metric(w.aport, "weir_http2_attacks_total", listener="web", kind="zero_window") == 1
+
+
+def test_window_updates_for_our_data_are_no_flood(weir_factory, recording_backend):
+    # a client giving back the window of each DATA frame it read sends two
+    # WINDOW_UPDATEs per frame: far over 10 x max_control per second on a
+    # fast download, and no attack
+    big = b"d" * (4 << 20)
+    b = recording_backend({"body": big})
+    w = start(weir_factory, [b.addr], http2="http2: { max_control: 5 }")
+    cl = H2Client(w.port)
+    for _ in range(2):
+        r = cl.get("/big")
+        assert r["status"] == 200 and len(r["body"]) == len(big)
+    cl.close()
+    assert metric(w.aport, "weir_http2_attacks_total", listener="web", kind="control_flood") == 0
 
 
 def test_streams_over_the_limit_are_refused(weir_factory, recording_backend):
