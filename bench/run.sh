@@ -615,3 +615,6 @@ fi
 
 # ---- TCP mode (bench/tcp.sh): weir (splice) beside HAProxy and nginx stream ----
 [ "${BENCH_SKIP_TCP:-0}" = 1 ] || "$root/bench/tcp.sh"
+
+# ---- TCP mode with TLS termination (bench/tcp_tls.sh): weir beside HAProxy and nginx stream ----
+[ "${BENCH_SKIP_TCP_TLS:-0}" = 1 ] || "$root/bench/tcp_tls.sh"

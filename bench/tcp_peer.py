@@ -4,8 +4,11 @@
                                    zero bytes, then closes
   tcp_peer.py fetch PORT BYTES     connects, reads until EOF; fails unless
                                    BYTES arrived; prints "BYTES SECONDS"
+  tcp_peer.py tlsfetch PORT BYTES  the same over TLS (no certificate check;
+                                   for bench/tcp_tls.sh)
 """
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -38,13 +41,21 @@ def source(port, total):
         threading.Thread(target=serve, args=(s,), daemon=True).start()
 
 
-def fetch(port, total):
+def fetch(port, total, tls=False):
     buf = bytearray(CHUNK)
     s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname="bench.test")
     t0 = time.monotonic()
     got = 0
     while True:
-        n = s.recv_into(buf)
+        try:
+            n = s.recv_into(buf)
+        except ssl.SSLEOFError:  # a FIN without close_notify still ends the stream
+            break
         if not n:
             break
         got += n
@@ -57,4 +68,7 @@ def fetch(port, total):
 
 if __name__ == "__main__":
     mode, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    (source if mode == "source" else fetch)(port, total)
+    if mode == "source":
+        source(port, total)
+    else:
+        fetch(port, total, tls=mode == "tlsfetch")

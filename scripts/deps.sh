@@ -3,12 +3,12 @@
 # usage: scripts/deps.sh build|test|bench
 set -euo pipefail
 build=(make gcc pkg-config libev-dev libyaml-dev libxxhash-dev libpcre2-dev libhiredis-dev libssl-dev libcrypt-dev libjansson-dev zlib1g-dev libbrotli-dev libzstd-dev libnghttp2-dev curl)
-test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-h2 nghttp2-client python3-requests python3-redis python3-bcrypt python3-jwt python3-cryptography python3-brotli python3-zstandard python3-prometheus-client redis-server redis-sentinel redis-tools nutcracker chromium openssl)
+test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-h2 python3-grpcio nghttp2-client python3-requests python3-redis python3-bcrypt python3-jwt python3-cryptography python3-brotli python3-zstandard python3-prometheus-client redis-server redis-sentinel redis-tools nutcracker chromium openssl)
 # the dashboard's browser test drives chromium with playwright-core (fetched
 # from the npm registry by scripts/browser-deps.sh, no npm needed) on Node.js:
 # Debian's, unless one is there already (NodeSource's on some machines)
 command -v node >/dev/null || test+=(nodejs)
-bench=("${build[@]}" nghttp2-client wrk nginx libnginx-mod-stream haproxy procps redis-server redis-tools nutcracker varnish openssl python3 python3-jwt rabbitmq-server librabbitmq-dev beanstalkd bc)
+bench=("${build[@]}" nghttp2-client nghttp2-server wrk nginx libnginx-mod-stream haproxy procps redis-server redis-tools nutcracker varnish openssl python3 python3-jwt rabbitmq-server librabbitmq-dev beanstalkd bc)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;

@@ -51,6 +51,7 @@
 #include "http/router.h"
 #include "http/target.h"
 #include "http2/h2_server.h"
+#include "http2/h2_up.h"
 #include "http/txn.h"
 #include "tls/tls.h"
 
@@ -124,6 +125,7 @@ struct http_worker {
     struct txn *free_txns;
     unsigned n_free_txns;
     void *h2;                      /* the HTTP/2 connections' state (http2/h2_server.c) */
+    void *h2up;                    /* HTTP/2 to upstreams (http2/h2_up.c) */
 };
 
 static inline struct http_worker *proxy_hw(const struct wctx *wc)
@@ -245,7 +247,22 @@ static void proxy_note_ready(const struct sio *s, int revents, uint8_t *readable
 /* The pool tag of the request's upstream connections: NULL for plain. */
 static const void *proxy_up_tag(const struct client *c)
 {
+    if (c->txn->cl->cfg->protocol != CFG_UP_HTTP1)
+        return h2up_pool_tag(c->txn->cl->cfg->tls);
     return tls_client_tag(c->txn->cl->cfg->tls);
+}
+
+/* A new upstream connection for the request: a socket connecting to its
+ * endpoint, or for an HTTP/2 cluster a lane to one of the worker's HTTP/2
+ * connections (http2/h2_up.h). Returns the fd or a negative errno. */
+static int proxy_up_open(struct client *c)
+{
+    const struct endpoint *ep = c->txn->ep;
+    const struct cfg_cluster *cc = c->txn->cl->cfg;
+    if (cc->protocol == CFG_UP_HTTP1)
+        return net_connect((const struct sockaddr *)&ep->addr, ep->addrlen);
+    return h2up_lane_open(&proxy_hw(c->wc)->h2up, c->wc, (const struct sockaddr *)&ep->addr, ep->addrlen,
+                          cc->tls, cc->h2_connections, cc->pool_idle_timeout_ms, cc->connect_timeout_ms);
 }
 
 /* Makes c->uio the stream over a new upstream connection fd (owned by
@@ -253,7 +270,7 @@ static const void *proxy_up_tag(const struct client *c)
 static int proxy_up_wrap(struct client *c, int fd)
 {
     const struct endpoint *ep = c->txn->ep;
-    if (c->txn->cl->cfg->tls)
+    if (c->txn->cl->cfg->tls && c->txn->cl->cfg->protocol == CFG_UP_HTTP1)
         return tls_connect_sio(c->txn->cl->cfg->tls, fd, (const struct sockaddr *)&ep->addr, ep->addrlen,
                                NULL, &c->uio);
     sio_init_plain(&c->uio, fd);
@@ -1254,12 +1271,14 @@ static void upstream_connect(struct client *c)
     if (pool_take_sio(&proxy_hw(c->wc)->upstreams, (struct sockaddr *)&ep->addr, ep->addrlen,
                       proxy_up_tag(c), &c->uio) == 0) {
         metrics_add(c->txn->cl->m_pool_reuses, 0, 1);
-        c->reused = 1;
+        /* a pooled HTTP/2 lane cannot have gone stale: a reset on it is a
+         * real one, for the usual retry rules */
+        c->reused = c->txn->cl->cfg->protocol == CFG_UP_HTTP1;
         c->up_state = US_ACTIVE;
         c->u_writable = 1;
     } else {
         c->reused = 0;
-        int fd = net_connect((struct sockaddr *)&ep->addr, ep->addrlen);
+        int fd = proxy_up_open(c);
         if (fd < 0) {
             upstream_failed(c, UF_CONNECT, -fd);
             return;
@@ -2842,8 +2861,10 @@ int proxy_worker_init(struct wctx *wc)
 
 void proxy_worker_stop(struct wctx *wc)
 {
-    if (proxy_hw(wc))
+    if (proxy_hw(wc)) {
         pool_destroy(&proxy_hw(wc)->upstreams); /* idle connections watch the ending loop */
+        h2up_worker_free(&proxy_hw(wc)->h2up);
+    }
 }
 
 void proxy_worker_cleanup(struct wctx *wc)

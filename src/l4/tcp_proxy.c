@@ -1,32 +1,35 @@
 /* tcp_proxy: sessions of `protocol: tcp` listeners.
  *
  *   client ──accept──► [accept_proxy: PROXY header read, l4_accept.c]
- *                      [sni rules: ClientHello gathered into `peek`, the
- *                       cluster chosen by its server name]
+ *                      [tls listener: the TLS handshake (timeouts.client_header),
+ *                       then the sni rules on the name it asked for]
+ *                      [plain listener with sni rules: ClientHello gathered
+ *                       into `peek`, the cluster chosen by its server name]
  *                      pick an endpoint (lb_pick, breakers, limits) and
- *                      connect; a failed or timed-out connect is recorded
- *                      (outlier detection, breaker) and the next endpoint
- *                      is tried: nothing was sent yet
+ *                      connect [tls cluster: PROXY header in the clear, then
+ *                      the TLS handshake]; a failed or timed-out connect or
+ *                      handshake is recorded (outlier detection, breaker)
+ *                      and the next endpoint is tried: nothing was sent yet
  *                      then forward, each direction on its own:
  *
- *     src socket ─splice─► pipe (<= 64 KiB) ─splice─► dst socket
- *                 (read/write through one pool buffer when splice can't)
+ *     both plain:  src socket ─splice─► pipe (<= 64 KiB) ─splice─► dst socket
+ *     a TLS side:  src stream ─sio_read─► one pool buffer ─sio_write─► dst stream
+ *                  (OpenSSL must see the records, so no splice)
  *
- *   d[0]: client → upstream, first sending `pre` (the PROXY header for the
- *   upstream and the peeked ClientHello); d[1]: upstream → client.
+ *   d[0]: client → upstream, first sending `pre` (the PROXY header for a
+ *   plain upstream and the peeked ClientHello); d[1]: upstream → client.
  *
  * A direction reads its source only when its pipe (or buffer) is empty, so
- * at most one pipe's worth is in flight per direction: a slow reader stops
- * the other side's reads (back-pressure through the kernel's windows). EOF
- * from a source is passed on as shutdown(SHUT_WR) on the other socket once
- * everything before it was written (half-close, both ways); the session
- * ends when both directions were shut, on an error, or after
- * timeouts.client_idle without a byte either way.
- *
- * The session is the place where TLS termination in tcp mode will go
- * (issue 14, `tcp` + `tls`): the client side then reads and writes through
- * the TLS layer and uses the buffer path instead of splice. It must never
- * block, and never read more from a source than it can pass on. */
+ * at most one pipe's or buffer's worth is in flight per direction: a slow
+ * reader stops the other side's reads (back-pressure through the kernel's
+ * windows). EOF from a source (FIN, or a TLS close_notify) is passed on as
+ * sio_shutdown on the other stream once everything before it was written
+ * (half-close, both ways: a TLS stream sends close_notify, then FIN); the
+ * session ends when both directions were shut, on an error, or after
+ * timeouts.client_idle without a byte either way. A TLS stream may wait
+ * for the other readiness of its socket (sio_events), and decrypted bytes
+ * OpenSSL holds are fed back as an event. It must never block, and never
+ * read more from a source than it can pass on. */
 #include "l4/tcp_proxy.h"
 
 #include <errno.h>
@@ -46,6 +49,7 @@
 #include "l4/l4_worker.h"
 #include "l4/proxy_proto.h"
 #include "l4/sni.h"
+#include "tls/tls.h"
 #include "upstream/breaker.h"
 #include "upstream/cluster.h"
 #include "upstream/lb.h"
@@ -56,13 +60,15 @@
 #define TCP_MAX_ATTEMPTS 8           /* connects per session, each on another endpoint */
 
 enum tcp_state {
+    TCP_HANDSHAKE,                 /* tls listener: the client's TLS handshake */
     TCP_PEEK,                      /* gathering the ClientHello for the sni rules */
     TCP_CONNECTING,                /* connect in progress to s->ep */
+    TCP_UP_HANDSHAKE,              /* tls cluster: PROXY header, then the TLS handshake */
     TCP_FORWARD,                   /* moving bytes */
 };
 
 struct tcp_dir {
-    int src, dst;
+    struct sio *src, *dst;         /* the session's streams (plain or TLS) */
     int pipe[2];                   /* {-1, -1}: through buf instead */
     size_t in_pipe;                /* bytes in the pipe, not yet written */
     struct buf buf;                /* the read/write path (pool block, held while not empty) */
@@ -89,7 +95,7 @@ struct tcp_session {
     uint64_t tried;                /* bit i: endpoint i's connect failed (i < 64) */
     int probe;                     /* the attempt is a half-open breaker probe */
     unsigned attempts;
-    int cfd, ufd;
+    struct sio cs, us;             /* the client's stream and the upstream's (fd -1: none) */
     ev_io cio, uio;
     ev_timer timer;
     ev_tstamp last_io;             /* last byte moved (idle timeout) */
@@ -101,6 +107,8 @@ struct tcp_session {
     uint8_t *peek;                 /* PROXY_PROTO_BUILD_MAX + SNI_MAX_PEEK, or NULL */
     size_t peek_len;               /* ClientHello bytes at peek + PROXY_PROTO_BUILD_MAX */
     uint8_t pp[PROXY_PROTO_BUILD_MAX];
+    uint8_t up_pp[PROXY_PROTO_BUILD_MAX]; /* tls cluster: the PROXY header, sent before TLS */
+    size_t up_pp_len, up_pp_off;
     struct tcp_dir d[2];
 };
 
@@ -169,17 +177,16 @@ static void tcp_end(struct tcp_session *s)
         l4_pipe_put(lw, d->pipe);
         buf_release(&wc->bufs, &d->buf);
     }
-    if (s->cfd >= 0)
-        close(s->cfd);
-    if (s->ufd >= 0)
-        close(s->ufd);
+    sio_close(&s->cs);
+    sio_close(&s->us);
     if (s->ep)
         atomic_fetch_sub_explicit(&s->ep->active, 1, memory_order_relaxed);
     if (s->probe && s->ep)
         breaker_cancel_probe(s->cl->cfg->breaker.per_cluster ? &s->cl->breaker : &s->ep->breaker);
     log_debug("tcp client %s: session ended (%s, endpoint %s)", s->client,
-              s->state == TCP_PEEK ? "before connecting" : s->state == TCP_CONNECTING ? "connecting"
-                                                                                      : "forwarded",
+              s->state == TCP_FORWARD ? "forwarded"
+              : s->state == TCP_CONNECTING || s->state == TCP_UP_HANDSHAKE ? "connecting"
+                                                                            : "before connecting",
               s->ep ? s->ep->name : "-");
     free(s->peek);
     snapshot_unref(s->snap);
@@ -299,10 +306,12 @@ static int tcp_cluster_admits(struct tcp_session *s)
 
 /* ---- connecting ---- */
 
-/* The attempt on s->ep failed (err: an errno, 0 for a timeout): record it
- * and try the next endpoint, or give up. */
+/* The attempt on s->ep failed (err: an errno, EPROTO for a refused TLS
+ * handshake, 0 for a timeout): record it and try the next endpoint, or
+ * give up. Nothing of the client's was sent yet. */
 static void tcp_connect_failed(struct tcp_session *s, int err)
 {
+    const char *what = s->state == TCP_UP_HANDSHAKE ? "TLS handshake" : "connect";
     struct endpoint *ep = s->ep;
     metrics_add(s->m->connect_errors, 0, 1);
     endpoint_record(ep, CFG_FAILURE_CONNECT, s->probe, endpoint_now_ms());
@@ -313,10 +322,9 @@ static void tcp_connect_failed(struct tcp_session *s, int err)
     if (ep->index < 64)
         s->tried |= 1ull << ep->index;
     ev_io_stop(tcp_loop(s), &s->uio);
-    close(s->ufd);
-    s->ufd = -1;
+    sio_close(&s->us);
     int retry = s->attempts < TCP_MAX_ATTEMPTS && s->attempts < s->cl->n_endpoints;
-    log_warn("upstream %s (cluster %s): connect %s: %s%s", ep->name, s->cl->cfg->name,
+    log_warn("upstream %s (cluster %s): %s %s: %s%s", ep->name, s->cl->cfg->name, what,
              err ? "failed" : "timed out", err ? strerror(err) : "no answer",
              retry ? ", trying another endpoint" : "");
     if (!retry) {
@@ -346,7 +354,6 @@ static void tcp_connect(struct tcp_session *s)
     s->connect_start = ev_now(tcp_loop(s));
     int fd = net_connect((struct sockaddr *)&ep->addr, ep->addrlen);
     if (fd < 0) {
-        s->ufd = -1;
         metrics_add(s->m->connect_errors, 0, 1);
         /* the socket could not even be made: a local problem, tell no breaker */
         atomic_fetch_sub_explicit(&ep->active, 1, memory_order_relaxed);
@@ -356,40 +363,56 @@ static void tcp_connect(struct tcp_session *s)
         tcp_end(s);
         return;
     }
-    s->ufd = fd;
+    sio_init_plain(&s->us, fd);
     tcp_watch(s, &s->uio, fd, EV_WRITE);
     tcp_timer_arm(s, s->cl->cfg->connect_timeout_ms);
 }
 
-/* Points the directions at the sockets, with a pipe each when splice can be
- * used, and the bytes to send the upstream first. */
+/* The listener's PROXY header for the upstream into hdr (size
+ * PROXY_PROTO_BUILD_MAX). Returns its length, 0 when there is none. */
+static size_t tcp_proxy_header(const struct tcp_session *s, uint8_t *hdr)
+{
+    const struct l4_cfg *c = s->lst->l4;
+    if (!c->proxy_protocol)
+        return 0;
+    int n = proxy_proto_build(c->proxy_protocol, (const struct sockaddr *)&s->src,
+                              (const struct sockaddr *)&s->dst, hdr, PROXY_PROTO_BUILD_MAX);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Points the directions at the streams, with a pipe each when splice can
+ * be used (both plain: TLS records must pass through OpenSSL, so a TLS
+ * side moves bytes through the pool buffers), and the bytes to send the
+ * upstream first (a plain upstream's PROXY header: a TLS one had it
+ * before its handshake). */
 static void tcp_forward_setup(struct tcp_session *s)
 {
     struct l4_worker *lw = l4_worker_of(s->wc);
-    const struct l4_cfg *c = s->lst->l4;
-    s->d[0] = (struct tcp_dir){ .src = s->cfd, .dst = s->ufd, .cell = L4_TO_UPSTREAM };
-    s->d[1] = (struct tcp_dir){ .src = s->ufd, .dst = s->cfd, .cell = L4_TO_CLIENT };
+    s->d[0] = (struct tcp_dir){ .src = &s->cs, .dst = &s->us, .cell = L4_TO_UPSTREAM };
+    s->d[1] = (struct tcp_dir){ .src = &s->us, .dst = &s->cs, .cell = L4_TO_CLIENT };
+    int plain = !tls_is_tls(&s->cs) && !tls_is_tls(&s->us);
     for (int i = 0; i < 2; i++)
-        if (l4_pipe_get(lw, s->d[i].pipe) < 0)
+        if (!plain || l4_pipe_get(lw, s->d[i].pipe) < 0)
             s->d[i].pipe[0] = s->d[i].pipe[1] = -1;
     uint8_t *end = s->peek ? s->peek + PROXY_PROTO_BUILD_MAX : s->pp + sizeof(s->pp);
     size_t len = s->peek ? s->peek_len : 0;
-    if (c->proxy_protocol) {
+    if (!tls_is_tls(&s->us)) {
         uint8_t hdr[PROXY_PROTO_BUILD_MAX];
-        int n = proxy_proto_build(c->proxy_protocol, (struct sockaddr *)&s->src,
-                                  (struct sockaddr *)&s->dst, hdr, sizeof(hdr));
+        size_t n = tcp_proxy_header(s, hdr);
         if (n > 0) {
-            memcpy(end - n, hdr, (size_t)n);
+            memcpy(end - n, hdr, n);
             end -= n;
-            len += (size_t)n;
-            s->d[0].pre_own = (size_t)n;
+            len += n;
+            s->d[0].pre_own = n;
         }
     }
     s->d[0].pre = end;
     s->d[0].pre_len = len;
 }
 
-static void tcp_connected(struct tcp_session *s)
+/* The upstream is ready for the client's bytes (connected, and its TLS
+ * handshake done for a tls cluster): forward. */
+static void tcp_forwarding(struct tcp_session *s)
 {
     endpoint_record(s->ep, ENDPOINT_OK, s->probe, endpoint_now_ms());
     s->probe = 0;
@@ -403,6 +426,64 @@ static void tcp_connected(struct tcp_session *s)
     tcp_forward_setup(s);
     tcp_timer_arm(s, s->lst->idle_timeout_ms);
     tcp_pump(s, 3);
+}
+
+/* TCP_UP_HANDSHAKE: sends the PROXY header in the clear (it is for the
+ * TCP peer, before TLS, as HAProxy's send-proxy with ssl does), then steps
+ * the TLS handshake with the endpoint. A refused handshake is a failed
+ * connect: the breaker hears of it and the next endpoint is tried. */
+static void tcp_up_handshake(struct tcp_session *s)
+{
+    while (s->up_pp_off < s->up_pp_len) {
+        ssize_t n = send(s->us.fd, s->up_pp + s->up_pp_off, s->up_pp_len - s->up_pp_off,
+                         MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            tcp_watch(s, &s->uio, s->us.fd, EV_WRITE);
+            return;
+        }
+        if (n < 0) {
+            tcp_connect_failed(s, errno);
+            return;
+        }
+        s->up_pp_off += (size_t)n;
+    }
+    int rc = tls_handshake(&s->us);
+    if (rc == -EAGAIN) {
+        tcp_watch(s, &s->uio, s->us.fd, s->us.rd_want);
+        return;
+    }
+    if (rc < 0) {
+        tcp_connect_failed(s, EPROTO);
+        return;
+    }
+    tcp_forwarding(s);
+}
+
+/* The socket to s->ep is connected: forward at once to a plain cluster;
+ * wrap the socket in TLS for a tls cluster, within another connect
+ * timeout. */
+static void tcp_connected(struct tcp_session *s)
+{
+    struct tls_client *tls = s->cl->cfg->tls;
+    if (!tls) {
+        tcp_forwarding(s);
+        return;
+    }
+    int fd = s->us.fd;
+    sio_init_closed(&s->us); /* tls_connect_sio owns fd from here, also on failure */
+    if (tls_connect_sio(tls, fd, (const struct sockaddr *)&s->ep->addr, s->ep->addrlen, NULL,
+                        &s->us) < 0) {
+        ev_io_stop(tcp_loop(s), &s->uio);
+        tcp_connect_failed(s, ENOMEM);
+        return;
+    }
+    s->state = TCP_UP_HANDSHAKE;
+    s->up_pp_len = tcp_proxy_header(s, s->up_pp);
+    s->up_pp_off = 0;
+    tcp_timer_arm(s, s->cl->cfg->connect_timeout_ms);
+    tcp_up_handshake(s);
 }
 
 /* ---- forwarding ---- */
@@ -421,25 +502,25 @@ static ssize_t tcp_dir_flush(struct tcp_session *s, struct tcp_dir *d)
 {
     ssize_t n;
     if (d->pre_off < d->pre_len) {
-        n = send(d->dst, d->pre + d->pre_off, d->pre_len - d->pre_off, MSG_NOSIGNAL);
+        n = sio_write(d->dst, d->pre + d->pre_off, d->pre_len - d->pre_off);
         if (n > 0) {
             size_t before = d->pre_off;
             d->pre_off += (size_t)n;
             if (d->pre_off > d->pre_own)
                 tcp_count(s, d, d->pre_off - (before > d->pre_own ? before : d->pre_own));
         }
-        return n < 0 ? -errno : n;
+        return n;
     }
     if (buf_len(&d->buf)) {
-        n = send(d->dst, buf_rptr(&d->buf), buf_len(&d->buf), MSG_NOSIGNAL);
+        n = sio_write(d->dst, buf_rptr(&d->buf), buf_len(&d->buf));
         if (n > 0) {
             buf_consume(&d->buf, (size_t)n);
             tcp_count(s, d, (size_t)n);
             buf_release_if_empty(&s->wc->bufs, &d->buf);
         }
-        return n < 0 ? -errno : n;
+        return n;
     }
-    n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    n = splice(d->pipe[0], NULL, d->dst->fd, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
         d->in_pipe -= (size_t)n;
         tcp_count(s, d, (size_t)n);
@@ -455,7 +536,7 @@ static ssize_t tcp_dir_fill(struct tcp_session *s, struct tcp_dir *d)
 {
     ssize_t n;
     if (d->pipe[0] >= 0) {
-        n = splice(d->src, NULL, d->pipe[1], NULL, TCP_SPLICE_BYTES,
+        n = splice(d->src->fd, NULL, d->pipe[1], NULL, TCP_SPLICE_BYTES,
                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0)
             d->in_pipe = (size_t)n;
@@ -467,12 +548,12 @@ static ssize_t tcp_dir_fill(struct tcp_session *s, struct tcp_dir *d)
     }
     if (buf_acquire(&s->wc->bufs, &d->buf) < 0)
         return -ENOMEM;
-    n = recv(d->src, buf_wptr(&d->buf), buf_space(&s->wc->bufs, &d->buf), 0);
+    n = sio_read(d->src, buf_wptr(&d->buf), buf_space(&s->wc->bufs, &d->buf));
     if (n > 0)
         d->buf.wpos += (uint32_t)n;
     else
         buf_release_if_empty(&s->wc->bufs, &d->buf);
-    return n < 0 ? -errno : n;
+    return n;
 }
 
 static int tcp_dir_pending(const struct tcp_dir *d)
@@ -480,12 +561,15 @@ static int tcp_dir_pending(const struct tcp_dir *d)
     return d->pre_off < d->pre_len || buf_len(&d->buf) || d->in_pipe;
 }
 
-/* The source ended and everything it sent is written: passes the EOF on.
- * Returns 0 or a negative errno. */
+/* The source ended and everything it sent is written: passes the EOF on
+ * (a FIN; on a TLS stream close_notify first, so a TLS client's
+ * close_notify becomes the upstream's FIN and the upstream's FIN the
+ * client's close_notify). Returns 0 or a negative errno. */
 static int tcp_dir_shut(struct tcp_dir *d)
 {
-    if (!d->shut && shutdown(d->dst, SHUT_WR) == -1 && errno != ENOTCONN)
-        return -errno;
+    int rc = d->shut ? 0 : sio_shutdown(d->dst);
+    if (rc < 0 && rc != -ENOTCONN)
+        return rc;
     d->shut = 1;
     return 0;
 }
@@ -562,10 +646,24 @@ static void tcp_pump(struct tcp_session *s, int dirs)
     }
     if (moved)
         s->last_io = ev_now(tcp_loop(s));
-    tcp_watch(s, &s->cio, s->cfd,
-              (s->d[0].want_src ? EV_READ : 0) | (s->d[1].want_dst ? EV_WRITE : 0));
-    tcp_watch(s, &s->uio, s->ufd,
-              (s->d[1].want_src ? EV_READ : 0) | (s->d[0].want_dst ? EV_WRITE : 0));
+    /* a TLS stream may wait for the other readiness (sio_events) */
+    tcp_watch(s, &s->cio, s->cs.fd, sio_events(&s->cs, s->d[0].want_src, s->d[1].want_dst));
+    tcp_watch(s, &s->uio, s->us.fd, sio_events(&s->us, s->d[1].want_src, s->d[0].want_dst));
+    /* decrypted bytes OpenSSL holds raise no readiness: come back for them */
+    if (s->d[0].want_src && tls_read_pending(&s->cs))
+        ev_feed_event(tcp_loop(s), &s->cio, EV_READ);
+    if (s->d[1].want_src && tls_read_pending(&s->us))
+        ev_feed_event(tcp_loop(s), &s->uio, EV_READ);
+}
+
+/* The events of the stream `io` watches, as directions to pump (bit i:
+ * d[i]): a plain socket's readiness names one direction; a TLS stream's
+ * may serve either (a read waiting for writability), so both are tried. */
+static int tcp_dirs_of(const struct sio *io, int revents, int read_dir)
+{
+    if (tls_is_tls(io))
+        return 3;
+    return (revents & EV_READ ? 1 << read_dir : 0) | (revents & EV_WRITE ? 1 << (1 - read_dir) : 0);
 }
 
 /* ---- events ---- */
@@ -576,7 +674,7 @@ static void tcp_pump(struct tcp_session *s, int dirs)
 static void tcp_peek_read(struct tcp_session *s)
 {
     uint8_t *at = s->peek + PROXY_PROTO_BUILD_MAX;
-    ssize_t n = recv(s->cfd, at + s->peek_len, SNI_MAX_PEEK - s->peek_len, 0);
+    ssize_t n = recv(s->cs.fd, at + s->peek_len, SNI_MAX_PEEK - s->peek_len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -595,15 +693,44 @@ static void tcp_peek_read(struct tcp_session *s)
     tcp_connect(s);
 }
 
+/* TCP_HANDSHAKE: steps the client's TLS handshake; once done, connects to
+ * the cluster the first sni rule matching the server name it asked for
+ * names (the listener's without a match or a name). A failed handshake is
+ * counted (weir_tls_handshakes_total) and ends the session. */
+static void tcp_client_handshake(struct tcp_session *s)
+{
+    int rc = tls_handshake(&s->cs);
+    if (rc == -EAGAIN) {
+        tcp_watch(s, &s->cio, s->cs.fd, s->cs.rd_want);
+        return;
+    }
+    if (rc < 0) {
+        log_debug("tcp client %s: TLS handshake failed, closing", s->client);
+        tcp_end(s);
+        return;
+    }
+    char name[SNI_MAX_NAME + 1];
+    int named = tls_server_name(&s->cs, name, sizeof(name));
+    tcp_use_cluster(s, tcp_sni_cluster(s->lst->l4, named ? name : NULL));
+    log_debug("tcp client %s: TLS %s, server name %s: cluster %s", s->client, tls_version(&s->cs),
+              named ? name : "(none)", s->cl->cfg->name);
+    ev_io_stop(tcp_loop(s), &s->cio);
+    tcp_connect(s);
+}
+
 static void tcp_client_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
     struct tcp_session *s = io->data;
+    if (s->state == TCP_HANDSHAKE) {
+        tcp_client_handshake(s);
+        return;
+    }
     if (s->state == TCP_PEEK) {
         tcp_peek_read(s);
         return;
     }
-    tcp_pump(s, (revents & EV_READ ? 1 : 0) | (revents & EV_WRITE ? 2 : 0));
+    tcp_pump(s, tcp_dirs_of(&s->cs, revents, 0));
 }
 
 static void tcp_upstream_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -611,7 +738,7 @@ static void tcp_upstream_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop;
     struct tcp_session *s = io->data;
     if (s->state == TCP_CONNECTING) {
-        int rc = net_connect_result(s->ufd);
+        int rc = net_connect_result(s->us.fd);
         if (rc != 0) {
             tcp_connect_failed(s, -rc);
             return;
@@ -619,20 +746,30 @@ static void tcp_upstream_cb(struct ev_loop *loop, ev_io *io, int revents)
         tcp_connected(s);
         return;
     }
-    tcp_pump(s, (revents & EV_READ ? 2 : 0) | (revents & EV_WRITE ? 1 : 0));
+    if (s->state == TCP_UP_HANDSHAKE) {
+        tcp_up_handshake(s);
+        return;
+    }
+    tcp_pump(s, tcp_dirs_of(&s->us, revents, 1));
 }
 
 static void tcp_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     struct tcp_session *s = t->data;
+    if (s->state == TCP_HANDSHAKE) {
+        log_info("tcp client %s: no TLS handshake within timeouts.client_header; closing",
+                 s->client);
+        tcp_end(s);
+        return;
+    }
     if (s->state == TCP_PEEK) {
         log_info("tcp client %s: no TLS ClientHello in time for the sni rules; closing",
                  s->client);
         tcp_end(s);
         return;
     }
-    if (s->state == TCP_CONNECTING) {
+    if (s->state == TCP_CONNECTING || s->state == TCP_UP_HANDSHAKE) {
         tcp_connect_failed(s, 0);
         return;
     }
@@ -657,7 +794,8 @@ static void tcp_start(struct wctx *wc, struct wlistener *wl, int fd,
     struct l4_worker *lw = l4_worker_of(wc);
     const struct cfg_listener *lst = &wc->snap->cfg->listeners[wl->index];
     struct tcp_session *s = lw ? calloc(1, sizeof(*s)) : NULL;
-    if (s && lst->l4->n_sni && !(s->peek = malloc(PROXY_PROTO_BUILD_MAX + SNI_MAX_PEEK))) {
+    int peek = lst->l4->n_sni && !lst->tls; /* a tls listener reads the name in the handshake */
+    if (s && peek && !(s->peek = malloc(PROXY_PROTO_BUILD_MAX + SNI_MAX_PEEK))) {
         free(s);
         s = NULL;
     }
@@ -670,8 +808,16 @@ static void tcp_start(struct wctx *wc, struct wlistener *wl, int fd,
     s->snap = wc->snap;
     snapshot_ref(s->snap);
     s->lst = lst;
-    s->cfd = fd;
-    s->ufd = -1;
+    sio_init_closed(&s->us);
+    if (lst->tls) {
+        if (tls_accept_sio(lst->tls, fd, &s->cs) < 0) { /* fd closed */
+            snapshot_unref(s->snap);
+            free(s);
+            return;
+        }
+    } else {
+        sio_init_plain(&s->cs, fd);
+    }
     s->d[0].pipe[0] = s->d[0].pipe[1] = s->d[1].pipe[0] = s->d[1].pipe[1] = -1;
     s->src = *src;
     socklen_t dl = sizeof(s->dst);
@@ -693,6 +839,14 @@ static void tcp_start(struct wctx *wc, struct wlistener *wl, int fd,
         lw->sessions->prev = s;
     lw->sessions = s;
     server_conn_open(wc, wl);
+    if (lst->tls) {
+        s->state = TCP_HANDSHAKE;
+        tcp_use_cluster(s, lst->l4->cluster); /* until the server name says otherwise */
+        ev_io_start(tcp_loop(s), &s->cio);
+        tcp_timer_arm(s, lst->header_timeout_ms);
+        tcp_client_handshake(s); /* the ClientHello often came with the connection */
+        return;
+    }
     if (s->peek) {
         s->state = TCP_PEEK;
         tcp_use_cluster(s, lst->l4->cluster); /* until the name says otherwise */
@@ -725,7 +879,7 @@ void tcp_drain(struct wctx *wc)
     struct tcp_session *s = lw ? lw->sessions : NULL;
     while (s) {
         struct tcp_session *next = s->next;
-        if (s->state == TCP_PEEK)
+        if (s->state == TCP_PEEK || s->state == TCP_HANDSHAKE)
             tcp_end(s); /* nothing was forwarded yet; connected sessions run to their end */
         s = next;
     }

@@ -364,8 +364,8 @@ static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj,
         return rc;
     yaml_node_t *hsts = values[cfg_key_index(&cfg_listener_map, "hsts")];
     yaml_node_t *redirect = values[cfg_key_index(&cfg_listener_map, "redirect_https")];
-    if (l->tls && l->protocol != CFG_PROTOCOL_HTTP)
-        return cfg_fail_mark(ctx, l->tls_mark, "tls is for http listeners for now");
+    if (l->tls && l->protocol != CFG_PROTOCOL_HTTP && l->protocol != CFG_PROTOCOL_TCP)
+        return cfg_fail_mark(ctx, l->tls_mark, "tls is for http and tcp listeners for now");
     if (hsts && !l->tls)
         return cfg_fail(ctx, hsts, "hsts is sent only on a listener with tls");
     if (redirect && l->tls)
@@ -374,6 +374,10 @@ static int cfg_parse_listener(struct cfg_ctx *ctx, yaml_node_t *node, void *obj,
         return cfg_fail(ctx, values[cfg_key_index(&cfg_listener_map, "http2")], "http2 is for http listeners");
     if (l->http2 && l->tls)
         tls_server_offer_h2(l->tls);
+    if (l->tls && l->protocol == CFG_PROTOCOL_TCP)
+        tls_server_no_alpn(l->tls); /* no http/1.1 claim for bytes weir does not read */
+    if (l->tls && l->name && tls_server_set_listener(l->tls, l->name) < 0)
+        return cfg_nomem(ctx);
     return cfg_check_listener_unique(ctx, cfg, i);
 }
 

@@ -80,7 +80,23 @@ const char *tls_peer_subject(const struct sio *s);
 const char *tls_version(const struct sio *s);
 /* Whether the handshake of s (done) chose ALPN h2; 0 for a plain stream. */
 int tls_alpn_is_h2(const struct sio *s);
+/* Makes a client stream (before its handshake) offer only h2 in ALPN (a
+ * cluster with protocol h2). 0, or -EINVAL for a plain stream, -ENOMEM. */
+int tls_sio_offer_h2(struct sio *s);
 /* Makes ALPN offer h2 before http/1.1 (a listener with http2). */
 void tls_server_offer_h2(struct tls_server *srv);
+/* Counts srv's handshakes under listener `name` (the listener label of
+ * weir_tls_*). Returns 0 or -ENOMEM (then the unnamed series stay). */
+int tls_server_set_listener(struct tls_server *srv, const char *name);
+/* Makes srv answer no ALPN at all (a tcp listener: the bytes it carries
+ * are not weir's to name). */
+void tls_server_no_alpn(struct tls_server *srv);
+/* The server name (SNI) the client of a server-side stream sent, lower
+ * case, in out (out_size > 255); returns 1, or 0 when it sent none (or s
+ * is plain, or the name does not fit). */
+int tls_server_name(const struct sio *s, char *out, size_t out_size);
+/* Whether s holds decrypted bytes a read would return without the socket
+ * becoming readable again (0 for a plain stream). */
+int tls_read_pending(const struct sio *s);
 
 #endif

@@ -139,7 +139,7 @@ struct tls_client *tls_client_new(struct tls_client_opts *o, char *err, size_t e
     cl->sni = o->sni;
     cl->verify_name = o->verify_name;
     o->sni = o->verify_name = NULL;
-    tls_metrics_get(TLS_SIDE_CLIENT, &cl->m_handshakes, &cl->m_versions, &cl->m_resumed);
+    tls_metrics_get(TLS_SIDE_CLIENT, NULL, &cl->m_handshakes, &cl->m_versions, &cl->m_resumed);
     SSL_CTX_set_ex_data(ctx, tls_ctx_owner_index(), cl);
     SSL_CTX_set_min_proto_version(ctx, o->min_version);
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);

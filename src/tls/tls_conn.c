@@ -301,3 +301,31 @@ int tls_alpn_is_h2(const struct sio *s)
     SSL_get0_alpn_selected(((const struct tls_conn *)s->impl)->ssl, &p, &len);
     return len == 2 && p[0] == 'h' && p[1] == '2';
 }
+
+int tls_sio_offer_h2(struct sio *s)
+{
+    static const unsigned char h2[] = { 2, 'h', '2' };
+    if (!tls_is_tls(s))
+        return -EINVAL;
+    /* SSL_set_alpn_protos returns 0 on success (unlike most of OpenSSL) */
+    return SSL_set_alpn_protos(((struct tls_conn *)s->impl)->ssl, h2, sizeof(h2)) == 0 ? 0 : -ENOMEM;
+}
+
+int tls_server_name(const struct sio *s, char *out, size_t out_size)
+{
+    if (!tls_is_tls(s))
+        return 0;
+    const struct tls_conn *t = s->impl;
+    const char *name = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+    size_t len = name ? strlen(name) : 0;
+    if (!len || len >= out_size)
+        return 0;
+    for (size_t i = 0; i <= len; i++)
+        out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    return 1;
+}
+
+int tls_read_pending(const struct sio *s)
+{
+    return tls_is_tls(s) && SSL_pending(((const struct tls_conn *)s->impl)->ssl) > 0;
+}

@@ -48,6 +48,7 @@ struct tls_server {
     const struct tls_tickets *tickets;
     struct metric_series *m_handshakes, *m_versions, *m_resumed;
     int offer_h2;                  /* ALPN offers h2 before http/1.1 (listener http2) */
+    int no_alpn;                   /* ALPN answers nothing (tcp listeners) */
 };
 
 struct tls_session_slot {
@@ -127,7 +128,9 @@ int tls_keys_parse(const char *text, size_t len, struct tls_ticket_key *keys, un
 
 /* tls_metrics.c */
 enum tls_side { TLS_SIDE_SERVER, TLS_SIDE_CLIENT };
-void tls_metrics_get(enum tls_side side, struct metric_series **handshakes,
+/* The series of a side; listener: the listener's name (server side), NULL
+ * or "" for the client side. */
+void tls_metrics_get(enum tls_side side, const char *listener, struct metric_series **handshakes,
                      struct metric_series **versions, struct metric_series **resumed);
 void tls_metrics_put(struct metric_series *handshakes, struct metric_series *versions,
                      struct metric_series *resumed);

@@ -83,6 +83,8 @@ static int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outle
     unsigned ours_len = srv->offer_h2 ? sizeof(tls_alpn_h2_http11) : sizeof(tls_alpn_http11);
     unsigned char *sel;
     (void)ssl;
+    if (srv->no_alpn)
+        return SSL_TLSEXT_ERR_NOACK;
     if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
@@ -144,7 +146,7 @@ struct tls_server *tls_server_new(void)
     pthread_once(&tls_index_once, tls_make_indexes);
     struct tls_server *srv = calloc(1, sizeof(*srv));
     if (srv)
-        tls_metrics_get(TLS_SIDE_SERVER, &srv->m_handshakes, &srv->m_versions, &srv->m_resumed);
+        tls_metrics_get(TLS_SIDE_SERVER, NULL, &srv->m_handshakes, &srv->m_versions, &srv->m_resumed);
     return srv;
 }
 
@@ -390,4 +392,24 @@ out:
 void tls_server_offer_h2(struct tls_server *srv)
 {
     srv->offer_h2 = 1;
+}
+
+int tls_server_set_listener(struct tls_server *srv, const char *name)
+{
+    struct metric_series *h, *v, *r;
+    tls_metrics_get(TLS_SIDE_SERVER, name, &h, &v, &r);
+    if (!h || !v || !r) {
+        tls_metrics_put(h, v, r);
+        return -ENOMEM;
+    }
+    tls_metrics_put(srv->m_handshakes, srv->m_versions, srv->m_resumed);
+    srv->m_handshakes = h;
+    srv->m_versions = v;
+    srv->m_resumed = r;
+    return 0;
+}
+
+void tls_server_no_alpn(struct tls_server *srv)
+{
+    srv->no_alpn = 1;
 }

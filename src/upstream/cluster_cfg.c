@@ -42,6 +42,7 @@ static const struct cfg_cluster cluster_cfg_defaults = {
     .response_timeout_ms = 30000,
     .pool_idle_timeout_ms = 60000,
     .pool_max_idle = 32,
+    .h2_connections = 4,
     .max_connections = 0,
     .queue_timeout_ms = 1000,
     .resolve = { .interval_ms = 30000, .timeout_ms = 2000, .family = CFG_RESOLVE_IPV4 },
@@ -56,6 +57,7 @@ static const char *const cfg_balance_names[] = { CFG_BALANCE_LIST(CFG_ENUM_NAME)
 static const char *const cfg_hash_key_names[] = { CFG_HASH_KEY_LIST(CFG_ENUM_NAME) };
 static const char *const cfg_hash_method_names[] = { CFG_HASH_METHOD_LIST(CFG_ENUM_NAME) };
 static const char *const cfg_failure_names[] = { CFG_FAILURE_LIST(CFG_ENUM_NAME) };
+static const char *const cfg_up_protocol_names[] = { CFG_UP_PROTOCOL_LIST(CFG_ENUM_NAME) };
 #undef CFG_ENUM_NAME
 
 const char *cfg_balance_name(enum cfg_balance b)
@@ -606,6 +608,14 @@ static int cluster_cfg_tls(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
     return tls_cfg_parse_client(ctx, v, &c->tls);
 }
 
+static int cluster_cfg_protocol(struct cfg_ctx *ctx, yaml_node_t *v, void *obj)
+{
+    int p = 0;
+    int rc = cfg_parse_enum(ctx, v, "protocol", cfg_up_protocol_names, CFG_UP_PROTOCOL_COUNT, &p);
+    ((struct cfg_cluster *)obj)->protocol = (enum cfg_up_protocol)p;
+    return rc;
+}
+
 static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("name", cluster_cfg_name, true),
     CFG_FUNC("balance", cluster_cfg_balance, false),
@@ -628,6 +638,8 @@ static const struct cfg_key cluster_cfg_keys[] = {
     CFG_FUNC("resolve", cluster_cfg_resolve, false),
     CFG_FUNC("autoscale", cluster_cfg_autoscale, false),
     CFG_FUNC("tls", cluster_cfg_tls, false),
+    CFG_FUNC("protocol", cluster_cfg_protocol, false),
+    CFG_FIELD("h2_connections", CFG_KIND_UINT, struct cfg_cluster, h2_connections, 1, 1000),
 };
 CFG_MAP_DEFINE(cluster_cfg_map, "cluster", cluster_cfg_keys);
 
@@ -662,6 +674,13 @@ static int cluster_cfg_cluster(struct cfg_ctx *ctx, yaml_node_t *node, void *obj
     int rc = cfg_parse_map(ctx, node, &cluster_cfg_map, c, values);
     if (rc == 0)
         rc = cluster_cfg_check_cluster_hash(ctx, c, values);
+    yaml_node_t *proto = values[cfg_key_index(&cluster_cfg_map, "protocol")];
+    if (rc == 0 && c->protocol == CFG_UP_H2 && !c->tls)
+        rc = cfg_fail(ctx, proto, "protocol h2 is HTTP/2 over TLS and needs the cluster's 'tls' map "
+                                  "(use h2c for HTTP/2 over plain TCP)");
+    if (rc == 0 && c->protocol == CFG_UP_H2C && c->tls)
+        rc = cfg_fail(ctx, proto, "protocol h2c is HTTP/2 over plain TCP; with 'tls' use protocol h2");
+
     yaml_node_t *resolve = values[cfg_key_index(&cluster_cfg_map, "resolve")];
     if (rc == 0 && resolve && c->n_hosts == 0 && !c->resolve.srv)
         rc = cfg_fail(ctx, resolve, "'resolve' is used only when an endpoint is a host name "

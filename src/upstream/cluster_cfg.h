@@ -33,6 +33,11 @@
 #define CFG_ENUM_MEMBER(e, s) e,
 enum cfg_balance { CFG_BALANCE_LIST(CFG_ENUM_MEMBER) CFG_BALANCE_COUNT };
 
+/* cluster.protocol: what the cluster's endpoints speak. */
+#define CFG_UP_PROTOCOL_LIST(X) \
+    X(CFG_UP_HTTP1, "http1") X(CFG_UP_H2, "h2") X(CFG_UP_H2C, "h2c")
+enum cfg_up_protocol { CFG_UP_PROTOCOL_LIST(CFG_ENUM_MEMBER) CFG_UP_PROTOCOL_COUNT };
+
 /* consistent_hash key source: `hash_key: client_ip | path | header:NAME | cookie:NAME` */
 #define CFG_HASH_KEY_LIST(X) \
     X(CFG_HASH_KEY_CLIENT_IP, "client_ip") \
@@ -172,6 +177,8 @@ struct cfg_cluster {
     struct cfg_autoscale *autoscale; /* autoscale/autoscale_cfg.h, or NULL */
     size_t n_hosts;                /* endpoints given as names */
     struct tls_client *tls;        /* tls: (src/tls/), NULL: plain */
+    enum cfg_up_protocol protocol; /* default http1; h2 needs tls, h2c refuses it */
+    uint32_t h2_connections;       /* HTTP/2 connections per endpoint per worker, default 4 */
     int line, col;                 /* the cluster's map */
     struct cfg_mark name_mark;     /* its name value */
 };

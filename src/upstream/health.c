@@ -10,7 +10,9 @@
  * reply. Checks never run on the workers: the verdict reaches them through
  * the endpoint's atomics. A cluster with tls: checks over TLS (through
  * the I/O seam, core/sio.h): a tcp check passes once the handshake does,
- * an HTTP check sends its request inside the TLS connection. */
+ * an HTTP check sends its request inside the TLS connection. A cluster
+ * with protocol h2/h2c: the HTTP check is one HTTP/2 request
+ * (health_h2.c), ALPN h2 over TLS. */
 #include "upstream/health.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include "core/net.h"
 #include "core/sio.h"
 #include "tls/tls.h"
+#include "upstream/health_h2.h"
 #include "upstream/upstream_metrics.h"
 
 #define HEALTH_READ_MAX 4096
@@ -38,6 +41,7 @@ struct health_probe {
     ev_io io;
     struct sio sio;                /* the check's connection, closed (fd -1) between checks */
     struct tls_client *tls;        /* the cluster's TLS context, or NULL */
+    int h2;                        /* the endpoints speak HTTP/2 (protocol h2, h2c) */
     enum health_phase phase;
     struct health *h;
     struct endpoint *ep;
@@ -108,8 +112,12 @@ static long health_content_length(const char *head)
 /* Judges the reply read so far, as soon as it can: the status as soon as
  * the head is in, the body text as soon as it shows up or the announced
  * body (or the connection) ended. Returns 1 once a verdict was given. */
+static int health_judge_h2(struct health_probe *p, int eof);
+
 static int health_judge_http(struct health_probe *p, int eof)
 {
+    if (p->h2)
+        return health_judge_h2(p, eof);
     p->buf[p->got] = 0;
     int full = eof || p->got == HEALTH_READ_MAX;
     char *hend = strstr(p->buf, "\r\n\r\n");
@@ -142,6 +150,53 @@ static int health_judge_http(struct health_probe *p, int eof)
     return 0;
 }
 
+static struct health_h2_req health_h2_of(const struct health_probe *p)
+{
+    const struct cfg_health_check *c = p->cfg;
+    return (struct health_h2_req){ c->method, c->path, c->host ? c->host : p->ep->name, p->tls != NULL };
+}
+
+/* health_judge_http for HTTP/2 endpoints: the same rules on the answer to
+ * stream 1. */
+static int health_judge_h2(struct health_probe *p, int eof)
+{
+    int full = eof || p->got == HEALTH_READ_MAX;
+    if (p->tls && !tls_alpn_is_h2(&p->sio)) {
+        health_verdict(p, 0, "the server did not choose h2 in ALPN");
+        return 1;
+    }
+    static char body[HEALTH_READ_MAX + 1]; /* the main thread's only */
+    struct health_h2_req r = health_h2_of(p);
+    int status;
+    size_t blen;
+    int ended = health_h2_answer(&r, (const uint8_t *)p->buf, p->got, &status, body, HEALTH_READ_MAX, &blen);
+    if (ended < 0) {
+        health_verdict(p, 0, "HTTP/2 protocol error");
+        return 1;
+    }
+    if (!status) {
+        if (full || ended)
+            health_verdict(p, 0, ended ? "stream reset before an answer" : "incomplete HTTP/2 answer");
+        return full || ended;
+    }
+    if (!cfg_status_in(&p->cfg->expect_status, status)) {
+        char why[64];
+        snprintf(why, sizeof(why), "status %d", status);
+        health_verdict(p, 0, why);
+        return 1;
+    }
+    body[blen] = 0;
+    if (!p->cfg->expect_body || strstr(body, p->cfg->expect_body)) {
+        health_verdict(p, 1, "ok");
+        return 1;
+    }
+    if (full || ended) {
+        health_verdict(p, 0, "expected body text not found");
+        return 1;
+    }
+    return 0;
+}
+
 static void health_watch(struct health_probe *p, int events)
 {
     ev_io_stop(p->h->loop, &p->io);
@@ -161,7 +216,8 @@ static int health_connected(struct health_probe *p)
     if (p->tls) {
         int fd = p->sio.fd;
         sio_init_closed(&p->sio); /* tls_connect_sio owns fd from here */
-        if (tls_connect_sio(p->tls, fd, (struct sockaddr *)&p->ep->addr, p->ep->addrlen, NULL, &p->sio) < 0) {
+        if (tls_connect_sio(p->tls, fd, (struct sockaddr *)&p->ep->addr, p->ep->addrlen, NULL, &p->sio) < 0 ||
+            (p->h2 && tls_sio_offer_h2(&p->sio) < 0)) {
             health_verdict(p, 0, "out of memory for TLS");
             return -1;
         }
@@ -270,6 +326,12 @@ static void health_schedule(struct health_probe *p, int first)
 static void health_build_request(struct health_probe *p)
 {
     const struct cfg_health_check *c = p->cfg;
+    if (p->h2) {
+        struct health_h2_req r = health_h2_of(p);
+        ssize_t n = health_h2_request(&r, p->req, sizeof(p->req));
+        p->req_len = n > 0 ? (size_t)n : 0;
+        return;
+    }
     int n = snprintf(p->req, sizeof(p->req),
                      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: weir-health-check\r\n"
                      "Connection: close\r\n\r\n",
@@ -301,6 +363,7 @@ struct health *health_new(struct ev_loop *loop, struct cluster *set, size_t n_cl
             p->h = h;
             sio_init_closed(&p->sio);
             p->tls = set[i].cfg->tls;
+            p->h2 = set[i].cfg->protocol != CFG_UP_HTTP1;
             p->ep = &set[i].endpoints[e];
             p->cfg = &set[i].cfg->health_check;
             /* continue the streak the endpoint is in, so a reload does not

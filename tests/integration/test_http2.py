@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from conftest import IO_TIMEOUT, cluster_yaml, config, free_port, wait_port, wait_until
-from test_tls import Pki
+from tls_helpers import Pki
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6, 7, 9
@@ -245,8 +245,9 @@ def test_lanes_are_reused_across_streams(weir_factory, recording_backend):
     for _ in range(19):
         assert cl.get("/")["status"] == 200
     # one lane (one session, one upstream connection) carried them all;
-    # lanes are in memory: no descriptor per stream either
-    assert open_fds(w.proc.pid) == first
+    # lanes are in memory: no descriptor per stream either (fewer is fine:
+    # the start-up probe's connection may still have been open at `first`)
+    assert open_fds(w.proc.pid) <= first
     cl.close()
     assert b.count == 20 and b.connections == 1
 

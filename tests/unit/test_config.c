@@ -379,7 +379,7 @@ static void test_error_unknown_keys(void **state)
           "weir.yaml:3:5: unknown key 'health_chek' in cluster (expected one of: name, "
           "balance, hash_key, hash_method, timeouts, pool, max_connections, endpoints, "
           "max_requests, max_pending, queue_timeout, panic, slow_start, health_check, "
-          "outlier_detection, circuit_breaker, resolve, autoscale, tls)" },
+          "outlier_detection, circuit_breaker, resolve, autoscale, tls, protocol, h2_connections)" },
         { "clusters:\n  - name: api\n    circuit_breaker: { failure_ratio: 150% }\n",
           "weir.yaml:3:39: failure_ratio: expected a percentage 1%..100%, got '150%'" },
         { "clusters:\n  - name: api\n    health_check: { expect_status: 700 }\n",

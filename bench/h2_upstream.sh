@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# HTTP/2 to upstreams: weir (cluster protocol: h2c) and HAProxy (`proto h2`
+# on the server line) side by side, one worker each, in front of the same
+# nghttpd backend speaking h2c (a 100-byte file): h2load with many streams
+# per connection over TLS (ALPN h2) and over h2c to the proxy. Printed per
+# proxy: requests/s, the proxy's CPU time per request (from /proc/PID/stat)
+# and its resident memory after the run, then weir/HAProxy ratios.
+# The client, the backend and the proxy share the machine: on a small one
+# the CPU per request is the figure to compare.
+#
+# usage: bench/h2_upstream.sh               (build first: make)
+# env:   H2_REQUESTS (200000)   requests per run
+#        H2_CONNS (10)          connections
+#        H2_STREAMS (100)       concurrent streams per connection (h2load -m)
+#        BENCH_ROUNDS (3)       runs per proxy and test, interleaved; medians reported
+#        BENCH_PROXIES ("weir haproxy")
+#        H2_TESTS ("tls h2c")
+#        BUILD_DIR (build/release)
+set -uo pipefail
+BENCH_NAME=h2-upstream-bench
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh" || exit 1
+cd "$(dirname "$0")/.." || exit 1
+
+requests=${H2_REQUESTS:-200000}
+conns=${H2_CONNS:-10}
+streams=${H2_STREAMS:-100}
+rounds=${BENCH_ROUNDS:-3}
+proxies=${BENCH_PROXIES:-weir haproxy}
+tests=${H2_TESTS:-tls h2c}
+build=${BUILD_DIR:-build/release}
+clk_tck=$(getconf CLK_TCK)
+
+for tool in h2load openssl nghttpd; do
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh bench installs nghttp2-client, nghttp2-server and openssl)"
+done
+[ -x "$build/weir" ] || die "$build/weir not found; run make first"
+tmp=$(mktemp -d /tmp/weir-h2up-bench.XXXXXX)
+mkdir -p "$tmp/www"
+head -c 100 /dev/zero | tr '\0' x >"$tmp/www/index.html"
+
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/ecdsa.key" 2>/dev/null
+openssl req -x509 -new -key "$tmp/ecdsa.key" -days 2 -subj /CN=bench.test \
+  -addext subjectAltName=DNS:bench.test -out "$tmp/ecdsa.pem" 2>/dev/null || die "openssl req failed"
+cat "$tmp/ecdsa.pem" "$tmp/ecdsa.key" >"$tmp/ecdsa.combined.pem"
+
+read -r backend weir_t weir_c hap_t hap_c <<<"$(free_ports 5)"
+nghttpd --no-tls -a 127.0.0.1 -d "$tmp/www" -n 1 "$backend" >"$tmp/backend.log" 2>&1 &
+pids+=($!)
+wait_port "$backend" "$!" || die "nghttpd did not start"
+
+cat >"$tmp/weir.yaml" <<EOF
+workers: 1
+log: { level: warn }
+listeners:
+  - name: tls
+    listen: 127.0.0.1:$weir_t
+    tls: { certificates: [ { cert: $tmp/ecdsa.pem, key: $tmp/ecdsa.key } ] }
+    http2: { max_concurrent_streams: $streams }
+    timeouts: { client_idle: 300s }
+    routes: [ { cluster: be } ]
+  - name: h2c
+    listen: 127.0.0.1:$weir_c
+    http2: { max_concurrent_streams: $streams }
+    timeouts: { client_idle: 300s }
+    routes: [ { cluster: be } ]
+clusters:
+  - name: be
+    protocol: h2c
+    h2_connections: 4
+    pool: { max_idle: 1024 }
+    endpoints: [ 127.0.0.1:$backend ]
+EOF
+
+cat >"$tmp/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+    no strict-limits
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+frontend tls
+    bind 127.0.0.1:$hap_t ssl crt $tmp/ecdsa.combined.pem alpn h2,http/1.1
+    default_backend be
+frontend h2c
+    bind 127.0.0.1:$hap_c proto h2
+    default_backend be
+backend be
+    server b1 127.0.0.1:$backend proto h2
+EOF
+
+start_proxy() { # NAME: starts it, sets proxy_pid
+  case $1 in
+    weir) "$build/weir" -c "$tmp/weir.yaml" >"$tmp/weir.log" 2>&1 & ;;
+    haproxy) haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 & ;;
+  esac
+  proxy_pid=$!
+  pids+=("$proxy_pid")
+  local p
+  for p in $(ports_of "$1"); do wait_port "$p" "$proxy_pid" || die "$1 did not start (see $tmp/$1.log)"; done
+}
+
+ports_of() {
+  case $1 in weir) echo "$weir_t $weir_c" ;; haproxy) echo "$hap_t $hap_c" ;; esac
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# run URL -> prints "RATE CPU_US_PER_REQ FAILED RSS_KB"
+run() {
+  local url=$1/index.html t0 t1 out rate failed
+  h2load -n 2000 -c "$conns" -m "$streams" -t 1 "$url" >/dev/null 2>&1 # warm-up
+  t0=$(cpu_ticks "$proxy_pid")
+  out=$(timeout 300 h2load -n "$requests" -c "$conns" -m "$streams" -t 1 "$url" 2>&1)
+  t1=$(cpu_ticks "$proxy_pid")
+  rate=$(awk '/^finished in/ {print $4}' <<<"$out")
+  # a request counts as failed unless its answer was 2xx (an error page is fast)
+  failed=$(awk -v n="$requests" '/^status codes:/ {print n - $3}' <<<"$out")
+  awk -v r="$rate" -v t=$((t1 - t0)) -v n="$requests" -v hz="$clk_tck" -v f="${failed:-?}" -v m="$(rss_kb "$proxy_pid")" \
+    'BEGIN { printf "%s %.1f %s %s\n", r, t / hz * 1e6 / n, f, m }'
+}
+
+declare -A rate cpu mem
+echo "weir HTTP/2 upstream bench $(date -u +%Y%m%d-%H%M%S): $(nproc) cpu(s), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "versions: $(h2load --version 2>/dev/null | head -1) | $(haproxy -v 2>/dev/null | head -1 | cut -d' ' -f1-3)"
+echo "runs: $requests requests, $conns connections x $streams streams (h2load -m), backend nghttpd h2c (proxy -> backend over HTTP/2)"
+for round in $(seq "$rounds"); do
+  for p in $proxies; do
+    start_proxy "$p"
+    read -r pt pc <<<"$(ports_of "$p")"
+    for test in $tests; do
+      case $test in tls) url="https://127.0.0.1:$pt/" ;; h2c) url="http://127.0.0.1:$pc/" ;; esac
+      read -r r c f m <<<"$(run "$url")"
+      key="$p $test"
+      rate[$key]="${rate[$key]:-} $r"
+      cpu[$key]="${cpu[$key]:-} $c"
+      mem[$key]="${mem[$key]:-} $m"
+      printf '   round %d %-8s %-4s %10s req/s  %6s us CPU/req  RSS %6s kB  failed %s\n' "$round" "$p" "$test" "$r" "$c" "$m" "$f"
+    done
+    stop_pid "$proxy_pid"
+  done
+done
+
+echo
+echo "median of $rounds round(s)      req/s   proxy us CPU/req   RSS kB"
+for test in $tests; do
+  for p in $proxies; do
+    # shellcheck disable=SC2086
+    mr=$(median ${rate[$p $test]}) mc=$(median ${cpu[$p $test]}) mm=$(median ${mem[$p $test]})
+    declare "m_${p}_rate=$mr" "m_${p}_cpu=$mc" "m_${p}_mem=$mm"
+    printf '%-8s %-6s %12s %14s %10s\n' "$p" "$test" "$mr" "$mc" "$mm"
+  done
+  if [[ " $proxies " == *" weir "* && " $proxies " == *" haproxy "* ]]; then
+    printf '%-6s ratios weir/haproxy: req/s %s, CPU/req %s, RSS %s\n' "$test" \
+      "$(ratio "${m_weir_rate:-}" "${m_haproxy_rate:-}")" "$(ratio "${m_weir_cpu:-}" "${m_haproxy_cpu:-}")" \
+      "$(ratio "${m_weir_mem:-}" "${m_haproxy_mem:-}")"
+  fi
+done
