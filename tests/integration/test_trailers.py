@@ -11,6 +11,7 @@ import h2.connection
 import h2.events
 
 from conftest import IO_TIMEOUT, RawClient, config, free_port
+from test_http2 import metric
 
 # Forbidden as trailers (RFC 9110 6.5.1): weir drops them.
 FORBIDDEN = (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nAuthorization: x\r\n"
@@ -115,6 +116,23 @@ def test_response_trailers_just_under_the_limit_pass(weir_factory, recording_bac
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         data, section = dechunk(body_bytes(c.read_all()))
     assert data == body and section == trailers
+
+
+def test_response_trailers_through_compress(weir_factory, recording_backend):
+    """A compressed (re-framed) answer keeps its trailers."""
+    import gzip
+    body = b"text " * 2000
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + b"%x\r\n%s\r\n" % (len(body), body) + b"0\r\nX-Checksum: abc\r\n\r\n")
+    b = recording_backend(answer)
+    port = free_port()
+    w = weir_factory(config(port, [b.addr], routes="- cluster: app\n  compress: { algorithms: [gzip] }\n"))
+    with RawClient(w.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        raw = c.read_all()
+    assert b"content-encoding: gzip" in raw.partition(b"\r\n\r\n")[0].lower()
+    data, section = dechunk(body_bytes(raw))
+    assert gzip.decompress(data) == body and section == b"X-Checksum: abc\r\n"
 
 
 # ---- requests, HTTP/1.1 ----------------------------------------------------------
@@ -343,11 +361,16 @@ def test_grpc_status_not_listed_is_not_retried(weir_factory, recording_backend):
 def test_grpc_retries_stop_at_the_limit(weir_factory, recording_backend):
     a = recording_backend(trailers_only(8))
     b = recording_backend(trailers_only(8))
-    w = grpc_weir(weir_factory, [a, b],
-                  "{ attempts: 3, on: [grpc-resource-exhausted], backoff: { base: 1ms, max: 1ms } }")
+    port, aport = free_port(), free_port()
+    w = weir_factory(config(port, [a.addr, b.addr], top_extra="admin: { listen: 127.0.0.1:%d }\n" % aport,
+                            routes="""
+- cluster: app
+  retry: { attempts: 3, on: [grpc-resource-exhausted], backoff: { base: 1ms, max: 1ms } }
+"""), port=port)
     status, fields, body = grpc_call(w.port)
     assert status == 200 and fields.get("grpc-status") == "8"  # the last attempt's answer
     assert a.count + b.count == 3
+    assert metric(aport, "weir_upstream_retries_total", cluster="app", reason="grpc") == 2
 
 
 def test_grpc_status_in_real_trailers_is_not_retried(weir_factory, recording_backend):
