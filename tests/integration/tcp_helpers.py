@@ -7,6 +7,9 @@ import ssl
 import struct
 import threading
 
+import pytest
+import requests
+
 from conftest import IO_TIMEOUT, free_port, indent
 
 
@@ -173,3 +176,24 @@ def metric(text, name, **labels):
 
 def new_port():
     return free_port()
+
+
+@pytest.fixture
+def backends():
+    """backends(name, **kw) starts a TcpBackend; every one stops after the
+    test. A test module takes it with `from tcp_helpers import backends`."""
+    started = []
+
+    def start(name, **kw):
+        b = TcpBackend(name, **kw)
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()
+
+
+def scrape(aport):
+    """The admin listener's /metrics text."""
+    return requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=IO_TIMEOUT).text

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from conftest import IO_TIMEOUT, cluster_yaml, free_port, wait_until
-from tcp_helpers import metric, tcp_config
+from tcp_helpers import metric, scrape, tcp_config
 
 grpc = pytest.importorskip("grpc")
 
@@ -122,10 +122,6 @@ def who(port):
         call = ch.unary_unary("/test.Who/Am", request_serializer=lambda b: b,
                               response_deserializer=lambda b: b)
         return call(b"", timeout=IO_TIMEOUT).decode()
-
-
-def scrape(aport):
-    return requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=IO_TIMEOUT).text
 
 
 def up(aport, addr):

@@ -13,26 +13,8 @@ import requests
 
 from conftest import IO_TIMEOUT, SANITIZED, free_port, wait_until, cluster_yaml
 from redis_helpers import RedisProc
-from tcp_helpers import (TcpBackend, client_hello, exchange, metric, parse_proxy_v2, proxy_v2,
-                         tcp_config)
-
-
-@pytest.fixture
-def backends():
-    started = []
-
-    def start(name, **kw):
-        b = TcpBackend(name, **kw)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
-
-
-def scrape(aport):
-    return requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=IO_TIMEOUT).text
+from tcp_helpers import (backends, client_hello, exchange, metric, parse_proxy_v2,  # noqa: F401
+                         proxy_v2, scrape, tcp_config)
 
 
 def test_tcp_carries_redis_and_http_unchanged(weir_factory, demo_backend, tmp_path):

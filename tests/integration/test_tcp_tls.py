@@ -14,11 +14,10 @@ import threading
 
 import pytest
 import redis
-import requests
 
 from conftest import IO_TIMEOUT, cluster_yaml, free_port, wait_until
 from redis_helpers import RedisProc
-from tcp_helpers import TcpBackend, metric, parse_proxy_v2, tcp_config
+from tcp_helpers import backends, metric, parse_proxy_v2, scrape, tcp_config  # noqa: F401
 from tls_helpers import Pki
 
 pytestmark = pytest.mark.skipif(
@@ -38,20 +37,6 @@ def pki(tmp_path_factory):
     return p
 
 
-@pytest.fixture
-def backends():
-    started = []
-
-    def start(name, **kw):
-        b = TcpBackend(name, **kw)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
-
-
 def tls_map(pki, default="default", extra=""):
     return ("tls:\n  certificates:\n"
             "    - { cert: %s, key: %s }\n" % (pki.path(default + ".pem"), pki.path(default + ".key")) +
@@ -65,10 +50,6 @@ def client_ctx(pki, cert=None):
     if cert:
         ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(cert + ".key"))
     return ctx
-
-
-def scrape(aport):
-    return requests.get("http://127.0.0.1:%d/metrics" % aport, timeout=IO_TIMEOUT).text
 
 
 class TlsClient:
